@@ -1,0 +1,29 @@
+// Cursor: ordered iteration over a Table, in both directions.
+#ifndef FERN_CURSOR_H_
+#define FERN_CURSOR_H_
+
+#include <string_view>
+
+#include "fern/status.h"
+
+namespace fern {
+
+// A Cursor sees what its transaction may see. It is used by one thread at a time.
+class Cursor {
+ public:
+  virtual ~Cursor();
+  virtual void SeekToFirst() = 0;
+  virtual void SeekToLast() = 0;
+  virtual void Seek(std::string_view target) = 0;         // first key >= target
+  virtual void SeekForPrev(std::string_view target) = 0;  // last key <= target
+  virtual void Next() = 0;                                // REQUIRES: Valid()
+  virtual void Prev() = 0;                                // REQUIRES: Valid()
+  virtual bool Valid() const = 0;
+  virtual std::string_view key() const = 0;  // valid until the cursor moves
+  virtual std::string_view value() const = 0;
+  virtual Status status() const = 0;  // non-OK if iteration stopped on an error
+};
+
+}  // namespace fern
+
+#endif  // FERN_CURSOR_H_

@@ -1,0 +1,23 @@
+// Loader: bulk-builds an empty table from rows given in any order.
+#ifndef FERN_LOADER_H_
+#define FERN_LOADER_H_
+
+#include <string_view>
+
+#include "fern/status.h"
+
+namespace fern {
+
+// Nothing is visible until Finish returns OK; a crash or an error before that leaves the
+// table empty. Memory stays within the Env's budget (it sorts in runs spilled to disk).
+class Loader {
+ public:
+  virtual ~Loader();  // abandons the load unless Finish returned OK
+  virtual Status Add(std::string_view key, std::string_view value) = 0;
+  // A key added twice: AlreadyExists naming it, nothing loaded.
+  virtual Status Finish() = 0;
+};
+
+}  // namespace fern
+
+#endif  // FERN_LOADER_H_

@@ -1,0 +1,72 @@
+// Options for opening an Env, a Table and a transaction.
+#ifndef FERN_OPTIONS_H_
+#define FERN_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fern {
+
+enum class Compression : uint8_t { kNone, kSnappy, kZlib, kZstd, kLzma };
+
+enum class Isolation : uint8_t {
+  kReadUncommitted,
+  kReadCommitted,  // the default
+  kSnapshot,       // repeatable read
+  kSerializable
+};
+
+// The function that Table::Update and Table::UpdateAll apply, lazily, wherever the message
+// lands. `old_value` is nullptr when the key is absent. Return the new value, or std::nullopt
+// to delete the row. It must be deterministic: recovery replays it.
+using UpdateFunction = std::function<std::optional<std::string>(
+    std::string_view key, const std::string_view* old_value, std::string_view extra)>;
+
+struct Options {  // for Env::Open
+  bool create_if_missing = true;
+  bool error_if_exists = false;
+  size_t cache_bytes = size_t{256} << 20;  // the cachetable's memory budget, honoured
+  bool sync_commits = true;  // Commit returns only after its log record is fsynced
+  uint32_t checkpoint_period_ms = 60000;
+  uint32_t cleaner_period_ms = 1000;
+  uint32_t lock_timeout_ms = 4000;
+  int background_threads = 0;      // 0: one per core
+  UpdateFunction update_function;  // may be empty when Update/UpdateAll are not used
+};
+
+// Orders keys. Its Name() is stored with the table: reopening with another name is
+// InvalidArgument. Implementations must be thread-safe and outlive every Env using them.
+class Comparator {
+ public:
+  virtual ~Comparator();
+  virtual int Compare(std::string_view a, std::string_view b) const = 0;
+  virtual const char* Name() const = 0;
+};
+
+// The default: memcmp order, shorter first on ties. Name: "fern.BytewiseComparator".
+const Comparator* BytewiseComparator();
+
+struct TableOptions {  // for Env::OpenTable; stored in the table on create
+  const Comparator* comparator = nullptr;  // nullptr: BytewiseComparator()
+  Compression compression = Compression::kZstd;
+  int compression_level = 0;  // 0: the codec's default
+  uint32_t node_bytes = uint32_t{4} << 20;
+  uint32_t basement_bytes = uint32_t{64} << 10;
+};
+
+struct TxnOptions {
+  Isolation isolation = Isolation::kReadCommitted;
+  std::optional<bool> sync;  // overrides Options::sync_commits for this txn
+};
+
+// Limits on what one row may hold; larger is InvalidArgument.
+inline constexpr size_t kMaxKeyBytes = size_t{32} << 10;
+inline constexpr size_t kMaxValueBytes = size_t{32} << 20;
+
+}  // namespace fern
+
+#endif  // FERN_OPTIONS_H_

@@ -1,0 +1,154 @@
+// The cachetable: Fern's page cache. It holds "pairs" — (file, block number) -> an in-memory
+// value — in a hash table, threads them on one clock list in order of first miss, and keeps
+// their total memory within a budget by evicting cold pairs (writing dirty ones first) and
+// partially evicting warm ones. It knows nothing of trees: values and I/O are reached
+// through CacheValue and CacheFileOwner.
+//
+// Thread-safety: every method may be called from any thread. A pair is pinned with a read
+// (shared) or write (exclusive) lock; the cachetable's own mutex is never held while an
+// owner callback runs (I/O and (de)compression happen outside it).
+#ifndef FERN_CACHETABLE_CACHETABLE_H_
+#define FERN_CACHETABLE_CACHETABLE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "fern/status.h"
+
+namespace fern {
+
+using BlockNum = int64_t;
+using CacheFileId = uint32_t;
+
+// A value held by the cachetable (a tree node). Its owner decides what it contains.
+class CacheValue {
+ public:
+  virtual ~CacheValue() = default;
+  // Current memory footprint in bytes. Read by the cachetable at PinNew/Unpin/after
+  // callbacks; the value must not change size while pinned by nobody.
+  virtual size_t MemoryBytes() const = 0;
+};
+
+// Implemented by whoever owns a cached file (a fractal tree). The callbacks run with the
+// pair locked exclusively by the cachetable (no client holds it) and with no cachetable
+// mutex held; they must not pin the same pair.
+class CacheFileOwner {
+ public:
+  virtual ~CacheFileOwner() = default;
+  // Reads `block` from disk into a new value (which may be partial: e.g. only a node's
+  // header and pivots). Errors (Corruption, IOError) are returned from Pin.
+  virtual Status FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* value) = 0;
+  // Writes a dirty value to disk. After OK the pair is clean.
+  virtual Status WriteBlock(BlockNum block, CacheValue* value) = 0;
+  // Drops cold parts of a clean value (e.g. decompressed basements) to save memory.
+  // Returns true if anything was dropped. Default: nothing to drop.
+  virtual bool PartialEvict(BlockNum block, CacheValue* value) { return false; }
+};
+
+struct CachetableStats {
+  uint64_t size_bytes = 0;   // memory held by all pairs now
+  uint64_t limit_bytes = 0;  // the budget
+  uint64_t pairs = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t full_evictions = 0;
+  uint64_t partial_evictions = 0;
+  uint64_t bytes_evicted = 0;  // memory released by full and partial evictions
+  uint64_t dirty_writes = 0;   // WriteBlock calls made by eviction and WriteDirty
+};
+
+class Cachetable;
+
+// A pinned pair. Move-only; unpins on destruction. Used by one thread.
+class PinnedPair {
+ public:
+  PinnedPair() = default;
+  PinnedPair(PinnedPair&& other) noexcept;
+  PinnedPair& operator=(PinnedPair&& other) noexcept;
+  PinnedPair(const PinnedPair&) = delete;
+  PinnedPair& operator=(const PinnedPair&) = delete;
+  ~PinnedPair() { Unpin(); }
+
+  bool pinned() const { return pair_ != nullptr; }
+  CacheValue* value() const;
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(value());
+  }
+  BlockNum block() const;
+  bool write_locked() const { return write_; }
+
+  // REQUIRES: pinned for write. The pair will be written before it is evicted.
+  void MarkDirty();
+  // Re-reads the value's MemoryBytes() into the cache's accounting (call after growing or
+  // shrinking the value while pinned; Unpin does it too).
+  void UpdateSize();
+  // Releases the lock and the pin; may run eviction if the cache is over budget.
+  void Unpin();
+
+ private:
+  friend class Cachetable;
+  Cachetable* table_ = nullptr;
+  void* pair_ = nullptr;  // the cachetable's internal pair
+  bool write_ = false;
+};
+
+class Cachetable {
+ public:
+  explicit Cachetable(size_t budget_bytes);
+  // REQUIRES: every file closed.
+  ~Cachetable();
+  Cachetable(const Cachetable&) = delete;
+  Cachetable& operator=(const Cachetable&) = delete;
+
+  // Registers a file's owner; the owner must outlive CloseFile.
+  CacheFileId OpenFile(CacheFileOwner* owner);
+  // Writes every dirty pair of the file (when `write_dirty`) and drops all its pairs.
+  // REQUIRES: no pair of the file is pinned. On a write error the pairs stay cached.
+  Status CloseFile(CacheFileId file, bool write_dirty);
+  // Writes every dirty pair of the file; the pairs stay cached, now clean. Pairs pinned by
+  // the caller's thread must not exist (it waits for each pair's lock).
+  Status WriteDirty(CacheFileId file);
+
+  enum class Lock { kRead, kWrite };
+  // Pins the pair, fetching it through the owner on a miss. Blocks while another thread
+  // holds a conflicting lock.
+  Status Pin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin);
+  // Like Pin but never waits for a lock: Busy if the pair is locked in a conflicting mode.
+  // (A miss still fetches.)
+  Status TryPin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin);
+  // Adds a value that is not on disk yet, pinned for write and dirty.
+  // REQUIRES: (file, block) is not cached.
+  void PinNew(CacheFileId file, BlockNum block, std::unique_ptr<CacheValue> value,
+              PinnedPair* pin);
+  // Drops a pair without writing it (its block was freed). REQUIRES: pinned for write.
+  void Remove(PinnedPair* pin);
+  // True if the pair is cached (for tests and prefetch decisions).
+  bool IsCached(CacheFileId file, BlockNum block);
+
+  // Evicts until memory is within the budget or nothing more can go. Called by Unpin when
+  // over budget; callable directly (the evictor thread will).
+  void EvictIfOverBudget();
+
+  size_t budget() const { return budget_; }
+  size_t size_bytes() const { return size_bytes_.load(std::memory_order_relaxed); }
+  CachetableStats stats() const;
+
+ private:
+  friend class PinnedPair;
+  struct Impl;
+  void UnpinPair(void* pair, bool write);
+  void MarkPairDirty(void* pair);
+  void UpdatePairSize(void* pair);
+
+  const size_t budget_;
+  std::atomic<size_t> size_bytes_{0};
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fern
+
+#endif  // FERN_CACHETABLE_CACHETABLE_H_

@@ -1,0 +1,39 @@
+// The fault-injection seam of the file layer. Production code consults the installed
+// injector (one relaxed atomic load when none is installed) before each write, sync and
+// read; tests install one to fail or damage I/O on chosen paths.
+#ifndef FERN_UTIL_FAULT_INJECTION_H_
+#define FERN_UTIL_FAULT_INJECTION_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "fern/status.h"
+
+namespace fern {
+
+class FaultInjector {
+ public:
+  virtual ~FaultInjector() = default;
+  // Before a write of `*size` bytes at `offset`. Returning non-OK fails the write without
+  // touching the file. Lowering `*size` makes a short (torn) write of that many bytes that
+  // then reports IOError.
+  virtual Status BeforeWrite(const std::string& path, uint64_t offset, size_t* size) {
+    return Status::OK();
+  }
+  // Before fsync / fdatasync. Non-OK fails the sync.
+  virtual Status BeforeSync(const std::string& path) { return Status::OK(); }
+  // After a successful read; may alter the bytes (e.g. flip a bit) or fail the read.
+  virtual Status AfterRead(const std::string& path, uint64_t offset, std::string* data) {
+    return Status::OK();
+  }
+};
+
+// Installs `injector` for every file in the process (nullptr removes it). The caller keeps
+// ownership and must keep it alive until it is removed. Meant for tests.
+void SetFaultInjector(FaultInjector* injector);
+FaultInjector* CurrentFaultInjector();
+
+}  // namespace fern
+
+#endif  // FERN_UTIL_FAULT_INJECTION_H_

@@ -1,0 +1,226 @@
+#include "util/file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "util/strings.h"
+#include "util/fault_injection.h"
+#include "util/status_macros.h"
+
+namespace fern {
+
+namespace {
+
+Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
+  return Status::IOError(StrCat(path, ": ", what, ": ", std::strerror(err)));
+}
+
+}  // namespace
+
+Status File::Open(const std::string& path, Mode mode, std::unique_ptr<File>* file) {
+  int flags = O_CLOEXEC;
+  switch (mode) {
+    case Mode::kReadOnly: flags |= O_RDONLY; break;
+    case Mode::kReadWrite: flags |= O_RDWR; break;
+    case Mode::kCreate: flags |= O_RDWR | O_CREAT; break;
+    case Mode::kCreateTruncate: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
+  }
+  int fd = ::open(path.c_str(), flags, 0644);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::NotFound(StrCat(path, ": no such file"));
+    return ErrnoStatus("open", path, errno);
+  }
+  file->reset(new File(path, fd));
+  return Status::OK();
+}
+
+File::~File() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status File::ReadUpTo(uint64_t offset, size_t n, std::string* out) const {
+  out->resize(n);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd_, out->data() + done, n - done, static_cast<off_t>(offset + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      out->clear();
+      return ErrnoStatus(StrCat("read at offset ", offset), path_, errno);
+    }
+    if (r == 0) break;
+    done += static_cast<size_t>(r);
+  }
+  out->resize(done);
+  if (FaultInjector* injector = CurrentFaultInjector()) {
+    FERN_RETURN_IF_ERROR(injector->AfterRead(path_, offset, out));
+  }
+  return Status::OK();
+}
+
+Status File::Read(uint64_t offset, size_t n, std::string* out) const {
+  FERN_RETURN_IF_ERROR(ReadUpTo(offset, n, out));
+  if (out->size() != n) {
+    size_t got = out->size();
+    out->clear();
+    return Status::Corruption(StrCat(path_, ": short read at offset ", offset, ": wanted ",
+                                           n, " bytes, got ", got));
+  }
+  return Status::OK();
+}
+
+Status File::Write(uint64_t offset, std::string_view data) {
+  size_t size = data.size();
+  bool torn = false;
+  if (FaultInjector* injector = CurrentFaultInjector()) {
+    FERN_RETURN_IF_ERROR(injector->BeforeWrite(path_, offset, &size));
+    if (size < data.size()) torn = true;
+  }
+  size_t done = 0;
+  while (done < size) {
+    ssize_t r = ::pwrite(fd_, data.data() + done, size - done, static_cast<off_t>(offset + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(StrCat("write at offset ", offset), path_, errno);
+    }
+    done += static_cast<size_t>(r);
+  }
+  if (torn) {
+    return Status::IOError(StrCat(path_, ": write at offset ", offset, " torn after ",
+                                        size, " of ", data.size(), " bytes (injected)"));
+  }
+  return Status::OK();
+}
+
+Status File::Append(std::string_view data) {
+  uint64_t end;
+  FERN_RETURN_IF_ERROR(Size(&end));
+  return Write(end, data);
+}
+
+Status File::Sync() {
+  if (FaultInjector* injector = CurrentFaultInjector()) {
+    FERN_RETURN_IF_ERROR(injector->BeforeSync(path_));
+  }
+  if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
+  return Status::OK();
+}
+
+Status File::Truncate(uint64_t size) {
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+    return ErrnoStatus("ftruncate", path_, errno);
+  }
+  return Status::OK();
+}
+
+Status File::Size(uint64_t* size) const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat", path_, errno);
+  *size = static_cast<uint64_t>(st.st_size);
+  return Status::OK();
+}
+
+Status ReadFileToString(const std::string& path, std::string* contents) {
+  std::unique_ptr<File> file;
+  FERN_RETURN_IF_ERROR(File::Open(path, File::Mode::kReadOnly, &file));
+  uint64_t size;
+  FERN_RETURN_IF_ERROR(file->Size(&size));
+  return file->Read(0, size, contents);
+}
+
+Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+  std::string temp = path + ".tmp";
+  {
+    std::unique_ptr<File> file;
+    FERN_RETURN_IF_ERROR(File::Open(temp, File::Mode::kCreateTruncate, &file));
+    FERN_RETURN_IF_ERROR(file->Write(0, contents));
+    FERN_RETURN_IF_ERROR(file->Sync());
+  }
+  FERN_RETURN_IF_ERROR(RenameFile(temp, path));
+  std::string dir = ".";
+  if (size_t slash = path.rfind('/'); slash != std::string::npos) dir = path.substr(0, slash);
+  return SyncDir(dir.empty() ? "/" : dir);
+}
+
+Status CreateDirIfMissing(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoStatus("mkdir", path, errno);
+  }
+  if (!IsDirectory(path)) return Status::IOError(StrCat(path, ": not a directory"));
+  return Status::OK();
+}
+
+Status ListDir(const std::string& path, std::vector<std::string>* names) {
+  names->clear();
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return ErrnoStatus("opendir", path, errno);
+  while (struct dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") names->push_back(std::move(name));
+  }
+  ::closedir(dir);
+  return Status::OK();
+}
+
+Status RemoveFile(const std::string& path) {
+  if (::unlink(path.c_str()) != 0) return ErrnoStatus("unlink", path, errno);
+  return Status::OK();
+}
+
+Status RenameFile(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    return ErrnoStatus(StrCat("rename to ", to), from, errno);
+  }
+  return Status::OK();
+}
+
+Status SyncDir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open directory", path, errno);
+  Status s;
+  if (FaultInjector* injector = CurrentFaultInjector()) s = injector->BeforeSync(path);
+  if (s.ok() && ::fsync(fd) != 0) s = ErrnoStatus("fsync directory", path, errno);
+  ::close(fd);
+  return s;
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+Status FileLock::Acquire(const std::string& path, std::unique_ptr<FileLock>* lock) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus("open lock file", path, errno);
+  // flock locks belong to the open file description, so a second open of the same path in
+  // this process conflicts too — exactly the "one Env per directory" rule.
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return Status::IOError(
+          StrCat(path, ": locked: the Env is already open in this or another process"));
+    }
+    return ErrnoStatus("flock", path, err);
+  }
+  lock->reset(new FileLock(path, fd));
+  return Status::OK();
+}
+
+FileLock::~FileLock() {
+  ::flock(fd_, LOCK_UN);
+  ::close(fd_);
+}
+
+}  // namespace fern

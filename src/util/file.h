@@ -1,0 +1,71 @@
+// The file layer: every byte Fern reads or writes goes through here, so that errors carry
+// the path and errno, and tests can inject faults (see fault_injection.h) at the exact
+// places where I/O can fail.
+#ifndef FERN_UTIL_FILE_H_
+#define FERN_UTIL_FILE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fern/status.h"
+
+namespace fern {
+
+// A file opened for positional reads and writes. Thread-safe for concurrent Read/Write at
+// distinct offsets (pread/pwrite); Append is for a single writer.
+class File {
+ public:
+  enum class Mode { kReadOnly, kReadWrite, kCreate /* read-write, created if missing */,
+                    kCreateTruncate };
+  static Status Open(const std::string& path, Mode mode, std::unique_ptr<File>* file);
+  ~File();
+
+  // Reads exactly `n` bytes at `offset` into `*out`. Fewer bytes available is Corruption
+  // ("<path>: short read at offset X: wanted N, got M").
+  Status Read(uint64_t offset, size_t n, std::string* out) const;
+  // Reads up to `n` bytes; `*out` may be shorter at the end of the file.
+  Status ReadUpTo(uint64_t offset, size_t n, std::string* out) const;
+  Status Write(uint64_t offset, std::string_view data);
+  Status Append(std::string_view data);  // at the current end of the file
+  Status Sync();                          // fdatasync
+  Status Truncate(uint64_t size);
+  Status Size(uint64_t* size) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  File(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_;
+};
+
+// Whole-file and directory operations.
+Status ReadFileToString(const std::string& path, std::string* contents);
+// Writes `contents` to `path` atomically: a temporary file, fsync, rename, fsync of the dir.
+Status WriteFileAtomically(const std::string& path, std::string_view contents);
+Status CreateDirIfMissing(const std::string& path);
+Status ListDir(const std::string& path, std::vector<std::string>* names);
+Status RemoveFile(const std::string& path);
+Status RenameFile(const std::string& from, const std::string& to);
+Status SyncDir(const std::string& path);
+bool PathExists(const std::string& path);
+bool IsDirectory(const std::string& path);
+
+// An exclusive advisory lock (flock) on a file, held until destroyed. A second lock on the
+// same path, from this process or another, fails with IOError naming the path.
+class FileLock {
+ public:
+  static Status Acquire(const std::string& path, std::unique_ptr<FileLock>* lock);
+  ~FileLock();
+
+ private:
+  FileLock(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_;
+};
+
+}  // namespace fern
+
+#endif  // FERN_UTIL_FILE_H_

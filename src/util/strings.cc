@@ -1,0 +1,23 @@
+#include "util/strings.h"
+
+namespace fern {
+
+std::string EscapeBytes(std::string_view bytes, size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  size_t n = bytes.size() < max_bytes ? bytes.size() : max_bytes;
+  for (size_t i = 0; i < n; ++i) {
+    auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  if (n < bytes.size()) out += "...";
+  return out;
+}
+
+}  // namespace fern

@@ -1,0 +1,44 @@
+// String building for messages and keys.
+//
+// Debian's Abseil is built with its own absl::string_view (ABSL_OPTION_USE_STD_STRING_VIEW
+// is 0), so absl::StrCat does not accept std::string_view. Fern's code uses std::string_view
+// throughout and builds text with fern::StrCat instead.
+#ifndef FERN_UTIL_STRINGS_H_
+#define FERN_UTIL_STRINGS_H_
+
+#include <concepts>
+#include <string>
+#include <string_view>
+
+namespace fern {
+
+namespace strings_internal {
+inline void AppendPiece(std::string* out, std::string_view piece) { out->append(piece); }
+inline void AppendPiece(std::string* out, const char* piece) { out->append(piece); }
+inline void AppendPiece(std::string* out, const std::string& piece) { out->append(piece); }
+inline void AppendPiece(std::string* out, char c) { out->push_back(c); }
+inline void AppendPiece(std::string* out, bool b) { out->append(b ? "true" : "false"); }
+template <std::integral T>
+void AppendPiece(std::string* out, T v) {
+  out->append(std::to_string(v));
+}
+template <std::floating_point T>
+void AppendPiece(std::string* out, T v) {
+  out->append(std::to_string(v));
+}
+}  // namespace strings_internal
+
+template <typename... Args>
+std::string StrCat(const Args&... args) {
+  std::string out;
+  (strings_internal::AppendPiece(&out, args), ...);
+  return out;
+}
+
+// Renders bytes for a human: printable ASCII as is, anything else as \xNN; at most
+// `max_bytes` of input, with "..." when cut.
+std::string EscapeBytes(std::string_view bytes, size_t max_bytes = 64);
+
+}  // namespace fern
+
+#endif  // FERN_UTIL_STRINGS_H_
