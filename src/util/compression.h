@@ -7,6 +7,14 @@
 //   0       1        codec tag: 0 none, 1 snappy, 2 zlib, 3 zstd, 4 lzma (= Compression)
 //   1       varint   uncompressed size in bytes
 //   ...     rest     the codec's output (for `none`, the raw bytes)
+//
+// Frame format version 1. The payload is exactly one unit of the codec's own format: a snappy
+// raw block, a zlib stream (RFC 1950), a zstd frame (with its content size), an .xz stream
+// (with a CRC32 check). The frame carries no checksum of its own; the caller's partition
+// checksum covers it, so a flipped payload bit that the codec cannot notice (none, snappy,
+// zstd) decodes to wrong bytes of the right size, and must be caught by that checksum.
+//
+// All functions are thread-safe; zstd contexts are cached per thread.
 #ifndef FERN_UTIL_COMPRESSION_H_
 #define FERN_UTIL_COMPRESSION_H_
 
@@ -23,13 +31,24 @@ namespace fern {
 // allocating gigabytes on a damaged length).
 inline constexpr uint64_t kMaxPartitionBytes = uint64_t{256} << 20;
 
+// "none", "snappy", "zlib", "zstd", "lzma"; "unknown" for a value outside the enum.
 const char* CompressionName(Compression codec);
+// The inverse of CompressionName; false (and `*codec` untouched) for any other name.
+bool ParseCompressionName(std::string_view name, Compression* codec);
 
-// Appends the frame for `raw` to `*frame`. `level` 0 means the codec's default.
+// Appends the frame for `raw` to `*frame` (`raw` must not point into `*frame`); the tag is
+// always `codec`, even when the payload comes out larger than `raw`. `level` 0 means Fern's
+// default for the codec (zstd 1, zlib 6, lzma 6); other values are clamped to the codec's
+// range (zstd: its negative fast levels up to 22; zlib and lzma: 1..9); snappy has no levels.
+// InvalidArgument for a codec outside the enum or `raw` larger than kMaxPartitionBytes;
+// IOError if the codec itself fails (out of memory), leaving `*frame` as it was.
 Status CompressPartition(Compression codec, int level, std::string_view raw, std::string* frame);
 
-// Replaces `*raw` with the decoded contents of `frame`; `*codec` (optional) gets the tag.
-// Any malformed frame (unknown tag, bad size, codec error, size mismatch) is Corruption.
+// Replaces `*raw` with the decoded contents of `frame` (which must not point into `*raw`);
+// `*codec` (optional) gets the tag. Any malformed frame (empty, unknown tag, bad or too
+// large size, codec error, size mismatch, trailing bytes) is Corruption saying which, with
+// `*raw` left empty; no input makes it read out of bounds or allocate more than
+// kMaxPartitionBytes plus the codec's working memory.
 Status DecompressPartition(std::string_view frame, std::string* raw, Compression* codec = nullptr);
 
 // Reads just the codec tag of a frame; false if the frame is empty or the tag unknown.

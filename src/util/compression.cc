@@ -1,0 +1,353 @@
+#include "util/compression.h"
+
+#include <lzma.h>
+#include <snappy.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "util/coding.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+// Level 1 rather than ZSTD_CLEVEL_DEFAULT (3). Measured on this machine with 400 synthetic
+// 64 KiB basements (sorted 16-byte keys, 100-byte values), reusing contexts:
+//   values half random letters, half repeated: level 1 ratio 3.40, 540 MB/s compress;
+//                                              level 3 ratio 3.33, 290 MB/s compress;
+//   values of words and numbers:               level 1 ratio 3.75, 355 MB/s compress;
+//                                              level 3 ratio 3.86, 336 MB/s compress.
+// Decompression ran at the same speed for both (1.5-3.3 GB/s). Level 1 compresses up to 1.9x
+// faster for at most 3% in ratio, and compression sits on the eviction and checkpoint path.
+constexpr int kDefaultZstdLevel = 1;
+
+// Contexts are reused per thread: a fresh context per call (ZSTD_compress/ZSTD_decompress)
+// costs an allocation and initialisation that, on 64 KiB partitions, made decompression
+// 1.3-2.1x slower (1.98 vs 3.31 GB/s at level 1) and compression ~10% slower.
+struct ZstdContextDeleter {
+  void operator()(ZSTD_CCtx* context) const { ZSTD_freeCCtx(context); }
+  void operator()(ZSTD_DCtx* context) const { ZSTD_freeDCtx(context); }
+};
+
+ZSTD_CCtx* ThreadZstdCompressContext() {
+  thread_local std::unique_ptr<ZSTD_CCtx, ZstdContextDeleter> context(ZSTD_createCCtx());
+  return context.get();
+}
+
+ZSTD_DCtx* ThreadZstdDecompressContext() {
+  thread_local std::unique_ptr<ZSTD_DCtx, ZstdContextDeleter> context(ZSTD_createDCtx());
+  return context.get();
+}
+
+// The decoder's memory ceiling: enough for the largest preset Fern writes (9, a 64 MiB
+// dictionary), so a damaged header cannot make liblzma reserve more.
+uint64_t LzmaDecoderMemoryLimit() {
+  static const uint64_t limit = lzma_easy_decoder_memusage(9 | LZMA_PRESET_EXTREME);
+  return limit;
+}
+
+bool IsKnownCodec(uint8_t tag) { return tag <= static_cast<uint8_t>(Compression::kLzma); }
+
+// Each Compress* function writes the codec's output for `raw` at `out` (capacity `*size`,
+// which is at least the codec's bound) and sets `*size` to the bytes written.
+
+Status CompressSnappy(std::string_view raw, char* out, size_t* size) {
+  snappy::RawCompress(raw.data(), raw.size(), out, size);
+  return Status::OK();
+}
+
+Status CompressZlib(int level, std::string_view raw, char* out, size_t* size) {
+  // zlib's own level 0 means "store"; Fern's 0 means the codec's default (6).
+  if (level == 0) level = Z_DEFAULT_COMPRESSION;
+  level = std::clamp(level, Z_DEFAULT_COMPRESSION, Z_BEST_COMPRESSION);
+  uLongf written = *size;
+  int rc = compress2(reinterpret_cast<Bytef*>(out), &written,
+                     reinterpret_cast<const Bytef*>(raw.data()), raw.size(), level);
+  if (rc != Z_OK) return Status::IOError(StrCat("zlib compress2 failed: error ", rc));
+  *size = written;
+  return Status::OK();
+}
+
+Status CompressZstd(int level, std::string_view raw, char* out, size_t* size) {
+  if (level == 0) level = kDefaultZstdLevel;
+  level = std::clamp(level, ZSTD_minCLevel(), ZSTD_maxCLevel());
+  size_t written;
+  if (ZSTD_CCtx* context = ThreadZstdCompressContext()) {
+    written = ZSTD_compressCCtx(context, out, *size, raw.data(), raw.size(), level);
+  } else {
+    written = ZSTD_compress(out, *size, raw.data(), raw.size(), level);
+  }
+  if (ZSTD_isError(written)) {
+    return Status::IOError(StrCat("zstd compress failed: ", ZSTD_getErrorName(written)));
+  }
+  *size = written;
+  return Status::OK();
+}
+
+Status CompressLzma(int level, std::string_view raw, char* out, size_t* size) {
+  uint32_t preset =
+      level == 0 ? LZMA_PRESET_DEFAULT : static_cast<uint32_t>(std::clamp(level, 0, 9));
+  size_t written = 0;
+  // CRC32 costs little next to LZMA itself and catches damage the partition checksum
+  // cannot (a frame damaged in memory after it was verified).
+  lzma_ret rc = lzma_easy_buffer_encode(preset, LZMA_CHECK_CRC32, nullptr,
+                                        reinterpret_cast<const uint8_t*>(raw.data()), raw.size(),
+                                        reinterpret_cast<uint8_t*>(out), &written, *size);
+  if (rc != LZMA_OK)
+    return Status::IOError(StrCat("lzma encode failed: error ", static_cast<int>(rc)));
+  *size = written;
+  return Status::OK();
+}
+
+size_t CompressedBound(Compression codec, size_t raw_size) {
+  switch (codec) {
+    case Compression::kNone:
+      return raw_size;
+    case Compression::kSnappy:
+      return snappy::MaxCompressedLength(raw_size);
+    case Compression::kZlib:
+      return compressBound(raw_size);
+    case Compression::kZstd:
+      return ZSTD_compressBound(raw_size);
+    case Compression::kLzma:
+      return lzma_stream_buffer_bound(raw_size);
+  }
+  return 0;
+}
+
+// Each Decompress* function fills exactly `out.size()` bytes (the declared size) from
+// `payload`, or returns Corruption: a payload that decodes to more or fewer bytes, carries
+// trailing bytes, or fails the codec's own checks.
+
+Status DecompressSnappy(std::string_view payload, std::string* out) {
+  size_t inner_size;
+  if (!snappy::GetUncompressedLength(payload.data(), payload.size(), &inner_size)) {
+    return Status::Corruption("snappy: unreadable length");
+  }
+  if (inner_size != out->size()) {
+    return Status::Corruption(
+        StrCat("snappy: payload holds ", inner_size, " bytes, frame declares ", out->size()));
+  }
+  if (!snappy::RawUncompress(payload.data(), payload.size(), out->data())) {
+    return Status::Corruption("snappy: malformed payload");
+  }
+  return Status::OK();
+}
+
+Status DecompressZlib(std::string_view payload, std::string* out) {
+  uLongf produced = out->size();
+  uLong consumed = payload.size();
+  int rc = uncompress2(reinterpret_cast<Bytef*>(out->data()), &produced,
+                       reinterpret_cast<const Bytef*>(payload.data()), &consumed);
+  if (rc == Z_BUF_ERROR) {
+    return Status::Corruption(
+        StrCat("zlib: payload holds more than the declared ", out->size(), " bytes"));
+  }
+  if (rc != Z_OK) return Status::Corruption(StrCat("zlib: ", zError(rc)));
+  if (produced != out->size()) {
+    return Status::Corruption(
+        StrCat("zlib: payload holds ", produced, " bytes, frame declares ", out->size()));
+  }
+  if (consumed != payload.size()) {
+    return Status::Corruption(
+        StrCat("zlib: ", payload.size() - consumed, " trailing bytes after the stream"));
+  }
+  return Status::OK();
+}
+
+Status DecompressZstd(std::string_view payload, std::string* out) {
+  // Cross-check the size the zstd frame records before decoding anything.
+  unsigned long long inner_size = ZSTD_getFrameContentSize(payload.data(), payload.size());
+  if (inner_size == ZSTD_CONTENTSIZE_ERROR) return Status::Corruption("zstd: bad frame header");
+  if (inner_size != ZSTD_CONTENTSIZE_UNKNOWN && inner_size != out->size()) {
+    return Status::Corruption(
+        StrCat("zstd: payload holds ", inner_size, " bytes, frame declares ", out->size()));
+  }
+  size_t produced;
+  if (ZSTD_DCtx* context = ThreadZstdDecompressContext()) {
+    produced =
+        ZSTD_decompressDCtx(context, out->data(), out->size(), payload.data(), payload.size());
+  } else {
+    produced = ZSTD_decompress(out->data(), out->size(), payload.data(), payload.size());
+  }
+  if (ZSTD_isError(produced))
+    return Status::Corruption(StrCat("zstd: ", ZSTD_getErrorName(produced)));
+  if (produced != out->size()) {
+    return Status::Corruption(
+        StrCat("zstd: payload holds ", produced, " bytes, frame declares ", out->size()));
+  }
+  return Status::OK();
+}
+
+Status DecompressLzma(std::string_view payload, std::string* out) {
+  uint64_t memory_limit = LzmaDecoderMemoryLimit();
+  size_t consumed = 0;
+  size_t produced = 0;
+  lzma_ret rc = lzma_stream_buffer_decode(
+      &memory_limit, 0, nullptr, reinterpret_cast<const uint8_t*>(payload.data()), &consumed,
+      payload.size(), reinterpret_cast<uint8_t*>(out->data()), &produced, out->size());
+  switch (rc) {
+    case LZMA_OK:
+      break;
+    case LZMA_BUF_ERROR:
+      return Status::Corruption(
+          StrCat("lzma: payload holds more than the declared ", out->size(), " bytes"));
+    case LZMA_MEMLIMIT_ERROR:
+      return Status::Corruption("lzma: header asks for more memory than any Fern preset");
+    case LZMA_FORMAT_ERROR:
+      return Status::Corruption("lzma: not an .xz stream");
+    case LZMA_DATA_ERROR:
+      return Status::Corruption("lzma: malformed or truncated payload");
+    default:
+      return Status::Corruption(StrCat("lzma: decode failed: error ", static_cast<int>(rc)));
+  }
+  if (produced != out->size()) {
+    return Status::Corruption(
+        StrCat("lzma: payload holds ", produced, " bytes, frame declares ", out->size()));
+  }
+  if (consumed != payload.size()) {
+    return Status::Corruption(
+        StrCat("lzma: ", payload.size() - consumed, " trailing bytes after the stream"));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+const char* CompressionName(Compression codec) {
+  switch (codec) {
+    case Compression::kNone:
+      return "none";
+    case Compression::kSnappy:
+      return "snappy";
+    case Compression::kZlib:
+      return "zlib";
+    case Compression::kZstd:
+      return "zstd";
+    case Compression::kLzma:
+      return "lzma";
+  }
+  return "unknown";
+}
+
+bool ParseCompressionName(std::string_view name, Compression* codec) {
+  for (uint8_t tag = 0; IsKnownCodec(tag); ++tag) {
+    auto candidate = static_cast<Compression>(tag);
+    if (name == CompressionName(candidate)) {
+      *codec = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+Status CompressPartition(Compression codec, int level, std::string_view raw, std::string* frame) {
+  auto tag = static_cast<uint8_t>(codec);
+  if (!IsKnownCodec(tag)) {
+    return Status::InvalidArgument(StrCat("unknown compression codec ", int{tag}));
+  }
+  if (raw.size() > kMaxPartitionBytes) {
+    return Status::InvalidArgument(
+        StrCat("partition of ", raw.size(), " bytes exceeds the limit of ", kMaxPartitionBytes));
+  }
+  const size_t start = frame->size();
+  PutFixed8(frame, tag);
+  PutVarint64(frame, raw.size());
+  if (codec == Compression::kNone) {
+    frame->append(raw);
+    return Status::OK();
+  }
+  const size_t header_end = frame->size();
+  size_t written = CompressedBound(codec, raw.size());
+  frame->resize(header_end + written);
+  char* out = frame->data() + header_end;
+  Status s;
+  switch (codec) {
+    case Compression::kNone:
+      break;
+    case Compression::kSnappy:
+      s = CompressSnappy(raw, out, &written);
+      break;
+    case Compression::kZlib:
+      s = CompressZlib(level, raw, out, &written);
+      break;
+    case Compression::kZstd:
+      s = CompressZstd(level, raw, out, &written);
+      break;
+    case Compression::kLzma:
+      s = CompressLzma(level, raw, out, &written);
+      break;
+  }
+  if (!s.ok()) {
+    frame->resize(start);
+    return s;
+  }
+  frame->resize(header_end + written);
+  return Status::OK();
+}
+
+Status DecompressPartition(std::string_view frame, std::string* raw, Compression* codec) {
+  raw->clear();
+  Decoder decoder(frame);
+  uint8_t tag;
+  if (!decoder.GetFixed8(&tag)) return Status::Corruption("compressed frame is empty");
+  if (!IsKnownCodec(tag)) {
+    return Status::Corruption(StrCat("compressed frame has unknown codec tag ", int{tag}));
+  }
+  const auto frame_codec = static_cast<Compression>(tag);
+  uint64_t declared;
+  if (!decoder.GetVarint64(&declared)) {
+    return Status::Corruption(
+        StrCat(CompressionName(frame_codec), " frame: truncated uncompressed size"));
+  }
+  if (declared > kMaxPartitionBytes) {
+    return Status::Corruption(StrCat(CompressionName(frame_codec), " frame declares ", declared,
+                                     " bytes, more than the limit of ", kMaxPartitionBytes));
+  }
+  const std::string_view payload = decoder.rest();
+  Status s;
+  if (frame_codec == Compression::kNone) {
+    if (payload.size() != declared) {
+      s = Status::Corruption(
+          StrCat("none: payload holds ", payload.size(), " bytes, frame declares ", declared));
+    } else {
+      raw->assign(payload);
+    }
+  } else {
+    raw->resize(declared);
+    switch (frame_codec) {
+      case Compression::kNone:
+        break;
+      case Compression::kSnappy:
+        s = DecompressSnappy(payload, raw);
+        break;
+      case Compression::kZlib:
+        s = DecompressZlib(payload, raw);
+        break;
+      case Compression::kZstd:
+        s = DecompressZstd(payload, raw);
+        break;
+      case Compression::kLzma:
+        s = DecompressLzma(payload, raw);
+        break;
+    }
+  }
+  if (!s.ok()) {
+    raw->clear();
+    return s;
+  }
+  if (codec != nullptr) *codec = frame_codec;
+  return Status::OK();
+}
+
+bool PeekCodec(std::string_view frame, Compression* codec) {
+  if (frame.empty() || !IsKnownCodec(static_cast<uint8_t>(frame[0]))) return false;
+  *codec = static_cast<Compression>(frame[0]);
+  return true;
+}
+
+}  // namespace fern
