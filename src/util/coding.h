@@ -103,11 +103,13 @@ class Decoder {
     input_.remove_prefix(8);
     return true;
   }
+  // Rejects a varint longer than 10 bytes, or whose 10th byte holds bits beyond bit 63.
   bool GetVarint64(uint64_t* v) {
     uint64_t result = 0;
     for (int shift = 0; shift <= 63 && !input_.empty(); shift += 7) {
       uint64_t byte = static_cast<uint8_t>(input_[0]);
       input_.remove_prefix(1);
+      if (shift == 63 && byte > 1) return false;
       result |= (byte & 0x7f) << shift;
       if ((byte & 0x80) == 0) {
         *v = result;
