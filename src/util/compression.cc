@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "util/coding.h"
+#include "util/status_macros.h"
 #include "util/strings.h"
 
 namespace fern {
@@ -61,9 +62,8 @@ Status CompressSnappy(std::string_view raw, char* out, size_t* size) {
 }
 
 Status CompressZlib(int level, std::string_view raw, char* out, size_t* size) {
-  // zlib's own level 0 means "store"; Fern's 0 means the codec's default (6).
-  if (level == 0) level = Z_DEFAULT_COMPRESSION;
-  level = std::clamp(level, Z_DEFAULT_COMPRESSION, Z_BEST_COMPRESSION);
+  // zlib's own level 0 means "store"; Fern's 0 means the codec's default.
+  level = level == 0 ? Z_DEFAULT_COMPRESSION : std::clamp(level, Z_BEST_SPEED, Z_BEST_COMPRESSION);
   uLongf written = *size;
   int rc = compress2(reinterpret_cast<Bytef*>(out), &written,
                      reinterpret_cast<const Bytef*>(raw.data()), raw.size(), level);
@@ -90,7 +90,7 @@ Status CompressZstd(int level, std::string_view raw, char* out, size_t* size) {
 
 Status CompressLzma(int level, std::string_view raw, char* out, size_t* size) {
   uint32_t preset =
-      level == 0 ? LZMA_PRESET_DEFAULT : static_cast<uint32_t>(std::clamp(level, 0, 9));
+      level == 0 ? LZMA_PRESET_DEFAULT : static_cast<uint32_t>(std::clamp(level, 1, 9));
   size_t written = 0;
   // CRC32 costs little next to LZMA itself and catches damage the partition checksum
   // cannot (a frame damaged in memory after it was verified).
@@ -119,39 +119,49 @@ size_t CompressedBound(Compression codec, size_t raw_size) {
   return 0;
 }
 
-// Each Decompress* function fills exactly `out.size()` bytes (the declared size) from
-// `payload`, or returns Corruption: a payload that decodes to more or fewer bytes, carries
-// trailing bytes, or fails the codec's own checks.
+Status SizeMismatch(const char* codec, uint64_t recorded, uint64_t declared) {
+  return Status::Corruption(
+      StrCat(codec, ": payload holds ", recorded, " bytes, frame declares ", declared));
+}
 
-Status DecompressSnappy(std::string_view payload, std::string* out) {
-  size_t inner_size;
-  if (!snappy::GetUncompressedLength(payload.data(), payload.size(), &inner_size)) {
+// Each Decompress* function sets `*out` to exactly `declared` bytes decoded from `payload`,
+// or returns Corruption: a payload that decodes to more or fewer bytes, carries trailing
+// bytes, or fails the codec's own checks. Where the codec records the uncompressed size, it
+// is compared with `declared` before `*out` is allocated, so a damaged size costs nothing.
+
+Status DecompressSnappy(std::string_view payload, uint64_t declared, std::string* out) {
+  size_t recorded;
+  if (!snappy::GetUncompressedLength(payload.data(), payload.size(), &recorded)) {
     return Status::Corruption("snappy: unreadable length");
   }
-  if (inner_size != out->size()) {
-    return Status::Corruption(
-        StrCat("snappy: payload holds ", inner_size, " bytes, frame declares ", out->size()));
-  }
+  if (recorded != declared) return SizeMismatch("snappy", recorded, declared);
+  out->resize(declared);
   if (!snappy::RawUncompress(payload.data(), payload.size(), out->data())) {
     return Status::Corruption("snappy: malformed payload");
   }
   return Status::OK();
 }
 
-Status DecompressZlib(std::string_view payload, std::string* out) {
-  uLongf produced = out->size();
+// Deflate emits at most 258 bytes per 2 bits (a length-258 match with 1-bit codes for length
+// and distance), so a zlib stream never expands its input by more than 1032x.
+constexpr uint64_t kMaxDeflateRatio = 1032;
+
+Status DecompressZlib(std::string_view payload, uint64_t declared, std::string* out) {
+  if (declared > kMaxDeflateRatio * (payload.size() + 1)) {
+    return Status::Corruption(
+        StrCat("zlib: ", payload.size(), " payload bytes cannot hold the declared ", declared));
+  }
+  out->resize(declared);
+  uLongf produced = declared;
   uLong consumed = payload.size();
   int rc = uncompress2(reinterpret_cast<Bytef*>(out->data()), &produced,
                        reinterpret_cast<const Bytef*>(payload.data()), &consumed);
   if (rc == Z_BUF_ERROR) {
     return Status::Corruption(
-        StrCat("zlib: payload holds more than the declared ", out->size(), " bytes"));
+        StrCat("zlib: payload holds more than the declared ", declared, " bytes"));
   }
   if (rc != Z_OK) return Status::Corruption(StrCat("zlib: ", zError(rc)));
-  if (produced != out->size()) {
-    return Status::Corruption(
-        StrCat("zlib: payload holds ", produced, " bytes, frame declares ", out->size()));
-  }
+  if (produced != declared) return SizeMismatch("zlib", produced, declared);
   if (consumed != payload.size()) {
     return Status::Corruption(
         StrCat("zlib: ", payload.size() - consumed, " trailing bytes after the stream"));
@@ -159,43 +169,71 @@ Status DecompressZlib(std::string_view payload, std::string* out) {
   return Status::OK();
 }
 
-Status DecompressZstd(std::string_view payload, std::string* out) {
-  // Cross-check the size the zstd frame records before decoding anything.
-  unsigned long long inner_size = ZSTD_getFrameContentSize(payload.data(), payload.size());
-  if (inner_size == ZSTD_CONTENTSIZE_ERROR) return Status::Corruption("zstd: bad frame header");
-  if (inner_size != ZSTD_CONTENTSIZE_UNKNOWN && inner_size != out->size()) {
-    return Status::Corruption(
-        StrCat("zstd: payload holds ", inner_size, " bytes, frame declares ", out->size()));
+Status DecompressZstd(std::string_view payload, uint64_t declared, std::string* out) {
+  unsigned long long recorded = ZSTD_getFrameContentSize(payload.data(), payload.size());
+  if (recorded == ZSTD_CONTENTSIZE_ERROR) return Status::Corruption("zstd: bad frame header");
+  if (recorded != ZSTD_CONTENTSIZE_UNKNOWN && recorded != declared) {
+    return SizeMismatch("zstd", recorded, declared);
   }
+  out->resize(declared);
   size_t produced;
   if (ZSTD_DCtx* context = ThreadZstdDecompressContext()) {
-    produced =
-        ZSTD_decompressDCtx(context, out->data(), out->size(), payload.data(), payload.size());
+    produced = ZSTD_decompressDCtx(context, out->data(), declared, payload.data(), payload.size());
   } else {
-    produced = ZSTD_decompress(out->data(), out->size(), payload.data(), payload.size());
+    produced = ZSTD_decompress(out->data(), declared, payload.data(), payload.size());
   }
-  if (ZSTD_isError(produced))
+  if (ZSTD_isError(produced)) {
     return Status::Corruption(StrCat("zstd: ", ZSTD_getErrorName(produced)));
-  if (produced != out->size()) {
-    return Status::Corruption(
-        StrCat("zstd: payload holds ", produced, " bytes, frame declares ", out->size()));
   }
+  if (produced != declared) return SizeMismatch("zstd", produced, declared);
   return Status::OK();
 }
 
-Status DecompressLzma(std::string_view payload, std::string* out) {
+// Reads the uncompressed size an .xz stream records in its index (located through the
+// stream footer), without decoding any data.
+Status LzmaRecordedSize(std::string_view payload, uint64_t* size) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(payload.data());
+  if (payload.size() < 2 * LZMA_STREAM_HEADER_SIZE) {
+    return Status::Corruption(StrCat("lzma: payload of ", payload.size(), " bytes is truncated"));
+  }
+  const size_t footer_start = payload.size() - LZMA_STREAM_HEADER_SIZE;
+  lzma_stream_flags footer;
+  if (lzma_stream_footer_decode(&footer, bytes + footer_start) != LZMA_OK) {
+    return Status::Corruption("lzma: bad stream footer");
+  }
+  if (footer.backward_size > footer_start - LZMA_STREAM_HEADER_SIZE) {
+    return Status::Corruption("lzma: stream footer points outside the payload");
+  }
+  size_t position = footer_start - static_cast<size_t>(footer.backward_size);
+  // Fern writes one block per stream; an index needing more than 1 MiB is damage.
+  uint64_t index_memory_limit = uint64_t{1} << 20;
+  lzma_index* index = nullptr;
+  lzma_ret rc = lzma_index_buffer_decode(&index, &index_memory_limit, nullptr, bytes, &position,
+                                         footer_start);
+  if (rc != LZMA_OK) return Status::Corruption("lzma: bad stream index");
+  *size = lzma_index_uncompressed_size(index);
+  lzma_index_end(index, nullptr);
+  if (position != footer_start) return Status::Corruption("lzma: bad stream index size");
+  return Status::OK();
+}
+
+Status DecompressLzma(std::string_view payload, uint64_t declared, std::string* out) {
+  uint64_t recorded = 0;
+  FERN_RETURN_IF_ERROR(LzmaRecordedSize(payload, &recorded));
+  if (recorded != declared) return SizeMismatch("lzma", recorded, declared);
+  out->resize(declared);
   uint64_t memory_limit = LzmaDecoderMemoryLimit();
   size_t consumed = 0;
   size_t produced = 0;
   lzma_ret rc = lzma_stream_buffer_decode(
       &memory_limit, 0, nullptr, reinterpret_cast<const uint8_t*>(payload.data()), &consumed,
-      payload.size(), reinterpret_cast<uint8_t*>(out->data()), &produced, out->size());
+      payload.size(), reinterpret_cast<uint8_t*>(out->data()), &produced, declared);
   switch (rc) {
     case LZMA_OK:
       break;
     case LZMA_BUF_ERROR:
       return Status::Corruption(
-          StrCat("lzma: payload holds more than the declared ", out->size(), " bytes"));
+          StrCat("lzma: payload holds more than the declared ", declared, " bytes"));
     case LZMA_MEMLIMIT_ERROR:
       return Status::Corruption("lzma: header asks for more memory than any Fern preset");
     case LZMA_FORMAT_ERROR:
@@ -205,10 +243,7 @@ Status DecompressLzma(std::string_view payload, std::string* out) {
     default:
       return Status::Corruption(StrCat("lzma: decode failed: error ", static_cast<int>(rc)));
   }
-  if (produced != out->size()) {
-    return Status::Corruption(
-        StrCat("lzma: payload holds ", produced, " bytes, frame declares ", out->size()));
-  }
+  if (produced != declared) return SizeMismatch("lzma", produced, declared);
   if (consumed != payload.size()) {
     return Status::Corruption(
         StrCat("lzma: ", payload.size() - consumed, " trailing bytes after the stream"));
@@ -310,31 +345,26 @@ Status DecompressPartition(std::string_view frame, std::string* raw, Compression
   }
   const std::string_view payload = decoder.rest();
   Status s;
-  if (frame_codec == Compression::kNone) {
-    if (payload.size() != declared) {
-      s = Status::Corruption(
-          StrCat("none: payload holds ", payload.size(), " bytes, frame declares ", declared));
-    } else {
-      raw->assign(payload);
-    }
-  } else {
-    raw->resize(declared);
-    switch (frame_codec) {
-      case Compression::kNone:
-        break;
-      case Compression::kSnappy:
-        s = DecompressSnappy(payload, raw);
-        break;
-      case Compression::kZlib:
-        s = DecompressZlib(payload, raw);
-        break;
-      case Compression::kZstd:
-        s = DecompressZstd(payload, raw);
-        break;
-      case Compression::kLzma:
-        s = DecompressLzma(payload, raw);
-        break;
-    }
+  switch (frame_codec) {
+    case Compression::kNone:
+      if (payload.size() != declared) {
+        s = SizeMismatch("none", payload.size(), declared);
+      } else {
+        raw->assign(payload);
+      }
+      break;
+    case Compression::kSnappy:
+      s = DecompressSnappy(payload, declared, raw);
+      break;
+    case Compression::kZlib:
+      s = DecompressZlib(payload, declared, raw);
+      break;
+    case Compression::kZstd:
+      s = DecompressZstd(payload, declared, raw);
+      break;
+    case Compression::kLzma:
+      s = DecompressLzma(payload, declared, raw);
+      break;
   }
   if (!s.ok()) {
     raw->clear();
