@@ -17,7 +17,7 @@ class FaultInjector {
   virtual ~FaultInjector() = default;
   // Before a write of `*size` bytes at `offset`. Returning non-OK fails the write without
   // touching the file. Lowering `*size` makes a short (torn) write of that many bytes that
-  // then reports IOError.
+  // then reports IOError; raising it has no effect.
   virtual Status BeforeWrite(const std::string& path, uint64_t offset, size_t* size) {
     return Status::OK();
   }

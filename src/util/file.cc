@@ -6,12 +6,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
-#include "util/strings.h"
 #include "util/fault_injection.h"
 #include "util/status_macros.h"
+#include "util/strings.h"
 
 namespace fern {
 
@@ -26,10 +27,18 @@ Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
 Status File::Open(const std::string& path, Mode mode, std::unique_ptr<File>* file) {
   int flags = O_CLOEXEC;
   switch (mode) {
-    case Mode::kReadOnly: flags |= O_RDONLY; break;
-    case Mode::kReadWrite: flags |= O_RDWR; break;
-    case Mode::kCreate: flags |= O_RDWR | O_CREAT; break;
-    case Mode::kCreateTruncate: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
+    case Mode::kReadOnly:
+      flags |= O_RDONLY;
+      break;
+    case Mode::kReadWrite:
+      flags |= O_RDWR;
+      break;
+    case Mode::kCreate:
+      flags |= O_RDWR | O_CREAT;
+      break;
+    case Mode::kCreateTruncate:
+      flags |= O_RDWR | O_CREAT | O_TRUNC;
+      break;
   }
   int fd = ::open(path.c_str(), flags, 0644);
   if (fd < 0) {
@@ -69,8 +78,8 @@ Status File::Read(uint64_t offset, size_t n, std::string* out) const {
   if (out->size() != n) {
     size_t got = out->size();
     out->clear();
-    return Status::Corruption(StrCat(path_, ": short read at offset ", offset, ": wanted ",
-                                           n, " bytes, got ", got));
+    return Status::Corruption(
+        StrCat(path_, ": short read at offset ", offset, ": wanted ", n, " bytes, got ", got));
   }
   return Status::OK();
 }
@@ -80,6 +89,8 @@ Status File::Write(uint64_t offset, std::string_view data) {
   bool torn = false;
   if (FaultInjector* injector = CurrentFaultInjector()) {
     FERN_RETURN_IF_ERROR(injector->BeforeWrite(path_, offset, &size));
+    // An injector may shorten a write, never lengthen it past the caller's bytes.
+    size = std::min(size, data.size());
     if (size < data.size()) torn = true;
   }
   size_t done = 0;
@@ -89,11 +100,15 @@ Status File::Write(uint64_t offset, std::string_view data) {
       if (errno == EINTR) continue;
       return ErrnoStatus(StrCat("write at offset ", offset), path_, errno);
     }
+    if (r == 0) {
+      return Status::IOError(StrCat(path_, ": write at offset ", offset, " made no progress after ",
+                                    done, " of ", size, " bytes"));
+    }
     done += static_cast<size_t>(r);
   }
   if (torn) {
-    return Status::IOError(StrCat(path_, ": write at offset ", offset, " torn after ",
-                                        size, " of ", data.size(), " bytes (injected)"));
+    return Status::IOError(StrCat(path_, ": write at offset ", offset, " torn after ", size, " of ",
+                                  data.size(), " bytes (injected)"));
   }
   return Status::OK();
 }
@@ -135,14 +150,21 @@ Status ReadFileToString(const std::string& path, std::string* contents) {
 }
 
 Status WriteFileAtomically(const std::string& path, std::string_view contents) {
-  std::string temp = path + ".tmp";
+  const std::string temp = path + ".tmp";
+  Status s;
   {
     std::unique_ptr<File> file;
-    FERN_RETURN_IF_ERROR(File::Open(temp, File::Mode::kCreateTruncate, &file));
-    FERN_RETURN_IF_ERROR(file->Write(0, contents));
-    FERN_RETURN_IF_ERROR(file->Sync());
+    s = File::Open(temp, File::Mode::kCreateTruncate, &file);
+    if (s.ok()) s = file->Write(0, contents);
+    if (s.ok()) s = file->Sync();
   }
-  FERN_RETURN_IF_ERROR(RenameFile(temp, path));
+  if (s.ok()) s = RenameFile(temp, path);
+  if (!s.ok()) {
+    // Best effort: a leftover temporary is harmless (the next attempt truncates it), but
+    // should not accumulate in the directory.
+    ::unlink(temp.c_str());
+    return s;
+  }
   std::string dir = ".";
   if (size_t slash = path.rfind('/'); slash != std::string::npos) dir = path.substr(0, slash);
   return SyncDir(dir.empty() ? "/" : dir);
@@ -160,11 +182,20 @@ Status ListDir(const std::string& path, std::vector<std::string>* names) {
   names->clear();
   DIR* dir = ::opendir(path.c_str());
   if (dir == nullptr) return ErrnoStatus("opendir", path, errno);
-  while (struct dirent* entry = ::readdir(dir)) {
+  while (true) {
+    errno = 0;
+    struct dirent* entry = ::readdir(dir);
+    if (entry == nullptr) break;
     std::string name = entry->d_name;
     if (name != "." && name != "..") names->push_back(std::move(name));
   }
+  const int err = errno;
   ::closedir(dir);
+  if (err != 0) {
+    names->clear();
+    return ErrnoStatus("readdir", path, err);
+  }
+  std::sort(names->begin(), names->end());
   return Status::OK();
 }
 

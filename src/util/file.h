@@ -18,8 +18,12 @@ namespace fern {
 // distinct offsets (pread/pwrite); Append is for a single writer.
 class File {
  public:
-  enum class Mode { kReadOnly, kReadWrite, kCreate /* read-write, created if missing */,
-                    kCreateTruncate };
+  enum class Mode {
+    kReadOnly,
+    kReadWrite,
+    kCreate /* read-write, created if missing */,
+    kCreateTruncate
+  };
   static Status Open(const std::string& path, Mode mode, std::unique_ptr<File>* file);
   ~File();
 
@@ -30,7 +34,7 @@ class File {
   Status ReadUpTo(uint64_t offset, size_t n, std::string* out) const;
   Status Write(uint64_t offset, std::string_view data);
   Status Append(std::string_view data);  // at the current end of the file
-  Status Sync();                          // fdatasync
+  Status Sync();                         // fdatasync
   Status Truncate(uint64_t size);
   Status Size(uint64_t* size) const;
   const std::string& path() const { return path_; }
@@ -43,9 +47,12 @@ class File {
 
 // Whole-file and directory operations.
 Status ReadFileToString(const std::string& path, std::string* contents);
-// Writes `contents` to `path` atomically: a temporary file, fsync, rename, fsync of the dir.
+// Writes `contents` to `path` atomically: `path`.tmp, fsync, rename, fsync of the directory.
+// On failure the temporary is removed; `path` then holds its old or (if only the directory
+// fsync failed) its new contents, never a mix.
 Status WriteFileAtomically(const std::string& path, std::string_view contents);
 Status CreateDirIfMissing(const std::string& path);
+// Replaces `*names` with the entries of `path` other than "." and "..", in byte order.
 Status ListDir(const std::string& path, std::vector<std::string>* names);
 Status RemoveFile(const std::string& path);
 Status RenameFile(const std::string& from, const std::string& to);
