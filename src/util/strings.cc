@@ -1,6 +1,24 @@
 #include "util/strings.h"
 
+#include <charconv>
+
 namespace fern {
+
+namespace strings_internal {
+
+namespace {
+template <typename T>
+void AppendShortest(std::string* out, T v) {
+  char buffer[64];  // the shortest form of any double needs at most 24 characters
+  auto [end, error] = std::to_chars(buffer, buffer + sizeof(buffer), v);
+  if (error == std::errc()) out->append(buffer, end);
+}
+}  // namespace
+
+void AppendFloat(std::string* out, double v) { AppendShortest(out, v); }
+void AppendFloat(std::string* out, float v) { AppendShortest(out, v); }
+
+}  // namespace strings_internal
 
 std::string EscapeBytes(std::string_view bytes, size_t max_bytes) {
   static constexpr char kHex[] = "0123456789abcdef";

@@ -9,12 +9,20 @@
 #include <concepts>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace fern {
 
 namespace strings_internal {
+// Shortest text that reads back as the same value ("0.1", "1e-09"), unlike std::to_string's
+// fixed six decimals.
+void AppendFloat(std::string* out, double v);
+void AppendFloat(std::string* out, float v);
+
 inline void AppendPiece(std::string* out, std::string_view piece) { out->append(piece); }
-inline void AppendPiece(std::string* out, const char* piece) { out->append(piece); }
+inline void AppendPiece(std::string* out, const char* piece) {
+  out->append(piece != nullptr ? piece : "(null)");
+}
 inline void AppendPiece(std::string* out, const std::string& piece) { out->append(piece); }
 inline void AppendPiece(std::string* out, char c) { out->push_back(c); }
 inline void AppendPiece(std::string* out, bool b) { out->append(b ? "true" : "false"); }
@@ -22,12 +30,22 @@ template <std::integral T>
 void AppendPiece(std::string* out, T v) {
   out->append(std::to_string(v));
 }
+inline void AppendPiece(std::string* out, float v) { AppendFloat(out, v); }
 template <std::floating_point T>
 void AppendPiece(std::string* out, T v) {
-  out->append(std::to_string(v));
+  AppendFloat(out, static_cast<double>(v));
 }
+inline void AppendPiece(std::string* out, char* piece) {
+  AppendPiece(out, static_cast<const char*>(piece));
+}
+// Any other pointer would convert to bool and print "true": refuse it at compile time.
+template <typename T>
+requires(!std::same_as<std::remove_cv_t<T>, char>) void AppendPiece(std::string* out,
+                                                                    T* pointer) = delete;
 }  // namespace strings_internal
 
+// Concatenates strings, string_views, C strings (nullptr as "(null)"), chars, bools
+// ("true"/"false"), integers and floating-point numbers, in decimal.
 template <typename... Args>
 std::string StrCat(const Args&... args) {
   std::string out;
