@@ -14,7 +14,8 @@
 // checksum covers it, so a flipped payload bit that the codec cannot notice (none, snappy,
 // zstd) decodes to wrong bytes of the right size, and must be caught by that checksum.
 //
-// All functions are thread-safe; zstd contexts are cached per thread.
+// All functions are thread-safe. Each thread that uses zstd keeps its contexts until it exits
+// (about 0.1 MiB to decompress, 0.3-4 MiB to compress).
 #ifndef FERN_UTIL_COMPRESSION_H_
 #define FERN_UTIL_COMPRESSION_H_
 

@@ -334,6 +334,16 @@ TEST(CompressionTest, NamesRoundTrip) {
   EXPECT_EQ(untouched, Compression::kLzma);
 }
 
+TEST(CompressionTest, HighZstdLevelDoesNotDisturbLaterCalls) {
+  // Level 19 on 1 MiB grows the thread's context past what is kept cached.
+  const std::string raw = CompressibleData(size_t{1} << 20);
+  std::string back;
+  ASSERT_TRUE(DecompressPartition(Compress(Compression::kZstd, raw, 19), &back).ok());
+  EXPECT_EQ(back, raw);
+  ASSERT_TRUE(DecompressPartition(Compress(Compression::kZstd, raw), &back).ok());
+  EXPECT_EQ(back, raw);
+}
+
 TEST(CompressionTest, FourMegabyteNodeRoundTripsWithZstd) {
   const std::string raw = CompressibleData(size_t{4} << 20);
   std::string back;
