@@ -28,7 +28,7 @@ constexpr int kDefaultZstdLevel = 1;
 
 // Contexts are reused per thread: a fresh context per call (ZSTD_compress/ZSTD_decompress)
 // costs an allocation and initialisation that, on 64 KiB partitions, made decompression
-// 1.3-2.1x slower (1.98 vs 3.31 GB/s at level 1) and compression ~10% slower.
+// 1.3-2.6x slower (1.98 vs 3.31 GB/s at level 1) and compression ~10% slower.
 struct ZstdContextDeleter {
   void operator()(ZSTD_CCtx* context) const { ZSTD_freeCCtx(context); }
   void operator()(ZSTD_DCtx* context) const { ZSTD_freeDCtx(context); }
