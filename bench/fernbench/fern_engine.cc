@@ -1,0 +1,137 @@
+// fernbench's Fern backend: Fern with its defaults, plus --cache_mb and --compression.
+// Every operation runs in a transaction of its own (autocommit); commits skip the fsync
+// (Options::sync_commits = false) except for sync puts, which run in an explicit
+// transaction with TxnOptions::sync = true.
+#include <memory>
+#include <string>
+
+#include "fern/fern.h"
+#include "fernbench/engine.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern::bench {
+
+namespace {
+
+constexpr char kTableName[] = "bench";
+
+Status ParseCompression(const std::string& name, Compression* compression) {
+  if (name == "default") {
+    *compression = TableOptions().compression;
+  } else if (name == "none") {
+    *compression = Compression::kNone;
+  } else if (name == "snappy") {
+    *compression = Compression::kSnappy;
+  } else if (name == "zlib") {
+    *compression = Compression::kZlib;
+  } else if (name == "zstd") {
+    *compression = Compression::kZstd;
+  } else if (name == "lzma") {
+    *compression = Compression::kLzma;
+  } else {
+    return Status::InvalidArgument(StrCat("unknown compression ", name));
+  }
+  return Status::OK();
+}
+
+const char* CompressionName(Compression compression) {
+  switch (compression) {
+    case Compression::kNone:
+      return "none";
+    case Compression::kSnappy:
+      return "snappy";
+    case Compression::kZlib:
+      return "zlib";
+    case Compression::kZstd:
+      return "zstd";
+    case Compression::kLzma:
+      return "lzma";
+  }
+  return "unknown";
+}
+
+class FernCursor : public EngineCursor {
+ public:
+  explicit FernCursor(std::unique_ptr<Cursor> cursor) : cursor_(std::move(cursor)) {}
+  void Seek(std::string_view target) override { cursor_->Seek(target); }
+  void Next() override { cursor_->Next(); }
+  bool Valid() const override { return cursor_->Valid(); }
+  std::string_view key() const override { return cursor_->key(); }
+  std::string_view value() const override { return cursor_->value(); }
+  Status status() const override { return cursor_->status(); }
+
+ private:
+  std::unique_ptr<Cursor> cursor_;
+};
+
+class FernEngine : public Engine {
+ public:
+  Status Open(const std::string& dir, const EngineConfig& config) override {
+    options_.cache_bytes = config.cache_bytes;
+    options_.sync_commits = false;
+    FERN_RETURN_IF_ERROR(ParseCompression(config.compression, &table_options_.compression));
+    FERN_RETURN_IF_ERROR(Env::Open(dir, options_, &env_));
+    return env_->OpenTable(kTableName, table_options_, &table_);
+  }
+
+  Status Put(std::string_view key, std::string_view value, bool sync) override {
+    if (!sync) return table_->Put(nullptr, key, value);
+    std::unique_ptr<Txn> txn;
+    FERN_RETURN_IF_ERROR(BeginSynced(&txn));
+    FERN_RETURN_IF_ERROR(table_->Put(txn.get(), key, value));
+    return txn->Commit();
+  }
+
+  Status Delete(std::string_view key, bool sync) override {
+    if (!sync) return table_->Delete(nullptr, key);
+    std::unique_ptr<Txn> txn;
+    FERN_RETURN_IF_ERROR(BeginSynced(&txn));
+    FERN_RETURN_IF_ERROR(table_->Delete(txn.get(), key));
+    return txn->Commit();
+  }
+
+  Status Get(std::string_view key, std::string* value) override {
+    return table_->Get(nullptr, key, value);
+  }
+
+  Status NewCursor(std::unique_ptr<EngineCursor>* cursor) override {
+    std::unique_ptr<Cursor> fern_cursor = table_->NewCursor(nullptr);
+    if (fern_cursor == nullptr) return Status::IOError("Table::NewCursor returned nullptr");
+    *cursor = std::make_unique<FernCursor>(std::move(fern_cursor));
+    return Status::OK();
+  }
+
+  Status Close() override {
+    table_ = nullptr;
+    env_.reset();  // stops background work and takes the final checkpoint
+    return Status::OK();
+  }
+
+  std::string Describe() const override {
+    return StrCat("cache_mb=", options_.cache_bytes >> 20,
+                  ";compression=", CompressionName(table_options_.compression),
+                  ";node_kb=", table_options_.node_bytes >> 10,
+                  ";basement_kb=", table_options_.basement_bytes >> 10);
+  }
+
+ private:
+  Status BeginSynced(std::unique_ptr<Txn>* txn) {
+    TxnOptions txn_options;
+    txn_options.sync = true;
+    return env_->Begin(txn_options, txn);
+  }
+
+  Options options_;
+  TableOptions table_options_;
+  std::unique_ptr<Env> env_;
+  Table* table_ = nullptr;  // owned by env_
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> NewFernEngine() { return std::make_unique<FernEngine>(); }
+
+std::string FernVersion() { return FERN_BENCH_FERN_VERSION; }
+
+}  // namespace fern::bench

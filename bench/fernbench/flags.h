@@ -1,0 +1,36 @@
+// fernbench's command line: `--name=value` or `--name value`, parsed by hand.
+#ifndef FERN_BENCH_FERNBENCH_FLAGS_H_
+#define FERN_BENCH_FERNBENCH_FLAGS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fern/status.h"
+
+namespace fern::bench {
+
+struct Flags {
+  std::vector<std::string> engines;     // default: every backend built, in registry order
+  uint64_t n = 2000000;                 // keys; gcd(2654435761, n) must be 1
+  uint64_t cache_mb = 64;               // each engine's cache budget
+  std::string compression = "default";  // default | none | snappy | zlib | zstd | lzma
+  int threads = 1;                      // each workload's operations split across this many
+  std::vector<std::string> workloads;   // default: all, in WORKLOADS.md order
+  std::string dir;                      // default: /tmp/fernbench-<pid>
+  std::string baseline;                 // default: rocksdb if run, else the first engine
+  bool keep = false;                    // keep the databases after the run
+  bool help = false;
+};
+
+// Parses argv into `flags`, fills defaults and validates every value (engines built, N
+// coprime with the permutation multiplier, known workloads and codecs). InvalidArgument
+// names the offending flag.
+Status ParseFlags(int argc, char** argv, Flags* flags);
+
+// The --help text, including which backends this binary was built with.
+std::string Usage();
+
+}  // namespace fern::bench
+
+#endif  // FERN_BENCH_FERNBENCH_FLAGS_H_
