@@ -8,8 +8,8 @@
 // the indexes are arrays of 32-bit arena offsets, so an append costs no heap allocation beyond
 // amortized arena and index growth. The key index is a sorted main array plus a small
 // unsorted tail of recent appends; when the tail reaches its bound it is sorted and merged
-// into the main array (see TailBound in message_buffer.cc for the measured bound). Queries
-// binary-search the main array and scan the tail, so const methods never mutate.
+// into the main array (kIndexTailBound; the figures that chose it are in message_buffer.cc).
+// Queries binary-search the main array and scan the tail, so const methods never mutate.
 //
 // Thread safety: const methods may run concurrently with each other; Append, Clear, Swap and
 // Deserialize need exclusive access (the owning node's write lock).
@@ -43,6 +43,9 @@ namespace fern {
 
 class MessageBuffer {
  public:
+  // Appends between merges of the key index's tail into its sorted main array.
+  static constexpr size_t kIndexTailBound = 64;
+
   MessageBuffer() = default;
 
   // Copies m (key and value included) into the buffer. REQUIRES: m.msn is greater than every
@@ -140,9 +143,9 @@ void MessageBuffer::ForEachInRange(const std::string_view* lower, const std::str
   size_t begin = lower == nullptr ? 0 : SortedLowerBound(*lower, cmp);
   size_t end = upper == nullptr ? sorted_.size() : SortedLowerBound(*upper, cmp);
   if (upper != nullptr && end < begin) end = begin;
-  // The tail's messages in range, sorted by (key, offset). Inline capacity covers the tail
-  // bound of buffers up to ~64k messages without touching the heap.
-  absl::InlinedVector<uint32_t, 256> tail;
+  // The tail's messages in range, sorted by (key, offset); the inline capacity is the tail
+  // bound, so this never touches the heap.
+  absl::InlinedVector<uint32_t, kIndexTailBound> tail;
   for (uint32_t offset : tail_) {
     std::string_view k = KeyAt(offset);
     if (lower != nullptr && cmp.Compare(k, *lower) < 0) continue;
