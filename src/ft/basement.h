@@ -112,7 +112,6 @@ class Basement {
   void Clear();
 
  private:
-  uint32_t EntrySize(size_t i) const { return static_cast<uint32_t>(entry(i).encoded_size()); }
   void ApplyKeyed(const Message& m, const ApplyContext& ctx);
   void ApplyBroadcast(const Message& m, const ApplyContext& ctx);
   // Handles an autocommitted insert or delete of a key without provisional versions, if that
