@@ -1,0 +1,325 @@
+#include "ft/basement.h"
+
+#include <algorithm>
+#include <cassert>
+#include <limits>
+#include <optional>
+
+#include "util/coding.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+// The smallest entry: empty key, no versions.
+constexpr size_t kMinEncodedEntry = 3;
+
+// Compaction waits for at least this much arena so that a tiny basement rewritten in place
+// does not copy itself every few messages.
+constexpr size_t kMinCompactArena = 4096;
+
+}  // namespace
+
+std::string_view Basement::key(size_t i) const {
+  Decoder in(std::string_view(arena_).substr(offsets_[i]));
+  std::string_view key;
+  [[maybe_unused]] bool ok = in.GetLengthPrefixed(&key);
+  assert(ok);
+  return key;
+}
+
+LeafEntryView Basement::entry(size_t i) const {
+  LeafEntryView view;
+  [[maybe_unused]] bool ok =
+      LeafEntryView::Parse(std::string_view(arena_).substr(offsets_[i]), &view);
+  assert(ok);
+  return view;
+}
+
+size_t Basement::LowerBound(std::string_view key, const Comparator& cmp) const {
+  size_t lo = 0;
+  size_t hi = offsets_.size();
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (cmp.Compare(this->key(mid), key) < 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+bool Basement::Find(std::string_view key, const Comparator& cmp, size_t* index) const {
+  *index = LowerBound(key, cmp);
+  return *index < offsets_.size() && cmp.Compare(this->key(*index), key) == 0;
+}
+
+void Basement::Apply(const Message& m, const ApplyContext& ctx) {
+  if (m.msn <= max_msn_) return;
+  max_msn_ = m.msn;
+  if (IsBroadcast(m.type)) {
+    ApplyBroadcast(m, ctx);
+  } else {
+    ApplyKeyed(m, ctx);
+  }
+}
+
+void Basement::ApplyKeyed(const Message& m, const ApplyContext& ctx) {
+  size_t index;
+  bool found = Find(m.key, *ctx.cmp, &index);
+  LeafEntryView old;
+  if (found) old = entry(index);
+  switch (m.type) {
+    case MessageType::kInsert:
+    case MessageType::kDelete:
+      if (ApplyAutocommitted(m, index, found, old)) return;
+      break;
+    case MessageType::kUpdate:
+      if (ctx.update == nullptr || !*ctx.update) return;
+      break;
+    case MessageType::kCommitAny:
+    case MessageType::kAbortAny:
+      if (!found || old.provisional_count() == 0) return;
+      break;
+    default:
+      return;
+  }
+  versions_.Clear();
+  if (found) versions_.Assign(old);
+  std::string_view key = m.key;
+  std::optional<std::string> updated;  // must outlive Store: versions_ may view it
+  switch (m.type) {
+    case MessageType::kInsert:
+      versions_.Write(m.xids, /*is_delete=*/false, m.value);
+      break;
+    case MessageType::kDelete:
+      versions_.Write(m.xids, /*is_delete=*/true, {});
+      break;
+    case MessageType::kUpdate: {
+      std::string_view seen;
+      bool exists = versions_.WriterSees(m.xids, &seen);
+      updated = (*ctx.update)(m.key, exists ? &seen : nullptr, m.value);
+      versions_.Write(m.xids, !updated.has_value(),
+                      updated.has_value() ? std::string_view(*updated) : std::string_view());
+      break;
+    }
+    case MessageType::kCommitAny:
+      versions_.Commit(m.xids);
+      key = old.key();
+      break;
+    case MessageType::kAbortAny:
+      versions_.Abort(m.xids);
+      key = old.key();
+      break;
+    default:
+      return;
+  }
+  versions_.CollectGarbage(ctx.oldest_live_snapshot);
+  Store(index, found, found ? static_cast<uint32_t>(old.encoded_size()) : 0, key);
+}
+
+bool Basement::ApplyAutocommitted(const Message& m, size_t index, bool found,
+                                  const LeafEntryView& old) {
+  if (!m.xids.empty() || (found && old.provisional_count() > 0)) return false;
+  // A new committed version by kNoTxn is seen by every reader, so nothing older is kept.
+  if (m.type == MessageType::kDelete) {
+    if (found) Remove(index, static_cast<uint32_t>(old.encoded_size()));
+    return true;
+  }
+  // Views into our own arena would dangle when the arena grows.
+  if (InArena(m.key) || InArena(m.value)) return false;
+  assert(arena_.size() <= std::numeric_limits<uint32_t>::max());
+  uint32_t offset = static_cast<uint32_t>(arena_.size());
+  EncodeAutocommittedLeafEntry(m.key, m.value, &arena_);
+  if (found) {
+    garbage_ += old.encoded_size();
+    offsets_[index] = offset;
+    MaybeCompact();
+  } else {
+    offsets_.insert(offsets_.begin() + static_cast<ptrdiff_t>(index), offset);
+  }
+  return true;
+}
+
+void Basement::ApplyBroadcast(const Message& m, const ApplyContext& ctx) {
+  bool is_update = m.type == MessageType::kUpdateBroadcast;
+  if (is_update && (ctx.update == nullptr || !*ctx.update)) return;
+  for (size_t i = 0; i < offsets_.size();) {
+    LeafEntryView old = entry(i);
+    versions_.Assign(old);
+    std::optional<std::string> updated;  // must outlive Store: versions_ may view it
+    if (is_update) {
+      std::string_view seen;
+      if (!versions_.WriterSees(m.xids, &seen)) {
+        ++i;
+        continue;
+      }
+      updated = (*ctx.update)(old.key(), &seen, m.value);
+      versions_.Write(m.xids, !updated.has_value(),
+                      updated.has_value() ? std::string_view(*updated) : std::string_view());
+      versions_.CollectGarbage(ctx.oldest_live_snapshot);
+    } else {
+      size_t before = versions_.committed.size();
+      versions_.CollectGarbage(ctx.oldest_live_snapshot);
+      if (versions_.committed.size() == before) {
+        ++i;
+        continue;
+      }
+    }
+    if (Store(i, /*found=*/true, static_cast<uint32_t>(old.encoded_size()), old.key())) ++i;
+  }
+}
+
+bool Basement::Store(size_t index, bool found, uint32_t old_size, std::string_view key) {
+  if (versions_.IsEmpty()) {
+    if (found) Remove(index, old_size);
+    return false;
+  }
+  // Encode apart first: key and versions may view the arena, which may move as it grows.
+  scratch_.clear();
+  EncodeLeafEntry(key, versions_, &scratch_);
+  assert(arena_.size() + scratch_.size() <= std::numeric_limits<uint32_t>::max());
+  uint32_t offset = static_cast<uint32_t>(arena_.size());
+  arena_.append(scratch_);
+  if (found) {
+    garbage_ += old_size;
+    offsets_[index] = offset;
+    MaybeCompact();
+  } else {
+    offsets_.insert(offsets_.begin() + static_cast<ptrdiff_t>(index), offset);
+  }
+  return true;
+}
+
+void Basement::Remove(size_t index, uint32_t size) {
+  garbage_ += size;
+  offsets_.erase(offsets_.begin() + static_cast<ptrdiff_t>(index));
+  MaybeCompact();
+}
+
+bool Basement::InArena(std::string_view s) const {
+  if (s.empty()) return false;
+  auto p = reinterpret_cast<uintptr_t>(s.data());
+  auto base = reinterpret_cast<uintptr_t>(arena_.data());
+  return p >= base && p < base + arena_.capacity();
+}
+
+void Basement::MaybeCompact() {
+  if (arena_.size() < kMinCompactArena || garbage_ * 2 <= arena_.size()) return;
+  std::string compacted;
+  compacted.reserve(live_bytes() + live_bytes() / 4);
+  for (size_t i = 0; i < offsets_.size(); ++i) {
+    std::string_view encoded = encoded_entry(i);
+    offsets_[i] = static_cast<uint32_t>(compacted.size());
+    compacted.append(encoded);
+  }
+  arena_.swap(compacted);
+  garbage_ = 0;
+}
+
+size_t Basement::serialized_bytes() const {
+  return 8 + VarintLength(offsets_.size()) + live_bytes();
+}
+
+size_t Basement::memory_bytes() const {
+  return arena_.capacity() + offsets_.capacity() * sizeof(uint32_t) + scratch_.capacity() +
+         (versions_.committed.capacity() + versions_.provisional.capacity()) *
+             sizeof(LeafEntryView::Version);
+}
+
+void Basement::Serialize(std::string* out) const {
+  out->reserve(out->size() + serialized_bytes());
+  PutFixed64(out, max_msn_);
+  PutVarint64(out, offsets_.size());
+  for (size_t i = 0; i < offsets_.size(); ++i) out->append(encoded_entry(i));
+}
+
+Status Basement::Deserialize(std::string_view in, const Comparator& cmp, Basement* out) {
+  if (in.size() > std::numeric_limits<uint32_t>::max()) {
+    return Status::Corruption(StrCat("basement: ", in.size(), " bytes exceed 4 GiB"));
+  }
+  Decoder decoder(in);
+  uint64_t max_msn;
+  uint64_t count;
+  if (!decoder.GetFixed64(&max_msn) || !decoder.GetVarint64(&count)) {
+    return Status::Corruption("basement: truncated header");
+  }
+  if (count > decoder.remaining() / kMinEncodedEntry) {
+    return Status::Corruption(StrCat("basement: entry count ", count, " does not fit in ",
+                                     decoder.remaining(), " bytes"));
+  }
+  size_t start = in.size() - decoder.remaining();
+  std::vector<uint32_t> offsets;
+  offsets.reserve(count);
+  std::string_view previous;
+  for (uint64_t i = 0; i < count; ++i) {
+    size_t at = in.size() - decoder.remaining();
+    LeafEntryView view;
+    if (!LeafEntryView::Parse(decoder.rest(), &view)) {
+      return Status::Corruption(
+          StrCat("basement: entry ", i, " of ", count, " is malformed at byte ", at));
+    }
+    if (i > 0 && cmp.Compare(previous, view.key()) >= 0) {
+      return Status::Corruption(StrCat("basement: entry ", i, " at byte ", at, " has key ",
+                                       EscapeBytes(view.key()), " not after the previous key ",
+                                       EscapeBytes(previous)));
+    }
+    previous = view.key();
+    offsets.push_back(static_cast<uint32_t>(at - start));
+    decoder.Skip(view.encoded_size());
+  }
+  if (!decoder.empty()) {
+    return Status::Corruption(
+        StrCat("basement: ", decoder.remaining(), " trailing bytes after ", count, " entries"));
+  }
+  out->Clear();
+  out->arena_.assign(in.substr(start));
+  out->offsets_.swap(offsets);
+  out->max_msn_ = max_msn;
+  return Status::OK();
+}
+
+void Basement::MoveSuffixTo(size_t from, Basement* dest) {
+  assert(dest != this && from <= offsets_.size());
+  for (size_t i = from; i < offsets_.size(); ++i) {
+    std::string_view encoded = encoded_entry(i);
+    dest->AppendEncoded(encoded);
+    garbage_ += encoded.size();
+  }
+  offsets_.resize(from);
+  dest->max_msn_ = std::max(dest->max_msn_, max_msn_);
+  MaybeCompact();
+}
+
+void Basement::AppendAll(Basement* other) {
+  assert(other != this);
+  if (offsets_.empty()) {
+    arena_.swap(other->arena_);
+    offsets_.swap(other->offsets_);
+    garbage_ = other->garbage_;
+  } else {
+    for (size_t i = 0; i < other->offsets_.size(); ++i) AppendEncoded(other->encoded_entry(i));
+  }
+  other->arena_.clear();
+  other->offsets_.clear();
+  other->garbage_ = 0;
+  max_msn_ = std::max(max_msn_, other->max_msn_);
+}
+
+void Basement::AppendEncoded(std::string_view encoded_entry) {
+  assert(arena_.size() + encoded_entry.size() <= std::numeric_limits<uint32_t>::max());
+  offsets_.push_back(static_cast<uint32_t>(arena_.size()));
+  arena_.append(encoded_entry);
+  assert(entry(offsets_.size() - 1).encoded_size() == encoded_entry.size());
+}
+
+void Basement::Clear() {
+  arena_.clear();
+  offsets_.clear();
+  garbage_ = 0;
+  max_msn_ = 0;
+}
+
+}  // namespace fern

@@ -1,0 +1,139 @@
+// Basements: the rows of one leaf partition, sorted by key.
+//
+// Leaf entries (leaf_entry.h) live back to back in one arena; a sorted array of 32-bit arena
+// offsets orders them by key and is binary-searched. Rewriting an entry appends its new
+// encoding and repoints the offset, leaving the old bytes as garbage; the arena is compacted
+// when garbage exceeds half of it. A new key is inserted into the offset array (a basement
+// holds hundreds of entries, so the vector insert is cheap). An autocommitted insert or delete
+// of a key with no provisional versions is encoded straight into the arena and allocates
+// nothing beyond arena growth; other messages go through a reused LeafEntryVersions.
+//
+// Thread safety: const methods may run concurrently with each other; every non-const method
+// needs exclusive access (the owning leaf's write lock). Views returned by key() and entry()
+// are valid until the next non-const call.
+//
+// Serialized form, format version 1:
+//
+//   offset   size       meaning
+//   0        8          max MSN applied, little-endian
+//   8        varint64   n = number of entries
+//   ...      ...        n leaf entries (leaf_entry.h), keys strictly increasing
+//
+// The serialized form carries no length or checksum: the node format frames and checksums it.
+#ifndef FERN_FT_BASEMENT_H_
+#define FERN_FT_BASEMENT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fern/options.h"
+#include "fern/status.h"
+#include "ft/leaf_entry.h"
+#include "ft/message.h"
+
+namespace fern {
+
+struct ApplyContext {
+  const Comparator* cmp = nullptr;  // required
+  // Applied by kUpdate and kUpdateBroadcast; update messages are ignored when it is null or
+  // empty (the table layer rejects updates without a function).
+  const UpdateFunction* update = nullptr;
+  // Committed versions older than the newest are kept only while a live snapshot may see
+  // them. REQUIRES: every transaction that is live, or live in some live snapshot, has an
+  // id >= oldest_live_snapshot (PerconaFT's "oldest referenced xid"), so a version written
+  // by kNoTxn or a transaction older than it is seen by every reader that sees no newer
+  // version. kNoTxn: no live snapshots; only the newest committed version is kept.
+  TxnId oldest_live_snapshot = kNoTxn;
+};
+
+class Basement {
+ public:
+  Basement() = default;
+
+  size_t count() const { return offsets_.size(); }  // entries
+  // REQUIRES: i < count().
+  std::string_view key(size_t i) const;
+  LeafEntryView entry(size_t i) const;
+  std::string_view encoded_entry(size_t i) const { return entry(i).encoded(); }
+
+  // The first i with key(i) >= key (count() if none).
+  size_t LowerBound(std::string_view key, const Comparator& cmp) const;
+  // Whether key is held; *index is its position, or where it would go.
+  bool Find(std::string_view key, const Comparator& cmp, size_t* index) const;
+
+  // Applies one message (keyed or broadcast). A message with msn <= max_msn() is ignored
+  // (it was applied already: replay is idempotent); otherwise max_msn() becomes m.msn.
+  //  - kInsert / kDelete with empty xids: a new committed version by kNoTxn (older ones kept
+  //    only as ctx says); with xids: the provisional version at depth xids.size()
+  //    (LeafEntryVersions::Write).
+  //  - kUpdate: calls *ctx.update(key, what the writer sees or null, m.value); nullopt is a
+  //    delete, a value an insert, as above.
+  //  - kUpdateBroadcast: the same for every row the writer sees (deleted rows are skipped).
+  //  - kCommitAny / kAbortAny: LeafEntryVersions::Commit / Abort.
+  //  - kOptimize: collects old committed versions of every row per ctx. (Provisional
+  //    versions are promoted by their commit messages.)
+  // Every rewritten entry has its old versions collected per ctx; entries left empty
+  // (LeafEntryView::IsEmpty) are removed. A keyed write stores the message's key bytes.
+  void Apply(const Message& m, const ApplyContext& ctx);
+
+  Msn max_msn() const { return max_msn_; }
+  void set_max_msn(Msn msn) { max_msn_ = msn; }
+
+  // Exactly what Serialize writes.
+  size_t serialized_bytes() const;
+  // Heap memory held: arena, offsets and scratch space.
+  size_t memory_bytes() const;
+  // Sum of the live entries' encoded sizes.
+  size_t live_bytes() const { return arena_.size() - garbage_; }
+  size_t garbage_bytes() const { return garbage_; }
+
+  // Appends the serialized form (table above) to *out.
+  void Serialize(std::string* out) const;
+  // Replaces *out with the basement serialized in `in` (exactly: trailing bytes are an
+  // error). Entries that do not parse or keys not strictly increasing under `cmp` are
+  // Corruption, and leave *out unchanged.
+  static Status Deserialize(std::string_view in, const Comparator& cmp, Basement* out);
+
+  // For leaf splits: moves entries [from, count()) to the end of *dest. REQUIRES: every key
+  // of dest is smaller than key(from). dest's max_msn becomes the larger of both.
+  void MoveSuffixTo(size_t from, Basement* dest);
+  // For leaf merges: moves all of other's entries to our end, leaving other without entries
+  // (its max_msn is kept). REQUIRES: all of other's keys are greater than ours. Our max_msn
+  // becomes the larger of both.
+  void AppendAll(Basement* other);
+  // Appends an already-encoded entry whose key is greater than every key held (bulk build).
+  // REQUIRES: encoded_entry is exactly one well-formed entry.
+  void AppendEncoded(std::string_view encoded_entry);
+
+  // Drops every entry and resets max_msn to 0.
+  void Clear();
+
+ private:
+  void ApplyKeyed(const Message& m, const ApplyContext& ctx);
+  void ApplyBroadcast(const Message& m, const ApplyContext& ctx);
+  // Handles an autocommitted insert or delete of a key without provisional versions, if that
+  // is what m is; returns false if m needs the general path.
+  bool ApplyAutocommitted(const Message& m, size_t index, bool found, const LeafEntryView& old);
+  // Stores versions_ as the entry for `key` at `index` (replacing the entry there if
+  // `found`, whose encoding is `old_size` bytes), or removes it if versions_ is empty.
+  // Returns false if the entry was removed.
+  bool Store(size_t index, bool found, uint32_t old_size, std::string_view key);
+  void Remove(size_t index, uint32_t size);
+  bool InArena(std::string_view s) const;
+  void MaybeCompact();
+
+  std::string arena_;              // encoded leaf entries, including garbage
+  std::vector<uint32_t> offsets_;  // entry offsets in key order
+  size_t garbage_ = 0;             // arena bytes of replaced or removed entries
+  Msn max_msn_ = 0;
+  // Reused by the general apply path.
+  LeafEntryVersions versions_;
+  std::string scratch_;
+};
+
+}  // namespace fern
+
+#endif  // FERN_FT_BASEMENT_H_

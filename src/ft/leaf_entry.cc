@@ -1,0 +1,291 @@
+#include "ft/leaf_entry.h"
+
+#include <algorithm>
+#include <cassert>
+#include <limits>
+
+#include "util/coding.h"
+
+namespace fern {
+
+namespace {
+
+constexpr uint8_t kDeleteFlag = 1;
+
+void PutVersion(const LeafEntryView::Version& v, std::string* out) {
+  PutFixed64(out, v.writer);
+  PutFixed8(out, v.is_delete ? kDeleteFlag : 0);
+  if (!v.is_delete) PutLengthPrefixed(out, v.value);
+}
+
+size_t VersionSize(const LeafEntryView::Version& v) {
+  return 8 + 1 + (v.is_delete ? 0 : VarintLength(v.value.size()) + v.value.size());
+}
+
+// Decodes one version; false on malformed bytes.
+bool GetVersion(Decoder* in, LeafEntryView::Version* v) {
+  uint8_t flags;
+  if (!in->GetFixed64(&v->writer) || !in->GetFixed8(&flags)) return false;
+  if ((flags & ~kDeleteFlag) != 0) return false;
+  v->is_delete = (flags & kDeleteFlag) != 0;
+  v->value = {};
+  return v->is_delete || in->GetLengthPrefixed(&v->value);
+}
+
+// The length of the prefix on which the provisional writers equal `xids`.
+size_t MatchingDepth(const std::vector<LeafEntryView::Version>& provisional, const XidStack& xids) {
+  size_t n = std::min(provisional.size(), xids.size());
+  size_t k = 0;
+  while (k < n && provisional[k].writer == xids[k]) ++k;
+  return k;
+}
+
+// Folds every provisional level deeper than `level` into it: it takes the innermost value.
+void FoldInto(size_t level, std::vector<LeafEntryView::Version>* provisional) {
+  if (provisional->size() <= level + 1) return;
+  const LeafEntryView::Version& innermost = provisional->back();
+  (*provisional)[level].is_delete = innermost.is_delete;
+  (*provisional)[level].value = innermost.value;
+  provisional->resize(level + 1);
+}
+
+}  // namespace
+
+// ---- LeafEntryView -------------------------------------------------------------------------
+
+bool LeafEntryView::Parse(std::string_view encoded, LeafEntryView* out) {
+  if (encoded.size() > std::numeric_limits<uint32_t>::max()) return false;
+  Decoder in(encoded);
+  LeafEntryView view;
+  if (!in.GetLengthPrefixed(&view.key_) || !in.GetVarint32(&view.committed_count_) ||
+      !in.GetVarint32(&view.provisional_count_)) {
+    return false;
+  }
+  if (view.provisional_count_ > kMaxXidDepth) return false;
+  // Every version takes at least 9 bytes; this bounds the loop on damaged counts.
+  uint64_t versions = uint64_t{view.committed_count_} + view.provisional_count_;
+  if (versions > in.remaining() / 9) return false;
+  auto position = [&] { return static_cast<uint32_t>(encoded.size() - in.remaining()); };
+  view.versions_offset_ = position();
+  view.provisional_offset_ = view.versions_offset_;
+  Version v;
+  for (uint64_t i = 0; i < versions; ++i) {
+    uint32_t at = position();
+    if (i + 1 == view.committed_count_) view.newest_committed_offset_ = at;
+    if (i == view.committed_count_) view.provisional_offset_ = at;
+    if (i + 1 == versions && view.provisional_count_ > 0) view.innermost_offset_ = at;
+    if (!GetVersion(&in, &v)) return false;
+    if (i >= view.committed_count_ && v.writer == kNoTxn) return false;
+  }
+  if (view.provisional_count_ == 0) view.provisional_offset_ = position();
+  view.encoded_ = encoded.substr(0, position());
+  *out = view;
+  return true;
+}
+
+LeafEntryView::Version LeafEntryView::VersionAt(size_t offset) const {
+  Decoder in(encoded_.substr(offset));
+  Version v;
+  [[maybe_unused]] bool ok = GetVersion(&in, &v);
+  assert(ok);
+  return v;
+}
+
+size_t LeafEntryView::SkipVersions(size_t offset, size_t n) const {
+  Decoder in(encoded_.substr(offset));
+  Version v;
+  for (size_t i = 0; i < n; ++i) {
+    [[maybe_unused]] bool ok = GetVersion(&in, &v);
+    assert(ok);
+  }
+  return encoded_.size() - in.remaining();
+}
+
+LeafEntryView::Version LeafEntryView::committed(size_t i) const {
+  assert(i < committed_count_);
+  if (i + 1 == committed_count_) return newest_committed();
+  return VersionAt(SkipVersions(versions_offset_, i));
+}
+
+LeafEntryView::Version LeafEntryView::provisional(size_t i) const {
+  assert(i < provisional_count_);
+  return VersionAt(SkipVersions(provisional_offset_, i));
+}
+
+bool LeafEntryView::LatestCommitted(std::string_view* value) const {
+  if (committed_count_ == 0) return false;
+  Version v = newest_committed();
+  if (v.is_delete) return false;
+  *value = v.value;
+  return true;
+}
+
+bool LeafEntryView::ReadVisible(const XidStack& reader,
+                                const std::function<bool(TxnId)>& is_visible,
+                                std::string_view* value) const {
+  if (!reader.empty() && provisional_count_ > 0 &&
+      VersionAt(provisional_offset_).writer == reader.outermost()) {
+    Version v = innermost_provisional();
+    if (v.is_delete) return false;
+    *value = v.value;
+    return true;
+  }
+  // The newest acceptable committed version is the last acceptable one, oldest first.
+  Decoder in(encoded_.substr(versions_offset_));
+  Version v;
+  bool found = false;
+  Version seen;
+  for (size_t i = 0; i < committed_count_; ++i) {
+    [[maybe_unused]] bool ok = GetVersion(&in, &v);
+    assert(ok);
+    if (v.writer == kNoTxn || !is_visible || is_visible(v.writer)) {
+      seen = v;
+      found = true;
+    }
+  }
+  if (!found || seen.is_delete) return false;
+  *value = seen.value;
+  return true;
+}
+
+bool LeafEntryView::IsEmpty() const {
+  if (committed_count_ > 1) return false;
+  if (committed_count_ == 1 && !newest_committed().is_delete) return false;
+  Decoder in(encoded_.substr(provisional_offset_));
+  Version v;
+  for (size_t i = 0; i < provisional_count_; ++i) {
+    [[maybe_unused]] bool ok = GetVersion(&in, &v);
+    assert(ok);
+    if (!v.is_delete) return false;
+  }
+  return true;
+}
+
+// ---- LeafEntryVersions ---------------------------------------------------------------------
+
+void LeafEntryVersions::Clear() {
+  committed.clear();
+  provisional.clear();
+}
+
+void LeafEntryVersions::Assign(const LeafEntryView& view) {
+  Clear();
+  for (size_t i = 0; i < view.committed_count(); ++i) committed.push_back(view.committed(i));
+  for (size_t i = 0; i < view.provisional_count(); ++i) {
+    provisional.push_back(view.provisional(i));
+  }
+}
+
+bool LeafEntryVersions::WriterSees(const XidStack& xids, std::string_view* value) const {
+  const Version* seen = nullptr;
+  if (!xids.empty() && !provisional.empty() && provisional.front().writer == xids.outermost()) {
+    seen = &provisional.back();
+  } else if (!committed.empty()) {
+    seen = &committed.back();
+  }
+  if (seen == nullptr || seen->is_delete) return false;
+  *value = seen->value;
+  return true;
+}
+
+void LeafEntryVersions::Write(const XidStack& xids, bool is_delete, std::string_view value) {
+  if (xids.empty()) {
+    committed.push_back({kNoTxn, is_delete, is_delete ? std::string_view() : value});
+    return;
+  }
+  size_t depth = xids.size();
+  size_t k = MatchingDepth(provisional, xids);
+  if (k == 0) {
+    provisional.clear();
+  } else {
+    FoldInto(k - 1, &provisional);
+  }
+  if (k == depth) {
+    provisional.back() = {xids.innermost(), is_delete, is_delete ? std::string_view() : value};
+    return;
+  }
+  Version outer{kNoTxn, true, {}};
+  if (!provisional.empty()) {
+    outer = provisional.back();
+  } else if (!committed.empty()) {
+    outer = committed.back();
+  }
+  for (size_t i = k; i + 1 < depth; ++i)
+    provisional.push_back({xids[i], outer.is_delete, outer.value});
+  provisional.push_back({xids.innermost(), is_delete, is_delete ? std::string_view() : value});
+}
+
+void LeafEntryVersions::Commit(const XidStack& xids) {
+  if (xids.empty() || provisional.empty() || provisional.front().writer != xids.outermost()) {
+    return;
+  }
+  if (xids.size() == 1) {
+    const Version& innermost = provisional.back();
+    committed.push_back({xids.outermost(), innermost.is_delete, innermost.value});
+    provisional.clear();
+    return;
+  }
+  size_t k = MatchingDepth(provisional, xids);
+  FoldInto(std::min(k, xids.size() - 1) - 1, &provisional);
+}
+
+void LeafEntryVersions::Abort(const XidStack& xids) {
+  if (xids.empty() || provisional.empty() || provisional.front().writer != xids.outermost()) {
+    return;
+  }
+  if (xids.size() == 1) {
+    provisional.clear();
+    return;
+  }
+  if (MatchingDepth(provisional, xids) == xids.size()) provisional.resize(xids.size() - 1);
+}
+
+void LeafEntryVersions::CollectGarbage(TxnId oldest_live_snapshot) {
+  if (committed.empty()) return;
+  size_t keep_from = committed.size() - 1;
+  if (oldest_live_snapshot != kNoTxn) {
+    while (keep_from > 0 && committed[keep_from].writer != kNoTxn &&
+           committed[keep_from].writer >= oldest_live_snapshot) {
+      --keep_from;
+    }
+  }
+  committed.erase(committed.begin(), committed.begin() + static_cast<ptrdiff_t>(keep_from));
+  if (committed.front().is_delete) committed.erase(committed.begin());
+}
+
+bool LeafEntryVersions::IsEmpty() const {
+  if (committed.size() > 1) return false;
+  if (committed.size() == 1 && !committed.front().is_delete) return false;
+  return std::all_of(provisional.begin(), provisional.end(),
+                     [](const Version& v) { return v.is_delete; });
+}
+
+// ---- encoding ------------------------------------------------------------------------------
+
+void EncodeLeafEntry(std::string_view key, std::span<const LeafEntryView::Version> committed,
+                     std::span<const LeafEntryView::Version> provisional, std::string* out) {
+  assert(provisional.size() <= kMaxXidDepth);
+  PutLengthPrefixed(out, key);
+  PutVarint32(out, static_cast<uint32_t>(committed.size()));
+  PutVarint32(out, static_cast<uint32_t>(provisional.size()));
+  for (const auto& v : committed) PutVersion(v, out);
+  for (const auto& v : provisional) PutVersion(v, out);
+}
+
+size_t EncodedLeafEntrySize(std::string_view key, std::span<const LeafEntryView::Version> committed,
+                            std::span<const LeafEntryView::Version> provisional) {
+  size_t n = VarintLength(key.size()) + key.size() + VarintLength(committed.size()) +
+             VarintLength(provisional.size());
+  for (const auto& v : committed) n += VersionSize(v);
+  for (const auto& v : provisional) n += VersionSize(v);
+  return n;
+}
+
+void EncodeAutocommittedLeafEntry(std::string_view key, std::string_view value, std::string* out) {
+  PutLengthPrefixed(out, key);
+  PutFixed8(out, 1);  // varint 1: one committed version
+  PutFixed8(out, 0);  // varint 0: no provisional version
+  PutVersion({kNoTxn, false, value}, out);
+}
+
+}  // namespace fern

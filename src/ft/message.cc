@@ -1,0 +1,63 @@
+#include "ft/message.h"
+
+#include <cassert>
+
+namespace fern {
+
+bool IsBroadcast(MessageType type) {
+  return type == MessageType::kUpdateBroadcast || type == MessageType::kOptimize;
+}
+
+bool IsValidMessageType(uint8_t raw) {
+  return raw >= static_cast<uint8_t>(MessageType::kInsert) &&
+         raw <= static_cast<uint8_t>(MessageType::kOptimize);
+}
+
+XidStack::XidStack(std::initializer_list<TxnId> ids) {
+  for (TxnId id : ids) Push(id);
+}
+
+void XidStack::Push(TxnId id) {
+  assert(size_ < kMaxXidDepth);
+  if (size_ < kMaxXidDepth) ids_[size_++] = id;
+}
+
+bool operator==(const XidStack& a, const XidStack& b) {
+  if (a.size_ != b.size_) return false;
+  for (size_t i = 0; i < a.size_; ++i) {
+    if (a.ids_[i] != b.ids_[i]) return false;
+  }
+  return true;
+}
+
+void EncodeMessage(const Message& m, std::string* out) {
+  PutFixed8(out, static_cast<uint8_t>(m.type));
+  PutFixed64(out, m.msn);
+  PutFixed8(out, static_cast<uint8_t>(m.xids.size()));
+  for (size_t i = 0; i < m.xids.size(); ++i) PutFixed64(out, m.xids[i]);
+  PutLengthPrefixed(out, m.key);
+  PutLengthPrefixed(out, m.value);
+}
+
+bool DecodeMessage(Decoder* in, Message* m) {
+  uint8_t type;
+  uint8_t depth;
+  if (!in->GetFixed8(&type) || !IsValidMessageType(type)) return false;
+  if (!in->GetFixed64(&m->msn)) return false;
+  if (!in->GetFixed8(&depth) || depth > kMaxXidDepth) return false;
+  m->type = static_cast<MessageType>(type);
+  m->xids.Clear();
+  for (uint8_t i = 0; i < depth; ++i) {
+    TxnId id;
+    if (!in->GetFixed64(&id) || id == kNoTxn) return false;
+    m->xids.Push(id);
+  }
+  return in->GetLengthPrefixed(&m->key) && in->GetLengthPrefixed(&m->value);
+}
+
+size_t EncodedMessageSize(const Message& m) {
+  return 1 + 8 + 1 + 8 * m.xids.size() + VarintLength(m.key.size()) + m.key.size() +
+         VarintLength(m.value.size()) + m.value.size();
+}
+
+}  // namespace fern

@@ -1,0 +1,558 @@
+#include "ft/basement.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "util/coding.h"
+
+namespace fern {
+namespace {
+
+// Appends the extra to the old value (creating the row if absent); the extra "delete"
+// deletes the row.
+std::optional<std::string> AppendUpdate(std::string_view key, const std::string_view* old_value,
+                                        std::string_view extra) {
+  if (extra == "delete") return std::nullopt;
+  std::string result = old_value != nullptr ? std::string(*old_value) : std::string();
+  result.append(extra);
+  return result;
+}
+
+class BasementTest : public ::testing::Test {
+ protected:
+  BasementTest() {
+    ctx_.cmp = BytewiseComparator();
+    ctx_.update = &update_;
+  }
+
+  void Insert(std::string_view key, std::string_view value, XidStack xids = {}) {
+    Send(MessageType::kInsert, key, value, xids);
+  }
+  void Delete(std::string_view key, XidStack xids = {}) {
+    Send(MessageType::kDelete, key, {}, xids);
+  }
+  void Update(std::string_view key, std::string_view extra, XidStack xids = {}) {
+    Send(MessageType::kUpdate, key, extra, xids);
+  }
+  void Commit(std::string_view key, XidStack xids) { Send(MessageType::kCommitAny, key, {}, xids); }
+  void Abort(std::string_view key, XidStack xids) { Send(MessageType::kAbortAny, key, {}, xids); }
+  void Send(MessageType type, std::string_view key, std::string_view value, XidStack xids) {
+    basement_.Apply(Message{type, ++msn_, xids, key, value}, ctx_);
+  }
+
+  // The newest committed value of key, or "<none>".
+  std::string Committed(std::string_view key) const {
+    size_t i;
+    std::string_view value;
+    if (!basement_.Find(key, *ctx_.cmp, &i) || !basement_.entry(i).LatestCommitted(&value)) {
+      return "<none>";
+    }
+    return std::string(value);
+  }
+  // What `reader` sees under read committed, or "<none>".
+  std::string ReadBy(std::string_view key, const XidStack& reader) const {
+    size_t i;
+    std::string_view value;
+    if (!basement_.Find(key, *ctx_.cmp, &i) ||
+        !basement_.entry(i).ReadVisible(reader, {}, &value)) {
+      return "<none>";
+    }
+    return std::string(value);
+  }
+  std::map<std::string, std::string> Contents() const { return ContentsOf(basement_); }
+  static std::map<std::string, std::string> ContentsOf(const Basement& basement) {
+    std::map<std::string, std::string> out;
+    for (size_t i = 0; i < basement.count(); ++i) {
+      std::string_view value;
+      EXPECT_TRUE(basement.entry(i).LatestCommitted(&value)) << basement.key(i);
+      EXPECT_EQ(basement.entry(i).key(), basement.key(i));
+      out[std::string(basement.key(i))] = std::string(value);
+    }
+    return out;
+  }
+  static void ExpectSorted(const Basement& basement) {
+    for (size_t i = 1; i < basement.count(); ++i) {
+      ASSERT_LT(BytewiseComparator()->Compare(basement.key(i - 1), basement.key(i)), 0) << i;
+    }
+  }
+  std::string Serialized() const {
+    std::string out;
+    basement_.Serialize(&out);
+    return out;
+  }
+
+  UpdateFunction update_ = AppendUpdate;
+  ApplyContext ctx_;
+  Basement basement_;
+  Msn msn_ = 0;
+};
+
+TEST_F(BasementTest, EmptyBasement) {
+  EXPECT_EQ(basement_.count(), 0u);
+  EXPECT_EQ(basement_.max_msn(), 0u);
+  size_t i = 99;
+  EXPECT_FALSE(basement_.Find("a", *ctx_.cmp, &i));
+  EXPECT_EQ(i, 0u);
+  EXPECT_EQ(basement_.serialized_bytes(), Serialized().size());
+}
+
+TEST_F(BasementTest, RandomAutocommittedMessagesMatchMapModel) {
+  std::mt19937_64 rng(21);
+  std::map<std::string, std::string> model;
+  for (int step = 0; step < 30000; ++step) {
+    std::string key = "key" + std::to_string(rng() % 400);
+    int op = static_cast<int>(rng() % 10);
+    if (op < 5) {
+      std::string value(rng() % 40, static_cast<char>('a' + rng() % 26));
+      Insert(key, value);
+      model[key] = value;
+    } else if (op < 8) {
+      Delete(key);
+      model.erase(key);
+    } else {
+      std::string extra = rng() % 5 == 0 ? "delete" : std::string(1 + rng() % 3, 'u');
+      Update(key, extra);
+      auto it = model.find(key);
+      std::string_view old_value = it == model.end() ? std::string_view() : it->second;
+      std::optional<std::string> result =
+          AppendUpdate(key, it == model.end() ? nullptr : &old_value, extra);
+      if (result.has_value()) {
+        model[key] = *result;
+      } else {
+        model.erase(key);
+      }
+    }
+    if (step % 997 == 0) {
+      ASSERT_EQ(Contents(), model) << "after step " << step;
+      ExpectSorted(basement_);
+      // Compaction keeps garbage at most half the arena (once it is 4 KiB).
+      ASSERT_LE(basement_.garbage_bytes(), std::max<size_t>(4096, basement_.live_bytes()));
+    }
+  }
+  EXPECT_EQ(Contents(), model);
+  EXPECT_EQ(basement_.max_msn(), msn_);
+  EXPECT_EQ(basement_.serialized_bytes(), Serialized().size());
+}
+
+TEST_F(BasementTest, ApplyingAMessageTwiceChangesNothing) {
+  Insert("a", "1");
+  Insert("b", "2", XidStack{10});
+  Message update{MessageType::kUpdate, ++msn_, {}, "a", "+"};
+  basement_.Apply(update, ctx_);
+  std::string once = Serialized();
+  basement_.Apply(update, ctx_);
+  EXPECT_EQ(Serialized(), once);
+  EXPECT_EQ(Committed("a"), "1+");
+  // An older message is ignored too.
+  basement_.Apply(Message{MessageType::kDelete, 1, {}, "a", ""}, ctx_);
+  basement_.Apply(Message{MessageType::kCommitAny, 2, XidStack{10}, "b", ""}, ctx_);
+  EXPECT_EQ(Serialized(), once);
+  EXPECT_EQ(basement_.max_msn(), msn_);
+  basement_.set_max_msn(100);
+  EXPECT_EQ(basement_.max_msn(), 100u);
+}
+
+TEST_F(BasementTest, ProvisionalInsertThenCommit) {
+  Insert("k", "old");
+  Insert("k", "new", XidStack{10});
+  EXPECT_EQ(ReadBy("k", XidStack{10}), "new");
+  EXPECT_EQ(ReadBy("k", XidStack{11}), "old");
+  EXPECT_EQ(ReadBy("k", {}), "old");
+  Update("k", "+", XidStack{10});  // sees its own provisional value
+  EXPECT_EQ(ReadBy("k", XidStack{10}), "new+");
+  Commit("k", XidStack{10});
+  EXPECT_EQ(Committed("k"), "new+");
+  EXPECT_EQ(ReadBy("k", {}), "new+");
+  LeafEntryView entry = basement_.entry(0);
+  EXPECT_EQ(entry.provisional_count(), 0u);
+  ASSERT_EQ(entry.committed_count(), 1u) << "no live snapshot: older versions are collected";
+  EXPECT_EQ(entry.newest_committed().writer, 10u);
+}
+
+TEST_F(BasementTest, ProvisionalInsertThenAbort) {
+  Insert("fresh", "p", XidStack{10});
+  Insert("kept", "old");
+  Delete("kept", XidStack{10});
+  EXPECT_EQ(ReadBy("kept", XidStack{10}), "<none>");
+  EXPECT_EQ(ReadBy("kept", {}), "old");
+  EXPECT_EQ(basement_.count(), 2u);
+  Abort("fresh", XidStack{10});
+  Abort("kept", XidStack{10});
+  EXPECT_EQ(basement_.count(), 1u) << "an aborted insert of a new key leaves no entry";
+  EXPECT_EQ(Committed("kept"), "old");
+  EXPECT_EQ(ReadBy("kept", XidStack{10}), "old");
+  // Commit and abort of keys that are absent are no-ops.
+  Commit("missing", XidStack{10});
+  Abort("missing", XidStack{10});
+  EXPECT_EQ(basement_.count(), 1u);
+}
+
+TEST_F(BasementTest, ProvisionalDeleteOfAbsentKeyLeavesNoEntry) {
+  Delete("nothing", XidStack{10});
+  EXPECT_EQ(basement_.count(), 0u);
+}
+
+TEST_F(BasementTest, NestedChildAbortRestoresParentView) {
+  Insert("k", "base");
+  Insert("k", "parent", XidStack{10});
+  Insert("k", "child", XidStack{10, 11});
+  EXPECT_EQ(ReadBy("k", XidStack{10, 11}), "child");
+  Abort("k", XidStack{10, 11});
+  EXPECT_EQ(ReadBy("k", XidStack{10}), "parent");
+  Insert("k", "child2", XidStack{10, 12});
+  // Child 12 commits without a message; the parent then commits.
+  Commit("k", XidStack{10});
+  EXPECT_EQ(Committed("k"), "child2");
+}
+
+TEST_F(BasementTest, BroadcastUpdateAppliesToEveryRow) {
+  Insert("a", "1");
+  Insert("b", "2");
+  Insert("c", "3");
+  Delete("b");
+  Send(MessageType::kUpdateBroadcast, "", "!", {});
+  EXPECT_EQ(Contents(), (std::map<std::string, std::string>{{"a", "1!"}, {"c", "3!"}}));
+  Send(MessageType::kUpdateBroadcast, "", "x", XidStack{10});
+  EXPECT_EQ(ReadBy("a", XidStack{10}), "1!x");
+  EXPECT_EQ(ReadBy("a", {}), "1!");
+  Abort("a", XidStack{10});
+  Abort("c", XidStack{10});
+  Send(MessageType::kUpdateBroadcast, "", "delete", {});
+  EXPECT_EQ(basement_.count(), 0u);
+}
+
+TEST_F(BasementTest, UpdatesWithoutAFunctionAreIgnored) {
+  Insert("a", "1");
+  ctx_.update = nullptr;
+  Update("a", "+");
+  Send(MessageType::kUpdateBroadcast, "", "+", {});
+  UpdateFunction empty;
+  ctx_.update = &empty;
+  Update("a", "+");
+  EXPECT_EQ(Committed("a"), "1");
+  EXPECT_EQ(basement_.max_msn(), msn_);
+}
+
+TEST_F(BasementTest, LiveSnapshotsKeepOlderVersionsUntilOptimize) {
+  ctx_.oldest_live_snapshot = 50;
+  Insert("k", "v40", XidStack{40});
+  Commit("k", XidStack{40});
+  Insert("k", "v60", XidStack{60});
+  Commit("k", XidStack{60});
+  LeafEntryView entry = basement_.entry(0);
+  ASSERT_EQ(entry.committed_count(), 2u);
+  std::string_view seen;
+  ASSERT_TRUE(entry.ReadVisible(
+      {}, [](TxnId w) { return w < 50; }, &seen));
+  EXPECT_EQ(seen, "v40");
+  // The snapshot ends.
+  ctx_.oldest_live_snapshot = kNoTxn;
+  Send(MessageType::kOptimize, "", "", {});
+  ASSERT_EQ(basement_.entry(0).committed_count(), 1u);
+  EXPECT_EQ(Committed("k"), "v60");
+  // A committed delete is removed once no snapshot needs what it hides.
+  ctx_.oldest_live_snapshot = 70;
+  Delete("k", XidStack{80});
+  Commit("k", XidStack{80});
+  EXPECT_EQ(basement_.count(), 1u);
+  ctx_.oldest_live_snapshot = kNoTxn;
+  Send(MessageType::kOptimize, "", "", {});
+  EXPECT_EQ(basement_.count(), 0u);
+}
+
+TEST_F(BasementTest, RandomTransactionsMatchModel) {
+  std::mt19937_64 rng(31);
+  std::map<std::string, std::string> committed;
+  struct Txn {
+    TxnId id;
+    std::map<std::string, std::optional<std::string>> writes;
+  };
+  std::vector<Txn> live;
+  std::map<std::string, TxnId> locks;
+  TxnId next_id = 100;
+  auto key_of = [&] { return "k" + std::to_string(rng() % 150); };
+  auto seen_by = [&](const Txn* txn, const std::string& key) -> std::optional<std::string> {
+    if (txn != nullptr) {
+      auto w = txn->writes.find(key);
+      if (w != txn->writes.end()) return w->second;
+    }
+    auto c = committed.find(key);
+    return c == committed.end() ? std::nullopt : std::optional<std::string>(c->second);
+  };
+  auto finish = [&](size_t index, bool commit) {
+    Txn txn = std::move(live[index]);
+    live.erase(live.begin() + static_cast<ptrdiff_t>(index));
+    for (auto& [key, value] : txn.writes) {
+      if (commit) {
+        Commit(key, XidStack{txn.id});
+        if (value.has_value()) {
+          committed[key] = *value;
+        } else {
+          committed.erase(key);
+        }
+      } else {
+        Abort(key, XidStack{txn.id});
+      }
+      locks.erase(key);
+    }
+  };
+  for (int step = 0; step < 20000; ++step) {
+    int op = static_cast<int>(rng() % 100);
+    if (op < 5 && live.size() < 5) {
+      live.push_back(Txn{next_id++, {}});
+    } else if (op < 10 && !live.empty()) {
+      finish(rng() % live.size(), rng() % 3 != 0);
+    } else if (op < 12 && live.empty()) {
+      Send(MessageType::kUpdateBroadcast, "", "b", {});
+      for (auto& [key, value] : committed) value += "b";
+    } else {
+      std::string key = key_of();
+      Txn* txn = live.empty() || rng() % 4 == 0 ? nullptr : &live[rng() % live.size()];
+      auto lock = locks.find(key);
+      if (lock != locks.end() && (txn == nullptr || lock->second != txn->id)) continue;
+      XidStack xids;
+      if (txn != nullptr) xids.Push(txn->id);
+      std::optional<std::string> result;
+      int kind = static_cast<int>(rng() % 3);
+      if (kind == 0) {
+        result = std::string(rng() % 10, 'v');
+        Insert(key, *result, xids);
+      } else if (kind == 1) {
+        Delete(key, xids);
+      } else {
+        std::string extra = rng() % 6 == 0 ? "delete" : "u";
+        Update(key, extra, xids);
+        std::optional<std::string> old = seen_by(txn, key);
+        std::string_view old_view = old.has_value() ? std::string_view(*old) : std::string_view();
+        result = AppendUpdate(key, old.has_value() ? &old_view : nullptr, extra);
+      }
+      if (txn == nullptr) {
+        if (result.has_value()) {
+          committed[key] = *result;
+        } else {
+          committed.erase(key);
+        }
+      } else {
+        txn->writes[key] = result;
+        locks[key] = txn->id;
+      }
+    }
+    if (step % 503 == 0) {
+      for (int k = 0; k < 150; ++k) {
+        std::string key = "k" + std::to_string(k);
+        std::optional<std::string> expected = seen_by(nullptr, key);
+        ASSERT_EQ(ReadBy(key, {}), expected.value_or("<none>")) << key << " step " << step;
+        for (const Txn& txn : live) {
+          expected = seen_by(&txn, key);
+          ASSERT_EQ(ReadBy(key, XidStack{txn.id}), expected.value_or("<none>"))
+              << key << " by " << txn.id << " step " << step;
+        }
+      }
+      ExpectSorted(basement_);
+      Basement copy;
+      ASSERT_TRUE(Basement::Deserialize(Serialized(), *ctx_.cmp, &copy).ok());
+      std::string again;
+      copy.Serialize(&again);
+      ASSERT_EQ(again, Serialized());
+    }
+  }
+  while (!live.empty()) finish(0, true);
+  EXPECT_EQ(Contents(), committed);
+}
+
+// Inserts keys k<first>..k<first + n - 1> (three digits, zero padded) with MSNs from `msn`.
+void Fill(Basement* basement, int first, int n, Msn msn, const ApplyContext& ctx) {
+  for (int i = first; i < first + n; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof(key), "k%03d", i);
+    basement->Apply(Message{MessageType::kInsert, msn++, {}, key, std::string(10, 'v')}, ctx);
+  }
+}
+
+TEST_F(BasementTest, MoveSuffixToAndAppendAllKeepOrder) {
+  Fill(&basement_, 0, 100, 1, ctx_);
+  std::map<std::string, std::string> all = Contents();
+  Basement right;
+  right.set_max_msn(7);
+  basement_.MoveSuffixTo(60, &right);
+  EXPECT_EQ(basement_.count(), 60u);
+  EXPECT_EQ(right.count(), 40u);
+  EXPECT_EQ(basement_.key(59), "k059");
+  EXPECT_EQ(right.key(0), "k060");
+  EXPECT_EQ(right.max_msn(), basement_.max_msn());
+  ExpectSorted(right);
+  EXPECT_EQ(basement_.serialized_bytes() + right.serialized_bytes(),
+            2 * 8 + 1 + 1 + basement_.live_bytes() + right.live_bytes());
+  basement_.AppendAll(&right);
+  EXPECT_EQ(right.count(), 0u);
+  EXPECT_EQ(Contents(), all);
+  ExpectSorted(basement_);
+  // Appending to an empty basement, and appending an empty one.
+  Basement empty;
+  empty.AppendAll(&basement_);
+  EXPECT_EQ(ContentsOf(empty), all);
+  EXPECT_EQ(basement_.count(), 0u);
+  Basement nothing;
+  empty.AppendAll(&nothing);
+  EXPECT_EQ(ContentsOf(empty), all);
+  // Entries moved out still apply messages where they land.
+  empty.Apply(Message{MessageType::kDelete, empty.max_msn() + 1, {}, "k050", ""}, ctx_);
+  all.erase("k050");
+  EXPECT_EQ(ContentsOf(empty), all);
+}
+
+TEST_F(BasementTest, AppendEncodedBuildsInKeyOrder) {
+  Basement built;
+  for (int i = 0; i < 50; ++i) {
+    std::string encoded;
+    EncodeAutocommittedLeafEntry("key" + std::to_string(100 + i), "v" + std::to_string(i),
+                                 &encoded);
+    built.AppendEncoded(encoded);
+  }
+  EXPECT_EQ(built.count(), 50u);
+  ExpectSorted(built);
+  size_t i;
+  ASSERT_TRUE(built.Find("key120", *ctx_.cmp, &i));
+  EXPECT_EQ(i, 20u);
+  EXPECT_FALSE(built.Find("key1200", *ctx_.cmp, &i));
+  EXPECT_EQ(i, 21u);
+  EXPECT_EQ(built.LowerBound("a", *ctx_.cmp), 0u);
+  EXPECT_EQ(built.LowerBound("z", *ctx_.cmp), 50u);
+}
+
+TEST_F(BasementTest, SerializeRoundTrip) {
+  Fill(&basement_, 0, 300, 1, ctx_);
+  msn_ = basement_.max_msn();
+  for (int i = 0; i < 300; i += 7) Insert("k" + std::to_string(i), "p", XidStack{9, 10});
+  for (int i = 0; i < 300; i += 5) Delete("k" + std::to_string(i));
+  std::string serialized = Serialized();
+  EXPECT_EQ(serialized.size(), basement_.serialized_bytes());
+  Basement restored;
+  Fill(&restored, 500, 3, 1, ctx_);
+  ASSERT_TRUE(Basement::Deserialize(serialized, *ctx_.cmp, &restored).ok());
+  EXPECT_EQ(restored.max_msn(), basement_.max_msn());
+  EXPECT_EQ(restored.count(), basement_.count());
+  EXPECT_EQ(restored.garbage_bytes(), 0u);
+  std::string again;
+  restored.Serialize(&again);
+  EXPECT_EQ(again, serialized);
+  for (size_t i = 0; i < restored.count(); ++i) {
+    EXPECT_EQ(restored.encoded_entry(i), basement_.encoded_entry(i));
+  }
+}
+
+TEST_F(BasementTest, DeserializeRejectsTruncationAndDamage) {
+  Fill(&basement_, 0, 40, 1, ctx_);
+  msn_ = basement_.max_msn();
+  Insert("k003", "p", XidStack{9});
+  std::string serialized = Serialized();
+  for (size_t n = 0; n < serialized.size(); ++n) {
+    Basement out;
+    Status s = Basement::Deserialize(std::string_view(serialized).substr(0, n), *ctx_.cmp, &out);
+    ASSERT_TRUE(s.IsCorruption()) << "length " << n << ": " << s.ToString();
+  }
+  Basement unchanged;
+  Fill(&unchanged, 0, 2, 1, ctx_);
+  EXPECT_TRUE(Basement::Deserialize(serialized + "x", *ctx_.cmp, &unchanged).IsCorruption());
+  EXPECT_EQ(unchanged.count(), 2u) << "a failed Deserialize must leave *out unchanged";
+
+  std::mt19937_64 rng(41);
+  int rejected = 0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    std::string damaged = serialized;
+    int flips = 1 + static_cast<int>(rng() % 3);
+    for (int f = 0; f < flips; ++f) {
+      damaged[rng() % damaged.size()] ^= static_cast<char>(1 + rng() % 255);
+    }
+    Basement out;
+    Status s = Basement::Deserialize(damaged, *ctx_.cmp, &out);
+    if (!s.ok()) {
+      ASSERT_TRUE(s.IsCorruption()) << s.ToString();
+      ++rejected;
+      continue;
+    }
+    ExpectSorted(out);
+    for (size_t i = 0; i < out.count(); ++i) (void)out.entry(i).IsEmpty();
+    out.Apply(Message{MessageType::kInsert, out.max_msn() + 1, {}, "k010", "x"}, ctx_);
+  }
+  EXPECT_GT(rejected, 1000);
+}
+
+TEST_F(BasementTest, DeserializeRejectsKeysOutOfOrder) {
+  for (const char* second : {"a", "b"}) {
+    std::string serialized;
+    PutFixed64(&serialized, 5);
+    PutVarint64(&serialized, 2);
+    EncodeAutocommittedLeafEntry("b", "1", &serialized);
+    EncodeAutocommittedLeafEntry(second, "2", &serialized);
+    Basement out;
+    Status s = Basement::Deserialize(serialized, *ctx_.cmp, &out);
+    EXPECT_TRUE(s.IsCorruption()) << second;
+    EXPECT_NE(s.ToString().find("key"), std::string::npos) << s.ToString();
+  }
+}
+
+TEST_F(BasementTest, ArenaCompactionKeepsContents) {
+  std::map<std::string, std::string> model;
+  size_t peak_memory = 0;
+  for (int round = 0; round < 200; ++round) {
+    for (int k = 0; k < 20; ++k) {
+      std::string key = "key" + std::to_string(k);
+      std::string value(100 + round % 7, static_cast<char>('a' + (round + k) % 26));
+      if (k % 2 == 0) {
+        Insert(key, value);
+      } else {
+        // The general path: a provisional write and its commit.
+        Insert(key, value, XidStack{static_cast<TxnId>(1000 + round)});
+        Commit(key, XidStack{static_cast<TxnId>(1000 + round)});
+      }
+      model[key] = value;
+    }
+    ASSERT_EQ(Contents(), model) << "round " << round;
+    ASSERT_LE(basement_.garbage_bytes(), std::max<size_t>(4096, basement_.live_bytes()));
+    if (round > 100) peak_memory = std::max(peak_memory, basement_.memory_bytes());
+  }
+  // 200 rounds wrote ~50 times the live data; compaction keeps the arena near it.
+  EXPECT_LT(peak_memory, 16 * basement_.live_bytes() + 16384);
+  EXPECT_EQ(basement_.serialized_bytes(), Serialized().size());
+}
+
+TEST_F(BasementTest, MessagesViewingTheBasementItselfAreSafe) {
+  Fill(&basement_, 0, 50, 1, ctx_);
+  msn_ = basement_.max_msn();
+  // Keys and values taken from the basement's own arena, while the arena grows.
+  for (int round = 0; round < 20; ++round) {
+    for (size_t i = 0; i < basement_.count(); ++i) {
+      std::string_view key = basement_.key(i);
+      std::string_view value;
+      ASSERT_TRUE(basement_.entry(i).LatestCommitted(&value));
+      basement_.Apply(Message{MessageType::kInsert, ++msn_, {}, key, value}, ctx_);
+    }
+  }
+  EXPECT_EQ(basement_.count(), 50u);
+  for (size_t i = 0; i < basement_.count(); ++i) {
+    std::string_view value;
+    ASSERT_TRUE(basement_.entry(i).LatestCommitted(&value));
+    EXPECT_EQ(value, std::string(10, 'v'));
+  }
+}
+
+TEST_F(BasementTest, ClearDropsEverything) {
+  Fill(&basement_, 0, 10, 1, ctx_);
+  basement_.Clear();
+  EXPECT_EQ(basement_.count(), 0u);
+  EXPECT_EQ(basement_.max_msn(), 0u);
+  EXPECT_EQ(basement_.live_bytes(), 0u);
+  Fill(&basement_, 0, 3, 1, ctx_);
+  EXPECT_EQ(basement_.count(), 3u);
+}
+
+}  // namespace
+}  // namespace fern

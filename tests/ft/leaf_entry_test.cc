@@ -1,0 +1,325 @@
+#include "ft/leaf_entry.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "util/coding.h"
+
+namespace fern {
+namespace {
+
+using Version = LeafEntryView::Version;
+
+Version Value(TxnId writer, std::string_view value) { return {writer, false, value}; }
+Version Deleted(TxnId writer) { return {writer, true, {}}; }
+
+std::string Encode(std::string_view key, std::vector<Version> committed,
+                   std::vector<Version> provisional) {
+  std::string out;
+  EncodeLeafEntry(key, committed, provisional, &out);
+  EXPECT_EQ(out.size(), EncodedLeafEntrySize(key, committed, provisional));
+  return out;
+}
+
+LeafEntryView ParseOrDie(std::string_view encoded) {
+  LeafEntryView view;
+  EXPECT_TRUE(LeafEntryView::Parse(encoded, &view));
+  return view;
+}
+
+// What a reader sees through ReadVisible, with "<none>" for no row.
+std::string Read(const LeafEntryView& view, const XidStack& reader,
+                 const std::function<bool(TxnId)>& is_visible = {}) {
+  std::string_view value;
+  if (!view.ReadVisible(reader, is_visible, &value)) return "<none>";
+  return std::string(value);
+}
+
+std::string Describe(const std::vector<Version>& versions) {
+  std::string out;
+  for (const auto& v : versions) {
+    out += std::to_string(v.writer) + (v.is_delete ? ":del " : ":" + std::string(v.value) + " ");
+  }
+  return out;
+}
+
+// ---- encoding ------------------------------------------------------------------------------
+
+TEST(LeafEntryTest, EncodeParseRoundTrip) {
+  const std::string long_value(1000, 'x');
+  std::vector<Version> committed = {Value(kNoTxn, "oldest"), Deleted(12), Value(15, "")};
+  std::vector<Version> provisional = {Value(20, "outer"), Deleted(21), Value(22, long_value)};
+  std::string encoded = Encode(std::string("k\0y", 3), committed, provisional);
+  std::string with_trailer = encoded + "next entry";
+  LeafEntryView view = ParseOrDie(with_trailer);
+  EXPECT_EQ(view.key(), std::string_view("k\0y", 3));
+  EXPECT_EQ(view.encoded_size(), encoded.size());
+  EXPECT_EQ(view.encoded(), encoded);
+  ASSERT_EQ(view.committed_count(), 3u);
+  ASSERT_EQ(view.provisional_count(), 3u);
+  for (size_t i = 0; i < committed.size(); ++i) {
+    EXPECT_EQ(view.committed(i).writer, committed[i].writer) << i;
+    EXPECT_EQ(view.committed(i).is_delete, committed[i].is_delete) << i;
+    EXPECT_EQ(view.committed(i).value, committed[i].value) << i;
+  }
+  for (size_t i = 0; i < provisional.size(); ++i) {
+    EXPECT_EQ(view.provisional(i).writer, provisional[i].writer) << i;
+    EXPECT_EQ(view.provisional(i).is_delete, provisional[i].is_delete) << i;
+    EXPECT_EQ(view.provisional(i).value, provisional[i].value) << i;
+  }
+  EXPECT_EQ(view.newest_committed().writer, 15u);
+  EXPECT_EQ(view.innermost_provisional().value, long_value);
+
+  std::string bare_encoded = Encode("", {}, {});
+  LeafEntryView bare = ParseOrDie(bare_encoded);
+  EXPECT_EQ(bare.key(), "");
+  EXPECT_EQ(bare.committed_count(), 0u);
+  EXPECT_EQ(bare.provisional_count(), 0u);
+  EXPECT_TRUE(bare.IsEmpty());
+}
+
+TEST(LeafEntryTest, AutocommittedEncodingMatchesGeneralEncoding) {
+  std::string fast;
+  EncodeAutocommittedLeafEntry("key", "value", &fast);
+  EXPECT_EQ(fast, Encode("key", {Value(kNoTxn, "value")}, {}));
+}
+
+TEST(LeafEntryTest, ParseRejectsEveryTruncation) {
+  std::string encoded = Encode("key", {Value(kNoTxn, "a"), Deleted(3)}, {Value(9, "b")});
+  for (size_t n = 0; n < encoded.size(); ++n) {
+    LeafEntryView view;
+    EXPECT_FALSE(LeafEntryView::Parse(std::string_view(encoded).substr(0, n), &view)) << n;
+  }
+}
+
+TEST(LeafEntryTest, ParseRejectsMalformedFields) {
+  LeafEntryView view;
+  // Unknown flag bits. Layout: key (1 + 1), counts (1 + 1), writer (8), flags.
+  std::string bad_flags = Encode("k", {Value(kNoTxn, "v")}, {});
+  bad_flags[12] = 0x02;
+  EXPECT_FALSE(LeafEntryView::Parse(bad_flags, &view));
+  // A provisional version must have a writer.
+  EXPECT_FALSE(LeafEntryView::Parse(Encode("k", {}, {Value(kNoTxn, "v")}), &view));
+  // At most kMaxXidDepth provisional versions.
+  std::string deep;
+  PutLengthPrefixed(&deep, "k");
+  PutVarint32(&deep, 0);
+  PutVarint32(&deep, kMaxXidDepth + 1);
+  for (size_t i = 0; i <= kMaxXidDepth; ++i) {
+    PutFixed64(&deep, i + 1);
+    PutFixed8(&deep, 1);
+  }
+  EXPECT_FALSE(LeafEntryView::Parse(deep, &view));
+  // A count far beyond the bytes present.
+  std::string huge;
+  PutLengthPrefixed(&huge, "k");
+  PutVarint32(&huge, 0xffffffff);
+  PutVarint32(&huge, 0);
+  EXPECT_FALSE(LeafEntryView::Parse(huge, &view));
+}
+
+TEST(LeafEntryTest, ParseSurvivesRandomByteFlips) {
+  std::string encoded = Encode("some key", {Value(kNoTxn, "first"), Deleted(40), Value(41, "x")},
+                               {Value(50, "p0"), Deleted(51)});
+  std::mt19937_64 rng(11);
+  for (int trial = 0; trial < 20000; ++trial) {
+    std::string damaged = encoded;
+    damaged[rng() % damaged.size()] ^= static_cast<char>(1 + rng() % 255);
+    LeafEntryView view;
+    if (!LeafEntryView::Parse(damaged, &view)) continue;
+    // Whatever parses must be readable within its bytes.
+    ASSERT_LE(view.encoded_size(), damaged.size());
+    for (size_t i = 0; i < view.committed_count(); ++i) (void)view.committed(i);
+    for (size_t i = 0; i < view.provisional_count(); ++i) (void)view.provisional(i);
+    std::string_view value;
+    (void)view.ReadVisible(XidStack{50}, {}, &value);
+    (void)view.IsEmpty();
+  }
+}
+
+// ---- reading -------------------------------------------------------------------------------
+
+TEST(LeafEntryTest, LatestCommittedIsTheNewestCommittedValue) {
+  std::string_view value;
+  EXPECT_FALSE(ParseOrDie(Encode("k", {}, {Value(5, "p")})).LatestCommitted(&value));
+  EXPECT_FALSE(ParseOrDie(Encode("k", {Value(1, "a"), Deleted(2)}, {})).LatestCommitted(&value));
+  std::string encoded = Encode("k", {Deleted(1), Value(2, "b")}, {Deleted(3)});
+  ASSERT_TRUE(ParseOrDie(encoded).LatestCommitted(&value));
+  EXPECT_EQ(value, "b");
+}
+
+TEST(LeafEntryTest, AutocommittedVersionsAreVisibleWithoutAsking) {
+  std::string encoded = Encode("k", {Value(7, "by seven"), Value(kNoTxn, "auto")}, {});
+  LeafEntryView view = ParseOrDie(encoded);
+  auto nothing_visible = [](TxnId writer) {
+    EXPECT_NE(writer, kNoTxn) << "is_visible consulted for an autocommitted version";
+    return false;
+  };
+  EXPECT_EQ(Read(view, {}, nothing_visible), "auto");
+}
+
+TEST(LeafEntryTest, SnapshotSeesNewestVisibleCommittedVersion) {
+  std::string encoded = Encode("k", {Value(10, "ten"), Value(20, "twenty"), Deleted(30)}, {});
+  LeafEntryView view = ParseOrDie(encoded);
+  EXPECT_EQ(Read(view, {}, [](TxnId w) { return w < 15; }), "ten");
+  EXPECT_EQ(Read(view, {}, [](TxnId w) { return w < 25; }), "twenty");
+  EXPECT_EQ(Read(view, {}, [](TxnId w) { return w != 20; }), "<none>");  // sees the delete
+  EXPECT_EQ(Read(view, {}, [](TxnId w) { return w == 10 || w == 20; }), "twenty");
+  EXPECT_EQ(Read(view, {}, [](TxnId) { return false; }), "<none>");
+  EXPECT_EQ(Read(view, {}), "<none>");  // an empty function accepts every writer
+  EXPECT_EQ(Read(ParseOrDie(Encode("k", {Value(10, "ten")}, {})), XidStack{99}), "ten");
+}
+
+TEST(LeafEntryTest, WritersFamilySeesItsInnermostProvisionalVersion) {
+  std::string encoded =
+      Encode("k", {Value(kNoTxn, "committed")}, {Value(50, "parent"), Value(51, "child")});
+  LeafEntryView view = ParseOrDie(encoded);
+  EXPECT_EQ(Read(view, XidStack{50, 51}), "child");
+  // A parent reads after its child finished: the child's level is a committed child's.
+  EXPECT_EQ(Read(view, XidStack{50}), "child");
+  EXPECT_EQ(Read(view, XidStack{50, 52}), "child");
+  // Other readers see only committed versions.
+  EXPECT_EQ(Read(view, {}), "committed");
+  EXPECT_EQ(Read(view, XidStack{60}), "committed");
+  EXPECT_EQ(Read(view, XidStack{51}), "committed");
+
+  std::string deleted_encoded = Encode("k", {Value(kNoTxn, "c")}, {Deleted(50)});
+  LeafEntryView deleted = ParseOrDie(deleted_encoded);
+  EXPECT_EQ(Read(deleted, XidStack{50}), "<none>");
+  EXPECT_EQ(Read(deleted, XidStack{60}), "c");
+}
+
+TEST(LeafEntryTest, IsEmptyWhenNoReaderCanSeeARow) {
+  EXPECT_TRUE(ParseOrDie(Encode("k", {}, {})).IsEmpty());
+  EXPECT_TRUE(ParseOrDie(Encode("k", {Deleted(kNoTxn)}, {})).IsEmpty());
+  EXPECT_TRUE(ParseOrDie(Encode("k", {}, {Deleted(5), Deleted(6)})).IsEmpty());
+  EXPECT_TRUE(ParseOrDie(Encode("k", {Deleted(3)}, {Deleted(5)})).IsEmpty());
+  EXPECT_FALSE(ParseOrDie(Encode("k", {Value(kNoTxn, "")}, {})).IsEmpty());
+  EXPECT_FALSE(ParseOrDie(Encode("k", {Value(1, "a"), Deleted(2)}, {})).IsEmpty());
+  EXPECT_FALSE(ParseOrDie(Encode("k", {Deleted(2)}, {Value(5, "p")})).IsEmpty());
+  EXPECT_FALSE(ParseOrDie(Encode("k", {}, {Deleted(5), Value(6, "c")})).IsEmpty());
+}
+
+// ---- version stacks ------------------------------------------------------------------------
+
+LeafEntryVersions Versions(std::vector<Version> committed, std::vector<Version> provisional) {
+  LeafEntryVersions v;
+  v.committed = std::move(committed);
+  v.provisional = std::move(provisional);
+  return v;
+}
+
+void ExpectStacks(const LeafEntryVersions& v, const std::vector<Version>& committed,
+                  const std::vector<Version>& provisional) {
+  EXPECT_EQ(Describe(v.committed), Describe(committed));
+  EXPECT_EQ(Describe(v.provisional), Describe(provisional));
+}
+
+TEST(LeafEntryVersionsTest, AssignCopiesTheView) {
+  std::string encoded = Encode("k", {Value(1, "a"), Deleted(2)}, {Value(5, "p")});
+  LeafEntryVersions v = Versions({Value(9, "stale")}, {});
+  v.Assign(ParseOrDie(encoded));
+  ExpectStacks(v, {Value(1, "a"), Deleted(2)}, {Value(5, "p")});
+}
+
+TEST(LeafEntryVersionsTest, AutocommittedWritePushesACommittedVersion) {
+  LeafEntryVersions v = Versions({Value(3, "old")}, {Value(7, "p")});
+  v.Write({}, false, "new");
+  ExpectStacks(v, {Value(3, "old"), Value(kNoTxn, "new")}, {Value(7, "p")});
+  v.CollectGarbage(kNoTxn);
+  ExpectStacks(v, {Value(kNoTxn, "new")}, {Value(7, "p")});
+}
+
+TEST(LeafEntryVersionsTest, NestedWriteFillsOuterLevelsWithWhatTheySee) {
+  LeafEntryVersions v = Versions({Value(kNoTxn, "base")}, {});
+  v.Write(XidStack{10, 11, 12}, false, "grandchild");
+  ExpectStacks(v, {Value(kNoTxn, "base")},
+               {Value(10, "base"), Value(11, "base"), Value(12, "grandchild")});
+  // The grandchild aborts: its parent sees what it saw before.
+  v.Abort(XidStack{10, 11, 12});
+  ExpectStacks(v, {Value(kNoTxn, "base")}, {Value(10, "base"), Value(11, "base")});
+  std::string_view seen;
+  ASSERT_TRUE(v.WriterSees(XidStack{10, 11}, &seen));
+  EXPECT_EQ(seen, "base");
+
+  LeafEntryVersions absent;
+  absent.Write(XidStack{10, 11}, false, "child");
+  ExpectStacks(absent, {}, {Deleted(10), Value(11, "child")});
+}
+
+TEST(LeafEntryVersionsTest, WriteFoldsAFinishedChildIntoItsParent) {
+  // Child 11 committed without a message; sibling 12 now writes.
+  LeafEntryVersions v = Versions({}, {Value(10, "parent"), Value(11, "child")});
+  v.Write(XidStack{10, 12}, false, "sibling");
+  ExpectStacks(v, {}, {Value(10, "child"), Value(12, "sibling")});
+  v.Abort(XidStack{10, 12});
+  ExpectStacks(v, {}, {Value(10, "child")});
+  // The parent overwrites its own level.
+  v.Write(XidStack{10}, true, {});
+  ExpectStacks(v, {}, {Deleted(10)});
+}
+
+TEST(LeafEntryVersionsTest, WriteByAnotherFamilyReplacesProvisionalVersions) {
+  LeafEntryVersions v = Versions({Value(kNoTxn, "c")}, {Value(10, "p"), Value(11, "q")});
+  v.Write(XidStack{20}, false, "other");
+  ExpectStacks(v, {Value(kNoTxn, "c")}, {Value(20, "other")});
+}
+
+TEST(LeafEntryVersionsTest, CommitPromotesTheInnermostVersion) {
+  LeafEntryVersions v = Versions({Value(kNoTxn, "c")}, {Value(10, "p"), Value(11, "child")});
+  v.Commit(XidStack{20});  // not this family's
+  ExpectStacks(v, {Value(kNoTxn, "c")}, {Value(10, "p"), Value(11, "child")});
+  v.Commit(XidStack{10});
+  ExpectStacks(v, {Value(kNoTxn, "c"), Value(10, "child")}, {});
+  v.Commit(XidStack{10});  // nothing left to commit
+  ExpectStacks(v, {Value(kNoTxn, "c"), Value(10, "child")}, {});
+}
+
+TEST(LeafEntryVersionsTest, NestedCommitFoldsTheChildIntoItsParent) {
+  LeafEntryVersions v = Versions({}, {Value(10, "p"), Value(11, "c"), Value(12, "g")});
+  v.Commit(XidStack{10, 11, 12});
+  ExpectStacks(v, {}, {Value(10, "p"), Value(11, "g")});
+  v.Commit(XidStack{10, 11});
+  ExpectStacks(v, {}, {Value(10, "g")});
+  v.Commit(XidStack{10, 13});  // a child that did not write here
+  ExpectStacks(v, {}, {Value(10, "g")});
+}
+
+TEST(LeafEntryVersionsTest, AbortRemovesOnlyTheAbortedLevels) {
+  LeafEntryVersions v = Versions({Value(kNoTxn, "c")}, {Value(10, "p"), Value(11, "child")});
+  v.Abort(XidStack{10, 12});  // a child that did not write here
+  ExpectStacks(v, {Value(kNoTxn, "c")}, {Value(10, "p"), Value(11, "child")});
+  v.Abort(XidStack{20});  // not this family's
+  ExpectStacks(v, {Value(kNoTxn, "c")}, {Value(10, "p"), Value(11, "child")});
+  v.Abort(XidStack{10, 11});
+  ExpectStacks(v, {Value(kNoTxn, "c")}, {Value(10, "p")});
+  v.Abort(XidStack{10});
+  ExpectStacks(v, {Value(kNoTxn, "c")}, {});
+}
+
+TEST(LeafEntryVersionsTest, GarbageCollectionKeepsWhatSnapshotsCanSee) {
+  std::vector<Version> history = {Value(kNoTxn, "a"), Value(30, "b"), Value(40, "c"),
+                                  Value(60, "d")};
+  LeafEntryVersions v = Versions(history, {});
+  v.CollectGarbage(50);  // snapshots may need "c" (40 < 50) and newer
+  ExpectStacks(v, {Value(40, "c"), Value(60, "d")}, {});
+  v = Versions(history, {});
+  v.CollectGarbage(20);  // only kNoTxn's "a" is older than every snapshot
+  ExpectStacks(v, history, {});
+  v = Versions(history, {});
+  v.CollectGarbage(kNoTxn);
+  ExpectStacks(v, {Value(60, "d")}, {});
+  // An oldest delete reads as no row, like no version at all.
+  v = Versions({Value(10, "x"), Deleted(30), Value(60, "y")}, {});
+  v.CollectGarbage(50);
+  ExpectStacks(v, {Value(60, "y")}, {});
+  v = Versions({Value(10, "x"), Deleted(60)}, {Value(70, "p")});
+  v.CollectGarbage(kNoTxn);
+  ExpectStacks(v, {}, {Value(70, "p")});
+}
+
+}  // namespace
+}  // namespace fern
