@@ -58,8 +58,9 @@ BlockNum BlockTable::AllocateBlockNum() {
   return b;
 }
 
-void BlockTable::ReleaseFromCurrentLocked(BlockNum b, BlockLocation loc) {
+void BlockTable::ReleaseIfUnnamedLocked(BlockNum b, BlockLocation loc) {
   if (loc.offset == 0) return;
+  if (current_.at(b).offset == loc.offset) return;
   if (checkpointed_.at(b).offset == loc.offset) return;
   if (checkpoint_in_progress_ && in_progress_.at(b).offset == loc.offset) return;
   allocator_.Free(loc.offset, loc.size);
@@ -73,8 +74,8 @@ void BlockTable::FreeBlockNum(BlockNum b) {
   }
   BlockLocation old = current_.at(b);
   if (old.offset != 0) {
-    ReleaseFromCurrentLocked(b, old);
     current_.Set(b, BlockLocation{});
+    ReleaseIfUnnamedLocked(b, old);
     --written_blocks_;
   }
   const bool named = checkpointed_.at(b).offset != 0 ||
@@ -108,16 +109,24 @@ void BlockTable::ReleaseSpace(BlockLocation loc) {
   allocator_.Free(loc.offset, loc.size);
 }
 
-Status BlockTable::SetLocation(BlockNum b, BlockLocation loc) {
+Status BlockTable::SetLocation(BlockNum b, BlockLocation loc, bool for_checkpoint) {
   absl::MutexLock lock(&mu_);
   if (!InUseLocked(b)) return Status::InvalidArgument(StrCat("block ", b, " is not allocated"));
-  BlockLocation old = current_.at(b);
-  if (old.offset == 0) {
-    ++written_blocks_;
-  } else {
-    ReleaseFromCurrentLocked(b, old);
+  const BlockLocation old = current_.at(b);
+  if (for_checkpoint && checkpoint_in_progress_) {
+    const BlockLocation replaced = in_progress_.at(b);
+    in_progress_.Set(b, loc);
+    if (old.offset == replaced.offset) {
+      // No plain write of b since the begin: these bytes are also b's latest.
+      if (old.offset == 0) ++written_blocks_;
+      current_.Set(b, loc);
+    }
+    ReleaseIfUnnamedLocked(b, replaced);
+    return Status::OK();
   }
+  if (old.offset == 0) ++written_blocks_;
   current_.Set(b, loc);
+  ReleaseIfUnnamedLocked(b, old);
   return Status::OK();
 }
 
@@ -128,15 +137,10 @@ BlockLocation BlockTable::Relocate(BlockNum b, uint64_t size) {
     return BlockLocation{};
   }
   BlockLocation old = current_.at(b);
-  // The new space is taken before the old is released, so a block never lands on its own
-  // previous extent: that extent may still be read by a concurrent reader of the old node.
   BlockLocation loc{allocator_.Allocate(size), size};
-  if (old.offset == 0) {
-    ++written_blocks_;
-  } else {
-    ReleaseFromCurrentLocked(b, old);
-  }
+  if (old.offset == 0) ++written_blocks_;
   current_.Set(b, loc);
+  ReleaseIfUnnamedLocked(b, old);
   return loc;
 }
 
@@ -259,10 +263,20 @@ void BlockTable::BeginCheckpointLocked() {
   checkpoint_in_progress_ = true;
 }
 
-std::string BlockTable::BeginCheckpoint() {
+void BlockTable::BeginCheckpoint() {
   absl::MutexLock lock(&mu_);
   BeginCheckpointLocked();
-  return Serialize(in_progress_);
+}
+
+std::string BlockTable::SerializeCheckpoint() const {
+  Translation snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    assert(checkpoint_in_progress_);
+    snapshot = in_progress_;
+  }
+  // Encoding is the costly part; writers need not wait for it.
+  return Serialize(snapshot);
 }
 
 BlockLocation BlockTable::AllocateTableSpace(uint64_t size) {

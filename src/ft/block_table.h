@@ -5,7 +5,9 @@
 // Versions. The table is kept in up to three versions, each a map BlockNum -> location:
 //   current       what the live tree uses; every WriteBlock/FreeBlock changes it.
 //   in_progress   a snapshot of current taken when a checkpoint begins; it is what that
-//                 checkpoint writes to disk. Writers keep changing current meanwhile.
+//                 checkpoint writes to disk. Writers keep changing current meanwhile; the
+//                 checkpointer's own writes of nodes as they were at the begin (pending
+//                 nodes or their clones, `for_checkpoint`) go to both.
 //   checkpointed  what the last complete checkpoint's on-disk table says.
 // Copy-on-write rule: an extent named by checkpointed or in_progress is never reused until
 // no checkpoint version names it any more, so a crash at any moment (including during a
@@ -94,14 +96,19 @@ class BlockTable {
 
   // Picks new space for block b about to be (re)written with `size` bytes and records it in
   // current. The old location is freed at once if only current named it, else when the
-  // checkpoints naming it are superseded. Returns {0, 0} (and asserts in debug builds) if b
-  // is not allocated.
+  // checkpoints naming it are superseded. The new extent never overlaps b's previous one.
+  // Returns {0, 0} (and asserts in debug builds) if b is not allocated.
   BlockLocation Relocate(BlockNum b, uint64_t size);
   // Relocate in two steps, so that a failed write leaves b's old contents in place:
   // AllocateSpace reserves space (named by no version yet); then either SetLocation records
   // it for b (releasing b's old location as Relocate does) or ReleaseSpace gives it back.
+  // With `for_checkpoint` during a checkpoint, the bytes are b as of the checkpoint's begin
+  // (see below): the location replaces b's entry in the in-progress version, and in
+  // current too unless b was written without the flag since the begin (current then keeps
+  // that newer write). Without a checkpoint in progress the flag has no effect.
+  // InvalidArgument if b is not allocated.
   BlockLocation AllocateSpace(uint64_t size);
-  Status SetLocation(BlockNum b, BlockLocation loc);  // InvalidArgument if b is not allocated
+  Status SetLocation(BlockNum b, BlockLocation loc, bool for_checkpoint = false);
   void ReleaseSpace(BlockLocation loc);
 
   // The current version in the format above.
@@ -117,15 +124,20 @@ class BlockTable {
   static Status Deserialize(std::string_view in, BlockLocation table_location, BlockTable* out);
 
   // Checkpoint protocol, one checkpoint at a time:
-  //   1. BeginCheckpoint: in_progress := current; returns its serialization. Writers may
-  //      go on changing current from here on. (The two-version protocol -- the caller
-  //      excludes writers and calls SerializeCurrent -- also works: step 2 then snapshots.)
-  //   2. AllocateTableSpace(serialized size): space for the table, named by in_progress.
-  //   3. The caller writes the table there, fsyncs, writes and fsyncs the header.
-  //   4. CompleteCheckpoint(that location): checkpointed := in_progress; frees the extents
+  //   1. BeginCheckpoint: in_progress := current. Writers may go on changing current from
+  //      here on. A sharp checkpointer calls it while it marks the dirty nodes pending and
+  //      then writes them (or their clones) with SetLocation(..., for_checkpoint = true).
+  //   2. SerializeCheckpoint: the in-progress version as bytes.
+  //   3. AllocateTableSpace(their size): space for the table, named by in_progress.
+  //   4. The caller writes the table there, fsyncs, writes and fsyncs the header.
+  //   5. CompleteCheckpoint(that location): checkpointed := in_progress; frees the extents
   //      only the old checkpoint named (including its table). Or, if the header may not
   //      have been written, AbortCheckpoint: drops in_progress, freeing what only it named.
-  std::string BeginCheckpoint();
+  // The two-version protocol of a caller that excludes writers itself also works: it
+  // calls SerializeCurrent, then AllocateTableSpace (which begins the checkpoint, taking
+  // the same snapshot) and CompleteCheckpoint.
+  void BeginCheckpoint();
+  std::string SerializeCheckpoint() const;
   BlockLocation AllocateTableSpace(uint64_t size);
   void CompleteCheckpoint(BlockLocation table_location);
   void AbortCheckpoint();
@@ -162,8 +174,8 @@ class BlockTable {
   };
 
   bool InUseLocked(BlockNum b) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // b's extent `loc` has left current: free it unless a checkpoint version names it.
-  void ReleaseFromCurrentLocked(BlockNum b, BlockLocation loc) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // b's extent `loc` has left current or in_progress: free it unless a version names it.
+  void ReleaseIfUnnamedLocked(BlockNum b, BlockLocation loc) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees every extent of `dropped` that neither `kept` nor current names.
   void FreeDroppedExtentsLocked(const Translation& dropped, const Translation& kept)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -61,11 +61,16 @@ Status TreeFile::Create(const std::string& path, const FileHeader& header,
   std::unique_ptr<File> file;
   FERN_RETURN_IF_ERROR(File::Open(path, File::Mode::kCreate, &file));
   const std::string slot = SlotImage(initial);
-  for (int i = 0; i < kHeaderSlotCount; ++i) {
-    FERN_RETURN_IF_ERROR(file->Write(SlotOffset(i), slot));
+  Status s;
+  for (int i = 0; i < kHeaderSlotCount && s.ok(); ++i) s = file->Write(SlotOffset(i), slot);
+  if (s.ok()) s = file->Sync();
+  if (s.ok()) s = SyncDir(ParentDir(path));
+  if (!s.ok()) {
+    // A half-written file would only block the next attempt with AlreadyExists.
+    file.reset();
+    (void)RemoveFile(path);
+    return s;
   }
-  FERN_RETURN_IF_ERROR(file->Sync());
-  FERN_RETURN_IF_ERROR(SyncDir(ParentDir(path)));
   out->reset(new TreeFile(std::move(file), /*read_only=*/false, initial, /*slot=*/0));
   return Status::OK();
 }
@@ -166,6 +171,14 @@ Status TreeFile::Poison(const Status& s) {
 }
 
 Status TreeFile::WriteBlock(BlockNum b, std::string_view bytes) {
+  return Write(b, bytes, /*for_checkpoint=*/false);
+}
+
+Status TreeFile::WriteBlockForCheckpoint(BlockNum b, std::string_view bytes) {
+  return Write(b, bytes, /*for_checkpoint=*/true);
+}
+
+Status TreeFile::Write(BlockNum b, std::string_view bytes, bool for_checkpoint) {
   FERN_RETURN_IF_ERROR(CheckWritable());
   if (!table_.IsAllocated(b)) {
     return Status::InvalidArgument(
@@ -186,7 +199,13 @@ Status TreeFile::WriteBlock(BlockNum b, std::string_view bytes) {
     table_.ReleaseSpace(loc);
     return s.WithContext(StrCat("block ", b));
   }
-  return table_.SetLocation(b, loc);
+  s = table_.SetLocation(b, loc, for_checkpoint);
+  if (!s.ok()) {
+    // b was freed while it was being written.
+    table_.ReleaseSpace(loc);
+    return s.WithContext(path_);
+  }
+  return Status::OK();
 }
 
 Status TreeFile::ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint64_t n,
@@ -228,10 +247,42 @@ Status TreeFile::BlockSize(BlockNum b, uint64_t* size) const {
   return Status::OK();
 }
 
+Status TreeFile::BeginCheckpointLocked() {
+  FERN_RETURN_IF_ERROR(CheckWritable());
+  if (table_.checkpoint_in_progress()) {
+    return Status::InvalidArgument(StrCat(path_, ": a checkpoint is already in progress"));
+  }
+  table_.BeginCheckpoint();
+  return Status::OK();
+}
+
+Status TreeFile::BeginCheckpoint() {
+  absl::MutexLock checkpoint_lock(&checkpoint_mu_);
+  return BeginCheckpointLocked();
+}
+
+Status TreeFile::EndCheckpoint(const FileHeader& header) {
+  absl::MutexLock checkpoint_lock(&checkpoint_mu_);
+  return EndCheckpointLocked(header);
+}
+
 Status TreeFile::Checkpoint(const FileHeader& header) {
   absl::MutexLock checkpoint_lock(&checkpoint_mu_);
-  FERN_RETURN_IF_ERROR(CheckWritable());
   FERN_RETURN_IF_ERROR(CheckHeaderFits(path_, header));
+  FERN_RETURN_IF_ERROR(BeginCheckpointLocked());
+  return EndCheckpointLocked(header);
+}
+
+Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
+  FERN_RETURN_IF_ERROR(CheckWritable());
+  if (!table_.checkpoint_in_progress()) {
+    return Status::InvalidArgument(StrCat(path_, ": EndCheckpoint without BeginCheckpoint"));
+  }
+  Status s = CheckHeaderFits(path_, header);
+  if (!s.ok()) {
+    table_.AbortCheckpoint();
+    return s;
+  }
   FileHeader next = header;
   int slot;
   {
@@ -242,13 +293,13 @@ Status TreeFile::Checkpoint(const FileHeader& header) {
     slot = static_cast<int>(next.checkpoint_count % kHeaderSlotCount);
   }
 
-  const std::string table = table_.BeginCheckpoint();
+  const std::string table = table_.SerializeCheckpoint();
   BlockLocation table_location;
   {
     absl::ReaderMutexLock lock(&space_mu_);
     table_location = table_.AllocateTableSpace(table.size());
   }
-  Status s = file_->Write(table_location.offset, table);
+  s = file_->Write(table_location.offset, table);
   if (!s.ok()) {
     // Nothing durable changed: the previous header still names the previous table.
     table_.AbortCheckpoint();

@@ -22,8 +22,8 @@
 // blocks proceed in parallel (positional I/O, no lock held during I/O). Calls about the
 // same block must be ordered by the caller (the cachetable's pair lock does this).
 // Checkpoint calls are serialized internally; WriteBlock/FreeBlock may run concurrently
-// with a Checkpoint, and the checkpoint then captures the table as of its start (blocks
-// written after that point stay in the current version for the next checkpoint).
+// with a checkpoint, which captures the table as of its begin (blocks written after that
+// point stay in the current version for the next checkpoint).
 #ifndef FERN_FT_TREE_FILE_H_
 #define FERN_FT_TREE_FILE_H_
 
@@ -49,6 +49,7 @@ class TreeFile {
   // table and the current format version (created_unix_seconds is set to now if 0),
   // written to both slots and fsynced, as is the directory entry. AlreadyExists if the path
   // exists; InvalidArgument if the comparator name is longer than kMaxComparatorNameBytes.
+  // On an I/O failure the partly written file is removed.
   static Status Create(const std::string& path, const FileHeader& header,
                        std::unique_ptr<TreeFile>* out);
   // Opens an existing file: reads both header slots, takes the valid one with the highest
@@ -96,7 +97,26 @@ class TreeFile {
   // + 1), block_table, block_table_checksum, created_unix_seconds (kept from creation).
   // Returns after the header is durable; then releases the space only the previous
   // checkpoint needed and trims free space off the end of the file.
+  // Same as BeginCheckpoint followed by EndCheckpoint.
   Status Checkpoint(const FileHeader& header);
+
+  // A sharp checkpoint in steps, for a checkpointer that lets writers run meanwhile:
+  //   BeginCheckpoint      when the checkpoint logically begins (e.g. under the lock that
+  //                        marks dirty nodes checkpoint-pending): the checkpoint will hold
+  //                        the blocks as they are now...
+  //   WriteBlockForCheckpoint(b, bytes)
+  //                        ...except that a node written this way (a pending node, or its
+  //                        clone, as of the begin) replaces b in the checkpoint, and in the
+  //                        current table unless b had a plain WriteBlock since the begin.
+  //                        Plain WriteBlock calls after the begin change only the current
+  //                        table.
+  //   EndCheckpoint(header) writes the table and header as Checkpoint does.
+  // InvalidArgument for a Begin while a checkpoint is in progress or an End without one.
+  // One checkpointer at a time. If EndCheckpoint fails before the header write, the
+  // checkpoint is abandoned (the next one starts with BeginCheckpoint).
+  Status BeginCheckpoint();
+  Status WriteBlockForCheckpoint(BlockNum b, std::string_view bytes);
+  Status EndCheckpoint(const FileHeader& header);
 
   BlockTable::Stats stats() const { return table_.stats(); }
   // Every written block of the current version, in ascending number order. fn runs under
@@ -110,6 +130,10 @@ class TreeFile {
 
   static Status ReadHeader(const File& file, FileHeader* header, int* slot);
   Status CheckWritable() const;
+  Status Write(BlockNum b, std::string_view bytes, bool for_checkpoint);
+  Status BeginCheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  Status EndCheckpointLocked(const FileHeader& header)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
   // Records a failure after which the on-disk state is uncertain; returns `s`.
   Status Poison(const Status& s);
   Status ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint64_t n,
@@ -121,7 +145,7 @@ class TreeFile {
   const bool read_only_;
   BlockTable table_;
 
-  // Held across a whole Checkpoint, so checkpoints run one at a time.
+  // Held by each checkpoint step (across both steps of Checkpoint).
   absl::Mutex checkpoint_mu_;
   // Shared while space is allocated, exclusive while the file's tail is trimmed: a trim
   // must not cut space allocated between reading file_end() and truncating.

@@ -20,7 +20,8 @@ constexpr uint64_t kUnit = BlockAllocator::kAlignment;
 
 // The full checkpoint protocol without the I/O.
 BlockLocation CompleteCheckpoint(BlockTable* table) {
-  const std::string bytes = table->BeginCheckpoint();
+  table->BeginCheckpoint();
+  const std::string bytes = table->SerializeCheckpoint();
   const BlockLocation loc = table->AllocateTableSpace(bytes.size());
   table->CompleteCheckpoint(loc);
   return loc;
@@ -188,7 +189,8 @@ TEST(BlockTableTest, WritesDuringACheckpointGoToTheNextOne) {
   const BlockNum b = table.AllocateBlockNum();
   const BlockLocation a1 = table.Relocate(a, kUnit);
   const BlockLocation b1 = table.Relocate(b, kUnit);
-  const std::string snapshot = table.BeginCheckpoint();
+  table.BeginCheckpoint();
+  const std::string snapshot = table.SerializeCheckpoint();
   // Writers go on while the checkpoint is in progress.
   const BlockLocation a2 = table.Relocate(a, kUnit);
   table.FreeBlockNum(b);
@@ -218,6 +220,68 @@ TEST(BlockTableTest, WritesDuringACheckpointGoToTheNextOne) {
   EXPECT_EQ(table.AllocateBlockNum(), b);
 }
 
+// The sharp checkpoint: a for-checkpoint write (a pending node written, or its clone) puts
+// b's begin-time bytes into the checkpoint, and into current unless b was rewritten
+// since the begin.
+TEST(BlockTableTest, ForCheckpointWriteReplacesTheBlockInTheCheckpoint) {
+  BlockTable table;
+  const BlockNum a = table.AllocateBlockNum();
+  const BlockNum b = table.AllocateBlockNum();
+  const BlockNum unwritten = table.AllocateBlockNum();
+  const BlockLocation a0 = table.Relocate(a, kUnit);
+  const BlockLocation b0 = table.Relocate(b, kUnit);
+  CompleteCheckpoint(&table);
+  const BlockLocation a1 = table.Relocate(a, kUnit);  // dirty before the begin
+
+  table.BeginCheckpoint();
+  // a: the checkpointer writes it first; no plain write since the begin.
+  const BlockLocation a2 = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetLocation(a, a2, /*for_checkpoint=*/true).ok());
+  // b: a writer rewrote it after the begin, then the clone of its begin state is written.
+  const BlockLocation b1 = table.Relocate(b, kUnit);
+  const BlockLocation b_clone = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetLocation(b, b_clone, /*for_checkpoint=*/true).ok());
+  // unwritten: existed at the begin with no data; its first write is for the checkpoint.
+  const BlockLocation u0 = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetLocation(unwritten, u0, /*for_checkpoint=*/true).ok());
+
+  auto now = CurrentBlocks(table);
+  EXPECT_EQ(now.at(a), a2);
+  EXPECT_EQ(now.at(b), b1) << "current keeps the writer's newer b";
+  EXPECT_EQ(now.at(unwritten), u0);
+  EXPECT_EQ(table.stats().blocks, 3u);
+  // a1 is named by nobody now and was released; a0 and b0 belong to the last checkpoint.
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {a0, b0, a2, b1, b_clone, u0}, 8, kUnit));
+
+  const std::string bytes = table.SerializeCheckpoint();
+  const BlockLocation table_loc = table.AllocateTableSpace(bytes.size());
+  table.CompleteCheckpoint(table_loc);
+  BlockTable checkpoint;
+  ASSERT_TRUE(BlockTable::Deserialize(bytes, &checkpoint).ok());
+  const auto in_checkpoint = CurrentBlocks(checkpoint);
+  EXPECT_EQ(in_checkpoint.at(a), a2);
+  EXPECT_EQ(in_checkpoint.at(b), b_clone);
+  EXPECT_EQ(in_checkpoint.at(unwritten), u0);
+  (void)a1;
+
+  // The clone is released by the next checkpoint, which takes the writer's b1.
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {b_clone}, 8, kUnit));
+  CompleteCheckpoint(&table);
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {b_clone}, 8, kUnit));
+}
+
+TEST(BlockTableTest, ForCheckpointWriteWithoutACheckpointIsAPlainWrite) {
+  BlockTable table;
+  const BlockNum a = table.AllocateBlockNum();
+  const BlockLocation a0 = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetLocation(a, a0, /*for_checkpoint=*/true).ok());
+  const BlockLocation a1 = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetLocation(a, a1, /*for_checkpoint=*/true).ok());
+  EXPECT_EQ(CurrentBlocks(table).at(a), a1);
+  EXPECT_EQ(table.stats().used_bytes, kUnit);
+  EXPECT_TRUE(table.SetLocation(a + 10, a0).IsInvalidArgument());
+}
+
 TEST(BlockTableTest, AbortCheckpointReleasesWhatOnlyItNamed) {
   BlockTable table;
   const BlockNum a = table.AllocateBlockNum();
@@ -225,7 +289,8 @@ TEST(BlockTableTest, AbortCheckpointReleasesWhatOnlyItNamed) {
   CompleteCheckpoint(&table);
   const BlockLocation a1 = table.Relocate(a, kUnit);
   const uint64_t used = table.stats().used_bytes;
-  const std::string bytes = table.BeginCheckpoint();
+  table.BeginCheckpoint();
+  const std::string bytes = table.SerializeCheckpoint();
   const BlockLocation table_loc = table.AllocateTableSpace(bytes.size());
   table.Relocate(a, kUnit);  // a1 is now named only by the checkpoint in progress
   table.AbortCheckpoint();
@@ -376,7 +441,8 @@ TEST(BlockTableTest, ConcurrentWritersAndCheckpointsNeverShareSpace) {
   BlockLocation last_table;
   std::thread checkpointer([&] {
     while (!stop.load()) {
-      last_snapshot = table.BeginCheckpoint();
+      table.BeginCheckpoint();
+      last_snapshot = table.SerializeCheckpoint();
       last_table = table.AllocateTableSpace(last_snapshot.size());
       table.CompleteCheckpoint(last_table);
     }

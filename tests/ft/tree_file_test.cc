@@ -172,6 +172,16 @@ TEST_F(TreeFileTest, CreateRejectsAnOverlongComparatorName) {
   EXPECT_FALSE(PathExists(path_));
 }
 
+TEST_F(TreeFileTest, FailedCreateLeavesNoFile) {
+  {
+    ScopedInjector injector(path_);
+    injector.on_sync = [] { return Status::IOError("injected fsync failure"); };
+    EXPECT_TRUE(TreeFile::Create(path_, SampleHeader(), &file_).IsIOError());
+  }
+  EXPECT_FALSE(PathExists(path_));
+  CreateFile();
+}
+
 TEST_F(TreeFileTest, OpenOfAMissingFileIsNotFound) {
   EXPECT_TRUE(TreeFile::Open(path_, false, &file_).IsNotFound());
 }
@@ -358,6 +368,33 @@ TEST_F(TreeFileTest, RandomCheckpointsAndCrashesMatchModel) {
     }
     ASSERT_NO_FATAL_FAILURE(ExpectContents(current)) << "round " << round;
   }
+}
+
+// A sharp checkpoint holds the blocks as of its begin: plain writes after the begin go to
+// the next checkpoint, for-checkpoint writes (pending nodes or clones) go into this one.
+TEST_F(TreeFileTest, SteppedCheckpointHoldsTheStateAtItsBegin) {
+  CreateFile();
+  const BlockNum a = file_->AllocateBlockNum();
+  const BlockNum b = file_->AllocateBlockNum();
+  ASSERT_TRUE(file_->WriteBlock(a, "a1").ok());
+  ASSERT_TRUE(file_->WriteBlock(b, "b1").ok());
+  EXPECT_TRUE(file_->EndCheckpoint(NextHeader(a, 1)).IsInvalidArgument());
+
+  ASSERT_TRUE(file_->BeginCheckpoint().ok());
+  EXPECT_TRUE(file_->BeginCheckpoint().IsInvalidArgument());
+  EXPECT_TRUE(file_->Checkpoint(NextHeader(a, 1)).IsInvalidArgument());
+  ASSERT_TRUE(file_->WriteBlock(a, "a2 after the begin").ok());
+  ASSERT_TRUE(file_->WriteBlockForCheckpoint(b, "b1 as of the begin (clone)").ok());
+  ASSERT_TRUE(file_->WriteBlock(b, "b2 after the begin").ok());
+  const BlockNum c = file_->AllocateBlockNum();
+  ASSERT_TRUE(file_->WriteBlock(c, "c, created after the begin").ok());
+  ASSERT_TRUE(file_->EndCheckpoint(NextHeader(a, 1)).ok());
+  EXPECT_EQ(file_->header().checkpoint_count, 1u);
+  ExpectContents(
+      {{a, "a2 after the begin"}, {b, "b2 after the begin"}, {c, "c, created after the begin"}});
+
+  ASSERT_TRUE(Reopen().ok());
+  ExpectContents({{a, "a1"}, {b, "b1 as of the begin (clone)"}});
 }
 
 TEST_F(TreeFileTest, CheckpointsAlternateHeaderSlots) {
