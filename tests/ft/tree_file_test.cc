@@ -1,149 +1,21 @@
 #include "ft/tree_file.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
-#include <functional>
 #include <iterator>
 #include <map>
-#include <memory>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "ft/tree_file_test_util.h"
 #include "gtest/gtest.h"
 #include "util/fault_injection.h"
-#include "util/file.h"
 #include "util/strings.h"
 
-namespace fern {
+namespace fern::tree_file_test {
 namespace {
-
-constexpr uint64_t kUnit = BlockAllocator::kAlignment;
-
-// Fails or tears I/O on one path, as the hooks say; installed for the test's lifetime.
-class ScopedInjector : public FaultInjector {
- public:
-  explicit ScopedInjector(std::string path) : path_(std::move(path)) { SetFaultInjector(this); }
-  ~ScopedInjector() override { SetFaultInjector(nullptr); }
-
-  std::function<Status(uint64_t offset, size_t* size)> on_write;
-  std::function<Status()> on_sync;
-
-  Status BeforeWrite(const std::string& path, uint64_t offset, size_t* size) override {
-    if (path != path_ || !on_write) return Status::OK();
-    return on_write(offset, size);
-  }
-  Status BeforeSync(const std::string& path) override {
-    if (path != path_ || !on_sync) return Status::OK();
-    return on_sync();
-  }
-
- private:
-  std::string path_;
-};
-
-class TreeFileTest : public testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = StrCat(testing::TempDir(), "/tree_file_test_", getpid(), "_",
-                  testing::UnitTest::GetInstance()->current_test_info()->name());
-    ASSERT_TRUE(CreateDirIfMissing(dir_).ok());
-    path_ = dir_ + "/table.ft";
-    if (PathExists(path_)) {
-      ASSERT_TRUE(RemoveFile(path_).ok());
-    }
-  }
-  void TearDown() override {
-    file_.reset();
-    if (PathExists(path_)) (void)RemoveFile(path_);
-    ::rmdir(dir_.c_str());
-  }
-
-  static FileHeader SampleHeader() {
-    FileHeader h;
-    h.root = -1;
-    h.node_bytes = 4 << 20;
-    h.basement_bytes = 64 << 10;
-    h.compression = 3;
-    h.compression_level = 1;
-    h.comparator_name = "fern.bytewise";
-    return h;
-  }
-
-  void CreateFile() { ASSERT_TRUE(TreeFile::Create(path_, SampleHeader(), &file_).ok()); }
-  Status Reopen(bool read_only = false) {
-    file_.reset();
-    return TreeFile::Open(path_, read_only, &file_);
-  }
-  // The header to pass to Checkpoint: the last one with the tree's fields changed.
-  FileHeader NextHeader(BlockNum root, uint64_t lsn) const {
-    FileHeader h = file_->header();
-    h.root = root;
-    h.checkpoint_lsn = lsn;
-    h.max_msn = lsn * 10;
-    return h;
-  }
-
-  uint64_t PhysicalSize() const {
-    std::unique_ptr<File> f;
-    EXPECT_TRUE(File::Open(path_, File::Mode::kReadOnly, &f).ok());
-    uint64_t size = 0;
-    EXPECT_TRUE(f->Size(&size).ok());
-    return size;
-  }
-  void PatchFile(uint64_t offset, std::string_view bytes) {
-    std::unique_ptr<File> f;
-    ASSERT_TRUE(File::Open(path_, File::Mode::kReadWrite, &f).ok());
-    ASSERT_TRUE(f->Write(offset, bytes).ok());
-  }
-  std::string ReadRaw(uint64_t offset, size_t n) {
-    std::unique_ptr<File> f;
-    EXPECT_TRUE(File::Open(path_, File::Mode::kReadOnly, &f).ok());
-    std::string out;
-    EXPECT_TRUE(f->Read(offset, n, &out).ok());
-    return out;
-  }
-  void FlipByte(uint64_t offset) {
-    std::string byte = ReadRaw(offset, 1);
-    byte[0] = static_cast<char>(byte[0] ^ 0x5a);
-    PatchFile(offset, byte);
-  }
-  void TruncateFile(uint64_t size) {
-    std::unique_ptr<File> f;
-    ASSERT_TRUE(File::Open(path_, File::Mode::kReadWrite, &f).ok());
-    ASSERT_TRUE(f->Truncate(size).ok());
-  }
-
-  std::map<BlockNum, BlockLocation> Blocks() const {
-    std::map<BlockNum, BlockLocation> blocks;
-    file_->ForEachBlock([&](BlockNum b, BlockLocation loc) { blocks[b] = loc; });
-    return blocks;
-  }
-  // Every block of `model` reads back byte-for-byte, and the file has no other blocks.
-  void ExpectContents(const std::map<BlockNum, std::string>& model) {
-    const auto blocks = Blocks();
-    ASSERT_EQ(blocks.size(), model.size());
-    for (const auto& [b, bytes] : model) {
-      ASSERT_TRUE(blocks.count(b)) << "block " << b << " missing";
-      std::string read;
-      ASSERT_TRUE(file_->ReadBlock(b, &read).ok()) << b;
-      ASSERT_EQ(read, bytes) << "block " << b;
-    }
-  }
-
-  static std::string RandomBytes(std::mt19937_64* rng, size_t n) {
-    std::string s(n, '\0');
-    for (char& c : s) c = static_cast<char>((*rng)() & 0xff);
-    return s;
-  }
-
-  std::string dir_;
-  std::string path_;
-  std::unique_ptr<TreeFile> file_;
-};
 
 TEST_F(TreeFileTest, CreateWritesTheHeaderToBothSlots) {
   CreateFile();
@@ -170,16 +42,6 @@ TEST_F(TreeFileTest, CreateRejectsAnOverlongComparatorName) {
   h.comparator_name.assign(kMaxComparatorNameBytes + 1, 'x');
   EXPECT_TRUE(TreeFile::Create(path_, h, &file_).IsInvalidArgument());
   EXPECT_FALSE(PathExists(path_));
-}
-
-TEST_F(TreeFileTest, FailedCreateLeavesNoFile) {
-  {
-    ScopedInjector injector(path_);
-    injector.on_sync = [] { return Status::IOError("injected fsync failure"); };
-    EXPECT_TRUE(TreeFile::Create(path_, SampleHeader(), &file_).IsIOError());
-  }
-  EXPECT_FALSE(PathExists(path_));
-  CreateFile();
 }
 
 TEST_F(TreeFileTest, OpenOfAMissingFileIsNotFound) {
@@ -416,198 +278,6 @@ TEST_F(TreeFileTest, CheckpointsAlternateHeaderSlots) {
   }
 }
 
-TEST_F(TreeFileTest, DamagedNewerSlotFallsBackToTheOlderHeader) {
-  CreateFile();
-  const BlockNum b = file_->AllocateBlockNum();
-  ASSERT_TRUE(file_->WriteBlock(b, "first").ok());
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(b, 1)).ok());  // slot 1
-  ASSERT_TRUE(file_->WriteBlock(b, "second").ok());
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(b, 2)).ok());  // slot 0
-  const uint64_t length = file_->header().Serialize().size();
-  for (uint64_t i = 0; i < length; i += 7) {
-    FlipByte(i);
-    ASSERT_TRUE(Reopen().ok()) << "byte " << i;
-    EXPECT_EQ(file_->header().checkpoint_count, 1u) << "byte " << i;
-    EXPECT_EQ(file_->header_slot(), 1);
-    FlipByte(i);
-  }
-  ASSERT_TRUE(Reopen().ok());
-  EXPECT_EQ(file_->header().checkpoint_count, 2u);
-}
-
-TEST_F(TreeFileTest, BothSlotsDamagedIsCorruptionNamingBoth) {
-  CreateFile();
-  file_.reset();
-  FlipByte(20);
-  PatchFile(kHeaderSlotBytes, "NOTATREE");
-  const Status s = TreeFile::Open(path_, false, &file_);
-  EXPECT_TRUE(s.IsCorruption());
-  EXPECT_NE(s.message().find(path_), std::string::npos) << s.ToString();
-  EXPECT_NE(s.message().find("slot 0: file header: checksum mismatch"), std::string::npos)
-      << s.ToString();
-  EXPECT_NE(s.message().find("slot 1: file header: bad magic"), std::string::npos) << s.ToString();
-}
-
-// A crash in the middle of the header write (the write is torn) leaves the previous
-// checkpoint in force, intact.
-TEST_F(TreeFileTest, TornHeaderWriteKeepsThePreviousCheckpoint) {
-  CreateFile();
-  std::mt19937_64 rng(4);
-  std::map<BlockNum, std::string> model;
-  for (int i = 0; i < 10; ++i) {
-    const BlockNum b = file_->AllocateBlockNum();
-    model[b] = RandomBytes(&rng, 5000);
-    ASSERT_TRUE(file_->WriteBlock(b, model[b]).ok());
-  }
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(1, 1)).ok());  // slot 1
-  for (auto& [b, bytes] : model) ASSERT_TRUE(file_->WriteBlock(b, RandomBytes(&rng, 7000)).ok());
-  {
-    ScopedInjector injector(path_);
-    injector.on_write = [](uint64_t offset, size_t* size) {
-      if (offset == 0) *size = 50;  // slot 0 gets a torn header
-      return Status::OK();
-    };
-    const Status s = file_->Checkpoint(NextHeader(1, 2));
-    EXPECT_TRUE(s.IsIOError()) << s.ToString();
-  }
-  // The durable state is uncertain now: the file refuses more writes.
-  EXPECT_FALSE(file_->WriteBlock(1, "more").ok());
-  EXPECT_FALSE(file_->Checkpoint(NextHeader(1, 3)).ok());
-  ASSERT_TRUE(Reopen().ok());
-  EXPECT_EQ(file_->header().checkpoint_count, 1u);
-  ExpectContents(model);
-}
-
-TEST_F(TreeFileTest, FailedSyncRefusesFurtherWritesAndKeepsThePreviousCheckpoint) {
-  CreateFile();
-  const BlockNum b = file_->AllocateBlockNum();
-  ASSERT_TRUE(file_->WriteBlock(b, "checkpointed").ok());
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(b, 1)).ok());
-  ASSERT_TRUE(file_->WriteBlock(b, "lost").ok());
-  {
-    ScopedInjector injector(path_);
-    injector.on_sync = [] { return Status::IOError("injected fsync failure"); };
-    EXPECT_TRUE(file_->Checkpoint(NextHeader(b, 2)).IsIOError());
-  }
-  const Status s = file_->WriteBlock(b, "after");
-  EXPECT_TRUE(s.IsIOError()) << s.ToString();
-  EXPECT_NE(s.message().find("reopen"), std::string::npos) << s.ToString();
-  ASSERT_TRUE(Reopen().ok());
-  ExpectContents({{b, "checkpointed"}});
-}
-
-TEST_F(TreeFileTest, FailedTableWriteAbortsTheCheckpointAndTheFileStaysUsable) {
-  CreateFile();
-  const BlockNum b = file_->AllocateBlockNum();
-  ASSERT_TRUE(file_->WriteBlock(b, "one").ok());
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(b, 1)).ok());
-  ASSERT_TRUE(file_->WriteBlock(b, "two").ok());
-  const uint64_t used = file_->stats().used_bytes;
-  {
-    ScopedInjector injector(path_);
-    injector.on_write = [](uint64_t, size_t*) { return Status::IOError("injected: no space"); };
-    EXPECT_TRUE(file_->Checkpoint(NextHeader(b, 2)).IsIOError());
-  }
-  EXPECT_EQ(file_->stats().used_bytes, used) << "the aborted table's space was not returned";
-  EXPECT_EQ(file_->header().checkpoint_count, 1u);
-  ASSERT_TRUE(file_->WriteBlock(b, "three").ok());
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(b, 3)).ok());
-  EXPECT_EQ(file_->header().checkpoint_count, 2u);
-  ASSERT_TRUE(Reopen().ok());
-  ExpectContents({{b, "three"}});
-}
-
-TEST_F(TreeFileTest, FailedBlockWriteKeepsTheOldContents) {
-  CreateFile();
-  const BlockNum b = file_->AllocateBlockNum();
-  ASSERT_TRUE(file_->WriteBlock(b, "old contents").ok());
-  {
-    ScopedInjector injector(path_);
-    injector.on_write = [](uint64_t, size_t* size) {
-      *size = 3;
-      return Status::OK();
-    };
-    EXPECT_TRUE(file_->WriteBlock(b, std::string(9000, 'n')).IsIOError());
-  }
-  std::string read;
-  ASSERT_TRUE(file_->ReadBlock(b, &read).ok());
-  EXPECT_EQ(read, "old contents");
-  EXPECT_EQ(file_->stats().used_bytes, kUnit);
-}
-
-TEST_F(TreeFileTest, FileShorterThanTheHeaderAreaIsCorruption) {
-  CreateFile();
-  file_.reset();
-  TruncateFile(kHeaderSlotBytes + 100);
-  const Status s = TreeFile::Open(path_, true, &file_);
-  EXPECT_TRUE(s.IsCorruption());
-  EXPECT_NE(s.message().find("truncated"), std::string::npos) << s.ToString();
-  EXPECT_NE(s.message().find(path_), std::string::npos) << s.ToString();
-}
-
-TEST_F(TreeFileTest, TruncatedBlockTableIsCorruption) {
-  CreateFile();
-  const BlockNum b = file_->AllocateBlockNum();
-  ASSERT_TRUE(file_->WriteBlock(b, std::string(100, 'x')).ok());
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(b, 1)).ok());
-  const BlockLocation table = file_->header().block_table;
-  file_.reset();
-  TruncateFile(table.offset + table.size / 2);
-  const Status s = TreeFile::Open(path_, true, &file_);
-  EXPECT_TRUE(s.IsCorruption());
-  EXPECT_NE(s.message().find("block table"), std::string::npos) << s.ToString();
-  EXPECT_NE(s.message().find(path_), std::string::npos) << s.ToString();
-}
-
-TEST_F(TreeFileTest, BlockPastTheEndOfATruncatedFileIsCorruption) {
-  CreateFile();
-  const BlockNum small = file_->AllocateBlockNum();
-  const BlockNum scratch = file_->AllocateBlockNum();
-  const BlockNum big = file_->AllocateBlockNum();
-  ASSERT_TRUE(file_->WriteBlock(small, "small").ok());
-  ASSERT_TRUE(file_->WriteBlock(scratch, std::string(3 * kUnit, 's')).ok());
-  ASSERT_TRUE(file_->WriteBlock(big, std::string(10 * kUnit, 'b')).ok());
-  file_->FreeBlock(scratch);  // never checkpointed: leaves a hole the table can fill
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(small, 1)).ok());
-  const BlockLocation big_loc = Blocks().at(big);
-  ASSERT_LT(file_->header().block_table.offset, big_loc.offset) << "test precondition";
-  file_.reset();
-  TruncateFile(big_loc.offset + 100);
-
-  ASSERT_TRUE(TreeFile::Open(path_, /*read_only=*/true, &file_).ok());
-  std::string read;
-  ASSERT_TRUE(file_->ReadBlock(small, &read).ok());
-  EXPECT_EQ(read, "small");
-  Status s = file_->ReadBlock(big, &read);
-  EXPECT_TRUE(s.IsCorruption());
-  EXPECT_NE(s.message().find(path_), std::string::npos) << s.ToString();
-  EXPECT_NE(s.message().find(StrCat("block ", big)), std::string::npos) << s.ToString();
-  EXPECT_NE(s.message().find("truncated"), std::string::npos) << s.ToString();
-  s = file_->ReadBlockRange(big, 5 * kUnit, 10, &read);
-  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
-  ASSERT_TRUE(file_->ReadBlockRange(big, 0, 100, &read).ok());
-  EXPECT_EQ(read, std::string(100, 'b'));
-}
-
-TEST_F(TreeFileTest, EveryFlippedByteOfTheBlockTableIsCorruption) {
-  CreateFile();
-  for (int i = 0; i < 4; ++i) {
-    const BlockNum b = file_->AllocateBlockNum();
-    ASSERT_TRUE(file_->WriteBlock(b, std::string(1000 * (i + 1), 'a' + i)).ok());
-  }
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(1, 1)).ok());
-  const BlockLocation table = file_->header().block_table;
-  file_.reset();
-  for (uint64_t i = 0; i < table.size; ++i) {
-    FlipByte(table.offset + i);
-    const Status s = TreeFile::Open(path_, /*read_only=*/true, &file_);
-    EXPECT_TRUE(s.IsCorruption()) << "byte " << i << ": " << s.ToString();
-    EXPECT_NE(s.message().find(path_), std::string::npos) << s.ToString();
-    FlipByte(table.offset + i);
-  }
-  ASSERT_TRUE(TreeFile::Open(path_, true, &file_).ok());
-}
-
 TEST_F(TreeFileTest, ReadOnlyOpenRefusesWrites) {
   CreateFile();
   const BlockNum b = file_->AllocateBlockNum();
@@ -698,4 +368,4 @@ TEST_F(TreeFileTest, ConcurrentWritesDuringCheckpoints) {
 }
 
 }  // namespace
-}  // namespace fern
+}  // namespace fern::tree_file_test
