@@ -1,0 +1,364 @@
+#include "ft/block_table.h"
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+#include "util/checksum.h"
+#include "util/coding.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+constexpr char kMagic[4] = {'F', 'T', 'B', 'T'};
+constexpr size_t kPrefixBytes = 16;  // magic, version, count
+constexpr size_t kEntryBytes = 24;
+constexpr size_t kChecksumBytes = 8;
+
+Status TableCorruption(std::string_view what) {
+  return Status::Corruption(StrCat("block table: ", what));
+}
+
+}  // namespace
+
+void BlockTable::Translation::Set(BlockNum b, BlockLocation loc) {
+  if (static_cast<size_t>(b) >= locations.size()) {
+    if (loc.offset == 0) return;
+    locations.resize(static_cast<size_t>(b) + 1);
+  }
+  locations[b] = loc;
+}
+
+BlockTable::BlockTable()
+    : allocator_(kReservedFileBytes), number_state_(kFirstBlockNum, NumberState::kInUse) {}
+
+bool BlockTable::InUseLocked(BlockNum b) const {
+  return b >= kFirstBlockNum && static_cast<size_t>(b) < number_state_.size() &&
+         number_state_[b] == NumberState::kInUse;
+}
+
+bool BlockTable::IsAllocated(BlockNum b) const {
+  absl::MutexLock lock(&mu_);
+  return InUseLocked(b);
+}
+
+BlockNum BlockTable::AllocateBlockNum() {
+  absl::MutexLock lock(&mu_);
+  BlockNum b;
+  if (!free_numbers_.empty()) {
+    b = *free_numbers_.begin();
+    free_numbers_.erase(free_numbers_.begin());
+  } else {
+    b = static_cast<BlockNum>(number_state_.size());
+    number_state_.push_back(NumberState::kFree);
+  }
+  number_state_[b] = NumberState::kInUse;
+  return b;
+}
+
+void BlockTable::ReleaseIfUnnamedLocked(BlockNum b, BlockLocation loc) {
+  if (loc.offset == 0) return;
+  if (current_.at(b).offset == loc.offset) return;
+  if (checkpointed_.at(b).offset == loc.offset) return;
+  if (checkpoint_in_progress_ && in_progress_.at(b).offset == loc.offset) return;
+  allocator_.Free(loc.offset, loc.size);
+}
+
+void BlockTable::FreeBlockNum(BlockNum b) {
+  absl::MutexLock lock(&mu_);
+  if (!InUseLocked(b)) {
+    assert(false && "BlockTable::FreeBlockNum of a number that is not allocated");
+    return;
+  }
+  BlockLocation old = current_.at(b);
+  if (old.offset != 0) {
+    current_.Set(b, BlockLocation{});
+    ReleaseIfUnnamedLocked(b, old);
+    --written_blocks_;
+  }
+  const bool named = checkpointed_.at(b).offset != 0 ||
+                     (checkpoint_in_progress_ && in_progress_.at(b).offset != 0);
+  if (named) {
+    number_state_[b] = NumberState::kRetired;
+    retired_numbers_.push_back(b);
+  } else {
+    number_state_[b] = NumberState::kFree;
+    free_numbers_.insert(b);
+  }
+}
+
+Status BlockTable::Lookup(BlockNum b, BlockLocation* loc) const {
+  absl::MutexLock lock(&mu_);
+  if (!InUseLocked(b)) return Status::Corruption(StrCat("block ", b, " is not allocated"));
+  *loc = current_.at(b);
+  if (loc->offset == 0) {
+    return Status::Corruption(StrCat("block ", b, " is allocated but has not been written"));
+  }
+  return Status::OK();
+}
+
+BlockLocation BlockTable::AllocateSpace(uint64_t size) {
+  absl::MutexLock lock(&mu_);
+  return BlockLocation{allocator_.Allocate(size), size};
+}
+
+void BlockTable::ReleaseSpace(BlockLocation loc) {
+  absl::MutexLock lock(&mu_);
+  allocator_.Free(loc.offset, loc.size);
+}
+
+Status BlockTable::SetLocation(BlockNum b, BlockLocation loc, bool for_checkpoint) {
+  absl::MutexLock lock(&mu_);
+  if (!InUseLocked(b)) return Status::InvalidArgument(StrCat("block ", b, " is not allocated"));
+  const BlockLocation old = current_.at(b);
+  if (for_checkpoint && checkpoint_in_progress_) {
+    const BlockLocation replaced = in_progress_.at(b);
+    in_progress_.Set(b, loc);
+    if (old.offset == replaced.offset) {
+      // No plain write of b since the begin: these bytes are also b's latest.
+      if (old.offset == 0) ++written_blocks_;
+      current_.Set(b, loc);
+    }
+    ReleaseIfUnnamedLocked(b, replaced);
+    return Status::OK();
+  }
+  if (old.offset == 0) ++written_blocks_;
+  current_.Set(b, loc);
+  ReleaseIfUnnamedLocked(b, old);
+  return Status::OK();
+}
+
+BlockLocation BlockTable::Relocate(BlockNum b, uint64_t size) {
+  absl::MutexLock lock(&mu_);
+  if (!InUseLocked(b)) {
+    assert(false && "BlockTable::Relocate of a number that is not allocated");
+    return BlockLocation{};
+  }
+  BlockLocation old = current_.at(b);
+  BlockLocation loc{allocator_.Allocate(size), size};
+  if (old.offset == 0) ++written_blocks_;
+  current_.Set(b, loc);
+  ReleaseIfUnnamedLocked(b, old);
+  return loc;
+}
+
+std::string BlockTable::Serialize(const Translation& t) {
+  uint64_t count = 0;
+  for (size_t b = kFirstBlockNum; b < t.locations.size(); ++b) {
+    if (t.locations[b].offset != 0) ++count;
+  }
+  std::string out;
+  out.reserve(kPrefixBytes + count * kEntryBytes + kChecksumBytes);
+  out.append(kMagic, sizeof(kMagic));
+  PutFixed32(&out, kBlockTableFormatVersion);
+  PutFixed64(&out, count);
+  for (size_t b = kFirstBlockNum; b < t.locations.size(); ++b) {
+    const BlockLocation& loc = t.locations[b];
+    if (loc.offset == 0) continue;
+    PutFixed64(&out, static_cast<uint64_t>(b));
+    PutFixed64(&out, loc.offset);
+    PutFixed64(&out, loc.size);
+  }
+  PutFixed64(&out, Checksum64(out));
+  return out;
+}
+
+std::string BlockTable::SerializeCurrent() const {
+  absl::MutexLock lock(&mu_);
+  return Serialize(current_);
+}
+
+Status BlockTable::Deserialize(std::string_view in, BlockTable* out) {
+  return Deserialize(in, BlockLocation{}, out);
+}
+
+Status BlockTable::Deserialize(std::string_view in, BlockLocation table_location, BlockTable* out) {
+  if (in.size() < kPrefixBytes + kChecksumBytes) {
+    return TableCorruption(StrCat("truncated: ", in.size(), " bytes"));
+  }
+  if (in.substr(0, sizeof(kMagic)) != std::string_view(kMagic, sizeof(kMagic))) {
+    return TableCorruption(StrCat("bad magic \"", EscapeBytes(in.substr(0, 4)), "\""));
+  }
+  const uint64_t count = DecodeFixed64(in.data() + 8);
+  if (count > (in.size() - kPrefixBytes - kChecksumBytes) / kEntryBytes ||
+      kPrefixBytes + count * kEntryBytes + kChecksumBytes != in.size()) {
+    return TableCorruption(StrCat("length ", in.size(), " does not match ", count, " entries"));
+  }
+  const size_t body = in.size() - kChecksumBytes;
+  const uint64_t stored = DecodeFixed64(in.data() + body);
+  const uint64_t actual = Checksum64(in.substr(0, body));
+  if (stored != actual) {
+    return TableCorruption(
+        StrCat("checksum mismatch (stored ", stored, ", computed ", actual, ")"));
+  }
+  const uint32_t version = DecodeFixed32(in.data() + 4);
+  if (version != kBlockTableFormatVersion) {
+    return TableCorruption(StrCat("unsupported format version ", version));
+  }
+
+  BlockAllocator allocator(kReservedFileBytes);
+  Translation table;
+  Decoder decoder(in.substr(kPrefixBytes, count * kEntryBytes));
+  BlockNum previous = kFirstBlockNum - 1;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t raw_num = 0;
+    BlockLocation loc;
+    if (!decoder.GetFixed64(&raw_num) || !decoder.GetFixed64(&loc.offset) ||
+        !decoder.GetFixed64(&loc.size)) {
+      return TableCorruption(StrCat("entry ", i, " is truncated"));
+    }
+    const auto b = static_cast<BlockNum>(raw_num);
+    if (b <= previous || b >= kMaxBlockNum) {
+      return TableCorruption(
+          StrCat("entry ", i, ": block number ", b, " is out of range or out of order"));
+    }
+    if (loc.size > kMaxBlockBytes) {
+      return TableCorruption(StrCat("block ", b, ": implausible size ", loc.size));
+    }
+    if (loc.offset < kReservedFileBytes || loc.offset % BlockAllocator::kAlignment != 0 ||
+        loc.offset > UINT64_MAX - kMaxBlockBytes - BlockAllocator::kAlignment) {
+      return TableCorruption(StrCat("block ", b, ": bad offset ", loc.offset));
+    }
+    if (!allocator.TryMarkAllocated(loc.offset, loc.size)) {
+      return TableCorruption(
+          StrCat("block ", b, " at [", loc.offset, ", +", loc.size, ") overlaps another block"));
+    }
+    table.Set(b, loc);
+    previous = b;
+  }
+  if (table_location.offset != 0 &&
+      !allocator.TryMarkAllocated(table_location.offset, table_location.size)) {
+    return TableCorruption(StrCat("the table's own extent [", table_location.offset, ", +",
+                                  table_location.size, ") overlaps a block"));
+  }
+
+  absl::MutexLock lock(&out->mu_);
+  out->allocator_ = std::move(allocator);
+  out->number_state_.assign(std::max<size_t>(table.locations.size(), kFirstBlockNum),
+                            NumberState::kFree);
+  out->free_numbers_.clear();
+  out->retired_numbers_.clear();
+  for (size_t b = 0; b < out->number_state_.size(); ++b) {
+    if (b < static_cast<size_t>(kFirstBlockNum) || table.locations[b].offset != 0) {
+      out->number_state_[b] = NumberState::kInUse;
+    } else {
+      out->free_numbers_.insert(static_cast<BlockNum>(b));
+    }
+  }
+  out->written_blocks_ = count;
+  out->current_ = table;
+  out->checkpointed_ = std::move(table);
+  out->checkpointed_.Set(kTableBlockNum, table_location);
+  out->in_progress_ = Translation{};
+  out->checkpoint_in_progress_ = false;
+  return Status::OK();
+}
+
+void BlockTable::BeginCheckpointLocked() {
+  assert(!checkpoint_in_progress_);
+  in_progress_ = current_;
+  in_progress_.Set(kTableBlockNum, BlockLocation{});
+  checkpoint_in_progress_ = true;
+}
+
+void BlockTable::BeginCheckpoint() {
+  absl::MutexLock lock(&mu_);
+  BeginCheckpointLocked();
+}
+
+std::string BlockTable::SerializeCheckpoint() const {
+  Translation snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    assert(checkpoint_in_progress_);
+    snapshot = in_progress_;
+  }
+  // Encoding is the costly part; writers need not wait for it.
+  return Serialize(snapshot);
+}
+
+BlockLocation BlockTable::AllocateTableSpace(uint64_t size) {
+  absl::MutexLock lock(&mu_);
+  if (!checkpoint_in_progress_) BeginCheckpointLocked();
+  assert(in_progress_.at(kTableBlockNum).offset == 0);
+  BlockLocation loc{allocator_.Allocate(size), size};
+  in_progress_.Set(kTableBlockNum, loc);
+  return loc;
+}
+
+void BlockTable::FreeDroppedExtentsLocked(const Translation& dropped, const Translation& kept) {
+  for (size_t i = 0; i < dropped.locations.size(); ++i) {
+    const BlockLocation& loc = dropped.locations[i];
+    if (loc.offset == 0) continue;
+    const auto b = static_cast<BlockNum>(i);
+    if (kept.at(b).offset == loc.offset || current_.at(b).offset == loc.offset) continue;
+    allocator_.Free(loc.offset, loc.size);
+  }
+}
+
+void BlockTable::ReleaseRetiredNumbersLocked(const Translation& kept) {
+  std::vector<BlockNum> still_named;
+  for (BlockNum b : retired_numbers_) {
+    if (kept.at(b).offset != 0) {
+      still_named.push_back(b);
+    } else {
+      number_state_[b] = NumberState::kFree;
+      free_numbers_.insert(b);
+    }
+  }
+  retired_numbers_ = std::move(still_named);
+}
+
+void BlockTable::CompleteCheckpoint(BlockLocation table_location) {
+  absl::MutexLock lock(&mu_);
+  if (!checkpoint_in_progress_) BeginCheckpointLocked();
+  if (in_progress_.at(kTableBlockNum).offset != table_location.offset) {
+    // The caller placed the table itself; hold its space from now on.
+    assert(in_progress_.at(kTableBlockNum).offset == 0);
+    allocator_.MarkAllocated(table_location.offset, table_location.size);
+    in_progress_.Set(kTableBlockNum, table_location);
+  }
+  Translation old = std::move(checkpointed_);
+  checkpointed_ = std::move(in_progress_);
+  in_progress_ = Translation{};
+  checkpoint_in_progress_ = false;
+  FreeDroppedExtentsLocked(old, checkpointed_);
+  ReleaseRetiredNumbersLocked(checkpointed_);
+}
+
+void BlockTable::AbortCheckpoint() {
+  absl::MutexLock lock(&mu_);
+  if (!checkpoint_in_progress_) return;
+  Translation dropped = std::move(in_progress_);
+  in_progress_ = Translation{};
+  checkpoint_in_progress_ = false;
+  FreeDroppedExtentsLocked(dropped, checkpointed_);
+  ReleaseRetiredNumbersLocked(checkpointed_);
+}
+
+bool BlockTable::checkpoint_in_progress() const {
+  absl::MutexLock lock(&mu_);
+  return checkpoint_in_progress_;
+}
+
+BlockLocation BlockTable::checkpointed_table_location() const {
+  absl::MutexLock lock(&mu_);
+  return checkpointed_.at(kTableBlockNum);
+}
+
+BlockTable::Stats BlockTable::stats() const {
+  absl::MutexLock lock(&mu_);
+  return Stats{written_blocks_, allocator_.allocated_bytes(), allocator_.free_bytes(),
+               allocator_.file_end()};
+}
+
+void BlockTable::ForEachBlock(const std::function<void(BlockNum, BlockLocation)>& fn) const {
+  absl::MutexLock lock(&mu_);
+  for (size_t b = kFirstBlockNum; b < current_.locations.size(); ++b) {
+    if (current_.locations[b].offset != 0) fn(static_cast<BlockNum>(b), current_.locations[b]);
+  }
+}
+
+}  // namespace fern

@@ -1,0 +1,340 @@
+#include "ft/tree_file.h"
+
+#include <ctime>
+#include <utility>
+
+#include "util/checksum.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+std::string ParentDir(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+Status CheckHeaderFits(const std::string& path, const FileHeader& header) {
+  if (header.comparator_name.size() > kMaxComparatorNameBytes) {
+    return Status::InvalidArgument(StrCat(path, ": comparator name of ",
+                                          header.comparator_name.size(), " bytes is longer than ",
+                                          kMaxComparatorNameBytes));
+  }
+  return Status::OK();
+}
+
+std::string SlotImage(const FileHeader& header) {
+  std::string slot = header.Serialize();
+  slot.resize(kHeaderSlotBytes, '\0');
+  return slot;
+}
+
+uint64_t SlotOffset(int slot) { return static_cast<uint64_t>(slot) * kHeaderSlotBytes; }
+
+}  // namespace
+
+TreeFile::TreeFile(std::unique_ptr<File> file, bool read_only, const FileHeader& header, int slot)
+    : path_(file->path()),
+      file_(std::move(file)),
+      read_only_(read_only),
+      header_(header),
+      header_slot_(slot) {}
+
+TreeFile::~TreeFile() = default;
+
+Status TreeFile::Create(const std::string& path, const FileHeader& header,
+                        std::unique_ptr<TreeFile>* out) {
+  FERN_RETURN_IF_ERROR(CheckHeaderFits(path, header));
+  if (PathExists(path)) return Status::AlreadyExists(StrCat(path, ": already exists"));
+  FileHeader initial = header;
+  initial.format_version = kTreeFileFormatVersion;
+  initial.checkpoint_count = 0;
+  initial.block_table = BlockLocation{};
+  initial.block_table_checksum = 0;
+  if (initial.created_unix_seconds == 0) {
+    initial.created_unix_seconds = static_cast<uint64_t>(std::time(nullptr));
+  }
+  std::unique_ptr<File> file;
+  FERN_RETURN_IF_ERROR(File::Open(path, File::Mode::kCreate, &file));
+  const std::string slot = SlotImage(initial);
+  Status s;
+  for (int i = 0; i < kHeaderSlotCount && s.ok(); ++i) s = file->Write(SlotOffset(i), slot);
+  if (s.ok()) s = file->Sync();
+  if (s.ok()) s = SyncDir(ParentDir(path));
+  if (!s.ok()) {
+    // A half-written file would only block the next attempt with AlreadyExists.
+    file.reset();
+    (void)RemoveFile(path);
+    return s;
+  }
+  out->reset(new TreeFile(std::move(file), /*read_only=*/false, initial, /*slot=*/0));
+  return Status::OK();
+}
+
+Status TreeFile::ReadHeader(const File& file, FileHeader* header, int* slot) {
+  uint64_t size = 0;
+  FERN_RETURN_IF_ERROR(file.Size(&size));
+  if (size < BlockTable::kReservedFileBytes) {
+    return Status::Corruption(StrCat(file.path(), ": truncated: the file is ", size,
+                                     " bytes, shorter than its ", BlockTable::kReservedFileBytes,
+                                     "-byte header area"));
+  }
+  std::string area;
+  FERN_RETURN_IF_ERROR(file.Read(0, BlockTable::kReservedFileBytes, &area));
+  int best = -1;
+  FileHeader candidates[kHeaderSlotCount];
+  std::string reasons;
+  for (int i = 0; i < kHeaderSlotCount; ++i) {
+    const Status s = FileHeader::Parse(
+        std::string_view(area).substr(SlotOffset(i), kHeaderSlotBytes), &candidates[i]);
+    if (!s.ok()) {
+      reasons += StrCat(reasons.empty() ? "" : "; ", "slot ", i, ": ", s.message());
+      continue;
+    }
+    if (best < 0 || candidates[i].checkpoint_count > candidates[best].checkpoint_count) best = i;
+  }
+  if (best < 0) {
+    return Status::Corruption(StrCat(file.path(), ": no valid file header (", reasons, ")"));
+  }
+  *header = candidates[best];
+  *slot = best;
+  return Status::OK();
+}
+
+Status TreeFile::Open(const std::string& path, bool read_only, std::unique_ptr<TreeFile>* out) {
+  std::unique_ptr<File> file;
+  FERN_RETURN_IF_ERROR(
+      File::Open(path, read_only ? File::Mode::kReadOnly : File::Mode::kReadWrite, &file));
+  FileHeader header;
+  int slot = 0;
+  FERN_RETURN_IF_ERROR(ReadHeader(*file, &header, &slot));
+
+  std::unique_ptr<TreeFile> tree_file(new TreeFile(std::move(file), read_only, header, slot));
+  const BlockLocation table = header.block_table;
+  if (table.offset == 0 && table.size == 0) {
+    // Never checkpointed: the table is empty.
+    *out = std::move(tree_file);
+    return Status::OK();
+  }
+  const std::string where = StrCat(path, ": block table at offset ", table.offset, " (", table.size,
+                                   " bytes, checkpoint ", header.checkpoint_count, ")");
+  uint64_t file_size = 0;
+  FERN_RETURN_IF_ERROR(tree_file->file_->Size(&file_size));
+  if (table.offset < BlockTable::kReservedFileBytes ||
+      table.offset % BlockAllocator::kAlignment != 0 || table.offset > file_size ||
+      table.size > file_size - table.offset) {
+    return Status::Corruption(
+        StrCat(where, ": lies outside the file of ", file_size, " bytes (truncated?)"));
+  }
+  std::string bytes;
+  FERN_RETURN_IF_ERROR(tree_file->file_->Read(table.offset, table.size, &bytes));
+  if (Checksum64(bytes) != header.block_table_checksum) {
+    return Status::Corruption(StrCat(where, ": checksum does not match the header's"));
+  }
+  Status s = BlockTable::Deserialize(bytes, table, &tree_file->table_);
+  if (!s.ok()) return s.WithContext(where);
+  *out = std::move(tree_file);
+  return Status::OK();
+}
+
+FileHeader TreeFile::header() const {
+  absl::MutexLock lock(&mu_);
+  return header_;
+}
+
+int TreeFile::header_slot() const {
+  absl::MutexLock lock(&mu_);
+  return header_slot_;
+}
+
+BlockNum TreeFile::AllocateBlockNum() { return table_.AllocateBlockNum(); }
+
+void TreeFile::FreeBlock(BlockNum b) { table_.FreeBlockNum(b); }
+
+Status TreeFile::CheckWritable() const {
+  if (read_only_) return Status::NotSupported(StrCat(path_, ": opened read-only"));
+  absl::MutexLock lock(&mu_);
+  return sticky_error_;
+}
+
+Status TreeFile::Poison(const Status& s) {
+  absl::MutexLock lock(&mu_);
+  if (sticky_error_.ok()) {
+    sticky_error_ = s.WithContext(
+        StrCat(path_, ": a checkpoint failed, the file must be reopened; first error"));
+  }
+  return s;
+}
+
+Status TreeFile::WriteBlock(BlockNum b, std::string_view bytes) {
+  return Write(b, bytes, /*for_checkpoint=*/false);
+}
+
+Status TreeFile::WriteBlockForCheckpoint(BlockNum b, std::string_view bytes) {
+  return Write(b, bytes, /*for_checkpoint=*/true);
+}
+
+Status TreeFile::Write(BlockNum b, std::string_view bytes, bool for_checkpoint) {
+  FERN_RETURN_IF_ERROR(CheckWritable());
+  if (!table_.IsAllocated(b)) {
+    return Status::InvalidArgument(
+        StrCat(path_, ": write of block ", b, ", which is not allocated"));
+  }
+  if (bytes.size() > BlockTable::kMaxBlockBytes) {
+    return Status::InvalidArgument(StrCat(path_, ": block ", b, " of ", bytes.size(),
+                                          " bytes exceeds the limit of ",
+                                          BlockTable::kMaxBlockBytes));
+  }
+  BlockLocation loc;
+  {
+    absl::ReaderMutexLock lock(&space_mu_);
+    loc = table_.AllocateSpace(bytes.size());
+  }
+  Status s = file_->Write(loc.offset, bytes);
+  if (!s.ok()) {
+    table_.ReleaseSpace(loc);
+    return s.WithContext(StrCat("block ", b));
+  }
+  s = table_.SetLocation(b, loc, for_checkpoint);
+  if (!s.ok()) {
+    // b was freed while it was being written.
+    table_.ReleaseSpace(loc);
+    return s.WithContext(path_);
+  }
+  return Status::OK();
+}
+
+Status TreeFile::ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint64_t n,
+                            std::string* out) const {
+  Status s = file_->Read(loc.offset + offset, n, out);
+  if (s.IsCorruption()) {
+    // File::Read reports a short read as Corruption: the file ends inside the block.
+    return Status::Corruption(StrCat(path_, ": block ", b, " at offset ", loc.offset, " (",
+                                     loc.size, " bytes) extends beyond the end of the file",
+                                     " (truncated)"));
+  }
+  if (!s.ok()) return s.WithContext(StrCat("block ", b));
+  return Status::OK();
+}
+
+Status TreeFile::ReadBlock(BlockNum b, std::string* bytes) const {
+  BlockLocation loc;
+  Status s = table_.Lookup(b, &loc);
+  if (!s.ok()) return s.WithContext(path_);
+  return ReadExtent(b, loc, 0, loc.size, bytes);
+}
+
+Status TreeFile::ReadBlockRange(BlockNum b, uint64_t offset, uint64_t n, std::string* out) const {
+  BlockLocation loc;
+  Status s = table_.Lookup(b, &loc);
+  if (!s.ok()) return s.WithContext(path_);
+  if (offset > loc.size || n > loc.size - offset) {
+    return Status::Corruption(StrCat(path_, ": block ", b, ": range [", offset, ", +", n,
+                                     ") is outside the block's ", loc.size, " bytes"));
+  }
+  return ReadExtent(b, loc, offset, n, out);
+}
+
+Status TreeFile::BlockSize(BlockNum b, uint64_t* size) const {
+  BlockLocation loc;
+  Status s = table_.Lookup(b, &loc);
+  if (!s.ok()) return s.WithContext(path_);
+  *size = loc.size;
+  return Status::OK();
+}
+
+Status TreeFile::BeginCheckpointLocked() {
+  FERN_RETURN_IF_ERROR(CheckWritable());
+  if (table_.checkpoint_in_progress()) {
+    return Status::InvalidArgument(StrCat(path_, ": a checkpoint is already in progress"));
+  }
+  table_.BeginCheckpoint();
+  return Status::OK();
+}
+
+Status TreeFile::BeginCheckpoint() {
+  absl::MutexLock checkpoint_lock(&checkpoint_mu_);
+  return BeginCheckpointLocked();
+}
+
+Status TreeFile::EndCheckpoint(const FileHeader& header) {
+  absl::MutexLock checkpoint_lock(&checkpoint_mu_);
+  return EndCheckpointLocked(header);
+}
+
+Status TreeFile::Checkpoint(const FileHeader& header) {
+  absl::MutexLock checkpoint_lock(&checkpoint_mu_);
+  FERN_RETURN_IF_ERROR(CheckHeaderFits(path_, header));
+  FERN_RETURN_IF_ERROR(BeginCheckpointLocked());
+  return EndCheckpointLocked(header);
+}
+
+Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
+  FERN_RETURN_IF_ERROR(CheckWritable());
+  if (!table_.checkpoint_in_progress()) {
+    return Status::InvalidArgument(StrCat(path_, ": EndCheckpoint without BeginCheckpoint"));
+  }
+  Status s = CheckHeaderFits(path_, header);
+  if (!s.ok()) {
+    table_.AbortCheckpoint();
+    return s;
+  }
+  FileHeader next = header;
+  int slot;
+  {
+    absl::MutexLock lock(&mu_);
+    next.format_version = kTreeFileFormatVersion;
+    next.checkpoint_count = header_.checkpoint_count + 1;
+    next.created_unix_seconds = header_.created_unix_seconds;
+    slot = static_cast<int>(next.checkpoint_count % kHeaderSlotCount);
+  }
+
+  const std::string table = table_.SerializeCheckpoint();
+  BlockLocation table_location;
+  {
+    absl::ReaderMutexLock lock(&space_mu_);
+    table_location = table_.AllocateTableSpace(table.size());
+  }
+  s = file_->Write(table_location.offset, table);
+  if (!s.ok()) {
+    // Nothing durable changed: the previous header still names the previous table.
+    table_.AbortCheckpoint();
+    return s.WithContext("checkpoint: writing the block table");
+  }
+  // One fsync makes both the blocks written since the last checkpoint and the new table
+  // durable before any header names them.
+  s = file_->Sync();
+  if (!s.ok()) return Poison(s.WithContext("checkpoint: syncing blocks and table"));
+
+  next.block_table = table_location;
+  next.block_table_checksum = Checksum64(table);
+  s = file_->Write(SlotOffset(slot), SlotImage(next));
+  if (!s.ok()) return Poison(s.WithContext("checkpoint: writing the header"));
+  s = file_->Sync();
+  if (!s.ok()) return Poison(s.WithContext("checkpoint: syncing the header"));
+
+  table_.CompleteCheckpoint(table_location);
+  {
+    absl::MutexLock lock(&mu_);
+    header_ = std::move(next);
+    header_slot_ = slot;
+  }
+  TrimFileTail();
+  return Status::OK();
+}
+
+void TreeFile::TrimFileTail() {
+  absl::MutexLock lock(&space_mu_);
+  const uint64_t end = table_.stats().file_bytes;
+  uint64_t size = 0;
+  if (!file_->Size(&size).ok() || size <= end) return;
+  // Best effort: a failed truncate only leaves unreferenced bytes at the end of the file,
+  // which the next checkpoint tries to trim again.
+  (void)file_->Truncate(end);
+}
+
+}  // namespace fern

@@ -1,0 +1,161 @@
+// TreeFile: one table file (`*.ft`) on disk — its two header slots, its block translation
+// table and the placement of blocks — behind one facade. The tree code hands it serialized
+// nodes by block number; TreeFile decides where they go and makes a set of them durable as
+// a checkpoint. The layout is documented in docs/tree_file_format.md, file_header.h and
+// block_table.h.
+//
+// Crash safety. Every WriteBlock goes to fresh space (copy on write) and nothing the last
+// complete checkpoint names is overwritten until a newer checkpoint's header is durable.
+// Checkpoint writes the table to fresh space, fsyncs (data blocks and table), then writes
+// the header to the slot the previous checkpoint did not use and fsyncs again. So after a
+// crash at any moment -- or after simply dropping the TreeFile without a checkpoint --
+// Open returns exactly the state of the last complete checkpoint.
+//
+// Failures. A failed WriteBlock leaves the block's previous contents in place. A failed
+// table write aborts the checkpoint and leaves the file usable. A failed fsync or header
+// write makes the file's durable state uncertain (the kernel may have dropped the dirty
+// pages, or the new header may be on disk); the TreeFile then refuses further writes and
+// checkpoints with that error, holding on to every extent either header could name, and
+// must be reopened (recovery replays the log from the surviving checkpoint).
+//
+// Thread-safety: every method may be called from any thread. Reads and writes of different
+// blocks proceed in parallel (positional I/O, no lock held during I/O). Calls about the
+// same block must be ordered by the caller (the cachetable's pair lock does this).
+// Checkpoint calls are serialized internally; WriteBlock/FreeBlock may run concurrently
+// with a checkpoint, which captures the table as of its begin (blocks written after that
+// point stay in the current version for the next checkpoint).
+#ifndef FERN_FT_TREE_FILE_H_
+#define FERN_FT_TREE_FILE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "cachetable/cachetable.h"
+#include "fern/status.h"
+#include "ft/block_table.h"
+#include "ft/file_header.h"
+#include "util/file.h"
+
+namespace fern {
+
+class TreeFile {
+ public:
+  // Creates a new file whose header is `header` with checkpoint_count 0, an empty block
+  // table and the current format version (created_unix_seconds is set to now if 0),
+  // written to both slots and fsynced, as is the directory entry. AlreadyExists if the path
+  // exists; InvalidArgument if the comparator name is longer than kMaxComparatorNameBytes.
+  // On an I/O failure the partly written file is removed.
+  static Status Create(const std::string& path, const FileHeader& header,
+                       std::unique_ptr<TreeFile>* out);
+  // Opens an existing file: reads both header slots, takes the valid one with the highest
+  // checkpoint_count (if one slot is damaged the other is used), reads the block table it
+  // names and verifies it. Corruption naming the path and the reason when neither slot is
+  // valid, when the table is damaged or lies past the end of the file, or when the file is
+  // shorter than the header area ("truncated"). NotFound if the file does not exist.
+  // `read_only` opens O_RDONLY (for ftdump/ftverify); writes then fail with NotSupported.
+  // Blocks lying past the end of the file are reported by ReadBlock, not here, so that
+  // ftverify can still examine the rest of a truncated file.
+  static Status Open(const std::string& path, bool read_only, std::unique_ptr<TreeFile>* out);
+
+  // Discards everything since the last checkpoint, as a crash would.
+  ~TreeFile();
+  TreeFile(const TreeFile&) = delete;
+  TreeFile& operator=(const TreeFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  bool read_only() const { return read_only_; }
+  // The header as of the last checkpoint (or creation), with checkpoint_count, block_table
+  // and block_table_checksum as written.
+  FileHeader header() const;
+  // The slot (0 or 1) the header returned by header() was read from or written to.
+  int header_slot() const;
+
+  // A number for a new node; it has no contents until WriteBlock.
+  BlockNum AllocateBlockNum();
+  // The node is gone; its space is released once no checkpoint needs it.
+  void FreeBlock(BlockNum b);
+  // Writes the whole serialized node to fresh space (copy on write) and records it in the
+  // current table. InvalidArgument if b is not allocated or `bytes` exceeds
+  // BlockTable::kMaxBlockBytes; NotSupported if read-only; the sticky error after a failed
+  // checkpoint.
+  Status WriteBlock(BlockNum b, std::string_view bytes);
+  // Reads the whole block. Corruption naming the path and block if b is unknown or never
+  // written, or if its extent lies beyond the end of the file (truncated file).
+  Status ReadBlock(BlockNum b, std::string* bytes) const;
+  // Reads bytes [offset, offset + n) of block b (partial fetch). A range outside the
+  // block's size is Corruption (the offsets come from a node header read from disk).
+  Status ReadBlockRange(BlockNum b, uint64_t offset, uint64_t n, std::string* out) const;
+  Status BlockSize(BlockNum b, uint64_t* size) const;
+
+  // Makes everything written so far durable as a new checkpoint whose header is `header`
+  // with these fields filled in by this call: format_version, checkpoint_count (previous
+  // + 1), block_table, block_table_checksum, created_unix_seconds (kept from creation).
+  // Returns after the header is durable; then releases the space only the previous
+  // checkpoint needed and trims free space off the end of the file.
+  // Same as BeginCheckpoint followed by EndCheckpoint.
+  Status Checkpoint(const FileHeader& header);
+
+  // A sharp checkpoint in steps, for a checkpointer that lets writers run meanwhile:
+  //   BeginCheckpoint      when the checkpoint logically begins (e.g. under the lock that
+  //                        marks dirty nodes checkpoint-pending): the checkpoint will hold
+  //                        the blocks as they are now...
+  //   WriteBlockForCheckpoint(b, bytes)
+  //                        ...except that a node written this way (a pending node, or its
+  //                        clone, as of the begin) replaces b in the checkpoint, and in the
+  //                        current table unless b had a plain WriteBlock since the begin.
+  //                        Plain WriteBlock calls after the begin change only the current
+  //                        table.
+  //   EndCheckpoint(header) writes the table and header as Checkpoint does.
+  // InvalidArgument for a Begin while a checkpoint is in progress or an End without one.
+  // One checkpointer at a time. If EndCheckpoint fails before the header write, the
+  // checkpoint is abandoned (the next one starts with BeginCheckpoint).
+  Status BeginCheckpoint();
+  Status WriteBlockForCheckpoint(BlockNum b, std::string_view bytes);
+  Status EndCheckpoint(const FileHeader& header);
+
+  BlockTable::Stats stats() const { return table_.stats(); }
+  // Every written block of the current version, in ascending number order. fn runs under
+  // the table's lock and must not call back into this TreeFile.
+  void ForEachBlock(const std::function<void(BlockNum, BlockLocation)>& fn) const {
+    table_.ForEachBlock(fn);
+  }
+
+ private:
+  TreeFile(std::unique_ptr<File> file, bool read_only, const FileHeader& header, int slot);
+
+  static Status ReadHeader(const File& file, FileHeader* header, int* slot);
+  Status CheckWritable() const;
+  Status Write(BlockNum b, std::string_view bytes, bool for_checkpoint);
+  Status BeginCheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  Status EndCheckpointLocked(const FileHeader& header)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  // Records a failure after which the on-disk state is uncertain; returns `s`.
+  Status Poison(const Status& s);
+  Status ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint64_t n,
+                    std::string* out) const;
+  void TrimFileTail();
+
+  const std::string path_;
+  const std::unique_ptr<File> file_;
+  const bool read_only_;
+  BlockTable table_;
+
+  // Held by each checkpoint step (across both steps of Checkpoint).
+  absl::Mutex checkpoint_mu_;
+  // Shared while space is allocated, exclusive while the file's tail is trimmed: a trim
+  // must not cut space allocated between reading file_end() and truncating.
+  absl::Mutex space_mu_;
+  mutable absl::Mutex mu_;
+  FileHeader header_ ABSL_GUARDED_BY(mu_);
+  int header_slot_ ABSL_GUARDED_BY(mu_);
+  Status sticky_error_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace fern
+
+#endif  // FERN_FT_TREE_FILE_H_

@@ -1,0 +1,224 @@
+#include "ft/block_allocator.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace fern {
+namespace {
+
+constexpr uint64_t kUnit = BlockAllocator::kAlignment;
+constexpr uint64_t kReserved = 2 * kUnit;
+
+TEST(BlockAllocatorTest, NeverHandsOutTheReservedArea) {
+  BlockAllocator allocator(kReserved);
+  EXPECT_EQ(allocator.file_end(), kReserved);
+  EXPECT_EQ(allocator.Allocate(1), kReserved);
+  EXPECT_EQ(allocator.Allocate(kUnit), kReserved + kUnit);
+  EXPECT_EQ(allocator.file_end(), kReserved + 2 * kUnit);
+}
+
+TEST(BlockAllocatorTest, RoundsReservedBytesUpToAlignment) {
+  BlockAllocator allocator(100);
+  EXPECT_EQ(allocator.reserved_bytes(), kUnit);
+  EXPECT_EQ(allocator.Allocate(10), kUnit);
+}
+
+TEST(BlockAllocatorTest, AlignsSizesAndGivesEmptyBlocksOneUnit) {
+  EXPECT_EQ(BlockAllocator::AlignedSize(0), kUnit);
+  EXPECT_EQ(BlockAllocator::AlignedSize(1), kUnit);
+  EXPECT_EQ(BlockAllocator::AlignedSize(kUnit), kUnit);
+  EXPECT_EQ(BlockAllocator::AlignedSize(kUnit + 1), 2 * kUnit);
+  BlockAllocator allocator(kReserved);
+  const uint64_t a = allocator.Allocate(0);
+  const uint64_t b = allocator.Allocate(0);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(allocator.allocated_bytes(), 2 * kUnit);
+}
+
+TEST(BlockAllocatorTest, FreeingTheTailShrinksTheFile) {
+  BlockAllocator allocator(kReserved);
+  const uint64_t a = allocator.Allocate(kUnit);
+  const uint64_t b = allocator.Allocate(3 * kUnit);
+  allocator.Free(b, 3 * kUnit);
+  EXPECT_EQ(allocator.file_end(), a + kUnit);
+  EXPECT_EQ(allocator.free_bytes(), 0u);
+  allocator.Free(a, kUnit);
+  EXPECT_EQ(allocator.file_end(), kReserved);
+  EXPECT_EQ(allocator.allocated_bytes(), 0u);
+}
+
+TEST(BlockAllocatorTest, FreeingBelowTheTailLeavesAHoleThatShrinksWithIt) {
+  BlockAllocator allocator(kReserved);
+  const uint64_t a = allocator.Allocate(kUnit);
+  const uint64_t b = allocator.Allocate(kUnit);
+  allocator.Free(a, kUnit);
+  EXPECT_EQ(allocator.free_bytes(), kUnit);
+  EXPECT_EQ(allocator.file_end(), b + kUnit);
+  allocator.Free(b, kUnit);  // merges with the hole below and both leave the file
+  EXPECT_EQ(allocator.file_end(), kReserved);
+  EXPECT_EQ(allocator.free_bytes(), 0u);
+  EXPECT_EQ(allocator.free_extent_count(), 0u);
+}
+
+TEST(BlockAllocatorTest, CoalescesNeighbouringHoles) {
+  BlockAllocator allocator(kReserved);
+  std::vector<uint64_t> offsets;
+  for (int i = 0; i < 5; ++i) offsets.push_back(allocator.Allocate(kUnit));
+  allocator.Free(offsets[1], kUnit);
+  allocator.Free(offsets[3], kUnit);
+  EXPECT_EQ(allocator.free_extent_count(), 2u);
+  allocator.Free(offsets[2], kUnit);
+  EXPECT_EQ(allocator.free_extent_count(), 1u);
+  EXPECT_EQ(allocator.free_bytes(), 3 * kUnit);
+  // The merged hole now holds a 3-unit block without growing the file.
+  EXPECT_EQ(allocator.Allocate(3 * kUnit), offsets[1]);
+  EXPECT_EQ(allocator.file_end(), offsets[4] + kUnit);
+}
+
+TEST(BlockAllocatorTest, PicksTheSmallestHoleThatFits) {
+  BlockAllocator allocator(kReserved);
+  const uint64_t big = allocator.Allocate(4 * kUnit);
+  allocator.Allocate(kUnit);  // separator
+  const uint64_t small = allocator.Allocate(2 * kUnit);
+  allocator.Allocate(kUnit);  // separator
+  allocator.Free(big, 4 * kUnit);
+  allocator.Free(small, 2 * kUnit);
+  EXPECT_EQ(allocator.Allocate(2 * kUnit), small);
+  // The next request only fits the big hole; the rest of it stays free.
+  EXPECT_EQ(allocator.Allocate(kUnit + 1), big);
+  EXPECT_EQ(allocator.free_bytes(), 2 * kUnit);
+  EXPECT_EQ(allocator.Allocate(2 * kUnit), big + 2 * kUnit);
+  EXPECT_EQ(allocator.free_bytes(), 0u);
+}
+
+TEST(BlockAllocatorTest, ExtendsTheFileWhenNoHoleFits) {
+  BlockAllocator allocator(kReserved);
+  const uint64_t a = allocator.Allocate(kUnit);
+  const uint64_t b = allocator.Allocate(kUnit);
+  allocator.Free(a, kUnit);
+  EXPECT_EQ(allocator.Allocate(2 * kUnit), b + kUnit);
+  EXPECT_EQ(allocator.free_bytes(), kUnit);
+}
+
+TEST(BlockAllocatorTest, TryFreeRejectsRangesThatAreNotAllocated) {
+  BlockAllocator allocator(kReserved);
+  const uint64_t a = allocator.Allocate(2 * kUnit);
+  allocator.Allocate(kUnit);
+  EXPECT_FALSE(allocator.TryFree(0, kUnit));                 // reserved area
+  EXPECT_FALSE(allocator.TryFree(a + 1, kUnit));             // unaligned
+  EXPECT_FALSE(allocator.TryFree(allocator.file_end(), 1));  // past the end
+  EXPECT_TRUE(allocator.TryFree(a, kUnit));
+  EXPECT_FALSE(allocator.TryFree(a, kUnit));      // double free
+  EXPECT_FALSE(allocator.TryFree(a, 2 * kUnit));  // partly free
+  EXPECT_EQ(allocator.free_bytes(), kUnit);
+}
+
+TEST(BlockAllocatorTest, MarkAllocatedRebuildsHolesInAnyOrder) {
+  BlockAllocator allocator(kReserved);
+  ASSERT_TRUE(allocator.TryMarkAllocated(kReserved + 10 * kUnit, kUnit));
+  EXPECT_EQ(allocator.file_end(), kReserved + 11 * kUnit);
+  EXPECT_EQ(allocator.free_bytes(), 10 * kUnit);
+  ASSERT_TRUE(allocator.TryMarkAllocated(kReserved + 4 * kUnit, 2 * kUnit));
+  ASSERT_TRUE(allocator.TryMarkAllocated(kReserved, kUnit));
+  EXPECT_EQ(allocator.free_bytes(), 7 * kUnit);
+  EXPECT_EQ(allocator.allocated_bytes(), 4 * kUnit);
+  EXPECT_EQ(allocator.free_extent_count(), 2u);
+  // The best fit for 3 units is the hole [1, 4); the hole [6, 10) is larger.
+  EXPECT_EQ(allocator.Allocate(3 * kUnit), kReserved + kUnit);
+}
+
+TEST(BlockAllocatorTest, TryMarkAllocatedRejectsOverlaps) {
+  BlockAllocator allocator(kReserved);
+  ASSERT_TRUE(allocator.TryMarkAllocated(kReserved + 2 * kUnit, 2 * kUnit));
+  EXPECT_FALSE(allocator.TryMarkAllocated(kReserved + 3 * kUnit, kUnit));      // inside
+  EXPECT_FALSE(allocator.TryMarkAllocated(kReserved + kUnit, 2 * kUnit));      // straddles start
+  EXPECT_FALSE(allocator.TryMarkAllocated(kReserved + 3 * kUnit, 4 * kUnit));  // straddles end
+  EXPECT_FALSE(allocator.TryMarkAllocated(kUnit, kUnit));                      // reserved area
+  EXPECT_FALSE(allocator.TryMarkAllocated(kReserved + 7, kUnit));              // unaligned
+  EXPECT_FALSE(allocator.TryMarkAllocated(UINT64_MAX - kUnit + 1, kUnit));     // wraps
+  EXPECT_EQ(allocator.allocated_bytes(), 2 * kUnit);
+  EXPECT_EQ(allocator.free_bytes(), 2 * kUnit);
+  EXPECT_TRUE(allocator.TryMarkAllocated(kReserved + kUnit, kUnit));  // exactly a free unit
+}
+
+// Drives random allocations and frees against a model: a map of the allocated ranges.
+// After every step the allocator's totals must match the model, no two allocated ranges
+// may overlap, and every hole must lie between allocated ranges below file_end().
+TEST(BlockAllocatorTest, RandomAllocateFreeMatchesModel) {
+  std::mt19937_64 rng(20240611);
+  BlockAllocator allocator(kReserved);
+  std::map<uint64_t, uint64_t> model;  // offset -> aligned size
+  auto check = [&](int step) {
+    uint64_t allocated = 0;
+    uint64_t end = kReserved;
+    uint64_t previous_end = kReserved;
+    for (const auto& [offset, size] : model) {
+      ASSERT_EQ(offset % kUnit, 0u) << "step " << step;
+      ASSERT_GE(offset, previous_end) << "overlap at step " << step;
+      previous_end = offset + size;
+      allocated += size;
+      end = offset + size;
+    }
+    ASSERT_EQ(allocator.allocated_bytes(), allocated) << "step " << step;
+    ASSERT_EQ(allocator.file_end(), end) << "step " << step;
+    ASSERT_EQ(allocator.free_bytes(), end - kReserved - allocated) << "step " << step;
+    uint64_t holes = 0;
+    uint64_t last_hole_end = 0;
+    allocator.ForEachFreeExtent([&](uint64_t offset, uint64_t size) {
+      EXPECT_GT(offset, last_hole_end) << "uncoalesced holes at step " << step;
+      last_hole_end = offset + size;
+      EXPECT_LT(last_hole_end, allocator.file_end()) << "hole touches the end at " << step;
+      auto after = model.lower_bound(offset);
+      EXPECT_TRUE(after != model.end() && after->first >= offset + size)
+          << "hole overlaps a block at step " << step;
+      holes += size;
+    });
+    ASSERT_EQ(holes, allocator.free_bytes()) << "step " << step;
+  };
+  for (int step = 0; step < 20000; ++step) {
+    const bool allocate = model.empty() || rng() % 100 < 55;
+    if (allocate) {
+      // Mostly small blocks, sometimes node-sized ones.
+      const uint64_t size = rng() % 10 == 0 ? rng() % (64 * kUnit) : rng() % (3 * kUnit);
+      // Best fit, computed from the model: the smallest hole that fits, lowest offset.
+      const uint64_t aligned = BlockAllocator::AlignedSize(size);
+      uint64_t expected = allocator.file_end();
+      uint64_t best_size = UINT64_MAX;
+      allocator.ForEachFreeExtent([&](uint64_t offset, uint64_t hole) {
+        if (hole >= aligned && hole < best_size) {
+          best_size = hole;
+          expected = offset;
+        }
+      });
+      const uint64_t offset = allocator.Allocate(size);
+      ASSERT_EQ(offset, expected) << "step " << step;
+      model[offset] = aligned;
+    } else {
+      auto it = model.begin();
+      std::advance(it, rng() % model.size());
+      ASSERT_TRUE(allocator.TryFree(it->first, it->second)) << "step " << step;
+      model.erase(it);
+    }
+    if (step % 16 == 0) check(step);
+  }
+  check(-1);
+  // Rebuilding from the model with TryMarkAllocated (in shuffled order) gives the same
+  // layout.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges(model.begin(), model.end());
+  std::shuffle(ranges.begin(), ranges.end(), rng);
+  BlockAllocator rebuilt(kReserved);
+  for (const auto& [offset, size] : ranges) ASSERT_TRUE(rebuilt.TryMarkAllocated(offset, size));
+  EXPECT_EQ(rebuilt.file_end(), allocator.file_end());
+  EXPECT_EQ(rebuilt.free_bytes(), allocator.free_bytes());
+  EXPECT_EQ(rebuilt.free_extent_count(), allocator.free_extent_count());
+  for (const auto& [offset, size] : ranges) EXPECT_FALSE(rebuilt.TryMarkAllocated(offset, size));
+}
+
+}  // namespace
+}  // namespace fern

@@ -1,0 +1,488 @@
+#include "ft/block_table.h"
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "util/checksum.h"
+#include "util/coding.h"
+
+namespace fern {
+namespace {
+
+constexpr uint64_t kUnit = BlockAllocator::kAlignment;
+
+// The full checkpoint protocol without the I/O.
+BlockLocation CompleteCheckpoint(BlockTable* table) {
+  table->BeginCheckpoint();
+  const std::string bytes = table->SerializeCheckpoint();
+  const BlockLocation loc = table->AllocateTableSpace(bytes.size());
+  table->CompleteCheckpoint(loc);
+  return loc;
+}
+
+bool Overlaps(BlockLocation a, BlockLocation b) {
+  const uint64_t a_end = a.offset + BlockAllocator::AlignedSize(a.size);
+  const uint64_t b_end = b.offset + BlockAllocator::AlignedSize(b.size);
+  return a.offset < b_end && b.offset < a_end;
+}
+
+// Allocates `n` fresh extents of `size` bytes and reports whether any overlaps `held`;
+// gives them back afterwards.
+bool FreshSpaceOverlaps(BlockTable* table, const std::vector<BlockLocation>& held, int n,
+                        uint64_t size) {
+  std::vector<BlockLocation> fresh;
+  bool overlap = false;
+  for (int i = 0; i < n; ++i) {
+    fresh.push_back(table->AllocateSpace(size));
+    for (const BlockLocation& h : held) overlap = overlap || Overlaps(fresh.back(), h);
+  }
+  for (const BlockLocation& f : fresh) table->ReleaseSpace(f);
+  return overlap;
+}
+
+std::map<BlockNum, BlockLocation> CurrentBlocks(const BlockTable& table) {
+  std::map<BlockNum, BlockLocation> blocks;
+  table.ForEachBlock([&](BlockNum b, BlockLocation loc) { blocks[b] = loc; });
+  return blocks;
+}
+
+// A serialized table with the given entries and a correct checksum (unless told otherwise).
+std::string CraftTable(const std::vector<std::array<uint64_t, 3>>& entries,
+                       uint32_t version = BlockTable::kBlockTableFormatVersion) {
+  std::string out = "FTBT";
+  PutFixed32(&out, version);
+  PutFixed64(&out, entries.size());
+  for (const auto& [num, offset, size] : entries) {
+    PutFixed64(&out, num);
+    PutFixed64(&out, offset);
+    PutFixed64(&out, size);
+  }
+  PutFixed64(&out, Checksum64(out));
+  return out;
+}
+
+constexpr uint64_t kBase = BlockTable::kReservedFileBytes;
+
+TEST(BlockTableTest, NewTableHasNoBlocks) {
+  BlockTable table;
+  const BlockTable::Stats stats = table.stats();
+  EXPECT_EQ(stats.blocks, 0u);
+  EXPECT_EQ(stats.used_bytes, 0u);
+  EXPECT_EQ(stats.free_bytes, 0u);
+  EXPECT_EQ(stats.file_bytes, BlockTable::kReservedFileBytes);
+  BlockLocation loc;
+  Status s = table.Lookup(BlockTable::kFirstBlockNum, &loc);
+  EXPECT_TRUE(s.IsCorruption());
+  EXPECT_NE(s.message().find("block 1 is not allocated"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(table.Lookup(BlockTable::kTableBlockNum, &loc).IsCorruption());
+  EXPECT_TRUE(table.Lookup(-5, &loc).IsCorruption());
+}
+
+TEST(BlockTableTest, AllocatesDenseNumbersFromFirstBlockNum) {
+  BlockTable table;
+  EXPECT_EQ(table.AllocateBlockNum(), BlockTable::kFirstBlockNum);
+  EXPECT_EQ(table.AllocateBlockNum(), BlockTable::kFirstBlockNum + 1);
+  EXPECT_TRUE(table.IsAllocated(BlockTable::kFirstBlockNum));
+  EXPECT_FALSE(table.IsAllocated(BlockTable::kTableBlockNum));
+}
+
+TEST(BlockTableTest, LookupOfAnUnwrittenBlockIsCorruption) {
+  BlockTable table;
+  const BlockNum b = table.AllocateBlockNum();
+  BlockLocation loc;
+  Status s = table.Lookup(b, &loc);
+  EXPECT_TRUE(s.IsCorruption());
+  EXPECT_NE(s.message().find("not been written"), std::string::npos) << s.ToString();
+  EXPECT_EQ(table.stats().blocks, 0u);
+}
+
+TEST(BlockTableTest, RelocateRecordsTheNewLocation) {
+  BlockTable table;
+  const BlockNum b = table.AllocateBlockNum();
+  const BlockLocation loc = table.Relocate(b, 5000);
+  EXPECT_EQ(loc.offset, kBase);
+  EXPECT_EQ(loc.size, 5000u);
+  BlockLocation found;
+  ASSERT_TRUE(table.Lookup(b, &found).ok());
+  EXPECT_EQ(found, loc);
+  EXPECT_EQ(table.stats().blocks, 1u);
+  EXPECT_EQ(table.stats().used_bytes, 2 * kUnit);
+}
+
+TEST(BlockTableTest, RelocateFreesSpaceOnlyCurrentUsedAtOnce) {
+  BlockTable table;
+  const BlockNum b = table.AllocateBlockNum();
+  for (int i = 0; i < 10; ++i) table.Relocate(b, kUnit);
+  // Never checkpointed: each rewrite releases the previous extent, so two units at most
+  // were ever needed.
+  EXPECT_EQ(table.stats().used_bytes, kUnit);
+  EXPECT_LE(table.stats().file_bytes, kBase + 2 * kUnit);
+}
+
+TEST(BlockTableTest, CheckpointedSpaceIsNotReusedUntilTheNextCheckpoint) {
+  BlockTable table;
+  const BlockNum b = table.AllocateBlockNum();
+  const BlockLocation checkpointed = table.Relocate(b, kUnit);
+  const BlockLocation first_table = CompleteCheckpoint(&table);
+  table.Relocate(b, kUnit);
+  table.Relocate(b, kUnit);
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {checkpointed, first_table}, 8, kUnit));
+  const uint64_t used_before = table.stats().used_bytes;
+  const BlockLocation second_table = CompleteCheckpoint(&table);
+  // The old node and the old table are free now; the new table is held.
+  EXPECT_EQ(table.checkpointed_table_location(), second_table);
+  EXPECT_EQ(table.stats().used_bytes,
+            used_before - 2 * kUnit + BlockAllocator::AlignedSize(second_table.size));
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {checkpointed}, 4, kUnit));
+}
+
+TEST(BlockTableTest, TwoVersionProtocolWithSerializeCurrentWorks) {
+  BlockTable table;
+  const BlockNum b = table.AllocateBlockNum();
+  const BlockLocation old = table.Relocate(b, kUnit);
+  const std::string bytes = table.SerializeCurrent();
+  const BlockLocation loc = table.AllocateTableSpace(bytes.size());
+  table.CompleteCheckpoint(loc);
+  EXPECT_EQ(table.checkpointed_table_location(), loc);
+  table.Relocate(b, kUnit);
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {old, loc}, 4, kUnit));
+}
+
+TEST(BlockTableTest, FreeBlockNumKeepsCheckpointedSpaceAndNumber) {
+  BlockTable table;
+  const BlockNum a = table.AllocateBlockNum();
+  const BlockNum b = table.AllocateBlockNum();
+  table.Relocate(a, kUnit);
+  const BlockLocation b_loc = table.Relocate(b, 3 * kUnit);
+  CompleteCheckpoint(&table);
+  table.FreeBlockNum(b);
+  EXPECT_FALSE(table.IsAllocated(b));
+  EXPECT_EQ(table.stats().blocks, 1u);
+  // The checkpoint still names b: neither its number nor its space is reused.
+  EXPECT_NE(table.AllocateBlockNum(), b);
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {b_loc}, 4, 3 * kUnit));
+  CompleteCheckpoint(&table);
+  EXPECT_EQ(table.AllocateBlockNum(), b);
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {b_loc}, 1, 3 * kUnit));
+}
+
+TEST(BlockTableTest, FreeOfANeverCheckpointedBlockReleasesAtOnce) {
+  BlockTable table;
+  const BlockNum b = table.AllocateBlockNum();
+  const BlockLocation loc = table.Relocate(b, kUnit);
+  table.FreeBlockNum(b);
+  EXPECT_EQ(table.stats().used_bytes, 0u);
+  EXPECT_EQ(table.AllocateBlockNum(), b);
+  EXPECT_EQ(table.Relocate(b, kUnit), loc);
+}
+
+TEST(BlockTableTest, WritesDuringACheckpointGoToTheNextOne) {
+  BlockTable table;
+  const BlockNum a = table.AllocateBlockNum();
+  const BlockNum b = table.AllocateBlockNum();
+  const BlockLocation a1 = table.Relocate(a, kUnit);
+  const BlockLocation b1 = table.Relocate(b, kUnit);
+  table.BeginCheckpoint();
+  const std::string snapshot = table.SerializeCheckpoint();
+  // Writers go on while the checkpoint is in progress.
+  const BlockLocation a2 = table.Relocate(a, kUnit);
+  table.FreeBlockNum(b);
+  const BlockNum c = table.AllocateBlockNum();
+  EXPECT_NE(c, b) << "b's number is still named by the checkpoint in progress";
+  table.Relocate(c, kUnit);
+  // The in-progress version's extents are protected although current dropped them.
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {a1, b1}, 8, kUnit));
+  const BlockLocation table_loc = table.AllocateTableSpace(snapshot.size());
+  table.CompleteCheckpoint(table_loc);
+
+  // The checkpoint holds the snapshot, not current.
+  BlockTable reloaded;
+  ASSERT_TRUE(BlockTable::Deserialize(snapshot, table_loc, &reloaded).ok());
+  const auto snap_blocks = CurrentBlocks(reloaded);
+  ASSERT_EQ(snap_blocks.size(), 2u);
+  EXPECT_EQ(snap_blocks.at(a), a1);
+  EXPECT_EQ(snap_blocks.at(b), b1);
+  const auto now = CurrentBlocks(table);
+  EXPECT_EQ(now.at(a), a2);
+  EXPECT_EQ(now.count(b), 0u);
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {a1, b1, table_loc}, 8, kUnit));
+
+  // The next checkpoint releases what only the snapshot named.
+  CompleteCheckpoint(&table);
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {a1}, 8, kUnit));
+  EXPECT_EQ(table.AllocateBlockNum(), b);
+}
+
+// The sharp checkpoint: a for-checkpoint write (a pending node written, or its clone) puts
+// b's begin-time bytes into the checkpoint, and into current unless b was rewritten
+// since the begin.
+TEST(BlockTableTest, ForCheckpointWriteReplacesTheBlockInTheCheckpoint) {
+  BlockTable table;
+  const BlockNum a = table.AllocateBlockNum();
+  const BlockNum b = table.AllocateBlockNum();
+  const BlockNum unwritten = table.AllocateBlockNum();
+  const BlockLocation a0 = table.Relocate(a, kUnit);
+  const BlockLocation b0 = table.Relocate(b, kUnit);
+  CompleteCheckpoint(&table);
+  const BlockLocation a1 = table.Relocate(a, kUnit);  // dirty before the begin
+
+  table.BeginCheckpoint();
+  // a: the checkpointer writes it first; no plain write since the begin.
+  const BlockLocation a2 = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetLocation(a, a2, /*for_checkpoint=*/true).ok());
+  // b: a writer rewrote it after the begin, then the clone of its begin state is written.
+  const BlockLocation b1 = table.Relocate(b, kUnit);
+  const BlockLocation b_clone = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetLocation(b, b_clone, /*for_checkpoint=*/true).ok());
+  // unwritten: existed at the begin with no data; its first write is for the checkpoint.
+  const BlockLocation u0 = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetLocation(unwritten, u0, /*for_checkpoint=*/true).ok());
+
+  auto now = CurrentBlocks(table);
+  EXPECT_EQ(now.at(a), a2);
+  EXPECT_EQ(now.at(b), b1) << "current keeps the writer's newer b";
+  EXPECT_EQ(now.at(unwritten), u0);
+  EXPECT_EQ(table.stats().blocks, 3u);
+  // a1 is named by nobody now and was released; a0 and b0 belong to the last checkpoint.
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {a0, b0, a2, b1, b_clone, u0}, 8, kUnit));
+
+  const std::string bytes = table.SerializeCheckpoint();
+  const BlockLocation table_loc = table.AllocateTableSpace(bytes.size());
+  table.CompleteCheckpoint(table_loc);
+  BlockTable checkpoint;
+  ASSERT_TRUE(BlockTable::Deserialize(bytes, &checkpoint).ok());
+  const auto in_checkpoint = CurrentBlocks(checkpoint);
+  EXPECT_EQ(in_checkpoint.at(a), a2);
+  EXPECT_EQ(in_checkpoint.at(b), b_clone);
+  EXPECT_EQ(in_checkpoint.at(unwritten), u0);
+  (void)a1;
+
+  // The clone is released by the next checkpoint, which takes the writer's b1.
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {b_clone}, 8, kUnit));
+  CompleteCheckpoint(&table);
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {b_clone}, 8, kUnit));
+}
+
+TEST(BlockTableTest, ForCheckpointWriteWithoutACheckpointIsAPlainWrite) {
+  BlockTable table;
+  const BlockNum a = table.AllocateBlockNum();
+  const BlockLocation a0 = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetLocation(a, a0, /*for_checkpoint=*/true).ok());
+  const BlockLocation a1 = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetLocation(a, a1, /*for_checkpoint=*/true).ok());
+  EXPECT_EQ(CurrentBlocks(table).at(a), a1);
+  EXPECT_EQ(table.stats().used_bytes, kUnit);
+  EXPECT_TRUE(table.SetLocation(a + 10, a0).IsInvalidArgument());
+}
+
+TEST(BlockTableTest, AbortCheckpointReleasesWhatOnlyItNamed) {
+  BlockTable table;
+  const BlockNum a = table.AllocateBlockNum();
+  const BlockLocation a0 = table.Relocate(a, kUnit);
+  CompleteCheckpoint(&table);
+  const BlockLocation a1 = table.Relocate(a, kUnit);
+  const uint64_t used = table.stats().used_bytes;
+  table.BeginCheckpoint();
+  const std::string bytes = table.SerializeCheckpoint();
+  const BlockLocation table_loc = table.AllocateTableSpace(bytes.size());
+  table.Relocate(a, kUnit);  // a1 is now named only by the checkpoint in progress
+  table.AbortCheckpoint();
+  EXPECT_FALSE(table.checkpoint_in_progress());
+  EXPECT_EQ(table.stats().used_bytes, used);  // a1 and the new table left, a2 came
+  // The last complete checkpoint (a0) is still protected; a1 and the table are not.
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {a0}, 8, kUnit));
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {a1}, 8, kUnit));
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {table_loc}, 8, kUnit));
+}
+
+TEST(BlockTableTest, SerializeDeserializeRoundTrips) {
+  BlockTable table;
+  std::vector<BlockNum> nums;
+  for (int i = 0; i < 50; ++i) nums.push_back(table.AllocateBlockNum());
+  for (size_t i = 0; i < nums.size(); ++i) table.Relocate(nums[i], 100 + i * 997);
+  for (size_t i = 0; i < nums.size(); i += 3) table.FreeBlockNum(nums[i]);
+  const std::string bytes = table.SerializeCurrent();
+  BlockTable loaded;
+  ASSERT_TRUE(BlockTable::Deserialize(bytes, &loaded).ok());
+  EXPECT_EQ(CurrentBlocks(loaded), CurrentBlocks(table));
+  EXPECT_EQ(loaded.stats().blocks, table.stats().blocks);
+  EXPECT_EQ(loaded.stats().used_bytes, table.stats().used_bytes);
+  EXPECT_EQ(loaded.stats().file_bytes, table.stats().file_bytes);
+  EXPECT_EQ(loaded.SerializeCurrent(), bytes);
+  // Numbers the table does not name are free again, lowest first.
+  EXPECT_EQ(loaded.AllocateBlockNum(), nums[0]);
+  // The loaded blocks are the checkpointed version: rewriting keeps their space.
+  std::vector<BlockLocation> held;
+  for (const auto& [b, loc] : CurrentBlocks(loaded)) held.push_back(loc);
+  for (const auto& [b, loc] : CurrentBlocks(loaded)) {
+    const BlockLocation fresh = loaded.Relocate(b, loc.size);
+    for (const BlockLocation& h : held) EXPECT_FALSE(Overlaps(fresh, h));
+  }
+}
+
+TEST(BlockTableTest, DeserializeHoldsTheTablesOwnSpace) {
+  BlockTable table;
+  const BlockNum b = table.AllocateBlockNum();
+  table.Relocate(b, kUnit);
+  const std::string bytes = table.SerializeCurrent();
+  const BlockLocation table_loc{kBase + 4 * kUnit, bytes.size()};
+  BlockTable loaded;
+  ASSERT_TRUE(BlockTable::Deserialize(bytes, table_loc, &loaded).ok());
+  EXPECT_EQ(loaded.checkpointed_table_location(), table_loc);
+  EXPECT_FALSE(FreshSpaceOverlaps(&loaded, {table_loc}, 8, kUnit));
+  // The next checkpoint releases it.
+  CompleteCheckpoint(&loaded);
+  EXPECT_TRUE(FreshSpaceOverlaps(&loaded, {table_loc}, 8, kUnit));
+  // A table location overlapping a block is corruption.
+  BlockTable bad;
+  EXPECT_TRUE(BlockTable::Deserialize(bytes, BlockLocation{kBase, 10}, &bad).IsCorruption());
+}
+
+TEST(BlockTableTest, DeserializeRejectsEveryFlippedByteAndTruncation) {
+  BlockTable table;
+  for (int i = 0; i < 6; ++i) table.Relocate(table.AllocateBlockNum(), 1000 * (i + 1));
+  const std::string good = table.SerializeCurrent();
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (uint8_t mask : {0x01, 0x80, 0xff}) {
+      std::string bad = good;
+      bad[i] = static_cast<char>(bad[i] ^ mask);
+      BlockTable out;
+      EXPECT_TRUE(BlockTable::Deserialize(bad, &out).IsCorruption()) << "byte " << i;
+    }
+  }
+  for (size_t n = 0; n < good.size(); ++n) {
+    BlockTable out;
+    EXPECT_TRUE(BlockTable::Deserialize(good.substr(0, n), &out).IsCorruption()) << n;
+  }
+  std::string longer = good + std::string(8, '\0');
+  BlockTable out;
+  EXPECT_TRUE(BlockTable::Deserialize(longer, &out).IsCorruption());
+}
+
+TEST(BlockTableTest, DeserializeNamesWhatWasWrong) {
+  struct Case {
+    std::string bytes;
+    std::string expected;
+  };
+  std::string bad_checksum = CraftTable({{1, kBase, 10}});
+  bad_checksum.back() ^= 1;
+  std::string bad_magic = CraftTable({});
+  bad_magic[0] = 'X';
+  const std::vector<Case> cases = {
+      {bad_checksum, "checksum mismatch"},
+      {bad_magic, "bad magic"},
+      {CraftTable({}, 7), "unsupported format version 7"},
+      {CraftTable({{1, kBase, 2 * kUnit}, {2, kBase + kUnit, 10}}), "overlaps"},
+      {CraftTable({{3, kBase, 10}, {2, kBase + kUnit, 10}}), "out of order"},
+      {CraftTable({{1, kBase, 10}, {1, kBase + kUnit, 10}}), "out of order"},
+      {CraftTable({{0, kBase, 10}}), "out of range"},
+      {CraftTable({{uint64_t{1} << 40, kBase, 10}}), "out of range"},
+      {CraftTable({{uint64_t(-3), kBase, 10}}), "out of range"},
+      {CraftTable({{1, 0, 10}}), "bad offset"},
+      {CraftTable({{1, kBase + 100, 10}}), "bad offset"},
+      {CraftTable({{1, UINT64_MAX - kUnit + 1, 10}}), "bad offset"},
+      {CraftTable({{1, kBase, uint64_t{1} << 50}}), "implausible size"},
+  };
+  for (const Case& c : cases) {
+    BlockTable out;
+    const Status s = BlockTable::Deserialize(c.bytes, &out);
+    ASSERT_TRUE(s.IsCorruption()) << c.expected;
+    EXPECT_NE(s.message().find(c.expected), std::string::npos) << s.ToString();
+  }
+}
+
+TEST(BlockTableTest, FailedDeserializeLeavesTheTableUnchanged) {
+  BlockTable table;
+  const BlockNum b = table.AllocateBlockNum();
+  const BlockLocation loc = table.Relocate(b, kUnit);
+  EXPECT_TRUE(BlockTable::Deserialize("garbage", &table).IsCorruption());
+  BlockLocation found;
+  ASSERT_TRUE(table.Lookup(b, &found).ok());
+  EXPECT_EQ(found, loc);
+}
+
+// Several writers rewrite and free their own blocks while a checkpointer runs the protocol
+// in a loop. Afterwards no two current blocks overlap, and the last checkpoint's blocks
+// overlap nothing in current except themselves.
+TEST(BlockTableTest, ConcurrentWritersAndCheckpointsNeverShareSpace) {
+  BlockTable table;
+  constexpr int kWriters = 3;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&table, w] {
+      std::mt19937_64 rng(w);
+      std::vector<BlockNum> mine;
+      for (int i = 0; i < 3000; ++i) {
+        if (mine.empty() || rng() % 4 == 0) {
+          mine.push_back(table.AllocateBlockNum());
+          table.Relocate(mine.back(), rng() % (3 * kUnit));
+        } else if (rng() % 5 == 0) {
+          const size_t at = rng() % mine.size();
+          table.FreeBlockNum(mine[at]);
+          mine.erase(mine.begin() + static_cast<ptrdiff_t>(at));
+        } else {
+          const BlockNum b = mine[rng() % mine.size()];
+          table.Relocate(b, rng() % (3 * kUnit));
+          BlockLocation loc;
+          EXPECT_TRUE(table.Lookup(b, &loc).ok());
+        }
+      }
+    });
+  }
+  std::string last_snapshot;
+  BlockLocation last_table;
+  std::thread checkpointer([&] {
+    while (!stop.load()) {
+      table.BeginCheckpoint();
+      last_snapshot = table.SerializeCheckpoint();
+      last_table = table.AllocateTableSpace(last_snapshot.size());
+      table.CompleteCheckpoint(last_table);
+    }
+  });
+  for (std::thread& t : writers) t.join();
+  stop = true;
+  checkpointer.join();
+
+  const auto current = CurrentBlocks(table);
+  uint64_t previous_end = 0;
+  for (const auto& [b, loc] : current) {
+    (void)b;
+    EXPECT_GE(loc.offset, kBase);
+  }
+  std::map<uint64_t, uint64_t> by_offset;
+  for (const auto& [b, loc] : current) by_offset[loc.offset] = loc.size;
+  for (const auto& [offset, size] : by_offset) {
+    EXPECT_GE(offset, previous_end);
+    previous_end = offset + BlockAllocator::AlignedSize(size);
+  }
+  BlockTable checkpointed;
+  ASSERT_TRUE(BlockTable::Deserialize(last_snapshot, last_table, &checkpointed).ok());
+  for (const auto& [b, loc] : CurrentBlocks(checkpointed)) {
+    for (const auto& [cb, cloc] : current) {
+      if (cb != b) {
+        EXPECT_FALSE(Overlaps(loc, cloc)) << "block " << b << " vs " << cb;
+      }
+    }
+    if (current.count(b) && current.at(b) != loc) {
+      EXPECT_FALSE(Overlaps(loc, current.at(b)));
+    }
+  }
+  // Every allocated byte is accounted for by current, the checkpoint, or its table.
+  uint64_t named = BlockAllocator::AlignedSize(last_table.size);
+  for (const auto& [b, loc] : current) named += BlockAllocator::AlignedSize(loc.size);
+  for (const auto& [b, loc] : CurrentBlocks(checkpointed)) {
+    if (!current.count(b) || current.at(b) != loc) named += BlockAllocator::AlignedSize(loc.size);
+  }
+  EXPECT_EQ(table.stats().used_bytes, named);
+}
+
+}  // namespace
+}  // namespace fern
