@@ -58,6 +58,7 @@ struct CachetableStats {
   uint64_t partial_evictions = 0;
   uint64_t bytes_evicted = 0;  // memory released by full and partial evictions
   uint64_t dirty_writes = 0;   // WriteBlock calls made by eviction and WriteDirty
+  uint64_t write_errors = 0;   // of those, the ones that failed (the pair stayed dirty)
 };
 
 class Cachetable;
@@ -122,8 +123,7 @@ class Cachetable {
   Status TryPin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin);
   // Adds a value that is not on disk yet, pinned for write and dirty.
   // REQUIRES: (file, block) is not cached.
-  void PinNew(CacheFileId file, BlockNum block, std::unique_ptr<CacheValue> value,
-              PinnedPair* pin);
+  void PinNew(CacheFileId file, BlockNum block, std::unique_ptr<CacheValue> value, PinnedPair* pin);
   // Drops a pair without writing it (its block was freed). REQUIRES: pinned for write.
   void Remove(PinnedPair* pin);
   // True if the pair is cached (for tests and prefetch decisions).
@@ -136,10 +136,14 @@ class Cachetable {
   size_t budget() const { return budget_; }
   size_t size_bytes() const { return size_bytes_.load(std::memory_order_relaxed); }
   CachetableStats stats() const;
+  // The most recent WriteBlock error met by eviction, WriteDirty or CloseFile (OK if none).
+  // Eviction has no caller to return it to: the pair stays cached and dirty.
+  Status last_write_error() const;
 
  private:
   friend class PinnedPair;
   struct Impl;
+  Status PinWithMode(CacheFileId file, BlockNum block, Lock lock, bool wait, PinnedPair* pin);
   void UnpinPair(void* pair, bool write);
   void MarkPairDirty(void* pair);
   void UpdatePairSize(void* pair);

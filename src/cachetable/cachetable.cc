@@ -1,0 +1,475 @@
+// Pins, files and accounting of the cachetable. The clock sweep lives in eviction.cc.
+#include "cachetable/cachetable.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "cachetable/cachetable_internal.h"
+#include "cachetable/pair.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+Pair* AsPair(void* pair) { return static_cast<Pair*>(pair); }
+
+void UnlockPair(Pair* pair, bool write) {
+  if (write) {
+    pair->lock.UnlockWrite();
+  } else {
+    pair->lock.UnlockRead();
+  }
+}
+
+}  // namespace
+
+// ---- PinnedPair -------------------------------------------------------------------------
+
+PinnedPair::PinnedPair(PinnedPair&& other) noexcept
+    : table_(std::exchange(other.table_, nullptr)),
+      pair_(std::exchange(other.pair_, nullptr)),
+      write_(std::exchange(other.write_, false)) {}
+
+PinnedPair& PinnedPair::operator=(PinnedPair&& other) noexcept {
+  if (this != &other) {
+    Unpin();
+    table_ = std::exchange(other.table_, nullptr);
+    pair_ = std::exchange(other.pair_, nullptr);
+    write_ = std::exchange(other.write_, false);
+  }
+  return *this;
+}
+
+CacheValue* PinnedPair::value() const {
+  return pair_ == nullptr ? nullptr : AsPair(pair_)->value.get();
+}
+
+BlockNum PinnedPair::block() const { return pair_ == nullptr ? -1 : AsPair(pair_)->key.block; }
+
+void PinnedPair::MarkDirty() {
+  if (pair_ != nullptr && write_) table_->MarkPairDirty(pair_);
+}
+
+void PinnedPair::UpdateSize() {
+  if (pair_ != nullptr) table_->UpdatePairSize(pair_);
+}
+
+void PinnedPair::Unpin() {
+  if (pair_ == nullptr) return;
+  Cachetable* table = std::exchange(table_, nullptr);
+  void* pair = std::exchange(pair_, nullptr);
+  const bool write = std::exchange(write_, false);
+  table->UnpinPair(pair, write);
+}
+
+// ---- Cachetable: public entry points ----------------------------------------------------
+
+Cachetable::Cachetable(size_t budget_bytes)
+    : budget_(budget_bytes), impl_(std::make_unique<Impl>(&size_bytes_)) {}
+
+Cachetable::~Cachetable() = default;
+
+CacheFileId Cachetable::OpenFile(CacheFileOwner* owner) {
+  AnnotatedMutexLock lock(&impl_->mu);
+  const CacheFileId id = impl_->next_file_id++;
+  impl_->files.emplace(id, std::make_unique<CacheFile>(id, owner));
+  return id;
+}
+
+Status Cachetable::CloseFile(CacheFileId file, bool write_dirty) {
+  return impl_->CloseFile(file, write_dirty);
+}
+
+Status Cachetable::WriteDirty(CacheFileId file) { return impl_->WriteDirty(file); }
+
+Status Cachetable::Pin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin) {
+  return PinWithMode(file, block, lock, /*wait=*/true, pin);
+}
+
+Status Cachetable::TryPin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin) {
+  return PinWithMode(file, block, lock, /*wait=*/false, pin);
+}
+
+Status Cachetable::PinWithMode(CacheFileId file, BlockNum block, Lock lock, bool wait,
+                               PinnedPair* pin) {
+  pin->Unpin();
+  Pair* pair = nullptr;
+  FERN_RETURN_IF_ERROR(impl_->Pin(file, block, lock, wait, &pair));
+  pin->table_ = this;
+  pin->pair_ = pair;
+  pin->write_ = lock == Lock::kWrite;
+  return Status::OK();
+}
+
+void Cachetable::PinNew(CacheFileId file, BlockNum block, std::unique_ptr<CacheValue> value,
+                        PinnedPair* pin) {
+  pin->Unpin();
+  Pair* pair = impl_->PinNew(file, block, std::move(value));
+  if (pair == nullptr) return;
+  pin->table_ = this;
+  pin->pair_ = pair;
+  pin->write_ = true;
+}
+
+void Cachetable::Remove(PinnedPair* pin) {
+  if (!pin->pinned() || pin->table_ != this) return;
+  if (!pin->write_) {
+    pin->Unpin();
+    return;
+  }
+  Pair* pair = AsPair(std::exchange(pin->pair_, nullptr));
+  pin->table_ = nullptr;
+  pin->write_ = false;
+  impl_->Remove(pair);
+}
+
+bool Cachetable::IsCached(CacheFileId file, BlockNum block) {
+  AnnotatedMutexLock lock(&impl_->mu);
+  return impl_->pairs.contains(PairKey{file, block});
+}
+
+CachetableStats Cachetable::stats() const {
+  CachetableStats stats;
+  stats.size_bytes = size_bytes();
+  stats.limit_bytes = budget_;
+  {
+    AnnotatedMutexLock lock(&impl_->mu);
+    stats.pairs = impl_->pairs.size();
+  }
+  stats.hits = impl_->hits.load(std::memory_order_relaxed);
+  stats.misses = impl_->misses.load(std::memory_order_relaxed);
+  stats.full_evictions = impl_->full_evictions.load(std::memory_order_relaxed);
+  stats.partial_evictions = impl_->partial_evictions.load(std::memory_order_relaxed);
+  stats.bytes_evicted = impl_->bytes_evicted.load(std::memory_order_relaxed);
+  stats.dirty_writes = impl_->dirty_writes.load(std::memory_order_relaxed);
+  stats.write_errors = impl_->write_errors.load(std::memory_order_relaxed);
+  return stats;
+}
+
+Status Cachetable::last_write_error() const {
+  AnnotatedMutexLock lock(&impl_->mu);
+  return impl_->last_write_error;
+}
+
+void Cachetable::UnpinPair(void* pair, bool write) {
+  impl_->Unpin(AsPair(pair), write);
+  if (size_bytes() > budget_) EvictIfOverBudget();
+}
+
+void Cachetable::MarkPairDirty(void* pair) {
+  AsPair(pair)->dirty.store(true, std::memory_order_relaxed);
+}
+
+void Cachetable::UpdatePairSize(void* pair) { impl_->RefreshSize(AsPair(pair)); }
+
+// ---- Impl: pins -------------------------------------------------------------------------
+
+Cachetable::Impl::Impl(std::atomic<size_t>* size_bytes) : size_bytes(*size_bytes) {
+  AnnotatedMutexLock lock(&mu);
+  clock.AddHand(&evictor.hand);
+}
+
+Cachetable::Impl::~Impl() {
+  // Files should all be closed; whatever is left is freed without writing.
+  absl::flat_hash_map<PairKey, Pair*> leftover;
+  {
+    AnnotatedMutexLock lock(&mu);
+    leftover.swap(pairs);
+  }
+  for (auto& [key, pair] : leftover) delete pair;
+}
+
+Status Cachetable::Impl::Pin(CacheFileId file_id, BlockNum block, Lock lock, bool wait,
+                             Pair** out) {
+  const PairKey key{file_id, block};
+  const bool write = lock == Lock::kWrite;
+  for (;;) {
+    Pair* pair = nullptr;
+    bool locked = false;
+    bool fetch = false;
+    {
+      AnnotatedMutexLock table_lock(&mu);
+      auto file_it = files.find(file_id);
+      if (file_it == files.end() || file_it->second->closing) {
+        return Status::InvalidArgument(
+            StrCat("cachetable: pin of block ", block, " of file ", file_id, ", not open"));
+      }
+      auto it = pairs.find(key);
+      if (it == pairs.end()) {
+        misses.fetch_add(1, std::memory_order_relaxed);
+        CacheFile* file = file_it->second.get();
+        pair = new Pair(key, file);
+        pair->lock.LockWrite();  // free, so this does not wait
+        pair->refs.store(1, std::memory_order_relaxed);
+        pairs.emplace(key, pair);
+        clock.InsertBehind(pair, evictor.hand);
+        file->pairs.insert(pair);
+        fetch = true;
+      } else {
+        pair = it->second;
+        hits.fetch_add(1, std::memory_order_relaxed);
+        pair->clock_count = std::min(pair->clock_count + 1, kMaxClockCount);
+        locked = write ? pair->lock.TryLockWrite() : pair->lock.TryLockRead();
+        if (!locked && !wait) {
+          return Status::Busy(
+              StrCat("cachetable: block ", block, " of file ", file_id, " is locked"));
+        }
+        pair->refs.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (fetch) {
+      FERN_RETURN_IF_ERROR(FetchPlaceholder(pair, lock));
+      *out = pair;
+      return Status::OK();
+    }
+    if (!locked) {
+      if (write) {
+        pair->lock.LockWrite();
+      } else {
+        pair->lock.LockRead();
+      }
+    }
+    if (pair->removed.load(std::memory_order_acquire)) {
+      // Evicted, removed or failed to fetch while this thread waited for it.
+      Status fetch_status = pair->fetch_status;
+      UnlockPair(pair, write);
+      ReleaseRef(pair);
+      if (!fetch_status.ok()) return fetch_status;
+      continue;
+    }
+    if (write) BeforeWritePin(pair);
+    *out = pair;
+    return Status::OK();
+  }
+}
+
+Status Cachetable::Impl::FetchPlaceholder(Pair* pair, Lock lock) {
+  std::unique_ptr<CacheValue> value;
+  Status status = pair->file->owner->FetchBlock(pair->key.block, &value);
+  if (status.ok() && value == nullptr) {
+    status = Status::InvalidArgument(StrCat("cachetable: FetchBlock of block ", pair->key.block,
+                                            " of file ", pair->key.file, " gave no value"));
+  }
+  if (!status.ok()) {
+    pair->fetch_status = status;
+    {
+      AnnotatedMutexLock table_lock(&mu);
+      UnlinkLocked(pair);
+    }
+    pair->lock.UnlockWrite();
+    ReleaseRef(pair);
+    return status;
+  }
+  pair->value = std::move(value);
+  RefreshSize(pair);
+  if (lock == Lock::kRead) {
+    pair->lock.DowngradeToRead();
+  } else {
+    BeforeWritePin(pair);
+  }
+  return Status::OK();
+}
+
+Pair* Cachetable::Impl::PinNew(CacheFileId file_id, BlockNum block,
+                               std::unique_ptr<CacheValue> value) {
+  const PairKey key{file_id, block};
+  for (;;) {
+    Pair* pair = nullptr;
+    bool inserted = false;
+    {
+      AnnotatedMutexLock table_lock(&mu);
+      auto file_it = files.find(file_id);
+      if (file_it == files.end() || file_it->second->closing) return nullptr;
+      auto it = pairs.find(key);
+      if (it == pairs.end()) {
+        CacheFile* file = file_it->second.get();
+        pair = new Pair(key, file);
+        pair->lock.LockWrite();  // free, so this does not wait
+        pair->refs.store(1, std::memory_order_relaxed);
+        pair->value = std::move(value);
+        pair->dirty.store(true, std::memory_order_relaxed);
+        pairs.emplace(key, pair);
+        clock.InsertBehind(pair, evictor.hand);
+        file->pairs.insert(pair);
+        inserted = true;
+      } else {
+        pair = it->second;
+        pair->refs.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (inserted) {
+      RefreshSize(pair);
+      return pair;
+    }
+    // Against the contract the block is cached: the new value replaces the cached one.
+    pair->lock.LockWrite();
+    if (pair->removed.load(std::memory_order_acquire)) {
+      pair->lock.UnlockWrite();
+      ReleaseRef(pair);
+      continue;
+    }
+    BeforeWritePin(pair);
+    std::unique_ptr<CacheValue> old = std::exchange(pair->value, std::move(value));
+    pair->dirty.store(true, std::memory_order_relaxed);
+    RefreshSize(pair);
+    return pair;
+  }
+}
+
+void Cachetable::Impl::Unpin(Pair* pair, bool write) {
+  RefreshSize(pair);
+  UnlockPair(pair, write);
+  ReleaseRef(pair);
+}
+
+void Cachetable::Impl::Remove(Pair* pair) {
+  {
+    AnnotatedMutexLock table_lock(&mu);
+    UnlinkLocked(pair);
+  }
+  std::unique_ptr<CacheValue> value = std::move(pair->value);
+  pair->lock.UnlockWrite();
+  ReleaseRef(pair);
+}
+
+void Cachetable::Impl::BeforeWritePin(Pair* pair) {
+  // Checkpoint copy-on-write goes here: if pair->checkpoint_pending, clone the value for the
+  // checkpoint (when dirty), hand the clone to the checkpoint's writer pool, and clear the
+  // bit. Until checkpoints exist the bit is never set.
+}
+
+// ---- Impl: files ------------------------------------------------------------------------
+
+Status Cachetable::Impl::WriteDirty(CacheFileId file_id) {
+  std::vector<Pair*> dirty_pairs;
+  {
+    AnnotatedMutexLock table_lock(&mu);
+    auto file_it = files.find(file_id);
+    if (file_it == files.end()) {
+      return Status::InvalidArgument(
+          StrCat("cachetable: WriteDirty of file ", file_id, ", not open"));
+    }
+    for (Pair* pair : file_it->second->pairs) {
+      if (!pair->dirty.load(std::memory_order_relaxed)) continue;
+      pair->refs.fetch_add(1, std::memory_order_relaxed);
+      dirty_pairs.push_back(pair);
+    }
+  }
+  // In block order, which is close to file order for a freshly allocated file.
+  std::sort(dirty_pairs.begin(), dirty_pairs.end(),
+            [](const Pair* a, const Pair* b) { return a->key.block < b->key.block; });
+  Status first_error;
+  for (Pair* pair : dirty_pairs) {
+    pair->lock.LockWrite();
+    if (!pair->removed.load(std::memory_order_acquire) &&
+        pair->dirty.load(std::memory_order_relaxed)) {
+      Status status = WriteLockedPair(pair);
+      if (!status.ok() && first_error.ok()) first_error = status;
+    }
+    pair->lock.UnlockWrite();
+    ReleaseRef(pair);
+  }
+  return first_error;
+}
+
+Status Cachetable::Impl::CloseFile(CacheFileId file_id, bool write_dirty) {
+  if (write_dirty) FERN_RETURN_IF_ERROR(WriteDirty(file_id));
+  CacheFile* file = nullptr;
+  {
+    AnnotatedMutexLock table_lock(&mu);
+    auto file_it = files.find(file_id);
+    if (file_it == files.end()) {
+      return Status::InvalidArgument(
+          StrCat("cachetable: CloseFile of file ", file_id, ", not open"));
+    }
+    file = file_it->second.get();
+    file->closing = true;
+  }
+  // Repeats until the file has no pairs: a pass may meet fetches that began before
+  // `closing` was set (they finish, then are dropped on the next pass).
+  Status first_error;
+  for (;;) {
+    std::vector<Pair*> batch;
+    {
+      AnnotatedMutexLock table_lock(&mu);
+      if (!first_error.ok()) {
+        file->closing = false;
+        return first_error;
+      }
+      if (file->pairs.empty()) {
+        files.erase(file_id);
+        return Status::OK();
+      }
+      for (Pair* pair : file->pairs) {
+        pair->refs.fetch_add(1, std::memory_order_relaxed);
+        batch.push_back(pair);
+      }
+    }
+    for (Pair* pair : batch) {
+      pair->lock.LockWrite();
+      bool keep = pair->removed.load(std::memory_order_acquire);
+      if (!keep && write_dirty && pair->dirty.load(std::memory_order_relaxed)) {
+        Status status = WriteLockedPair(pair);
+        if (!status.ok()) {
+          keep = true;
+          if (first_error.ok()) first_error = status;
+        }
+      }
+      std::unique_ptr<CacheValue> value;
+      if (!keep) {
+        AnnotatedMutexLock table_lock(&mu);
+        UnlinkLocked(pair);
+        value = std::move(pair->value);
+      }
+      pair->lock.UnlockWrite();
+      ReleaseRef(pair);
+    }
+  }
+}
+
+// ---- Impl: helpers ----------------------------------------------------------------------
+
+Cachetable::Impl::SizeChange Cachetable::Impl::RefreshSize(Pair* pair) {
+  const size_t now = pair->value == nullptr ? 0 : pair->value->MemoryBytes();
+  AnnotatedMutexLock size_lock(&pair->size_mu);
+  const size_t before = pair->memory_bytes;
+  pair->memory_bytes = now;
+  if (now >= before) {
+    size_bytes.fetch_add(now - before, std::memory_order_relaxed);
+  } else {
+    size_bytes.fetch_sub(before - now, std::memory_order_relaxed);
+  }
+  return SizeChange{before, now};
+}
+
+size_t Cachetable::Impl::UnlinkLocked(Pair* pair) {
+  pairs.erase(pair->key);
+  clock.Remove(pair);
+  pair->file->pairs.erase(pair);
+  pair->removed.store(true, std::memory_order_release);
+  size_t bytes = 0;
+  {
+    AnnotatedMutexLock size_lock(&pair->size_mu);
+    bytes = std::exchange(pair->memory_bytes, 0);
+  }
+  size_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  return bytes;
+}
+
+Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
+  Status status = pair->file->owner->WriteBlock(pair->key.block, pair->value.get());
+  dirty_writes.fetch_add(1, std::memory_order_relaxed);
+  if (status.ok()) {
+    pair->dirty.store(false, std::memory_order_relaxed);
+    return status;
+  }
+  write_errors.fetch_add(1, std::memory_order_relaxed);
+  AnnotatedMutexLock table_lock(&mu);
+  last_write_error = status;
+  return status;
+}
+
+}  // namespace fern

@@ -1,0 +1,97 @@
+// The cachetable's internal records: a cached pair, its key, and per-file state. Internal to
+// src/cachetable; clients see a pair only through PinnedPair.
+#ifndef FERN_CACHETABLE_PAIR_H_
+#define FERN_CACHETABLE_PAIR_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "cachetable/annotated_mutex.h"
+#include "cachetable/cachetable.h"
+#include "cachetable/clock_list.h"
+#include "cachetable/pair_lock.h"
+#include "fern/status.h"
+
+namespace fern {
+
+struct PairKey {
+  CacheFileId file = 0;
+  BlockNum block = 0;
+
+  friend bool operator==(const PairKey&, const PairKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const PairKey& key) {
+    return H::combine(std::move(h), key.file, key.block);
+  }
+};
+
+struct Pair;
+
+// One open file. `pairs` and `closing` are guarded by the table mutex.
+struct CacheFile {
+  CacheFile(CacheFileId id, CacheFileOwner* owner) : id(id), owner(owner) {}
+
+  const CacheFileId id;
+  CacheFileOwner* const owner;
+  absl::flat_hash_set<Pair*> pairs;
+  bool closing = false;  // CloseFile is running: new pins of the file are refused
+};
+
+// Clock counts: a first miss starts at kInitialClockCount; every pin adds one up to
+// kMaxClockCount; every evictor visit takes one away; at 0 the pair may be evicted.
+inline constexpr int kInitialClockCount = 3;
+inline constexpr int kMaxClockCount = 15;
+
+// A cached (file, block) and its value.
+//
+// Lifetime: `refs` counts the threads that hold a pointer to the pair outside the table
+// mutex — holders of a pin, threads waiting for `lock`, and a sweeper working on it. A ref is
+// taken only under the table mutex while the pair is in the table, so once `removed` is set
+// the count only falls, and the thread that brings it to zero deletes the pair (ReleaseRef).
+// A pair is removed from the table only by a thread holding `lock` exclusively.
+struct Pair : ClockNode {
+  Pair(PairKey key, CacheFile* file) : key(key), file(file) {}
+
+  const PairKey key;
+  CacheFile* const file;
+
+  PairLock lock;
+  std::atomic<int> refs{0};
+  std::atomic<bool> removed{false};
+
+  // Guarded by the table mutex.
+  int clock_count = kInitialClockCount;
+
+  // Written only under `lock` held exclusively (read under any mode of `lock`). `value` is
+  // null only while the first fetch runs. `fetch_status` is set, together with `removed`,
+  // when that fetch fails, so that threads that waited for it get its error.
+  std::unique_ptr<CacheValue> value;
+  Status fetch_status;
+  // Set by a future checkpoint's begin; a writer that pins a pending dirty pair will first
+  // clone it for the checkpoint (see Cachetable::Impl::BeforeWriteLock). Never set today.
+  bool checkpoint_pending = false;
+  // Written under `lock` held exclusively; also read as a hint under the table mutex.
+  std::atomic<bool> dirty{false};
+
+  // value->MemoryBytes() as last read, i.e. this pair's share of Cachetable::size_bytes_.
+  // Its own mutex because several read pins may unpin (and re-read the size) at once.
+  AnnotatedMutex size_mu;
+  size_t memory_bytes ABSL_GUARDED_BY(size_mu) = 0;
+};
+
+// Drops one ref; deletes the pair if that was the last one and the pair is out of the table.
+inline void ReleaseRef(Pair* pair) {
+  if (pair->refs.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+      pair->removed.load(std::memory_order_acquire)) {
+    delete pair;
+  }
+}
+
+}  // namespace fern
+
+#endif  // FERN_CACHETABLE_PAIR_H_

@@ -1,0 +1,56 @@
+// PairLock: the reader/writer lock of one cached pair.
+//
+// Unlike absl::Mutex's reader/writer mode it belongs to no thread: a pin is a PinnedPair
+// object that may be moved and unpinned later, and a thread may hold any number of pins at
+// once (a parent and its child), so the lock's state is a plain count guarded by a short
+// internal mutex that is never held while waiting.
+//
+// Writers are preferred: once a writer waits, new readers wait behind it (and TryLockRead
+// fails), so a stream of readers cannot starve a writer. The price is that a thread that
+// already holds a read lock on a pair must not ask for another read lock on the same pair.
+//
+// Thread-safety: every method may be called from any thread; the Unlock* calls must match a
+// lock the caller's pin holds.
+#ifndef FERN_CACHETABLE_PAIR_LOCK_H_
+#define FERN_CACHETABLE_PAIR_LOCK_H_
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "cachetable/annotated_mutex.h"
+
+namespace fern {
+
+class PairLock {
+ public:
+  PairLock() = default;
+  PairLock(const PairLock&) = delete;
+  PairLock& operator=(const PairLock&) = delete;
+
+  // Blocking acquisitions.
+  void LockRead();
+  void LockWrite();
+  // Non-blocking acquisitions: true if the lock was taken at once.
+  bool TryLockRead();
+  bool TryLockWrite();
+
+  void UnlockRead();
+  void UnlockWrite();
+  // Turns the caller's write lock into a read lock without letting a writer in between.
+  void DowngradeToRead();
+
+ private:
+  bool CanRead() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !writer_ && waiting_writers_ == 0;
+  }
+  bool CanWrite() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !writer_ && readers_ == 0; }
+
+  AnnotatedMutex mu_;
+  absl::CondVar cv_;
+  int readers_ ABSL_GUARDED_BY(mu_) = 0;
+  int waiting_writers_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writer_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace fern
+
+#endif  // FERN_CACHETABLE_PAIR_LOCK_H_
