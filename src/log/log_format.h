@@ -47,9 +47,10 @@
 //   14 kAutocommitInsert     as kInsert; the record is also the transaction's begin and commit
 //   15 kAutocommitDelete     as kDelete; likewise
 //
-// An autocommitted put is one kAutocommitInsert record of key + value + 24..30 bytes (21 of
-// framing, the rest ids and the key length), where PerconaFT logs ~255 bytes for a one-put
-// transaction (begin, insert and commit records, each with its own framing).
+// An autocommitted put is one kAutocommitInsert record: key + value + 21 bytes of framing +
+// varint ids and key length (26 bytes in all for a table id below 128, a transaction id below
+// 2^21 and a key under 128 bytes), where PerconaFT logs ~255 bytes for a one-put transaction
+// (begin, insert and commit records, each with its own framing).
 #ifndef FERN_LOG_LOG_FORMAT_H_
 #define FERN_LOG_LOG_FORMAT_H_
 
