@@ -234,7 +234,7 @@ Status LogReader::ReadForwardFrom(size_t index, uint64_t offset, Lsn expected_ls
     while (offset < file.size) {
       LogRecordFrame frame;
       std::string reason;
-      FrameParseResult result;
+      FrameParseResult result = FrameParseResult::kBad;
       FERN_RETURN_IF_ERROR(file.ReadFrameAt(offset, &frame, &reason, &result));
       if (result != FrameParseResult::kOk) {
         if (!IsLastFile(index)) return CorruptionAt(index, offset, reason);
@@ -290,7 +290,7 @@ Status LogReader::ReadBackwardFrom(size_t index, uint64_t end, Lsn wanted_lsn) {
     FERN_RETURN_IF_ERROR(Enter(index));
     LogRecordFrame frame;
     std::string reason;
-    FrameParseResult result;
+    FrameParseResult result = FrameParseResult::kBad;
     FERN_RETURN_IF_ERROR(open_->ReadFrameEndingAt(end, &frame, &reason, &result));
     if (result != FrameParseResult::kOk) {
       return CorruptionAt(index, end, StrCat("the record ending here: ", reason));
@@ -351,7 +351,7 @@ Status LogReader::FindEnd(LogEnd* end) {
 
   // Fast path: the file ends with a valid record whose LSN fits the file.
   LogRecordFrame frame;
-  FrameParseResult result;
+  FrameParseResult result = FrameParseResult::kBad;
   FERN_RETURN_IF_ERROR(file.ReadFrameEndingAt(file.size, &frame, nullptr, &result));
   uint64_t max_records = (file.size - kLogFileHeaderSize) / kRecordOverhead;
   if (result == FrameParseResult::kOk && frame.lsn >= info.first_lsn &&

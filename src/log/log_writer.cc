@@ -173,8 +173,8 @@ Status LogWriter::WaitDurable(Lsn lsn) {
 }
 
 absl::Duration LogWriter::GatherTimeout() const {
-  // Half an fdatasync: long enough for released committers to come back, short enough that
-  // a committer that went away costs little. Bounded for devices with very slow syncs.
+  // Half an average write + fdatasync round: long enough for released committers to come
+  // back, short enough that one that went away costs little. Bounded for very slow devices.
   int64_t nanos = std::clamp<int64_t>(average_sync_nanos_ / 2, 10'000, 1'000'000);
   return absl::Nanoseconds(nanos);
 }
