@@ -1,0 +1,117 @@
+#include "log/log_dump.h"
+
+#include <memory>
+
+#include "log/log_reader.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+constexpr size_t kMaxShownBytes = 64;
+
+void AppendBytes(std::string* out, std::string_view field, std::string_view bytes) {
+  *out += StrCat(" ", field, "=\"", EscapeBytes(bytes, kMaxShownBytes), "\"");
+  if (bytes.size() > kMaxShownBytes) *out += StrCat("(", bytes.size(), "B)");
+}
+
+std::string BaseName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+std::string FormatLogRecord(const LogRecord& r) {
+  std::string out = LogRecordTypeName(r.type);
+  switch (r.type) {
+    case LogRecordType::kInvalid:
+      break;
+    case LogRecordType::kBeginTxn:
+      out += StrCat(" txn=", r.txn_id, " parent=", r.parent_id);
+      break;
+    case LogRecordType::kCommitTxn:
+    case LogRecordType::kAbortTxn:
+      out += StrCat(" txn=", r.txn_id);
+      break;
+    case LogRecordType::kPrepareTxn:
+      out += StrCat(" txn=", r.txn_id);
+      AppendBytes(&out, "xid", r.xid);
+      break;
+    case LogRecordType::kInsert:
+    case LogRecordType::kAutocommitInsert:
+      out += StrCat(" table=", r.table_id, " txn=", r.txn_id);
+      AppendBytes(&out, "key", r.key);
+      AppendBytes(&out, "value", r.value);
+      break;
+    case LogRecordType::kDelete:
+    case LogRecordType::kAutocommitDelete:
+      out += StrCat(" table=", r.table_id, " txn=", r.txn_id);
+      AppendBytes(&out, "key", r.key);
+      break;
+    case LogRecordType::kUpdate:
+      out += StrCat(" table=", r.table_id, " txn=", r.txn_id);
+      AppendBytes(&out, "key", r.key);
+      AppendBytes(&out, "extra", r.extra);
+      break;
+    case LogRecordType::kUpdateBroadcast:
+      out += StrCat(" table=", r.table_id, " txn=", r.txn_id);
+      AppendBytes(&out, "extra", r.extra);
+      break;
+    case LogRecordType::kTableCreate:
+    case LogRecordType::kTableOpen:
+      out += StrCat(" table=", r.table_id);
+      AppendBytes(&out, "name", r.name);
+      AppendBytes(&out, "file", r.file_name);
+      break;
+    case LogRecordType::kTableDrop:
+      out += StrCat(" table=", r.table_id);
+      AppendBytes(&out, "name", r.name);
+      break;
+    case LogRecordType::kBeginCheckpoint:
+      out += StrCat(" checkpoint=", r.checkpoint_id);
+      break;
+    case LogRecordType::kEndCheckpoint:
+      out += StrCat(" checkpoint=", r.checkpoint_id, " begin_lsn=", r.begin_lsn);
+      break;
+  }
+  return out;
+}
+
+Status DumpLog(const std::string& dir, absl::FunctionRef<void(std::string_view line)> emit) {
+  std::unique_ptr<LogReader> reader;
+  FERN_RETURN_IF_ERROR(LogReader::Open(dir, &reader));
+  if (reader->files().empty()) {
+    emit(StrCat("# no log files in ", dir));
+    return Status::OK();
+  }
+  FERN_RETURN_IF_ERROR(reader->SeekToFirst());
+  std::string current_path;
+  while (reader->Valid()) {
+    if (reader->current_path() != current_path) {
+      current_path = reader->current_path();
+      emit(StrCat("# file ", BaseName(current_path)));
+    }
+    const LogRecord& record = reader->record();
+    emit(StrCat(record.lsn, " ", BaseName(current_path), "+", reader->current_offset(), " ",
+                FormatLogRecord(record)));
+    FERN_RETURN_IF_ERROR(reader->Next());
+  }
+  LogEnd end;
+  FERN_RETURN_IF_ERROR(reader->FindEnd(&end));
+  std::string line = StrCat("# end: last LSN ", end.last_lsn, ", ", BaseName(end.path));
+  if (!end.header_valid) {
+    line += StrCat(" has a torn header (", end.file_size, " bytes)");
+  } else {
+    line += StrCat(" valid up to offset ", end.valid_end);
+    if (end.valid_end < end.file_size) {
+      line += StrCat(", then ", end.file_size - end.valid_end, " torn bytes");
+    }
+  }
+  emit(line);
+  return Status::OK();
+}
+
+}  // namespace fern

@@ -1,0 +1,372 @@
+#include "log/log_reader.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "util/coding.h"
+#include "util/file.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+// Bytes read at a time when scanning. 1 MiB keeps a forward scan at a few syscalls per
+// thousand records while bounding the reader's memory.
+constexpr size_t kReadWindow = size_t{1} << 20;
+
+}  // namespace
+
+// One log file opened for reading, with a window of its bytes in memory. Views handed out
+// point into the window and stay valid until the next View call.
+struct LogReader::OpenFile {
+  size_t index = 0;
+  std::unique_ptr<File> file;
+  uint64_t size = 0;
+  bool header_torn = false;
+  std::string window;
+  uint64_t window_offset = 0;
+
+  // Bytes [offset, offset + n), cut at the end of the file.
+  Status View(uint64_t offset, size_t n, std::string_view* out) {
+    *out = {};
+    if (offset >= size) return Status::OK();
+    uint64_t end = std::min<uint64_t>(size, offset + n);
+    if (offset < window_offset || end > window_offset + window.size()) {
+      size_t len = static_cast<size_t>(std::min<uint64_t>(size - offset, std::max(n, kReadWindow)));
+      window_offset = offset;
+      Status s = file->ReadUpTo(offset, len, &window);
+      if (!s.ok()) {
+        window.clear();
+        return s;
+      }
+      end = std::min<uint64_t>(end, window_offset + window.size());
+    }
+    *out = std::string_view(window).substr(offset - window_offset, end - offset);
+    return Status::OK();
+  }
+
+  // Bytes [max(floor, end - n), end), cut at the end of the file.
+  Status ViewEndingAt(uint64_t end, size_t n, uint64_t floor, std::string_view* out) {
+    *out = {};
+    end = std::min(end, size);
+    if (end <= floor) return Status::OK();
+    uint64_t start = end - floor < n ? floor : end - n;
+    if (start < window_offset || end > window_offset + window.size()) {
+      size_t span = std::max(n, kReadWindow);
+      uint64_t read_start = end - floor < span ? floor : end - span;
+      window_offset = read_start;
+      Status s = file->ReadUpTo(read_start, static_cast<size_t>(end - read_start), &window);
+      if (!s.ok()) {
+        window.clear();
+        return s;
+      }
+      if (window_offset + window.size() < end) return Status::OK();  // the file shrank
+    }
+    *out = std::string_view(window).substr(start - window_offset, end - start);
+    return Status::OK();
+  }
+
+  // Parses the record starting at `offset`.
+  Status ReadFrameAt(uint64_t offset, LogRecordFrame* frame, std::string* reason,
+                     FrameParseResult* result) {
+    std::string_view view;
+    FERN_RETURN_IF_ERROR(View(offset, kRecordHeaderSize, &view));
+    size_t want = kRecordHeaderSize;
+    if (view.size() >= 4) {
+      uint32_t length = DecodeFixed32(view.data());
+      if (length <= kMaxLogPayloadSize) want = length + kRecordOverhead;
+    }
+    if (want > view.size()) FERN_RETURN_IF_ERROR(View(offset, want, &view));
+    *result = ParseLogRecordFrame(view, frame, reason);
+    return Status::OK();
+  }
+
+  // Parses the record ending at `end`; records never start before the file header's end.
+  Status ReadFrameEndingAt(uint64_t end, LogRecordFrame* frame, std::string* reason,
+                           FrameParseResult* result) {
+    std::string_view view;
+    FERN_RETURN_IF_ERROR(ViewEndingAt(end, 4, kLogFileHeaderSize, &view));
+    size_t want = 4;
+    if (view.size() >= 4) {
+      uint32_t length = DecodeFixed32(view.data() + view.size() - 4);
+      if (length <= kMaxLogPayloadSize) want = length + kRecordOverhead;
+    }
+    if (want > view.size()) {
+      FERN_RETURN_IF_ERROR(ViewEndingAt(end, want, kLogFileHeaderSize, &view));
+    }
+    *result = ParseLogRecordFrameBackward(view, frame, reason);
+    return Status::OK();
+  }
+
+  Status AllZeroFrom(uint64_t offset, bool* zero) {
+    *zero = true;
+    while (offset < size) {
+      std::string_view view;
+      FERN_RETURN_IF_ERROR(View(offset, kReadWindow, &view));
+      if (view.empty()) return Status::OK();
+      if (std::any_of(view.begin(), view.end(), [](char c) { return c != 0; })) {
+        *zero = false;
+        return Status::OK();
+      }
+      offset += view.size();
+    }
+    return Status::OK();
+  }
+
+  // Whether a valid record with a plausible LSN (above `last_good`, and no more than could fit
+  // in the rest of the file) starts anywhere after `offset`. Decides whether a bad record at
+  // `offset` is a torn tail (nothing follows) or damage (something does). Cheap filters
+  // first: most positions fail the length checks, a zero-filled tail fails the LSN check.
+  Status ValidRecordFollows(uint64_t offset, Lsn last_good, bool* follows) {
+    *follows = false;
+    if (offset >= size) return Status::OK();
+    Lsn max_lsn = last_good + (size - offset) / kRecordOverhead + 1;
+    std::string far;  // a candidate reaching past the window is read here
+    for (uint64_t chunk = offset + 1; chunk + kRecordOverhead <= size; chunk += kReadWindow) {
+      std::string_view view;
+      FERN_RETURN_IF_ERROR(View(chunk, kReadWindow + kRecordOverhead, &view));
+      uint64_t stop = std::min<uint64_t>(chunk + kReadWindow, size - kRecordOverhead + 1);
+      for (uint64_t p = chunk; p < stop; ++p) {
+        size_t rel = static_cast<size_t>(p - chunk);
+        if (rel + kRecordHeaderSize > view.size()) break;
+        uint32_t length = DecodeFixed32(view.data() + rel);
+        if (length > kMaxLogPayloadSize) continue;
+        uint64_t record_size = uint64_t{length} + kRecordOverhead;
+        if (p + record_size > size) continue;
+        Lsn lsn = DecodeFixed64(view.data() + rel + 4);
+        if (lsn <= last_good || lsn > max_lsn) continue;
+        std::string_view bytes;
+        if (rel + record_size <= view.size()) {
+          bytes = view.substr(rel, record_size);
+        } else {
+          FERN_RETURN_IF_ERROR(file->Read(p + record_size - 4, 4, &far));
+          if (DecodeFixed32(far.data()) != length) continue;
+          FERN_RETURN_IF_ERROR(file->Read(p, static_cast<size_t>(record_size), &far));
+          bytes = far;
+        }
+        LogRecordFrame frame;
+        if (ParseLogRecordFrame(bytes, &frame, nullptr) == FrameParseResult::kOk) {
+          *follows = true;
+          return Status::OK();
+        }
+      }
+    }
+    return Status::OK();
+  }
+};
+
+LogReader::LogReader(std::vector<LogFileInfo> files) : files_(std::move(files)) {}
+LogReader::~LogReader() = default;
+
+Status LogReader::Open(const std::string& dir, std::unique_ptr<LogReader>* reader) {
+  std::vector<std::string> names;
+  FERN_RETURN_IF_ERROR(ListDir(dir, &names));
+  std::vector<LogFileInfo> files;
+  for (const std::string& name : names) {
+    Lsn first_lsn;
+    if (ParseLogFileName(name, &first_lsn)) files.push_back({StrCat(dir, "/", name), first_lsn});
+  }
+  std::sort(files.begin(), files.end(),
+            [](const LogFileInfo& a, const LogFileInfo& b) { return a.first_lsn < b.first_lsn; });
+  reader->reset(new LogReader(std::move(files)));
+  return Status::OK();
+}
+
+Status LogReader::CorruptionAt(size_t index, uint64_t offset, std::string_view what) const {
+  return Status::Corruption(StrCat(files_[index].path, ": offset ", offset, ": ", what));
+}
+
+Status LogReader::Enter(size_t index) {
+  if (open_ != nullptr && open_->index == index) return Status::OK();
+  open_.reset();
+  const LogFileInfo& info = files_[index];
+  if (info.first_lsn == 0) return CorruptionAt(index, 0, "the file name says first LSN 0");
+  auto file = std::make_unique<OpenFile>();
+  file->index = index;
+  FERN_RETURN_IF_ERROR(File::Open(info.path, File::Mode::kReadOnly, &file->file));
+  FERN_RETURN_IF_ERROR(file->file->Size(&file->size));
+  std::string_view header;
+  FERN_RETURN_IF_ERROR(file->View(0, kLogFileHeaderSize, &header));
+  Lsn header_lsn = 0;
+  Status s = DecodeLogFileHeader(header, &header_lsn);
+  if (s.IsNotSupported()) return s.WithContext(info.path);
+  if (!s.ok()) {
+    // A crash while creating the newest file can leave its header torn; the writer writes
+    // and syncs the header before any record, so such a file holds nothing else.
+    bool zero = false;
+    if (IsLastFile(index)) FERN_RETURN_IF_ERROR(file->AllZeroFrom(kLogFileHeaderSize, &zero));
+    if (!zero) return CorruptionAt(index, 0, s.message());
+    file->header_torn = true;
+  } else if (header_lsn != info.first_lsn) {
+    return CorruptionAt(
+        index, 16,
+        StrCat("the header says first LSN ", header_lsn, ", the file name says ", info.first_lsn));
+  }
+  open_ = std::move(file);
+  return Status::OK();
+}
+
+Status LogReader::Position(size_t index, uint64_t offset, const LogRecordFrame& frame) {
+  Status s = DecodeLogPayload(frame.type, frame.payload, &record_);
+  if (!s.ok()) return CorruptionAt(index, offset, s.message());
+  record_.lsn = frame.lsn;
+  file_index_ = index;
+  offset_ = offset;
+  record_size_ = frame.size;
+  valid_ = true;
+  return Status::OK();
+}
+
+Status LogReader::ReadForwardFrom(size_t index, uint64_t offset, Lsn expected_lsn, Lsn skip_below) {
+  valid_ = false;
+  end_found_ = false;
+  while (true) {
+    FERN_RETURN_IF_ERROR(Enter(index));
+    OpenFile& file = *open_;
+    if (file.header_torn) {
+      end_found_ = true;
+      end_offset_ = 0;
+      end_last_lsn_ = expected_lsn - 1;
+      return Status::OK();
+    }
+    while (offset < file.size) {
+      LogRecordFrame frame;
+      std::string reason;
+      FrameParseResult result = FrameParseResult::kBad;
+      FERN_RETURN_IF_ERROR(file.ReadFrameAt(offset, &frame, &reason, &result));
+      if (result != FrameParseResult::kOk) {
+        if (!IsLastFile(index)) return CorruptionAt(index, offset, reason);
+        bool follows = false;
+        FERN_RETURN_IF_ERROR(file.ValidRecordFollows(offset, expected_lsn - 1, &follows));
+        if (follows) {
+          return CorruptionAt(index, offset, StrCat(reason, ", and valid records follow it"));
+        }
+        end_found_ = true;
+        end_offset_ = offset;
+        end_last_lsn_ = expected_lsn - 1;
+        return Status::OK();
+      }
+      if (frame.lsn != expected_lsn) {
+        return CorruptionAt(index, offset,
+                            StrCat("expected LSN ", expected_lsn, ", found LSN ", frame.lsn));
+      }
+      if (frame.lsn >= skip_below) return Position(index, offset, frame);
+      ++expected_lsn;
+      offset += frame.size;
+    }
+    if (IsLastFile(index)) {
+      end_found_ = true;
+      end_offset_ = offset;
+      end_last_lsn_ = expected_lsn - 1;
+      return Status::OK();
+    }
+    ++index;
+    if (files_[index].first_lsn != expected_lsn) {
+      return CorruptionAt(index, 0,
+                          StrCat("the file starts at LSN ", files_[index].first_lsn,
+                                 " but the previous file ends at LSN ", expected_lsn - 1));
+    }
+    offset = kLogFileHeaderSize;
+  }
+}
+
+Status LogReader::ReadBackwardFrom(size_t index, uint64_t end, Lsn wanted_lsn) {
+  valid_ = false;
+  while (true) {
+    if (end <= kLogFileHeaderSize) {
+      if (files_[index].first_lsn != wanted_lsn + 1) {
+        return CorruptionAt(index, kLogFileHeaderSize,
+                            StrCat("the file starts at LSN ", files_[index].first_lsn,
+                                   " but its first record should have LSN ", wanted_lsn + 1));
+      }
+      if (index == 0) return Status::OK();
+      --index;
+      FERN_RETURN_IF_ERROR(Enter(index));
+      end = open_->size;
+      continue;
+    }
+    FERN_RETURN_IF_ERROR(Enter(index));
+    LogRecordFrame frame;
+    std::string reason;
+    FrameParseResult result = FrameParseResult::kBad;
+    FERN_RETURN_IF_ERROR(open_->ReadFrameEndingAt(end, &frame, &reason, &result));
+    if (result != FrameParseResult::kOk) {
+      return CorruptionAt(index, end, StrCat("the record ending here: ", reason));
+    }
+    uint64_t offset = end - frame.size;
+    if (frame.lsn != wanted_lsn) {
+      return CorruptionAt(index, offset,
+                          StrCat("expected LSN ", wanted_lsn, ", found LSN ", frame.lsn));
+    }
+    return Position(index, offset, frame);
+  }
+}
+
+Status LogReader::SeekToLsn(Lsn lsn) {
+  valid_ = false;
+  if (files_.empty()) return Status::OK();
+  // The last file whose first LSN is <= lsn; the first file when the log starts later.
+  size_t index = 0;
+  while (index + 1 < files_.size() && files_[index + 1].first_lsn <= lsn) ++index;
+  return ReadForwardFrom(index, kLogFileHeaderSize, files_[index].first_lsn, lsn);
+}
+
+Status LogReader::SeekToLast() {
+  valid_ = false;
+  if (files_.empty()) return Status::OK();
+  LogEnd end;
+  FERN_RETURN_IF_ERROR(FindEnd(&end));
+  uint64_t at = end.header_valid ? end.valid_end : kLogFileHeaderSize;
+  return ReadBackwardFrom(files_.size() - 1, at, end.last_lsn);
+}
+
+Status LogReader::Next() {
+  if (!valid_) return Status::InvalidArgument("LogReader::Next: not positioned on a record");
+  return ReadForwardFrom(file_index_, offset_ + record_size_, record_.lsn + 1, 0);
+}
+
+Status LogReader::Prev() {
+  if (!valid_) return Status::InvalidArgument("LogReader::Prev: not positioned on a record");
+  return ReadBackwardFrom(file_index_, offset_, record_.lsn - 1);
+}
+
+Status LogReader::FindEnd(LogEnd* end) {
+  valid_ = false;
+  if (files_.empty()) return Status::NotFound("no log files");
+  size_t last = files_.size() - 1;
+  FERN_RETURN_IF_ERROR(Enter(last));
+  OpenFile& file = *open_;
+  const LogFileInfo& info = files_[last];
+  *end = LogEnd();
+  end->path = info.path;
+  end->file_first_lsn = info.first_lsn;
+  end->file_size = file.size;
+  end->last_lsn = info.first_lsn - 1;
+  if (file.header_torn) return Status::OK();
+  end->header_valid = true;
+  end->valid_end = kLogFileHeaderSize;
+  if (file.size == kLogFileHeaderSize) return Status::OK();
+
+  // Fast path: the file ends with a valid record whose LSN fits the file.
+  LogRecordFrame frame;
+  FrameParseResult result = FrameParseResult::kBad;
+  FERN_RETURN_IF_ERROR(file.ReadFrameEndingAt(file.size, &frame, nullptr, &result));
+  uint64_t max_records = (file.size - kLogFileHeaderSize) / kRecordOverhead;
+  if (result == FrameParseResult::kOk && frame.lsn >= info.first_lsn &&
+      frame.lsn - info.first_lsn < max_records) {
+    end->valid_end = file.size;
+    end->last_lsn = frame.lsn;
+    return Status::OK();
+  }
+
+  // Torn or damaged: scan the file to tell which and where its valid part ends.
+  FERN_RETURN_IF_ERROR(ReadForwardFrom(last, kLogFileHeaderSize, info.first_lsn, kMaxLsn + 1));
+  if (!end_found_) return Status::Corruption(StrCat(info.path, ": could not find the log's end"));
+  end->valid_end = end_offset_;
+  end->last_lsn = end_last_lsn_;
+  return Status::OK();
+}
+
+}  // namespace fern

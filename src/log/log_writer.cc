@@ -1,0 +1,313 @@
+#include "log/log_writer.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "util/file.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+LogWriter::LogWriter(std::string dir, const LogWriterOptions& options)
+    : dir_(std::move(dir)), options_(options) {}
+
+Status LogWriter::Open(const std::string& dir, const LogWriterOptions& options,
+                       std::unique_ptr<LogWriter>* writer) {
+  std::unique_ptr<LogReader> reader;
+  FERN_RETURN_IF_ERROR(LogReader::Open(dir, &reader));
+  std::unique_ptr<LogWriter> result(new LogWriter(dir, options));
+  if (reader->files().empty()) {
+    IoCounts counts;
+    FERN_RETURN_IF_ERROR(result->StartFile(1, &counts));
+    absl::MutexLock lock(&result->mu_);
+    result->file_bytes_ = kLogFileHeaderSize;
+    result->stats_.files_created = counts.files_created;
+  } else {
+    LogEnd end;
+    FERN_RETURN_IF_ERROR(reader->FindEnd(&end));
+    {
+      absl::MutexLock lock(&result->files_mu_);
+      result->files_ = reader->files();
+    }
+    FERN_RETURN_IF_ERROR(result->OpenAfter(end));
+  }
+  *writer = std::move(result);
+  return Status::OK();
+}
+
+Status LogWriter::OpenAfter(const LogEnd& end) {
+  FERN_RETURN_IF_ERROR(File::Open(end.path, File::Mode::kReadWrite, &file_));
+  uint64_t offset = end.valid_end;
+  if (!end.header_valid) {
+    FERN_RETURN_IF_ERROR(file_->Truncate(0));
+    FERN_RETURN_IF_ERROR(file_->Write(0, EncodeLogFileHeader(end.file_first_lsn)));
+    offset = kLogFileHeaderSize;
+  } else if (end.valid_end < end.file_size) {
+    FERN_RETURN_IF_ERROR(file_->Truncate(end.valid_end));
+  }
+  // Whatever a killed predecessor left in the page cache becomes durable before we count
+  // it as such.
+  FERN_RETURN_IF_ERROR(file_->Sync());
+  file_offset_ = offset;
+  absl::MutexLock lock(&mu_);
+  next_lsn_ = end.last_lsn + 1;
+  written_lsn_ = end.last_lsn;
+  durable_lsn_ = end.last_lsn;
+  file_bytes_ = offset;
+  return Status::OK();
+}
+
+LogWriter::~LogWriter() {
+  absl::MutexLock lock(&mu_);
+  while (io_busy_) io_done_.Wait(&mu_);
+  if (failed_.ok() && !buffer_.empty()) {
+    Status ignored = RunIo(/*sync=*/false);  // a destructor has no one to report to
+    (void)ignored;
+  }
+}
+
+// ---- Appending --------------------------------------------------------------------------
+
+Status LogWriter::BeginAppend(LogRecordType type, size_t* start, bool* rotated) {
+  if (!failed_.ok()) return failed_;
+  if (!IsValidLogRecordType(static_cast<uint8_t>(type))) {
+    return Status::InvalidArgument(
+        StrCat("log record type ", static_cast<int>(static_cast<uint8_t>(type))));
+  }
+  if (next_lsn_ > kMaxLsn) return Status::NotSupported("the log has used up its LSNs");
+  *rotated = file_bytes_ >= options_.max_file_bytes && file_bytes_ > kLogFileHeaderSize;
+  if (*rotated) rotations_.push_back({buffer_.size(), next_lsn_});
+  *start = BeginLogRecordFrame(next_lsn_, type, &buffer_);
+  return Status::OK();
+}
+
+Status LogWriter::FinishAppend(size_t start, bool rotated, Lsn* lsn) {
+  size_t payload_size = buffer_.size() - start - kRecordHeaderSize;
+  if (payload_size > kMaxLogPayloadSize) {
+    buffer_.resize(start);
+    if (rotated) rotations_.pop_back();
+    return Status::InvalidArgument(StrCat("log record payload of ", payload_size,
+                                          " bytes exceeds the limit ", kMaxLogPayloadSize));
+  }
+  FinishLogRecordFrame(start, &buffer_);
+  size_t size = buffer_.size() - start;
+  file_bytes_ = (rotated ? kLogFileHeaderSize : file_bytes_) + size;
+  *lsn = next_lsn_++;
+  ++stats_.records;
+  stats_.bytes += size;
+  if (buffer_.size() < options_.buffer_bytes) return Status::OK();
+  // Back-pressure: write the buffer out here rather than let it grow without bound.
+  while (io_busy_ && failed_.ok()) io_done_.Wait(&mu_);
+  if (!failed_.ok()) return failed_;
+  if (buffer_.size() < options_.buffer_bytes) return Status::OK();
+  return RunIo(/*sync=*/false);
+}
+
+Status LogWriter::Append(LogRecordType type, std::string_view payload, Lsn* lsn) {
+  if (payload.size() > kMaxLogPayloadSize) {
+    return Status::InvalidArgument(StrCat("log record payload of ", payload.size(),
+                                          " bytes exceeds the limit ", kMaxLogPayloadSize));
+  }
+  absl::MutexLock lock(&mu_);
+  size_t start;
+  bool rotated;
+  FERN_RETURN_IF_ERROR(BeginAppend(type, &start, &rotated));
+  buffer_.append(payload);
+  return FinishAppend(start, rotated, lsn);
+}
+
+Status LogWriter::Append(const LogRecord& record, Lsn* lsn) {
+  absl::MutexLock lock(&mu_);
+  size_t start;
+  bool rotated;
+  FERN_RETURN_IF_ERROR(BeginAppend(record.type, &start, &rotated));
+  EncodeLogPayload(record, &buffer_);
+  return FinishAppend(start, rotated, lsn);
+}
+
+// ---- Writing and syncing ----------------------------------------------------------------
+
+Status LogWriter::Sync(Lsn lsn) {
+  absl::MutexLock lock(&mu_);
+  if (lsn >= next_lsn_) {
+    return Status::InvalidArgument(
+        StrCat("LogWriter::Sync: LSN ", lsn, " was not appended (last is ", next_lsn_ - 1, ")"));
+  }
+  if (!failed_.ok()) return failed_;
+  if (durable_lsn_ >= lsn) return Status::OK();
+  ++stats_.sync_requests;
+  ++syncers_;
+  peak_syncers_ = std::max(peak_syncers_, syncers_);
+  if (gathering_) arrivals_.Signal();
+  Status s = WaitDurable(lsn);
+  --syncers_;
+  return s;
+}
+
+Status LogWriter::WaitDurable(Lsn lsn) {
+  while (true) {
+    if (!failed_.ok()) return failed_;
+    if (durable_lsn_ >= lsn) return Status::OK();
+    if (io_busy_ || gathering_) {
+      io_done_.Wait(&mu_);
+      continue;
+    }
+    if (syncers_ < peak_syncers_) {
+      // Fewer committers are waiting than were recently seen at once: those the last sync
+      // released are about to append again. Without this pause, committers split into two
+      // groups that alternate (one syncing while the other gathers), halving the batch.
+      gathering_ = true;
+      absl::Time deadline = absl::Now() + GatherTimeout();
+      while (syncers_ < peak_syncers_ && !io_busy_ && failed_.ok()) {
+        if (arrivals_.WaitWithDeadline(&mu_, deadline)) {
+          peak_syncers_ = syncers_;  // someone stopped committing: expect fewer from now on
+          break;
+        }
+      }
+      gathering_ = false;
+      if (io_busy_ || !failed_.ok()) continue;
+    }
+    return RunIo(/*sync=*/true);
+  }
+}
+
+absl::Duration LogWriter::GatherTimeout() const {
+  // Half an average write + fdatasync round: long enough for released committers to come
+  // back, short enough that one that went away costs little. Bounded for very slow devices.
+  int64_t nanos = std::clamp<int64_t>(average_sync_nanos_ / 2, 10'000, 1'000'000);
+  return absl::Nanoseconds(nanos);
+}
+
+Status LogWriter::Flush() {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    if (!failed_.ok()) return failed_;
+    if (written_lsn_ + 1 >= next_lsn_) return Status::OK();
+    if (!io_busy_) break;
+    io_done_.Wait(&mu_);
+  }
+  return RunIo(/*sync=*/false);
+}
+
+Status LogWriter::RunIo(bool sync) {
+  io_busy_ = true;
+  io_buffer_.swap(buffer_);
+  io_rotations_.swap(rotations_);
+  Lsn target = next_lsn_ - 1;
+  IoCounts counts;
+  mu_.Unlock();
+  absl::Time start = absl::Now();
+  Status s = WriteOut(sync, &counts);
+  int64_t nanos = absl::ToInt64Nanoseconds(absl::Now() - start);
+  mu_.Lock();
+  io_busy_ = false;
+  if (sync) average_sync_nanos_ += (nanos - average_sync_nanos_) / 8;
+  stats_.writes += counts.writes;
+  stats_.syncs += counts.syncs;
+  stats_.files_created += counts.files_created;
+  if (s.ok()) {
+    written_lsn_ = target;
+    if (sync) durable_lsn_ = target;
+  } else if (failed_.ok()) {
+    failed_ = s;
+  }
+  io_done_.SignalAll();
+  return s.ok() ? s : failed_;
+}
+
+Status LogWriter::WriteOut(bool sync, IoCounts* counts) {
+  Status s;
+  std::string_view buffer = io_buffer_;
+  size_t pos = 0;
+  for (const Rotation& rotation : io_rotations_) {
+    s = WriteToFile(buffer.substr(pos, rotation.offset - pos), counts);
+    if (s.ok()) s = StartFile(rotation.first_lsn, counts);
+    if (!s.ok()) break;
+    pos = rotation.offset;
+  }
+  if (s.ok()) s = WriteToFile(buffer.substr(pos), counts);
+  if (s.ok() && sync) {
+    ++counts->syncs;
+    s = file_->Sync();
+  }
+  io_buffer_.clear();
+  io_rotations_.clear();
+  return s;
+}
+
+Status LogWriter::WriteToFile(std::string_view data, IoCounts* counts) {
+  if (data.empty()) return Status::OK();
+  ++counts->writes;
+  FERN_RETURN_IF_ERROR(file_->Write(file_offset_, data));
+  file_offset_ += data.size();
+  return Status::OK();
+}
+
+Status LogWriter::StartFile(Lsn first_lsn, IoCounts* counts) {
+  if (file_ != nullptr) {
+    ++counts->syncs;
+    FERN_RETURN_IF_ERROR(file_->Sync());
+    file_.reset();
+  }
+  std::string path = StrCat(dir_, "/", LogFileName(first_lsn));
+  std::unique_ptr<File> file;
+  FERN_RETURN_IF_ERROR(File::Open(path, File::Mode::kCreateTruncate, &file));
+  {
+    absl::MutexLock lock(&files_mu_);
+    files_.push_back({path, first_lsn});
+  }
+  FERN_RETURN_IF_ERROR(file->Write(0, EncodeLogFileHeader(first_lsn)));
+  ++counts->syncs;
+  FERN_RETURN_IF_ERROR(file->Sync());
+  FERN_RETURN_IF_ERROR(SyncDir(dir_));
+  ++counts->files_created;
+  file_ = std::move(file);
+  file_offset_ = kLogFileHeaderSize;
+  return Status::OK();
+}
+
+// ---- Trimming and accessors -------------------------------------------------------------
+
+Status LogWriter::RemoveFilesBefore(Lsn lsn) {
+  absl::MutexLock lock(&files_mu_);
+  // File i holds LSNs [files_[i].first_lsn, files_[i + 1].first_lsn), all below `lsn` when
+  // the next file starts at or below it.
+  size_t removable = 0;
+  while (removable + 1 < files_.size() && files_[removable + 1].first_lsn <= lsn) ++removable;
+  size_t removed = 0;
+  Status s;
+  while (removed < removable && s.ok()) {
+    s = RemoveFile(files_[removed].path);
+    if (s.ok()) ++removed;
+  }
+  files_.erase(files_.begin(), files_.begin() + static_cast<std::ptrdiff_t>(removed));
+  return s;
+}
+
+Lsn LogWriter::last_lsn() const {
+  absl::MutexLock lock(&mu_);
+  return next_lsn_ - 1;
+}
+
+Lsn LogWriter::durable_lsn() const {
+  absl::MutexLock lock(&mu_);
+  return durable_lsn_;
+}
+
+Status LogWriter::status() const {
+  absl::MutexLock lock(&mu_);
+  return failed_;
+}
+
+LogWriterStats LogWriter::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+std::vector<LogFileInfo> LogWriter::files() const {
+  absl::MutexLock lock(&files_mu_);
+  return files_;
+}
+
+}  // namespace fern

@@ -1,0 +1,182 @@
+// Appends records to the write-ahead log of one directory, with group commit.
+//
+// Append copies a framed record into an in-memory buffer under a mutex and returns its LSN;
+// nothing touches the disk on that path unless the buffer has outgrown
+// LogWriterOptions::buffer_bytes, in which case the appender writes the buffer out itself
+// (back-pressure that bounds memory). Sync(lsn) makes everything up to lsn durable with
+// group commit: a caller that finds no I/O in progress becomes the leader, takes the whole
+// buffer (its own records and everyone else's), writes it and calls fdatasync once; callers
+// that arrive meanwhile append to the fresh buffer and wait on a condition variable, and one
+// of them leads the next round for all of them.
+//
+// Left at that, committers split into two groups that alternate (one syncing while the other
+// gathers), so each fdatasync carries about half of them. A new leader therefore first waits,
+// for at most half an average fdatasync, until as many committers are waiting as were last
+// seen at once: those the previous round released come back within microseconds. Measured
+// on the development VM (ext4, ~200 us fdatasync), 4 threads appending 129-byte records and
+// syncing each: 3.0 commits per fdatasync and 12,500 commits/s with the wait, 2.1 and
+// 10,400/s without; one thread: 4,700 commits/s, unaffected (it never waits).
+//
+// Files are rotated when the current one has reached LogWriterOptions::max_file_bytes: the
+// next record starts a new file named after its LSN. The old file is fsynced first and the
+// new file's header is fsynced, with the directory, before any record goes into it, so only
+// the newest file can ever end torn.
+//
+// Errors are never swallowed: the first failed write or sync puts the writer in a failed
+// state, and it and every later Append, Sync and Flush return that same Status. Records
+// buffered at the time are lost, so an LSN for which Sync did not return OK must be
+// considered lost; no later record becomes durable after a hole.
+//
+// All I/O goes through File::Write and File::Sync (and SyncDir on rotation), so the
+// fault-injection seam sees every write and sync.
+//
+// Threads: Append, Sync, Flush, RemoveFilesBefore and the accessors may be called from any
+// number of threads at once. Open and the destructor must not race with other calls.
+#ifndef FERN_LOG_LOG_WRITER_H_
+#define FERN_LOG_LOG_WRITER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "fern/status.h"
+#include "log/log_format.h"
+#include "log/log_reader.h"
+
+namespace fern {
+
+class File;
+
+struct LogWriterOptions {
+  // A new file is started once the current one holds at least this many bytes (so a file
+  // exceeds it by at most one record). PerconaFT rotates at ~100 MiB as well.
+  uint64_t max_file_bytes = uint64_t{100} << 20;
+  // An Append that leaves more than this buffered writes the buffer out itself.
+  size_t buffer_bytes = size_t{4} << 20;
+};
+
+struct LogWriterStats {
+  uint64_t records = 0;        // appended
+  uint64_t bytes = 0;          // appended, framing included
+  uint64_t sync_requests = 0;  // Sync calls whose LSN was not yet durable on entry
+  uint64_t writes = 0;         // File::Write calls for records
+  uint64_t syncs = 0;          // fdatasync calls on log files: group commits, 2 per rotation
+  uint64_t files_created = 0;
+};
+
+class LogWriter {
+ public:
+  // Opens the log in the existing directory `dir` for appending. With no log files there, it
+  // creates the first one (first LSN 1). Otherwise it finds the end of the valid log with
+  // LogReader::FindEnd, truncates a torn tail (or rewrites a torn header) of the last file,
+  // fsyncs it, and continues with the LSN after the last valid record. Only the last file is
+  // examined: damage in earlier files is for the recovery scan (LogReader) to report.
+  static Status Open(const std::string& dir, const LogWriterOptions& options,
+                     std::unique_ptr<LogWriter>* writer);
+
+  // Writes out (without fsync) whatever is still buffered, unless the writer has failed.
+  // Callers that need durability call Sync(last_lsn()) first.
+  ~LogWriter();
+
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+
+  // Appends a record with the given payload (laid out per type, see log_format.h) and sets
+  // `*lsn` to its LSN. InvalidArgument when the payload exceeds kMaxLogPayloadSize or the
+  // type is kInvalid.
+  Status Append(LogRecordType type, std::string_view payload, Lsn* lsn);
+  // Encodes `record` straight into the buffer (no intermediate copy); record.lsn is ignored.
+  Status Append(const LogRecord& record, Lsn* lsn);
+
+  // Returns once every record up to `lsn` is written and fdatasync'ed (group commit).
+  // InvalidArgument when `lsn` was never handed out by Append.
+  Status Sync(Lsn lsn);
+  // Writes every buffered record to the file, without fsync.
+  Status Flush();
+
+  // Deletes whole files all of whose records have LSNs below `lsn` (after a checkpoint whose
+  // begin LSN is `lsn`). The current file is never deleted. A failed delete is returned and
+  // leaves the remaining files listed; it does not put the writer in the failed state.
+  Status RemoveFilesBefore(Lsn lsn);
+
+  Lsn last_lsn() const;     // the LSN of the last appended record (0: none yet)
+  Lsn durable_lsn() const;  // every record up to this one is fsynced
+  Status status() const;    // OK, or the error that put the writer in the failed state
+  LogWriterStats stats() const;
+  std::vector<LogFileInfo> files() const;  // the log files in LSN order, current one last
+
+ private:
+  // A new file begins at this offset of the buffer, with this first LSN.
+  struct Rotation {
+    size_t offset;
+    Lsn first_lsn;
+  };
+  struct IoCounts {
+    uint64_t writes = 0;
+    uint64_t syncs = 0;
+    uint64_t files_created = 0;
+  };
+
+  LogWriter(std::string dir, const LogWriterOptions& options);
+
+  Status OpenAfter(const LogEnd& end);
+  // Starts a record in buffer_ (deciding rotation first) and returns where it starts.
+  Status BeginAppend(LogRecordType type, size_t* start, bool* rotated)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frames the payload appended after `start`, hands out its LSN and applies back-pressure;
+  // rolls the record back when the payload is too large.
+  Status FinishAppend(size_t start, bool rotated, Lsn* lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The body of Sync: waits for a leader, or leads (gathering stragglers first).
+  Status WaitDurable(Lsn lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration GatherTimeout() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the I/O token, writes out the buffer (and fsyncs when `sync`), releases the token.
+  // REQUIRES: the token is free. Releases mu_ during the I/O.
+  Status RunIo(bool sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The I/O itself; runs without mu_, by the holder of the I/O token only.
+  Status WriteOut(bool sync, IoCounts* counts);
+  Status WriteToFile(std::string_view data, IoCounts* counts);
+  // Fsyncs and closes the current file (if any), then creates `first_lsn`'s file with its
+  // header, fsyncs it and the directory.
+  Status StartFile(Lsn first_lsn, IoCounts* counts);
+
+  const std::string dir_;
+  const LogWriterOptions options_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar io_done_;   // signalled whenever the I/O token is released
+  absl::CondVar arrivals_;  // signalled when a committer enters Sync while one gathers
+  std::string buffer_ ABSL_GUARDED_BY(mu_);
+  std::vector<Rotation> rotations_ ABSL_GUARDED_BY(mu_);
+  Lsn next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
+  Lsn written_lsn_ ABSL_GUARDED_BY(mu_) = 0;
+  Lsn durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
+  // Size of the current file once the buffer is written: decides rotation at append time.
+  uint64_t file_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;            // the I/O token is taken
+  int syncers_ ABSL_GUARDED_BY(mu_) = 0;                 // threads in Sync whose LSN is not durable
+  int peak_syncers_ ABSL_GUARDED_BY(mu_) = 0;            // most seen at once (lowered on a timeout)
+  bool gathering_ ABSL_GUARDED_BY(mu_) = false;          // a leader waits for committers to arrive
+  int64_t average_sync_nanos_ ABSL_GUARDED_BY(mu_) = 0;  // of write + fdatasync rounds
+  Status failed_ ABSL_GUARDED_BY(mu_);
+  LogWriterStats stats_ ABSL_GUARDED_BY(mu_);
+
+  // Owned by the thread holding the I/O token (io_busy_, set under mu_); only it touches them.
+  std::string io_buffer_;
+  std::vector<Rotation> io_rotations_;
+  std::unique_ptr<File> file_;
+  uint64_t file_offset_ = 0;
+
+  // Never held together with mu_.
+  mutable absl::Mutex files_mu_;
+  std::vector<LogFileInfo> files_ ABSL_GUARDED_BY(files_mu_);
+};
+
+}  // namespace fern
+
+#endif  // FERN_LOG_LOG_WRITER_H_
