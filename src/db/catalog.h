@@ -1,0 +1,44 @@
+// The catalog: which tables an Env holds and which file each lives in. Stored in the Env
+// directory as CATALOG, replaced atomically (write temp, fsync, rename, fsync dir).
+//
+// Format, version 1 (little-endian):
+//   offset  size    meaning
+//   0       8       magic "FERNCATL"
+//   8       4       format version (1)
+//   12      8       next table id
+//   20      4       table count n
+//   24      ...     n entries: table id (fixed64), name (varint length + bytes),
+//                   file name (varint length + bytes)
+//   end-8   8       Checksum64 of everything before it
+#ifndef FERN_DB_CATALOG_H_
+#define FERN_DB_CATALOG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "fern/status.h"
+
+namespace fern {
+
+inline constexpr char kCatalogFileName[] = "CATALOG";
+
+struct CatalogEntry {
+  uint64_t id = 0;
+  std::string file_name;
+};
+
+struct Catalog {
+  uint64_t next_table_id = 1;
+  std::map<std::string, CatalogEntry> tables;  // by table name
+
+  std::string Serialize() const;
+  // Corruption (naming `path`) on any damage.
+  static Status Parse(std::string_view bytes, const std::string& path, Catalog* out);
+  static Status Load(const std::string& path, Catalog* out);
+  Status Save(const std::string& path) const;
+};
+
+}  // namespace fern
+
+#endif  // FERN_DB_CATALOG_H_

@@ -1,0 +1,233 @@
+#include "db/env_impl.h"
+
+#include <thread>
+
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+constexpr char kLockFileName[] = "LOCK";
+constexpr size_t kMinCacheBytes = size_t{1} << 20;
+constexpr uint32_t kMinNodeBytes = 4096;
+constexpr uint32_t kMaxNodeBytes = uint32_t{256} << 20;
+constexpr uint32_t kMinBasementBytes = 512;
+
+Status ValidateTableOptions(const TableOptions& options) {
+  if (options.node_bytes < kMinNodeBytes || options.node_bytes > kMaxNodeBytes) {
+    return Status::InvalidArgument(StrCat("node_bytes must be between ", kMinNodeBytes, " and ",
+                                          kMaxNodeBytes, ", got ", options.node_bytes));
+  }
+  if (options.basement_bytes < kMinBasementBytes || options.basement_bytes > options.node_bytes) {
+    return Status::InvalidArgument(StrCat("basement_bytes must be between ", kMinBasementBytes,
+                                          " and node_bytes, got ", options.basement_bytes));
+  }
+  if (static_cast<uint8_t>(options.compression) > static_cast<uint8_t>(Compression::kLzma)) {
+    return Status::InvalidArgument("unknown compression");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status Env::Open(const std::string& dir, const Options& options, std::unique_ptr<Env>* env) {
+  return EnvImpl::OpenImpl(dir, options, env);
+}
+
+EnvImpl::EnvImpl(std::string dir, const Options& options)
+    : dir_(std::move(dir)), options_(options) {}
+
+Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
+                         std::unique_ptr<Env>* env) {
+  if (dir.empty()) return Status::InvalidArgument("Env directory name is empty");
+  if (options.cache_bytes < kMinCacheBytes) {
+    return Status::InvalidArgument(
+        StrCat("cache_bytes must be at least ", kMinCacheBytes, ", got ", options.cache_bytes));
+  }
+  if (!PathExists(dir)) {
+    if (!options.create_if_missing) {
+      return Status::InvalidArgument(StrCat(dir, ": does not exist (create_if_missing is false)"));
+    }
+    FERN_RETURN_IF_ERROR(CreateDirIfMissing(dir));
+  } else if (!IsDirectory(dir)) {
+    return Status::InvalidArgument(StrCat(dir, ": not a directory"));
+  }
+
+  std::unique_ptr<EnvImpl> impl(new EnvImpl(dir, options));
+  const std::string catalog_path = impl->CatalogPath();
+  bool exists = PathExists(catalog_path);
+  if (!exists) {
+    // Refuse to take over a directory that holds something other than a Fern Env.
+    std::vector<std::string> names;
+    FERN_RETURN_IF_ERROR(ListDir(dir, &names));
+    for (const std::string& name : names) {
+      if (name != kLockFileName && name != std::string(kCatalogFileName) + ".tmp") {
+        return Status::InvalidArgument(
+            StrCat(dir, ": not a Fern Env (no ", kCatalogFileName, ", but holds \"", name, "\")"));
+      }
+    }
+    if (!options.create_if_missing) {
+      return Status::InvalidArgument(StrCat(dir, ": no Env here (create_if_missing is false)"));
+    }
+  } else if (options.error_if_exists) {
+    return Status::InvalidArgument(StrCat(dir, ": Env exists (error_if_exists is true)"));
+  }
+
+  FERN_RETURN_IF_ERROR(FileLock::Acquire(dir + "/" + kLockFileName, &impl->lock_));
+  {
+    absl::MutexLock lock(&impl->mu_);
+    if (exists) {
+      FERN_RETURN_IF_ERROR(Catalog::Load(catalog_path, &impl->catalog_));
+    } else {
+      FERN_RETURN_IF_ERROR(impl->catalog_.Save(catalog_path));
+    }
+  }
+  int threads = options.background_threads > 0
+                    ? options.background_threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  impl->pool_ = std::make_unique<ThreadPool>(threads);
+  impl->cache_ = std::make_unique<Cachetable>(options.cache_bytes);
+  *env = std::move(impl);
+  return Status::OK();
+}
+
+EnvImpl::~EnvImpl() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [name, table] : tables_) {
+    // A failed final checkpoint cannot be reported from a destructor; the data stays as of
+    // the last successful checkpoint.
+    table->tree()->Close(/*checkpoint=*/true).ok();
+  }
+  tables_.clear();
+  dropped_.clear();
+  cache_.reset();
+  pool_.reset();
+}
+
+Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Table** table) {
+  if (table == nullptr) return Status::InvalidArgument("OpenTable: table is null");
+  *table = nullptr;
+  if (name.empty()) return Status::InvalidArgument("table name is empty");
+  if (name.size() > 1024) return Status::InvalidArgument("table name longer than 1024 bytes");
+  FERN_RETURN_IF_ERROR(ValidateTableOptions(options));
+  const Comparator* cmp = options.comparator ? options.comparator : BytewiseComparator();
+
+  absl::MutexLock lock(&mu_);
+  std::string key(name);
+  if (auto it = tables_.find(key); it != tables_.end()) {
+    const std::string& stored = it->second->tree()->file()->header().comparator_name;
+    if (stored != cmp->Name()) {
+      return Status::InvalidArgument(StrCat("table \"", key, "\" uses comparator \"", stored,
+                                            "\", not \"", cmp->Name(), "\""));
+    }
+    *table = it->second.get();
+    return Status::OK();
+  }
+
+  TreeConfig config;
+  config.comparator = cmp;
+  config.compression = options.compression;
+  config.compression_level = options.compression_level;
+  config.node_bytes = options.node_bytes;
+  config.basement_bytes = options.basement_bytes;
+  config.update_function = options_.update_function ? &options_.update_function : nullptr;
+  config.compression_pool = pool_.get();
+
+  std::unique_ptr<FractalTree> tree;
+  uint64_t id;
+  if (auto it = catalog_.tables.find(key); it != catalog_.tables.end()) {
+    id = it->second.id;
+    FERN_RETURN_IF_ERROR(
+        FractalTree::Open(TablePath(it->second.file_name), config, cache_.get(), &tree));
+  } else {
+    id = catalog_.next_table_id;
+    CatalogEntry entry;
+    entry.id = id;
+    entry.file_name = StrCat("table-", id, ".ft");
+    const std::string path = TablePath(entry.file_name);
+    if (PathExists(path)) FERN_RETURN_IF_ERROR(RemoveFile(path));  // left by a failed create
+    FERN_RETURN_IF_ERROR(FractalTree::Create(path, config, cache_.get(), &tree));
+    Catalog updated = catalog_;
+    updated.next_table_id = id + 1;
+    updated.tables.emplace(key, entry);
+    Status s = updated.Save(CatalogPath());
+    if (!s.ok()) {
+      tree->Close(false).ok();
+      tree.reset();
+      RemoveFile(path).ok();
+      return s;
+    }
+    catalog_ = std::move(updated);
+  }
+  auto impl = std::make_unique<TableImpl>(key, id, std::shared_ptr<FractalTree>(std::move(tree)));
+  *table = impl.get();
+  tables_.emplace(key, std::move(impl));
+  return Status::OK();
+}
+
+Status EnvImpl::DropTable(std::string_view name) {
+  absl::MutexLock lock(&mu_);
+  std::string key(name);
+  auto entry = catalog_.tables.find(key);
+  if (entry == catalog_.tables.end()) {
+    return Status::NotFound(StrCat("table \"", key, "\" does not exist"));
+  }
+  const std::string path = TablePath(entry->second.file_name);
+  if (auto it = tables_.find(key); it != tables_.end()) {
+    it->second->MarkDropped();
+    FERN_RETURN_IF_ERROR(it->second->tree()->Close(/*checkpoint=*/false));
+    dropped_.push_back(std::move(it->second));
+    tables_.erase(it);
+  }
+  Catalog updated = catalog_;
+  updated.tables.erase(key);
+  FERN_RETURN_IF_ERROR(updated.Save(CatalogPath()));
+  catalog_ = std::move(updated);
+  return RemoveFile(path);
+}
+
+Status EnvImpl::Begin(const TxnOptions& options, std::unique_ptr<Txn>* txn) {
+  return Status::NotSupported(
+      "explicit transactions are not available yet; use txn=nullptr (autocommit)");
+}
+
+Status EnvImpl::Checkpoint() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [name, table] : tables_) FERN_RETURN_IF_ERROR(table->tree()->Checkpoint());
+  return Status::OK();
+}
+
+Status EnvImpl::NewLoader(Table* table, std::unique_ptr<Loader>* loader) {
+  return Status::NotSupported("the bulk loader is not available yet");
+}
+
+Status EnvImpl::RecoverPrepared(std::vector<std::unique_ptr<Txn>>* txns) {
+  // No transaction can be prepared until explicit transactions exist.
+  txns->clear();
+  return Status::OK();
+}
+
+bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
+  if (name != "fern.stats") return false;
+  CachetableStats c = cache_->stats();
+  std::string out;
+  out += StrCat("cache.size_bytes: ", c.size_bytes, "\n");
+  out += StrCat("cache.limit_bytes: ", c.limit_bytes, "\n");
+  out += StrCat("cache.pairs: ", c.pairs, "\n");
+  out += StrCat("cache.hits: ", c.hits, "\n");
+  out += StrCat("cache.misses: ", c.misses, "\n");
+  out += StrCat("cache.full_evictions: ", c.full_evictions, "\n");
+  out += StrCat("cache.partial_evictions: ", c.partial_evictions, "\n");
+  out += StrCat("cache.bytes_evicted: ", c.bytes_evicted, "\n");
+  out += StrCat("cache.dirty_writes: ", c.dirty_writes, "\n");
+  absl::MutexLock lock(&mu_);
+  for (auto& [table_name, table] : tables_) {
+    out += table->tree()->stats().ToText(StrCat("table.", table_name, "."));
+  }
+  *value = std::move(out);
+  return true;
+}
+
+}  // namespace fern

@@ -1,0 +1,52 @@
+// TableImpl: the public Table over one FractalTree.
+#ifndef FERN_DB_TABLE_IMPL_H_
+#define FERN_DB_TABLE_IMPL_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "fern/table.h"
+#include "ft/tree.h"
+
+namespace fern {
+
+// Thread-safe. After MarkDropped every call returns InvalidArgument; the object lives on
+// (owned by the Env) so stale pointers held by users fail cleanly instead of crashing.
+class TableImpl final : public Table {
+ public:
+  TableImpl(std::string name, uint64_t id, std::shared_ptr<FractalTree> tree)
+      : name_(std::move(name)), id_(id), tree_(std::move(tree)) {}
+
+  std::string_view name() const override { return name_; }
+  Status Put(Txn* txn, std::string_view key, std::string_view value) override;
+  Status Insert(Txn* txn, std::string_view key, std::string_view value) override;
+  Status Get(Txn* txn, std::string_view key, std::string* value) override;
+  Status GetForUpdate(Txn* txn, std::string_view key, std::string* value) override;
+  Status Delete(Txn* txn, std::string_view key) override;
+  Status Update(Txn* txn, std::string_view key, std::string_view extra) override;
+  Status UpdateAll(Txn* txn, std::string_view extra) override;
+  std::unique_ptr<Cursor> NewCursor(Txn* txn) override;
+  Status Optimize() override;
+
+  uint64_t id() const { return id_; }
+  const std::shared_ptr<FractalTree>& tree() const { return tree_; }
+  void MarkDropped() { dropped_.store(true); }
+  bool dropped() const { return dropped_.load(); }
+
+ private:
+  Status CheckUsable(Txn* txn) const;
+
+  const std::string name_;
+  const uint64_t id_;
+  std::shared_ptr<FractalTree> tree_;
+  std::atomic<bool> dropped_{false};
+};
+
+// Argument checks shared by every write: API.md's limits.
+Status CheckKey(std::string_view key);
+Status CheckValue(std::string_view value);
+
+}  // namespace fern
+
+#endif  // FERN_DB_TABLE_IMPL_H_

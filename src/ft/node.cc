@@ -1,0 +1,47 @@
+#include "ft/node.h"
+
+#include <algorithm>
+
+namespace fern {
+
+size_t Node::PartitionIndex(std::string_view key, const Comparator& cmp) const {
+  // First pivot greater than key: partition i holds [pivots[i-1], pivots[i]).
+  auto it = std::upper_bound(
+      pivots.begin(), pivots.end(), key,
+      [&cmp](std::string_view k, const std::string& pivot) { return cmp.Compare(k, pivot) < 0; });
+  return static_cast<size_t>(it - pivots.begin());
+}
+
+size_t Node::buffered_bytes() const {
+  size_t total = 0;
+  for (const MessageBuffer& buffer : buffers) total += buffer.bytes();
+  return total;
+}
+
+size_t Node::buffered_messages() const {
+  size_t total = 0;
+  for (const MessageBuffer& buffer : buffers) total += buffer.count();
+  return total;
+}
+
+size_t Node::leaf_bytes() const {
+  size_t total = 0;
+  for (const LeafPartition& part : basements) {
+    total += part.rows ? part.rows->serialized_bytes() : part.extent.raw_size;
+  }
+  return total;
+}
+
+size_t Node::MemoryBytes() const {
+  size_t total = sizeof(Node);
+  for (const std::string& pivot : pivots) total += pivot.capacity() + sizeof(std::string);
+  total += children.capacity() * sizeof(BlockNum);
+  for (const MessageBuffer& buffer : buffers) total += buffer.memory_bytes() + sizeof(buffer);
+  for (const LeafPartition& part : basements) {
+    total += sizeof(LeafPartition);
+    if (part.rows) total += part.rows->memory_bytes();
+  }
+  return total;
+}
+
+}  // namespace fern

@@ -1,0 +1,93 @@
+// A fractal-tree node in memory: an internal node (pivots, child block numbers and one
+// message buffer per child) or a leaf (pivots and basements, each possibly only on disk).
+//
+// Key ranges: a node with n partitions has n-1 pivots; partition i holds keys k with
+// pivots[i-1] <= k < pivots[i] (unbounded at the ends). A pivot is the first key of the
+// partition to its right at the time of the split that made it.
+//
+// Locking: a Node is owned by the cachetable and reached only through a PinnedPair. Its
+// structure (pivots, children, buffers, basement contents) changes only under a write pin.
+// Under a read pin, the one permitted change is loading an absent basement from disk, which
+// is serialized by `load_mu`.
+#ifndef FERN_FT_NODE_H_
+#define FERN_FT_NODE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "cachetable/cachetable.h"
+#include "fern/options.h"
+#include "ft/basement.h"
+#include "ft/message.h"
+#include "ft/message_buffer.h"
+
+namespace fern {
+
+// Where a partition's compressed frame lies inside the node's block on disk.
+struct PartitionExtent {
+  uint32_t offset = 0;    // from the start of the block
+  uint32_t size = 0;      // frame bytes
+  uint32_t raw_size = 0;  // uncompressed bytes
+  uint32_t checksum = 0;  // Checksum32 of the frame
+};
+
+struct LeafPartition {
+  std::unique_ptr<Basement> rows;  // null while the basement is only on disk
+  // Valid while `on_disk` is true: the partition is unchanged since the block was written
+  // or read, so its frame can be read back (partial fetch) or copied verbatim on rewrite.
+  bool on_disk = false;
+  PartitionExtent extent;
+};
+
+class Node final : public CacheValue {
+ public:
+  Node(BlockNum block, int height) : block_(block), height_(height) {}
+
+  BlockNum block() const { return block_; }
+  int height() const { return height_; }
+  bool is_leaf() const { return height_ == 0; }
+  Msn max_msn() const { return max_msn_; }
+  void set_max_msn(Msn msn) { max_msn_ = msn > max_msn_ ? msn : max_msn_; }
+
+  size_t partition_count() const { return is_leaf() ? basements.size() : children.size(); }
+  // Index of the partition whose key range holds `key`.
+  size_t PartitionIndex(std::string_view key, const Comparator& cmp) const;
+  // The key range of partition i, narrowed from the node's own range [lower, upper)
+  // (null: unbounded).
+  const std::string* PartitionLower(size_t i, const std::string* node_lower) const {
+    return i == 0 ? node_lower : &pivots[i - 1];
+  }
+  const std::string* PartitionUpper(size_t i, const std::string* node_upper) const {
+    return i + 1 == partition_count() ? node_upper : &pivots[i];
+  }
+
+  // Internal nodes: total bytes held in message buffers.
+  size_t buffered_bytes() const;
+  size_t buffered_messages() const;
+  // Leaves: serialized bytes of all rows (absent basements counted by their raw size).
+  size_t leaf_bytes() const;
+
+  size_t MemoryBytes() const override;
+
+  std::vector<std::string> pivots;
+  // Internal nodes.
+  std::vector<BlockNum> children;
+  std::vector<MessageBuffer> buffers;
+  // Leaves.
+  std::vector<LeafPartition> basements;
+
+  absl::Mutex load_mu;  // serializes loading absent basements under read pins
+
+ private:
+  BlockNum block_;
+  int height_;
+  Msn max_msn_ = 0;
+};
+
+}  // namespace fern
+
+#endif  // FERN_FT_NODE_H_

@@ -1,0 +1,294 @@
+#include "ft/tree.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include "ft/node_format.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+FractalTree::FractalTree(std::unique_ptr<TreeFile> file, const TreeConfig& config,
+                         Cachetable* cache)
+    : file_(std::move(file)), config_(config), cache_(cache) {}
+
+FractalTree::~FractalTree() {
+  if (open_in_cache_) {
+    // Close() was not called (an error path): drop the pairs without writing, so no node
+    // outlives the tree that owns its callbacks.
+    cache_->CloseFile(file_id_, /*write_dirty=*/false).ok();
+  }
+}
+
+std::string FractalTree::Where(BlockNum block) const {
+  return StrCat(file_->path(), ": block ", block);
+}
+
+Status FractalTree::Create(const std::string& path, const TreeConfig& config, Cachetable* cache,
+                           std::unique_ptr<FractalTree>* tree) {
+  FileHeader header;
+  header.format_version = kTreeFileFormatVersion;
+  header.node_bytes = config.node_bytes;
+  header.basement_bytes = config.basement_bytes;
+  header.compression = static_cast<uint8_t>(config.compression);
+  header.compression_level = config.compression_level;
+  header.comparator_name = config.comparator->Name();
+  header.created_unix_seconds = static_cast<uint64_t>(std::time(nullptr));
+  std::unique_ptr<TreeFile> file;
+  FERN_RETURN_IF_ERROR(TreeFile::Create(path, header, &file));
+
+  std::unique_ptr<FractalTree> t(new FractalTree(std::move(file), config, cache));
+  t->header_template_ = header;
+  t->file_id_ = cache->OpenFile(t.get());
+  t->open_in_cache_ = true;
+  {
+    absl::MutexLock lock(&t->tree_mu_);
+    BlockNum root = t->NewBlockNum();
+    auto leaf = std::make_unique<Node>(root, 0);
+    leaf->basements.emplace_back();
+    leaf->basements.back().rows = std::make_unique<Basement>();
+    PinnedPair pin;
+    cache->PinNew(t->file_id_, root, std::move(leaf), &pin);
+    pin.Unpin();
+    t->root_ = root;
+  }
+  FERN_RETURN_IF_ERROR(t->Checkpoint());
+  *tree = std::move(t);
+  return Status::OK();
+}
+
+Status FractalTree::Open(const std::string& path, const TreeConfig& config, Cachetable* cache,
+                         std::unique_ptr<FractalTree>* tree) {
+  std::unique_ptr<TreeFile> file;
+  FERN_RETURN_IF_ERROR(TreeFile::Open(path, /*read_only=*/false, &file));
+  FileHeader header = file->header();
+  if (header.comparator_name != config.comparator->Name()) {
+    return Status::InvalidArgument(StrCat(path, ": table was created with comparator \"",
+                                          header.comparator_name, "\", opened with \"",
+                                          config.comparator->Name(), "\""));
+  }
+  if (header.root < 0) return Status::Corruption(StrCat(path, ": header names no root block"));
+  if (header.node_bytes < 4096 || header.basement_bytes < 512 ||
+      header.basement_bytes > header.node_bytes) {
+    return Status::Corruption(StrCat(path, ": implausible node size ", header.node_bytes,
+                                     " / basement size ", header.basement_bytes));
+  }
+  TreeConfig effective = config;
+  effective.node_bytes = header.node_bytes;
+  effective.basement_bytes = header.basement_bytes;
+  std::unique_ptr<FractalTree> t(new FractalTree(std::move(file), effective, cache));
+  t->header_template_ = header;
+  t->header_template_.compression = static_cast<uint8_t>(config.compression);
+  t->header_template_.compression_level = config.compression_level;
+  {
+    absl::MutexLock lock(&t->tree_mu_);
+    t->root_ = header.root;
+    t->max_msn_ = header.max_msn;
+  }
+  t->file_id_ = cache->OpenFile(t.get());
+  t->open_in_cache_ = true;
+  // Read the root now so a damaged file is reported at open, not at the first query.
+  PinnedPair pin;
+  FERN_RETURN_IF_ERROR(t->PinNode(header.root, Cachetable::Lock::kRead, &pin));
+  pin.Unpin();
+  *tree = std::move(t);
+  return Status::OK();
+}
+
+Status FractalTree::Close(bool checkpoint) {
+  if (!open_in_cache_) return Status::OK();
+  if (checkpoint) FERN_RETURN_IF_ERROR(Checkpoint());
+  open_in_cache_ = false;
+  return cache_->CloseFile(file_id_, /*write_dirty=*/false);
+}
+
+Status FractalTree::Checkpoint() {
+  absl::MutexLock lock(&tree_mu_);
+  FERN_RETURN_IF_ERROR(cache_->WriteDirty(file_id_));
+  FileHeader header = header_template_;
+  header.root = root_;
+  header.max_msn = max_msn_;
+  return file_->Checkpoint(header);
+}
+
+BlockNum FractalTree::NewBlockNum() { return file_->AllocateBlockNum(); }
+
+Status FractalTree::PinNode(BlockNum block, Cachetable::Lock lock, PinnedPair* pin) {
+  return cache_->Pin(file_id_, block, lock, pin);
+}
+
+ApplyContext FractalTree::MakeApplyContext() const {
+  ApplyContext ctx;
+  ctx.cmp = config_.comparator;
+  ctx.update = config_.update_function;
+  ctx.oldest_live_snapshot = kNoTxn;
+  return ctx;
+}
+
+// ---- cachetable callbacks ---------------------------------------------------
+
+Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* value) {
+  const std::string where = Where(block);
+  uint64_t size;
+  FERN_RETURN_IF_ERROR(file_->BlockSize(block, &size));
+  std::string bytes;
+  FERN_RETURN_IF_ERROR(
+      file_->ReadBlockRange(block, 0, std::min<uint64_t>(size, kNodeHeaderProbeBytes), &bytes));
+  NodeHeader header;
+  size_t needed;
+  FERN_RETURN_IF_ERROR(ParseNodeHeader(bytes, size, where, &header, &needed));
+  if (needed > 0 || (header.height > 0 && bytes.size() < size)) {
+    // Internal nodes are read whole; a leaf header larger than the probe is read whole too.
+    FERN_RETURN_IF_ERROR(file_->ReadBlock(block, &bytes));
+    FERN_RETURN_IF_ERROR(ParseNodeHeader(bytes, size, where, &header, &needed));
+  }
+  auto node = std::make_unique<Node>(block, static_cast<int>(header.height));
+  node->set_max_msn(header.max_msn);
+  node->pivots = std::move(header.pivots);
+  const size_t n = header.extents.size();
+  const Comparator& cmp = *config_.comparator;
+  if (header.height > 0) {
+    node->children = std::move(header.children);
+    node->buffers.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const PartitionExtent& e = header.extents[i];
+      FERN_RETURN_IF_ERROR(DecodeBufferPartition(std::string_view(bytes).substr(e.offset, e.size),
+                                                 e, cmp, where, &node->buffers[i], &stats_));
+    }
+  } else {
+    node->basements.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      LeafPartition& part = node->basements[i];
+      part.on_disk = true;
+      part.extent = header.extents[i];
+      // When the whole block was read anyway (small leaves), decode every basement now.
+      if (bytes.size() == size) {
+        const PartitionExtent& e = part.extent;
+        FERN_RETURN_IF_ERROR(DecodeLeafPartition(std::string_view(bytes).substr(e.offset, e.size),
+                                                 e, cmp, where, &part.rows, &stats_));
+      }
+    }
+  }
+  stats_.nodes_read++;
+  *value = std::move(node);
+  return Status::OK();
+}
+
+Status FractalTree::WriteBlock(BlockNum block, CacheValue* value) {
+  Node* node = static_cast<Node*>(value);
+  std::string bytes;
+  std::vector<PartitionExtent> extents;
+  ReadOldFrame read_old = [this, block](const PartitionExtent& e, std::string* frame) {
+    return file_->ReadBlockRange(block, e.offset, e.size, frame);
+  };
+  FERN_RETURN_IF_ERROR(SerializeNode(*node, config_, read_old, &bytes, &extents, &stats_));
+  FERN_RETURN_IF_ERROR(file_->WriteBlock(block, bytes));
+  if (node->is_leaf()) {
+    for (size_t i = 0; i < node->basements.size(); ++i) {
+      node->basements[i].on_disk = true;
+      node->basements[i].extent = extents[i];
+    }
+  }
+  stats_.nodes_written++;
+  stats_.bytes_written += bytes.size();
+  return Status::OK();
+}
+
+bool FractalTree::PartialEvict(BlockNum block, CacheValue* value) {
+  Node* node = static_cast<Node*>(value);
+  if (!node->is_leaf()) return false;
+  bool dropped = false;
+  for (LeafPartition& part : node->basements) {
+    if (part.rows != nullptr && part.on_disk) {
+      part.rows.reset();
+      dropped = true;
+    }
+  }
+  return dropped;
+}
+
+// ---- partial fetch -----------------------------------------------------------
+
+Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
+  Node* node = pin->as<Node>();
+  {
+    absl::MutexLock lock(&node->load_mu);
+    LeafPartition& part = node->basements[index];
+    if (part.rows != nullptr) return Status::OK();
+    std::string frame;
+    FERN_RETURN_IF_ERROR(
+        file_->ReadBlockRange(node->block(), part.extent.offset, part.extent.size, &frame));
+    FERN_RETURN_IF_ERROR(DecodeLeafPartition(frame, part.extent, *config_.comparator,
+                                             Where(node->block()), &part.rows, &stats_));
+    stats_.basements_fetched++;
+  }
+  pin->UpdateSize();
+  return Status::OK();
+}
+
+Status FractalTree::LoadAllBasements(PinnedPair* pin) {
+  Node* node = pin->as<Node>();
+  size_t absent = 0;
+  for (const LeafPartition& part : node->basements) absent += part.rows == nullptr ? 1 : 0;
+  if (absent == 0) return Status::OK();
+  if (absent == 1) {
+    for (size_t i = 0; i < node->basements.size(); ++i) {
+      if (node->basements[i].rows == nullptr) return LoadBasement(pin, i);
+    }
+  }
+  // Several basements are missing: one read of the whole block beats one read each.
+  {
+    absl::MutexLock lock(&node->load_mu);
+    std::string bytes;
+    FERN_RETURN_IF_ERROR(file_->ReadBlock(node->block(), &bytes));
+    for (LeafPartition& part : node->basements) {
+      if (part.rows != nullptr) continue;
+      const PartitionExtent& e = part.extent;
+      if (uint64_t{e.offset} + e.size > bytes.size()) {
+        return Status::Corruption(StrCat(Where(node->block()), ": partition beyond block end"));
+      }
+      FERN_RETURN_IF_ERROR(DecodeLeafPartition(std::string_view(bytes).substr(e.offset, e.size), e,
+                                               *config_.comparator, Where(node->block()),
+                                               &part.rows, &stats_));
+      stats_.basements_fetched++;
+    }
+  }
+  pin->UpdateSize();
+  return Status::OK();
+}
+
+// ---- shape ---------------------------------------------------------------------
+
+Status FractalTree::Shape(TreeShape* shape) {
+  absl::ReaderMutexLock lock(&tree_mu_);
+  *shape = TreeShape();
+  return ShapeOf(root_, shape);
+}
+
+Status FractalTree::ShapeOf(BlockNum block, TreeShape* shape) {
+  PinnedPair pin;
+  FERN_RETURN_IF_ERROR(PinNode(block, Cachetable::Lock::kRead, &pin));
+  Node* node = pin.as<Node>();
+  size_t h = static_cast<size_t>(node->height());
+  if (shape->nodes_per_level.size() <= h) {
+    shape->height = node->height() + 1 > shape->height ? node->height() + 1 : shape->height;
+    shape->nodes_per_level.resize(h + 1);
+    shape->messages_per_level.resize(h + 1);
+    shape->partitions_per_level.resize(h + 1);
+  }
+  shape->nodes_per_level[h]++;
+  shape->partitions_per_level[h] += node->partition_count();
+  if (node->is_leaf()) {
+    FERN_RETURN_IF_ERROR(LoadAllBasements(&pin));
+    for (const LeafPartition& part : node->basements) shape->rows += part.rows->count();
+    return Status::OK();
+  }
+  shape->messages_per_level[h] += node->buffered_messages();
+  std::vector<BlockNum> children = node->children;
+  pin.Unpin();
+  for (BlockNum child : children) FERN_RETURN_IF_ERROR(ShapeOf(child, shape));
+  return Status::OK();
+}
+
+}  // namespace fern

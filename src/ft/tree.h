@@ -1,0 +1,132 @@
+// FractalTree: one table file's Bε-tree, reached through the cachetable.
+//
+// Writes become messages stamped with a tree-wide MSN and injected at the root, descending
+// ("promotion") at most two levels while the target child buffer is empty, the child is an
+// internal node in memory and the child needs no split or merge. A node whose buffers hold
+// more than node_bytes flushes its heaviest child buffer down; flushing restructures the
+// child (splits, merges) while its parent is pinned. Reads walk root to leaf holding read
+// pins, and apply the pending ancestor messages to a copy of the one basement they need,
+// without modifying the tree.
+//
+// Thread-safety: all public methods may be called from any thread. Writers are serialized
+// by `tree_mu_` (exclusive); readers share it, so reads run in parallel with each other.
+// Checkpoint takes it exclusively.
+#ifndef FERN_FT_TREE_H_
+#define FERN_FT_TREE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/synchronization/mutex.h"
+#include "cachetable/cachetable.h"
+#include "ft/message.h"
+#include "ft/node.h"
+#include "ft/row_batch.h"
+#include "ft/tree_config.h"
+#include "ft/tree_file.h"
+#include "ft/tree_stats.h"
+
+namespace fern {
+
+// Shape of a tree, for ftdump and tests.
+struct TreeShape {
+  int height = 0;
+  std::vector<uint64_t> nodes_per_level;     // index = height
+  std::vector<uint64_t> messages_per_level;  // buffered messages at each height
+  std::vector<uint64_t> partitions_per_level;
+  uint64_t rows = 0;  // leaf entries on disk and in memory (before pending messages)
+};
+
+class FractalTree final : public CacheFileOwner {
+ public:
+  // Creates `path` (which must not exist) holding an empty tree, durable on return.
+  static Status Create(const std::string& path, const TreeConfig& config, Cachetable* cache,
+                       std::unique_ptr<FractalTree>* tree);
+  // Opens an existing file. The comparator must have the stored name (else
+  // InvalidArgument); node and basement sizes come from the file; the codec from `config`
+  // (new partitions use it, old ones keep theirs).
+  static Status Open(const std::string& path, const TreeConfig& config, Cachetable* cache,
+                     std::unique_ptr<FractalTree>* tree);
+  ~FractalTree() override;
+
+  // Takes a checkpoint (when `checkpoint`) and drops the tree's pairs from the cache.
+  // Nothing may be called afterwards but the destructor.
+  Status Close(bool checkpoint);
+
+  Status Put(std::string_view key, std::string_view value);
+  Status Insert(std::string_view key, std::string_view value);  // AlreadyExists if present
+  Status Delete(std::string_view key);
+  Status Update(std::string_view key, std::string_view extra);
+  Status UpdateAll(std::string_view extra);
+  Status Get(std::string_view key, std::string* value);  // NotFound if absent
+
+  enum class Locate { kFirst, kLast, kContaining, kBefore };
+  // Fills `batch` with the visible rows of one basement: the first or last basement, the
+  // one whose range contains `key`, or the one holding the keys just below `key`.
+  Status ReadBatch(Locate where, std::string_view key, RowBatch* batch);
+
+  // Pushes every buffered message down to the leaves and collects old versions.
+  Status Optimize();
+  // Writes every dirty node and a new header: the file then reopens to this state.
+  Status Checkpoint();
+
+  Status Shape(TreeShape* shape);
+  const TreeStats& stats() const { return stats_; }
+  const std::string& path() const { return file_->path(); }
+  TreeFile* file() { return file_.get(); }
+  const TreeConfig& config() const { return config_; }
+
+  // CacheFileOwner.
+  Status FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* value) override;
+  Status WriteBlock(BlockNum block, CacheValue* value) override;
+  bool PartialEvict(BlockNum block, CacheValue* value) override;
+
+ private:
+  FractalTree(std::unique_ptr<TreeFile> file, const TreeConfig& config, Cachetable* cache);
+
+  Status PinNode(BlockNum block, Cachetable::Lock lock, PinnedPair* pin);
+  std::string Where(BlockNum block) const;
+  ApplyContext MakeApplyContext() const;
+
+  // Loading absent basements (partial fetch). Safe under a read pin.
+  Status LoadBasement(PinnedPair* pin, size_t index);
+  Status LoadAllBasements(PinnedPair* pin);
+
+  // Write path; all REQUIRE tree_mu_ held exclusively.
+  Status Inject(Message message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  Status GetLocked(std::string_view key, std::string* value) ABSL_SHARED_LOCKS_REQUIRED(tree_mu_);
+  Status ApplyToLeaf(PinnedPair* leaf, const Message& message);
+  void RebalanceBasements(Node* leaf);
+  bool NeedsSplit(const Node& node) const;
+  bool NeedsMerge(const Node& node) const;
+  Status FlushWhileGorged(PinnedPair* pin);
+  Status FlushChild(PinnedPair* parent, size_t index);
+  Status MoveBufferDown(Node* parent, size_t index, PinnedPair* child);
+  Status Restructure(PinnedPair* parent, size_t index, PinnedPair* child);
+  Status SplitChild(Node* parent, size_t index, PinnedPair* child);
+  Status MergeChild(PinnedPair* parent, size_t index, PinnedPair* child);
+  Status FixRoot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  Status FlushAll(PinnedPair* pin);
+  BlockNum NewBlockNum();
+
+  Status ShapeOf(BlockNum block, TreeShape* shape);
+
+  std::unique_ptr<TreeFile> file_;
+  TreeConfig config_;
+  Cachetable* const cache_;
+  CacheFileId file_id_ = 0;
+  bool open_in_cache_ = false;
+
+  absl::Mutex tree_mu_;
+  BlockNum root_ ABSL_GUARDED_BY(tree_mu_) = -1;
+  Msn max_msn_ ABSL_GUARDED_BY(tree_mu_) = 0;
+  FileHeader header_template_;  // the constant part of the header (sizes, comparator)
+
+  TreeStats stats_;
+};
+
+}  // namespace fern
+
+#endif  // FERN_FT_TREE_H_

@@ -1,0 +1,30 @@
+// The per-tree settings every tree module reads.
+#ifndef FERN_FT_TREE_CONFIG_H_
+#define FERN_FT_TREE_CONFIG_H_
+
+#include <cstdint>
+
+#include "fern/options.h"
+
+namespace fern {
+
+class ThreadPool;
+
+struct TreeConfig {
+  const Comparator* comparator = nullptr;
+  Compression compression = Compression::kZstd;
+  int compression_level = 0;
+  // A leaf splits when its rows serialize to more than node_bytes; an internal node is
+  // "gorged" (flushes its heaviest child buffer) when its buffers hold more than this.
+  uint32_t node_bytes = uint32_t{4} << 20;
+  // A basement splits when it serializes to more than this.
+  uint32_t basement_bytes = uint32_t{64} << 10;
+  // An internal node splits above this many children and merges below a quarter of it.
+  uint32_t fanout = 16;
+  const UpdateFunction* update_function = nullptr;  // may be null: Update is then rejected
+  ThreadPool* compression_pool = nullptr;           // compresses partitions in parallel when set
+};
+
+}  // namespace fern
+
+#endif  // FERN_FT_TREE_CONFIG_H_

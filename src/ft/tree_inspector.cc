@@ -1,0 +1,303 @@
+#include "ft/tree_inspector.h"
+
+#include <optional>
+#include <set>
+
+#include "util/compression.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+// Comparator for checks: the stored name must be one the tools know.
+const Comparator* KnownComparator(const std::string& name) {
+  if (name == BytewiseComparator()->Name()) return BytewiseComparator();
+  return nullptr;
+}
+
+// Orders keys when the file's comparator is unknown: decoding still needs an order, and
+// bytewise order is a safe stand-in for reading (order checks are skipped).
+const Comparator& DecodeComparator(const Comparator* known) {
+  return known != nullptr ? *known : *BytewiseComparator();
+}
+
+class Walker {
+ public:
+  Walker(TreeFile* file, const InspectOptions& options, TreeReport* report)
+      : file_(file),
+        options_(options),
+        report_(report),
+        cmp_(KnownComparator(report->header.comparator_name)) {}
+
+  void Walk(BlockNum root) {
+    if (cmp_ == nullptr) {
+      report_->problems.push_back({-1, StrCat("comparator \"", report_->header.comparator_name,
+                                              "\" is not built in: key order was not checked")});
+    }
+    Visit(root, std::nullopt, std::nullopt, -1, std::nullopt, 0);
+    // Every allocated block should be reachable from the root.
+    file_->ForEachBlock([this](BlockNum block, BlockLocation) {
+      if (visited_.count(block) == 0 && options_.verify) {
+        Problem(block, "allocated in the block table but not reachable from the root");
+      }
+    });
+  }
+
+ private:
+  void Problem(BlockNum block, std::string what) {
+    report_->problems.push_back({block, std::move(what)});
+  }
+
+  bool InRange(std::string_view key, const std::optional<std::string>& lower,
+               const std::optional<std::string>& upper) const {
+    if (cmp_ == nullptr) return true;
+    if (lower && cmp_->Compare(key, *lower) < 0) return false;
+    if (upper && cmp_->Compare(key, *upper) >= 0) return false;
+    return true;
+  }
+
+  void Visit(BlockNum block, const std::optional<std::string>& lower,
+             const std::optional<std::string>& upper, int expected_height,
+             std::optional<Msn> parent_min_msn, int depth) {
+    const std::string where = StrCat(file_->path(), ": block ", block);
+    if (depth > static_cast<int>(kMaxTreeHeight) || !visited_.insert(block).second) {
+      Problem(block, "reached twice: the tree has a cycle or a shared child");
+      return;
+    }
+    std::string bytes;
+    Status s = file_->ReadBlock(block, &bytes);
+    if (!s.ok()) return Problem(block, s.ToString());
+    NodeHeader header;
+    size_t needed;
+    s = ParseNodeHeader(bytes, bytes.size(), where, &header, &needed);
+    if (s.ok() && needed > 0) s = Status::Corruption(StrCat(where, ": header longer than block"));
+    if (!s.ok()) return Problem(block, s.ToString());
+    report_->nodes_visited++;
+    if (options_.progress) options_.progress(report_->nodes_visited, report_->blocks.blocks);
+
+    const int height = static_cast<int>(header.height);
+    if (expected_height >= 0 && height != expected_height) {
+      Problem(block, StrCat("height ", height, " under a parent expecting ", expected_height));
+    }
+    if (static_cast<size_t>(height) >= report_->nodes_per_level.size()) {
+      report_->nodes_per_level.resize(height + 1);
+      report_->partitions_per_level.resize(height + 1);
+      report_->messages_per_level.resize(height + 1);
+      report_->message_bytes_per_level.resize(height + 1);
+      report_->height = std::max(report_->height, height + 1);
+    }
+    report_->nodes_per_level[height]++;
+    report_->partitions_per_level[height] += header.extents.size();
+    if (parent_min_msn && header.max_msn >= *parent_min_msn) {
+      Problem(block, StrCat("max MSN ", header.max_msn,
+                            " is not below the oldest message buffered for it above (",
+                            *parent_min_msn, ")"));
+    }
+    for (size_t i = 0; i < header.pivots.size(); ++i) {
+      if (!InRange(header.pivots[i], lower, upper) ||
+          (i > 0 && cmp_ != nullptr &&
+           cmp_->Compare(header.pivots[i - 1], header.pivots[i]) >= 0)) {
+        Problem(block, StrCat("pivot ", i, " out of order or outside the node's key range"));
+      }
+    }
+    const Comparator& cmp = DecodeComparator(cmp_);
+    for (size_t i = 0; i < header.extents.size(); ++i) {
+      const PartitionExtent& e = header.extents[i];
+      std::string_view frame = std::string_view(bytes).substr(e.offset, e.size);
+      Compression codec;
+      if (PeekCodec(frame, &codec)) {
+        CodecUsage& usage = report_->codecs[codec];
+        usage.partitions++;
+        usage.raw_bytes += e.raw_size;
+        usage.stored_bytes += e.size;
+      }
+      std::optional<std::string> part_lower = i == 0 ? lower : header.pivots[i - 1];
+      std::optional<std::string> part_upper =
+          i + 1 == header.extents.size() ? upper : header.pivots[i];
+      if (height == 0) {
+        std::unique_ptr<Basement> rows;
+        s = DecodeLeafPartition(frame, e, cmp, where, &rows, nullptr);
+        if (!s.ok()) {
+          Problem(block, s.ToString());
+          continue;
+        }
+        report_->rows += rows->count();
+        if (rows->max_msn() > header.max_msn) {
+          Problem(block, StrCat("basement ", i, " MSN ", rows->max_msn(), " above node's ",
+                                header.max_msn));
+        }
+        if (options_.verify) {
+          for (size_t r = 0; r < rows->count(); ++r) {
+            if (!InRange(rows->key(r), part_lower, part_upper)) {
+              Problem(block, StrCat("basement ", i, " row ", r, " key \"",
+                                    EscapeBytes(rows->key(r)), "\" outside its range"));
+              break;
+            }
+          }
+        }
+      } else {
+        MessageBuffer buffer;
+        s = DecodeBufferPartition(frame, e, cmp, where, &buffer, nullptr);
+        if (!s.ok()) {
+          Problem(block, s.ToString());
+          continue;
+        }
+        report_->messages_per_level[height] += buffer.count();
+        report_->message_bytes_per_level[height] += buffer.bytes();
+        std::optional<Msn> min_msn;
+        bool reported = false;
+        buffer.ForEach([&](const Message& m) {
+          if (!min_msn || m.msn < *min_msn) min_msn = m.msn;
+          if (m.msn > header.max_msn && !reported) {
+            Problem(block, StrCat("message MSN ", m.msn, " above node's ", header.max_msn));
+            reported = true;
+          }
+          if (options_.verify && !IsBroadcast(m.type) && !reported &&
+              !InRange(m.key, part_lower, part_upper)) {
+            Problem(block, StrCat("buffer ", i, " holds key \"", EscapeBytes(m.key),
+                                  "\" outside child ", i, "'s range"));
+            reported = true;
+          }
+        });
+        if (i < header.children.size()) {
+          Visit(header.children[i], part_lower, part_upper, height - 1, min_msn, depth + 1);
+        }
+      }
+    }
+  }
+
+  TreeFile* file_;
+  const InspectOptions& options_;
+  TreeReport* report_;
+  const Comparator* cmp_;
+  std::set<BlockNum> visited_;
+};
+
+}  // namespace
+
+Status InspectTreeFile(const std::string& path, const InspectOptions& options, TreeReport* report) {
+  std::unique_ptr<TreeFile> file;
+  FERN_RETURN_IF_ERROR(TreeFile::Open(path, /*read_only=*/true, &file));
+  *report = TreeReport();
+  report->header = file->header();
+  report->blocks = file->stats();
+  if (report->header.root < 0) {
+    report->problems.push_back({-1, "header names no root block"});
+    return Status::OK();
+  }
+  Walker walker(file.get(), options, report);
+  walker.Walk(report->header.root);
+  return Status::OK();
+}
+
+Status DescribeNode(const std::string& path, BlockNum block, bool json, std::string* text) {
+  std::unique_ptr<TreeFile> file;
+  FERN_RETURN_IF_ERROR(TreeFile::Open(path, /*read_only=*/true, &file));
+  const std::string where = StrCat(path, ": block ", block);
+  std::string bytes;
+  FERN_RETURN_IF_ERROR(file->ReadBlock(block, &bytes));
+  NodeHeader header;
+  size_t needed;
+  FERN_RETURN_IF_ERROR(ParseNodeHeader(bytes, bytes.size(), where, &header, &needed));
+  if (needed > 0) return Status::Corruption(StrCat(where, ": header longer than block"));
+  const Comparator& cmp = DecodeComparator(KnownComparator(file->header().comparator_name));
+
+  auto quote = [](std::string_view s) {
+    std::string out = "\"";
+    for (char c : EscapeBytes(s, 256)) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    return out + "\"";
+  };
+  std::string out;
+  if (json) {
+    out += StrCat("{\"block\":", block, ",\"height\":", header.height,
+                  ",\"max_msn\":", header.max_msn, ",\"bytes\":", bytes.size(), ",\"pivots\":[");
+    for (size_t i = 0; i < header.pivots.size(); ++i) {
+      out += StrCat(i ? "," : "", quote(header.pivots[i]));
+    }
+    out += "],\"children\":[";
+    for (size_t i = 0; i < header.children.size(); ++i) {
+      out += StrCat(i ? "," : "", header.children[i]);
+    }
+    out += "],\"partitions\":[";
+  } else {
+    out += StrCat("block ", block, ": ", header.height == 0 ? "leaf" : "internal node", ", height ",
+                  header.height, ", max MSN ", header.max_msn, ", ", bytes.size(), " bytes, ",
+                  header.extents.size(), " partitions\n");
+    for (size_t i = 0; i < header.pivots.size(); ++i) {
+      out += StrCat("  pivot ", i, ": ", quote(header.pivots[i]), "\n");
+    }
+  }
+  for (size_t i = 0; i < header.extents.size(); ++i) {
+    const PartitionExtent& e = header.extents[i];
+    std::string_view frame = std::string_view(bytes).substr(e.offset, e.size);
+    Compression codec = Compression::kNone;
+    PeekCodec(frame, &codec);
+    std::string items;
+    size_t count = 0;
+    Status s;
+    if (header.height == 0) {
+      std::unique_ptr<Basement> rows;
+      s = DecodeLeafPartition(frame, e, cmp, where, &rows, nullptr);
+      if (s.ok()) {
+        count = rows->count();
+        for (size_t r = 0; r < rows->count(); ++r) {
+          LeafEntryView entry = rows->entry(r);
+          std::string_view value;
+          bool live = entry.LatestCommitted(&value);
+          if (json) {
+            items += StrCat(r ? "," : "", "{\"key\":", quote(rows->key(r)),
+                            ",\"committed\":", entry.committed_count(),
+                            ",\"provisional\":", entry.provisional_count(),
+                            live ? StrCat(",\"value\":", quote(value)) : std::string(), "}");
+          } else {
+            items += StrCat("      ", quote(rows->key(r)), " = ",
+                            live ? quote(value) : std::string("<deleted>"), " (",
+                            entry.committed_count(), " committed, ", entry.provisional_count(),
+                            " provisional)\n");
+          }
+        }
+      }
+    } else {
+      MessageBuffer buffer;
+      s = DecodeBufferPartition(frame, e, cmp, where, &buffer, nullptr);
+      if (s.ok()) {
+        count = buffer.count();
+        bool first = true;
+        buffer.ForEach([&](const Message& m) {
+          if (json) {
+            items +=
+                StrCat(first ? "" : ",", "{\"msn\":", m.msn, ",\"type\":", static_cast<int>(m.type),
+                       ",\"key\":", quote(m.key), ",\"value_bytes\":", m.value.size(), "}");
+          } else {
+            items += StrCat("      msn ", m.msn, " type ", static_cast<int>(m.type), " ",
+                            quote(m.key), " (", m.value.size(), " value bytes)\n");
+          }
+          first = false;
+        });
+      }
+    }
+    if (json) {
+      out += StrCat(i ? "," : "", "{\"codec\":\"", CompressionName(codec),
+                    "\",\"stored_bytes\":", e.size, ",\"raw_bytes\":", e.raw_size,
+                    s.ok() ? "" : StrCat(",\"error\":", quote(s.ToString())),
+                    header.height == 0 ? ",\"rows\":[" : ",\"messages\":[", items, "]}");
+    } else {
+      out +=
+          StrCat("  partition ", i, ": ", CompressionName(codec), ", ", e.size, " of ", e.raw_size,
+                 " bytes", header.height > 0 ? StrCat(", child block ", header.children[i]) : "",
+                 ", ", count, header.height == 0 ? " rows" : " messages", "\n");
+      if (!s.ok()) out += StrCat("    error: ", s.ToString(), "\n");
+      out += items;
+    }
+  }
+  if (json) out += "]}\n";
+  *text = std::move(out);
+  return Status::OK();
+}
+
+}  // namespace fern

@@ -1,0 +1,35 @@
+#include "ft/tree_stats.h"
+
+#include "util/strings.h"
+
+namespace fern {
+
+std::string TreeStats::ToText(const std::string& prefix) const {
+  std::string out;
+  auto line = [&](const char* name, const std::atomic<uint64_t>& v) {
+    out += StrCat(prefix, name, ": ", v.load(std::memory_order_relaxed), "\n");
+  };
+  for (int d = 0; d < kStatsMaxDepth; ++d) {
+    uint64_t v = injected_at_depth[d].load(std::memory_order_relaxed);
+    if (v != 0 || d == 0) out += StrCat(prefix, "messages_injected_depth", d, ": ", v, "\n");
+  }
+  line("promotions", promotions);
+  line("flushes", flushes);
+  line("messages_flushed", messages_flushed);
+  line("leaf_splits", leaf_splits);
+  line("internal_splits", internal_splits);
+  line("root_splits", root_splits);
+  line("leaf_merges", leaf_merges);
+  line("internal_merges", internal_merges);
+  line("basement_splits", basement_splits);
+  line("basement_merges", basement_merges);
+  line("basements_fetched", basements_fetched);
+  line("nodes_read", nodes_read);
+  line("nodes_written", nodes_written);
+  line("node_bytes_written", bytes_written);
+  line("raw_bytes_compressed", raw_bytes_compressed);
+  line("raw_bytes_decompressed", raw_bytes_decompressed);
+  return out;
+}
+
+}  // namespace fern

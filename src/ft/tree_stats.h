@@ -1,0 +1,40 @@
+// Counters a tree keeps about its own work (reported through "fern.stats" and asserted by
+// the model test to prove splits, merges, promotions and flushes all happen).
+#ifndef FERN_FT_TREE_STATS_H_
+#define FERN_FT_TREE_STATS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace fern {
+
+inline constexpr int kStatsMaxDepth = 8;
+
+struct TreeStats {
+  // Messages appended to a buffer (or applied to a root leaf) at each depth below the root.
+  std::atomic<uint64_t> injected_at_depth[kStatsMaxDepth] = {};
+  std::atomic<uint64_t> promotions{0};  // messages that descended past the root
+  std::atomic<uint64_t> flushes{0};     // child buffers moved down
+  std::atomic<uint64_t> messages_flushed{0};
+  std::atomic<uint64_t> leaf_splits{0};
+  std::atomic<uint64_t> internal_splits{0};
+  std::atomic<uint64_t> root_splits{0};
+  std::atomic<uint64_t> leaf_merges{0};
+  std::atomic<uint64_t> internal_merges{0};
+  std::atomic<uint64_t> basement_splits{0};
+  std::atomic<uint64_t> basement_merges{0};
+  std::atomic<uint64_t> basements_fetched{0};  // partial fetches of one basement
+  std::atomic<uint64_t> nodes_read{0};
+  std::atomic<uint64_t> nodes_written{0};
+  std::atomic<uint64_t> bytes_written{0};  // serialized node bytes handed to the file
+  std::atomic<uint64_t> raw_bytes_compressed{0};
+  std::atomic<uint64_t> raw_bytes_decompressed{0};
+
+  // "name: value" lines, each name prefixed with `prefix`.
+  std::string ToText(const std::string& prefix) const;
+};
+
+}  // namespace fern
+
+#endif  // FERN_FT_TREE_STATS_H_

@@ -1,0 +1,301 @@
+// Env and Table behaviour through the public API: opening, reopening, bad input.
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "fern/fern.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace fern {
+namespace {
+
+using testing::ScratchDir;
+
+class ReverseComparator final : public Comparator {
+ public:
+  int Compare(std::string_view a, std::string_view b) const override {
+    return BytewiseComparator()->Compare(b, a);
+  }
+  const char* Name() const override { return "test.Reverse"; }
+};
+
+Status OpenTable(Env* env, const std::string& name, Table** table,
+                 TableOptions options = TableOptions()) {
+  return env->OpenTable(name, options, table);
+}
+
+TEST(EnvTest, PutGetDeleteSurviveReopen) {
+  ScratchDir dir;
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    Table* table;
+    ASSERT_TRUE(OpenTable(env.get(), "t", &table).ok());
+    ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
+    ASSERT_TRUE(table->Put(nullptr, "b", "2").ok());
+    ASSERT_TRUE(table->Put(nullptr, "", "empty key").ok());
+    ASSERT_TRUE(table->Delete(nullptr, "b").ok());
+    std::string v;
+    ASSERT_TRUE(table->Get(nullptr, "a", &v).ok());
+    EXPECT_EQ(v, "1");
+    EXPECT_TRUE(table->Get(nullptr, "b", &v).IsNotFound());
+  }
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table).ok());
+  std::string v;
+  ASSERT_TRUE(table->Get(nullptr, "a", &v).ok());
+  EXPECT_EQ(v, "1");
+  ASSERT_TRUE(table->Get(nullptr, "", &v).ok());
+  EXPECT_EQ(v, "empty key");
+  EXPECT_TRUE(table->Get(nullptr, "b", &v).IsNotFound());
+}
+
+TEST(EnvTest, SecondOpenOfSameDirectoryFails) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  std::unique_ptr<Env> second;
+  Status s = Env::Open(dir.path(), Options(), &second);
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_NE(s.ToString().find("already open"), std::string::npos) << s.ToString();
+  env.reset();
+  EXPECT_TRUE(Env::Open(dir.path(), Options(), &second).ok());
+}
+
+TEST(EnvTest, DirectoryThatIsNotAnEnvIsRejected) {
+  ScratchDir dir;
+  std::ofstream(dir.Sub("notes.txt")) << "not fern";
+  std::unique_ptr<Env> env;
+  Status s = Env::Open(dir.path(), Options(), &env);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.ToString().find("not a Fern Env"), std::string::npos) << s.ToString();
+}
+
+TEST(EnvTest, CreateIfMissingAndErrorIfExists) {
+  ScratchDir dir;
+  Options no_create;
+  no_create.create_if_missing = false;
+  std::unique_ptr<Env> env;
+  EXPECT_TRUE(Env::Open(dir.Sub("absent"), no_create, &env).IsInvalidArgument());
+  ASSERT_TRUE(Env::Open(dir.Sub("env"), Options(), &env).ok());
+  env.reset();
+  Options exclusive;
+  exclusive.error_if_exists = true;
+  EXPECT_TRUE(Env::Open(dir.Sub("env"), exclusive, &env).IsInvalidArgument());
+  EXPECT_TRUE(Env::Open(dir.Sub("env"), no_create, &env).ok());
+}
+
+TEST(EnvTest, OversizedKeysAndValuesAreInvalidArgument) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table).ok());
+  std::string big_key(kMaxKeyBytes + 1, 'k');
+  std::string max_key(kMaxKeyBytes, 'k');
+  EXPECT_TRUE(table->Put(nullptr, big_key, "v").IsInvalidArgument());
+  EXPECT_TRUE(table->Put(nullptr, max_key, "v").ok());
+  std::string big_value(kMaxValueBytes + 1, 'v');
+  EXPECT_TRUE(table->Put(nullptr, "k", big_value).IsInvalidArgument());
+  std::string v;
+  EXPECT_TRUE(table->Get(nullptr, big_key, &v).IsInvalidArgument());
+  ASSERT_TRUE(table->Get(nullptr, max_key, &v).ok());
+  EXPECT_EQ(v, "v");
+}
+
+TEST(EnvTest, LargestValueRoundTrips) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table).ok());
+  std::string value(kMaxValueBytes, 'x');
+  value[12345] = 'y';
+  ASSERT_TRUE(table->Put(nullptr, "big", value).ok());
+  ASSERT_TRUE(env->Checkpoint().ok());
+  std::string got;
+  ASSERT_TRUE(table->Get(nullptr, "big", &got).ok());
+  EXPECT_EQ(got, value);
+}
+
+TEST(EnvTest, DifferentComparatorOnReopenIsInvalidArgument) {
+  ScratchDir dir;
+  ReverseComparator reverse;
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    TableOptions options;
+    options.comparator = &reverse;
+    Table* table;
+    ASSERT_TRUE(OpenTable(env.get(), "r", &table, options).ok());
+    ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
+    ASSERT_TRUE(table->Put(nullptr, "b", "2").ok());
+    auto cursor = table->NewCursor(nullptr);
+    cursor->SeekToFirst();
+    ASSERT_TRUE(cursor->Valid());
+    EXPECT_EQ(cursor->key(), "b");  // reverse order
+  }
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  Status s = OpenTable(env.get(), "r", &table);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.ToString().find("test.Reverse"), std::string::npos) << s.ToString();
+  TableOptions options;
+  options.comparator = &reverse;
+  ASSERT_TRUE(OpenTable(env.get(), "r", &table, options).ok());
+}
+
+TEST(EnvTest, CompressionMayChangeOnReopen) {
+  ScratchDir dir;
+  const Compression codecs[] = {Compression::kZstd, Compression::kSnappy, Compression::kLzma,
+                                Compression::kZlib, Compression::kNone};
+  int round = 0;
+  for (Compression codec : codecs) {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    TableOptions options;
+    options.compression = codec;
+    options.node_bytes = 64 << 10;
+    options.basement_bytes = 4 << 10;
+    Table* table;
+    ASSERT_TRUE(OpenTable(env.get(), "t", &table, options).ok());
+    for (int i = 0; i < 2000; ++i) {
+      ASSERT_TRUE(table
+                      ->Put(nullptr, "r" + std::to_string(round) + "-" + std::to_string(i),
+                            std::string(50, static_cast<char>('a' + round)))
+                      .ok());
+    }
+    ++round;
+    // Every earlier round's rows, written with other codecs, still read back.
+    for (int r = 0; r < round; ++r) {
+      std::string v;
+      ASSERT_TRUE(table->Get(nullptr, "r" + std::to_string(r) + "-1999", &v).ok());
+      EXPECT_EQ(v, std::string(50, static_cast<char>('a' + r)));
+    }
+  }
+}
+
+TEST(EnvTest, TablesAreIndependentAndDropRemovesOne) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table *a, *b;
+  ASSERT_TRUE(OpenTable(env.get(), "a", &a).ok());
+  ASSERT_TRUE(OpenTable(env.get(), "b", &b).ok());
+  ASSERT_TRUE(a->Put(nullptr, "k", "in a").ok());
+  ASSERT_TRUE(b->Put(nullptr, "k", "in b").ok());
+  ASSERT_TRUE(env->DropTable("a").ok());
+  std::string v;
+  EXPECT_TRUE(a->Get(nullptr, "k", &v).IsInvalidArgument());  // stale pointer fails cleanly
+  EXPECT_TRUE(env->DropTable("a").IsNotFound());
+  ASSERT_TRUE(b->Get(nullptr, "k", &v).ok());
+  EXPECT_EQ(v, "in b");
+  Table* again;
+  ASSERT_TRUE(OpenTable(env.get(), "a", &again).ok());
+  EXPECT_TRUE(again->Get(nullptr, "k", &v).IsNotFound());
+  env.reset();
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  ASSERT_TRUE(OpenTable(env.get(), "b", &b).ok());
+  ASSERT_TRUE(b->Get(nullptr, "k", &v).ok());
+}
+
+TEST(EnvTest, InsertReportsAlreadyExists) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table).ok());
+  ASSERT_TRUE(table->Insert(nullptr, "k", "1").ok());
+  EXPECT_TRUE(table->Insert(nullptr, "k", "2").IsAlreadyExists());
+  std::string v;
+  ASSERT_TRUE(table->Get(nullptr, "k", &v).ok());
+  EXPECT_EQ(v, "1");
+  ASSERT_TRUE(table->Delete(nullptr, "k").ok());
+  EXPECT_TRUE(table->Insert(nullptr, "k", "3").ok());
+}
+
+TEST(EnvTest, UpdateAndUpdateAllApplyTheUpdateFunction) {
+  ScratchDir dir;
+  Options options;
+  options.update_function = [](std::string_view key, const std::string_view* old,
+                               std::string_view extra) -> std::optional<std::string> {
+    if (extra == "delete") return std::nullopt;
+    return (old ? std::string(*old) : std::string("")) + std::string(extra);
+  };
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  TableOptions table_options;
+  table_options.node_bytes = 16 << 10;
+  table_options.basement_bytes = 2 << 10;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table, table_options).ok());
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_TRUE(table->Put(nullptr, "k" + std::to_string(i), "v").ok());
+  }
+  ASSERT_TRUE(table->Update(nullptr, "k7", "+x").ok());
+  ASSERT_TRUE(table->Update(nullptr, "new", "created").ok());
+  ASSERT_TRUE(table->UpdateAll(nullptr, "!").ok());
+  ASSERT_TRUE(table->Update(nullptr, "k8", "delete").ok());
+  std::string v;
+  ASSERT_TRUE(table->Get(nullptr, "k7", &v).ok());
+  EXPECT_EQ(v, "v+x!");
+  ASSERT_TRUE(table->Get(nullptr, "new", &v).ok());
+  EXPECT_EQ(v, "created!");
+  EXPECT_TRUE(table->Get(nullptr, "k8", &v).IsNotFound());
+  int count = 0;
+  auto cursor = table->NewCursor(nullptr);
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+    EXPECT_EQ(cursor->value().back(), '!') << cursor->key();
+    ++count;
+  }
+  EXPECT_EQ(count, 3000);  // 3000 - k8 + new
+  ASSERT_TRUE(table->Optimize().ok());
+  ASSERT_TRUE(table->Get(nullptr, "k7", &v).ok());
+  EXPECT_EQ(v, "v+x!");
+}
+
+TEST(EnvTest, UpdateWithoutFunctionIsInvalidArgument) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table).ok());
+  EXPECT_TRUE(table->Update(nullptr, "k", "x").IsInvalidArgument());
+  EXPECT_TRUE(table->UpdateAll(nullptr, "x").IsInvalidArgument());
+}
+
+TEST(EnvTest, BadTableOptionsAreInvalidArgument) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  TableOptions options;
+  options.node_bytes = 100;
+  EXPECT_TRUE(OpenTable(env.get(), "t", &table, options).IsInvalidArgument());
+  options = TableOptions();
+  options.basement_bytes = options.node_bytes + 1;
+  EXPECT_TRUE(OpenTable(env.get(), "t", &table, options).IsInvalidArgument());
+  EXPECT_TRUE(OpenTable(env.get(), "", &table).IsInvalidArgument());
+}
+
+TEST(EnvTest, StatsPropertyListsCounters) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table).ok());
+  ASSERT_TRUE(table->Put(nullptr, "k", "v").ok());
+  std::string stats;
+  ASSERT_TRUE(env->GetProperty("fern.stats", &stats));
+  EXPECT_GE(testing::StatValue(stats, "cache.limit_bytes"), 1);
+  EXPECT_GE(testing::StatValue(stats, "table.t.messages_injected_depth0"), 1);
+  EXPECT_FALSE(env->GetProperty("fern.no-such-property", &stats));
+}
+
+}  // namespace
+}  // namespace fern

@@ -1,0 +1,96 @@
+// The memory budget: loading the WORKLOADS.md data set (2,000,000 rows of 16-byte keys and
+// 100-byte values) into an Env with cache_bytes = 32 MiB keeps the process's peak RSS under
+// 160 MiB. The load runs in a child process so the figure is its own.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "fern/fern.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace fern {
+namespace {
+
+uint64_t SplitMix64(uint64_t* state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// WORKLOADS.md: 50 pseudo-random bytes from splitmix64 seeded with i, then the same again.
+std::string WorkloadValue(uint64_t i) {
+  char half[50];
+  uint64_t state = i;
+  for (int word = 0; word < 7; ++word) {
+    uint64_t v = SplitMix64(&state);
+    for (int b = 0; b < 8 && word * 8 + b < 50; ++b)
+      half[word * 8 + b] = static_cast<char>(v >> (8 * b));
+  }
+  std::string value(half, 50);
+  value.append(half, 50);
+  return value;
+}
+
+std::string WorkloadKey(uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%016" PRIu64, i);
+  return buf;
+}
+
+// Loads n rows in the WORKLOADS.md random order and returns peak RSS in KiB (or -1).
+long LoadAndMeasure(const std::string& dir, uint64_t n) {
+  Options options;
+  options.cache_bytes = size_t{32} << 20;
+  options.sync_commits = false;
+  std::unique_ptr<Env> env;
+  if (!Env::Open(dir, options, &env).ok()) return -1;
+  Table* table;
+  if (!env->OpenTable("data", TableOptions(), &table).ok()) return -1;
+  for (uint64_t j = 0; j < n; ++j) {
+    uint64_t i =
+        static_cast<uint64_t>((static_cast<unsigned __int128>(j) * 2654435761u + 12345) % n);
+    if (!table->Put(nullptr, WorkloadKey(i), WorkloadValue(i)).ok()) return -1;
+  }
+  std::string v;
+  if (!table->Get(nullptr, WorkloadKey(n / 3), &v).ok() || v != WorkloadValue(n / 3)) return -1;
+  env.reset();
+  struct rusage usage;
+  ::getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+TEST(MemoryTest, TwoMillionRowsIn32MiBCacheStayUnder160MiBRss) {
+  testing::ScratchDir dir;
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    long rss_kb = LoadAndMeasure(dir.path(), 2'000'000);
+    ssize_t ignored = ::write(fds[1], &rss_kb, sizeof(rss_kb));
+    (void)ignored;
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  long rss_kb = -1;
+  ASSERT_EQ(::read(fds[0], &rss_kb, sizeof(rss_kb)), static_cast<ssize_t>(sizeof(rss_kb)));
+  ::close(fds[0]);
+  int status;
+  ::waitpid(pid, &status, 0);
+  ASSERT_GT(rss_kb, 0) << "the load failed in the child";
+  std::printf("peak RSS loading 2,000,000 rows with a 32 MiB cache: %ld KiB (%.1f MiB)\n", rss_kb,
+              rss_kb / 1024.0);
+  EXPECT_LT(rss_kb, 160 * 1024);
+}
+
+}  // namespace
+}  // namespace fern

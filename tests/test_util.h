@@ -1,0 +1,52 @@
+// Helpers shared by Fern's tests: scratch directories and stats parsing.
+#ifndef FERN_TESTS_TEST_UTIL_H_
+#define FERN_TESTS_TEST_UTIL_H_
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace fern::testing {
+
+// A fresh directory under the system temp dir, removed when the object dies.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "fern-test-XXXXXX").string();
+    char* made = ::mkdtemp(pattern.data());
+    if (made == nullptr) std::abort();
+    path_ = made;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Reads "name: value" from a stats text; -1 if absent.
+inline int64_t StatValue(const std::string& stats, const std::string& name) {
+  std::istringstream in(stats);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t colon = line.find(": ");
+    if (colon != std::string::npos && line.substr(0, colon) == name) {
+      return std::stoll(line.substr(colon + 2));
+    }
+  }
+  return -1;
+}
+
+}  // namespace fern::testing
+
+#endif  // FERN_TESTS_TEST_UTIL_H_

@@ -1,0 +1,109 @@
+// fern: a command-line client for an Env directory.
+//   fern put DIR TABLE KEY VALUE     fern get DIR TABLE KEY      fern delete DIR TABLE KEY
+//   fern scan DIR TABLE [FROM [TO]]  fern drop DIR TABLE         fern stats DIR [TABLE...]
+//   fern checkpoint DIR [TABLE...]
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fern/fern.h"
+
+namespace {
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage:\n"
+               "  fern put DIR TABLE KEY VALUE\n"
+               "  fern get DIR TABLE KEY\n"
+               "  fern delete DIR TABLE KEY\n"
+               "  fern scan DIR TABLE [FROM [TO]]   rows with FROM <= key < TO, tab-separated\n"
+               "  fern drop DIR TABLE\n"
+               "  fern stats DIR [TABLE...]          engine counters after opening the tables\n"
+               "  fern checkpoint DIR [TABLE...]\n"
+               "Tables use the default comparator; the Env must exist except for put.\n");
+  return 2;
+}
+
+int Fail(const fern::Status& s) {
+  std::fprintf(stderr, "fern: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() < 2 || args[0] == "--help" || args[0] == "-h") return Usage();
+  const std::string& command = args[0];
+  fern::Options options;
+  options.create_if_missing = command == "put";
+  options.cache_bytes = size_t{64} << 20;
+  std::unique_ptr<fern::Env> env;
+  fern::Status s = fern::Env::Open(args[1], options, &env);
+  if (!s.ok()) return Fail(s);
+
+  auto open_table = [&](const std::string& name, fern::Table** table) {
+    return env->OpenTable(name, fern::TableOptions(), table);
+  };
+  fern::Table* table = nullptr;
+  if (command == "put" && args.size() == 5) {
+    if (!(s = open_table(args[2], &table)).ok()) return Fail(s);
+    if (!(s = table->Put(nullptr, args[3], args[4])).ok()) return Fail(s);
+    return 0;
+  }
+  if (command == "get" && args.size() == 4) {
+    if (!(s = open_table(args[2], &table)).ok()) return Fail(s);
+    std::string value;
+    s = table->Get(nullptr, args[3], &value);
+    if (s.IsNotFound()) {
+      std::fprintf(stderr, "fern: not found\n");
+      return 1;
+    }
+    if (!s.ok()) return Fail(s);
+    std::fwrite(value.data(), 1, value.size(), stdout);
+    std::fputc('\n', stdout);
+    return 0;
+  }
+  if (command == "delete" && args.size() == 4) {
+    if (!(s = open_table(args[2], &table)).ok()) return Fail(s);
+    if (!(s = table->Delete(nullptr, args[3])).ok()) return Fail(s);
+    return 0;
+  }
+  if (command == "scan" && args.size() >= 3 && args.size() <= 5) {
+    if (!(s = open_table(args[2], &table)).ok()) return Fail(s);
+    auto cursor = table->NewCursor(nullptr);
+    if (args.size() >= 4) {
+      cursor->Seek(args[3]);
+    } else {
+      cursor->SeekToFirst();
+    }
+    for (; cursor->Valid(); cursor->Next()) {
+      if (args.size() == 5 && cursor->key() >= std::string_view(args[4])) break;
+      std::fwrite(cursor->key().data(), 1, cursor->key().size(), stdout);
+      std::fputc('\t', stdout);
+      std::fwrite(cursor->value().data(), 1, cursor->value().size(), stdout);
+      std::fputc('\n', stdout);
+    }
+    if (!cursor->status().ok()) return Fail(cursor->status());
+    return 0;
+  }
+  if (command == "drop" && args.size() == 3) {
+    if (!(s = env->DropTable(args[2])).ok()) return Fail(s);
+    return 0;
+  }
+  if ((command == "stats" || command == "checkpoint") && args.size() >= 2) {
+    for (size_t i = 2; i < args.size(); ++i) {
+      if (!(s = open_table(args[i], &table)).ok()) return Fail(s);
+    }
+    if (command == "checkpoint") {
+      if (!(s = env->Checkpoint()).ok()) return Fail(s);
+      return 0;
+    }
+    std::string stats;
+    env->GetProperty("fern.stats", &stats);
+    std::fputs(stats.c_str(), stdout);
+    return 0;
+  }
+  return Usage();
+}

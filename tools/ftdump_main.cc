@@ -1,0 +1,182 @@
+// ftdump: prints what is inside a Fern table file.
+//   ftdump FILE            header, block table, tree shape, compression per codec
+//   ftdump FILE --node N   one node: pivots, children, messages or rows
+//   --json                 machine-readable output
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "ft/tree_inspector.h"
+#include "tool_progress.h"
+#include "util/compression.h"
+#include "util/strings.h"
+
+namespace {
+
+void Usage() {
+  std::fprintf(stderr,
+               "usage: ftdump FILE.ft [--node N] [--json]\n"
+               "Prints the header (version, checkpoint LSN, node and basement sizes, comparator,\n"
+               "codec), the block table (blocks, bytes used and free, fragmentation), the tree\n"
+               "shape (height, nodes per level, fanout, buffered messages per level) and the\n"
+               "compression ratio per codec. --node N prints one node.\n");
+}
+
+double Ratio(uint64_t raw, uint64_t stored) {
+  return stored == 0 ? 0.0 : static_cast<double>(raw) / static_cast<double>(stored);
+}
+
+std::string Text(const fern::TreeReport& r) {
+  using fern::StrCat;
+  const fern::FileHeader& h = r.header;
+  std::string out;
+  char buf[64];
+  out += "header:\n";
+  out += StrCat("  format version: ", h.format_version, "\n");
+  out += StrCat("  checkpoint count: ", h.checkpoint_count, "\n");
+  out += StrCat("  checkpoint LSN: ", h.checkpoint_lsn, "\n");
+  out += StrCat("  root block: ", h.root, "\n");
+  out += StrCat("  max MSN: ", h.max_msn, "\n");
+  out += StrCat("  node bytes: ", h.node_bytes, "\n");
+  out += StrCat("  basement bytes: ", h.basement_bytes, "\n");
+  out += StrCat("  comparator: ", h.comparator_name, "\n");
+  out += StrCat("  codec for new partitions: ",
+                fern::CompressionName(static_cast<fern::Compression>(h.compression)), " (level ",
+                h.compression_level, ")\n");
+  const auto& b = r.blocks;
+  std::snprintf(buf, sizeof(buf), "%.1f%%",
+                b.file_bytes == 0 ? 0.0
+                                  : 100.0 * static_cast<double>(b.free_bytes) /
+                                        static_cast<double>(b.file_bytes));
+  out += "block table:\n";
+  out += StrCat("  blocks: ", b.blocks, "\n");
+  out += StrCat("  bytes used: ", b.used_bytes, "\n");
+  out += StrCat("  bytes free: ", b.free_bytes, "\n");
+  out += StrCat("  file bytes: ", b.file_bytes, "\n");
+  out += StrCat("  fragmentation: ", buf, " of the file is free space\n");
+  out += "tree:\n";
+  out += StrCat("  height: ", r.height, "\n");
+  out += StrCat("  rows in leaves: ", r.rows, "\n");
+  for (int level = r.height - 1; level >= 0; --level) {
+    uint64_t nodes = r.nodes_per_level[level];
+    std::snprintf(buf, sizeof(buf), "%.1f",
+                  nodes == 0 ? 0.0 : static_cast<double>(r.partitions_per_level[level]) / nodes);
+    out += StrCat("  level ", level, level == 0 ? " (leaves)" : "", ": ", nodes, " nodes, ",
+                  level == 0 ? "basements per leaf " : "fanout ", buf);
+    if (level > 0) {
+      out += StrCat(", buffered messages ", r.messages_per_level[level], " (",
+                    r.message_bytes_per_level[level], " bytes)");
+    }
+    out += "\n";
+  }
+  out += "compression:\n";
+  for (const auto& [codec, usage] : r.codecs) {
+    std::snprintf(buf, sizeof(buf), "%.2f", Ratio(usage.raw_bytes, usage.stored_bytes));
+    out += StrCat("  ", fern::CompressionName(codec), ": ", usage.partitions, " partitions, ",
+                  usage.raw_bytes, " raw bytes stored in ", usage.stored_bytes, " (ratio ", buf,
+                  ")\n");
+  }
+  if (!r.problems.empty()) {
+    out += "problems (run ftverify for a full check):\n";
+    for (const auto& p : r.problems) out += StrCat("  block ", p.block, ": ", p.what, "\n");
+  }
+  return out;
+}
+
+std::string Json(const fern::TreeReport& r) {
+  using fern::StrCat;
+  const fern::FileHeader& h = r.header;
+  auto list = [](const std::vector<uint64_t>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += StrCat(i ? "," : "", v[i]);
+    return s + "]";
+  };
+  std::string comparator;
+  for (char c : fern::EscapeBytes(h.comparator_name, 256)) {
+    if (c == '"' || c == '\\') comparator.push_back('\\');
+    comparator.push_back(c);
+  }
+  std::string out = "{";
+  out += StrCat(
+      "\"header\":{\"format_version\":", h.format_version,
+      ",\"checkpoint_count\":", h.checkpoint_count, ",\"checkpoint_lsn\":", h.checkpoint_lsn,
+      ",\"root\":", h.root, ",\"max_msn\":", h.max_msn, ",\"node_bytes\":", h.node_bytes,
+      ",\"basement_bytes\":", h.basement_bytes, ",\"comparator\":\"", comparator, "\",\"codec\":\"",
+      fern::CompressionName(static_cast<fern::Compression>(h.compression)),
+      "\",\"compression_level\":", h.compression_level, "},");
+  out += StrCat("\"blocks\":{\"count\":", r.blocks.blocks, ",\"used_bytes\":", r.blocks.used_bytes,
+                ",\"free_bytes\":", r.blocks.free_bytes, ",\"file_bytes\":", r.blocks.file_bytes,
+                "},");
+  out += StrCat("\"tree\":{\"height\":", r.height, ",\"rows\":", r.rows,
+                ",\"nodes_per_level\":", list(r.nodes_per_level),
+                ",\"partitions_per_level\":", list(r.partitions_per_level),
+                ",\"messages_per_level\":", list(r.messages_per_level),
+                ",\"message_bytes_per_level\":", list(r.message_bytes_per_level), "},");
+  out += "\"codecs\":{";
+  bool first = true;
+  for (const auto& [codec, usage] : r.codecs) {
+    out += StrCat(first ? "" : ",", "\"", fern::CompressionName(codec),
+                  "\":{\"partitions\":", usage.partitions, ",\"raw_bytes\":", usage.raw_bytes,
+                  ",\"stored_bytes\":", usage.stored_bytes, "}");
+    first = false;
+  }
+  out += StrCat("},\"problems\":", r.problems.size(), "}\n");
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string path;
+  bool json = false;
+  long long node = -1;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--json") {
+      json = true;
+    } else if (arg == "--node" && i + 1 < argc) {
+      char* end;
+      node = std::strtoll(argv[++i], &end, 10);
+      if (*end != '\0' || node < 0) {
+        std::fprintf(stderr, "ftdump: --node takes a block number\n");
+        return 2;
+      }
+    } else if (arg == "--help" || arg == "-h") {
+      Usage();
+      return 0;
+    } else if (path.empty() && !arg.empty() && arg[0] != '-') {
+      path = arg;
+    } else {
+      Usage();
+      return 2;
+    }
+  }
+  if (path.empty()) {
+    Usage();
+    return 2;
+  }
+  if (node >= 0) {
+    std::string text;
+    fern::Status s = fern::DescribeNode(path, node, json, &text);
+    if (!s.ok()) {
+      std::fprintf(stderr, "ftdump: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  }
+  fern::InspectOptions options;
+  options.verify = false;
+  options.progress = fern::TerminalProgress("read");
+  fern::TreeReport report;
+  fern::Status s = fern::InspectTreeFile(path, options, &report);
+  fern::EndProgress();
+  if (!s.ok()) {
+    std::fprintf(stderr, "ftdump: cannot open %s: %s\n", path.c_str(), s.ToString().c_str());
+    return 2;
+  }
+  std::fputs((json ? Json(report) : Text(report)).c_str(), stdout);
+  return 0;
+}
