@@ -203,7 +203,7 @@ Status Cachetable::Impl::Pin(CacheFileId file_id, BlockNum block, Lock lock, boo
         CacheFile* file = file_it->second.get();
         pair = new Pair(key, file);
         pair->lock.LockWrite();  // free, so this does not wait
-        pair->refs.store(1, std::memory_order_relaxed);
+        pair->AddRef();
         pairs.emplace(key, pair);
         clock.InsertBehind(pair, evictor.hand);
         file->pairs.insert(pair);
@@ -217,7 +217,7 @@ Status Cachetable::Impl::Pin(CacheFileId file_id, BlockNum block, Lock lock, boo
           return Status::Busy(
               StrCat("cachetable: block ", block, " of file ", file_id, " is locked"));
         }
-        pair->refs.fetch_add(1, std::memory_order_relaxed);
+        pair->AddRef();
       }
     }
     if (fetch) {
@@ -232,7 +232,7 @@ Status Cachetable::Impl::Pin(CacheFileId file_id, BlockNum block, Lock lock, boo
         pair->lock.LockRead();
       }
     }
-    if (pair->removed.load(std::memory_order_acquire)) {
+    if (pair->removed()) {
       // Evicted, removed or failed to fetch while this thread waited for it.
       Status fetch_status = pair->fetch_status;
       UnlockPair(pair, write);
@@ -288,7 +288,7 @@ Pair* Cachetable::Impl::PinNew(CacheFileId file_id, BlockNum block,
         CacheFile* file = file_it->second.get();
         pair = new Pair(key, file);
         pair->lock.LockWrite();  // free, so this does not wait
-        pair->refs.store(1, std::memory_order_relaxed);
+        pair->AddRef();
         pair->value = std::move(value);
         pair->dirty.store(true, std::memory_order_relaxed);
         pairs.emplace(key, pair);
@@ -297,7 +297,7 @@ Pair* Cachetable::Impl::PinNew(CacheFileId file_id, BlockNum block,
         inserted = true;
       } else {
         pair = it->second;
-        pair->refs.fetch_add(1, std::memory_order_relaxed);
+        pair->AddRef();
       }
     }
     if (inserted) {
@@ -306,7 +306,7 @@ Pair* Cachetable::Impl::PinNew(CacheFileId file_id, BlockNum block,
     }
     // Against the contract the block is cached: the new value replaces the cached one.
     pair->lock.LockWrite();
-    if (pair->removed.load(std::memory_order_acquire)) {
+    if (pair->removed()) {
       pair->lock.UnlockWrite();
       ReleaseRef(pair);
       continue;
@@ -354,7 +354,7 @@ Status Cachetable::Impl::WriteDirty(CacheFileId file_id) {
     }
     for (Pair* pair : file_it->second->pairs) {
       if (!pair->dirty.load(std::memory_order_relaxed)) continue;
-      pair->refs.fetch_add(1, std::memory_order_relaxed);
+      pair->AddRef();
       dirty_pairs.push_back(pair);
     }
   }
@@ -364,8 +364,7 @@ Status Cachetable::Impl::WriteDirty(CacheFileId file_id) {
   Status first_error;
   for (Pair* pair : dirty_pairs) {
     pair->lock.LockWrite();
-    if (!pair->removed.load(std::memory_order_acquire) &&
-        pair->dirty.load(std::memory_order_relaxed)) {
+    if (!pair->removed() && pair->dirty.load(std::memory_order_relaxed)) {
       Status status = WriteLockedPair(pair);
       if (!status.ok() && first_error.ok()) first_error = status;
     }
@@ -404,13 +403,13 @@ Status Cachetable::Impl::CloseFile(CacheFileId file_id, bool write_dirty) {
         return Status::OK();
       }
       for (Pair* pair : file->pairs) {
-        pair->refs.fetch_add(1, std::memory_order_relaxed);
+        pair->AddRef();
         batch.push_back(pair);
       }
     }
     for (Pair* pair : batch) {
       pair->lock.LockWrite();
-      bool keep = pair->removed.load(std::memory_order_acquire);
+      bool keep = pair->removed();
       if (!keep && write_dirty && pair->dirty.load(std::memory_order_relaxed)) {
         Status status = WriteLockedPair(pair);
         if (!status.ok()) {
@@ -449,7 +448,7 @@ size_t Cachetable::Impl::UnlinkLocked(Pair* pair) {
   pairs.erase(pair->key);
   clock.Remove(pair);
   pair->file->pairs.erase(pair);
-  pair->removed.store(true, std::memory_order_release);
+  pair->MarkRemoved();
   size_t bytes = 0;
   {
     AnnotatedMutexLock size_lock(&pair->size_mu);

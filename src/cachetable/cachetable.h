@@ -6,7 +6,11 @@
 //
 // Thread-safety: every method may be called from any thread. A pair is pinned with a read
 // (shared) or write (exclusive) lock; the cachetable's own mutex is never held while an
-// owner callback runs (I/O and (de)compression happen outside it).
+// owner callback runs (I/O and (de)compression happen outside it). A thread may hold many
+// pins at once (a parent and its child) and a pin may be moved to and unpinned by another
+// thread. Pair locks prefer writers: once a writer waits, new read pins of that pair wait
+// too, so a thread must not pin a pair it already holds (not even for read), and threads
+// that hold several pins must take them in a consistent order (root to leaf).
 #ifndef FERN_CACHETABLE_CACHETABLE_H_
 #define FERN_CACHETABLE_CACHETABLE_H_
 
@@ -51,7 +55,7 @@ class CacheFileOwner {
 struct CachetableStats {
   uint64_t size_bytes = 0;   // memory held by all pairs now
   uint64_t limit_bytes = 0;  // the budget
-  uint64_t pairs = 0;
+  uint64_t pairs = 0;        // including pairs whose first fetch is running
   uint64_t hits = 0;
   uint64_t misses = 0;
   uint64_t full_evictions = 0;
@@ -108,29 +112,39 @@ class Cachetable {
   // Registers a file's owner; the owner must outlive CloseFile.
   CacheFileId OpenFile(CacheFileOwner* owner);
   // Writes every dirty pair of the file (when `write_dirty`) and drops all its pairs.
-  // REQUIRES: no pair of the file is pinned. On a write error the pairs stay cached.
+  // REQUIRES: no pair of the file is pinned. Pins of the file made while it closes fail with
+  // InvalidArgument. On a write error the file stays open and the unwritten pairs stay
+  // cached (and dirty); the error is returned.
   Status CloseFile(CacheFileId file, bool write_dirty);
   // Writes every dirty pair of the file; the pairs stay cached, now clean. Pairs pinned by
-  // the caller's thread must not exist (it waits for each pair's lock).
+  // the caller's thread must not exist (it waits for each pair's lock). After a write error
+  // it still writes the other pairs, then returns the first error.
   Status WriteDirty(CacheFileId file);
 
   enum class Lock { kRead, kWrite };
   // Pins the pair, fetching it through the owner on a miss. Blocks while another thread
-  // holds a conflicting lock.
+  // holds a conflicting lock. Whatever `pin` held is unpinned first. A fetch error is
+  // returned to the fetching thread and to every thread that waited for that fetch, and
+  // leaves nothing cached. InvalidArgument if the file is not open.
   Status Pin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin);
   // Like Pin but never waits for a lock: Busy if the pair is locked in a conflicting mode.
   // (A miss still fetches.)
   Status TryPin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin);
   // Adds a value that is not on disk yet, pinned for write and dirty.
-  // REQUIRES: (file, block) is not cached.
+  // REQUIRES: (file, block) is not cached (if it is, the new value replaces the cached one)
+  // and the file is open (if not, the value is dropped and `pin` stays unpinned).
   void PinNew(CacheFileId file, BlockNum block, std::unique_ptr<CacheValue> value, PinnedPair* pin);
-  // Drops a pair without writing it (its block was freed). REQUIRES: pinned for write.
+  // Drops a pair without writing it (its block was freed). REQUIRES: pinned for write (a
+  // read pin is only unpinned).
   void Remove(PinnedPair* pin);
-  // True if the pair is cached (for tests and prefetch decisions).
+  // True if the pair is cached or its first fetch is running (for tests and prefetch
+  // decisions).
   bool IsCached(CacheFileId file, BlockNum block);
 
   // Evicts until memory is within the budget or nothing more can go. Called by Unpin when
-  // over budget; callable directly (the evictor thread will).
+  // over budget; callable directly (the evictor thread will). Never waits for a pair lock:
+  // pinned and locked pairs, the caller's own included, are passed over. One sweep runs at
+  // a time; a call made while another thread sweeps returns at once.
   void EvictIfOverBudget();
 
   size_t budget() const { return budget_; }

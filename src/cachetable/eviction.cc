@@ -42,10 +42,10 @@ void Cachetable::Impl::Sweep(SweepHead* head, size_t target_bytes) {
 bool Cachetable::Impl::SweepVisit(Pair* pair) {
   // refs > 0: pinned, waited for, or still being fetched. Refs are taken only under `mu`,
   // so none can appear until this visit releases it.
-  if (pair->refs.load(std::memory_order_acquire) > 0 || !pair->lock.TryLockWrite()) {
+  if (pair->refs() > 0 || !pair->lock.TryLockWrite()) {
     return false;
   }
-  pair->refs.fetch_add(1, std::memory_order_relaxed);
+  pair->AddRef();
   CacheFileOwner* owner = pair->file->owner;
 
   if (pair->clock_count > 0) {
@@ -72,7 +72,7 @@ bool Cachetable::Impl::SweepVisit(Pair* pair) {
     mu.Lock();
     // A failed write keeps the data cached and dirty (WriteLockedPair recorded the error).
     // A pair a client began to wait for during the write stays, now clean, for that client.
-    if (!status.ok() || pair->refs.load(std::memory_order_acquire) > 1) {
+    if (!status.ok() || pair->refs() > 1) {
       pair->lock.UnlockWrite();
       ReleaseRef(pair);
       return status.ok();

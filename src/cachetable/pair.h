@@ -49,20 +49,29 @@ inline constexpr int kMaxClockCount = 15;
 
 // A cached (file, block) and its value.
 //
-// Lifetime: `refs` counts the threads that hold a pointer to the pair outside the table
+// Lifetime: the pair's refs count the threads that hold a pointer to it outside the table
 // mutex — holders of a pin, threads waiting for `lock`, and a sweeper working on it. A ref is
-// taken only under the table mutex while the pair is in the table, so once `removed` is set
-// the count only falls, and the thread that brings it to zero deletes the pair (ReleaseRef).
-// A pair is removed from the table only by a thread holding `lock` exclusively.
+// taken only under the table mutex while the pair is in the table, so once the pair is
+// marked removed its count only falls, and the thread that brings it to zero deletes it
+// (ReleaseRef). A pair is removed from the table only by a thread holding `lock`
+// exclusively, and that thread holds a ref until it is done.
 struct Pair : ClockNode {
   Pair(PairKey key, CacheFile* file) : key(key), file(file) {}
+
+  int refs() const { return static_cast<int>(ref_state.load(std::memory_order_acquire) >> 1); }
+  void AddRef() { ref_state.fetch_add(2, std::memory_order_relaxed); }
+  bool removed() const { return (ref_state.load(std::memory_order_acquire) & 1) != 0; }
+  void MarkRemoved() { ref_state.fetch_or(1, std::memory_order_release); }
 
   const PairKey key;
   CacheFile* const file;
 
   PairLock lock;
-  std::atomic<int> refs{0};
-  std::atomic<bool> removed{false};
+  // Twice the refs, plus 1 once removed: one word, so that dropping a ref and learning
+  // whether it was the last ref of a removed pair is one atomic step. (With two words, a
+  // thread could drop the last ref of a live pair and then read `removed` from a pair a
+  // sweeper had meanwhile evicted and freed.)
+  std::atomic<uint32_t> ref_state{0};
 
   // Guarded by the table mutex.
   int clock_count = kInitialClockCount;
@@ -85,11 +94,9 @@ struct Pair : ClockNode {
 };
 
 // Drops one ref; deletes the pair if that was the last one and the pair is out of the table.
+// The caller must not touch the pair afterwards.
 inline void ReleaseRef(Pair* pair) {
-  if (pair->refs.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
-      pair->removed.load(std::memory_order_acquire)) {
-    delete pair;
-  }
+  if (pair->ref_state.fetch_sub(2, std::memory_order_acq_rel) == 3) delete pair;
 }
 
 }  // namespace fern

@@ -1,0 +1,143 @@
+// A CacheFileOwner for cachetable tests: a std::map "disk" of block contents, values of
+// configurable memory size, counters of every callback, injectable errors, and hooks that run
+// before a fetch or a write (to hold a callback open while a test arranges a race).
+//
+// Thread-safe: callbacks may come from any thread. Uses std::mutex so that ThreadSanitizer
+// sees its synchronization.
+#ifndef FERN_TESTS_CACHETABLE_FAKE_DISK_H_
+#define FERN_TESTS_CACHETABLE_FAKE_DISK_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "cachetable/cachetable.h"
+#include "util/strings.h"
+
+namespace fern {
+
+// `data` is what goes to disk; `base_bytes` stands for the rest of a node's footprint and
+// `warm_bytes` for a part PartialEvict may drop (like a decompressed basement).
+class FakeValue : public CacheValue {
+ public:
+  FakeValue(std::string data, size_t base_bytes, size_t warm_bytes)
+      : data(std::move(data)), base_bytes(base_bytes), warm_bytes(warm_bytes) {}
+  size_t MemoryBytes() const override { return data.size() + base_bytes + warm_bytes; }
+
+  std::string data;
+  size_t base_bytes;
+  size_t warm_bytes;
+};
+
+class FakeDisk : public CacheFileOwner {
+ public:
+  explicit FakeDisk(size_t base_bytes = 100, size_t warm_bytes = 0)
+      : base_bytes_(base_bytes), warm_bytes_(warm_bytes) {}
+
+  std::unique_ptr<FakeValue> NewValue(std::string data) const {
+    return std::make_unique<FakeValue>(std::move(data), base_bytes_, warm_bytes_);
+  }
+
+  void Put(BlockNum block, std::string data) {
+    std::lock_guard<std::mutex> lock(mu_);
+    blocks_[block] = std::move(data);
+  }
+  std::optional<std::string> Get(BlockNum block) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = blocks_.find(block);
+    if (it == blocks_.end()) return std::nullopt;
+    return it->second;
+  }
+  void FailFetches(Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fetch_error_ = std::move(status);
+  }
+  void FailWrites(Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    write_error_ = std::move(status);
+  }
+  // Every n-th WriteBlock fails with IOError (0: none).
+  void FailEveryNthWrite(int n) { fail_every_nth_write_.store(n); }
+  // Hooks run on the callback's thread, outside the disk's mutex; set them before the
+  // callbacks they should see can run.
+  void SetBeforeFetch(std::function<void(BlockNum)> hook) { before_fetch_ = std::move(hook); }
+  void SetBeforeWrite(std::function<void(BlockNum)> hook) { before_write_ = std::move(hook); }
+
+  Status FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* value) override {
+    fetches.fetch_add(1);
+    if (before_fetch_) before_fetch_(block);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!fetch_error_.ok()) return fetch_error_;
+    auto it = blocks_.find(block);
+    if (it == blocks_.end()) return Status::NotFound(StrCat("fake disk: no block ", block));
+    *value = std::make_unique<FakeValue>(it->second, base_bytes_, warm_bytes_);
+    return Status::OK();
+  }
+
+  Status WriteBlock(BlockNum block, CacheValue* value) override {
+    const int n = writes.fetch_add(1) + 1;
+    if (before_write_) before_write_(block);
+    const int every = fail_every_nth_write_.load();
+    if (every > 0 && n % every == 0) {
+      return Status::IOError(StrCat("fake disk: injected failure writing block ", block));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!write_error_.ok()) return write_error_;
+    blocks_[block] = static_cast<FakeValue*>(value)->data;
+    return Status::OK();
+  }
+
+  bool PartialEvict(BlockNum block, CacheValue* value) override {
+    auto* fake = static_cast<FakeValue*>(value);
+    if (fake->warm_bytes == 0) return false;
+    fake->warm_bytes = 0;
+    partial_evicts.fetch_add(1);
+    return true;
+  }
+
+  std::atomic<int> fetches{0};
+  std::atomic<int> writes{0};
+  std::atomic<int> partial_evicts{0};
+
+ private:
+  const size_t base_bytes_;
+  const size_t warm_bytes_;
+  mutable std::mutex mu_;
+  std::map<BlockNum, std::string> blocks_;
+  Status fetch_error_;
+  Status write_error_;
+  std::atomic<int> fail_every_nth_write_{0};
+  std::function<void(BlockNum)> before_fetch_;
+  std::function<void(BlockNum)> before_write_;
+};
+
+// A one-shot gate: Wait() blocks until Open(), or for 10 s at most so that a broken
+// cachetable fails its test instead of hanging it. Returns whether the gate opened.
+class Gate {
+ public:
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  bool Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [this] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+}  // namespace fern
+
+#endif  // FERN_TESTS_CACHETABLE_FAKE_DISK_H_
