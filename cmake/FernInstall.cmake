@@ -16,5 +16,12 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/fernConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/fernConfig.cmake ${PROJECT_BINARY_DIR}/fernConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fern)
 
+# fern.pc finds the prefix relative to itself (${pcfiledir}), so an install moved or made
+# with --prefix still works: climb from LIBDIR/pkgconfig back to the prefix.
+set(FERN_PC_PREFIX_FROM_PCFILEDIR "..")
+string(REPLACE "/" ";" fern_libdir_parts "${CMAKE_INSTALL_LIBDIR}")
+foreach(part IN LISTS fern_libdir_parts)
+  string(APPEND FERN_PC_PREFIX_FROM_PCFILEDIR "/..")
+endforeach()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/fern.pc.in ${PROJECT_BINARY_DIR}/fern.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/fern.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -76,6 +76,13 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
   }
 
   FERN_RETURN_IF_ERROR(FileLock::Acquire(dir + "/" + kLockFileName, &impl->lock_));
+  int threads = options.background_threads > 0
+                    ? options.background_threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  impl->pool_ = std::make_unique<ThreadPool>(threads);
+  impl->cache_ = std::make_unique<Cachetable>(options.cache_bytes);
+  FERN_RETURN_IF_ERROR(LogWriter::Open(dir, LogWriterOptions(), &impl->log_));
+  impl->write_state_ = std::make_unique<WriteState>(impl->log_.get());
   {
     absl::MutexLock lock(&impl->mu_);
     if (exists) {
@@ -83,27 +90,69 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
     } else {
       FERN_RETURN_IF_ERROR(impl->catalog_.Save(catalog_path));
     }
+    FERN_RETURN_IF_ERROR(impl->RemoveOrphanFiles());
+    FERN_RETURN_IF_ERROR(impl->Recover());
   }
-  int threads = options.background_threads > 0
-                    ? options.background_threads
-                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  impl->pool_ = std::make_unique<ThreadPool>(threads);
-  impl->cache_ = std::make_unique<Cachetable>(options.cache_bytes);
   *env = std::move(impl);
   return Status::OK();
 }
 
 EnvImpl::~EnvImpl() {
   absl::MutexLock lock(&mu_);
-  for (auto& [name, table] : tables_) {
-    // A failed final checkpoint cannot be reported from a destructor; the data stays as of
-    // the last successful checkpoint.
-    table->tree()->Close(/*checkpoint=*/true).ok();
-  }
+  // A failed final checkpoint cannot be reported from a destructor; recovery replays the
+  // log from the last good one at the next open.
+  if (log_ != nullptr) CheckpointLocked().ok();
+  for (auto& [name, table] : tables_) table->tree()->Close(/*checkpoint=*/false).ok();
   tables_.clear();
   dropped_.clear();
   cache_.reset();
+  log_.reset();
   pool_.reset();
+}
+
+TreeConfig EnvImpl::MakeTreeConfig(const Comparator* cmp, Compression codec, int level,
+                                   const TableOptions* sizes) const {
+  TreeConfig config;
+  config.comparator = cmp;
+  config.compression = codec;
+  config.compression_level = level;
+  if (sizes != nullptr) {
+    config.node_bytes = sizes->node_bytes;
+    config.basement_bytes = sizes->basement_bytes;
+  }
+  config.update_function = options_.update_function ? &options_.update_function : nullptr;
+  config.compression_pool = pool_.get();
+  return config;
+}
+
+std::unique_ptr<TableImpl> EnvImpl::Wrap(const std::string& name, uint64_t id,
+                                         std::unique_ptr<FractalTree> tree) {
+  auto log = std::make_unique<TableLog>(write_state_.get(), static_cast<TableId>(id));
+  tree->SetWriteLog(log.get());
+  return std::make_unique<TableImpl>(name, id, std::shared_ptr<FractalTree>(std::move(tree)),
+                                     std::move(log), write_state_.get(), options_.sync_commits);
+}
+
+Status EnvImpl::OpenExisting(const std::string& name, const CatalogEntry& entry,
+                             const Comparator* cmp, Compression codec, int level,
+                             std::unique_ptr<TableImpl>* table) {
+  std::unique_ptr<FractalTree> tree;
+  FERN_RETURN_IF_ERROR(FractalTree::Open(
+      TablePath(entry.file_name), MakeTreeConfig(cmp, codec, level, nullptr), cache_.get(), &tree));
+  *table = Wrap(name, entry.id, std::move(tree));
+  return Status::OK();
+}
+
+Status EnvImpl::RemoveOrphanFiles() {
+  std::vector<std::string> names;
+  FERN_RETURN_IF_ERROR(ListDir(dir_, &names));
+  for (const std::string& name : names) {
+    if (name.size() < 3 || name.compare(name.size() - 3, 3, ".ft") != 0) continue;
+    bool known = false;
+    for (const auto& [table, entry] : catalog_.tables) known = known || entry.file_name == name;
+    if (!known) FERN_RETURN_IF_ERROR(RemoveFile(TablePath(name)));
+  }
+  return Status::OK();
 }
 
 Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Table** table) {
@@ -122,33 +171,31 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
       return Status::InvalidArgument(StrCat("table \"", key, "\" uses comparator \"", stored,
                                             "\", not \"", cmp->Name(), "\""));
     }
+    it->second->tree()->SetCompression(options.compression, options.compression_level);
     *table = it->second.get();
     return Status::OK();
   }
 
-  TreeConfig config;
-  config.comparator = cmp;
-  config.compression = options.compression;
-  config.compression_level = options.compression_level;
-  config.node_bytes = options.node_bytes;
-  config.basement_bytes = options.basement_bytes;
-  config.update_function = options_.update_function ? &options_.update_function : nullptr;
-  config.compression_pool = pool_.get();
-
-  std::unique_ptr<FractalTree> tree;
-  uint64_t id;
+  std::unique_ptr<TableImpl> impl;
   if (auto it = catalog_.tables.find(key); it != catalog_.tables.end()) {
-    id = it->second.id;
     FERN_RETURN_IF_ERROR(
-        FractalTree::Open(TablePath(it->second.file_name), config, cache_.get(), &tree));
+        OpenExisting(key, it->second, cmp, options.compression, options.compression_level, &impl));
+    if (auto deferred = deferred_.find(it->second.id); deferred != deferred_.end()) {
+      FERN_RETURN_IF_ERROR(ReplayTable(it->second.id, impl->tree().get()));
+      deferred_.erase(deferred);
+    }
   } else {
-    id = catalog_.next_table_id;
+    FERN_RETURN_IF_ERROR(write_state_->error());
+    uint64_t id = catalog_.next_table_id;
     CatalogEntry entry;
     entry.id = id;
     entry.file_name = StrCat("table-", id, ".ft");
     const std::string path = TablePath(entry.file_name);
     if (PathExists(path)) FERN_RETURN_IF_ERROR(RemoveFile(path));  // left by a failed create
-    FERN_RETURN_IF_ERROR(FractalTree::Create(path, config, cache_.get(), &tree));
+    std::unique_ptr<FractalTree> tree;
+    FERN_RETURN_IF_ERROR(FractalTree::Create(
+        path, MakeTreeConfig(cmp, options.compression, options.compression_level, &options),
+        cache_.get(), &tree));
     Catalog updated = catalog_;
     updated.next_table_id = id + 1;
     updated.tables.emplace(key, entry);
@@ -160,8 +207,10 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
       return s;
     }
     catalog_ = std::move(updated);
+    impl = Wrap(key, id, std::move(tree));
+    // The new table holds every write through the log's end (it has none).
+    FERN_RETURN_IF_ERROR(impl->tree()->Checkpoint());
   }
-  auto impl = std::make_unique<TableImpl>(key, id, std::shared_ptr<FractalTree>(std::move(tree)));
   *table = impl.get();
   tables_.emplace(key, std::move(impl));
   return Status::OK();
@@ -195,8 +244,7 @@ Status EnvImpl::Begin(const TxnOptions& options, std::unique_ptr<Txn>* txn) {
 
 Status EnvImpl::Checkpoint() {
   absl::MutexLock lock(&mu_);
-  for (auto& [name, table] : tables_) FERN_RETURN_IF_ERROR(table->tree()->Checkpoint());
-  return Status::OK();
+  return CheckpointLocked();
 }
 
 Status EnvImpl::NewLoader(Table* table, std::unique_ptr<Loader>* loader) {
@@ -213,6 +261,13 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   if (name != "fern.stats") return false;
   CachetableStats c = cache_->stats();
   std::string out;
+  LogWriterStats l = log_->stats();
+  out += StrCat("log.records: ", l.records, "\n");
+  out += StrCat("log.bytes: ", l.bytes, "\n");
+  out += StrCat("log.sync_requests: ", l.sync_requests, "\n");
+  out += StrCat("log.syncs: ", l.syncs, "\n");
+  out += StrCat("log.last_lsn: ", log_->last_lsn(), "\n");
+  out += StrCat("log.durable_lsn: ", log_->durable_lsn(), "\n");
   out += StrCat("cache.size_bytes: ", c.size_bytes, "\n");
   out += StrCat("cache.limit_bytes: ", c.limit_bytes, "\n");
   out += StrCat("cache.pairs: ", c.pairs, "\n");

@@ -1,4 +1,11 @@
-// EnvImpl: one open Env directory — its lock, catalog, cachetable and tables.
+// EnvImpl: one open Env directory — its lock, catalog, write-ahead log, cachetable and
+// tables — and crash recovery when it opens.
+//
+// Durability: every write is logged before it is applied (TableLog); a commit with
+// sync_commits returns after its record is fsynced (group commit in LogWriter). Each table
+// file's header records the LSN through which the table holds every logged write (its
+// checkpoint LSN). Recovery replays, per table, the logged writes after that LSN; log
+// files older than every table's checkpoint LSN are removed after a checkpoint.
 #ifndef FERN_DB_ENV_IMPL_H_
 #define FERN_DB_ENV_IMPL_H_
 
@@ -11,7 +18,9 @@
 #include "cachetable/cachetable.h"
 #include "db/catalog.h"
 #include "db/table_impl.h"
+#include "db/table_log.h"
 #include "fern/env.h"
+#include "log/log_writer.h"
 #include "util/file.h"
 #include "util/thread_pool.h"
 
@@ -35,18 +44,44 @@ class EnvImpl final : public Env {
   EnvImpl(std::string dir, const Options& options);
   std::string CatalogPath() const { return dir_ + "/" + kCatalogFileName; }
   std::string TablePath(const std::string& file_name) const { return dir_ + "/" + file_name; }
+  TreeConfig MakeTreeConfig(const Comparator* cmp, Compression codec, int level,
+                            const TableOptions* sizes) const;
+
+  // Opens the tree of a cataloged table and wraps it as a TableImpl that logs its writes.
+  Status OpenExisting(const std::string& name, const CatalogEntry& entry, const Comparator* cmp,
+                      Compression codec, int level, std::unique_ptr<TableImpl>* table)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::unique_ptr<TableImpl> Wrap(const std::string& name, uint64_t id,
+                                  std::unique_ptr<FractalTree> tree);
+
+  // Recovery (recovery.cc). Replays the log into every table whose comparator is built in;
+  // tables with a custom comparator and writes to replay are deferred to OpenTable.
+  Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Replays the log records of one table after its checkpoint LSN.
+  Status ReplayTable(uint64_t id, FractalTree* tree) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Checkpoints every open table, then removes log files no table needs.
+  Status CheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes *.ft files the catalog does not name (left by a crash in create or drop).
+  Status RemoveOrphanFiles() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;
   const Options options_;
   std::unique_ptr<FileLock> lock_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Cachetable> cache_;
+  std::unique_ptr<LogWriter> log_;
+  std::unique_ptr<WriteState> write_state_;
 
   absl::Mutex mu_;
   Catalog catalog_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<TableImpl>> tables_ ABSL_GUARDED_BY(mu_);
   // Dropped tables stay allocated so that pointers users still hold fail cleanly.
   std::vector<std::unique_ptr<TableImpl>> dropped_ ABSL_GUARDED_BY(mu_);
+  // Tables (by id) that have logged writes to replay but whose comparator only OpenTable
+  // can supply, with their checkpoint LSN; the log is kept from there on.
+  std::map<uint64_t, Lsn> deferred_ ABSL_GUARDED_BY(mu_);
+  uint64_t checkpoints_taken_ ABSL_GUARDED_BY(mu_) = 0;  // names checkpoint log records
+  Lsn recovery_end_lsn_ = 0;                             // the log's last LSN when the Env opened
 };
 
 }  // namespace fern

@@ -31,18 +31,29 @@ Status TableImpl::CheckUsable(Txn* txn) const {
   return Status::OK();
 }
 
+Status TableImpl::Commit(Status applied, Lsn lsn) {
+  if (!applied.ok() || !sync_commits_ || lsn == 0) return applied;
+  Status s = state_->log()->Sync(lsn);
+  if (!s.ok()) state_->SetError(s);
+  return s;
+}
+
 Status TableImpl::Put(Txn* txn, std::string_view key, std::string_view value) {
   FERN_RETURN_IF_ERROR(CheckUsable(txn));
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(value));
-  return tree_->Put(key, value);
+  Lsn lsn = 0;
+  Status s = tree_->Put(key, value, &lsn);
+  return Commit(s, lsn);
 }
 
 Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value) {
   FERN_RETURN_IF_ERROR(CheckUsable(txn));
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(value));
-  return tree_->Insert(key, value);
+  Lsn lsn = 0;
+  Status s = tree_->Insert(key, value, &lsn);
+  return Commit(s, lsn);
 }
 
 Status TableImpl::Get(Txn* txn, std::string_view key, std::string* value) {
@@ -60,20 +71,26 @@ Status TableImpl::GetForUpdate(Txn* txn, std::string_view key, std::string* valu
 Status TableImpl::Delete(Txn* txn, std::string_view key) {
   FERN_RETURN_IF_ERROR(CheckUsable(txn));
   FERN_RETURN_IF_ERROR(CheckKey(key));
-  return tree_->Delete(key);
+  Lsn lsn = 0;
+  Status s = tree_->Delete(key, &lsn);
+  return Commit(s, lsn);
 }
 
 Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra) {
   FERN_RETURN_IF_ERROR(CheckUsable(txn));
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(extra));
-  return tree_->Update(key, extra);
+  Lsn lsn = 0;
+  Status s = tree_->Update(key, extra, &lsn);
+  return Commit(s, lsn);
 }
 
 Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
   FERN_RETURN_IF_ERROR(CheckUsable(txn));
   FERN_RETURN_IF_ERROR(CheckValue(extra));
-  return tree_->UpdateAll(extra);
+  Lsn lsn = 0;
+  Status s = tree_->UpdateAll(extra, &lsn);
+  return Commit(s, lsn);
 }
 
 std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {

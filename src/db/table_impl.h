@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "db/table_log.h"
 #include "fern/table.h"
 #include "ft/tree.h"
 
@@ -15,8 +16,15 @@ namespace fern {
 // (owned by the Env) so stale pointers held by users fail cleanly instead of crashing.
 class TableImpl final : public Table {
  public:
-  TableImpl(std::string name, uint64_t id, std::shared_ptr<FractalTree> tree)
-      : name_(std::move(name)), id_(id), tree_(std::move(tree)) {}
+  // `tree` must already log through `log` (FractalTree::SetWriteLog).
+  TableImpl(std::string name, uint64_t id, std::shared_ptr<FractalTree> tree,
+            std::unique_ptr<TableLog> log, WriteState* state, bool sync_commits)
+      : name_(std::move(name)),
+        id_(id),
+        tree_(std::move(tree)),
+        log_(std::move(log)),
+        state_(state),
+        sync_commits_(sync_commits) {}
 
   std::string_view name() const override { return name_; }
   Status Put(Txn* txn, std::string_view key, std::string_view value) override;
@@ -36,10 +44,15 @@ class TableImpl final : public Table {
 
  private:
   Status CheckUsable(Txn* txn) const;
+  // Ends an autocommitted write that was logged at `lsn`: durable when sync_commits.
+  Status Commit(Status applied, Lsn lsn);
 
   const std::string name_;
   const uint64_t id_;
   std::shared_ptr<FractalTree> tree_;
+  std::unique_ptr<TableLog> log_;  // the tree logs through it; lives as long as the table
+  WriteState* const state_;
+  const bool sync_commits_;
   std::atomic<bool> dropped_{false};
 };
 

@@ -11,7 +11,31 @@ namespace fern {
 
 FractalTree::FractalTree(std::unique_ptr<TreeFile> file, const TreeConfig& config,
                          Cachetable* cache)
-    : file_(std::move(file)), config_(config), cache_(cache) {}
+    : file_(std::move(file)),
+      config_(config),
+      cache_(cache),
+      compression_(config.compression),
+      compression_level_(config.compression_level) {}
+
+TreeConfig FractalTree::CurrentConfig() const {
+  TreeConfig config = config_;
+  config.compression = compression_.load(std::memory_order_relaxed);
+  config.compression_level = compression_level_.load(std::memory_order_relaxed);
+  return config;
+}
+
+void FractalTree::SetCompression(Compression codec, int level) {
+  absl::MutexLock lock(&tree_mu_);
+  compression_.store(codec, std::memory_order_relaxed);
+  compression_level_.store(level, std::memory_order_relaxed);
+  header_template_.compression = static_cast<uint8_t>(codec);
+  header_template_.compression_level = level;
+}
+
+Lsn FractalTree::checkpoint_lsn() {
+  absl::MutexLock lock(&tree_mu_);
+  return checkpoint_lsn_;
+}
 
 FractalTree::~FractalTree() {
   if (open_in_cache_) {
@@ -85,6 +109,7 @@ Status FractalTree::Open(const std::string& path, const TreeConfig& config, Cach
     absl::MutexLock lock(&t->tree_mu_);
     t->root_ = header.root;
     t->max_msn_ = header.max_msn;
+    t->checkpoint_lsn_ = header.checkpoint_lsn;
   }
   t->file_id_ = cache->OpenFile(t.get());
   t->open_in_cache_ = true;
@@ -105,11 +130,23 @@ Status FractalTree::Close(bool checkpoint) {
 
 Status FractalTree::Checkpoint() {
   absl::MutexLock lock(&tree_mu_);
+  // Every write of this tree in the log is applied (writes log and apply under tree_mu_),
+  // so the checkpoint holds everything through the log's last LSN. The log must be durable
+  // that far before a header says so, or a crash could keep this table's later writes
+  // while losing earlier writes of other tables.
+  Lsn through = checkpoint_lsn_;
+  if (log_ != nullptr) {
+    through = std::max(through, log_->LastLsn());
+    if (through > 0) FERN_RETURN_IF_ERROR(log_->SyncThrough(through));
+  }
   FERN_RETURN_IF_ERROR(cache_->WriteDirty(file_id_));
   FileHeader header = header_template_;
   header.root = root_;
   header.max_msn = max_msn_;
-  return file_->Checkpoint(header);
+  header.checkpoint_lsn = through;
+  FERN_RETURN_IF_ERROR(file_->Checkpoint(header));
+  checkpoint_lsn_ = through;
+  return Status::OK();
 }
 
 BlockNum FractalTree::NewBlockNum() { return file_->AllocateBlockNum(); }
@@ -182,7 +219,7 @@ Status FractalTree::WriteBlock(BlockNum block, CacheValue* value) {
   ReadOldFrame read_old = [this, block](const PartitionExtent& e, std::string* frame) {
     return file_->ReadBlockRange(block, e.offset, e.size, frame);
   };
-  FERN_RETURN_IF_ERROR(SerializeNode(*node, config_, read_old, &bytes, &extents, &stats_));
+  FERN_RETURN_IF_ERROR(SerializeNode(*node, CurrentConfig(), read_old, &bytes, &extents, &stats_));
   FERN_RETURN_IF_ERROR(file_->WriteBlock(block, bytes));
   if (node->is_leaf()) {
     for (size_t i = 0; i < node->basements.size(); ++i) {

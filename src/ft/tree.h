@@ -30,6 +30,24 @@
 
 namespace fern {
 
+using Lsn = uint64_t;  // a log sequence number; the same type as the log's
+
+// Where a tree's writes are logged before they are applied (the write-ahead rule). The tree
+// calls LogWrite with its write lock held, so a tree's writes appear in the log in the
+// order they are applied; a checkpoint syncs the log through its LSN before the tree's
+// header names it. Implemented by the Env; the tree knows nothing else of the log.
+class TreeWriteLog {
+ public:
+  virtual ~TreeWriteLog() = default;
+  // Appends the record for `message` and sets *lsn (0 when the message needs no record).
+  virtual Status LogWrite(const Message& message, Lsn* lsn) = 0;
+  // Called when a logged write could not be applied: the log now holds a write the tree
+  // lacks, so the owner must stop further writes.
+  virtual void ApplyFailed(const Status& status) = 0;
+  virtual Status SyncThrough(Lsn lsn) = 0;
+  virtual Lsn LastLsn() const = 0;
+};
+
 // Shape of a tree, for ftdump and tests.
 struct TreeShape {
   int height = 0;
@@ -55,11 +73,25 @@ class FractalTree final : public CacheFileOwner {
   // Nothing may be called afterwards but the destructor.
   Status Close(bool checkpoint);
 
-  Status Put(std::string_view key, std::string_view value);
-  Status Insert(std::string_view key, std::string_view value);  // AlreadyExists if present
-  Status Delete(std::string_view key);
-  Status Update(std::string_view key, std::string_view extra);
-  Status UpdateAll(std::string_view extra);
+  // Writes. With a write log set, each is logged before it is applied and *lsn (optional)
+  // receives its LSN, which the caller syncs for a durable commit.
+  Status Put(std::string_view key, std::string_view value, Lsn* lsn = nullptr);
+  Status Insert(std::string_view key, std::string_view value,
+                Lsn* lsn = nullptr);  // AlreadyExists if present
+  Status Delete(std::string_view key, Lsn* lsn = nullptr);
+  Status Update(std::string_view key, std::string_view extra, Lsn* lsn = nullptr);
+  Status UpdateAll(std::string_view extra, Lsn* lsn = nullptr);
+
+  // Recovery: applies a logged write without logging it again. Records at or below the
+  // LSN of the tree's last checkpoint are skipped (they are in the tree already), so replay
+  // is idempotent.
+  Status Replay(Message message, Lsn lsn);
+  // Every logged write through this LSN is in the tree as of its last checkpoint.
+  Lsn checkpoint_lsn();
+  // Sets the log (before any write; nullptr: no logging).
+  void SetWriteLog(TreeWriteLog* log) { log_ = log; }
+  // New partitions use this codec from now on; old ones keep theirs.
+  void SetCompression(Compression codec, int level);
   Status Get(std::string_view key, std::string* value);  // NotFound if absent
 
   enum class Locate { kFirst, kLast, kContaining, kBefore };
@@ -96,6 +128,9 @@ class FractalTree final : public CacheFileOwner {
 
   // Write path; all REQUIRE tree_mu_ held exclusively.
   Status Inject(Message message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  // Logs (when a log is set) and injects one write.
+  Status LogAndInject(const Message& message, Lsn* lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  TreeConfig CurrentConfig() const;
   Status GetLocked(std::string_view key, std::string* value) ABSL_SHARED_LOCKS_REQUIRED(tree_mu_);
   Status ApplyToLeaf(PinnedPair* leaf, const Message& message);
   void RebalanceBasements(Node* leaf);
@@ -122,6 +157,11 @@ class FractalTree final : public CacheFileOwner {
   absl::Mutex tree_mu_;
   BlockNum root_ ABSL_GUARDED_BY(tree_mu_) = -1;
   Msn max_msn_ ABSL_GUARDED_BY(tree_mu_) = 0;
+  Lsn checkpoint_lsn_ ABSL_GUARDED_BY(tree_mu_) = 0;
+  TreeWriteLog* log_ = nullptr;
+  // The codec may change while eviction threads serialize nodes, hence atomics.
+  std::atomic<Compression> compression_;
+  std::atomic<int> compression_level_;
   FileHeader header_template_;  // the constant part of the header (sizes, comparator)
 
   TreeStats stats_;

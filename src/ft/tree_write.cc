@@ -21,39 +21,54 @@ Message MakeMessage(MessageType type, std::string_view key, std::string_view val
 
 }  // namespace
 
-Status FractalTree::Put(std::string_view key, std::string_view value) {
-  absl::MutexLock lock(&tree_mu_);
-  return Inject(MakeMessage(MessageType::kInsert, key, value));
+Status FractalTree::LogAndInject(const Message& message, Lsn* lsn) {
+  Lsn assigned = 0;
+  if (log_ != nullptr) FERN_RETURN_IF_ERROR(log_->LogWrite(message, &assigned));
+  if (lsn != nullptr) *lsn = assigned;
+  Status s = Inject(message);
+  if (!s.ok() && log_ != nullptr && assigned != 0) log_->ApplyFailed(s);
+  return s;
 }
 
-Status FractalTree::Insert(std::string_view key, std::string_view value) {
+Status FractalTree::Put(std::string_view key, std::string_view value, Lsn* lsn) {
+  absl::MutexLock lock(&tree_mu_);
+  return LogAndInject(MakeMessage(MessageType::kInsert, key, value), lsn);
+}
+
+Status FractalTree::Insert(std::string_view key, std::string_view value, Lsn* lsn) {
   absl::MutexLock lock(&tree_mu_);
   std::string existing;
   Status s = GetLocked(key, &existing);
   if (s.ok()) return Status::AlreadyExists(StrCat("key \"", EscapeBytes(key), "\" exists"));
   if (!s.IsNotFound()) return s;
-  return Inject(MakeMessage(MessageType::kInsert, key, value));
+  return LogAndInject(MakeMessage(MessageType::kInsert, key, value), lsn);
 }
 
-Status FractalTree::Delete(std::string_view key) {
+Status FractalTree::Delete(std::string_view key, Lsn* lsn) {
   absl::MutexLock lock(&tree_mu_);
-  return Inject(MakeMessage(MessageType::kDelete, key, {}));
+  return LogAndInject(MakeMessage(MessageType::kDelete, key, {}), lsn);
 }
 
-Status FractalTree::Update(std::string_view key, std::string_view extra) {
+Status FractalTree::Update(std::string_view key, std::string_view extra, Lsn* lsn) {
   if (config_.update_function == nullptr || !*config_.update_function) {
     return Status::InvalidArgument("Update needs Options::update_function");
   }
   absl::MutexLock lock(&tree_mu_);
-  return Inject(MakeMessage(MessageType::kUpdate, key, extra));
+  return LogAndInject(MakeMessage(MessageType::kUpdate, key, extra), lsn);
 }
 
-Status FractalTree::UpdateAll(std::string_view extra) {
+Status FractalTree::UpdateAll(std::string_view extra, Lsn* lsn) {
   if (config_.update_function == nullptr || !*config_.update_function) {
     return Status::InvalidArgument("UpdateAll needs Options::update_function");
   }
   absl::MutexLock lock(&tree_mu_);
-  return Inject(MakeMessage(MessageType::kUpdateBroadcast, {}, extra));
+  return LogAndInject(MakeMessage(MessageType::kUpdateBroadcast, {}, extra), lsn);
+}
+
+Status FractalTree::Replay(Message message, Lsn lsn) {
+  absl::MutexLock lock(&tree_mu_);
+  if (lsn <= checkpoint_lsn_) return Status::OK();
+  return Inject(message);
 }
 
 Status FractalTree::Optimize() {

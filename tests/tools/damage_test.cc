@@ -27,7 +27,9 @@ std::string Value(int i) { return "value-" + std::to_string(i) + std::string(60,
 // Builds an Env with one multi-level table and returns the table file's path.
 std::string BuildTable(const std::string& dir) {
   std::unique_ptr<Env> env;
-  EXPECT_TRUE(Env::Open(dir, Options(), &env).ok());
+  Options env_options;
+  env_options.sync_commits = false;
+  EXPECT_TRUE(Env::Open(dir, env_options, &env).ok());
   TableOptions options;
   options.node_bytes = 32 << 10;
   options.basement_bytes = 4 << 10;

@@ -1,0 +1,165 @@
+// Crash testing: a child process writes to an Env and reports every acknowledged commit
+// through a pipe; the parent kills it with SIGKILL at a random moment (while it writes,
+// checkpoints or recovers), then checks what survived.
+//
+// The writer's operation i writes key (i * 7919 mod kKeys): a put of "v<i>" unless
+// i % 10 == 9, which deletes it. The state after a prefix of operations [0, p) is a
+// function of p, and the largest value present tells p to within one operation (deletes
+// are never consecutive), so the survivors can be checked to be exactly a prefix.
+#ifndef FERN_TESTS_DB_CRASH_HARNESS_H_
+#define FERN_TESTS_DB_CRASH_HARNESS_H_
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "fern/fern.h"
+#include "gtest/gtest.h"
+
+namespace fern::testing {
+
+inline constexpr uint64_t kCrashKeys = 5000;
+
+inline std::string CrashKey(uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "key%08llu",
+                static_cast<unsigned long long>(i * 7919 % kCrashKeys));
+  return buf;
+}
+inline bool CrashOpIsDelete(uint64_t i) { return i % 10 == 9; }
+inline std::string CrashValue(uint64_t i) { return "v" + std::to_string(i) + std::string(40, 'x'); }
+
+inline Options CrashOptions(bool sync) {
+  Options options;
+  options.sync_commits = sync;
+  options.cache_bytes = size_t{4} << 20;
+  return options;
+}
+
+inline TableOptions CrashTableOptions() {
+  TableOptions options;
+  options.node_bytes = 64 << 10;
+  options.basement_bytes = 4 << 10;
+  return options;
+}
+
+// The child: opens (recovering), then writes from operation `first` on, acknowledging each
+// through `fd` as an 8-byte operation index. Checkpoints every `checkpoint_every` ops.
+[[noreturn]] inline void CrashWriterMain(const std::string& dir, bool sync, uint64_t first,
+                                         int checkpoint_every, int fd) {
+  std::unique_ptr<Env> env;
+  if (!Env::Open(dir, CrashOptions(sync), &env).ok()) ::_exit(3);
+  Table* table;
+  if (!env->OpenTable("crash", CrashTableOptions(), &table).ok()) ::_exit(4);
+  for (uint64_t i = first;; ++i) {
+    Status s = CrashOpIsDelete(i) ? table->Delete(nullptr, CrashKey(i))
+                                  : table->Put(nullptr, CrashKey(i), CrashValue(i));
+    if (!s.ok()) ::_exit(5);
+    if (::write(fd, &i, sizeof(i)) != sizeof(i)) ::_exit(6);
+    if (checkpoint_every > 0 && i % checkpoint_every == 0 && !env->Checkpoint().ok()) ::_exit(7);
+  }
+}
+
+// Reads the table and finds the prefix length p it holds; -1 with a failure if it is not a
+// prefix state.
+inline int64_t CheckPrefixState(const std::string& dir, bool sync) {
+  std::unique_ptr<Env> env;
+  Status s = Env::Open(dir, CrashOptions(sync), &env);
+  EXPECT_TRUE(s.ok()) << "recovery failed: " << s.ToString();
+  if (!s.ok()) return -1;
+  Table* table;
+  s = env->OpenTable("crash", CrashTableOptions(), &table);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!s.ok()) return -1;
+  std::map<std::string, std::string> rows;
+  auto cursor = table->NewCursor(nullptr);
+  int64_t largest = -1;
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+    rows.emplace(std::string(cursor->key()), std::string(cursor->value()));
+    int64_t op = std::stoll(std::string(cursor->value().substr(1)));
+    largest = std::max(largest, op);
+  }
+  EXPECT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+  // The prefix is [0, largest + 1) or [0, largest + 2) (if the next op was a delete).
+  for (int64_t p = largest + 1; p <= largest + 2; ++p) {
+    if (p == largest + 2 && !CrashOpIsDelete(static_cast<uint64_t>(largest + 1))) break;
+    std::map<std::string, std::string> model;
+    for (int64_t i = 0; i < p; ++i) {
+      if (CrashOpIsDelete(i)) {
+        model.erase(CrashKey(i));
+      } else {
+        model[CrashKey(i)] = CrashValue(i);
+      }
+    }
+    if (model == rows) return p;
+  }
+  ADD_FAILURE() << "the surviving rows are not the state after any prefix of the writes "
+                << "(largest surviving op " << largest << ")";
+  return -1;
+}
+
+inline int RunFtverify(const std::string& path) {
+  std::string command = std::string(FERN_FTVERIFY) + " " + path + " > /dev/null 2>&1";
+  int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Runs `kills` rounds of write-then-SIGKILL on one Env directory, checking after each.
+inline void RunCrashRounds(const std::string& dir, bool sync, int kills, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  uint64_t next_op = 0;
+  int64_t durable = 0;  // with sync: every acknowledged op must survive
+  for (int round = 0; round < kills; ++round) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      CrashWriterMain(dir, sync, next_op, 1 + static_cast<int>(rng() % 700), fds[1]);
+    }
+    ::close(fds[1]);
+    // Some kills land during recovery at open, most during writes and checkpoints.
+    auto delay = std::chrono::microseconds(round % 5 == 0 ? rng() % 20000 : 20000 + rng() % 250000);
+    std::this_thread::sleep_for(delay);
+    ::kill(pid, SIGKILL);
+    int status;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status))
+        << "writer exited early with status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    int64_t acknowledged = -1;
+    uint64_t op;
+    while (::read(fds[0], &op, sizeof(op)) == sizeof(op)) acknowledged = static_cast<int64_t>(op);
+    ::close(fds[0]);
+
+    // The last checkpoint is intact whatever the moment of the kill.
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() == ".ft") {
+        ASSERT_EQ(RunFtverify(entry.path().string()), 0) << entry.path() << " round " << round;
+      }
+    }
+    int64_t prefix = CheckPrefixState(dir, sync);
+    ASSERT_GE(prefix, 0) << "round " << round;
+    if (sync) {
+      ASSERT_GE(prefix, acknowledged + 1) << "acknowledged commits lost in round " << round;
+      durable = prefix;
+    }
+    ASSERT_GE(prefix, static_cast<int64_t>(0));
+    (void)durable;
+    next_op = static_cast<uint64_t>(prefix);
+  }
+}
+
+}  // namespace fern::testing
+
+#endif  // FERN_TESTS_DB_CRASH_HARNESS_H_
