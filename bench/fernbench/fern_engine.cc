@@ -1,7 +1,7 @@
 // fernbench's Fern backend: Fern with its defaults, plus --cache_mb and --compression.
-// Every operation runs in a transaction of its own (autocommit); commits skip the fsync
-// (Options::sync_commits = false) except for sync puts, which run in an explicit
-// transaction with TxnOptions::sync = true.
+// Every operation runs in a transaction of its own (autocommit). Options::sync_commits
+// follows the workload: off for all but fillsync, where every put's commit is fsynced
+// (group commit shares the fsyncs of concurrent committers).
 #include <memory>
 #include <string>
 
@@ -69,26 +69,24 @@ class FernEngine : public Engine {
  public:
   Status Open(const std::string& dir, const EngineConfig& config) override {
     options_.cache_bytes = config.cache_bytes;
-    options_.sync_commits = false;
+    options_.sync_commits = config.sync_commits;
     FERN_RETURN_IF_ERROR(ParseCompression(config.compression, &table_options_.compression));
     FERN_RETURN_IF_ERROR(Env::Open(dir, options_, &env_));
     return env_->OpenTable(kTableName, table_options_, &table_);
   }
 
   Status Put(std::string_view key, std::string_view value, bool sync) override {
-    if (!sync) return table_->Put(nullptr, key, value);
-    std::unique_ptr<Txn> txn;
-    FERN_RETURN_IF_ERROR(BeginSynced(&txn));
-    FERN_RETURN_IF_ERROR(table_->Put(txn.get(), key, value));
-    return txn->Commit();
+    if (sync != options_.sync_commits) {
+      return Status::InvalidArgument("fern engine: per-operation sync differs from the Env's");
+    }
+    return table_->Put(nullptr, key, value);
   }
 
   Status Delete(std::string_view key, bool sync) override {
-    if (!sync) return table_->Delete(nullptr, key);
-    std::unique_ptr<Txn> txn;
-    FERN_RETURN_IF_ERROR(BeginSynced(&txn));
-    FERN_RETURN_IF_ERROR(table_->Delete(txn.get(), key));
-    return txn->Commit();
+    if (sync != options_.sync_commits) {
+      return Status::InvalidArgument("fern engine: per-operation sync differs from the Env's");
+    }
+    return table_->Delete(nullptr, key);
   }
 
   Status Get(std::string_view key, std::string* value) override {
@@ -116,12 +114,6 @@ class FernEngine : public Engine {
   }
 
  private:
-  Status BeginSynced(std::unique_ptr<Txn>* txn) {
-    TxnOptions txn_options;
-    txn_options.sync = true;
-    return env_->Begin(txn_options, txn);
-  }
-
   Options options_;
   TableOptions table_options_;
   std::unique_ptr<Env> env_;

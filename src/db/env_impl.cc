@@ -93,11 +93,42 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
     FERN_RETURN_IF_ERROR(impl->RemoveOrphanFiles());
     FERN_RETURN_IF_ERROR(impl->Recover());
   }
+  if (options.checkpoint_period_ms > 0) {
+    EnvImpl* raw = impl.get();
+    impl->checkpointer_ = std::thread([raw] { raw->CheckpointerLoop(); });
+  }
   *env = std::move(impl);
   return Status::OK();
 }
 
+void EnvImpl::CheckpointerLoop() {
+  const absl::Duration period = absl::Milliseconds(options_.checkpoint_period_ms);
+  absl::MutexLock lock(&checkpointer_mu_);
+  for (;;) {
+    absl::Time deadline = absl::Now() + period;
+    while (!stopping_ && absl::Now() < deadline) {
+      checkpointer_cv_.WaitWithDeadline(&checkpointer_mu_, deadline);
+    }
+    if (stopping_) return;
+    checkpointer_mu_.Unlock();
+    // Failures are counted and shown in fern.stats; the write error state (if any) already
+    // stops writes, and the next period tries again.
+    Checkpoint().ok();
+    checkpointer_mu_.Lock();
+  }
+}
+
+void EnvImpl::StopCheckpointer() {
+  {
+    absl::MutexLock lock(&checkpointer_mu_);
+    stopping_ = true;
+    checkpointer_cv_.SignalAll();
+  }
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
 EnvImpl::~EnvImpl() {
+  StopCheckpointer();
   absl::MutexLock lock(&mu_);
   // A failed final checkpoint cannot be reported from a destructor; recovery replays the
   // log from the last good one at the next open.
@@ -244,7 +275,14 @@ Status EnvImpl::Begin(const TxnOptions& options, std::unique_ptr<Txn>* txn) {
 
 Status EnvImpl::Checkpoint() {
   absl::MutexLock lock(&mu_);
-  return CheckpointLocked();
+  absl::Time start = absl::Now();
+  Status s = CheckpointLocked();
+  last_checkpoint_micros_ = absl::ToInt64Microseconds(absl::Now() - start);
+  if (!s.ok()) {
+    ++checkpoint_failures_;
+    last_checkpoint_error_ = s;
+  }
+  return s;
 }
 
 Status EnvImpl::NewLoader(Table* table, std::unique_ptr<Loader>* loader) {
@@ -278,6 +316,13 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   out += StrCat("cache.bytes_evicted: ", c.bytes_evicted, "\n");
   out += StrCat("cache.dirty_writes: ", c.dirty_writes, "\n");
   absl::MutexLock lock(&mu_);
+  out += StrCat("checkpoint.taken: ", checkpoints_taken_, "\n");
+  out += StrCat("checkpoint.failures: ", checkpoint_failures_, "\n");
+  out += StrCat("checkpoint.last_duration_us: ", last_checkpoint_micros_, "\n");
+  if (!last_checkpoint_error_.ok()) {
+    out += StrCat("checkpoint.last_error: ", last_checkpoint_error_.ToString(), "\n");
+  }
+  out += StrCat("env.write_error: ", write_state_->error().ToString(), "\n");
   for (auto& [table_name, table] : tables_) {
     out += table->tree()->stats().ToText(StrCat("table.", table_name, "."));
   }

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -61,6 +62,9 @@ class EnvImpl final : public Env {
   Status ReplayTable(uint64_t id, FractalTree* tree) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Checkpoints every open table, then removes log files no table needs.
   Status CheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The checkpointer thread: a checkpoint every checkpoint_period_ms (0: never).
+  void CheckpointerLoop();
+  void StopCheckpointer();
   // Removes *.ft files the catalog does not name (left by a crash in create or drop).
   Status RemoveOrphanFiles() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -81,6 +85,14 @@ class EnvImpl final : public Env {
   // can supply, with their checkpoint LSN; the log is kept from there on.
   std::map<uint64_t, Lsn> deferred_ ABSL_GUARDED_BY(mu_);
   uint64_t checkpoints_taken_ ABSL_GUARDED_BY(mu_) = 0;  // names checkpoint log records
+  uint64_t checkpoint_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_checkpoint_micros_ ABSL_GUARDED_BY(mu_) = 0;
+  Status last_checkpoint_error_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex checkpointer_mu_;
+  absl::CondVar checkpointer_cv_;
+  bool stopping_ ABSL_GUARDED_BY(checkpointer_mu_) = false;
+  std::thread checkpointer_;
   Lsn recovery_end_lsn_ = 0;                             // the log's last LSN when the Env opened
 };
 

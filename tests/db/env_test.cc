@@ -1,8 +1,10 @@
 // Env and Table behaviour through the public API: opening, reopening, bad input.
+#include <chrono>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "fern/fern.h"
 #include "gtest/gtest.h"
@@ -155,9 +157,11 @@ TEST(EnvTest, CompressionMayChangeOnReopen) {
   const Compression codecs[] = {Compression::kZstd, Compression::kSnappy, Compression::kLzma,
                                 Compression::kZlib, Compression::kNone};
   int round = 0;
+  Options env_options;
+  env_options.sync_commits = false;  // 10,000 puts; durability is not what this tests
   for (Compression codec : codecs) {
     std::unique_ptr<Env> env;
-    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    ASSERT_TRUE(Env::Open(dir.path(), env_options, &env).ok());
     TableOptions options;
     options.compression = codec;
     options.node_bytes = 64 << 10;
@@ -295,6 +299,44 @@ TEST(EnvTest, StatsPropertyListsCounters) {
   EXPECT_GE(testing::StatValue(stats, "cache.limit_bytes"), 1);
   EXPECT_GE(testing::StatValue(stats, "table.t.messages_injected_depth0"), 1);
   EXPECT_FALSE(env->GetProperty("fern.no-such-property", &stats));
+}
+
+}  // namespace
+}  // namespace fern
+
+namespace fern {
+namespace {
+
+TEST(EnvTest, CheckpointerThreadTakesPeriodicCheckpoints) {
+  testing::ScratchDir dir;
+  Options options;
+  options.checkpoint_period_ms = 20;
+  options.sync_commits = false;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  int64_t taken = 0;
+  for (int i = 0; i < 400 && taken < 3; ++i) {
+    ASSERT_TRUE(table->Put(nullptr, "k" + std::to_string(i), "v").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::string stats;
+    ASSERT_TRUE(env->GetProperty("fern.stats", &stats));
+    taken = testing::StatValue(stats, "checkpoint.taken");
+  }
+  EXPECT_GE(taken, 3);
+}
+
+TEST(EnvTest, ZeroCheckpointPeriodTakesNoBackgroundCheckpoints) {
+  testing::ScratchDir dir;
+  Options options;
+  options.checkpoint_period_ms = 0;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::string stats;
+  ASSERT_TRUE(env->GetProperty("fern.stats", &stats));
+  EXPECT_EQ(testing::StatValue(stats, "checkpoint.taken"), 0);
 }
 
 }  // namespace
