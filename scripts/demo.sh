@@ -10,6 +10,4 @@ build="${FERN_BUILD_DIR:-build}"
 scripts/install-deps.sh --peers
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$build" -j "$(nproc)" --target fernbench
-# fillsync needs explicit transactions (Env::Begin), which Fern does not have yet.
-exec "$build/bench/fernbench" --n 200000 --cache_mb 16 \
-  --workloads fillrandom,overwrite,readrandom,readseq,seekrandom,deleterandom,fillseq "$@"
+exec "$build/bench/fernbench" --n 200000 --cache_mb 16 "$@"
