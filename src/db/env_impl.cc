@@ -84,7 +84,7 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
   FERN_RETURN_IF_ERROR(LogWriter::Open(dir, LogWriterOptions(), &impl->log_));
   impl->write_state_ = std::make_unique<WriteState>(impl->log_.get());
   {
-    absl::MutexLock lock(&impl->mu_);
+    MutexLock lock(&impl->mu_);
     if (exists) {
       FERN_RETURN_IF_ERROR(Catalog::Load(catalog_path, &impl->catalog_));
     } else {
@@ -103,11 +103,11 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
 
 void EnvImpl::CheckpointerLoop() {
   const absl::Duration period = absl::Milliseconds(options_.checkpoint_period_ms);
-  absl::MutexLock lock(&checkpointer_mu_);
+  MutexLock lock(&checkpointer_mu_);
   for (;;) {
     absl::Time deadline = absl::Now() + period;
     while (!stopping_ && absl::Now() < deadline) {
-      checkpointer_cv_.WaitWithDeadline(&checkpointer_mu_, deadline);
+      checkpointer_mu_.WaitWithDeadline(&checkpointer_cv_, deadline);
     }
     if (stopping_) return;
     checkpointer_mu_.Unlock();
@@ -120,7 +120,7 @@ void EnvImpl::CheckpointerLoop() {
 
 void EnvImpl::StopCheckpointer() {
   {
-    absl::MutexLock lock(&checkpointer_mu_);
+    MutexLock lock(&checkpointer_mu_);
     stopping_ = true;
     checkpointer_cv_.SignalAll();
   }
@@ -129,7 +129,7 @@ void EnvImpl::StopCheckpointer() {
 
 EnvImpl::~EnvImpl() {
   StopCheckpointer();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // A failed final checkpoint cannot be reported from a destructor; recovery replays the
   // log from the last good one at the next open.
   if (log_ != nullptr) CheckpointLocked().ok();
@@ -194,7 +194,7 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
   FERN_RETURN_IF_ERROR(ValidateTableOptions(options));
   const Comparator* cmp = options.comparator ? options.comparator : BytewiseComparator();
 
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::string key(name);
   if (auto it = tables_.find(key); it != tables_.end()) {
     const std::string& stored = it->second->tree()->file()->header().comparator_name;
@@ -248,7 +248,7 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
 }
 
 Status EnvImpl::DropTable(std::string_view name) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::string key(name);
   auto entry = catalog_.tables.find(key);
   if (entry == catalog_.tables.end()) {
@@ -274,7 +274,7 @@ Status EnvImpl::Begin(const TxnOptions& options, std::unique_ptr<Txn>* txn) {
 }
 
 Status EnvImpl::Checkpoint() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   absl::Time start = absl::Now();
   Status s = CheckpointLocked();
   last_checkpoint_micros_ = absl::ToInt64Microseconds(absl::Now() - start);
@@ -315,7 +315,7 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   out += StrCat("cache.partial_evictions: ", c.partial_evictions, "\n");
   out += StrCat("cache.bytes_evicted: ", c.bytes_evicted, "\n");
   out += StrCat("cache.dirty_writes: ", c.dirty_writes, "\n");
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   out += StrCat("checkpoint.taken: ", checkpoints_taken_, "\n");
   out += StrCat("checkpoint.failures: ", checkpoint_failures_, "\n");
   out += StrCat("checkpoint.last_duration_us: ", last_checkpoint_micros_, "\n");

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "cachetable/cachetable.h"
 #include "db/catalog.h"
 #include "db/table_impl.h"
@@ -76,7 +77,7 @@ class EnvImpl final : public Env {
   std::unique_ptr<LogWriter> log_;
   std::unique_ptr<WriteState> write_state_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   Catalog catalog_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<TableImpl>> tables_ ABSL_GUARDED_BY(mu_);
   // Dropped tables stay allocated so that pointers users still hold fail cleanly.
@@ -89,7 +90,7 @@ class EnvImpl final : public Env {
   int64_t last_checkpoint_micros_ ABSL_GUARDED_BY(mu_) = 0;
   Status last_checkpoint_error_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex checkpointer_mu_;
+  Mutex checkpointer_mu_;
   absl::CondVar checkpointer_cv_;
   bool stopping_ ABSL_GUARDED_BY(checkpointer_mu_) = false;
   std::thread checkpointer_;

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "ft/tree.h"
 #include "log/log_format.h"
 #include "log/log_writer.h"
@@ -20,17 +21,17 @@ class WriteState {
   // OK, or the error that made the Env refuse writes (a failed log write or fsync, a write
   // that was logged but could not be applied). Reads keep working.
   Status error() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return error_;
   }
   void SetError(const Status& status) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (error_.ok()) error_ = status;
   }
 
  private:
   LogWriter* const log_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   Status error_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -40,12 +40,12 @@ bool BlockTable::InUseLocked(BlockNum b) const {
 }
 
 bool BlockTable::IsAllocated(BlockNum b) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return InUseLocked(b);
 }
 
 BlockNum BlockTable::AllocateBlockNum() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   BlockNum b;
   if (!free_numbers_.empty()) {
     b = *free_numbers_.begin();
@@ -67,7 +67,7 @@ void BlockTable::ReleaseIfUnnamedLocked(BlockNum b, BlockLocation loc) {
 }
 
 void BlockTable::FreeBlockNum(BlockNum b) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!InUseLocked(b)) {
     assert(false && "BlockTable::FreeBlockNum of a number that is not allocated");
     return;
@@ -90,7 +90,7 @@ void BlockTable::FreeBlockNum(BlockNum b) {
 }
 
 Status BlockTable::Lookup(BlockNum b, BlockLocation* loc) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!InUseLocked(b)) return Status::Corruption(StrCat("block ", b, " is not allocated"));
   *loc = current_.at(b);
   if (loc->offset == 0) {
@@ -100,17 +100,17 @@ Status BlockTable::Lookup(BlockNum b, BlockLocation* loc) const {
 }
 
 BlockLocation BlockTable::AllocateSpace(uint64_t size) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return BlockLocation{allocator_.Allocate(size), size};
 }
 
 void BlockTable::ReleaseSpace(BlockLocation loc) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   allocator_.Free(loc.offset, loc.size);
 }
 
 Status BlockTable::SetLocation(BlockNum b, BlockLocation loc, bool for_checkpoint) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!InUseLocked(b)) return Status::InvalidArgument(StrCat("block ", b, " is not allocated"));
   const BlockLocation old = current_.at(b);
   if (for_checkpoint && checkpoint_in_progress_) {
@@ -131,7 +131,7 @@ Status BlockTable::SetLocation(BlockNum b, BlockLocation loc, bool for_checkpoin
 }
 
 BlockLocation BlockTable::Relocate(BlockNum b, uint64_t size) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!InUseLocked(b)) {
     assert(false && "BlockTable::Relocate of a number that is not allocated");
     return BlockLocation{};
@@ -166,7 +166,7 @@ std::string BlockTable::Serialize(const Translation& t) {
 }
 
 std::string BlockTable::SerializeCurrent() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return Serialize(current_);
 }
 
@@ -234,7 +234,7 @@ Status BlockTable::Deserialize(std::string_view in, BlockLocation table_location
                                   table_location.size, ") overlaps a block"));
   }
 
-  absl::MutexLock lock(&out->mu_);
+  MutexLock lock(&out->mu_);
   out->allocator_ = std::move(allocator);
   out->number_state_.assign(std::max<size_t>(table.locations.size(), kFirstBlockNum),
                             NumberState::kFree);
@@ -264,14 +264,14 @@ void BlockTable::BeginCheckpointLocked() {
 }
 
 void BlockTable::BeginCheckpoint() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   BeginCheckpointLocked();
 }
 
 std::string BlockTable::SerializeCheckpoint() const {
   Translation snapshot;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     assert(checkpoint_in_progress_);
     snapshot = in_progress_;
   }
@@ -280,7 +280,7 @@ std::string BlockTable::SerializeCheckpoint() const {
 }
 
 BlockLocation BlockTable::AllocateTableSpace(uint64_t size) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!checkpoint_in_progress_) BeginCheckpointLocked();
   assert(in_progress_.at(kTableBlockNum).offset == 0);
   BlockLocation loc{allocator_.Allocate(size), size};
@@ -312,7 +312,7 @@ void BlockTable::ReleaseRetiredNumbersLocked(const Translation& kept) {
 }
 
 void BlockTable::CompleteCheckpoint(BlockLocation table_location) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!checkpoint_in_progress_) BeginCheckpointLocked();
   if (in_progress_.at(kTableBlockNum).offset != table_location.offset) {
     // The caller placed the table itself; hold its space from now on.
@@ -329,7 +329,7 @@ void BlockTable::CompleteCheckpoint(BlockLocation table_location) {
 }
 
 void BlockTable::AbortCheckpoint() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!checkpoint_in_progress_) return;
   Translation dropped = std::move(in_progress_);
   in_progress_ = Translation{};
@@ -339,23 +339,23 @@ void BlockTable::AbortCheckpoint() {
 }
 
 bool BlockTable::checkpoint_in_progress() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return checkpoint_in_progress_;
 }
 
 BlockLocation BlockTable::checkpointed_table_location() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return checkpointed_.at(kTableBlockNum);
 }
 
 BlockTable::Stats BlockTable::stats() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return Stats{written_blocks_, allocator_.allocated_bytes(), allocator_.free_bytes(),
                allocator_.file_end()};
 }
 
 void BlockTable::ForEachBlock(const std::function<void(BlockNum, BlockLocation)>& fn) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (size_t b = kFirstBlockNum; b < current_.locations.size(); ++b) {
     if (current_.locations[b].offset != 0) fn(static_cast<BlockNum>(b), current_.locations[b]);
   }

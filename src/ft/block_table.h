@@ -54,6 +54,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "cachetable/cachetable.h"
 #include "fern/status.h"
 #include "ft/block_allocator.h"
@@ -184,7 +185,7 @@ class BlockTable {
   void BeginCheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::string Serialize(const Translation& t);
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   BlockAllocator allocator_ ABSL_GUARDED_BY(mu_);
   Translation current_ ABSL_GUARDED_BY(mu_);
   Translation checkpointed_ ABSL_GUARDED_BY(mu_);

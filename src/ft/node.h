@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "cachetable/cachetable.h"
 #include "fern/options.h"
 #include "ft/basement.h"
@@ -80,7 +81,7 @@ class Node final : public CacheValue {
   // Leaves.
   std::vector<LeafPartition> basements;
 
-  absl::Mutex load_mu;  // serializes loading absent basements under read pins
+  Mutex load_mu;  // serializes loading absent basements under read pins
 
  private:
   BlockNum block_;

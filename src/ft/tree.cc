@@ -25,7 +25,7 @@ TreeConfig FractalTree::CurrentConfig() const {
 }
 
 void FractalTree::SetCompression(Compression codec, int level) {
-  absl::MutexLock lock(&tree_mu_);
+  MutexLock lock(&tree_mu_);
   compression_.store(codec, std::memory_order_relaxed);
   compression_level_.store(level, std::memory_order_relaxed);
   header_template_.compression = static_cast<uint8_t>(codec);
@@ -33,7 +33,7 @@ void FractalTree::SetCompression(Compression codec, int level) {
 }
 
 Lsn FractalTree::checkpoint_lsn() {
-  absl::MutexLock lock(&tree_mu_);
+  MutexLock lock(&tree_mu_);
   return checkpoint_lsn_;
 }
 
@@ -67,7 +67,7 @@ Status FractalTree::Create(const std::string& path, const TreeConfig& config, Ca
   t->file_id_ = cache->OpenFile(t.get());
   t->open_in_cache_ = true;
   {
-    absl::MutexLock lock(&t->tree_mu_);
+    MutexLock lock(&t->tree_mu_);
     BlockNum root = t->NewBlockNum();
     auto leaf = std::make_unique<Node>(root, 0);
     leaf->basements.emplace_back();
@@ -106,7 +106,7 @@ Status FractalTree::Open(const std::string& path, const TreeConfig& config, Cach
   t->header_template_.compression = static_cast<uint8_t>(config.compression);
   t->header_template_.compression_level = config.compression_level;
   {
-    absl::MutexLock lock(&t->tree_mu_);
+    MutexLock lock(&t->tree_mu_);
     t->root_ = header.root;
     t->max_msn_ = header.max_msn;
     t->checkpoint_lsn_ = header.checkpoint_lsn;
@@ -129,7 +129,7 @@ Status FractalTree::Close(bool checkpoint) {
 }
 
 Status FractalTree::Checkpoint() {
-  absl::MutexLock lock(&tree_mu_);
+  MutexLock lock(&tree_mu_);
   // Every write of this tree in the log is applied (writes log and apply under tree_mu_),
   // so the checkpoint holds everything through the log's last LSN. The log must be durable
   // that far before a header says so, or a crash could keep this table's later writes
@@ -250,7 +250,7 @@ bool FractalTree::PartialEvict(BlockNum block, CacheValue* value) {
 Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   Node* node = pin->as<Node>();
   {
-    absl::MutexLock lock(&node->load_mu);
+    MutexLock lock(&node->load_mu);
     LeafPartition& part = node->basements[index];
     if (part.rows != nullptr) return Status::OK();
     std::string frame;
@@ -276,7 +276,7 @@ Status FractalTree::LoadAllBasements(PinnedPair* pin) {
   }
   // Several basements are missing: one read of the whole block beats one read each.
   {
-    absl::MutexLock lock(&node->load_mu);
+    MutexLock lock(&node->load_mu);
     std::string bytes;
     FERN_RETURN_IF_ERROR(file_->ReadBlock(node->block(), &bytes));
     for (LeafPartition& part : node->basements) {
@@ -298,7 +298,7 @@ Status FractalTree::LoadAllBasements(PinnedPair* pin) {
 // ---- shape ---------------------------------------------------------------------
 
 Status FractalTree::Shape(TreeShape* shape) {
-  absl::ReaderMutexLock lock(&tree_mu_);
+  ReaderMutexLock lock(&tree_mu_);
   *shape = TreeShape();
   return ShapeOf(root_, shape);
 }

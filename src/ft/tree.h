@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "cachetable/cachetable.h"
 #include "ft/message.h"
 #include "ft/node.h"
@@ -154,7 +155,7 @@ class FractalTree final : public CacheFileOwner {
   CacheFileId file_id_ = 0;
   bool open_in_cache_ = false;
 
-  absl::Mutex tree_mu_;
+  Mutex tree_mu_;
   BlockNum root_ ABSL_GUARDED_BY(tree_mu_) = -1;
   Msn max_msn_ ABSL_GUARDED_BY(tree_mu_) = 0;
   Lsn checkpoint_lsn_ ABSL_GUARDED_BY(tree_mu_) = 0;

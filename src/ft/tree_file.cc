@@ -142,12 +142,12 @@ Status TreeFile::Open(const std::string& path, bool read_only, std::unique_ptr<T
 }
 
 FileHeader TreeFile::header() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return header_;
 }
 
 int TreeFile::header_slot() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return header_slot_;
 }
 
@@ -157,12 +157,12 @@ void TreeFile::FreeBlock(BlockNum b) { table_.FreeBlockNum(b); }
 
 Status TreeFile::CheckWritable() const {
   if (read_only_) return Status::NotSupported(StrCat(path_, ": opened read-only"));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return sticky_error_;
 }
 
 Status TreeFile::Poison(const Status& s) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (sticky_error_.ok()) {
     sticky_error_ = s.WithContext(
         StrCat(path_, ": a checkpoint failed, the file must be reopened; first error"));
@@ -191,7 +191,7 @@ Status TreeFile::Write(BlockNum b, std::string_view bytes, bool for_checkpoint) 
   }
   BlockLocation loc;
   {
-    absl::ReaderMutexLock lock(&space_mu_);
+    ReaderMutexLock lock(&space_mu_);
     loc = table_.AllocateSpace(bytes.size());
   }
   Status s = file_->Write(loc.offset, bytes);
@@ -257,17 +257,17 @@ Status TreeFile::BeginCheckpointLocked() {
 }
 
 Status TreeFile::BeginCheckpoint() {
-  absl::MutexLock checkpoint_lock(&checkpoint_mu_);
+  MutexLock checkpoint_lock(&checkpoint_mu_);
   return BeginCheckpointLocked();
 }
 
 Status TreeFile::EndCheckpoint(const FileHeader& header) {
-  absl::MutexLock checkpoint_lock(&checkpoint_mu_);
+  MutexLock checkpoint_lock(&checkpoint_mu_);
   return EndCheckpointLocked(header);
 }
 
 Status TreeFile::Checkpoint(const FileHeader& header) {
-  absl::MutexLock checkpoint_lock(&checkpoint_mu_);
+  MutexLock checkpoint_lock(&checkpoint_mu_);
   FERN_RETURN_IF_ERROR(CheckHeaderFits(path_, header));
   FERN_RETURN_IF_ERROR(BeginCheckpointLocked());
   return EndCheckpointLocked(header);
@@ -286,7 +286,7 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
   FileHeader next = header;
   int slot;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     next.format_version = kTreeFileFormatVersion;
     next.checkpoint_count = header_.checkpoint_count + 1;
     next.created_unix_seconds = header_.created_unix_seconds;
@@ -296,7 +296,7 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
   const std::string table = table_.SerializeCheckpoint();
   BlockLocation table_location;
   {
-    absl::ReaderMutexLock lock(&space_mu_);
+    ReaderMutexLock lock(&space_mu_);
     table_location = table_.AllocateTableSpace(table.size());
   }
   s = file_->Write(table_location.offset, table);
@@ -319,7 +319,7 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
 
   table_.CompleteCheckpoint(table_location);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     header_ = std::move(next);
     header_slot_ = slot;
   }
@@ -328,7 +328,7 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
 }
 
 void TreeFile::TrimFileTail() {
-  absl::MutexLock lock(&space_mu_);
+  MutexLock lock(&space_mu_);
   const uint64_t end = table_.stats().file_bytes;
   uint64_t size = 0;
   if (!file_->Size(&size).ok() || size <= end) return;

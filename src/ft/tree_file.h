@@ -35,6 +35,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "cachetable/cachetable.h"
 #include "fern/status.h"
 #include "ft/block_table.h"
@@ -146,11 +147,11 @@ class TreeFile {
   BlockTable table_;
 
   // Held by each checkpoint step (across both steps of Checkpoint).
-  absl::Mutex checkpoint_mu_;
+  Mutex checkpoint_mu_;
   // Shared while space is allocated, exclusive while the file's tail is trimmed: a trim
   // must not cut space allocated between reading file_end() and truncating.
-  absl::Mutex space_mu_;
-  mutable absl::Mutex mu_;
+  Mutex space_mu_;
+  mutable Mutex mu_;
   FileHeader header_ ABSL_GUARDED_BY(mu_);
   int header_slot_ ABSL_GUARDED_BY(mu_);
   Status sticky_error_ ABSL_GUARDED_BY(mu_);

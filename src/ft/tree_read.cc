@@ -42,7 +42,7 @@ size_t SelectPartition(const Node& node, FractalTree::Locate where, std::string_
 }  // namespace
 
 Status FractalTree::Get(std::string_view key, std::string* value) {
-  absl::ReaderMutexLock lock(&tree_mu_);
+  ReaderMutexLock lock(&tree_mu_);
   return GetLocked(key, value);
 }
 
@@ -97,7 +97,7 @@ Status FractalTree::GetLocked(std::string_view key, std::string* value) {
 }
 
 Status FractalTree::ReadBatch(Locate where, std::string_view key, RowBatch* batch) {
-  absl::ReaderMutexLock lock(&tree_mu_);
+  ReaderMutexLock lock(&tree_mu_);
   const Comparator& cmp = *config_.comparator;
   batch->Clear();
   std::optional<std::string> lower;

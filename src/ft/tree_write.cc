@@ -31,12 +31,12 @@ Status FractalTree::LogAndInject(const Message& message, Lsn* lsn) {
 }
 
 Status FractalTree::Put(std::string_view key, std::string_view value, Lsn* lsn) {
-  absl::MutexLock lock(&tree_mu_);
+  MutexLock lock(&tree_mu_);
   return LogAndInject(MakeMessage(MessageType::kInsert, key, value), lsn);
 }
 
 Status FractalTree::Insert(std::string_view key, std::string_view value, Lsn* lsn) {
-  absl::MutexLock lock(&tree_mu_);
+  MutexLock lock(&tree_mu_);
   std::string existing;
   Status s = GetLocked(key, &existing);
   if (s.ok()) return Status::AlreadyExists(StrCat("key \"", EscapeBytes(key), "\" exists"));
@@ -45,7 +45,7 @@ Status FractalTree::Insert(std::string_view key, std::string_view value, Lsn* ls
 }
 
 Status FractalTree::Delete(std::string_view key, Lsn* lsn) {
-  absl::MutexLock lock(&tree_mu_);
+  MutexLock lock(&tree_mu_);
   return LogAndInject(MakeMessage(MessageType::kDelete, key, {}), lsn);
 }
 
@@ -53,7 +53,7 @@ Status FractalTree::Update(std::string_view key, std::string_view extra, Lsn* ls
   if (config_.update_function == nullptr || !*config_.update_function) {
     return Status::InvalidArgument("Update needs Options::update_function");
   }
-  absl::MutexLock lock(&tree_mu_);
+  MutexLock lock(&tree_mu_);
   return LogAndInject(MakeMessage(MessageType::kUpdate, key, extra), lsn);
 }
 
@@ -61,18 +61,18 @@ Status FractalTree::UpdateAll(std::string_view extra, Lsn* lsn) {
   if (config_.update_function == nullptr || !*config_.update_function) {
     return Status::InvalidArgument("UpdateAll needs Options::update_function");
   }
-  absl::MutexLock lock(&tree_mu_);
+  MutexLock lock(&tree_mu_);
   return LogAndInject(MakeMessage(MessageType::kUpdateBroadcast, {}, extra), lsn);
 }
 
 Status FractalTree::Replay(Message message, Lsn lsn) {
-  absl::MutexLock lock(&tree_mu_);
+  MutexLock lock(&tree_mu_);
   if (lsn <= checkpoint_lsn_) return Status::OK();
   return Inject(message);
 }
 
 Status FractalTree::Optimize() {
-  absl::MutexLock lock(&tree_mu_);
+  MutexLock lock(&tree_mu_);
   FERN_RETURN_IF_ERROR(Inject(MakeMessage(MessageType::kOptimize, {}, {})));
   PinnedPair root;
   FERN_RETURN_IF_ERROR(PinNode(root_, Cachetable::Lock::kWrite, &root));

@@ -20,14 +20,14 @@ Status LogWriter::Open(const std::string& dir, const LogWriterOptions& options,
   if (reader->files().empty()) {
     IoCounts counts;
     FERN_RETURN_IF_ERROR(result->StartFile(1, &counts));
-    absl::MutexLock lock(&result->mu_);
+    MutexLock lock(&result->mu_);
     result->file_bytes_ = kLogFileHeaderSize;
     result->stats_.files_created = counts.files_created;
   } else {
     LogEnd end;
     FERN_RETURN_IF_ERROR(reader->FindEnd(&end));
     {
-      absl::MutexLock lock(&result->files_mu_);
+      MutexLock lock(&result->files_mu_);
       result->files_ = reader->files();
     }
     FERN_RETURN_IF_ERROR(result->OpenAfter(end));
@@ -50,7 +50,7 @@ Status LogWriter::OpenAfter(const LogEnd& end) {
   // it as such.
   FERN_RETURN_IF_ERROR(file_->Sync());
   file_offset_ = offset;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   next_lsn_ = end.last_lsn + 1;
   written_lsn_ = end.last_lsn;
   durable_lsn_ = end.last_lsn;
@@ -59,8 +59,8 @@ Status LogWriter::OpenAfter(const LogEnd& end) {
 }
 
 LogWriter::~LogWriter() {
-  absl::MutexLock lock(&mu_);
-  while (io_busy_) io_done_.Wait(&mu_);
+  MutexLock lock(&mu_);
+  while (io_busy_) mu_.Wait(&io_done_);
   if (failed_.ok() && !buffer_.empty()) {
     Status ignored = RunIo(/*sync=*/false);  // a destructor has no one to report to
     (void)ignored;
@@ -98,7 +98,7 @@ Status LogWriter::FinishAppend(size_t start, bool rotated, Lsn* lsn) {
   stats_.bytes += size;
   if (buffer_.size() < options_.buffer_bytes) return Status::OK();
   // Back-pressure: write the buffer out here rather than let it grow without bound.
-  while (io_busy_ && failed_.ok()) io_done_.Wait(&mu_);
+  while (io_busy_ && failed_.ok()) mu_.Wait(&io_done_);
   if (!failed_.ok()) return failed_;
   if (buffer_.size() < options_.buffer_bytes) return Status::OK();
   return RunIo(/*sync=*/false);
@@ -109,7 +109,7 @@ Status LogWriter::Append(LogRecordType type, std::string_view payload, Lsn* lsn)
     return Status::InvalidArgument(StrCat("log record payload of ", payload.size(),
                                           " bytes exceeds the limit ", kMaxLogPayloadSize));
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   size_t start;
   bool rotated;
   FERN_RETURN_IF_ERROR(BeginAppend(type, &start, &rotated));
@@ -118,7 +118,7 @@ Status LogWriter::Append(LogRecordType type, std::string_view payload, Lsn* lsn)
 }
 
 Status LogWriter::Append(const LogRecord& record, Lsn* lsn) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   size_t start;
   bool rotated;
   FERN_RETURN_IF_ERROR(BeginAppend(record.type, &start, &rotated));
@@ -129,7 +129,7 @@ Status LogWriter::Append(const LogRecord& record, Lsn* lsn) {
 // ---- Writing and syncing ----------------------------------------------------------------
 
 Status LogWriter::Sync(Lsn lsn) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (lsn >= next_lsn_) {
     return Status::InvalidArgument(
         StrCat("LogWriter::Sync: LSN ", lsn, " was not appended (last is ", next_lsn_ - 1, ")"));
@@ -150,7 +150,7 @@ Status LogWriter::WaitDurable(Lsn lsn) {
     if (!failed_.ok()) return failed_;
     if (durable_lsn_ >= lsn) return Status::OK();
     if (io_busy_ || gathering_) {
-      io_done_.Wait(&mu_);
+      mu_.Wait(&io_done_);
       continue;
     }
     if (syncers_ < peak_syncers_) {
@@ -160,7 +160,7 @@ Status LogWriter::WaitDurable(Lsn lsn) {
       gathering_ = true;
       absl::Time deadline = absl::Now() + GatherTimeout();
       while (syncers_ < peak_syncers_ && !io_busy_ && failed_.ok()) {
-        if (arrivals_.WaitWithDeadline(&mu_, deadline)) {
+        if (mu_.WaitWithDeadline(&arrivals_, deadline)) {
           peak_syncers_ = syncers_;  // someone stopped committing: expect fewer from now on
           break;
         }
@@ -180,12 +180,12 @@ absl::Duration LogWriter::GatherTimeout() const {
 }
 
 Status LogWriter::Flush() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   while (true) {
     if (!failed_.ok()) return failed_;
     if (written_lsn_ + 1 >= next_lsn_) return Status::OK();
     if (!io_busy_) break;
-    io_done_.Wait(&mu_);
+    mu_.Wait(&io_done_);
   }
   return RunIo(/*sync=*/false);
 }
@@ -254,7 +254,7 @@ Status LogWriter::StartFile(Lsn first_lsn, IoCounts* counts) {
   std::unique_ptr<File> file;
   FERN_RETURN_IF_ERROR(File::Open(path, File::Mode::kCreateTruncate, &file));
   {
-    absl::MutexLock lock(&files_mu_);
+    MutexLock lock(&files_mu_);
     files_.push_back({path, first_lsn});
   }
   FERN_RETURN_IF_ERROR(file->Write(0, EncodeLogFileHeader(first_lsn)));
@@ -270,7 +270,7 @@ Status LogWriter::StartFile(Lsn first_lsn, IoCounts* counts) {
 // ---- Trimming and accessors -------------------------------------------------------------
 
 Status LogWriter::RemoveFilesBefore(Lsn lsn) {
-  absl::MutexLock lock(&files_mu_);
+  MutexLock lock(&files_mu_);
   // File i holds LSNs [files_[i].first_lsn, files_[i + 1].first_lsn), all below `lsn` when
   // the next file starts at or below it.
   size_t removable = 0;
@@ -286,27 +286,27 @@ Status LogWriter::RemoveFilesBefore(Lsn lsn) {
 }
 
 Lsn LogWriter::last_lsn() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return next_lsn_ - 1;
 }
 
 Lsn LogWriter::durable_lsn() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return durable_lsn_;
 }
 
 Status LogWriter::status() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return failed_;
 }
 
 LogWriterStats LogWriter::stats() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 
 std::vector<LogFileInfo> LogWriter::files() const {
-  absl::MutexLock lock(&files_mu_);
+  MutexLock lock(&files_mu_);
   return files_;
 }
 

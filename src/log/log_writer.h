@@ -44,6 +44,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "absl/time/time.h"
 #include "fern/status.h"
 #include "log/log_format.h"
@@ -148,7 +149,7 @@ class LogWriter {
   const std::string dir_;
   const LogWriterOptions options_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::CondVar io_done_;   // signalled whenever the I/O token is released
   absl::CondVar arrivals_;  // signalled when a committer enters Sync while one gathers
   std::string buffer_ ABSL_GUARDED_BY(mu_);
@@ -173,7 +174,7 @@ class LogWriter {
   uint64_t file_offset_ = 0;
 
   // Never held together with mu_.
-  mutable absl::Mutex files_mu_;
+  mutable Mutex files_mu_;
   std::vector<LogFileInfo> files_ ABSL_GUARDED_BY(files_mu_);
 };
 

@@ -15,23 +15,25 @@ ThreadPool::ThreadPool(int threads) {
 
 ThreadPool::~ThreadPool() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
+    work_.SignalAll();
   }
   for (std::thread& worker : workers_) worker.join();
 }
 
 void ThreadPool::Schedule(std::function<void()> task) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   queue_.push_back(std::move(task));
+  work_.Signal();
 }
 
 void ThreadPool::WorkerLoop() {
-  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
   while (true) {
     std::function<void()> task;
     {
-      absl::MutexLock lock(&mu_, absl::Condition(&ready));
+      MutexLock lock(&mu_);
+      while (!stopping_ && queue_.empty()) mu_.Wait(&work_);
       // Stop only once the queue is empty: the destructor promises to finish queued work.
       if (queue_.empty()) return;
       task = std::move(queue_.front());
@@ -59,14 +61,16 @@ struct ParallelForState {
       ++ran;
     }
     if (ran == 0) return;
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     done += ran;
+    if (done == n) finished.SignalAll();
   }
 
   const size_t n;
   const std::function<void(size_t)>* const fn;
   std::atomic<size_t> next{0};
-  absl::Mutex mu;
+  Mutex mu;
+  absl::CondVar finished;
   size_t done ABSL_GUARDED_BY(mu) = 0;
 };
 
@@ -84,9 +88,8 @@ void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
     Schedule([state] { state->RunIndices(); });
   }
   state->RunIndices();
-  auto all_done = [&state]()
-                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) { return state->done == state->n; };
-  absl::MutexLock lock(&state->mu, absl::Condition(&all_done));
+  MutexLock lock(&state->mu);
+  while (state->done != state->n) state->mu.Wait(&state->finished);
 }
 
 }  // namespace fern

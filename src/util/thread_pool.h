@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 
 namespace fern {
 
@@ -36,7 +37,8 @@ class ThreadPool {
  private:
   void WorkerLoop();
 
-  absl::Mutex mu_;
+  Mutex mu_;
+  absl::CondVar work_;  // signalled when a task is queued or the pool stops
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
