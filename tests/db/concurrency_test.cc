@@ -1,0 +1,143 @@
+// Many threads on one table: puts, deletes, gets and scans on overlapping keys while a
+// checkpoint runs every 100 ms. Every result is checked against what the threads wrote.
+// Keys below kOwnedKeys belong to one thread (key % threads), which alone writes them and
+// must read back exactly its last write; all threads write and delete the keys above, which
+// may hold any value some thread wrote for that key, never anything else.
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fern/fern.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace fern {
+namespace {
+
+constexpr int kThreads = 4;
+constexpr int kKeys = 3000;
+constexpr int kOwnedKeys = 2000;
+
+std::string KeyOf(int k) { return "key" + std::to_string(100000 + k); }
+std::string ValueOf(int k, int thread, uint64_t seq) {
+  return KeyOf(k) + "|" + std::to_string(thread) + "|" + std::to_string(seq) +
+         std::string(static_cast<size_t>(seq % 50), 'p');
+}
+// A value is valid for key k if it names k (written by some thread for k).
+bool ValidFor(std::string_view value, int k) {
+  std::string prefix = KeyOf(k) + "|";
+  return value.substr(0, prefix.size()) == prefix;
+}
+
+TEST(ConcurrencyTest, ThreadsMixWritesReadsScansAndCheckpoints) {
+  testing::ScratchDir dir;
+  Options options;
+  options.sync_commits = false;
+  options.cache_bytes = size_t{4} << 20;
+  options.checkpoint_period_ms = 0;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  TableOptions table_options;
+  table_options.node_bytes = 64 << 10;
+  table_options.basement_bytes = 4 << 10;
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("shared", table_options, &table).ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  auto fail = [&](const std::string& what) {
+    if (failures.fetch_add(1) < 10) ADD_FAILURE() << what;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(1000 + t);
+      std::map<int, std::string> mine;  // owned keys: exact expected state
+      uint64_t seq = 0;
+      while (!stop.load() && std::chrono::steady_clock::now() < deadline) {
+        int k = static_cast<int>(rng() % kKeys);
+        bool shared = k >= kOwnedKeys;
+        bool owned = !shared && k % kThreads == t;
+        int dice = static_cast<int>(rng() % 100);
+        if (dice < 45 && (owned || shared)) {
+          std::string value = ValueOf(k, t, ++seq);
+          if (!table->Put(nullptr, KeyOf(k), value).ok()) fail("put failed");
+          if (owned) mine[k] = value;
+        } else if (dice < 55 && (owned || shared)) {
+          if (!table->Delete(nullptr, KeyOf(k)).ok()) fail("delete failed");
+          mine.erase(k);
+        } else if (dice < 97) {
+          std::string value;
+          Status s = table->Get(nullptr, KeyOf(k), &value);
+          if (owned) {
+            auto it = mine.find(k);
+            if (it == mine.end() ? !s.IsNotFound() : (!s.ok() || value != it->second)) {
+              fail("owned key " + KeyOf(k) + " read back wrong: " + s.ToString());
+            }
+          } else if (!s.ok() && !s.IsNotFound()) {
+            fail("get failed: " + s.ToString());
+          } else if (s.ok() && !ValidFor(value, k)) {
+            fail("key " + KeyOf(k) + " holds a value written for another key");
+          }
+        } else {
+          // A short scan from a random key: ordered, and every value valid for its key.
+          auto cursor = table->NewCursor(nullptr);
+          std::string previous;
+          int steps = 0;
+          for (cursor->Seek(KeyOf(k)); cursor->Valid() && steps < 200; cursor->Next(), ++steps) {
+            std::string key(cursor->key());
+            if (!previous.empty() && key <= previous) fail("scan out of order");
+            int scanned = std::stoi(key.substr(3)) - 100000;
+            if (!ValidFor(cursor->value(), scanned)) fail("scan found a foreign value at " + key);
+            if (scanned < kOwnedKeys && scanned % kThreads == t) {
+              auto it = mine.find(scanned);
+              if (it == mine.end() || it->second != cursor->value()) {
+                fail("scan disagrees with owner's writes at " + key);
+              }
+            }
+            previous = key;
+          }
+          if (!cursor->status().ok()) fail("scan failed: " + cursor->status().ToString());
+        }
+      }
+    });
+  }
+  std::thread checkpointer([&] {
+    while (!stop.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      Status s = env->Checkpoint();
+      if (!s.ok()) fail("checkpoint failed: " + s.ToString());
+    }
+  });
+  for (std::thread& thread : threads) thread.join();
+  stop = true;
+  checkpointer.join();
+  EXPECT_EQ(failures.load(), 0);
+
+  // Reopen: the same rows, in order.
+  std::map<std::string, std::string> before;
+  auto cursor = table->NewCursor(nullptr);
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+    before.emplace(std::string(cursor->key()), std::string(cursor->value()));
+  }
+  cursor.reset();
+  env.reset();
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  ASSERT_TRUE(env->OpenTable("shared", table_options, &table).ok());
+  std::map<std::string, std::string> after;
+  cursor = table->NewCursor(nullptr);
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+    after.emplace(std::string(cursor->key()), std::string(cursor->value()));
+  }
+  EXPECT_EQ(before, after);
+}
+
+}  // namespace
+}  // namespace fern
