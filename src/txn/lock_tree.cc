@@ -48,7 +48,9 @@ Status LockTree::Acquire(TxnId owner, std::string_view lo, std::string_view hi, 
     return Status::InvalidArgument(
         StrCat("lock range is empty: '", EscapeBytes(lo), "' > '", EscapeBytes(hi), "'"));
   }
-  const absl::Time deadline = absl::Now() + std::max(timeout, absl::ZeroDuration());
+  // Set at the first conflict, so that an uncontended request does not read the clock.
+  absl::Time deadline = absl::InfiniteFuture();
+  bool have_deadline = false;
   Waiter self{owner, BoundRef{lo, false}, BoundRef{hi, true}, mode, {}, {}};
   bool registered = false;
   Status result;
@@ -63,6 +65,10 @@ Status LockTree::Acquire(TxnId owner, std::string_view lo, std::string_view hi, 
         owned_[owner].emplace_back(std::string(lo), std::string(hi));
       }
       break;
+    }
+    if (!have_deadline) {
+      deadline = absl::Now() + std::max(timeout, absl::ZeroDuration());
+      have_deadline = true;
     }
     if (absl::Now() >= deadline) {
       result = Status::Busy(StrCat("lock wait for ", ModeName(mode), " ['", EscapeBytes(lo), "', '",

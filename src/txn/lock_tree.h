@@ -63,10 +63,10 @@ class LockTree {
 
   // Locks [lo, hi] for `owner` (a root transaction id, not kNoTxn). OK once granted (at once
   // if the owner already holds the whole range in `mode` or stronger); Busy if a conflicting
-  // lock is still held after `timeout` (zero or negative: no waiting; absl::InfiniteDuration()
-  // waits for ever); Deadlock if waiting would close a cycle of waits; InvalidArgument if
-  // lo > hi or owner is kNoTxn. On Busy or Deadlock nothing was locked and the owner's
-  // earlier locks stay held.
+  // lock is still held `timeout` after the first conflict was seen (zero or negative: no
+  // waiting; absl::InfiniteDuration() waits for ever); Deadlock if waiting would close a cycle of
+  // waits; InvalidArgument if lo > hi or owner is kNoTxn. On Busy or Deadlock nothing was locked
+  // and the owner's earlier locks stay held.
   Status Acquire(TxnId owner, std::string_view lo, std::string_view hi, Mode mode,
                  absl::Duration timeout);
   Status Acquire(TxnId owner, std::string_view key, Mode mode, absl::Duration timeout) {
