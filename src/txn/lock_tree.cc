@@ -1,0 +1,217 @@
+#include "txn/lock_tree.h"
+
+#include <algorithm>
+#include <cassert>
+#include <iterator>
+
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+bool Contains(const absl::InlinedVector<TxnId, 2>& ids, TxnId id) {
+  return std::binary_search(ids.begin(), ids.end(), id);
+}
+
+template <typename Vector>
+void AddUnique(Vector* ids, TxnId id) {
+  if (std::find(ids->begin(), ids->end(), id) == ids->end()) ids->push_back(id);
+}
+
+const char* ModeName(LockTree::Mode mode) {
+  return mode == LockTree::Mode::kRead ? "read" : "write";
+}
+
+std::string DescribeOwners(const absl::InlinedVector<TxnId, 4>& owners) {
+  std::string out;
+  for (TxnId id : owners) out += StrCat(out.empty() ? "" : ", ", id);
+  return out;
+}
+
+}  // namespace
+
+LockTree::LockTree(const Comparator& comparator, DeadlockDetector& detector)
+    : comparator_(comparator), detector_(detector), less_{&comparator}, segments_(less_) {}
+
+LockTree::~LockTree() {
+  absl::MutexLock lock(&mu_);
+  assert(waiters_.empty() && "LockTree destroyed while a request waits");
+}
+
+bool LockTree::Equal(BoundRef a, BoundRef b) const { return !less_(a, b) && !less_(b, a); }
+
+Status LockTree::Acquire(TxnId owner, std::string_view lo, std::string_view hi, Mode mode,
+                         absl::Duration timeout) {
+  if (owner == kNoTxn) return Status::InvalidArgument("lock owner is transaction 0");
+  if (comparator_.Compare(lo, hi) > 0) {
+    return Status::InvalidArgument(
+        StrCat("lock range is empty: '", EscapeBytes(lo), "' > '", EscapeBytes(hi), "'"));
+  }
+  // Set at the first conflict, so that an uncontended request does not read the clock.
+  absl::Time deadline = absl::InfiniteFuture();
+  bool have_deadline = false;
+  Waiter self{owner, BoundRef{lo, false}, BoundRef{hi, true}, mode, {}, {}};
+  bool registered = false;
+  Status result;
+
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    self.blockers.clear();
+    bool covered = Scan(owner, self.start, self.end, mode, &self.blockers);
+    if (self.blockers.empty()) {
+      if (!covered) {
+        Grant(owner, self.start, self.end, mode);
+        owned_[owner].emplace_back(std::string(lo), std::string(hi));
+      }
+      break;
+    }
+    if (!have_deadline) {
+      deadline = absl::Now() + std::max(timeout, absl::ZeroDuration());
+      have_deadline = true;
+    }
+    if (absl::Now() >= deadline) {
+      result = Status::Busy(StrCat("lock wait for ", ModeName(mode), " ['", EscapeBytes(lo), "', '",
+                                   EscapeBytes(hi), "'] by transaction ", owner,
+                                   " timed out; held by ", DescribeOwners(self.blockers)));
+      break;
+    }
+    if (!detector_.SetWaits(owner, self.blockers)) {
+      result = Status::Deadlock(StrCat("transaction ", owner, " waiting for ", ModeName(mode),
+                                       " ['", EscapeBytes(lo), "', '", EscapeBytes(hi),
+                                       "'] held by ", DescribeOwners(self.blockers),
+                                       " would close a cycle of lock waits"));
+      break;
+    }
+    if (!registered) {
+      waiters_.push_back(&self);
+      registered = true;
+    }
+    self.wake.WaitWithDeadline(&mu_, deadline);
+  }
+  if (registered) {
+    waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
+    detector_.ClearWaits(owner);
+  }
+  return result;
+}
+
+bool LockTree::Scan(TxnId owner, BoundRef start, BoundRef end, Mode mode,
+                    Blockers* blockers) const {
+  auto it = segments_.upper_bound(start);
+  bool covered = it != segments_.begin();
+  if (covered) --it;  // the segment in force at `start`
+  for (; it != segments_.end() && less_(it->first, end); ++it) {
+    const Holders& h = it->second;
+    if (h.writer != kNoTxn && h.writer != owner) AddUnique(blockers, h.writer);
+    if (mode == Mode::kWrite) {
+      for (TxnId reader : h.readers) {
+        if (reader != owner) AddUnique(blockers, reader);
+      }
+      covered = covered && h.writer == owner;
+    } else {
+      covered = covered && (h.writer == owner || Contains(h.readers, owner));
+    }
+  }
+  return covered;
+}
+
+void LockTree::Split(BoundRef at) {
+  auto it = segments_.lower_bound(at);
+  if (it != segments_.end() && Equal(BoundRef{it->first.key, it->first.after}, at)) return;
+  Holders in_force = it == segments_.begin() ? Holders{} : std::prev(it)->second;
+  segments_.emplace_hint(it, Bound{std::string(at.key), at.after}, std::move(in_force));
+}
+
+void LockTree::Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode) {
+  Split(end);
+  Split(start);
+  for (auto it = segments_.find(start); it != segments_.end() && less_(it->first, end); ++it) {
+    Holders& h = it->second;
+    if (mode == Mode::kWrite) {
+      h.writer = owner;
+      h.readers.clear();
+    } else if (h.writer != owner && !Contains(h.readers, owner)) {
+      h.readers.insert(std::upper_bound(h.readers.begin(), h.readers.end(), owner), owner);
+    }
+  }
+  Coalesce(start, end);
+
+  // Waiters on an overlapping range that this lock conflicts with now wait for `owner` too.
+  for (Waiter* w : waiters_) {
+    if (w->owner == owner) continue;
+    if (mode == Mode::kRead && w->mode == Mode::kRead) continue;
+    if (!less_(w->start, end) || !less_(start, w->end)) continue;
+    if (std::find(w->blockers.begin(), w->blockers.end(), owner) != w->blockers.end()) continue;
+    w->blockers.push_back(owner);
+    detector_.AddWait(w->owner, owner);
+  }
+}
+
+void LockTree::Coalesce(BoundRef start, BoundRef end) {
+  auto it = segments_.lower_bound(start);
+  if (it != segments_.begin()) --it;
+  Holders previous = it == segments_.begin() ? Holders{} : std::prev(it)->second;
+  while (it != segments_.end()) {
+    bool past_end = less_(end, it->first);
+    if (it->second == previous) {
+      it = segments_.erase(it);
+    } else {
+      previous = it->second;
+      ++it;
+    }
+    if (past_end) break;
+  }
+}
+
+void LockTree::ReleaseAll(TxnId owner) {
+  absl::MutexLock lock(&mu_);
+  auto owned = owned_.find(owner);
+  if (owned == owned_.end()) return;
+  for (const auto& [lo, hi] : owned->second) {
+    BoundRef start{lo, false};
+    BoundRef end{hi, true};
+    auto it = segments_.upper_bound(start);
+    if (it != segments_.begin()) --it;
+    for (; it != segments_.end() && less_(it->first, end); ++it) {
+      Holders& h = it->second;
+      if (h.writer == owner) h.writer = kNoTxn;
+      auto reader = std::lower_bound(h.readers.begin(), h.readers.end(), owner);
+      if (reader != h.readers.end() && *reader == owner) h.readers.erase(reader);
+    }
+    Coalesce(start, end);
+  }
+  owned_.erase(owned);
+
+  for (Waiter* w : waiters_) {
+    auto blocker = std::find(w->blockers.begin(), w->blockers.end(), owner);
+    if (blocker == w->blockers.end()) continue;
+    w->blockers.erase(blocker);
+    detector_.RemoveWait(w->owner, owner);
+    w->wake.Signal();
+  }
+}
+
+bool LockTree::Holds(TxnId owner, std::string_view lo, std::string_view hi, Mode mode) const {
+  if (comparator_.Compare(lo, hi) > 0) return false;
+  absl::ReaderMutexLock lock(&mu_);
+  Blockers ignored;
+  return Scan(owner, BoundRef{lo, false}, BoundRef{hi, true}, mode, &ignored);
+}
+
+size_t LockTree::owner_count() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return owned_.size();
+}
+
+size_t LockTree::bound_count() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return segments_.size();
+}
+
+size_t LockTree::waiter_count() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return waiters_.size();
+}
+
+}  // namespace fern

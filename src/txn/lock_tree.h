@@ -1,0 +1,157 @@
+// The lock tree of one table: range locks over keys in the table's comparator order, held by
+// root transactions until they end (docs/transactions.md).
+//
+// A lock covers the closed range [lo, hi] (a row lock is [k, k]) in read (shared) or write
+// (exclusive) mode. A request conflicts with a lock of another owner on an overlapping range
+// unless both are reads: unlike PerconaFT, read locks are shared. An owner's own locks never
+// conflict with its requests; an owner holding a read lock may upgrade it to a write lock once
+// no other owner reads an overlapping range. Nested transactions lock on behalf of their
+// root: callers pass the root's id as `owner`.
+//
+// A conflicting request waits until the conflicting owners release, up to its timeout
+// (Status::Busy). While it waits, its edges (waiter -> each conflicting owner) are kept in the
+// Env's DeadlockDetector, exactly: a lock granted to another owner over the waited range adds
+// an edge, a release removes one. The request whose wait would close a cycle of waits, in
+// this tree or through others of the Env, gets Status::Deadlock at once; the others keep
+// waiting until the chosen victim's owner releases. Waiting is not fair: a stream of readers
+// can hold off a writer until its timeout.
+//
+// Representation: the key space is cut into segments at the bounds of the locked ranges, each
+// segment recording its holders (one writer, or any number of readers). Bounds sit just
+// before or just after a key, so any comparator works without a successor function. A
+// segment map in canonical form (no two neighbours with the same holders) plus, per owner,
+// the list of ranges it acquired. Acquire without conflict costs O(log n + s) comparisons
+// for n bounds and s segments the range spans (1 to 3 for a row lock); ReleaseAll costs
+// that per range the owner acquired.
+//
+// Thread-safe: any thread may call any method. A waiting Acquire blocks only its own thread.
+// REQUIRES: an owner is in at most one Acquire at a time (see deadlock_detector.h).
+#ifndef FERN_TXN_LOCK_TREE_H_
+#define FERN_TXN_LOCK_TREE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "fern/options.h"
+#include "fern/status.h"
+#include "ft/message.h"
+#include "txn/deadlock_detector.h"
+
+namespace fern {
+
+class LockTree {
+ public:
+  enum class Mode : uint8_t { kRead, kWrite };
+
+  // `comparator` orders the keys; `detector` is shared by every LockTree of the Env. Both
+  // must outlive the tree.
+  LockTree(const Comparator& comparator, DeadlockDetector& detector);
+  // REQUIRES: no thread is in Acquire.
+  ~LockTree();
+  LockTree(const LockTree&) = delete;
+  LockTree& operator=(const LockTree&) = delete;
+
+  // Locks [lo, hi] for `owner` (a root transaction id, not kNoTxn). OK once granted (at once
+  // if the owner already holds the whole range in `mode` or stronger); Busy if a conflicting
+  // lock is still held `timeout` after the first conflict was seen (zero or negative: no
+  // waiting; absl::InfiniteDuration() waits for ever); Deadlock if waiting would close a cycle of
+  // waits; InvalidArgument if lo > hi or owner is kNoTxn. On Busy or Deadlock nothing was locked
+  // and the owner's earlier locks stay held.
+  Status Acquire(TxnId owner, std::string_view lo, std::string_view hi, Mode mode,
+                 absl::Duration timeout);
+  Status Acquire(TxnId owner, std::string_view key, Mode mode, absl::Duration timeout) {
+    return Acquire(owner, key, key, mode, timeout);
+  }
+
+  // Releases every lock `owner` holds here and wakes the requests that waited for it.
+  void ReleaseAll(TxnId owner);
+
+  // Whether `owner` holds all of [lo, hi] in `mode` or stronger.
+  bool Holds(TxnId owner, std::string_view lo, std::string_view hi, Mode mode) const;
+
+  // Owners holding at least one lock.
+  size_t owner_count() const;
+  // Bounds in the segment map (about two per disjoint locked range).
+  size_t bound_count() const;
+  // Requests now waiting.
+  size_t waiter_count() const;
+
+ private:
+  // The position just before `key` (after == false) or just after it.
+  struct Bound {
+    std::string key;
+    bool after = false;
+  };
+  struct BoundRef {
+    std::string_view key;
+    bool after = false;
+  };
+  struct BoundLess {
+    using is_transparent = void;
+    const Comparator* comparator;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      int c = comparator->Compare(a.key, b.key);
+      if (c != 0) return c < 0;
+      return !a.after && b.after;
+    }
+  };
+  // Owners of one segment: a writer (then no readers: the writer's own reads are subsumed)
+  // or readers, ascending.
+  struct Holders {
+    TxnId writer = kNoTxn;
+    absl::InlinedVector<TxnId, 2> readers;
+
+    bool empty() const { return writer == kNoTxn && readers.empty(); }
+    friend bool operator==(const Holders& a, const Holders& b) {
+      return a.writer == b.writer && a.readers == b.readers;
+    }
+  };
+  using Blockers = absl::InlinedVector<TxnId, 4>;
+  // One waiting Acquire; lives on its thread's stack.
+  struct Waiter {
+    TxnId owner;
+    BoundRef start;
+    BoundRef end;
+    Mode mode;
+    Blockers blockers;  // the owners it waits for, kept exact while it sleeps
+    absl::CondVar wake;
+  };
+
+  // Fills *blockers with the other owners whose locks conflict with the request on
+  // [start, end); returns whether `owner` already holds all of it in `mode` or stronger.
+  bool Scan(TxnId owner, BoundRef start, BoundRef end, Mode mode, Blockers* blockers) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Inserts a bound at `at` (if absent) that keeps the holders in force there.
+  void Split(BoundRef at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Restores canonical form after the holders of segments within [start, end) changed.
+  void Coalesce(BoundRef start, BoundRef end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Equal(BoundRef a, BoundRef b) const;
+
+  const Comparator& comparator_;
+  DeadlockDetector& detector_;
+  const BoundLess less_;
+
+  mutable absl::Mutex mu_;
+  absl::btree_map<Bound, Holders, BoundLess> segments_ ABSL_GUARDED_BY(mu_);
+  // The ranges each owner acquired, as (lo, hi), for ReleaseAll.
+  absl::flat_hash_map<TxnId, std::vector<std::pair<std::string, std::string>>> owned_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace fern
+
+#endif  // FERN_TXN_LOCK_TREE_H_

@@ -1,0 +1,278 @@
+#include "txn/txn_manager.h"
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+const char* StatusName(TxnStatus status) {
+  switch (status) {
+    case TxnStatus::kLive:
+      return "live";
+    case TxnStatus::kPrepared:
+      return "prepared";
+    case TxnStatus::kCommitted:
+      return "committed";
+    case TxnStatus::kAborted:
+      return "aborted";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+bool Snapshot::WasLive(TxnId id) const {
+  return std::binary_search(live_.begin(), live_.end(), id);
+}
+
+std::string TxnState::xid() const {
+  absl::MutexLock lock(&xid_mu_);
+  return xid_;
+}
+
+TxnManager::TxnManager(TxnId first_id)
+    : next_id_(std::max<TxnId>(first_id, 1)), pruned_below_(std::max<TxnId>(first_id, 1)) {}
+
+TxnManager::~TxnManager() {
+  absl::MutexLock lock(&mu_);
+  assert(snapshot_floors_.empty() && "a snapshot outlives its TxnManager");
+}
+
+Status TxnManager::CheckCanBeginChild(const TxnStatePtr& parent) const {
+  if (parent->status() != TxnStatus::kLive) {
+    return Status::InvalidArgument(StrCat("cannot begin a child of transaction ", parent->id(),
+                                          ": it is ", StatusName(parent->status())));
+  }
+  if (parent->live_child_ != kNoTxn) {
+    return Status::InvalidArgument(
+        StrCat("transaction ", parent->id(), " already has a live child ", parent->live_child_));
+  }
+  if (parent->xids().size() >= kMaxXidDepth) {
+    return Status::InvalidArgument(StrCat("transactions nest at most ", kMaxXidDepth,
+                                          " deep (transaction ", parent->id(), ")"));
+  }
+  return Status::OK();
+}
+
+TxnStatePtr TxnManager::Register(TxnId id, const TxnStatePtr& parent, Isolation isolation) {
+  XidStack xids;
+  if (parent != nullptr) xids = parent->xids();
+  xids.Push(id);
+  TxnStatePtr txn(new TxnState(parent, xids, parent ? parent->isolation() : isolation));
+  ++live_count_;
+  if (parent == nullptr) {
+    live_roots_.insert(id);
+  } else {
+    parent->live_child_ = id;
+    txn->snapshot_ = parent->snapshot_;
+  }
+  return txn;
+}
+
+Status TxnManager::Begin(Isolation isolation, TxnStatePtr* txn) {
+  absl::MutexLock lock(&mu_);
+  TxnStatePtr state = Register(next_id_++, nullptr, isolation);
+  if (isolation == Isolation::kSnapshot) state->snapshot_ = TakeSnapshotLocked();
+  *txn = std::move(state);
+  return Status::OK();
+}
+
+Status TxnManager::BeginChild(const TxnStatePtr& parent, TxnStatePtr* txn) {
+  if (parent == nullptr) return Status::InvalidArgument("BeginChild without a parent");
+  absl::MutexLock lock(&mu_);
+  FERN_RETURN_IF_ERROR(CheckCanBeginChild(parent));
+  *txn = Register(next_id_++, parent, parent->isolation());
+  return Status::OK();
+}
+
+Status TxnManager::BeginRecovered(TxnId id, const TxnStatePtr& parent, Isolation isolation,
+                                  TxnStatePtr* txn) {
+  absl::MutexLock lock(&mu_);
+  if (id == kNoTxn) return Status::InvalidArgument("recovered transaction id 0");
+  if (!snapshot_floors_.empty()) {
+    return Status::InvalidArgument(
+        StrCat("cannot recover transaction ", id, " while snapshots are live"));
+  }
+  if (live_roots_.contains(id) || finished_.contains(id)) {
+    return Status::InvalidArgument(StrCat("recovered transaction ", id, " is already known"));
+  }
+  if (parent != nullptr) {
+    FERN_RETURN_IF_ERROR(CheckCanBeginChild(parent));
+    if (id <= parent->id()) {
+      return Status::InvalidArgument(
+          StrCat("recovered child ", id, " is not newer than its parent ", parent->id()));
+    }
+  }
+  *txn = Register(id, parent, isolation);
+  next_id_ = std::max(next_id_, id + 1);
+  if (pruned_below_.load(std::memory_order_relaxed) > id) {
+    pruned_below_.store(id, std::memory_order_release);
+  }
+  return Status::OK();
+}
+
+Status TxnManager::Prepare(const TxnStatePtr& txn, std::string_view xid) {
+  if (txn == nullptr) return Status::InvalidArgument("Prepare without a transaction");
+  if (xid.empty()) return Status::InvalidArgument("Prepare needs a non-empty xid");
+  absl::MutexLock lock(&mu_);
+  if (!txn->is_root()) {
+    return Status::InvalidArgument(
+        StrCat("transaction ", txn->id(), " is a child; only a root can be prepared"));
+  }
+  if (txn->status() != TxnStatus::kLive) {
+    return Status::InvalidArgument(
+        StrCat("cannot prepare transaction ", txn->id(), ": it is ", StatusName(txn->status())));
+  }
+  if (txn->live_child_ != kNoTxn) {
+    return Status::InvalidArgument(
+        StrCat("cannot prepare transaction ", txn->id(), " with live child ", txn->live_child_));
+  }
+  std::string key(xid);
+  if (prepared_.contains(key)) {
+    return Status::AlreadyExists(StrCat("xid '", EscapeBytes(xid), "' is already prepared"));
+  }
+  {
+    absl::MutexLock xid_lock(&txn->xid_mu_);
+    txn->xid_ = key;
+  }
+  txn->status_.store(TxnStatus::kPrepared, std::memory_order_release);
+  prepared_.emplace(std::move(key), txn);
+  return Status::OK();
+}
+
+Status TxnManager::Commit(const TxnStatePtr& txn) { return End(txn, TxnStatus::kCommitted); }
+
+Status TxnManager::Abort(const TxnStatePtr& txn) { return End(txn, TxnStatus::kAborted); }
+
+Status TxnManager::End(const TxnStatePtr& txn, TxnStatus outcome) {
+  if (txn == nullptr) return Status::InvalidArgument("no transaction to end");
+  SnapshotPtr dropped;  // released after mu_ is unlocked: its release locks mu_
+  {
+    absl::MutexLock lock(&mu_);
+    TxnStatus status = txn->status();
+    if (status == TxnStatus::kCommitted || status == TxnStatus::kAborted) {
+      return Status::InvalidArgument(
+          StrCat("transaction ", txn->id(), " has already ", StatusName(status)));
+    }
+    if (txn->live_child_ != kNoTxn) {
+      return Status::InvalidArgument(
+          StrCat("transaction ", txn->id(), " still has live child ", txn->live_child_));
+    }
+    txn->status_.store(outcome, std::memory_order_release);
+    --live_count_;
+    if (txn->parent_ != nullptr) {
+      txn->parent_->live_child_ = kNoTxn;
+    } else {
+      live_roots_.erase(txn->id());
+      finished_[txn->id()] = outcome == TxnStatus::kCommitted;
+      if (status == TxnStatus::kPrepared) prepared_.erase(txn->xid());
+      PruneFinished();
+    }
+    dropped = std::move(txn->snapshot_);
+  }
+  return Status::OK();
+}
+
+TxnStatePtr TxnManager::FindPrepared(std::string_view xid) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = prepared_.find(std::string(xid));
+  return it == prepared_.end() ? nullptr : it->second;
+}
+
+std::vector<TxnStatePtr> TxnManager::PreparedTransactions() const {
+  std::vector<TxnStatePtr> out;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    out.reserve(prepared_.size());
+    for (const auto& [xid, txn] : prepared_) out.push_back(txn);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const TxnStatePtr& a, const TxnStatePtr& b) { return a->id() < b->id(); });
+  return out;
+}
+
+SnapshotPtr TxnManager::TakeSnapshot() {
+  absl::MutexLock lock(&mu_);
+  return TakeSnapshotLocked();
+}
+
+SnapshotPtr TxnManager::TakeSnapshotLocked() {
+  // live_roots_ iterates in ascending order, which Snapshot::WasLive relies on.
+  std::vector<TxnId> live(live_roots_.begin(), live_roots_.end());
+  auto* snapshot = new Snapshot(next_id_, std::move(live));
+  TxnId floor = snapshot->oldest_referenced();
+  snapshot_floors_.insert(floor);
+  return SnapshotPtr(snapshot, [this, floor](const Snapshot* s) {
+    ReleaseSnapshot(floor);
+    delete s;
+  });
+}
+
+void TxnManager::ReleaseSnapshot(TxnId oldest_referenced) {
+  absl::MutexLock lock(&mu_);
+  auto it = snapshot_floors_.find(oldest_referenced);
+  assert(it != snapshot_floors_.end());
+  if (it != snapshot_floors_.end()) snapshot_floors_.erase(it);
+  PruneFinished();
+}
+
+bool TxnManager::IsVisible(const Snapshot& snapshot, TxnId writer) const {
+  if (writer == kNoTxn) return true;
+  if (writer >= snapshot.next_id() || snapshot.WasLive(writer)) return false;
+  return IsCommitted(writer);
+}
+
+bool TxnManager::IsCommitted(TxnId writer) const {
+  if (writer < pruned_below_.load(std::memory_order_acquire)) return true;  // kNoTxn too
+  if (writer == kNoTxn) return true;
+  absl::ReaderMutexLock lock(&mu_);
+  if (writer >= next_id_ || live_roots_.contains(writer)) return false;
+  auto it = finished_.find(writer);
+  return it == finished_.end() || it->second;
+}
+
+TxnId TxnManager::OldestReferencedXid() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return OldestReferencedLocked();
+}
+
+TxnId TxnManager::OldestReferencedLocked() const {
+  TxnId oldest = next_id_;
+  if (!live_roots_.empty()) oldest = std::min(oldest, *live_roots_.begin());
+  if (!snapshot_floors_.empty()) oldest = std::min(oldest, *snapshot_floors_.begin());
+  return oldest;
+}
+
+void TxnManager::PruneFinished() {
+  TxnId horizon = OldestReferencedLocked();
+  finished_.erase(finished_.begin(), finished_.lower_bound(horizon));
+  pruned_below_.store(horizon, std::memory_order_release);
+}
+
+TxnId TxnManager::next_id() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return next_id_;
+}
+
+size_t TxnManager::live_count() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return live_count_;
+}
+
+size_t TxnManager::snapshot_count() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return snapshot_floors_.size();
+}
+
+size_t TxnManager::finished_record_count() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return finished_.size();
+}
+
+}  // namespace fern

@@ -1,0 +1,212 @@
+// The transaction manager: transaction ids, the live set, snapshots and the visibility
+// oracle the tree uses to choose among a key's versions (docs/transactions.md).
+//
+// Ids. One 64-bit counter hands out every id, roots and children alike, in Begin order, so a
+// child's id is above its parent's and a transaction that began later has a larger id. After
+// recovery the counter starts above every id in the log (the constructor's `first_id`).
+//
+// Visibility. A snapshot copies the set of live root transactions and the next id. A version
+// written by root transaction W is visible to snapshot S iff W == kNoTxn, or W < S.next_id,
+// W was not live in S, and W committed. Since W had finished before S was taken, "committed"
+// is decided by a record of finished roots kept while any snapshot may ask about W: records
+// of ids at or above OldestReferencedXid() are kept; an id below it reads as committed.
+//
+// The caller's obligations that make that last rule sound:
+//  - Abort is called after the transaction's abort messages have been injected into every
+//    tree it wrote (PerconaFT's order), so no reader can meet the versions of an aborted
+//    transaction that has left the live set; Commit is called before the commit messages are
+//    injected, and readers meeting a provisional version of a transaction that is no longer
+//    live ask IsCommitted (read committed) or IsVisible (snapshot).
+//  - The oracle is asked about root (outermost) ids: committed versions carry their root as
+//    writer, and a reader of another family decides by the provisional stack's outermost id.
+//
+// Thread safety: every TxnManager method may be called from any thread. A TxnState's id,
+// parent, xids and isolation never change; status() and xid() may be read from any thread;
+// snapshot() belongs to the thread using the transaction (a Txn is used by one thread at a
+// time), because the root's end drops it.
+#ifndef FERN_TXN_TXN_MANAGER_H_
+#define FERN_TXN_TXN_MANAGER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "fern/options.h"
+#include "fern/status.h"
+#include "ft/message.h"
+
+namespace fern {
+
+class TxnManager;
+
+enum class TxnStatus : uint8_t { kLive, kPrepared, kCommitted, kAborted };
+
+// What a reader may see: the root transactions live when it was taken and the id the next
+// Begin would have received. Immutable; shared by the readers that use it. While any copy
+// of the SnapshotPtr lives, the manager keeps the records its readers may ask about and
+// OldestReferencedXid() stays at or below oldest_referenced().
+class Snapshot {
+ public:
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+
+  TxnId next_id() const { return next_id_; }
+  // Ascending.
+  const std::vector<TxnId>& live() const { return live_; }
+  // O(log live().size()).
+  bool WasLive(TxnId id) const;
+  // The smallest id this snapshot cannot judge by next_id alone: the oldest live root, or
+  // next_id if none was live.
+  TxnId oldest_referenced() const { return live_.empty() ? next_id_ : live_.front(); }
+
+ private:
+  friend class TxnManager;
+  Snapshot(TxnId next_id, std::vector<TxnId> live) : next_id_(next_id), live_(std::move(live)) {}
+
+  const TxnId next_id_;
+  const std::vector<TxnId> live_;
+};
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+class TxnState;
+using TxnStatePtr = std::shared_ptr<TxnState>;
+
+// One transaction as the manager sees it. Created only by TxnManager.
+class TxnState {
+ public:
+  TxnState(const TxnState&) = delete;
+  TxnState& operator=(const TxnState&) = delete;
+
+  TxnId id() const { return xids_.innermost(); }
+  TxnId root_id() const { return xids_.outermost(); }
+  bool is_root() const { return parent_ == nullptr; }
+  const TxnStatePtr& parent() const { return parent_; }
+  // Outermost first; the last is id().
+  const XidStack& xids() const { return xids_; }
+  // A child has its root's isolation.
+  Isolation isolation() const { return isolation_; }
+  TxnStatus status() const { return status_.load(std::memory_order_acquire); }
+  bool is_live() const {
+    TxnStatus s = status();
+    return s == TxnStatus::kLive || s == TxnStatus::kPrepared;
+  }
+  // kSnapshot: the snapshot taken at the root's Begin (children share it) until the
+  // transaction ends. Otherwise null: read-committed and serializable readers take a
+  // snapshot per call, read-uncommitted readers need none.
+  const SnapshotPtr& snapshot() const { return snapshot_; }
+  // The XA id given to Prepare; empty if never prepared.
+  std::string xid() const;
+
+ private:
+  friend class TxnManager;
+  TxnState(TxnStatePtr parent, XidStack xids, Isolation isolation)
+      : parent_(std::move(parent)), xids_(xids), isolation_(isolation) {}
+
+  const TxnStatePtr parent_;
+  const XidStack xids_;
+  const Isolation isolation_;
+  std::atomic<TxnStatus> status_{TxnStatus::kLive};  // written under the manager's mutex
+  SnapshotPtr snapshot_;
+  TxnId live_child_ = kNoTxn;  // guarded by the manager's mutex
+  mutable absl::Mutex xid_mu_;
+  std::string xid_ ABSL_GUARDED_BY(xid_mu_);
+};
+
+class TxnManager {
+ public:
+  // Ids start at max(first_id, 1).
+  explicit TxnManager(TxnId first_id = 1);
+  // REQUIRES: every SnapshotPtr it returned has been released (a snapshot's release calls
+  // back into the manager). Live transactions are simply forgotten.
+  ~TxnManager();
+  TxnManager(const TxnManager&) = delete;
+  TxnManager& operator=(const TxnManager&) = delete;
+
+  // Starts a root transaction. kSnapshot takes its snapshot here, after the new id is
+  // registered (so the transaction is in its own snapshot's live set).
+  Status Begin(Isolation isolation, TxnStatePtr* txn);
+  // Starts a child of `parent`, which must be live (not prepared), have no live child (a
+  // family runs one transaction at a time) and be less than kMaxXidDepth deep. The child has
+  // the root's isolation and snapshot. InvalidArgument otherwise.
+  Status BeginChild(const TxnStatePtr& parent, TxnStatePtr* txn);
+  // For recovery: registers a transaction with an id from the log (a root when `parent` is
+  // null, else a child under BeginChild's rules). REQUIRES (InvalidArgument otherwise): no
+  // snapshot is live, and `id` is not kNoTxn nor live nor recorded as finished. Ids handed
+  // out afterwards are above `id`.
+  Status BeginRecovered(TxnId id, const TxnStatePtr& parent, Isolation isolation, TxnStatePtr* txn);
+
+  // XA phase one for a live root without a live child: records `xid` (non-empty, not used by
+  // another prepared transaction: AlreadyExists). The transaction stays live.
+  Status Prepare(const TxnStatePtr& txn, std::string_view xid);
+  // End a live or prepared transaction. REQUIRES (InvalidArgument otherwise): it has not
+  // ended and has no live child. A root leaves the live set; a committed child's work is its
+  // parent's (nothing changes for readers until the root commits). See the header comment
+  // for when the caller may call Abort.
+  Status Commit(const TxnStatePtr& txn);
+  Status Abort(const TxnStatePtr& txn);
+
+  // The prepared transaction with that xid, or null.
+  TxnStatePtr FindPrepared(std::string_view xid) const;
+  // Every prepared transaction, by ascending id.
+  std::vector<TxnStatePtr> PreparedTransactions() const;
+
+  // O(number of live roots).
+  SnapshotPtr TakeSnapshot();
+
+  // See the header comment. `writer` is a root id or kNoTxn.
+  bool IsVisible(const Snapshot& snapshot, TxnId writer) const;
+  // Whether root transaction `writer` has committed (true for kNoTxn and for ids below
+  // OldestReferencedXid() without a record; false for live and unused ids).
+  bool IsCommitted(TxnId writer) const;
+
+  // The smallest id that is live or may be live in a live snapshot: the minimum over live
+  // roots, every live snapshot's oldest_referenced() and the next id. A committed version by a
+  // writer below it is seen by every present and future reader that sees no newer version,
+  // which is what ApplyContext::oldest_live_snapshot asks for (src/ft/basement.h). It never
+  // decreases, except when BeginRecovered registers an older id. O(log n).
+  TxnId OldestReferencedXid() const;
+
+  TxnId next_id() const;
+  // Live and prepared transactions, children included.
+  size_t live_count() const;
+  size_t snapshot_count() const;
+  // Finished roots whose record is still kept (for tests and stats).
+  size_t finished_record_count() const;
+
+ private:
+  Status CheckCanBeginChild(const TxnStatePtr& parent) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  TxnStatePtr Register(TxnId id, const TxnStatePtr& parent, Isolation isolation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  SnapshotPtr TakeSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Status End(const TxnStatePtr& txn, TxnStatus outcome);
+  void ReleaseSnapshot(TxnId oldest_referenced);
+  TxnId OldestReferencedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void PruneFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  TxnId next_id_ ABSL_GUARDED_BY(mu_);
+  absl::btree_set<TxnId> live_roots_ ABSL_GUARDED_BY(mu_);
+  size_t live_count_ ABSL_GUARDED_BY(mu_) = 0;
+  // oldest_referenced() of each live snapshot.
+  absl::btree_multiset<TxnId> snapshot_floors_ ABSL_GUARDED_BY(mu_);
+  // Finished roots at or above the last pruning horizon: true = committed.
+  absl::btree_map<TxnId, bool> finished_ ABSL_GUARDED_BY(mu_);
+  // That horizon: every id below it is a finished root without a record (it reads as
+  // committed), so IsCommitted answers for it without taking mu_. Written under mu_.
+  std::atomic<TxnId> pruned_below_{kNoTxn};
+  // Keyed by xid. std::string keys: see src/util/strings.h on heterogeneous lookup.
+  absl::flat_hash_map<std::string, TxnStatePtr> prepared_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace fern
+
+#endif  // FERN_TXN_TXN_MANAGER_H_

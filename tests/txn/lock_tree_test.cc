@@ -1,0 +1,490 @@
+#include "txn/lock_tree.h"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "util/strings.h"
+
+namespace fern {
+namespace {
+
+using Mode = LockTree::Mode;
+constexpr Mode kRead = Mode::kRead;
+constexpr Mode kWrite = Mode::kWrite;
+const absl::Duration kNoWait = absl::ZeroDuration();
+// Long enough that a test relying on a wait never times out in practice.
+const absl::Duration kLong = absl::Seconds(30);
+
+// Polls `done` for up to 10 s.
+bool WaitUntil(const std::function<bool()>& done) {
+  for (int i = 0; i < 10000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return done();
+}
+
+// An Acquire running on its own thread.
+class AsyncAcquire {
+ public:
+  AsyncAcquire(LockTree* tree, TxnId owner, std::string lo, std::string hi, Mode mode,
+               absl::Duration timeout = kLong)
+      : thread_([this, tree, owner, lo, hi, mode, timeout] {
+          status_ = tree->Acquire(owner, lo, hi, mode, timeout);
+          done_.store(true);
+        }) {}
+  ~AsyncAcquire() {
+    if (thread_.joinable()) thread_.join();
+  }
+  bool done() const { return done_.load(); }
+  Status Join() {
+    thread_.join();
+    return status_;
+  }
+
+ private:
+  Status status_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+class LockTreeTest : public ::testing::Test {
+ protected:
+  Status Lock(TxnId owner, std::string_view lo, std::string_view hi, Mode mode,
+              absl::Duration timeout = kNoWait) {
+    return tree_.Acquire(owner, lo, hi, mode, timeout);
+  }
+  Status Lock(TxnId owner, std::string_view key, Mode mode, absl::Duration timeout = kNoWait) {
+    return tree_.Acquire(owner, key, mode, timeout);
+  }
+
+  DeadlockDetector detector_;
+  LockTree tree_{*BytewiseComparator(), detector_};
+};
+
+// ---- conflicts -----------------------------------------------------------------------------
+
+TEST_F(LockTreeTest, WriteLocksOfDifferentOwnersConflict) {
+  ASSERT_TRUE(Lock(1, "k", kWrite).ok());
+  Status s = Lock(2, "k", kWrite);
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  EXPECT_TRUE(Lock(2, "j", kWrite).ok());
+}
+
+TEST_F(LockTreeTest, ReadAndWriteConflictBothWays) {
+  ASSERT_TRUE(Lock(1, "r", kRead).ok());
+  EXPECT_TRUE(Lock(2, "r", kWrite).IsBusy());
+  ASSERT_TRUE(Lock(3, "w", kWrite).ok());
+  EXPECT_TRUE(Lock(4, "w", kRead).IsBusy());
+}
+
+TEST_F(LockTreeTest, ReadLocksAreShared) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  EXPECT_TRUE(Lock(2, "k", kRead).ok());
+  EXPECT_TRUE(Lock(3, "a", "z", kRead).ok());
+  EXPECT_TRUE(tree_.Holds(2, "k", "k", kRead));
+  EXPECT_TRUE(tree_.Holds(3, "b", "y", kRead));
+  EXPECT_EQ(tree_.owner_count(), 3u);
+}
+
+TEST_F(LockTreeTest, OwnerReentersItsOwnLocksWithoutGrowingTheTree) {
+  ASSERT_TRUE(Lock(1, "k", kWrite).ok());
+  size_t bounds = tree_.bound_count();
+  EXPECT_TRUE(Lock(1, "k", kWrite).ok());
+  EXPECT_TRUE(Lock(1, "k", kRead).ok());  // a write lock covers reads
+  EXPECT_EQ(tree_.bound_count(), bounds);
+  EXPECT_TRUE(tree_.Holds(1, "k", "k", kWrite));
+  ASSERT_TRUE(Lock(1, "a", "m", kRead).ok());
+  EXPECT_TRUE(Lock(1, "c", "d", kRead).ok());
+  EXPECT_TRUE(tree_.Holds(1, "a", "m", kRead));
+  EXPECT_FALSE(tree_.Holds(1, "a", "m", kWrite));
+}
+
+TEST_F(LockTreeTest, SoleReaderUpgradesToWrite) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  ASSERT_TRUE(Lock(1, "k", kWrite).ok());
+  EXPECT_TRUE(tree_.Holds(1, "k", "k", kWrite));
+  EXPECT_TRUE(Lock(2, "k", kRead).IsBusy());
+}
+
+TEST_F(LockTreeTest, UpgradeWaitsForTheOtherReaders) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  ASSERT_TRUE(Lock(2, "k", kRead).ok());
+  EXPECT_TRUE(Lock(1, "k", kWrite).IsBusy());
+  EXPECT_TRUE(tree_.Holds(1, "k", "k", kRead));  // a failed upgrade keeps the read lock
+  tree_.ReleaseAll(2);
+  EXPECT_TRUE(Lock(1, "k", kWrite).ok());
+}
+
+TEST_F(LockTreeTest, PartialUpgradeOfARangeLeavesTheRestShared) {
+  ASSERT_TRUE(Lock(1, "a", "z", kRead).ok());
+  ASSERT_TRUE(Lock(1, "m", kWrite).ok());
+  EXPECT_TRUE(Lock(2, "l", kRead).ok());
+  EXPECT_TRUE(Lock(2, "n", kRead).ok());
+  EXPECT_TRUE(Lock(2, "m", kRead).IsBusy());
+  EXPECT_TRUE(Lock(3, "a", "z", kWrite).IsBusy());
+}
+
+// ---- ranges --------------------------------------------------------------------------------
+
+TEST_F(LockTreeTest, RangeConflictsWithKeysInsideItAndAtItsEnds) {
+  ASSERT_TRUE(Lock(1, "b", "d", kWrite).ok());
+  EXPECT_TRUE(Lock(2, "b", kWrite).IsBusy());
+  EXPECT_TRUE(Lock(2, "c", kRead).IsBusy());
+  EXPECT_TRUE(Lock(2, "cat", kWrite).IsBusy());
+  EXPECT_TRUE(Lock(2, "d", kWrite).IsBusy());
+  EXPECT_TRUE(Lock(2, "a", "b", kRead).IsBusy());
+  EXPECT_TRUE(Lock(2, "d", "e", kWrite).IsBusy());
+  EXPECT_TRUE(Lock(2, "a", "z", kRead).IsBusy());
+  EXPECT_TRUE(Lock(2, "a", kWrite).ok());
+  EXPECT_TRUE(Lock(2, "azz", kWrite).ok());
+  EXPECT_TRUE(Lock(2, std::string("d\0", 2), kWrite).ok());  // just past "d"
+  EXPECT_TRUE(Lock(2, "e", "f", kWrite).ok());
+}
+
+TEST_F(LockTreeTest, KeyLockBlocksRangesThatContainIt) {
+  ASSERT_TRUE(Lock(1, "m", kWrite).ok());
+  EXPECT_TRUE(Lock(2, "a", "z", kRead).IsBusy());
+  EXPECT_TRUE(Lock(2, "m", "z", kWrite).IsBusy());
+  EXPECT_TRUE(Lock(2, "a", "l", kWrite).ok());
+  EXPECT_TRUE(Lock(2, "ma", "z", kWrite).ok());
+}
+
+TEST_F(LockTreeTest, EmptyKeyIsLockable) {
+  ASSERT_TRUE(Lock(1, "", kWrite).ok());
+  EXPECT_TRUE(Lock(2, "", "a", kRead).IsBusy());
+  EXPECT_TRUE(Lock(2, std::string(1, '\0'), kWrite).ok());
+}
+
+TEST_F(LockTreeTest, AdjacentRangesOfOneOwnerMerge) {
+  ASSERT_TRUE(Lock(1, "a", "c", kWrite).ok());
+  ASSERT_TRUE(Lock(1, "c", "e", kWrite).ok());
+  ASSERT_TRUE(Lock(1, "b", "d", kWrite).ok());
+  EXPECT_EQ(tree_.bound_count(), 2u);
+  EXPECT_TRUE(tree_.Holds(1, "a", "e", kWrite));
+}
+
+TEST_F(LockTreeTest, ReleaseAllFreesEverythingTheOwnerHeld) {
+  ASSERT_TRUE(Lock(1, "a", "c", kWrite).ok());
+  ASSERT_TRUE(Lock(1, "x", kRead).ok());
+  ASSERT_TRUE(Lock(2, "x", kRead).ok());
+  ASSERT_TRUE(Lock(2, "f", "h", kWrite).ok());
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(Lock(3, "b", kWrite).ok());
+  EXPECT_FALSE(tree_.Holds(1, "x", "x", kRead));
+  EXPECT_TRUE(tree_.Holds(2, "x", "x", kRead));
+  EXPECT_TRUE(Lock(3, "x", kWrite).IsBusy());
+  tree_.ReleaseAll(2);
+  tree_.ReleaseAll(3);
+  tree_.ReleaseAll(99);  // holds nothing
+  EXPECT_EQ(tree_.bound_count(), 0u);
+  EXPECT_EQ(tree_.owner_count(), 0u);
+}
+
+TEST_F(LockTreeTest, RejectsEmptyRangesAndOwnerZero) {
+  EXPECT_TRUE(Lock(1, "b", "a", kWrite).IsInvalidArgument());
+  EXPECT_TRUE(Lock(kNoTxn, "a", kWrite).IsInvalidArgument());
+  EXPECT_EQ(tree_.bound_count(), 0u);
+}
+
+// Keys in descending order: "z" comes first.
+class ReverseComparator final : public Comparator {
+ public:
+  int Compare(std::string_view a, std::string_view b) const override {
+    return BytewiseComparator()->Compare(b, a);
+  }
+  const char* Name() const override { return "test.Reverse"; }
+};
+
+TEST(LockTreeComparatorTest, RangesFollowTheTablesComparator) {
+  ReverseComparator reverse;
+  DeadlockDetector detector;
+  LockTree tree(reverse, detector);
+  EXPECT_TRUE(tree.Acquire(1, "a", "z", kWrite, kNoWait).IsInvalidArgument());
+  ASSERT_TRUE(tree.Acquire(1, "m", "c", kWrite, kNoWait).ok());
+  EXPECT_TRUE(tree.Acquire(2, "d", kWrite, kNoWait).IsBusy());
+  EXPECT_TRUE(tree.Acquire(2, "n", kWrite, kNoWait).ok());
+  EXPECT_TRUE(tree.Acquire(2, "b", kWrite, kNoWait).ok());
+}
+
+// Random requests without waiting, checked against a list of every granted lock: a request
+// is granted iff no other owner's lock overlaps it with a write on either side, and a key is
+// held iff some lock of the owner covers it.
+TEST(LockTreeModelTest, GrantsAndHoldingsMatchABruteForceModel) {
+  struct Granted {
+    TxnId owner;
+    std::string lo;
+    std::string hi;
+    Mode mode;
+  };
+  DeadlockDetector detector;
+  LockTree tree(*BytewiseComparator(), detector);
+  std::vector<Granted> model;
+  std::mt19937 rng(77);
+  auto random_key = [&rng] {
+    std::string key(1, static_cast<char>('a' + rng() % 12));
+    if (rng() % 3 == 0) key.push_back(static_cast<char>('a' + rng() % 3));
+    return key;
+  };
+  for (int step = 0; step < 20000; ++step) {
+    TxnId owner = 1 + rng() % 6;
+    if (rng() % 10 == 0) {
+      tree.ReleaseAll(owner);
+      std::erase_if(model, [owner](const Granted& g) { return g.owner == owner; });
+      continue;
+    }
+    std::string lo = random_key();
+    std::string hi = rng() % 2 == 0 ? lo : random_key();
+    if (hi < lo) std::swap(lo, hi);
+    Mode mode = rng() % 2 == 0 ? kRead : kWrite;
+    bool conflict = false;
+    for (const Granted& g : model) {
+      if (g.owner != owner && !(g.hi < lo || hi < g.lo) && (g.mode == kWrite || mode == kWrite)) {
+        conflict = true;
+      }
+    }
+    Status s = tree.Acquire(owner, lo, hi, mode, kNoWait);
+    ASSERT_EQ(s.ok(), !conflict) << "step " << step << ": " << s.ToString();
+    if (s.ok()) model.push_back({owner, lo, hi, mode});
+
+    std::string probe = random_key();
+    Mode probe_mode = rng() % 2 == 0 ? kRead : kWrite;
+    bool held = false;
+    for (const Granted& g : model) {
+      if (g.owner == owner && g.lo <= probe && probe <= g.hi &&
+          (g.mode == kWrite || probe_mode == kRead)) {
+        held = true;
+      }
+    }
+    ASSERT_EQ(tree.Holds(owner, probe, probe, probe_mode), held) << "step " << step;
+  }
+  for (TxnId owner = 1; owner <= 6; ++owner) tree.ReleaseAll(owner);
+  EXPECT_EQ(tree.bound_count(), 0u);
+  EXPECT_EQ(tree.owner_count(), 0u);
+}
+
+// ---- waiting -------------------------------------------------------------------------------
+
+TEST_F(LockTreeTest, TimeoutReturnsBusyAfterWaitingAtLeastTheTimeout) {
+  ASSERT_TRUE(Lock(1, "k", kWrite).ok());
+  const absl::Duration timeout = absl::Milliseconds(150);
+  absl::Time start = absl::Now();
+  Status s = Lock(2, "k", kRead, timeout);
+  absl::Duration waited = absl::Now() - start;
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  EXPECT_GE(waited, timeout);
+  EXPECT_EQ(tree_.waiter_count(), 0u);
+  EXPECT_EQ(detector_.waiter_count(), 0u);
+}
+
+TEST_F(LockTreeTest, WaiterIsGrantedWhenTheHolderReleases) {
+  ASSERT_TRUE(Lock(1, "a", "m", kWrite).ok());
+  AsyncAcquire waiter(&tree_, 2, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  EXPECT_FALSE(waiter.done());
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(waiter.Join().ok());
+  EXPECT_TRUE(tree_.Holds(2, "k", "k", kWrite));
+  EXPECT_EQ(detector_.waiter_count(), 0u);
+}
+
+TEST_F(LockTreeTest, WriterWaitsForEveryReader) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  ASSERT_TRUE(Lock(2, "k", kRead).ok());
+  AsyncAcquire writer(&tree_, 3, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(3, 1) && detector_.WaitsFor(3, 2); }));
+  tree_.ReleaseAll(1);
+  ASSERT_TRUE(WaitUntil([&] { return !detector_.WaitsFor(3, 1); }));
+  EXPECT_FALSE(writer.done());
+  tree_.ReleaseAll(2);
+  EXPECT_TRUE(writer.Join().ok());
+}
+
+TEST_F(LockTreeTest, ReaderGrantedWhileAWriterWaitsBecomesOneOfItsBlockers) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  AsyncAcquire writer(&tree_, 2, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  ASSERT_TRUE(Lock(3, "a", "z", kRead).ok());
+  EXPECT_TRUE(detector_.WaitsFor(2, 3));
+  tree_.ReleaseAll(1);
+  ASSERT_TRUE(WaitUntil([&] { return !detector_.WaitsFor(2, 1); }));
+  EXPECT_FALSE(writer.done());
+  tree_.ReleaseAll(3);
+  EXPECT_TRUE(writer.Join().ok());
+}
+
+// ---- deadlocks -----------------------------------------------------------------------------
+
+TEST_F(LockTreeTest, TwoTransactionDeadlockFailsTheOneThatClosesTheCycle) {
+  ASSERT_TRUE(Lock(1, "x", kWrite).ok());
+  ASSERT_TRUE(Lock(2, "y", kWrite).ok());
+  AsyncAcquire first(&tree_, 1, "y", "y", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(1, 2); }));
+  Status s = Lock(2, "x", kWrite, kLong);
+  EXPECT_TRUE(s.IsDeadlock()) << s.ToString();
+  EXPECT_FALSE(first.done());
+  tree_.ReleaseAll(2);
+  EXPECT_TRUE(first.Join().ok());
+}
+
+TEST_F(LockTreeTest, UpgradeDeadlockBetweenTwoReaders) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  ASSERT_TRUE(Lock(2, "k", kRead).ok());
+  AsyncAcquire first(&tree_, 1, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(1, 2); }));
+  EXPECT_TRUE(Lock(2, "k", kWrite, kLong).IsDeadlock());
+  tree_.ReleaseAll(2);
+  EXPECT_TRUE(first.Join().ok());
+  EXPECT_TRUE(tree_.Holds(1, "k", "k", kWrite));
+}
+
+// Owner 3's read lock is granted while 2 waits to write; 3 then waits for 2's lock. The edge
+// 2 -> 3 was added at the grant, so 3 closes the cycle at once.
+TEST_F(LockTreeTest, DeadlockThroughALockGrantedDuringTheWait) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  ASSERT_TRUE(Lock(2, "j", kWrite).ok());
+  AsyncAcquire writer(&tree_, 2, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  ASSERT_TRUE(Lock(3, "k", kRead).ok());
+  EXPECT_TRUE(Lock(3, "j", kRead, kLong).IsDeadlock());
+  tree_.ReleaseAll(3);
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(writer.Join().ok());
+}
+
+// A cycle through two tables: 1 waits in `a` for 2, 2 waits in `b` for 3, and 3 closes the
+// cycle in `a`. Exactly 3 fails; after it releases, 2 and then 1 proceed.
+TEST(LockTreeDeadlockTest, ThreeTransactionCycleAcrossTwoTables) {
+  DeadlockDetector detector;
+  LockTree a(*BytewiseComparator(), detector);
+  LockTree b(*BytewiseComparator(), detector);
+  ASSERT_TRUE(a.Acquire(1, "x", kWrite, kNoWait).ok());
+  ASSERT_TRUE(b.Acquire(2, "y", kWrite, kNoWait).ok());
+  ASSERT_TRUE(a.Acquire(3, "z", kWrite, kNoWait).ok());
+
+  AsyncAcquire one(&b, 1, "y", "y", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector.WaitsFor(1, 2); }));
+  AsyncAcquire two(&a, 2, "z", "z", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector.WaitsFor(2, 3); }));
+
+  Status three = a.Acquire(3, "x", kWrite, kLong);
+  EXPECT_TRUE(three.IsDeadlock()) << three.ToString();
+  EXPECT_FALSE(one.done());
+  EXPECT_FALSE(two.done());
+
+  a.ReleaseAll(3);
+  b.ReleaseAll(3);
+  EXPECT_TRUE(two.Join().ok());
+  EXPECT_FALSE(one.done());
+  a.ReleaseAll(2);
+  b.ReleaseAll(2);
+  EXPECT_TRUE(one.Join().ok());
+  EXPECT_TRUE(b.Holds(1, "y", "y", kWrite));
+  EXPECT_EQ(detector.waiter_count(), 0u);
+}
+
+// ---- stress --------------------------------------------------------------------------------
+
+// 8 threads take random read and write locks (single keys and short ranges) over 50 keys and
+// release them at random; per-key counters of current holders check that a writer is alone.
+TEST(LockTreeStressTest, RandomLocksKeepMutualExclusionAndTerminate) {
+  constexpr int kThreads = 8;
+  constexpr int kKeys = 50;
+  constexpr int kTxnsPerThread = 150;
+  DeadlockDetector detector;
+  LockTree tree(*BytewiseComparator(), detector);
+  struct KeyHolders {
+    std::atomic<int> writers{0};
+    std::atomic<int> readers{0};
+  };
+  std::vector<KeyHolders> holders(kKeys);
+  std::atomic<TxnId> next_owner{1};
+  std::atomic<int> violations{0};
+  std::atomic<int> granted{0};
+  std::atomic<int> conflicts{0};  // requests that had to wait
+  std::atomic<int> busy{0};
+  std::atomic<int> deadlocks{0};
+  auto key = [](int i) { return StrCat(i < 10 ? "k0" : "k", i); };
+
+  auto run = [&](uint32_t seed) {
+    std::mt19937 rng(seed);
+    for (int t = 0; t < kTxnsPerThread; ++t) {
+      TxnId owner = next_owner.fetch_add(1);
+      std::map<int, Mode> held;  // counted in `holders`
+      auto release = [&] {
+        for (const auto& [k, mode] : held) {
+          (mode == kWrite ? holders[k].writers : holders[k].readers).fetch_sub(1);
+        }
+        held.clear();
+        tree.ReleaseAll(owner);
+      };
+      int locks = 1 + static_cast<int>(rng() % 5);
+      for (int i = 0; i < locks; ++i) {
+        int lo = static_cast<int>(rng() % kKeys);
+        int hi = rng() % 4 == 0 ? std::min(kKeys - 1, lo + static_cast<int>(rng() % 3)) : lo;
+        Mode mode = rng() % 2 == 0 ? kRead : kWrite;
+        Status s = tree.Acquire(owner, key(lo), key(hi), mode, kNoWait);
+        if (s.IsBusy()) {
+          conflicts.fetch_add(1);
+          s = tree.Acquire(owner, key(lo), key(hi), mode, absl::Milliseconds(20));
+        }
+        if (s.IsBusy() || s.IsDeadlock()) {
+          (s.IsBusy() ? busy : deadlocks).fetch_add(1);
+          break;  // the transaction gives up
+        }
+        if (!s.ok()) {
+          violations.fetch_add(1);
+          break;
+        }
+        granted.fetch_add(1);
+        for (int k = lo; k <= hi; ++k) {
+          auto it = held.find(k);
+          if (it != held.end() && (it->second == kWrite || mode == kRead)) continue;
+          if (mode == kWrite) {
+            if (it != held.end()) holders[k].readers.fetch_sub(1);  // upgrade
+            held[k] = kWrite;
+            if (holders[k].writers.fetch_add(1) != 0) violations.fetch_add(1);
+            if (holders[k].readers.load() != 0) violations.fetch_add(1);
+          } else {
+            held[k] = kRead;
+            holders[k].readers.fetch_add(1);
+            if (holders[k].writers.load() != 0) violations.fetch_add(1);
+          }
+        }
+        if (rng() % 3 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
+        if (rng() % 6 == 0) release();  // a random early release; the owner goes on
+      }
+      release();
+    }
+  };
+
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) threads.emplace_back(run, 1000u + static_cast<uint32_t>(i));
+  for (auto& thread : threads) thread.join();
+
+  EXPECT_EQ(violations.load(), 0);
+  EXPECT_GT(granted.load(), 0);
+  EXPECT_GT(conflicts.load(), 0);
+  EXPECT_EQ(tree.bound_count(), 0u);
+  EXPECT_EQ(tree.owner_count(), 0u);
+  EXPECT_EQ(tree.waiter_count(), 0u);
+  EXPECT_EQ(detector.waiter_count(), 0u);
+  for (const auto& h : holders) {
+    EXPECT_EQ(h.writers.load(), 0);
+    EXPECT_EQ(h.readers.load(), 0);
+  }
+  std::printf("granted %d, waited %d, busy %d, deadlock %d\n", granted.load(), conflicts.load(),
+              busy.load(), deadlocks.load());
+}
+
+}  // namespace
+}  // namespace fern
