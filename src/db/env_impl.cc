@@ -81,15 +81,20 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   impl->pool_ = std::make_unique<ThreadPool>(threads);
   impl->cache_ = std::make_unique<Cachetable>(options.cache_bytes);
-  FERN_RETURN_IF_ERROR(LogWriter::Open(dir, LogWriterOptions(), &impl->log_));
-  impl->write_state_ = std::make_unique<WriteState>(impl->log_.get());
   {
     MutexLock lock(&impl->mu_);
+    // A new Env's catalog is written before anything else, so a crash at any later point
+    // leaves a directory that opens as an Env.
     if (exists) {
       FERN_RETURN_IF_ERROR(Catalog::Load(catalog_path, &impl->catalog_));
     } else {
       FERN_RETURN_IF_ERROR(impl->catalog_.Save(catalog_path));
     }
+  }
+  FERN_RETURN_IF_ERROR(LogWriter::Open(dir, LogWriterOptions(), &impl->log_));
+  impl->write_state_ = std::make_unique<WriteState>(impl->log_.get());
+  {
+    MutexLock lock(&impl->mu_);
     FERN_RETURN_IF_ERROR(impl->RemoveOrphanFiles());
     FERN_RETURN_IF_ERROR(impl->Recover());
   }

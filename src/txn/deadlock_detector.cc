@@ -7,7 +7,7 @@
 namespace fern {
 
 bool DeadlockDetector::SetWaits(TxnId waiter, std::span<const TxnId> holders) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // Refused or not, the old edges go. The search stops at the waiter, so they never mattered
   // to it.
   waits_.erase(waiter);
@@ -21,13 +21,13 @@ bool DeadlockDetector::SetWaits(TxnId waiter, std::span<const TxnId> holders) {
 }
 
 void DeadlockDetector::AddWait(TxnId waiter, TxnId holder) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Edges& edges = waits_[waiter];
   if (std::find(edges.begin(), edges.end(), holder) == edges.end()) edges.push_back(holder);
 }
 
 void DeadlockDetector::RemoveWait(TxnId waiter, TxnId holder) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = waits_.find(waiter);
   if (it == waits_.end()) return;
   Edges& edges = it->second;
@@ -36,17 +36,17 @@ void DeadlockDetector::RemoveWait(TxnId waiter, TxnId holder) {
 }
 
 void DeadlockDetector::ClearWaits(TxnId waiter) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   waits_.erase(waiter);
 }
 
 size_t DeadlockDetector::waiter_count() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return waits_.size();
 }
 
 bool DeadlockDetector::WaitsFor(TxnId waiter, TxnId holder) const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   auto it = waits_.find(waiter);
   return it != waits_.end() &&
          std::find(it->second.begin(), it->second.end(), holder) != it->second.end();

@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "ft/message.h"
 
 namespace fern {
@@ -53,7 +54,7 @@ class DeadlockDetector {
   // Whether `target` is reachable from any of `starts`.
   bool Reaches(std::span<const TxnId> starts, TxnId target) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::flat_hash_map<TxnId, Edges> waits_ ABSL_GUARDED_BY(mu_);  // no empty Edges
 };
 

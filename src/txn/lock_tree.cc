@@ -35,7 +35,7 @@ LockTree::LockTree(const Comparator& comparator, DeadlockDetector& detector)
     : comparator_(comparator), detector_(detector), less_{&comparator}, segments_(less_) {}
 
 LockTree::~LockTree() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   assert(waiters_.empty() && "LockTree destroyed while a request waits");
 }
 
@@ -55,7 +55,7 @@ Status LockTree::Acquire(TxnId owner, std::string_view lo, std::string_view hi, 
   bool registered = false;
   Status result;
 
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   while (true) {
     self.blockers.clear();
     bool covered = Scan(owner, self.start, self.end, mode, &self.blockers);
@@ -87,7 +87,7 @@ Status LockTree::Acquire(TxnId owner, std::string_view lo, std::string_view hi, 
       waiters_.push_back(&self);
       registered = true;
     }
-    self.wake.WaitWithDeadline(&mu_, deadline);
+    mu_.WaitWithDeadline(&self.wake, deadline);
   }
   if (registered) {
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
@@ -165,7 +165,7 @@ void LockTree::Coalesce(BoundRef start, BoundRef end) {
 }
 
 void LockTree::ReleaseAll(TxnId owner) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto owned = owned_.find(owner);
   if (owned == owned_.end()) return;
   for (const auto& [lo, hi] : owned->second) {
@@ -194,23 +194,23 @@ void LockTree::ReleaseAll(TxnId owner) {
 
 bool LockTree::Holds(TxnId owner, std::string_view lo, std::string_view hi, Mode mode) const {
   if (comparator_.Compare(lo, hi) > 0) return false;
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   Blockers ignored;
   return Scan(owner, BoundRef{lo, false}, BoundRef{hi, true}, mode, &ignored);
 }
 
 size_t LockTree::owner_count() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return owned_.size();
 }
 
 size_t LockTree::bound_count() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return segments_.size();
 }
 
 size_t LockTree::waiter_count() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return waiters_.size();
 }
 

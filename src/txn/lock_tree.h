@@ -41,6 +41,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "absl/time/time.h"
 #include "fern/options.h"
 #include "fern/status.h"
@@ -144,7 +145,7 @@ class LockTree {
   DeadlockDetector& detector_;
   const BoundLess less_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::btree_map<Bound, Holders, BoundLess> segments_ ABSL_GUARDED_BY(mu_);
   // The ranges each owner acquired, as (lo, hi), for ReleaseAll.
   absl::flat_hash_map<TxnId, std::vector<std::pair<std::string, std::string>>> owned_

@@ -32,7 +32,7 @@ bool Snapshot::WasLive(TxnId id) const {
 }
 
 std::string TxnState::xid() const {
-  absl::MutexLock lock(&xid_mu_);
+  MutexLock lock(&xid_mu_);
   return xid_;
 }
 
@@ -40,7 +40,7 @@ TxnManager::TxnManager(TxnId first_id)
     : next_id_(std::max<TxnId>(first_id, 1)), pruned_below_(std::max<TxnId>(first_id, 1)) {}
 
 TxnManager::~TxnManager() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   assert(snapshot_floors_.empty() && "a snapshot outlives its TxnManager");
 }
 
@@ -76,7 +76,7 @@ TxnStatePtr TxnManager::Register(TxnId id, const TxnStatePtr& parent, Isolation 
 }
 
 Status TxnManager::Begin(Isolation isolation, TxnStatePtr* txn) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   TxnStatePtr state = Register(next_id_++, nullptr, isolation);
   if (isolation == Isolation::kSnapshot) state->snapshot_ = TakeSnapshotLocked();
   *txn = std::move(state);
@@ -85,7 +85,7 @@ Status TxnManager::Begin(Isolation isolation, TxnStatePtr* txn) {
 
 Status TxnManager::BeginChild(const TxnStatePtr& parent, TxnStatePtr* txn) {
   if (parent == nullptr) return Status::InvalidArgument("BeginChild without a parent");
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   FERN_RETURN_IF_ERROR(CheckCanBeginChild(parent));
   *txn = Register(next_id_++, parent, parent->isolation());
   return Status::OK();
@@ -93,7 +93,7 @@ Status TxnManager::BeginChild(const TxnStatePtr& parent, TxnStatePtr* txn) {
 
 Status TxnManager::BeginRecovered(TxnId id, const TxnStatePtr& parent, Isolation isolation,
                                   TxnStatePtr* txn) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (id == kNoTxn) return Status::InvalidArgument("recovered transaction id 0");
   if (!snapshot_floors_.empty()) {
     return Status::InvalidArgument(
@@ -120,7 +120,7 @@ Status TxnManager::BeginRecovered(TxnId id, const TxnStatePtr& parent, Isolation
 Status TxnManager::Prepare(const TxnStatePtr& txn, std::string_view xid) {
   if (txn == nullptr) return Status::InvalidArgument("Prepare without a transaction");
   if (xid.empty()) return Status::InvalidArgument("Prepare needs a non-empty xid");
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!txn->is_root()) {
     return Status::InvalidArgument(
         StrCat("transaction ", txn->id(), " is a child; only a root can be prepared"));
@@ -138,7 +138,7 @@ Status TxnManager::Prepare(const TxnStatePtr& txn, std::string_view xid) {
     return Status::AlreadyExists(StrCat("xid '", EscapeBytes(xid), "' is already prepared"));
   }
   {
-    absl::MutexLock xid_lock(&txn->xid_mu_);
+    MutexLock xid_lock(&txn->xid_mu_);
     txn->xid_ = key;
   }
   txn->status_.store(TxnStatus::kPrepared, std::memory_order_release);
@@ -154,7 +154,7 @@ Status TxnManager::End(const TxnStatePtr& txn, TxnStatus outcome) {
   if (txn == nullptr) return Status::InvalidArgument("no transaction to end");
   SnapshotPtr dropped;  // released after mu_ is unlocked: its release locks mu_
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     TxnStatus status = txn->status();
     if (status == TxnStatus::kCommitted || status == TxnStatus::kAborted) {
       return Status::InvalidArgument(
@@ -180,7 +180,7 @@ Status TxnManager::End(const TxnStatePtr& txn, TxnStatus outcome) {
 }
 
 TxnStatePtr TxnManager::FindPrepared(std::string_view xid) const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   auto it = prepared_.find(std::string(xid));
   return it == prepared_.end() ? nullptr : it->second;
 }
@@ -188,7 +188,7 @@ TxnStatePtr TxnManager::FindPrepared(std::string_view xid) const {
 std::vector<TxnStatePtr> TxnManager::PreparedTransactions() const {
   std::vector<TxnStatePtr> out;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     out.reserve(prepared_.size());
     for (const auto& [xid, txn] : prepared_) out.push_back(txn);
   }
@@ -198,7 +198,7 @@ std::vector<TxnStatePtr> TxnManager::PreparedTransactions() const {
 }
 
 SnapshotPtr TxnManager::TakeSnapshot() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return TakeSnapshotLocked();
 }
 
@@ -215,7 +215,7 @@ SnapshotPtr TxnManager::TakeSnapshotLocked() {
 }
 
 void TxnManager::ReleaseSnapshot(TxnId oldest_referenced) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = snapshot_floors_.find(oldest_referenced);
   assert(it != snapshot_floors_.end());
   if (it != snapshot_floors_.end()) snapshot_floors_.erase(it);
@@ -231,14 +231,14 @@ bool TxnManager::IsVisible(const Snapshot& snapshot, TxnId writer) const {
 bool TxnManager::IsCommitted(TxnId writer) const {
   if (writer < pruned_below_.load(std::memory_order_acquire)) return true;  // kNoTxn too
   if (writer == kNoTxn) return true;
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   if (writer >= next_id_ || live_roots_.contains(writer)) return false;
   auto it = finished_.find(writer);
   return it == finished_.end() || it->second;
 }
 
 TxnId TxnManager::OldestReferencedXid() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return OldestReferencedLocked();
 }
 
@@ -256,22 +256,22 @@ void TxnManager::PruneFinished() {
 }
 
 TxnId TxnManager::next_id() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return next_id_;
 }
 
 size_t TxnManager::live_count() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return live_count_;
 }
 
 size_t TxnManager::snapshot_count() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return snapshot_floors_.size();
 }
 
 size_t TxnManager::finished_record_count() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return finished_.size();
 }
 

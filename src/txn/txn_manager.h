@@ -40,6 +40,7 @@
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "fern/options.h"
 #include "fern/status.h"
 #include "ft/message.h"
@@ -117,7 +118,7 @@ class TxnState {
   std::atomic<TxnStatus> status_{TxnStatus::kLive};  // written under the manager's mutex
   SnapshotPtr snapshot_;
   TxnId live_child_ = kNoTxn;  // guarded by the manager's mutex
-  mutable absl::Mutex xid_mu_;
+  mutable Mutex xid_mu_;
   std::string xid_ ABSL_GUARDED_BY(xid_mu_);
 };
 
@@ -192,7 +193,7 @@ class TxnManager {
   TxnId OldestReferencedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void PruneFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   TxnId next_id_ ABSL_GUARDED_BY(mu_);
   absl::btree_set<TxnId> live_roots_ ABSL_GUARDED_BY(mu_);
   size_t live_count_ ABSL_GUARDED_BY(mu_) = 0;
