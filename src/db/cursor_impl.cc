@@ -13,7 +13,12 @@ bool CursorImpl::Usable() {
 }
 
 bool CursorImpl::Load(FractalTree::Locate where, std::string_view key) {
-  Status s = tree_->ReadBatch(where, key, &batch_);
+  Status s = tree_->ReadBatch(where, key, &batch_, &view_);
+  if (s.ok() && lock_batch_) {
+    // Lock what the batch covers, then read it again: it cannot change under the lock.
+    s = lock_batch_(batch_);
+    if (s.ok()) s = tree_->ReadBatch(where, key, &batch_, &view_);
+  }
   if (!s.ok()) {
     status_ = s;
     valid_ = false;

@@ -5,6 +5,7 @@
 #ifndef FERN_DB_CURSOR_IMPL_H_
 #define FERN_DB_CURSOR_IMPL_H_
 
+#include <functional>
 #include <memory>
 
 #include "fern/cursor.h"
@@ -16,9 +17,15 @@ namespace fern {
 // Used by one thread at a time (API.md).
 class CursorImpl final : public Cursor {
  public:
-  // A non-OK `status` makes a cursor that is never valid and reports it.
-  CursorImpl(std::shared_ptr<FractalTree> tree, Status status)
-      : tree_(std::move(tree)), status_(std::move(status)) {}
+  // A non-OK `status` makes a cursor that is never valid and reports it. `view` says whose
+  // versions it sees; `lock_batch` (optional, for serializable transactions) read-locks the
+  // key range of each batch, after which the batch is read again under the lock.
+  CursorImpl(std::shared_ptr<FractalTree> tree, Status status, ReadView view = ReadView(),
+             std::function<Status(const RowBatch&)> lock_batch = nullptr)
+      : tree_(std::move(tree)),
+        status_(std::move(status)),
+        view_(std::move(view)),
+        lock_batch_(std::move(lock_batch)) {}
 
   void SeekToFirst() override;
   void SeekToLast() override;
@@ -41,6 +48,8 @@ class CursorImpl final : public Cursor {
 
   std::shared_ptr<FractalTree> tree_;
   Status status_;
+  ReadView view_;
+  std::function<Status(const RowBatch&)> lock_batch_;
   RowBatch batch_;
   size_t pos_ = 0;
   bool valid_ = false;

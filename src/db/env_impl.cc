@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "db/txn_impl.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
 
@@ -93,6 +94,7 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
   }
   FERN_RETURN_IF_ERROR(LogWriter::Open(dir, LogWriterOptions(), &impl->log_));
   impl->write_state_ = std::make_unique<WriteState>(impl->log_.get());
+
   {
     MutexLock lock(&impl->mu_);
     FERN_RETURN_IF_ERROR(impl->RemoveOrphanFiles());
@@ -135,6 +137,9 @@ void EnvImpl::StopCheckpointer() {
 EnvImpl::~EnvImpl() {
   StopCheckpointer();
   MutexLock lock(&mu_);
+  // Prepared transactions nobody claimed stay prepared for the next open.
+  for (auto& txn : recovered_prepared_) static_cast<TxnImpl*>(txn.get())->Detach();
+  recovered_prepared_.clear();
   // A failed final checkpoint cannot be reported from a destructor; recovery replays the
   // log from the last good one at the next open.
   if (log_ != nullptr) CheckpointLocked().ok();
@@ -165,8 +170,9 @@ std::unique_ptr<TableImpl> EnvImpl::Wrap(const std::string& name, uint64_t id,
                                          std::unique_ptr<FractalTree> tree) {
   auto log = std::make_unique<TableLog>(write_state_.get(), static_cast<TableId>(id));
   tree->SetWriteLog(log.get());
-  return std::make_unique<TableImpl>(name, id, std::shared_ptr<FractalTree>(std::move(tree)),
-                                     std::move(log), write_state_.get(), options_.sync_commits);
+  return std::make_unique<TableImpl>(this, name, id, std::shared_ptr<FractalTree>(std::move(tree)),
+                                     std::move(log), write_state_.get(), options_.sync_commits,
+                                     &deadlock_detector_);
 }
 
 Status EnvImpl::OpenExisting(const std::string& name, const CatalogEntry& entry,
@@ -217,7 +223,7 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
     FERN_RETURN_IF_ERROR(
         OpenExisting(key, it->second, cmp, options.compression, options.compression_level, &impl));
     if (auto deferred = deferred_.find(it->second.id); deferred != deferred_.end()) {
-      FERN_RETURN_IF_ERROR(ReplayTable(it->second.id, impl->tree().get()));
+      FERN_RETURN_IF_ERROR(ReplayTable(it->second.id, impl.get()));
       deferred_.erase(deferred);
     }
   } else {
@@ -274,8 +280,24 @@ Status EnvImpl::DropTable(std::string_view name) {
 }
 
 Status EnvImpl::Begin(const TxnOptions& options, std::unique_ptr<Txn>* txn) {
-  return Status::NotSupported(
-      "explicit transactions are not available yet; use txn=nullptr (autocommit)");
+  if (txn == nullptr) return Status::InvalidArgument("Begin: txn is null");
+  if (static_cast<uint8_t>(options.isolation) > static_cast<uint8_t>(Isolation::kSerializable)) {
+    return Status::InvalidArgument("unknown isolation level");
+  }
+  TxnStatePtr state;
+  FERN_RETURN_IF_ERROR(txn_manager_->Begin(options.isolation, &state));
+  *txn = std::make_unique<TxnImpl>(this, std::move(state), nullptr, options);
+  return Status::OK();
+}
+
+void EnvImpl::RegisterLiveTxn(TxnId id, Lsn first_lsn) {
+  MutexLock lock(&live_mu_);
+  live_txns_.emplace(first_lsn, id);
+}
+
+void EnvImpl::UnregisterLiveTxn(TxnId id, Lsn first_lsn) {
+  MutexLock lock(&live_mu_);
+  live_txns_.erase({first_lsn, id});
 }
 
 Status EnvImpl::Checkpoint() {
@@ -295,8 +317,11 @@ Status EnvImpl::NewLoader(Table* table, std::unique_ptr<Loader>* loader) {
 }
 
 Status EnvImpl::RecoverPrepared(std::vector<std::unique_ptr<Txn>>* txns) {
-  // No transaction can be prepared until explicit transactions exist.
+  if (txns == nullptr) return Status::InvalidArgument("RecoverPrepared: txns is null");
+  MutexLock lock(&mu_);
   txns->clear();
+  for (auto& txn : recovered_prepared_) txns->push_back(std::move(txn));
+  recovered_prepared_.clear();
   return Status::OK();
 }
 

@@ -9,21 +9,25 @@
 #ifndef FERN_DB_ENV_IMPL_H_
 #define FERN_DB_ENV_IMPL_H_
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
 #include "cachetable/cachetable.h"
 #include "db/catalog.h"
 #include "db/table_impl.h"
 #include "db/table_log.h"
 #include "fern/env.h"
 #include "log/log_writer.h"
+#include "txn/deadlock_detector.h"
+#include "txn/txn_manager.h"
 #include "util/file.h"
+#include "util/mutex.h"
 #include "util/thread_pool.h"
 
 namespace fern {
@@ -42,6 +46,16 @@ class EnvImpl final : public Env {
   Status RecoverPrepared(std::vector<std::unique_ptr<Txn>>* txns) override;
   bool GetProperty(std::string_view name, std::string* value) override;
 
+  // For transactions and tables.
+  TxnManager* txn_manager() { return txn_manager_.get(); }
+  LogWriter* log() { return log_.get(); }
+  WriteState* write_state() { return write_state_.get(); }
+  bool sync_commits() const { return options_.sync_commits; }
+  absl::Duration lock_timeout() const { return absl::Milliseconds(options_.lock_timeout_ms); }
+  // Live transactions that have logged records pin the log from their begin record on.
+  void RegisterLiveTxn(TxnId id, Lsn first_lsn);
+  void UnregisterLiveTxn(TxnId id, Lsn first_lsn);
+
  private:
   EnvImpl(std::string dir, const Options& options);
   std::string CatalogPath() const { return dir_ + "/" + kCatalogFileName; }
@@ -58,9 +72,23 @@ class EnvImpl final : public Env {
 
   // Recovery (recovery.cc). Replays the log into every table whose comparator is built in;
   // tables with a custom comparator and writes to replay are deferred to OpenTable.
+  struct RecoveredTxn {
+    TxnId parent = kNoTxn;
+    XidStack xids;
+    std::vector<std::pair<uint64_t, std::string>> keys;  // (table id, key) written
+    Lsn first_lsn = 0;
+    bool prepared = false;
+    std::string prepared_xid;
+  };
+  // The tree to replay a table's records into, or null to skip the table.
+  using TreeLookup = std::function<FractalTree*(uint64_t table_id)>;
   Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Replays the log records of one table after its checkpoint LSN.
-  Status ReplayTable(uint64_t id, FractalTree* tree) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Status ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredTxn>* live, TxnId* max_txn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Status RestorePrepared(TxnId id, const RecoveredTxn& txn, const TreeLookup& tree_for)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Replays the log records of one deferred table after its checkpoint LSN.
+  Status ReplayTable(uint64_t id, TableImpl* table) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Checkpoints every open table, then removes log files no table needs.
   Status CheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The checkpointer thread: a checkpoint every checkpoint_period_ms (0: never).
@@ -76,6 +104,12 @@ class EnvImpl final : public Env {
   std::unique_ptr<Cachetable> cache_;
   std::unique_ptr<LogWriter> log_;
   std::unique_ptr<WriteState> write_state_;
+  std::unique_ptr<TxnManager> txn_manager_;
+  DeadlockDetector deadlock_detector_;
+  Mutex live_mu_;
+  std::set<std::pair<Lsn, TxnId>> live_txns_ ABSL_GUARDED_BY(live_mu_);
+  // Prepared transactions found by recovery, handed out once by RecoverPrepared.
+  std::vector<std::unique_ptr<Txn>> recovered_prepared_ ABSL_GUARDED_BY(mu_);
 
   Mutex mu_;
   Catalog catalog_ ABSL_GUARDED_BY(mu_);
@@ -94,7 +128,7 @@ class EnvImpl final : public Env {
   absl::CondVar checkpointer_cv_;
   bool stopping_ ABSL_GUARDED_BY(checkpointer_mu_) = false;
   std::thread checkpointer_;
-  Lsn recovery_end_lsn_ = 0;                             // the log's last LSN when the Env opened
+  Lsn recovery_end_lsn_ = 0;  // the log's last LSN when the Env opened
 };
 
 }  // namespace fern

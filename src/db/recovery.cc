@@ -1,8 +1,18 @@
 // Crash recovery: replaying the write-ahead log into the tables when an Env opens.
+//
+// Each table's header holds its checkpoint LSN: every logged write and every transaction
+// resolution through it is in the table. Replay reads the whole retained log (the log is
+// kept from the oldest record any table or live transaction needs), follows every
+// transaction from its begin record to keep its keys, and applies to a table only records
+// past that table's checkpoint LSN: writes as messages with the writer's xid stack, and a
+// commit or abort as a commit or abort message for each of the transaction's keys in the
+// table (including keys written before the checkpoint). Transactions still live at the end
+// of the log are aborted, except prepared ones, which come back live (RecoverPrepared).
 #include <algorithm>
 #include <limits>
 
 #include "db/env_impl.h"
+#include "db/txn_impl.h"
 #include "log/log_reader.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -27,84 +37,226 @@ bool IsTableWrite(LogRecordType type) {
 
 }  // namespace
 
+Status EnvImpl::ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredTxn>* live,
+                          TxnId* max_txn) {
+  std::unique_ptr<LogReader> reader;
+  FERN_RETURN_IF_ERROR(LogReader::Open(dir_, &reader));
+  FERN_RETURN_IF_ERROR(reader->SeekToFirst());
+
+  // Applies `type` for each of `txn`'s keys to the trees that have not seen `lsn`.
+  auto resolve = [&](const RecoveredTxn& txn, MessageType type, Lsn lsn) -> Status {
+    for (const auto& [table_id, key] : txn.keys) {
+      FractalTree* tree = tree_for(table_id);
+      if (tree == nullptr) continue;
+      Message message;
+      message.type = type;
+      message.xids = txn.xids;
+      message.key = key;
+      FERN_RETURN_IF_ERROR(tree->Replay(message, lsn));
+    }
+    return Status::OK();
+  };
+  auto find_or_add = [&](TxnId id, Lsn lsn) -> RecoveredTxn& {
+    auto it = live->find(id);
+    if (it == live->end()) {
+      // Its begin record was trimmed: it ended before every table's checkpoint, so nothing
+      // of it past a checkpoint LSN can follow. Tracked as a root all the same.
+      RecoveredTxn txn;
+      txn.xids.Push(id);
+      txn.first_lsn = lsn;
+      it = live->emplace(id, std::move(txn)).first;
+    }
+    return it->second;
+  };
+
+  while (reader->Valid() && reader->record().lsn <= recovery_end_lsn_) {
+    const LogRecord& record = reader->record();
+    const Lsn lsn = record.lsn;
+    if (record.txn_id != kNoTxn) *max_txn = std::max(*max_txn, record.txn_id);
+    switch (record.type) {
+      case LogRecordType::kBeginTxn: {
+        RecoveredTxn txn;
+        txn.parent = record.parent_id;
+        if (record.parent_id != kNoTxn) {
+          txn.xids = find_or_add(record.parent_id, lsn).xids;
+        }
+        txn.xids.Push(record.txn_id);
+        txn.first_lsn = lsn;
+        (*live)[record.txn_id] = std::move(txn);
+        break;
+      }
+      case LogRecordType::kPrepareTxn: {
+        RecoveredTxn& txn = find_or_add(record.txn_id, lsn);
+        txn.prepared = true;
+        txn.prepared_xid.assign(record.xid);
+        break;
+      }
+      case LogRecordType::kCommitTxn: {
+        RecoveredTxn& txn = find_or_add(record.txn_id, lsn);
+        FERN_RETURN_IF_ERROR(resolve(txn, MessageType::kCommitAny, lsn));
+        if (txn.parent != kNoTxn) {
+          RecoveredTxn& parent = find_or_add(txn.parent, lsn);
+          parent.keys.insert(parent.keys.end(), txn.keys.begin(), txn.keys.end());
+        }
+        live->erase(record.txn_id);
+        break;
+      }
+      case LogRecordType::kAbortTxn: {
+        RecoveredTxn& txn = find_or_add(record.txn_id, lsn);
+        FERN_RETURN_IF_ERROR(resolve(txn, MessageType::kAbortAny, lsn));
+        live->erase(record.txn_id);
+        break;
+      }
+      default:
+        if (IsTableWrite(record.type)) {
+          XidStack xids;
+          if (record.txn_id != kNoTxn) {
+            RecoveredTxn& txn = find_or_add(record.txn_id, lsn);
+            txn.keys.emplace_back(record.table_id, std::string(record.key));
+            xids = txn.xids;
+          }
+          FractalTree* tree = tree_for(record.table_id);
+          if (tree != nullptr) {
+            Message message;
+            if (!MessageFromLogRecord(record, xids, &message)) {
+              return Status::Corruption(StrCat(reader->current_path(), ": record at LSN ", lsn,
+                                               " is not a replayable table write"));
+            }
+            FERN_RETURN_IF_ERROR(tree->Replay(message, lsn));
+          }
+        }
+        break;
+    }
+    FERN_RETURN_IF_ERROR(reader->Next());
+  }
+  return Status::OK();
+}
+
 Status EnvImpl::Recover() {
   recovery_end_lsn_ = log_->last_lsn();
-  // Each table's checkpoint LSN, read from its header without opening the tree.
-  std::map<uint64_t, std::pair<std::string, Lsn>> by_id;  // id -> (name, checkpoint LSN)
-  std::map<uint64_t, std::string> comparator_of;
-  Lsn start = std::numeric_limits<Lsn>::max();
+  // Each table's checkpoint LSN and comparator, read from its header.
+  struct TableInfo {
+    std::string name;
+    Lsn checkpoint_lsn;
+    bool builtin_comparator;
+    Compression codec;
+    int level;
+  };
+  std::map<uint64_t, TableInfo> tables;
+  TxnId max_txn = 0;
   for (const auto& [name, entry] : catalog_.tables) {
     std::unique_ptr<TreeFile> file;
     FERN_RETURN_IF_ERROR(TreeFile::Open(TablePath(entry.file_name), /*read_only=*/true, &file));
     FileHeader header = file->header();
-    by_id[entry.id] = {name, header.checkpoint_lsn};
-    comparator_of[entry.id] = header.comparator_name;
-    start = std::min(start, header.checkpoint_lsn);
+    tables[entry.id] = {name, header.checkpoint_lsn,
+                        header.comparator_name == BytewiseComparator()->Name(),
+                        static_cast<Compression>(header.compression), header.compression_level};
+    max_txn = std::max<TxnId>(max_txn, header.next_txn_hint);
   }
-  if (by_id.empty() || start >= recovery_end_lsn_) return Status::OK();
 
-  std::unique_ptr<LogReader> reader;
-  FERN_RETURN_IF_ERROR(LogReader::Open(dir_, &reader));
-  FERN_RETURN_IF_ERROR(reader->SeekToLsn(start + 1));
-  std::vector<std::string> replayed;
-  auto apply = [&](const LogRecord& record) -> Status {
-    if (!IsTableWrite(record.type)) return Status::OK();
-    auto it = by_id.find(record.table_id);
-    if (it == by_id.end()) return Status::OK();  // the table was dropped since
-    const auto& [name, checkpoint_lsn] = it->second;
-    if (record.lsn <= checkpoint_lsn) return Status::OK();
-    if (comparator_of[record.table_id] != BytewiseComparator()->Name()) {
-      deferred_.emplace(record.table_id, checkpoint_lsn);
-      return Status::OK();
+  Status open_error;
+  TreeLookup tree_for = [&](uint64_t table_id) -> FractalTree* {
+    auto it = tables.find(table_id);
+    if (it == tables.end()) return nullptr;  // dropped since
+    const TableInfo& info = it->second;
+    if (!info.builtin_comparator) {
+      // Only OpenTable can supply the comparator: replay this table then.
+      deferred_.emplace(table_id, info.checkpoint_lsn);
+      return nullptr;
     }
-    Message message;
-    if (!MessageFromLogRecord(record, &message)) {
-      return Status::NotSupported(StrCat(reader->current_path(), ": record at LSN ", record.lsn,
-                                         " belongs to a transaction; this build cannot replay it"));
-    }
-    auto table = tables_.find(name);
-    if (table == tables_.end()) {
-      const CatalogEntry& entry = catalog_.tables.at(name);
-      std::unique_ptr<TreeFile> file;
-      FERN_RETURN_IF_ERROR(TreeFile::Open(TablePath(entry.file_name), true, &file));
-      FileHeader header = file->header();
-      file.reset();
+    auto open = tables_.find(info.name);
+    if (open == tables_.end()) {
       std::unique_ptr<TableImpl> impl;
-      FERN_RETURN_IF_ERROR(OpenExisting(name, entry, BytewiseComparator(),
-                                        static_cast<Compression>(header.compression),
-                                        header.compression_level, &impl));
-      table = tables_.emplace(name, std::move(impl)).first;
-      replayed.push_back(name);
+      Status s = OpenExisting(info.name, catalog_.tables.at(info.name), BytewiseComparator(),
+                              info.codec, info.level, &impl);
+      if (!s.ok()) {
+        if (open_error.ok()) open_error = s;
+        return nullptr;
+      }
+      open = tables_.emplace(info.name, std::move(impl)).first;
     }
-    return table->second->tree()->Replay(message, record.lsn);
+    return open->second->tree().get();
   };
-  while (reader->Valid() && reader->record().lsn <= recovery_end_lsn_) {
-    FERN_RETURN_IF_ERROR(apply(reader->record()));
-    FERN_RETURN_IF_ERROR(reader->Next());
+  std::map<TxnId, RecoveredTxn> live;
+  FERN_RETURN_IF_ERROR(ReplayLog(tree_for, &live, &max_txn));
+  FERN_RETURN_IF_ERROR(open_error);
+
+  txn_manager_ = std::make_unique<TxnManager>(max_txn + 1);
+  TxnManager* manager = txn_manager_.get();
+  write_state_->set_next_txn_id([manager] { return manager->next_id(); });
+  write_state_->set_oldest_referenced([manager]() -> TxnId {
+    return manager->live_count() == 0 && manager->snapshot_count() == 0
+               ? kNoTxn
+               : manager->OldestReferencedXid();
+  });
+  // Roots still live at the end of the log: prepared ones come back, the others abort.
+  for (auto& [id, txn] : live) {
+    if (txn.parent != kNoTxn) continue;  // decided with its root
+    if (txn.prepared) {
+      FERN_RETURN_IF_ERROR(RestorePrepared(id, txn, tree_for));
+      continue;
+    }
+    for (const auto& [table_id, key] : txn.keys) {
+      FractalTree* tree = tree_for(table_id);
+      if (tree == nullptr) continue;
+      FERN_RETURN_IF_ERROR(tree->Resolve(MessageType::kAbortAny, txn.xids, key));
+    }
+    Lsn lsn;
+    FERN_RETURN_IF_ERROR(log_->Append(LogRecord::AbortTxn(id), &lsn));
   }
+  FERN_RETURN_IF_ERROR(open_error);
   // Make the replayed state a checkpoint, so the next open starts from here.
-  for (const std::string& name : replayed)
-    FERN_RETURN_IF_ERROR(tables_.at(name)->tree()->Checkpoint());
+  for (auto& [name, table] : tables_) FERN_RETURN_IF_ERROR(table->tree()->Checkpoint());
   return Status::OK();
 }
 
-Status EnvImpl::ReplayTable(uint64_t id, FractalTree* tree) {
-  Lsn checkpoint_lsn = tree->checkpoint_lsn();
-  std::unique_ptr<LogReader> reader;
-  FERN_RETURN_IF_ERROR(LogReader::Open(dir_, &reader));
-  FERN_RETURN_IF_ERROR(reader->SeekToLsn(checkpoint_lsn + 1));
-  while (reader->Valid() && reader->record().lsn <= recovery_end_lsn_) {
-    const LogRecord& record = reader->record();
-    if (IsTableWrite(record.type) && record.table_id == id) {
-      Message message;
-      if (!MessageFromLogRecord(record, &message)) {
-        return Status::NotSupported(
-            StrCat(reader->current_path(), ": record at LSN ", record.lsn,
-                   " belongs to a transaction; this build cannot replay it"));
-      }
-      FERN_RETURN_IF_ERROR(tree->Replay(message, record.lsn));
+Status EnvImpl::RestorePrepared(TxnId id, const RecoveredTxn& txn, const TreeLookup& tree_for) {
+  TxnStatePtr state;
+  FERN_RETURN_IF_ERROR(
+      txn_manager_->BeginRecovered(id, nullptr, Isolation::kReadCommitted, &state));
+  FERN_RETURN_IF_ERROR(txn_manager_->Prepare(state, txn.prepared_xid));
+  auto impl = std::make_unique<TxnImpl>(this, state, nullptr, TxnOptions());
+  std::vector<std::pair<TableImpl*, std::string>> writes;
+  for (const auto& [table_id, key] : txn.keys) {
+    if (tree_for(table_id) == nullptr) continue;  // dropped, or replayed at OpenTable
+    for (auto& [name, table] : tables_) {
+      if (table->id() != table_id) continue;
+      FERN_RETURN_IF_ERROR(
+          table->locks()->Acquire(id, key, key, LockTree::Mode::kWrite, absl::ZeroDuration()));
+      writes.emplace_back(table.get(), key);
     }
-    FERN_RETURN_IF_ERROR(reader->Next());
+  }
+  impl->AdoptRecovered(std::move(writes), txn.first_lsn);
+  recovered_prepared_.push_back(std::move(impl));
+  return Status::OK();
+}
+
+Status EnvImpl::ReplayTable(uint64_t id, TableImpl* table) {
+  FractalTree* tree = table->tree().get();
+  TreeLookup tree_for = [id, tree](uint64_t table_id) -> FractalTree* {
+    return table_id == id ? tree : nullptr;
+  };
+  std::map<TxnId, RecoveredTxn> live;
+  TxnId max_txn = 0;
+  FERN_RETURN_IF_ERROR(ReplayLog(tree_for, &live, &max_txn));
+  // Transactions live at the end of the log were aborted when the Env opened, unless
+  // prepared: those hold this table's keys too.
+  for (auto& [txn_id, txn] : live) {
+    if (txn.parent != kNoTxn) continue;
+    TxnImpl* prepared = nullptr;
+    for (auto& pending : recovered_prepared_) {
+      if (pending->id() == txn_id) prepared = static_cast<TxnImpl*>(pending.get());
+    }
+    for (const auto& [table_id, key] : txn.keys) {
+      if (table_id != id) continue;
+      if (prepared != nullptr) {
+        FERN_RETURN_IF_ERROR(table->locks()->Acquire(txn_id, key, key, LockTree::Mode::kWrite,
+                                                     absl::ZeroDuration()));
+        prepared->AdoptKey(table, key);
+      } else {
+        FERN_RETURN_IF_ERROR(tree->Resolve(MessageType::kAbortAny, txn.xids, key));
+      }
+    }
   }
   return tree->Checkpoint();
 }
@@ -120,10 +272,15 @@ Status EnvImpl::CheckpointLocked() {
     needed = std::min(needed, table->tree()->checkpoint_lsn());
   }
   for (const auto& [table_id, lsn] : deferred_) needed = std::min(needed, lsn);
+  {
+    // A live transaction's records from its begin on are needed to resolve it.
+    MutexLock lock(&live_mu_);
+    if (!live_txns_.empty()) needed = std::min(needed, live_txns_.begin()->first - 1);
+  }
   Lsn end;
   FERN_RETURN_IF_ERROR(log_->Append(LogRecord::EndCheckpoint(id, begin), &end));
   FERN_RETURN_IF_ERROR(log_->Sync(end));
-  // Every record a table may still need has an LSN above `needed`.
+  // Every record a table or a live transaction may still need has an LSN above `needed`.
   return log_->RemoveFilesBefore(needed + 1);
 }
 

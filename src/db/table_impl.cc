@@ -1,6 +1,8 @@
 #include "db/table_impl.h"
 
 #include "db/cursor_impl.h"
+#include "db/env_impl.h"
+#include "db/txn_impl.h"
 #include "fern/options.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -23,12 +25,36 @@ Status CheckValue(std::string_view value) {
   return Status::OK();
 }
 
-Status TableImpl::CheckUsable(Txn* txn) const {
+Status TableImpl::CheckUsable() const {
   if (dropped()) return Status::InvalidArgument(StrCat("table \"", name_, "\" was dropped"));
-  if (txn != nullptr) {
-    return Status::NotSupported("explicit transactions are not available yet; pass txn=nullptr");
-  }
   return Status::OK();
+}
+
+Status TableImpl::Unwrap(Txn* txn, TxnImpl** impl) const {
+  *impl = nullptr;
+  if (txn == nullptr) return Status::OK();
+  auto* t = dynamic_cast<TxnImpl*>(txn);
+  if (t == nullptr || t->env() != env_) {
+    return Status::InvalidArgument("the transaction belongs to another Env");
+  }
+  *impl = t;
+  return Status::OK();
+}
+
+ReadView TableImpl::ViewFor(TxnImpl* txn) const {
+  ReadView view;
+  TxnManager* manager = env_->txn_manager();
+  if (txn == nullptr && manager->live_count() == 0) return view;  // everything is committed
+  SnapshotPtr snapshot;
+  if (txn != nullptr) {
+    view.reader = txn->xids();
+    if (txn->isolation() == Isolation::kSnapshot) snapshot = txn->state()->snapshot();
+  }
+  if (snapshot == nullptr) snapshot = manager->TakeSnapshot();
+  view.is_visible = [manager, snapshot](TxnId writer) {
+    return manager->IsVisible(*snapshot, writer);
+  };
+  return view;
 }
 
 Status TableImpl::Commit(Status applied, Lsn lsn) {
@@ -38,68 +64,134 @@ Status TableImpl::Commit(Status applied, Lsn lsn) {
   return s;
 }
 
+Status TableImpl::TxnWrite(TxnImpl* txn, MessageType type, std::string_view key,
+                           std::string_view value) {
+  FERN_RETURN_IF_ERROR(txn->CheckWritable());
+  FERN_RETURN_IF_ERROR(txn->Lock(this, key, key, LockTree::Mode::kWrite));
+  FERN_RETURN_IF_ERROR(txn->BeforeWrite());
+  FERN_RETURN_IF_ERROR(tree_->Write(type, txn->xids(), key, value));
+  txn->NoteWrite(this, key);
+  return Status::OK();
+}
+
 Status TableImpl::Put(Txn* txn, std::string_view key, std::string_view value) {
-  FERN_RETURN_IF_ERROR(CheckUsable(txn));
+  FERN_RETURN_IF_ERROR(CheckUsable());
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(value));
+  TxnImpl* t;
+  FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
+  if (t != nullptr) return TxnWrite(t, MessageType::kInsert, key, value);
   Lsn lsn = 0;
   Status s = tree_->Put(key, value, &lsn);
   return Commit(s, lsn);
 }
 
 Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value) {
-  FERN_RETURN_IF_ERROR(CheckUsable(txn));
+  FERN_RETURN_IF_ERROR(CheckUsable());
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(value));
+  TxnImpl* t;
+  FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
+  if (t != nullptr) {
+    FERN_RETURN_IF_ERROR(t->CheckWritable());
+    FERN_RETURN_IF_ERROR(t->Lock(this, key, key, LockTree::Mode::kWrite));
+    FERN_RETURN_IF_ERROR(t->BeforeWrite());
+    FERN_RETURN_IF_ERROR(tree_->InsertTxn(t->xids(), ViewFor(t), key, value));
+    t->NoteWrite(this, key);
+    return Status::OK();
+  }
   Lsn lsn = 0;
   Status s = tree_->Insert(key, value, &lsn);
   return Commit(s, lsn);
 }
 
 Status TableImpl::Get(Txn* txn, std::string_view key, std::string* value) {
-  FERN_RETURN_IF_ERROR(CheckUsable(txn));
+  FERN_RETURN_IF_ERROR(CheckUsable());
   FERN_RETURN_IF_ERROR(CheckKey(key));
-  return tree_->Get(key, value);
+  TxnImpl* t;
+  FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
+  if (t != nullptr) {
+    FERN_RETURN_IF_ERROR(t->CheckReadable());
+    if (t->isolation() == Isolation::kSerializable) {
+      FERN_RETURN_IF_ERROR(t->Lock(this, key, key, LockTree::Mode::kRead));
+    }
+  }
+  ReadView view = ViewFor(t);
+  return tree_->Get(key, value, &view);
 }
 
 Status TableImpl::GetForUpdate(Txn* txn, std::string_view key, std::string* value) {
-  // Without an explicit transaction the row lock would be released at once, so this is a
-  // plain read.
-  return Get(txn, key, value);
+  FERN_RETURN_IF_ERROR(CheckUsable());
+  FERN_RETURN_IF_ERROR(CheckKey(key));
+  TxnImpl* t;
+  FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
+  if (t != nullptr) {
+    FERN_RETURN_IF_ERROR(t->CheckWritable());
+    FERN_RETURN_IF_ERROR(t->Lock(this, key, key, LockTree::Mode::kWrite));
+  }
+  // Without a transaction the row lock would be released at once: a plain read.
+  ReadView view = ViewFor(t);
+  return tree_->Get(key, value, &view);
 }
 
 Status TableImpl::Delete(Txn* txn, std::string_view key) {
-  FERN_RETURN_IF_ERROR(CheckUsable(txn));
+  FERN_RETURN_IF_ERROR(CheckUsable());
   FERN_RETURN_IF_ERROR(CheckKey(key));
+  TxnImpl* t;
+  FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
+  if (t != nullptr) return TxnWrite(t, MessageType::kDelete, key, {});
   Lsn lsn = 0;
   Status s = tree_->Delete(key, &lsn);
   return Commit(s, lsn);
 }
 
 Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra) {
-  FERN_RETURN_IF_ERROR(CheckUsable(txn));
+  FERN_RETURN_IF_ERROR(CheckUsable());
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(extra));
+  TxnImpl* t;
+  FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
+  if (t != nullptr) return TxnWrite(t, MessageType::kUpdate, key, extra);
   Lsn lsn = 0;
   Status s = tree_->Update(key, extra, &lsn);
   return Commit(s, lsn);
 }
 
 Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
-  FERN_RETURN_IF_ERROR(CheckUsable(txn));
+  FERN_RETURN_IF_ERROR(CheckUsable());
   FERN_RETURN_IF_ERROR(CheckValue(extra));
+  TxnImpl* t;
+  FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
+  if (t != nullptr) {
+    return Status::NotSupported("UpdateAll runs in a transaction of its own; pass txn=nullptr");
+  }
   Lsn lsn = 0;
   Status s = tree_->UpdateAll(extra, &lsn);
   return Commit(s, lsn);
 }
 
 std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
-  Status s = CheckUsable(txn);
-  return std::make_unique<CursorImpl>(tree_, s);
+  Status s = CheckUsable();
+  TxnImpl* t = nullptr;
+  if (s.ok()) s = Unwrap(txn, &t);
+  if (s.ok() && t != nullptr) s = t->CheckReadable();
+  // A cursor reads as of its creation (a snapshot), even under read committed.
+  ReadView view;
+  if (s.ok()) view = ViewFor(t);
+  std::function<Status(const RowBatch&)> lock_batch;
+  if (t != nullptr && t->isolation() == Isolation::kSerializable) {
+    lock_batch = [this, t](const RowBatch& batch) -> Status {
+      if (batch.empty() && !batch.has_upper) return Status::OK();
+      std::string lo = batch.has_lower ? batch.lower : std::string();
+      std::string hi = batch.has_upper ? batch.upper : std::string(batch.key(batch.size() - 1));
+      return t->Lock(this, lo, hi, LockTree::Mode::kRead);
+    };
+  }
+  return std::make_unique<CursorImpl>(tree_, s, std::move(view), std::move(lock_batch));
 }
 
 Status TableImpl::Optimize() {
-  FERN_RETURN_IF_ERROR(CheckUsable(nullptr));
+  FERN_RETURN_IF_ERROR(CheckUsable());
   return tree_->Optimize();
 }
 

@@ -9,22 +9,29 @@
 #include "db/table_log.h"
 #include "fern/table.h"
 #include "ft/tree.h"
+#include "txn/lock_tree.h"
 
 namespace fern {
+
+class EnvImpl;
+class TxnImpl;
 
 // Thread-safe. After MarkDropped every call returns InvalidArgument; the object lives on
 // (owned by the Env) so stale pointers held by users fail cleanly instead of crashing.
 class TableImpl final : public Table {
  public:
   // `tree` must already log through `log` (FractalTree::SetWriteLog).
-  TableImpl(std::string name, uint64_t id, std::shared_ptr<FractalTree> tree,
-            std::unique_ptr<TableLog> log, WriteState* state, bool sync_commits)
-      : name_(std::move(name)),
+  TableImpl(EnvImpl* env, std::string name, uint64_t id, std::shared_ptr<FractalTree> tree,
+            std::unique_ptr<TableLog> log, WriteState* state, bool sync_commits,
+            DeadlockDetector* detector)
+      : env_(env),
+        name_(std::move(name)),
         id_(id),
         tree_(std::move(tree)),
         log_(std::move(log)),
         state_(state),
-        sync_commits_(sync_commits) {}
+        sync_commits_(sync_commits),
+        locks_(std::make_unique<LockTree>(*tree_->config().comparator, *detector)) {}
 
   std::string_view name() const override { return name_; }
   Status Put(Txn* txn, std::string_view key, std::string_view value) override;
@@ -39,20 +46,30 @@ class TableImpl final : public Table {
 
   uint64_t id() const { return id_; }
   const std::shared_ptr<FractalTree>& tree() const { return tree_; }
+  LockTree* locks() const { return locks_.get(); }
+  // What `txn` (null: autocommit) may see now: its own provisional versions, and committed
+  // versions per its isolation (read committed: as of this call; snapshot: as of Begin).
+  ReadView ViewFor(TxnImpl* txn) const;
   void MarkDropped() { dropped_.store(true); }
   bool dropped() const { return dropped_.load(); }
 
  private:
-  Status CheckUsable(Txn* txn) const;
+  Status CheckUsable() const;
+  // The TxnImpl behind `txn` (null for autocommit); InvalidArgument for another Env's.
+  Status Unwrap(Txn* txn, TxnImpl** impl) const;
+  // A transactional write of `type` (kInsert, kDelete, kUpdate).
+  Status TxnWrite(TxnImpl* txn, MessageType type, std::string_view key, std::string_view value);
   // Ends an autocommitted write that was logged at `lsn`: durable when sync_commits.
   Status Commit(Status applied, Lsn lsn);
 
+  EnvImpl* const env_;
   const std::string name_;
   const uint64_t id_;
   std::shared_ptr<FractalTree> tree_;
   std::unique_ptr<TableLog> log_;  // the tree logs through it; lives as long as the table
   WriteState* const state_;
   const bool sync_commits_;
+  std::unique_ptr<LockTree> locks_;
   std::atomic<bool> dropped_{false};
 };
 

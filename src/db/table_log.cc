@@ -8,6 +8,25 @@ Status TableLog::LogWrite(const Message& message, Lsn* lsn) {
   *lsn = 0;
   FERN_RETURN_IF_ERROR(state_->error());
   LogRecord record;
+  if (!message.xids.empty()) {
+    const TxnId txn = message.xids.innermost();
+    switch (message.type) {
+      case MessageType::kInsert:
+        record = LogRecord::Insert(table_, txn, message.key, message.value);
+        break;
+      case MessageType::kDelete:
+        record = LogRecord::Delete(table_, txn, message.key);
+        break;
+      case MessageType::kUpdate:
+        record = LogRecord::Update(table_, txn, message.key, message.value);
+        break;
+      default:
+        return Status::OK();  // resolutions are implied by the commit or abort record
+    }
+    Status s = state_->log()->Append(record, lsn);
+    if (!s.ok()) state_->SetError(s);
+    return s;
+  }
   switch (message.type) {
     case MessageType::kInsert:
       record = LogRecord::AutocommitInsert(table_, kNoTxn, message.key, message.value);
@@ -40,10 +59,21 @@ Status TableLog::SyncThrough(Lsn lsn) {
   return s;
 }
 
-bool MessageFromLogRecord(const LogRecord& record, Message* message) {
+bool MessageFromLogRecord(const LogRecord& record, const XidStack& xids, Message* message) {
   *message = Message();
   message->xids = XidStack();
   switch (record.type) {
+    case LogRecordType::kInsert:
+      message->type = MessageType::kInsert;
+      message->xids = xids;
+      message->key = record.key;
+      message->value = record.value;
+      return !xids.empty();
+    case LogRecordType::kDelete:
+      message->type = MessageType::kDelete;
+      message->xids = xids;
+      message->key = record.key;
+      return !xids.empty();
     case LogRecordType::kAutocommitInsert:
       message->type = MessageType::kInsert;
       message->key = record.key;
@@ -54,7 +84,10 @@ bool MessageFromLogRecord(const LogRecord& record, Message* message) {
       message->key = record.key;
       return true;
     case LogRecordType::kUpdate:
-      if (record.txn_id != kNoTxn) return false;
+      if (record.txn_id != kNoTxn) {
+        if (xids.empty()) return false;
+        message->xids = xids;
+      }
       message->type = MessageType::kUpdate;
       message->key = record.key;
       message->value = record.extra;

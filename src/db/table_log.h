@@ -4,12 +4,13 @@
 #define FERN_DB_TABLE_LOG_H_
 
 #include <cstdint>
+#include <functional>
 
 #include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
 #include "ft/tree.h"
 #include "log/log_format.h"
 #include "log/log_writer.h"
+#include "util/mutex.h"
 
 namespace fern {
 
@@ -17,6 +18,13 @@ namespace fern {
 class WriteState {
  public:
   explicit WriteState(LogWriter* log) : log_(log) {}
+  // Set once the transaction manager exists; read by checkpoints.
+  void set_next_txn_id(std::function<uint64_t()> next_txn_id) {
+    next_txn_id_ = std::move(next_txn_id);
+  }
+  uint64_t next_txn_id() const { return next_txn_id_ ? next_txn_id_() : 0; }
+  void set_oldest_referenced(std::function<TxnId()> oldest) { oldest_ = std::move(oldest); }
+  TxnId oldest_referenced() const { return oldest_ ? oldest_() : kNoTxn; }
   LogWriter* log() const { return log_; }
   // OK, or the error that made the Env refuse writes (a failed log write or fsync, a write
   // that was logged but could not be applied). Reads keep working.
@@ -29,8 +37,15 @@ class WriteState {
     if (error_.ok()) error_ = status;
   }
 
+  // Transactions hold this shared from logging their commit or abort until it is applied
+  // to every tree; a checkpoint holds it exclusively while it reads the log's last LSN.
+  Mutex& resolution_gate() { return resolution_gate_; }
+
  private:
+  Mutex resolution_gate_;
   LogWriter* const log_;
+  std::function<uint64_t()> next_txn_id_;
+  std::function<TxnId()> oldest_;
   mutable Mutex mu_;
   Status error_ ABSL_GUARDED_BY(mu_);
 };
@@ -45,15 +60,23 @@ class TableLog final : public TreeWriteLog {
   void ApplyFailed(const Status& status) override;
   Status SyncThrough(Lsn lsn) override;
   Lsn LastLsn() const override { return state_->log()->last_lsn(); }
+  void BlockResolutions() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    state_->resolution_gate().Lock();
+  }
+  void UnblockResolutions() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    state_->resolution_gate().Unlock();
+  }
+  uint64_t NextTxnIdHint() const override { return state_->next_txn_id(); }
+  TxnId OldestReferencedXid() const override { return state_->oldest_referenced(); }
 
  private:
   WriteState* const state_;
   const TableId table_;
 };
 
-// The tree message a logged table write replays as; false for records that are not
-// autocommitted table writes.
-bool MessageFromLogRecord(const LogRecord& record, Message* message);
+// The tree message a logged table write replays as, with `xids` as the writer's stack for
+// transactional records (autocommitted ones have none); false for other records.
+bool MessageFromLogRecord(const LogRecord& record, const XidStack& xids, Message* message);
 
 }  // namespace fern
 

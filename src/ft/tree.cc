@@ -129,21 +129,26 @@ Status FractalTree::Close(bool checkpoint) {
 }
 
 Status FractalTree::Checkpoint() {
-  MutexLock lock(&tree_mu_);
   // Every write of this tree in the log is applied (writes log and apply under tree_mu_),
-  // so the checkpoint holds everything through the log's last LSN. The log must be durable
-  // that far before a header says so, or a crash could keep this table's later writes
-  // while losing earlier writes of other tables.
+  // and no commit or abort is half applied while resolutions are blocked, so the
+  // checkpoint holds everything through the log's last LSN. The log must be durable that
+  // far before a header says so, or a crash could keep this table's later writes while
+  // losing earlier writes of other tables.
+  if (log_ != nullptr) log_->BlockResolutions();
+  tree_mu_.Lock();
   Lsn through = checkpoint_lsn_;
   if (log_ != nullptr) {
     through = std::max(through, log_->LastLsn());
-    if (through > 0) FERN_RETURN_IF_ERROR(log_->SyncThrough(through));
+    log_->UnblockResolutions();
   }
+  MutexLock lock(&tree_mu_, std::adopt_lock);
+  if (log_ != nullptr && through > 0) FERN_RETURN_IF_ERROR(log_->SyncThrough(through));
   FERN_RETURN_IF_ERROR(cache_->WriteDirty(file_id_));
   FileHeader header = header_template_;
   header.root = root_;
   header.max_msn = max_msn_;
   header.checkpoint_lsn = through;
+  if (log_ != nullptr) header.next_txn_hint = log_->NextTxnIdHint();
   FERN_RETURN_IF_ERROR(file_->Checkpoint(header));
   checkpoint_lsn_ = through;
   return Status::OK();
@@ -159,7 +164,7 @@ ApplyContext FractalTree::MakeApplyContext() const {
   ApplyContext ctx;
   ctx.cmp = config_.comparator;
   ctx.update = config_.update_function;
-  ctx.oldest_live_snapshot = kNoTxn;
+  ctx.oldest_live_snapshot = log_ != nullptr ? log_->OldestReferencedXid() : kNoTxn;
   return ctx;
 }
 

@@ -20,14 +20,15 @@
 #include <string_view>
 
 #include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
 #include "cachetable/cachetable.h"
 #include "ft/message.h"
 #include "ft/node.h"
+#include "ft/read_view.h"
 #include "ft/row_batch.h"
 #include "ft/tree_config.h"
 #include "ft/tree_file.h"
 #include "ft/tree_stats.h"
+#include "util/mutex.h"
 
 namespace fern {
 
@@ -47,6 +48,17 @@ class TreeWriteLog {
   virtual void ApplyFailed(const Status& status) = 0;
   virtual Status SyncThrough(Lsn lsn) = 0;
   virtual Lsn LastLsn() const = 0;
+  // A checkpoint calls these around reading LastLsn(): while held, no transaction is
+  // between logging its commit or abort and applying it to the trees, so every resolution
+  // logged through that LSN is in the checkpoint.
+  virtual void BlockResolutions() = 0;
+  virtual void UnblockResolutions() = 0;
+  // Above every transaction id handed out so far; kept in the header so that ids are never
+  // reused after the log that names them is gone.
+  virtual uint64_t NextTxnIdHint() const = 0;
+  // Versions only transactions older than this can need may be collected (see
+  // ApplyContext::oldest_live_snapshot); kNoTxn when no transaction or snapshot is live.
+  virtual TxnId OldestReferencedXid() const = 0;
 };
 
 // Shape of a tree, for ftdump and tests.
@@ -79,9 +91,19 @@ class FractalTree final : public CacheFileOwner {
   Status Put(std::string_view key, std::string_view value, Lsn* lsn = nullptr);
   Status Insert(std::string_view key, std::string_view value,
                 Lsn* lsn = nullptr);  // AlreadyExists if present
+  // Insert by a transaction: AlreadyExists if the key is visible in `view`.
+  Status InsertTxn(const XidStack& xids, const ReadView& view, std::string_view key,
+                   std::string_view value, Lsn* lsn = nullptr);
   Status Delete(std::string_view key, Lsn* lsn = nullptr);
   Status Update(std::string_view key, std::string_view extra, Lsn* lsn = nullptr);
   Status UpdateAll(std::string_view extra, Lsn* lsn = nullptr);
+  // A transactional write (kInsert, kDelete or kUpdate) by the transaction whose xid stack
+  // is `xids`: it becomes a provisional version. Logged like the others.
+  Status Write(MessageType type, const XidStack& xids, std::string_view key, std::string_view value,
+               Lsn* lsn = nullptr);
+  // Commits (kCommitAny) or aborts (kAbortAny) the provisional versions of `xids` on `key`.
+  // Not logged: the transaction's commit or abort record stands for all its keys.
+  Status Resolve(MessageType type, const XidStack& xids, std::string_view key);
 
   // Recovery: applies a logged write without logging it again. Records at or below the
   // LSN of the tree's last checkpoint are skipped (they are in the tree already), so replay
@@ -93,12 +115,15 @@ class FractalTree final : public CacheFileOwner {
   void SetWriteLog(TreeWriteLog* log) { log_ = log; }
   // New partitions use this codec from now on; old ones keep theirs.
   void SetCompression(Compression codec, int level);
-  Status Get(std::string_view key, std::string* value);  // NotFound if absent
+  // NotFound if absent. `view` (optional) says whose versions are visible; without one,
+  // every committed version is.
+  Status Get(std::string_view key, std::string* value, const ReadView* view = nullptr);
 
   enum class Locate { kFirst, kLast, kContaining, kBefore };
   // Fills `batch` with the visible rows of one basement: the first or last basement, the
   // one whose range contains `key`, or the one holding the keys just below `key`.
-  Status ReadBatch(Locate where, std::string_view key, RowBatch* batch);
+  Status ReadBatch(Locate where, std::string_view key, RowBatch* batch,
+                   const ReadView* view = nullptr);
 
   // Pushes every buffered message down to the leaves and collects old versions.
   Status Optimize();
@@ -132,7 +157,8 @@ class FractalTree final : public CacheFileOwner {
   // Logs (when a log is set) and injects one write.
   Status LogAndInject(const Message& message, Lsn* lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
   TreeConfig CurrentConfig() const;
-  Status GetLocked(std::string_view key, std::string* value) ABSL_SHARED_LOCKS_REQUIRED(tree_mu_);
+  Status GetLocked(std::string_view key, std::string* value, const ReadView& view)
+      ABSL_SHARED_LOCKS_REQUIRED(tree_mu_);
   Status ApplyToLeaf(PinnedPair* leaf, const Message& message);
   void RebalanceBasements(Node* leaf);
   bool NeedsSplit(const Node& node) const;

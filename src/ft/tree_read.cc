@@ -11,7 +11,7 @@ namespace fern {
 
 namespace {
 
-bool AlwaysVisible(TxnId) { return true; }
+const ReadView kCommittedView{};
 
 void SortByMsn(std::vector<Message>* messages) {
   std::sort(messages->begin(), messages->end(),
@@ -41,12 +41,12 @@ size_t SelectPartition(const Node& node, FractalTree::Locate where, std::string_
 
 }  // namespace
 
-Status FractalTree::Get(std::string_view key, std::string* value) {
+Status FractalTree::Get(std::string_view key, std::string* value, const ReadView* view) {
   ReaderMutexLock lock(&tree_mu_);
-  return GetLocked(key, value);
+  return GetLocked(key, value, view != nullptr ? *view : kCommittedView);
 }
 
-Status FractalTree::GetLocked(std::string_view key, std::string* value) {
+Status FractalTree::GetLocked(std::string_view key, std::string* value, const ReadView& view) {
   const Comparator& cmp = *config_.comparator;
   std::vector<PinnedPair> path;
   std::vector<Message> pending;
@@ -75,7 +75,7 @@ Status FractalTree::GetLocked(std::string_view key, std::string* value) {
   bool found = rows.Find(key, cmp, &index);
   std::string_view visible;
   if (pending.empty()) {
-    if (found && rows.entry(index).ReadVisible(XidStack(), AlwaysVisible, &visible)) {
+    if (found && view.Read(rows.entry(index), &visible)) {
       value->assign(visible);
       return Status::OK();
     }
@@ -88,15 +88,16 @@ Status FractalTree::GetLocked(std::string_view key, std::string* value) {
   SortByMsn(&pending);
   ApplyContext ctx = MakeApplyContext();
   for (const Message& m : pending) scratch.Apply(m, ctx);
-  if (scratch.Find(key, cmp, &index) &&
-      scratch.entry(index).ReadVisible(XidStack(), AlwaysVisible, &visible)) {
+  if (scratch.Find(key, cmp, &index) && view.Read(scratch.entry(index), &visible)) {
     value->assign(visible);
     return Status::OK();
   }
   return Status::NotFound();
 }
 
-Status FractalTree::ReadBatch(Locate where, std::string_view key, RowBatch* batch) {
+Status FractalTree::ReadBatch(Locate where, std::string_view key, RowBatch* batch,
+                              const ReadView* view_or_null) {
+  const ReadView& view = view_or_null != nullptr ? *view_or_null : kCommittedView;
   ReaderMutexLock lock(&tree_mu_);
   const Comparator& cmp = *config_.comparator;
   batch->Clear();
@@ -150,7 +151,7 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, RowBatch* batc
   }
   std::string_view visible;
   for (size_t i = 0; i < source->count(); ++i) {
-    if (source->entry(i).ReadVisible(XidStack(), AlwaysVisible, &visible)) {
+    if (view.Read(source->entry(i), &visible)) {
       batch->Add(source->key(i), visible);
     }
   }

@@ -38,10 +38,22 @@ Status FractalTree::Put(std::string_view key, std::string_view value, Lsn* lsn) 
 Status FractalTree::Insert(std::string_view key, std::string_view value, Lsn* lsn) {
   MutexLock lock(&tree_mu_);
   std::string existing;
-  Status s = GetLocked(key, &existing);
+  Status s = GetLocked(key, &existing, ReadView());
   if (s.ok()) return Status::AlreadyExists(StrCat("key \"", EscapeBytes(key), "\" exists"));
   if (!s.IsNotFound()) return s;
   return LogAndInject(MakeMessage(MessageType::kInsert, key, value), lsn);
+}
+
+Status FractalTree::InsertTxn(const XidStack& xids, const ReadView& view, std::string_view key,
+                              std::string_view value, Lsn* lsn) {
+  MutexLock lock(&tree_mu_);
+  std::string existing;
+  Status s = GetLocked(key, &existing, view);
+  if (s.ok()) return Status::AlreadyExists(StrCat("key \"", EscapeBytes(key), "\" exists"));
+  if (!s.IsNotFound()) return s;
+  Message message = MakeMessage(MessageType::kInsert, key, value);
+  message.xids = xids;
+  return LogAndInject(message, lsn);
 }
 
 Status FractalTree::Delete(std::string_view key, Lsn* lsn) {
@@ -63,6 +75,25 @@ Status FractalTree::UpdateAll(std::string_view extra, Lsn* lsn) {
   }
   MutexLock lock(&tree_mu_);
   return LogAndInject(MakeMessage(MessageType::kUpdateBroadcast, {}, extra), lsn);
+}
+
+Status FractalTree::Write(MessageType type, const XidStack& xids, std::string_view key,
+                          std::string_view value, Lsn* lsn) {
+  if (type == MessageType::kUpdate &&
+      (config_.update_function == nullptr || !*config_.update_function)) {
+    return Status::InvalidArgument("Update needs Options::update_function");
+  }
+  Message message = MakeMessage(type, key, value);
+  message.xids = xids;
+  MutexLock lock(&tree_mu_);
+  return LogAndInject(message, lsn);
+}
+
+Status FractalTree::Resolve(MessageType type, const XidStack& xids, std::string_view key) {
+  Message message = MakeMessage(type, key, {});
+  message.xids = xids;
+  MutexLock lock(&tree_mu_);
+  return Inject(message);
 }
 
 Status FractalTree::Replay(Message message, Lsn lsn) {

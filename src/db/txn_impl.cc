@@ -1,0 +1,202 @@
+#include "db/txn_impl.h"
+
+#include "db/env_impl.h"
+#include "db/table_impl.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+TxnImpl::TxnImpl(EnvImpl* env, TxnStatePtr state, TxnImpl* parent, const TxnOptions& options)
+    : env_(env), state_(std::move(state)), parent_(parent), options_(options) {}
+
+TxnImpl::~TxnImpl() {
+  // The parent may already be gone if the user destroyed it first; it aborted us then.
+  if (!ended_) Abort().ok();
+}
+
+Status TxnImpl::CheckReadable() const {
+  if (ended_) return Status::InvalidArgument(StrCat("transaction ", id(), " has ended"));
+  if (live_child_ != nullptr) {
+    return Status::InvalidArgument(
+        StrCat("transaction ", id(), " has a live child; use the child until it ends"));
+  }
+  return Status::OK();
+}
+
+Status TxnImpl::CheckWritable() const {
+  FERN_RETURN_IF_ERROR(CheckReadable());
+  if (state_->status() == TxnStatus::kPrepared) {
+    return Status::InvalidArgument(StrCat("transaction ", id(),
+                                          " is prepared: only Commit or "
+                                          "Abort may follow"));
+  }
+  return Status::OK();
+}
+
+Status TxnImpl::Lock(TableImpl* table, std::string_view lo, std::string_view hi,
+                     LockTree::Mode mode) {
+  TxnImpl* root = this;
+  while (root->parent_ != nullptr) root = root->parent_;
+  Status s = table->locks()->Acquire(state_->root_id(), lo, hi, mode, env_->lock_timeout());
+  if (s.ok()) root->locked_tables_.insert(table);
+  return s;
+}
+
+Status TxnImpl::BeforeWrite() {
+  if (begin_logged_) return Status::OK();
+  if (parent_ != nullptr) FERN_RETURN_IF_ERROR(parent_->BeforeWrite());
+  FERN_RETURN_IF_ERROR(env_->write_state()->error());
+  Lsn lsn;
+  Status s = env_->log()->Append(
+      LogRecord::BeginTxn(id(), parent_ != nullptr ? parent_->id() : kNoTxn), &lsn);
+  if (!s.ok()) {
+    env_->write_state()->SetError(s);
+    return s;
+  }
+  begin_logged_ = true;
+  first_lsn_ = lsn;
+  env_->RegisterLiveTxn(id(), lsn);
+  return Status::OK();
+}
+
+void TxnImpl::NoteWrite(TableImpl* table, std::string_view key) {
+  auto entry = std::make_pair(table, std::string(key));
+  if (written_.insert(entry).second) writes_.push_back(std::move(entry));
+}
+
+void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> writes,
+                             Lsn first_lsn) {
+  for (auto& [table, key] : writes) {
+    locked_tables_.insert(table);
+    NoteWrite(table, key);
+  }
+  begin_logged_ = true;
+  first_lsn_ = first_lsn;
+  env_->RegisterLiveTxn(id(), first_lsn);
+}
+
+Status TxnImpl::ResolveAll(MessageType type) {
+  Status first;
+  for (const auto& [table, key] : writes_) {
+    if (table->dropped()) continue;
+    Status s = table->tree()->Resolve(type, xids(), key);
+    if (!s.ok() && first.ok()) first = s;
+  }
+  if (!first.ok()) {
+    env_->write_state()->SetError(
+        first.WithContext(StrCat("transaction ", id(), " could not be resolved; writes stopped")));
+  }
+  return first;
+}
+
+void TxnImpl::ReleaseLocks() {
+  for (TableImpl* table : locked_tables_) table->locks()->ReleaseAll(state_->root_id());
+  locked_tables_.clear();
+}
+
+void TxnImpl::Unregister() {
+  if (begin_logged_) env_->UnregisterLiveTxn(id(), first_lsn_);
+}
+
+Status TxnImpl::Commit() {
+  FERN_RETURN_IF_ERROR(CheckReadable());
+  if (parent_ != nullptr) {
+    // A child's commit needs no sync: it stands or falls with its root.
+    if (!writes_.empty()) {
+      ReaderMutexLock gate(&env_->write_state()->resolution_gate());
+      Lsn lsn;
+      Status s = env_->log()->Append(LogRecord::CommitTxn(id()), &lsn);
+      if (!s.ok()) {
+        env_->write_state()->SetError(s);
+        return s;
+      }
+      FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny));
+    }
+    for (auto& [table, key] : writes_) parent_->NoteWrite(table, key);
+    env_->txn_manager()->Commit(state_).ok();
+    ended_ = true;
+    Unregister();
+    parent_->live_child_ = nullptr;
+    return Status::OK();
+  }
+  if (!writes_.empty()) {
+    FERN_RETURN_IF_ERROR(env_->write_state()->error());
+    Lsn lsn;
+    {
+      ReaderMutexLock gate(&env_->write_state()->resolution_gate());
+      Status s = env_->log()->Append(LogRecord::CommitTxn(id()), &lsn);
+      if (!s.ok()) {
+        env_->write_state()->SetError(s);
+        return s;
+      }
+      // Visible to new snapshots only after every key is resolved (TxnManager::Commit below),
+      // so no reader sees a state in which some of our keys are committed and others not.
+      FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny));
+    }
+    bool sync = options_.sync.value_or(env_->sync_commits());
+    if (sync) {
+      Status s = env_->log()->Sync(lsn);
+      if (!s.ok()) {
+        env_->write_state()->SetError(s);
+        return s;
+      }
+    }
+  }
+  env_->txn_manager()->Commit(state_).ok();
+  ended_ = true;
+  Unregister();
+  ReleaseLocks();
+  return Status::OK();
+}
+
+Status TxnImpl::Abort() {
+  if (ended_) return Status::InvalidArgument(StrCat("transaction ", id(), " has ended"));
+  if (live_child_ != nullptr) FERN_RETURN_IF_ERROR(live_child_->Abort());
+  Status s;
+  if (!writes_.empty()) {
+    ReaderMutexLock gate(&env_->write_state()->resolution_gate());
+    s = ResolveAll(MessageType::kAbortAny);
+    Lsn lsn;
+    Status logged = env_->log()->Append(LogRecord::AbortTxn(id()), &lsn);
+    if (!logged.ok()) env_->write_state()->SetError(logged);
+    if (s.ok()) s = logged;
+  } else if (begin_logged_) {
+    Lsn lsn;
+    env_->log()->Append(LogRecord::AbortTxn(id()), &lsn).ok();
+  }
+  env_->txn_manager()->Abort(state_).ok();
+  ended_ = true;
+  Unregister();
+  if (parent_ != nullptr) {
+    parent_->live_child_ = nullptr;
+  } else {
+    ReleaseLocks();
+  }
+  return s;
+}
+
+Status TxnImpl::Prepare(std::string_view xid) {
+  FERN_RETURN_IF_ERROR(CheckWritable());
+  if (parent_ != nullptr) return Status::InvalidArgument("only a root transaction can be prepared");
+  if (xid.empty()) return Status::InvalidArgument("Prepare needs a non-empty xid");
+  FERN_RETURN_IF_ERROR(BeforeWrite());
+  FERN_RETURN_IF_ERROR(env_->txn_manager()->Prepare(state_, xid));
+  Lsn lsn;
+  Status s = env_->log()->Append(LogRecord::PrepareTxn(id(), xid), &lsn);
+  if (s.ok()) s = env_->log()->Sync(lsn);
+  if (!s.ok()) env_->write_state()->SetError(s);
+  return s;
+}
+
+Status TxnImpl::BeginChild(std::unique_ptr<Txn>* child) {
+  FERN_RETURN_IF_ERROR(CheckWritable());
+  TxnStatePtr state;
+  FERN_RETURN_IF_ERROR(env_->txn_manager()->BeginChild(state_, &state));
+  auto impl = std::make_unique<TxnImpl>(env_, std::move(state), this, options_);
+  live_child_ = impl.get();
+  *child = std::move(impl);
+  return Status::OK();
+}
+
+}  // namespace fern

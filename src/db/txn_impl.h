@@ -1,0 +1,92 @@
+// TxnImpl: an explicit transaction (Env::Begin, Txn::BeginChild).
+//
+// Writes take the row's write lock (on behalf of the root transaction) in the table's lock
+// tree, log a record carrying the transaction id (its begin record, with the parent's id,
+// is logged before its first write) and inject a message carrying the xid stack, which
+// becomes a provisional version in the leaf entry. Commit logs the commit record (synced
+// per TxnOptions::sync or Options::sync_commits), then injects a commit message for every
+// key written, then marks the transaction committed and releases its locks. Abort injects
+// abort messages, marks it aborted, logs the abort record and releases the locks. A child's
+// commit folds its versions into its parent's and hands its keys to the parent.
+//
+// Used by one thread at a time (API.md). The write set is kept in memory.
+#ifndef FERN_DB_TXN_IMPL_H_
+#define FERN_DB_TXN_IMPL_H_
+
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fern/options.h"
+#include "fern/txn.h"
+#include "ft/message.h"
+#include "log/log_format.h"
+#include "txn/lock_tree.h"
+#include "txn/txn_manager.h"
+
+namespace fern {
+
+class EnvImpl;
+class TableImpl;
+
+class TxnImpl final : public Txn {
+ public:
+  TxnImpl(EnvImpl* env, TxnStatePtr state, TxnImpl* parent, const TxnOptions& options);
+  ~TxnImpl() override;  // aborts if still live
+
+  Status Commit() override;
+  Status Abort() override;
+  Status Prepare(std::string_view xid) override;
+  Status BeginChild(std::unique_ptr<Txn>* child) override;
+  uint64_t id() const override { return state_->id(); }
+  std::string xid() const override { return state_->xid(); }
+
+  EnvImpl* env() const { return env_; }
+  const TxnStatePtr& state() const { return state_; }
+  const XidStack& xids() const { return state_->xids(); }
+  Isolation isolation() const { return state_->isolation(); }
+
+  // Live, not prepared, and no child in progress (a parent waits for its child).
+  Status CheckWritable() const;
+  Status CheckReadable() const;
+  // Takes a lock for the root transaction; Busy after the lock timeout, Deadlock if waiting
+  // would close a cycle.
+  Status Lock(TableImpl* table, std::string_view lo, std::string_view hi, LockTree::Mode mode);
+  // Logs the begin records of this transaction and its ancestors, once each.
+  Status BeforeWrite();
+  void NoteWrite(TableImpl* table, std::string_view key);
+  // A recovered prepared transaction: its keys and the begin LSN that pins the log.
+  void AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> writes, Lsn first_lsn);
+  // A key of a recovered prepared transaction found when its table was replayed late.
+  void AdoptKey(TableImpl* table, std::string_view key) {
+    locked_tables_.insert(table);
+    NoteWrite(table, key);
+  }
+  // Ends the transaction without resolving it: the Env is closing and a prepared
+  // transaction must survive to the next RecoverPrepared.
+  void Detach() { ended_ = true; }
+
+ private:
+  bool ended() const { return ended_; }
+  Status ResolveAll(MessageType type);
+  void ReleaseLocks();
+  void Unregister();
+
+  EnvImpl* const env_;
+  TxnStatePtr state_;
+  TxnImpl* const parent_;
+  const TxnOptions options_;
+  bool ended_ = false;
+  bool begin_logged_ = false;
+  Lsn first_lsn_ = 0;  // LSN of the begin record; 0 until the first write
+  TxnImpl* live_child_ = nullptr;
+  std::vector<std::pair<TableImpl*, std::string>> writes_;
+  std::set<std::pair<TableImpl*, std::string>> written_;
+  std::set<TableImpl*> locked_tables_;  // the root's
+};
+
+}  // namespace fern
+
+#endif  // FERN_DB_TXN_IMPL_H_

@@ -1,0 +1,29 @@
+// ReadView: whose versions a read may see.
+#ifndef FERN_FT_READ_VIEW_H_
+#define FERN_FT_READ_VIEW_H_
+
+#include <functional>
+
+#include "ft/leaf_entry.h"
+#include "ft/message.h"
+
+namespace fern {
+
+struct ReadView {
+  // The reader's transaction-id stack, outermost first (empty: not in a transaction). A
+  // reader sees its own family's provisional versions.
+  XidStack reader;
+  // Whether a committed version by this writer is visible (snapshot rules); null: every
+  // committed version is. Versions by kNoTxn (autocommitted) are always visible.
+  std::function<bool(TxnId)> is_visible;
+
+  // Reads the visible value of `entry`; false if absent or deleted for this reader.
+  bool Read(const LeafEntryView& entry, std::string_view* value) const {
+    static const std::function<bool(TxnId)> kAll = [](TxnId) { return true; };
+    return entry.ReadVisible(reader, is_visible ? is_visible : kAll, value);
+  }
+};
+
+}  // namespace fern
+
+#endif  // FERN_FT_READ_VIEW_H_

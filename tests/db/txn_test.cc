@@ -1,0 +1,333 @@
+// Explicit transactions through the public API: atomicity, isolation, locks, nesting,
+// durability across SIGKILL, and XA prepare/recover.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "fern/fern.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace fern {
+namespace {
+
+using testing::ScratchDir;
+
+class TxnTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void Open() {
+    Options options;
+    options.lock_timeout_ms = 100;
+    options.sync_commits = true;
+    ASSERT_TRUE(Env::Open(dir_.path(), options, &env_).ok());
+    ASSERT_TRUE(env_->OpenTable("t", TableOptions(), &table_).ok());
+  }
+  void Reopen() {
+    table_ = nullptr;
+    env_.reset();
+    Open();
+  }
+  std::unique_ptr<Txn> Begin(Isolation isolation = Isolation::kReadCommitted) {
+    TxnOptions options;
+    options.isolation = isolation;
+    std::unique_ptr<Txn> txn;
+    EXPECT_TRUE(env_->Begin(options, &txn).ok());
+    return txn;
+  }
+  std::string Read(Txn* txn, const std::string& key) {
+    std::string value;
+    Status s = table_->Get(txn, key, &value);
+    if (s.IsNotFound()) return "<none>";
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return value;
+  }
+
+  ScratchDir dir_;
+  std::unique_ptr<Env> env_;
+  Table* table_ = nullptr;
+};
+
+TEST_F(TxnTest, CommitPublishesAndAbortLeavesNoTrace) {
+  auto a = Begin();
+  ASSERT_TRUE(table_->Put(a.get(), "k1", "a1").ok());
+  ASSERT_TRUE(table_->Put(a.get(), "k2", "a2").ok());
+  EXPECT_EQ(Read(a.get(), "k1"), "a1");      // own writes
+  EXPECT_EQ(Read(nullptr, "k1"), "<none>");  // not yet committed
+  ASSERT_TRUE(a->Commit().ok());
+  EXPECT_EQ(Read(nullptr, "k1"), "a1");
+
+  auto b = Begin();
+  ASSERT_TRUE(table_->Put(b.get(), "k1", "b1").ok());
+  ASSERT_TRUE(table_->Delete(b.get(), "k2").ok());
+  ASSERT_TRUE(table_->Put(b.get(), "k3", "b3").ok());
+  EXPECT_EQ(Read(b.get(), "k2"), "<none>");
+  ASSERT_TRUE(b->Abort().ok());
+  EXPECT_EQ(Read(nullptr, "k1"), "a1");
+  EXPECT_EQ(Read(nullptr, "k2"), "a2");
+  EXPECT_EQ(Read(nullptr, "k3"), "<none>");
+}
+
+TEST_F(TxnTest, CursorSeesOwnWritesMergedWithCommittedRows) {
+  ASSERT_TRUE(table_->Put(nullptr, "a", "1").ok());
+  ASSERT_TRUE(table_->Put(nullptr, "c", "3").ok());
+  auto txn = Begin();
+  ASSERT_TRUE(table_->Put(txn.get(), "b", "2").ok());
+  ASSERT_TRUE(table_->Delete(txn.get(), "c").ok());
+  auto cursor = table_->NewCursor(txn.get());
+  std::string seen;
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) seen += std::string(cursor->key());
+  EXPECT_EQ(seen, "ab");
+  auto outside = table_->NewCursor(nullptr);
+  seen.clear();
+  for (outside->SeekToFirst(); outside->Valid(); outside->Next())
+    seen += std::string(outside->key());
+  EXPECT_EQ(seen, "ac");
+}
+
+TEST_F(TxnTest, SnapshotIsolationReadsAsOfBegin) {
+  auto setup = Begin();
+  ASSERT_TRUE(table_->Put(setup.get(), "k", "old").ok());
+  ASSERT_TRUE(setup->Commit().ok());
+  auto snapshot = Begin(Isolation::kSnapshot);
+  auto committed = Begin(Isolation::kReadCommitted);
+  EXPECT_EQ(Read(snapshot.get(), "k"), "old");
+  auto writer = Begin();
+  ASSERT_TRUE(table_->Put(writer.get(), "k", "new").ok());
+  ASSERT_TRUE(writer->Commit().ok());
+  EXPECT_EQ(Read(snapshot.get(), "k"), "old");
+  EXPECT_EQ(Read(committed.get(), "k"), "new");
+}
+
+TEST_F(TxnTest, ConflictingWriteTimesOutWithBusy) {
+  auto a = Begin();
+  auto b = Begin();
+  ASSERT_TRUE(table_->Put(a.get(), "k", "a").ok());
+  Status s = table_->Put(b.get(), "k", "b");
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  ASSERT_TRUE(a->Commit().ok());
+  EXPECT_TRUE(table_->Put(b.get(), "k", "b").ok());
+  ASSERT_TRUE(b->Commit().ok());
+  EXPECT_EQ(Read(nullptr, "k"), "b");
+}
+
+TEST_F(TxnTest, LockCycleGivesOneMemberDeadlock) {
+  Options options;
+  options.lock_timeout_ms = 5000;
+  table_ = nullptr;
+  env_.reset();
+  ASSERT_TRUE(Env::Open(dir_.path(), options, &env_).ok());
+  ASSERT_TRUE(env_->OpenTable("t", TableOptions(), &table_).ok());
+  auto a = Begin();
+  auto b = Begin();
+  ASSERT_TRUE(table_->Put(a.get(), "x", "a").ok());
+  ASSERT_TRUE(table_->Put(b.get(), "y", "b").ok());
+  std::atomic<int> deadlocks{0};
+  std::thread ta([&] {
+    Status s = table_->Put(a.get(), "y", "a");
+    if (s.IsDeadlock()) {
+      ++deadlocks;
+      a->Abort().ok();
+    }
+  });
+  std::thread tb([&] {
+    Status s = table_->Put(b.get(), "x", "b");
+    if (s.IsDeadlock()) {
+      ++deadlocks;
+      b->Abort().ok();
+    }
+  });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(deadlocks.load(), 1);
+}
+
+TEST_F(TxnTest, NestedTransactions) {
+  auto parent = Begin();
+  ASSERT_TRUE(table_->Put(parent.get(), "p", "parent").ok());
+  {
+    std::unique_ptr<Txn> child;
+    ASSERT_TRUE(parent->BeginChild(&child).ok());
+    EXPECT_TRUE(table_->Put(parent.get(), "q", "x").IsInvalidArgument());  // child is live
+    ASSERT_TRUE(table_->Put(child.get(), "c1", "kept").ok());
+    ASSERT_TRUE(table_->Put(child.get(), "p", "child's").ok());
+    ASSERT_TRUE(child->Commit().ok());
+  }
+  EXPECT_EQ(Read(parent.get(), "p"), "child's");
+  {
+    std::unique_ptr<Txn> child;
+    ASSERT_TRUE(parent->BeginChild(&child).ok());
+    ASSERT_TRUE(table_->Put(child.get(), "c2", "dropped").ok());
+    ASSERT_TRUE(table_->Put(child.get(), "p", "aborted child's").ok());
+    ASSERT_TRUE(child->Abort().ok());
+  }
+  EXPECT_EQ(Read(parent.get(), "p"), "child's");
+  EXPECT_EQ(Read(parent.get(), "c2"), "<none>");
+  EXPECT_EQ(Read(nullptr, "c1"), "<none>");
+  ASSERT_TRUE(parent->Commit().ok());
+  EXPECT_EQ(Read(nullptr, "c1"), "kept");
+  EXPECT_EQ(Read(nullptr, "p"), "child's");
+  EXPECT_EQ(Read(nullptr, "c2"), "<none>");
+}
+
+TEST_F(TxnTest, UseAfterEndIsInvalidArgument) {
+  auto txn = Begin();
+  ASSERT_TRUE(table_->Put(txn.get(), "k", "v").ok());
+  ASSERT_TRUE(txn->Commit().ok());
+  EXPECT_TRUE(table_->Put(txn.get(), "k", "w").IsInvalidArgument());
+  EXPECT_TRUE(txn->Commit().IsInvalidArgument());
+  EXPECT_TRUE(txn->Abort().IsInvalidArgument());
+}
+
+TEST_F(TxnTest, DestroyingALiveTransactionAbortsIt) {
+  {
+    auto txn = Begin();
+    ASSERT_TRUE(table_->Put(txn.get(), "k", "v").ok());
+  }
+  EXPECT_EQ(Read(nullptr, "k"), "<none>");
+  auto other = Begin();
+  EXPECT_TRUE(table_->Put(other.get(), "k", "w").ok());  // the lock was released
+}
+
+TEST_F(TxnTest, InsertAndGetForUpdateInATransaction) {
+  ASSERT_TRUE(table_->Put(nullptr, "k", "v").ok());
+  auto a = Begin();
+  EXPECT_TRUE(table_->Insert(a.get(), "k", "x").IsAlreadyExists());
+  EXPECT_TRUE(table_->Insert(a.get(), "n", "new").ok());
+  EXPECT_TRUE(table_->Insert(a.get(), "n", "again").IsAlreadyExists());
+  std::string value;
+  ASSERT_TRUE(table_->GetForUpdate(a.get(), "k", &value).ok());
+  EXPECT_EQ(value, "v");
+  auto b = Begin();
+  EXPECT_TRUE(table_->Put(b.get(), "k", "b").IsBusy());  // GetForUpdate took the write lock
+  ASSERT_TRUE(a->Commit().ok());
+}
+
+TEST_F(TxnTest, SerializableReadsTakeSharedLocks) {
+  ASSERT_TRUE(table_->Put(nullptr, "k", "v").ok());
+  auto reader1 = Begin(Isolation::kSerializable);
+  auto reader2 = Begin(Isolation::kSerializable);
+  EXPECT_EQ(Read(reader1.get(), "k"), "v");
+  EXPECT_EQ(Read(reader2.get(), "k"), "v");  // read locks are shared
+  auto writer = Begin();
+  EXPECT_TRUE(table_->Put(writer.get(), "k", "w").IsBusy());
+  ASSERT_TRUE(reader1->Commit().ok());
+  ASSERT_TRUE(reader2->Commit().ok());
+  EXPECT_TRUE(table_->Put(writer.get(), "k", "w").ok());
+}
+
+TEST_F(TxnTest, CommittedSurvivesReopenUncommittedDoesNot) {
+  auto done = Begin();
+  ASSERT_TRUE(table_->Put(done.get(), "committed", "yes").ok());
+  ASSERT_TRUE(done->Commit().ok());
+  auto open = Begin();
+  ASSERT_TRUE(table_->Put(open.get(), "uncommitted", "no").ok());
+  open.reset();  // aborts
+  Reopen();
+  EXPECT_EQ(Read(nullptr, "committed"), "yes");
+  EXPECT_EQ(Read(nullptr, "uncommitted"), "<none>");
+}
+
+// The child writes, commits one transaction, leaves another open (and for XA, prepared),
+// then is killed; the parent checks what recovery kept.
+void RunAndKill(const std::string& dir, bool prepare) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::unique_ptr<Env> env;
+    if (!Env::Open(dir, Options(), &env).ok()) ::_exit(3);
+    Table* table;
+    if (!env->OpenTable("t", TableOptions(), &table).ok()) ::_exit(4);
+    std::unique_ptr<Txn> a;
+    if (!env->Begin(TxnOptions(), &a).ok()) ::_exit(5);
+    for (int i = 0; i < 100; ++i) {
+      if (!table->Put(a.get(), "a" + std::to_string(i), "committed").ok()) ::_exit(6);
+    }
+    if (!a->Commit().ok()) ::_exit(7);
+    std::unique_ptr<Txn> b;
+    if (!env->Begin(TxnOptions(), &b).ok()) ::_exit(8);
+    for (int i = 0; i < 100; ++i) {
+      if (!table->Put(b.get(), "b" + std::to_string(i), "open").ok()) ::_exit(9);
+    }
+    if (!table->Put(b.get(), "a5", "overwritten by b").ok()) ::_exit(10);
+    if (prepare && !b->Prepare("xa-42").ok()) ::_exit(11);
+    if (!env->Checkpoint().ok()) ::_exit(12);  // b's provisional rows reach the table file
+    char done = 1;
+    if (::write(fds[1], &done, 1) != 1) ::_exit(13);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  char done = 0;
+  ASSERT_EQ(::read(fds[0], &done, 1), 1);
+  ::kill(pid, SIGKILL);
+  int status;
+  ::waitpid(pid, &status, 0);
+  ::close(fds[0]);
+}
+
+TEST(TxnRecoveryTest, KilledOpenTransactionIsRolledBack) {
+  ScratchDir dir;
+  ASSERT_NO_FATAL_FAILURE(RunAndKill(dir.path(), /*prepare=*/false));
+  std::unique_ptr<Env> env;
+  Status s = Env::Open(dir.path(), Options(), &env);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  std::string v;
+  ASSERT_TRUE(table->Get(nullptr, "a5", &v).ok());
+  EXPECT_EQ(v, "committed");
+  EXPECT_TRUE(table->Get(nullptr, "b7", &v).IsNotFound());
+  std::vector<std::unique_ptr<Txn>> prepared;
+  ASSERT_TRUE(env->RecoverPrepared(&prepared).ok());
+  EXPECT_TRUE(prepared.empty());
+  std::unique_ptr<Txn> txn;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+  EXPECT_TRUE(table->Put(txn.get(), "a5", "mine").ok());  // no lock left behind
+}
+
+TEST(TxnRecoveryTest, PreparedTransactionComesBackLiveAndCanCommit) {
+  ScratchDir dir;
+  ASSERT_NO_FATAL_FAILURE(RunAndKill(dir.path(), /*prepare=*/true));
+  Options options;
+  options.lock_timeout_ms = 50;
+  {
+    std::unique_ptr<Env> env;
+    Status s = Env::Open(dir.path(), options, &env);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    std::string v;
+    EXPECT_TRUE(table->Get(nullptr, "b7", &v).IsNotFound());  // not committed yet
+    // Closing without claiming it keeps it prepared.
+  }
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  std::vector<std::unique_ptr<Txn>> prepared;
+  ASSERT_TRUE(env->RecoverPrepared(&prepared).ok());
+  ASSERT_EQ(prepared.size(), 1u);
+  EXPECT_EQ(prepared[0]->xid(), "xa-42");
+  std::unique_ptr<Txn> other;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &other).ok());
+  EXPECT_TRUE(table->Put(other.get(), "b7", "x").IsBusy());  // it holds its locks
+  ASSERT_TRUE(other->Abort().ok());
+  ASSERT_TRUE(prepared[0]->Commit().ok());
+  std::string v;
+  ASSERT_TRUE(table->Get(nullptr, "b7", &v).ok());
+  EXPECT_EQ(v, "open");
+  ASSERT_TRUE(table->Get(nullptr, "a5", &v).ok());
+  EXPECT_EQ(v, "overwritten by b");
+}
+
+}  // namespace
+}  // namespace fern
