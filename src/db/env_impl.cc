@@ -76,6 +76,12 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
   }
 
   FERN_RETURN_IF_ERROR(FileLock::Acquire(dir + "/" + kLockFileName, &impl->lock_));
+  if (!exists) {
+    // Before anything else is created: a directory with a log file but no catalog is
+    // refused above, so a crash while creating must leave the catalog or nothing.
+    absl::MutexLock lock(&impl->mu_);
+    FERN_RETURN_IF_ERROR(impl->catalog_.Save(catalog_path));
+  }
   int threads = options.background_threads > 0
                     ? options.background_threads
                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -85,11 +91,7 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
   impl->write_state_ = std::make_unique<WriteState>(impl->log_.get());
   {
     absl::MutexLock lock(&impl->mu_);
-    if (exists) {
-      FERN_RETURN_IF_ERROR(Catalog::Load(catalog_path, &impl->catalog_));
-    } else {
-      FERN_RETURN_IF_ERROR(impl->catalog_.Save(catalog_path));
-    }
+    if (exists) FERN_RETURN_IF_ERROR(Catalog::Load(catalog_path, &impl->catalog_));
     FERN_RETURN_IF_ERROR(impl->RemoveOrphanFiles());
     FERN_RETURN_IF_ERROR(impl->Recover());
   }
