@@ -492,5 +492,30 @@ TEST(FaultInjectionTest, FailedCatalogWriteFailsTableCreationAndLeavesNoTrace) {
   EXPECT_EQ(rows, model);
 }
 
+// A crash while an Env is first created must leave a directory that opens: the state is the
+// same as after this failed catalog write (a kill -9 at that moment of the first Env::Open).
+TEST(FaultInjectionTest, FailedCatalogWriteWhileCreatingAnEnvLeavesADirectoryThatOpens) {
+  ScratchDir dir;
+  SuffixFaultInjector injector("CATALOG.tmp", Fault::kFailWrite);
+  injector.Arm();
+  std::unique_ptr<Env> env;
+  Status s = Env::Open(dir.path(), SyncedOptions(), &env);
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_TRUE(Contains(s, dir.Sub("CATALOG.tmp"))) << s.ToString();
+  injector.Uninstall();
+
+  s = Env::Open(dir.path(), SyncedOptions(), &env);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  Table* table;
+  ASSERT_TRUE(env->OpenTable(kTable, SmallNodes(), &table).ok());
+  Rows model;
+  WriteAcknowledged(table, 0, 10, &model);
+  env.reset();
+  Rows rows;
+  s = ReopenAndRead(dir.path(), &rows);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(rows, model);
+}
+
 }  // namespace
 }  // namespace fern
