@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Fern builds with, skipping those already present.
-# Usage: scripts/install-deps.sh [--peers]   (--peers adds RocksDB and LMDB for fernbench)
+# Usage: scripts/install-deps.sh [--peers] [--fuzz]
+#   --peers adds RocksDB and LMDB for fernbench
+#   --fuzz  adds Clang and its runtime libraries (libFuzzer, sanitizers) for scripts/fuzz.sh
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config libzstd-dev zlib1g-dev liblzma-dev libsnappy-dev
           libxxhash-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev)
-if [[ "${1:-}" == "--peers" ]]; then
-  packages+=(librocksdb-dev liblmdb-dev)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --peers) packages+=(librocksdb-dev liblmdb-dev) ;;
+    --fuzz)
+      # The runtime must match the clang++ that builds: Debian ships it per major version.
+      if command -v clang++ >/dev/null; then
+        major=$(clang++ -dumpversion | cut -d. -f1)
+        packages+=("libclang-rt-${major}-dev")
+      else
+        packages+=(clang libclang-rt-dev)
+      fi
+      ;;
+    *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -77,6 +77,12 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
   }
 
   FERN_RETURN_IF_ERROR(FileLock::Acquire(dir + "/" + kLockFileName, &impl->lock_));
+  if (!exists) {
+    // Before anything else is created: a directory with a log file but no catalog is
+    // refused above, so a crash while creating must leave the catalog or nothing.
+    MutexLock lock(&impl->mu_);
+    FERN_RETURN_IF_ERROR(impl->catalog_.Save(catalog_path));
+  }
   int threads = options.background_threads > 0
                     ? options.background_threads
                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -84,17 +90,10 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
   impl->cache_ = std::make_unique<Cachetable>(options.cache_bytes);
   {
     MutexLock lock(&impl->mu_);
-    // A new Env's catalog is written before anything else, so a crash at any later point
-    // leaves a directory that opens as an Env.
-    if (exists) {
-      FERN_RETURN_IF_ERROR(Catalog::Load(catalog_path, &impl->catalog_));
-    } else {
-      FERN_RETURN_IF_ERROR(impl->catalog_.Save(catalog_path));
-    }
+    if (exists) FERN_RETURN_IF_ERROR(Catalog::Load(catalog_path, &impl->catalog_));
   }
   FERN_RETURN_IF_ERROR(LogWriter::Open(dir, LogWriterOptions(), &impl->log_));
   impl->write_state_ = std::make_unique<WriteState>(impl->log_.get());
-
   {
     MutexLock lock(&impl->mu_);
     FERN_RETURN_IF_ERROR(impl->RemoveOrphanFiles());
