@@ -24,8 +24,8 @@
 #include "cachetable/cachetable.h"
 #include "cachetable/clock_list.h"
 #include "cachetable/pair.h"
-#include "cachetable/worker_pool.h"
 #include "fern/status.h"
+#include "util/thread_pool.h"
 
 namespace fern {
 
@@ -169,7 +169,7 @@ struct Cachetable::Impl {
   std::thread cleaner_thread;
 
   // ---- checkpoint writers ----
-  std::unique_ptr<WorkerPool> checkpoint_writers;
+  std::unique_ptr<ThreadPool> checkpoint_writers;
 
   // ---- counters ----
   std::atomic<uint64_t> hits{0};

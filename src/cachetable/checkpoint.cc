@@ -23,8 +23,8 @@
 #include "cachetable/cachetable.h"
 #include "cachetable/cachetable_internal.h"
 #include "cachetable/pair.h"
-#include "cachetable/worker_pool.h"
 #include "util/strings.h"
+#include "util/thread_pool.h"
 
 namespace fern {
 
@@ -102,7 +102,7 @@ void Cachetable::Impl::BeforeWritePin(Pair* pair) {
     ++file->clone_writes_in_flight;
   }
   // std::function must be copyable, so the clone travels as a raw pointer; the task always
-  // runs (WorkerPool runs queued tasks before it stops) and takes ownership back.
+  // runs (ThreadPool runs queued tasks before it stops) and takes ownership back.
   CacheValue* raw_clone = clone.release();
   checkpoint_writers->Schedule([this, file, owner, block, raw_clone, clone_bytes] {
     const Status status =

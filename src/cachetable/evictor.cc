@@ -14,7 +14,7 @@
 #include "absl/time/time.h"
 #include "cachetable/cachetable.h"
 #include "cachetable/cachetable_internal.h"
-#include "cachetable/worker_pool.h"
+#include "util/thread_pool.h"
 
 namespace fern {
 
@@ -28,7 +28,7 @@ int DefaultCheckpointWriters() {
 }  // namespace
 
 void Cachetable::Impl::StartThreads() {
-  checkpoint_writers = std::make_unique<WorkerPool>(
+  checkpoint_writers = std::make_unique<ThreadPool>(
       options.checkpoint_writers > 0 ? options.checkpoint_writers : DefaultCheckpointWriters());
   {
     AnnotatedMutexLock lock(&cleaner_mu);
