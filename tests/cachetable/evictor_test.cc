@@ -40,9 +40,11 @@ class EvictorTest : public ::testing::Test {
     table_ = std::make_unique<Cachetable>(options);
     file_ = table_->OpenFile(disk_.get());
   }
+  // Hooks stay in place until the table (and its evictor) is gone: the evictor may still be
+  // writing when a test body returns.
   void TearDown() override {
     if (table_ == nullptr) return;
-    disk_->SetBeforeWrite(nullptr);
+    allow_writes_.Open();
     EXPECT_TRUE(table_->CloseFile(file_, /*write_dirty=*/false).ok());
     table_.reset();
   }
@@ -52,6 +54,7 @@ class EvictorTest : public ::testing::Test {
     table_->PinNew(file_, block, disk_->NewValue(StrCat("pair-", block % 10)), &pin);
   }
 
+  Gate allow_writes_;  // for hooks: outlives the table
   std::unique_ptr<FakeDisk> disk_;
   std::unique_ptr<Cachetable> table_;
   CacheFileId file_ = 0;
@@ -90,8 +93,7 @@ TEST_F(EvictorTest, PeriodicRunEvictsBelowTheWakeMark) {
 TEST_F(EvictorTest, ClientAboveOneAndAHalfTimesTheBudgetWaitsForTheEvictor) {
   const size_t budget = 10 * kValueBytes;
   Open(budget);
-  Gate allow_writes;
-  disk_->SetBeforeWrite([&](BlockNum) { static_cast<void>(allow_writes.Wait()); });
+  disk_->SetBeforeWrite([this](BlockNum) { static_cast<void>(allow_writes_.Wait()); });
   // Exactly 1.5x: the evictor is woken and gets stuck in its first (slow) write, but no
   // client waits yet.
   for (int i = 0; i < 15; ++i) AddDirty(i);
@@ -109,7 +111,7 @@ TEST_F(EvictorTest, ClientAboveOneAndAHalfTimesTheBudgetWaitsForTheEvictor) {
   EXPECT_TRUE(Eventually([&] { return table_->stats().client_waits == 1; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(returned.load()) << "the client did not wait for the evictor";
-  allow_writes.Open();
+  allow_writes_.Open();
   client.join();
   // It went on once the evictor had brought memory to 1.25x.
   EXPECT_LE(size_on_return, budget + budget / 4);
