@@ -14,6 +14,7 @@
 #include "absl/base/config.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 #ifdef ABSL_HAVE_THREAD_SANITIZER
 #include <sanitizer/tsan_interface.h>
@@ -48,6 +49,14 @@ class ABSL_LOCKABLE AnnotatedMutex {
     Releasing();
     cv->Wait(&mu_);
     Acquired();
+  }
+  // Like Wait, for at most `timeout`; returns true if it timed out.
+  bool WaitWithTimeout(absl::CondVar* cv, absl::Duration timeout)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+    Releasing();
+    const bool timed_out = cv->WaitWithTimeout(&mu_, timeout);
+    Acquired();
+    return timed_out;
   }
 
  private:

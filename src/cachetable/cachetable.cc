@@ -1,7 +1,9 @@
-// Pins, files and accounting of the cachetable. The clock sweep lives in eviction.cc.
+// Pins, files and accounting of the cachetable. The clock sweep lives in eviction.cc, the
+// background threads in evictor.cc and cleaner.cc, checkpoints in checkpoint.cc.
 #include "cachetable/cachetable.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -67,10 +69,30 @@ void PinnedPair::Unpin() {
 
 // ---- Cachetable: public entry points ----------------------------------------------------
 
-Cachetable::Cachetable(size_t budget_bytes)
-    : budget_(budget_bytes), impl_(std::make_unique<Impl>(&size_bytes_)) {}
+namespace {
 
-Cachetable::~Cachetable() = default;
+CachetableOptions OptionsWithBudget(size_t budget_bytes) {
+  CachetableOptions options;
+  options.budget_bytes = budget_bytes;
+  return options;
+}
+
+// budget * (1 + num / den), saturating.
+size_t Mark(size_t budget, size_t num, size_t den) {
+  const size_t extra = budget / den * num + budget % den * num / den;
+  return budget > SIZE_MAX - extra ? SIZE_MAX : budget + extra;
+}
+
+}  // namespace
+
+Cachetable::Cachetable(const CachetableOptions& options)
+    : budget_(options.budget_bytes), impl_(std::make_unique<Impl>(options, &size_bytes_)) {
+  impl_->StartThreads();
+}
+
+Cachetable::Cachetable(size_t budget_bytes) : Cachetable(OptionsWithBudget(budget_bytes)) {}
+
+Cachetable::~Cachetable() { impl_->StopThreads(); }
 
 CacheFileId Cachetable::OpenFile(CacheFileOwner* owner) {
   AnnotatedMutexLock lock(&impl_->mu);
@@ -85,6 +107,20 @@ Status Cachetable::CloseFile(CacheFileId file, bool write_dirty) {
 
 Status Cachetable::WriteDirty(CacheFileId file) { return impl_->WriteDirty(file); }
 
+void Cachetable::SetCleanerPeriod(uint32_t period_ms) { impl_->SetCleanerPeriod(period_ms); }
+
+bool Cachetable::RunCleanerPass() { return impl_->CleanerPass(); }
+
+Status Cachetable::BeginCheckpoint(CacheFileId file) {
+  return impl_->BeginCheckpoint(file, [] { return Status::OK(); });
+}
+
+Status Cachetable::BeginCheckpoint(CacheFileId file, absl::FunctionRef<Status()> owner_begin) {
+  return impl_->BeginCheckpoint(file, owner_begin);
+}
+
+Status Cachetable::EndCheckpoint(CacheFileId file) { return impl_->EndCheckpoint(file); }
+
 Status Cachetable::Pin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin) {
   return PinWithMode(file, block, lock, /*wait=*/true, pin);
 }
@@ -96,6 +132,7 @@ Status Cachetable::TryPin(CacheFileId file, BlockNum block, Lock lock, PinnedPai
 Status Cachetable::PinWithMode(CacheFileId file, BlockNum block, Lock lock, bool wait,
                                PinnedPair* pin) {
   pin->Unpin();
+  if (wait) impl_->BeforePin();
   Pair* pair = nullptr;
   FERN_RETURN_IF_ERROR(impl_->Pin(file, block, lock, wait, &pair));
   pin->table_ = this;
@@ -107,6 +144,7 @@ Status Cachetable::PinWithMode(CacheFileId file, BlockNum block, Lock lock, bool
 void Cachetable::PinNew(CacheFileId file, BlockNum block, std::unique_ptr<CacheValue> value,
                         PinnedPair* pin) {
   pin->Unpin();
+  impl_->BeforePin();
   Pair* pair = impl_->PinNew(file, block, std::move(value));
   if (pair == nullptr) return;
   pin->table_ = this;
@@ -146,6 +184,12 @@ CachetableStats Cachetable::stats() const {
   stats.bytes_evicted = impl_->bytes_evicted.load(std::memory_order_relaxed);
   stats.dirty_writes = impl_->dirty_writes.load(std::memory_order_relaxed);
   stats.write_errors = impl_->write_errors.load(std::memory_order_relaxed);
+  stats.evictor_runs = impl_->evictor_runs.load(std::memory_order_relaxed);
+  stats.client_waits = impl_->client_waits.load(std::memory_order_relaxed);
+  stats.cleaner_runs = impl_->cleaner_runs.load(std::memory_order_relaxed);
+  stats.cleaner_calls = impl_->cleaner_calls.load(std::memory_order_relaxed);
+  stats.clones = impl_->clones.load(std::memory_order_relaxed);
+  stats.checkpoint_pairs_written = impl_->checkpoint_pairs_written.load(std::memory_order_relaxed);
   return stats;
 }
 
@@ -156,7 +200,7 @@ Status Cachetable::last_write_error() const {
 
 void Cachetable::UnpinPair(void* pair, bool write) {
   impl_->Unpin(AsPair(pair), write);
-  if (size_bytes() > budget_) EvictIfOverBudget();
+  impl_->AfterUnpin();
 }
 
 void Cachetable::MarkPairDirty(void* pair) {
@@ -167,9 +211,16 @@ void Cachetable::UpdatePairSize(void* pair) { impl_->RefreshSize(AsPair(pair)); 
 
 // ---- Impl: pins -------------------------------------------------------------------------
 
-Cachetable::Impl::Impl(std::atomic<size_t>* size_bytes) : size_bytes(*size_bytes) {
+Cachetable::Impl::Impl(const CachetableOptions& options, std::atomic<size_t>* size_bytes)
+    : options(options),
+      budget(options.budget_bytes),
+      wake_bytes(Mark(options.budget_bytes, 1, 10)),
+      block_bytes(Mark(options.budget_bytes, 1, 2)),
+      release_bytes(Mark(options.budget_bytes, 1, 4)),
+      size_bytes(*size_bytes) {
   AnnotatedMutexLock lock(&mu);
   clock.AddHand(&evictor.hand);
+  clock.AddHand(&cleaner.hand);
 }
 
 Cachetable::Impl::~Impl() {
@@ -335,12 +386,6 @@ void Cachetable::Impl::Remove(Pair* pair) {
   ReleaseRef(pair);
 }
 
-void Cachetable::Impl::BeforeWritePin(Pair* pair) {
-  // Checkpoint copy-on-write goes here: if pair->checkpoint_pending, clone the value for the
-  // checkpoint (when dirty), hand the clone to the checkpoint's writer pool, and clear the
-  // bit. Until checkpoints exist the bit is never set.
-}
-
 // ---- Impl: files ------------------------------------------------------------------------
 
 Status Cachetable::Impl::WriteDirty(CacheFileId file_id) {
@@ -375,7 +420,6 @@ Status Cachetable::Impl::WriteDirty(CacheFileId file_id) {
 }
 
 Status Cachetable::Impl::CloseFile(CacheFileId file_id, bool write_dirty) {
-  if (write_dirty) FERN_RETURN_IF_ERROR(WriteDirty(file_id));
   CacheFile* file = nullptr;
   {
     AnnotatedMutexLock table_lock(&mu);
@@ -385,6 +429,27 @@ Status Cachetable::Impl::CloseFile(CacheFileId file_id, bool write_dirty) {
           StrCat("cachetable: CloseFile of file ", file_id, ", not open"));
     }
     file = file_it->second.get();
+    if (file->checkpoint_beginning || file->checkpoint_in_progress) {
+      return Status::InvalidArgument(
+          StrCat("cachetable: CloseFile of file ", file_id, " during its checkpoint"));
+    }
+    // No owner callback may run once CloseFile returns: stop new cleaner calls and wait for
+    // the background work already under way.
+    file->callbacks_blocked = true;
+    while (file->cleaner_calls_in_flight > 0 || file->clone_writes_in_flight > 0) {
+      mu.Wait(&files_cv);
+    }
+  }
+  if (write_dirty) {
+    Status status = WriteDirty(file_id);
+    if (!status.ok()) {
+      AnnotatedMutexLock table_lock(&mu);
+      file->callbacks_blocked = false;
+      return status;
+    }
+  }
+  {
+    AnnotatedMutexLock table_lock(&mu);
     file->closing = true;
   }
   // Repeats until the file has no pairs: a pass may meet fetches that began before
@@ -396,6 +461,7 @@ Status Cachetable::Impl::CloseFile(CacheFileId file_id, bool write_dirty) {
       AnnotatedMutexLock table_lock(&mu);
       if (!first_error.ok()) {
         file->closing = false;
+        file->callbacks_blocked = false;
         return first_error;
       }
       if (file->pairs.empty()) {
@@ -459,14 +525,33 @@ size_t Cachetable::Impl::UnlinkLocked(Pair* pair) {
 }
 
 Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
-  Status status = pair->file->owner->WriteBlock(pair->key.block, pair->value.get());
+  // The pair is locked and not removed, so it is in its file's set and the file is open.
+  CacheFile* file = pair->file;
+  bool for_checkpoint = false;
+  {
+    AnnotatedMutexLock table_lock(&mu);
+    while (file->checkpoint_beginning) mu.Wait(&files_cv);
+    ++file->writes_in_flight;
+    // Stays as read until this write ends: only a holder of the pair's lock or a checkpoint
+    // begin (held back above) changes it.
+    for_checkpoint = pair->checkpoint_pending.load(std::memory_order_relaxed);
+  }
+  CacheFileOwner* owner = file->owner;
+  const Status status = for_checkpoint
+                            ? owner->WriteBlockForCheckpoint(pair->key.block, pair->value.get())
+                            : owner->WriteBlock(pair->key.block, pair->value.get());
   dirty_writes.fetch_add(1, std::memory_order_relaxed);
+  AnnotatedMutexLock table_lock(&mu);
+  if (--file->writes_in_flight == 0) files_cv.SignalAll();
   if (status.ok()) {
     pair->dirty.store(false, std::memory_order_relaxed);
+    if (for_checkpoint) {
+      pair->checkpoint_pending.store(false, std::memory_order_relaxed);
+      checkpoint_pairs_written.fetch_add(1, std::memory_order_relaxed);
+    }
     return status;
   }
   write_errors.fetch_add(1, std::memory_order_relaxed);
-  AnnotatedMutexLock table_lock(&mu);
   last_write_error = status;
   return status;
 }

@@ -1,10 +1,11 @@
-// Cachetable::Impl: the cachetable's tables, clock and counters, shared by cachetable.cc
-// (pins and files) and eviction.cc (the clock sweep). Internal to src/cachetable.
+// Cachetable::Impl: the cachetable's tables, clock, background threads and counters, shared
+// by cachetable.cc (pins and files), eviction.cc (the clock sweep), evictor.cc (the evictor
+// thread and back-pressure), cleaner.cc and checkpoint.cc. Internal to src/cachetable.
 //
 // Lock order: the table mutex `mu` may be held while taking a pair's internal state mutex
-// (PairLock's or Pair::size_mu), never the reverse; neither is held while waiting for a
-// PairLock or while an owner callback runs. A thread waiting for a PairLock holds a ref on
-// the pair and no table mutex.
+// (PairLock's or Pair::size_mu) or `evictor_mu`, never the reverse; `cleaner_mu` is never
+// held with another. None is held while waiting for a PairLock or while an owner callback
+// runs. A thread waiting for a PairLock holds a ref on the pair and no table mutex.
 #ifndef FERN_CACHETABLE_CACHETABLE_INTERNAL_H_
 #define FERN_CACHETABLE_CACHETABLE_INTERNAL_H_
 
@@ -12,28 +13,45 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "cachetable/annotated_mutex.h"
 #include "cachetable/cachetable.h"
 #include "cachetable/clock_list.h"
 #include "cachetable/pair.h"
 #include "fern/status.h"
+#include "util/thread_pool.h"
 
 namespace fern {
 
-// One sweeper's state on the clock: its hand, and whether a sweep from it is running (one
-// sweep per head at a time; a second caller returns at once). The evictor owns one; the
-// cleaner and checkpointer will own their own.
+// The longest a client waits for the evictor in one back-pressure wait. The wait normally
+// ends much sooner: when memory falls to the release mark, or when an evictor run that began
+// after the client started waiting ends (having evicted all it could). This bound covers an
+// evictor stuck in slow writes: clients then proceed over budget rather than stall.
+inline constexpr absl::Duration kMaxBackPressureWait = absl::Seconds(1);
+// Pairs the cleaner inspects per pass (PerconaFT's figure).
+inline constexpr size_t kCleanerPairsPerPass = 8;
+
+// One sweeper's state on the clock: its hand, and whether a pass from it is running (one at
+// a time per head). The evictor and the cleaner each own one.
 struct SweepHead {
   ClockHand hand;
   bool running = false;
 };
 
 struct Cachetable::Impl {
-  explicit Impl(std::atomic<size_t>* size_bytes);
+  Impl(const CachetableOptions& options, std::atomic<size_t>* size_bytes);
   ~Impl();
+
+  // Starts the evictor (if configured) and cleaner threads; StopThreads joins them and the
+  // checkpoint writers. Called by the Cachetable's constructor and destructor.
+  void StartThreads();
+  void StopThreads();
 
   // ---- pins (cachetable.cc) ----
   // Finds or fetches the pair and locks it in `lock` mode. With `wait` false, a pair that is
@@ -45,16 +63,12 @@ struct Cachetable::Impl {
   Pair* PinNew(CacheFileId file_id, BlockNum block, std::unique_ptr<CacheValue> value);
   void Unpin(Pair* pair, bool write);
   void Remove(Pair* pair);
-  // Called with `pair` freshly locked for a write pin. The place for the checkpoint's
-  // copy-on-write: a checkpoint-pending dirty pair will be cloned for the checkpoint's
-  // writer pool here before the client may change it. Nothing to do until checkpoints exist.
-  void BeforeWritePin(Pair* pair);
 
   // ---- files (cachetable.cc) ----
   Status WriteDirty(CacheFileId file_id);
   Status CloseFile(CacheFileId file_id, bool write_dirty);
 
-  // ---- helpers ----
+  // ---- helpers (cachetable.cc) ----
   // Re-reads the value's MemoryBytes() into the pair's and the table's accounting.
   struct SizeChange {
     size_t before;
@@ -64,29 +78,100 @@ struct Cachetable::Impl {
   // Takes `pair` out of the map, the clock and its file, marks it removed and subtracts its
   // memory. Returns the memory it held. REQUIRES: the caller holds `pair->lock` exclusively.
   size_t UnlinkLocked(Pair* pair) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Writes a dirty pair through its owner. On OK the pair is clean; on error it stays dirty
-  // and the error is recorded. REQUIRES: `pair->lock` held exclusively, `mu` not held.
+  // Writes a dirty pair through its owner: with WriteBlockForCheckpoint if it is
+  // checkpoint-pending, else WriteBlock. Waits while its file's checkpoint begins. On OK the
+  // pair is clean and no longer pending; on error it stays dirty (and pending) and the error
+  // is recorded. REQUIRES: `pair->lock` held exclusively, the pair not removed, `mu` not
+  // held.
   Status WriteLockedPair(Pair* pair) ABSL_LOCKS_EXCLUDED(mu);
 
   // ---- eviction (eviction.cc) ----
   // Sweeps the clock from `head` until size_bytes <= target_bytes, or until two full laps in
-  // a row found nothing to do. Never blocks on a pair lock. Callable from any thread that
-  // holds no table mutex; pins the caller holds are simply skipped.
-  void Sweep(SweepHead* head, size_t target_bytes) ABSL_LOCKS_EXCLUDED(mu);
+  // a row found nothing to do. Never blocks on a pair lock. If a pass from `head` is
+  // running, waits for it to end first (`wait_if_running`) or returns at once. Callable from
+  // any thread that holds no table mutex; pins the caller holds are simply skipped.
+  void Sweep(SweepHead* head, size_t target_bytes, bool wait_if_running) ABSL_LOCKS_EXCLUDED(mu);
   // Visits one pair for eviction; may drop and retake `mu` around owner callbacks. Returns
   // true if it made progress (lowered a clock count, wrote, or freed memory).
   bool SweepVisit(Pair* pair) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
+  // ---- evictor thread and back-pressure (evictor.cc) ----
+  void EvictorLoop();
+  // Called by a client after Unpin: wakes the evictor or waits for it (or, with no evictor
+  // thread, sweeps) according to the memory in use.
+  void AfterUnpin() ABSL_LOCKS_EXCLUDED(mu);
+  // Called by a client before a pin or PinNew: waits for the evictor when memory is far over
+  // budget.
+  void BeforePin() ABSL_LOCKS_EXCLUDED(mu);
+  void WakeEvictor() ABSL_LOCKS_EXCLUDED(evictor_mu);
+  void WaitForEvictor() ABSL_LOCKS_EXCLUDED(mu, evictor_mu);
+  // Wakes clients waiting for memory to fall. Cheap when none waits.
+  void NotifyWaitingClients() ABSL_LOCKS_EXCLUDED(evictor_mu);
+
+  // ---- cleaner (cleaner.cc) ----
+  void CleanerLoop();
+  void SetCleanerPeriod(uint32_t period_ms) ABSL_LOCKS_EXCLUDED(cleaner_mu);
+  // One pass: inspects kCleanerPairsPerPass pairs and calls CleanerRun for the best one.
+  bool CleanerPass() ABSL_LOCKS_EXCLUDED(mu);
+
+  // ---- checkpoint (checkpoint.cc) ----
+  Status BeginCheckpoint(CacheFileId file_id, absl::FunctionRef<Status()> owner_begin)
+      ABSL_LOCKS_EXCLUDED(mu);
+  Status EndCheckpoint(CacheFileId file_id) ABSL_LOCKS_EXCLUDED(mu);
+  // Called with `pair` freshly locked for a write pin, before the client sees it: a
+  // checkpoint-pending dirty pair is cloned for the checkpoint writers (or written for the
+  // checkpoint when the owner cannot clone); a pending clean pair loses its mark.
+  void BeforeWritePin(Pair* pair) ABSL_LOCKS_EXCLUDED(mu);
+
+  // ---- configuration (constant) ----
+  const CachetableOptions options;
+  const size_t budget;
+  const size_t wake_bytes;     // 1.1x: a client wakes the evictor
+  const size_t block_bytes;    // 1.5x: a client waits for the evictor
+  const size_t release_bytes;  // 1.25x: waiting clients go on
+
   std::atomic<size_t>& size_bytes;
 
+  // ---- tables ----
   AnnotatedMutex mu;
   absl::flat_hash_map<PairKey, Pair*> pairs ABSL_GUARDED_BY(mu);
   absl::flat_hash_map<CacheFileId, std::unique_ptr<CacheFile>> files ABSL_GUARDED_BY(mu);
   CacheFileId next_file_id ABSL_GUARDED_BY(mu) = 1;
   ClockList clock ABSL_GUARDED_BY(mu);
   SweepHead evictor ABSL_GUARDED_BY(mu);
+  SweepHead cleaner ABSL_GUARDED_BY(mu);
   Status last_write_error ABSL_GUARDED_BY(mu);
+  // Signalled (with `mu`) when a sweep ends.
+  absl::CondVar sweep_done_cv;
+  // Signalled (with `mu`) when a CacheFile's in-flight counts fall or its checkpoint begin
+  // ends.
+  absl::CondVar files_cv;
 
+  // ---- evictor thread ----
+  AnnotatedMutex evictor_mu;
+  absl::CondVar evictor_cv;   // wakes the evictor
+  absl::CondVar pressure_cv;  // wakes clients waiting for memory
+  bool evictor_wake ABSL_GUARDED_BY(evictor_mu) = false;
+  bool evictor_stopping ABSL_GUARDED_BY(evictor_mu) = false;
+  // Evictor runs begun and ended (a run ends after its sweep; the latest run's number).
+  uint64_t evictor_runs_started ABSL_GUARDED_BY(evictor_mu) = 0;
+  uint64_t evictor_runs_finished ABSL_GUARDED_BY(evictor_mu) = 0;
+  std::atomic<bool> evictor_wake_hint{false};  // `evictor_wake` as last set, read unlocked
+  std::atomic<int> clients_waiting{0};
+  std::thread evictor_thread;
+
+  // ---- cleaner thread ----
+  AnnotatedMutex cleaner_mu;
+  absl::CondVar cleaner_cv;
+  uint32_t cleaner_period_ms ABSL_GUARDED_BY(cleaner_mu) = 0;
+  uint64_t cleaner_period_changes ABSL_GUARDED_BY(cleaner_mu) = 0;
+  bool cleaner_stopping ABSL_GUARDED_BY(cleaner_mu) = false;
+  std::thread cleaner_thread;
+
+  // ---- checkpoint writers ----
+  std::unique_ptr<ThreadPool> checkpoint_writers;
+
+  // ---- counters ----
   std::atomic<uint64_t> hits{0};
   std::atomic<uint64_t> misses{0};
   std::atomic<uint64_t> full_evictions{0};
@@ -94,6 +179,12 @@ struct Cachetable::Impl {
   std::atomic<uint64_t> bytes_evicted{0};
   std::atomic<uint64_t> dirty_writes{0};
   std::atomic<uint64_t> write_errors{0};
+  std::atomic<uint64_t> evictor_runs{0};
+  std::atomic<uint64_t> client_waits{0};
+  std::atomic<uint64_t> cleaner_runs{0};
+  std::atomic<uint64_t> cleaner_calls{0};
+  std::atomic<uint64_t> clones{0};
+  std::atomic<uint64_t> checkpoint_pairs_written{0};
 };
 
 }  // namespace fern

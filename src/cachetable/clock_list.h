@@ -1,10 +1,10 @@
 // ClockList: the circular list every cached pair is threaded on, and the hands that sweep it.
 //
-// The list is intrusive (a pair is a ClockNode) and circular. Each sweeper — today the
-// evictor; later the cleaner and the checkpointer — owns a ClockHand and moves it on its own,
-// so the sweepers do not disturb each other's position. New nodes go just behind a chosen
-// hand (the evictor's), so they are the last that hand reaches: the list stays in order of
-// first miss as seen from that hand.
+// The list is intrusive (a pair is a ClockNode) and circular. Each sweeper — the evictor and
+// the cleaner (a checkpoint works per file, not along the clock) — owns a ClockHand and
+// moves it on its own, so the sweepers do not disturb each other's position. New nodes go just
+// behind a chosen hand (the evictor's), so they are the last that hand reaches: the list stays in
+// order of first miss as seen from that hand.
 //
 // Thread-safety: none of its own; the cachetable guards the list and its hands with its
 // table mutex.

@@ -17,11 +17,16 @@
 
 namespace fern {
 
-void Cachetable::EvictIfOverBudget() { impl_->Sweep(&impl_->evictor, budget_); }
+void Cachetable::EvictIfOverBudget() {
+  impl_->Sweep(&impl_->evictor, budget_, /*wait_if_running=*/true);
+}
 
-void Cachetable::Impl::Sweep(SweepHead* head, size_t target_bytes) {
+void Cachetable::Impl::Sweep(SweepHead* head, size_t target_bytes, bool wait_if_running) {
   AnnotatedMutexLock table_lock(&mu);
-  if (head->running) return;
+  if (head->running) {
+    if (!wait_if_running) return;
+    while (head->running) mu.Wait(&sweep_done_cv);
+  }
   head->running = true;
   // Stops after two laps in a row without progress: every pair pinned, locked, or failing
   // to write. Progress includes lowering a clock count, so a lap's worth of warm pairs is
@@ -32,11 +37,16 @@ void Cachetable::Impl::Sweep(SweepHead* head, size_t target_bytes) {
     Pair* pair = static_cast<Pair*>(clock.Advance(&head->hand));
     if (SweepVisit(pair)) {
       idle_visits = 0;
+      if (clients_waiting.load(std::memory_order_relaxed) > 0 &&
+          size_bytes.load(std::memory_order_relaxed) <= release_bytes) {
+        NotifyWaitingClients();
+      }
     } else {
       ++idle_visits;
     }
   }
   head->running = false;
+  sweep_done_cv.SignalAll();
 }
 
 bool Cachetable::Impl::SweepVisit(Pair* pair) {
@@ -50,7 +60,8 @@ bool Cachetable::Impl::SweepVisit(Pair* pair) {
 
   if (pair->clock_count > 0) {
     --pair->clock_count;
-    if (!pair->dirty.load(std::memory_order_relaxed) && !pair->checkpoint_pending) {
+    if (!pair->dirty.load(std::memory_order_relaxed) &&
+        !pair->checkpoint_pending.load(std::memory_order_relaxed)) {
       mu.Unlock();
       if (owner->PartialEvict(pair->key.block, pair->value.get())) {
         const SizeChange change = RefreshSize(pair);

@@ -32,14 +32,27 @@ struct PairKey {
 
 struct Pair;
 
-// One open file. `pairs` and `closing` are guarded by the table mutex.
+// One open file. Everything but `id` and `owner` is guarded by the table mutex.
 struct CacheFile {
   CacheFile(CacheFileId id, CacheFileOwner* owner) : id(id), owner(owner) {}
 
   const CacheFileId id;
   CacheFileOwner* const owner;
   absl::flat_hash_set<Pair*> pairs;
-  bool closing = false;  // CloseFile is running: new pins of the file are refused
+  bool closing = false;  // CloseFile is dropping pairs: new pins of the file are refused
+  // CloseFile has begun: no new cleaner calls. With the two counts below it lets CloseFile
+  // wait until no background callback of the file is running or queued.
+  bool callbacks_blocked = false;
+  int cleaner_calls_in_flight = 0;
+  int clone_writes_in_flight = 0;
+  // Owner writes of the file's pairs running now. BeginCheckpoint waits for them to drain
+  // and holds new ones back while `checkpoint_beginning`, so that no write straddles it.
+  int writes_in_flight = 0;
+  bool checkpoint_beginning = false;
+  bool checkpoint_in_progress = false;  // between BeginCheckpoint and EndCheckpoint
+  // The first error of a checkpoint write that has no caller of its own (a clone write, or
+  // the write a pin makes when cloning is declined); EndCheckpoint returns it.
+  Status checkpoint_error;
 };
 
 // Clock counts: a first miss starts at kInitialClockCount; every pin adds one up to
@@ -81,10 +94,14 @@ struct Pair : ClockNode {
   // when that fetch fails, so that threads that waited for it get its error.
   std::unique_ptr<CacheValue> value;
   Status fetch_status;
-  // Set by a future checkpoint's begin; a writer that pins a pending dirty pair will first
-  // clone it for the checkpoint (see Cachetable::Impl::BeforeWriteLock). Never set today.
-  bool checkpoint_pending = false;
-  // Written under `lock` held exclusively; also read as a hint under the table mutex.
+  // Set (for every pair of the file) by BeginCheckpoint; cleared when the pair's contents
+  // as of the begin have been handed to the checkpoint (written or cloned) or found clean,
+  // and by EndCheckpoint. Changed only under the table mutex; read under it, or without it
+  // by the holder of a write pin (which no BeginCheckpoint may overlap).
+  std::atomic<bool> checkpoint_pending{false};
+  // Set under `lock` held exclusively; cleared only by a successful write, under `lock` held
+  // exclusively and the table mutex (so that the table mutex sees dirty and pending change
+  // together). Read as a hint under the table mutex.
   std::atomic<bool> dirty{false};
 
   // value->MemoryBytes() as last read, i.e. this pair's share of Cachetable::size_bytes_.

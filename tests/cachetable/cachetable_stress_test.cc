@@ -45,10 +45,17 @@ uint64_t VersionOf(const std::string& data) {
   return version;
 }
 
+CachetableOptions StressOptions(bool evictor_thread) {
+  CachetableOptions options;
+  options.budget_bytes = kBudget;
+  options.evictor_thread = evictor_thread;
+  return options;
+}
+
 class StressRun {
  public:
-  explicit StressRun(int fail_every_nth_write)
-      : disk_(kBaseBytes, /*warm_bytes=*/200), table_(kBudget) {
+  StressRun(int fail_every_nth_write, bool evictor_thread)
+      : disk_(kBaseBytes, /*warm_bytes=*/200), table_(StressOptions(evictor_thread)) {
     for (int key = 0; key < kKeys; ++key) disk_.Put(key, MakeData(key, 0));
     file_ = table_.OpenFile(&disk_);
     disk_.FailEveryNthWrite(fail_every_nth_write);
@@ -203,14 +210,21 @@ class StressRun {
 };
 
 TEST(CachetableStressTest, ConcurrentPinsUnderConstantEvictionKeepEveryVersion) {
-  StressRun run(/*fail_every_nth_write=*/0);
+  StressRun run(/*fail_every_nth_write=*/0, /*evictor_thread=*/false);
   run.Run();
   run.Finish();
   EXPECT_GT(run.stats().partial_evictions, 0u);
 }
 
+TEST(CachetableStressTest, ConcurrentPinsWithTheEvictorThreadKeepEveryVersion) {
+  StressRun run(/*fail_every_nth_write=*/0, /*evictor_thread=*/true);
+  run.Run();
+  EXPECT_GT(run.stats().evictor_runs, 0u);
+  run.Finish();
+}
+
 TEST(CachetableStressTest, FailedWritesDuringEvictionLoseNoVersion) {
-  StressRun run(/*fail_every_nth_write=*/5);
+  StressRun run(/*fail_every_nth_write=*/5, /*evictor_thread=*/true);
   run.Run();
   EXPECT_GT(run.stats().write_errors, 0u);
   run.Finish();

@@ -33,9 +33,14 @@ bool Eventually(const std::function<bool()>& done) {
 
 class CachetableTest : public ::testing::Test {
  protected:
+  // These tests check the sweep itself, so they run without the evictor thread: Unpin
+  // evicts synchronously and every effect is visible when it returns.
   void Open(size_t budget, size_t base_bytes = kBase, size_t warm_bytes = 0) {
     disk_ = std::make_unique<FakeDisk>(base_bytes, warm_bytes);
-    table_ = std::make_unique<Cachetable>(budget);
+    CachetableOptions options;
+    options.budget_bytes = budget;
+    options.evictor_thread = false;
+    table_ = std::make_unique<Cachetable>(options);
     file_ = table_->OpenFile(disk_.get());
   }
   void TearDown() override {

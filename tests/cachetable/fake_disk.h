@@ -2,6 +2,12 @@
 // configurable memory size, counters of every callback, injectable errors, and hooks that run
 // before a fetch or a write (to hold a callback open while a test arranges a race).
 //
+// Checkpoints are modelled like TreeFile's: BeginImage() copies the disk into a checkpoint
+// "image"; checkpoint writes (WriteBlockForCheckpoint, WriteCheckpointClone) go to the image,
+// and to the disk too unless a plain WriteBlock of the block came after BeginImage (the newer
+// version wins on disk). So after EndCheckpoint the image must hold every block as of the
+// begin, and the disk always holds each block's newest written version.
+//
 // Thread-safe: callbacks may come from any thread. Uses std::mutex so that ThreadSanitizer
 // sees its synchronization.
 #ifndef FERN_TESTS_CACHETABLE_FAKE_DISK_H_
@@ -30,10 +36,12 @@ class FakeValue : public CacheValue {
   FakeValue(std::string data, size_t base_bytes, size_t warm_bytes)
       : data(std::move(data)), base_bytes(base_bytes), warm_bytes(warm_bytes) {}
   size_t MemoryBytes() const override { return data.size() + base_bytes + warm_bytes; }
+  size_t CleanerPriority() const override { return cleaner_priority; }
 
   std::string data;
   size_t base_bytes;
   size_t warm_bytes;
+  size_t cleaner_priority = 0;
 };
 
 class FakeDisk : public CacheFileOwner {
@@ -69,6 +77,44 @@ class FakeDisk : public CacheFileOwner {
   // callbacks they should see can run.
   void SetBeforeFetch(std::function<void(BlockNum)> hook) { before_fetch_ = std::move(hook); }
   void SetBeforeWrite(std::function<void(BlockNum)> hook) { before_write_ = std::move(hook); }
+  void SetBeforeCloneWrite(std::function<void(BlockNum)> hook) {
+    before_clone_write_ = std::move(hook);
+  }
+  void SetCleanerRun(std::function<void(BlockNum)> hook) { cleaner_run_ = std::move(hook); }
+  // CloneForCheckpoint declines (returns nullptr) for blocks where `decline` is true; by
+  // default it declines every block.
+  void SetCloneRule(std::function<bool(BlockNum)> decline) { decline_clone_ = std::move(decline); }
+  void FailCloneWrites(Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    clone_write_error_ = std::move(status);
+  }
+
+  void BeginImage() {
+    std::lock_guard<std::mutex> lock(mu_);
+    image_ = blocks_;
+    written_since_begin_.clear();
+    checkpointing_ = true;
+  }
+  void EndImage() {
+    std::lock_guard<std::mutex> lock(mu_);
+    checkpointing_ = false;
+  }
+  std::map<BlockNum, std::string> Image() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return image_;
+  }
+  // Successful WriteBlock calls for `block`.
+  int PlainWritesOf(BlockNum block) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = plain_writes_.find(block);
+    return it == plain_writes_.end() ? 0 : it->second;
+  }
+  std::optional<std::string> ImageOf(BlockNum block) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = image_.find(block);
+    if (it == image_.end()) return std::nullopt;
+    return it->second;
+  }
 
   Status FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* value) override {
     fetches.fetch_add(1);
@@ -91,7 +137,41 @@ class FakeDisk : public CacheFileOwner {
     std::lock_guard<std::mutex> lock(mu_);
     if (!write_error_.ok()) return write_error_;
     blocks_[block] = static_cast<FakeValue*>(value)->data;
+    ++plain_writes_[block];
+    if (checkpointing_) written_since_begin_[block] = true;
     return Status::OK();
+  }
+
+  Status WriteBlockForCheckpoint(BlockNum block, CacheValue* value) override {
+    checkpoint_writes.fetch_add(1);
+    if (before_write_) before_write_(block);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!write_error_.ok()) return write_error_;
+    WriteImageLocked(block, static_cast<FakeValue*>(value)->data);
+    return Status::OK();
+  }
+
+  std::unique_ptr<CacheValue> CloneForCheckpoint(BlockNum block, const CacheValue& value) override {
+    if (!decline_clone_ || decline_clone_(block)) return nullptr;
+    clones_made.fetch_add(1);
+    const auto& fake = static_cast<const FakeValue&>(value);
+    auto clone = std::make_unique<FakeValue>(fake.data, fake.base_bytes, fake.warm_bytes);
+    clone->cleaner_priority = fake.cleaner_priority;
+    return clone;
+  }
+
+  Status WriteCheckpointClone(BlockNum block, std::unique_ptr<CacheValue> clone) override {
+    clone_writes.fetch_add(1);
+    if (before_clone_write_) before_clone_write_(block);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!clone_write_error_.ok()) return clone_write_error_;
+    WriteImageLocked(block, static_cast<FakeValue*>(clone.get())->data);
+    return Status::OK();
+  }
+
+  void CleanerRun(BlockNum block) override {
+    cleaner_runs.fetch_add(1);
+    if (cleaner_run_) cleaner_run_(block);
   }
 
   bool PartialEvict(BlockNum block, CacheValue* value) override {
@@ -105,17 +185,34 @@ class FakeDisk : public CacheFileOwner {
   std::atomic<int> fetches{0};
   std::atomic<int> writes{0};
   std::atomic<int> partial_evicts{0};
+  std::atomic<int> checkpoint_writes{0};  // WriteBlockForCheckpoint calls
+  std::atomic<int> clones_made{0};
+  std::atomic<int> clone_writes{0};
+  std::atomic<int> cleaner_runs{0};
 
  private:
+  void WriteImageLocked(BlockNum block, const std::string& data) {
+    image_[block] = data;
+    if (!written_since_begin_[block]) blocks_[block] = data;
+  }
+
   const size_t base_bytes_;
   const size_t warm_bytes_;
   mutable std::mutex mu_;
   std::map<BlockNum, std::string> blocks_;
+  std::map<BlockNum, std::string> image_;
+  std::map<BlockNum, bool> written_since_begin_;
+  std::map<BlockNum, int> plain_writes_;
+  bool checkpointing_ = false;
   Status fetch_error_;
   Status write_error_;
+  Status clone_write_error_;
   std::atomic<int> fail_every_nth_write_{0};
   std::function<void(BlockNum)> before_fetch_;
   std::function<void(BlockNum)> before_write_;
+  std::function<void(BlockNum)> before_clone_write_;
+  std::function<void(BlockNum)> cleaner_run_;
+  std::function<bool(BlockNum)> decline_clone_;
 };
 
 // A one-shot gate: Wait() blocks until Open(), or for 10 s at most so that a broken

@@ -1,0 +1,136 @@
+// The evictor thread, back-pressure on clients, and the background threads' lifetime.
+//
+// The evictor wakes every evictor_period_ms, and whenever a client finds memory above
+// wake_bytes (1.1x the budget), and sweeps from its own clock head down to the budget. A
+// client that finds memory above block_bytes (1.5x) waits until it falls to release_bytes
+// (1.25x), until an evictor run that began after the client started waiting has ended (that
+// run evicted all it could: the rest is pinned, locked or failing to write), or for
+// kMaxBackPressureWait, whichever comes first. A waiting client holds no cachetable mutex
+// and no lock of the pair it unpinned; the pins it still holds are passed over by the sweep.
+#include <algorithm>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "cachetable/cachetable.h"
+#include "cachetable/cachetable_internal.h"
+#include "util/thread_pool.h"
+
+namespace fern {
+
+namespace {
+
+int DefaultCheckpointWriters() {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, cores / 4);
+}
+
+}  // namespace
+
+void Cachetable::Impl::StartThreads() {
+  checkpoint_writers = std::make_unique<ThreadPool>(
+      options.checkpoint_writers > 0 ? options.checkpoint_writers : DefaultCheckpointWriters());
+  {
+    AnnotatedMutexLock lock(&cleaner_mu);
+    cleaner_period_ms = options.cleaner_period_ms;
+  }
+  cleaner_thread = std::thread([this] { CleanerLoop(); });
+  if (options.evictor_thread) evictor_thread = std::thread([this] { EvictorLoop(); });
+}
+
+void Cachetable::Impl::StopThreads() {
+  {
+    AnnotatedMutexLock lock(&evictor_mu);
+    evictor_stopping = true;
+    evictor_cv.SignalAll();
+    pressure_cv.SignalAll();
+  }
+  {
+    AnnotatedMutexLock lock(&cleaner_mu);
+    cleaner_stopping = true;
+    cleaner_cv.SignalAll();
+  }
+  if (evictor_thread.joinable()) evictor_thread.join();
+  if (cleaner_thread.joinable()) cleaner_thread.join();
+  checkpoint_writers.reset();
+}
+
+void Cachetable::Impl::EvictorLoop() {
+  const absl::Duration period = absl::Milliseconds(options.evictor_period_ms);
+  evictor_mu.Lock();
+  for (;;) {
+    // One wait: a spurious wake-up only brings a run forward.
+    if (!evictor_wake && !evictor_stopping) evictor_mu.WaitWithTimeout(&evictor_cv, period);
+    if (evictor_stopping) break;
+    evictor_wake = false;
+    evictor_wake_hint.store(false, std::memory_order_relaxed);
+    const uint64_t run = ++evictor_runs_started;
+    evictor_mu.Unlock();
+    if (size_bytes.load(std::memory_order_relaxed) > budget) {
+      evictor_runs.fetch_add(1, std::memory_order_relaxed);
+      Sweep(&evictor, budget, /*wait_if_running=*/true);
+    }
+    evictor_mu.Lock();
+    evictor_runs_finished = run;
+    pressure_cv.SignalAll();
+  }
+  evictor_mu.Unlock();
+}
+
+void Cachetable::Impl::AfterUnpin() {
+  const size_t size = size_bytes.load(std::memory_order_relaxed);
+  if (size <= budget) return;
+  if (!options.evictor_thread) {
+    // The synchronous fallback: this client evicts; a client that finds a sweep running
+    // goes on instead of queueing behind it.
+    Sweep(&evictor, budget, /*wait_if_running=*/false);
+    return;
+  }
+  if (size > block_bytes) {
+    WaitForEvictor();
+  } else if (size > wake_bytes) {
+    WakeEvictor();
+  }
+}
+
+void Cachetable::Impl::BeforePin() {
+  if (!options.evictor_thread) return;
+  if (size_bytes.load(std::memory_order_relaxed) > block_bytes) WaitForEvictor();
+}
+
+void Cachetable::Impl::WakeEvictor() {
+  if (evictor_wake_hint.load(std::memory_order_relaxed)) return;  // already asked
+  AnnotatedMutexLock lock(&evictor_mu);
+  evictor_wake = true;
+  evictor_wake_hint.store(true, std::memory_order_relaxed);
+  evictor_cv.Signal();
+}
+
+void Cachetable::Impl::WaitForEvictor() {
+  client_waits.fetch_add(1, std::memory_order_relaxed);
+  const absl::Time deadline = absl::Now() + kMaxBackPressureWait;
+  AnnotatedMutexLock lock(&evictor_mu);
+  evictor_wake = true;
+  evictor_wake_hint.store(true, std::memory_order_relaxed);
+  evictor_cv.Signal();
+  // The next run to begin (or a later one) must end; the one running now may have begun
+  // before this client's memory arrived.
+  const uint64_t ticket = evictor_runs_started;
+  clients_waiting.fetch_add(1, std::memory_order_relaxed);
+  while (!evictor_stopping && evictor_runs_finished <= ticket &&
+         size_bytes.load(std::memory_order_relaxed) > release_bytes) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    // Short slices: the sweep's notification is a hint (it reads clients_waiting without
+    // this mutex), so the size is re-read now and then.
+    evictor_mu.WaitWithTimeout(&pressure_cv, std::min(left, absl::Milliseconds(10)));
+  }
+  clients_waiting.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Cachetable::Impl::NotifyWaitingClients() {
+  AnnotatedMutexLock lock(&evictor_mu);
+  pressure_cv.SignalAll();
+}
+
+}  // namespace fern

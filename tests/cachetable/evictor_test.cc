@@ -1,0 +1,183 @@
+// The evictor thread and back-pressure: clients only wake the evictor, wait for it when
+// memory is far over budget, and never deadlock with it while they hold pins.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cachetable/cachetable.h"
+#include "cachetable/fake_disk.h"
+
+namespace fern {
+namespace {
+
+using Lock = Cachetable::Lock;
+
+constexpr size_t kBase = 100;
+// Values hold "pair-<n>" (6 or 7 bytes) on top of kBase; blocks below 10 are 106 bytes.
+constexpr size_t kValueBytes = kBase + 6;
+
+bool Eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 10000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return done();
+}
+
+class EvictorTest : public ::testing::Test {
+ protected:
+  void Open(size_t budget, uint32_t evictor_period_ms = 1000) {
+    disk_ = std::make_unique<FakeDisk>(kBase);
+    CachetableOptions options;
+    options.budget_bytes = budget;
+    options.evictor_period_ms = evictor_period_ms;
+    table_ = std::make_unique<Cachetable>(options);
+    file_ = table_->OpenFile(disk_.get());
+  }
+  // Hooks stay in place until the table (and its evictor) is gone: the evictor may still be
+  // writing when a test body returns.
+  void TearDown() override {
+    if (table_ == nullptr) return;
+    allow_writes_.Open();
+    EXPECT_TRUE(table_->CloseFile(file_, /*write_dirty=*/false).ok());
+    table_.reset();
+  }
+  // Adds dirty block `block` and unpins it.
+  void AddDirty(BlockNum block) {
+    PinnedPair pin;
+    table_->PinNew(file_, block, disk_->NewValue(StrCat("pair-", block % 10)), &pin);
+  }
+
+  Gate allow_writes_;  // for hooks: outlives the table
+  std::unique_ptr<FakeDisk> disk_;
+  std::unique_ptr<Cachetable> table_;
+  CacheFileId file_ = 0;
+};
+
+TEST_F(EvictorTest, EvictorBringsMemoryUnderBudgetWithoutClientEviction) {
+  const size_t budget = 10 * kValueBytes;
+  Open(budget);
+  // 13 pairs: 1.3x the budget, above the wake mark and below the blocking one, so the
+  // clients only wake the evictor.
+  for (int i = 0; i < 13; ++i) AddDirty(i);
+  ASSERT_TRUE(Eventually([&] { return table_->size_bytes() <= budget; })) << table_->size_bytes();
+  const CachetableStats stats = table_->stats();
+  EXPECT_GE(stats.evictor_runs, 1u);
+  EXPECT_EQ(stats.client_waits, 0u);
+  EXPECT_GE(stats.full_evictions, 3u);
+  // Every evicted pair was written first.
+  for (int i = 0; i < 13; ++i) {
+    if (!table_->IsCached(file_, i)) {
+      EXPECT_EQ(disk_->Get(i), StrCat("pair-", i % 10));
+    }
+  }
+}
+
+TEST_F(EvictorTest, PeriodicRunEvictsBelowTheWakeMark) {
+  const size_t budget = 20 * kValueBytes;
+  Open(budget, /*evictor_period_ms=*/20);
+  // 21 pairs: over the budget but under 1.1x, so no client wakes the evictor; its
+  // periodic run must still evict.
+  for (int i = 0; i < 21; ++i) AddDirty(i);
+  ASSERT_TRUE(Eventually([&] { return table_->size_bytes() <= budget; }));
+  EXPECT_GE(table_->stats().evictor_runs, 1u);
+  EXPECT_EQ(table_->stats().client_waits, 0u);
+}
+
+TEST_F(EvictorTest, ClientAboveOneAndAHalfTimesTheBudgetWaitsForTheEvictor) {
+  const size_t budget = 10 * kValueBytes;
+  Open(budget);
+  disk_->SetBeforeWrite([this](BlockNum) { static_cast<void>(allow_writes_.Wait()); });
+  // Exactly 1.5x: the evictor is woken and gets stuck in its first (slow) write, but no
+  // client waits yet.
+  for (int i = 0; i < 15; ++i) AddDirty(i);
+  ASSERT_TRUE(Eventually([&] { return disk_->writes.load() >= 1; }));
+  EXPECT_EQ(table_->stats().client_waits, 0u);
+
+  std::atomic<bool> returned{false};
+  size_t size_on_return = 0;
+  std::thread client([&] {
+    AddDirty(15);  // 1.6x: its Unpin waits
+    size_on_return = table_->size_bytes();
+    returned = true;
+  });
+  // (EXPECT, not ASSERT: the client thread must be joined either way.)
+  EXPECT_TRUE(Eventually([&] { return table_->stats().client_waits == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(returned.load()) << "the client did not wait for the evictor";
+  allow_writes_.Open();
+  client.join();
+  // It went on once the evictor had brought memory to 1.25x.
+  EXPECT_LE(size_on_return, budget + budget / 4);
+  EXPECT_GE(table_->stats().full_evictions, 3u);
+  ASSERT_TRUE(Eventually([&] { return table_->size_bytes() <= budget; }));
+}
+
+TEST_F(EvictorTest, ClientHoldingPinsFarOverBudgetDoesNotDeadlock) {
+  const size_t budget = 4 * kValueBytes;
+  Open(budget);
+  for (int i = 0; i < 12; ++i) disk_->Put(i, StrCat("pair-", i % 10));
+  // This thread pins 8 pairs (2x the budget) and keeps them, then pins and unpins more:
+  // each Pin and Unpin waits for the evictor, which can evict nothing but the unpinned
+  // pairs. The waits must end.
+  std::atomic<bool> done{false};
+  std::thread client([&] {
+    std::vector<PinnedPair> held(8);
+    for (int i = 0; i < 8; ++i) ASSERT_TRUE(table_->Pin(file_, i, Lock::kRead, &held[i]).ok());
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 8; i < 12; ++i) {
+        PinnedPair pin;
+        ASSERT_TRUE(table_->Pin(file_, i, Lock::kWrite, &pin).ok());
+        pin.MarkDirty();
+      }
+    }
+    for (int i = 0; i < 8; ++i) EXPECT_TRUE(table_->IsCached(file_, i));
+    done = true;
+  });
+  const bool finished = Eventually([&] { return done.load(); });
+  EXPECT_TRUE(finished) << "the client is stuck behind the evictor";
+  client.join();
+  EXPECT_GT(table_->stats().client_waits, 0u);
+  // Once the pins are gone the evictor can catch up.
+  table_->EvictIfOverBudget();
+  EXPECT_LE(table_->size_bytes(), budget);
+}
+
+TEST_F(EvictorTest, ClientWaitingWhileEverythingIsPinnedGoesOn) {
+  const size_t budget = 2 * kValueBytes;
+  Open(budget);
+  for (int i = 0; i < 4; ++i) disk_->Put(i, StrCat("pair-", i));
+  std::vector<PinnedPair> held(4);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(table_->Pin(file_, i, Lock::kRead, &held[i]).ok());
+  // 2x the budget, all pinned by this thread: unpinning one waits for an evictor run that
+  // can only report that everything else is pinned.
+  held[3].Unpin();
+  EXPECT_GE(table_->stats().client_waits, 1u);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(table_->IsCached(file_, i));
+  for (auto& pin : held) pin.Unpin();
+  ASSERT_TRUE(Eventually([&] { return table_->size_bytes() <= budget; }));
+}
+
+TEST_F(EvictorTest, WithoutTheEvictorThreadUnpinEvictsAtOnce) {
+  disk_ = std::make_unique<FakeDisk>(kBase);
+  CachetableOptions options;
+  options.budget_bytes = 3 * kValueBytes;
+  options.evictor_thread = false;
+  table_ = std::make_unique<Cachetable>(options);
+  file_ = table_->OpenFile(disk_.get());
+  for (int i = 0; i < 10; ++i) {
+    AddDirty(i);
+    EXPECT_LE(table_->size_bytes(), options.budget_bytes);
+  }
+  EXPECT_EQ(table_->stats().evictor_runs, 0u);
+  EXPECT_EQ(table_->stats().client_waits, 0u);
+}
+
+}  // namespace
+}  // namespace fern
