@@ -87,7 +87,10 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
                     ? options.background_threads
                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   impl->pool_ = std::make_unique<ThreadPool>(threads);
-  impl->cache_ = std::make_unique<Cachetable>(options.cache_bytes);
+  CachetableOptions cache_options;
+  cache_options.budget_bytes = options.cache_bytes;
+  cache_options.cleaner_period_ms = options.cleaner_period_ms;
+  impl->cache_ = std::make_unique<Cachetable>(cache_options);
   {
     MutexLock lock(&impl->mu_);
     if (exists) FERN_RETURN_IF_ERROR(Catalog::Load(catalog_path, &impl->catalog_));
@@ -344,6 +347,13 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   out += StrCat("cache.partial_evictions: ", c.partial_evictions, "\n");
   out += StrCat("cache.bytes_evicted: ", c.bytes_evicted, "\n");
   out += StrCat("cache.dirty_writes: ", c.dirty_writes, "\n");
+  out += StrCat("cache.write_errors: ", c.write_errors, "\n");
+  out += StrCat("cache.evictor_runs: ", c.evictor_runs, "\n");
+  out += StrCat("cache.client_waits: ", c.client_waits, "\n");
+  out += StrCat("cleaner.runs: ", c.cleaner_runs, "\n");
+  out += StrCat("cleaner.calls: ", c.cleaner_calls, "\n");
+  out += StrCat("checkpoint.pairs_written: ", c.checkpoint_pairs_written, "\n");
+  out += StrCat("checkpoint.clones: ", c.clones, "\n");
   MutexLock lock(&mu_);
   out += StrCat("checkpoint.taken: ", checkpoints_taken_, "\n");
   out += StrCat("checkpoint.failures: ", checkpoint_failures_, "\n");

@@ -73,6 +73,8 @@ class Node final : public CacheValue {
   size_t leaf_bytes() const;
 
   size_t MemoryBytes() const override;
+  // The cleaner flushes the internal node with the most buffered bytes.
+  size_t CleanerPriority() const override { return is_leaf() ? 0 : buffered_bytes(); }
 
   std::vector<std::string> pivots;
   // Internal nodes.

@@ -123,12 +123,21 @@ Status FractalTree::Open(const std::string& path, const TreeConfig& config, Cach
 
 Status FractalTree::Close(bool checkpoint) {
   if (!open_in_cache_) return Status::OK();
+  {
+    MutexLock lock(&tree_mu_);
+    closing_ = true;
+  }
   if (checkpoint) FERN_RETURN_IF_ERROR(Checkpoint());
   open_in_cache_ = false;
   return cache_->CloseFile(file_id_, /*write_dirty=*/false);
 }
 
 Status FractalTree::Checkpoint() {
+  // A sharp checkpoint that does not stall writers: under tree_mu_ (briefly) the dirty nodes
+  // are marked checkpoint-pending and the block table's image is taken; then the pending
+  // nodes are written while writers go on (a writer that wants a pending dirty node writes
+  // it for the checkpoint first), and the header is written last.
+  //
   // Every write of this tree in the log is applied (writes log and apply under tree_mu_),
   // and no commit or abort is half applied while resolutions are blocked, so the
   // checkpoint holds everything through the log's last LSN. The log must be durable that
@@ -141,16 +150,24 @@ Status FractalTree::Checkpoint() {
     through = std::max(through, log_->LastLsn());
     log_->UnblockResolutions();
   }
-  MutexLock lock(&tree_mu_, std::adopt_lock);
-  if (log_ != nullptr && through > 0) FERN_RETURN_IF_ERROR(log_->SyncThrough(through));
-  FERN_RETURN_IF_ERROR(cache_->WriteDirty(file_id_));
   FileHeader header = header_template_;
   header.root = root_;
   header.max_msn = max_msn_;
   header.checkpoint_lsn = through;
   if (log_ != nullptr) header.next_txn_hint = log_->NextTxnIdHint();
-  FERN_RETURN_IF_ERROR(file_->Checkpoint(header));
-  checkpoint_lsn_ = through;
+  Status s = cache_->BeginCheckpoint(file_id_, [this] { return file_->BeginCheckpoint(); });
+  tree_mu_.Unlock();
+  FERN_RETURN_IF_ERROR(s);
+
+  if (log_ != nullptr && through > 0) s = log_->SyncThrough(through);
+  if (s.ok()) s = cache_->EndCheckpoint(file_id_);
+  if (s.ok()) s = file_->EndCheckpoint(header);
+  if (!s.ok()) {
+    file_->AbortCheckpoint();
+    return s;
+  }
+  MutexLock lock(&tree_mu_);
+  checkpoint_lsn_ = std::max(checkpoint_lsn_, through);
   return Status::OK();
 }
 
@@ -217,15 +234,16 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
   return Status::OK();
 }
 
-Status FractalTree::WriteBlock(BlockNum block, CacheValue* value) {
-  Node* node = static_cast<Node*>(value);
+Status FractalTree::SerializeAndWrite(BlockNum block, Node* node,
+                                      const std::function<Status(std::string_view)>& write) {
   std::string bytes;
   std::vector<PartitionExtent> extents;
   ReadOldFrame read_old = [this, block](const PartitionExtent& e, std::string* frame) {
     return file_->ReadBlockRange(block, e.offset, e.size, frame);
   };
-  FERN_RETURN_IF_ERROR(SerializeNode(*node, CurrentConfig(), read_old, &bytes, &extents, &stats_));
-  FERN_RETURN_IF_ERROR(file_->WriteBlock(block, bytes));
+  FERN_RETURN_IF_ERROR(
+      SerializeNode(*node, CurrentConfig(), read_old, &bytes, &extents, &stats_));
+  FERN_RETURN_IF_ERROR(write(bytes));
   if (node->is_leaf()) {
     for (size_t i = 0; i < node->basements.size(); ++i) {
       node->basements[i].on_disk = true;
@@ -235,6 +253,41 @@ Status FractalTree::WriteBlock(BlockNum block, CacheValue* value) {
   stats_.nodes_written++;
   stats_.bytes_written += bytes.size();
   return Status::OK();
+}
+
+Status FractalTree::WriteBlock(BlockNum block, CacheValue* value) {
+  return SerializeAndWrite(block, static_cast<Node*>(value), [this, block](std::string_view bytes) {
+    return file_->WriteBlock(block, bytes);
+  });
+}
+
+Status FractalTree::WriteBlockForCheckpoint(BlockNum block, CacheValue* value) {
+  return SerializeAndWrite(block, static_cast<Node*>(value), [this, block](std::string_view bytes) {
+    return file_->WriteBlockForCheckpoint(block, bytes);
+  });
+}
+
+void FractalTree::CleanerRun(BlockNum block) {
+  MutexLock lock(&tree_mu_);
+  if (closing_) return;
+  PinnedPair pin;
+  // The block may have been freed since the cleaner chose it; a failed pin is not an error.
+  uint64_t size;
+  if (!file_->BlockSize(block, &size).ok()) return;
+  if (!PinNode(block, Cachetable::Lock::kWrite, &pin).ok()) return;
+  Node* node = pin.as<Node>();
+  if (node->is_leaf() || node->buffered_bytes() == 0) return;
+  size_t heaviest = 0;
+  for (size_t i = 1; i < node->buffers.size(); ++i) {
+    if (node->buffers[i].bytes() > node->buffers[heaviest].bytes()) heaviest = i;
+  }
+  stats_.cleaner_flushes++;
+  // A failure here (an unreadable child) is reported again by the query or write that
+  // meets it; the cleaner has no caller to tell.
+  if (FlushChild(&pin, heaviest).ok()) {
+    pin.Unpin();
+    FixRoot().ok();
+  }
 }
 
 bool FractalTree::PartialEvict(BlockNum block, CacheValue* value) {

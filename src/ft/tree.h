@@ -139,7 +139,11 @@ class FractalTree final : public CacheFileOwner {
   // CacheFileOwner.
   Status FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* value) override;
   Status WriteBlock(BlockNum block, CacheValue* value) override;
+  Status WriteBlockForCheckpoint(BlockNum block, CacheValue* value) override;
   bool PartialEvict(BlockNum block, CacheValue* value) override;
+  // The cleaner thread: flushes the heaviest child buffer of `block` if it is still an
+  // internal node with buffered messages.
+  void CleanerRun(BlockNum block) override;
 
  private:
   FractalTree(std::unique_ptr<TreeFile> file, const TreeConfig& config, Cachetable* cache);
@@ -174,6 +178,10 @@ class FractalTree final : public CacheFileOwner {
   BlockNum NewBlockNum();
 
   Status ShapeOf(BlockNum block, TreeShape* shape);
+  // Serializes `node` and writes it with `write`, then points its partitions at the frames
+  // just written.
+  Status SerializeAndWrite(BlockNum block, Node* node,
+                           const std::function<Status(std::string_view)>& write);
 
   std::unique_ptr<TreeFile> file_;
   TreeConfig config_;
@@ -186,6 +194,7 @@ class FractalTree final : public CacheFileOwner {
   Msn max_msn_ ABSL_GUARDED_BY(tree_mu_) = 0;
   Lsn checkpoint_lsn_ ABSL_GUARDED_BY(tree_mu_) = 0;
   TreeWriteLog* log_ = nullptr;
+  bool closing_ ABSL_GUARDED_BY(tree_mu_) = false;  // no more cleaner work
   // The codec may change while eviction threads serialize nodes, hence atomics.
   std::atomic<Compression> compression_;
   std::atomic<int> compression_level_;

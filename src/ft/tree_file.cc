@@ -261,6 +261,11 @@ Status TreeFile::BeginCheckpoint() {
   return BeginCheckpointLocked();
 }
 
+void TreeFile::AbortCheckpoint() {
+  MutexLock checkpoint_lock(&checkpoint_mu_);
+  if (table_.checkpoint_in_progress()) table_.AbortCheckpoint();
+}
+
 Status TreeFile::EndCheckpoint(const FileHeader& header) {
   MutexLock checkpoint_lock(&checkpoint_mu_);
   return EndCheckpointLocked(header);

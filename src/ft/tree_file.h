@@ -118,6 +118,9 @@ class TreeFile {
   Status BeginCheckpoint();
   Status WriteBlockForCheckpoint(BlockNum b, std::string_view bytes);
   Status EndCheckpoint(const FileHeader& header);
+  // Abandons a checkpoint begun but not ended (its node writes failed); the previous
+  // checkpoint stays the file's state. No effect when none is in progress.
+  void AbortCheckpoint();
 
   BlockTable::Stats stats() const { return table_.stats(); }
   // Every written block of the current version, in ascending number order. fn runs under

@@ -15,6 +15,7 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   }
   line("promotions", promotions);
   line("flushes", flushes);
+  line("cleaner_flushes", cleaner_flushes);
   line("messages_flushed", messages_flushed);
   line("leaf_splits", leaf_splits);
   line("internal_splits", internal_splits);

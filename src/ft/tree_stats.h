@@ -16,6 +16,7 @@ struct TreeStats {
   std::atomic<uint64_t> injected_at_depth[kStatsMaxDepth] = {};
   std::atomic<uint64_t> promotions{0};  // messages that descended past the root
   std::atomic<uint64_t> flushes{0};     // child buffers moved down
+  std::atomic<uint64_t> cleaner_flushes{0};  // flushes started by the cleaner thread
   std::atomic<uint64_t> messages_flushed{0};
   std::atomic<uint64_t> leaf_splits{0};
   std::atomic<uint64_t> internal_splits{0};

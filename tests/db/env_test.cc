@@ -341,3 +341,46 @@ TEST(EnvTest, ZeroCheckpointPeriodTakesNoBackgroundCheckpoints) {
 
 }  // namespace
 }  // namespace fern
+
+namespace fern {
+namespace {
+
+TEST(EnvTest, EvictorCleanerAndCheckpointerAreObservablyAtWork) {
+  testing::ScratchDir dir;
+  Options options;
+  options.sync_commits = false;
+  options.cache_bytes = size_t{2} << 20;
+  options.cleaner_period_ms = 5;
+  options.checkpoint_period_ms = 50;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  TableOptions table_options;
+  table_options.node_bytes = 32 << 10;
+  table_options.basement_bytes = 4 << 10;
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", table_options, &table).ok());
+  std::string stats;
+  auto stat = [&](const char* name) { return testing::StatValue(stats, name); };
+  for (int round = 0; round < 200; ++round) {
+    for (int i = 0; i < 500; ++i) {
+      int k = (round * 500 + i) * 7919 % 100000;
+      ASSERT_TRUE(table->Put(nullptr, "key" + std::to_string(k), std::string(60, 'v')).ok());
+    }
+    ASSERT_TRUE(env->GetProperty("fern.stats", &stats));
+    if (stat("cache.evictor_runs") > 0 && stat("cleaner.calls") > 0 &&
+        stat("table.t.cleaner_flushes") > 0 && stat("checkpoint.taken") > 1 &&
+        stat("checkpoint.pairs_written") > 0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GT(stat("cache.evictor_runs"), 0) << stats;
+  EXPECT_GT(stat("cleaner.calls"), 0) << stats;
+  EXPECT_GT(stat("table.t.cleaner_flushes"), 0) << stats;
+  EXPECT_GT(stat("checkpoint.taken"), 1) << stats;
+  EXPECT_GT(stat("checkpoint.pairs_written"), 0) << stats;
+  EXPECT_LE(stat("cache.size_bytes"), 2 * (int64_t{2} << 20)) << stats;
+}
+
+}  // namespace
+}  // namespace fern
