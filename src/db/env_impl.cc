@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "db/loader_impl.h"
 #include "db/txn_impl.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -191,6 +192,10 @@ Status EnvImpl::RemoveOrphanFiles() {
   std::vector<std::string> names;
   FERN_RETURN_IF_ERROR(ListDir(dir_, &names));
   for (const std::string& name : names) {
+    if (IsLoaderRunFileName(name)) {  // left by a load that did not finish
+      FERN_RETURN_IF_ERROR(RemoveFile(TablePath(name)));
+      continue;
+    }
     if (name.size() < 3 || name.compare(name.size() - 3, 3, ".ft") != 0) continue;
     bool known = false;
     for (const auto& [table, entry] : catalog_.tables) known = known || entry.file_name == name;
@@ -315,7 +320,18 @@ Status EnvImpl::Checkpoint() {
 }
 
 Status EnvImpl::NewLoader(Table* table, std::unique_ptr<Loader>* loader) {
-  return Status::NotSupported("the bulk loader is not available yet");
+  if (table == nullptr || loader == nullptr) {
+    return Status::InvalidArgument("NewLoader: table and loader must not be null");
+  }
+  auto* impl = dynamic_cast<TableImpl*>(table);
+  {
+    MutexLock lock(&mu_);
+    bool ours = false;
+    for (const auto& [name, open] : tables_) ours = ours || open.get() == impl;
+    if (!ours) return Status::InvalidArgument("NewLoader: the table is not open in this Env");
+  }
+  FERN_RETURN_IF_ERROR(write_state_->error());
+  return LoaderImpl::Start(dir_, impl, options_.cache_bytes / 4, loader);
 }
 
 Status EnvImpl::RecoverPrepared(std::vector<std::unique_ptr<Txn>>* txns) {

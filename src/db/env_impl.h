@@ -94,7 +94,8 @@ class EnvImpl final : public Env {
   // The checkpointer thread: a checkpoint every checkpoint_period_ms (0: never).
   void CheckpointerLoop();
   void StopCheckpointer();
-  // Removes *.ft files the catalog does not name (left by a crash in create or drop).
+  // Removes *.ft files the catalog does not name (left by a crash in create or drop) and
+  // loader run files (left by a load that did not finish).
   Status RemoveOrphanFiles() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;

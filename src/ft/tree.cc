@@ -150,6 +150,10 @@ Status FractalTree::Checkpoint() {
     through = std::max(through, log_->LastLsn());
     log_->UnblockResolutions();
   }
+  if (loading_) {  // see BeginLoad
+    tree_mu_.Unlock();
+    return Status::OK();
+  }
   FileHeader header = header_template_;
   header.root = root_;
   header.max_msn = max_msn_;

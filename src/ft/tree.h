@@ -130,6 +130,25 @@ class FractalTree final : public CacheFileOwner {
   // Writes every dirty node and a new header: the file then reopens to this state.
   Status Checkpoint();
 
+  // Bulk loading (tree_load.cc; the tree itself is written by TreeBuilder).
+  // Whether the tree holds no leaf entry and no buffered message.
+  Status IsEmpty(bool* empty);
+  // Reserves the empty tree for a load: InvalidArgument if it holds a row or a buffered
+  // message, or another load holds it. *config receives the settings (current codec
+  // included) to build with. While reserved, Checkpoint writes nothing for this tree (its
+  // checkpoint LSN stays, so the log keeps whatever is written meanwhile), so blocks
+  // written for the load reach no checkpoint before InstallLoad commits them.
+  Status BeginLoad(TreeConfig* config);
+  // Makes the tree rooted at `root` (every node of it newly written to file(), none
+  // cached) this tree, and commits it with a checkpoint before returning: a crash before
+  // the header write finds the old tree, after it the new one. The old tree must still be
+  // empty (else InvalidArgument: it was written during the load); its nodes are freed. The
+  // reservation ends on success; on failure it stays until AbandonLoad, so the caller can
+  // free the built blocks before a checkpoint could name them.
+  Status InstallLoad(BlockNum root);
+  // Ends the reservation without installing anything.
+  void AbandonLoad();
+
   Status Shape(TreeShape* shape);
   const TreeStats& stats() const { return stats_; }
   const std::string& path() const { return file_->path(); }
@@ -182,6 +201,11 @@ class FractalTree final : public CacheFileOwner {
   // just written.
   Status SerializeAndWrite(BlockNum block, Node* node,
                            const std::function<Status(std::string_view)>& write);
+  // Pins the subtree at `block` top-down with `lock`, keeping the pins in *pins (null:
+  // unpins each), and clears *empty at the first leaf entry or buffered message (stopping
+  // there).
+  Status PinSubtreeIfEmpty(BlockNum block, Cachetable::Lock lock, bool* empty,
+                           std::vector<PinnedPair>* pins);
 
   std::unique_ptr<TreeFile> file_;
   TreeConfig config_;
@@ -193,6 +217,7 @@ class FractalTree final : public CacheFileOwner {
   BlockNum root_ ABSL_GUARDED_BY(tree_mu_) = -1;
   Msn max_msn_ ABSL_GUARDED_BY(tree_mu_) = 0;
   Lsn checkpoint_lsn_ ABSL_GUARDED_BY(tree_mu_) = 0;
+  bool loading_ ABSL_GUARDED_BY(tree_mu_) = false;  // reserved by BeginLoad
   TreeWriteLog* log_ = nullptr;
   bool closing_ ABSL_GUARDED_BY(tree_mu_) = false;  // no more cleaner work
   // The codec may change while eviction threads serialize nodes, hence atomics.

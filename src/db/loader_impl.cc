@@ -1,0 +1,179 @@
+#include "db/loader_impl.h"
+
+#include <algorithm>
+
+#include "ft/tree_builder.h"
+#include "util/file.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+// Run files merged at once. Each open run holds about one block (kRunBlockBytes) in memory,
+// so the width follows the run budget; 64 bounds the open files.
+constexpr size_t kMaxMergeWidth = 64;
+
+size_t MergeWidth(size_t run_bytes) {
+  return std::clamp<size_t>(run_bytes / kRunBlockBytes, 2, kMaxMergeWidth);
+}
+
+}  // namespace
+
+LoaderImpl::LoaderImpl(const std::string& dir, TableImpl* table, const TreeConfig& config,
+                       size_t run_bytes)
+    : dir_(dir),
+      table_(table),
+      tree_(table->tree()),
+      config_(config),
+      cmp_(*config.comparator),
+      run_bytes_(run_bytes),
+      merge_width_(MergeWidth(run_bytes)) {}
+
+Status LoaderImpl::Start(const std::string& dir, TableImpl* table, size_t run_bytes,
+                         std::unique_ptr<Loader>* out) {
+  if (table->dropped()) {
+    return Status::InvalidArgument(StrCat("table \"", table->name(), "\" was dropped"));
+  }
+  TreeConfig config;
+  FERN_RETURN_IF_ERROR(table->tree()->BeginLoad(&config));
+  out->reset(new LoaderImpl(dir, table, config, run_bytes));
+  return Status::OK();
+}
+
+LoaderImpl::~LoaderImpl() {
+  if (state_ == State::kAdding) Fail(Status::Aborted("the loader was destroyed")).ok();
+}
+
+Status LoaderImpl::Add(std::string_view key, std::string_view value) {
+  if (state_ == State::kDone) return Status::InvalidArgument("Loader::Add after Finish");
+  if (state_ == State::kFailed) return error_;
+  FERN_RETURN_IF_ERROR(CheckKey(key));
+  FERN_RETURN_IF_ERROR(CheckValue(value));
+  ++rows_;
+  if (!duplicate_.ok()) return Status::OK();  // the load will fail: keep nothing more
+  if (buffer_.count() > 0 && buffer_.bytes() + RunBuffer::RowBytes(key, value) > run_bytes_) {
+    Status s = SpillRun();
+    if (!s.ok()) return Fail(s);
+  }
+  buffer_.Add(key, value);
+  return Status::OK();
+}
+
+Status LoaderImpl::SpillRun() {
+  buffer_.Sort(cmp_);
+  std::string_view twice;
+  if (buffer_.FindDuplicate(cmp_, &twice)) {
+    duplicate_ = DuplicateKeyError(twice);
+    buffer_.Release();
+    return Status::OK();
+  }
+  runs_.push_back({StrCat(dir_, "/", LoaderRunFileName(table_->id(), next_run_++)), 0});
+  std::unique_ptr<RunWriter> writer;
+  FERN_RETURN_IF_ERROR(RunWriter::Create(runs_.back().path, &writer));
+  for (size_t i = 0; i < buffer_.count(); ++i) {
+    FERN_RETURN_IF_ERROR(writer->Add(buffer_.key(i), buffer_.value(i)));
+  }
+  FERN_RETURN_IF_ERROR(writer->Finish());
+  runs_.back().records = writer->records();
+  buffer_.Clear();
+  return Status::OK();
+}
+
+Status LoaderImpl::OpenReaders(size_t count, std::vector<std::unique_ptr<RunReader>>* readers) {
+  readers->clear();
+  for (size_t i = 0; i < count; ++i) {
+    readers->emplace_back();
+    FERN_RETURN_IF_ERROR(RunReader::Open(runs_[i].path, runs_[i].records, &readers->back()));
+  }
+  return Status::OK();
+}
+
+Status LoaderImpl::ReduceRuns() {
+  while (runs_.size() > merge_width_) {
+    std::vector<std::unique_ptr<RunReader>> readers;
+    FERN_RETURN_IF_ERROR(OpenReaders(merge_width_, &readers));
+    std::vector<RowSource*> sources;
+    for (auto& reader : readers) sources.push_back(reader.get());
+    Run merged{StrCat(dir_, "/", LoaderRunFileName(table_->id(), next_run_++)), 0};
+    runs_.push_back(merged);  // listed before it exists, so a failure removes it too
+    std::unique_ptr<RunWriter> writer;
+    FERN_RETURN_IF_ERROR(RunWriter::Create(merged.path, &writer));
+    FERN_RETURN_IF_ERROR(MergeSources(
+        sources, cmp_,
+        [&writer](std::string_view k, std::string_view v) { return writer->Add(k, v); }));
+    FERN_RETURN_IF_ERROR(writer->Finish());
+    runs_.back().records = writer->records();
+    readers.clear();
+    for (size_t i = 0; i < merge_width_; ++i) RemoveFile(runs_[i].path).ok();
+    runs_.erase(runs_.begin(), runs_.begin() + static_cast<std::ptrdiff_t>(merge_width_));
+  }
+  return Status::OK();
+}
+
+Status LoaderImpl::Build() {
+  FERN_RETURN_IF_ERROR(duplicate_);
+  buffer_.Sort(cmp_);
+  std::string_view twice;
+  if (buffer_.FindDuplicate(cmp_, &twice)) return DuplicateKeyError(twice);
+  if (rows_ == 0) {
+    tree_->AbandonLoad();  // nothing to install: the table stays as it is, empty
+    return Status::OK();
+  }
+  FERN_RETURN_IF_ERROR(ReduceRuns());
+
+  std::vector<std::unique_ptr<RunReader>> readers;
+  FERN_RETURN_IF_ERROR(OpenReaders(runs_.size(), &readers));
+  BufferSource memory(&buffer_);
+  std::vector<RowSource*> sources;
+  for (auto& reader : readers) sources.push_back(reader.get());
+  sources.push_back(&memory);
+  // Frees the blocks it wrote if anything below fails (before Fail ends the reservation,
+  // so no checkpoint can name them).
+  TreeBuilder builder(tree_->file(), config_);
+  FERN_RETURN_IF_ERROR(MergeSources(
+      sources, cmp_,
+      [&builder](std::string_view k, std::string_view v) { return builder.Add(k, v); }));
+  readers.clear();
+  buffer_.Release();
+  BlockNum root;
+  int height;
+  FERN_RETURN_IF_ERROR(builder.Finish(&root, &height));
+  if (table_->dropped()) {
+    return Status::InvalidArgument(
+        StrCat("table \"", table_->name(), "\" was dropped during the load"));
+  }
+  FERN_RETURN_IF_ERROR(tree_->InstallLoad(root));
+  builder.Release();
+  return Status::OK();
+}
+
+Status LoaderImpl::Finish() {
+  if (state_ == State::kDone) return Status::InvalidArgument("Loader::Finish called twice");
+  if (state_ == State::kFailed) return error_;
+  Status s = Build();
+  if (!s.ok()) return Fail(s);
+  state_ = State::kDone;
+  RemoveRunFiles();
+  return Status::OK();
+}
+
+Status LoaderImpl::Fail(Status s) {
+  state_ = State::kFailed;
+  error_ = s;
+  RemoveRunFiles();
+  buffer_.Release();
+  tree_->AbandonLoad();
+  return s;
+}
+
+void LoaderImpl::RemoveRunFiles() {
+  // A file left behind (removal failed) is removed when the Env next opens.
+  for (const Run& run : runs_) {
+    if (PathExists(run.path)) RemoveFile(run.path).ok();
+  }
+  runs_.clear();
+}
+
+}  // namespace fern

@@ -1,0 +1,90 @@
+// LoaderImpl: the bulk loader (API.md, Loader). Builds an empty table's tree bottom-up.
+//
+// Add buffers rows in a RunBuffer of at most `run_bytes` (a quarter of the Env's cache
+// budget); a full buffer is sorted (std::sort) and spilled as a run file
+// (`loader-<table id>-<n>.run`, db/loader_run.h) in the Env directory. Finish sorts the
+// last buffer, merges run files in passes of at most `merge width` while there are more
+// than that, then merges the remaining runs and the buffer (a heap over the sources)
+// straight into a TreeBuilder, which writes the new tree's nodes into the table's file,
+// and installs the tree (FractalTree::InstallLoad): its checkpoint is the commit point.
+//
+// The load is not logged row by row. From Start until Finish returns, the tree is reserved
+// (FractalTree::BeginLoad): checkpoints write nothing for it, so no checkpoint names a
+// built block before the commit, and recovery after a crash before the commit finds the
+// table as it was (empty; run files left behind are removed when the Env opens). After the
+// commit, the table's checkpoint LSN is past every record the log held for it, and the
+// loaded rows are in the checkpoint.
+//
+// A key added twice makes Finish return AlreadyExists naming it, with nothing loaded. Any
+// failure abandons the load: run files are removed, built blocks freed, the reservation
+// ended; later calls return the error. If the table holds a row or a buffered message
+// when Finish comes to install (it was written during the load), Finish fails with
+// InvalidArgument and those writes stand.
+//
+// Thread-safety: one thread at a time. The Loader must be destroyed before its Env.
+#ifndef FERN_DB_LOADER_IMPL_H_
+#define FERN_DB_LOADER_IMPL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "db/loader_run.h"
+#include "db/table_impl.h"
+#include "fern/loader.h"
+#include "ft/tree_config.h"
+
+namespace fern {
+
+class LoaderImpl final : public Loader {
+ public:
+  // Reserves `table` for a load: InvalidArgument if it holds a row or a buffered message,
+  // or another loader holds it. Run files go to `dir`.
+  static Status Start(const std::string& dir, TableImpl* table, size_t run_bytes,
+                      std::unique_ptr<Loader>* out);
+  ~LoaderImpl() override;
+
+  Status Add(std::string_view key, std::string_view value) override;
+  Status Finish() override;
+
+ private:
+  enum class State { kAdding, kDone, kFailed };
+  struct Run {
+    std::string path;
+    uint64_t records = 0;
+  };
+
+  LoaderImpl(const std::string& dir, TableImpl* table, const TreeConfig& config, size_t run_bytes);
+  // Sorts the buffer and writes it as a new run file.
+  Status SpillRun();
+  // Merges the oldest runs into one until at most merge_width_ are left.
+  Status ReduceRuns();
+  Status OpenReaders(size_t count, std::vector<std::unique_ptr<RunReader>>* readers);
+  // Merges everything into a new tree and installs it.
+  Status Build();
+  // Abandons the load and remembers `s` for later calls; returns it.
+  Status Fail(Status s);
+  void RemoveRunFiles();
+
+  const std::string dir_;
+  TableImpl* const table_;
+  const std::shared_ptr<FractalTree> tree_;
+  const TreeConfig config_;
+  const Comparator& cmp_;
+  const size_t run_bytes_;
+  const size_t merge_width_;
+
+  State state_ = State::kAdding;
+  Status error_;      // why the load failed (kFailed)
+  Status duplicate_;  // the first key added twice, found while spilling
+  RunBuffer buffer_;
+  std::vector<Run> runs_;  // run files on disk, oldest first
+  uint64_t next_run_ = 0;
+  uint64_t rows_ = 0;
+};
+
+}  // namespace fern
+
+#endif  // FERN_DB_LOADER_IMPL_H_

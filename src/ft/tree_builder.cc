@@ -1,0 +1,153 @@
+#include "ft/tree_builder.h"
+
+#include <algorithm>
+
+#include "ft/leaf_entry.h"
+#include "ft/node_format.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+// What Basement::serialized_bytes adds to its entries: the MSN and (about) the count.
+constexpr size_t kBasementOverheadBytes = 8 + 4;
+
+}  // namespace
+
+TreeBuilder::TreeBuilder(TreeFile* file, const TreeConfig& config)
+    : file_(file),
+      config_(config),
+      leaf_target_bytes_(std::max<size_t>(size_t{config.node_bytes} / 4 * 3, 1)) {}
+
+TreeBuilder::~TreeBuilder() {
+  if (released_) return;
+  for (BlockNum block : written_) file_->FreeBlock(block);
+}
+
+void TreeBuilder::StartLeaf() {
+  leaf_ = std::make_unique<Node>(/*block=*/-1, /*height=*/0);
+  leaf_bytes_ = 0;
+  leaf_->basements.emplace_back();
+  leaf_->basements.back().rows = std::make_unique<Basement>();
+  basement_ = leaf_->basements.back().rows.get();
+  basement_bytes_ = kBasementOverheadBytes;
+  leaf_bytes_ = kBasementOverheadBytes;
+}
+
+void TreeBuilder::StartBasement(std::string_view first_key) {
+  leaf_->pivots.emplace_back(first_key);
+  leaf_->basements.emplace_back();
+  leaf_->basements.back().rows = std::make_unique<Basement>();
+  basement_ = leaf_->basements.back().rows.get();
+  basement_bytes_ = kBasementOverheadBytes;
+  leaf_bytes_ += kBasementOverheadBytes;
+}
+
+Status TreeBuilder::Add(std::string_view key, std::string_view value) {
+  entry_.clear();
+  EncodeAutocommittedLeafEntry(key, value, &entry_);
+  const size_t size = entry_.size();
+  if (leaf_ != nullptr && basement_->count() > 0) {
+    if (leaf_bytes_ + size > leaf_target_bytes_) {
+      FERN_RETURN_IF_ERROR(CloseLeaf());
+    } else if (basement_bytes_ + size > config_.basement_bytes) {
+      StartBasement(key);
+    }
+  }
+  if (leaf_ == nullptr) StartLeaf();
+  basement_->AppendEncoded(entry_);
+  basement_bytes_ += size;
+  leaf_bytes_ += size;
+  ++rows_;
+  return Status::OK();
+}
+
+Status TreeBuilder::CloseLeaf() {
+  if (held_ != nullptr) FERN_RETURN_IF_ERROR(WriteLeaf(std::move(held_)));
+  held_ = std::move(leaf_);
+  held_bytes_ = leaf_bytes_;
+  basement_ = nullptr;
+  return Status::OK();
+}
+
+void TreeBuilder::EvenOutLastLeaves() {
+  auto bytes_of = [](const LeafPartition& part) { return part.rows->serialized_bytes(); };
+  while (held_->basements.size() > 1) {
+    size_t moving = bytes_of(held_->basements.back());
+    if (leaf_bytes_ + moving >= held_bytes_) break;  // moving would not even them out
+    leaf_->pivots.insert(leaf_->pivots.begin(), std::string(leaf_->basements[0].rows->key(0)));
+    leaf_->basements.insert(leaf_->basements.begin(), std::move(held_->basements.back()));
+    held_->basements.pop_back();
+    held_->pivots.pop_back();
+    leaf_bytes_ += moving;
+    held_bytes_ -= moving;
+  }
+}
+
+Status TreeBuilder::WriteLeaf(std::unique_ptr<Node> leaf) {
+  BlockNum block;
+  FERN_RETURN_IF_ERROR(WriteNode(*leaf, &block));
+  const Basement& first = *leaf->basements[0].rows;
+  leaves_.push_back({std::string(first.count() > 0 ? first.key(0) : std::string_view()), block});
+  return Status::OK();
+}
+
+Status TreeBuilder::WriteNode(const Node& node, BlockNum* block) {
+  std::string bytes;
+  std::vector<PartitionExtent> extents;
+  // Built partitions are never on disk yet, so no old frame is ever asked for.
+  ReadOldFrame no_old_frames = [](const PartitionExtent&, std::string*) {
+    return Status::InvalidArgument("a built node has no old frames");
+  };
+  FERN_RETURN_IF_ERROR(
+      SerializeNode(node, config_, no_old_frames, &bytes, &extents, /*stats=*/nullptr));
+  *block = file_->AllocateBlockNum();
+  written_.push_back(*block);
+  FERN_RETURN_IF_ERROR(file_->WriteBlock(*block, bytes));
+  bytes_written_ += bytes.size();
+  return Status::OK();
+}
+
+Status TreeBuilder::Finish(BlockNum* root, int* height) {
+  if (finished_) return Status::InvalidArgument("TreeBuilder::Finish called twice");
+  finished_ = true;
+  if (leaf_ == nullptr && held_ == nullptr) StartLeaf();  // no rows: one empty leaf
+  if (leaf_ != nullptr && held_ != nullptr && leaf_bytes_ < config_.node_bytes / 4) {
+    EvenOutLastLeaves();
+  }
+  if (held_ != nullptr) FERN_RETURN_IF_ERROR(WriteLeaf(std::move(held_)));
+  if (leaf_ != nullptr) FERN_RETURN_IF_ERROR(WriteLeaf(std::move(leaf_)));
+  basement_ = nullptr;
+
+  const size_t fanout = std::max<size_t>(2, config_.fanout);
+  std::vector<Child> level = std::move(leaves_);
+  int h = 0;
+  while (level.size() > 1) {
+    ++h;
+    const size_t n = level.size();
+    const size_t nodes = (n + fanout - 1) / fanout;
+    std::vector<Child> parents;
+    parents.reserve(nodes);
+    for (size_t g = 0; g < nodes; ++g) {
+      const size_t begin = g * n / nodes;
+      const size_t end = (g + 1) * n / nodes;
+      Node node(/*block=*/-1, h);
+      for (size_t i = begin; i < end; ++i) {
+        if (i > begin) node.pivots.push_back(level[i].first_key);
+        node.children.push_back(level[i].block);
+      }
+      node.buffers.resize(end - begin);
+      BlockNum block;
+      FERN_RETURN_IF_ERROR(WriteNode(node, &block));
+      parents.push_back({std::move(level[begin].first_key), block});
+    }
+    level = std::move(parents);
+  }
+  *root = level[0].block;
+  *height = h;
+  return Status::OK();
+}
+
+}  // namespace fern

@@ -1,0 +1,576 @@
+// The bulk loader through the public API: Env::NewLoader, Loader::Add and Loader::Finish.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fern/fern.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace fern {
+namespace {
+
+using testing::ScratchDir;
+
+std::string Key(uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%016llu", static_cast<unsigned long long>(i));
+  return buf;
+}
+
+std::string Value(uint64_t i) { return "value-" + std::to_string(i) + std::string(i % 61, 'v'); }
+
+// 0..n-1 in a random order.
+std::vector<uint64_t> Shuffled(uint64_t n, uint64_t seed) {
+  std::vector<uint64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  return order;
+}
+
+// Small nodes, so that 200,000 rows make a tree with several internal levels.
+TableOptions SmallNodes() {
+  TableOptions options;
+  options.node_bytes = 64 << 10;
+  options.basement_bytes = 4 << 10;
+  return options;
+}
+
+int CountRunFiles(const std::string& dir) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".run") ++n;
+  }
+  return n;
+}
+
+std::vector<std::string> TableFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".ft") files.push_back(entry.path().string());
+  }
+  return files;
+}
+
+// Runs ftverify on every table file of a closed Env; its exit code must be 0.
+void ExpectFtverifyPasses(const std::string& dir) {
+#ifdef FERN_FTVERIFY
+  for (const std::string& file : TableFiles(dir)) {
+    std::string command = std::string(FERN_FTVERIFY) + " " + file + " > /dev/null 2>&1";
+    int status = std::system(command.c_str());
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "ftverify failed on " << file;
+  }
+#else
+  (void)dir;
+#endif
+}
+
+uint64_t CountRows(Table* table) {
+  auto cursor = table->NewCursor(nullptr);
+  uint64_t n = 0;
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) ++n;
+  EXPECT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+  return n;
+}
+
+// Every row 0..n-1 of Key/Value, through Get and through a cursor both ways.
+void ExpectLoaded(Table* table, uint64_t n) {
+  std::string v;
+  for (uint64_t i = 0; i < n; ++i) {
+    Status s = table->Get(nullptr, Key(i), &v);
+    ASSERT_TRUE(s.ok()) << Key(i) << ": " << s.ToString();
+    ASSERT_EQ(v, Value(i)) << Key(i);
+  }
+  EXPECT_TRUE(table->Get(nullptr, Key(n), &v).IsNotFound());
+  auto cursor = table->NewCursor(nullptr);
+  uint64_t i = 0;
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next(), ++i) {
+    ASSERT_EQ(cursor->key(), Key(i));
+    ASSERT_EQ(cursor->value(), Value(i));
+  }
+  ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+  EXPECT_EQ(i, n);
+  for (cursor->SeekToLast(); cursor->Valid(); cursor->Prev()) {
+    --i;
+    ASSERT_EQ(cursor->key(), Key(i));
+    ASSERT_EQ(cursor->value(), Value(i));
+  }
+  ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+  EXPECT_EQ(i, 0u);
+}
+
+Status Load(Env* env, Table* table, const std::vector<uint64_t>& order) {
+  std::unique_ptr<Loader> loader;
+  Status s = env->NewLoader(table, &loader);
+  if (!s.ok()) return s;
+  for (uint64_t i : order) {
+    s = loader->Add(Key(i), Value(i));
+    if (!s.ok()) return s;
+  }
+  return loader->Finish();
+}
+
+TEST(LoaderTest, LoadsRowsGivenInRandomOrderAndKeepsThemAcrossReopen) {
+  ScratchDir dir;
+  constexpr uint64_t kRows = 200000;
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    Status s = Load(env.get(), table, Shuffled(kRows, 1));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ExpectLoaded(table, kRows);
+  }
+  ExpectFtverifyPasses(dir.path());
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+  ExpectLoaded(table, kRows);
+}
+
+TEST(LoaderTest, LoadedTreeSurvivesCrashRightAfterFinish) {
+  // Finish makes the load durable itself: a process that dies right after it (no close,
+  // no further checkpoint) leaves the whole load behind.
+  ScratchDir dir;
+  constexpr uint64_t kRows = 20000;
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::unique_ptr<Env> env;
+    Options options;
+    options.checkpoint_period_ms = 0;
+    if (!Env::Open(dir.path(), options, &env).ok()) ::_exit(3);
+    Table* table;
+    if (!env->OpenTable("t", SmallNodes(), &table).ok()) ::_exit(4);
+    if (!Load(env.get(), table, Shuffled(kRows, 2)).ok()) ::_exit(5);
+    ::_exit(0);  // no destructors: no final checkpoint
+  }
+  int status;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  ExpectFtverifyPasses(dir.path());
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+  ExpectLoaded(table, kRows);
+}
+
+TEST(LoaderTest, KeyAddedTwiceFailsFinishNamingItAndLoadsNothing) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+  std::unique_ptr<Loader> loader;
+  ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+  for (uint64_t i = 0; i < 1000; ++i) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
+  ASSERT_TRUE(loader->Add(Key(123), "again").ok());
+  Status s = loader->Finish();
+  EXPECT_TRUE(s.IsAlreadyExists()) << s.ToString();
+  EXPECT_NE(s.ToString().find(Key(123)), std::string::npos) << s.ToString();
+  EXPECT_TRUE(loader->Finish().IsAlreadyExists());
+  EXPECT_FALSE(loader->Add(Key(5000), "x").ok());
+  EXPECT_EQ(CountRows(table), 0u);
+  loader.reset();
+  EXPECT_EQ(CountRunFiles(dir.path()), 0);
+  // The table is usable, and can be loaded again.
+  ASSERT_TRUE(Load(env.get(), table, Shuffled(1000, 3)).ok());
+  ExpectLoaded(table, 1000);
+}
+
+TEST(LoaderTest, KeyAddedTwiceAcrossSpilledRunsFailsAndFreesWhatWasBuilt) {
+  ScratchDir dir;
+  Options options;
+  options.cache_bytes = size_t{4} << 20;  // runs of 1 MiB
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    std::unique_ptr<Loader> loader;
+    ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+    std::vector<uint64_t> order = Shuffled(60000, 4);
+    // The duplicate is the largest key, added first and last (so in different runs): the
+    // merge meets it only after the tree below it was written.
+    order.erase(std::find(order.begin(), order.end(), 59999));
+    order.push_back(59999);
+    ASSERT_TRUE(loader->Add(Key(59999), "first").ok());
+    for (uint64_t i : order) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
+    EXPECT_GT(CountRunFiles(dir.path()), 1);
+    Status s = loader->Finish();
+    EXPECT_TRUE(s.IsAlreadyExists()) << s.ToString();
+    EXPECT_NE(s.ToString().find(Key(59999)), std::string::npos) << s.ToString();
+    EXPECT_EQ(CountRunFiles(dir.path()), 0);
+    EXPECT_EQ(CountRows(table), 0u);
+    ASSERT_TRUE(table->Put(nullptr, "after", "1").ok());
+  }
+  // No block written for the failed load is left in the file.
+  ExpectFtverifyPasses(dir.path());
+}
+
+TEST(LoaderTest, NewLoaderRejectsNonEmptyTableAndSecondLoader) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* full;
+  ASSERT_TRUE(env->OpenTable("full", TableOptions(), &full).ok());
+  ASSERT_TRUE(full->Put(nullptr, "k", "v").ok());
+  std::unique_ptr<Loader> loader;
+  EXPECT_TRUE(env->NewLoader(full, &loader).IsInvalidArgument());
+  EXPECT_EQ(loader, nullptr);
+
+  // A row written and deleted again leaves the table empty.
+  ASSERT_TRUE(full->Delete(nullptr, "k").ok());
+  EXPECT_TRUE(env->NewLoader(full, &loader).ok());
+  std::unique_ptr<Loader> second;
+  EXPECT_TRUE(env->NewLoader(full, &second).IsInvalidArgument());
+  loader.reset();
+  EXPECT_TRUE(env->NewLoader(full, &second).ok());
+
+  EXPECT_TRUE(env->NewLoader(nullptr, &loader).IsInvalidArgument());
+}
+
+TEST(LoaderTest, NewLoaderRejectsTableWithUncommittedRow) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  std::unique_ptr<Txn> txn;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+  ASSERT_TRUE(table->Put(txn.get(), "k", "v").ok());
+  std::unique_ptr<Loader> loader;
+  EXPECT_TRUE(env->NewLoader(table, &loader).IsInvalidArgument());
+  ASSERT_TRUE(txn->Abort().ok());
+}
+
+TEST(LoaderTest, AddRejectsKeysAndValuesBeyondTheLimits) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  std::unique_ptr<Loader> loader;
+  ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+  EXPECT_TRUE(loader->Add(std::string(kMaxKeyBytes + 1, 'k'), "v").IsInvalidArgument());
+  EXPECT_TRUE(loader->Add("k", std::string(kMaxValueBytes + 1, 'v')).IsInvalidArgument());
+  // Rejected rows are not part of the load; the rest is.
+  ASSERT_TRUE(loader->Add(std::string(kMaxKeyBytes, 'k'), "largest key").ok());
+  ASSERT_TRUE(loader->Add("", "empty key").ok());
+  ASSERT_TRUE(loader->Finish().ok());
+  EXPECT_TRUE(loader->Finish().IsInvalidArgument());
+  EXPECT_TRUE(loader->Add("z", "late").IsInvalidArgument());
+  std::string v;
+  ASSERT_TRUE(table->Get(nullptr, "", &v).ok());
+  EXPECT_EQ(v, "empty key");
+  ASSERT_TRUE(table->Get(nullptr, std::string(kMaxKeyBytes, 'k'), &v).ok());
+  EXPECT_EQ(v, "largest key");
+  EXPECT_EQ(CountRows(table), 2u);
+}
+
+TEST(LoaderTest, FinishWithoutRowsLeavesTableEmptyAndUsable) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  std::unique_ptr<Loader> loader;
+  ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+  ASSERT_TRUE(loader->Finish().ok());
+  EXPECT_EQ(CountRows(table), 0u);
+  ASSERT_TRUE(table->Put(nullptr, "k", "v").ok());
+  EXPECT_EQ(CountRows(table), 1u);
+}
+
+TEST(LoaderTest, DestroyedLoaderLeavesTableEmptyAndNoRunFiles) {
+  ScratchDir dir;
+  Options options;
+  options.cache_bytes = size_t{4} << 20;
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    std::unique_ptr<Loader> loader;
+    ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+    for (uint64_t i : Shuffled(50000, 5)) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
+    EXPECT_GT(CountRunFiles(dir.path()), 0);
+    loader.reset();
+    EXPECT_EQ(CountRunFiles(dir.path()), 0);
+    EXPECT_EQ(CountRows(table), 0u);
+    ASSERT_TRUE(env->Checkpoint().ok());
+  }
+  ExpectFtverifyPasses(dir.path());
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  EXPECT_EQ(CountRows(table), 0u);
+}
+
+TEST(LoaderTest, LoadLargerThanTheCacheSpillsRunsAndWorks) {
+  ScratchDir dir;
+  Options options;
+  options.cache_bytes = size_t{4} << 20;
+  constexpr uint64_t kRows = 500000;
+  const std::string value(100, 'x');
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    std::unique_ptr<Loader> loader;
+    ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+    // 58 MB of rows against runs of 1 MiB: more runs than one merge takes.
+    for (uint64_t i : Shuffled(kRows, 6)) {
+      ASSERT_TRUE(loader->Add(Key(i), value.substr(0, 90) + Key(i).substr(6)).ok());
+    }
+    EXPECT_GT(CountRunFiles(dir.path()), 16);
+    Status s = loader->Finish();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(CountRunFiles(dir.path()), 0);
+  }
+  ExpectFtverifyPasses(dir.path());
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  auto cursor = table->NewCursor(nullptr);
+  uint64_t i = 0;
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next(), ++i) {
+    ASSERT_EQ(cursor->key(), Key(i));
+    ASSERT_EQ(cursor->value(), value.substr(0, 90) + Key(i).substr(6));
+  }
+  ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+  EXPECT_EQ(i, kRows);
+  std::string v;
+  for (uint64_t k : Shuffled(kRows, 7)) {
+    if (k % 97 != 0) continue;
+    ASSERT_TRUE(table->Get(nullptr, Key(k), &v).ok()) << Key(k);
+    ASSERT_EQ(v, value.substr(0, 90) + Key(k).substr(6));
+  }
+}
+
+TEST(LoaderTest, WritesAndTransactionsWorkOnALoadedTable) {
+  ScratchDir dir;
+  constexpr uint64_t kRows = 50000;
+  std::map<std::string, std::string> model;
+  for (uint64_t i = 0; i < kRows; ++i) model[Key(i)] = Value(i);
+  auto check = [&model](Table* table) {
+    auto cursor = table->NewCursor(nullptr);
+    auto it = model.begin();
+    for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next(), ++it) {
+      ASSERT_NE(it, model.end());
+      ASSERT_EQ(cursor->key(), it->first);
+      ASSERT_EQ(cursor->value(), it->second);
+    }
+    ASSERT_TRUE(cursor->status().ok());
+    EXPECT_EQ(it, model.end());
+  };
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    ASSERT_TRUE(Load(env.get(), table, Shuffled(kRows, 8)).ok());
+
+    std::mt19937_64 rng(9);
+    for (int n = 0; n < 20000; ++n) {
+      uint64_t i = rng() % (kRows + kRows / 4);
+      std::string key = Key(i);
+      if (rng() % 3 == 0) {
+        ASSERT_TRUE(table->Delete(nullptr, key).ok());
+        model.erase(key);
+      } else {
+        std::string value = "new-" + std::to_string(n);
+        ASSERT_TRUE(table->Put(nullptr, key, value).ok());
+        model[key] = value;
+      }
+    }
+    EXPECT_TRUE(table->Insert(nullptr, Key(kRows + kRows), "fresh").ok());
+    model[Key(kRows + kRows)] = "fresh";
+    EXPECT_TRUE(table->Insert(nullptr, model.begin()->first, "dup").IsAlreadyExists());
+
+    std::unique_ptr<Txn> committed;
+    ASSERT_TRUE(env->Begin(TxnOptions(), &committed).ok());
+    ASSERT_TRUE(table->Put(committed.get(), Key(7), "txn").ok());
+    ASSERT_TRUE(table->Delete(committed.get(), Key(8)).ok());
+    ASSERT_TRUE(committed->Commit().ok());
+    model[Key(7)] = "txn";
+    model.erase(Key(8));
+    std::unique_ptr<Txn> aborted;
+    ASSERT_TRUE(env->Begin(TxnOptions(), &aborted).ok());
+    ASSERT_TRUE(table->Put(aborted.get(), Key(9), "gone").ok());
+    ASSERT_TRUE(table->Delete(aborted.get(), Key(10)).ok());
+    ASSERT_TRUE(aborted->Abort().ok());
+    check(table);
+    ASSERT_TRUE(table->Optimize().ok());
+    check(table);
+    ASSERT_TRUE(env->Checkpoint().ok());
+    ASSERT_TRUE(table->Put(nullptr, "after-checkpoint", "logged").ok());
+    model["after-checkpoint"] = "logged";
+  }
+  ExpectFtverifyPasses(dir.path());
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+  check(table);
+}
+
+TEST(LoaderTest, WriteDuringLoadMakesFinishFailAndFreesTheBuiltTree) {
+  ScratchDir dir;
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    std::unique_ptr<Loader> loader;
+    ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+    for (uint64_t i : Shuffled(20000, 10)) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
+    ASSERT_TRUE(table->Put(nullptr, "written", "meanwhile").ok());
+    // Checkpoints during the load leave the table's file alone.
+    ASSERT_TRUE(env->Checkpoint().ok());
+    Status s = loader->Finish();
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_EQ(CountRows(table), 1u);
+  }
+  ExpectFtverifyPasses(dir.path());
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+  std::string v;
+  ASSERT_TRUE(table->Get(nullptr, "written", &v).ok());
+  EXPECT_EQ(v, "meanwhile");
+  EXPECT_EQ(CountRows(table), 1u);
+}
+
+class ReverseComparator final : public Comparator {
+ public:
+  int Compare(std::string_view a, std::string_view b) const override {
+    return BytewiseComparator()->Compare(b, a);
+  }
+  const char* Name() const override { return "test.Reverse"; }
+};
+
+TEST(LoaderTest, LoadFollowsTheTablesComparator) {
+  ScratchDir dir;
+  ReverseComparator reverse;
+  TableOptions options = SmallNodes();
+  options.comparator = &reverse;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", options, &table).ok());
+  constexpr uint64_t kRows = 30000;
+  ASSERT_TRUE(Load(env.get(), table, Shuffled(kRows, 11)).ok());
+  auto cursor = table->NewCursor(nullptr);
+  uint64_t i = kRows;
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+    --i;
+    ASSERT_EQ(cursor->key(), Key(i));
+  }
+  EXPECT_EQ(i, 0u);
+  std::string v;
+  ASSERT_TRUE(table->Get(nullptr, Key(1234), &v).ok());
+  EXPECT_EQ(v, Value(1234));
+}
+
+// A child process loads a table and is killed at a random moment of Finish (mostly during
+// the merge and build). After reopening, the table is empty or, if Finish had returned,
+// fully loaded — never partly.
+TEST(LoaderTest, KillDuringFinishLeavesTableEmptyOrFullyLoaded) {
+  constexpr uint64_t kRows = 60000;
+  Options options;
+  options.cache_bytes = size_t{4} << 20;
+  std::mt19937_64 rng(12);
+  int empty = 0;
+  int loaded = 0;
+  for (int round = 0; round < 4; ++round) {
+    ScratchDir dir;
+    {
+      std::unique_ptr<Env> env;
+      ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+      Table* table;
+      ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    }
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      std::unique_ptr<Env> env;
+      if (!Env::Open(dir.path(), options, &env).ok()) ::_exit(3);
+      Table* table;
+      if (!env->OpenTable("t", SmallNodes(), &table).ok()) ::_exit(4);
+      std::unique_ptr<Loader> loader;
+      if (!env->NewLoader(table, &loader).ok()) ::_exit(5);
+      for (uint64_t i : Shuffled(kRows, round)) {
+        if (!loader->Add(Key(i), Value(i)).ok()) ::_exit(6);
+      }
+      char phase = 'F';  // Finish starts
+      if (::write(fds[1], &phase, 1) != 1) ::_exit(7);
+      if (!loader->Finish().ok()) ::_exit(8);
+      phase = 'D';  // Finish returned OK
+      if (::write(fds[1], &phase, 1) != 1) ::_exit(9);
+      for (;;) ::pause();
+    }
+    ::close(fds[1]);
+    char phase = 0;
+    ASSERT_EQ(::read(fds[0], &phase, 1), 1) << "the child died before Finish";
+    ASSERT_EQ(phase, 'F');
+    // Round 3 waits long enough for Finish to be done, most likely.
+    auto delay = std::chrono::microseconds(round == 3 ? 3000000 : rng() % 300000);
+    std::this_thread::sleep_for(delay);
+    ::kill(pid, SIGKILL);
+    int status;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the child exited with " << WEXITSTATUS(status);
+    bool finished = ::read(fds[0], &phase, 1) == 1 && phase == 'D';
+    ::close(fds[0]);
+
+    ExpectFtverifyPasses(dir.path());
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    EXPECT_EQ(CountRunFiles(dir.path()), 0);
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    uint64_t rows = CountRows(table);
+    if (finished) {
+      EXPECT_EQ(rows, kRows) << "round " << round;
+    }
+    ASSERT_TRUE(rows == 0 || rows == kRows) << "round " << round << ": " << rows << " rows";
+    if (rows == 0) {
+      ++empty;
+      // The table takes a load after the crash.
+      ASSERT_TRUE(Load(env.get(), table, Shuffled(1000, 13)).ok());
+      EXPECT_EQ(CountRows(table), 1000u);
+    } else {
+      ++loaded;
+      ExpectLoaded(table, kRows);
+    }
+  }
+  std::printf("kills: %d left the table empty, %d after a finished load\n", empty, loaded);
+}
+
+}  // namespace
+}  // namespace fern
