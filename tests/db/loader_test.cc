@@ -370,6 +370,8 @@ TEST(LoaderTest, LoadLargerThanTheCacheSpillsRunsAndWorks) {
 
 TEST(LoaderTest, WritesAndTransactionsWorkOnALoadedTable) {
   ScratchDir dir;
+  Options options;
+  options.sync_commits = false;  // 20,000 fsyncs would take the test's whole time
   constexpr uint64_t kRows = 50000;
   std::map<std::string, std::string> model;
   for (uint64_t i = 0; i < kRows; ++i) model[Key(i)] = Value(i);
@@ -386,7 +388,7 @@ TEST(LoaderTest, WritesAndTransactionsWorkOnALoadedTable) {
   };
   {
     std::unique_ptr<Env> env;
-    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
     Table* table;
     ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
     ASSERT_TRUE(Load(env.get(), table, Shuffled(kRows, 8)).ok());
@@ -429,7 +431,7 @@ TEST(LoaderTest, WritesAndTransactionsWorkOnALoadedTable) {
   }
   ExpectFtverifyPasses(dir.path());
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   Table* table;
   ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
   check(table);
@@ -463,6 +465,36 @@ TEST(LoaderTest, WriteDuringLoadMakesFinishFailAndFreesTheBuiltTree) {
   EXPECT_EQ(CountRows(table), 1u);
 }
 
+TEST(LoaderTest, TableWhoseRowsWereAllDeletedTakesALoadOnceOptimized) {
+  ScratchDir dir;
+  Options options;
+  options.sync_commits = false;
+  constexpr uint64_t kRows = 30000;
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    for (uint64_t i : Shuffled(kRows, 14)) ASSERT_TRUE(table->Put(nullptr, Key(i), "old").ok());
+    for (uint64_t i = 0; i < kRows; ++i) ASSERT_TRUE(table->Delete(nullptr, Key(i)).ok());
+    std::unique_ptr<Loader> loader;
+    // Deletes still buffered in internal nodes count as content.
+    Status s = env->NewLoader(table, &loader);
+    if (s.ok()) {
+      ADD_FAILURE() << "NewLoader accepted a table with buffered deletes, or they were all "
+                       "flushed already";
+      loader.reset();
+    }
+    ASSERT_TRUE(table->Optimize().ok());
+    EXPECT_EQ(CountRows(table), 0u);
+    s = Load(env.get(), table, Shuffled(kRows, 15));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ExpectLoaded(table, kRows);
+  }
+  // The old tree's nodes were freed with the install: none is left unreachable.
+  ExpectFtverifyPasses(dir.path());
+}
+
 class ReverseComparator final : public Comparator {
  public:
   int Compare(std::string_view a, std::string_view b) const override {
@@ -494,17 +526,19 @@ TEST(LoaderTest, LoadFollowsTheTablesComparator) {
   EXPECT_EQ(v, Value(1234));
 }
 
-// A child process loads a table and is killed at a random moment of Finish (mostly during
-// the merge and build). After reopening, the table is empty or, if Finish had returned,
-// fully loaded — never partly.
+// A child process loads a table and is killed at some moment of Finish (the first round
+// after Finish returned, the others at fractions of the time Finish took in the first: in
+// the merge and build, or near the install). After reopening, the table is empty or, if
+// Finish had returned, fully loaded — never partly — and run files are gone.
 TEST(LoaderTest, KillDuringFinishLeavesTableEmptyOrFullyLoaded) {
   constexpr uint64_t kRows = 60000;
   Options options;
   options.cache_bytes = size_t{4} << 20;
-  std::mt19937_64 rng(12);
+  const double kFractions[] = {0, 0.1, 0.3, 0.5, 0.7, 0.95};
+  std::chrono::microseconds finish_time(0);
   int empty = 0;
   int loaded = 0;
-  for (int round = 0; round < 4; ++round) {
+  for (int round = 0; round < 6; ++round) {
     ScratchDir dir;
     {
       std::unique_ptr<Env> env;
@@ -524,9 +558,17 @@ TEST(LoaderTest, KillDuringFinishLeavesTableEmptyOrFullyLoaded) {
       if (!env->OpenTable("t", SmallNodes(), &table).ok()) ::_exit(4);
       std::unique_ptr<Loader> loader;
       if (!env->NewLoader(table, &loader).ok()) ::_exit(5);
-      for (uint64_t i : Shuffled(kRows, round)) {
+      for (uint64_t i : Shuffled(kRows, 20 + round)) {
         if (!loader->Add(Key(i), Value(i)).ok()) ::_exit(6);
       }
+      // Checkpoints keep coming while Finish builds: none may name a built block.
+      std::thread checkpointer([&env] {
+        for (;;) {
+          if (!env->Checkpoint().ok()) ::_exit(10);
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      });
+      checkpointer.detach();
       char phase = 'F';  // Finish starts
       if (::write(fds[1], &phase, 1) != 1) ::_exit(7);
       if (!loader->Finish().ok()) ::_exit(8);
@@ -538,14 +580,19 @@ TEST(LoaderTest, KillDuringFinishLeavesTableEmptyOrFullyLoaded) {
     char phase = 0;
     ASSERT_EQ(::read(fds[0], &phase, 1), 1) << "the child died before Finish";
     ASSERT_EQ(phase, 'F');
-    // Round 3 waits long enough for Finish to be done, most likely.
-    auto delay = std::chrono::microseconds(round == 3 ? 3000000 : rng() % 300000);
-    std::this_thread::sleep_for(delay);
+    auto start = std::chrono::steady_clock::now();
+    if (round == 0) {
+      ASSERT_EQ(::read(fds[0], &phase, 1), 1) << "Finish failed in the child";
+      finish_time = std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - start);
+    } else {
+      std::this_thread::sleep_for(finish_time * kFractions[round]);
+    }
     ::kill(pid, SIGKILL);
     int status;
     ::waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status)) << "the child exited with " << WEXITSTATUS(status);
-    bool finished = ::read(fds[0], &phase, 1) == 1 && phase == 'D';
+    bool finished = round == 0 || (::read(fds[0], &phase, 1) == 1 && phase == 'D');
     ::close(fds[0]);
 
     ExpectFtverifyPasses(dir.path());
@@ -569,7 +616,10 @@ TEST(LoaderTest, KillDuringFinishLeavesTableEmptyOrFullyLoaded) {
       ExpectLoaded(table, kRows);
     }
   }
-  std::printf("kills: %d left the table empty, %d after a finished load\n", empty, loaded);
+  // The kill at a tenth of Finish's time at least lands before the install.
+  EXPECT_GE(empty, 1);
+  std::printf("Finish took %lld us; kills: %d left the table empty, %d fully loaded\n",
+              static_cast<long long>(finish_time.count()), empty, loaded);
 }
 
 }  // namespace
