@@ -21,7 +21,8 @@
 // when Finish comes to install (it was written during the load), Finish fails with
 // InvalidArgument and those writes stand.
 //
-// Thread-safety: one thread at a time. The Loader must be destroyed before its Env.
+// Thread-safety: one thread at a time. Add and Finish must not be called once the Env is
+// destroyed (destroying the Loader afterwards only removes its run files).
 #ifndef FERN_DB_LOADER_IMPL_H_
 #define FERN_DB_LOADER_IMPL_H_
 

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "db/suffix_fault_injector.h"
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -463,6 +464,52 @@ TEST(LoaderTest, WriteDuringLoadMakesFinishFailAndFreesTheBuiltTree) {
   ASSERT_TRUE(table->Get(nullptr, "written", &v).ok());
   EXPECT_EQ(v, "meanwhile");
   EXPECT_EQ(CountRows(table), 1u);
+}
+
+TEST(LoaderTest, FailedCommitLeavesTableEmptyAndUsable) {
+  using testing::SuffixFaultInjector;
+  constexpr uint64_t kRows = 20000;
+  // A load whose commit checkpoint cannot write its block table. A dry run counts the
+  // writes to the table file Finish makes: the built nodes, then the block table, then the
+  // header.
+  int finish_writes = 0;
+  for (bool fail : {false, true}) {
+    ScratchDir dir;
+    SuffixFaultInjector injector(".ft", SuffixFaultInjector::Fault::kFailWrite);
+    {
+      std::unique_ptr<Env> env;
+      ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+      Table* table;
+      ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+      std::unique_ptr<Loader> loader;
+      ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+      for (uint64_t i : Shuffled(kRows, 16)) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
+      const int before = injector.calls();
+      if (fail) injector.Arm(finish_writes - 1);
+      Status s = loader->Finish();
+      if (!fail) {
+        ASSERT_TRUE(s.ok()) << s.ToString();
+        finish_writes = injector.calls() - before;
+        ASSERT_GT(finish_writes, 2);
+        continue;
+      }
+      EXPECT_EQ(injector.faults(), 1);
+      EXPECT_TRUE(s.IsIOError()) << s.ToString();
+      EXPECT_NE(s.ToString().find("block table"), std::string::npos) << s.ToString();
+      EXPECT_EQ(CountRows(table), 0u);
+      ASSERT_TRUE(table->Put(nullptr, "after", "1").ok());
+      ASSERT_TRUE(env->Checkpoint().ok());
+    }
+    if (!fail) continue;
+    ExpectFtverifyPasses(dir.path());
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    EXPECT_EQ(CountRows(table), 1u);
+    std::string v;
+    EXPECT_TRUE(table->Get(nullptr, "after", &v).ok());
+  }
 }
 
 TEST(LoaderTest, TableWhoseRowsWereAllDeletedTakesALoadOnceOptimized) {
