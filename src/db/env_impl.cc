@@ -324,12 +324,11 @@ Status EnvImpl::NewLoader(Table* table, std::unique_ptr<Loader>* loader) {
     return Status::InvalidArgument("NewLoader: table and loader must not be null");
   }
   auto* impl = dynamic_cast<TableImpl*>(table);
-  {
-    MutexLock lock(&mu_);
-    bool ours = false;
-    for (const auto& [name, open] : tables_) ours = ours || open.get() == impl;
-    if (!ours) return Status::InvalidArgument("NewLoader: the table is not open in this Env");
-  }
+  // Under mu_, as every table checkpoint is: none is in progress while the load starts.
+  MutexLock lock(&mu_);
+  bool ours = false;
+  for (const auto& [name, open] : tables_) ours = ours || open.get() == impl;
+  if (!ours) return Status::InvalidArgument("NewLoader: the table is not open in this Env");
   FERN_RETURN_IF_ERROR(write_state_->error());
   return LoaderImpl::Start(dir_, impl, options_.cache_bytes / 4, loader);
 }

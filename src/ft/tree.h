@@ -138,6 +138,9 @@ class FractalTree final : public CacheFileOwner {
   // included) to build with. While reserved, Checkpoint writes nothing for this tree (its
   // checkpoint LSN stays, so the log keeps whatever is written meanwhile), so blocks
   // written for the load reach no checkpoint before InstallLoad commits them.
+  // REQUIRES: no Checkpoint of this tree in progress (its steps run partly without
+  // tree_mu_; the Env runs checkpoints under its own mutex and calls BeginLoad under it),
+  // so InstallLoad's commit never overlaps one.
   Status BeginLoad(TreeConfig* config);
   // Makes the tree rooted at `root` (every node of it newly written to file(), none
   // cached) this tree, and commits it with a checkpoint before returning: a crash before

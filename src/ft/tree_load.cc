@@ -73,7 +73,8 @@ Status FractalTree::InstallLoad(BlockNum new_root) {
   MutexLock lock(&tree_mu_, std::adopt_lock);
   if (!loading_) return Status::InvalidArgument(StrCat(path(), ": InstallLoad without BeginLoad"));
 
-  // Readers hold tree_mu_ shared, so nobody else holds a pin of this tree now; the old
+  // Readers and the cleaner hold tree_mu_, so nobody else holds a pin of this tree now, and
+  // no checkpoint of it is in progress (none began since BeginLoad, none ran then); the old
   // nodes stay write-pinned until they leave the cache, so eviction cannot write them
   // after their blocks are freed.
   std::vector<PinnedPair> old;
