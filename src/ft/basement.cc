@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "util/coding.h"
+#include "util/status_macros.h"
 #include "util/strings.h"
 
 namespace fern {
@@ -237,6 +238,36 @@ void Basement::Serialize(std::string* out) const {
 }
 
 Status Basement::Deserialize(std::string_view in, const Comparator& cmp, Basement* out) {
+  std::vector<uint32_t> offsets;
+  size_t start;
+  Msn max_msn;
+  FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn));
+  for (uint32_t& offset : offsets) offset -= static_cast<uint32_t>(start);
+  out->Clear();
+  out->arena_.assign(in.substr(start));
+  out->offsets_.swap(offsets);
+  out->max_msn_ = max_msn;
+  return Status::OK();
+}
+
+Status Basement::Deserialize(std::string&& in, const Comparator& cmp, Basement* out) {
+  std::vector<uint32_t> offsets;
+  size_t start;
+  Msn max_msn;
+  FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn));
+  // The header bytes before the first entry stay in the arena as garbage (compaction drops
+  // them), which saves copying the entries out of the buffer.
+  out->Clear();
+  out->arena_ = std::move(in);
+  out->offsets_.swap(offsets);
+  out->garbage_ = start;
+  out->max_msn_ = max_msn;
+  return Status::OK();
+}
+
+Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
+                                 std::vector<uint32_t>* offsets_out, size_t* start_out,
+                                 Msn* max_msn_out) {
   if (in.size() > std::numeric_limits<uint32_t>::max()) {
     return Status::Corruption(StrCat("basement: ", in.size(), " bytes exceed 4 GiB"));
   }
@@ -267,17 +298,16 @@ Status Basement::Deserialize(std::string_view in, const Comparator& cmp, Basemen
                                        EscapeBytes(previous)));
     }
     previous = view.key();
-    offsets.push_back(static_cast<uint32_t>(at - start));
+    offsets.push_back(static_cast<uint32_t>(at));
     decoder.Skip(view.encoded_size());
   }
   if (!decoder.empty()) {
     return Status::Corruption(
         StrCat("basement: ", decoder.remaining(), " trailing bytes after ", count, " entries"));
   }
-  out->Clear();
-  out->arena_.assign(in.substr(start));
-  out->offsets_.swap(offsets);
-  out->max_msn_ = max_msn;
+  offsets_out->swap(offsets);
+  *start_out = start;
+  *max_msn_out = max_msn;
   return Status::OK();
 }
 

@@ -96,6 +96,9 @@ class Basement {
   // error). Entries that do not parse or keys not strictly increasing under `cmp` are
   // Corruption, and leave *out unchanged.
   static Status Deserialize(std::string_view in, const Comparator& cmp, Basement* out);
+  // The same, adopting `in` as the arena instead of copying the entries out of it (the
+  // header bytes count as garbage). On error `in` is left as it was.
+  static Status Deserialize(std::string&& in, const Comparator& cmp, Basement* out);
 
   // For leaf splits: moves entries [from, count()) to the end of *dest. REQUIRES: every key
   // of dest is smaller than key(from). dest's max_msn becomes the larger of both.
@@ -123,6 +126,10 @@ class Basement {
   bool Store(size_t index, bool found, uint32_t old_size, std::string_view key);
   void Remove(size_t index, uint32_t size);
   bool InArena(std::string_view s) const;
+  // Checks a serialized basement; on success returns each entry's offset from the start of
+  // `in`, where the first entry starts, and the max MSN.
+  static Status ParseSerialized(std::string_view in, const Comparator& cmp,
+                                std::vector<uint32_t>* offsets, size_t* start, Msn* max_msn);
   void MaybeCompact();
 
   std::string arena_;              // encoded leaf entries, including garbage
