@@ -221,6 +221,7 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
       if (has_upper) upper = end < count ? rows.key(end) : std::string_view(*node_upper);
     }
   }
+  rows.Prefetch(begin, end);
   batch->has_lower = has_lower;
   batch->has_upper = has_upper;
   if (has_lower) batch->lower.assign(lower);
