@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 
+#include "ft/key_head.h"
 #include "util/coding.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -39,14 +40,6 @@ LeafEntryView Basement::entry(size_t i) const {
   return view;
 }
 
-uint32_t Basement::HeadOf(std::string_view key, size_t prefix_size) {
-  uint32_t head = 0;
-  for (size_t i = prefix_size; i < prefix_size + 4; ++i) {
-    head = (head << 8) | (i < key.size() ? static_cast<uint8_t>(key[i]) : 0);
-  }
-  return head;
-}
-
 size_t Basement::LowerBound(std::string_view key, const Comparator& cmp) const {
   if (&cmp == BytewiseComparator()) return IndexedLowerBound(key, cmp);
   return SearchEntries(key, cmp, 0, offsets_.size());
@@ -61,7 +54,7 @@ size_t Basement::IndexedLowerBound(std::string_view key, const Comparator& cmp) 
   if (c != 0) return c < 0 ? 0 : n;
   if (key.size() < prefix_.size()) return 0;  // a proper prefix of every entry's key
   // Smaller heads are smaller keys, larger heads larger keys; equal heads need the keys.
-  const uint32_t head = HeadOf(key, prefix_.size());
+  const uint32_t head = KeyHead(key, prefix_.size());
   size_t lo =
       static_cast<size_t>(std::lower_bound(heads_.begin(), heads_.end(), head) - heads_.begin());
   if (lo == n || heads_[lo] != head || cmp.Compare(this->key(lo), key) >= 0) return lo;
@@ -248,16 +241,13 @@ void Basement::IndexKeyAt(size_t index, bool inserted) {
   }
   if (key.substr(0, prefix_.size()) != prefix_) {
     // Only a key outside the current range can share less: shrink the prefix, recompute.
-    size_t shared = 0;
-    while (shared < prefix_.size() && shared < key.size() && prefix_[shared] == key[shared]) {
-      ++shared;
-    }
+    const size_t shared = SharedPrefixLength(prefix_, key);
     prefix_.resize(shared);
     if (inserted) heads_.insert(heads_.begin() + static_cast<ptrdiff_t>(index), 0);
-    for (size_t i = 0; i < offsets_.size(); ++i) heads_[i] = HeadOf(this->key(i), shared);
+    for (size_t i = 0; i < offsets_.size(); ++i) heads_[i] = KeyHead(this->key(i), shared);
     return;
   }
-  const uint32_t head = HeadOf(key, prefix_.size());
+  const uint32_t head = KeyHead(key, prefix_.size());
   if (inserted) {
     heads_.insert(heads_.begin() + static_cast<ptrdiff_t>(index), head);
   } else {
@@ -275,9 +265,7 @@ void Basement::RebuildIndex(const Comparator& cmp) {
   const std::string_view first = key(0);
   size_t shared = first.size();
   auto narrow = [&](std::string_view other) {
-    size_t i = 0;
-    while (i < shared && i < other.size() && first[i] == other[i]) ++i;
-    shared = i;
+    shared = SharedPrefixLength(first.substr(0, shared), other);
   };
   if (&cmp == BytewiseComparator()) {
     narrow(key(n - 1));
@@ -286,7 +274,7 @@ void Basement::RebuildIndex(const Comparator& cmp) {
   }
   prefix_.assign(first.substr(0, shared));
   heads_.reserve(n);
-  for (size_t i = 0; i < n; ++i) heads_.push_back(HeadOf(key(i), shared));
+  for (size_t i = 0; i < n; ++i) heads_.push_back(KeyHead(key(i), shared));
 }
 
 bool Basement::InArena(std::string_view s) const {

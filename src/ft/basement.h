@@ -141,8 +141,6 @@ class Basement {
   // Binary search of entries [lo, hi) by whole keys.
   size_t SearchEntries(std::string_view key, const Comparator& cmp, size_t lo, size_t hi) const;
   size_t IndexedLowerBound(std::string_view key, const Comparator& cmp) const;
-  // The four key bytes after the first `prefix_size`, zero-padded, big-endian.
-  static uint32_t HeadOf(std::string_view key, size_t prefix_size);
   // Brings the index up to date after entry `index` was inserted or rewritten.
   void IndexKeyAt(size_t index, bool inserted);
   void RebuildIndex(const Comparator& cmp);
@@ -154,12 +152,11 @@ class Basement {
 
   std::string arena_;              // encoded leaf entries, including garbage
   std::vector<uint32_t> offsets_;  // entry offsets in key order
-  // The search index, kept in step with offsets_ by every change: every key starts with
-  // prefix_, and heads_[i] = HeadOf(key(i), prefix_.size()). Under the bytewise comparator
-  // head order is key order (a smaller head is a smaller key), so LowerBound searches
-  // 4-byte heads, 16 to a cache line, instead of entries scattered over the arena, which
-  // are rarely in cache: 210 instead of 530 ns per search in a micro-benchmark over 512
-  // basements of 390 fernbench keys each. Costs 4 bytes per entry.
+  // The search index (key_head.h), kept in step with offsets_ by every change: every key
+  // starts with prefix_, and heads_[i] = KeyHead(key(i), prefix_.size()). LowerBound under
+  // the bytewise comparator searches the heads instead of entries scattered over the arena,
+  // which are rarely in cache: 210 instead of 530 ns per search in a micro-benchmark over
+  // 512 basements of 390 fernbench keys each. Costs 4 bytes per entry.
   std::vector<uint32_t> heads_;
   std::string prefix_;
   size_t garbage_ = 0;  // arena bytes of replaced or removed entries
