@@ -18,6 +18,7 @@
 
 #include "cachetable/cachetable.h"
 #include "db/cursor_impl.h"
+#include "fern/fern.h"
 #include "ft/row_batch.h"
 #include "ft/tree.h"
 #include "gtest/gtest.h"
@@ -334,6 +335,66 @@ TEST_F(CursorTest, ReadBatchHoldsExactlyTheRowsOfItsRange) {
       EXPECT_LT(cmp.Compare(batch.lower, batch.upper), 0);
     }
   }
+}
+
+// A serializable cursor read-locks each batch's range (and reads the batch again under the
+// lock): writers into what it has read wait, writers far from it do not.
+TEST(SerializableCursorTest, BatchesAreReadLockedAsTheCursorMoves) {
+  ScratchDir dir;
+  Options options;
+  options.lock_timeout_ms = 50;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  TableOptions table_options;
+  table_options.node_bytes = 4096;
+  table_options.basement_bytes = 512;
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", table_options, &table).ok());
+  for (int i = 0; i < 3000; i += 2) ASSERT_TRUE(table->Put(nullptr, Key(i), "v").ok());
+  std::unique_ptr<Txn> reader;
+  TxnOptions serializable;
+  serializable.isolation = Isolation::kSerializable;
+  ASSERT_TRUE(env->Begin(serializable, &reader).ok());
+  auto cursor = table->NewCursor(reader.get());
+  cursor->Seek(Key(1000));
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(cursor->Valid());
+    ASSERT_EQ(cursor->key(), Key(1000 + 2 * i));
+    cursor->Next();
+  }
+  ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+  std::unique_ptr<Txn> writer;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &writer).ok());
+  // A key the cursor walked past, and a gap between two of them (a phantom).
+  EXPECT_TRUE(table->Put(writer.get(), Key(1010), "w").IsBusy());
+  EXPECT_TRUE(table->Put(writer.get(), Key(1041), "w").IsBusy());
+  EXPECT_TRUE(table->Put(writer.get(), Key(2901), "w").ok());
+  cursor.reset();
+  ASSERT_TRUE(reader->Commit().ok());
+  EXPECT_TRUE(table->Put(writer.get(), Key(1010), "w").ok());
+  ASSERT_TRUE(writer->Commit().ok());
+}
+
+TEST(RowBatchTest, ClipToDropsRowsOutsideTheNarrowerRange) {
+  const Comparator& cmp = *BytewiseComparator();
+  RowBatch batch;
+  for (int i = 10; i < 20; ++i) batch.Add(Key(i), "v");
+  batch.has_lower = true;
+  batch.lower = Key(10);
+  batch.has_upper = false;
+  // A wider lower bound and a narrower upper one: only the upper side is clipped.
+  batch.ClipTo(true, Key(5), true, Key(15), cmp);
+  ASSERT_EQ(batch.size(), 5u);
+  EXPECT_EQ(batch.key(4), Key(14));
+  EXPECT_EQ(batch.lower, Key(10));
+  ASSERT_TRUE(batch.has_upper);
+  EXPECT_EQ(batch.upper, Key(15));
+  batch.ClipTo(true, Key(12), false, "", cmp);
+  ASSERT_EQ(batch.size(), 3u);
+  EXPECT_EQ(batch.key(0), Key(12));
+  EXPECT_EQ(batch.value(0), "v");
+  EXPECT_EQ(batch.lower, Key(12));
+  EXPECT_EQ(batch.upper, Key(15));
 }
 
 TEST_F(CursorTest, ReadersInSeveralThreadsWhileOneThreadWrites) {
