@@ -262,19 +262,21 @@ bool FractalTree::PartialEvict(BlockNum block, CacheValue* value) {
 
 // ---- partial fetch -----------------------------------------------------------
 
+// Under a read pin other readers may be loading other basements of the same node, so
+// every look at `rows` (MemoryBytes, through UpdateSize, looks at all of them) happens under
+// load_mu.
+
 Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   Node* node = pin->as<Node>();
-  {
-    MutexLock lock(&node->load_mu);
-    LeafPartition& part = node->basements[index];
-    if (part.rows != nullptr) return Status::OK();
-    std::string frame;
-    FERN_RETURN_IF_ERROR(
-        file_->ReadBlockRange(node->block(), part.extent.offset, part.extent.size, &frame));
-    FERN_RETURN_IF_ERROR(DecodeLeafPartition(frame, part.extent, *config_.comparator,
-                                             Where(node->block()), &part.rows, &stats_));
-    stats_.basements_fetched++;
-  }
+  MutexLock lock(&node->load_mu);
+  LeafPartition& part = node->basements[index];
+  if (part.rows != nullptr) return Status::OK();
+  std::string frame;
+  FERN_RETURN_IF_ERROR(
+      file_->ReadBlockRange(node->block(), part.extent.offset, part.extent.size, &frame));
+  FERN_RETURN_IF_ERROR(DecodeLeafPartition(frame, part.extent, *config_.comparator,
+                                           Where(node->block()), &part.rows, &stats_));
+  stats_.basements_fetched++;
   pin->UpdateSize();
   return Status::OK();
 }
@@ -282,13 +284,18 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
 Status FractalTree::LoadAllBasements(PinnedPair* pin) {
   Node* node = pin->as<Node>();
   size_t absent = 0;
-  for (const LeafPartition& part : node->basements) absent += part.rows == nullptr ? 1 : 0;
-  if (absent == 0) return Status::OK();
-  if (absent == 1) {
+  size_t last_absent = 0;
+  {
+    MutexLock lock(&node->load_mu);
     for (size_t i = 0; i < node->basements.size(); ++i) {
-      if (node->basements[i].rows == nullptr) return LoadBasement(pin, i);
+      if (node->basements[i].rows == nullptr) {
+        ++absent;
+        last_absent = i;
+      }
     }
   }
+  if (absent == 0) return Status::OK();
+  if (absent == 1) return LoadBasement(pin, last_absent);
   // Several basements are missing: one read of the whole block beats one read each.
   {
     MutexLock lock(&node->load_mu);
@@ -305,8 +312,8 @@ Status FractalTree::LoadAllBasements(PinnedPair* pin) {
                                                &part.rows, &stats_));
       stats_.basements_fetched++;
     }
+    pin->UpdateSize();
   }
-  pin->UpdateSize();
   return Status::OK();
 }
 
