@@ -37,6 +37,16 @@ bool VisibleValue(const ReadView& view, const LeafEntryView& entry, std::string_
 
 bool ByMsn(const Message& a, const Message& b) { return a.msn < b.msn; }
 
+// Whether `newest`, the newest message for a key, settles what `view` sees there whatever
+// came before: an autocommitted insert or delete becomes the newest committed version,
+// which a reader outside any transaction sees (versions by kNoTxn are visible to every
+// snapshot), so for it the key holds the message's value, or nothing. Saves rebuilding the
+// row in a scratch basement, the common case after overwrites.
+bool SettledBy(const Message& newest, const ReadView& view) {
+  return view.reader.empty() && newest.xids.empty() &&
+         (newest.type == MessageType::kInsert || newest.type == MessageType::kDelete);
+}
+
 // Stamps a basement as just read, for partial eviction (LeafPartition::last_read). The
 // clock is the tree's count of basement fetches: it moves only when memory is being asked
 // for, so most reads find the stamp current and write nothing.
@@ -134,11 +144,16 @@ Status FractalTree::GetLocked(std::string_view key, std::string* value, const Re
     }
     return Status::NotFound();
   }
+  std::sort(pending.begin(), pending.end(), ByMsn);
+  if (SettledBy(pending.back(), view)) {
+    if (pending.back().type == MessageType::kDelete) return Status::NotFound();
+    value->assign(pending.back().value);
+    return Status::OK();
+  }
   // Apply the pending messages, oldest first, to a one-row copy of the basement.
   Basement scratch;
   if (found) scratch.AppendEncoded(rows.encoded_entry(index));
   scratch.set_max_msn(applied);
-  std::sort(pending.begin(), pending.end(), ByMsn);
   ApplyContext ctx = MakeApplyContext();
   for (const Message& m : pending) scratch.Apply(m, ctx);
   if (scratch.count() == 1 && VisibleValue(view, scratch.entry(0), &visible)) {
@@ -284,6 +299,12 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
       do {
         group.push_back(&keyed[scratch.order[j++]]);
       } while (j < n && cmp.Compare(keyed[scratch.order[j]].key, group_key) == 0);
+      const Message& newest = *group.back();
+      if (SettledBy(newest, view) && (!broadcasts || scratch.broadcasts.back().msn < newest.msn)) {
+        if (c == 0) ++i;  // the stored row is superseded
+        if (newest.type == MessageType::kInsert) batch->Add(newest.key, newest.value);
+        continue;
+      }
     }
     row.Clear();
     if (c <= 0) row.AppendEncoded(rows.encoded_entry(i++));

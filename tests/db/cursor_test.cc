@@ -241,9 +241,10 @@ TEST_F(CursorTest, PendingBroadcastReachesEveryRowOfEveryBatch) {
   for (int i = 0; i < 3000; ++i) Put(Key(i), "v");
   ASSERT_TRUE(tree_->Optimize().ok());
   AppendToAll("!");
-  Append(Key(10), "?");  // keyed after the broadcast
-  Delete(Key(11));       // a delete after it
-  AppendToAll("#");      // and a second broadcast after those
+  Append(Key(10), "?");   // keyed after the broadcast
+  Delete(Key(11));        // a delete after it
+  Put(Key(12), "fresh");  // an overwrite after it
+  AppendToAll("#");       // and a second broadcast after those
   ASSERT_GT(BufferedMessages(), 0u);
   ASSERT_NO_FATAL_FAILURE(CheckFullScans());
   auto cursor = NewCursor();
@@ -252,6 +253,8 @@ TEST_F(CursorTest, PendingBroadcastReachesEveryRowOfEveryBatch) {
   ASSERT_TRUE(tree_->Get(Key(10), &value).ok());
   EXPECT_EQ(value, "v!?#");
   EXPECT_TRUE(tree_->Get(Key(11), &value).IsNotFound());
+  ASSERT_TRUE(tree_->Get(Key(12), &value).ok());
+  EXPECT_EQ(value, "fresh#");
 }
 
 TEST_F(CursorTest, RandomWalkTurnsAroundAcrossBasementBounds) {
