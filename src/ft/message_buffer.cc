@@ -234,11 +234,27 @@ void MessageBuffer::MergeTail(const Comparator& cmp) {
   size_t j = tail_.size();
   sorted_.resize(i + j);
   if (!reindex) heads_.resize(i + j);
+  // Heads [0, i) stay in place until they move, so while they are valid (bytewise, no
+  // reindex) the place of each tail message is found among them, reading keys only where
+  // heads tie.
+  const bool by_heads = !reindex && &cmp == BytewiseComparator();
   while (j > 0) {
     std::string_view key = KeyAt(tail_[j - 1]);
+    const uint64_t head = reindex ? 0 : KeyHead64(key, prefix_.size());
     auto first = sorted_.begin();
-    auto pos = std::partition_point(first, first + static_cast<ptrdiff_t>(i),
-                                    [&](uint32_t o) { return cmp.Compare(KeyAt(o), key) <= 0; });
+    size_t lo = 0;
+    size_t hi = i;
+    if (by_heads) {
+      auto heads = heads_.begin();
+      lo = static_cast<size_t>(std::lower_bound(heads, heads + static_cast<ptrdiff_t>(i), head) -
+                               heads);
+      hi = static_cast<size_t>(std::upper_bound(heads + static_cast<ptrdiff_t>(lo),
+                                                heads + static_cast<ptrdiff_t>(i), head) -
+                               heads);
+    }
+    auto pos =
+        std::partition_point(first + static_cast<ptrdiff_t>(lo), first + static_cast<ptrdiff_t>(hi),
+                             [&](uint32_t o) { return cmp.Compare(KeyAt(o), key) <= 0; });
     auto end = first + static_cast<ptrdiff_t>(i);
     std::move_backward(pos, end, end + static_cast<ptrdiff_t>(j));
     const size_t at = static_cast<size_t>(pos - first);
@@ -246,7 +262,7 @@ void MessageBuffer::MergeTail(const Comparator& cmp) {
       auto heads = heads_.begin();
       std::move_backward(heads + static_cast<ptrdiff_t>(at), heads + static_cast<ptrdiff_t>(i),
                          heads + static_cast<ptrdiff_t>(i + j));
-      heads_[at + j - 1] = KeyHead64(key, prefix_.size());
+      heads_[at + j - 1] = head;
     }
     i = at;
     sorted_[i + j - 1] = tail_[j - 1];
