@@ -49,8 +49,9 @@ using CacheFileId = uint32_t;
 class CacheValue {
  public:
   virtual ~CacheValue() = default;
-  // Current memory footprint in bytes. Read by the cachetable at PinNew/Unpin/after
-  // callbacks; the value must not change size while pinned by nobody.
+  // Current memory footprint in bytes. Read by the cachetable at PinNew, at the Unpin of a
+  // write pin, at UpdateSize and after callbacks; the value must not change size while
+  // pinned by nobody, and a holder of a read pin that changes it must call UpdateSize.
   virtual size_t MemoryBytes() const = 0;
   // How much the cleaner would gain by working on this value: the bytes buffered in an
   // internal node (0: nothing to do, never chosen). Called by the cleaner thread with the
@@ -169,7 +170,7 @@ class PinnedPair {
   // REQUIRES: pinned for write. The pair will be written before it is evicted.
   void MarkDirty();
   // Re-reads the value's MemoryBytes() into the cache's accounting (call after growing or
-  // shrinking the value while pinned; Unpin does it too).
+  // shrinking the value while pinned; the Unpin of a write pin does it too).
   void UpdateSize();
   // Releases the lock and the pin. Over budget, it wakes the evictor (at 1.1x) or waits for
   // it (above 1.5x); without an evictor thread it evicts on this thread.

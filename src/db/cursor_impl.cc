@@ -13,11 +13,23 @@ bool CursorImpl::Usable() {
 }
 
 bool CursorImpl::Load(FractalTree::Locate where, std::string_view key) {
-  Status s = tree_->ReadBatch(where, key, &batch_, &view_);
+  Status s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_);
   if (s.ok() && lock_batch_) {
-    // Lock what the batch covers, then read it again: it cannot change under the lock.
+    // Lock what the batch covers, then read it again: nothing in it can change under the
+    // lock. The second read may reach further (a flush removed rows it counts), so it is
+    // clipped to the locked range.
     s = lock_batch_(batch_);
-    if (s.ok()) s = tree_->ReadBatch(where, key, &batch_, &view_);
+    if (s.ok()) {
+      locked_has_lower_ = batch_.has_lower;
+      locked_has_upper_ = batch_.has_upper;
+      locked_lower_.assign(batch_.lower);
+      locked_upper_.assign(batch_.upper);
+      s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_);
+    }
+    if (s.ok()) {
+      batch_.ClipTo(locked_has_lower_, locked_lower_, locked_has_upper_, locked_upper_,
+                    *tree_->config().comparator);
+    }
   }
   if (!s.ok()) {
     status_ = s;
@@ -34,12 +46,11 @@ void CursorImpl::SettleForward(size_t pos) {
       valid_ = false;
       return;
     }
-    bound_ = batch_.upper;
-    if (!Load(FractalTree::Locate::kContaining, bound_)) return;
-    // If the tree changed since the last batch, the new one may start below `bound_`.
-    const Comparator& cmp = *tree_->config().comparator;
+    // The next batch starts at this one's upper bound, so it holds no row already seen.
+    bound_.swap(batch_.upper);
+    batch_rows_ = std::min(batch_rows_ * 2, kMaxBatchRows);
+    if (!Load(FractalTree::Locate::kAtOrAfter, bound_)) return;
     pos = 0;
-    while (pos < batch_.size() && cmp.Compare(batch_.key(pos), bound_) < 0) ++pos;
   }
   pos_ = pos;
   valid_ = true;
@@ -51,47 +62,46 @@ void CursorImpl::SettleBackward(size_t pos_plus_one) {
       valid_ = false;
       return;
     }
-    bound_ = batch_.lower;
+    // The previous batch ends just below this one's lower bound.
+    bound_.swap(batch_.lower);
+    batch_rows_ = std::min(batch_rows_ * 2, kMaxBatchRows);
     if (!Load(FractalTree::Locate::kBefore, bound_)) return;
-    // The batch before `bound_` may also hold keys >= bound_ if the tree changed; skip them.
-    const Comparator& cmp = *tree_->config().comparator;
     pos_plus_one = batch_.size();
-    while (pos_plus_one > 0 && cmp.Compare(batch_.key(pos_plus_one - 1), bound_) >= 0) {
-      --pos_plus_one;
-    }
   }
   pos_ = pos_plus_one - 1;
   valid_ = true;
 }
 
 void CursorImpl::SeekToFirst() {
-  if (!Usable() || !Load(FractalTree::Locate::kFirst, {})) return;
+  if (!Usable()) return;
+  batch_rows_ = kSeekRows;
+  if (!Load(FractalTree::Locate::kFirst, {})) return;
   SettleForward(0);
 }
 
 void CursorImpl::SeekToLast() {
-  if (!Usable() || !Load(FractalTree::Locate::kLast, {})) return;
+  if (!Usable()) return;
+  batch_rows_ = kSeekRows;
+  if (!Load(FractalTree::Locate::kLast, {})) return;
   SettleBackward(batch_.size());
 }
 
 void CursorImpl::Seek(std::string_view target) {
   if (!Usable()) return;
-  std::string t(target);  // target may point into this cursor's own batch
-  if (!Load(FractalTree::Locate::kContaining, t)) return;
-  const Comparator& cmp = *tree_->config().comparator;
-  size_t pos = 0;
-  while (pos < batch_.size() && cmp.Compare(batch_.key(pos), t) < 0) ++pos;
-  SettleForward(pos);
+  bound_.assign(target);  // target may point into this cursor's own batch
+  batch_rows_ = kSeekRows;
+  if (!Load(FractalTree::Locate::kAtOrAfter, bound_)) return;
+  // Every row of the batch is >= target.
+  SettleForward(0);
 }
 
 void CursorImpl::SeekForPrev(std::string_view target) {
   if (!Usable()) return;
-  std::string t(target);
-  if (!Load(FractalTree::Locate::kContaining, t)) return;
-  const Comparator& cmp = *tree_->config().comparator;
-  size_t end = batch_.size();
-  while (end > 0 && cmp.Compare(batch_.key(end - 1), t) > 0) --end;
-  SettleBackward(end);
+  bound_.assign(target);
+  batch_rows_ = kSeekRows;
+  if (!Load(FractalTree::Locate::kAtOrBefore, bound_)) return;
+  // The batch may hold rows above target (pending inserts up to its upper bound).
+  SettleBackward(batch_.UpperBound(bound_, *tree_->config().comparator));
 }
 
 void CursorImpl::Next() {

@@ -1,12 +1,19 @@
-// CursorImpl: a Cursor that reads a basement at a time (RowBatch) and moves within it.
+// CursorImpl: a Cursor that copies rows out of the tree a batch at a time (RowBatch) and
+// moves within the batch.
 //
-// Each batch reflects every write committed before it was read. Moving past a batch reads
-// the neighbouring basement by key, so splits and merges between batches are harmless.
+// Each batch reflects every write committed before it was read. A batch covers a key range
+// inside one basement; moving past it reads the neighbouring range by key, so splits and
+// merges between batches are harmless. Batch sizes adapt: a seek reads kSeekRows stored
+// rows, and each further batch in a scan reads twice as many as the one before, up to whole
+// basements, so a seek followed by a few steps copies little and a long scan copies in
+// large batches.
 #ifndef FERN_DB_CURSOR_IMPL_H_
 #define FERN_DB_CURSOR_IMPL_H_
 
+#include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "fern/cursor.h"
 #include "ft/row_batch.h"
@@ -17,6 +24,11 @@ namespace fern {
 // Used by one thread at a time (API.md).
 class CursorImpl final : public Cursor {
  public:
+  // Stored rows the first batch after a seek covers.
+  static constexpr size_t kSeekRows = 16;
+  // The cap of the doubling: more than any basement holds.
+  static constexpr size_t kMaxBatchRows = size_t{1} << 30;
+
   // A non-OK `status` makes a cursor that is never valid and reports it. `view` says whose
   // versions it sees; `lock_batch` (optional, for serializable transactions) read-locks the
   // key range of each batch, after which the batch is read again under the lock.
@@ -39,10 +51,13 @@ class CursorImpl final : public Cursor {
   Status status() const override { return status_; }
 
  private:
+  // Reads the batch `where` / `key` names with the current batch size; false (with
+  // status_ set and the cursor invalid) on error.
   bool Load(FractalTree::Locate where, std::string_view key);
-  // From the current batch, moves forward (or backward) through following batches until a
-  // row is found; sets valid_.
+  // From position `pos` of the current batch, moves forward through following batches
+  // until a row is found; sets valid_.
   void SettleForward(size_t pos);
+  // The same backward, from the row just before `pos_plus_one`.
   void SettleBackward(size_t pos_plus_one);
   bool Usable();
 
@@ -53,7 +68,13 @@ class CursorImpl final : public Cursor {
   RowBatch batch_;
   size_t pos_ = 0;
   bool valid_ = false;
-  std::string bound_;  // scratch copy of a batch bound while the batch is replaced
+  size_t batch_rows_ = kSeekRows;  // stored rows the next Load covers
+  std::string bound_;              // the key a Load starts from, apart from the batch it replaces
+  // The range lock_batch_ locked, while the batch is read again.
+  bool locked_has_lower_ = false;
+  bool locked_has_upper_ = false;
+  std::string locked_lower_;
+  std::string locked_upper_;
 };
 
 }  // namespace fern

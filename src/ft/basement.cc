@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 #include <limits>
 #include <optional>
 
+#include "ft/key_head.h"
 #include "util/coding.h"
+#include "util/status_macros.h"
 #include "util/strings.h"
 
 namespace fern {
@@ -38,8 +41,31 @@ LeafEntryView Basement::entry(size_t i) const {
 }
 
 size_t Basement::LowerBound(std::string_view key, const Comparator& cmp) const {
-  size_t lo = 0;
-  size_t hi = offsets_.size();
+  if (&cmp == BytewiseComparator()) return IndexedLowerBound(key, cmp);
+  return SearchEntries(key, cmp, 0, offsets_.size());
+}
+
+size_t Basement::IndexedLowerBound(std::string_view key, const Comparator& cmp) const {
+  const size_t n = offsets_.size();
+  if (n == 0) return 0;
+  // Every entry's key starts with prefix_: a key that does not sorts before or after all.
+  const size_t shared = std::min(key.size(), prefix_.size());
+  int c = shared == 0 ? 0 : std::memcmp(key.data(), prefix_.data(), shared);
+  if (c != 0) return c < 0 ? 0 : n;
+  if (key.size() < prefix_.size()) return 0;  // a proper prefix of every entry's key
+  // Smaller heads are smaller keys, larger heads larger keys; equal heads need the keys.
+  const uint32_t head = KeyHead(key, prefix_.size());
+  size_t lo =
+      static_cast<size_t>(std::lower_bound(heads_.begin(), heads_.end(), head) - heads_.begin());
+  if (lo == n || heads_[lo] != head || cmp.Compare(this->key(lo), key) >= 0) return lo;
+  size_t hi = static_cast<size_t>(
+      std::upper_bound(heads_.begin() + static_cast<ptrdiff_t>(lo), heads_.end(), head) -
+      heads_.begin());
+  return SearchEntries(key, cmp, lo + 1, hi);
+}
+
+size_t Basement::SearchEntries(std::string_view key, const Comparator& cmp, size_t lo,
+                               size_t hi) const {
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (cmp.Compare(this->key(mid), key) < 0) {
@@ -136,9 +162,11 @@ bool Basement::ApplyAutocommitted(const Message& m, size_t index, bool found,
   if (found) {
     garbage_ += old.encoded_size();
     offsets_[index] = offset;
+    IndexKeyAt(index, /*inserted=*/false);
     MaybeCompact();
   } else {
     offsets_.insert(offsets_.begin() + static_cast<ptrdiff_t>(index), offset);
+    IndexKeyAt(index, /*inserted=*/true);
   }
   return true;
 }
@@ -186,9 +214,11 @@ bool Basement::Store(size_t index, bool found, uint32_t old_size, std::string_vi
   if (found) {
     garbage_ += old_size;
     offsets_[index] = offset;
+    IndexKeyAt(index, /*inserted=*/false);
     MaybeCompact();
   } else {
     offsets_.insert(offsets_.begin() + static_cast<ptrdiff_t>(index), offset);
+    IndexKeyAt(index, /*inserted=*/true);
   }
   return true;
 }
@@ -196,7 +226,55 @@ bool Basement::Store(size_t index, bool found, uint32_t old_size, std::string_vi
 void Basement::Remove(size_t index, uint32_t size) {
   garbage_ += size;
   offsets_.erase(offsets_.begin() + static_cast<ptrdiff_t>(index));
+  heads_.erase(heads_.begin() + static_cast<ptrdiff_t>(index));
+  if (offsets_.empty()) prefix_.clear();
   MaybeCompact();
+}
+
+void Basement::IndexKeyAt(size_t index, bool inserted) {
+  const std::string_view key = this->key(index);
+  if (offsets_.size() == 1) {
+    // One key: the prefix every key shares is all of it.
+    prefix_.assign(key);
+    heads_.assign(1, 0);
+    return;
+  }
+  if (key.substr(0, prefix_.size()) != prefix_) {
+    // Only a key outside the current range can share less: shrink the prefix, recompute.
+    const size_t shared = SharedPrefixLength(prefix_, key);
+    prefix_.resize(shared);
+    if (inserted) heads_.insert(heads_.begin() + static_cast<ptrdiff_t>(index), 0);
+    for (size_t i = 0; i < offsets_.size(); ++i) heads_[i] = KeyHead(this->key(i), shared);
+    return;
+  }
+  const uint32_t head = KeyHead(key, prefix_.size());
+  if (inserted) {
+    heads_.insert(heads_.begin() + static_cast<ptrdiff_t>(index), head);
+  } else {
+    heads_[index] = head;
+  }
+}
+
+void Basement::RebuildIndex(const Comparator& cmp) {
+  heads_.clear();
+  prefix_.clear();
+  const size_t n = offsets_.size();
+  if (n == 0) return;
+  // Under the bytewise comparator the first and last keys share the least; under others
+  // any two keys may, so all are compared.
+  const std::string_view first = key(0);
+  size_t shared = first.size();
+  auto narrow = [&](std::string_view other) {
+    shared = SharedPrefixLength(first.substr(0, shared), other);
+  };
+  if (&cmp == BytewiseComparator()) {
+    narrow(key(n - 1));
+  } else {
+    for (size_t i = 1; i < n; ++i) narrow(key(i));
+  }
+  prefix_.assign(first.substr(0, shared));
+  heads_.reserve(n);
+  for (size_t i = 0; i < n; ++i) heads_.push_back(KeyHead(key(i), shared));
 }
 
 bool Basement::InArena(std::string_view s) const {
@@ -224,7 +302,8 @@ size_t Basement::serialized_bytes() const {
 }
 
 size_t Basement::memory_bytes() const {
-  return arena_.capacity() + offsets_.capacity() * sizeof(uint32_t) + scratch_.capacity() +
+  return arena_.capacity() + (offsets_.capacity() + heads_.capacity()) * sizeof(uint32_t) +
+         prefix_.capacity() + scratch_.capacity() +
          (versions_.committed.capacity() + versions_.provisional.capacity()) *
              sizeof(LeafEntryView::Version);
 }
@@ -237,6 +316,38 @@ void Basement::Serialize(std::string* out) const {
 }
 
 Status Basement::Deserialize(std::string_view in, const Comparator& cmp, Basement* out) {
+  std::vector<uint32_t> offsets;
+  size_t start;
+  Msn max_msn;
+  FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn));
+  for (uint32_t& offset : offsets) offset -= static_cast<uint32_t>(start);
+  out->Clear();
+  out->arena_.assign(in.substr(start));
+  out->offsets_.swap(offsets);
+  out->max_msn_ = max_msn;
+  out->RebuildIndex(cmp);
+  return Status::OK();
+}
+
+Status Basement::Deserialize(std::string&& in, const Comparator& cmp, Basement* out) {
+  std::vector<uint32_t> offsets;
+  size_t start;
+  Msn max_msn;
+  FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn));
+  // The header bytes before the first entry stay in the arena as garbage (compaction drops
+  // them), which saves copying the entries out of the buffer.
+  out->Clear();
+  out->arena_ = std::move(in);
+  out->offsets_.swap(offsets);
+  out->garbage_ = start;
+  out->max_msn_ = max_msn;
+  out->RebuildIndex(cmp);
+  return Status::OK();
+}
+
+Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
+                                 std::vector<uint32_t>* offsets_out, size_t* start_out,
+                                 Msn* max_msn_out) {
   if (in.size() > std::numeric_limits<uint32_t>::max()) {
     return Status::Corruption(StrCat("basement: ", in.size(), " bytes exceed 4 GiB"));
   }
@@ -267,17 +378,16 @@ Status Basement::Deserialize(std::string_view in, const Comparator& cmp, Basemen
                                        EscapeBytes(previous)));
     }
     previous = view.key();
-    offsets.push_back(static_cast<uint32_t>(at - start));
+    offsets.push_back(static_cast<uint32_t>(at));
     decoder.Skip(view.encoded_size());
   }
   if (!decoder.empty()) {
     return Status::Corruption(
         StrCat("basement: ", decoder.remaining(), " trailing bytes after ", count, " entries"));
   }
-  out->Clear();
-  out->arena_.assign(in.substr(start));
-  out->offsets_.swap(offsets);
-  out->max_msn_ = max_msn;
+  offsets_out->swap(offsets);
+  *start_out = start;
+  *max_msn_out = max_msn;
   return Status::OK();
 }
 
@@ -289,6 +399,8 @@ void Basement::MoveSuffixTo(size_t from, Basement* dest) {
     garbage_ += encoded.size();
   }
   offsets_.resize(from);
+  heads_.resize(from);  // prefix_ is still shared by what remains
+  if (from == 0) prefix_.clear();
   dest->max_msn_ = std::max(dest->max_msn_, max_msn_);
   MaybeCompact();
 }
@@ -298,12 +410,16 @@ void Basement::AppendAll(Basement* other) {
   if (offsets_.empty()) {
     arena_.swap(other->arena_);
     offsets_.swap(other->offsets_);
+    heads_.swap(other->heads_);
+    prefix_.swap(other->prefix_);
     garbage_ = other->garbage_;
   } else {
     for (size_t i = 0; i < other->offsets_.size(); ++i) AppendEncoded(other->encoded_entry(i));
   }
   other->arena_.clear();
   other->offsets_.clear();
+  other->heads_.clear();
+  other->prefix_.clear();
   other->garbage_ = 0;
   max_msn_ = std::max(max_msn_, other->max_msn_);
 }
@@ -313,11 +429,14 @@ void Basement::AppendEncoded(std::string_view encoded_entry) {
   offsets_.push_back(static_cast<uint32_t>(arena_.size()));
   arena_.append(encoded_entry);
   assert(entry(offsets_.size() - 1).encoded_size() == encoded_entry.size());
+  IndexKeyAt(offsets_.size() - 1, /*inserted=*/true);
 }
 
 void Basement::Clear() {
   arena_.clear();
   offsets_.clear();
+  heads_.clear();
+  prefix_.clear();
   garbage_ = 0;
   max_msn_ = 0;
 }

@@ -59,7 +59,19 @@ class Basement {
   LeafEntryView entry(size_t i) const;
   std::string_view encoded_entry(size_t i) const { return entry(i).encoded(); }
 
-  // The first i with key(i) >= key (count() if none).
+  // Asks the CPU to start loading the first bytes of entries [begin, end) (a hint: the
+  // entries of a basement are rarely in cache, and a reader about to touch a run of them
+  // otherwise waits for each miss in turn). REQUIRES: begin <= end <= count().
+  void Prefetch(size_t begin, size_t end) const {
+    for (size_t i = begin; i < end; ++i) {
+      const char* entry = arena_.data() + offsets_[i];
+      __builtin_prefetch(entry);
+      __builtin_prefetch(entry + 64);
+    }
+  }
+
+  // The first i with key(i) >= key (count() if none). Under BytewiseComparator() this
+  // searches the index of key heads (below) and reads whole keys only where heads tie.
   size_t LowerBound(std::string_view key, const Comparator& cmp) const;
   // Whether key is held; *index is its position, or where it would go.
   bool Find(std::string_view key, const Comparator& cmp, size_t* index) const;
@@ -96,6 +108,9 @@ class Basement {
   // error). Entries that do not parse or keys not strictly increasing under `cmp` are
   // Corruption, and leave *out unchanged.
   static Status Deserialize(std::string_view in, const Comparator& cmp, Basement* out);
+  // The same, adopting `in` as the arena instead of copying the entries out of it (the
+  // header bytes count as garbage). On error `in` is left as it was.
+  static Status Deserialize(std::string&& in, const Comparator& cmp, Basement* out);
 
   // For leaf splits: moves entries [from, count()) to the end of *dest. REQUIRES: every key
   // of dest is smaller than key(from). dest's max_msn becomes the larger of both.
@@ -123,11 +138,28 @@ class Basement {
   bool Store(size_t index, bool found, uint32_t old_size, std::string_view key);
   void Remove(size_t index, uint32_t size);
   bool InArena(std::string_view s) const;
+  // Binary search of entries [lo, hi) by whole keys.
+  size_t SearchEntries(std::string_view key, const Comparator& cmp, size_t lo, size_t hi) const;
+  size_t IndexedLowerBound(std::string_view key, const Comparator& cmp) const;
+  // Brings the index up to date after entry `index` was inserted or rewritten.
+  void IndexKeyAt(size_t index, bool inserted);
+  void RebuildIndex(const Comparator& cmp);
+  // Checks a serialized basement; on success returns each entry's offset from the start of
+  // `in`, where the first entry starts, and the max MSN.
+  static Status ParseSerialized(std::string_view in, const Comparator& cmp,
+                                std::vector<uint32_t>* offsets, size_t* start, Msn* max_msn);
   void MaybeCompact();
 
   std::string arena_;              // encoded leaf entries, including garbage
   std::vector<uint32_t> offsets_;  // entry offsets in key order
-  size_t garbage_ = 0;             // arena bytes of replaced or removed entries
+  // The search index (key_head.h), kept in step with offsets_ by every change: every key
+  // starts with prefix_, and heads_[i] = KeyHead(key(i), prefix_.size()). LowerBound under
+  // the bytewise comparator searches the heads instead of entries scattered over the arena,
+  // which are rarely in cache: 210 instead of 530 ns per search in a micro-benchmark over
+  // 512 basements of 390 fernbench keys each. Costs 4 bytes per entry.
+  std::vector<uint32_t> heads_;
+  std::string prefix_;
+  size_t garbage_ = 0;  // arena bytes of replaced or removed entries
   Msn max_msn_ = 0;
   // Reused by the general apply path.
   LeafEntryVersions versions_;

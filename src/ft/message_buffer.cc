@@ -1,8 +1,10 @@
 #include "ft/message_buffer.h"
 
 #include <cassert>
+#include <cstring>
 #include <limits>
 
+#include "ft/key_head.h"
 #include "util/strings.h"
 
 namespace fern {
@@ -47,8 +49,9 @@ void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
 }
 
 size_t MessageBuffer::memory_bytes() const {
-  return arena_.capacity() +
-         sizeof(uint32_t) * (sorted_.capacity() + tail_.capacity() + broadcasts_.capacity());
+  return arena_.capacity() + prefix_.capacity() +
+         sizeof(uint32_t) *
+             (sorted_.capacity() + heads_.capacity() + tail_.capacity() + broadcasts_.capacity());
 }
 
 void MessageBuffer::ForEach(const MessageFn& fn) const { ForEach<const MessageFn&>(fn); }
@@ -70,6 +73,8 @@ void MessageBuffer::ForEachBroadcast(const MessageFn& fn) const {
 void MessageBuffer::Clear() {
   arena_.clear();
   sorted_.clear();
+  heads_.clear();
+  prefix_.clear();
   tail_.clear();
   broadcasts_.clear();
   count_ = 0;
@@ -79,6 +84,8 @@ void MessageBuffer::Clear() {
 void MessageBuffer::Swap(MessageBuffer& other) {
   arena_.swap(other.arena_);
   sorted_.swap(other.sorted_);
+  heads_.swap(other.heads_);
+  prefix_.swap(other.prefix_);
   tail_.swap(other.tail_);
   broadcasts_.swap(other.broadcasts_);
   std::swap(count_, other.count_);
@@ -127,6 +134,7 @@ Status MessageBuffer::Deserialize(std::string_view in, const Comparator& cmp, Me
                                      " trailing bytes after ", count, " messages"));
   }
   buffer.SortByKey(&buffer.sorted_, cmp);
+  buffer.RebuildIndex(cmp);
   out->Swap(buffer);
   return Status::OK();
 }
@@ -149,10 +157,56 @@ std::string_view MessageBuffer::KeyAt(uint32_t offset) const {
 }
 
 size_t MessageBuffer::SortedLowerBound(std::string_view key, const Comparator& cmp) const {
-  auto it = std::partition_point(sorted_.begin(), sorted_.end(), [&](uint32_t offset) {
-    return cmp.Compare(KeyAt(offset), key) < 0;
-  });
+  const size_t n = sorted_.size();
+  if (&cmp != BytewiseComparator() || n == 0) return SearchSorted(key, cmp, 0, n);
+  // Every key in sorted_ starts with prefix_: a key that does not sorts before or after all.
+  const size_t shared = std::min(key.size(), prefix_.size());
+  int c = shared == 0 ? 0 : std::memcmp(key.data(), prefix_.data(), shared);
+  if (c != 0) return c < 0 ? 0 : n;
+  if (key.size() < prefix_.size()) return 0;  // a proper prefix of every key
+  const uint64_t head = KeyHead64(key, prefix_.size());
+  size_t lo =
+      static_cast<size_t>(std::lower_bound(heads_.begin(), heads_.end(), head) - heads_.begin());
+  if (lo == n || heads_[lo] != head || cmp.Compare(KeyAt(sorted_[lo]), key) >= 0) return lo;
+  size_t hi = static_cast<size_t>(
+      std::upper_bound(heads_.begin() + static_cast<ptrdiff_t>(lo), heads_.end(), head) -
+      heads_.begin());
+  return SearchSorted(key, cmp, lo + 1, hi);
+}
+
+size_t MessageBuffer::SearchSorted(std::string_view key, const Comparator& cmp, size_t lo,
+                                   size_t hi) const {
+  auto it = std::partition_point(
+      sorted_.begin() + static_cast<ptrdiff_t>(lo), sorted_.begin() + static_cast<ptrdiff_t>(hi),
+      [&](uint32_t offset) { return cmp.Compare(KeyAt(offset), key) < 0; });
   return static_cast<size_t>(it - sorted_.begin());
+}
+
+bool MessageBuffer::SortedKeyIs(size_t i, std::string_view key, const Comparator& cmp) const {
+  // Equal keys are equal bytes under the bytewise comparator, so they have equal heads.
+  if (&cmp == BytewiseComparator() && heads_[i] != KeyHead64(key, prefix_.size())) return false;
+  return cmp.Compare(KeyAt(sorted_[i]), key) == 0;
+}
+
+void MessageBuffer::RebuildIndex(const Comparator& cmp) {
+  heads_.clear();
+  prefix_.clear();
+  const size_t n = sorted_.size();
+  if (n == 0) return;
+  // Under the bytewise comparator the first and last keys share the least; under others
+  // any two keys may, so all are compared.
+  const std::string_view first = KeyAt(sorted_[0]);
+  size_t shared = first.size();
+  if (&cmp == BytewiseComparator()) {
+    shared = SharedPrefixLength(first, KeyAt(sorted_[n - 1]));
+  } else {
+    for (size_t i = 1; i < n; ++i) {
+      shared = SharedPrefixLength(first.substr(0, shared), KeyAt(sorted_[i]));
+    }
+  }
+  prefix_.assign(first.substr(0, shared));
+  heads_.reserve(sorted_.capacity());
+  for (uint32_t offset : sorted_) heads_.push_back(KeyHead64(KeyAt(offset), shared));
 }
 
 void MessageBuffer::SortByKey(std::vector<uint32_t>* offsets, const Comparator& cmp) const {
@@ -164,6 +218,13 @@ void MessageBuffer::SortByKey(std::vector<uint32_t>* offsets, const Comparator& 
 
 void MessageBuffer::MergeTail(const Comparator& cmp) {
   SortByKey(&tail_, cmp);
+  // The heads move with their offsets, unless a tail key does not share prefix_: then the
+  // prefix shrinks and every head is recomputed after the merge.
+  bool reindex = sorted_.empty();
+  for (size_t t = 0; t < tail_.size() && !reindex; ++t) {
+    std::string_view key = KeyAt(tail_[t]);
+    reindex = key.substr(0, prefix_.size()) != prefix_;
+  }
   // Merge from the back so that sorted_ grows in place: each tail message is placed by a
   // binary search and the run of larger sorted messages after it moves as one block, so a
   // merge costs t log n comparisons and one pass of memmove rather than n comparisons. Every
@@ -172,18 +233,43 @@ void MessageBuffer::MergeTail(const Comparator& cmp) {
   size_t i = sorted_.size();
   size_t j = tail_.size();
   sorted_.resize(i + j);
+  if (!reindex) heads_.resize(i + j);
+  // Heads [0, i) stay in place until they move, so while they are valid (bytewise, no
+  // reindex) the place of each tail message is found among them, reading keys only where
+  // heads tie.
+  const bool by_heads = !reindex && &cmp == BytewiseComparator();
   while (j > 0) {
     std::string_view key = KeyAt(tail_[j - 1]);
+    const uint64_t head = reindex ? 0 : KeyHead64(key, prefix_.size());
     auto first = sorted_.begin();
-    auto pos = std::partition_point(first, first + static_cast<ptrdiff_t>(i),
-                                    [&](uint32_t o) { return cmp.Compare(KeyAt(o), key) <= 0; });
+    size_t lo = 0;
+    size_t hi = i;
+    if (by_heads) {
+      auto heads = heads_.begin();
+      lo = static_cast<size_t>(std::lower_bound(heads, heads + static_cast<ptrdiff_t>(i), head) -
+                               heads);
+      hi = static_cast<size_t>(std::upper_bound(heads + static_cast<ptrdiff_t>(lo),
+                                                heads + static_cast<ptrdiff_t>(i), head) -
+                               heads);
+    }
+    auto pos =
+        std::partition_point(first + static_cast<ptrdiff_t>(lo), first + static_cast<ptrdiff_t>(hi),
+                             [&](uint32_t o) { return cmp.Compare(KeyAt(o), key) <= 0; });
     auto end = first + static_cast<ptrdiff_t>(i);
     std::move_backward(pos, end, end + static_cast<ptrdiff_t>(j));
-    i = static_cast<size_t>(pos - first);
+    const size_t at = static_cast<size_t>(pos - first);
+    if (!reindex) {
+      auto heads = heads_.begin();
+      std::move_backward(heads + static_cast<ptrdiff_t>(at), heads + static_cast<ptrdiff_t>(i),
+                         heads + static_cast<ptrdiff_t>(i + j));
+      heads_[at + j - 1] = head;
+    }
+    i = at;
     sorted_[i + j - 1] = tail_[j - 1];
     --j;
   }
   tail_.clear();
+  if (reindex) RebuildIndex(cmp);
 }
 
 }  // namespace fern

@@ -101,15 +101,31 @@ class MessageBuffer {
  private:
   Message MessageAt(uint32_t offset) const;
   std::string_view KeyAt(uint32_t offset) const;
-  // First position in sorted_ whose key is >= key.
+  // First position in sorted_ whose key is >= key. Under BytewiseComparator() it searches
+  // heads_ and reads keys only where heads tie.
   size_t SortedLowerBound(std::string_view key, const Comparator& cmp) const;
+  // Binary search of sorted_[lo, hi) by whole keys.
+  size_t SearchSorted(std::string_view key, const Comparator& cmp, size_t lo, size_t hi) const;
+  // Whether the key of sorted_[i] compares equal to `key`; unequal heads answer without
+  // reading the message.
+  bool SortedKeyIs(size_t i, std::string_view key, const Comparator& cmp) const;
+  // Recomputes prefix_ and heads_ from sorted_.
+  void RebuildIndex(const Comparator& cmp);
   // Sorts tail_ and merges it into sorted_.
   void MergeTail(const Comparator& cmp);
   // Sorts offsets by (key, offset): offsets grow in FIFO order, so this is (key, MSN) order.
   void SortByKey(std::vector<uint32_t>* offsets, const Comparator& cmp) const;
 
-  std::string arena_;                 // every message, encoded, in FIFO order
-  std::vector<uint32_t> sorted_;      // non-broadcast offsets sorted by (key, MSN)
+  std::string arena_;             // every message, encoded, in FIFO order
+  std::vector<uint32_t> sorted_;  // non-broadcast offsets sorted by (key, MSN)
+  // The search index of sorted_ (key_head.h): every key in sorted_ starts with prefix_, and
+  // heads_[i] = KeyHead64(key of sorted_[i], prefix_.size()); rebuilt by Deserialize, kept
+  // in step by MergeTail. A keyed lookup in a root buffer of 27,000 messages (fernbench,
+  // 200,000 keys) otherwise misses the cache on both sorted_ and the arena at most probes.
+  // Eight bytes, not four: a buffer spans a child's whole key range, so its keys share a
+  // short prefix, and four bytes after it tied for 75% of fernbench's point reads.
+  std::vector<uint64_t> heads_;
+  std::string prefix_;
   std::vector<uint32_t> tail_;        // non-broadcast offsets not yet in sorted_, FIFO order
   std::vector<uint32_t> broadcasts_;  // broadcast offsets, FIFO order
   size_t count_ = 0;
@@ -128,7 +144,7 @@ void MessageBuffer::ForEach(Fn&& fn) const {
 template <typename Fn>
 void MessageBuffer::ForEachWithKey(std::string_view key, const Comparator& cmp, Fn&& fn) const {
   for (size_t i = SortedLowerBound(key, cmp); i < sorted_.size(); ++i) {
-    if (cmp.Compare(KeyAt(sorted_[i]), key) != 0) break;
+    if (!SortedKeyIs(i, key, cmp)) break;
     fn(static_cast<const Message&>(MessageAt(sorted_[i])));
   }
   // Every tail message is newer than every message in sorted_.

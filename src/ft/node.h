@@ -12,6 +12,7 @@
 #ifndef FERN_FT_NODE_H_
 #define FERN_FT_NODE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -37,11 +38,26 @@ struct PartitionExtent {
 };
 
 struct LeafPartition {
+  LeafPartition() = default;
+  // Movable (std::atomic is not): the moved-to partition takes the read stamp along.
+  LeafPartition(LeafPartition&& other) noexcept { *this = std::move(other); }
+  LeafPartition& operator=(LeafPartition&& other) noexcept {
+    rows = std::move(other.rows);
+    on_disk = other.on_disk;
+    extent = other.extent;
+    last_read.store(other.last_read.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    return *this;
+  }
+
   std::unique_ptr<Basement> rows;  // null while the basement is only on disk
   // Valid while `on_disk` is true: the partition is unchanged since the block was written
   // or read, so its frame can be read back (partial fetch) or copied verbatim on rewrite.
   bool on_disk = false;
   PartitionExtent extent;
+  // When a reader last used `rows`, on the owning tree's clock (FractalTree's count of
+  // basement fetches). Readers store it under a read pin; partial eviction drops the
+  // partition with the oldest stamp first. Only a hint, hence relaxed.
+  std::atomic<uint64_t> last_read{0};
 };
 
 class Node final : public CacheValue {

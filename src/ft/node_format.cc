@@ -200,7 +200,7 @@ Status DecodeLeafPartition(std::string_view frame, const PartitionExtent& extent
   std::string raw;
   FERN_RETURN_IF_ERROR(Decompress(frame, extent, where, &raw, stats));
   auto basement = std::make_unique<Basement>();
-  Status s = Basement::Deserialize(raw, cmp, basement.get());
+  Status s = Basement::Deserialize(std::move(raw), cmp, basement.get());
   if (!s.ok()) return s.WithContext(StrCat(where, ": basement at offset ", extent.offset));
   *rows = std::move(basement);
   return Status::OK();

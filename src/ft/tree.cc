@@ -295,33 +295,45 @@ void FractalTree::CleanerRun(BlockNum block) {
 }
 
 bool FractalTree::PartialEvict(BlockNum block, CacheValue* value) {
+  // Drops the least recently read clean basement, one per call: the sweep calls again, leaf
+  // after leaf, while the cache is over budget, which approximates LRU over all basements.
+  // Dropping every clean basement of a leaf at once also dropped the ones reads had just
+  // fetched: fernbench's readrandom at 16 MiB (200,000 keys) fetched 34,000 basements for
+  // 100,000 gets that way, 22,900 this way (the LRU figure in a simulation of its keys).
   Node* node = static_cast<Node*>(value);
   if (!node->is_leaf()) return false;
-  bool dropped = false;
+  LeafPartition* coldest = nullptr;
+  uint64_t coldest_read = 0;
   for (LeafPartition& part : node->basements) {
-    if (part.rows != nullptr && part.on_disk) {
-      part.rows.reset();
-      dropped = true;
+    if (part.rows == nullptr || !part.on_disk) continue;
+    uint64_t read = part.last_read.load(std::memory_order_relaxed);
+    if (coldest == nullptr || read < coldest_read) {
+      coldest = &part;
+      coldest_read = read;
     }
   }
-  return dropped;
+  if (coldest == nullptr) return false;
+  coldest->rows.reset();
+  return true;
 }
 
 // ---- partial fetch -----------------------------------------------------------
 
+// Under a read pin other readers may be loading other basements of the same node, so
+// every look at `rows` (MemoryBytes, through UpdateSize, looks at all of them) happens under
+// load_mu.
+
 Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   Node* node = pin->as<Node>();
-  {
-    MutexLock lock(&node->load_mu);
-    LeafPartition& part = node->basements[index];
-    if (part.rows != nullptr) return Status::OK();
-    std::string frame;
-    FERN_RETURN_IF_ERROR(
-        file_->ReadBlockRange(node->block(), part.extent.offset, part.extent.size, &frame));
-    FERN_RETURN_IF_ERROR(DecodeLeafPartition(frame, part.extent, *config_.comparator,
-                                             Where(node->block()), &part.rows, &stats_));
-    stats_.basements_fetched++;
-  }
+  MutexLock lock(&node->load_mu);
+  LeafPartition& part = node->basements[index];
+  if (part.rows != nullptr) return Status::OK();
+  std::string frame;
+  FERN_RETURN_IF_ERROR(
+      file_->ReadBlockRange(node->block(), part.extent.offset, part.extent.size, &frame));
+  FERN_RETURN_IF_ERROR(DecodeLeafPartition(frame, part.extent, *config_.comparator,
+                                           Where(node->block()), &part.rows, &stats_));
+  stats_.basements_fetched++;
   pin->UpdateSize();
   return Status::OK();
 }
@@ -329,13 +341,18 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
 Status FractalTree::LoadAllBasements(PinnedPair* pin) {
   Node* node = pin->as<Node>();
   size_t absent = 0;
-  for (const LeafPartition& part : node->basements) absent += part.rows == nullptr ? 1 : 0;
-  if (absent == 0) return Status::OK();
-  if (absent == 1) {
+  size_t last_absent = 0;
+  {
+    MutexLock lock(&node->load_mu);
     for (size_t i = 0; i < node->basements.size(); ++i) {
-      if (node->basements[i].rows == nullptr) return LoadBasement(pin, i);
+      if (node->basements[i].rows == nullptr) {
+        ++absent;
+        last_absent = i;
+      }
     }
   }
+  if (absent == 0) return Status::OK();
+  if (absent == 1) return LoadBasement(pin, last_absent);
   // Several basements are missing: one read of the whole block beats one read each.
   {
     MutexLock lock(&node->load_mu);
@@ -352,8 +369,8 @@ Status FractalTree::LoadAllBasements(PinnedPair* pin) {
                                                &part.rows, &stats_));
       stats_.basements_fetched++;
     }
+    pin->UpdateSize();
   }
-  pin->UpdateSize();
   return Status::OK();
 }
 

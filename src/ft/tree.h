@@ -119,10 +119,18 @@ class FractalTree final : public CacheFileOwner {
   // every committed version is.
   Status Get(std::string_view key, std::string* value, const ReadView* view = nullptr);
 
-  enum class Locate { kFirst, kLast, kContaining, kBefore };
-  // Fills `batch` with the visible rows of one basement: the first or last basement, the
-  // one whose range contains `key`, or the one holding the keys just below `key`.
-  Status ReadBatch(Locate where, std::string_view key, RowBatch* batch,
+  // Where a cursor's batch lies: a forward batch starts at the beginning of the tree or at
+  // `key` (included); a backward batch ends at the end of the tree, or just after `key`
+  // (kAtOrBefore) or just before it (kBefore).
+  enum class Locate { kFirst, kAtOrAfter, kLast, kAtOrBefore, kBefore };
+  // Fills `batch` with every row visible in `view` (optional, as for Get) of a key range
+  // [batch->lower, batch->upper) that lies inside one basement: the range starts (forward)
+  // or ends (backward) where `where` says and extends over at most `max_rows` of the
+  // basement's stored rows, so the batch may hold more rows (pending inserts) or fewer
+  // (deletes; possibly none) than that. A backward kAtOrBefore range may also hold rows
+  // above `key`. Rows are in key order either way.
+  // REQUIRES: max_rows >= 1; `key` does not point into *batch.
+  Status ReadBatch(Locate where, std::string_view key, size_t max_rows, RowBatch* batch,
                    const ReadView* view = nullptr);
 
   // Pushes every buffered message down to the leaves and collects old versions.

@@ -1,9 +1,16 @@
-// The read path of FractalTree: point reads and basement batches for cursors. Reads hold
-// read pins from the root to the leaf and apply the pending ancestor messages to a private
-// copy of what they read, so they never modify the tree.
+// The read path of FractalTree: point reads and row batches for cursors.
+//
+// Reads hold read pins from the root to the leaf and never modify the tree. The messages
+// pending above a basement (newer than its max MSN) are merged with its rows on the fly: a
+// row without pending messages is read where it lies; a key with pending messages is
+// rebuilt in a one-row scratch basement by Basement::Apply, so reads see exactly what a
+// flush would produce. A cursor batch reads only the slice of the basement it returns, and
+// only the messages inside that slice's key range.
 #include <algorithm>
-#include <optional>
+#include <cassert>
+#include <span>
 
+#include "absl/container/inlined_vector.h"
 #include "ft/tree.h"
 #include "util/status_macros.h"
 
@@ -11,11 +18,43 @@ namespace fern {
 
 namespace {
 
+// Inline capacity for per-level state of one descent: trees taller than this still work
+// (the vectors spill to the heap), they are just never seen in practice.
+constexpr size_t kTypicalDepth = 8;
+
+using PinPath = absl::InlinedVector<PinnedPair, kTypicalDepth>;
+using BufferPath = absl::InlinedVector<const MessageBuffer*, kTypicalDepth>;
+
 const ReadView kCommittedView{};
 
-void SortByMsn(std::vector<Message>* messages) {
-  std::sort(messages->begin(), messages->end(),
-            [](const Message& a, const Message& b) { return a.msn < b.msn; });
+// What `view` sees in a leaf entry. A reader outside any transaction that sees every
+// committed version (the common case) sees the newest committed version unless it is a
+// delete: ReadVisible's answer, without its std::function call per row.
+bool VisibleValue(const ReadView& view, const LeafEntryView& entry, std::string_view* value) {
+  if (view.reader.empty() && !view.is_visible) return entry.LatestCommitted(value);
+  return view.Read(entry, value);
+}
+
+bool ByMsn(const Message& a, const Message& b) { return a.msn < b.msn; }
+
+// Whether `newest`, the newest message for a key, settles what `view` sees there whatever
+// came before: an autocommitted insert or delete becomes the newest committed version,
+// which a reader outside any transaction sees (versions by kNoTxn are visible to every
+// snapshot), so for it the key holds the message's value, or nothing. Saves rebuilding the
+// row in a scratch basement, the common case after overwrites.
+bool SettledBy(const Message& newest, const ReadView& view) {
+  return view.reader.empty() && newest.xids.empty() &&
+         (newest.type == MessageType::kInsert || newest.type == MessageType::kDelete);
+}
+
+// Stamps a basement as just read, for partial eviction (LeafPartition::last_read). The
+// clock is the tree's count of basement fetches: it moves only when memory is being asked
+// for, so most reads find the stamp current and write nothing.
+void NoteRead(const TreeStats& stats, LeafPartition* part) {
+  const uint64_t now = stats.basements_fetched.load(std::memory_order_relaxed);
+  if (part->last_read.load(std::memory_order_relaxed) != now) {
+    part->last_read.store(now, std::memory_order_relaxed);
+  }
 }
 
 // Index of the partition to descend into for a batch read.
@@ -26,9 +65,12 @@ size_t SelectPartition(const Node& node, FractalTree::Locate where, std::string_
       return 0;
     case FractalTree::Locate::kLast:
       return node.partition_count() - 1;
-    case FractalTree::Locate::kContaining:
+    case FractalTree::Locate::kAtOrAfter:
+    case FractalTree::Locate::kAtOrBefore:
       return node.PartitionIndex(key, cmp);
     case FractalTree::Locate::kBefore: {
+      // The partition holding the keys just below `key`: the first whose upper pivot is
+      // >= key.
       auto it = std::lower_bound(node.pivots.begin(), node.pivots.end(), key,
                                  [&cmp](const std::string& pivot, std::string_view k) {
                                    return cmp.Compare(pivot, k) < 0;
@@ -37,6 +79,21 @@ size_t SelectPartition(const Node& node, FractalTree::Locate where, std::string_
     }
   }
   return 0;
+}
+
+// Applies to `row` (a scratch basement holding at most the row of one key) the keyed
+// messages `keyed` for that key and the broadcasts, all in MSN order, merged by MSN.
+void ApplyMerged(std::span<const Message* const> keyed, std::span<const Message> broadcasts,
+                 const ApplyContext& ctx, Basement* row) {
+  size_t k = 0;
+  size_t b = 0;
+  while (k < keyed.size() || b < broadcasts.size()) {
+    if (b == broadcasts.size() || (k < keyed.size() && keyed[k]->msn < broadcasts[b].msn)) {
+      row->Apply(*keyed[k++], ctx);
+    } else {
+      row->Apply(broadcasts[b++], ctx);
+    }
+  }
 }
 
 }  // namespace
@@ -48,16 +105,14 @@ Status FractalTree::Get(std::string_view key, std::string* value, const ReadView
 
 Status FractalTree::GetLocked(std::string_view key, std::string* value, const ReadView& view) {
   const Comparator& cmp = *config_.comparator;
-  std::vector<PinnedPair> path;
-  std::vector<Message> pending;
+  PinPath path;
+  BufferPath buffers;
   PinnedPair pin;
   FERN_RETURN_IF_ERROR(PinNode(root_, Cachetable::Lock::kRead, &pin));
   while (!pin.as<Node>()->is_leaf()) {
     Node* node = pin.as<Node>();
     size_t i = node->PartitionIndex(key, cmp);
-    auto collect = [&pending](const Message& m) { pending.push_back(m); };
-    node->buffers[i].ForEachWithKey(key, cmp, collect);
-    node->buffers[i].ForEachBroadcast(collect);
+    buffers.push_back(&node->buffers[i]);
     BlockNum child = node->children[i];
     path.push_back(std::move(pin));
     FERN_RETURN_IF_ERROR(PinNode(child, Cachetable::Lock::kRead, &pin));
@@ -65,94 +120,199 @@ Status FractalTree::GetLocked(std::string_view key, std::string* value, const Re
   Node* leaf = pin.as<Node>();
   size_t b = leaf->PartitionIndex(key, cmp);
   FERN_RETURN_IF_ERROR(LoadBasement(&pin, b));
+  NoteRead(stats_, &leaf->basements[b]);
   const Basement& rows = *leaf->basements[b].rows;
   const Msn applied = rows.max_msn();
-  pending.erase(std::remove_if(pending.begin(), pending.end(),
-                               [applied](const Message& m) { return m.msn <= applied; }),
-                pending.end());
+
+  // The messages for `key` newer than the basement; views into the pinned buffers.
+  absl::InlinedVector<Message, 4> pending;
+  auto collect = [&pending, applied](const Message& m) {
+    if (m.msn > applied) pending.push_back(m);
+  };
+  for (const MessageBuffer* buffer : buffers) {
+    buffer->ForEachWithKey(key, cmp, collect);
+    buffer->ForEachBroadcast(collect);
+  }
 
   size_t index;
   bool found = rows.Find(key, cmp, &index);
   std::string_view visible;
   if (pending.empty()) {
-    if (found && view.Read(rows.entry(index), &visible)) {
+    if (found && VisibleValue(view, rows.entry(index), &visible)) {
       value->assign(visible);
       return Status::OK();
     }
     return Status::NotFound();
   }
+  std::sort(pending.begin(), pending.end(), ByMsn);
+  if (SettledBy(pending.back(), view)) {
+    if (pending.back().type == MessageType::kDelete) return Status::NotFound();
+    value->assign(pending.back().value);
+    return Status::OK();
+  }
   // Apply the pending messages, oldest first, to a one-row copy of the basement.
   Basement scratch;
-  if (found) scratch.AppendEncoded(rows.entry(index).encoded());
+  if (found) scratch.AppendEncoded(rows.encoded_entry(index));
   scratch.set_max_msn(applied);
-  SortByMsn(&pending);
   ApplyContext ctx = MakeApplyContext();
   for (const Message& m : pending) scratch.Apply(m, ctx);
-  if (scratch.Find(key, cmp, &index) && view.Read(scratch.entry(index), &visible)) {
+  if (scratch.count() == 1 && VisibleValue(view, scratch.entry(0), &visible)) {
     value->assign(visible);
     return Status::OK();
   }
   return Status::NotFound();
 }
 
-Status FractalTree::ReadBatch(Locate where, std::string_view key, RowBatch* batch,
+Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_rows, RowBatch* batch,
                               const ReadView* view_or_null) {
+  assert(max_rows >= 1);
   const ReadView& view = view_or_null != nullptr ? *view_or_null : kCommittedView;
   ReaderMutexLock lock(&tree_mu_);
   const Comparator& cmp = *config_.comparator;
   batch->Clear();
-  std::optional<std::string> lower;
-  std::optional<std::string> upper;
-  std::vector<PinnedPair> path;
-  std::vector<const MessageBuffer*> buffers;
+
+  // The basement's key range: pivots of the pinned nodes on the path (null: unbounded).
+  const std::string* node_lower = nullptr;
+  const std::string* node_upper = nullptr;
+  PinPath path;
+  BufferPath buffers;
   PinnedPair pin;
   FERN_RETURN_IF_ERROR(PinNode(root_, Cachetable::Lock::kRead, &pin));
+  size_t b;
   for (;;) {
     Node* node = pin.as<Node>();
     size_t i = SelectPartition(*node, where, key, cmp);
-    if (i > 0) lower = node->pivots[i - 1];
-    if (i + 1 < node->partition_count()) upper = node->pivots[i];
-    if (node->is_leaf()) break;
+    node_lower = node->PartitionLower(i, node_lower);
+    node_upper = node->PartitionUpper(i, node_upper);
+    if (node->is_leaf()) {
+      b = i;
+      break;
+    }
     buffers.push_back(&node->buffers[i]);
     BlockNum child = node->children[i];
     path.push_back(std::move(pin));
     FERN_RETURN_IF_ERROR(PinNode(child, Cachetable::Lock::kRead, &pin));
   }
   Node* leaf = pin.as<Node>();
-  size_t b = SelectPartition(*leaf, where, key, cmp);
   FERN_RETURN_IF_ERROR(LoadBasement(&pin, b));
+  NoteRead(stats_, &leaf->basements[b]);
   const Basement& rows = *leaf->basements[b].rows;
-  batch->has_lower = lower.has_value();
-  batch->has_upper = upper.has_value();
-  if (lower) batch->lower = *lower;
-  if (upper) batch->upper = *upper;
+  const size_t count = rows.count();
 
+  // The stored rows [begin, end) the batch covers, and its key range: from the request's
+  // side to the first stored row left out on the other side (or the basement's bound), so
+  // that the range holds exactly those stored rows plus whatever pending messages add.
+  size_t begin;
+  size_t end;
+  std::string_view lower;
+  std::string_view upper;
+  bool has_lower;
+  bool has_upper;
+  const bool forward = where == Locate::kFirst || where == Locate::kAtOrAfter;
+  if (forward) {
+    begin = where == Locate::kFirst ? 0 : rows.LowerBound(key, cmp);
+    end = begin + std::min(max_rows, count - begin);
+    has_lower = where == Locate::kAtOrAfter || node_lower != nullptr;
+    if (has_lower) lower = where == Locate::kAtOrAfter ? key : std::string_view(*node_lower);
+    has_upper = end < count || node_upper != nullptr;
+    if (has_upper) upper = end < count ? rows.key(end) : std::string_view(*node_upper);
+  } else {
+    if (where == Locate::kLast) {
+      end = count;
+    } else if (where == Locate::kBefore) {
+      end = rows.LowerBound(key, cmp);
+    } else {
+      size_t at;
+      end = rows.Find(key, cmp, &at) ? at + 1 : at;
+    }
+    begin = end - std::min(max_rows, end);
+    has_lower = begin > 0 || node_lower != nullptr;
+    if (has_lower) lower = begin > 0 ? rows.key(begin) : std::string_view(*node_lower);
+    if (where == Locate::kBefore) {
+      has_upper = true;
+      upper = key;
+    } else {
+      has_upper = (where == Locate::kAtOrBefore && end < count) || node_upper != nullptr;
+      if (has_upper) upper = end < count ? rows.key(end) : std::string_view(*node_upper);
+    }
+  }
+  rows.Prefetch(begin, end);
+  batch->has_lower = has_lower;
+  batch->has_upper = has_upper;
+  if (has_lower) batch->lower.assign(lower);
+  if (has_upper) batch->upper.assign(upper);
+
+  // The pending messages inside the range, newer than the basement.
+  RowBatch::Scratch& scratch = batch->scratch();
+  scratch.keyed.clear();
+  scratch.broadcasts.clear();
   const Msn applied = rows.max_msn();
-  std::vector<Message> pending;
-  std::string_view lower_view = lower ? std::string_view(*lower) : std::string_view();
-  std::string_view upper_view = upper ? std::string_view(*upper) : std::string_view();
-  auto collect = [&pending, applied](const Message& m) {
-    if (m.msn > applied) pending.push_back(m);
-  };
   for (const MessageBuffer* buffer : buffers) {
-    buffer->ForEachInRange(lower ? &lower_view : nullptr, upper ? &upper_view : nullptr, cmp,
-                           collect);
-    buffer->ForEachBroadcast(collect);
+    buffer->ForEachInRange(has_lower ? &lower : nullptr, has_upper ? &upper : nullptr, cmp,
+                           [&scratch, applied](const Message& m) {
+                             if (m.msn > applied) scratch.keyed.push_back(m);
+                           });
+    buffer->ForEachBroadcast([&scratch, applied](const Message& m) {
+      if (m.msn > applied) scratch.broadcasts.push_back(m);
+    });
   }
 
-  const Basement* source = &rows;
-  Basement scratch;
-  if (!pending.empty()) {
-    scratch = rows;
-    SortByMsn(&pending);
-    ApplyContext ctx = MakeApplyContext();
-    for (const Message& m : pending) scratch.Apply(m, ctx);
-    source = &scratch;
-  }
   std::string_view visible;
-  for (size_t i = 0; i < source->count(); ++i) {
-    if (view.Read(source->entry(i), &visible)) {
-      batch->Add(source->key(i), visible);
+  if (scratch.keyed.empty() && scratch.broadcasts.empty()) {
+    for (size_t i = begin; i < end; ++i) {
+      LeafEntryView entry = rows.entry(i);
+      if (VisibleValue(view, entry, &visible)) batch->Add(entry.key(), visible);
+    }
+    return Status::OK();
+  }
+
+  // Each buffer lists its messages by (key, MSN); across levels they interleave.
+  const std::vector<Message>& keyed = scratch.keyed;
+  scratch.order.resize(keyed.size());
+  for (size_t j = 0; j < keyed.size(); ++j) scratch.order[j] = static_cast<uint32_t>(j);
+  if (buffers.size() > 1) {
+    std::sort(scratch.order.begin(), scratch.order.end(), [&](uint32_t x, uint32_t y) {
+      int c = cmp.Compare(keyed[x].key, keyed[y].key);
+      return c < 0 || (c == 0 && keyed[x].msn < keyed[y].msn);
+    });
+  }
+  std::sort(scratch.broadcasts.begin(), scratch.broadcasts.end(), ByMsn);
+  const bool broadcasts = !scratch.broadcasts.empty();
+
+  ApplyContext ctx = MakeApplyContext();
+  absl::InlinedVector<const Message*, 8> group;  // the keyed messages of one key, by MSN
+  Basement& row = scratch.row;
+  size_t i = begin;
+  size_t j = 0;
+  const size_t n = keyed.size();
+  while (i < end || j < n) {
+    // c < 0: the stored row comes first; c > 0: a key only messages name; 0: both.
+    int c = i == end ? 1 : (j == n ? -1 : cmp.Compare(rows.key(i), keyed[scratch.order[j]].key));
+    if (c < 0 && !broadcasts) {
+      LeafEntryView entry = rows.entry(i++);
+      if (VisibleValue(view, entry, &visible)) batch->Add(entry.key(), visible);
+      continue;
+    }
+    group.clear();
+    if (c >= 0) {
+      const std::string_view group_key = keyed[scratch.order[j]].key;
+      do {
+        group.push_back(&keyed[scratch.order[j++]]);
+      } while (j < n && cmp.Compare(keyed[scratch.order[j]].key, group_key) == 0);
+      const Message& newest = *group.back();
+      if (SettledBy(newest, view) && (!broadcasts || scratch.broadcasts.back().msn < newest.msn)) {
+        if (c == 0) ++i;  // the stored row is superseded
+        if (newest.type == MessageType::kInsert) batch->Add(newest.key, newest.value);
+        continue;
+      }
+    }
+    row.Clear();
+    if (c <= 0) row.AppendEncoded(rows.encoded_entry(i++));
+    row.set_max_msn(applied);
+    ApplyMerged(group, scratch.broadcasts, ctx, &row);
+    if (row.count() == 1) {
+      LeafEntryView entry = row.entry(0);
+      if (VisibleValue(view, entry, &visible)) batch->Add(entry.key(), visible);
     }
   }
   return Status::OK();

@@ -9,6 +9,7 @@
 
 #include "ft/message.h"
 #include "util/coding.h"
+#include "util/strings.h"
 
 namespace fern {
 namespace {
@@ -295,6 +296,67 @@ TEST(MessageBufferTest, KeyQueriesMatchBruteForceModel) {
 TEST(MessageBufferTest, KeyQueriesFollowTheComparator) {
   ReverseComparator reverse;
   CheckAgainstModel(reverse, 8);
+}
+
+// The search index keeps a prefix every indexed key shares; keys arriving later that share
+// less shrink it. Queries must stay exact through every phase and after a reload.
+TEST(MessageBufferTest, KeyQueriesStayExactWhileTheSharedPrefixShrinks) {
+  const Comparator& cmp = *BytewiseComparator();
+  std::mt19937_64 rng(19);
+  const std::vector<std::string> stems = {"user:000123:", "user:0001", "user:", "u", "", "zz"};
+  MessageBuffer buffer;
+  std::vector<OwnedMessage> model;
+  std::vector<std::string> keys;
+  auto check = [&](const MessageBuffer& b) {
+    for (int q = 0; q < 60; ++q) {
+      std::string key = keys[rng() % keys.size()];
+      if (q % 3 == 0) key.push_back(static_cast<char>(rng() % 3));  // between stored keys
+      std::vector<Msn> expected;
+      for (const auto& m : model) {
+        if (cmp.Compare(m.key, key) == 0) expected.push_back(m.msn);
+      }
+      ASSERT_EQ(MsnsWithKey(b, key, cmp), expected) << EscapeBytes(key);
+      std::string other = keys[rng() % keys.size()];
+      std::string_view lower = std::min(key, other);
+      std::string_view upper = std::max(key, other);
+      std::vector<const OwnedMessage*> in_range;
+      for (const auto& m : model) {
+        if (cmp.Compare(m.key, lower) >= 0 && cmp.Compare(m.key, upper) < 0) in_range.push_back(&m);
+      }
+      std::stable_sort(
+          in_range.begin(), in_range.end(),
+          [&](const OwnedMessage* a, const OwnedMessage* b) { return a->key < b->key; });
+      std::vector<Msn> expected_range;
+      for (const auto* m : in_range) expected_range.push_back(m->msn);
+      ASSERT_EQ(MsnsInRange(b, &lower, &upper, cmp), expected_range)
+          << EscapeBytes(lower) << " .. " << EscapeBytes(upper);
+    }
+  };
+  Msn msn = 0;
+  for (const std::string& stem : stems) {
+    for (int i = 0; i < 300; ++i) {
+      OwnedMessage m;
+      m.msn = ++msn;
+      m.key = stem;
+      int extra = static_cast<int>(rng() % 7);
+      for (int c = 0; c < extra; ++c) {
+        m.key.push_back(static_cast<char>(rng() % 5 == 0 ? '\0' : '0' + rng() % 4));
+      }
+      m.value = "v";
+      keys.push_back(m.key);
+      model.push_back(m);
+      buffer.Append(m.view(), cmp);
+      if (i % 97 == 0) {
+        ASSERT_NO_FATAL_FAILURE(check(buffer));
+      }
+    }
+    ASSERT_NO_FATAL_FAILURE(check(buffer));
+    std::string bytes;
+    buffer.Serialize(&bytes);
+    MessageBuffer reloaded;
+    ASSERT_TRUE(MessageBuffer::Deserialize(bytes, cmp, &reloaded).ok());
+    ASSERT_NO_FATAL_FAILURE(check(reloaded));
+  }
 }
 
 TEST(MessageBufferTest, ForEachInRangeHonoursBounds) {
