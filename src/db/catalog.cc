@@ -12,13 +12,14 @@ namespace fern {
 
 namespace {
 constexpr char kMagic[8] = {'F', 'E', 'R', 'N', 'C', 'A', 'T', 'L'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 }  // namespace
 
 std::string Catalog::Serialize() const {
   std::string out(kMagic, sizeof(kMagic));
   PutFixed32(&out, kVersion);
   PutFixed64(&out, next_table_id);
+  PutFixed64(&out, replay_from_lsn);
   PutFixed32(&out, static_cast<uint32_t>(tables.size()));
   for (const auto& [name, entry] : tables) {
     PutFixed64(&out, entry.id);
@@ -43,8 +44,11 @@ Status Catalog::Parse(std::string_view bytes, const std::string& path, Catalog* 
   uint32_t version, count;
   Catalog catalog;
   if (!in.GetFixed32(&version)) return corrupt("catalog truncated");
-  if (version != kVersion) return corrupt(StrCat("unsupported catalog version ", version));
-  if (!in.GetFixed64(&catalog.next_table_id) || !in.GetFixed32(&count)) {
+  if (version != 1 && version != kVersion) {
+    return corrupt(StrCat("unsupported catalog version ", version));
+  }
+  if (!in.GetFixed64(&catalog.next_table_id) ||
+      (version >= 2 && !in.GetFixed64(&catalog.replay_from_lsn)) || !in.GetFixed32(&count)) {
     return corrupt("catalog truncated");
   }
   for (uint32_t i = 0; i < count; ++i) {

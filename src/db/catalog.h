@@ -1,13 +1,14 @@
 // The catalog: which tables an Env holds and which file each lives in. Stored in the Env
 // directory as CATALOG, replaced atomically (write temp, fsync, rename, fsync dir).
 //
-// Format, version 1 (little-endian):
+// Format, version 2 (little-endian; version 1 lacks the replay LSN and is still read):
 //   offset  size    meaning
 //   0       8       magic "FERNCATL"
-//   8       4       format version (1)
+//   8       4       format version (2)
 //   12      8       next table id
-//   20      4       table count n
-//   24      ...     n entries: table id (fixed64), name (varint length + bytes),
+//   20      8       replay-from LSN: recovery reads the log from here (0: from its start)
+//   28      4       table count n
+//   32      ...     n entries: table id (fixed64), name (varint length + bytes),
 //                   file name (varint length + bytes)
 //   end-8   8       Checksum64 of everything before it
 #ifndef FERN_DB_CATALOG_H_
@@ -30,6 +31,9 @@ struct CatalogEntry {
 
 struct Catalog {
   uint64_t next_table_id = 1;
+  // Every log record recovery may need has an LSN at or above this (written after each
+  // checkpoint): a clean close leaves almost nothing to read at the next open.
+  uint64_t replay_from_lsn = 0;
   std::map<std::string, CatalogEntry> tables;  // by table name
 
   std::string Serialize() const;

@@ -41,7 +41,9 @@ Status EnvImpl::ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredT
                           TxnId* max_txn) {
   std::unique_ptr<LogReader> reader;
   FERN_RETURN_IF_ERROR(LogReader::Open(dir_, &reader));
-  FERN_RETURN_IF_ERROR(reader->SeekToFirst());
+  // Records below the catalog's replay LSN are needed by no table and no live transaction
+  // (the last checkpoint said so before trimming the log).
+  FERN_RETURN_IF_ERROR(reader->SeekToLsn(catalog_.replay_from_lsn));
 
   // Applies `type` for each of `txn`'s keys to the trees that have not seen `lsn`.
   auto resolve = [&](const RecoveredTxn& txn, MessageType type, Lsn lsn) -> Status {
@@ -281,6 +283,12 @@ Status EnvImpl::CheckpointLocked() {
   FERN_RETURN_IF_ERROR(log_->Append(LogRecord::EndCheckpoint(id, begin), &end));
   FERN_RETURN_IF_ERROR(log_->Sync(end));
   // Every record a table or a live transaction may still need has an LSN above `needed`.
+  if (needed + 1 > catalog_.replay_from_lsn) {
+    Catalog updated = catalog_;
+    updated.replay_from_lsn = needed + 1;
+    FERN_RETURN_IF_ERROR(updated.Save(CatalogPath()));
+    catalog_ = std::move(updated);
+  }
   return log_->RemoveFilesBefore(needed + 1);
 }
 
