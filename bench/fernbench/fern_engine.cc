@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "fern/fern.h"
 #include "fernbench/engine.h"
+#include "util/compression.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
 
@@ -20,36 +21,12 @@ constexpr char kTableName[] = "bench";
 Status ParseCompression(const std::string& name, Compression* compression) {
   if (name == "default") {
     *compression = TableOptions().compression;
-  } else if (name == "none") {
-    *compression = Compression::kNone;
-  } else if (name == "snappy") {
-    *compression = Compression::kSnappy;
-  } else if (name == "zlib") {
-    *compression = Compression::kZlib;
-  } else if (name == "zstd") {
-    *compression = Compression::kZstd;
-  } else if (name == "lzma") {
-    *compression = Compression::kLzma;
-  } else {
+    return Status::OK();
+  }
+  if (!ParseCompressionName(name, compression)) {
     return Status::InvalidArgument(StrCat("unknown compression ", name));
   }
   return Status::OK();
-}
-
-const char* CompressionName(Compression compression) {
-  switch (compression) {
-    case Compression::kNone:
-      return "none";
-    case Compression::kSnappy:
-      return "snappy";
-    case Compression::kZlib:
-      return "zlib";
-    case Compression::kZstd:
-      return "zstd";
-    case Compression::kLzma:
-      return "lzma";
-  }
-  return "unknown";
 }
 
 class FernCursor : public EngineCursor {

@@ -1,9 +1,9 @@
 // checkpoint_latency: put latency with and without background checkpoints.
 //
-// Loads N rows of WORKLOADS.md-style data (16-byte keys, 100-byte values, random order)
-// into a fresh Env twice: once with a checkpoint every --period_ms, once with checkpoints
-// off, and prints the median, 99th, 99.9th percentile and maximum put latency of each, so
-// that a checkpoint's cost to writers shows as a ratio.
+// Loads N rows of WORKLOADS.md-style data (bench/fernbench/data.h: 16-byte keys, 100-byte values,
+// the random order) into a fresh Env twice: once with a checkpoint every --period_ms, once with
+// checkpoints off, and prints the median, 99th, 99.9th percentile and maximum put latency of each,
+// so that a checkpoint's cost to writers shows as a ratio.
 //   checkpoint_latency [--n 1000000] [--cache_mb 64] [--period_ms 1000] [--dir DIR]
 #include <algorithm>
 #include <chrono>
@@ -17,27 +17,9 @@
 #include <vector>
 
 #include "fern/fern.h"
+#include "fernbench/data.h"
 
 namespace {
-
-uint64_t SplitMix64(uint64_t* state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-std::string Value(uint64_t i) {
-  char half[56];
-  uint64_t state = i;
-  for (int w = 0; w < 7; ++w) {
-    uint64_t v = SplitMix64(&state);
-    std::memcpy(half + 8 * w, &v, 8);
-  }
-  std::string value(half, 50);
-  value.append(half, 50);
-  return value;
-}
 
 struct Result {
   double seconds;
@@ -61,15 +43,14 @@ Result Run(const std::string& dir, uint64_t n, size_t cache_mb, uint32_t period_
   }
   Result result;
   result.latencies_us.reserve(n);
+  const fern::bench::Permutation permutation(n);
   auto start = std::chrono::steady_clock::now();
   for (uint64_t j = 0; j < n; ++j) {
-    uint64_t i =
-        static_cast<uint64_t>((static_cast<unsigned __int128>(j) * 2654435761u + 12345) % n);
-    char key[32];
-    std::snprintf(key, sizeof(key), "%016" PRIu64, i);
-    std::string value = Value(i);
+    uint64_t i = permutation(j);
+    fern::bench::Key key(i);
+    fern::bench::Value value(i);
     auto t0 = std::chrono::steady_clock::now();
-    s = table->Put(nullptr, key, value);
+    s = table->Put(nullptr, key.view(), value.view());
     auto t1 = std::chrono::steady_clock::now();
     if (!s.ok()) {
       std::fprintf(stderr, "put: %s\n", s.ToString().c_str());

@@ -66,6 +66,14 @@ class ABSL_LOCKABLE Mutex {
     cv->Wait(&mu_);
     Acquired();
   }
+  // As Wait, for `timeout` at most; true if it passed.
+  bool WaitWithTimeout(absl::CondVar* cv, absl::Duration timeout)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+    Releasing();
+    bool timed_out = cv->WaitWithTimeout(&mu_, timeout);
+    Acquired();
+    return timed_out;
+  }
   // As Wait, until `deadline` at the latest; true if the deadline passed.
   bool WaitWithDeadline(absl::CondVar* cv, absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
