@@ -54,10 +54,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
 #include "cachetable/cachetable.h"
 #include "fern/status.h"
 #include "ft/block_allocator.h"
+#include "util/mutex.h"
 
 namespace fern {
 

@@ -20,12 +20,12 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
 #include "cachetable/cachetable.h"
 #include "fern/options.h"
 #include "ft/basement.h"
 #include "ft/message.h"
 #include "ft/message_buffer.h"
+#include "util/mutex.h"
 
 namespace fern {
 

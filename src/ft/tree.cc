@@ -245,8 +245,7 @@ Status FractalTree::SerializeAndWrite(BlockNum block, Node* node,
   ReadOldFrame read_old = [this, block](const PartitionExtent& e, std::string* frame) {
     return file_->ReadBlockRange(block, e.offset, e.size, frame);
   };
-  FERN_RETURN_IF_ERROR(
-      SerializeNode(*node, CurrentConfig(), read_old, &bytes, &extents, &stats_));
+  FERN_RETURN_IF_ERROR(SerializeNode(*node, CurrentConfig(), read_old, &bytes, &extents, &stats_));
   FERN_RETURN_IF_ERROR(write(bytes));
   if (node->is_leaf()) {
     for (size_t i = 0; i < node->basements.size(); ++i) {

@@ -35,12 +35,12 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
 #include "cachetable/cachetable.h"
 #include "fern/status.h"
 #include "ft/block_table.h"
 #include "ft/file_header.h"
 #include "util/file.h"
+#include "util/mutex.h"
 
 namespace fern {
 

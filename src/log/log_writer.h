@@ -44,11 +44,11 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
 #include "absl/time/time.h"
 #include "fern/status.h"
 #include "log/log_format.h"
 #include "log/log_reader.h"
+#include "util/mutex.h"
 
 namespace fern {
 

@@ -21,8 +21,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
 #include "ft/message.h"
+#include "util/mutex.h"
 
 namespace fern {
 

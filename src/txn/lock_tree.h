@@ -41,12 +41,12 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
 #include "absl/time/time.h"
 #include "fern/options.h"
 #include "fern/status.h"
 #include "ft/message.h"
 #include "txn/deadlock_detector.h"
+#include "util/mutex.h"
 
 namespace fern {
 

@@ -40,10 +40,10 @@
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
 #include "fern/options.h"
 #include "fern/status.h"
 #include "ft/message.h"
+#include "util/mutex.h"
 
 namespace fern {
 
