@@ -172,6 +172,11 @@ class LogWriter {
   std::vector<Rotation> io_rotations_;
   std::unique_ptr<File> file_;
   uint64_t file_offset_ = 0;
+  // The current file is preallocated up to here (zeros past file_offset_), so that a
+  // group commit's fdatasync flushes data only, not a new file size (about twice the
+  // commits per second on ext4). Older files are cut back to their records on rotation,
+  // and the reader treats a zero-filled tail of the last file as its end.
+  uint64_t preallocated_end_ = 0;
 
   // Never held together with mu_.
   mutable Mutex files_mu_;

@@ -134,6 +134,15 @@ Status File::Truncate(uint64_t size) {
   return Status::OK();
 }
 
+Status File::Preallocate(uint64_t offset, uint64_t length) {
+  int err = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
+  if (err == EOPNOTSUPP || err == EINVAL) {
+    return Status::NotSupported(StrCat(path_, ": preallocation not supported"));
+  }
+  if (err != 0) return ErrnoStatus("posix_fallocate", path_, err);
+  return Status::OK();
+}
+
 Status File::Size(uint64_t* size) const {
   struct stat st;
   if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat", path_, errno);

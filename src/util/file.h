@@ -36,6 +36,10 @@ class File {
   Status Append(std::string_view data);  // at the current end of the file
   Status Sync();                         // fdatasync
   Status Truncate(uint64_t size);
+  // Reserves disk blocks for [offset, offset + length), extending the file (zero-filled).
+  // Writes inside reserved space do not change the file's size, so fdatasync has no
+  // metadata to flush. NotSupported where the file system cannot.
+  Status Preallocate(uint64_t offset, uint64_t length);
   Status Size(uint64_t* size) const;
   const std::string& path() const { return path_; }
 

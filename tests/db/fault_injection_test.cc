@@ -218,17 +218,18 @@ TEST(FaultInjectionTest, RecoveryDropsATornLogTailAndKeepsEverythingBefore) {
     injector.Uninstall();
   }
 
-  // The image's log ends with exactly the bytes the torn write let through.
+  // The image's log holds the bytes the torn write let through after its last whole
+  // record (then, possibly, the zeros of preallocated space).
   const std::string log = OnlyFileEndingWith(image, ".log");
   ASSERT_GT(injector.written_size(), 0u);
-  ASSERT_EQ(std::filesystem::file_size(log), injector.faulted_offset() + injector.written_size());
+  ASSERT_GE(std::filesystem::file_size(log), injector.faulted_offset() + injector.written_size());
   {
     std::unique_ptr<LogReader> reader;
     ASSERT_TRUE(LogReader::Open(image, &reader).ok());
     LogEnd end;
     ASSERT_TRUE(reader->FindEnd(&end).ok());
     EXPECT_EQ(end.valid_end, injector.faulted_offset());
-    EXPECT_EQ(end.file_size - end.valid_end, injector.written_size());
+    EXPECT_GE(end.file_size - end.valid_end, injector.written_size());
   }
 
   {
