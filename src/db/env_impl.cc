@@ -137,8 +137,29 @@ void EnvImpl::StopCheckpointer() {
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
+void EnvImpl::TrackTxn(TxnImpl* txn) {
+  MutexLock lock(&txns_mu_);
+  txns_.insert(txn);
+}
+
+void EnvImpl::UntrackTxn(TxnImpl* txn) {
+  MutexLock lock(&txns_mu_);
+  txns_.erase(txn);
+}
+
 EnvImpl::~EnvImpl() {
   StopCheckpointer();
+  // Transactions the user still holds: roots abort (with their children), prepared ones
+  // stay prepared for the next open; all of them stop using this Env.
+  std::vector<TxnImpl*> open;
+  {
+    MutexLock lock(&txns_mu_);
+    open.assign(txns_.begin(), txns_.end());
+  }
+  for (TxnImpl* txn : open) {
+    if (txn->state()->is_root()) txn->EnvClosing();
+  }
+  for (TxnImpl* txn : open) txn->EnvClosing();
   MutexLock lock(&mu_);
   // Prepared transactions nobody claimed stay prepared for the next open.
   for (auto& txn : recovered_prepared_) static_cast<TxnImpl*>(txn.get())->Detach();

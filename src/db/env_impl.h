@@ -32,6 +32,8 @@
 
 namespace fern {
 
+class TxnImpl;
+
 // Thread-safe: `mu_` guards the table set and the catalog; table operations run without it.
 class EnvImpl final : public Env {
  public:
@@ -54,6 +56,9 @@ class EnvImpl final : public Env {
   absl::Duration lock_timeout() const { return absl::Milliseconds(options_.lock_timeout_ms); }
   // Live transactions that have logged records pin the log from their begin record on.
   void RegisterLiveTxn(TxnId id, Lsn first_lsn);
+  // Every TxnImpl of this Env, so that closing the Env can settle those still open.
+  void TrackTxn(TxnImpl* txn);
+  void UntrackTxn(TxnImpl* txn);
   void UnregisterLiveTxn(TxnId id, Lsn first_lsn);
 
  private:
@@ -107,6 +112,8 @@ class EnvImpl final : public Env {
   std::unique_ptr<WriteState> write_state_;
   std::unique_ptr<TxnManager> txn_manager_;
   DeadlockDetector deadlock_detector_;
+  Mutex txns_mu_;
+  std::set<TxnImpl*> txns_ ABSL_GUARDED_BY(txns_mu_);
   Mutex live_mu_;
   std::set<std::pair<Lsn, TxnId>> live_txns_ ABSL_GUARDED_BY(live_mu_);
   // Prepared transactions found by recovery, handed out once by RecoverPrepared.

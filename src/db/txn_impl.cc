@@ -8,14 +8,33 @@
 namespace fern {
 
 TxnImpl::TxnImpl(EnvImpl* env, TxnStatePtr state, TxnImpl* parent, const TxnOptions& options)
-    : env_(env), state_(std::move(state)), parent_(parent), options_(options) {}
+    : env_(env), state_(std::move(state)), parent_(parent), options_(options) {
+  env_->TrackTxn(this);
+}
 
 TxnImpl::~TxnImpl() {
+  if (env_ == nullptr) return;  // the Env closed first and settled this transaction
   // The parent may already be gone if the user destroyed it first; it aborted us then.
   if (!ended_) Abort().ok();
+  env_->UntrackTxn(this);
+}
+
+void TxnImpl::EnvClosing() {
+  if (!ended_) {
+    if (state_->status() == TxnStatus::kPrepared) {
+      Detach();
+    } else if (parent_ == nullptr) {
+      Abort().ok();  // aborts a live child too
+    }
+  }
+  ended_ = true;
+  env_ = nullptr;
 }
 
 Status TxnImpl::CheckReadable() const {
+  if (env_ == nullptr) {
+    return Status::InvalidArgument(StrCat("transaction ", id(), ": its Env was closed"));
+  }
   if (ended_) return Status::InvalidArgument(StrCat("transaction ", id(), " has ended"));
   if (live_child_ != nullptr) {
     return Status::InvalidArgument(
@@ -151,6 +170,9 @@ Status TxnImpl::Commit() {
 }
 
 Status TxnImpl::Abort() {
+  if (env_ == nullptr) {
+    return Status::InvalidArgument(StrCat("transaction ", id(), ": its Env was closed"));
+  }
   if (ended_) return Status::InvalidArgument(StrCat("transaction ", id(), " has ended"));
   if (live_child_ != nullptr) FERN_RETURN_IF_ERROR(live_child_->Abort());
   Status s;

@@ -67,6 +67,9 @@ class TxnImpl final : public Txn {
   // Ends the transaction without resolving it: the Env is closing and a prepared
   // transaction must survive to the next RecoverPrepared.
   void Detach() { ended_ = true; }
+  // The Env is being destroyed: a live transaction is aborted (a prepared one kept for
+  // recovery), and every later call returns InvalidArgument instead of touching the Env.
+  void EnvClosing();
 
  private:
   bool ended() const { return ended_; }
@@ -74,7 +77,7 @@ class TxnImpl final : public Txn {
   void ReleaseLocks();
   void Unregister();
 
-  EnvImpl* const env_;
+  EnvImpl* env_;  // null once the Env has closed
   TxnStatePtr state_;
   TxnImpl* const parent_;
   const TxnOptions options_;

@@ -331,3 +331,36 @@ TEST(TxnRecoveryTest, PreparedTransactionComesBackLiveAndCanCommit) {
 
 }  // namespace
 }  // namespace fern
+
+namespace fern {
+namespace {
+
+TEST(TxnLifetimeTest, ClosingTheEnvFirstAbortsOpenTransactionsCleanly) {
+  testing::ScratchDir dir;
+  std::unique_ptr<Txn> txn;
+  std::unique_ptr<Txn> child;
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+    ASSERT_TRUE(table->Put(txn.get(), "k", "uncommitted").ok());
+    ASSERT_TRUE(txn->BeginChild(&child).ok());
+  }
+  // The Env is gone: the transactions refuse politely and die without touching it.
+  EXPECT_TRUE(child->Commit().IsInvalidArgument());
+  EXPECT_TRUE(txn->Commit().IsInvalidArgument());
+  EXPECT_TRUE(txn->Abort().IsInvalidArgument());
+  child.reset();
+  txn.reset();
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  std::string value;
+  EXPECT_TRUE(table->Get(nullptr, "k", &value).IsNotFound());
+}
+
+}  // namespace
+}  // namespace fern
