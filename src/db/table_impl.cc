@@ -64,12 +64,12 @@ Status TableImpl::Commit(Status applied, Lsn lsn) {
   return s;
 }
 
-Status TableImpl::TxnWrite(TxnImpl* txn, MessageType type, std::string_view key,
-                           std::string_view value) {
+Status TableImpl::TxnWrite(TxnImpl* txn, std::string_view key,
+                           const std::function<Status()>& write) {
   FERN_RETURN_IF_ERROR(txn->CheckWritable());
   FERN_RETURN_IF_ERROR(txn->Lock(this, key, key, LockTree::Mode::kWrite));
   FERN_RETURN_IF_ERROR(txn->BeforeWrite());
-  FERN_RETURN_IF_ERROR(tree_->Write(type, txn->xids(), key, value));
+  FERN_RETURN_IF_ERROR(write());
   txn->NoteWrite(this, key);
   return Status::OK();
 }
@@ -80,7 +80,10 @@ Status TableImpl::Put(Txn* txn, std::string_view key, std::string_view value) {
   FERN_RETURN_IF_ERROR(CheckValue(value));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  if (t != nullptr) return TxnWrite(t, MessageType::kInsert, key, value);
+  if (t != nullptr) {
+    return TxnWrite(t, key,
+                    [&] { return tree_->Write(MessageType::kInsert, t->xids(), key, value); });
+  }
   Lsn lsn = 0;
   Status s = tree_->Put(key, value, &lsn);
   return Commit(s, lsn);
@@ -93,12 +96,7 @@ Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value)
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
   if (t != nullptr) {
-    FERN_RETURN_IF_ERROR(t->CheckWritable());
-    FERN_RETURN_IF_ERROR(t->Lock(this, key, key, LockTree::Mode::kWrite));
-    FERN_RETURN_IF_ERROR(t->BeforeWrite());
-    FERN_RETURN_IF_ERROR(tree_->InsertTxn(t->xids(), ViewFor(t), key, value));
-    t->NoteWrite(this, key);
-    return Status::OK();
+    return TxnWrite(t, key, [&] { return tree_->InsertTxn(t->xids(), ViewFor(t), key, value); });
   }
   Lsn lsn = 0;
   Status s = tree_->Insert(key, value, &lsn);
@@ -139,7 +137,9 @@ Status TableImpl::Delete(Txn* txn, std::string_view key) {
   FERN_RETURN_IF_ERROR(CheckKey(key));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  if (t != nullptr) return TxnWrite(t, MessageType::kDelete, key, {});
+  if (t != nullptr) {
+    return TxnWrite(t, key, [&] { return tree_->Write(MessageType::kDelete, t->xids(), key, {}); });
+  }
   Lsn lsn = 0;
   Status s = tree_->Delete(key, &lsn);
   return Commit(s, lsn);
@@ -151,7 +151,10 @@ Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra)
   FERN_RETURN_IF_ERROR(CheckValue(extra));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  if (t != nullptr) return TxnWrite(t, MessageType::kUpdate, key, extra);
+  if (t != nullptr) {
+    return TxnWrite(t, key,
+                    [&] { return tree_->Write(MessageType::kUpdate, t->xids(), key, extra); });
+  }
   Lsn lsn = 0;
   Status s = tree_->Update(key, extra, &lsn);
   return Commit(s, lsn);

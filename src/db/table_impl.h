@@ -3,6 +3,7 @@
 #define FERN_DB_TABLE_IMPL_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -57,8 +58,9 @@ class TableImpl final : public Table {
   Status CheckUsable() const;
   // The TxnImpl behind `txn` (null for autocommit); InvalidArgument for another Env's.
   Status Unwrap(Txn* txn, TxnImpl** impl) const;
-  // A transactional write of `type` (kInsert, kDelete, kUpdate).
-  Status TxnWrite(TxnImpl* txn, MessageType type, std::string_view key, std::string_view value);
+  // A transactional write of `key`: checks the transaction, takes the row's write lock,
+  // logs the begin record if needed, runs `write` and records the key for commit/abort.
+  Status TxnWrite(TxnImpl* txn, std::string_view key, const std::function<Status()>& write);
   // Ends an autocommitted write that was logged at `lsn`: durable when sync_commits.
   Status Commit(Status applied, Lsn lsn);
 
