@@ -122,19 +122,23 @@ Status Cachetable::BeginCheckpoint(CacheFileId file, absl::FunctionRef<Status()>
 Status Cachetable::EndCheckpoint(CacheFileId file) { return impl_->EndCheckpoint(file); }
 
 Status Cachetable::Pin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin) {
-  return PinWithMode(file, block, lock, /*wait=*/true, pin);
+  return PinWithMode(file, block, lock, /*wait=*/true, /*fetch=*/true, pin);
 }
 
 Status Cachetable::TryPin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin) {
-  return PinWithMode(file, block, lock, /*wait=*/false, pin);
+  return PinWithMode(file, block, lock, /*wait=*/false, /*fetch=*/true, pin);
 }
 
-Status Cachetable::PinWithMode(CacheFileId file, BlockNum block, Lock lock, bool wait,
+Status Cachetable::PinIfCached(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin) {
+  return PinWithMode(file, block, lock, /*wait=*/true, /*fetch=*/false, pin);
+}
+
+Status Cachetable::PinWithMode(CacheFileId file, BlockNum block, Lock lock, bool wait, bool fetch,
                                PinnedPair* pin) {
   pin->Unpin();
   if (wait) impl_->BeforePin();
   Pair* pair = nullptr;
-  FERN_RETURN_IF_ERROR(impl_->Pin(file, block, lock, wait, &pair));
+  FERN_RETURN_IF_ERROR(impl_->Pin(file, block, lock, wait, fetch, &pair));
   pin->table_ = this;
   pin->pair_ = pair;
   pin->write_ = lock == Lock::kWrite;
@@ -234,7 +238,7 @@ Cachetable::Impl::~Impl() {
 }
 
 Status Cachetable::Impl::Pin(CacheFileId file_id, BlockNum block, Lock lock, bool wait,
-                             Pair** out) {
+                             bool fetch_on_miss, Pair** out) {
   const PairKey key{file_id, block};
   const bool write = lock == Lock::kWrite;
   for (;;) {
@@ -250,6 +254,10 @@ Status Cachetable::Impl::Pin(CacheFileId file_id, BlockNum block, Lock lock, boo
       }
       auto it = pairs.find(key);
       if (it == pairs.end()) {
+        if (!fetch_on_miss) {
+          return Status::NotFound(
+              StrCat("cachetable: block ", block, " of file ", file_id, " is not cached"));
+        }
         misses.fetch_add(1, std::memory_order_relaxed);
         CacheFile* file = file_it->second.get();
         pair = new Pair(key, file);

@@ -221,6 +221,11 @@ class Cachetable {
   // Like Pin but never waits for a lock nor for the evictor: Busy if the pair is locked in a
   // conflicting mode. (A miss still fetches.)
   Status TryPin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin);
+  // Like Pin but never fetches: NotFound if the pair is not cached, or leaves the cache
+  // (evicted or removed) while this thread waits for its lock. For callers that know a
+  // block only by number, without a pinned parent that keeps it allocated: a block freed
+  // meanwhile is never read back from disk.
+  Status PinIfCached(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin);
   // Adds a value that is not on disk yet, pinned for write and dirty. May wait for the
   // evictor first (back-pressure).
   // REQUIRES: (file, block) is not cached (if it is, the new value replaces the cached one)
@@ -283,7 +288,8 @@ class Cachetable {
  private:
   friend class PinnedPair;
   struct Impl;
-  Status PinWithMode(CacheFileId file, BlockNum block, Lock lock, bool wait, PinnedPair* pin);
+  Status PinWithMode(CacheFileId file, BlockNum block, Lock lock, bool wait, bool fetch,
+                     PinnedPair* pin);
   void UnpinPair(void* pair, bool write);
   void MarkPairDirty(void* pair);
   void UpdatePairSize(void* pair);

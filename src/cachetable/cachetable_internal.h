@@ -55,8 +55,11 @@ struct Cachetable::Impl {
 
   // ---- pins (cachetable.cc) ----
   // Finds or fetches the pair and locks it in `lock` mode. With `wait` false, a pair that is
-  // cached but locked in a conflicting mode yields Busy. On OK, *out holds a ref and the lock.
-  Status Pin(CacheFileId file_id, BlockNum block, Lock lock, bool wait, Pair** out);
+  // cached but locked in a conflicting mode yields Busy. With `fetch_on_miss` false, a pair
+  // that is not cached (or leaves the cache while this thread waits for it) yields NotFound
+  // instead of being fetched. On OK, *out holds a ref and the lock.
+  Status Pin(CacheFileId file_id, BlockNum block, Lock lock, bool wait, bool fetch_on_miss,
+             Pair** out);
   // Runs the first fetch of a placeholder `pair` that the caller inserted write-locked, then
   // publishes it (downgrading to a read lock for kRead) or, on error, removes it.
   Status FetchPlaceholder(Pair* pair, Lock lock);

@@ -88,6 +88,9 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
                     ? options.background_threads
                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   impl->pool_ = std::make_unique<ThreadPool>(threads);
+  // Half the background threads flush: a flush is mostly (de)compression and message
+  // copying, and writers need the other cores.
+  impl->flusher_pool_ = std::make_unique<ThreadPool>(std::max(1, threads / 2));
   CachetableOptions cache_options;
   cache_options.budget_bytes = options.cache_bytes;
   cache_options.cleaner_period_ms = options.cleaner_period_ms;
@@ -172,6 +175,7 @@ EnvImpl::~EnvImpl() {
   dropped_.clear();
   cache_.reset();
   log_.reset();
+  flusher_pool_.reset();
   pool_.reset();
 }
 
@@ -187,6 +191,7 @@ TreeConfig EnvImpl::MakeTreeConfig(const Comparator* cmp, Compression codec, int
   }
   config.update_function = options_.update_function ? &options_.update_function : nullptr;
   config.compression_pool = pool_.get();
+  config.flusher_pool = flusher_pool_.get();
   return config;
 }
 

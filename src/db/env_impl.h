@@ -107,6 +107,9 @@ class EnvImpl final : public Env {
   const Options options_;
   std::unique_ptr<FileLock> lock_;
   std::unique_ptr<ThreadPool> pool_;
+  // Flushes the nodes writers leave gorged (TreeConfig::flusher_pool). Outlives every
+  // table.
+  std::unique_ptr<ThreadPool> flusher_pool_;
   std::unique_ptr<Cachetable> cache_;
   std::unique_ptr<LogWriter> log_;
   std::unique_ptr<WriteState> write_state_;

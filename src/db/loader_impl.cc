@@ -144,7 +144,9 @@ Status LoaderImpl::Build() {
     return Status::InvalidArgument(
         StrCat("table \"", table_->name(), "\" was dropped during the load"));
   }
-  FERN_RETURN_IF_ERROR(tree_->InstallLoad(root));
+  Status installed = tree_->InstallLoad(root);
+  builder.Disown(root);
+  FERN_RETURN_IF_ERROR(installed);
   builder.Release();
   return Status::OK();
 }

@@ -32,6 +32,28 @@ size_t Node::leaf_bytes() const {
   return total;
 }
 
+void Node::TakeContents(Node* other) {
+  height_ = other->height_;
+  max_msn_ = std::max(max_msn_, other->max_msn_);
+  pivots = std::move(other->pivots);
+  children = std::move(other->children);
+  buffers = std::move(other->buffers);
+  basements = std::move(other->basements);
+  for (LeafPartition& part : basements) part.on_disk = false;
+  other->pivots.clear();
+  other->children.clear();
+  other->buffers.clear();
+  other->basements.clear();
+}
+
+void Node::ResetAsInternal(int height) {
+  height_ = height;
+  pivots.clear();
+  children.clear();
+  buffers.clear();
+  basements.clear();
+}
+
 size_t Node::MemoryBytes() const {
   size_t total = sizeof(Node);
   for (const std::string& pivot : pivots) total += pivot.capacity() + sizeof(std::string);

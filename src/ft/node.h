@@ -88,6 +88,15 @@ class Node final : public CacheValue {
   // Leaves: serialized bytes of all rows (absent basements counted by their raw size).
   size_t leaf_bytes() const;
 
+  // Makes this node hold `other`'s contents (height, pivots, children, buffers, basements,
+  // MSN) under its own block number, leaving `other` empty. Keeps the root's block number
+  // fixed while the tree grows or shrinks a level. REQUIRES: both write-pinned, and every
+  // basement of `other` in memory (a frame on disk belongs to `other`'s block, so the
+  // moved basements are marked as not on disk).
+  void TakeContents(Node* other);
+  // Turns this node into an internal node of `height` with no partitions.
+  void ResetAsInternal(int height);
+
   size_t MemoryBytes() const override;
   // The cleaner flushes the internal node with the most buffered bytes.
   size_t CleanerPriority() const override { return is_leaf() ? 0 : buffered_bytes(); }

@@ -25,19 +25,17 @@ TreeConfig FractalTree::CurrentConfig() const {
 }
 
 void FractalTree::SetCompression(Compression codec, int level) {
-  MutexLock lock(&tree_mu_);
+  MutexLock lock(&checkpoint_safe_);
   compression_.store(codec, std::memory_order_relaxed);
   compression_level_.store(level, std::memory_order_relaxed);
   header_template_.compression = static_cast<uint8_t>(codec);
   header_template_.compression_level = level;
 }
 
-Lsn FractalTree::checkpoint_lsn() {
-  MutexLock lock(&tree_mu_);
-  return checkpoint_lsn_;
-}
+Lsn FractalTree::checkpoint_lsn() { return checkpoint_lsn_.load(std::memory_order_acquire); }
 
 FractalTree::~FractalTree() {
+  DrainFlushes();
   if (open_in_cache_) {
     // Close() was not called (an error path): drop the pairs without writing, so no node
     // outlives the tree that owns its callbacks.
@@ -67,7 +65,6 @@ Status FractalTree::Create(const std::string& path, const TreeConfig& config, Ca
   t->file_id_ = cache->OpenFile(t.get());
   t->open_in_cache_ = true;
   {
-    MutexLock lock(&t->tree_mu_);
     BlockNum root = t->NewBlockNum();
     auto leaf = std::make_unique<Node>(root, 0);
     leaf->basements.emplace_back();
@@ -75,7 +72,7 @@ Status FractalTree::Create(const std::string& path, const TreeConfig& config, Ca
     PinnedPair pin;
     cache->PinNew(t->file_id_, root, std::move(leaf), &pin);
     pin.Unpin();
-    t->root_ = root;
+    t->root_.store(root, std::memory_order_release);
   }
   FERN_RETURN_IF_ERROR(t->Checkpoint());
   *tree = std::move(t);
@@ -105,12 +102,9 @@ Status FractalTree::Open(const std::string& path, const TreeConfig& config, Cach
   t->header_template_ = header;
   t->header_template_.compression = static_cast<uint8_t>(config.compression);
   t->header_template_.compression_level = config.compression_level;
-  {
-    MutexLock lock(&t->tree_mu_);
-    t->root_ = header.root;
-    t->max_msn_ = header.max_msn;
-    t->checkpoint_lsn_ = header.checkpoint_lsn;
-  }
+  t->root_.store(header.root, std::memory_order_release);
+  t->max_msn_.store(header.max_msn, std::memory_order_relaxed);
+  t->checkpoint_lsn_.store(header.checkpoint_lsn, std::memory_order_release);
   t->file_id_ = cache->OpenFile(t.get());
   t->open_in_cache_ = true;
   // Read the root now so a damaged file is reported at open, not at the first query.
@@ -123,44 +117,42 @@ Status FractalTree::Open(const std::string& path, const TreeConfig& config, Cach
 
 Status FractalTree::Close(bool checkpoint) {
   if (!open_in_cache_) return Status::OK();
-  {
-    MutexLock lock(&tree_mu_);
-    closing_ = true;
-  }
+  DrainFlushes();
   if (checkpoint) FERN_RETURN_IF_ERROR(Checkpoint());
   open_in_cache_ = false;
   return cache_->CloseFile(file_id_, /*write_dirty=*/false);
 }
 
 Status FractalTree::Checkpoint() {
-  // A sharp checkpoint that does not stall writers: under tree_mu_ (briefly) the dirty nodes
-  // are marked checkpoint-pending and the block table's image is taken; then the pending
-  // nodes are written while writers go on (a writer that wants a pending dirty node writes
-  // it for the checkpoint first), and the header is written last.
+  // A sharp checkpoint that does not stall writers: under checkpoint_safe_ (briefly, with no
+  // write, flush or split half done) the dirty nodes are marked checkpoint-pending and the block
+  // table's image is taken; then the pending nodes are written while writers go on (a writer that
+  // wants a pending dirty node writes it for the checkpoint first), and the header is written last.
   //
-  // Every write of this tree in the log is applied (writes log and apply under tree_mu_),
+  // Every write of this tree in the log is applied (a write logs and applies itself under
+  // checkpoint_safe_ held shared),
   // and no commit or abort is half applied while resolutions are blocked, so the
   // checkpoint holds everything through the log's last LSN. The log must be durable that
   // far before a header says so, or a crash could keep this table's later writes while
   // losing earlier writes of other tables.
   if (log_ != nullptr) log_->BlockResolutions();
-  tree_mu_.Lock();
-  Lsn through = checkpoint_lsn_;
+  checkpoint_safe_.Lock();
+  Lsn through = checkpoint_lsn_.load(std::memory_order_acquire);
   if (log_ != nullptr) {
     through = std::max(through, log_->LastLsn());
     log_->UnblockResolutions();
   }
   if (loading_) {  // see BeginLoad
-    tree_mu_.Unlock();
+    checkpoint_safe_.Unlock();
     return Status::OK();
   }
   FileHeader header = header_template_;
-  header.root = root_;
-  header.max_msn = max_msn_;
+  header.root = root_.load(std::memory_order_acquire);
+  header.max_msn = max_msn_.load(std::memory_order_relaxed);
   header.checkpoint_lsn = through;
   if (log_ != nullptr) header.next_txn_hint = log_->NextTxnIdHint();
   Status s = cache_->BeginCheckpoint(file_id_, [this] { return file_->BeginCheckpoint(); });
-  tree_mu_.Unlock();
+  checkpoint_safe_.Unlock();
   FERN_RETURN_IF_ERROR(s);
 
   if (log_ != nullptr && through > 0) s = log_->SyncThrough(through);
@@ -170,8 +162,11 @@ Status FractalTree::Checkpoint() {
     file_->AbortCheckpoint();
     return s;
   }
-  MutexLock lock(&tree_mu_);
-  checkpoint_lsn_ = std::max(checkpoint_lsn_, through);
+  // Checkpoints of one tree do not overlap (the Env runs them one at a time), so this is
+  // the only writer of checkpoint_lsn_ while the tree is open.
+  if (through > checkpoint_lsn_.load(std::memory_order_acquire)) {
+    checkpoint_lsn_.store(through, std::memory_order_release);
+  }
   return Status::OK();
 }
 
@@ -271,13 +266,12 @@ Status FractalTree::WriteBlockForCheckpoint(BlockNum block, CacheValue* value) {
 }
 
 void FractalTree::CleanerRun(BlockNum block) {
-  MutexLock lock(&tree_mu_);
-  if (closing_) return;
+  ReaderMutexLock safe(&checkpoint_safe_);
+  if (closing_.load(std::memory_order_acquire)) return;
   PinnedPair pin;
-  // The block may have been freed since the cleaner chose it; a failed pin is not an error.
-  uint64_t size;
-  if (!file_->BlockSize(block, &size).ok()) return;
-  if (!PinNode(block, Cachetable::Lock::kWrite, &pin).ok()) return;
+  // The block may have been evicted, or merged away and freed, since the cleaner chose it:
+  // it is worked on only if still cached.
+  if (!cache_->PinIfCached(file_id_, block, Cachetable::Lock::kWrite, &pin).ok()) return;
   Node* node = pin.as<Node>();
   if (node->is_leaf() || node->buffered_bytes() == 0) return;
   size_t heaviest = 0;
@@ -285,11 +279,11 @@ void FractalTree::CleanerRun(BlockNum block) {
     if (node->buffers[i].bytes() > node->buffers[heaviest].bytes()) heaviest = i;
   }
   stats_.cleaner_flushes++;
-  // A failure here (an unreadable child) is reported again by the query or write that
-  // meets it; the cleaner has no caller to tell.
-  if (FlushChild(&pin, heaviest).ok()) {
-    pin.Unpin();
-    FixRoot().ok();
+  // A failure here (an unreadable child) leaves the messages in place and is reported
+  // again by the query or write that meets it; the cleaner has no caller to tell.
+  const bool is_root = block == root_.load(std::memory_order_acquire);
+  if (FlushChild(&pin, heaviest, /*may_release=*/true).ok() && is_root && pin.pinned()) {
+    FixRoot(&pin).ok();
   }
 }
 
@@ -376,9 +370,10 @@ Status FractalTree::LoadAllBasements(PinnedPair* pin) {
 // ---- shape ---------------------------------------------------------------------
 
 Status FractalTree::Shape(TreeShape* shape) {
-  ReaderMutexLock lock(&tree_mu_);
+  // Exclusive: no node is freed while the walk goes from node to node without its parent.
+  MutexLock lock(&checkpoint_safe_);
   *shape = TreeShape();
-  return ShapeOf(root_, shape);
+  return ShapeOf(root_.load(std::memory_order_acquire), shape);
 }
 
 Status FractalTree::ShapeOf(BlockNum block, TreeShape* shape) {

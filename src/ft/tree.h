@@ -8,9 +8,28 @@
 // pins, and apply the pending ancestor messages to a copy of the one basement they need,
 // without modifying the tree.
 //
-// Thread-safety: all public methods may be called from any thread. Writers are serialized
-// by `tree_mu_` (exclusive); readers share it, so reads run in parallel with each other.
-// Checkpoint takes it exclusively.
+// Concurrency: node-level locks, no tree-wide lock on the read or write path. Every lock is
+// a cachetable pair lock, always taken top-down (a parent before its child, siblings only
+// under their parent), so waits cannot cycle.
+// - A write pins the root for write, takes its MSN and logs itself there (so MSN order, log
+//   order and apply order agree), then moves down hand-over-hand: a child is pinned before
+//   its parent is let go. Messages therefore reach every node in MSN order, and on any
+//   root-to-leaf path deeper messages are older.
+// - A flush detaches a child buffer under the parent's write pin, pins the child, and lets
+//   the parent go at once unless the child may need a split or merge (then the parent stays
+//   pinned for the restructure). Writers that leave a node gorged hand it to the flusher
+//   pool (TreeConfig::flusher_pool) and go on; above twice the limit they flush it
+//   themselves, which bounds the buffers when the pool lags.
+// - A read pins the root for read, then each child with a try-lock. If a writer holds the
+//   child, the reader lets go of every pin, waits for that child's lock without holding
+//   anything, and starts again from the root; so readers never make writers wait behind a
+//   blocked reader. Reads hold the pins of their whole path while they merge its messages.
+// - The root's block number never changes while the tree is open: a root split moves the
+//   root's contents into a new child, and a root with one child takes that child's contents.
+// - `checkpoint_safe_` is held shared by every operation that changes nodes (writes,
+//   flushes, the cleaner), and exclusively only while a checkpoint begins (and by loads and
+//   Shape), so no multi-node change straddles a checkpoint's begin. Writers never wait for
+//   each other on it; readers never take it.
 #ifndef FERN_FT_TREE_H_
 #define FERN_FT_TREE_H_
 
@@ -19,6 +38,9 @@
 #include <string>
 #include <string_view>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "cachetable/cachetable.h"
 #include "ft/message.h"
@@ -35,7 +57,7 @@ namespace fern {
 using Lsn = uint64_t;  // a log sequence number; the same type as the log's
 
 // Where a tree's writes are logged before they are applied (the write-ahead rule). The tree
-// calls LogWrite with its write lock held, so a tree's writes appear in the log in the
+// calls LogWrite holding its root's write pin, so a tree's writes appear in the log in the
 // order they are applied; a checkpoint syncs the log through its LSN before the tree's
 // header names it. Implemented by the Env; the tree knows nothing else of the log.
 class TreeWriteLog {
@@ -147,11 +169,13 @@ class FractalTree final : public CacheFileOwner {
   // checkpoint LSN stays, so the log keeps whatever is written meanwhile), so blocks
   // written for the load reach no checkpoint before InstallLoad commits them.
   // REQUIRES: no Checkpoint of this tree in progress (its steps run partly without
-  // tree_mu_; the Env runs checkpoints under its own mutex and calls BeginLoad under it),
+  // checkpoint_safe_; the Env runs checkpoints under its own mutex and calls BeginLoad under it),
   // so InstallLoad's commit never overlaps one.
   Status BeginLoad(TreeConfig* config);
   // Makes the tree rooted at `root` (every node of it newly written to file(), none
-  // cached) this tree, and commits it with a checkpoint before returning: a crash before
+  // cached) this tree, and commits it with a checkpoint before returning. The tree's root
+  // block takes `root`'s contents, and `root`'s block number becomes the tree's to free,
+  // whatever this returns (the caller frees only the other built blocks): a crash before
   // the header write finds the old tree, after it the new one. The old tree must still be
   // empty (else InvalidArgument: it was written during the load); its nodes are freed. The
   // reservation ends on success; on failure it stays until AbandonLoad, so the caller can
@@ -179,6 +203,8 @@ class FractalTree final : public CacheFileOwner {
   FractalTree(std::unique_ptr<TreeFile> file, const TreeConfig& config, Cachetable* cache);
 
   Status PinNode(BlockNum block, Cachetable::Lock lock, PinnedPair* pin);
+  // Pins the root for write. REQUIRES: checkpoint_safe_ held (it keeps root_ fixed).
+  Status PinRootForWrite(PinnedPair* pin) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
   std::string Where(BlockNum block) const;
   ApplyContext MakeApplyContext() const;
 
@@ -186,25 +212,62 @@ class FractalTree final : public CacheFileOwner {
   Status LoadBasement(PinnedPair* pin, size_t index);
   Status LoadAllBasements(PinnedPair* pin);
 
-  // Write path; all REQUIRE tree_mu_ held exclusively.
-  Status Inject(Message message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  // ---- reads (tree_read.cc) ----
+  // The nodes of one root-to-leaf descent and the partition chosen in each.
+  struct ReadPath {
+    absl::InlinedVector<PinnedPair, 8> pins;  // taken by the descent
+    absl::InlinedVector<Node*, 8> nodes;      // root first, the leaf last
+    absl::InlinedVector<size_t, 8> indices;   // partition taken in each node
+    PinnedPair* leaf_pin = nullptr;           // the pin holding nodes.back()
+    void Clear();
+  };
+  // Descends from the root to a leaf, choosing in each node the partition `select` names.
+  // With `held_root` (the caller's write pin of the root) children are pinned blocking;
+  // otherwise the root is pinned for read and children with try-locks, restarting as the
+  // class comment says.
+  Status DescendForRead(absl::FunctionRef<size_t(const Node&)> select, PinnedPair* held_root,
+                        ReadPath* path);
+  Status GetOnPath(const ReadPath& path, std::string_view key, std::string* value,
+                   const ReadView& view);
+
+  // ---- writes (tree_write.cc) ----
+  // Pins the root, then logs and injects. REQUIRES: checkpoint_safe_ held.
+  Status WriteMessage(const Message& message, Lsn* lsn)
+      ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
+  // Stamps `message` with the next MSN and injects it; `root` is the root, write-pinned.
+  Status Inject(Message message, PinnedPair root) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
   // Logs (when a log is set) and injects one write.
-  Status LogAndInject(const Message& message, Lsn* lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  Status LogAndInject(const Message& message, Lsn* lsn, PinnedPair root)
+      ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
+  Status InsertChecked(Message message, const ReadView& view, Lsn* lsn);
   TreeConfig CurrentConfig() const;
-  Status GetLocked(std::string_view key, std::string* value, const ReadView& view)
-      ABSL_SHARED_LOCKS_REQUIRED(tree_mu_);
   Status ApplyToLeaf(PinnedPair* leaf, const Message& message);
   void RebalanceBasements(Node* leaf);
   bool NeedsSplit(const Node& node) const;
   bool NeedsMerge(const Node& node) const;
-  Status FlushWhileGorged(PinnedPair* pin);
-  Status FlushChild(PinnedPair* parent, size_t index);
+  // Whether `child` may need a split or merge once `incoming` buffered bytes reach it.
+  bool MayNeedRestructure(const Node& child, size_t incoming) const;
+  // Called by a writer leaving `pin` after adding to it: hands a gorged node to the flusher
+  // pool, or flushes it here when there is no pool or it is over twice its limit.
+  Status AfterAppend(PinnedPair* pin) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
+  // Flushes while the node is gorged. With `may_release`, a flush may let go of *pin (the
+  // loop then ends); without it, every pin taken stays until the caller's restructure.
+  Status FlushWhileGorged(PinnedPair* pin, bool may_release);
+  Status FlushChild(PinnedPair* parent, size_t index, bool may_release);
+  // Moves the parent's buffer `index` into the write-pinned child (loading a leaf child's
+  // basements first, so that an error leaves the messages where they were).
   Status MoveBufferDown(Node* parent, size_t index, PinnedPair* child);
+  Status ApplyBuffer(MessageBuffer* moving, PinnedPair* child);
   Status Restructure(PinnedPair* parent, size_t index, PinnedPair* child);
   Status SplitChild(Node* parent, size_t index, PinnedPair* child);
   Status MergeChild(PinnedPair* parent, size_t index, PinnedPair* child);
-  Status FixRoot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  // Splits or collapses the write-pinned root until it needs neither, keeping its block.
+  Status FixRoot(PinnedPair* root);
   Status FlushAll(PinnedPair* pin);
+  void ScheduleFlush(BlockNum block);
+  void BackgroundFlush(BlockNum block);
+  // Stops new background flushes and waits for the queued and running ones.
+  void DrainFlushes();
   BlockNum NewBlockNum();
 
   Status ShapeOf(BlockNum block, TreeShape* shape);
@@ -224,13 +287,20 @@ class FractalTree final : public CacheFileOwner {
   CacheFileId file_id_ = 0;
   bool open_in_cache_ = false;
 
-  Mutex tree_mu_;
-  BlockNum root_ ABSL_GUARDED_BY(tree_mu_) = -1;
-  Msn max_msn_ ABSL_GUARDED_BY(tree_mu_) = 0;
-  Lsn checkpoint_lsn_ ABSL_GUARDED_BY(tree_mu_) = 0;
-  bool loading_ ABSL_GUARDED_BY(tree_mu_) = false;  // reserved by BeginLoad
+  Mutex checkpoint_safe_;
+  // The root's block: fixed while the tree is open, except that InstallLoad (holding
+  // checkpoint_safe_ exclusively) replaces the root's contents, not its number.
+  std::atomic<BlockNum> root_{-1};
+  std::atomic<Msn> max_msn_{0};  // taken under the root's write pin
+  std::atomic<Lsn> checkpoint_lsn_{0};
+  bool loading_ ABSL_GUARDED_BY(checkpoint_safe_) = false;  // reserved by BeginLoad
   TreeWriteLog* log_ = nullptr;
-  bool closing_ ABSL_GUARDED_BY(tree_mu_) = false;  // no more cleaner work
+  std::atomic<bool> closing_{false};  // no more cleaner or background flush work
+
+  Mutex flush_mu_;
+  absl::CondVar flush_done_;  // signalled when flushes_pending_ falls to zero
+  absl::flat_hash_set<BlockNum> flushes_queued_ ABSL_GUARDED_BY(flush_mu_);
+  int flushes_pending_ ABSL_GUARDED_BY(flush_mu_) = 0;  // scheduled and not yet finished
   // The codec may change while eviction threads serialize nodes, hence atomics.
   std::atomic<Compression> compression_;
   std::atomic<int> compression_level_;

@@ -21,6 +21,10 @@ TreeBuilder::TreeBuilder(TreeFile* file, const TreeConfig& config)
       config_(config),
       leaf_target_bytes_(std::max<size_t>(size_t{config.node_bytes} / 4 * 3, 1)) {}
 
+void TreeBuilder::Disown(BlockNum block) {
+  written_.erase(std::remove(written_.begin(), written_.end(), block), written_.end());
+}
+
 TreeBuilder::~TreeBuilder() {
   if (released_) return;
   for (BlockNum block : written_) file_->FreeBlock(block);

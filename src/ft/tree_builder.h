@@ -55,6 +55,8 @@ class TreeBuilder {
   Status Finish(BlockNum* root, int* height);
   // The blocks now belong to a tree: the destructor leaves them alone.
   void Release() { released_ = true; }
+  // Leaves `block` to someone else to free (FractalTree::InstallLoad takes the root's).
+  void Disown(BlockNum block);
 
   uint64_t rows() const { return rows_; }
   uint64_t nodes_written() const { return written_.size(); }

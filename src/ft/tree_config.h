@@ -23,6 +23,9 @@ struct TreeConfig {
   uint32_t fanout = 16;
   const UpdateFunction* update_function = nullptr;  // may be null: Update is then rejected
   ThreadPool* compression_pool = nullptr;           // compresses partitions in parallel when set
+  // Flushes the nodes writers leave gorged, off the writers' threads; null: writers flush
+  // themselves. Must outlive the tree (the tree waits for its own tasks at Close).
+  ThreadPool* flusher_pool = nullptr;
 };
 
 }  // namespace fern

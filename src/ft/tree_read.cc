@@ -22,7 +22,6 @@ namespace {
 // (the vectors spill to the heap), they are just never seen in practice.
 constexpr size_t kTypicalDepth = 8;
 
-using PinPath = absl::InlinedVector<PinnedPair, kTypicalDepth>;
 using BufferPath = absl::InlinedVector<const MessageBuffer*, kTypicalDepth>;
 
 const ReadView kCommittedView{};
@@ -98,27 +97,82 @@ void ApplyMerged(std::span<const Message* const> keyed, std::span<const Message>
 
 }  // namespace
 
-Status FractalTree::Get(std::string_view key, std::string* value, const ReadView* view) {
-  ReaderMutexLock lock(&tree_mu_);
-  return GetLocked(key, value, view != nullptr ? *view : kCommittedView);
+void FractalTree::ReadPath::Clear() {
+  leaf_pin = nullptr;
+  indices.clear();
+  nodes.clear();
+  // Unpin leaf first: any order is allowed, but this lets writers waiting below go first.
+  while (!pins.empty()) pins.pop_back();
 }
 
-Status FractalTree::GetLocked(std::string_view key, std::string* value, const ReadView& view) {
-  const Comparator& cmp = *config_.comparator;
-  PinPath path;
-  BufferPath buffers;
-  PinnedPair pin;
-  FERN_RETURN_IF_ERROR(PinNode(root_, Cachetable::Lock::kRead, &pin));
-  while (!pin.as<Node>()->is_leaf()) {
-    Node* node = pin.as<Node>();
-    size_t i = node->PartitionIndex(key, cmp);
-    buffers.push_back(&node->buffers[i]);
-    BlockNum child = node->children[i];
-    path.push_back(std::move(pin));
-    FERN_RETURN_IF_ERROR(PinNode(child, Cachetable::Lock::kRead, &pin));
+Status FractalTree::DescendForRead(absl::FunctionRef<size_t(const Node&)> select,
+                                   PinnedPair* held_root, ReadPath* path) {
+  for (int attempt = 0;; ++attempt) {
+    path->Clear();
+    Node* node;
+    if (held_root != nullptr) {
+      node = held_root->as<Node>();
+    } else {
+      PinnedPair root;
+      FERN_RETURN_IF_ERROR(
+          PinNode(root_.load(std::memory_order_acquire), Cachetable::Lock::kRead, &root));
+      node = root.as<Node>();
+      path->pins.push_back(std::move(root));
+    }
+    BlockNum busy = -1;
+    for (;;) {
+      const size_t i = select(*node);
+      path->nodes.push_back(node);
+      path->indices.push_back(i);
+      if (node->is_leaf()) {
+        path->leaf_pin = path->pins.empty() ? held_root : &path->pins.back();
+        return Status::OK();
+      }
+      PinnedPair child;
+      const BlockNum child_block = node->children[i];
+      if (held_root != nullptr) {
+        // A writer holding the root waits for the child: whoever holds it got there
+        // before this writer took the root and needs nothing above it.
+        FERN_RETURN_IF_ERROR(PinNode(child_block, Cachetable::Lock::kRead, &child));
+      } else {
+        Status s = cache_->TryPin(file_id_, child_block, Cachetable::Lock::kRead, &child);
+        if (s.IsBusy()) {
+          busy = child_block;
+          break;
+        }
+        FERN_RETURN_IF_ERROR(s);
+      }
+      node = child.as<Node>();
+      path->pins.push_back(std::move(child));
+    }
+    // A writer holds `busy`. Let go of everything, wait until its lock is free (holding
+    // nothing, so no writer waits behind this reader), and start again from the root. The
+    // wait never reads the block from disk: if it left the cache meanwhile, just retry.
+    path->Clear();
+    stats_.read_restarts++;
+    PinnedPair wait;
+    static_cast<void>(cache_->PinIfCached(file_id_, busy, Cachetable::Lock::kRead, &wait));
   }
+}
+
+Status FractalTree::Get(std::string_view key, std::string* value, const ReadView* view) {
+  const Comparator& cmp = *config_.comparator;
+  ReadPath path;
+  FERN_RETURN_IF_ERROR(DescendForRead(
+      [&cmp, key](const Node& node) { return node.PartitionIndex(key, cmp); }, nullptr, &path));
+  return GetOnPath(path, key, value, view != nullptr ? *view : kCommittedView);
+}
+
+Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::string* value,
+                              const ReadView& view) {
+  const Comparator& cmp = *config_.comparator;
+  BufferPath buffers;
+  for (size_t level = 0; level + 1 < path.nodes.size(); ++level) {
+    buffers.push_back(&path.nodes[level]->buffers[path.indices[level]]);
+  }
+  PinnedPair& pin = *path.leaf_pin;
   Node* leaf = pin.as<Node>();
-  size_t b = leaf->PartitionIndex(key, cmp);
+  const size_t b = path.indices.back();
   FERN_RETURN_IF_ERROR(LoadBasement(&pin, b));
   NoteRead(stats_, &leaf->basements[b]);
   const Basement& rows = *leaf->basements[b].rows;
@@ -167,32 +221,26 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
                               const ReadView* view_or_null) {
   assert(max_rows >= 1);
   const ReadView& view = view_or_null != nullptr ? *view_or_null : kCommittedView;
-  ReaderMutexLock lock(&tree_mu_);
   const Comparator& cmp = *config_.comparator;
   batch->Clear();
 
+  ReadPath path;
+  FERN_RETURN_IF_ERROR(DescendForRead(
+      [where, key, &cmp](const Node& node) { return SelectPartition(node, where, key, cmp); },
+      nullptr, &path));
   // The basement's key range: pivots of the pinned nodes on the path (null: unbounded).
   const std::string* node_lower = nullptr;
   const std::string* node_upper = nullptr;
-  PinPath path;
   BufferPath buffers;
-  PinnedPair pin;
-  FERN_RETURN_IF_ERROR(PinNode(root_, Cachetable::Lock::kRead, &pin));
-  size_t b;
-  for (;;) {
-    Node* node = pin.as<Node>();
-    size_t i = SelectPartition(*node, where, key, cmp);
+  for (size_t level = 0; level < path.nodes.size(); ++level) {
+    const Node* node = path.nodes[level];
+    const size_t i = path.indices[level];
     node_lower = node->PartitionLower(i, node_lower);
     node_upper = node->PartitionUpper(i, node_upper);
-    if (node->is_leaf()) {
-      b = i;
-      break;
-    }
-    buffers.push_back(&node->buffers[i]);
-    BlockNum child = node->children[i];
-    path.push_back(std::move(pin));
-    FERN_RETURN_IF_ERROR(PinNode(child, Cachetable::Lock::kRead, &pin));
+    if (!node->is_leaf()) buffers.push_back(&node->buffers[i]);
   }
+  PinnedPair& pin = *path.leaf_pin;
+  const size_t b = path.indices.back();
   Node* leaf = pin.as<Node>();
   FERN_RETURN_IF_ERROR(LoadBasement(&pin, b));
   NoteRead(stats_, &leaf->basements[b]);

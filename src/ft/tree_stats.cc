@@ -16,6 +16,9 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("promotions", promotions);
   line("flushes", flushes);
   line("cleaner_flushes", cleaner_flushes);
+  line("background_flushes", background_flushes);
+  line("flush_errors", flush_errors);
+  line("read_restarts", read_restarts);
   line("messages_flushed", messages_flushed);
   line("leaf_splits", leaf_splits);
   line("internal_splits", internal_splits);

@@ -14,9 +14,12 @@ inline constexpr int kStatsMaxDepth = 8;
 struct TreeStats {
   // Messages appended to a buffer (or applied to a root leaf) at each depth below the root.
   std::atomic<uint64_t> injected_at_depth[kStatsMaxDepth] = {};
-  std::atomic<uint64_t> promotions{0};       // messages that descended past the root
-  std::atomic<uint64_t> flushes{0};          // child buffers moved down
-  std::atomic<uint64_t> cleaner_flushes{0};  // flushes started by the cleaner thread
+  std::atomic<uint64_t> promotions{0};          // messages that descended past the root
+  std::atomic<uint64_t> flushes{0};             // child buffers moved down
+  std::atomic<uint64_t> cleaner_flushes{0};     // flushes started by the cleaner thread
+  std::atomic<uint64_t> background_flushes{0};  // gorged nodes flushed by the flusher pool
+  std::atomic<uint64_t> flush_errors{0};        // background flushes that failed (retried later)
+  std::atomic<uint64_t> read_restarts{0};       // reads that met a write-locked node and restarted
   std::atomic<uint64_t> messages_flushed{0};
   std::atomic<uint64_t> leaf_splits{0};
   std::atomic<uint64_t> internal_splits{0};

@@ -5,6 +5,7 @@
 #include "ft/tree.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
+#include "util/thread_pool.h"
 
 namespace fern {
 
@@ -21,60 +22,80 @@ Message MakeMessage(MessageType type, std::string_view key, std::string_view val
 
 }  // namespace
 
-Status FractalTree::LogAndInject(const Message& message, Lsn* lsn) {
+Status FractalTree::PinRootForWrite(PinnedPair* pin) {
+  return PinNode(root_.load(std::memory_order_acquire), Cachetable::Lock::kWrite, pin);
+}
+
+Status FractalTree::LogAndInject(const Message& message, Lsn* lsn, PinnedPair root) {
   Lsn assigned = 0;
   if (log_ != nullptr) FERN_RETURN_IF_ERROR(log_->LogWrite(message, &assigned));
   if (lsn != nullptr) *lsn = assigned;
-  Status s = Inject(message);
+  Status s = Inject(message, std::move(root));
   if (!s.ok() && log_ != nullptr && assigned != 0) log_->ApplyFailed(s);
   return s;
 }
 
+Status FractalTree::WriteMessage(const Message& message, Lsn* lsn) {
+  PinnedPair root;
+  FERN_RETURN_IF_ERROR(PinRootForWrite(&root));
+  return LogAndInject(message, lsn, std::move(root));
+}
+
 Status FractalTree::Put(std::string_view key, std::string_view value, Lsn* lsn) {
-  MutexLock lock(&tree_mu_);
-  return LogAndInject(MakeMessage(MessageType::kInsert, key, value), lsn);
+  ReaderMutexLock safe(&checkpoint_safe_);
+  return WriteMessage(MakeMessage(MessageType::kInsert, key, value), lsn);
+}
+
+Status FractalTree::InsertChecked(Message message, const ReadView& view, Lsn* lsn) {
+  // The root stays write-pinned from the check to the injection, so no other write of the
+  // key can come between them.
+  ReaderMutexLock safe(&checkpoint_safe_);
+  PinnedPair root;
+  FERN_RETURN_IF_ERROR(PinRootForWrite(&root));
+  {
+    const Comparator& cmp = *config_.comparator;
+    const std::string_view key = message.key;
+    ReadPath path;
+    FERN_RETURN_IF_ERROR(DescendForRead(
+        [&cmp, key](const Node& node) { return node.PartitionIndex(key, cmp); }, &root, &path));
+    std::string existing;
+    Status s = GetOnPath(path, key, &existing, view);
+    if (s.ok()) return Status::AlreadyExists(StrCat("key \"", EscapeBytes(key), "\" exists"));
+    if (!s.IsNotFound()) return s;
+  }
+  return LogAndInject(message, lsn, std::move(root));
 }
 
 Status FractalTree::Insert(std::string_view key, std::string_view value, Lsn* lsn) {
-  MutexLock lock(&tree_mu_);
-  std::string existing;
-  Status s = GetLocked(key, &existing, ReadView());
-  if (s.ok()) return Status::AlreadyExists(StrCat("key \"", EscapeBytes(key), "\" exists"));
-  if (!s.IsNotFound()) return s;
-  return LogAndInject(MakeMessage(MessageType::kInsert, key, value), lsn);
+  return InsertChecked(MakeMessage(MessageType::kInsert, key, value), ReadView(), lsn);
 }
 
 Status FractalTree::InsertTxn(const XidStack& xids, const ReadView& view, std::string_view key,
                               std::string_view value, Lsn* lsn) {
-  MutexLock lock(&tree_mu_);
-  std::string existing;
-  Status s = GetLocked(key, &existing, view);
-  if (s.ok()) return Status::AlreadyExists(StrCat("key \"", EscapeBytes(key), "\" exists"));
-  if (!s.IsNotFound()) return s;
   Message message = MakeMessage(MessageType::kInsert, key, value);
   message.xids = xids;
-  return LogAndInject(message, lsn);
+  return InsertChecked(message, view, lsn);
 }
 
 Status FractalTree::Delete(std::string_view key, Lsn* lsn) {
-  MutexLock lock(&tree_mu_);
-  return LogAndInject(MakeMessage(MessageType::kDelete, key, {}), lsn);
+  ReaderMutexLock safe(&checkpoint_safe_);
+  return WriteMessage(MakeMessage(MessageType::kDelete, key, {}), lsn);
 }
 
 Status FractalTree::Update(std::string_view key, std::string_view extra, Lsn* lsn) {
   if (config_.update_function == nullptr || !*config_.update_function) {
     return Status::InvalidArgument("Update needs Options::update_function");
   }
-  MutexLock lock(&tree_mu_);
-  return LogAndInject(MakeMessage(MessageType::kUpdate, key, extra), lsn);
+  ReaderMutexLock safe(&checkpoint_safe_);
+  return WriteMessage(MakeMessage(MessageType::kUpdate, key, extra), lsn);
 }
 
 Status FractalTree::UpdateAll(std::string_view extra, Lsn* lsn) {
   if (config_.update_function == nullptr || !*config_.update_function) {
     return Status::InvalidArgument("UpdateAll needs Options::update_function");
   }
-  MutexLock lock(&tree_mu_);
-  return LogAndInject(MakeMessage(MessageType::kUpdateBroadcast, {}, extra), lsn);
+  ReaderMutexLock safe(&checkpoint_safe_);
+  return WriteMessage(MakeMessage(MessageType::kUpdateBroadcast, {}, extra), lsn);
 }
 
 Status FractalTree::Write(MessageType type, const XidStack& xids, std::string_view key,
@@ -85,31 +106,35 @@ Status FractalTree::Write(MessageType type, const XidStack& xids, std::string_vi
   }
   Message message = MakeMessage(type, key, value);
   message.xids = xids;
-  MutexLock lock(&tree_mu_);
-  return LogAndInject(message, lsn);
+  ReaderMutexLock safe(&checkpoint_safe_);
+  return WriteMessage(message, lsn);
 }
 
 Status FractalTree::Resolve(MessageType type, const XidStack& xids, std::string_view key) {
   Message message = MakeMessage(type, key, {});
   message.xids = xids;
-  MutexLock lock(&tree_mu_);
-  return Inject(message);
+  ReaderMutexLock safe(&checkpoint_safe_);
+  PinnedPair root;
+  FERN_RETURN_IF_ERROR(PinRootForWrite(&root));
+  return Inject(message, std::move(root));
 }
 
 Status FractalTree::Replay(Message message, Lsn lsn) {
-  MutexLock lock(&tree_mu_);
-  if (lsn <= checkpoint_lsn_) return Status::OK();
-  return Inject(message);
+  if (lsn <= checkpoint_lsn_.load(std::memory_order_acquire)) return Status::OK();
+  ReaderMutexLock safe(&checkpoint_safe_);
+  PinnedPair root;
+  FERN_RETURN_IF_ERROR(PinRootForWrite(&root));
+  return Inject(message, std::move(root));
 }
 
 Status FractalTree::Optimize() {
-  MutexLock lock(&tree_mu_);
-  FERN_RETURN_IF_ERROR(Inject(MakeMessage(MessageType::kOptimize, {}, {})));
+  ReaderMutexLock safe(&checkpoint_safe_);
   PinnedPair root;
-  FERN_RETURN_IF_ERROR(PinNode(root_, Cachetable::Lock::kWrite, &root));
+  FERN_RETURN_IF_ERROR(PinRootForWrite(&root));
+  FERN_RETURN_IF_ERROR(Inject(MakeMessage(MessageType::kOptimize, {}, {}), std::move(root)));
+  FERN_RETURN_IF_ERROR(PinRootForWrite(&root));
   FERN_RETURN_IF_ERROR(FlushAll(&root));
-  root.Unpin();
-  return FixRoot();
+  return FixRoot(&root);
 }
 
 bool FractalTree::NeedsSplit(const Node& node) const {
@@ -122,10 +147,17 @@ bool FractalTree::NeedsMerge(const Node& node) const {
   return node.children.size() < std::max<size_t>(2, config_.fanout / 4);
 }
 
-Status FractalTree::Inject(Message message) {
-  message.msn = ++max_msn_;
-  PinnedPair pin;
-  FERN_RETURN_IF_ERROR(PinNode(root_, Cachetable::Lock::kWrite, &pin));
+bool FractalTree::MayNeedRestructure(const Node& child, size_t incoming) const {
+  if (NeedsSplit(child) || NeedsMerge(child)) return true;
+  if (child.is_leaf()) return child.leaf_bytes() + incoming > config_.node_bytes;
+  // An internal child gains children only when its own flush splits a grandchild, which
+  // needs the incoming bytes to gorge it; a split can add several pieces, hence the margin.
+  return child.buffered_bytes() + incoming > config_.node_bytes &&
+         child.children.size() + 4 > config_.fanout;
+}
+
+Status FractalTree::Inject(Message message, PinnedPair pin) {
+  message.msn = max_msn_.fetch_add(1, std::memory_order_relaxed) + 1;
   Node* node = pin.as<Node>();
   const Comparator& cmp = *config_.comparator;
   int depth = 0;
@@ -138,7 +170,6 @@ Status FractalTree::Inject(Message message) {
     node->set_max_msn(message.msn);
     pin.MarkDirty();
     stats_.injected_at_depth[0]++;
-    FERN_RETURN_IF_ERROR(FlushWhileGorged(&pin));
   } else {
     for (;;) {
       size_t i = node->PartitionIndex(message.key, cmp);
@@ -150,7 +181,7 @@ Status FractalTree::Inject(Message message) {
         // A child that needs restructuring is left for its parent's next flush to fix,
         // which can happen only if messages collect in the parent's buffer.
         if (!NeedsSplit(*c) && !NeedsMerge(*c)) {
-          pin = std::move(child);
+          pin = std::move(child);  // hand over hand: the child is pinned before the parent goes
           node = c;
           ++depth;
           stats_.promotions++;
@@ -163,10 +194,62 @@ Status FractalTree::Inject(Message message) {
       stats_.injected_at_depth[std::min(depth, kStatsMaxDepth - 1)]++;
       break;
     }
-    FERN_RETURN_IF_ERROR(FlushWhileGorged(&pin));
   }
-  pin.Unpin();
-  return FixRoot();
+  FERN_RETURN_IF_ERROR(AfterAppend(&pin));
+  // Only a write that stayed at the root can have changed the root's shape.
+  if (depth == 0 && pin.pinned()) return FixRoot(&pin);
+  return Status::OK();
+}
+
+Status FractalTree::AfterAppend(PinnedPair* pin) {
+  Node* node = pin->as<Node>();
+  if (node->is_leaf() || node->buffered_bytes() <= config_.node_bytes) return Status::OK();
+  if (config_.flusher_pool != nullptr && node->buffered_bytes() <= 2 * size_t{config_.node_bytes}) {
+    ScheduleFlush(pin->block());
+    return Status::OK();
+  }
+  return FlushWhileGorged(pin, /*may_release=*/true);
+}
+
+void FractalTree::ScheduleFlush(BlockNum block) {
+  {
+    MutexLock lock(&flush_mu_);
+    if (closing_.load(std::memory_order_acquire)) return;
+    if (!flushes_queued_.insert(block).second) return;  // already queued
+    ++flushes_pending_;
+  }
+  config_.flusher_pool->Schedule([this, block] { BackgroundFlush(block); });
+}
+
+void FractalTree::BackgroundFlush(BlockNum block) {
+  {
+    MutexLock lock(&flush_mu_);
+    flushes_queued_.erase(block);
+  }
+  if (!closing_.load(std::memory_order_acquire)) {
+    ReaderMutexLock safe(&checkpoint_safe_);
+    PinnedPair pin;
+    // Known by number only: the node may have been merged away and its block freed, so
+    // it is flushed only if still cached (never read back from disk).
+    if (cache_->PinIfCached(file_id_, block, Cachetable::Lock::kWrite, &pin).ok() &&
+        !pin.as<Node>()->is_leaf()) {
+      stats_.background_flushes++;
+      const bool is_root = block == root_.load(std::memory_order_acquire);
+      Status s = FlushWhileGorged(&pin, /*may_release=*/true);
+      if (s.ok() && is_root && pin.pinned()) s = FixRoot(&pin);
+      // The messages stay where they were on a failed flush; the next write to find the
+      // node gorged schedules it again, and a write over twice the limit reports the error.
+      if (!s.ok()) stats_.flush_errors++;
+    }
+  }
+  MutexLock lock(&flush_mu_);
+  if (--flushes_pending_ == 0) flush_done_.SignalAll();
+}
+
+void FractalTree::DrainFlushes() {
+  MutexLock lock(&flush_mu_);
+  closing_.store(true, std::memory_order_release);
+  while (flushes_pending_ > 0) flush_mu_.Wait(&flush_done_);
 }
 
 Status FractalTree::ApplyToLeaf(PinnedPair* pin, const Message& message) {
@@ -230,40 +313,59 @@ void FractalTree::RebalanceBasements(Node* leaf) {
   }
 }
 
-Status FractalTree::FlushWhileGorged(PinnedPair* pin) {
-  Node* node = pin->as<Node>();
-  while (!node->is_leaf() && node->buffered_bytes() > config_.node_bytes) {
+Status FractalTree::FlushWhileGorged(PinnedPair* pin, bool may_release) {
+  while (pin->pinned()) {
+    Node* node = pin->as<Node>();
+    if (node->is_leaf() || node->buffered_bytes() <= config_.node_bytes) break;
     size_t heaviest = 0;
     for (size_t i = 1; i < node->buffers.size(); ++i) {
       if (node->buffers[i].bytes() > node->buffers[heaviest].bytes()) heaviest = i;
     }
-    FERN_RETURN_IF_ERROR(FlushChild(pin, heaviest));
+    FERN_RETURN_IF_ERROR(FlushChild(pin, heaviest, may_release));
   }
   return Status::OK();
 }
 
-Status FractalTree::FlushChild(PinnedPair* parent, size_t index) {
+Status FractalTree::FlushChild(PinnedPair* parent, size_t index, bool may_release) {
   Node* p = parent->as<Node>();
   PinnedPair child;
   FERN_RETURN_IF_ERROR(PinNode(p->children[index], Cachetable::Lock::kWrite, &child));
-  FERN_RETURN_IF_ERROR(MoveBufferDown(p, index, &child));
+  Node* c = child.as<Node>();
+  // A leaf child gets every basement before the messages leave the parent, so a read error
+  // leaves them where they were.
+  if (c->is_leaf()) FERN_RETURN_IF_ERROR(LoadAllBasements(&child));
+  MessageBuffer moving;
+  moving.Swap(p->buffers[index]);
   parent->MarkDirty();
-  if (!child.as<Node>()->is_leaf()) FERN_RETURN_IF_ERROR(FlushWhileGorged(&child));
+  // The child is held, so nothing newer can reach it before these messages do: unless the
+  // child may need restructuring under its parent, the parent can go now and writers
+  // continue above while the child is worked on.
+  const bool keep_parent = !may_release || MayNeedRestructure(*c, moving.bytes());
+  if (!keep_parent) parent->Unpin();
+  FERN_RETURN_IF_ERROR(ApplyBuffer(&moving, &child));
+  if (!c->is_leaf()) FERN_RETURN_IF_ERROR(FlushWhileGorged(&child, !keep_parent));
+  if (!keep_parent) return Status::OK();
   return Restructure(parent, index, &child);
 }
 
 Status FractalTree::MoveBufferDown(Node* parent, size_t index, PinnedPair* child_pin) {
+  if (parent->buffers[index].empty()) return Status::OK();
+  if (child_pin->as<Node>()->is_leaf()) FERN_RETURN_IF_ERROR(LoadAllBasements(child_pin));
   MessageBuffer moving;
   moving.Swap(parent->buffers[index]);
-  if (moving.empty()) return Status::OK();
+  return ApplyBuffer(&moving, child_pin);
+}
+
+Status FractalTree::ApplyBuffer(MessageBuffer* moving, PinnedPair* child_pin) {
+  if (moving->empty()) return Status::OK();
   Node* child = child_pin->as<Node>();
   const Comparator& cmp = *config_.comparator;
   stats_.flushes++;
-  stats_.messages_flushed += moving.count();
+  stats_.messages_flushed += moving->count();
   if (child->is_leaf()) {
     FERN_RETURN_IF_ERROR(LoadAllBasements(child_pin));
     ApplyContext ctx = MakeApplyContext();
-    moving.ForEach([&](const Message& m) {
+    moving->ForEach([&](const Message& m) {
       if (IsBroadcast(m.type)) {
         for (LeafPartition& part : child->basements) {
           part.rows->Apply(m, ctx);
@@ -277,7 +379,7 @@ Status FractalTree::MoveBufferDown(Node* parent, size_t index, PinnedPair* child
     });
     RebalanceBasements(child);
   } else {
-    moving.ForEach([&](const Message& m) {
+    moving->ForEach([&](const Message& m) {
       if (IsBroadcast(m.type)) {
         for (MessageBuffer& buffer : child->buffers) buffer.Append(m, cmp);
       } else {
@@ -285,7 +387,7 @@ Status FractalTree::MoveBufferDown(Node* parent, size_t index, PinnedPair* child
       }
     });
   }
-  child->set_max_msn(moving.max_msn());
+  child->set_max_msn(moving->max_msn());
   child_pin->MarkDirty();
   child_pin->UpdateSize();
   return Status::OK();
@@ -408,34 +510,39 @@ Status FractalTree::MergeChild(PinnedPair* parent_pin, size_t index, PinnedPair*
   return Status::OK();
 }
 
-Status FractalTree::FixRoot() {
+Status FractalTree::FixRoot(PinnedPair* pin) {
   for (;;) {
-    PinnedPair pin;
-    FERN_RETURN_IF_ERROR(PinNode(root_, Cachetable::Lock::kWrite, &pin));
-    Node* root = pin.as<Node>();
+    Node* root = pin->as<Node>();
     if (NeedsSplit(*root)) {
-      BlockNum new_root_block = NewBlockNum();
-      auto new_root = std::make_unique<Node>(new_root_block, root->height() + 1);
-      new_root->set_max_msn(root->max_msn());
-      new_root->children.push_back(root_);
-      new_root->buffers.emplace_back();
-      PinnedPair new_pin;
-      cache_->PinNew(file_id_, new_root_block, std::move(new_root), &new_pin);
-      FERN_RETURN_IF_ERROR(SplitChild(new_pin.as<Node>(), 0, &pin));
-      new_pin.UpdateSize();
-      root_ = new_root_block;
+      // The root's contents move to a new node, which the root adopts as its only child
+      // and splits; the root keeps its block.
+      if (root->is_leaf()) FERN_RETURN_IF_ERROR(LoadAllBasements(pin));
+      BlockNum left_block = NewBlockNum();
+      auto left = std::make_unique<Node>(left_block, root->height());
+      left->TakeContents(root);
+      root->ResetAsInternal(left->height() + 1);
+      root->children.push_back(left_block);
+      root->buffers.emplace_back();
+      PinnedPair left_pin;
+      cache_->PinNew(file_id_, left_block, std::move(left), &left_pin);
+      FERN_RETURN_IF_ERROR(SplitChild(root, 0, &left_pin));
+      pin->MarkDirty();
+      pin->UpdateSize();
       stats_.root_splits++;
       continue;
     }
     if (!root->is_leaf() && root->children.size() == 1) {
-      // A root with one child adds a level for nothing: its child becomes the root.
+      // A root with one child adds a level for nothing: it takes its child's contents.
       PinnedPair child;
       FERN_RETURN_IF_ERROR(PinNode(root->children[0], Cachetable::Lock::kWrite, &child));
       FERN_RETURN_IF_ERROR(MoveBufferDown(root, 0, &child));
-      BlockNum old_root = root_;
-      root_ = root->children[0];
-      cache_->Remove(&pin);
-      file_->FreeBlock(old_root);
+      if (child.as<Node>()->is_leaf()) FERN_RETURN_IF_ERROR(LoadAllBasements(&child));
+      root->TakeContents(child.as<Node>());
+      pin->MarkDirty();
+      pin->UpdateSize();
+      BlockNum child_block = child.block();
+      cache_->Remove(&child);
+      file_->FreeBlock(child_block);
       continue;
     }
     return Status::OK();
