@@ -72,9 +72,11 @@ class CacheFileOwner {
   virtual Status FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* value) = 0;
   // Writes a dirty value to disk. After OK the pair is clean.
   virtual Status WriteBlock(BlockNum block, CacheValue* value) = 0;
-  // Drops cold parts of a clean value (e.g. decompressed basements) to save memory.
-  // Returns true if anything was dropped. Default: nothing to drop.
-  virtual bool PartialEvict(BlockNum block, CacheValue* value) { return false; }
+  // Drops or compresses cold parts of a clean value (e.g. decompressed basements) to save
+  // memory. `clock_count` is the pair's clock count after this visit lowered it (1: one more
+  // visit without a pin evicts the pair), for owners that treat the whole value as one
+  // part. Returns true if anything was dropped. Default: nothing to drop.
+  virtual bool PartialEvict(BlockNum block, CacheValue* value, int clock_count) { return false; }
 
   // ---- checkpoint (see Cachetable::BeginCheckpoint) ----
   // Writes a checkpoint-pending dirty value: its contents are the block as of the

@@ -59,11 +59,11 @@ bool Cachetable::Impl::SweepVisit(Pair* pair) {
   CacheFileOwner* owner = pair->file->owner;
 
   if (pair->clock_count > 0) {
-    --pair->clock_count;
+    const int clock_count = --pair->clock_count;
     if (!pair->dirty.load(std::memory_order_relaxed) &&
         !pair->checkpoint_pending.load(std::memory_order_relaxed)) {
       mu.Unlock();
-      if (owner->PartialEvict(pair->key.block, pair->value.get())) {
+      if (owner->PartialEvict(pair->key.block, pair->value.get(), clock_count)) {
         const SizeChange change = RefreshSize(pair);
         partial_evictions.fetch_add(1, std::memory_order_relaxed);
         if (change.before > change.after) {

@@ -12,13 +12,32 @@ size_t Node::PartitionIndex(std::string_view key, const Comparator& cmp) const {
   return static_cast<size_t>(it - pivots.begin());
 }
 
+void Node::Freeze(std::unique_ptr<FrozenBuffers> frames) {
+  frozen_bytes_.store(buffered_bytes(), std::memory_order_relaxed);
+  frozen_messages_.store(buffered_messages(), std::memory_order_relaxed);
+  for (MessageBuffer& buffer : buffers) buffer = MessageBuffer();
+  frozen = std::move(frames);
+  is_frozen.store(true, std::memory_order_release);
+}
+
+void Node::Thawed() {
+  frozen.reset();
+  is_frozen.store(false, std::memory_order_release);
+}
+
 size_t Node::buffered_bytes() const {
+  if (is_frozen.load(std::memory_order_acquire)) {
+    return frozen_bytes_.load(std::memory_order_relaxed);
+  }
   size_t total = 0;
   for (const MessageBuffer& buffer : buffers) total += buffer.bytes();
   return total;
 }
 
 size_t Node::buffered_messages() const {
+  if (is_frozen.load(std::memory_order_acquire)) {
+    return frozen_messages_.load(std::memory_order_relaxed);
+  }
   size_t total = 0;
   for (const MessageBuffer& buffer : buffers) total += buffer.count();
   return total;
@@ -59,6 +78,9 @@ size_t Node::MemoryBytes() const {
   for (const std::string& pivot : pivots) total += pivot.capacity() + sizeof(std::string);
   total += children.capacity() * sizeof(BlockNum);
   for (const MessageBuffer& buffer : buffers) total += buffer.memory_bytes() + sizeof(buffer);
+  if (frozen != nullptr) {
+    for (const std::string& frame : frozen->frames) total += frame.capacity() + sizeof(frame);
+  }
   for (const LeafPartition& part : basements) {
     total += sizeof(LeafPartition);
     if (part.rows) total += part.rows->memory_bytes();

@@ -108,11 +108,28 @@ class Node final : public CacheValue {
   // Leaves.
   std::vector<LeafPartition> basements;
 
-  Mutex load_mu;  // serializes loading absent basements under read pins
+  // Partial eviction of a clean internal node compresses its message buffers in memory:
+  // `frozen` holds one frame per child (its PartitionExtent gives size, raw size and
+  // checksum) while `buffers` stand empty. Set only under an exclusive lock of the pair;
+  // FractalTree::Thaw decompresses them under load_mu (readers may thaw), after which
+  // `is_frozen` reads false.
+  struct FrozenBuffers {
+    std::vector<std::string> frames;
+    std::vector<PartitionExtent> extents;
+  };
+  std::unique_ptr<FrozenBuffers> frozen;  // guarded by load_mu under read pins
+  std::atomic<bool> is_frozen{false};
+  // buffered_bytes() and buffered_messages() as they were when the buffers were frozen.
+  void Freeze(std::unique_ptr<FrozenBuffers> frames);
+  void Thawed();
+
+  Mutex load_mu;  // serializes loading absent basements and thawing under read pins
 
  private:
   BlockNum block_;
   int height_;
+  std::atomic<size_t> frozen_bytes_{0};
+  std::atomic<size_t> frozen_messages_{0};
   Msn max_msn_ = 0;
 };
 

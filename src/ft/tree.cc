@@ -4,6 +4,8 @@
 #include <ctime>
 
 #include "ft/node_format.h"
+#include "util/checksum.h"
+#include "util/compression.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
 
@@ -173,7 +175,27 @@ Status FractalTree::Checkpoint() {
 BlockNum FractalTree::NewBlockNum() { return file_->AllocateBlockNum(); }
 
 Status FractalTree::PinNode(BlockNum block, Cachetable::Lock lock, PinnedPair* pin) {
-  return cache_->Pin(file_id_, block, lock, pin);
+  FERN_RETURN_IF_ERROR(cache_->Pin(file_id_, block, lock, pin));
+  return Thaw(pin);
+}
+
+Status FractalTree::Thaw(PinnedPair* pin) {
+  Node* node = pin->as<Node>();
+  if (!node->is_frozen.load(std::memory_order_acquire)) return Status::OK();
+  MutexLock lock(&node->load_mu);
+  if (node->frozen == nullptr) return Status::OK();  // another reader thawed it
+  const Node::FrozenBuffers& frozen = *node->frozen;
+  const std::string where = Where(node->block());
+  for (size_t i = 0; i < frozen.frames.size(); ++i) {
+    MessageBuffer buffer;
+    FERN_RETURN_IF_ERROR(DecodeBufferPartition(frozen.frames[i], frozen.extents[i],
+                                               *config_.comparator, where, &buffer, &stats_));
+    node->buffers[i].Swap(buffer);
+  }
+  node->Thawed();
+  stats_.buffers_thawed++;
+  pin->UpdateSize();
+  return Status::OK();
 }
 
 ApplyContext FractalTree::MakeApplyContext() const {
@@ -272,6 +294,7 @@ void FractalTree::CleanerRun(BlockNum block) {
   // The block may have been evicted, or merged away and freed, since the cleaner chose it:
   // it is worked on only if still cached.
   if (!cache_->PinIfCached(file_id_, block, Cachetable::Lock::kWrite, &pin).ok()) return;
+  if (!Thaw(&pin).ok()) return;
   Node* node = pin.as<Node>();
   if (node->is_leaf() || node->buffered_bytes() == 0) return;
   size_t heaviest = 0;
@@ -287,14 +310,46 @@ void FractalTree::CleanerRun(BlockNum block) {
   }
 }
 
-bool FractalTree::PartialEvict(BlockNum block, CacheValue* value) {
+bool FractalTree::FreezeBuffers(Node* node) {
+  // Worth it only for buffers of some size; the root and other hot nodes never get here
+  // (their clock counts stay high).
+  if (node->is_frozen.load(std::memory_order_relaxed) || node->buffered_bytes() < kMinFreezeBytes) {
+    return false;
+  }
+  const TreeConfig config = CurrentConfig();
+  auto frozen = std::make_unique<Node::FrozenBuffers>();
+  size_t frame_bytes = 0;
+  for (const MessageBuffer& buffer : node->buffers) {
+    std::string raw;
+    buffer.Serialize(&raw);
+    std::string frame;
+    if (!CompressPartition(config.compression, config.compression_level, raw, &frame).ok()) {
+      return false;
+    }
+    PartitionExtent extent;
+    extent.size = static_cast<uint32_t>(frame.size());
+    extent.raw_size = static_cast<uint32_t>(raw.size());
+    extent.checksum = Checksum32(frame);
+    frame_bytes += frame.size();
+    stats_.raw_bytes_compressed += raw.size();
+    frozen->frames.push_back(std::move(frame));
+    frozen->extents.push_back(extent);
+  }
+  // Keep the buffers as they are unless compression saves at least a quarter.
+  if (frame_bytes > node->buffered_bytes() * 3 / 4) return false;
+  node->Freeze(std::move(frozen));
+  stats_.buffers_frozen++;
+  return true;
+}
+
+bool FractalTree::PartialEvict(BlockNum block, CacheValue* value, int clock_count) {
+  Node* node = static_cast<Node*>(value);
+  if (!node->is_leaf()) return clock_count <= kFreezeClockCount && FreezeBuffers(node);
   // Drops the least recently read clean basement, one per call: the sweep calls again, leaf
   // after leaf, while the cache is over budget, which approximates LRU over all basements.
   // Dropping every clean basement of a leaf at once also dropped the ones reads had just
   // fetched: fernbench's readrandom at 16 MiB (200,000 keys) fetched 34,000 basements for
   // 100,000 gets that way, 22,900 this way (the LRU figure in a simulation of its keys).
-  Node* node = static_cast<Node*>(value);
-  if (!node->is_leaf()) return false;
   LeafPartition* coldest = nullptr;
   uint64_t coldest_read = 0;
   for (LeafPartition& part : node->basements) {

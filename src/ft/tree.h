@@ -94,6 +94,11 @@ struct TreeShape {
 
 class FractalTree final : public CacheFileOwner {
  public:
+  // Partial eviction compresses an internal node's buffers only from this many bytes.
+  static constexpr size_t kMinFreezeBytes = 16 << 10;
+  // ... once its clock count has fallen to this (two laps of the clock before eviction).
+  static constexpr int kFreezeClockCount = 2;
+
   // Creates `path` (which must not exist) holding an empty tree, durable on return.
   static Status Create(const std::string& path, const TreeConfig& config, Cachetable* cache,
                        std::unique_ptr<FractalTree>* tree);
@@ -188,13 +193,17 @@ class FractalTree final : public CacheFileOwner {
   const TreeStats& stats() const { return stats_; }
   const std::string& path() const { return file_->path(); }
   TreeFile* file() { return file_.get(); }
+  CacheFileId cache_file_id() const { return file_id_; }  // for tests and tools
   const TreeConfig& config() const { return config_; }
 
   // CacheFileOwner.
   Status FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* value) override;
   Status WriteBlock(BlockNum block, CacheValue* value) override;
   Status WriteBlockForCheckpoint(BlockNum block, CacheValue* value) override;
-  bool PartialEvict(BlockNum block, CacheValue* value) override;
+  // Leaves: drops the least recently read clean basement. Internal nodes whose clock count
+  // fell to kFreezeClockCount: compresses their message buffers in memory (Thaw undoes it
+  // at the next pin).
+  bool PartialEvict(BlockNum block, CacheValue* value, int clock_count) override;
   // The cleaner thread: flushes the heaviest child buffer of `block` if it is still an
   // internal node with buffered messages.
   void CleanerRun(BlockNum block) override;
@@ -202,7 +211,11 @@ class FractalTree final : public CacheFileOwner {
  private:
   FractalTree(std::unique_ptr<TreeFile> file, const TreeConfig& config, Cachetable* cache);
 
+  // Pins and thaws (below) the node.
   Status PinNode(BlockNum block, Cachetable::Lock lock, PinnedPair* pin);
+  // Decompresses the message buffers partial eviction compressed, if it did. Every pin of an
+  // internal node goes through it before the node's buffers are used; safe under a read pin.
+  Status Thaw(PinnedPair* pin);
   // Pins the root for write. REQUIRES: checkpoint_safe_ held (it keeps root_ fixed).
   Status PinRootForWrite(PinnedPair* pin) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
   std::string Where(BlockNum block) const;
@@ -266,6 +279,8 @@ class FractalTree final : public CacheFileOwner {
   Status FlushAll(PinnedPair* pin);
   void ScheduleFlush(BlockNum block);
   void BackgroundFlush(BlockNum block);
+  // Compresses a clean internal node's message buffers in memory; true if it did.
+  bool FreezeBuffers(Node* node);
   // Stops new background flushes and waits for the queued and running ones.
   void DrainFlushes();
   BlockNum NewBlockNum();

@@ -141,6 +141,7 @@ Status FractalTree::DescendForRead(absl::FunctionRef<size_t(const Node&)> select
           break;
         }
         FERN_RETURN_IF_ERROR(s);
+        FERN_RETURN_IF_ERROR(Thaw(&child));
       }
       node = child.as<Node>();
       path->pins.push_back(std::move(child));

@@ -19,6 +19,8 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("background_flushes", background_flushes);
   line("flush_errors", flush_errors);
   line("read_restarts", read_restarts);
+  line("buffers_frozen", buffers_frozen);
+  line("buffers_thawed", buffers_thawed);
   line("messages_flushed", messages_flushed);
   line("leaf_splits", leaf_splits);
   line("internal_splits", internal_splits);

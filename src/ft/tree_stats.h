@@ -19,7 +19,11 @@ struct TreeStats {
   std::atomic<uint64_t> cleaner_flushes{0};     // flushes started by the cleaner thread
   std::atomic<uint64_t> background_flushes{0};  // gorged nodes flushed by the flusher pool
   std::atomic<uint64_t> flush_errors{0};        // background flushes that failed (retried later)
-  std::atomic<uint64_t> read_restarts{0};       // reads that met a write-locked node and restarted
+  std::atomic<uint64_t> read_restarts{0};
+  std::atomic<uint64_t> buffers_frozen{
+      0};  // internal nodes whose buffers were compressed in memory
+  std::atomic<uint64_t> buffers_thawed{0};  // ... and decompressed again at a pin       // reads
+                                            // that met a write-locked node and restarted
   std::atomic<uint64_t> messages_flushed{0};
   std::atomic<uint64_t> leaf_splits{0};
   std::atomic<uint64_t> internal_splits{0};

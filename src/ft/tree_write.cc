@@ -232,7 +232,7 @@ void FractalTree::BackgroundFlush(BlockNum block) {
     // Known by number only: the node may have been merged away and its block freed, so
     // it is flushed only if still cached (never read back from disk).
     if (cache_->PinIfCached(file_id_, block, Cachetable::Lock::kWrite, &pin).ok() &&
-        !pin.as<Node>()->is_leaf()) {
+        Thaw(&pin).ok() && !pin.as<Node>()->is_leaf()) {
       stats_.background_flushes++;
       const bool is_root = block == root_.load(std::memory_order_acquire);
       Status s = FlushWhileGorged(&pin, /*may_release=*/true);

@@ -174,7 +174,7 @@ class FakeDisk : public CacheFileOwner {
     if (cleaner_run_) cleaner_run_(block);
   }
 
-  bool PartialEvict(BlockNum block, CacheValue* value) override {
+  bool PartialEvict(BlockNum block, CacheValue* value, int clock_count) override {
     auto* fake = static_cast<FakeValue*>(value);
     if (fake->warm_bytes == 0) return false;
     fake->warm_bytes = 0;
