@@ -20,13 +20,18 @@ std::string Key(int i) {
   return buf;
 }
 
-TEST(TreeEvictionTest, PartialEvictionKeepsTheBasementReadsReturnTo) {
-  testing::ScratchDir dir;
+TreeConfig Config(Compression codec, uint32_t node_bytes) {
   TreeConfig config;
   config.comparator = BytewiseComparator();
-  config.compression = Compression::kNone;
-  config.node_bytes = 256 << 10;
+  config.compression = codec;
+  config.node_bytes = node_bytes;
   config.basement_bytes = 4 << 10;
+  return config;
+}
+
+TEST(TreeEvictionTest, PartialEvictionKeepsTheBasementReadsReturnTo) {
+  testing::ScratchDir dir;
+  const TreeConfig config = Config(Compression::kNone, 256 << 10);
   const std::string path = dir.Sub("t.ft");
   constexpr int kRows = 20000;  // ~2.6 MB of rows: ~10 leaves of ~60 basements each
   {
@@ -64,11 +69,7 @@ TEST(TreeEvictionTest, PartialEvictionKeepsTheBasementReadsReturnTo) {
 // sees every buffered message: the first pin of a frozen node decompresses its buffers.
 TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
   testing::ScratchDir dir;
-  TreeConfig config;
-  config.comparator = BytewiseComparator();
-  config.compression = Compression::kZstd;
-  config.node_bytes = 64 << 10;
-  config.basement_bytes = 4 << 10;
+  const TreeConfig config = Config(Compression::kZstd, 64 << 10);
   CachetableOptions options;
   options.budget_bytes = size_t{1} << 20;
   options.evictor_period_ms = 10;
