@@ -440,12 +440,13 @@ TEST(BlockTableTest, ConcurrentWritersAndCheckpointsNeverShareSpace) {
   std::string last_snapshot;
   BlockLocation last_table;
   std::thread checkpointer([&] {
-    while (!stop.load()) {
+    // At least one checkpoint, even if the writers finish before this thread starts.
+    do {
       table.BeginCheckpoint();
       last_snapshot = table.SerializeCheckpoint();
       last_table = table.AllocateTableSpace(last_snapshot.size());
       table.CompleteCheckpoint(last_table);
-    }
+    } while (!stop.load());
   });
   for (std::thread& t : writers) t.join();
   stop = true;
