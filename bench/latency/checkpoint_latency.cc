@@ -25,7 +25,14 @@ struct Result {
   double seconds;
   std::vector<double> latencies_us;
   int64_t checkpoints;
+  int64_t clones;            // checkpoint clones made by write pins
+  int64_t checkpoint_pairs;  // pairs written for checkpoints, clones included
 };
+
+int64_t StatValue(const std::string& stats, const std::string& name) {
+  size_t at = stats.find(name + ": ");
+  return at == std::string::npos ? -1 : std::atoll(stats.c_str() + at + name.size() + 2);
+}
 
 Result Run(const std::string& dir, uint64_t n, size_t cache_mb, uint32_t period_ms) {
   std::filesystem::remove_all(dir);
@@ -61,8 +68,9 @@ Result Run(const std::string& dir, uint64_t n, size_t cache_mb, uint32_t period_
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::string stats;
   env->GetProperty("fern.stats", &stats);
-  size_t at = stats.find("checkpoint.taken: ");
-  result.checkpoints = at == std::string::npos ? -1 : std::atoll(stats.c_str() + at + 18);
+  result.checkpoints = StatValue(stats, "checkpoint.taken");
+  result.clones = StatValue(stats, "checkpoint.clones");
+  result.checkpoint_pairs = StatValue(stats, "checkpoint.pairs_written");
   env.reset();
   std::filesystem::remove_all(dir);
   return result;
@@ -99,16 +107,19 @@ int main(int argc, char** argv) {
     }
   }
   std::printf(
-      "checkpoints,n,seconds,puts_per_sec,p50_us,p99_us,p999_us,max_us,checkpoints_taken\n");
+      "checkpoints,n,seconds,puts_per_sec,p50_us,p99_us,p999_us,max_us,checkpoints_taken,"
+      "clones,checkpoint_pairs_written\n");
   for (uint32_t period : {period_ms, 0u}) {
     Result r = Run(dir, n, cache_mb, period);
     double max = *std::max_element(r.latencies_us.begin(), r.latencies_us.end());
     double p50 = Percentile(&r.latencies_us, 0.50);
     double p99 = Percentile(&r.latencies_us, 0.99);
     double p999 = Percentile(&r.latencies_us, 0.999);
-    std::printf("%s,%" PRIu64 ",%.2f,%.0f,%.1f,%.1f,%.1f,%.0f,%" PRId64 "\n",
+    std::printf("%s,%" PRIu64 ",%.2f,%.0f,%.1f,%.1f,%.1f,%.0f,%" PRId64 ",%" PRId64 ",%" PRId64
+                "\n",
                 period ? ("every " + std::to_string(period) + " ms").c_str() : "off", n, r.seconds,
-                static_cast<double>(n) / r.seconds, p50, p99, p999, max, r.checkpoints);
+                static_cast<double>(n) / r.seconds, p50, p99, p999, max, r.checkpoints, r.clones,
+                r.checkpoint_pairs);
   }
   return 0;
 }
