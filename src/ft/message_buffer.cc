@@ -92,6 +92,18 @@ void MessageBuffer::Swap(MessageBuffer& other) {
   std::swap(max_msn_, other.max_msn_);
 }
 
+void MessageBuffer::CopyFrom(const MessageBuffer& other) {
+  if (this == &other) return;
+  arena_.assign(other.arena_);
+  sorted_.assign(other.sorted_.begin(), other.sorted_.end());
+  heads_.assign(other.heads_.begin(), other.heads_.end());
+  prefix_.assign(other.prefix_);
+  tail_.assign(other.tail_.begin(), other.tail_.end());
+  broadcasts_.assign(other.broadcasts_.begin(), other.broadcasts_.end());
+  count_ = other.count_;
+  max_msn_ = other.max_msn_;
+}
+
 void MessageBuffer::Serialize(std::string* out) const {
   PutVarint64(out, count_);
   out->append(arena_);

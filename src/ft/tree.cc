@@ -164,7 +164,10 @@ Status FractalTree::Checkpoint() {
   FERN_RETURN_IF_ERROR(s);
 
   if (log_ != nullptr && through > 0) s = log_->SyncThrough(through);
-  if (s.ok()) s = cache_->EndCheckpoint(file_id_);
+  // Ended whatever happened: it waits for the clone writes, which must not outlive the
+  // file's checkpoint (AbortCheckpoint below), and lets the next checkpoint begin.
+  const Status cache_end = cache_->EndCheckpoint(file_id_);
+  if (s.ok()) s = cache_end;
   if (s.ok()) s = file_->EndCheckpoint(header);
   if (!s.ok()) {
     file_->AbortCheckpoint();

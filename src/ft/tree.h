@@ -171,6 +171,16 @@ class FractalTree final : public CacheFileOwner {
   Status WriteBlock(BlockNum block, CacheValue* value) override;
   Status WriteBlockForCheckpoint(BlockNum block, CacheValue* value) override;
   bool PartialEvict(BlockNum block, CacheValue* value) override;
+  // Checkpoint copy-on-write (tree_checkpoint_clone.cc). The clone copies the node's
+  // pivots, children, message buffers and changed basements; partitions unchanged since
+  // the node's last write travel as extents of the block as it was at the checkpoint's
+  // begin, which TreeFile keeps allocated until the clone is written, so the clone is
+  // self-contained whatever happens to the original. Declines (nullptr) only when the
+  // file refuses the clone write.
+  std::unique_ptr<CacheValue> CloneForCheckpoint(BlockNum block, const CacheValue& value) override;
+  // Serializes the clone (reading its unchanged frames from the begin's extent) and writes
+  // it into the checkpoint only: the original's own writes keep the current location.
+  Status WriteCheckpointClone(BlockNum block, std::unique_ptr<CacheValue> clone) override;
   // The cleaner thread: flushes the heaviest child buffer of `block` if it is still an
   // internal node with buffered messages.
   void CleanerRun(BlockNum block) override;
