@@ -135,8 +135,9 @@ Status FractalTree::Close(bool checkpoint) {
 Status FractalTree::Checkpoint() {
   // A sharp checkpoint that does not stall writers: under tree_mu_ (briefly) the dirty nodes
   // are marked checkpoint-pending and the block table's image is taken; then the pending
-  // nodes are written while writers go on (a writer that wants a pending dirty node writes
-  // it for the checkpoint first), and the header is written last.
+  // nodes are written while writers go on (a writer that wants a pending dirty node clones
+  // it for the checkpoint writers, tree_checkpoint_clone.cc), and the header is written
+  // last.
   //
   // Every write of this tree in the log is applied (writes log and apply under tree_mu_),
   // and no commit or abort is half applied while resolutions are blocked, so the
