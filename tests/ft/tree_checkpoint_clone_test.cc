@@ -1,7 +1,9 @@
 // Checkpoint clones of a fractal tree: a writer that changes a node the checkpoint still
 // has to write copies it and goes on; the checkpoint holds the tree as of its begin while
 // the live tree moves on.
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -10,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -255,6 +258,83 @@ TEST(TreeCheckpointCloneTest, LeafWithEvictedBasementsIsClonedFromItsBlockAsOfTh
   ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
   ExpectContents(tree.get(), kRows, model);
   ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+}
+
+// Checkpoints taken while a writer thread runs are sharp: each holds exactly the writes
+// made before some moment, whatever the clones, evictions and clone writes did meanwhile.
+TEST(TreeCheckpointCloneTest, CheckpointsRacingAWriterHoldAPrefixOfItsWrites) {
+  testing::ScratchDir dir;
+  const std::string path = dir.Sub("t.ft");
+  TreeConfig config;
+  config.comparator = BytewiseComparator();
+  config.compression = Compression::kZstd;
+  config.node_bytes = 16 << 10;
+  config.basement_bytes = 2 << 10;
+  config.fanout = 4;
+  constexpr int kKeys = 3000;
+  constexpr int kCheckpoints = 6;
+  CachetableOptions options;
+  options.budget_bytes = 512 << 10;
+  Cachetable cache(options);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
+
+  // history[k]: the sequence numbers written to key k, ascending. Written by the writer
+  // only; read by the main thread after it stopped.
+  std::vector<std::vector<int>> history(kKeys);
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    uint64_t x = 12345;
+    for (int seq = 0; !stop.load(); ++seq) {
+      x = x * 6364136223846793005u + 1442695040888963407u;
+      const int k = static_cast<int>((x >> 33) % kKeys);
+      std::string value = "s" + std::to_string(seq) + "-";
+      value.resize(60, 'x');
+      ASSERT_TRUE(tree->Put(Key(k), value).ok());
+      history[k].push_back(seq);
+      written.store(seq + 1);
+    }
+  });
+  std::vector<std::string> copies;
+  for (int c = 0; c < kCheckpoints; ++c) {
+    const int target = (c + 1) * 4000;
+    while (written.load() < target) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(tree->Checkpoint().ok());
+    copies.push_back(path + ".copy" + std::to_string(c));
+    std::filesystem::copy_file(path, copies.back());
+  }
+  stop.store(true);
+  writer.join();
+  EXPECT_GT(cache.stats().clones, 0u);
+
+  for (const std::string& copy : copies) {
+    SCOPED_TRACE(copy);
+    ExpectVerifies(copy);
+    Cachetable copy_cache(size_t{16} << 20);
+    std::unique_ptr<FractalTree> snapshot;
+    ASSERT_TRUE(FractalTree::Open(copy, config, &copy_cache, &snapshot).ok());
+    std::vector<int> seen(kKeys, -1);
+    int newest = -1;
+    for (int k = 0; k < kKeys; ++k) {
+      std::string value;
+      const Status s = snapshot->Get(Key(k), &value);
+      if (s.IsNotFound()) continue;
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      seen[k] = std::stoi(value.substr(1));
+      newest = std::max(newest, seen[k]);
+    }
+    // Every key holds its last write up to the newest write the checkpoint holds.
+    for (int k = 0; k < kKeys; ++k) {
+      auto it = std::upper_bound(history[k].begin(), history[k].end(), newest);
+      const int expected = it == history[k].begin() ? -1 : *(it - 1);
+      ASSERT_EQ(seen[k], expected) << Key(k) << " in a checkpoint holding writes up to " << newest;
+    }
+    ASSERT_TRUE(snapshot->Close(/*checkpoint=*/false).ok());
+  }
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
+  tree.reset();
+  ExpectVerifies(path);
 }
 
 }  // namespace
