@@ -49,9 +49,8 @@ void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
 }
 
 size_t MessageBuffer::memory_bytes() const {
-  return arena_.capacity() + prefix_.capacity() +
-         sizeof(uint32_t) *
-             (sorted_.capacity() + heads_.capacity() + tail_.capacity() + broadcasts_.capacity());
+  return arena_.capacity() + prefix_.capacity() + sizeof(uint64_t) * heads_.capacity() +
+         sizeof(uint32_t) * (sorted_.capacity() + tail_.capacity() + broadcasts_.capacity());
 }
 
 void MessageBuffer::ForEach(const MessageFn& fn) const { ForEach<const MessageFn&>(fn); }
