@@ -432,6 +432,16 @@ void Basement::AppendEncoded(std::string_view encoded_entry) {
   IndexKeyAt(offsets_.size() - 1, /*inserted=*/true);
 }
 
+void Basement::CopyFrom(const Basement& other) {
+  if (this == &other) return;
+  arena_.assign(other.arena_);
+  offsets_.assign(other.offsets_.begin(), other.offsets_.end());
+  heads_.assign(other.heads_.begin(), other.heads_.end());
+  prefix_.assign(other.prefix_);
+  garbage_ = other.garbage_;
+  max_msn_ = other.max_msn_;
+}
+
 void Basement::Clear() {
   arena_.clear();
   offsets_.clear();

@@ -125,6 +125,10 @@ class Basement {
 
   // Drops every entry and resets max_msn to 0.
   void Clear();
+  // Makes this basement hold exactly other's entries and max MSN (its garbage bytes too:
+  // a plain copy of the arena, no re-encoding), sharing nothing with it. For checkpoint
+  // clones.
+  void CopyFrom(const Basement& other);
 
  private:
   void ApplyKeyed(const Message& m, const ApplyContext& ctx);

@@ -78,8 +78,9 @@ void BlockTable::FreeBlockNum(BlockNum b) {
     ReleaseIfUnnamedLocked(b, old);
     --written_blocks_;
   }
-  const bool named = checkpointed_.at(b).offset != 0 ||
-                     (checkpoint_in_progress_ && in_progress_.at(b).offset != 0);
+  const bool named =
+      checkpointed_.at(b).offset != 0 ||
+      (checkpoint_in_progress_ && (in_progress_.at(b).offset != 0 || clone_writes_.count(b) != 0));
   if (named) {
     number_state_[b] = NumberState::kRetired;
     retired_numbers_.push_back(b);
@@ -127,6 +128,36 @@ Status BlockTable::SetLocation(BlockNum b, BlockLocation loc, bool for_checkpoin
   if (old.offset == 0) ++written_blocks_;
   current_.Set(b, loc);
   ReleaseIfUnnamedLocked(b, old);
+  return Status::OK();
+}
+
+Status BlockTable::PrepareCloneWrite(BlockNum b, BlockLocation* source) {
+  MutexLock lock(&mu_);
+  if (!InUseLocked(b)) return Status::InvalidArgument(StrCat("block ", b, " is not allocated"));
+  if (!checkpoint_in_progress_) {
+    return Status::InvalidArgument(StrCat("clone of block ", b, " without a checkpoint"));
+  }
+  const BlockLocation begin = in_progress_.at(b);
+  if (current_.at(b).offset != begin.offset) {
+    return Status::InvalidArgument(
+        StrCat("clone of block ", b, ", which was written since the checkpoint began"));
+  }
+  clone_writes_.insert(b);
+  *source = begin;
+  return Status::OK();
+}
+
+Status BlockTable::SetCloneLocation(BlockNum b, BlockLocation loc) {
+  MutexLock lock(&mu_);
+  if (!checkpoint_in_progress_ || clone_writes_.erase(b) == 0) {
+    return Status::InvalidArgument(
+        StrCat("clone write of block ", b, " that no checkpoint in progress expects"));
+  }
+  // b may be in use or retired (freed since the clone); either way only the checkpoint
+  // takes this extent.
+  const BlockLocation replaced = in_progress_.at(b);
+  in_progress_.Set(b, loc);
+  ReleaseIfUnnamedLocked(b, replaced);
   return Status::OK();
 }
 
@@ -261,6 +292,7 @@ void BlockTable::BeginCheckpointLocked() {
   in_progress_ = current_;
   in_progress_.Set(kTableBlockNum, BlockLocation{});
   checkpoint_in_progress_ = true;
+  clone_writes_.clear();
 }
 
 void BlockTable::BeginCheckpoint() {
@@ -324,6 +356,7 @@ void BlockTable::CompleteCheckpoint(BlockLocation table_location) {
   checkpointed_ = std::move(in_progress_);
   in_progress_ = Translation{};
   checkpoint_in_progress_ = false;
+  clone_writes_.clear();
   FreeDroppedExtentsLocked(old, checkpointed_);
   ReleaseRetiredNumbersLocked(checkpointed_);
 }
@@ -334,6 +367,7 @@ void BlockTable::AbortCheckpoint() {
   Translation dropped = std::move(in_progress_);
   in_progress_ = Translation{};
   checkpoint_in_progress_ = false;
+  clone_writes_.clear();
   FreeDroppedExtentsLocked(dropped, checkpointed_);
   ReleaseRetiredNumbersLocked(checkpointed_);
 }

@@ -112,6 +112,24 @@ class BlockTable {
   Status SetLocation(BlockNum b, BlockLocation loc, bool for_checkpoint = false);
   void ReleaseSpace(BlockLocation loc);
 
+  // Checkpoint clones: copies of nodes taken after the begin, written later while the
+  // original goes on changing, being rewritten or freed.
+  //   PrepareCloneWrite(b, &source): b holds its contents as of the begin (it has not been
+  //     written since) and a clone of it will be written. Sets *source to b's location in
+  //     the in-progress version ({0, 0}: never written), which stays allocated (in_progress
+  //     names it) until the clone's location replaces it, so the clone may read unchanged
+  //     frames from it. If b is freed meanwhile its number stays out of reuse until no
+  //     checkpoint version names it. InvalidArgument if b is not allocated, without a
+  //     checkpoint in progress, or if b was written since the begin.
+  //   SetCloneLocation(b, loc): records the clone's extent in the in-progress version only;
+  //     current keeps whatever the original's own writes put there (or nothing, once b is
+  //     freed), so the newer version always wins in current. InvalidArgument if no
+  //     PrepareCloneWrite of b is outstanding in this checkpoint (the caller then releases
+  //     `loc`).
+  // Outstanding clone writes are forgotten when the checkpoint completes or aborts.
+  Status PrepareCloneWrite(BlockNum b, BlockLocation* source);
+  Status SetCloneLocation(BlockNum b, BlockLocation loc);
+
   // The current version in the format above.
   std::string SerializeCurrent() const;
   // Parses a serialized table into `out`, which becomes current and checkpointed, with the
@@ -196,6 +214,8 @@ class BlockTable {
   std::set<BlockNum> free_numbers_ ABSL_GUARDED_BY(mu_);
   std::vector<BlockNum> retired_numbers_ ABSL_GUARDED_BY(mu_);
   uint64_t written_blocks_ ABSL_GUARDED_BY(mu_) = 0;
+  // Blocks with a PrepareCloneWrite whose SetCloneLocation has not come yet.
+  std::set<BlockNum> clone_writes_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fern

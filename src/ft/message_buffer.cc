@@ -49,9 +49,8 @@ void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
 }
 
 size_t MessageBuffer::memory_bytes() const {
-  return arena_.capacity() + prefix_.capacity() +
-         sizeof(uint32_t) *
-             (sorted_.capacity() + heads_.capacity() + tail_.capacity() + broadcasts_.capacity());
+  return arena_.capacity() + prefix_.capacity() + sizeof(uint64_t) * heads_.capacity() +
+         sizeof(uint32_t) * (sorted_.capacity() + tail_.capacity() + broadcasts_.capacity());
 }
 
 void MessageBuffer::ForEach(const MessageFn& fn) const { ForEach<const MessageFn&>(fn); }
@@ -90,6 +89,18 @@ void MessageBuffer::Swap(MessageBuffer& other) {
   broadcasts_.swap(other.broadcasts_);
   std::swap(count_, other.count_);
   std::swap(max_msn_, other.max_msn_);
+}
+
+void MessageBuffer::CopyFrom(const MessageBuffer& other) {
+  if (this == &other) return;
+  arena_.assign(other.arena_);
+  sorted_.assign(other.sorted_.begin(), other.sorted_.end());
+  heads_.assign(other.heads_.begin(), other.heads_.end());
+  prefix_.assign(other.prefix_);
+  tail_.assign(other.tail_.begin(), other.tail_.end());
+  broadcasts_.assign(other.broadcasts_.begin(), other.broadcasts_.end());
+  count_ = other.count_;
+  max_msn_ = other.max_msn_;
 }
 
 void MessageBuffer::Serialize(std::string* out) const {

@@ -11,8 +11,9 @@
 // into the main array (kIndexTailBound; the figures that chose it are in message_buffer.cc).
 // Queries binary-search the main array and scan the tail, so const methods never mutate.
 //
-// Thread safety: const methods may run concurrently with each other; Append, Clear, Swap and
-// Deserialize need exclusive access (the owning node's write lock).
+// Thread safety: const methods may run concurrently with each other; Append, Clear, Swap,
+// CopyFrom (of its target) and Deserialize need exclusive access (the owning node's write
+// lock).
 //
 // Serialized form, format version 1 (Serialize / Deserialize):
 //
@@ -90,6 +91,10 @@ class MessageBuffer {
   // Drops every message; keeps the memory for reuse.
   void Clear();
   void Swap(MessageBuffer& other);
+  // Makes this buffer hold exactly other's messages, indexes included, so that every query
+  // answers as on `other`; the copy shares nothing with it. Allocates other's sizes, not
+  // its spare capacity (checkpoint clones copy whole nodes of buffers).
+  void CopyFrom(const MessageBuffer& other);
 
   // Appends the serialized form (table above) to *out.
   void Serialize(std::string* out) const;

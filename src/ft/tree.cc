@@ -127,9 +127,10 @@ Status FractalTree::Close(bool checkpoint) {
 
 Status FractalTree::Checkpoint() {
   // A sharp checkpoint that does not stall writers: under checkpoint_safe_ (briefly, with no
-  // write, flush or split half done) the dirty nodes are marked checkpoint-pending and the block
-  // table's image is taken; then the pending nodes are written while writers go on (a writer that
-  // wants a pending dirty node writes it for the checkpoint first), and the header is written last.
+  // write, flush or split half done) the dirty nodes are marked checkpoint-pending and the
+  // block table's image is taken; then the pending nodes are written while writers go on (a
+  // writer that wants a pending dirty node clones it for the checkpoint writers,
+  // tree_checkpoint_clone.cc), and the header is written last.
   //
   // Every write of this tree in the log is applied (a write logs and applies itself under
   // checkpoint_safe_ held shared),
@@ -158,7 +159,10 @@ Status FractalTree::Checkpoint() {
   FERN_RETURN_IF_ERROR(s);
 
   if (log_ != nullptr && through > 0) s = log_->SyncThrough(through);
-  if (s.ok()) s = cache_->EndCheckpoint(file_id_);
+  // Ended whatever happened: it waits for the clone writes, which must not outlive the
+  // file's checkpoint (AbortCheckpoint below), and lets the next checkpoint begin.
+  const Status cache_end = cache_->EndCheckpoint(file_id_);
+  if (s.ok()) s = cache_end;
   if (s.ok()) s = file_->EndCheckpoint(header);
   if (!s.ok()) {
     file_->AbortCheckpoint();
@@ -184,6 +188,12 @@ Status FractalTree::Thaw(PinnedPair* pin) {
   if (!node->is_frozen.load(std::memory_order_acquire)) return Status::OK();
   MutexLock lock(&node->load_mu);
   if (node->frozen == nullptr) return Status::OK();  // another reader thawed it
+  FERN_RETURN_IF_ERROR(ThawLocked(node));
+  pin->UpdateSize();
+  return Status::OK();
+}
+
+Status FractalTree::ThawLocked(Node* node) {
   const Node::FrozenBuffers& frozen = *node->frozen;
   const std::string where = Where(node->block());
   for (size_t i = 0; i < frozen.frames.size(); ++i) {
@@ -194,7 +204,6 @@ Status FractalTree::Thaw(PinnedPair* pin) {
   }
   node->Thawed();
   stats_.buffers_thawed++;
-  pin->UpdateSize();
   return Status::OK();
 }
 
@@ -257,6 +266,8 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
 
 Status FractalTree::SerializeAndWrite(BlockNum block, Node* node,
                                       const std::function<Status(std::string_view)>& write) {
+  // Only clean nodes are frozen, so this is a guard: never write empty stand-in buffers.
+  if (node->frozen != nullptr) FERN_RETURN_IF_ERROR(ThawLocked(node));
   std::string bytes;
   std::vector<PartitionExtent> extents;
   ReadOldFrame read_old = [this, block](const PartitionExtent& e, std::string* frame) {

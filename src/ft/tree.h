@@ -204,6 +204,16 @@ class FractalTree final : public CacheFileOwner {
   // fell to kFreezeClockCount: compresses their message buffers in memory (Thaw undoes it
   // at the next pin).
   bool PartialEvict(BlockNum block, CacheValue* value, int clock_count) override;
+  // Checkpoint copy-on-write (tree_checkpoint_clone.cc). The clone copies the node's
+  // pivots, children, message buffers and changed basements; partitions unchanged since
+  // the node's last write travel as extents of the block as it was at the checkpoint's
+  // begin, which TreeFile keeps allocated until the clone is written, so the clone is
+  // self-contained whatever happens to the original. Declines (nullptr) only when the
+  // file refuses the clone write.
+  std::unique_ptr<CacheValue> CloneForCheckpoint(BlockNum block, const CacheValue& value) override;
+  // Serializes the clone (reading its unchanged frames from the begin's extent) and writes
+  // it into the checkpoint only: the original's own writes keep the current location.
+  Status WriteCheckpointClone(BlockNum block, std::unique_ptr<CacheValue> clone) override;
   // The cleaner thread: flushes the heaviest child buffer of `block` if it is still an
   // internal node with buffered messages.
   void CleanerRun(BlockNum block) override;
@@ -216,6 +226,9 @@ class FractalTree final : public CacheFileOwner {
   // Decompresses the message buffers partial eviction compressed, if it did. Every pin of an
   // internal node goes through it before the node's buffers are used; safe under a read pin.
   Status Thaw(PinnedPair* pin);
+  // Thaw's work on a frozen node. REQUIRES: node->load_mu held, or the pair locked
+  // exclusively (owner callbacks), and node->frozen set.
+  Status ThawLocked(Node* node) ABSL_NO_THREAD_SAFETY_ANALYSIS;
   // Pins the root for write. REQUIRES: checkpoint_safe_ held (it keeps root_ fixed).
   Status PinRootForWrite(PinnedPair* pin) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
   std::string Where(BlockNum block) const;

@@ -171,16 +171,37 @@ Status TreeFile::Poison(const Status& s) {
 }
 
 Status TreeFile::WriteBlock(BlockNum b, std::string_view bytes) {
-  return Write(b, bytes, /*for_checkpoint=*/false);
+  return Write(b, bytes, WriteKind::kCurrent);
 }
 
 Status TreeFile::WriteBlockForCheckpoint(BlockNum b, std::string_view bytes) {
-  return Write(b, bytes, /*for_checkpoint=*/true);
+  return Write(b, bytes, WriteKind::kCheckpoint);
 }
 
-Status TreeFile::Write(BlockNum b, std::string_view bytes, bool for_checkpoint) {
+Status TreeFile::PrepareCloneWrite(BlockNum b, BlockLocation* source) {
   FERN_RETURN_IF_ERROR(CheckWritable());
-  if (!table_.IsAllocated(b)) {
+  Status s = table_.PrepareCloneWrite(b, source);
+  if (!s.ok()) return s.WithContext(path_);
+  return Status::OK();
+}
+
+Status TreeFile::ReadCloneSource(BlockNum b, BlockLocation source, uint64_t offset, uint64_t n,
+                                 std::string* out) const {
+  if (offset > source.size || n > source.size - offset) {
+    return Status::Corruption(StrCat(path_, ": block ", b, " as of the checkpoint's begin: range [",
+                                     offset, ", +", n, ") is outside its ", source.size, " bytes"));
+  }
+  return ReadExtent(b, source, offset, n, out);
+}
+
+Status TreeFile::WriteClone(BlockNum b, std::string_view bytes) {
+  return Write(b, bytes, WriteKind::kClone);
+}
+
+Status TreeFile::Write(BlockNum b, std::string_view bytes, WriteKind kind) {
+  FERN_RETURN_IF_ERROR(CheckWritable());
+  // A clone's block may have been freed since it was cloned; SetCloneLocation checks it.
+  if (kind != WriteKind::kClone && !table_.IsAllocated(b)) {
     return Status::InvalidArgument(
         StrCat(path_, ": write of block ", b, ", which is not allocated"));
   }
@@ -199,9 +220,10 @@ Status TreeFile::Write(BlockNum b, std::string_view bytes, bool for_checkpoint) 
     table_.ReleaseSpace(loc);
     return s.WithContext(StrCat("block ", b));
   }
-  s = table_.SetLocation(b, loc, for_checkpoint);
+  s = kind == WriteKind::kClone ? table_.SetCloneLocation(b, loc)
+                                : table_.SetLocation(b, loc, kind == WriteKind::kCheckpoint);
   if (!s.ok()) {
-    // b was freed while it was being written.
+    // b was freed while it was being written, or no checkpoint expects this clone.
     table_.ReleaseSpace(loc);
     return s.WithContext(path_);
   }

@@ -118,6 +118,23 @@ class TreeFile {
   Status BeginCheckpoint();
   Status WriteBlockForCheckpoint(BlockNum b, std::string_view bytes);
   Status EndCheckpoint(const FileHeader& header);
+
+  // Checkpoint clones (BlockTable::PrepareCloneWrite has the rules): a copy of node b made
+  // between BeginCheckpoint and EndCheckpoint, while b still holds its contents as of the
+  // begin, and written later while the original may be rewritten (copy on write) or freed.
+  //   PrepareCloneWrite(b, &source) announces the clone and returns b's extent as of the
+  //     begin ({0, 0}: never written), which stays allocated until the clone is written.
+  //   ReadCloneSource(b, source, offset, n) reads from that extent whatever b's current
+  //     location is by then (for the clone's unchanged partitions).
+  //   WriteClone(b, bytes) writes the clone to fresh space and records it in the checkpoint
+  //     only: b's current location stays the original's (a write of the original, before or
+  //     after, always wins there), and a b freed since the clone stays freed.
+  // InvalidArgument from PrepareCloneWrite without a checkpoint in progress or when b was
+  // written since the begin, and from WriteClone without an outstanding PrepareCloneWrite.
+  Status PrepareCloneWrite(BlockNum b, BlockLocation* source);
+  Status ReadCloneSource(BlockNum b, BlockLocation source, uint64_t offset, uint64_t n,
+                         std::string* out) const;
+  Status WriteClone(BlockNum b, std::string_view bytes);
   // Abandons a checkpoint begun but not ended (its node writes failed); the previous
   // checkpoint stays the file's state. No effect when none is in progress.
   void AbortCheckpoint();
@@ -134,7 +151,8 @@ class TreeFile {
 
   static Status ReadHeader(const File& file, FileHeader* header, int* slot);
   Status CheckWritable() const;
-  Status Write(BlockNum b, std::string_view bytes, bool for_checkpoint);
+  enum class WriteKind { kCurrent, kCheckpoint, kClone };
+  Status Write(BlockNum b, std::string_view bytes, WriteKind kind);
   Status BeginCheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
   Status EndCheckpointLocked(const FileHeader& header)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);

@@ -32,6 +32,8 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("basements_fetched", basements_fetched);
   line("nodes_read", nodes_read);
   line("nodes_written", nodes_written);
+  line("checkpoint_clones", checkpoint_clones);
+  line("checkpoint_clones_written", checkpoint_clones_written);
   line("node_bytes_written", bytes_written);
   line("raw_bytes_compressed", raw_bytes_compressed);
   line("raw_bytes_decompressed", raw_bytes_decompressed);

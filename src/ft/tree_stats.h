@@ -34,7 +34,9 @@ struct TreeStats {
   std::atomic<uint64_t> basement_merges{0};
   std::atomic<uint64_t> basements_fetched{0};  // partial fetches of one basement
   std::atomic<uint64_t> nodes_read{0};
-  std::atomic<uint64_t> nodes_written{0};
+  std::atomic<uint64_t> nodes_written{0};      // checkpoint clones included
+  std::atomic<uint64_t> checkpoint_clones{0};  // nodes copied for a checkpoint by a writer
+  std::atomic<uint64_t> checkpoint_clones_written{0};
   std::atomic<uint64_t> bytes_written{0};  // serialized node bytes handed to the file
   std::atomic<uint64_t> raw_bytes_compressed{0};
   std::atomic<uint64_t> raw_bytes_decompressed{0};

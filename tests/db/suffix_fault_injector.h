@@ -12,9 +12,9 @@
 #include <string>
 #include <system_error>
 
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "util/fault_injection.h"
+#include "util/mutex.h"
 #include "util/strings.h"
 
 namespace fern::testing {
@@ -38,44 +38,44 @@ class SuffixFaultInjector final : public FaultInjector {
 
   // The `nth` matching call of the fault's kind from now on gets the fault.
   void Arm(int nth = 1) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     armed_at_ = calls_ + nth;
   }
   void Disarm() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     armed_at_ = 0;
   }
 
   // Matching calls of the fault's kind so far (whether faulted or not).
   int calls() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return calls_;
   }
   int faults() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return faults_;
   }
   // The path, offset and sizes of the last faulted call (offset and sizes: writes only).
   std::string faulted_path() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return faulted_path_;
   }
   uint64_t faulted_offset() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return faulted_offset_;
   }
   size_t faulted_size() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return faulted_size_;
   }
   size_t written_size() const {  // bytes a torn write let through
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return written_size_;
   }
 
   Status BeforeWrite(const std::string& path, uint64_t offset, size_t* size) override {
     if (fault_ == Fault::kFailSync || !Matches(path)) return Status::OK();
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (++calls_ != armed_at_) return Status::OK();
     armed_at_ = 0;
     ++faults_;
@@ -94,7 +94,7 @@ class SuffixFaultInjector final : public FaultInjector {
 
   Status BeforeSync(const std::string& path) override {
     if (fault_ != Fault::kFailSync || !Matches(path)) return Status::OK();
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (++calls_ != armed_at_) return Status::OK();
     armed_at_ = 0;
     ++faults_;
@@ -110,7 +110,7 @@ class SuffixFaultInjector final : public FaultInjector {
 
   const std::string suffix_;
   const Fault fault_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
   int armed_at_ ABSL_GUARDED_BY(mu_) = 0;  // 0: disarmed
   int faults_ ABSL_GUARDED_BY(mu_) = 0;

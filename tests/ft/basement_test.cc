@@ -449,6 +449,39 @@ TEST_F(BasementTest, SerializeRoundTrip) {
   }
 }
 
+TEST_F(BasementTest, CopyFromHoldsTheSameEntriesAndSharesNothing) {
+  Fill(&basement_, 0, 300, 1, ctx_);
+  msn_ = basement_.max_msn();
+  for (int i = 0; i < 300; i += 7) Insert("k" + std::to_string(i), "p", XidStack{9, 10});
+  for (int i = 0; i < 300; i += 5) Delete("k" + std::to_string(i));
+  ASSERT_GT(basement_.garbage_bytes(), 0u);
+  Basement copy;
+  Fill(&copy, 500, 3, 1, ctx_);
+  copy.CopyFrom(basement_);
+  EXPECT_EQ(copy.max_msn(), basement_.max_msn());
+  EXPECT_EQ(copy.count(), basement_.count());
+  EXPECT_EQ(copy.serialized_bytes(), basement_.serialized_bytes());
+  std::string copied;
+  copy.Serialize(&copied);
+  EXPECT_EQ(copied, Serialized());
+  size_t i;
+  EXPECT_TRUE(copy.Find("k001", *ctx_.cmp, &i));
+  EXPECT_FALSE(copy.Find("k5", *ctx_.cmp, &i));
+
+  // Changing the original leaves the copy as it was, and the copy still takes messages.
+  Delete("k001");
+  Insert("k5", "back");
+  std::string after;
+  copy.Serialize(&after);
+  EXPECT_EQ(after, copied);
+  EXPECT_TRUE(copy.Find("k001", *ctx_.cmp, &i));
+  EXPECT_FALSE(copy.Find("k5", *ctx_.cmp, &i));
+  copy.Apply(Message{MessageType::kInsert, copy.max_msn() + 1, {}, "k9999", "new"}, ctx_);
+  EXPECT_TRUE(copy.Find("k9999", *ctx_.cmp, &i));
+  EXPECT_FALSE(basement_.Find("k9999", *ctx_.cmp, &i));
+  ExpectSorted(copy);
+}
+
 TEST_F(BasementTest, DeserializeAdoptingTheBufferMatchesCopying) {
   Fill(&basement_, 0, 300, 1, ctx_);
   msn_ = basement_.max_msn();

@@ -411,6 +411,130 @@ TEST(BlockTableTest, FailedDeserializeLeavesTheTableUnchanged) {
 // Several writers rewrite and free their own blocks while a checkpointer runs the protocol
 // in a loop. Afterwards no two current blocks overlap, and the last checkpoint's blocks
 // overlap nothing in current except themselves.
+// ---- checkpoint clones ---------------------------------------------------------------
+
+// Writes b to fresh space in the current version.
+BlockLocation WriteCurrent(BlockTable* table, BlockNum b, uint64_t size) {
+  const BlockLocation loc = table->AllocateSpace(size);
+  EXPECT_TRUE(table->SetLocation(b, loc).ok());
+  return loc;
+}
+
+TEST(BlockTableTest, CloneWriteGoesToTheCheckpointOnly) {
+  BlockTable table;
+  const BlockNum b = table.AllocateBlockNum();
+  const BlockLocation before = WriteCurrent(&table, b, 3 * kUnit);
+  CompleteCheckpoint(&table);
+  WriteCurrent(&table, b, kUnit);  // dirty at the next begin: this is what it clones
+  const BlockLocation at_begin = CurrentBlocks(table).at(b);
+
+  table.BeginCheckpoint();
+  BlockLocation source;
+  ASSERT_TRUE(table.PrepareCloneWrite(b, &source).ok());
+  EXPECT_EQ(source, at_begin);
+  const BlockLocation clone = table.AllocateSpace(2 * kUnit);
+  ASSERT_TRUE(table.SetCloneLocation(b, clone).ok());
+  // The original (still dirty in a cache) keeps its own location in current, so its
+  // partitions' extents stay valid; its next write replaces it.
+  EXPECT_EQ(CurrentBlocks(table).at(b), at_begin);
+  const std::string bytes = table.SerializeCheckpoint();
+  const BlockLocation table_loc = table.AllocateTableSpace(bytes.size());
+  table.CompleteCheckpoint(table_loc);
+  BlockTable reopened;
+  ASSERT_TRUE(BlockTable::Deserialize(bytes, table_loc, &reopened).ok());
+  EXPECT_EQ(CurrentBlocks(reopened).at(b), clone);
+  // The previous checkpoint's extent is free now; the clone's and current's are not.
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {before}, 8, kUnit));
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {clone, at_begin}, 8, kUnit));
+}
+
+TEST(BlockTableTest, NewerWriteOfTheOriginalWinsInCurrentWhateverTheOrder) {
+  for (const bool original_first : {true, false}) {
+    SCOPED_TRACE(original_first ? "original written first" : "clone written first");
+    BlockTable table;
+    const BlockNum b = table.AllocateBlockNum();
+    WriteCurrent(&table, b, kUnit);
+    table.BeginCheckpoint();
+    BlockLocation source;
+    ASSERT_TRUE(table.PrepareCloneWrite(b, &source).ok());
+    const BlockLocation clone = table.AllocateSpace(kUnit);
+    BlockLocation newer;
+    if (original_first) {
+      newer = WriteCurrent(&table, b, kUnit);
+      // The begin's extent is still the clone's source: nothing fresh may overlap it.
+      EXPECT_FALSE(FreshSpaceOverlaps(&table, {source}, 8, kUnit));
+      ASSERT_TRUE(table.SetCloneLocation(b, clone).ok());
+    } else {
+      ASSERT_TRUE(table.SetCloneLocation(b, clone).ok());
+      newer = WriteCurrent(&table, b, kUnit);
+    }
+    EXPECT_EQ(CurrentBlocks(table).at(b), newer);
+    const std::string bytes = table.SerializeCheckpoint();
+    BlockTable checkpoint;
+    ASSERT_TRUE(BlockTable::Deserialize(bytes, &checkpoint).ok());
+    EXPECT_EQ(CurrentBlocks(checkpoint).at(b), clone);
+    table.CompleteCheckpoint(table.AllocateTableSpace(bytes.size()));
+    // Once the checkpoint names the clone, the begin's extent is free again: only the
+    // newer write, the clone and the table hold space.
+    EXPECT_EQ(table.stats().used_bytes, 3 * kUnit);
+  }
+}
+
+TEST(BlockTableTest, BlockFreedBeforeItsCloneIsWrittenKeepsItsNumberForTheCheckpoint) {
+  BlockTable table;
+  const BlockNum root = table.AllocateBlockNum();
+  WriteCurrent(&table, root, kUnit);
+  CompleteCheckpoint(&table);
+  // A node created after the last checkpoint and never written: nothing names its number
+  // but the clone.
+  const BlockNum fresh = table.AllocateBlockNum();
+  table.BeginCheckpoint();
+  BlockLocation source;
+  ASSERT_TRUE(table.PrepareCloneWrite(fresh, &source).ok());
+  EXPECT_EQ(source.offset, 0u);
+  table.FreeBlockNum(fresh);  // merged away before the clone is written
+  EXPECT_FALSE(table.IsAllocated(fresh));
+  EXPECT_NE(table.AllocateBlockNum(), fresh);
+  const BlockLocation clone = table.AllocateSpace(kUnit);
+  ASSERT_TRUE(table.SetCloneLocation(fresh, clone).ok());
+  EXPECT_EQ(CurrentBlocks(table).count(fresh), 0u);
+  const std::string bytes = table.SerializeCheckpoint();
+  BlockTable checkpoint;
+  ASSERT_TRUE(BlockTable::Deserialize(bytes, &checkpoint).ok());
+  EXPECT_EQ(CurrentBlocks(checkpoint).at(fresh), clone);
+  table.CompleteCheckpoint(table.AllocateTableSpace(bytes.size()));
+  // Still named by the checkpoint: neither number nor space comes back yet...
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {clone}, 8, kUnit));
+  BlockNum next = table.AllocateBlockNum();
+  EXPECT_NE(next, fresh);
+  table.FreeBlockNum(next);
+  // ...until the next checkpoint drops it.
+  CompleteCheckpoint(&table);
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {clone}, 8, kUnit));
+  EXPECT_EQ(table.AllocateBlockNum(), fresh);
+}
+
+TEST(BlockTableTest, CloneWritesNeedAnAnnouncementInTheSameCheckpoint) {
+  BlockTable table;
+  const BlockNum b = table.AllocateBlockNum();
+  WriteCurrent(&table, b, kUnit);
+  BlockLocation source;
+  EXPECT_TRUE(table.PrepareCloneWrite(b, &source).IsInvalidArgument());  // no checkpoint
+  table.BeginCheckpoint();
+  EXPECT_TRUE(table.SetCloneLocation(b, table.AllocateSpace(kUnit)).IsInvalidArgument());
+  WriteCurrent(&table, b, kUnit);
+  // Written since the begin: its contents are no longer the begin's.
+  EXPECT_TRUE(table.PrepareCloneWrite(b, &source).IsInvalidArgument());
+  table.AbortCheckpoint();
+  table.BeginCheckpoint();
+  ASSERT_TRUE(table.PrepareCloneWrite(b, &source).ok());
+  table.AbortCheckpoint();
+  // An aborted checkpoint forgets its announced clones.
+  table.BeginCheckpoint();
+  EXPECT_TRUE(table.SetCloneLocation(b, table.AllocateSpace(kUnit)).IsInvalidArgument());
+  table.AbortCheckpoint();
+}
+
 TEST(BlockTableTest, ConcurrentWritersAndCheckpointsNeverShareSpace) {
   BlockTable table;
   constexpr int kWriters = 3;

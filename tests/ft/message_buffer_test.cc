@@ -481,6 +481,50 @@ TEST(MessageBufferTest, SerializeRoundTrip) {
   EXPECT_TRUE(restored.empty());
 }
 
+TEST(MessageBufferTest, CopyFromAnswersLikeTheOriginalAndSharesNothing) {
+  ReverseComparator cmp;
+  std::vector<OwnedMessage> model;
+  // 2001 messages: the last appends sit in the unsorted tail of the key index.
+  MessageBuffer original = RandomBuffer(cmp, 11, 2001, &model);
+  MessageBuffer copy;
+  copy.Append(Message{MessageType::kInsert, 1, {}, "old", "contents"}, cmp);
+  copy.CopyFrom(original);
+  EXPECT_EQ(copy.count(), original.count());
+  EXPECT_EQ(copy.broadcast_count(), original.broadcast_count());
+  EXPECT_EQ(copy.bytes(), original.bytes());
+  EXPECT_EQ(copy.max_msn(), original.max_msn());
+  EXPECT_LE(copy.memory_bytes(), original.memory_bytes());
+  EXPECT_EQ(Collect(copy), model);
+  for (int k = 0; k < 40; ++k) {
+    std::string key = "k" + std::to_string(k);
+    EXPECT_EQ(MsnsWithKey(copy, key, cmp), MsnsWithKey(original, key, cmp)) << key;
+  }
+  const std::string_view lower = "k3";
+  const std::string_view upper = "k17";  // reverse order: k3 > k17
+  EXPECT_EQ(MsnsInRange(copy, &lower, &upper, cmp), MsnsInRange(original, &lower, &upper, cmp));
+  std::string a;
+  std::string b;
+  copy.Serialize(&a);
+  original.Serialize(&b);
+  EXPECT_EQ(a, b);
+
+  // Changing either side leaves the other as it was.
+  const Msn next = original.max_msn() + 1;
+  original.Append(Message{MessageType::kInsert, next, {}, "k5", "original"}, cmp);
+  copy.Append(Message{MessageType::kDelete, next, {}, "k6", ""}, cmp);
+  EXPECT_EQ(Collect(original).back().key, "k5");
+  EXPECT_EQ(Collect(copy).back().key, "k6");
+  EXPECT_EQ(MsnsWithKey(copy, "k5", cmp).size() + 1, MsnsWithKey(original, "k5", cmp).size());
+  original.Clear();
+  EXPECT_EQ(copy.count(), model.size() + 1);
+
+  MessageBuffer empty;
+  copy.CopyFrom(empty);
+  EXPECT_TRUE(copy.empty());
+  EXPECT_EQ(copy.max_msn(), 0u);
+  EXPECT_TRUE(MsnsWithKey(copy, "k6", cmp).empty());
+}
+
 TEST(MessageBufferTest, DeserializeRejectsEveryTruncation) {
   const Comparator& cmp = *BytewiseComparator();
   std::vector<OwnedMessage> model;

@@ -259,6 +259,40 @@ TEST_F(TreeFileTest, SteppedCheckpointHoldsTheStateAtItsBegin) {
   ExpectContents({{a, "a1"}, {b, "b1 as of the begin (clone)"}});
 }
 
+TEST_F(TreeFileTest, CloneIsWrittenFromTheBeginsBlockWhileTheOriginalMovesOn) {
+  CreateFile();
+  const BlockNum a = file_->AllocateBlockNum();
+  const BlockNum b = file_->AllocateBlockNum();
+  ASSERT_TRUE(file_->WriteBlock(a, "a1").ok());
+  ASSERT_TRUE(file_->WriteBlock(b, "b1 ....... frame").ok());
+  ASSERT_TRUE(file_->Checkpoint(NextHeader(a, 1)).ok());
+  const BlockNum gone = file_->AllocateBlockNum();  // never written, freed before its clone
+
+  ASSERT_TRUE(file_->BeginCheckpoint().ok());
+  BlockLocation source;
+  ASSERT_TRUE(file_->PrepareCloneWrite(b, &source).ok());
+  BlockLocation gone_source;
+  ASSERT_TRUE(file_->PrepareCloneWrite(gone, &gone_source).ok());
+  EXPECT_EQ(gone_source.offset, 0u);
+  // The original is rewritten (evicted) and then again, before its clone is written.
+  ASSERT_TRUE(file_->WriteBlock(b, "b2 written over and over").ok());
+  ASSERT_TRUE(file_->WriteBlock(b, "b3 written over and over").ok());
+  file_->FreeBlock(gone);
+  std::string frame;
+  ASSERT_TRUE(file_->ReadCloneSource(b, source, 3, 7, &frame).ok());
+  EXPECT_EQ(frame, ".......");
+  EXPECT_TRUE(file_->ReadCloneSource(b, source, 10, 100, &frame).IsCorruption());
+  ASSERT_TRUE(file_->WriteClone(b, "b1 clone").ok());
+  ASSERT_TRUE(file_->WriteClone(gone, "gone clone").ok());
+  EXPECT_TRUE(file_->WriteClone(a, "a was never announced").IsInvalidArgument());
+  ExpectContents({{a, "a1"}, {b, "b3 written over and over"}});
+  ASSERT_TRUE(file_->EndCheckpoint(NextHeader(a, 2)).ok());
+  ExpectContents({{a, "a1"}, {b, "b3 written over and over"}});
+
+  ASSERT_TRUE(Reopen().ok());
+  ExpectContents({{a, "a1"}, {b, "b1 clone"}, {gone, "gone clone"}});
+}
+
 TEST_F(TreeFileTest, CheckpointsAlternateHeaderSlots) {
   CreateFile();
   const BlockNum b = file_->AllocateBlockNum();
