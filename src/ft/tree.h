@@ -194,7 +194,7 @@ class FractalTree final : public CacheFileOwner {
   Status FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* value) override;
   Status WriteBlock(BlockNum block, CacheValue* value) override;
   Status WriteBlockForCheckpoint(BlockNum block, CacheValue* value) override;
-  bool PartialEvict(BlockNum block, CacheValue* value) override;
+  bool PartialEvict(BlockNum block, CacheValue* value, size_t* freed_bytes) override;
   // The cleaner thread: flushes the heaviest child buffer of `block` if it is still an
   // internal node with buffered messages.
   void CleanerRun(BlockNum block) override;
