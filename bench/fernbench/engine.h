@@ -28,6 +28,8 @@ struct EngineConfig {
   int threads = 1;
   // True for the fillsync workload: the database is opened for fsync-per-commit use.
   bool sync_commits = false;
+  // Fern only: TableOptions::basement_bytes for a table it creates (0: Fern's default).
+  uint32_t fern_basement_bytes = 0;
 };
 
 class EngineCursor {

@@ -77,6 +77,13 @@ Status SetFlag(std::string_view name, std::string_view value, Flags* flags) {
     flags->baseline = std::string(value);
   } else if (name == "keep") {
     FERN_RETURN_IF_ERROR(ParseBool(name, value, &flags->keep));
+  } else if (name == "fern_basement_kb") {
+    FERN_RETURN_IF_ERROR(ParseUnsigned(name, value, &flags->fern_basement_kb));
+    if (flags->fern_basement_kb > 4096) {
+      return Status::InvalidArgument("--fern_basement_kb must be at most 4096");
+    }
+  } else if (name == "reuse") {
+    FERN_RETURN_IF_ERROR(ParseBool(name, value, &flags->reuse));
   } else {
     return Status::InvalidArgument(StrCat("unknown flag --", name, " (see --help)"));
   }
@@ -120,6 +127,20 @@ Status FillDefaultsAndValidate(Flags* flags) {
       return Status::InvalidArgument(StrCat("--workloads: unknown workload ", workload));
     }
   }
+  if (flags->reuse) {
+    if (flags->dir.empty()) return Status::InvalidArgument("--reuse needs --dir");
+    for (const std::string& workload : flags->workloads) {
+      const WorkloadSpec* spec = FindWorkload(workload);
+      if (spec->database == Database::kMain && spec->workload != Workload::kReadRandom &&
+          spec->workload != Workload::kReadSeq && spec->workload != Workload::kSeekRandom) {
+        return Status::InvalidArgument(
+            StrCat("--reuse runs only workloads that leave the main database as it is "
+                   "(readrandom, readseq, seekrandom, fillseq, fillsync), not ",
+                   workload));
+      }
+    }
+    flags->keep = true;
+  }
   if (flags->dir.empty()) flags->dir = StrCat("/tmp/fernbench-", getpid());
   if (flags->baseline.empty()) {
     flags->baseline = Contains(flags->engines, "rocksdb") ? "rocksdb" : flags->engines.front();
@@ -148,7 +169,7 @@ Status ParseFlags(int argc, char** argv, Flags* flags) {
     std::string_view value;
     if (equals != std::string_view::npos) {
       value = arg.substr(equals + 1);
-    } else if (name == "keep") {
+    } else if (name == "keep" || name == "reuse") {
       value = "true";
     } else if (i + 1 < argc) {
       value = argv[++i];
@@ -189,6 +210,10 @@ std::string Usage() {
       "                      else the first engine)\n"
       "  --dir=DIR           where the databases go (default /tmp/fernbench-<pid>)\n"
       "  --keep              keep the databases after the run\n"
+      "  --fern_basement_kb=KB  Fern's basement size for tables it creates (default: Fern's)\n"
+      "  --reuse             run on the main databases an earlier --keep run of fillrandom\n"
+      "                      and overwrite left in --dir (implies --keep; only readrandom,\n"
+      "                      readseq, seekrandom, fillseq and fillsync)\n"
       "\n"
       "Backends built into this binary:\n",
       built.empty() ? "  (none)\n" : built, missing.empty() ? "" : "Backends not built:\n",

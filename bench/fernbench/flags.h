@@ -20,6 +20,12 @@ struct Flags {
   std::string dir;                      // default: /tmp/fernbench-<pid>
   std::string baseline;                 // default: rocksdb if run, else the first engine
   bool keep = false;                    // keep the databases after the run
+  // Run on the main databases a --keep run left in --dir (after fillrandom and overwrite),
+  // instead of fresh ones; implies --keep; only workloads that leave them unchanged.
+  bool reuse = false;
+  // Fern's TableOptions::basement_bytes in KiB for tables fernbench creates (0: Fern's
+  // default); a reused or reopened table keeps the size it was created with.
+  uint64_t fern_basement_kb = 0;
   bool help = false;
 };
 

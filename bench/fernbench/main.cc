@@ -65,6 +65,14 @@ class RunDirectories {
     if (error) return Status::IOError(StrCat("creating ", flags_.dir, ": ", error.message()));
     for (const std::string& engine : flags_.engines) {
       fs::path path = fs::path(flags_.dir) / engine;
+      if (flags_.reuse) {
+        fs::path main = fs::path(DatabaseDir(engine, Database::kMain));
+        if (!fs::is_directory(main, error)) {
+          return Status::InvalidArgument(
+              StrCat("--reuse: ", main.string(), " is not a database directory"));
+        }
+        continue;
+      }
       if (fs::exists(path, error)) {
         return Status::InvalidArgument(
             StrCat(path.string(), " already exists; fernbench only writes fresh databases"));
@@ -110,7 +118,11 @@ int Run(const Flags& flags) {
   const std::vector<const WorkloadSpec*> selected = SelectedWorkloads(flags);
   std::vector<WorkloadResult> results;
   std::vector<std::string> failures;
-  std::map<std::string, uint64_t> stored_value_offset;  // per engine, for readrandom's check
+  // Per engine, for readrandom's check: a reused database holds overwrite's values.
+  std::map<std::string, uint64_t> stored_value_offset;
+  if (flags.reuse) {
+    for (const std::string& engine : flags.engines) stored_value_offset[engine] = flags.n;
+  }
   // Workload-major order: the engines take turns on each workload, so that a slow patch of
   // the machine falls on all of them rather than on one.
   for (size_t w = 0; w < selected.size(); ++w) {
@@ -125,6 +137,7 @@ int Run(const Flags& flags) {
       task.config.n = flags.n;
       task.config.threads = flags.threads;
       task.config.sync_commits = spec.sync;
+      task.config.fern_basement_bytes = static_cast<uint32_t>(flags.fern_basement_kb << 10);
       task.params.n = flags.n;
       task.params.threads = flags.threads;
       task.params.stored_value_offset = stored_value_offset[engine];

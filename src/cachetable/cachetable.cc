@@ -59,6 +59,10 @@ void PinnedPair::UpdateSize() {
   if (pair_ != nullptr) table_->UpdatePairSize(pair_);
 }
 
+void PinnedPair::AddSize(size_t bytes) {
+  if (pair_ != nullptr) table_->AddPairSize(pair_, bytes);
+}
+
 void PinnedPair::Unpin() {
   if (pair_ == nullptr) return;
   Cachetable* table = std::exchange(table_, nullptr);
@@ -212,6 +216,10 @@ void Cachetable::MarkPairDirty(void* pair) {
 }
 
 void Cachetable::UpdatePairSize(void* pair) { impl_->RefreshSize(AsPair(pair)); }
+
+void Cachetable::AddPairSize(void* pair, size_t bytes) {
+  impl_->AdjustSize(AsPair(pair), bytes, /*grew=*/true);
+}
 
 // ---- Impl: pins -------------------------------------------------------------------------
 
@@ -519,6 +527,19 @@ Cachetable::Impl::SizeChange Cachetable::Impl::RefreshSize(Pair* pair) {
     size_bytes.fetch_sub(before - now, std::memory_order_relaxed);
   }
   return SizeChange{before, now};
+}
+
+Cachetable::Impl::SizeChange Cachetable::Impl::AdjustSize(Pair* pair, size_t bytes, bool grew) {
+  AnnotatedMutexLock size_lock(&pair->size_mu);
+  const size_t before = pair->memory_bytes;
+  if (!grew) bytes = std::min(bytes, before);
+  pair->memory_bytes = grew ? before + bytes : before - bytes;
+  if (grew) {
+    size_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  } else {
+    size_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  }
+  return SizeChange{before, pair->memory_bytes};
 }
 
 size_t Cachetable::Impl::UnlinkLocked(Pair* pair) {

@@ -75,8 +75,15 @@ class CacheFileOwner {
   // Drops or compresses cold parts of a clean value (e.g. decompressed basements) to save
   // memory. `clock_count` is the pair's clock count after this visit lowered it (1: one more
   // visit without a pin evicts the pair), for owners that treat the whole value as one
-  // part. Returns true if anything was dropped. Default: nothing to drop.
-  virtual bool PartialEvict(BlockNum block, CacheValue* value, int clock_count) { return false; }
+  // part. Returns true if anything was dropped. Default: nothing to drop. `*freed_bytes`
+  // arrives as kUnknownSize; an owner that knows exactly how far MemoryBytes() fell may
+  // store that, which spares the cachetable a MemoryBytes() call (it walks every basement
+  // of a leaf).
+  virtual bool PartialEvict(BlockNum block, CacheValue* value, int clock_count,
+                            size_t* freed_bytes) {
+    return false;
+  }
+  static constexpr size_t kUnknownSize = ~size_t{0};
 
   // ---- checkpoint (see Cachetable::BeginCheckpoint) ----
   // Writes a checkpoint-pending dirty value: its contents are the block as of the
@@ -174,6 +181,10 @@ class PinnedPair {
   // Re-reads the value's MemoryBytes() into the cache's accounting (call after growing or
   // shrinking the value while pinned; the Unpin of a write pin does it too).
   void UpdateSize();
+  // The same when the caller knows the value grew by exactly `bytes` since the cachetable
+  // last read its size (several read-pin holders may each add what they added): O(1),
+  // where UpdateSize calls MemoryBytes().
+  void AddSize(size_t bytes);
   // Releases the lock and the pin. Over budget, it wakes the evictor (at 1.1x) or waits for
   // it (above 1.5x); without an evictor thread it evicts on this thread.
   void Unpin();
@@ -295,6 +306,7 @@ class Cachetable {
   void UnpinPair(void* pair, bool write);
   void MarkPairDirty(void* pair);
   void UpdatePairSize(void* pair);
+  void AddPairSize(void* pair, size_t bytes);
 
   const size_t budget_;
   std::atomic<size_t> size_bytes_{0};

@@ -78,6 +78,9 @@ struct Cachetable::Impl {
     size_t after;
   };
   SizeChange RefreshSize(Pair* pair);
+  // Adds `bytes` to (grew) or subtracts them from the pair's and the table's accounting,
+  // for an owner that knows exactly how its value's MemoryBytes() changed.
+  SizeChange AdjustSize(Pair* pair, size_t bytes, bool grew);
   // Takes `pair` out of the map, the clock and its file, marks it removed and subtracts its
   // memory. Returns the memory it held. REQUIRES: the caller holds `pair->lock` exclusively.
   size_t UnlinkLocked(Pair* pair) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);

@@ -63,8 +63,11 @@ bool Cachetable::Impl::SweepVisit(Pair* pair) {
     if (!pair->dirty.load(std::memory_order_relaxed) &&
         !pair->checkpoint_pending.load(std::memory_order_relaxed)) {
       mu.Unlock();
-      if (owner->PartialEvict(pair->key.block, pair->value.get(), clock_count)) {
-        const SizeChange change = RefreshSize(pair);
+      size_t freed = CacheFileOwner::kUnknownSize;
+      if (owner->PartialEvict(pair->key.block, pair->value.get(), clock_count, &freed)) {
+        const SizeChange change = freed == CacheFileOwner::kUnknownSize
+                                      ? RefreshSize(pair)
+                                      : AdjustSize(pair, freed, /*grew=*/false);
         partial_evictions.fetch_add(1, std::memory_order_relaxed);
         if (change.before > change.after) {
           bytes_evicted.fetch_add(change.before - change.after, std::memory_order_relaxed);

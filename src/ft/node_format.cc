@@ -138,6 +138,8 @@ Status ParseNodeHeader(std::string_view bytes, uint64_t block_size, const std::s
     return Status::Corruption(StrCat(where, ": bad node header length ", header_length));
   }
   if (header_length > bytes.size()) {
+    // The height is known from the fixed part; the caller decides how much to read by it.
+    header->height = DecodeFixed32(bytes.data() + 16);
     *needed = header_length;
     return Status::OK();
   }

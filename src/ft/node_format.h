@@ -67,9 +67,9 @@ Status SerializeNode(const Node& node, const TreeConfig& config, const ReadOldFr
                      std::string* block, std::vector<PartitionExtent>* extents, TreeStats* stats);
 
 // Parses a header from the first bytes of a block. If `bytes` is too short to hold the
-// whole header, sets `*needed` to the header length and returns OK with `needed` >
-// bytes.size(); the caller reads more and calls again. `where` names file and block for
-// errors. `block_size` bounds the extents.
+// whole header, sets `*needed` to the header length and `header->height` (unchecked) and
+// returns OK with `needed` > bytes.size(); the caller reads more and calls again. `where` names
+// file and block for errors. `block_size` bounds the extents.
 Status ParseNodeHeader(std::string_view bytes, uint64_t block_size, const std::string& where,
                        NodeHeader* header, size_t* needed);
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <ctime>
+#include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "ft/node_format.h"
 #include "util/checksum.h"
 #include "util/compression.h"
@@ -10,6 +12,17 @@
 #include "util/strings.h"
 
 namespace fern {
+
+namespace {
+
+// What one PartialEvict call frees at least (when the leaf holds that much): one basement
+// at the former 64 KiB default.
+constexpr size_t kPartialEvictBytes = size_t{64} << 10;
+
+// The largest frame buffer LoadBasement keeps per thread between misses.
+constexpr size_t kMaxFrameBufferBytes = size_t{256} << 10;
+
+}  // namespace
 
 FractalTree::FractalTree(std::unique_ptr<TreeFile> file, const TreeConfig& config,
                          Cachetable* cache)
@@ -227,8 +240,13 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
   NodeHeader header;
   size_t needed;
   FERN_RETURN_IF_ERROR(ParseNodeHeader(bytes, size, where, &header, &needed));
-  if (needed > 0 || (header.height > 0 && bytes.size() < size)) {
-    // Internal nodes are read whole; a leaf header larger than the probe is read whole too.
+  if (needed > 0 && header.height == 0 && needed < size) {
+    // A leaf header larger than the probe (many small basements): read just the header, so
+    // that the basements stay on disk until a query asks for them.
+    FERN_RETURN_IF_ERROR(file_->ReadBlockRange(block, 0, needed, &bytes));
+    FERN_RETURN_IF_ERROR(ParseNodeHeader(bytes, size, where, &header, &needed));
+  } else if (needed > 0 || (header.height > 0 && bytes.size() < size)) {
+    // Internal nodes are read whole.
     FERN_RETURN_IF_ERROR(file_->ReadBlock(block, &bytes));
     FERN_RETURN_IF_ERROR(ParseNodeHeader(bytes, size, where, &header, &needed));
   }
@@ -353,26 +371,37 @@ bool FractalTree::FreezeBuffers(Node* node) {
   return true;
 }
 
-bool FractalTree::PartialEvict(BlockNum block, CacheValue* value, int clock_count) {
+bool FractalTree::PartialEvict(BlockNum block, CacheValue* value, int clock_count,
+                               size_t* freed_bytes) {
+  // Drops the least recently read clean basements, coldest first, until about
+  // kPartialEvictBytes are freed or half of the loaded ones are gone: the sweep calls again, leaf
+  // after leaf, while the cache is over budget, which approximates LRU over all basements. Dropping
+  // every clean basement of a leaf at once also dropped the ones reads had just fetched:
+  // fernbench's readrandom at 16 MiB (200,000 keys) fetched 34,000 basements for 100,000 gets that
+  // way, 22,900 one basement per call. A byte quota rather than one basement keeps the number of
+  // calls (each scans the leaf's basements) independent of the basement size: with 16 KiB
+  // basements, one per call spent 20% of readrandom at 64 MiB in this scan and the accounting after
+  // it.
   Node* node = static_cast<Node*>(value);
   if (!node->is_leaf()) return clock_count <= kFreezeClockCount && FreezeBuffers(node);
-  // Drops the least recently read clean basement, one per call: the sweep calls again, leaf
-  // after leaf, while the cache is over budget, which approximates LRU over all basements.
-  // Dropping every clean basement of a leaf at once also dropped the ones reads had just
-  // fetched: fernbench's readrandom at 16 MiB (200,000 keys) fetched 34,000 basements for
-  // 100,000 gets that way, 22,900 this way (the LRU figure in a simulation of its keys).
-  LeafPartition* coldest = nullptr;
-  uint64_t coldest_read = 0;
+  absl::InlinedVector<std::pair<uint64_t, LeafPartition*>, 64> candidates;
   for (LeafPartition& part : node->basements) {
     if (part.rows == nullptr || !part.on_disk) continue;
-    uint64_t read = part.last_read.load(std::memory_order_relaxed);
-    if (coldest == nullptr || read < coldest_read) {
-      coldest = &part;
-      coldest_read = read;
-    }
+    candidates.emplace_back(part.last_read.load(std::memory_order_relaxed), &part);
   }
-  if (coldest == nullptr) return false;
-  coldest->rows.reset();
+  if (candidates.empty()) return false;
+  std::sort(candidates.begin(), candidates.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  // At most half of what is loaded (but at least one), so that the basements read last
+  // stay while colder ones go.
+  const size_t limit = std::max<size_t>(1, candidates.size() / 2);
+  size_t freed = 0;
+  for (size_t i = 0; i < limit && freed < kPartialEvictBytes; ++i) {
+    LeafPartition* part = candidates[i].second;
+    freed += part->rows->memory_bytes();
+    part->rows.reset();
+  }
+  *freed_bytes = freed;
   return true;
 }
 
@@ -387,13 +416,20 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   MutexLock lock(&node->load_mu);
   LeafPartition& part = node->basements[index];
   if (part.rows != nullptr) return Status::OK();
-  std::string frame;
-  FERN_RETURN_IF_ERROR(
-      file_->ReadBlockRange(node->block(), part.extent.offset, part.extent.size, &frame));
-  FERN_RETURN_IF_ERROR(DecodeLeafPartition(frame, part.extent, *config_.comparator,
-                                           Where(node->block()), &part.rows, &stats_));
+  // The compressed frame lives only until it is decoded: a buffer per thread spares a miss
+  // an allocation and the zero-fill of a fresh one (malloc and free were ~13% of
+  // readrandom at 64 MiB cache). One that grew past kMaxFrameBufferBytes is given back.
+  thread_local std::string frame;
+  Status s = file_->ReadBlockRange(node->block(), part.extent.offset, part.extent.size, &frame);
+  if (s.ok()) {
+    s = DecodeLeafPartition(frame, part.extent, *config_.comparator, Where(node->block()),
+                            &part.rows, &stats_);
+  }
+  if (frame.capacity() > kMaxFrameBufferBytes) std::string().swap(frame);
+  FERN_RETURN_IF_ERROR(s);
   stats_.basements_fetched++;
-  pin->UpdateSize();
+  // Exactly what Node::MemoryBytes() gained; UpdateSize would walk every basement.
+  pin->AddSize(part.rows->memory_bytes());
   return Status::OK();
 }
 

@@ -203,7 +203,8 @@ class FractalTree final : public CacheFileOwner {
   // Leaves: drops the least recently read clean basement. Internal nodes whose clock count
   // fell to kFreezeClockCount: compresses their message buffers in memory (Thaw undoes it
   // at the next pin).
-  bool PartialEvict(BlockNum block, CacheValue* value, int clock_count) override;
+  bool PartialEvict(BlockNum block, CacheValue* value, int clock_count,
+                    size_t* freed_bytes) override;
   // Checkpoint copy-on-write (tree_checkpoint_clone.cc). The clone copies the node's
   // pivots, children, message buffers and changed basements; partitions unchanged since
   // the node's last write travel as extents of the block as it was at the checkpoint's

@@ -115,6 +115,22 @@ TEST_F(CachetableTest, UpdateSizeAndUnpinTrackMemory) {
   EXPECT_EQ(table_->stats().size_bytes, kBase + 1);
 }
 
+TEST_F(CachetableTest, AddSizeAccountsForGrowthWithoutReadingTheValue) {
+  Open(1 << 20);
+  Fill(1);
+  PinnedPair pin;
+  ASSERT_TRUE(table_->Pin(file_, 0, Lock::kRead, &pin).ok());
+  EXPECT_EQ(table_->size_bytes(), kBase + 6);
+  FakeValue* value = pin.as<FakeValue>();
+  const int reads = value->size_reads.load();
+  value->warm_bytes += 40;  // a reader loads a part under its read pin
+  pin.AddSize(40);
+  EXPECT_EQ(value->size_reads.load(), reads);
+  EXPECT_EQ(table_->size_bytes(), kBase + 6 + 40);
+  pin.Unpin();  // a read unpin leaves the size as it was told
+  EXPECT_EQ(table_->stats().size_bytes, kBase + 6 + 40);
+}
+
 TEST_F(CachetableTest, EvictionKeepsSizeWithinBudgetAndDoesNotWriteCleanPairs) {
   const size_t budget = 10 * (kBase + 8);
   Open(budget);
@@ -176,6 +192,32 @@ TEST_F(CachetableTest, PartialEvictionDropsWarmPartsOfCleanPairsFirst) {
   EXPECT_EQ(disk_->partial_evicts.load(), 1);
   EXPECT_TRUE(table_->IsCached(file_, 0));
   EXPECT_TRUE(table_->IsCached(file_, 1));
+}
+
+TEST_F(CachetableTest, PartialEvictionTakesTheFreedBytesTheOwnerReports) {
+  // Three values of 50 + 50 warm + 6 data bytes; the budget is 30 bytes short of all three.
+  Open(3 * 106 - 30, /*base_bytes=*/50, /*warm_bytes=*/50);
+  disk_->report_freed_bytes = true;
+  Fill(3);
+  PinAndUnpin(0);
+  PinAndUnpin(1);
+  auto size_reads = [this] {
+    int reads = 0;
+    for (BlockNum b : {0, 1}) {
+      PinnedPair pin;
+      EXPECT_TRUE(table_->Pin(file_, b, Lock::kRead, &pin).ok());
+      reads += pin.as<FakeValue>()->size_reads.load();
+    }
+    return reads;
+  };
+  const int reads_before = size_reads();
+  PinAndUnpin(2);  // over budget: one value loses its warm part
+  ASSERT_EQ(disk_->partial_evicts.load(), 1);
+  // The new size came from the owner's report, not from a MemoryBytes() call.
+  EXPECT_EQ(size_reads(), reads_before);
+  CachetableStats stats = table_->stats();
+  EXPECT_EQ(stats.bytes_evicted, 50u);
+  EXPECT_EQ(stats.size_bytes, 3 * 106u - 50u);
 }
 
 TEST_F(CachetableTest, PartialEvictionSkipsDirtyPairs) {

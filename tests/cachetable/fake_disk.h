@@ -35,13 +35,17 @@ class FakeValue : public CacheValue {
  public:
   FakeValue(std::string data, size_t base_bytes, size_t warm_bytes)
       : data(std::move(data)), base_bytes(base_bytes), warm_bytes(warm_bytes) {}
-  size_t MemoryBytes() const override { return data.size() + base_bytes + warm_bytes; }
+  size_t MemoryBytes() const override {
+    size_reads.fetch_add(1, std::memory_order_relaxed);
+    return data.size() + base_bytes + warm_bytes;
+  }
   size_t CleanerPriority() const override { return cleaner_priority; }
 
   std::string data;
   size_t base_bytes;
   size_t warm_bytes;
   size_t cleaner_priority = 0;
+  mutable std::atomic<int> size_reads{0};  // MemoryBytes() calls
 };
 
 class FakeDisk : public CacheFileOwner {
@@ -174,9 +178,11 @@ class FakeDisk : public CacheFileOwner {
     if (cleaner_run_) cleaner_run_(block);
   }
 
-  bool PartialEvict(BlockNum block, CacheValue* value, int clock_count) override {
+  bool PartialEvict(BlockNum block, CacheValue* value, int clock_count,
+                    size_t* freed_bytes) override {
     auto* fake = static_cast<FakeValue*>(value);
     if (fake->warm_bytes == 0) return false;
+    if (report_freed_bytes.load()) *freed_bytes = fake->warm_bytes;
     fake->warm_bytes = 0;
     partial_evicts.fetch_add(1);
     return true;
@@ -185,6 +191,8 @@ class FakeDisk : public CacheFileOwner {
   std::atomic<int> fetches{0};
   std::atomic<int> writes{0};
   std::atomic<int> partial_evicts{0};
+  // Whether PartialEvict tells the cachetable how many bytes it freed.
+  std::atomic<bool> report_freed_bytes{false};
   std::atomic<int> checkpoint_writes{0};  // WriteBlockForCheckpoint calls
   std::atomic<int> clones_made{0};
   std::atomic<int> clone_writes{0};

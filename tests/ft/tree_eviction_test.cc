@@ -1,5 +1,7 @@
-// Partial eviction of leaves: the cache drops the least recently read basements first and
-// keeps the ones reads keep coming back to.
+// Partial fetch and partial eviction of leaves: a fetch reads a leaf's header only, the
+// cache drops the least recently read basements first and keeps the ones reads keep coming
+// back to, and its accounting of loaded basements stays exact.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -115,7 +117,8 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
   for (BlockNum child : children) {
     PinnedPair pin;
     ASSERT_TRUE(big.Pin(tree->cache_file_id(), child, Cachetable::Lock::kWrite, &pin).ok());
-    tree->PartialEvict(child, pin.value(), FractalTree::kFreezeClockCount);
+    size_t freed = CacheFileOwner::kUnknownSize;
+    tree->PartialEvict(child, pin.value(), FractalTree::kFreezeClockCount, &freed);
   }
   EXPECT_GT(tree->stats().buffers_frozen.load(), frozen_before);
   EXPECT_EQ(tree->stats().buffers_thawed.load(), 0u);
@@ -136,6 +139,76 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
     }
   }
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
+}
+
+TEST(TreeEvictionTest, LeafHeaderLargerThanTheProbeLeavesBasementsOnDisk) {
+  testing::ScratchDir dir;
+  TreeConfig config;
+  config.comparator = BytewiseComparator();
+  config.compression = Compression::kNone;
+  config.node_bytes = 4 << 20;
+  config.basement_bytes = 512;
+  const std::string path = dir.Sub("t.ft");
+  constexpr int kRows = 5000;  // ~600 KB: one leaf of ~1,200 basements, a ~30 KB header
+  const std::string value(100, 'v');
+  {
+    Cachetable cache(size_t{64} << 20);
+    std::unique_ptr<FractalTree> tree;
+    ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
+    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(tree->Put(Key(i), value).ok());
+    ASSERT_TRUE(tree->Optimize().ok());
+    ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
+  }
+  Cachetable cache(size_t{64} << 20);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());  // fetches the root leaf
+  EXPECT_EQ(tree->stats().raw_bytes_decompressed.load(), 0u);
+  std::string got;
+  ASSERT_TRUE(tree->Get(Key(kRows / 3), &got).ok());
+  EXPECT_EQ(got, value);
+  EXPECT_EQ(tree->stats().basements_fetched.load(), 1u);
+  EXPECT_LT(tree->stats().raw_bytes_decompressed.load(), 2048u);
+  EXPECT_LT(cache.size_bytes(), size_t{200} << 10);
+  TreeShape shape;
+  ASSERT_TRUE(tree->Shape(&shape).ok());  // loads the rest
+  EXPECT_EQ(shape.height, 1);
+  EXPECT_EQ(shape.rows, static_cast<uint64_t>(kRows));
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+}
+
+TEST(TreeEvictionTest, ReadsUnderPressureStayNearTheBudgetAndAccountEveryByteBack) {
+  testing::ScratchDir dir;
+  TreeConfig config;
+  config.comparator = BytewiseComparator();
+  config.compression = Compression::kZstd;
+  config.node_bytes = 256 << 10;
+  config.basement_bytes = 2 << 10;
+  const std::string path = dir.Sub("t.ft");
+  constexpr int kRows = 20000;  // ~2.6 MB of rows in ~1,300 basements
+  {
+    Cachetable cache(size_t{64} << 20);
+    std::unique_ptr<FractalTree> tree;
+    ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
+    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(tree->Put(Key(i), std::string(100, 'a')).ok());
+    ASSERT_TRUE(tree->Optimize().ok());
+    ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
+  }
+  constexpr size_t kBudget = size_t{500} << 10;
+  Cachetable cache(kBudget);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  std::string value;
+  size_t peak = 0;
+  for (int n = 0; n < 5000; ++n) {
+    ASSERT_TRUE(tree->Get(Key((n * 7919) % kRows), &value).ok());
+    peak = std::max(peak, cache.size_bytes());
+  }
+  // Partial evictions free a quota of basements each, charged by what the loads added.
+  EXPECT_GT(cache.stats().partial_evictions, 50u);
+  EXPECT_GT(tree->stats().basements_fetched.load(), 2000u);
+  EXPECT_LE(peak, kBudget * 2);  // clients wait for the evictor above 1.5x
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+  EXPECT_EQ(cache.size_bytes(), 0u);
 }
 
 }  // namespace
