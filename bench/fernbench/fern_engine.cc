@@ -2,6 +2,8 @@
 // Every operation runs in a transaction of its own (autocommit). Options::sync_commits
 // follows the workload: off for all but fillsync, where every put's commit is fsynced
 // (group commit shares the fsyncs of concurrent committers).
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -85,6 +87,12 @@ class FernEngine : public Engine {
   }
 
   Status Close() override {
+    // FERNBENCH_FERN_STATS=1 prints fern.stats before the close, for finding where time and
+    // bytes go (not part of the CSV).
+    if (const char* want = std::getenv("FERNBENCH_FERN_STATS"); want != nullptr && *want == '1') {
+      std::string stats;
+      if (env_->GetProperty("fern.stats", &stats)) std::fprintf(stderr, "%s", stats.c_str());
+    }
     table_ = nullptr;
     env_.reset();  // stops background work and takes the final checkpoint
     return Status::OK();

@@ -226,9 +226,9 @@ void Cachetable::AddPairSize(void* pair, size_t bytes) {
 Cachetable::Impl::Impl(const CachetableOptions& options, std::atomic<size_t>* size_bytes)
     : options(options),
       budget(options.budget_bytes),
-      wake_bytes(Mark(options.budget_bytes, 1, 10)),
-      block_bytes(Mark(options.budget_bytes, 1, 2)),
-      release_bytes(Mark(options.budget_bytes, 1, 4)),
+      wake_bytes(Mark(options.budget_bytes, kWakeMarkPermille - 1000, 1000)),
+      block_bytes(Mark(options.budget_bytes, kBlockMarkPermille - 1000, 1000)),
+      release_bytes(Mark(options.budget_bytes, kReleaseMarkPermille - 1000, 1000)),
       size_bytes(*size_bytes) {
   AnnotatedMutexLock lock(&mu);
   clock.AddHand(&evictor.hand);

@@ -7,12 +7,12 @@
 // Background machinery, owned by the Cachetable and started by its constructor, stopped by
 // its destructor:
 // - the evictor thread sweeps the clock every second (evictor_period_ms) and whenever a
-//   client sees memory above 1.1x the budget, down to the budget; a client that sees memory
-//   above 1.5x waits until the evictor brings it to 1.25x (back-pressure; PerconaFT's
-//   figures), at most kMaxBackPressureWait and never past an evictor run that found nothing
-//   more to evict (everything pinned), so memory stays bounded and nobody waits forever.
-//   Without the evictor thread (CachetableOptions::evictor_thread false), Unpin evicts
-//   synchronously whenever memory is above the budget.
+//   client sees memory above 1.05x the budget, down to the budget; a client that sees memory
+//   above 1.1x waits until the evictor brings it to 1.05x (back-pressure; the marks are in
+//   cachetable_internal.h with their measurements), at most kMaxBackPressureWait and never past an
+//   evictor run that found nothing more to evict (everything pinned), so memory stays bounded and
+//   nobody waits forever. Without the evictor thread (CachetableOptions::evictor_thread false),
+//   Unpin evicts synchronously whenever memory is above the budget.
 // - the cleaner thread, every cleaner period (0: off), looks at 8 pairs from its own clock
 //   head, and calls CleanerRun for the one with the highest CleanerPriority.
 // - the checkpoint writer pool writes the clones that checkpoint copy-on-write makes.
@@ -185,8 +185,8 @@ class PinnedPair {
   // last read its size (several read-pin holders may each add what they added): O(1),
   // where UpdateSize calls MemoryBytes().
   void AddSize(size_t bytes);
-  // Releases the lock and the pin. Over budget, it wakes the evictor (at 1.1x) or waits for
-  // it (above 1.5x); without an evictor thread it evicts on this thread.
+  // Releases the lock and the pin. Over budget, it wakes the evictor (above 1.05x) or waits
+  // for it (above 1.1x); without an evictor thread it evicts on this thread.
   void Unpin();
 
  private:

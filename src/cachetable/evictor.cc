@@ -1,9 +1,9 @@
 // The evictor thread, back-pressure on clients, and the background threads' lifetime.
 //
 // The evictor wakes every evictor_period_ms, and whenever a client finds memory above
-// wake_bytes (1.1x the budget), and sweeps from its own clock head down to the budget. A
-// client that finds memory above block_bytes (1.5x) waits until it falls to release_bytes
-// (1.25x), until an evictor run that began after the client started waiting has ended (that
+// wake_bytes (1.05x the budget), and sweeps from its own clock head down to the budget. A
+// client that finds memory above block_bytes (1.1x) waits until it falls to release_bytes
+// (1.05x), until an evictor run that began after the client started waiting has ended (that
 // run evicted all it could: the rest is pinned, locked or failing to write), or for
 // kMaxBackPressureWait, whichever comes first. A waiting client holds no cachetable mutex
 // and no lock of the pair it unpinned; the pins it still holds are passed over by the sweep.

@@ -306,7 +306,11 @@ TEST(TreeCheckpointCloneTest, CheckpointsRacingAWriterHoldAPrefixOfItsWrites) {
   }
   stop.store(true);
   writer.join();
-  EXPECT_GT(cache.stats().clones, 0u);
+  // Whether the writer met a pending node inside a checkpoint's window depends on timing
+  // (on a loaded machine it may not): clones are asserted by the tests above; this one
+  // checks that each checkpoint holds a prefix of the writes, with or without them.
+  std::printf("clones made while racing: %llu\n",
+              static_cast<unsigned long long>(cache.stats().clones));
 
   for (const std::string& copy : copies) {
     SCOPED_TRACE(copy);
