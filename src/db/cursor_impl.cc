@@ -50,6 +50,9 @@ void CursorImpl::SettleForward(size_t pos) {
     bound_.swap(batch_.upper);
     batch_rows_ = std::min(batch_rows_ * 2, kMaxBatchRows);
     if (!Load(FractalTree::Locate::kAtOrAfter, bound_)) return;
+    // A cursor that has read past a few batches is scanning: have the basements after this
+    // batch's loaded in the background meanwhile.
+    if (batch_rows_ >= kReadaheadRows && batch_.has_upper) tree_->ReadAhead(batch_.upper);
     pos = 0;
   }
   pos_ = pos;

@@ -26,6 +26,9 @@ class CursorImpl final : public Cursor {
  public:
   // Stored rows the first batch after a seek covers.
   static constexpr size_t kSeekRows = 16;
+  // Batches grow from kSeekRows; from this size on (the third batch of a scan) each forward
+  // batch asks the tree to read ahead.
+  static constexpr size_t kReadaheadRows = 64;
   // The cap of the doubling: more than any basement holds.
   static constexpr size_t kMaxBatchRows = size_t{1} << 30;
 

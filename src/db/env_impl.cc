@@ -192,6 +192,7 @@ TreeConfig EnvImpl::MakeTreeConfig(const Comparator* cmp, Compression codec, int
   config.update_function = options_.update_function ? &options_.update_function : nullptr;
   config.compression_pool = pool_.get();
   config.flusher_pool = flusher_pool_.get();
+  config.readahead_pool = pool_.get();
   return config;
 }
 

@@ -413,23 +413,38 @@ bool FractalTree::PartialEvict(BlockNum block, CacheValue* value, int clock_coun
 
 Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   Node* node = pin->as<Node>();
-  MutexLock lock(&node->load_mu);
   LeafPartition& part = node->basements[index];
-  if (part.rows != nullptr) return Status::OK();
+  PartitionExtent extent;
+  {
+    MutexLock lock(&node->load_mu);
+    if (part.rows != nullptr) return Status::OK();
+    extent = part.extent;  // changes only under a write pin
+  }
+  // Read and decode without load_mu, so that readers (a cursor and its readahead) load
+  // different basements of one leaf at once; if two load the same one, the first installs
+  // it and the other's copy is dropped.
   // The compressed frame lives only until it is decoded: a buffer per thread spares a miss
   // an allocation and the zero-fill of a fresh one (malloc and free were ~13% of
   // readrandom at 64 MiB cache). One that grew past kMaxFrameBufferBytes is given back.
   thread_local std::string frame;
-  Status s = file_->ReadBlockRange(node->block(), part.extent.offset, part.extent.size, &frame);
+  std::unique_ptr<Basement> rows;
+  Status s = file_->ReadBlockRange(node->block(), extent.offset, extent.size, &frame);
   if (s.ok()) {
-    s = DecodeLeafPartition(frame, part.extent, *config_.comparator, Where(node->block()),
-                            &part.rows, &stats_);
+    s = DecodeLeafPartition(frame, extent, *config_.comparator, Where(node->block()), &rows,
+                            &stats_);
   }
   if (frame.capacity() > kMaxFrameBufferBytes) std::string().swap(frame);
   FERN_RETURN_IF_ERROR(s);
+  size_t added;
+  {
+    MutexLock lock(&node->load_mu);
+    if (part.rows != nullptr) return Status::OK();
+    added = rows->memory_bytes();
+    part.rows = std::move(rows);
+  }
   stats_.basements_fetched++;
   // Exactly what Node::MemoryBytes() gained; UpdateSize would walk every basement.
-  pin->AddSize(part.rows->memory_bytes());
+  pin->AddSize(added);
   return Status::OK();
 }
 

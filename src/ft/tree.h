@@ -160,6 +160,13 @@ class FractalTree final : public CacheFileOwner {
   Status ReadBatch(Locate where, std::string_view key, size_t max_rows, RowBatch* batch,
                    const ReadView* view = nullptr);
 
+  // Readahead for a forward scan: loads, on the background pool, the basements of the leaf
+  // holding `key`, from the one holding it through the next kReadaheadBasements - 1, so the
+  // scan finds them decompressed. At most one readahead per tree is in flight (a call
+  // while one runs does nothing); nothing without a pool.
+  void ReadAhead(std::string_view key);
+  static constexpr size_t kReadaheadBasements = 8;
+
   // Pushes every buffered message down to the leaves and collects old versions.
   Status Optimize();
   // Writes every dirty node and a new header: the file then reopens to this state.
@@ -293,9 +300,11 @@ class FractalTree final : public CacheFileOwner {
   Status FlushAll(PinnedPair* pin);
   void ScheduleFlush(BlockNum block);
   void BackgroundFlush(BlockNum block);
+  void BackgroundReadAhead(const std::string& key);
   // Compresses a clean internal node's message buffers in memory; true if it did.
   bool FreezeBuffers(Node* node);
-  // Stops new background flushes and waits for the queued and running ones.
+  // Stops new background work (flushes, readahead) and waits for the queued and running
+  // tasks.
   void DrainFlushes();
   BlockNum NewBlockNum();
 
@@ -329,7 +338,9 @@ class FractalTree final : public CacheFileOwner {
   Mutex flush_mu_;
   absl::CondVar flush_done_;  // signalled when flushes_pending_ falls to zero
   absl::flat_hash_set<BlockNum> flushes_queued_ ABSL_GUARDED_BY(flush_mu_);
-  int flushes_pending_ ABSL_GUARDED_BY(flush_mu_) = 0;  // scheduled and not yet finished
+  // Background tasks (flushes and readaheads) scheduled and not yet finished.
+  int flushes_pending_ ABSL_GUARDED_BY(flush_mu_) = 0;
+  std::atomic<bool> readahead_in_flight_{false};
   // The codec may change while eviction threads serialize nodes, hence atomics.
   std::atomic<Compression> compression_;
   std::atomic<int> compression_level_;

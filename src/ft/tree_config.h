@@ -26,6 +26,9 @@ struct TreeConfig {
   // Flushes the nodes writers leave gorged, off the writers' threads; null: writers flush
   // themselves. Must outlive the tree (the tree waits for its own tasks at Close).
   ThreadPool* flusher_pool = nullptr;
+  // Runs cursor readahead (FractalTree::ReadAhead); null: no readahead. Must outlive the
+  // tree, like flusher_pool.
+  ThreadPool* readahead_pool = nullptr;
 };
 
 }  // namespace fern

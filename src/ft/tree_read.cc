@@ -13,6 +13,7 @@
 #include "absl/container/inlined_vector.h"
 #include "ft/tree.h"
 #include "util/status_macros.h"
+#include "util/thread_pool.h"
 
 namespace fern {
 
@@ -154,6 +155,42 @@ Status FractalTree::DescendForRead(absl::FunctionRef<size_t(const Node&)> select
     PinnedPair wait;
     static_cast<void>(cache_->PinIfCached(file_id_, busy, Cachetable::Lock::kRead, &wait));
   }
+}
+
+void FractalTree::ReadAhead(std::string_view key) {
+  if (config_.readahead_pool == nullptr || readahead_in_flight_.exchange(true)) return;
+  {
+    MutexLock lock(&flush_mu_);
+    if (closing_.load(std::memory_order_acquire)) {
+      readahead_in_flight_.store(false);
+      return;
+    }
+    ++flushes_pending_;
+  }
+  config_.readahead_pool->Schedule(
+      [this, owned = std::string(key)] { BackgroundReadAhead(owned); });
+}
+
+void FractalTree::BackgroundReadAhead(const std::string& key) {
+  if (!closing_.load(std::memory_order_acquire)) {
+    const Comparator& cmp = *config_.comparator;
+    ReadPath path;
+    // Errors are left for the scan itself to meet and report.
+    if (DescendForRead([&cmp, &key](const Node& node) { return node.PartitionIndex(key, cmp); },
+                       nullptr, &path)
+            .ok()) {
+      const Node* leaf = path.nodes.back();
+      const size_t first = path.indices.back();
+      const size_t end = std::min(leaf->basements.size(), first + kReadaheadBasements);
+      for (size_t i = first; i < end && !closing_.load(std::memory_order_relaxed); ++i) {
+        if (!LoadBasement(path.leaf_pin, i).ok()) break;
+        stats_.basements_read_ahead++;
+      }
+    }
+  }
+  readahead_in_flight_.store(false);
+  MutexLock lock(&flush_mu_);
+  if (--flushes_pending_ == 0) flush_done_.SignalAll();
 }
 
 Status FractalTree::Get(std::string_view key, std::string* value, const ReadView* view) {

@@ -20,6 +20,7 @@ struct TreeStats {
   std::atomic<uint64_t> background_flushes{0};  // gorged nodes flushed by the flusher pool
   std::atomic<uint64_t> flush_errors{0};        // background flushes that failed (retried later)
   std::atomic<uint64_t> read_restarts{0};
+  std::atomic<uint64_t> basements_read_ahead{0};  // basements a cursor readahead visited
   std::atomic<uint64_t> buffers_frozen{
       0};  // internal nodes whose buffers were compressed in memory
   std::atomic<uint64_t> buffers_thawed{0};  // ... and decompressed again at a pin       // reads

@@ -224,3 +224,63 @@ TEST(TreeConcurrencyTest, RootKeepsItsBlockAcrossSplitsAndCollapses) {
 
 }  // namespace
 }  // namespace fern
+
+namespace fern {
+namespace {
+
+// Readahead loads basements on the pool while a scan and writers run; a tree closed with a
+// readahead queued waits for it.
+TEST(TreeConcurrencyTest, ReadAheadLoadsBasementsBesideScansAndWriters) {
+  testing::ScratchDir dir;
+  const std::string path = dir.Sub("t.ft");
+  ThreadPool pool(2);
+  TreeConfig config = SmallTree(nullptr);
+  config.readahead_pool = &pool;
+  {
+    Cachetable cache(size_t{64} << 20);
+    std::unique_ptr<FractalTree> tree;
+    ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
+    for (int i = 0; i < kKeysPerWriter; ++i) {
+      ASSERT_TRUE(tree->Put(Key(0, i), Value(Key(0, i), 0)).ok());
+    }
+    ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
+  }
+  Cachetable cache(size_t{64} << 20);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int i = 0; !done.load(); i = (i + 1) % kKeysPerWriter) {
+      ASSERT_TRUE(tree->Put(Key(0, i), Value(Key(0, i), 1)).ok());
+    }
+  });
+  for (int pass = 0; pass < 5; ++pass) {
+    // A scan that asks for readahead at every batch, as a cursor does.
+    RowBatch batch;
+    std::string from;
+    size_t rows = 0;
+    bool first = true;
+    for (;;) {
+      ASSERT_TRUE(
+          tree->ReadBatch(first ? FractalTree::Locate::kFirst : FractalTree::Locate::kAtOrAfter,
+                          from, 256, &batch)
+              .ok());
+      for (size_t i = 0; i < batch.size(); ++i)
+        ASSERT_TRUE(WellFormed(batch.key(i), batch.value(i)));
+      rows += batch.size();
+      if (!batch.has_upper) break;
+      from.assign(batch.upper);
+      tree->ReadAhead(from);
+      first = false;
+    }
+    EXPECT_EQ(rows, static_cast<size_t>(kKeysPerWriter));
+  }
+  done.store(true);
+  writer.join();
+  EXPECT_GT(tree->stats().basements_read_ahead.load(), 0u);
+  tree->ReadAhead(Key(0, 0));  // possibly still queued when Close runs
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+}
+
+}  // namespace
+}  // namespace fern
