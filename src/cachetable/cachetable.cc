@@ -99,7 +99,7 @@ Cachetable::Cachetable(size_t budget_bytes) : Cachetable(OptionsWithBudget(budge
 Cachetable::~Cachetable() { impl_->StopThreads(); }
 
 CacheFileId Cachetable::OpenFile(CacheFileOwner* owner) {
-  AnnotatedMutexLock lock(&impl_->mu);
+  AnnotatedMutexLock lock(&impl_->list_mu);
   const CacheFileId id = impl_->next_file_id++;
   impl_->files.emplace(id, std::make_unique<CacheFile>(id, owner));
   return id;
@@ -173,8 +173,10 @@ void Cachetable::Remove(PinnedPair* pin) {
 }
 
 bool Cachetable::IsCached(CacheFileId file, BlockNum block) {
-  AnnotatedMutexLock lock(&impl_->mu);
-  return impl_->pairs.contains(PairKey{file, block});
+  const PairKey key{file, block};
+  PairBucket& bucket = impl_->table.BucketOf(key);
+  AnnotatedMutexLock lock(&bucket.mu);
+  return bucket.pairs.contains(key);
 }
 
 CachetableStats Cachetable::stats() const {
@@ -182,11 +184,15 @@ CachetableStats Cachetable::stats() const {
   stats.size_bytes = size_bytes();
   stats.limit_bytes = budget_;
   {
-    AnnotatedMutexLock lock(&impl_->mu);
-    stats.pairs = impl_->pairs.size();
+    AnnotatedMutexLock lock(&impl_->list_mu);
+    stats.pairs = impl_->clock.size();
   }
-  stats.hits = impl_->hits.load(std::memory_order_relaxed);
-  stats.misses = impl_->misses.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < kPairBuckets; ++i) {
+    PairBucket& bucket = impl_->table.bucket(i);
+    AnnotatedMutexLock lock(&bucket.mu);
+    stats.hits += bucket.hits;
+    stats.misses += bucket.misses;
+  }
   stats.full_evictions = impl_->full_evictions.load(std::memory_order_relaxed);
   stats.partial_evictions = impl_->partial_evictions.load(std::memory_order_relaxed);
   stats.bytes_evicted = impl_->bytes_evicted.load(std::memory_order_relaxed);
@@ -202,7 +208,7 @@ CachetableStats Cachetable::stats() const {
 }
 
 Status Cachetable::last_write_error() const {
-  AnnotatedMutexLock lock(&impl_->mu);
+  AnnotatedMutexLock lock(&impl_->list_mu);
   return impl_->last_write_error;
 }
 
@@ -230,61 +236,64 @@ Cachetable::Impl::Impl(const CachetableOptions& options, std::atomic<size_t>* si
       block_bytes(Mark(options.budget_bytes, kBlockMarkPermille - 1000, 1000)),
       release_bytes(Mark(options.budget_bytes, kReleaseMarkPermille - 1000, 1000)),
       size_bytes(*size_bytes) {
-  AnnotatedMutexLock lock(&mu);
+  AnnotatedMutexLock lock(&list_mu);
   clock.AddHand(&evictor.hand);
   clock.AddHand(&cleaner.hand);
 }
 
 Cachetable::Impl::~Impl() {
   // Files should all be closed; whatever is left is freed without writing.
-  absl::flat_hash_map<PairKey, Pair*> leftover;
-  {
-    AnnotatedMutexLock lock(&mu);
-    leftover.swap(pairs);
+  for (size_t i = 0; i < kPairBuckets; ++i) {
+    absl::flat_hash_map<PairKey, Pair*> leftover;
+    {
+      PairBucket& bucket = table.bucket(i);
+      AnnotatedMutexLock lock(&bucket.mu);
+      leftover.swap(bucket.pairs);
+    }
+    for (auto& [key, pair] : leftover) delete pair;
   }
-  for (auto& [key, pair] : leftover) delete pair;
 }
 
 Status Cachetable::Impl::Pin(CacheFileId file_id, BlockNum block, Lock lock, bool wait,
                              bool fetch_on_miss, Pair** out) {
   const PairKey key{file_id, block};
   const bool write = lock == Lock::kWrite;
+  PairBucket& bucket = table.BucketOf(key);
   for (;;) {
     Pair* pair = nullptr;
     bool locked = false;
     bool fetch = false;
     {
-      AnnotatedMutexLock table_lock(&mu);
+      // The hit path: the bucket's mutex only.
+      AnnotatedMutexLock bucket_lock(&bucket.mu);
+      auto it = bucket.pairs.find(key);
+      if (it != bucket.pairs.end()) {
+        pair = it->second;
+        FERN_RETURN_IF_ERROR(HitLocked(pair, bucket, write, wait, &locked));
+      }
+    }
+    if (pair == nullptr) {
+      if (!fetch_on_miss) {
+        return Status::NotFound(
+            StrCat("cachetable: block ", block, " of file ", file_id, " is not cached"));
+      }
+      // A miss inserts under the list mutex, so the pair joins the clock and its file's set
+      // in the same step; another thread may have inserted it since the lookup above.
+      AnnotatedMutexLock list_lock(&list_mu);
       auto file_it = files.find(file_id);
-      if (file_it == files.end() || file_it->second->closing) {
+      if (file_it == files.end() || file_it->second->closing.load(std::memory_order_relaxed)) {
         return Status::InvalidArgument(
             StrCat("cachetable: pin of block ", block, " of file ", file_id, ", not open"));
       }
-      auto it = pairs.find(key);
-      if (it == pairs.end()) {
-        if (!fetch_on_miss) {
-          return Status::NotFound(
-              StrCat("cachetable: block ", block, " of file ", file_id, " is not cached"));
-        }
-        misses.fetch_add(1, std::memory_order_relaxed);
-        CacheFile* file = file_it->second.get();
-        pair = new Pair(key, file);
-        pair->lock.LockWrite();  // free, so this does not wait
-        pair->AddRef();
-        pairs.emplace(key, pair);
-        clock.InsertBehind(pair, evictor.hand);
-        file->pairs.insert(pair);
+      AnnotatedMutexLock bucket_lock(&bucket.mu);
+      auto it = bucket.pairs.find(key);
+      if (it == bucket.pairs.end()) {
+        ++bucket.misses;
+        pair = InsertLocked(key, file_it->second.get(), bucket);
         fetch = true;
       } else {
         pair = it->second;
-        hits.fetch_add(1, std::memory_order_relaxed);
-        pair->clock_count = std::min(pair->clock_count + 1, kMaxClockCount);
-        locked = write ? pair->lock.TryLockWrite() : pair->lock.TryLockRead();
-        if (!locked && !wait) {
-          return Status::Busy(
-              StrCat("cachetable: block ", block, " of file ", file_id, " is locked"));
-        }
-        pair->AddRef();
+        FERN_RETURN_IF_ERROR(HitLocked(pair, bucket, write, wait, &locked));
       }
     }
     if (fetch) {
@@ -313,6 +322,37 @@ Status Cachetable::Impl::Pin(CacheFileId file_id, BlockNum block, Lock lock, boo
   }
 }
 
+Status Cachetable::Impl::HitLocked(Pair* pair, PairBucket& bucket, bool write, bool wait,
+                                   bool* locked) {
+  // A pair in the table keeps its file open, so `file` is valid here.
+  if (pair->file->closing.load(std::memory_order_relaxed)) {
+    return Status::InvalidArgument(StrCat("cachetable: pin of block ", pair->key.block, " of file ",
+                                          pair->key.file, ", not open"));
+  }
+  ++bucket.hits;
+  const int clock_count = pair->clock_count.load(std::memory_order_relaxed);
+  if (clock_count < kMaxClockCount) {
+    pair->clock_count.store(clock_count + 1, std::memory_order_relaxed);
+  }
+  *locked = write ? pair->lock.TryLockWrite() : pair->lock.TryLockRead();
+  if (!*locked && !wait) {
+    return Status::Busy(
+        StrCat("cachetable: block ", pair->key.block, " of file ", pair->key.file, " is locked"));
+  }
+  pair->AddRef();
+  return Status::OK();
+}
+
+Pair* Cachetable::Impl::InsertLocked(const PairKey& key, CacheFile* file, PairBucket& bucket) {
+  Pair* pair = new Pair(key, file);
+  pair->lock.LockWrite();  // free, so this does not wait
+  pair->AddRef();
+  bucket.pairs.emplace(key, pair);
+  clock.InsertBehind(pair, evictor.hand);
+  file->pairs.insert(pair);
+  return pair;
+}
+
 Status Cachetable::Impl::FetchPlaceholder(Pair* pair, Lock lock) {
   std::unique_ptr<CacheValue> value;
   Status status = pair->file->owner->FetchBlock(pair->key.block, &value);
@@ -322,10 +362,7 @@ Status Cachetable::Impl::FetchPlaceholder(Pair* pair, Lock lock) {
   }
   if (!status.ok()) {
     pair->fetch_status = status;
-    {
-      AnnotatedMutexLock table_lock(&mu);
-      UnlinkLocked(pair);
-    }
+    Unlink(pair);
     pair->lock.UnlockWrite();
     ReleaseRef(pair);
     return status;
@@ -343,24 +380,22 @@ Status Cachetable::Impl::FetchPlaceholder(Pair* pair, Lock lock) {
 Pair* Cachetable::Impl::PinNew(CacheFileId file_id, BlockNum block,
                                std::unique_ptr<CacheValue> value) {
   const PairKey key{file_id, block};
+  PairBucket& bucket = table.BucketOf(key);
   for (;;) {
     Pair* pair = nullptr;
     bool inserted = false;
     {
-      AnnotatedMutexLock table_lock(&mu);
+      AnnotatedMutexLock list_lock(&list_mu);
       auto file_it = files.find(file_id);
-      if (file_it == files.end() || file_it->second->closing) return nullptr;
-      auto it = pairs.find(key);
-      if (it == pairs.end()) {
-        CacheFile* file = file_it->second.get();
-        pair = new Pair(key, file);
-        pair->lock.LockWrite();  // free, so this does not wait
-        pair->AddRef();
+      if (file_it == files.end() || file_it->second->closing.load(std::memory_order_relaxed)) {
+        return nullptr;
+      }
+      AnnotatedMutexLock bucket_lock(&bucket.mu);
+      auto it = bucket.pairs.find(key);
+      if (it == bucket.pairs.end()) {
+        pair = InsertLocked(key, file_it->second.get(), bucket);
         pair->value = std::move(value);
         pair->dirty.store(true, std::memory_order_relaxed);
-        pairs.emplace(key, pair);
-        clock.InsertBehind(pair, evictor.hand);
-        file->pairs.insert(pair);
         inserted = true;
       } else {
         pair = it->second;
@@ -396,10 +431,7 @@ void Cachetable::Impl::Unpin(Pair* pair, bool write) {
 }
 
 void Cachetable::Impl::Remove(Pair* pair) {
-  {
-    AnnotatedMutexLock table_lock(&mu);
-    UnlinkLocked(pair);
-  }
+  Unlink(pair);
   std::unique_ptr<CacheValue> value = std::move(pair->value);
   pair->lock.UnlockWrite();
   ReleaseRef(pair);
@@ -410,7 +442,7 @@ void Cachetable::Impl::Remove(Pair* pair) {
 Status Cachetable::Impl::WriteDirty(CacheFileId file_id) {
   std::vector<Pair*> dirty_pairs;
   {
-    AnnotatedMutexLock table_lock(&mu);
+    AnnotatedMutexLock list_lock(&list_mu);
     auto file_it = files.find(file_id);
     if (file_it == files.end()) {
       return Status::InvalidArgument(
@@ -441,7 +473,7 @@ Status Cachetable::Impl::WriteDirty(CacheFileId file_id) {
 Status Cachetable::Impl::CloseFile(CacheFileId file_id, bool write_dirty) {
   CacheFile* file = nullptr;
   {
-    AnnotatedMutexLock table_lock(&mu);
+    AnnotatedMutexLock list_lock(&list_mu);
     auto file_it = files.find(file_id);
     if (file_it == files.end()) {
       return Status::InvalidArgument(
@@ -456,20 +488,20 @@ Status Cachetable::Impl::CloseFile(CacheFileId file_id, bool write_dirty) {
     // the background work already under way.
     file->callbacks_blocked = true;
     while (file->cleaner_calls_in_flight > 0 || file->clone_writes_in_flight > 0) {
-      mu.Wait(&files_cv);
+      list_mu.Wait(&files_cv);
     }
   }
   if (write_dirty) {
     Status status = WriteDirty(file_id);
     if (!status.ok()) {
-      AnnotatedMutexLock table_lock(&mu);
+      AnnotatedMutexLock list_lock(&list_mu);
       file->callbacks_blocked = false;
       return status;
     }
   }
   {
-    AnnotatedMutexLock table_lock(&mu);
-    file->closing = true;
+    AnnotatedMutexLock list_lock(&list_mu);
+    file->closing.store(true, std::memory_order_relaxed);
   }
   // Repeats until the file has no pairs: a pass may meet fetches that began before
   // `closing` was set (they finish, then are dropped on the next pass).
@@ -477,9 +509,9 @@ Status Cachetable::Impl::CloseFile(CacheFileId file_id, bool write_dirty) {
   for (;;) {
     std::vector<Pair*> batch;
     {
-      AnnotatedMutexLock table_lock(&mu);
+      AnnotatedMutexLock list_lock(&list_mu);
       if (!first_error.ok()) {
-        file->closing = false;
+        file->closing.store(false, std::memory_order_relaxed);
         file->callbacks_blocked = false;
         return first_error;
       }
@@ -504,8 +536,7 @@ Status Cachetable::Impl::CloseFile(CacheFileId file_id, bool write_dirty) {
       }
       std::unique_ptr<CacheValue> value;
       if (!keep) {
-        AnnotatedMutexLock table_lock(&mu);
-        UnlinkLocked(pair);
+        Unlink(pair);
         value = std::move(pair->value);
       }
       pair->lock.UnlockWrite();
@@ -521,9 +552,10 @@ Cachetable::Impl::SizeChange Cachetable::Impl::RefreshSize(Pair* pair) {
   AnnotatedMutexLock size_lock(&pair->size_mu);
   const size_t before = pair->memory_bytes;
   pair->memory_bytes = now;
-  if (now >= before) {
+  // An unchanged size leaves the shared counter's cache line alone.
+  if (now > before) {
     size_bytes.fetch_add(now - before, std::memory_order_relaxed);
-  } else {
+  } else if (now < before) {
     size_bytes.fetch_sub(before - now, std::memory_order_relaxed);
   }
   return SizeChange{before, now};
@@ -542,8 +574,15 @@ Cachetable::Impl::SizeChange Cachetable::Impl::AdjustSize(Pair* pair, size_t byt
   return SizeChange{before, pair->memory_bytes};
 }
 
-size_t Cachetable::Impl::UnlinkLocked(Pair* pair) {
-  pairs.erase(pair->key);
+size_t Cachetable::Impl::Unlink(Pair* pair) {
+  PairBucket& bucket = table.BucketOf(pair->key);
+  AnnotatedMutexLock list_lock(&list_mu);
+  AnnotatedMutexLock bucket_lock(&bucket.mu);
+  return UnlinkLocked(pair, bucket);
+}
+
+size_t Cachetable::Impl::UnlinkLocked(Pair* pair, PairBucket& bucket) {
+  bucket.pairs.erase(pair->key);
   clock.Remove(pair);
   pair->file->pairs.erase(pair);
   pair->MarkRemoved();
@@ -561,8 +600,8 @@ Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
   CacheFile* file = pair->file;
   bool for_checkpoint = false;
   {
-    AnnotatedMutexLock table_lock(&mu);
-    while (file->checkpoint_beginning) mu.Wait(&files_cv);
+    AnnotatedMutexLock list_lock(&list_mu);
+    while (file->checkpoint_beginning) list_mu.Wait(&files_cv);
     ++file->writes_in_flight;
     // Stays as read until this write ends: only a holder of the pair's lock or a checkpoint
     // begin (held back above) changes it.
@@ -573,7 +612,7 @@ Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
                             ? owner->WriteBlockForCheckpoint(pair->key.block, pair->value.get())
                             : owner->WriteBlock(pair->key.block, pair->value.get());
   dirty_writes.fetch_add(1, std::memory_order_relaxed);
-  AnnotatedMutexLock table_lock(&mu);
+  AnnotatedMutexLock list_lock(&list_mu);
   if (--file->writes_in_flight == 0) files_cv.SignalAll();
   if (status.ok()) {
     pair->dirty.store(false, std::memory_order_relaxed);

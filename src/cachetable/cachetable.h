@@ -18,16 +18,18 @@
 // - the checkpoint writer pool writes the clones that checkpoint copy-on-write makes.
 //
 // Thread-safety: every method may be called from any thread. A pair is pinned with a read
-// (shared) or write (exclusive) lock; the cachetable's own mutex is never held while an
-// owner callback runs (I/O and (de)compression happen outside it). A thread may hold many
-// pins at once (a parent and its child) and a pin may be moved to and unpinned by another
-// thread. Pair locks prefer writers: once a writer waits, new read pins of that pair wait
-// too, so a thread must not pin a pair it already holds (not even for read), and threads
-// that hold several pins must take them in a consistent order (root to leaf). Pin, PinNew
-// and Unpin may wait for the evictor (back-pressure) while the caller holds other pins: the
-// evictor passes over pinned pairs, so this cannot deadlock, but owner callbacks run by the
-// evictor (WriteBlock, WriteBlockForCheckpoint, PartialEvict) must not take a lock that a
-// client may hold while it pins or unpins.
+// (shared) or write (exclusive) lock; none of the cachetable's own mutexes is held while an
+// owner callback runs (I/O and (de)compression happen outside them). A pin that finds its
+// pair cached, and every Unpin, take no table-wide mutex: the table is split into buckets
+// with a mutex each (cachetable_internal.h states the locks and their order). A thread may
+// hold many pins at once (a parent and its child) and a pin may be moved to and unpinned by
+// another thread. Pair locks prefer writers: once a writer waits, new read pins of that pair
+// wait too, so a thread must not pin a pair it already holds (not even for read), and
+// threads that hold several pins must take them in a consistent order (root to leaf). Pin,
+// PinNew and Unpin may wait for the evictor (back-pressure) while the caller holds other
+// pins: the evictor passes over pinned pairs, so this cannot deadlock, but owner callbacks
+// run by the evictor (WriteBlock, WriteBlockForCheckpoint, PartialEvict) must not take a
+// lock that a client may hold while it pins or unpins.
 #ifndef FERN_CACHETABLE_CACHETABLE_H_
 #define FERN_CACHETABLE_CACHETABLE_H_
 

@@ -2,10 +2,26 @@
 // by cachetable.cc (pins and files), eviction.cc (the clock sweep), evictor.cc (the evictor
 // thread and back-pressure), cleaner.cc and checkpoint.cc. Internal to src/cachetable.
 //
-// Lock order: the table mutex `mu` may be held while taking a pair's internal state mutex
-// (PairLock's or Pair::size_mu) or `evictor_mu`, never the reverse; `cleaner_mu` is never
-// held with another. None is held while waiting for a PairLock or while an owner callback
-// runs. A thread waiting for a PairLock holds a ref on the pair and no table mutex.
+// Mutexes and what they guard:
+// - a bucket mutex (PairTable, one per bucket): the bucket's map, hit and miss counts, and
+//   the clock counts of its pairs. The pin hit path takes its bucket's mutex and nothing
+//   wider (refs, the pair lock and the clock count are all taken or bumped under it).
+// - `list_mu`: the clock and its hands, the file map and every CacheFile's fields (its pair
+//   set, flags and counts), the pending marks, and last_write_error. Taken by a miss (to
+//   insert), by every removal (eviction, Remove, a failed fetch, CloseFile), by sweepers and
+//   file walks (evictor, cleaner, WriteDirty, CloseFile, checkpoints), by owner writes, and
+//   by the first write pin of a checkpoint-pending pair; never by a pin that hits a pair that
+//   is not checkpoint-pending, nor by Unpin.
+// - a pair's PairLock internal mutex and Pair::size_mu: that pair's lock state and size.
+// - `evictor_mu`: the evictor's wake-up and run counts. `cleaner_mu`: the cleaner's period.
+//
+// Lock order, outermost first:
+//   list_mu  ->  one bucket mutex  ->  a PairLock's internal mutex, Pair::size_mu, evictor_mu
+// A thread holds at most one bucket mutex. A pair's insertion and removal hold list_mu and
+// the pair's bucket mutex together, so the map, the clock and the file sets agree whenever
+// either is held: BeginCheckpoint, under list_mu, sees exactly the file's pairs. `cleaner_mu`
+// is never held with another. None is held while waiting for a PairLock or while an owner
+// callback runs. A thread waiting for a PairLock holds a ref on the pair and no table mutex.
 #ifndef FERN_CACHETABLE_CACHETABLE_INTERNAL_H_
 #define FERN_CACHETABLE_CACHETABLE_INTERNAL_H_
 
@@ -24,6 +40,7 @@
 #include "cachetable/cachetable.h"
 #include "cachetable/clock_list.h"
 #include "cachetable/pair.h"
+#include "cachetable/pair_table.h"
 #include "fern/status.h"
 #include "util/thread_pool.h"
 
@@ -90,36 +107,50 @@ struct Cachetable::Impl {
   // Adds `bytes` to (grew) or subtracts them from the pair's and the table's accounting,
   // for an owner that knows exactly how its value's MemoryBytes() changed.
   SizeChange AdjustSize(Pair* pair, size_t bytes, bool grew);
-  // Takes `pair` out of the map, the clock and its file, marks it removed and subtracts its
-  // memory. Returns the memory it held. REQUIRES: the caller holds `pair->lock` exclusively.
-  size_t UnlinkLocked(Pair* pair) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Takes `pair` out of its bucket, the clock and its file, marks it removed and subtracts
+  // its memory. Returns the memory it held. REQUIRES: the caller holds `pair->lock`
+  // exclusively, `list_mu` and `bucket` (the pair's bucket).
+  size_t UnlinkLocked(Pair* pair, PairBucket& bucket)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(list_mu, bucket.mu);
+  // Unlinks `pair`, taking both mutexes. REQUIRES: `pair->lock` held exclusively; no table
+  // mutex held.
+  size_t Unlink(Pair* pair) ABSL_LOCKS_EXCLUDED(list_mu);
+  // A pin that found `pair` in `bucket`: counts the hit, raises the clock count, tries the
+  // lock and, unless it must fail, takes a ref. *locked says whether the lock was taken.
+  // InvalidArgument if the file is closing; Busy if the lock was not free and !wait.
+  Status HitLocked(Pair* pair, PairBucket& bucket, bool write, bool wait, bool* locked)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(bucket.mu);
+  // Inserts a new pair for `key` of `file`, locked for write, with one ref.
+  Pair* InsertLocked(const PairKey& key, CacheFile* file, PairBucket& bucket)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(list_mu, bucket.mu);
   // Writes a dirty pair through its owner: with WriteBlockForCheckpoint if it is
   // checkpoint-pending, else WriteBlock. Waits while its file's checkpoint begins. On OK the
   // pair is clean and no longer pending; on error it stays dirty (and pending) and the error
-  // is recorded. REQUIRES: `pair->lock` held exclusively, the pair not removed, `mu` not
-  // held.
-  Status WriteLockedPair(Pair* pair) ABSL_LOCKS_EXCLUDED(mu);
+  // is recorded. REQUIRES: `pair->lock` held exclusively, the pair not removed, no table
+  // mutex held.
+  Status WriteLockedPair(Pair* pair) ABSL_LOCKS_EXCLUDED(list_mu);
 
   // ---- eviction (eviction.cc) ----
   // Sweeps the clock from `head` until size_bytes <= target_bytes, or until two full laps in
   // a row found nothing to do. Never blocks on a pair lock. If a pass from `head` is
   // running, waits for it to end first (`wait_if_running`) or returns at once. Callable from
   // any thread that holds no table mutex; pins the caller holds are simply skipped.
-  void Sweep(SweepHead* head, size_t target_bytes, bool wait_if_running) ABSL_LOCKS_EXCLUDED(mu);
-  // Visits one pair for eviction; may drop and retake `mu` around owner callbacks. Returns
-  // true if it made progress (lowered a clock count, wrote, or freed memory).
-  bool SweepVisit(Pair* pair) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void Sweep(SweepHead* head, size_t target_bytes, bool wait_if_running)
+      ABSL_LOCKS_EXCLUDED(list_mu);
+  // Visits one pair for eviction; may drop and retake `list_mu` around owner callbacks.
+  // Returns true if it made progress (lowered a clock count, wrote, or freed memory).
+  bool SweepVisit(Pair* pair) ABSL_EXCLUSIVE_LOCKS_REQUIRED(list_mu);
 
   // ---- evictor thread and back-pressure (evictor.cc) ----
   void EvictorLoop();
   // Called by a client after Unpin: wakes the evictor or waits for it (or, with no evictor
   // thread, sweeps) according to the memory in use.
-  void AfterUnpin() ABSL_LOCKS_EXCLUDED(mu);
+  void AfterUnpin() ABSL_LOCKS_EXCLUDED(list_mu);
   // Called by a client before a pin or PinNew: waits for the evictor when memory is far over
   // budget.
-  void BeforePin() ABSL_LOCKS_EXCLUDED(mu);
+  void BeforePin() ABSL_LOCKS_EXCLUDED(list_mu);
   void WakeEvictor() ABSL_LOCKS_EXCLUDED(evictor_mu);
-  void WaitForEvictor() ABSL_LOCKS_EXCLUDED(mu, evictor_mu);
+  void WaitForEvictor() ABSL_LOCKS_EXCLUDED(list_mu, evictor_mu);
   // Wakes clients waiting for memory to fall. Cheap when none waits.
   void NotifyWaitingClients() ABSL_LOCKS_EXCLUDED(evictor_mu);
 
@@ -127,16 +158,16 @@ struct Cachetable::Impl {
   void CleanerLoop();
   void SetCleanerPeriod(uint32_t period_ms) ABSL_LOCKS_EXCLUDED(cleaner_mu);
   // One pass: inspects kCleanerPairsPerPass pairs and calls CleanerRun for the best one.
-  bool CleanerPass() ABSL_LOCKS_EXCLUDED(mu);
+  bool CleanerPass() ABSL_LOCKS_EXCLUDED(list_mu);
 
   // ---- checkpoint (checkpoint.cc) ----
   Status BeginCheckpoint(CacheFileId file_id, absl::FunctionRef<Status()> owner_begin)
-      ABSL_LOCKS_EXCLUDED(mu);
-  Status EndCheckpoint(CacheFileId file_id) ABSL_LOCKS_EXCLUDED(mu);
+      ABSL_LOCKS_EXCLUDED(list_mu);
+  Status EndCheckpoint(CacheFileId file_id) ABSL_LOCKS_EXCLUDED(list_mu);
   // Called with `pair` freshly locked for a write pin, before the client sees it: a
   // checkpoint-pending dirty pair is cloned for the checkpoint writers (or written for the
   // checkpoint when the owner cannot clone); a pending clean pair loses its mark.
-  void BeforeWritePin(Pair* pair) ABSL_LOCKS_EXCLUDED(mu);
+  void BeforeWritePin(Pair* pair) ABSL_LOCKS_EXCLUDED(list_mu);
 
   // ---- configuration (constant) ----
   const CachetableOptions options;
@@ -148,18 +179,18 @@ struct Cachetable::Impl {
   std::atomic<size_t>& size_bytes;
 
   // ---- tables ----
-  AnnotatedMutex mu;
-  absl::flat_hash_map<PairKey, Pair*> pairs ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<CacheFileId, std::unique_ptr<CacheFile>> files ABSL_GUARDED_BY(mu);
-  CacheFileId next_file_id ABSL_GUARDED_BY(mu) = 1;
-  ClockList clock ABSL_GUARDED_BY(mu);
-  SweepHead evictor ABSL_GUARDED_BY(mu);
-  SweepHead cleaner ABSL_GUARDED_BY(mu);
-  Status last_write_error ABSL_GUARDED_BY(mu);
-  // Signalled (with `mu`) when a sweep ends.
+  PairTable table;
+  AnnotatedMutex list_mu;
+  absl::flat_hash_map<CacheFileId, std::unique_ptr<CacheFile>> files ABSL_GUARDED_BY(list_mu);
+  CacheFileId next_file_id ABSL_GUARDED_BY(list_mu) = 1;
+  ClockList clock ABSL_GUARDED_BY(list_mu);
+  SweepHead evictor ABSL_GUARDED_BY(list_mu);
+  SweepHead cleaner ABSL_GUARDED_BY(list_mu);
+  Status last_write_error ABSL_GUARDED_BY(list_mu);
+  // Signalled (with `list_mu`) when a sweep ends.
   absl::CondVar sweep_done_cv;
-  // Signalled (with `mu`) when a CacheFile's in-flight counts fall or its checkpoint begin
-  // ends.
+  // Signalled (with `list_mu`) when a CacheFile's in-flight counts fall or its checkpoint
+  // begin ends.
   absl::CondVar files_cv;
 
   // ---- evictor thread ----
@@ -187,8 +218,6 @@ struct Cachetable::Impl {
   std::unique_ptr<ThreadPool> checkpoint_writers;
 
   // ---- counters ----
-  std::atomic<uint64_t> hits{0};
-  std::atomic<uint64_t> misses{0};
   std::atomic<uint64_t> full_evictions{0};
   std::atomic<uint64_t> partial_evictions{0};
   std::atomic<uint64_t> bytes_evicted{0};

@@ -37,9 +37,9 @@ Status Cachetable::Impl::BeginCheckpoint(CacheFileId file_id,
                                          absl::FunctionRef<Status()> owner_begin) {
   CacheFile* file = nullptr;
   {
-    AnnotatedMutexLock table_lock(&mu);
+    AnnotatedMutexLock list_lock(&list_mu);
     auto file_it = files.find(file_id);
-    if (file_it == files.end() || file_it->second->closing) {
+    if (file_it == files.end() || file_it->second->closing.load(std::memory_order_relaxed)) {
       return Status::InvalidArgument(
           StrCat("cachetable: BeginCheckpoint of file ", file_id, ", not open"));
     }
@@ -49,11 +49,11 @@ Status Cachetable::Impl::BeginCheckpoint(CacheFileId file_id,
           StrCat("cachetable: BeginCheckpoint of file ", file_id, ": one is in progress"));
     }
     file->checkpoint_beginning = true;
-    while (file->writes_in_flight > 0) mu.Wait(&files_cv);
+    while (file->writes_in_flight > 0) list_mu.Wait(&files_cv);
   }
   // CloseFile refuses the file while `checkpoint_beginning`, so `file` stays valid.
   const Status status = owner_begin();
-  AnnotatedMutexLock table_lock(&mu);
+  AnnotatedMutexLock list_lock(&list_mu);
   file->checkpoint_beginning = false;
   files_cv.SignalAll();
   if (!status.ok()) return status;
@@ -65,11 +65,13 @@ Status Cachetable::Impl::BeginCheckpoint(CacheFileId file_id,
 
 void Cachetable::Impl::BeforeWritePin(Pair* pair) {
   // A write pin cannot overlap a begin (BeginCheckpoint's contract), so a clear mark read
-  // here without `mu` stays clear for this pin.
+  // here without `list_mu` stays clear for this pin: the write pin of a pair that is not
+  // pending takes no table-wide mutex. A pending one takes `list_mu` once per checkpoint,
+  // next to a clone or a write of the whole value.
   if (!pair->checkpoint_pending.load(std::memory_order_relaxed)) return;
   CacheFile* file = pair->file;
   {
-    AnnotatedMutexLock table_lock(&mu);
+    AnnotatedMutexLock list_lock(&list_mu);
     if (!pair->checkpoint_pending.load(std::memory_order_relaxed)) return;
     if (!pair->dirty.load(std::memory_order_relaxed)) {
       pair->checkpoint_pending.store(false, std::memory_order_relaxed);
@@ -86,7 +88,7 @@ void Cachetable::Impl::BeforeWritePin(Pair* pair) {
     if (!status.ok()) {
       // The client is about to change the pair: its contents as of the begin are lost to
       // this checkpoint, which must fail. The pair stays dirty for the next one.
-      AnnotatedMutexLock table_lock(&mu);
+      AnnotatedMutexLock list_lock(&list_mu);
       pair->checkpoint_pending.store(false, std::memory_order_relaxed);
       if (file->checkpoint_error.ok()) file->checkpoint_error = status;
     }
@@ -97,7 +99,7 @@ void Cachetable::Impl::BeforeWritePin(Pair* pair) {
   const size_t clone_bytes = clone->MemoryBytes();
   size_bytes.fetch_add(clone_bytes, std::memory_order_relaxed);
   {
-    AnnotatedMutexLock table_lock(&mu);
+    AnnotatedMutexLock list_lock(&list_mu);
     pair->checkpoint_pending.store(false, std::memory_order_relaxed);
     ++file->clone_writes_in_flight;
   }
@@ -108,7 +110,7 @@ void Cachetable::Impl::BeforeWritePin(Pair* pair) {
     const Status status =
         owner->WriteCheckpointClone(block, std::unique_ptr<CacheValue>(raw_clone));
     size_bytes.fetch_sub(clone_bytes, std::memory_order_relaxed);
-    AnnotatedMutexLock table_lock(&mu);
+    AnnotatedMutexLock list_lock(&list_mu);
     if (status.ok()) {
       checkpoint_pairs_written.fetch_add(1, std::memory_order_relaxed);
     } else if (file->checkpoint_error.ok()) {
@@ -123,7 +125,7 @@ Status Cachetable::Impl::EndCheckpoint(CacheFileId file_id) {
   CacheFile* file = nullptr;
   std::vector<Pair*> to_write;
   {
-    AnnotatedMutexLock table_lock(&mu);
+    AnnotatedMutexLock list_lock(&list_mu);
     auto file_it = files.find(file_id);
     if (file_it == files.end() || !file_it->second->checkpoint_in_progress) {
       return Status::InvalidArgument(
@@ -132,7 +134,7 @@ Status Cachetable::Impl::EndCheckpoint(CacheFileId file_id) {
     file = file_it->second.get();
     for (Pair* pair : file->pairs) {
       if (!pair->checkpoint_pending.load(std::memory_order_relaxed)) continue;
-      // Dirty is read under `mu`, where it is cleared, so a pair reported clean here is on
+      // Dirty is read under `list_mu`, where it is cleared, so a pair reported clean here is on
       // disk as of the begin.
       if (!pair->dirty.load(std::memory_order_relaxed)) {
         pair->checkpoint_pending.store(false, std::memory_order_relaxed);
@@ -157,8 +159,8 @@ Status Cachetable::Impl::EndCheckpoint(CacheFileId file_id) {
     pair->lock.UnlockWrite();
     ReleaseRef(pair);
   }
-  AnnotatedMutexLock table_lock(&mu);
-  while (file->clone_writes_in_flight > 0) mu.Wait(&files_cv);
+  AnnotatedMutexLock list_lock(&list_mu);
+  while (file->clone_writes_in_flight > 0) list_mu.Wait(&files_cv);
   // Left pending now: pairs whose write failed (still dirty, for the next checkpoint).
   for (Pair* pair : file->pairs) pair->checkpoint_pending.store(false, std::memory_order_relaxed);
   // A lost clone or pin-time write came first: report it before this call's own errors.

@@ -48,14 +48,15 @@ void Cachetable::Impl::CleanerLoop() {
 bool Cachetable::Impl::CleanerPass() {
   absl::InlinedVector<Pair*, kCleanerPairsPerPass> candidates;
   {
-    AnnotatedMutexLock table_lock(&mu);
+    AnnotatedMutexLock list_lock(&list_mu);
     if (cleaner.running) return false;
     cleaner.running = true;
     cleaner_runs.fetch_add(1, std::memory_order_relaxed);
     const size_t visits = std::min(kCleanerPairsPerPass, clock.size());
     for (size_t i = 0; i < visits; ++i) {
       Pair* pair = static_cast<Pair*>(clock.Advance(&cleaner.hand));
-      // refs > 0: pinned, waited for or being fetched. Refs are taken only under `mu`.
+      // refs > 0: pinned, waited for or being fetched (a hint: pins take refs under their
+      // bucket's mutex; the read lock below is what counts).
       if (pair->refs() > 0 || pair->file->callbacks_blocked) continue;
       pair->AddRef();
       candidates.push_back(pair);
@@ -79,11 +80,11 @@ bool Cachetable::Impl::CleanerPass() {
   CacheFile* file = nullptr;
   BlockNum block = 0;
   {
-    AnnotatedMutexLock table_lock(&mu);
+    AnnotatedMutexLock list_lock(&list_mu);
     cleaner.running = false;
     // A pair still in the table is in its file's set, so its file is open.
     if (best != nullptr && !best->removed() && !best->file->callbacks_blocked &&
-        !best->file->closing) {
+        !best->file->closing.load(std::memory_order_relaxed)) {
       file = best->file;
       block = best->key.block;
       ++file->cleaner_calls_in_flight;
@@ -95,7 +96,7 @@ bool Cachetable::Impl::CleanerPass() {
   cleaner_calls.fetch_add(1, std::memory_order_relaxed);
   file->owner->CleanerRun(block);
 
-  AnnotatedMutexLock table_lock(&mu);
+  AnnotatedMutexLock list_lock(&list_mu);
   if (--file->cleaner_calls_in_flight == 0) files_cv.SignalAll();
   return true;
 }

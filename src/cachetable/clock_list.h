@@ -7,7 +7,7 @@
 // order of first miss as seen from that hand.
 //
 // Thread-safety: none of its own; the cachetable guards the list and its hands with its
-// table mutex.
+// list mutex.
 #ifndef FERN_CACHETABLE_CLOCK_LIST_H_
 #define FERN_CACHETABLE_CLOCK_LIST_H_
 

@@ -32,14 +32,16 @@ struct PairKey {
 
 struct Pair;
 
-// One open file. Everything but `id` and `owner` is guarded by the table mutex.
+// One open file. Everything but `id` and `owner` is guarded by the list mutex
+// (Cachetable::Impl::list_mu); `closing` is written under it and also read without it, by the
+// pin hit path.
 struct CacheFile {
   CacheFile(CacheFileId id, CacheFileOwner* owner) : id(id), owner(owner) {}
 
   const CacheFileId id;
   CacheFileOwner* const owner;
   absl::flat_hash_set<Pair*> pairs;
-  bool closing = false;  // CloseFile is dropping pairs: new pins of the file are refused
+  std::atomic<bool> closing{false};  // CloseFile is dropping pairs: new pins are refused
   // CloseFile has begun: no new cleaner calls. With the two counts below it lets CloseFile
   // wait until no background callback of the file is running or queued.
   bool callbacks_blocked = false;
@@ -62,11 +64,13 @@ inline constexpr int kMaxClockCount = 15;
 
 // A cached (file, block) and its value.
 //
-// Lifetime: the pair's refs count the threads that hold a pointer to it outside the table
-// mutex — holders of a pin, threads waiting for `lock`, and a sweeper working on it. A ref is
-// taken only under the table mutex while the pair is in the table, so once the pair is
-// marked removed its count only falls, and the thread that brings it to zero deletes it
-// (ReleaseRef). A pair is removed from the table only by a thread holding `lock`
+// Lifetime: the pair's refs count the threads that hold a pointer to it outside the table's
+// mutexes — holders of a pin, threads waiting for `lock`, and a sweeper or file walk working
+// on it. A ref is taken only while the pair is in the table, under its bucket's mutex (a pin)
+// or under the list mutex (a walk of the clock or of its file's set). A pair leaves the
+// table under both mutexes at once, so a thread holding both sees its count only fall; once
+// it is marked removed nobody can take a ref, and the thread that brings the count to zero
+// deletes it (ReleaseRef). A pair is removed from the table only by a thread holding `lock`
 // exclusively, and that thread holds a ref until it is done.
 struct Pair : ClockNode {
   Pair(PairKey key, CacheFile* file) : key(key), file(file) {}
@@ -86,8 +90,9 @@ struct Pair : ClockNode {
   // sweeper had meanwhile evicted and freed.)
   std::atomic<uint32_t> ref_state{0};
 
-  // Guarded by the table mutex.
-  int clock_count = kInitialClockCount;
+  // Changed only under the pair's bucket mutex (pins raise it, sweeps lower it); atomic so
+  // that a read outside that mutex is a defined, if stale, hint.
+  std::atomic<int> clock_count{kInitialClockCount};
 
   // Written only under `lock` held exclusively (read under any mode of `lock`). `value` is
   // null only while the first fetch runs. `fetch_status` is set, together with `removed`,
@@ -96,12 +101,12 @@ struct Pair : ClockNode {
   Status fetch_status;
   // Set (for every pair of the file) by BeginCheckpoint; cleared when the pair's contents
   // as of the begin have been handed to the checkpoint (written or cloned) or found clean,
-  // and by EndCheckpoint. Changed only under the table mutex; read under it, or without it
+  // and by EndCheckpoint. Changed only under the list mutex; read under it, or without it
   // by the holder of a write pin (which no BeginCheckpoint may overlap).
   std::atomic<bool> checkpoint_pending{false};
   // Set under `lock` held exclusively; cleared only by a successful write, under `lock` held
-  // exclusively and the table mutex (so that the table mutex sees dirty and pending change
-  // together). Read as a hint under the table mutex.
+  // exclusively and the list mutex (so that the list mutex sees dirty and pending change
+  // together). Read as a hint under the list mutex.
   std::atomic<bool> dirty{false};
 
   // value->MemoryBytes() as last read, i.e. this pair's share of Cachetable::size_bytes_.

@@ -13,7 +13,6 @@
 
 #include <array>
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -26,6 +25,7 @@
 
 #include "cachetable/cachetable.h"
 #include "cachetable/fake_disk.h"
+#include "cachetable/versioned_data.h"
 
 namespace fern {
 namespace {
@@ -38,18 +38,6 @@ constexpr size_t kBaseBytes = 1000;
 constexpr size_t kBudget = 12 * (kBaseBytes + 64);
 constexpr auto kRunTime = std::chrono::milliseconds(2000);
 constexpr int kMaxOpsPerThread = 200000;
-
-std::string MakeData(int key, uint64_t version) {
-  return StrCat("k=", key, " v=", version, " ", std::string(version % 7 * 5, '.'));
-}
-
-uint64_t VersionOf(const std::string& data) {
-  const size_t at = data.find(" v=");
-  if (at == std::string::npos) return UINT64_MAX;
-  uint64_t version = UINT64_MAX;
-  std::from_chars(data.data() + at + 3, data.data() + data.size(), version);
-  return version;
-}
 
 CachetableOptions StressOptions() {
   CachetableOptions options;
