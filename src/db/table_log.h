@@ -18,13 +18,24 @@ namespace fern {
 class WriteState {
  public:
   explicit WriteState(LogWriter* log) : log_(log) {}
-  // Set once the transaction manager exists; read by checkpoints.
+  // Set once the transaction manager exists (after recovery's replay, while background
+  // flushes of the replayed trees may already run); read by checkpoints and flushes.
   void set_next_txn_id(std::function<uint64_t()> next_txn_id) {
+    MutexLock lock(&fn_mu_);
     next_txn_id_ = std::move(next_txn_id);
   }
-  uint64_t next_txn_id() const { return next_txn_id_ ? next_txn_id_() : 0; }
-  void set_oldest_referenced(std::function<TxnId()> oldest) { oldest_ = std::move(oldest); }
-  TxnId oldest_referenced() const { return oldest_ ? oldest_() : kNoTxn; }
+  uint64_t next_txn_id() const {
+    ReaderMutexLock lock(&fn_mu_);
+    return next_txn_id_ ? next_txn_id_() : 0;
+  }
+  void set_oldest_referenced(std::function<TxnId()> oldest) {
+    MutexLock lock(&fn_mu_);
+    oldest_ = std::move(oldest);
+  }
+  TxnId oldest_referenced() const {
+    ReaderMutexLock lock(&fn_mu_);
+    return oldest_ ? oldest_() : kNoTxn;
+  }
   LogWriter* log() const { return log_; }
   // OK, or the error that made the Env refuse writes (a failed log write or fsync, a write
   // that was logged but could not be applied). Reads keep working.
@@ -44,8 +55,9 @@ class WriteState {
  private:
   Mutex resolution_gate_;
   LogWriter* const log_;
-  std::function<uint64_t()> next_txn_id_;
-  std::function<TxnId()> oldest_;
+  mutable Mutex fn_mu_;
+  std::function<uint64_t()> next_txn_id_ ABSL_GUARDED_BY(fn_mu_);
+  std::function<TxnId()> oldest_ ABSL_GUARDED_BY(fn_mu_);
   mutable Mutex mu_;
   Status error_ ABSL_GUARDED_BY(mu_);
 };
