@@ -5,12 +5,25 @@
 #include <filesystem>
 #include <random>
 
+#include "absl/synchronization/mutex.h"
 #include "fern/options.h"
 #include "fernbench/data.h"
 #include "ft/message.h"
 #include "util/strings.h"
 
 namespace fern::micro {
+
+namespace {
+
+// As in fernbench: Debian builds Abseil without NDEBUG, which leaves absl::Mutex's deadlock
+// detector on; every lock taken while holding another then goes through one global
+// lock-order graph, which serializes threads. Release builds of Abseil default to kIgnore.
+const bool kDeadlockDetectionOff = [] {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return true;
+}();
+
+}  // namespace
 
 Row MakeRow(uint64_t i, uint64_t seed_offset) {
   bench::Key key(i);

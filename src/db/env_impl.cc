@@ -4,6 +4,7 @@
 
 #include "db/loader_impl.h"
 #include "db/txn_impl.h"
+#include "util/mutex.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
 
@@ -35,6 +36,7 @@ Status ValidateTableOptions(const TableOptions& options) {
 }  // namespace
 
 Status Env::Open(const std::string& dir, const Options& options, std::unique_ptr<Env>* env) {
+  UseReleaseMutexDiagnostics();
   return EnvImpl::OpenImpl(dir, options, env);
 }
 
