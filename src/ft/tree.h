@@ -15,9 +15,9 @@
 //   order and apply order agree), then moves down hand-over-hand: a child is pinned before
 //   its parent is let go. Messages therefore reach every node in MSN order, and on any
 //   root-to-leaf path deeper messages are older.
-// - A flush detaches a child buffer under the parent's write pin, pins the child, and lets
-//   the parent go at once unless the child may need a split or merge (then the parent stays
-//   pinned for the restructure). Writers that leave a node gorged hand it to the flusher
+// - A flush, holding the parent's write pin, pins the child, detaches the child's buffer
+//   from the parent and lets the parent go at once unless the child may need a split or
+//   merge (then the parent stays pinned for the restructure). Writers that leave a node gorged hand it to the flusher
 //   pool (TreeConfig::flusher_pool) and go on; above twice the limit they flush it
 //   themselves, which bounds the buffers when the pool lags.
 // - A read pins the root for read, then each child with a try-lock. If a writer holds the
