@@ -385,6 +385,41 @@ TEST_F(CachetableTest, PinDuringEvictionWriteFindsThePairCleanAndCached) {
   EXPECT_EQ(disk_->Get(5), "five");
 }
 
+// PinIfCached never reads a block: it pins what is cached and reports the rest NotFound,
+// including a pair removed while the caller waited for its lock.
+TEST_F(CachetableTest, PinIfCachedNeverFetches) {
+  Open(1 << 20);
+  Fill(2);
+  PinnedPair pin;
+  EXPECT_TRUE(table_->PinIfCached(file_, 0, Lock::kRead, &pin).IsNotFound());
+  EXPECT_FALSE(pin.pinned());
+  EXPECT_EQ(disk_->fetches.load(), 0);
+  EXPECT_FALSE(table_->IsCached(file_, 0));
+
+  PinAndUnpin(0);
+  ASSERT_TRUE(table_->PinIfCached(file_, 0, Lock::kRead, &pin).ok());
+  EXPECT_EQ(DataOf(pin), "data-0");
+  pin.Unpin();
+  EXPECT_EQ(disk_->fetches.load(), 1);
+
+  // A waiter for a write-locked pair that is then removed gets NotFound, not a refetch.
+  PinnedPair writer;
+  ASSERT_TRUE(table_->Pin(file_, 0, Lock::kWrite, &writer).ok());
+  std::atomic<bool> waiting{false};
+  Status waited;
+  std::thread waiter([&] {
+    PinnedPair other;
+    waiting.store(true);
+    waited = table_->PinIfCached(file_, 0, Lock::kRead, &other);
+  });
+  ASSERT_TRUE(Eventually([&] { return waiting.load(); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  table_->Remove(&writer);
+  waiter.join();
+  EXPECT_TRUE(waited.IsNotFound()) << waited.ToString();
+  EXPECT_EQ(disk_->fetches.load(), 1);
+}
+
 TEST_F(CachetableTest, TryPinIsBusyUnderAConflictingLock) {
   Open(1 << 20);
   Fill(2);
