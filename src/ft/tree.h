@@ -17,9 +17,9 @@
 //   root-to-leaf path deeper messages are older.
 // - A flush, holding the parent's write pin, pins the child, detaches the child's buffer
 //   from the parent and lets the parent go at once unless the child may need a split or
-//   merge (then the parent stays pinned for the restructure). Writers that leave a node gorged hand it to the flusher
-//   pool (TreeConfig::flusher_pool) and go on; above twice the limit they flush it
-//   themselves, which bounds the buffers when the pool lags.
+//   merge (then the parent stays pinned for the restructure). Writers that leave a node gorged hand
+//   it to the flusher pool (TreeConfig::flusher_pool) and go on; above twice the limit they flush
+//   it themselves, which bounds the buffers when the pool lags.
 // - A read pins the root for read, then each child with a try-lock. If a writer holds the
 //   child, the reader lets go of every pin, waits for that child's lock without holding
 //   anything, and starts again from the root; so readers never make writers wait behind a
