@@ -22,12 +22,12 @@ std::string Key(int i) {
   return buf;
 }
 
-TreeConfig Config(Compression codec, uint32_t node_bytes) {
+TreeConfig Config(Compression codec, uint32_t node_bytes, uint32_t basement_bytes = 4 << 10) {
   TreeConfig config;
   config.comparator = BytewiseComparator();
   config.compression = codec;
   config.node_bytes = node_bytes;
-  config.basement_bytes = 4 << 10;
+  config.basement_bytes = basement_bytes;
   return config;
 }
 
@@ -143,11 +143,7 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
 
 TEST(TreeEvictionTest, LeafHeaderLargerThanTheProbeLeavesBasementsOnDisk) {
   testing::ScratchDir dir;
-  TreeConfig config;
-  config.comparator = BytewiseComparator();
-  config.compression = Compression::kNone;
-  config.node_bytes = 4 << 20;
-  config.basement_bytes = 512;
+  const TreeConfig config = Config(Compression::kNone, 4 << 20, 512);
   const std::string path = dir.Sub("t.ft");
   constexpr int kRows = 5000;  // ~600 KB: one leaf of ~1,200 basements, a ~30 KB header
   const std::string value(100, 'v');
@@ -178,11 +174,7 @@ TEST(TreeEvictionTest, LeafHeaderLargerThanTheProbeLeavesBasementsOnDisk) {
 
 TEST(TreeEvictionTest, ReadsUnderPressureStayNearTheBudgetAndAccountEveryByteBack) {
   testing::ScratchDir dir;
-  TreeConfig config;
-  config.comparator = BytewiseComparator();
-  config.compression = Compression::kZstd;
-  config.node_bytes = 256 << 10;
-  config.basement_bytes = 2 << 10;
+  const TreeConfig config = Config(Compression::kZstd, 256 << 10, 2 << 10);
   const std::string path = dir.Sub("t.ft");
   constexpr int kRows = 20000;  // ~2.6 MB of rows in ~1,300 basements
   {
