@@ -199,6 +199,7 @@ CachetableStats Cachetable::stats() const {
   stats.dirty_writes = impl_->dirty_writes.load(std::memory_order_relaxed);
   stats.write_errors = impl_->write_errors.load(std::memory_order_relaxed);
   stats.evictor_runs = impl_->evictor_runs.load(std::memory_order_relaxed);
+  stats.trims = impl_->trims.load(std::memory_order_relaxed);
   stats.client_waits = impl_->client_waits.load(std::memory_order_relaxed);
   stats.cleaner_runs = impl_->cleaner_runs.load(std::memory_order_relaxed);
   stats.cleaner_calls = impl_->cleaner_calls.load(std::memory_order_relaxed);

@@ -138,6 +138,7 @@ struct CachetableStats {
   uint64_t dirty_writes = 0;   // writes of cached pairs (WriteBlock, WriteBlockForCheckpoint)
   uint64_t write_errors = 0;   // of those, the ones that failed (the pair stayed dirty)
   uint64_t evictor_runs = 0;   // wake-ups of the evictor thread that swept the clock
+  uint64_t trims = 0;          // times the evictor returned the allocator's free memory
   uint64_t client_waits = 0;   // clients that waited for the evictor (back-pressure)
   uint64_t cleaner_runs = 0;   // cleaner passes over the clock
   uint64_t cleaner_calls = 0;  // CleanerRun calls
@@ -151,6 +152,10 @@ struct CachetableOptions {
   // False: no evictor thread; Unpin evicts on the client's thread when over the budget.
   bool evictor_thread = true;
   uint32_t evictor_period_ms = 1000;
+  // After each quarter budget it evicts, the evictor returns the allocator's free memory to
+  // the system (malloc_trim) if the process's resident memory exceeds the budget by more
+  // than this. The default keeps an Env's peak RSS within its cache plus 64 MiB.
+  size_t trim_slack_bytes = size_t{40} << 20;
   // 0: the cleaner is off until SetCleanerPeriod.
   uint32_t cleaner_period_ms = 0;
   // Threads writing checkpoint clones; 0: a quarter of the cores, at least one.

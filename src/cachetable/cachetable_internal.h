@@ -224,6 +224,7 @@ struct Cachetable::Impl {
   std::atomic<uint64_t> dirty_writes{0};
   std::atomic<uint64_t> write_errors{0};
   std::atomic<uint64_t> evictor_runs{0};
+  std::atomic<uint64_t> trims{0};
   std::atomic<uint64_t> client_waits{0};
   std::atomic<uint64_t> cleaner_runs{0};
   std::atomic<uint64_t> cleaner_calls{0};

@@ -18,6 +18,7 @@
 #endif
 
 #include "cachetable/cachetable_internal.h"
+#include "util/process_memory.h"
 #include "util/thread_pool.h"
 
 namespace fern {
@@ -64,12 +65,23 @@ namespace {
 // Hands memory the allocator keeps free back to the system. glibc gives each thread that
 // allocates its own arena, and a node built by one thread (a writer) and freed by another
 // (the evictor, a flusher) leaves free but resident pages in several arenas: the memory test
-// (2,000,000 rows, 32 MiB cache, background flushes on) peaked at 138-155 MiB without this
-// and 104-111 MiB with it (89 MiB with a single arena). Called after every quarter budget
-// evicted.
-void ReturnFreedMemory() {
+// (2,000,000 rows, 32 MiB cache, background flushes on) peaked at 138-155 MiB without
+// trimming and 104-111 MiB with it (89 MiB with a single arena). A trim is not free: it
+// madvises every free page away (a TLB shootdown on each core) and the next allocations
+// fault them back in, which halved fillrandom's rate and took a third of seekrandom's time
+// at 64 MiB when it ran after every quarter budget evicted. So it runs only when the
+// process's resident memory is over the budget by more than `slack` (or cannot be read).
+// Returns whether it trimmed.
+bool ReturnFreedMemory(size_t budget, size_t slack) {
 #if defined(__GLIBC__)
+  const size_t resident = ResidentBytes();
+  if (resident != 0 && resident <= budget + slack) return false;
   ::malloc_trim(0);
+  return true;
+#else
+  static_cast<void>(budget);
+  static_cast<void>(slack);
+  return false;
 #endif
 }
 
@@ -94,7 +106,9 @@ void Cachetable::Impl::EvictorLoop() {
       trim_debt += bytes_evicted.load(std::memory_order_relaxed) - before;
       if (trim_debt >= budget / 4) {
         trim_debt = 0;
-        ReturnFreedMemory();
+        if (ReturnFreedMemory(budget, options.trim_slack_bytes)) {
+          trims.fetch_add(1, std::memory_order_relaxed);
+        }
       }
     }
     evictor_mu.Lock();

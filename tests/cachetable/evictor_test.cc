@@ -32,11 +32,13 @@ bool Eventually(const std::function<bool()>& done) {
 
 class EvictorTest : public ::testing::Test {
  protected:
-  void Open(size_t budget, uint32_t evictor_period_ms = 1000) {
+  void Open(size_t budget, uint32_t evictor_period_ms = 1000,
+            size_t trim_slack_bytes = CachetableOptions().trim_slack_bytes) {
     disk_ = std::make_unique<FakeDisk>(kBase);
     CachetableOptions options;
     options.budget_bytes = budget;
     options.evictor_period_ms = evictor_period_ms;
+    options.trim_slack_bytes = trim_slack_bytes;
     table_ = std::make_unique<Cachetable>(options);
     file_ = table_->OpenFile(disk_.get());
   }
@@ -88,6 +90,31 @@ TEST_F(EvictorTest, PeriodicRunEvictsBelowTheWakeMark) {
   ASSERT_TRUE(Eventually([&] { return table_->size_bytes() <= budget; }));
   EXPECT_GE(table_->stats().evictor_runs, 1u);
   EXPECT_EQ(table_->stats().client_waits, 0u);
+}
+
+// The process's resident memory is far above a budget of a few pairs, so with no slack every
+// quarter budget evicted returns free memory to the system, and with a slack larger than
+// any process here none does.
+TEST_F(EvictorTest, TrimsOnlyWhenResidentMemoryExceedsBudgetPlusSlack) {
+  const size_t budget = 20 * kValueBytes;
+  for (const bool no_slack : {true, false}) {
+    SCOPED_TRACE(no_slack ? "no slack" : "large slack");
+    TearDown();
+    Open(budget, /*evictor_period_ms=*/1000, no_slack ? 0 : size_t{1} << 50);
+    // Every pair added past the budget is evicted: 40 pairs, twice the budget.
+    for (int i = 0; i < 60; ++i) {
+      AddDirty(i);
+      ASSERT_TRUE(Eventually([&] { return table_->size_bytes() <= budget * 21 / 20; }));
+    }
+    ASSERT_TRUE(Eventually([&] { return table_->stats().bytes_evicted >= 2 * budget; }));
+    ASSERT_TRUE(Eventually([&] { return table_->size_bytes() <= budget; }));
+    const CachetableStats stats = table_->stats();
+    if (no_slack) {
+      EXPECT_GE(stats.trims, 1u) << stats.bytes_evicted;
+    } else {
+      EXPECT_EQ(stats.trims, 0u);
+    }
+  }
 }
 
 TEST_F(EvictorTest, ClientAboveTheBlockMarkWaitsForTheEvictor) {
