@@ -23,6 +23,7 @@
 #include "db/table_impl.h"
 #include "db/table_log.h"
 #include "fern/env.h"
+#include "ft/basement_pool.h"
 #include "log/log_writer.h"
 #include "txn/deadlock_detector.h"
 #include "txn/txn_manager.h"
@@ -106,6 +107,9 @@ class EnvImpl final : public Env {
   const std::string dir_;
   const Options options_;
   std::unique_ptr<FileLock> lock_;
+  // Evicted basements' memory for the next basement reads (TreeConfig::basement_pool).
+  // Outlives every table and the cachetable.
+  std::unique_ptr<BasementPool> basement_pool_;
   std::unique_ptr<ThreadPool> pool_;
   // Flushes the nodes writers leave gorged (TreeConfig::flusher_pool). Outlives every
   // table.

@@ -345,6 +345,29 @@ Status Basement::Deserialize(std::string&& in, const Comparator& cmp, Basement* 
   return Status::OK();
 }
 
+std::string Basement::TakeArena() {
+  std::string arena = std::move(arena_);
+  arena.clear();
+  Clear();
+  return arena;
+}
+
+Status Basement::Adopt(std::string&& in, const Comparator& cmp) {
+  Clear();
+  size_t start;
+  Msn max_msn;
+  Status s = ParseSerialized(in, cmp, &offsets_, &start, &max_msn);
+  if (!s.ok()) {
+    offsets_.clear();
+    return s;
+  }
+  arena_ = std::move(in);
+  garbage_ = start;
+  max_msn_ = max_msn;
+  RebuildIndex(cmp);
+  return Status::OK();
+}
+
 Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
                                  std::vector<uint32_t>* offsets_out, size_t* start_out,
                                  Msn* max_msn_out) {
@@ -362,7 +385,8 @@ Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
                                      decoder.remaining(), " bytes"));
   }
   size_t start = in.size() - decoder.remaining();
-  std::vector<uint32_t> offsets;
+  std::vector<uint32_t>& offsets = *offsets_out;
+  offsets.clear();
   offsets.reserve(count);
   std::string_view previous;
   // The common comparator inline: the check runs for every entry of every basement read.
@@ -387,7 +411,6 @@ Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
     return Status::Corruption(
         StrCat("basement: ", decoder.remaining(), " trailing bytes after ", count, " entries"));
   }
-  offsets_out->swap(offsets);
   *start_out = start;
   *max_msn_out = max_msn;
   return Status::OK();

@@ -112,6 +112,13 @@ class Basement {
   // header bytes count as garbage). On error `in` is left as it was.
   static Status Deserialize(std::string&& in, const Comparator& cmp, Basement* out);
 
+  // For reading into a recycled basement (BasementPool) without allocating: TakeArena hands
+  // over the arena's buffer, emptied with its capacity kept, for the caller to fill with a
+  // serialized basement; Adopt then makes that this basement's contents, as Deserialize
+  // would, reusing the index's memory. On error Adopt leaves the basement empty.
+  std::string TakeArena();
+  Status Adopt(std::string&& in, const Comparator& cmp);
+
   // For leaf splits: moves entries [from, count()) to the end of *dest. REQUIRES: every key
   // of dest is smaller than key(from). dest's max_msn becomes the larger of both.
   void MoveSuffixTo(size_t from, Basement* dest);
@@ -149,7 +156,8 @@ class Basement {
   void IndexKeyAt(size_t index, bool inserted);
   void RebuildIndex(const Comparator& cmp);
   // Checks a serialized basement; on success returns each entry's offset from the start of
-  // `in`, where the first entry starts, and the max MSN.
+  // `in` (in *offsets, replacing what it held), where the first entry starts, and the max
+  // MSN.
   static Status ParseSerialized(std::string_view in, const Comparator& cmp,
                                 std::vector<uint32_t>* offsets, size_t* start, Msn* max_msn);
   void MaybeCompact();

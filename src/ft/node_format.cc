@@ -199,10 +199,11 @@ Status ParseNodeHeader(std::string_view bytes, uint64_t block_size, const std::s
 Status DecodeLeafPartition(std::string_view frame, const PartitionExtent& extent,
                            const Comparator& cmp, const std::string& where,
                            std::unique_ptr<Basement>* rows, TreeStats* stats) {
-  std::string raw;
+  std::unique_ptr<Basement> basement = std::move(*rows);
+  if (basement == nullptr) basement = std::make_unique<Basement>();
+  std::string raw = basement->TakeArena();
   FERN_RETURN_IF_ERROR(Decompress(frame, extent, where, &raw, stats));
-  auto basement = std::make_unique<Basement>();
-  Status s = Basement::Deserialize(std::move(raw), cmp, basement.get());
+  Status s = basement->Adopt(std::move(raw), cmp);
   if (!s.ok()) return s.WithContext(StrCat(where, ": basement at offset ", extent.offset));
   *rows = std::move(basement);
   return Status::OK();

@@ -73,7 +73,8 @@ Status SerializeNode(const Node& node, const TreeConfig& config, const ReadOldFr
 Status ParseNodeHeader(std::string_view bytes, uint64_t block_size, const std::string& where,
                        NodeHeader* header, size_t* needed);
 
-// Verifies and decodes one partition frame.
+// Verifies and decodes one partition frame. DecodeLeafPartition decodes into *rows when it
+// holds a basement (reusing its memory), into a new one otherwise; on error *rows is null.
 Status DecodeLeafPartition(std::string_view frame, const PartitionExtent& extent,
                            const Comparator& cmp, const std::string& where,
                            std::unique_ptr<Basement>* rows, TreeStats* stats);

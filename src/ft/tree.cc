@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
+#include "ft/basement_pool.h"
 #include "ft/node_format.h"
 #include "util/checksum.h"
 #include "util/compression.h"
@@ -399,7 +400,11 @@ bool FractalTree::PartialEvict(BlockNum block, CacheValue* value, int clock_coun
   for (size_t i = 0; i < limit && freed < kPartialEvictBytes; ++i) {
     LeafPartition* part = candidates[i].second;
     freed += part->rows->memory_bytes();
-    part->rows.reset();
+    if (config_.basement_pool != nullptr) {
+      config_.basement_pool->Recycle(std::move(part->rows));
+    } else {
+      part->rows.reset();
+    }
   }
   *freed_bytes = freed;
   return true;
@@ -428,6 +433,7 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   // readrandom at 64 MiB cache). One that grew past kMaxFrameBufferBytes is given back.
   thread_local std::string frame;
   std::unique_ptr<Basement> rows;
+  if (config_.basement_pool != nullptr) rows = config_.basement_pool->Take();
   Status s = file_->ReadBlockRange(node->block(), extent.offset, extent.size, &frame);
   if (s.ok()) {
     s = DecodeLeafPartition(frame, extent, *config_.comparator, Where(node->block()), &rows,
@@ -435,12 +441,17 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   }
   if (frame.capacity() > kMaxFrameBufferBytes) std::string().swap(frame);
   FERN_RETURN_IF_ERROR(s);
-  size_t added;
+  size_t added = 0;
   {
     MutexLock lock(&node->load_mu);
-    if (part.rows != nullptr) return Status::OK();
-    added = rows->memory_bytes();
-    part.rows = std::move(rows);
+    if (part.rows == nullptr) {
+      added = rows->memory_bytes();
+      part.rows = std::move(rows);
+    }
+  }
+  if (rows != nullptr) {  // another reader installed it first
+    if (config_.basement_pool != nullptr) config_.basement_pool->Recycle(std::move(rows));
+    return Status::OK();
   }
   stats_.basements_fetched++;
   // Exactly what Node::MemoryBytes() gained; UpdateSize would walk every basement.

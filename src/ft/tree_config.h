@@ -8,6 +8,7 @@
 
 namespace fern {
 
+class BasementPool;
 class ThreadPool;
 
 struct TreeConfig {
@@ -29,6 +30,9 @@ struct TreeConfig {
   // Runs cursor readahead (FractalTree::ReadAhead); null: no readahead. Must outlive the
   // tree, like flusher_pool.
   ThreadPool* readahead_pool = nullptr;
+  // Where partial eviction leaves evicted basements' memory and basement reads take it
+  // from; null: they free and allocate. Must outlive the tree.
+  BasementPool* basement_pool = nullptr;
 };
 
 }  // namespace fern

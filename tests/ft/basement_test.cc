@@ -482,6 +482,50 @@ TEST_F(BasementTest, CopyFromHoldsTheSameEntriesAndSharesNothing) {
   ExpectSorted(copy);
 }
 
+// A recycled basement takes the next serialized basement into its own arena buffer and
+// index vectors, and reads exactly like a fresh Deserialize; a corrupt one leaves it empty.
+TEST_F(BasementTest, AdoptIntoARecycledBasementReusesItsMemory) {
+  Fill(&basement_, 0, 300, 1, ctx_);
+  const std::string first = Serialized();
+  Basement recycled;
+  ASSERT_TRUE(Basement::Deserialize(std::string(first), *ctx_.cmp, &recycled).ok());
+  recycled.Clear();
+  const size_t memory = recycled.memory_bytes();
+
+  basement_.Clear();
+  Fill(&basement_, 1000, 250, 1, ctx_);  // fewer bytes: everything fits what it had
+  const std::string second = Serialized();
+  std::string buffer = recycled.TakeArena();
+  const char* storage = buffer.data();
+  EXPECT_TRUE(buffer.empty());
+  EXPECT_GE(buffer.capacity(), second.size());
+  buffer.assign(second);
+  ASSERT_TRUE(recycled.Adopt(std::move(buffer), *ctx_.cmp).ok());
+  Basement expected;
+  ASSERT_TRUE(Basement::Deserialize(std::string_view(second), *ctx_.cmp, &expected).ok());
+  ASSERT_EQ(recycled.count(), expected.count());
+  EXPECT_EQ(recycled.max_msn(), expected.max_msn());
+  for (size_t i = 0; i < recycled.count(); ++i) {
+    EXPECT_EQ(recycled.encoded_entry(i), expected.encoded_entry(i));
+  }
+  EXPECT_GE(reinterpret_cast<uintptr_t>(recycled.encoded_entry(0).data()),
+            reinterpret_cast<uintptr_t>(storage));  // the same buffer
+  EXPECT_LT(reinterpret_cast<uintptr_t>(recycled.encoded_entry(0).data()),
+            reinterpret_cast<uintptr_t>(storage) + second.size());
+  EXPECT_LE(recycled.memory_bytes(), memory);
+  size_t i;
+  EXPECT_TRUE(recycled.Find("k1100", *ctx_.cmp, &i));
+  EXPECT_FALSE(recycled.Find("k100", *ctx_.cmp, &i));
+
+  std::string corrupt = recycled.TakeArena();
+  corrupt.assign(second);
+  corrupt[corrupt.size() / 2] ^= 0x5a;
+  corrupt.resize(corrupt.size() - 3);
+  EXPECT_TRUE(recycled.Adopt(std::move(corrupt), *ctx_.cmp).IsCorruption());
+  EXPECT_EQ(recycled.count(), 0u);
+  EXPECT_FALSE(recycled.Find("k1100", *ctx_.cmp, &i));
+}
+
 TEST_F(BasementTest, DeserializeAdoptingTheBufferMatchesCopying) {
   Fill(&basement_, 0, 300, 1, ctx_);
   msn_ = basement_.max_msn();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cachetable/cachetable.h"
+#include "ft/basement_pool.h"
 #include "ft/node.h"
 #include "ft/tree.h"
 #include "gtest/gtest.h"
@@ -199,6 +200,42 @@ TEST(TreeEvictionTest, ReadsUnderPressureStayNearTheBudgetAndAccountEveryByteBac
   EXPECT_GT(cache.stats().partial_evictions, 50u);
   EXPECT_GT(tree->stats().basements_fetched.load(), 2000u);
   EXPECT_LE(peak, kBudget * 2);  // clients wait for the evictor above 1.5x
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+  EXPECT_EQ(cache.size_bytes(), 0u);
+}
+
+// With a basement pool, partial eviction hands evicted basements to it and misses decode
+// into them: every read still returns its row's own value, and the cache's accounting
+// comes back to zero.
+TEST(TreeEvictionTest, MissesDecodeIntoBasementsPartialEvictionRecycled) {
+  testing::ScratchDir dir;
+  BasementPool pool(size_t{256} << 10, size_t{64} << 10);
+  TreeConfig config = Config(Compression::kZstd, 256 << 10, 2 << 10);
+  config.basement_pool = &pool;
+  const std::string path = dir.Sub("t.ft");
+  constexpr int kRows = 20000;
+  auto value_of = [](int i) { return std::string(60, static_cast<char>('a' + i % 26)) + Key(i); };
+  {
+    Cachetable cache(size_t{64} << 20);
+    std::unique_ptr<FractalTree> tree;
+    ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
+    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(tree->Put(Key(i), value_of(i)).ok());
+    ASSERT_TRUE(tree->Optimize().ok());
+    ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
+  }
+  Cachetable cache(size_t{500} << 10);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  std::string value;
+  for (int n = 0; n < 5000; ++n) {
+    const int i = (n * 7919) % kRows;
+    ASSERT_TRUE(tree->Get(Key(i), &value).ok());
+    ASSERT_EQ(value, value_of(i)) << Key(i);
+  }
+  EXPECT_GT(cache.stats().partial_evictions, 50u);
+  EXPECT_GT(tree->stats().basements_fetched.load(), 2000u);
+  EXPECT_GT(pool.reused(), 1000u);  // most misses reused an evicted basement's memory
+  EXPECT_LE(pool.held_bytes(), size_t{256} << 10);
   ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
   EXPECT_EQ(cache.size_bytes(), 0u);
 }
