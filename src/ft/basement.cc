@@ -347,7 +347,6 @@ Status Basement::Deserialize(std::string&& in, const Comparator& cmp, Basement* 
 
 std::string Basement::TakeArena() {
   std::string arena = std::move(arena_);
-  arena.clear();
   Clear();
   return arena;
 }

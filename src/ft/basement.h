@@ -113,9 +113,10 @@ class Basement {
   static Status Deserialize(std::string&& in, const Comparator& cmp, Basement* out);
 
   // For reading into a recycled basement (BasementPool) without allocating: TakeArena hands
-  // over the arena's buffer, emptied with its capacity kept, for the caller to fill with a
-  // serialized basement; Adopt then makes that this basement's contents, as Deserialize
-  // would, reusing the index's memory. On error Adopt leaves the basement empty.
+  // over the arena's buffer as it is (stale bytes, capacity kept; the basement is left
+  // empty), for the caller to overwrite with a serialized basement; Adopt then makes that this
+  // basement's contents, as Deserialize would, reusing the index's memory. On error Adopt leaves
+  // the basement empty.
   std::string TakeArena();
   Status Adopt(std::string&& in, const Comparator& cmp);
 

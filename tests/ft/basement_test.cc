@@ -497,7 +497,7 @@ TEST_F(BasementTest, AdoptIntoARecycledBasementReusesItsMemory) {
   const std::string second = Serialized();
   std::string buffer = recycled.TakeArena();
   const char* storage = buffer.data();
-  EXPECT_TRUE(buffer.empty());
+  EXPECT_EQ(recycled.count(), 0u);
   EXPECT_GE(buffer.capacity(), second.size());
   buffer.assign(second);
   ASSERT_TRUE(recycled.Adopt(std::move(buffer), *ctx_.cmp).ok());

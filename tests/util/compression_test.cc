@@ -107,6 +107,18 @@ TEST_P(CodecTest, RoundTripsRandomData) {
   }
 }
 
+// The output buffer's old bytes (a recycled buffer) never show through, whether it held
+// more or fewer of them than the frame decodes to.
+TEST_P(CodecTest, OverwritesWhatTheOutputBufferHeld) {
+  const std::string raw = CompressibleData(20000);
+  const std::string frame = Compress(GetParam(), raw);
+  for (size_t stale : {size_t{0}, size_t{100}, size_t{19999}, size_t{20000}, size_t{65536}}) {
+    std::string back(stale, '\x5a');
+    ASSERT_TRUE(DecompressPartition(frame, &back).ok()) << stale;
+    EXPECT_EQ(back, raw) << CompressionName(GetParam()) << " over " << stale << " stale bytes";
+  }
+}
+
 TEST_P(CodecTest, RoundTripsEmptyInput) {
   const std::string frame = Compress(GetParam(), "");
   std::string back = "not empty";
