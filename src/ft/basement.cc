@@ -158,7 +158,9 @@ bool Basement::ApplyAutocommitted(const Message& m, size_t index, bool found,
   if (InArena(m.key) || InArena(m.value)) return false;
   assert(arena_.size() <= std::numeric_limits<uint32_t>::max());
   uint32_t offset = static_cast<uint32_t>(arena_.size());
-  EncodeAutocommittedLeafEntry(m.key, m.value, &arena_);
+  scratch_.clear();
+  EncodeAutocommittedLeafEntry(m.key, m.value, &scratch_);
+  arena_.append(scratch_.data(), scratch_.size());
   if (found) {
     garbage_ += old.encoded_size();
     offsets_[index] = offset;
@@ -210,7 +212,7 @@ bool Basement::Store(size_t index, bool found, uint32_t old_size, std::string_vi
   EncodeLeafEntry(key, versions_, &scratch_);
   assert(arena_.size() + scratch_.size() <= std::numeric_limits<uint32_t>::max());
   uint32_t offset = static_cast<uint32_t>(arena_.size());
-  arena_.append(scratch_);
+  arena_.append(scratch_.data(), scratch_.size());
   if (found) {
     garbage_ += old_size;
     offsets_[index] = offset;
@@ -286,7 +288,7 @@ bool Basement::InArena(std::string_view s) const {
 
 void Basement::MaybeCompact() {
   if (arena_.size() < kMinCompactArena || garbage_ * 2 <= arena_.size()) return;
-  std::string compacted;
+  ChunkString compacted;
   compacted.reserve(live_bytes() + live_bytes() / 4);
   for (size_t i = 0; i < offsets_.size(); ++i) {
     std::string_view encoded = encoded_entry(i);
@@ -302,8 +304,10 @@ size_t Basement::serialized_bytes() const {
 }
 
 size_t Basement::memory_bytes() const {
-  return arena_.capacity() + (offsets_.capacity() + heads_.capacity()) * sizeof(uint32_t) +
-         prefix_.capacity() + scratch_.capacity() +
+  // What the arena's block really takes (its size class in chunk memory).
+  return chunk_memory::BlockBytes(arena_.data(), arena_.capacity() + 1) +
+         (offsets_.capacity() + heads_.capacity()) * sizeof(uint32_t) + prefix_.capacity() +
+         scratch_.capacity() +
          (versions_.committed.capacity() + versions_.provisional.capacity()) *
              sizeof(LeafEntryView::Version);
 }
@@ -335,9 +339,9 @@ Status Basement::Deserialize(std::string&& in, const Comparator& cmp, Basement* 
   Msn max_msn;
   FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn));
   // The header bytes before the first entry stay in the arena as garbage (compaction drops
-  // them), which saves copying the entries out of the buffer.
+  // them): one copy of the whole buffer instead of one per entry.
   out->Clear();
-  out->arena_ = std::move(in);
+  out->arena_.assign(in.data(), in.size());
   out->offsets_.swap(offsets);
   out->garbage_ = start;
   out->max_msn_ = max_msn;
@@ -345,13 +349,13 @@ Status Basement::Deserialize(std::string&& in, const Comparator& cmp, Basement* 
   return Status::OK();
 }
 
-std::string Basement::TakeArena() {
-  std::string arena = std::move(arena_);
+ChunkString Basement::TakeArena() {
+  ChunkString arena = std::move(arena_);
   Clear();
   return arena;
 }
 
-Status Basement::Adopt(std::string&& in, const Comparator& cmp) {
+Status Basement::Adopt(ChunkString&& in, const Comparator& cmp) {
   Clear();
   size_t start;
   Msn max_msn;

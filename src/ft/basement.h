@@ -33,6 +33,7 @@
 #include "fern/status.h"
 #include "ft/leaf_entry.h"
 #include "ft/message.h"
+#include "util/chunk_allocator.h"
 
 namespace fern {
 
@@ -108,8 +109,8 @@ class Basement {
   // error). Entries that do not parse or keys not strictly increasing under `cmp` are
   // Corruption, and leave *out unchanged.
   static Status Deserialize(std::string_view in, const Comparator& cmp, Basement* out);
-  // The same, adopting `in` as the arena instead of copying the entries out of it (the
-  // header bytes count as garbage). On error `in` is left as it was.
+  // The same, copying `in` whole into the arena rather than entry by entry (the header
+  // bytes count as garbage). On error `in` is left as it was.
   static Status Deserialize(std::string&& in, const Comparator& cmp, Basement* out);
 
   // For reading into a recycled basement (BasementPool) without allocating: TakeArena hands
@@ -117,8 +118,8 @@ class Basement {
   // empty), for the caller to overwrite with a serialized basement; Adopt then makes that this
   // basement's contents, as Deserialize would, reusing the index's memory. On error Adopt leaves
   // the basement empty.
-  std::string TakeArena();
-  Status Adopt(std::string&& in, const Comparator& cmp);
+  ChunkString TakeArena();
+  Status Adopt(ChunkString&& in, const Comparator& cmp);
 
   // For leaf splits: moves entries [from, count()) to the end of *dest. REQUIRES: every key
   // of dest is smaller than key(from). dest's max_msn becomes the larger of both.
@@ -163,7 +164,9 @@ class Basement {
                                 std::vector<uint32_t>* offsets, size_t* start, Msn* max_msn);
   void MaybeCompact();
 
-  std::string arena_;              // encoded leaf entries, including garbage
+  // Encoded leaf entries, including garbage. In chunk memory: a basement read from disk
+  // then costs no page faults of its own (util/chunk_allocator.h).
+  ChunkString arena_;
   std::vector<uint32_t> offsets_;  // entry offsets in key order
   // The search index (key_head.h), kept in step with offsets_ by every change: every key
   // starts with prefix_, and heads_[i] = KeyHead(key(i), prefix_.size()). LowerBound under

@@ -26,8 +26,9 @@ Status VerifyFrame(std::string_view frame, const PartitionExtent& extent,
   return Status::OK();
 }
 
+template <typename String>
 Status Decompress(std::string_view frame, const PartitionExtent& extent, const std::string& where,
-                  std::string* raw, TreeStats* stats) {
+                  String* raw, TreeStats* stats) {
   FERN_RETURN_IF_ERROR(VerifyFrame(frame, extent, where));
   Status s = DecompressPartition(frame, raw);
   if (!s.ok()) return s.WithContext(StrCat(where, ": partition at offset ", extent.offset));
@@ -201,7 +202,11 @@ Status DecodeLeafPartition(std::string_view frame, const PartitionExtent& extent
                            std::unique_ptr<Basement>* rows, TreeStats* stats) {
   std::unique_ptr<Basement> basement = std::move(*rows);
   if (basement == nullptr) basement = std::make_unique<Basement>();
-  std::string raw = basement->TakeArena();
+  ChunkString raw = basement->TakeArena();
+  // A new arena takes its whole size class, so that rows added later fit without a copy.
+  if (raw.capacity() < extent.raw_size) {
+    raw.reserve(chunk_memory::RoundedSize(size_t{extent.raw_size} + 1) - 1);
+  }
   FERN_RETURN_IF_ERROR(Decompress(frame, extent, where, &raw, stats));
   Status s = basement->Adopt(std::move(raw), cmp);
   if (!s.ok()) return s.WithContext(StrCat(where, ": basement at offset ", extent.offset));

@@ -8,6 +8,7 @@
 #include "ft/basement_pool.h"
 #include "ft/node_format.h"
 #include "util/checksum.h"
+#include "util/chunk_allocator.h"
 #include "util/compression.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -272,6 +273,7 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
       part.extent = header.extents[i];
       // When the whole block was read anyway (small leaves), decode every basement now.
       if (bytes.size() == size) {
+        const chunk_memory::Scope in_chunks(config_.chunk_memory);
         const PartitionExtent& e = part.extent;
         FERN_RETURN_IF_ERROR(DecodeLeafPartition(std::string_view(bytes).substr(e.offset, e.size),
                                                  e, cmp, where, &part.rows, &stats_));
@@ -435,6 +437,7 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   std::unique_ptr<Basement> rows;
   if (config_.basement_pool != nullptr) rows = config_.basement_pool->Take();
   Status s = file_->ReadBlockRange(node->block(), extent.offset, extent.size, &frame);
+  const chunk_memory::Scope in_chunks(config_.chunk_memory);
   if (s.ok()) {
     s = DecodeLeafPartition(frame, extent, *config_.comparator, Where(node->block()), &rows,
                             &stats_);
@@ -485,6 +488,7 @@ Status FractalTree::LoadAllBasements(PinnedPair* pin) {
       if (uint64_t{e.offset} + e.size > bytes.size()) {
         return Status::Corruption(StrCat(Where(node->block()), ": partition beyond block end"));
       }
+      const chunk_memory::Scope in_chunks(config_.chunk_memory);
       FERN_RETURN_IF_ERROR(DecodeLeafPartition(std::string_view(bytes).substr(e.offset, e.size), e,
                                                *config_.comparator, Where(node->block()),
                                                &part.rows, &stats_));

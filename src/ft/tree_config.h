@@ -33,6 +33,10 @@ struct TreeConfig {
   // Where partial eviction leaves evicted basements' memory and basement reads take it
   // from; null: they free and allocate. Must outlive the tree.
   BasementPool* basement_pool = nullptr;
+  // Whether basements read from disk go to chunk memory (util/chunk_allocator.h): worth it
+  // for large caches, where a miss mostly costs the page faults of fresh memory; a small
+  // cache under eviction reuses memory anyway and would rather not hold partly used chunks.
+  bool chunk_memory = false;
 };
 
 }  // namespace fern

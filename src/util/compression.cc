@@ -6,6 +6,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "util/coding.h"
@@ -136,14 +137,14 @@ Status SizeMismatch(const char* codec, uint64_t recorded, uint64_t declared) {
 // bytes, or fails the codec's own checks. Where the codec records the uncompressed size, it
 // is compared with `declared` before `*out` is allocated, so a damaged size costs nothing.
 
-Status DecompressSnappy(std::string_view payload, uint64_t declared, std::string* out) {
+Status DecompressSnappy(std::string_view payload, uint64_t declared, OutputBuffer out) {
   size_t recorded;
   if (!snappy::GetUncompressedLength(payload.data(), payload.size(), &recorded)) {
     return Status::Corruption("snappy: unreadable length");
   }
   if (recorded != declared) return SizeMismatch("snappy", recorded, declared);
-  out->resize(declared);
-  if (!snappy::RawUncompress(payload.data(), payload.size(), out->data())) {
+  char* const dst = out(declared);
+  if (!snappy::RawUncompress(payload.data(), payload.size(), dst)) {
     return Status::Corruption("snappy: malformed payload");
   }
   return Status::OK();
@@ -153,15 +154,15 @@ Status DecompressSnappy(std::string_view payload, uint64_t declared, std::string
 // and distance), so a zlib stream never expands its input by more than 1032x.
 constexpr uint64_t kMaxDeflateRatio = 1032;
 
-Status DecompressZlib(std::string_view payload, uint64_t declared, std::string* out) {
+Status DecompressZlib(std::string_view payload, uint64_t declared, OutputBuffer out) {
   if (declared > kMaxDeflateRatio * (payload.size() + 1)) {
     return Status::Corruption(
         StrCat("zlib: ", payload.size(), " payload bytes cannot hold the declared ", declared));
   }
-  out->resize(declared);
+  char* const dst = out(declared);
   uLongf produced = declared;
   uLong consumed = payload.size();
-  int rc = uncompress2(reinterpret_cast<Bytef*>(out->data()), &produced,
+  int rc = uncompress2(reinterpret_cast<Bytef*>(dst), &produced,
                        reinterpret_cast<const Bytef*>(payload.data()), &consumed);
   if (rc == Z_BUF_ERROR) {
     return Status::Corruption(
@@ -176,18 +177,18 @@ Status DecompressZlib(std::string_view payload, uint64_t declared, std::string* 
   return Status::OK();
 }
 
-Status DecompressZstd(std::string_view payload, uint64_t declared, std::string* out) {
+Status DecompressZstd(std::string_view payload, uint64_t declared, OutputBuffer out) {
   unsigned long long recorded = ZSTD_getFrameContentSize(payload.data(), payload.size());
   if (recorded == ZSTD_CONTENTSIZE_ERROR) return Status::Corruption("zstd: bad frame header");
   if (recorded != ZSTD_CONTENTSIZE_UNKNOWN && recorded != declared) {
     return SizeMismatch("zstd", recorded, declared);
   }
-  out->resize(declared);
+  char* const dst = out(declared);
   size_t produced;
   if (ZSTD_DCtx* context = ThreadZstdDecompressContext()) {
-    produced = ZSTD_decompressDCtx(context, out->data(), declared, payload.data(), payload.size());
+    produced = ZSTD_decompressDCtx(context, dst, declared, payload.data(), payload.size());
   } else {
-    produced = ZSTD_decompress(out->data(), declared, payload.data(), payload.size());
+    produced = ZSTD_decompress(dst, declared, payload.data(), payload.size());
   }
   if (ZSTD_isError(produced)) {
     return Status::Corruption(StrCat("zstd: ", ZSTD_getErrorName(produced)));
@@ -224,17 +225,17 @@ Status LzmaRecordedSize(std::string_view payload, uint64_t* size) {
   return Status::OK();
 }
 
-Status DecompressLzma(std::string_view payload, uint64_t declared, std::string* out) {
+Status DecompressLzma(std::string_view payload, uint64_t declared, OutputBuffer out) {
   uint64_t recorded = 0;
   FERN_RETURN_IF_ERROR(LzmaRecordedSize(payload, &recorded));
   if (recorded != declared) return SizeMismatch("lzma", recorded, declared);
-  out->resize(declared);
+  char* const dst = out(declared);
   uint64_t memory_limit = LzmaDecoderMemoryLimit();
   size_t consumed = 0;
   size_t produced = 0;
   lzma_ret rc = lzma_stream_buffer_decode(
       &memory_limit, 0, nullptr, reinterpret_cast<const uint8_t*>(payload.data()), &consumed,
-      payload.size(), reinterpret_cast<uint8_t*>(out->data()), &produced, declared);
+      payload.size(), reinterpret_cast<uint8_t*>(dst), &produced, declared);
   switch (rc) {
     case LZMA_OK:
       break;
@@ -334,8 +335,7 @@ Status CompressPartition(Compression codec, int level, std::string_view raw, std
 
 namespace {
 
-// DecompressPartition without clearing *raw on error.
-Status DecodeFrame(std::string_view frame, std::string* raw, Compression* codec) {
+Status DecodeFrame(std::string_view frame, OutputBuffer raw, Compression* codec) {
   Decoder decoder(frame);
   uint8_t tag;
   if (!decoder.GetFixed8(&tag)) return Status::Corruption("compressed frame is empty");
@@ -359,7 +359,7 @@ Status DecodeFrame(std::string_view frame, std::string* raw, Compression* codec)
       if (payload.size() != declared) {
         s = SizeMismatch("none", payload.size(), declared);
       } else {
-        raw->assign(payload);
+        std::memcpy(raw(payload.size()), payload.data(), payload.size());
       }
       break;
     case Compression::kSnappy:
@@ -382,13 +382,8 @@ Status DecodeFrame(std::string_view frame, std::string* raw, Compression* codec)
 
 }  // namespace
 
-Status DecompressPartition(std::string_view frame, std::string* raw, Compression* codec) {
-  // *raw is not cleared first: each codec resizes it to the declared size and overwrites
-  // every byte, so a recycled buffer (BasementPool) of about that size is not zero-filled
-  // again (2 us of a 16 KiB basement miss).
-  Status s = DecodeFrame(frame, raw, codec);
-  if (!s.ok()) raw->clear();
-  return s;
+Status DecompressPartitionTo(std::string_view frame, OutputBuffer out, Compression* codec) {
+  return DecodeFrame(frame, out, codec);
 }
 
 bool PeekCodec(std::string_view frame, Compression* codec) {

@@ -13,7 +13,7 @@ namespace {
 // A basement whose arena holds `bytes` of capacity, as a decoded one would.
 std::unique_ptr<Basement> WithArena(size_t bytes) {
   auto basement = std::make_unique<Basement>();
-  std::string arena = basement->TakeArena();
+  ChunkString arena = basement->TakeArena();
   arena.reserve(bytes);
   // Eight bytes of max MSN and a zero entry count: an empty serialized basement.
   arena.assign(9, '\0');

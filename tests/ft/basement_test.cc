@@ -495,7 +495,7 @@ TEST_F(BasementTest, AdoptIntoARecycledBasementReusesItsMemory) {
   basement_.Clear();
   Fill(&basement_, 1000, 250, 1, ctx_);  // fewer bytes: everything fits what it had
   const std::string second = Serialized();
-  std::string buffer = recycled.TakeArena();
+  ChunkString buffer = recycled.TakeArena();
   const char* storage = buffer.data();
   EXPECT_EQ(recycled.count(), 0u);
   EXPECT_GE(buffer.capacity(), second.size());
@@ -517,7 +517,7 @@ TEST_F(BasementTest, AdoptIntoARecycledBasementReusesItsMemory) {
   EXPECT_TRUE(recycled.Find("k1100", *ctx_.cmp, &i));
   EXPECT_FALSE(recycled.Find("k100", *ctx_.cmp, &i));
 
-  std::string corrupt = recycled.TakeArena();
+  ChunkString corrupt = recycled.TakeArena();
   corrupt.assign(second);
   corrupt[corrupt.size() / 2] ^= 0x5a;
   corrupt.resize(corrupt.size() - 3);

@@ -206,12 +206,16 @@ TEST(TreeEvictionTest, ReadsUnderPressureStayNearTheBudgetAndAccountEveryByteBac
 
 // With a basement pool, partial eviction hands evicted basements to it and misses decode
 // into them: every read still returns its row's own value, and the cache's accounting
-// comes back to zero.
-TEST(TreeEvictionTest, MissesDecodeIntoBasementsPartialEvictionRecycled) {
+// comes back to zero. With basements in chunk memory (TreeConfig::chunk_memory) and
+// without.
+class TreeEvictionPoolTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(TreeEvictionPoolTest, MissesDecodeIntoBasementsPartialEvictionRecycled) {
   testing::ScratchDir dir;
   BasementPool pool(size_t{256} << 10, size_t{64} << 10);
   TreeConfig config = Config(Compression::kZstd, 256 << 10, 2 << 10);
   config.basement_pool = &pool;
+  config.chunk_memory = GetParam();
   const std::string path = dir.Sub("t.ft");
   constexpr int kRows = 20000;
   auto value_of = [](int i) { return std::string(60, static_cast<char>('a' + i % 26)) + Key(i); };
@@ -239,6 +243,8 @@ TEST(TreeEvictionTest, MissesDecodeIntoBasementsPartialEvictionRecycled) {
   ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
   EXPECT_EQ(cache.size_bytes(), 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(ChunkMemory, TreeEvictionPoolTest, ::testing::Bool());
 
 }  // namespace
 }  // namespace fern
