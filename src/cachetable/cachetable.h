@@ -154,7 +154,8 @@ struct CachetableOptions {
   uint32_t evictor_period_ms = 1000;
   // After each quarter budget it evicts, the evictor returns the allocator's free memory to
   // the system (malloc_trim) if the process's resident memory exceeds the budget by more
-  // than this. The default keeps an Env's peak RSS within its cache plus 64 MiB.
+  // than this; after each sixteenth, if it exceeds it by more than 1.25 times this. The
+  // default keeps an Env's peak RSS within its cache plus 64 MiB.
   size_t trim_slack_bytes = size_t{40} << 20;
   // 0: the cleaner is off until SetCleanerPeriod.
   uint32_t cleaner_period_ms = 0;

@@ -104,10 +104,16 @@ void Cachetable::Impl::EvictorLoop() {
       const uint64_t before = bytes_evicted.load(std::memory_order_relaxed);
       Sweep(&evictor, budget, /*wait_if_running=*/true);
       trim_debt += bytes_evicted.load(std::memory_order_relaxed) - before;
-      if (trim_debt >= budget / 4) {
-        trim_debt = 0;
-        if (ReturnFreedMemory(budget, options.trim_slack_bytes)) {
+      // Once per quarter budget evicted; sooner if memory has run far past the slack (the
+      // allocator can gain that much between two quarter budgets).
+      const bool due = trim_debt >= budget / 4;
+      const size_t slack = options.trim_slack_bytes;
+      if (due || trim_debt >= budget / 16) {
+        if (ReturnFreedMemory(budget, due ? slack : slack + slack / 4)) {
           trims.fetch_add(1, std::memory_order_relaxed);
+          trim_debt = 0;
+        } else if (due) {
+          trim_debt = 0;
         }
       }
     }
