@@ -96,7 +96,9 @@ class EnvImpl final : public Env {
   // Replays the log records of one deferred table after its checkpoint LSN.
   Status ReplayTable(uint64_t id, TableImpl* table) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Checkpoints every open table, then removes log files no table needs.
-  Status CheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `closing`: the Env's last checkpoint, which also starts a new log file for its end
+  // record so that the log it leaves holds nothing else.
+  Status CheckpointLocked(bool closing = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The checkpointer thread: a checkpoint every checkpoint_period_ms (0: never).
   void CheckpointerLoop();
   void StopCheckpointer();

@@ -263,7 +263,7 @@ Status EnvImpl::ReplayTable(uint64_t id, TableImpl* table) {
   return tree->Checkpoint();
 }
 
-Status EnvImpl::CheckpointLocked() {
+Status EnvImpl::CheckpointLocked(bool closing) {
   FERN_RETURN_IF_ERROR(write_state_->error());
   Lsn begin;
   uint64_t id = ++checkpoints_taken_;
@@ -280,6 +280,7 @@ Status EnvImpl::CheckpointLocked() {
     if (!live_txns_.empty()) needed = std::min(needed, live_txns_.begin()->first - 1);
   }
   Lsn end;
+  if (closing) log_->StartNewFileAtNextAppend();
   FERN_RETURN_IF_ERROR(log_->Append(LogRecord::EndCheckpoint(id, begin), &end));
   FERN_RETURN_IF_ERROR(log_->Sync(end));
   // Every record a table or a live transaction may still need has an LSN above `needed`.

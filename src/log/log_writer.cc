@@ -80,7 +80,9 @@ Status LogWriter::BeginAppend(LogRecordType type, size_t* start, bool* rotated) 
         StrCat("log record type ", static_cast<int>(static_cast<uint8_t>(type))));
   }
   if (next_lsn_ > kMaxLsn) return Status::NotSupported("the log has used up its LSNs");
-  *rotated = file_bytes_ >= options_.max_file_bytes && file_bytes_ > kLogFileHeaderSize;
+  *rotated = (new_file_requested_ || file_bytes_ >= options_.max_file_bytes) &&
+             file_bytes_ > kLogFileHeaderSize;
+  new_file_requested_ = false;
   if (*rotated) rotations_.push_back({buffer_.size(), next_lsn_});
   *start = BeginLogRecordFrame(next_lsn_, type, &buffer_);
   return Status::OK();
@@ -283,6 +285,11 @@ Status LogWriter::StartFile(Lsn first_lsn, IoCounts* counts) {
 }
 
 // ---- Trimming and accessors -------------------------------------------------------------
+
+void LogWriter::StartNewFileAtNextAppend() {
+  MutexLock lock(&mu_);
+  new_file_requested_ = true;
+}
 
 Status LogWriter::RemoveFilesBefore(Lsn lsn) {
   MutexLock lock(&files_mu_);

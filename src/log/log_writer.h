@@ -104,6 +104,11 @@ class LogWriter {
   // Writes every buffered record to the file, without fsync.
   Status Flush();
 
+  // Makes the next record start a new file (unless the current one holds no record yet),
+  // so that RemoveFilesBefore can then drop every earlier record: a closing Env's last
+  // checkpoint leaves only a file with its end record behind.
+  void StartNewFileAtNextAppend();
+
   // Deletes whole files all of whose records have LSNs below `lsn` (after a checkpoint whose
   // begin LSN is `lsn`). The current file is never deleted. A failed delete is returned and
   // leaves the remaining files listed; it does not put the writer in the failed state.
@@ -162,11 +167,12 @@ class LogWriter {
   Lsn durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   // Size of the current file once the buffer is written: decides rotation at append time.
   uint64_t file_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;            // the I/O token is taken
-  int syncers_ ABSL_GUARDED_BY(mu_) = 0;                 // threads in Sync whose LSN is not durable
-  int peak_syncers_ ABSL_GUARDED_BY(mu_) = 0;            // most seen at once (lowered on a timeout)
-  bool gathering_ ABSL_GUARDED_BY(mu_) = false;          // a leader waits for committers to arrive
-  int64_t average_sync_nanos_ ABSL_GUARDED_BY(mu_) = 0;  // of write + fdatasync rounds
+  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;  // the I/O token is taken
+  int syncers_ ABSL_GUARDED_BY(mu_) = 0;       // threads in Sync whose LSN is not durable
+  int peak_syncers_ ABSL_GUARDED_BY(mu_) = 0;  // most seen at once (lowered on a timeout)
+  bool gathering_ ABSL_GUARDED_BY(mu_) = false;
+  bool new_file_requested_ ABSL_GUARDED_BY(mu_) = false;  // a leader waits for committers to arrive
+  int64_t average_sync_nanos_ ABSL_GUARDED_BY(mu_) = 0;   // of write + fdatasync rounds
   Status failed_ ABSL_GUARDED_BY(mu_);
   LogWriterStats stats_ ABSL_GUARDED_BY(mu_);
 

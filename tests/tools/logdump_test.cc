@@ -1,6 +1,8 @@
 // `fern logdump DIR`: the write-ahead log, one record a line, read without recovering.
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -81,19 +83,82 @@ std::vector<RecordLine> RecordLines(const std::string& output) {
   return records;
 }
 
-// Five autocommitted writes, then the Env closes (its final checkpoint logs two records).
+// The offset logdump's last line says the records are valid up to (0 if it has none).
+uint64_t ValidEnd(const std::string& output) {
+  const std::string marker = " valid up to offset ";
+  const size_t at = output.rfind(marker);
+  if (at == std::string::npos) return 0;
+  return std::stoull(output.substr(at + marker.size()));
+}
+
+// logdump's last line for kLogName holding 7 records up to `end`, then `torn` bytes.
+std::string EndLine(uint64_t end, uint64_t torn) {
+  std::string line =
+      std::string("# end: last LSN 7, ") + kLogName + " valid up to offset " + std::to_string(end);
+  if (torn > 0) line += ", then " + std::to_string(torn) + " torn bytes";
+  return line;
+}
+
+// Five autocommitted writes and a checkpoint (two records), then the process dies without
+// closing the Env: a clean close would leave only its last checkpoint's end record in a
+// new log file, since it makes every earlier record unnecessary.
 void WriteFewRecords(const std::string& dir) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto write = [&dir]() -> bool {
+      Env* env = nullptr;
+      std::unique_ptr<Env> owned;
+      Options options;
+      options.sync_commits = false;
+      options.checkpoint_period_ms = 0;
+      if (!Env::Open(dir, options, &owned).ok()) return false;
+      env = owned.release();  // never closed: the process ends first
+      Table* table;
+      return env->OpenTable("fruit", TableOptions(), &table).ok() &&
+             table->Put(nullptr, "apple", "red").ok() &&
+             table->Put(nullptr, "banana", "yellow").ok() && table->Delete(nullptr, "apple").ok() &&
+             table->Put(nullptr, "cherry", std::string(100, 'c')).ok() &&
+             table->Delete(nullptr, "durian").ok() && env->Checkpoint().ok();
+    };
+    ::_exit(write() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// A clean close leaves one record: the end of its checkpoint, alone in a new file.
+TEST(LogDumpTest, AfterACleanCloseOnlyTheLastCheckpointsEndIsLeft) {
+  ScratchDir dir;
+  {
+    std::unique_ptr<Env> env;
+    Options options;
+    options.sync_commits = false;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("fruit", TableOptions(), &table).ok());
+    ASSERT_TRUE(table->Put(nullptr, "apple", "red").ok());
+    ASSERT_TRUE(table->Put(nullptr, "banana", "yellow").ok());
+  }
+  ToolResult r = LogDump(dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<RecordLine> records = RecordLines(r.output);
+  ASSERT_EQ(records.size(), 1u) << r.output;
+  EXPECT_EQ(records[0].lsn, 4u);
+  EXPECT_EQ(records[0].text, "end_checkpoint checkpoint=1 begin_lsn=3");
+  EXPECT_NE(records[0].file, kLogName);
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub(kLogName)));
+
+  // The rows are in the table, not the log.
   std::unique_ptr<Env> env;
-  Options options;
-  options.sync_commits = false;
-  ASSERT_TRUE(Env::Open(dir, options, &env).ok());
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
   Table* table;
   ASSERT_TRUE(env->OpenTable("fruit", TableOptions(), &table).ok());
-  ASSERT_TRUE(table->Put(nullptr, "apple", "red").ok());
-  ASSERT_TRUE(table->Put(nullptr, "banana", "yellow").ok());
-  ASSERT_TRUE(table->Delete(nullptr, "apple").ok());
-  ASSERT_TRUE(table->Put(nullptr, "cherry", std::string(100, 'c')).ok());
-  ASSERT_TRUE(table->Delete(nullptr, "durian").ok());
+  std::string value;
+  ASSERT_TRUE(table->Get(nullptr, "banana", &value).ok());
+  EXPECT_EQ(value, "yellow");
 }
 
 TEST(LogDumpTest, ListsEveryPutAndDeleteWithLsnsInOrder) {
@@ -128,27 +193,31 @@ TEST(LogDumpTest, ListsEveryPutAndDeleteWithLsnsInOrder) {
   std::vector<std::string> lines = Lines(r.output);
   ASSERT_GE(lines.size(), 2u);
   EXPECT_EQ(lines.front(), std::string("# file ") + kLogName);
+  // The writer died with its file preallocated: past the last record come zeros.
   const uint64_t size = std::filesystem::file_size(dir.Sub(kLogName));
-  EXPECT_EQ(lines.back(), std::string("# end: last LSN 7, ") + kLogName + " valid up to offset " +
-                              std::to_string(size));
+  const uint64_t end = ValidEnd(r.output);
+  EXPECT_GT(end, records.back().offset);
+  EXPECT_EQ(lines.back(), EndLine(end, size - end));
 }
 
 TEST(LogDumpTest, ShowsATornTailWithoutRepairingIt) {
   ScratchDir dir;
   WriteFewRecords(dir.path());
   const std::string log = dir.Sub(kLogName);
-  const uint64_t size = std::filesystem::file_size(log);
+  const uint64_t end = ValidEnd(LogDump(dir.path()).output);
+  uint64_t size = std::filesystem::file_size(log);
   {
-    std::ofstream out(log, std::ios::binary | std::ios::app);
-    out << std::string(9, '\x7f');  // a record cut short
+    // A record cut short, where the next one would start.
+    std::fstream f(log, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(end));
+    f << std::string(9, '\x7f');
   }
+  size = std::max<uint64_t>(size, end + 9);
   ToolResult r = LogDump(dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(RecordLines(r.output).size(), 7u) << r.output;
-  EXPECT_EQ(Lines(r.output).back(), std::string("# end: last LSN 7, ") + kLogName +
-                                        " valid up to offset " + std::to_string(size) +
-                                        ", then 9 torn bytes");
-  EXPECT_EQ(std::filesystem::file_size(log), size + 9);
+  EXPECT_EQ(Lines(r.output).back(), EndLine(end, size - end));
+  EXPECT_EQ(std::filesystem::file_size(log), size);
 }
 
 TEST(LogDumpTest, StopsAtDamageWithCorruptionAfterTheRecordsBeforeIt) {
