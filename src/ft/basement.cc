@@ -21,6 +21,8 @@ constexpr size_t kMinEncodedEntry = 3;
 // Compaction waits for at least this much arena so that a tiny basement rewritten in place
 // does not copy itself every few messages.
 constexpr size_t kMinCompactArena = 4096;
+// The most scratch memory a basement keeps between applies.
+constexpr size_t kMaxKeptScratchBytes = 1024;
 
 }  // namespace
 
@@ -161,6 +163,7 @@ bool Basement::ApplyAutocommitted(const Message& m, size_t index, bool found,
   scratch_.clear();
   EncodeAutocommittedLeafEntry(m.key, m.value, &scratch_);
   arena_.append(scratch_.data(), scratch_.size());
+  ReleaseLargeScratch();
   if (found) {
     garbage_ += old.encoded_size();
     offsets_[index] = offset;
@@ -213,6 +216,7 @@ bool Basement::Store(size_t index, bool found, uint32_t old_size, std::string_vi
   assert(arena_.size() + scratch_.size() <= std::numeric_limits<uint32_t>::max());
   uint32_t offset = static_cast<uint32_t>(arena_.size());
   arena_.append(scratch_.data(), scratch_.size());
+  ReleaseLargeScratch();
   if (found) {
     garbage_ += old_size;
     offsets_[index] = offset;
@@ -284,6 +288,12 @@ bool Basement::InArena(std::string_view s) const {
   auto p = reinterpret_cast<uintptr_t>(s.data());
   auto base = reinterpret_cast<uintptr_t>(arena_.data());
   return p >= base && p < base + arena_.capacity();
+}
+
+void Basement::ReleaseLargeScratch() {
+  // The scratch lives as long as the basement and counts in its memory: one large value
+  // must not leave every basement it passed through holding its size.
+  if (scratch_.capacity() > kMaxKeptScratchBytes) std::string().swap(scratch_);
 }
 
 void Basement::MaybeCompact() {

@@ -163,6 +163,7 @@ class Basement {
   static Status ParseSerialized(std::string_view in, const Comparator& cmp,
                                 std::vector<uint32_t>* offsets, size_t* start, Msn* max_msn);
   void MaybeCompact();
+  void ReleaseLargeScratch();
 
   // Encoded leaf entries, including garbage. In chunk memory: a basement read from disk
   // then costs no page faults of its own (util/chunk_allocator.h).
