@@ -70,17 +70,18 @@ namespace {
 // madvises every free page away (a TLB shootdown on each core) and the next allocations
 // fault them back in, which halved fillrandom's rate and took a third of seekrandom's time
 // at 64 MiB when it ran after every quarter budget evicted. So it runs only when the
-// process's resident memory is over the budget by more than `slack` (or cannot be read).
-// Returns whether it trimmed.
-bool ReturnFreedMemory(size_t budget, size_t slack) {
+// process's resident memory is over the budget by more than `slack`; where that cannot be
+// read, only if `when_unknown`. Returns whether it trimmed.
+bool ReturnFreedMemory(size_t budget, size_t slack, bool when_unknown) {
 #if defined(__GLIBC__)
   const size_t resident = ResidentBytes();
-  if (resident != 0 && resident <= budget + slack) return false;
+  if (resident == 0 ? !when_unknown : resident <= budget + slack) return false;
   ::malloc_trim(0);
   return true;
 #else
   static_cast<void>(budget);
   static_cast<void>(slack);
+  static_cast<void>(when_unknown);
   return false;
 #endif
 }
@@ -109,7 +110,7 @@ void Cachetable::Impl::EvictorLoop() {
       const bool due = trim_debt >= budget / 4;
       const size_t slack = options.trim_slack_bytes;
       if (due || trim_debt >= budget / 16) {
-        if (ReturnFreedMemory(budget, due ? slack : slack + slack / 4)) {
+        if (ReturnFreedMemory(budget, due ? slack : slack + slack / 4, /*when_unknown=*/due)) {
           trims.fetch_add(1, std::memory_order_relaxed);
           trim_debt = 0;
         } else if (due) {

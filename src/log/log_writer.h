@@ -167,12 +167,13 @@ class LogWriter {
   Lsn durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   // Size of the current file once the buffer is written: decides rotation at append time.
   uint64_t file_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;  // the I/O token is taken
-  int syncers_ ABSL_GUARDED_BY(mu_) = 0;       // threads in Sync whose LSN is not durable
-  int peak_syncers_ ABSL_GUARDED_BY(mu_) = 0;  // most seen at once (lowered on a timeout)
-  bool gathering_ ABSL_GUARDED_BY(mu_) = false;
-  bool new_file_requested_ ABSL_GUARDED_BY(mu_) = false;  // a leader waits for committers to arrive
-  int64_t average_sync_nanos_ ABSL_GUARDED_BY(mu_) = 0;   // of write + fdatasync rounds
+  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;            // the I/O token is taken
+  int syncers_ ABSL_GUARDED_BY(mu_) = 0;                 // threads in Sync whose LSN is not durable
+  int peak_syncers_ ABSL_GUARDED_BY(mu_) = 0;            // most seen at once (lowered on a timeout)
+  bool gathering_ ABSL_GUARDED_BY(mu_) = false;          // a leader waits for committers to arrive
+  int64_t average_sync_nanos_ ABSL_GUARDED_BY(mu_) = 0;  // of write + fdatasync rounds
+  // StartNewFileAtNextAppend was called; the next append rotates.
+  bool new_file_requested_ ABSL_GUARDED_BY(mu_) = false;
   Status failed_ ABSL_GUARDED_BY(mu_);
   LogWriterStats stats_ ABSL_GUARDED_BY(mu_);
 
