@@ -480,6 +480,14 @@ void Basement::CopyFrom(const Basement& other) {
   max_msn_ = other.max_msn_;
 }
 
+void Basement::ClearKeepingArena() {
+  offsets_.clear();
+  heads_.clear();
+  prefix_.clear();
+  garbage_ = arena_.size();
+  max_msn_ = 0;
+}
+
 void Basement::Clear() {
   arena_.clear();
   offsets_.clear();

@@ -134,6 +134,10 @@ class Basement {
 
   // Drops every entry and resets max_msn to 0.
   void Clear();
+  // The same, but the arena keeps its bytes (all garbage now) and its size: a later
+  // TakeArena then hands over a buffer that a decode of about that size overwrites without
+  // zero-filling it first. For basements kept for reuse (BasementPool).
+  void ClearKeepingArena();
   // Makes this basement hold exactly other's entries and max MSN (its garbage bytes too:
   // a plain copy of the arena, no re-encoding), sharing nothing with it. For checkpoint
   // clones.

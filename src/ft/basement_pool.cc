@@ -23,7 +23,7 @@ std::unique_ptr<Basement> BasementPool::Take() {
 
 void BasementPool::Recycle(std::unique_ptr<Basement> basement) {
   if (basement == nullptr) return;
-  basement->Clear();  // outside the lock; keeps the memory
+  basement->ClearKeepingArena();  // outside the lock; keeps the memory
   const size_t bytes = basement->memory_bytes();
   if (bytes <= max_basement_bytes_) {
     MutexLock lock(&mu_);

@@ -526,6 +526,26 @@ TEST_F(BasementTest, AdoptIntoARecycledBasementReusesItsMemory) {
   EXPECT_FALSE(recycled.Find("k1100", *ctx_.cmp, &i));
 }
 
+// ClearKeepingArena empties the basement as Clear does, but its arena bytes stay as garbage
+// (for TakeArena to hand over at their old size); the basement then takes rows as usual.
+TEST_F(BasementTest, ClearKeepingArenaLeavesNoRowsButTheBytes) {
+  Fill(&basement_, 0, 100, 1, ctx_);
+  const size_t arena_bytes = basement_.live_bytes() + basement_.garbage_bytes();
+  basement_.ClearKeepingArena();
+  EXPECT_EQ(basement_.count(), 0u);
+  EXPECT_EQ(basement_.live_bytes(), 0u);
+  EXPECT_EQ(basement_.garbage_bytes(), arena_bytes);
+  EXPECT_EQ(basement_.max_msn(), 0u);
+  size_t i;
+  EXPECT_FALSE(basement_.Find("k10", *ctx_.cmp, &i));
+  Fill(&basement_, 500, 3, 1, ctx_);
+  EXPECT_EQ(basement_.count(), 3u);
+  EXPECT_TRUE(basement_.Find("k501", *ctx_.cmp, &i));
+  const size_t live = basement_.live_bytes();
+  EXPECT_GE(basement_.TakeArena().size(), live);
+  EXPECT_EQ(basement_.count(), 0u);
+}
+
 // A large value passes through the basement's encoding scratch; the scratch does not keep
 // its size afterwards (it would count in the cache as a second copy of the value).
 TEST_F(BasementTest, LargeValueLeavesNoLargeScratchBehind) {
