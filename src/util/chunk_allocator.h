@@ -16,6 +16,10 @@
 // pages are off ("never"), under a sanitizer (which must see each block) or once the range
 // is full, come from operator new.
 //
+// A background thread, started with the first chunk, keeps a few chunks mapped and faulted
+// in ahead of need (see kReadyChunks), so that a reader does not wait for fresh memory;
+// chunks emptied by frees refill that stock before any is given back.
+//
 // Thread-safe. Allocation failure throws std::bad_alloc, as operator new does.
 #ifndef FERN_UTIL_CHUNK_ALLOCATOR_H_
 #define FERN_UTIL_CHUNK_ALLOCATOR_H_
@@ -59,8 +63,10 @@ size_t BlockBytes(const void* p, size_t bytes);
 bool Enabled();
 
 struct Stats {
-  size_t chunks = 0;      // chunks mapped
-  size_t slot_bytes = 0;  // bytes of slots handed out and not freed
+  size_t chunks = 0;           // chunks in use by size classes
+  size_t slot_bytes = 0;       // bytes of slots handed out and not freed
+  size_t ready_chunks = 0;     // mapped and faulted in, for the next chunks needed
+  size_t prepared_chunks = 0;  // chunks the background thread has faulted in, in all
 };
 Stats GetStats();
 

@@ -2,6 +2,7 @@
 // the cleaner and checkpoints all at once on a tree small enough to split, merge and change
 // height while they run. Every result is checked against what the writers wrote.
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -277,6 +278,14 @@ TEST(TreeConcurrencyTest, ReadAheadLoadsBasementsBesideScansAndWriters) {
   }
   done.store(true);
   writer.join();
+  // On a loaded machine the scans may finish before the pool ran any readahead: ask until
+  // one has run (each call is dropped while another is in flight).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (tree->stats().basements_read_ahead.load() == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    tree->ReadAhead(Key(0, 0));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   EXPECT_GT(tree->stats().basements_read_ahead.load(), 0u);
   tree->ReadAhead(Key(0, 0));  // possibly still queued when Close runs
   ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());

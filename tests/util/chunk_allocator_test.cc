@@ -1,8 +1,11 @@
 #include "util/chunk_allocator.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -146,6 +149,80 @@ TEST(ChunkAllocatorTest, BlocksFreedByOtherThreadsKeepTheAccounting) {
   }
   for (std::thread& th : threads) th.join();
   EXPECT_EQ(chunk_memory::GetStats().slot_bytes, before.slot_bytes);
+}
+
+// Waits (up to 20 s) until the background thread holds `ready` chunks ready.
+bool ReadyChunksReach(size_t ready) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (chunk_memory::GetStats().ready_chunks < ready) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+constexpr size_t kReady = 4;  // chunk_memory's stock
+
+// After the first chunk, spare chunks are faulted in ahead of need; the next chunks come
+// from that stock (it refills), and emptied chunks return to it rather than to the system.
+TEST(ChunkAllocatorTest, ChunksAreFaultedInAheadOfNeed) {
+  if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
+  const chunk_memory::Scope scope;
+  constexpr size_t kBytes = size_t{31} << 10;
+  const size_t per_chunk = kChunkBytes / chunk_memory::RoundedSize(kBytes);
+  std::vector<void*> blocks;
+  blocks.push_back(chunk_memory::Allocate(kBytes));
+  ASSERT_TRUE(ReadyChunksReach(kReady));
+  const chunk_memory::Stats stocked = chunk_memory::GetStats();
+  EXPECT_EQ(stocked.ready_chunks, kReady);
+
+  // Three more chunks' worth: taken from the stock, which is topped up again.
+  for (size_t i = 0; i < 3 * per_chunk; ++i) blocks.push_back(chunk_memory::Allocate(kBytes));
+  ASSERT_TRUE(ReadyChunksReach(kReady));
+  const chunk_memory::Stats after = chunk_memory::GetStats();
+  EXPECT_GE(after.chunks, stocked.chunks + 3);
+  EXPECT_EQ(after.ready_chunks, kReady);
+  EXPECT_GE(after.prepared_chunks, stocked.prepared_chunks + 3);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    std::memset(blocks[i], static_cast<int>(i % 251), kBytes);
+  }
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    ASSERT_EQ(static_cast<char*>(blocks[i])[kBytes - 1], static_cast<char>(i % 251));
+  }
+
+  // Emptied chunks are kept ready (the stock is full, so these go back to the system) and
+  // the stock never exceeds its size.
+  for (void* p : blocks) chunk_memory::Deallocate(p, kBytes);
+  const chunk_memory::Stats freed = chunk_memory::GetStats();
+  EXPECT_EQ(freed.ready_chunks, kReady);
+  EXPECT_LE(freed.chunks, stocked.chunks);
+}
+
+// A child forked while the background thread exists has a consistent allocator and a
+// background thread of its own.
+TEST(ChunkAllocatorTest, AForkedChildAllocatesAndStocksChunks) {
+  if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
+  const chunk_memory::Scope scope;
+  void* p = chunk_memory::Allocate(size_t{20} << 10);
+  ASSERT_TRUE(ReadyChunksReach(kReady));
+  const size_t prepared_before = chunk_memory::GetStats().prepared_chunks;
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(30);  // a hang fails the test rather than stalling it
+    const chunk_memory::Scope child_scope;
+    std::vector<void*> blocks;
+    for (size_t i = 0; i < 400; ++i) blocks.push_back(chunk_memory::Allocate(size_t{20} << 10));
+    for (void* b : blocks) std::memset(b, 7, size_t{20} << 10);
+    const bool stocked = ReadyChunksReach(kReady);
+    for (void* b : blocks) chunk_memory::Deallocate(b, size_t{20} << 10);
+    _exit(stocked && chunk_memory::GetStats().prepared_chunks > prepared_before ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "child died or hung";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  chunk_memory::Deallocate(p, size_t{20} << 10);
 }
 
 }  // namespace
