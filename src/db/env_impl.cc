@@ -416,6 +416,8 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   const chunk_memory::Stats chunks = chunk_memory::GetStats();
   out += StrCat("chunk_memory.chunks: ", chunks.chunks, "\n");
   out += StrCat("chunk_memory.slot_bytes: ", chunks.slot_bytes, "\n");
+  out += StrCat("chunk_memory.ready_chunks: ", chunks.ready_chunks, "\n");
+  out += StrCat("chunk_memory.prepared_chunks: ", chunks.prepared_chunks, "\n");
   out += StrCat("cleaner.runs: ", c.cleaner_runs, "\n");
   out += StrCat("cleaner.calls: ", c.cleaner_calls, "\n");
   out += StrCat("checkpoint.pairs_written: ", c.checkpoint_pairs_written, "\n");
