@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "ft/key_head.h"
+#include "util/status_macros.h"
 #include "util/strings.h"
 
 namespace fern {
@@ -108,42 +109,83 @@ void MessageBuffer::Serialize(std::string* out) const {
   out->append(arena_);
 }
 
-Status MessageBuffer::Deserialize(std::string_view in, const Comparator& cmp, MessageBuffer* out) {
+namespace {
+
+// Reads the message count at the front of a serialized buffer; `*payload` gets the bytes
+// after it (the messages, encoded as in the arena).
+Status ReadCount(std::string_view in, uint64_t* count, std::string_view* payload) {
   if (in.size() > std::numeric_limits<uint32_t>::max()) {
     return Status::Corruption(StrCat("message buffer: ", in.size(), " bytes exceed 4 GiB"));
   }
   Decoder decoder(in);
-  uint64_t count;
-  if (!decoder.GetVarint64(&count)) {
+  if (!decoder.GetVarint64(count)) {
     return Status::Corruption("message buffer: malformed message count");
   }
-  if (count > decoder.remaining() / kMinEncodedMessage) {
-    return Status::Corruption(StrCat("message buffer: count ", count, " does not fit in ",
+  if (*count > decoder.remaining() / kMinEncodedMessage) {
+    return Status::Corruption(StrCat("message buffer: count ", *count, " does not fit in ",
                                      decoder.remaining(), " bytes"));
   }
-  MessageBuffer buffer;
-  buffer.arena_.reserve(decoder.remaining());
+  *payload = in.substr(in.size() - decoder.remaining());
+  return Status::OK();
+}
+
+}  // namespace
+
+Status MessageBuffer::IndexPayload(std::string_view payload, uint64_t count, size_t header_bytes,
+                                   bool copy) {
+  Decoder decoder(payload);
   Message m;
   for (uint64_t i = 0; i < count; ++i) {
-    size_t at = in.size() - decoder.remaining();
+    const size_t at = payload.size() - decoder.remaining();
     if (!DecodeMessage(&decoder, &m)) {
-      return Status::Corruption(
-          StrCat("message buffer: message ", i, " of ", count, " is malformed at byte ", at));
+      return Status::Corruption(StrCat("message buffer: message ", i, " of ", count,
+                                       " is malformed at byte ", header_bytes + at));
     }
-    if (m.msn <= buffer.max_msn_) {
-      return Status::Corruption(StrCat("message buffer: message ", i, " at byte ", at, " has MSN ",
-                                       m.msn, " after MSN ", buffer.max_msn_));
+    if (m.msn <= max_msn_) {
+      return Status::Corruption(StrCat("message buffer: message ", i, " at byte ",
+                                       header_bytes + at, " has MSN ", m.msn, " after MSN ",
+                                       max_msn_));
     }
-    uint32_t offset = static_cast<uint32_t>(buffer.arena_.size());
-    EncodeMessage(m, &buffer.arena_);
-    ++buffer.count_;
-    buffer.max_msn_ = m.msn;
-    (IsBroadcast(m.type) ? buffer.broadcasts_ : buffer.sorted_).push_back(offset);
+    uint32_t offset = static_cast<uint32_t>(at);
+    if (copy) {
+      offset = static_cast<uint32_t>(arena_.size());
+      EncodeMessage(m, &arena_);
+    }
+    ++count_;
+    max_msn_ = m.msn;
+    (IsBroadcast(m.type) ? broadcasts_ : sorted_).push_back(offset);
   }
   if (!decoder.empty()) {
     return Status::Corruption(StrCat("message buffer: ", decoder.remaining(),
                                      " trailing bytes after ", count, " messages"));
   }
+  return Status::OK();
+}
+
+Status MessageBuffer::Deserialize(std::string_view in, const Comparator& cmp, MessageBuffer* out) {
+  uint64_t count;
+  std::string_view payload;
+  FERN_RETURN_IF_ERROR(ReadCount(in, &count, &payload));
+  MessageBuffer buffer;
+  buffer.arena_.reserve(payload.size());
+  FERN_RETURN_IF_ERROR(buffer.IndexPayload(payload, count, in.size() - payload.size(),
+                                           /*copy=*/true));
+  buffer.SortByKey(&buffer.sorted_, cmp);
+  buffer.RebuildIndex(cmp);
+  out->Swap(buffer);
+  return Status::OK();
+}
+
+Status MessageBuffer::Deserialize(std::string&& in, const Comparator& cmp, MessageBuffer* out) {
+  uint64_t count;
+  std::string_view payload;
+  FERN_RETURN_IF_ERROR(ReadCount(in, &count, &payload));
+  const size_t header_bytes = in.size() - payload.size();
+  MessageBuffer buffer;
+  FERN_RETURN_IF_ERROR(buffer.IndexPayload(payload, count, header_bytes, /*copy=*/false));
+  // The payload is the arena, byte for byte: drop the count in front of it.
+  in.erase(0, header_bytes);
+  buffer.arena_ = std::move(in);
   buffer.SortByKey(&buffer.sorted_, cmp);
   buffer.RebuildIndex(cmp);
   out->Swap(buffer);

@@ -102,8 +102,17 @@ class MessageBuffer {
   // rebuilding the key index with `cmp`. Malformed bytes or MSNs out of order are Corruption,
   // and leave *out unchanged.
   static Status Deserialize(std::string_view in, const Comparator& cmp, MessageBuffer* out);
+  // The same, taking `in`'s buffer as the arena rather than copying every message (a
+  // node read from disk then needs one buffer per partition, not two). On error `in` is
+  // left as it was.
+  static Status Deserialize(std::string&& in, const Comparator& cmp, MessageBuffer* out);
 
  private:
+  // Decodes `count` messages from `payload` (the bytes after the count; `header_bytes` is
+  // the count's size, for error positions) into this empty buffer's offsets, checking MSN
+  // order; the caller then sorts and indexes them. With `copy` each message is re-encoded
+  // into the arena; without, the offsets are into `payload`, which is to become the arena.
+  Status IndexPayload(std::string_view payload, uint64_t count, size_t header_bytes, bool copy);
   Message MessageAt(uint32_t offset) const;
   std::string_view KeyAt(uint32_t offset) const;
   // First position in sorted_ whose key is >= key. Under BytewiseComparator() it searches

@@ -219,7 +219,7 @@ Status DecodeBufferPartition(std::string_view frame, const PartitionExtent& exte
                              TreeStats* stats) {
   std::string raw;
   FERN_RETURN_IF_ERROR(Decompress(frame, extent, where, &raw, stats));
-  Status s = MessageBuffer::Deserialize(raw, cmp, buffer);
+  Status s = MessageBuffer::Deserialize(std::move(raw), cmp, buffer);
   if (!s.ok()) return s.WithContext(StrCat(where, ": message buffer at offset ", extent.offset));
   return Status::OK();
 }

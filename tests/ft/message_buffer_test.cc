@@ -542,6 +542,61 @@ TEST(MessageBufferTest, DeserializeRejectsEveryTruncation) {
   EXPECT_EQ(buffer.count(), model.size()) << "a failed Deserialize must leave *out unchanged";
 }
 
+// Deserialize from an rvalue adopts the bytes as the arena: it answers exactly as the copying
+// form, keeps the buffer's storage, serializes back to the same bytes, and takes appends.
+TEST(MessageBufferTest, DeserializeAdoptingTheBytesMatchesCopying) {
+  ReverseComparator cmp;
+  std::vector<OwnedMessage> model;
+  MessageBuffer buffer = RandomBuffer(cmp, 6, 1500, &model);
+  std::string serialized;
+  buffer.Serialize(&serialized);
+
+  MessageBuffer copied;
+  ASSERT_TRUE(MessageBuffer::Deserialize(std::string_view(serialized), cmp, &copied).ok());
+  std::string bytes = serialized;
+  MessageBuffer adopted;
+  ASSERT_TRUE(MessageBuffer::Deserialize(std::move(bytes), cmp, &adopted).ok());
+  EXPECT_EQ(adopted.count(), copied.count());
+  EXPECT_EQ(adopted.broadcast_count(), copied.broadcast_count());
+  EXPECT_EQ(adopted.bytes(), copied.bytes());
+  EXPECT_EQ(adopted.max_msn(), copied.max_msn());
+  EXPECT_EQ(Collect(adopted), model);
+  for (int k = 0; k < 40; ++k) {
+    std::string key = "k" + std::to_string(k);
+    EXPECT_EQ(MsnsWithKey(adopted, key, cmp), MsnsWithKey(copied, key, cmp)) << key;
+  }
+  EXPECT_EQ(MsnsInRange(adopted, nullptr, nullptr, cmp),
+            MsnsInRange(copied, nullptr, nullptr, cmp));
+  std::string again;
+  adopted.Serialize(&again);
+  EXPECT_EQ(again, serialized);
+
+  const Message extra{MessageType::kInsert, buffer.max_msn() + 1, {}, "k7", "new"};
+  adopted.Append(extra, cmp);
+  copied.Append(extra, cmp);
+  EXPECT_EQ(MsnsWithKey(adopted, "k7", cmp), MsnsWithKey(copied, "k7", cmp));
+}
+
+TEST(MessageBufferTest, DeserializeAdoptingRejectsEveryTruncationAndKeepsTheBytes) {
+  const Comparator& cmp = *BytewiseComparator();
+  std::vector<OwnedMessage> model;
+  MessageBuffer buffer = RandomBuffer(cmp, 7, 60, &model);
+  std::string serialized;
+  buffer.Serialize(&serialized);
+  for (size_t n = 0; n < serialized.size(); ++n) {
+    std::string bytes = serialized.substr(0, n);
+    MessageBuffer out;
+    Status s = MessageBuffer::Deserialize(std::move(bytes), cmp, &out);
+    ASSERT_TRUE(s.IsCorruption()) << "length " << n << ": " << s.ToString();
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(bytes, serialized.substr(0, n)) << "a failed Deserialize must leave `in` as it was";
+  }
+  std::string trailing = serialized + "x";
+  EXPECT_TRUE(MessageBuffer::Deserialize(std::move(trailing), cmp, &buffer).IsCorruption());
+  EXPECT_EQ(trailing, serialized + "x");
+  EXPECT_EQ(buffer.count(), model.size()) << "a failed Deserialize must leave *out unchanged";
+}
+
 TEST(MessageBufferTest, DeserializeSurvivesRandomByteFlips) {
   const Comparator& cmp = *BytewiseComparator();
   std::vector<OwnedMessage> model;
