@@ -447,6 +447,22 @@ MessageBuffer RandomBuffer(const Comparator& cmp, uint64_t seed, int n,
   return buffer;
 }
 
+// `restored` holds exactly `model` and answers every query as `original` does.
+void ExpectSameAnswers(const MessageBuffer& restored, const MessageBuffer& original,
+                       const std::vector<OwnedMessage>& model, const Comparator& cmp) {
+  EXPECT_EQ(restored.count(), original.count());
+  EXPECT_EQ(restored.broadcast_count(), original.broadcast_count());
+  EXPECT_EQ(restored.bytes(), original.bytes());
+  EXPECT_EQ(restored.max_msn(), original.max_msn());
+  EXPECT_EQ(Collect(restored), model);
+  for (int k = 0; k < 40; ++k) {
+    std::string key = "k" + std::to_string(k);
+    EXPECT_EQ(MsnsWithKey(restored, key, cmp), MsnsWithKey(original, key, cmp)) << key;
+  }
+  EXPECT_EQ(MsnsInRange(restored, nullptr, nullptr, cmp),
+            MsnsInRange(original, nullptr, nullptr, cmp));
+}
+
 TEST(MessageBufferTest, SerializeRoundTrip) {
   ReverseComparator cmp;
   std::vector<OwnedMessage> model;
@@ -458,17 +474,7 @@ TEST(MessageBufferTest, SerializeRoundTrip) {
   MessageBuffer restored;
   restored.Append(Message{MessageType::kInsert, 1, {}, "old", "contents"}, cmp);
   ASSERT_TRUE(MessageBuffer::Deserialize(serialized, cmp, &restored).ok());
-  EXPECT_EQ(restored.count(), buffer.count());
-  EXPECT_EQ(restored.broadcast_count(), buffer.broadcast_count());
-  EXPECT_EQ(restored.bytes(), buffer.bytes());
-  EXPECT_EQ(restored.max_msn(), buffer.max_msn());
-  EXPECT_EQ(Collect(restored), model);
-  for (int k = 0; k < 40; ++k) {
-    std::string key = "k" + std::to_string(k);
-    EXPECT_EQ(MsnsWithKey(restored, key, cmp), MsnsWithKey(buffer, key, cmp)) << key;
-  }
-  EXPECT_EQ(MsnsInRange(restored, nullptr, nullptr, cmp),
-            MsnsInRange(buffer, nullptr, nullptr, cmp));
+  ExpectSameAnswers(restored, buffer, model, cmp);
   // Appends continue after a deserialized index.
   restored.Append(Message{MessageType::kInsert, restored.max_msn() + 1, {}, "k5", "new"}, cmp);
   std::vector<Msn> expected = MsnsWithKey(buffer, "k5", cmp);
@@ -556,17 +562,7 @@ TEST(MessageBufferTest, DeserializeAdoptingTheBytesMatchesCopying) {
   std::string bytes = serialized;
   MessageBuffer adopted;
   ASSERT_TRUE(MessageBuffer::Deserialize(std::move(bytes), cmp, &adopted).ok());
-  EXPECT_EQ(adopted.count(), copied.count());
-  EXPECT_EQ(adopted.broadcast_count(), copied.broadcast_count());
-  EXPECT_EQ(adopted.bytes(), copied.bytes());
-  EXPECT_EQ(adopted.max_msn(), copied.max_msn());
-  EXPECT_EQ(Collect(adopted), model);
-  for (int k = 0; k < 40; ++k) {
-    std::string key = "k" + std::to_string(k);
-    EXPECT_EQ(MsnsWithKey(adopted, key, cmp), MsnsWithKey(copied, key, cmp)) << key;
-  }
-  EXPECT_EQ(MsnsInRange(adopted, nullptr, nullptr, cmp),
-            MsnsInRange(copied, nullptr, nullptr, cmp));
+  ExpectSameAnswers(adopted, copied, model, cmp);
   std::string again;
   adopted.Serialize(&again);
   EXPECT_EQ(again, serialized);
