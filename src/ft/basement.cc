@@ -316,8 +316,9 @@ size_t Basement::serialized_bytes() const {
 size_t Basement::memory_bytes() const {
   // What the arena's block really takes (its size class in chunk memory).
   return chunk_memory::BlockBytes(arena_.data(), arena_.capacity() + 1) +
-         (offsets_.capacity() + heads_.capacity()) * sizeof(uint32_t) + prefix_.capacity() +
-         scratch_.capacity() +
+         chunk_memory::BlockBytes(offsets_.data(), offsets_.capacity() * sizeof(uint32_t)) +
+         chunk_memory::BlockBytes(heads_.data(), heads_.capacity() * sizeof(uint32_t)) +
+         prefix_.capacity() + scratch_.capacity() +
          (versions_.committed.capacity() + versions_.provisional.capacity()) *
              sizeof(LeafEntryView::Version);
 }
@@ -330,7 +331,7 @@ void Basement::Serialize(std::string* out) const {
 }
 
 Status Basement::Deserialize(std::string_view in, const Comparator& cmp, Basement* out) {
-  std::vector<uint32_t> offsets;
+  IndexVector offsets;
   size_t start;
   Msn max_msn;
   FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn));
@@ -344,7 +345,7 @@ Status Basement::Deserialize(std::string_view in, const Comparator& cmp, Basemen
 }
 
 Status Basement::Deserialize(std::string&& in, const Comparator& cmp, Basement* out) {
-  std::vector<uint32_t> offsets;
+  IndexVector offsets;
   size_t start;
   Msn max_msn;
   FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn));
@@ -382,8 +383,7 @@ Status Basement::Adopt(ChunkString&& in, const Comparator& cmp) {
 }
 
 Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
-                                 std::vector<uint32_t>* offsets_out, size_t* start_out,
-                                 Msn* max_msn_out) {
+                                 IndexVector* offsets_out, size_t* start_out, Msn* max_msn_out) {
   if (in.size() > std::numeric_limits<uint32_t>::max()) {
     return Status::Corruption(StrCat("basement: ", in.size(), " bytes exceed 4 GiB"));
   }
@@ -398,7 +398,7 @@ Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
                                      decoder.remaining(), " bytes"));
   }
   size_t start = in.size() - decoder.remaining();
-  std::vector<uint32_t>& offsets = *offsets_out;
+  IndexVector& offsets = *offsets_out;
   offsets.clear();
   offsets.reserve(count);
   std::string_view previous;

@@ -144,6 +144,10 @@ class Basement {
   void CopyFrom(const Basement& other);
 
  private:
+  // Per-row index arrays: in chunk memory when read from disk (see chunk_allocator.h), so
+  // that a basement load touches no fresh malloc pages either.
+  using IndexVector = std::vector<uint32_t, ChunkAllocator<uint32_t>>;
+
   void ApplyKeyed(const Message& m, const ApplyContext& ctx);
   void ApplyBroadcast(const Message& m, const ApplyContext& ctx);
   // Handles an autocommitted insert or delete of a key without provisional versions, if that
@@ -164,21 +168,21 @@ class Basement {
   // Checks a serialized basement; on success returns each entry's offset from the start of
   // `in` (in *offsets, replacing what it held), where the first entry starts, and the max
   // MSN.
-  static Status ParseSerialized(std::string_view in, const Comparator& cmp,
-                                std::vector<uint32_t>* offsets, size_t* start, Msn* max_msn);
+  static Status ParseSerialized(std::string_view in, const Comparator& cmp, IndexVector* offsets,
+                                size_t* start, Msn* max_msn);
   void MaybeCompact();
   void ReleaseLargeScratch();
 
   // Encoded leaf entries, including garbage. In chunk memory: a basement read from disk
   // then costs no page faults of its own (util/chunk_allocator.h).
   ChunkString arena_;
-  std::vector<uint32_t> offsets_;  // entry offsets in key order
+  IndexVector offsets_;  // entry offsets in key order
   // The search index (key_head.h), kept in step with offsets_ by every change: every key
   // starts with prefix_, and heads_[i] = KeyHead(key(i), prefix_.size()). LowerBound under
   // the bytewise comparator searches the heads instead of entries scattered over the arena,
   // which are rarely in cache: 210 instead of 530 ns per search in a micro-benchmark over
   // 512 basements of 390 fernbench keys each. Costs 4 bytes per entry.
-  std::vector<uint32_t> heads_;
+  IndexVector heads_;
   std::string prefix_;
   size_t garbage_ = 0;  // arena bytes of replaced or removed entries
   Msn max_msn_ = 0;

@@ -22,19 +22,22 @@ namespace chunk_memory {
 
 namespace {
 
-// Size classes: 1 KiB steps up to 32 KiB (where basements are: a 16 KiB basement wastes
-// half a KiB on average), 4 KiB steps up to 64 KiB, then 32 KiB steps up to 256 KiB. Only
-// the classes in use hold chunks, each with up to 2 MiB not yet handed out.
+// Size classes: 256-byte steps up to 2 KiB (a basement's key index: four bytes per row),
+// 1 KiB steps up to 32 KiB (where basements are: a 16 KiB basement wastes half a KiB on
+// average), 4 KiB steps up to 64 KiB, then 32 KiB steps up to 256 KiB. Only the classes in
+// use hold chunks, each with up to 2 MiB not yet handed out.
 struct ClassRange {
   size_t limit;  // largest size of the range
   size_t step;
 };
 constexpr ClassRange kRanges[] = {
+    {size_t{2} << 10, size_t{256}},
     {size_t{32} << 10, size_t{1} << 10},
     {size_t{64} << 10, size_t{4} << 10},
     {kMaxChunkedBytes, size_t{32} << 10},
 };
-constexpr size_t kClasses = (size_t{32} << 10) / (size_t{1} << 10) +
+constexpr size_t kClasses = (size_t{2} << 10) / size_t{256} +
+                            ((size_t{32} << 10) - (size_t{2} << 10)) / (size_t{1} << 10) +
                             (size_t{32} << 10) / (size_t{4} << 10) +
                             (kMaxChunkedBytes - (size_t{64} << 10)) / (size_t{32} << 10);
 
@@ -111,7 +114,9 @@ struct State {
   size_t preparing ABSL_GUARDED_BY(mu) = 0;       // chunks the preparer is faulting in
   size_t prepared ABSL_GUARDED_BY(mu) = 0;        // chunks it has faulted in, in all
   bool preparer_running ABSL_GUARDED_BY(mu) = false;
-  absl::CondVar preparer_wake;  // a chunk left the ready stock
+  // Signalled when a chunk left the ready stock. Replaced in a forked child (see
+  // AfterForkInChild).
+  absl::CondVar* preparer_wake ABSL_GUARDED_BY(mu) = new absl::CondVar;
   size_t committed ABSL_GUARDED_BY(mu) = 0;
   size_t slot_bytes ABSL_GUARDED_BY(mu) = 0;
   bool reserve_failed ABSL_GUARDED_BY(mu) = false;
@@ -195,25 +200,38 @@ void FaultIn(size_t number) {
   }
 }
 
+// Gives chunk `number`'s memory back to the system and its number to `released`.
+void ReleaseChunk(State& state, size_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+  char* base = ChunkBase(number);
+  ::madvise(base, kChunkBytes, MADV_DONTNEED);
+  ::mprotect(base, kChunkBytes, PROT_NONE);
+  state.released.push_back(number);
+}
+
 void PreparerLoop(State* state);
 
 // fork() copies only the calling thread: the lock is held across it so that the child's
-// state is consistent, and the child starts a preparer of its own when it needs one. Chunks
-// the parent's preparer was faulting in at that moment are lost to the child (at most
-// kReadyChunks numbers of the reserved range).
+// state is consistent. The child gets a fresh lock and condition variable (its copies may
+// list the parent's preparer as a waiter, a thread the child lacks) and starts a preparer
+// of its own when it needs one. Chunks the parent's preparer was faulting in at that moment
+// are lost to the child (at most kReadyChunks numbers of the reserved range).
 void BeforeFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { GlobalState().mu.Lock(); }
 void AfterForkInParent() ABSL_NO_THREAD_SAFETY_ANALYSIS { GlobalState().mu.Unlock(); }
 void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   State& state = GlobalState();
   state.preparer_running = false;
   state.preparing = 0;
+  state.preparer_wake = new absl::CondVar;  // the old one is left as it is
+  // Unlocked first, so that this thread's record of held locks stays right; then made anew,
+  // dropping any record of the parent's threads queued on it.
   state.mu.Unlock();
+  new (&state.mu) Mutex();
 }
 
 // Called when a chunk left the ready stock: wakes the preparer, starting it the first time.
 void WantReady(State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
   if (state.preparer_running) {
-    state.preparer_wake.Signal();
+    state.preparer_wake->Signal();
     return;
   }
   static const bool fork_handlers =
@@ -234,11 +252,11 @@ void PreparerLoop(State* state) {
   MutexLock lock(&state->mu);
   for (;;) {
     while (state->ready.size() + state->preparing >= kReadyChunks) {
-      state->mu.Wait(&state->preparer_wake);
+      state->mu.Wait(state->preparer_wake);
     }
     size_t number;
     if (!TakeChunkNumber(*state, &number)) {
-      state->mu.Wait(&state->preparer_wake);  // the range is full: wait for a change
+      state->mu.Wait(state->preparer_wake);  // the range is full: wait for a change
       continue;
     }
     ++state->preparing;
@@ -247,12 +265,15 @@ void PreparerLoop(State* state) {
     if (mapped) FaultIn(number);
     state->mu.Lock();
     --state->preparing;
-    if (mapped) {
+    if (mapped && state->ready.size() < kReadyChunks) {
       state->ready.push_back(number);
       ++state->prepared;
+    } else if (mapped) {
+      // Frees refilled the stock meanwhile: this one goes back, keeping the bound.
+      ReleaseChunk(*state, number);
     } else {
       state->released.push_back(number);
-      state->mu.Wait(&state->preparer_wake);  // mapping failed: try again on the next need
+      state->mu.Wait(state->preparer_wake);  // mapping failed: try again on the next need
     }
   }
 }
@@ -380,10 +401,7 @@ void Deallocate(void* p, size_t bytes) {
     if (state.ready.size() < kReadyChunks) {
       state.ready.push_back(number);
     } else {
-      char* base = ChunkBase(number);
-      ::madvise(base, kChunkBytes, MADV_DONTNEED);
-      ::mprotect(base, kChunkBytes, PROT_NONE);
-      state.released.push_back(number);
+      ReleaseChunk(state, number);
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -223,6 +224,44 @@ TEST(ChunkAllocatorTest, AForkedChildAllocatesAndStocksChunks) {
   ASSERT_TRUE(WIFEXITED(status)) << "child died or hung";
   EXPECT_EQ(WEXITSTATUS(status), 0);
   chunk_memory::Deallocate(p, size_t{20} << 10);
+}
+
+// Forks while another thread allocates and frees without pause (so that threads may be
+// queued on the allocator's lock when fork copies it): every child allocates, frees and
+// stocks chunks of its own, and exits.
+TEST(ChunkAllocatorTest, ForksDuringAllocationLeaveChildrenWorking) {
+  if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
+  std::atomic<bool> stop{false};
+  std::thread churn([&stop] {
+    const chunk_memory::Scope scope;
+    std::vector<void*> blocks;
+    for (size_t i = 0; !stop.load(); ++i) {
+      blocks.push_back(chunk_memory::Allocate(size_t{24} << 10));
+      if (blocks.size() > 300) {
+        for (void* b : blocks) chunk_memory::Deallocate(b, size_t{24} << 10);
+        blocks.clear();
+      }
+    }
+    for (void* b : blocks) chunk_memory::Deallocate(b, size_t{24} << 10);
+  });
+  for (int round = 0; round < 20; ++round) {
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      alarm(30);
+      const chunk_memory::Scope scope;
+      std::vector<void*> blocks;
+      for (size_t i = 0; i < 300; ++i) blocks.push_back(chunk_memory::Allocate(size_t{12} << 10));
+      for (void* b : blocks) chunk_memory::Deallocate(b, size_t{12} << 10);
+      _exit(ReadyChunksReach(kReady) ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status)) << "child " << round << " died or hung";
+    EXPECT_EQ(WEXITSTATUS(status), 0) << round;
+  }
+  stop.store(true);
+  churn.join();
 }
 
 }  // namespace
