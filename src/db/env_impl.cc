@@ -22,10 +22,11 @@ constexpr uint32_t kMinBasementBytes = 512;
 // Larger basements (tables with large basement_bytes, or grown by writes) are freed on
 // eviction rather than pooled.
 constexpr size_t kMaxPooledBasementBytes = size_t{256} << 10;
-// Chunk memory for basements from this cache size up: each size class in use holds up to
-// 2 MiB not yet handed out, and eviction leaves chunks partly used. At 64 MiB fernbench's
-// readrandom peaked at 134 MiB with it (the budget allows 128); at 1 GiB it doubled
-// seekrandom for 10% more resident memory.
+// Chunk memory (basements and message buffers read from disk) from this cache size up:
+// each size class in use holds up to 2 MiB not yet handed out, eviction leaves chunks partly
+// used, and four spare chunks are kept faulted in. At 64 MiB fernbench's readrandom peaked
+// at 134-148 MiB with it (the budget allows 128; seekrandom was 25% faster); at 1 GiB it
+// doubled seekrandom for about 10% more resident memory.
 constexpr size_t kMinChunkMemoryCacheBytes = size_t{256} << 20;
 
 Status ValidateTableOptions(const TableOptions& options) {

@@ -32,13 +32,16 @@ constexpr size_t kMinEncodedMessage = 1 + 8 + 1 + 1 + 1;
 // (with a plain linear merge, sqrt(n) cost 1.8 us per append at n = 40,000).
 static_assert(MessageBuffer::kIndexTailBound == 64);
 
+// A thread's encoding scratch above this (a very large message) is given back.
+constexpr size_t kMaxKeptScratchBytes = size_t{64} << 10;
+
 }  // namespace
 
 void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
   assert(m.msn > max_msn_);
   assert(arena_.size() + EncodedMessageSize(m) <= std::numeric_limits<uint32_t>::max());
   uint32_t offset = static_cast<uint32_t>(arena_.size());
-  EncodeMessage(m, &arena_);
+  AppendEncoded(m);
   ++count_;
   max_msn_ = std::max(max_msn_, m.msn);
   if (IsBroadcast(m.type)) {
@@ -49,8 +52,19 @@ void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
   if (tail_.size() >= kIndexTailBound) MergeTail(cmp);
 }
 
+void MessageBuffer::AppendEncoded(const Message& m) {
+  // EncodeMessage writes a std::string; a message is small, so encoding it aside costs a
+  // short copy, and no allocation once the thread's scratch has grown.
+  thread_local std::string encoded;
+  encoded.clear();
+  EncodeMessage(m, &encoded);
+  arena_.append(encoded);
+  if (encoded.capacity() > kMaxKeptScratchBytes) std::string().swap(encoded);
+}
+
 size_t MessageBuffer::memory_bytes() const {
-  return arena_.capacity() + prefix_.capacity() + sizeof(uint64_t) * heads_.capacity() +
+  return chunk_memory::BlockBytes(arena_.data(), arena_.capacity() + 1) + prefix_.capacity() +
+         sizeof(uint64_t) * heads_.capacity() +
          sizeof(uint32_t) * (sorted_.capacity() + tail_.capacity() + broadcasts_.capacity());
 }
 
@@ -106,7 +120,7 @@ void MessageBuffer::CopyFrom(const MessageBuffer& other) {
 
 void MessageBuffer::Serialize(std::string* out) const {
   PutVarint64(out, count_);
-  out->append(arena_);
+  out->append(arena_.data(), arena_.size());
 }
 
 namespace {
@@ -149,7 +163,7 @@ Status MessageBuffer::IndexPayload(std::string_view payload, uint64_t count, siz
     uint32_t offset = static_cast<uint32_t>(at);
     if (copy) {
       offset = static_cast<uint32_t>(arena_.size());
-      EncodeMessage(m, &arena_);
+      AppendEncoded(m);
     }
     ++count_;
     max_msn_ = m.msn;
@@ -176,7 +190,7 @@ Status MessageBuffer::Deserialize(std::string_view in, const Comparator& cmp, Me
   return Status::OK();
 }
 
-Status MessageBuffer::Deserialize(std::string&& in, const Comparator& cmp, MessageBuffer* out) {
+Status MessageBuffer::Deserialize(ChunkString&& in, const Comparator& cmp, MessageBuffer* out) {
   uint64_t count;
   std::string_view payload;
   FERN_RETURN_IF_ERROR(ReadCount(in, &count, &payload));

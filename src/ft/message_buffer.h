@@ -39,6 +39,7 @@
 #include "fern/options.h"
 #include "fern/status.h"
 #include "ft/message.h"
+#include "util/chunk_allocator.h"
 
 namespace fern {
 
@@ -105,7 +106,7 @@ class MessageBuffer {
   // The same, taking `in`'s buffer as the arena rather than copying every message (a
   // node read from disk then needs one buffer per partition, not two). On error `in` is
   // left as it was.
-  static Status Deserialize(std::string&& in, const Comparator& cmp, MessageBuffer* out);
+  static Status Deserialize(ChunkString&& in, const Comparator& cmp, MessageBuffer* out);
 
  private:
   // Decodes `count` messages from `payload` (the bytes after the count; `header_bytes` is
@@ -113,6 +114,8 @@ class MessageBuffer {
   // order; the caller then sorts and indexes them. With `copy` each message is re-encoded
   // into the arena; without, the offsets are into `payload`, which is to become the arena.
   Status IndexPayload(std::string_view payload, uint64_t count, size_t header_bytes, bool copy);
+  // Appends m, encoded, to the arena.
+  void AppendEncoded(const Message& m);
   Message MessageAt(uint32_t offset) const;
   std::string_view KeyAt(uint32_t offset) const;
   // First position in sorted_ whose key is >= key. Under BytewiseComparator() it searches
@@ -130,7 +133,7 @@ class MessageBuffer {
   // Sorts offsets by (key, offset): offsets grow in FIFO order, so this is (key, MSN) order.
   void SortByKey(std::vector<uint32_t>* offsets, const Comparator& cmp) const;
 
-  std::string arena_;             // every message, encoded, in FIFO order
+  ChunkString arena_;             // every message, encoded, in FIFO order
   std::vector<uint32_t> sorted_;  // non-broadcast offsets sorted by (key, MSN)
   // The search index of sorted_ (key_head.h): every key in sorted_ starts with prefix_, and
   // heads_[i] = KeyHead64(key of sorted_[i], prefix_.size()); rebuilt by Deserialize, kept

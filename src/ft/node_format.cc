@@ -217,7 +217,7 @@ Status DecodeLeafPartition(std::string_view frame, const PartitionExtent& extent
 Status DecodeBufferPartition(std::string_view frame, const PartitionExtent& extent,
                              const Comparator& cmp, const std::string& where, MessageBuffer* buffer,
                              TreeStats* stats) {
-  std::string raw;
+  ChunkString raw;
   FERN_RETURN_IF_ERROR(Decompress(frame, extent, where, &raw, stats));
   Status s = MessageBuffer::Deserialize(std::move(raw), cmp, buffer);
   if (!s.ok()) return s.WithContext(StrCat(where, ": message buffer at offset ", extent.offset));

@@ -211,6 +211,7 @@ Status FractalTree::Thaw(PinnedPair* pin) {
 Status FractalTree::ThawLocked(Node* node) {
   const Node::FrozenBuffers& frozen = *node->frozen;
   const std::string where = Where(node->block());
+  const chunk_memory::Scope in_chunks(config_.chunk_memory);
   for (size_t i = 0; i < frozen.frames.size(); ++i) {
     MessageBuffer buffer;
     FERN_RETURN_IF_ERROR(DecodeBufferPartition(frozen.frames[i], frozen.extents[i],
@@ -260,6 +261,7 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
   if (header.height > 0) {
     node->children = std::move(header.children);
     node->buffers.resize(n);
+    const chunk_memory::Scope in_chunks(config_.chunk_memory);
     for (size_t i = 0; i < n; ++i) {
       const PartitionExtent& e = header.extents[i];
       FERN_RETURN_IF_ERROR(DecodeBufferPartition(std::string_view(bytes).substr(e.offset, e.size),

@@ -24,22 +24,23 @@ namespace {
 
 // Size classes: 256-byte steps up to 2 KiB (a basement's key index: four bytes per row),
 // 1 KiB steps up to 32 KiB (where basements are: a 16 KiB basement wastes half a KiB on
-// average), 4 KiB steps up to 64 KiB, then 32 KiB steps up to 256 KiB. Only the classes in
-// use hold chunks, each with up to 2 MiB not yet handed out.
+// average), 4 KiB steps up to 64 KiB, 32 KiB steps up to 256 KiB, then 64 KiB steps up to
+// 1 MiB (an internal node's message buffers). Only the classes in use hold chunks, each
+// with up to 2 MiB not yet handed out.
 struct ClassRange {
   size_t limit;  // largest size of the range
   size_t step;
 };
 constexpr ClassRange kRanges[] = {
-    {size_t{2} << 10, size_t{256}},
-    {size_t{32} << 10, size_t{1} << 10},
-    {size_t{64} << 10, size_t{4} << 10},
-    {kMaxChunkedBytes, size_t{32} << 10},
+    {size_t{2} << 10, size_t{256}},       {size_t{32} << 10, size_t{1} << 10},
+    {size_t{64} << 10, size_t{4} << 10},  {size_t{256} << 10, size_t{32} << 10},
+    {kMaxChunkedBytes, size_t{64} << 10},
 };
 constexpr size_t kClasses = (size_t{2} << 10) / size_t{256} +
                             ((size_t{32} << 10) - (size_t{2} << 10)) / (size_t{1} << 10) +
                             (size_t{32} << 10) / (size_t{4} << 10) +
-                            (kMaxChunkedBytes - (size_t{64} << 10)) / (size_t{32} << 10);
+                            ((size_t{256} << 10) - (size_t{64} << 10)) / (size_t{32} << 10) +
+                            (kMaxChunkedBytes - (size_t{256} << 10)) / (size_t{64} << 10);
 
 // REQUIRES: bytes <= kMaxChunkedBytes.
 size_t ClassIndex(size_t bytes) {

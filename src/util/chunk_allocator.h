@@ -9,7 +9,7 @@
 //
 // Blocks of kMinChunkedBytes..kMaxChunkedBytes allocated inside a Scope are rounded up to
 // a size class (256-byte steps to 2 KiB, 1 KiB steps to 32 KiB, 4 KiB steps to 64 KiB,
-// 32 KiB steps beyond); each
+// 32 KiB steps to 256 KiB, 64 KiB steps to 1 MiB); each
 // class fills chunks of its own, slot by slot, inside one range of address space reserved
 // up front (64 GiB, no memory until used). A freed slot is reused by the next block of its
 // class; a chunk whose slots are all free is given back to the system unless it is its
@@ -34,7 +34,7 @@ namespace chunk_memory {
 
 constexpr size_t kChunkBytes = size_t{2} << 20;
 constexpr size_t kMinChunkedBytes = 256;
-constexpr size_t kMaxChunkedBytes = size_t{256} << 10;
+constexpr size_t kMaxChunkedBytes = size_t{1} << 20;
 
 // Allocate serves chunked sizes from chunks only on a thread inside a Scope (the code that
 // reads basements from disk): memory that writes grow and shrink stays with malloc, whose

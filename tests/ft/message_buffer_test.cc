@@ -559,7 +559,7 @@ TEST(MessageBufferTest, DeserializeAdoptingTheBytesMatchesCopying) {
 
   MessageBuffer copied;
   ASSERT_TRUE(MessageBuffer::Deserialize(std::string_view(serialized), cmp, &copied).ok());
-  std::string bytes = serialized;
+  ChunkString bytes(serialized.data(), serialized.size());
   MessageBuffer adopted;
   ASSERT_TRUE(MessageBuffer::Deserialize(std::move(bytes), cmp, &adopted).ok());
   ExpectSameAnswers(adopted, copied, model, cmp);
@@ -580,16 +580,18 @@ TEST(MessageBufferTest, DeserializeAdoptingRejectsEveryTruncationAndKeepsTheByte
   std::string serialized;
   buffer.Serialize(&serialized);
   for (size_t n = 0; n < serialized.size(); ++n) {
-    std::string bytes = serialized.substr(0, n);
+    ChunkString bytes(serialized.data(), n);
     MessageBuffer out;
     Status s = MessageBuffer::Deserialize(std::move(bytes), cmp, &out);
     ASSERT_TRUE(s.IsCorruption()) << "length " << n << ": " << s.ToString();
     EXPECT_TRUE(out.empty());
-    EXPECT_EQ(bytes, serialized.substr(0, n)) << "a failed Deserialize must leave `in` as it was";
+    EXPECT_EQ(std::string_view(bytes), std::string_view(serialized).substr(0, n))
+        << "a failed Deserialize must leave `in` as it was";
   }
-  std::string trailing = serialized + "x";
+  ChunkString trailing(serialized.data(), serialized.size());
+  trailing.push_back('x');
   EXPECT_TRUE(MessageBuffer::Deserialize(std::move(trailing), cmp, &buffer).IsCorruption());
-  EXPECT_EQ(trailing, serialized + "x");
+  EXPECT_EQ(std::string_view(trailing), serialized + "x");
   EXPECT_EQ(buffer.count(), model.size()) << "a failed Deserialize must leave *out unchanged";
 }
 
