@@ -1,11 +1,13 @@
-// Memory for the large byte buffers Fern keeps many of (basement arenas), carved from
-// 2 MiB-aligned chunks that the kernel is asked to back with transparent huge pages.
+// Memory for the byte buffers Fern keeps many of (basement arenas and key indexes, message
+// buffers of internal nodes), carved from 2 MiB-aligned chunks that the kernel is asked to
+// back with transparent huge pages.
 //
 // Why: a basement read into fresh memory touched four or five new 4 KiB pages, and on a
-// virtual machine each first touch is an expensive fault. With the data in memory but not
-// yet loaded (a fresh process, a cache of 1 GiB), those faults were a third of seekrandom
-// and readseq; one fault per 2 MiB instead doubled seekrandom (55k to 115k seeks/s) and
-// took readseq from 2.1 to 3.4 million rows/s.
+// virtual machine each first touch is an expensive fault (~10 us here, and several more
+// while the host backs memory the guest had given back after a few idle seconds). With the
+// data in memory but not yet loaded (a fresh process, a cache of 1 GiB), those faults were
+// a third of seekrandom and readseq; one fault per 2 MiB instead doubled seekrandom (55k to
+// 115k seeks/s) and took readseq from 2.1 to 3.4 million rows/s.
 //
 // Blocks of kMinChunkedBytes..kMaxChunkedBytes allocated inside a Scope are rounded up to
 // a size class (256-byte steps to 2 KiB, 1 KiB steps to 32 KiB, 4 KiB steps to 64 KiB,
