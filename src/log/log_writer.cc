@@ -9,6 +9,13 @@
 
 namespace fern {
 
+namespace {
+
+// Gathers in a row that must time out before a leader expects fewer committers.
+constexpr int kTimeoutsToLowerPeak = 3;
+
+}  // namespace
+
 LogWriter::LogWriter(std::string dir, const LogWriterOptions& options)
     : dir_(std::move(dir)), options_(options) {}
 
@@ -143,12 +150,17 @@ Status LogWriter::Sync(Lsn lsn) {
   if (!failed_.ok()) return failed_;
   if (durable_lsn_ >= lsn) return Status::OK();
   ++stats_.sync_requests;
-  ++syncers_;
-  peak_syncers_ = std::max(peak_syncers_, syncers_);
+  waiting_lsns_.push_back(lsn);
+  peak_syncers_ = std::max(peak_syncers_, UndurableSyncers());
   if (gathering_) arrivals_.Signal();
   Status s = WaitDurable(lsn);
-  --syncers_;
+  waiting_lsns_.erase(std::find(waiting_lsns_.begin(), waiting_lsns_.end(), lsn));
   return s;
+}
+
+int LogWriter::UndurableSyncers() const {
+  return static_cast<int>(std::count_if(waiting_lsns_.begin(), waiting_lsns_.end(),
+                                        [this](Lsn lsn) { return lsn > durable_lsn_; }));
 }
 
 Status LogWriter::WaitDurable(Lsn lsn) {
@@ -159,18 +171,25 @@ Status LogWriter::WaitDurable(Lsn lsn) {
       mu_.Wait(&io_done_);
       continue;
     }
-    if (syncers_ < peak_syncers_) {
+    if (UndurableSyncers() < peak_syncers_) {
       // Fewer committers are waiting than were recently seen at once: those the last sync
       // released are about to append again. Without this pause, committers split into two
       // groups that alternate (one syncing while the other gathers), halving the batch.
+      // Committers the last sync released but that have not left Sync yet do not count.
       gathering_ = true;
       absl::Time deadline = absl::Now() + GatherTimeout();
-      while (syncers_ < peak_syncers_ && !io_busy_ && failed_.ok()) {
+      while (UndurableSyncers() < peak_syncers_ && !io_busy_ && failed_.ok()) {
         if (mu_.WaitWithDeadline(&arrivals_, deadline)) {
-          peak_syncers_ = syncers_;  // someone stopped committing: expect fewer from now on
+          // One late committer is noise; several rounds in a row mean someone stopped
+          // committing: expect fewer from now on.
+          if (++gather_timeouts_ >= kTimeoutsToLowerPeak) {
+            peak_syncers_ = UndurableSyncers();
+            gather_timeouts_ = 0;
+          }
           break;
         }
       }
+      if (UndurableSyncers() >= peak_syncers_) gather_timeouts_ = 0;
       gathering_ = false;
       if (io_busy_ || !failed_.ok()) continue;
     }
@@ -179,9 +198,10 @@ Status LogWriter::WaitDurable(Lsn lsn) {
 }
 
 absl::Duration LogWriter::GatherTimeout() const {
-  // Half an average write + fdatasync round: long enough for released committers to come
-  // back, short enough that one that went away costs little. Bounded for very slow devices.
-  int64_t nanos = std::clamp<int64_t>(average_sync_nanos_ / 2, 10'000, 1'000'000);
+  // An average write + fdatasync round: long enough for released committers to come back
+  // (half of it often was not, with four threads on two cores), short enough that one that
+  // went away costs little. Bounded for very slow devices.
+  int64_t nanos = std::clamp<int64_t>(average_sync_nanos_, 10'000, 1'000'000);
   return absl::Nanoseconds(nanos);
 }
 

@@ -11,11 +11,15 @@
 //
 // Left at that, committers split into two groups that alternate (one syncing while the other
 // gathers), so each fdatasync carries about half of them. A new leader therefore first waits,
-// for at most half an average fdatasync, until as many committers are waiting as were last
-// seen at once: those the previous round released come back within microseconds. Measured
-// on the development VM (ext4, ~200 us fdatasync), 4 threads appending 129-byte records and
-// syncing each: 3.0 commits per fdatasync and 12,500 commits/s with the wait, 2.1 and
-// 10,400/s without; one thread: 4,700 commits/s, unaffected (it never waits).
+// for at most an average write + fdatasync, until as many committers wait for durability as
+// were last seen at once: those the previous round released come back within microseconds.
+// Committers that round released but that have not left Sync yet do not count as waiting
+// (counting them made the leader stop gathering early: 3.0 commits per fdatasync with 4
+// threads instead of 4.0). The expected number is lowered after three gathers in a row time
+// out (a committer went away). Measured on the development VM (ext4, ~130-200 us
+// fdatasync), fernbench fillsync: 1 thread 7,500 commits/s (it never waits); 2 threads
+// 12,100 (was 11,400); 4 threads 18,700-18,900 (was 15,900-17,200); 8 threads 27,100 (was
+// 23,500).
 //
 // Files are rotated when the current one has reached LogWriterOptions::max_file_bytes: the
 // next record starts a new file named after its LSN. The old file is fsynced first and the
@@ -144,6 +148,9 @@ class LogWriter {
   // The body of Sync: waits for a leader, or leads (gathering stragglers first).
   Status WaitDurable(Lsn lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration GatherTimeout() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Threads in Sync whose LSN is not durable yet (not those a sync released that have not
+  // left Sync).
+  int UndurableSyncers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes the I/O token, writes out the buffer (and fsyncs when `sync`), releases the token.
   // REQUIRES: the token is free. Releases mu_ during the I/O.
   Status RunIo(bool sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -167,10 +174,11 @@ class LogWriter {
   Lsn durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   // Size of the current file once the buffer is written: decides rotation at append time.
   uint64_t file_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;            // the I/O token is taken
-  int syncers_ ABSL_GUARDED_BY(mu_) = 0;                 // threads in Sync whose LSN is not durable
-  int peak_syncers_ ABSL_GUARDED_BY(mu_) = 0;            // most seen at once (lowered on a timeout)
+  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;           // the I/O token is taken
+  std::vector<Lsn> waiting_lsns_ ABSL_GUARDED_BY(mu_);  // the LSN of each thread in Sync
+  int peak_syncers_ ABSL_GUARDED_BY(mu_) = 0;  // most undurable seen at once (lowered on timeouts)
   bool gathering_ ABSL_GUARDED_BY(mu_) = false;          // a leader waits for committers to arrive
+  int gather_timeouts_ ABSL_GUARDED_BY(mu_) = 0;         // gathers in a row that timed out
   int64_t average_sync_nanos_ ABSL_GUARDED_BY(mu_) = 0;  // of write + fdatasync rounds
   // StartNewFileAtNextAppend was called; the next append rotates.
   bool new_file_requested_ ABSL_GUARDED_BY(mu_) = false;
