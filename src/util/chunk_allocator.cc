@@ -5,17 +5,18 @@
 
 #include <atomic>
 #include <cassert>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
-#include "util/mutex.h"
+#include "absl/base/thread_annotations.h"
 
 namespace fern {
 namespace chunk_memory {
@@ -106,8 +107,40 @@ constexpr size_t kMaxChunks = kReservedBytes / kChunkBytes;
 // stock before any is given back. At most this many chunks (8 MiB) are held beyond use.
 constexpr size_t kReadyChunks = 4;
 
+// The allocator's lock. Not an absl::Mutex: the fork handlers must be able to remake it in
+// a child, and absl keeps per-thread records of held locks that a remade one contradicts,
+// while unlocking one that lists the parent's threads as waiters spins forever.
+class ABSL_LOCKABLE ChunkMutex {
+ public:
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  // Releases the lock while waiting on `cv`, holds it again on return; spurious wake-ups
+  // happen.
+  void Wait(std::condition_variable* cv) ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+    std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
+    cv->wait(lock);
+    lock.release();
+  }
+  // In a forked child only, by the thread that held the lock across fork(): unlocked anew.
+  void RemakeInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS { new (&mu_) std::mutex(); }
+
+ private:
+  std::mutex mu_;
+};
+
+class ABSL_SCOPED_LOCKABLE ChunkLock {
+ public:
+  explicit ChunkLock(ChunkMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_->Lock(); }
+  ~ChunkLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
+  ChunkLock(const ChunkLock&) = delete;
+  ChunkLock& operator=(const ChunkLock&) = delete;
+
+ private:
+  ChunkMutex* const mu_;
+};
+
 struct State {
-  Mutex mu;
+  ChunkMutex mu;
   std::vector<Chunk*> partial[kClasses] ABSL_GUARDED_BY(mu);
   std::vector<std::unique_ptr<Chunk>> chunks ABSL_GUARDED_BY(mu);  // by chunk number
   std::vector<size_t> released ABSL_GUARDED_BY(mu);                // numbers of chunks given back
@@ -117,7 +150,7 @@ struct State {
   bool preparer_running ABSL_GUARDED_BY(mu) = false;
   // Signalled when a chunk left the ready stock. Replaced in a forked child (see
   // AfterForkInChild).
-  absl::CondVar* preparer_wake ABSL_GUARDED_BY(mu) = new absl::CondVar;
+  std::condition_variable* preparer_wake ABSL_GUARDED_BY(mu) = new std::condition_variable;
   size_t committed ABSL_GUARDED_BY(mu) = 0;
   size_t slot_bytes ABSL_GUARDED_BY(mu) = 0;
   bool reserve_failed ABSL_GUARDED_BY(mu) = false;
@@ -222,22 +255,23 @@ void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   State& state = GlobalState();
   state.preparer_running = false;
   state.preparing = 0;
-  state.preparer_wake = new absl::CondVar;  // the old one is left as it is
-  // Unlocked first, so that this thread's record of held locks stays right; then made anew,
-  // dropping any record of the parent's threads queued on it.
-  state.mu.Unlock();
-  new (&state.mu) Mutex();
+  state.preparer_wake = new std::condition_variable;  // the old one is left as it is
+  state.mu.RemakeInChild();
 }
+
+// Registered while the program loads, before any thread can hold the lock: registering at
+// the first chunk (under the lock, while another thread may fork) let a child copy the lock
+// held with no handler run, and hang at its first allocation.
+const bool fork_handlers_registered =
+    ::pthread_atfork(BeforeFork, AfterForkInParent, AfterForkInChild) == 0;
 
 // Called when a chunk left the ready stock: wakes the preparer, starting it the first time.
 void WantReady(State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
   if (state.preparer_running) {
-    state.preparer_wake->Signal();
+    state.preparer_wake->notify_one();
     return;
   }
-  static const bool fork_handlers =
-      ::pthread_atfork(BeforeFork, AfterForkInParent, AfterForkInChild) == 0;
-  if (!fork_handlers) return;  // without them a fork could copy a held lock
+  if (!fork_handlers_registered) return;  // without them a fork could copy a held lock
   try {
     std::thread(PreparerLoop, &state).detach();
     state.preparer_running = true;
@@ -250,7 +284,7 @@ void WantReady(State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
 // lock, then sleeps until a chunk is taken. It never exits; it holds no memory beyond the
 // stock.
 void PreparerLoop(State* state) {
-  MutexLock lock(&state->mu);
+  ChunkLock lock(&state->mu);
   for (;;) {
     while (state->ready.size() + state->preparing >= kReadyChunks) {
       state->mu.Wait(state->preparer_wake);
@@ -348,7 +382,7 @@ void* Allocate(size_t bytes) {
   const size_t slot_bytes = ClassBytes(class_index);
   State& state = GlobalState();
   {
-    MutexLock lock(&state.mu);
+    ChunkLock lock(&state.mu);
     std::vector<Chunk*>& list = state.partial[class_index];
     Chunk* chunk = list.empty() ? nullptr : list.back();
     if (chunk == nullptr) {
@@ -380,7 +414,7 @@ void Deallocate(void* p, size_t bytes) {
     return;
   }
   State& state = GlobalState();
-  MutexLock lock(&state.mu);
+  ChunkLock lock(&state.mu);
   const size_t number =
       (reinterpret_cast<uintptr_t>(p) - reserved_base.load(std::memory_order_relaxed)) /
       kChunkBytes;
@@ -409,7 +443,7 @@ void Deallocate(void* p, size_t bytes) {
 
 Stats GetStats() {
   State& state = GlobalState();
-  MutexLock lock(&state.mu);
+  ChunkLock lock(&state.mu);
   Stats stats;
   stats.chunks = state.committed;
   stats.slot_bytes = state.slot_bytes;

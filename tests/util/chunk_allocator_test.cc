@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -165,6 +166,22 @@ bool ReadyChunksReach(size_t ready) {
   return true;
 }
 
+// Waits up to 60 s for `child`; a child still running then is killed (a hang, even one
+// inside fork's own handlers, fails the test rather than stalling it). Its wait status.
+int WaitForChild(pid_t child) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int status = 0;
+  while (waitpid(child, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return status;
+}
+
 constexpr size_t kReady = 4;  // chunk_memory's stock
 
 // After the first chunk, spare chunks are faulted in ahead of need; the next chunks come
@@ -222,8 +239,7 @@ TEST(ChunkAllocatorTest, AForkedChildAllocatesAndStocksChunks) {
     for (void* b : blocks) chunk_memory::Deallocate(b, size_t{20} << 10);
     _exit(stocked && chunk_memory::GetStats().prepared_chunks > prepared_before ? 0 : 1);
   }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+  const int status = WaitForChild(child);
   ASSERT_TRUE(WIFEXITED(status)) << "child died or hung";
   EXPECT_EQ(WEXITSTATUS(status), 0);
   chunk_memory::Deallocate(p, size_t{20} << 10);
@@ -258,9 +274,12 @@ TEST(ChunkAllocatorTest, ForksDuringAllocationLeaveChildrenWorking) {
       for (void* b : blocks) chunk_memory::Deallocate(b, size_t{12} << 10);
       _exit(ReadyChunksReach(kReady) ? 0 : 1);
     }
-    int status = 0;
-    ASSERT_EQ(waitpid(child, &status, 0), child);
-    ASSERT_TRUE(WIFEXITED(status)) << "child " << round << " died or hung";
+    const int status = WaitForChild(child);
+    if (!WIFEXITED(status)) {
+      stop.store(true);
+      churn.join();
+      FAIL() << "child " << round << " died or hung";
+    }
     EXPECT_EQ(WEXITSTATUS(status), 0) << round;
   }
   stop.store(true);
