@@ -30,7 +30,10 @@ bool operator==(const XidStack& a, const XidStack& b) {
   return true;
 }
 
-void EncodeMessage(const Message& m, std::string* out) {
+namespace {
+
+template <typename String>
+void EncodeMessageTo(const Message& m, String* out) {
   PutFixed8(out, static_cast<uint8_t>(m.type));
   PutFixed64(out, m.msn);
   PutFixed8(out, static_cast<uint8_t>(m.xids.size()));
@@ -38,6 +41,11 @@ void EncodeMessage(const Message& m, std::string* out) {
   PutLengthPrefixed(out, m.key);
   PutLengthPrefixed(out, m.value);
 }
+
+}  // namespace
+
+void EncodeMessage(const Message& m, std::string* out) { EncodeMessageTo(m, out); }
+void EncodeMessage(const Message& m, ChunkString* out) { EncodeMessageTo(m, out); }
 
 bool DecodeMessage(Decoder* in, Message* m) {
   uint8_t type;

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "util/chunk_allocator.h"
 #include "util/coding.h"
 
 namespace fern {
@@ -96,6 +97,7 @@ struct Message {
 
 // Appends the message's encoding (table above) to *out.
 void EncodeMessage(const Message& m, std::string* out);
+void EncodeMessage(const Message& m, ChunkString* out);
 
 // Decodes one message from the front of *in; m's views point into the decoder's input.
 // Returns false on malformed bytes: unknown type, more than kMaxXidDepth xids, an xid equal

@@ -32,16 +32,13 @@ constexpr size_t kMinEncodedMessage = 1 + 8 + 1 + 1 + 1;
 // (with a plain linear merge, sqrt(n) cost 1.8 us per append at n = 40,000).
 static_assert(MessageBuffer::kIndexTailBound == 64);
 
-// A thread's encoding scratch above this (a very large message) is given back.
-constexpr size_t kMaxKeptScratchBytes = size_t{64} << 10;
-
 }  // namespace
 
 void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
   assert(m.msn > max_msn_);
   assert(arena_.size() + EncodedMessageSize(m) <= std::numeric_limits<uint32_t>::max());
   uint32_t offset = static_cast<uint32_t>(arena_.size());
-  AppendEncoded(m);
+  EncodeMessage(m, &arena_);
   ++count_;
   max_msn_ = std::max(max_msn_, m.msn);
   if (IsBroadcast(m.type)) {
@@ -50,16 +47,6 @@ void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
   }
   tail_.push_back(offset);
   if (tail_.size() >= kIndexTailBound) MergeTail(cmp);
-}
-
-void MessageBuffer::AppendEncoded(const Message& m) {
-  // EncodeMessage writes a std::string; a message is small, so encoding it aside costs a
-  // short copy, and no allocation once the thread's scratch has grown.
-  thread_local std::string encoded;
-  encoded.clear();
-  EncodeMessage(m, &encoded);
-  arena_.append(encoded);
-  if (encoded.capacity() > kMaxKeptScratchBytes) std::string().swap(encoded);
 }
 
 size_t MessageBuffer::memory_bytes() const {
@@ -163,7 +150,7 @@ Status MessageBuffer::IndexPayload(std::string_view payload, uint64_t count, siz
     uint32_t offset = static_cast<uint32_t>(at);
     if (copy) {
       offset = static_cast<uint32_t>(arena_.size());
-      AppendEncoded(m);
+      EncodeMessage(m, &arena_);
     }
     ++count_;
     max_msn_ = m.msn;

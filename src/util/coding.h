@@ -33,23 +33,32 @@ inline uint64_t DecodeFixed64(const char* p) {
   return uint64_t{DecodeFixed32(p)} | (uint64_t{DecodeFixed32(p + 4)} << 32);
 }
 
-inline void PutFixed8(std::string* dst, uint8_t v) { dst->push_back(static_cast<char>(v)); }
-inline void PutFixed16(std::string* dst, uint16_t v) {
+// The Put functions append to a std::string or any string type with push_back and
+// append(const char*, size_t) (ChunkString, for arenas in chunk memory).
+template <typename String>
+inline void PutFixed8(String* dst, uint8_t v) {
+  dst->push_back(static_cast<char>(v));
+}
+template <typename String>
+inline void PutFixed16(String* dst, uint16_t v) {
   char buf[2];
   EncodeFixed16(buf, v);
   dst->append(buf, 2);
 }
-inline void PutFixed32(std::string* dst, uint32_t v) {
+template <typename String>
+inline void PutFixed32(String* dst, uint32_t v) {
   char buf[4];
   EncodeFixed32(buf, v);
   dst->append(buf, 4);
 }
-inline void PutFixed64(std::string* dst, uint64_t v) {
+template <typename String>
+inline void PutFixed64(String* dst, uint64_t v) {
   char buf[8];
   EncodeFixed64(buf, v);
   dst->append(buf, 8);
 }
-inline void PutVarint64(std::string* dst, uint64_t v) {
+template <typename String>
+inline void PutVarint64(String* dst, uint64_t v) {
   char buf[10];
   int n = 0;
   while (v >= 0x80) {
@@ -59,8 +68,12 @@ inline void PutVarint64(std::string* dst, uint64_t v) {
   buf[n++] = static_cast<char>(v);
   dst->append(buf, n);
 }
-inline void PutVarint32(std::string* dst, uint32_t v) { PutVarint64(dst, v); }
-inline void PutLengthPrefixed(std::string* dst, std::string_view s) {
+template <typename String>
+inline void PutVarint32(String* dst, uint32_t v) {
+  PutVarint64(dst, v);
+}
+template <typename String>
+inline void PutLengthPrefixed(String* dst, std::string_view s) {
   PutVarint32(dst, static_cast<uint32_t>(s.size()));
   dst->append(s.data(), s.size());
 }
