@@ -12,8 +12,9 @@ bool CursorImpl::Usable() {
   return true;
 }
 
-bool CursorImpl::Load(FractalTree::Locate where, std::string_view key) {
-  Status s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_);
+bool CursorImpl::Load(FractalTree::Locate where, std::string_view key,
+                      FractalTree::Caching caching) {
+  Status s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_, caching);
   if (s.ok() && lock_batch_) {
     // Lock what the batch covers, then read it again: nothing in it can change under the
     // lock. The second read may reach further (a flush removed rows it counts), so it is
@@ -24,7 +25,7 @@ bool CursorImpl::Load(FractalTree::Locate where, std::string_view key) {
       locked_has_upper_ = batch_.has_upper;
       locked_lower_.assign(batch_.lower);
       locked_upper_.assign(batch_.upper);
-      s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_);
+      s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_, caching);
     }
     if (s.ok()) {
       batch_.ClipTo(locked_has_lower_, locked_lower_, locked_has_upper_, locked_upper_,
@@ -49,7 +50,7 @@ void CursorImpl::SettleForward(size_t pos) {
     // The next batch starts at this one's upper bound, so it holds no row already seen.
     bound_.swap(batch_.upper);
     batch_rows_ = std::min(batch_rows_ * 2, kMaxBatchRows);
-    if (!Load(FractalTree::Locate::kAtOrAfter, bound_)) return;
+    if (!Load(FractalTree::Locate::kAtOrAfter, bound_, CachingForNextBatch())) return;
     // A cursor that has read past a few batches is scanning: have the basements after this
     // batch's loaded in the background meanwhile.
     if (batch_rows_ >= kReadaheadRows && batch_.has_upper) tree_->ReadAhead(batch_.upper);
@@ -68,7 +69,7 @@ void CursorImpl::SettleBackward(size_t pos_plus_one) {
     // The previous batch ends just below this one's lower bound.
     bound_.swap(batch_.lower);
     batch_rows_ = std::min(batch_rows_ * 2, kMaxBatchRows);
-    if (!Load(FractalTree::Locate::kBefore, bound_)) return;
+    if (!Load(FractalTree::Locate::kBefore, bound_, CachingForNextBatch())) return;
     pos_plus_one = batch_.size();
   }
   pos_ = pos_plus_one - 1;
@@ -93,7 +94,7 @@ void CursorImpl::Seek(std::string_view target) {
   if (!Usable()) return;
   bound_.assign(target);  // target may point into this cursor's own batch
   batch_rows_ = kSeekRows;
-  if (!Load(FractalTree::Locate::kAtOrAfter, bound_)) return;
+  if (!Load(FractalTree::Locate::kAtOrAfter, bound_, FractalTree::Caching::kKeepIfHot)) return;
   // Every row of the batch is >= target.
   SettleForward(0);
 }
@@ -102,7 +103,7 @@ void CursorImpl::SeekForPrev(std::string_view target) {
   if (!Usable()) return;
   bound_.assign(target);
   batch_rows_ = kSeekRows;
-  if (!Load(FractalTree::Locate::kAtOrBefore, bound_)) return;
+  if (!Load(FractalTree::Locate::kAtOrBefore, bound_, FractalTree::Caching::kKeepIfHot)) return;
   // The batch may hold rows above target (pending inserts up to its upper bound).
   SettleBackward(batch_.UpperBound(bound_, *tree_->config().comparator));
 }

@@ -55,8 +55,16 @@ class CursorImpl final : public Cursor {
 
  private:
   // Reads the batch `where` / `key` names with the current batch size; false (with
-  // status_ set and the cursor invalid) on error.
-  bool Load(FractalTree::Locate where, std::string_view key);
+  // status_ set and the cursor invalid) on error. A seek's first batch is a point read
+  // (kKeepIfHot); the batches a scan reads on into keep their basements.
+  bool Load(FractalTree::Locate where, std::string_view key,
+            FractalTree::Caching caching = FractalTree::Caching::kKeep);
+  // A cursor that has read fewer than kReadaheadRows rows since its seek is still a point
+  // read (a seek and a few Next calls); after that it scans, and keeps what it reads.
+  FractalTree::Caching CachingForNextBatch() const {
+    return batch_rows_ < kReadaheadRows ? FractalTree::Caching::kKeepIfHot
+                                        : FractalTree::Caching::kKeep;
+  }
   // From position `pos` of the current batch, moves forward through following batches
   // until a row is found; sets valid_.
   void SettleForward(size_t pos);

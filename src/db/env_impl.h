@@ -23,6 +23,7 @@
 #include "db/table_impl.h"
 #include "db/table_log.h"
 #include "fern/env.h"
+#include "ft/basement_admission.h"
 #include "ft/basement_pool.h"
 #include "log/log_writer.h"
 #include "txn/deadlock_detector.h"
@@ -112,6 +113,7 @@ class EnvImpl final : public Env {
   // Evicted basements' memory for the next basement reads (TreeConfig::basement_pool).
   // Outlives every table and the cachetable.
   std::unique_ptr<BasementPool> basement_pool_;
+  std::unique_ptr<BasementAdmission> admission_;
   std::unique_ptr<ThreadPool> pool_;
   // Flushes the nodes writers leave gorged (TreeConfig::flusher_pool). Outlives every
   // table.

@@ -420,6 +420,20 @@ bool FractalTree::PartialEvict(BlockNum block, CacheValue* value, int clock_coun
 // every look at `rows` (MemoryBytes, through UpdateSize, looks at all of them) happens under
 // load_mu.
 
+Status FractalTree::ReadBasement(BlockNum block, const PartitionExtent& extent,
+                                 std::unique_ptr<Basement>* rows) {
+  // The compressed frame lives only until it is decoded: a buffer per thread spares a miss
+  // an allocation and the zero-fill of a fresh one (malloc and free were ~13% of
+  // readrandom at 64 MiB cache). One that grew past kMaxFrameBufferBytes is given back.
+  thread_local std::string frame;
+  Status s = file_->ReadBlockRange(block, extent.offset, extent.size, &frame);
+  if (s.ok()) {
+    s = DecodeLeafPartition(frame, extent, *config_.comparator, Where(block), rows, &stats_);
+  }
+  if (frame.capacity() > kMaxFrameBufferBytes) std::string().swap(frame);
+  return s;
+}
+
 Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   Node* node = pin->as<Node>();
   LeafPartition& part = node->basements[index];
@@ -432,20 +446,12 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   // Read and decode without load_mu, so that readers (a cursor and its readahead) load
   // different basements of one leaf at once; if two load the same one, the first installs
   // it and the other's copy is dropped.
-  // The compressed frame lives only until it is decoded: a buffer per thread spares a miss
-  // an allocation and the zero-fill of a fresh one (malloc and free were ~13% of
-  // readrandom at 64 MiB cache). One that grew past kMaxFrameBufferBytes is given back.
-  thread_local std::string frame;
   std::unique_ptr<Basement> rows;
   if (config_.basement_pool != nullptr) rows = config_.basement_pool->Take();
-  Status s = file_->ReadBlockRange(node->block(), extent.offset, extent.size, &frame);
-  const chunk_memory::Scope in_chunks(config_.chunk_memory);
-  if (s.ok()) {
-    s = DecodeLeafPartition(frame, extent, *config_.comparator, Where(node->block()), &rows,
-                            &stats_);
+  {
+    const chunk_memory::Scope in_chunks(config_.chunk_memory);
+    FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &rows));
   }
-  if (frame.capacity() > kMaxFrameBufferBytes) std::string().swap(frame);
-  FERN_RETURN_IF_ERROR(s);
   size_t added = 0;
   {
     MutexLock lock(&node->load_mu);

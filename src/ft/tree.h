@@ -157,8 +157,13 @@ class FractalTree final : public CacheFileOwner {
   // (deletes; possibly none) than that. A backward kAtOrBefore range may also hold rows
   // above `key`. Rows are in key order either way.
   // REQUIRES: max_rows >= 1; `key` does not point into *batch.
+  // What a read does with a basement it must read from disk while the cache is full:
+  // kKeep installs it (a scan reads on in it); kKeepIfHot installs it only if
+  // TreeConfig::admission says so and otherwise reads a transient copy (point reads: a
+  // get, a cursor's seek). Below the budget, every read installs what it reads.
+  enum class Caching { kKeep, kKeepIfHot };
   Status ReadBatch(Locate where, std::string_view key, size_t max_rows, RowBatch* batch,
-                   const ReadView* view = nullptr);
+                   const ReadView* view = nullptr, Caching caching = Caching::kKeep);
 
   // Readahead for a forward scan: loads, on the background pool, the basements of the leaf
   // holding `key`, from the one holding it through the next kReadaheadBasements - 1, so the
@@ -244,6 +249,14 @@ class FractalTree final : public CacheFileOwner {
 
   // Loading absent basements (partial fetch). Safe under a read pin.
   Status LoadBasement(PinnedPair* pin, size_t index);
+  // Reads and decodes the partition at `extent` of `block` into `*rows` (reusing the
+  // Basement passed in, if any).
+  Status ReadBasement(BlockNum block, const PartitionExtent& extent,
+                      std::unique_ptr<Basement>* rows);
+  // The rows of basement `index` of the leaf `pin` holds (read pin at least), for one read:
+  // the cached basement, loaded if absent, or under Caching::kKeepIfHot possibly a
+  // transient copy owned by this thread, valid until its next call.
+  Status BasementForRead(PinnedPair* pin, size_t index, Caching caching, const Basement** rows);
   Status LoadAllBasements(PinnedPair* pin);
 
   // ---- reads (tree_read.cc) ----

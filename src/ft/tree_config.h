@@ -8,6 +8,7 @@
 
 namespace fern {
 
+class BasementAdmission;
 class BasementPool;
 class ThreadPool;
 
@@ -33,6 +34,9 @@ struct TreeConfig {
   // Where partial eviction leaves evicted basements' memory and basement reads take it
   // from; null: they free and allocate. Must outlive the tree.
   BasementPool* basement_pool = nullptr;
+  // Decides whether a point read keeps a basement it read from disk while the cache is
+  // full; null: it always does. Must outlive the tree.
+  BasementAdmission* admission = nullptr;
   // Whether basements read from disk go to chunk memory (util/chunk_allocator.h): worth it
   // for large caches, where a miss mostly costs the page faults of fresh memory; a small
   // cache under eviction reuses memory anyway and would rather not hold partly used chunks.

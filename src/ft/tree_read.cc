@@ -11,6 +11,8 @@
 #include <span>
 
 #include "absl/container/inlined_vector.h"
+#include "absl/hash/hash.h"
+#include "ft/basement_admission.h"
 #include "ft/tree.h"
 #include "util/status_macros.h"
 #include "util/thread_pool.h"
@@ -46,6 +48,9 @@ bool SettledBy(const Message& newest, const ReadView& view) {
   return view.reader.empty() && newest.xids.empty() &&
          (newest.type == MessageType::kInsert || newest.type == MessageType::kDelete);
 }
+
+// The largest transient basement (BasementForRead) a thread keeps between reads.
+constexpr size_t kMaxTransientBasementBytes = size_t{256} << 10;
 
 // Stamps a basement as just read, for partial eviction (LeafPartition::last_read). The
 // clock is the tree's count of basement fetches: it moves only when memory is being asked
@@ -193,6 +198,39 @@ void FractalTree::BackgroundReadAhead(const std::string& key) {
   if (--flushes_pending_ == 0) flush_done_.SignalAll();
 }
 
+Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching caching,
+                                    const Basement** rows) {
+  Node* node = pin->as<Node>();
+  LeafPartition& part = node->basements[index];
+  if (caching == Caching::kKeepIfHot && config_.admission != nullptr) {
+    PartitionExtent extent;
+    bool absent;
+    {
+      MutexLock lock(&node->load_mu);
+      absent = part.rows == nullptr;
+      extent = part.extent;
+    }
+    if (absent && cache_->size_bytes() + extent.raw_size > cache_->budget() &&
+        !config_.admission->RecordMiss(
+            absl::HashOf(reinterpret_cast<uintptr_t>(this), node->block(), index))) {
+      // The copy stays with the thread for its next transient read (its memory warm); one
+      // that grew past kMaxTransientBasementBytes is given back after this read's next.
+      thread_local std::unique_ptr<Basement> transient;
+      if (transient != nullptr && transient->memory_bytes() > kMaxTransientBasementBytes) {
+        transient.reset();
+      }
+      FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &transient));
+      stats_.basements_read_uncached++;
+      *rows = transient.get();
+      return Status::OK();
+    }
+  }
+  FERN_RETURN_IF_ERROR(LoadBasement(pin, index));
+  NoteRead(stats_, &part);
+  *rows = part.rows.get();
+  return Status::OK();
+}
+
 Status FractalTree::Get(std::string_view key, std::string* value, const ReadView* view) {
   const Comparator& cmp = *config_.comparator;
   ReadPath path;
@@ -208,12 +246,10 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
   for (size_t level = 0; level + 1 < path.nodes.size(); ++level) {
     buffers.push_back(&path.nodes[level]->buffers[path.indices[level]]);
   }
-  PinnedPair& pin = *path.leaf_pin;
-  Node* leaf = pin.as<Node>();
-  const size_t b = path.indices.back();
-  FERN_RETURN_IF_ERROR(LoadBasement(&pin, b));
-  NoteRead(stats_, &leaf->basements[b]);
-  const Basement& rows = *leaf->basements[b].rows;
+  const Basement* basement;
+  FERN_RETURN_IF_ERROR(
+      BasementForRead(path.leaf_pin, path.indices.back(), Caching::kKeepIfHot, &basement));
+  const Basement& rows = *basement;
   const Msn applied = rows.max_msn();
 
   // The messages for `key` newer than the basement; views into the pinned buffers.
@@ -256,7 +292,7 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
 }
 
 Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_rows, RowBatch* batch,
-                              const ReadView* view_or_null) {
+                              const ReadView* view_or_null, Caching caching) {
   assert(max_rows >= 1);
   const ReadView& view = view_or_null != nullptr ? *view_or_null : kCommittedView;
   const Comparator& cmp = *config_.comparator;
@@ -277,12 +313,9 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
     node_upper = node->PartitionUpper(i, node_upper);
     if (!node->is_leaf()) buffers.push_back(&node->buffers[i]);
   }
-  PinnedPair& pin = *path.leaf_pin;
-  const size_t b = path.indices.back();
-  Node* leaf = pin.as<Node>();
-  FERN_RETURN_IF_ERROR(LoadBasement(&pin, b));
-  NoteRead(stats_, &leaf->basements[b]);
-  const Basement& rows = *leaf->basements[b].rows;
+  const Basement* basement;
+  FERN_RETURN_IF_ERROR(BasementForRead(path.leaf_pin, path.indices.back(), caching, &basement));
+  const Basement& rows = *basement;
   const size_t count = rows.count();
 
   // The stored rows [begin, end) the batch covers, and its key range: from the request's

@@ -19,12 +19,11 @@ struct TreeStats {
   std::atomic<uint64_t> cleaner_flushes{0};     // flushes started by the cleaner thread
   std::atomic<uint64_t> background_flushes{0};  // gorged nodes flushed by the flusher pool
   std::atomic<uint64_t> flush_errors{0};        // background flushes that failed (retried later)
-  std::atomic<uint64_t> read_restarts{0};
+  std::atomic<uint64_t> read_restarts{0};       // reads that met a write-locked node and restarted
   std::atomic<uint64_t> basements_read_ahead{0};  // basements a cursor readahead visited
-  std::atomic<uint64_t> buffers_frozen{
-      0};  // internal nodes whose buffers were compressed in memory
-  std::atomic<uint64_t> buffers_thawed{0};  // ... and decompressed again at a pin       // reads
-                                            // that met a write-locked node and restarted
+  // Internal nodes whose buffers were compressed in memory, and decompressed again at a pin.
+  std::atomic<uint64_t> buffers_frozen{0};
+  std::atomic<uint64_t> buffers_thawed{0};
   std::atomic<uint64_t> messages_flushed{0};
   std::atomic<uint64_t> leaf_splits{0};
   std::atomic<uint64_t> internal_splits{0};
@@ -34,6 +33,9 @@ struct TreeStats {
   std::atomic<uint64_t> basement_splits{0};
   std::atomic<uint64_t> basement_merges{0};
   std::atomic<uint64_t> basements_fetched{0};  // partial fetches of one basement
+  // Basements a point read decoded from disk into a transient copy, not kept (the cache was
+  // full and BasementAdmission said no).
+  std::atomic<uint64_t> basements_read_uncached{0};
   std::atomic<uint64_t> nodes_read{0};
   std::atomic<uint64_t> nodes_written{0};      // checkpoint clones included
   std::atomic<uint64_t> checkpoint_clones{0};  // nodes copied for a checkpoint by a writer

@@ -34,17 +34,29 @@ bool ValidFor(std::string_view value, int k) {
   return value.substr(0, prefix.size()) == prefix;
 }
 
-TEST(ConcurrencyTest, ThreadsMixWritesReadsScansAndCheckpoints) {
-  testing::ScratchDir dir;
+// No fsync, no periodic checkpoint, `cache_bytes` of cache.
+Options SmallCacheOptions(size_t cache_bytes) {
   Options options;
   options.sync_commits = false;
-  options.cache_bytes = size_t{4} << 20;
+  options.cache_bytes = cache_bytes;
   options.checkpoint_period_ms = 0;
-  std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  return options;
+}
+
+// 64 KiB nodes of 4 KiB basements: many of each for little data.
+TableOptions SmallNodes() {
   TableOptions table_options;
   table_options.node_bytes = 64 << 10;
   table_options.basement_bytes = 4 << 10;
+  return table_options;
+}
+
+TEST(ConcurrencyTest, ThreadsMixWritesReadsScansAndCheckpoints) {
+  testing::ScratchDir dir;
+  const Options options = SmallCacheOptions(size_t{4} << 20);
+  const TableOptions table_options = SmallNodes();
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   Table* table;
   ASSERT_TRUE(env->OpenTable("shared", table_options, &table).ok());
 
@@ -137,6 +149,75 @@ TEST(ConcurrencyTest, ThreadsMixWritesReadsScansAndCheckpoints) {
     after.emplace(std::string(cursor->key()), std::string(cursor->value()));
   }
   EXPECT_EQ(before, after);
+}
+
+// Data several times the cache, read by gets and seeks while a writer overwrites rows:
+// once the cache is full most point reads decode a transient copy of their basement
+// (BasementAdmission), and every read still finds its key with a value written for it.
+TEST(ConcurrencyTest, PointReadsBeyondTheCacheRaceOverwrites) {
+  testing::ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), SmallCacheOptions(size_t{1} << 20), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("big", SmallNodes(), &table).ok());
+  constexpr int kRows = 40000;  // ~5 MB of rows
+  for (int k = 0; k < kRows; ++k) {
+    ASSERT_TRUE(table->Put(nullptr, KeyOf(k), ValueOf(k, 0, static_cast<uint64_t>(k))).ok());
+  }
+  ASSERT_TRUE(env->Checkpoint().ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  auto fail = [&](const std::string& what) {
+    if (failures.fetch_add(1) < 10) ADD_FAILURE() << what;
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(77 + t);
+      while (!stop.load()) {
+        const int k = static_cast<int>(rng() % kRows);
+        if (rng() % 2 == 0) {
+          std::string value;
+          Status s = table->Get(nullptr, KeyOf(k), &value);
+          if (!s.ok())
+            fail("get " + KeyOf(k) + ": " + s.ToString());
+          else if (!ValidFor(value, k))
+            fail("key " + KeyOf(k) + " read a foreign value");
+          continue;
+        }
+        auto cursor = table->NewCursor(nullptr);
+        cursor->Seek(KeyOf(k));
+        for (int step = 0; step < 10 && k + step < kRows; ++step, cursor->Next()) {
+          if (!cursor->Valid()) {
+            fail("seek to " + KeyOf(k) + " ended early: " + cursor->status().ToString());
+            break;
+          }
+          if (cursor->key() != KeyOf(k + step)) fail("seek to " + KeyOf(k) + " skipped a row");
+          if (!ValidFor(cursor->value(), k + step)) fail("seek found a foreign value");
+        }
+      }
+    });
+  }
+  std::thread writer([&] {
+    std::mt19937_64 rng(5);
+    for (uint64_t seq = 1; seq <= 20000; ++seq) {
+      const int k = static_cast<int>(rng() % kRows);
+      if (!table->Put(nullptr, KeyOf(k), ValueOf(k, 1, seq)).ok()) fail("put failed");
+    }
+  });
+  writer.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  stop = true;
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::string stats;
+  ASSERT_TRUE(env->GetProperty("fern.stats", &stats));
+  const std::string name = "table.big.basements_read_uncached: ";
+  const size_t at = stats.find(name);
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_GT(std::stoull(stats.substr(at + name.size())), 100u)
+      << "few reads took the transient path";
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cachetable/cachetable.h"
+#include "ft/basement_admission.h"
 #include "ft/basement_pool.h"
 #include "ft/node.h"
 #include "ft/tree.h"
@@ -30,6 +31,20 @@ TreeConfig Config(Compression codec, uint32_t node_bytes, uint32_t basement_byte
   config.node_bytes = node_bytes;
   config.basement_bytes = basement_bytes;
   return config;
+}
+
+// A value of 60 letters and the key, distinct per row.
+std::string ValueOf(int i) { return std::string(60, static_cast<char>('a' + i % 26)) + Key(i); }
+
+// Writes rows 0..rows-1 (Key, ValueOf) into a new tree at `path`, flushed to the leaves and
+// checkpointed.
+void BuildTree(const std::string& path, const TreeConfig& config, int rows) {
+  Cachetable cache(size_t{64} << 20);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
+  for (int i = 0; i < rows; ++i) ASSERT_TRUE(tree->Put(Key(i), ValueOf(i)).ok());
+  ASSERT_TRUE(tree->Optimize().ok());
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
 }
 
 TEST(TreeEvictionTest, PartialEvictionKeepsTheBasementReadsReturnTo) {
@@ -80,9 +95,8 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
   std::unique_ptr<FractalTree> tree;
   ASSERT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
   constexpr int kRows = 40000;
-  auto value_of = [](int i) { return std::string(60, static_cast<char>('a' + i % 26)); };
   for (int i = 0; i < kRows; ++i) {
-    ASSERT_TRUE(tree->Put(Key((i * 7919) % kRows), value_of((i * 7919) % kRows)).ok());
+    ASSERT_TRUE(tree->Put(Key((i * 7919) % kRows), ValueOf((i * 7919) % kRows)).ok());
   }
   ASSERT_TRUE(tree->Checkpoint().ok());  // every node clean: partial eviction may act
   TreeShape shape;
@@ -94,7 +108,7 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
   std::string value;
   for (int i = 0; i < kRows; i += 7) {
     ASSERT_TRUE(tree->Get(Key(i), &value).ok()) << i;
-    ASSERT_EQ(value, value_of(i));
+    ASSERT_EQ(value, ValueOf(i));
   }
   EXPECT_GT(tree->stats().buffers_frozen.load(), 0u);
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
@@ -125,7 +139,7 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
   EXPECT_EQ(tree->stats().buffers_thawed.load(), 0u);
   for (int i = 0; i < kRows; ++i) {
     ASSERT_TRUE(tree->Get(Key(i), &value).ok()) << i;
-    ASSERT_EQ(value, value_of(i));
+    ASSERT_EQ(value, ValueOf(i));
   }
   EXPECT_GT(tree->stats().buffers_thawed.load(), 0u);
   // Writes after a thaw land in the thawed buffers; nothing was lost.
@@ -136,7 +150,7 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
       EXPECT_TRUE(s.IsNotFound()) << i;
     } else {
       ASSERT_TRUE(s.ok()) << i;
-      EXPECT_EQ(value, value_of(i));
+      EXPECT_EQ(value, ValueOf(i));
     }
   }
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
@@ -204,6 +218,83 @@ TEST(TreeEvictionTest, ReadsUnderPressureStayNearTheBudgetAndAccountEveryByteBac
   EXPECT_EQ(cache.size_bytes(), 0u);
 }
 
+// With an admission filter, once the cache is full a point read keeps a basement only on
+// its second miss within the filter's window: reads that sweep the tree and come back to a
+// basement only after many others are served from transient copies and leave the cache
+// alone, while a key read again and again gets its basement cached and then hits. Scans
+// (Caching::kKeep) keep what they read regardless. Every read returns its row's value.
+TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
+  testing::ScratchDir dir;
+  BasementAdmission admission(64);
+  TreeConfig config = Config(Compression::kZstd, 256 << 10, 2 << 10);
+  config.admission = &admission;
+  const std::string path = dir.Sub("t.ft");
+  constexpr int kRows = 20000;  // ~1,300 basements
+  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, kRows));
+  constexpr size_t kBudget = size_t{500} << 10;
+  Cachetable cache(kBudget);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  const TreeStats& stats = tree->stats();
+  std::string value;
+  // Fill the cache: below the budget every read keeps what it reads.
+  int n = 0;
+  while (cache.size_bytes() < kBudget && n < kRows) {
+    const int i = (n++ * 7919) % kRows;
+    ASSERT_TRUE(tree->Get(Key(i), &value).ok());
+    ASSERT_EQ(value, ValueOf(i));
+  }
+  ASSERT_GE(cache.size_bytes(), kBudget) << "the reads never filled the cache";
+
+  // A sweep with a stride of ~3 basements comes back near a basement only after ~200
+  // other reads, more than two windows of 64 misses.
+  const std::string hot = Key(kRows / 3);
+  const uint64_t fetched_before = stats.basements_fetched.load();
+  const uint64_t uncached_before = stats.basements_read_uncached.load();
+  int hot_misses = 0;
+  for (int k = 0; k < 2000; ++k) {
+    const int i = (k * 97) % kRows;
+    ASSERT_TRUE(tree->Get(Key(i), &value).ok());
+    ASSERT_EQ(value, ValueOf(i));
+    const uint64_t fetched = stats.basements_fetched.load();
+    const uint64_t uncached = stats.basements_read_uncached.load();
+    ASSERT_TRUE(tree->Get(hot, &value).ok());
+    ASSERT_EQ(value, ValueOf(kRows / 3));
+    if (k >= 2 && (stats.basements_fetched.load() != fetched ||
+                   stats.basements_read_uncached.load() != uncached)) {
+      ++hot_misses;
+    }
+  }
+  const uint64_t fetched = stats.basements_fetched.load() - fetched_before;
+  const uint64_t uncached = stats.basements_read_uncached.load() - uncached_before;
+  EXPECT_GT(uncached, 1500u);
+  EXPECT_LT(fetched, 200u);  // false admissions, and the hot key's basement once
+  EXPECT_EQ(hot_misses, 0);
+  EXPECT_LE(cache.size_bytes(), kBudget * 2);
+
+  // A cursor's seek is a point read; the batches of a scan keep their basements.
+  RowBatch batch;
+  const uint64_t uncached_at_seek = stats.basements_read_uncached.load();
+  const std::string cold = Key(kRows / 2 + 7);
+  ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, cold, 4, &batch, nullptr,
+                              FractalTree::Caching::kKeepIfHot)
+                  .ok());
+  ASSERT_GE(batch.size(), 1u);  // up to 4: the batch ends with its basement
+  for (size_t r = 0; r < batch.size(); ++r) {
+    const int i = kRows / 2 + 7 + static_cast<int>(r);
+    EXPECT_EQ(batch.key(r), Key(i));
+    EXPECT_EQ(batch.value(r), ValueOf(i));
+  }
+  EXPECT_EQ(stats.basements_read_uncached.load(), uncached_at_seek + 1);
+  const uint64_t fetched_at_scan = stats.basements_fetched.load();
+  const std::string far = Key(kRows - 50);
+  ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, far, 4, &batch).ok());
+  EXPECT_EQ(batch.value(0), ValueOf(kRows - 50));
+  EXPECT_EQ(stats.basements_fetched.load(), fetched_at_scan + 1);
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+  EXPECT_EQ(cache.size_bytes(), 0u);
+}
+
 // With a basement pool, partial eviction hands evicted basements to it and misses decode
 // into them: every read still returns its row's own value, and the cache's accounting
 // comes back to zero. With basements in chunk memory (TreeConfig::chunk_memory) and
@@ -218,15 +309,7 @@ TEST_P(TreeEvictionPoolTest, MissesDecodeIntoBasementsPartialEvictionRecycled) {
   config.chunk_memory = GetParam();
   const std::string path = dir.Sub("t.ft");
   constexpr int kRows = 20000;
-  auto value_of = [](int i) { return std::string(60, static_cast<char>('a' + i % 26)) + Key(i); };
-  {
-    Cachetable cache(size_t{64} << 20);
-    std::unique_ptr<FractalTree> tree;
-    ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
-    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(tree->Put(Key(i), value_of(i)).ok());
-    ASSERT_TRUE(tree->Optimize().ok());
-    ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, kRows));
   Cachetable cache(size_t{500} << 10);
   std::unique_ptr<FractalTree> tree;
   ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
@@ -234,7 +317,7 @@ TEST_P(TreeEvictionPoolTest, MissesDecodeIntoBasementsPartialEvictionRecycled) {
   for (int n = 0; n < 5000; ++n) {
     const int i = (n * 7919) % kRows;
     ASSERT_TRUE(tree->Get(Key(i), &value).ok());
-    ASSERT_EQ(value, value_of(i)) << Key(i);
+    ASSERT_EQ(value, ValueOf(i)) << Key(i);
   }
   EXPECT_GT(cache.stats().partial_evictions, 50u);
   EXPECT_GT(tree->stats().basements_fetched.load(), 2000u);
