@@ -61,6 +61,7 @@ Status LogWriter::OpenAfter(const LogEnd& end) {
   next_lsn_ = end.last_lsn + 1;
   written_lsn_ = end.last_lsn;
   durable_lsn_ = end.last_lsn;
+  published_durable_lsn_.store(end.last_lsn, std::memory_order_release);
   file_bytes_ = offset;
   return Status::OK();
 }
@@ -142,40 +143,63 @@ Status LogWriter::Append(const LogRecord& record, Lsn* lsn) {
 // ---- Writing and syncing ----------------------------------------------------------------
 
 Status LogWriter::Sync(Lsn lsn) {
-  MutexLock lock(&mu_);
+  mu_.Lock();
+  Status s;
   if (lsn >= next_lsn_) {
-    return Status::InvalidArgument(
+    s = Status::InvalidArgument(
         StrCat("LogWriter::Sync: LSN ", lsn, " was not appended (last is ", next_lsn_ - 1, ")"));
+  } else if (!failed_.ok()) {
+    s = failed_;
+  } else if (durable_lsn_ < lsn) {
+    ++stats_.sync_requests;
+    waiting_lsns_.push_back(lsn);
+    peak_syncers_ = std::max(peak_syncers_, UndurableSyncers());
+    // The gathering leader needs waking only when the last committer it waits for came
+    // (each wake is a context switch, a costly one on a virtual machine).
+    if (gathering_ && UndurableSyncers() >= peak_syncers_) arrivals_.Signal();
+    return WaitDurable(lsn);
   }
-  if (!failed_.ok()) return failed_;
-  if (durable_lsn_ >= lsn) return Status::OK();
-  ++stats_.sync_requests;
-  waiting_lsns_.push_back(lsn);
-  peak_syncers_ = std::max(peak_syncers_, UndurableSyncers());
-  if (gathering_) arrivals_.Signal();
-  Status s = WaitDurable(lsn);
-  waiting_lsns_.erase(std::find(waiting_lsns_.begin(), waiting_lsns_.end(), lsn));
+  mu_.Unlock();
   return s;
 }
 
 int LogWriter::UndurableSyncers() const {
-  return static_cast<int>(std::count_if(waiting_lsns_.begin(), waiting_lsns_.end(),
-                                        [this](Lsn lsn) { return lsn > durable_lsn_; }));
+  // Entries up to durable_lsn_ are gone (RunIo drops them), so every entry counts.
+  return static_cast<int>(waiting_lsns_.size());
+}
+
+void LogWriter::ForgetSyncer(Lsn lsn) {
+  auto it = std::find(waiting_lsns_.begin(), waiting_lsns_.end(), lsn);
+  if (it != waiting_lsns_.end()) waiting_lsns_.erase(it);
 }
 
 Status LogWriter::WaitDurable(Lsn lsn) {
   while (true) {
-    if (!failed_.ok()) return failed_;
-    if (durable_lsn_ >= lsn) return Status::OK();
+    if (!failed_.ok()) {
+      Status s = failed_;
+      ForgetSyncer(lsn);
+      mu_.Unlock();
+      return s;
+    }
+    if (durable_lsn_ >= lsn) {
+      mu_.Unlock();
+      return Status::OK();
+    }
     if (io_busy_ || gathering_) {
-      mu_.Wait(&io_done_);
+      // Wait for the round to end without mu_: it wakes every waiter with one futex call,
+      // and a waiter it made durable returns without taking mu_ again (with absl's CondVar
+      // each woken waiter re-took mu_ in turn: two context switches per commit).
+      const uint32_t round = io_rounds_.load(std::memory_order_acquire);
+      mu_.Unlock();
+      io_rounds_.wait(round, std::memory_order_acquire);
+      if (published_durable_lsn_.load(std::memory_order_acquire) >= lsn) return Status::OK();
+      mu_.Lock();
       continue;
     }
     if (UndurableSyncers() < peak_syncers_) {
       // Fewer committers are waiting than were recently seen at once: those the last sync
       // released are about to append again. Without this pause, committers split into two
       // groups that alternate (one syncing while the other gathers), halving the batch.
-      // Committers the last sync released but that have not left Sync yet do not count.
       gathering_ = true;
       absl::Time deadline = absl::Now() + GatherTimeout();
       while (UndurableSyncers() < peak_syncers_ && !io_busy_ && failed_.ok()) {
@@ -193,7 +217,10 @@ Status LogWriter::WaitDurable(Lsn lsn) {
       gathering_ = false;
       if (io_busy_ || !failed_.ok()) continue;
     }
-    return RunIo(/*sync=*/true);
+    Status s = RunIo(/*sync=*/true);
+    if (!s.ok()) ForgetSyncer(lsn);
+    mu_.Unlock();
+    return s;
   }
 }
 
@@ -234,11 +261,20 @@ Status LogWriter::RunIo(bool sync) {
   stats_.files_created += counts.files_created;
   if (s.ok()) {
     written_lsn_ = target;
-    if (sync) durable_lsn_ = target;
+    if (sync) {
+      durable_lsn_ = target;
+      // The committers this round made durable leave the count of those waiting now.
+      waiting_lsns_.erase(std::remove_if(waiting_lsns_.begin(), waiting_lsns_.end(),
+                                         [target](Lsn lsn) { return lsn <= target; }),
+                          waiting_lsns_.end());
+      published_durable_lsn_.store(target, std::memory_order_release);
+    }
   } else if (failed_.ok()) {
     failed_ = s;
   }
   io_done_.SignalAll();
+  io_rounds_.fetch_add(1, std::memory_order_release);
+  io_rounds_.notify_all();
   return s.ok() ? s : failed_;
 }
 

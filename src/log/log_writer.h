@@ -6,8 +6,12 @@
 // (back-pressure that bounds memory). Sync(lsn) makes everything up to lsn durable with
 // group commit: a caller that finds no I/O in progress becomes the leader, takes the whole
 // buffer (its own records and everyone else's), writes it and calls fdatasync once; callers
-// that arrive meanwhile append to the fresh buffer and wait on a condition variable, and one
-// of them leads the next round for all of them.
+// that arrive meanwhile append to the fresh buffer and wait for the round to end, and one
+// of them leads the next round for all of them. They wait on an atomic round counter, not
+// on mu_: the end of a round wakes them all with one futex call, and those it made durable
+// return without taking mu_ again; the gathering leader (below) is woken only by the last
+// committer it waits for. Both cut context switches, which cost much on a virtual machine:
+// fillsync with 4 threads went from 13.0-14.4k to 14.2-14.9k commits/s, alternating runs.
 //
 // Left at that, committers split into two groups that alternate (one syncing while the other
 // gathers), so each fdatasync carries about half of them. A new leader therefore first waits,
@@ -39,6 +43,7 @@
 #ifndef FERN_LOG_LOG_WRITER_H_
 #define FERN_LOG_LOG_WRITER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -145,8 +150,12 @@ class LogWriter {
   // Frames the payload appended after `start`, hands out its LSN and applies back-pressure;
   // rolls the record back when the payload is too large.
   Status FinishAppend(size_t start, bool rotated, Lsn* lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The body of Sync: waits for a leader, or leads (gathering stragglers first).
-  Status WaitDurable(Lsn lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The body of Sync: waits for a leader, or leads (gathering stragglers first). Returns
+  // with mu_ released.
+  Status WaitDurable(Lsn lsn) ABSL_UNLOCK_FUNCTION(mu_);
+  // Drops one entry for `lsn` from waiting_lsns_, if there is one (a syncer leaving
+  // without its LSN durable).
+  void ForgetSyncer(Lsn lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration GatherTimeout() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Threads in Sync whose LSN is not durable yet (not those a sync released that have not
   // left Sync).
@@ -174,8 +183,15 @@ class LogWriter {
   Lsn durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   // Size of the current file once the buffer is written: decides rotation at append time.
   uint64_t file_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;           // the I/O token is taken
-  std::vector<Lsn> waiting_lsns_ ABSL_GUARDED_BY(mu_);  // the LSN of each thread in Sync
+  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;  // the I/O token is taken
+  // The LSN of each thread in Sync whose LSN is not durable yet (a sync drops those it
+  // made durable).
+  std::vector<Lsn> waiting_lsns_ ABSL_GUARDED_BY(mu_);
+  // durable_lsn_, for syncers woken by a round to read without mu_.
+  std::atomic<Lsn> published_durable_lsn_{0};
+  // Incremented (under mu_) at the end of every I/O round; syncers waiting for a round
+  // wait on it (std::atomic wait/notify: one futex wake for all).
+  std::atomic<uint32_t> io_rounds_{0};
   int peak_syncers_ ABSL_GUARDED_BY(mu_) = 0;  // most undurable seen at once (lowered on timeouts)
   bool gathering_ ABSL_GUARDED_BY(mu_) = false;          // a leader waits for committers to arrive
   int gather_timeouts_ ABSL_GUARDED_BY(mu_) = 0;         // gathers in a row that timed out
