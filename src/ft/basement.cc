@@ -367,23 +367,34 @@ ChunkString Basement::TakeArena() {
 }
 
 Status Basement::Adopt(ChunkString&& in, const Comparator& cmp) {
+  return AdoptParsed(std::move(in), cmp, nullptr);
+}
+
+Status Basement::AdoptPrefix(ChunkString&& in, const Comparator& cmp, const Prefix& prefix) {
+  return AdoptParsed(std::move(in), cmp, &prefix);
+}
+
+Status Basement::AdoptParsed(ChunkString&& in, const Comparator& cmp, const Prefix* prefix) {
   Clear();
   size_t start;
   Msn max_msn;
-  Status s = ParseSerialized(in, cmp, &offsets_, &start, &max_msn);
+  size_t end = in.size();
+  Status s = ParseSerialized(in, cmp, &offsets_, &start, &max_msn, prefix, &end);
   if (!s.ok()) {
     offsets_.clear();
     return s;
   }
   arena_ = std::move(in);
-  garbage_ = start;
+  // The header, and the entries after a prefix, are garbage: live_bytes() is the entries'.
+  garbage_ = start + (arena_.size() - end);
   max_msn_ = max_msn;
   RebuildIndex(cmp);
   return Status::OK();
 }
 
 Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
-                                 IndexVector* offsets_out, size_t* start_out, Msn* max_msn_out) {
+                                 IndexVector* offsets_out, size_t* start_out, Msn* max_msn_out,
+                                 const Prefix* prefix, size_t* end_out) {
   if (in.size() > std::numeric_limits<uint32_t>::max()) {
     return Status::Corruption(StrCat("basement: ", in.size(), " bytes exceed 4 GiB"));
   }
@@ -404,6 +415,7 @@ Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
   std::string_view previous;
   // The common comparator inline: the check runs for every entry of every basement read.
   const bool bytewise = &cmp == BytewiseComparator();
+  size_t above = 0;  // entries with keys above prefix->key
   for (uint64_t i = 0; i < count; ++i) {
     size_t at = in.size() - decoder.remaining();
     LeafEntryView view;
@@ -419,6 +431,14 @@ Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
     previous = view.key();
     offsets.push_back(static_cast<uint32_t>(at));
     decoder.Skip(view.encoded_size());
+    if (prefix != nullptr &&
+        (bytewise ? view.key() > prefix->key : cmp.Compare(view.key(), prefix->key) > 0) &&
+        ++above >= prefix->rows_above) {
+      *start_out = start;
+      *max_msn_out = max_msn;
+      *end_out = in.size() - decoder.remaining();
+      return Status::OK();
+    }
   }
   if (!decoder.empty()) {
     return Status::Corruption(

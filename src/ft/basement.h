@@ -121,6 +121,19 @@ class Basement {
   ChunkString TakeArena();
   Status Adopt(ChunkString&& in, const Comparator& cmp);
 
+  // How much of a serialized basement a read needs that looks at no entry after a point:
+  // every entry up to and including the `rows_above`-th one whose key is above `key` (all
+  // of them if there are fewer).
+  struct Prefix {
+    std::string_view key;
+    size_t rows_above = 1;
+  };
+  // As Adopt, but keeps only `prefix`'s entries, for one read (count() and the bytes are
+  // those of the prefix): never for a basement that is cached or written. The entries after
+  // the prefix are not parsed, so not checked either (the frame's checksum covers them).
+  // Saves a transient point read about a third of its parsing.
+  Status AdoptPrefix(ChunkString&& in, const Comparator& cmp, const Prefix& prefix);
+
   // For leaf splits: moves entries [from, count()) to the end of *dest. REQUIRES: every key
   // of dest is smaller than key(from). dest's max_msn becomes the larger of both.
   void MoveSuffixTo(size_t from, Basement* dest);
@@ -168,8 +181,12 @@ class Basement {
   // Checks a serialized basement; on success returns each entry's offset from the start of
   // `in` (in *offsets, replacing what it held), where the first entry starts, and the max
   // MSN.
+  // With `prefix`, stops after its last entry (no trailing-bytes check) and sets *end to
+  // where that entry ends.
   static Status ParseSerialized(std::string_view in, const Comparator& cmp, IndexVector* offsets,
-                                size_t* start, Msn* max_msn);
+                                size_t* start, Msn* max_msn, const Prefix* prefix = nullptr,
+                                size_t* end = nullptr);
+  Status AdoptParsed(ChunkString&& in, const Comparator& cmp, const Prefix* prefix);
   void MaybeCompact();
   void ReleaseLargeScratch();
 

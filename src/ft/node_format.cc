@@ -199,7 +199,8 @@ Status ParseNodeHeader(std::string_view bytes, uint64_t block_size, const std::s
 
 Status DecodeLeafPartition(std::string_view frame, const PartitionExtent& extent,
                            const Comparator& cmp, const std::string& where,
-                           std::unique_ptr<Basement>* rows, TreeStats* stats) {
+                           std::unique_ptr<Basement>* rows, TreeStats* stats,
+                           const Basement::Prefix* prefix) {
   std::unique_ptr<Basement> basement = std::move(*rows);
   if (basement == nullptr) basement = std::make_unique<Basement>();
   ChunkString raw = basement->TakeArena();
@@ -208,7 +209,8 @@ Status DecodeLeafPartition(std::string_view frame, const PartitionExtent& extent
     raw.reserve(chunk_memory::RoundedSize(size_t{extent.raw_size} + 1) - 1);
   }
   FERN_RETURN_IF_ERROR(Decompress(frame, extent, where, &raw, stats));
-  Status s = basement->Adopt(std::move(raw), cmp);
+  Status s = prefix != nullptr ? basement->AdoptPrefix(std::move(raw), cmp, *prefix)
+                               : basement->Adopt(std::move(raw), cmp);
   if (!s.ok()) return s.WithContext(StrCat(where, ": basement at offset ", extent.offset));
   *rows = std::move(basement);
   return Status::OK();

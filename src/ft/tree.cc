@@ -421,14 +421,15 @@ bool FractalTree::PartialEvict(BlockNum block, CacheValue* value, int clock_coun
 // load_mu.
 
 Status FractalTree::ReadBasement(BlockNum block, const PartitionExtent& extent,
-                                 std::unique_ptr<Basement>* rows) {
+                                 std::unique_ptr<Basement>* rows, const Basement::Prefix* prefix) {
   // The compressed frame lives only until it is decoded: a buffer per thread spares a miss
   // an allocation and the zero-fill of a fresh one (malloc and free were ~13% of
   // readrandom at 64 MiB cache). One that grew past kMaxFrameBufferBytes is given back.
   thread_local std::string frame;
   Status s = file_->ReadBlockRange(block, extent.offset, extent.size, &frame);
   if (s.ok()) {
-    s = DecodeLeafPartition(frame, extent, *config_.comparator, Where(block), rows, &stats_);
+    s = DecodeLeafPartition(frame, extent, *config_.comparator, Where(block), rows, &stats_,
+                            prefix);
   }
   if (frame.capacity() > kMaxFrameBufferBytes) std::string().swap(frame);
   return s;

@@ -252,11 +252,13 @@ class FractalTree final : public CacheFileOwner {
   // Reads and decodes the partition at `extent` of `block` into `*rows` (reusing the
   // Basement passed in, if any).
   Status ReadBasement(BlockNum block, const PartitionExtent& extent,
-                      std::unique_ptr<Basement>* rows);
+                      std::unique_ptr<Basement>* rows, const Basement::Prefix* prefix = nullptr);
   // The rows of basement `index` of the leaf `pin` holds (read pin at least), for one read:
   // the cached basement, loaded if absent, or under Caching::kKeepIfHot possibly a
-  // transient copy owned by this thread, valid until its next call.
-  Status BasementForRead(PinnedPair* pin, size_t index, Caching caching, const Basement** rows);
+  // transient copy owned by this thread, valid until its next call. A transient copy holds
+  // only `prefix`'s rows when given (the read looks at none after them).
+  Status BasementForRead(PinnedPair* pin, size_t index, Caching caching,
+                         const Basement::Prefix* prefix, const Basement** rows);
   Status LoadAllBasements(PinnedPair* pin);
 
   // ---- reads (tree_read.cc) ----

@@ -199,7 +199,7 @@ void FractalTree::BackgroundReadAhead(const std::string& key) {
 }
 
 Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching caching,
-                                    const Basement** rows) {
+                                    const Basement::Prefix* prefix, const Basement** rows) {
   Node* node = pin->as<Node>();
   LeafPartition& part = node->basements[index];
   if (caching == Caching::kKeepIfHot && config_.admission != nullptr) {
@@ -219,7 +219,7 @@ Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching cachi
       if (transient != nullptr && transient->memory_bytes() > kMaxTransientBasementBytes) {
         transient.reset();
       }
-      FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &transient));
+      FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &transient, prefix));
       stats_.basements_read_uncached++;
       *rows = transient.get();
       return Status::OK();
@@ -246,9 +246,11 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
   for (size_t level = 0; level + 1 < path.nodes.size(); ++level) {
     buffers.push_back(&path.nodes[level]->buffers[path.indices[level]]);
   }
+  // Find looks at no row after the first one above `key`.
+  const Basement::Prefix prefix{key, 1};
   const Basement* basement;
   FERN_RETURN_IF_ERROR(
-      BasementForRead(path.leaf_pin, path.indices.back(), Caching::kKeepIfHot, &basement));
+      BasementForRead(path.leaf_pin, path.indices.back(), Caching::kKeepIfHot, &prefix, &basement));
   const Basement& rows = *basement;
   const Msn applied = rows.max_msn();
 
@@ -313,8 +315,12 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
     node_upper = node->PartitionUpper(i, node_upper);
     if (!node->is_leaf()) buffers.push_back(&node->buffers[i]);
   }
+  // A forward batch from `key` looks at no row after the (max_rows + 1)-th above it: its
+  // rows [begin, begin + max_rows] include at most one equal to `key`.
+  const Basement::Prefix prefix{key, max_rows + 1};
   const Basement* basement;
-  FERN_RETURN_IF_ERROR(BasementForRead(path.leaf_pin, path.indices.back(), caching, &basement));
+  FERN_RETURN_IF_ERROR(BasementForRead(path.leaf_pin, path.indices.back(), caching,
+                                       where == Locate::kAtOrAfter ? &prefix : nullptr, &basement));
   const Basement& rows = *basement;
   const size_t count = rows.count();
 

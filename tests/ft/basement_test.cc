@@ -526,6 +526,53 @@ TEST_F(BasementTest, AdoptIntoARecycledBasementReusesItsMemory) {
   EXPECT_FALSE(recycled.Find("k1100", *ctx_.cmp, &i));
 }
 
+// AdoptPrefix keeps exactly the entries up to the rows_above-th one above the key (all of
+// them when fewer follow), the same bytes as a full Adopt; searches inside it agree.
+TEST_F(BasementTest, AdoptPrefixKeepsTheRowsUpToTheAskedOnesAboveTheKey) {
+  Fill(&basement_, 100, 200, 1, ctx_);  // k100 .. k299
+  const std::string serialized = Serialized();
+  Basement full;
+  ASSERT_TRUE(Basement::Deserialize(std::string_view(serialized), *ctx_.cmp, &full).ok());
+  struct Case {
+    std::string key;
+    size_t rows_above;
+    size_t expected_count;
+  };
+  const Case cases[] = {
+      {"k150", 1, 52},                     // k100..k150, then k151
+      {"k150", 17, 68},                    // ... through k167
+      {"k1505", 1, 52},                    // absent key between k150 and k151
+      {"a", 1, 1},                         // below every key: the first row only
+      {"a", 3, 3},      {"k290", 5, 196},  // k100..k290 and k291..k295
+      {"k297", 5, 200},                    // fewer than asked above it: everything
+      {"z", 1, 200},                       // above every key
+  };
+  for (const Case& c : cases) {
+    Basement prefix;
+    ChunkString buffer(serialized.begin(), serialized.end());
+    ASSERT_TRUE(prefix.AdoptPrefix(std::move(buffer), *ctx_.cmp, {c.key, c.rows_above}).ok());
+    ASSERT_EQ(prefix.count(), c.expected_count) << c.key << " " << c.rows_above;
+    EXPECT_EQ(prefix.max_msn(), full.max_msn());
+    for (size_t i = 0; i < prefix.count(); ++i) {
+      EXPECT_EQ(prefix.encoded_entry(i), full.encoded_entry(i));
+    }
+    EXPECT_EQ(prefix.LowerBound(c.key, *ctx_.cmp),
+              std::min(full.LowerBound(c.key, *ctx_.cmp), prefix.count()));
+    size_t in_prefix;
+    size_t in_full;
+    EXPECT_EQ(prefix.Find(c.key, *ctx_.cmp, &in_prefix), full.Find(c.key, *ctx_.cmp, &in_full));
+    if (in_full < full.count()) {
+      EXPECT_EQ(in_prefix, in_full);
+    }
+  }
+  // Damage inside the prefix is still found; past it, it is the frame checksum's to find.
+  ChunkString damaged(serialized.begin(), serialized.end());
+  damaged.resize(serialized.size() / 4);
+  Basement prefix;
+  EXPECT_TRUE(prefix.AdoptPrefix(std::move(damaged), *ctx_.cmp, {"k299", 1}).IsCorruption());
+  EXPECT_EQ(prefix.count(), 0u);
+}
+
 // ClearKeepingArena empties the basement as Clear does, but its arena bytes stay as garbage
 // (for TakeArena to hand over at their old size); the basement then takes rows as usual.
 TEST_F(BasementTest, ClearKeepingArenaLeavesNoRowsButTheBytes) {
