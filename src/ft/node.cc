@@ -5,10 +5,17 @@
 namespace fern {
 
 size_t Node::PartitionIndex(std::string_view key, const Comparator& cmp) const {
-  // First pivot greater than key: partition i holds [pivots[i-1], pivots[i]).
-  auto it = std::upper_bound(
-      pivots.begin(), pivots.end(), key,
-      [&cmp](std::string_view k, const std::string& pivot) { return cmp.Compare(k, pivot) < 0; });
+  // First pivot greater than key: partition i holds [pivots[i-1], pivots[i]). The common
+  // comparator inline: every read and write descends through a leaf's ~300 pivots.
+  auto it = &cmp == BytewiseComparator()
+                ? std::upper_bound(pivots.begin(), pivots.end(), key,
+                                   [](std::string_view k, const std::string& pivot) {
+                                     return k < std::string_view(pivot);
+                                   })
+                : std::upper_bound(pivots.begin(), pivots.end(), key,
+                                   [&cmp](std::string_view k, const std::string& pivot) {
+                                     return cmp.Compare(k, pivot) < 0;
+                                   });
   return static_cast<size_t>(it - pivots.begin());
 }
 
