@@ -214,7 +214,8 @@ Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching cachi
         !config_.admission->RecordMiss(
             absl::HashOf(reinterpret_cast<uintptr_t>(this), node->block(), index))) {
       // The copy stays with the thread for its next transient read (its memory warm); one
-      // that grew past kMaxTransientBasementBytes is given back after this read's next.
+      // that a large basement grew past kMaxTransientBasementBytes is freed here instead of
+      // being reused.
       thread_local std::unique_ptr<Basement> transient;
       if (transient != nullptr && transient->memory_bytes() > kMaxTransientBasementBytes) {
         transient.reset();
