@@ -202,17 +202,18 @@ Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching cachi
                                     const Basement::Prefix* prefix, const Basement** rows) {
   Node* node = pin->as<Node>();
   LeafPartition& part = node->basements[index];
-  if (caching == Caching::kKeepIfHot && config_.admission != nullptr) {
-    PartitionExtent extent;
+  // The extent changes only under a write pin, so it can be read here without load_mu; the
+  // cheap budget test comes first so that reads below the budget take no extra lock.
+  const PartitionExtent extent = part.extent;
+  if (caching == Caching::kKeepIfHot && config_.admission != nullptr &&
+      cache_->size_bytes() + extent.raw_size > cache_->budget()) {
     bool absent;
     {
       MutexLock lock(&node->load_mu);
       absent = part.rows == nullptr;
-      extent = part.extent;
     }
-    if (absent && cache_->size_bytes() + extent.raw_size > cache_->budget() &&
-        !config_.admission->RecordMiss(
-            absl::HashOf(reinterpret_cast<uintptr_t>(this), node->block(), index))) {
+    if (absent && !config_.admission->RecordMiss(
+                      absl::HashOf(reinterpret_cast<uintptr_t>(this), node->block(), index))) {
       // The copy stays with the thread for its next transient read (its memory warm); one
       // that a large basement grew past kMaxTransientBasementBytes is freed here instead of
       // being reused.
