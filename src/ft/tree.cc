@@ -306,6 +306,7 @@ Status FractalTree::SerializeAndWrite(BlockNum block, Node* node,
   }
   stats_.nodes_written++;
   stats_.bytes_written += bytes.size();
+  if (node->is_leaf()) stats_.leaf_bytes_written += bytes.size();
   return Status::OK();
 }
 

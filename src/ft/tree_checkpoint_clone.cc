@@ -97,11 +97,13 @@ Status FractalTree::WriteCheckpointClone(BlockNum block, std::unique_ptr<CacheVa
   std::vector<PartitionExtent> extents;
   FERN_RETURN_IF_ERROR(
       SerializeNode(node_clone.node(), CurrentConfig(), read_source, &bytes, &extents, &stats_));
+  const bool is_leaf = node_clone.node().is_leaf();
   clone.reset();  // its memory is no longer needed while the block is written
   FERN_RETURN_IF_ERROR(file_->WriteClone(block, bytes));
   stats_.nodes_written++;
   stats_.checkpoint_clones_written++;
   stats_.bytes_written += bytes.size();
+  if (is_leaf) stats_.leaf_bytes_written += bytes.size();
   return Status::OK();
 }
 

@@ -37,6 +37,7 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("checkpoint_clones", checkpoint_clones);
   line("checkpoint_clones_written", checkpoint_clones_written);
   line("node_bytes_written", bytes_written);
+  line("leaf_bytes_written", leaf_bytes_written);
   line("raw_bytes_compressed", raw_bytes_compressed);
   line("raw_bytes_decompressed", raw_bytes_decompressed);
   return out;

@@ -40,7 +40,8 @@ struct TreeStats {
   std::atomic<uint64_t> nodes_written{0};      // checkpoint clones included
   std::atomic<uint64_t> checkpoint_clones{0};  // nodes copied for a checkpoint by a writer
   std::atomic<uint64_t> checkpoint_clones_written{0};
-  std::atomic<uint64_t> bytes_written{0};  // serialized node bytes handed to the file
+  std::atomic<uint64_t> bytes_written{0};       // serialized node bytes handed to the file
+  std::atomic<uint64_t> leaf_bytes_written{0};  // the part of bytes_written that was leaves
   std::atomic<uint64_t> raw_bytes_compressed{0};
   std::atomic<uint64_t> raw_bytes_decompressed{0};
 

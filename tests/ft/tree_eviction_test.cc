@@ -103,6 +103,9 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
   ASSERT_TRUE(tree->Shape(&shape).ok());
   ASSERT_GE(shape.height, 3);
   ASSERT_GT(shape.messages_per_level[1], 0u);
+  // The checkpoint wrote internal nodes as well as leaves; the stats tell them apart.
+  EXPECT_GT(tree->stats().leaf_bytes_written.load(), 0u);
+  EXPECT_LT(tree->stats().leaf_bytes_written.load(), tree->stats().bytes_written.load());
   // Reads sweep the key space; the evictor works all along and freezes internal nodes on
   // their way out.
   std::string value;
