@@ -57,6 +57,7 @@ class FernEngine : public Engine {
     options_.sync_commits = config.sync_commits;
     FERN_RETURN_IF_ERROR(ParseCompression(config.compression, &table_options_.compression));
     if (config.fern_basement_bytes != 0) table_options_.basement_bytes = config.fern_basement_bytes;
+    if (config.fern_node_bytes != 0) table_options_.node_bytes = config.fern_node_bytes;
     FERN_RETURN_IF_ERROR(Env::Open(dir, options_, &env_));
     return env_->OpenTable(kTableName, table_options_, &table_);
   }

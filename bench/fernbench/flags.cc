@@ -82,6 +82,11 @@ Status SetFlag(std::string_view name, std::string_view value, Flags* flags) {
     if (flags->fern_basement_kb > 4096) {
       return Status::InvalidArgument("--fern_basement_kb must be at most 4096");
     }
+  } else if (name == "fern_node_kb") {
+    FERN_RETURN_IF_ERROR(ParseUnsigned(name, value, &flags->fern_node_kb));
+    if (flags->fern_node_kb > 1024 * 1024) {
+      return Status::InvalidArgument("--fern_node_kb must be at most 1048576");
+    }
   } else if (name == "reuse") {
     FERN_RETURN_IF_ERROR(ParseBool(name, value, &flags->reuse));
   } else {
@@ -211,6 +216,7 @@ std::string Usage() {
       "  --dir=DIR           where the databases go (default /tmp/fernbench-<pid>)\n"
       "  --keep              keep the databases after the run\n"
       "  --fern_basement_kb=KB  Fern's basement size for tables it creates (default: Fern's)\n"
+      "  --fern_node_kb=KB      Fern's node size for tables it creates (default: Fern's)\n"
       "  --reuse             run on the main databases an earlier --keep run of fillrandom\n"
       "                      and overwrite left in --dir (implies --keep; only readrandom,\n"
       "                      readseq, seekrandom, fillseq and fillsync)\n"

@@ -8,7 +8,7 @@
 //
 // Placement is best fit: the smallest hole that holds the request, lowest offset among
 // equals; the file is extended only when no hole fits. Best fit keeps large holes whole for
-// the large blocks (4 MiB nodes) while small rewrites (the block table, small leaves) fill
+// the large blocks (whole nodes) while small rewrites (the block table, small leaves) fill
 // the small holes, which keeps the file compact when the same blocks are rewritten at every
 // checkpoint.
 //

@@ -18,7 +18,7 @@ struct TreeConfig {
   int compression_level = 0;
   // A leaf splits when its rows serialize to more than node_bytes; an internal node is
   // "gorged" (flushes its heaviest child buffer) when its buffers hold more than this.
-  uint32_t node_bytes = uint32_t{4} << 20;
+  uint32_t node_bytes = TableOptions().node_bytes;
   // A basement splits when it serializes to more than this (TableOptions' default).
   uint32_t basement_bytes = TableOptions().basement_bytes;
   // An internal node splits above this many children and merges below a quarter of it.
