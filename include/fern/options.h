@@ -55,13 +55,13 @@ struct TableOptions {                      // for Env::OpenTable; stored in the 
   Compression compression = Compression::kZstd;
   int compression_level = 0;  // 0: the codec's default
   // A leaf splits above node_bytes, and an internal node flushes a child's buffer when its
-  // buffers hold more. 1 MiB, not 4: fernbench at a 64 MiB cache (N = 2,000,000) ran
-  // fillrandom 1.5-1.8x and overwrite 1.7-1.9x faster (peak RSS 107 MiB instead of 119, so
-  // the evictor gave memory back to the kernel 4 times instead of 59), reads within a few
-  // percent, bytes written unchanged; at 1 GiB random writes gained 0-20% and fillseq lost
-  // about a quarter (the tree grows a level, so each row passes through one more buffer).
-  // bench/README.md has the figures.
-  uint32_t node_bytes = uint32_t{1} << 20;
+  // buffers hold more. 2 MiB, not 4: fernbench at a 64 MiB cache (N = 2,000,000) ran
+  // fillrandom and overwrite 1.5-1.7x faster (the evictor, which gives memory back to the
+  // kernel when RSS passes the budget plus 40 MiB, had to far less often), reads and bytes
+  // written unchanged. 1 MiB gained another 20-25% there but cost a quarter of a cold scan's
+  // speed in memory; 2 and 1 MiB both lose about a quarter of fillseq in memory (the tree
+  // grows a level). bench/README.md has the figures.
+  uint32_t node_bytes = uint32_t{2} << 20;
   // The unit a point read fetches and decompresses when it misses the cache. 16 KiB, not
   // 64: fernbench (N = 2,000,000, cache 64 MiB) spent 2.7x less CPU on readrandom and
   // seekrandom, for ~14% more on cold in-memory scans and seeks and no cost on writes
