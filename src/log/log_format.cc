@@ -1,5 +1,7 @@
 #include "log/log_format.h"
 
+#include <snappy.h>
+
 #include <cstring>
 
 #include "util/checksum.h"
@@ -21,6 +23,36 @@ Status PayloadError(LogRecordType type, std::string_view what) {
 }  // namespace
 
 bool IsValidLogRecordType(uint8_t type) { return type >= 1 && type <= kMaxLogRecordType; }
+
+bool IsValidFrameType(uint8_t type) {
+  return IsValidLogRecordType(static_cast<uint8_t>(type & ~kCompressedRecordFlag));
+}
+
+bool CompressLogPayload(std::string_view payload, std::string* out) {
+  if (payload.size() < kMinCompressedLogPayload) return false;
+  out->resize(snappy::MaxCompressedLength(payload.size()));
+  size_t size = 0;
+  snappy::RawCompress(payload.data(), payload.size(), out->data(), &size);
+  if (size > payload.size() - payload.size() / 8) return false;
+  out->resize(size);
+  return true;
+}
+
+Status UncompressLogPayload(std::string_view stored, std::string* out) {
+  size_t size = 0;
+  if (!snappy::GetUncompressedLength(stored.data(), stored.size(), &size)) {
+    return Status::Corruption("compressed payload: bad snappy length header");
+  }
+  if (size > kMaxLogPayloadSize) {
+    return Status::Corruption(StrCat("compressed payload expands to ", size,
+                                     " bytes, beyond the limit ", kMaxLogPayloadSize));
+  }
+  out->resize(size);
+  if (!snappy::RawUncompress(stored.data(), stored.size(), out->data())) {
+    return Status::Corruption("compressed payload: snappy data does not decode");
+  }
+  return Status::OK();
+}
 
 const char* LogRecordTypeName(LogRecordType type) {
   switch (type) {
@@ -382,7 +414,7 @@ FrameParseResult ParseLogRecordFrame(std::string_view input, LogRecordFrame* fra
     SetReason(reason, "record has LSN 0");
     return FrameParseResult::kBad;
   }
-  if (!IsValidLogRecordType(type)) {
+  if (!IsValidFrameType(type)) {
     SetReason(reason, StrCat("unknown record type ", static_cast<int>(type)));
     return FrameParseResult::kBad;
   }
@@ -449,7 +481,7 @@ std::string EncodeLogFileHeader(Lsn first_lsn) {
   return header;
 }
 
-Status DecodeLogFileHeader(std::string_view input, Lsn* first_lsn) {
+Status DecodeLogFileHeader(std::string_view input, Lsn* first_lsn, uint32_t* version_out) {
   if (input.size() < kLogFileHeaderSize) {
     return Status::Corruption(
         StrCat("log file header cut short: ", input.size(), " of ", kLogFileHeaderSize, " bytes"));
@@ -465,14 +497,15 @@ Status DecodeLogFileHeader(std::string_view input, Lsn* first_lsn) {
         StrCat("log file header checksum mismatch: stored ", stored, ", computed ", actual));
   }
   uint32_t version = DecodeFixed32(input.data() + 8);
-  if (version != kLogFormatVersion) {
-    return Status::NotSupported(
-        StrCat("log format version ", version, " (this build reads ", kLogFormatVersion, ")"));
+  if (version < kOldestLogFormatVersion || version > kLogFormatVersion) {
+    return Status::NotSupported(StrCat("log format version ", version, " (this build reads ",
+                                       kOldestLogFormatVersion, " to ", kLogFormatVersion, ")"));
   }
   if (DecodeFixed32(input.data() + 12) != 0) {
     return Status::Corruption("log file header: reserved bytes are not zero");
   }
   *first_lsn = DecodeFixed64(input.data() + 16);
+  if (version_out != nullptr) *version_out = version;
   return Status::OK();
 }
 

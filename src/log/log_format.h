@@ -7,22 +7,23 @@
 // file's first record, zero-padded to 16 digits. A file holds a header and then whole records;
 // a record never spans two files.
 //
-// File header, format version 1 (kLogFileHeaderSize = 32 bytes):
+// File header (kLogFileHeaderSize = 32 bytes):
 //
 //   offset  size  meaning
 //   0       8     magic "FERN-LOG"
-//   8       4     format version (fixed32, = 1)
+//   8       4     format version (fixed32; 2, or 1 for files written before compression)
 //   12      4     reserved, zero
 //   16      8     first LSN of the file (fixed64; equals the LSN in the file's name)
 //   24      8     Checksum64 (XXH3) of bytes [0, 24)
 //
-// Record, format version 1 (N = payload length; the record is N + 21 bytes):
+// Record (N = stored payload length; the record is N + 21 bytes):
 //
 //   offset  size  meaning
 //   0       4     N (fixed32)
 //   4       8     LSN (fixed64); one more than the previous record's, across files
-//   12      1     record type (LogRecordType)
-//   13      N     payload, laid out per type (below)
+//   12      1     record type (LogRecordType); | kCompressedRecordFlag (version 2) when the
+//                 stored payload is snappy-compressed
+//   13      N     payload, laid out per type (below), or its compressed form
 //   13+N    4     Checksum32 (low half of XXH3) of bytes [0, 13+N): length, LSN, type, payload
 //   17+N    4     N again (fixed32), so that the log can be scanned backward
 //
@@ -68,7 +69,10 @@ using TxnId = uint64_t;  // 0 means "none" (e.g. the parent of a root transactio
 using TableId = uint32_t;
 
 inline constexpr char kLogFileMagic[8] = {'F', 'E', 'R', 'N', '-', 'L', 'O', 'G'};
-inline constexpr uint32_t kLogFormatVersion = 1;
+// The version this build writes; it reads kOldestLogFormatVersion through this one.
+// Version 2 added compressed payloads (kCompressedRecordFlag).
+inline constexpr uint32_t kLogFormatVersion = 2;
+inline constexpr uint32_t kOldestLogFormatVersion = 1;
 inline constexpr size_t kLogFileHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 13;  // length, LSN, type
 inline constexpr size_t kRecordTrailerSize = 8;  // checksum, length
@@ -102,6 +106,20 @@ enum class LogRecordType : uint8_t {
 inline constexpr uint8_t kMaxLogRecordType = 15;
 
 bool IsValidLogRecordType(uint8_t type);
+
+// Set in a frame's type byte (format version 2): the payload is stored snappy-compressed and
+// the low bits are the record's type. The writer compresses a payload of at least
+// kMinCompressedLogPayload bytes when that saves an eighth of it or more.
+inline constexpr uint8_t kCompressedRecordFlag = 0x80;
+inline constexpr size_t kMinCompressedLogPayload = 64;
+// A valid type byte for a frame: a valid record type, with or without kCompressedRecordFlag.
+bool IsValidFrameType(uint8_t type);
+// The snappy form of `payload` in `*out` if it is worth storing (see above); false leaves
+// `*out` unspecified, and the payload is stored as it is.
+bool CompressLogPayload(std::string_view payload, std::string* out);
+// Restores a compressed payload into `*out`. Corruption when the bytes are not valid snappy
+// data or would expand beyond kMaxLogPayloadSize (checked before anything is allocated).
+Status UncompressLogPayload(std::string_view stored, std::string* out);
 // "begin_txn", "insert", ...; "unknown" for anything else.
 const char* LogRecordTypeName(LogRecordType type);
 
@@ -198,8 +216,9 @@ bool ParseLogFileName(std::string_view name, Lsn* first_lsn);
 
 std::string EncodeLogFileHeader(Lsn first_lsn);
 // Checks magic, version, reserved bytes and checksum. `input` holds at least the header.
-// A wrong magic or checksum is Corruption; a version other than 1 is NotSupported.
-Status DecodeLogFileHeader(std::string_view input, Lsn* first_lsn);
+// A wrong magic or checksum is Corruption; a version outside kOldestLogFormatVersion..
+// kLogFormatVersion is NotSupported. `version`, when given, receives the file's version.
+Status DecodeLogFileHeader(std::string_view input, Lsn* first_lsn, uint32_t* version = nullptr);
 
 }  // namespace fern
 

@@ -25,6 +25,7 @@ struct LogReader::OpenFile {
   std::unique_ptr<File> file;
   uint64_t size = 0;
   bool header_torn = false;
+  uint32_t format_version = 0;  // from the header; 0 when it is torn
   std::string window;
   uint64_t window_offset = 0;
 
@@ -190,7 +191,7 @@ Status LogReader::Enter(size_t index) {
   std::string_view header;
   FERN_RETURN_IF_ERROR(file->View(0, kLogFileHeaderSize, &header));
   Lsn header_lsn = 0;
-  Status s = DecodeLogFileHeader(header, &header_lsn);
+  Status s = DecodeLogFileHeader(header, &header_lsn, &file->format_version);
   if (s.IsNotSupported()) return s.WithContext(info.path);
   if (!s.ok()) {
     // A crash while creating the newest file can leave its header torn; the writer writes
@@ -209,7 +210,20 @@ Status LogReader::Enter(size_t index) {
 }
 
 Status LogReader::Position(size_t index, uint64_t offset, const LogRecordFrame& frame) {
-  Status s = DecodeLogPayload(frame.type, frame.payload, &record_);
+  const auto type_byte = static_cast<uint8_t>(frame.type);
+  std::string_view payload = frame.payload;
+  if ((type_byte & kCompressedRecordFlag) != 0) {
+    if (open_->format_version < 2) {
+      return CorruptionAt(index, offset,
+                          StrCat("compressed record in a version ", open_->format_version,
+                                 " file (compression came with version 2)"));
+    }
+    Status u = UncompressLogPayload(payload, &uncompressed_);
+    if (!u.ok()) return CorruptionAt(index, offset, u.message());
+    payload = uncompressed_;
+  }
+  Status s = DecodeLogPayload(
+      static_cast<LogRecordType>(type_byte & ~kCompressedRecordFlag), payload, &record_);
   if (!s.ok()) return CorruptionAt(index, offset, s.message());
   record_.lsn = frame.lsn;
   file_index_ = index;
@@ -346,6 +360,7 @@ Status LogReader::FindEnd(LogEnd* end) {
   end->last_lsn = info.first_lsn - 1;
   if (file.header_torn) return Status::OK();
   end->header_valid = true;
+  end->format_version = file.format_version;
   end->valid_end = kLogFileHeaderSize;
   if (file.size == kLogFileHeaderSize) return Status::OK();
 

@@ -38,6 +38,7 @@ struct LogEnd {
   // The last valid record of the whole log; file_first_lsn - 1 when the last file has none.
   Lsn last_lsn = 0;
   bool header_valid = false;  // false: the last file's header is torn (it holds no records)
+  uint32_t format_version = 0;  // the last file's, when its header is valid
   uint64_t valid_end = 0;     // offset just past the last valid record (or the header)
   uint64_t file_size = 0;     // bytes in [valid_end, file_size) are a torn tail
 };
@@ -105,6 +106,7 @@ class LogReader {
   uint64_t offset_ = 0;
   size_t record_size_ = 0;
   LogRecord record_;
+  std::string uncompressed_;  // a compressed record's payload; record_'s views point here
   // Set when a forward scan ran off the end of the last file: where the valid part ends.
   bool end_found_ = false;
   uint64_t end_offset_ = 0;

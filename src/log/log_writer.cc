@@ -13,6 +13,8 @@ namespace {
 
 // Gathers in a row that must time out before a leader expects fewer committers.
 constexpr int kTimeoutsToLowerPeak = 3;
+// The largest encoding buffers a committing thread keeps between records.
+constexpr size_t kMaxKeptPayloadBytes = size_t{64} << 10;
 
 }  // namespace
 
@@ -46,7 +48,10 @@ Status LogWriter::Open(const std::string& dir, const LogWriterOptions& options,
 Status LogWriter::OpenAfter(const LogEnd& end) {
   FERN_RETURN_IF_ERROR(File::Open(end.path, File::Mode::kReadWrite, &file_));
   uint64_t offset = end.valid_end;
-  if (!end.header_valid) {
+  // A file of an older format version holds only records that version allows: an empty one
+  // is rewritten with the current header, and new records go to a new file otherwise.
+  const bool older_version = end.header_valid && end.format_version < kLogFormatVersion;
+  if (!end.header_valid || (older_version && end.valid_end == kLogFileHeaderSize)) {
     FERN_RETURN_IF_ERROR(file_->Truncate(0));
     FERN_RETURN_IF_ERROR(file_->Write(0, EncodeLogFileHeader(end.file_first_lsn)));
     offset = kLogFileHeaderSize;
@@ -63,6 +68,7 @@ Status LogWriter::OpenAfter(const LogEnd& end) {
   durable_lsn_ = end.last_lsn;
   published_durable_lsn_.store(end.last_lsn, std::memory_order_release);
   file_bytes_ = offset;
+  new_file_requested_ = older_version && offset > kLogFileHeaderSize;
   return Status::OK();
 }
 
@@ -81,7 +87,8 @@ LogWriter::~LogWriter() {
 
 // ---- Appending --------------------------------------------------------------------------
 
-Status LogWriter::BeginAppend(LogRecordType type, size_t* start, bool* rotated) {
+Status LogWriter::BeginAppend(LogRecordType type, bool compressed, size_t* start,
+                               bool* rotated) {
   if (!failed_.ok()) return failed_;
   if (!IsValidLogRecordType(static_cast<uint8_t>(type))) {
     return Status::InvalidArgument(
@@ -92,7 +99,9 @@ Status LogWriter::BeginAppend(LogRecordType type, size_t* start, bool* rotated) 
              file_bytes_ > kLogFileHeaderSize;
   new_file_requested_ = false;
   if (*rotated) rotations_.push_back({buffer_.size(), next_lsn_});
-  *start = BeginLogRecordFrame(next_lsn_, type, &buffer_);
+  const auto frame_type = static_cast<LogRecordType>(
+      static_cast<uint8_t>(type) | (compressed ? kCompressedRecordFlag : 0));
+  *start = BeginLogRecordFrame(next_lsn_, frame_type, &buffer_);
   return Status::OK();
 }
 
@@ -126,16 +135,46 @@ Status LogWriter::Append(LogRecordType type, std::string_view payload, Lsn* lsn)
   MutexLock lock(&mu_);
   size_t start;
   bool rotated;
-  FERN_RETURN_IF_ERROR(BeginAppend(type, &start, &rotated));
+  FERN_RETURN_IF_ERROR(BeginAppend(type, /*compressed=*/false, &start, &rotated));
   buffer_.append(payload);
   return FinishAppend(start, rotated, lsn);
 }
 
 Status LogWriter::Append(const LogRecord& record, Lsn* lsn) {
+  // Large payloads are compressed before mu_ is taken, so committers compress in parallel.
+  if (record.key.size() + record.value.size() + record.extra.size() >=
+      kMinCompressedLogPayload) {
+    thread_local std::string raw;
+    thread_local std::string packed;
+    raw.clear();
+    EncodeLogPayload(record, &raw);
+    if (raw.size() > kMaxLogPayloadSize) {
+      Status too_large = Status::InvalidArgument(StrCat(
+          "log record payload of ", raw.size(), " bytes exceeds the limit ", kMaxLogPayloadSize));
+      std::string().swap(raw);
+      return too_large;
+    }
+    const bool compressed = CompressLogPayload(raw, &packed);
+    Status s;
+    {
+      MutexLock lock(&mu_);
+      size_t start;
+      bool rotated;
+      s = BeginAppend(record.type, compressed, &start, &rotated);
+      if (s.ok()) {
+        buffer_.append(compressed ? packed : raw);
+        s = FinishAppend(start, rotated, lsn);
+      }
+    }
+    // A large value's buffers are not kept for the thread's next record.
+    if (raw.capacity() > kMaxKeptPayloadBytes) std::string().swap(raw);
+    if (packed.capacity() > kMaxKeptPayloadBytes) std::string().swap(packed);
+    return s;
+  }
   MutexLock lock(&mu_);
   size_t start;
   bool rotated;
-  FERN_RETURN_IF_ERROR(BeginAppend(record.type, &start, &rotated));
+  FERN_RETURN_IF_ERROR(BeginAppend(record.type, /*compressed=*/false, &start, &rotated));
   EncodeLogPayload(record, &buffer_);
   return FinishAppend(start, rotated, lsn);
 }

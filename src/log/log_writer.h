@@ -144,8 +144,9 @@ class LogWriter {
   LogWriter(std::string dir, const LogWriterOptions& options);
 
   Status OpenAfter(const LogEnd& end);
-  // Starts a record in buffer_ (deciding rotation first) and returns where it starts.
-  Status BeginAppend(LogRecordType type, size_t* start, bool* rotated)
+  // Starts a record of `type` in buffer_ (deciding rotation first) and returns where it
+  // starts; `compressed`: the payload the caller appends is the compressed form.
+  Status BeginAppend(LogRecordType type, bool compressed, size_t* start, bool* rotated)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frames the payload appended after `start`, hands out its LSN and applies back-pressure;
   // rolls the record back when the payload is too large.

@@ -208,13 +208,75 @@ TEST(LogFormatTest, FileHeaderRoundTripsAndRejectsDamage) {
   EXPECT_TRUE(DecodeLogFileHeader(header.substr(0, 31), &lsn).IsCorruption());
 }
 
-TEST(LogFormatTest, HeaderOfAnotherVersionIsNotSupported) {
+// A header naming `version`, otherwise valid.
+std::string HeaderOfVersion(uint32_t version) {
   std::string header = EncodeLogFileHeader(1).substr(0, 24);
-  EncodeFixed32(header.data() + 8, 2);
+  EncodeFixed32(header.data() + 8, version);
   PutFixed64(&header, Checksum64(header));
+  return header;
+}
+
+TEST(LogFormatTest, HeaderOfAVersionOutsideTheReadableRangeIsNotSupported) {
   Lsn lsn;
-  Status s = DecodeLogFileHeader(header, &lsn);
-  EXPECT_TRUE(s.IsNotSupported()) << s.ToString();
+  for (uint32_t version : {uint32_t{0}, kLogFormatVersion + 1, uint32_t{1000}}) {
+    Status s = DecodeLogFileHeader(HeaderOfVersion(version), &lsn);
+    EXPECT_TRUE(s.IsNotSupported()) << version << ": " << s.ToString();
+  }
+  for (uint32_t version = kOldestLogFormatVersion; version <= kLogFormatVersion; ++version) {
+    EXPECT_TRUE(DecodeLogFileHeader(HeaderOfVersion(version), &lsn).ok()) << version;
+    EXPECT_EQ(lsn, 1u);
+  }
+}
+
+TEST(LogFormatTest, CompressiblePayloadsRoundTripThroughSnappy) {
+  LogRecord record = LogRecord::Insert(7, 3, "key", std::string(4000, 'v'));
+  std::string raw;
+  EncodeLogPayload(record, &raw);
+  std::string packed;
+  ASSERT_TRUE(CompressLogPayload(raw, &packed));
+  EXPECT_LT(packed.size(), raw.size() / 4);
+  std::string restored;
+  ASSERT_TRUE(UncompressLogPayload(packed, &restored).ok());
+  EXPECT_EQ(restored, raw);
+}
+
+TEST(LogFormatTest, SmallOrIncompressiblePayloadsAreStoredAsTheyAre) {
+  std::string packed;
+  EXPECT_FALSE(CompressLogPayload(std::string(kMinCompressedLogPayload - 1, 'a'), &packed));
+  std::mt19937_64 rng(7);
+  std::string noise(4096, '\0');
+  for (char& c : noise) c = static_cast<char>(rng());
+  EXPECT_FALSE(CompressLogPayload(noise, &packed));
+}
+
+TEST(LogFormatTest, DamagedOrOverlongCompressedPayloadIsCorruption) {
+  std::string packed;
+  ASSERT_TRUE(CompressLogPayload(std::string(1000, 'z'), &packed));
+  std::string out;
+  // Cut short: the snappy stream ends early.
+  EXPECT_TRUE(UncompressLogPayload(std::string_view(packed).substr(0, packed.size() / 2), &out)
+                  .IsCorruption());
+  EXPECT_TRUE(UncompressLogPayload("", &out).IsCorruption());
+  // A length header claiming more than any payload may hold is refused before allocating.
+  std::string overlong;
+  uint64_t claimed = uint64_t{kMaxLogPayloadSize} + 1;
+  while (claimed >= 0x80) {
+    overlong.push_back(static_cast<char>((claimed & 0x7f) | 0x80));
+    claimed >>= 7;
+  }
+  overlong.push_back(static_cast<char>(claimed));
+  overlong += packed.substr(2);
+  Status s = UncompressLogPayload(overlong, &out);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find("beyond the limit"), std::string_view::npos) << s.ToString();
+}
+
+TEST(LogFormatTest, FrameTypeMayCarryTheCompressedFlag) {
+  EXPECT_TRUE(IsValidFrameType(static_cast<uint8_t>(LogRecordType::kInsert)));
+  EXPECT_TRUE(
+      IsValidFrameType(static_cast<uint8_t>(LogRecordType::kInsert) | kCompressedRecordFlag));
+  EXPECT_FALSE(IsValidFrameType(kCompressedRecordFlag));
+  EXPECT_FALSE(IsValidFrameType(kCompressedRecordFlag | (kMaxLogRecordType + 1)));
 }
 
 // Random bytes and mutations of valid frames never crash the parser, never read outside

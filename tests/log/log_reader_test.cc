@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "log/log_test_util.h"
 #include "log/log_writer.h"
+#include "util/checksum.h"
 #include "util/coding.h"
 
 namespace fern {
@@ -209,6 +210,90 @@ TEST(LogReaderTest, LsnGapInsideAFileIsCorruption) {
   EXPECT_EQ(records.size(), 2u);
   s = ReadBackward(dir.path(), &records);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+}
+
+// A frame whose checksum holds but whose compressed payload does not decode (a writer bug,
+// not a torn write) is corruption at that frame, never a crash or a guessed record.
+TEST(LogReaderTest, CompressedPayloadThatDoesNotDecodeIsCorruptionAtItsFrame) {
+  ScratchDir dir;
+  std::string log = EncodeLogFileHeader(1);
+  std::string payload;
+  EncodeLogPayload(LogRecord::Insert(1, 1, "k", std::string(500, 'v')), &payload);
+  std::string packed;
+  ASSERT_TRUE(CompressLogPayload(payload, &packed));
+  const auto compressed_insert = static_cast<LogRecordType>(
+      static_cast<uint8_t>(LogRecordType::kInsert) | kCompressedRecordFlag);
+  AppendLogRecordFrame(1, compressed_insert, packed, &log);
+  const uint64_t bad_offset = log.size();
+  AppendLogRecordFrame(2, compressed_insert, packed.substr(0, packed.size() - 3), &log);
+  AppendLogRecordFrame(3, compressed_insert, packed, &log);
+  std::string path = dir.path() + "/" + LogFileName(1);
+  WriteAll(path, log);
+  std::vector<OwnedRecord> records;
+  Status s = ReadForward(dir.path(), 0, &records);
+  ExpectCorruptionAt(s, path, bad_offset);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].value, std::string(500, 'v'));
+  EXPECT_TRUE(ReadBackward(dir.path(), &records).IsCorruption());
+}
+
+// Logs written before payload compression (format version 1) still read; a writer leaves
+// such a file as it is and puts its (possibly compressed) records in a new file.
+TEST(LogReaderTest, VersionOneLogReadsAndTheWriterContinuesInANewFile) {
+  ScratchDir dir;
+  std::string log = EncodeLogFileHeader(1).substr(0, 24);
+  EncodeFixed32(log.data() + 8, 1);
+  PutFixed64(&log, Checksum64(log));
+  for (Lsn lsn = 1; lsn <= 3; ++lsn) {
+    std::string payload;
+    EncodeLogPayload(LogRecord::Insert(1, 1, std::to_string(lsn), std::string(300, 'w')),
+                     &payload);
+    AppendLogRecordFrame(lsn, LogRecordType::kInsert, payload, &log);
+  }
+  WriteAll(dir.path() + "/" + LogFileName(1), log);
+  std::vector<OwnedRecord> records;
+  ASSERT_TRUE(ReadForward(dir.path(), 0, &records).ok());
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[2].key, "3");
+  EXPECT_EQ(records[2].value, std::string(300, 'w'));
+  {
+    std::unique_ptr<LogWriter> writer;
+    ASSERT_TRUE(LogWriter::Open(dir.path(), {}, &writer).ok());
+    Lsn lsn;
+    ASSERT_TRUE(writer->Append(LogRecord::Insert(1, 1, "4", std::string(300, 'w')), &lsn).ok());
+    EXPECT_EQ(lsn, 4u);
+    ASSERT_TRUE(writer->Sync(lsn).ok());
+  }
+  ASSERT_TRUE(ReadForward(dir.path(), 0, &records).ok());
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[3].value, std::string(300, 'w'));
+  EXPECT_EQ(records[2].path, dir.path() + "/" + LogFileName(1));
+  EXPECT_EQ(records[3].path, dir.path() + "/" + LogFileName(4));
+  EXPECT_EQ(ReadAll(records[2].path), log);
+}
+
+TEST(LogReaderTest, CompressedRecordInAVersionOneFileIsCorruption) {
+  ScratchDir dir;
+  std::string log = EncodeLogFileHeader(1).substr(0, 24);
+  EncodeFixed32(log.data() + 8, 1);
+  PutFixed64(&log, Checksum64(log));
+  std::string payload;
+  EncodeLogPayload(LogRecord::Insert(1, 1, "k", std::string(500, 'v')), &payload);
+  std::string packed;
+  ASSERT_TRUE(CompressLogPayload(payload, &packed));
+  AppendLogRecordFrame(1, LogRecordType::kInsert, payload, &log);
+  const uint64_t bad_offset = log.size();
+  AppendLogRecordFrame(2,
+                       static_cast<LogRecordType>(static_cast<uint8_t>(LogRecordType::kInsert) |
+                                                  kCompressedRecordFlag),
+                       packed, &log);
+  std::string path = dir.path() + "/" + LogFileName(1);
+  WriteAll(path, log);
+  std::vector<OwnedRecord> records;
+  Status s = ReadForward(dir.path(), 0, &records);
+  ExpectCorruptionAt(s, path, bad_offset);
+  EXPECT_NE(s.message().find("version 1"), std::string_view::npos) << s.ToString();
+  EXPECT_EQ(records.size(), 1u);
 }
 
 TEST(LogReaderTest, TornHeaderOfTheNewestFileEndsTheLogAtThePreviousFile) {
