@@ -229,7 +229,8 @@ TEST(LogFormatTest, HeaderOfAVersionOutsideTheReadableRangeIsNotSupported) {
 }
 
 TEST(LogFormatTest, CompressiblePayloadsRoundTripThroughSnappy) {
-  LogRecord record = LogRecord::Insert(7, 3, "key", std::string(4000, 'v'));
+  const std::string value(4000, 'v');
+  LogRecord record = LogRecord::Insert(7, 3, "key", value);
   std::string raw;
   EncodeLogPayload(record, &raw);
   std::string packed;
