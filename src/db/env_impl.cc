@@ -29,12 +29,18 @@ constexpr size_t kMaxPooledBasementBytes = size_t{256} << 10;
 // come back to some basements after a few thousand others, and a long window admits them.
 constexpr size_t kMinAdmissionWindow = 256;
 constexpr size_t kMaxAdmissionWindow = size_t{1} << 20;
-// Chunk memory (basements and message buffers read from disk) from this cache size up:
-// each size class in use holds up to 2 MiB not yet handed out, eviction leaves chunks partly
-// used, and four spare chunks are kept faulted in. At 64 MiB fernbench's readrandom peaked
-// at 134-148 MiB with it (the budget allows 128; seekrandom was 25% faster); at 1 GiB it
-// doubled seekrandom for about 10% more resident memory.
+// Chunk memory for everything read from disk from this cache size up, and for basements
+// loaded one at a time (reads) from kMinBasementChunkMemoryCacheBytes: each size class in
+// use holds up to 2 MiB not yet handed out, eviction leaves chunks partly used, and four
+// spare chunks are kept faulted in. At 1 GiB chunks doubled seekrandom for about 10% more
+// resident memory. At 64 MiB, with everything in chunks, fernbench's readrandom peaked at
+// 134-148 MiB (the budget allows 128); with basements loaded one at a time only (and 4 KiB
+// size classes for them) at 107-110 MiB, while seekrandom went from 71k to 86-87k seeks/s:
+// a fresh process fills its cache with ~4,000 basements, and the faults of fresh 4 KiB pages
+// cost more than reading them. Leaves loaded whole for writes stay out: in chunks they cost
+// fillrandom at 64 MiB 8% and 10 MiB of RSS.
 constexpr size_t kMinChunkMemoryCacheBytes = size_t{256} << 20;
+constexpr size_t kMinBasementChunkMemoryCacheBytes = size_t{64} << 20;
 
 Status ValidateTableOptions(const TableOptions& options) {
   if (options.node_bytes < kMinNodeBytes || options.node_bytes > kMaxNodeBytes) {
@@ -223,6 +229,8 @@ TreeConfig EnvImpl::MakeTreeConfig(const Comparator* cmp, Compression codec, int
   config.basement_pool = basement_pool_.get();
   config.admission = admission_.get();
   config.chunk_memory = options_.cache_bytes >= kMinChunkMemoryCacheBytes;
+  config.chunk_memory_for_basement_loads =
+      options_.cache_bytes >= kMinBasementChunkMemoryCacheBytes;
   return config;
 }
 

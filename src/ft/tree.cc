@@ -451,7 +451,8 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
   std::unique_ptr<Basement> rows;
   if (config_.basement_pool != nullptr) rows = config_.basement_pool->Take();
   {
-    const chunk_memory::Scope in_chunks(config_.chunk_memory);
+    const chunk_memory::Scope in_chunks(config_.chunk_memory ||
+                                        config_.chunk_memory_for_basement_loads);
     FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &rows));
   }
   size_t added = 0;

@@ -37,10 +37,14 @@ struct TreeConfig {
   // Decides whether a point read keeps a basement it read from disk while the cache is
   // full; null: it always does. Must outlive the tree.
   BasementAdmission* admission = nullptr;
-  // Whether basements read from disk go to chunk memory (util/chunk_allocator.h): worth it
-  // for large caches, where a miss mostly costs the page faults of fresh memory; a small
-  // cache under eviction reuses memory anyway and would rather not hold partly used chunks.
+  // Whether what is read from disk (basements, internal nodes' message buffers) goes to
+  // chunk memory (util/chunk_allocator.h): worth it for large caches, where a miss mostly
+  // costs the page faults of fresh memory (per 4 KiB page without chunks, per 2 MiB with
+  // them). chunk_memory_for_basement_loads limits that to basements loaded one at a time
+  // (reads): leaves loaded whole for writes and message buffers come in many sizes and
+  // would leave many size classes partly used, slack a small cache would rather not hold.
   bool chunk_memory = false;
+  bool chunk_memory_for_basement_loads = false;
 };
 
 }  // namespace fern

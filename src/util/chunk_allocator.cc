@@ -24,22 +24,25 @@ namespace chunk_memory {
 namespace {
 
 // Size classes: 256-byte steps up to 2 KiB (a basement's key index: four bytes per row),
-// 1 KiB steps up to 32 KiB (where basements are: a 16 KiB basement wastes half a KiB on
-// average), 4 KiB steps up to 64 KiB, 32 KiB steps up to 256 KiB, then 64 KiB steps up to
-// 1 MiB (an internal node's message buffers). Only the classes in use hold chunks, each
-// with up to 2 MiB not yet handed out.
+// 1 KiB steps up to 4 KiB, 4 KiB steps up to 64 KiB (where basements are: a 16 KiB basement
+// wastes 2 KiB on average), 32 KiB steps up to 256 KiB, then 64 KiB steps up to 1 MiB (an
+// internal node's message buffers). Only the classes in use hold chunks, each with up to
+// 2 MiB not yet handed out, so few classes matter more than a tight fit: with 1 KiB steps
+// to 32 KiB the basements of fernbench's readrandom at 64 MiB spread over some twenty
+// classes and held 36-42 chunks for 41 MiB of slots (peak RSS 126-131 MiB); with 4 KiB
+// steps, 30-31 chunks (107-110 MiB).
 struct ClassRange {
   size_t limit;  // largest size of the range
   size_t step;
 };
 constexpr ClassRange kRanges[] = {
-    {size_t{2} << 10, size_t{256}},       {size_t{32} << 10, size_t{1} << 10},
+    {size_t{2} << 10, size_t{256}},       {size_t{4} << 10, size_t{1} << 10},
     {size_t{64} << 10, size_t{4} << 10},  {size_t{256} << 10, size_t{32} << 10},
     {kMaxChunkedBytes, size_t{64} << 10},
 };
 constexpr size_t kClasses = (size_t{2} << 10) / size_t{256} +
-                            ((size_t{32} << 10) - (size_t{2} << 10)) / (size_t{1} << 10) +
-                            (size_t{32} << 10) / (size_t{4} << 10) +
+                            ((size_t{4} << 10) - (size_t{2} << 10)) / (size_t{1} << 10) +
+                            ((size_t{64} << 10) - (size_t{4} << 10)) / (size_t{4} << 10) +
                             ((size_t{256} << 10) - (size_t{64} << 10)) / (size_t{32} << 10) +
                             (kMaxChunkedBytes - (size_t{256} << 10)) / (size_t{64} << 10);
 

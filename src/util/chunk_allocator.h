@@ -10,7 +10,7 @@
 // 115k seeks/s) and took readseq from 2.1 to 3.4 million rows/s.
 //
 // Blocks of kMinChunkedBytes..kMaxChunkedBytes allocated inside a Scope are rounded up to
-// a size class (256-byte steps to 2 KiB, 1 KiB steps to 32 KiB, 4 KiB steps to 64 KiB,
+// a size class (256-byte steps to 2 KiB, 1 KiB steps to 4 KiB, 4 KiB steps to 64 KiB,
 // 32 KiB steps to 256 KiB, 64 KiB steps to 1 MiB); each
 // class fills chunks of its own, slot by slot, inside one range of address space reserved
 // up front (64 GiB, no memory until used). A freed slot is reused by the next block of its

@@ -14,6 +14,7 @@
 #include "ft/tree.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
+#include "util/chunk_allocator.h"
 
 namespace fern {
 namespace {
@@ -361,6 +362,35 @@ TEST_P(TreeEvictionPoolTest, MissesDecodeIntoBasementsPartialEvictionRecycled) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ChunkMemory, TreeEvictionPoolTest, ::testing::Bool());
+
+// TreeConfig::chunk_memory_for_basement_loads alone: a basement a read loads on its own
+// lands in chunk memory (where the system offers huge pages), and leaving the cache gives
+// the slot back.
+TEST(TreeEvictionTest, BasementLoadsAloneGoToChunkMemory) {
+  if (!chunk_memory::Enabled()) GTEST_SKIP() << "no transparent huge pages here";
+  testing::ScratchDir dir;
+  TreeConfig config = Config(Compression::kZstd, 256 << 10, 2 << 10);
+  config.chunk_memory = false;
+  config.chunk_memory_for_basement_loads = true;
+  const std::string path = dir.Sub("t.ft");
+  constexpr int kRows = 5000;
+  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, kRows));
+  Cachetable cache(size_t{64} << 20);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  const size_t before = chunk_memory::GetStats().slot_bytes;
+  std::string value;
+  for (int i = 0; i < kRows; i += 97) {
+    ASSERT_TRUE(tree->Get(Key(i), &value).ok());
+    ASSERT_EQ(value, ValueOf(i));
+  }
+  const uint64_t loaded = tree->stats().basements_fetched.load();
+  EXPECT_GT(loaded, 10u);
+  // Each loaded basement (2 KiB ones here) holds its rows in a slot of at least 512 bytes.
+  EXPECT_GE(chunk_memory::GetStats().slot_bytes, before + loaded * 512);
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+  EXPECT_EQ(chunk_memory::GetStats().slot_bytes, before);
+}
 
 }  // namespace
 }  // namespace fern

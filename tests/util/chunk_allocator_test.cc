@@ -23,7 +23,7 @@ using chunk_memory::kMinChunkedBytes;
 
 TEST(ChunkAllocatorTest, RoundedSizeCoversTheRequestWithinAClass) {
   for (size_t bytes : {size_t{1}, size_t{100}, kMinChunkedBytes - 1, kMinChunkedBytes,
-                       size_t{16385}, size_t{65536}, size_t{65537}, size_t{300000},
+                       size_t{3000}, size_t{16385}, size_t{65536}, size_t{65537}, size_t{300000},
                        kMaxChunkedBytes, kMaxChunkedBytes + 1, size_t{4} << 20}) {
     const size_t rounded = chunk_memory::RoundedSize(bytes);
     EXPECT_GE(rounded, bytes) << bytes;
@@ -32,7 +32,10 @@ TEST(ChunkAllocatorTest, RoundedSizeCoversTheRequestWithinAClass) {
       if (bytes <= (size_t{256} << 10)) {
         EXPECT_LE(rounded, bytes + (size_t{32} << 10)) << bytes;
       }
-      if (bytes <= (size_t{32} << 10)) {
+      if (bytes <= (size_t{64} << 10)) {
+        EXPECT_LT(rounded, bytes + 4096) << bytes;
+      }
+      if (bytes <= (size_t{4} << 10)) {
         EXPECT_LT(rounded, bytes + 1024) << bytes;
       }
       EXPECT_EQ(chunk_memory::RoundedSize(rounded), rounded) << bytes;
