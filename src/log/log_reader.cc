@@ -222,8 +222,8 @@ Status LogReader::Position(size_t index, uint64_t offset, const LogRecordFrame& 
     if (!u.ok()) return CorruptionAt(index, offset, u.message());
     payload = uncompressed_;
   }
-  Status s = DecodeLogPayload(
-      static_cast<LogRecordType>(type_byte & ~kCompressedRecordFlag), payload, &record_);
+  Status s = DecodeLogPayload(static_cast<LogRecordType>(type_byte & ~kCompressedRecordFlag),
+                              payload, &record_);
   if (!s.ok()) return CorruptionAt(index, offset, s.message());
   record_.lsn = frame.lsn;
   file_index_ = index;

@@ -37,10 +37,10 @@ struct LogEnd {
   Lsn file_first_lsn = 0;  // that file's first LSN (from its name)
   // The last valid record of the whole log; file_first_lsn - 1 when the last file has none.
   Lsn last_lsn = 0;
-  bool header_valid = false;  // false: the last file's header is torn (it holds no records)
+  bool header_valid = false;    // false: the last file's header is torn (it holds no records)
   uint32_t format_version = 0;  // the last file's, when its header is valid
-  uint64_t valid_end = 0;     // offset just past the last valid record (or the header)
-  uint64_t file_size = 0;     // bytes in [valid_end, file_size) are a torn tail
+  uint64_t valid_end = 0;       // offset just past the last valid record (or the header)
+  uint64_t file_size = 0;       // bytes in [valid_end, file_size) are a torn tail
 };
 
 struct LogFileInfo {

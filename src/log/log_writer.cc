@@ -87,8 +87,7 @@ LogWriter::~LogWriter() {
 
 // ---- Appending --------------------------------------------------------------------------
 
-Status LogWriter::BeginAppend(LogRecordType type, bool compressed, size_t* start,
-                               bool* rotated) {
+Status LogWriter::BeginAppend(LogRecordType type, bool compressed, size_t* start, bool* rotated) {
   if (!failed_.ok()) return failed_;
   if (!IsValidLogRecordType(static_cast<uint8_t>(type))) {
     return Status::InvalidArgument(
@@ -99,8 +98,8 @@ Status LogWriter::BeginAppend(LogRecordType type, bool compressed, size_t* start
              file_bytes_ > kLogFileHeaderSize;
   new_file_requested_ = false;
   if (*rotated) rotations_.push_back({buffer_.size(), next_lsn_});
-  const auto frame_type = static_cast<LogRecordType>(
-      static_cast<uint8_t>(type) | (compressed ? kCompressedRecordFlag : 0));
+  const auto frame_type = static_cast<LogRecordType>(static_cast<uint8_t>(type) |
+                                                     (compressed ? kCompressedRecordFlag : 0));
   *start = BeginLogRecordFrame(next_lsn_, frame_type, &buffer_);
   return Status::OK();
 }
@@ -142,8 +141,7 @@ Status LogWriter::Append(LogRecordType type, std::string_view payload, Lsn* lsn)
 
 Status LogWriter::Append(const LogRecord& record, Lsn* lsn) {
   // Large payloads are compressed before mu_ is taken, so committers compress in parallel.
-  if (record.key.size() + record.value.size() + record.extra.size() >=
-      kMinCompressedLogPayload) {
+  if (record.key.size() + record.value.size() + record.extra.size() >= kMinCompressedLogPayload) {
     thread_local std::string raw;
     thread_local std::string packed;
     raw.clear();

@@ -246,8 +246,7 @@ TEST(LogReaderTest, VersionOneLogReadsAndTheWriterContinuesInANewFile) {
   PutFixed64(&log, Checksum64(log));
   for (Lsn lsn = 1; lsn <= 3; ++lsn) {
     std::string payload;
-    EncodeLogPayload(LogRecord::Insert(1, 1, std::to_string(lsn), std::string(300, 'w')),
-                     &payload);
+    EncodeLogPayload(LogRecord::Insert(1, 1, std::to_string(lsn), std::string(300, 'w')), &payload);
     AppendLogRecordFrame(lsn, LogRecordType::kInsert, payload, &log);
   }
   WriteAll(dir.path() + "/" + LogFileName(1), log);

@@ -22,8 +22,8 @@ using chunk_memory::kMaxChunkedBytes;
 using chunk_memory::kMinChunkedBytes;
 
 TEST(ChunkAllocatorTest, RoundedSizeCoversTheRequestWithinAClass) {
-  for (size_t bytes : {size_t{1}, size_t{100}, kMinChunkedBytes - 1, kMinChunkedBytes,
-                       size_t{3000}, size_t{16385}, size_t{65536}, size_t{65537}, size_t{300000},
+  for (size_t bytes : {size_t{1}, size_t{100}, kMinChunkedBytes - 1, kMinChunkedBytes, size_t{3000},
+                       size_t{16385}, size_t{65536}, size_t{65537}, size_t{300000},
                        kMaxChunkedBytes, kMaxChunkedBytes + 1, size_t{4} << 20}) {
     const size_t rounded = chunk_memory::RoundedSize(bytes);
     EXPECT_GE(rounded, bytes) << bytes;
