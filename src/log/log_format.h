@@ -73,6 +73,7 @@ inline constexpr char kLogFileMagic[8] = {'F', 'E', 'R', 'N', '-', 'L', 'O', 'G'
 // Version 2 added compressed payloads (kCompressedRecordFlag).
 inline constexpr uint32_t kLogFormatVersion = 2;
 inline constexpr uint32_t kOldestLogFormatVersion = 1;
+inline constexpr uint32_t kFirstCompressedLogFormatVersion = 2;
 inline constexpr size_t kLogFileHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 13;  // length, LSN, type
 inline constexpr size_t kRecordTrailerSize = 8;  // checksum, length

@@ -213,10 +213,11 @@ Status LogReader::Position(size_t index, uint64_t offset, const LogRecordFrame& 
   const auto type_byte = static_cast<uint8_t>(frame.type);
   std::string_view payload = frame.payload;
   if ((type_byte & kCompressedRecordFlag) != 0) {
-    if (open_->format_version < 2) {
-      return CorruptionAt(index, offset,
-                          StrCat("compressed record in a version ", open_->format_version,
-                                 " file (compression came with version 2)"));
+    if (open_->format_version < kFirstCompressedLogFormatVersion) {
+      return CorruptionAt(
+          index, offset,
+          StrCat("compressed record in a version ", open_->format_version,
+                 " file (compression came with version ", kFirstCompressedLogFormatVersion, ")"));
     }
     Status u = UncompressLogPayload(payload, &uncompressed_);
     if (!u.ok()) return CorruptionAt(index, offset, u.message());
