@@ -191,9 +191,17 @@ Status LogWriter::Sync(Lsn lsn) {
     ++stats_.sync_requests;
     waiting_lsns_.push_back(lsn);
     peak_syncers_ = std::max(peak_syncers_, UndurableSyncers());
-    // The gathering leader needs waking only when the last committer it waits for came
-    // (each wake is a context switch, a costly one on a virtual machine).
-    if (gathering_ && UndurableSyncers() >= peak_syncers_) arrivals_.Signal();
+    if (gathering_ && !io_busy_ && UndurableSyncers() >= peak_syncers_) {
+      // The committer that completes a gathered group leads its round: it is running
+      // already, while waking the gatherer would cost a context switch (a costly one on a
+      // virtual machine) before the write could start.
+      gathering_ = false;
+      gather_timeouts_ = 0;
+      s = RunIo(/*sync=*/true);
+      if (!s.ok()) ForgetSyncer(lsn);
+      mu_.Unlock();
+      return s;
+    }
     return WaitDurable(lsn);
   }
   mu_.Unlock();
@@ -237,21 +245,32 @@ Status LogWriter::WaitDurable(Lsn lsn) {
       // Fewer committers are waiting than were recently seen at once: those the last sync
       // released are about to append again. Without this pause, committers split into two
       // groups that alternate (one syncing while the other gathers), halving the batch.
+      // The committer whose arrival completes the group leads the round (see Sync) and
+      // clears gathering_; this one leads only when none came in time.
       gathering_ = true;
-      absl::Time deadline = absl::Now() + GatherTimeout();
-      while (UndurableSyncers() < peak_syncers_ && !io_busy_ && failed_.ok()) {
-        if (mu_.WaitWithDeadline(&arrivals_, deadline)) {
-          // One late committer is noise; several rounds in a row mean someone stopped
-          // committing: expect fewer from now on.
-          if (++gather_timeouts_ >= kTimeoutsToLowerPeak) {
-            peak_syncers_ = UndurableSyncers();
-            gather_timeouts_ = 0;
-          }
+      const absl::Time deadline = absl::Now() + GatherTimeout();
+      bool timed_out = false;
+      // Once this committer's LSN is durable, a set gathering_ is a later group's.
+      while (gathering_ && durable_lsn_ < lsn && failed_.ok() &&
+             (io_busy_ || UndurableSyncers() < peak_syncers_)) {
+        if (mu_.WaitWithDeadline(&io_done_, deadline)) {
+          timed_out = true;
           break;
         }
       }
-      if (UndurableSyncers() >= peak_syncers_) gather_timeouts_ = 0;
+      // A completing committer led (or leads) this group's round.
+      if (!gathering_ || durable_lsn_ >= lsn) continue;
       gathering_ = false;
+      if (timed_out && UndurableSyncers() < peak_syncers_) {
+        // One late committer is noise; several rounds in a row mean someone stopped
+        // committing: expect fewer from now on.
+        if (++gather_timeouts_ >= kTimeoutsToLowerPeak) {
+          peak_syncers_ = UndurableSyncers();
+          gather_timeouts_ = 0;
+        }
+      } else {
+        gather_timeouts_ = 0;
+      }
       if (io_busy_ || !failed_.ok()) continue;
     }
     Status s = RunIo(/*sync=*/true);

@@ -205,6 +205,74 @@ TEST(LogWriterTest, GroupCommitSyncsFarFewerTimesThanCommitsAndLosesNothing) {
   }
 }
 
+// Four committers form groups of four; when three stop, the one left must not wait for
+// them forever: its gathers time out and it learns to expect fewer.
+TEST(LogWriterTest, GroupCommitGoesOnWhenCommittersStop) {
+  ScratchDir dir;
+  LogFaultInjector injector;
+  injector.set_sync_delay_us(200);
+  constexpr int kThreads = 4;
+  constexpr int kCommitsTogether = 200;
+  constexpr int kCommitsAlone = 200;
+  auto writer = OpenWriter(dir.path());
+  ScopedFaultInjector scope(&injector);
+  auto commit = [&](int t, int i) {
+    Lsn lsn = 0;
+    Status s = writer->Append(LogRecord::AutocommitInsert(1, 1, StrCat(t, "/", i), "v"), &lsn);
+    if (s.ok()) s = writer->Sync(lsn);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_GE(writer->durable_lsn(), lsn);
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCommitsTogether; ++i) commit(t, i);
+      if (t != 0) return;
+      for (int i = kCommitsTogether; i < kCommitsTogether + kCommitsAlone; ++i) commit(t, i);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const int commits = kThreads * kCommitsTogether + kCommitsAlone;
+  EXPECT_EQ(writer->durable_lsn(), static_cast<Lsn>(commits));
+  EXPECT_EQ(static_cast<int>(writer->stats().sync_requests), commits);
+}
+
+// A failed fdatasync in the middle of group commit reaches every committer waiting for it,
+// including one gathering a group and those that arrive after: none hangs, and none is
+// told OK for a record that was not made durable.
+TEST(LogWriterTest, SyncFailureDuringGroupCommitReachesEveryCommitter) {
+  ScratchDir dir;
+  LogFaultInjector injector;
+  injector.set_sync_delay_us(100);
+  constexpr int kThreads = 4;
+  auto writer = OpenWriter(dir.path());
+  ScopedFaultInjector scope(&injector);
+  injector.FailSyncsFrom(injector.syncs() + 50);
+  std::vector<Lsn> last_ok(kThreads, 0);
+  std::vector<Status> failure(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0;; ++i) {
+        Lsn lsn = 0;
+        Status s = writer->Append(LogRecord::AutocommitInsert(1, 1, StrCat(t, "/", i), "v"), &lsn);
+        if (s.ok()) s = writer->Sync(lsn);
+        if (!s.ok()) {
+          failure[t] = s;
+          return;
+        }
+        last_ok[t] = lsn;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_TRUE(failure[t].IsIOError()) << t << ": " << failure[t].ToString();
+    EXPECT_LE(last_ok[t], writer->durable_lsn()) << t;
+  }
+  EXPECT_TRUE(writer->status().IsIOError());
+}
+
 TEST(LogWriterTest, SyncOfAnLsnNeverAppendedIsInvalidArgument) {
   ScratchDir dir;
   auto writer = OpenWriter(dir.path());
