@@ -51,9 +51,12 @@ void CursorImpl::SettleForward(size_t pos) {
     bound_.swap(batch_.upper);
     batch_rows_ = std::min(batch_rows_ * 2, kMaxBatchRows);
     if (!Load(FractalTree::Locate::kAtOrAfter, bound_, CachingForNextBatch())) return;
+    scanned_bytes_ += batch_.basement_bytes;
     // A cursor that has read past a few batches is scanning: have the basements after this
-    // batch's loaded in the background meanwhile.
-    if (batch_rows_ >= kReadaheadRows && batch_.has_upper) tree_->ReadAhead(batch_.upper);
+    // batch's loaded in the background meanwhile, unless it streams (readahead installs).
+    if (batch_rows_ >= kReadaheadRows && batch_.has_upper && !Streaming()) {
+      tree_->ReadAhead(batch_.upper);
+    }
     pos = 0;
   }
   pos_ = pos;
@@ -70,6 +73,7 @@ void CursorImpl::SettleBackward(size_t pos_plus_one) {
     bound_.swap(batch_.lower);
     batch_rows_ = std::min(batch_rows_ * 2, kMaxBatchRows);
     if (!Load(FractalTree::Locate::kBefore, bound_, CachingForNextBatch())) return;
+    scanned_bytes_ += batch_.basement_bytes;
     pos_plus_one = batch_.size();
   }
   pos_ = pos_plus_one - 1;
@@ -78,14 +82,14 @@ void CursorImpl::SettleBackward(size_t pos_plus_one) {
 
 void CursorImpl::SeekToFirst() {
   if (!Usable()) return;
-  batch_rows_ = kSeekRows;
+  StartScan();
   if (!Load(FractalTree::Locate::kFirst, {})) return;
   SettleForward(0);
 }
 
 void CursorImpl::SeekToLast() {
   if (!Usable()) return;
-  batch_rows_ = kSeekRows;
+  StartScan();
   if (!Load(FractalTree::Locate::kLast, {})) return;
   SettleBackward(batch_.size());
 }
@@ -93,7 +97,7 @@ void CursorImpl::SeekToLast() {
 void CursorImpl::Seek(std::string_view target) {
   if (!Usable()) return;
   bound_.assign(target);  // target may point into this cursor's own batch
-  batch_rows_ = kSeekRows;
+  StartScan();
   if (!Load(FractalTree::Locate::kAtOrAfter, bound_, FractalTree::Caching::kKeepIfHot)) return;
   // Every row of the batch is >= target.
   SettleForward(0);
@@ -102,7 +106,7 @@ void CursorImpl::Seek(std::string_view target) {
 void CursorImpl::SeekForPrev(std::string_view target) {
   if (!Usable()) return;
   bound_.assign(target);
-  batch_rows_ = kSeekRows;
+  StartScan();
   if (!Load(FractalTree::Locate::kAtOrBefore, bound_, FractalTree::Caching::kKeepIfHot)) return;
   // The batch may hold rows above target (pending inserts up to its upper bound).
   SettleBackward(batch_.UpperBound(bound_, *tree_->config().comparator));

@@ -60,10 +60,17 @@ class CursorImpl final : public Cursor {
   bool Load(FractalTree::Locate where, std::string_view key,
             FractalTree::Caching caching = FractalTree::Caching::kKeep);
   // A cursor that has read fewer than kReadaheadRows rows since its seek is still a point
-  // read (a seek and a few Next calls); after that it scans, and keeps what it reads.
+  // read (a seek and a few Next calls); after that it scans, and keeps what it reads until
+  // it has scanned FractalTree::StreamingScanBytes(); from then on it streams.
   FractalTree::Caching CachingForNextBatch() const {
-    return batch_rows_ < kReadaheadRows ? FractalTree::Caching::kKeepIfHot
-                                        : FractalTree::Caching::kKeep;
+    if (batch_rows_ < kReadaheadRows) return FractalTree::Caching::kKeepIfHot;
+    return Streaming() ? FractalTree::Caching::kStream : FractalTree::Caching::kKeep;
+  }
+  bool Streaming() const { return scanned_bytes_ > tree_->StreamingScanBytes(); }
+  // A seek starts a new scan: small batches again, nothing scanned yet.
+  void StartScan() {
+    batch_rows_ = kSeekRows;
+    scanned_bytes_ = 0;
   }
   // From position `pos` of the current batch, moves forward through following batches
   // until a row is found; sets valid_.
@@ -80,7 +87,10 @@ class CursorImpl final : public Cursor {
   size_t pos_ = 0;
   bool valid_ = false;
   size_t batch_rows_ = kSeekRows;  // stored rows the next Load covers
-  std::string bound_;              // the key a Load starts from, apart from the batch it replaces
+  // Serialized bytes of the basements the batches since the last seek came from (a
+  // basement read in several slices counts each time: only the first few batches are).
+  size_t scanned_bytes_ = 0;
+  std::string bound_;  // the key a Load starts from, apart from the batch it replaces
   // The range lock_batch_ locked, while the batch is read again.
   bool locked_has_lower_ = false;
   bool locked_has_upper_ = false;

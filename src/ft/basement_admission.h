@@ -14,7 +14,8 @@
 // being a fraction of the number of basements the cache holds (the Env takes a quarter).
 // A basement read again that soon is hot enough to displace what is cached; one read only
 // once in that span is served from a transient copy and leaves the cache as it was. Scans
-// keep what they read regardless. Below the budget every read keeps what it reads.
+// do not ask: they keep what they read until they are long enough to stream (see
+// FractalTree::Caching). Below the budget every point read keeps what it reads.
 //
 // The record is two Bloom filters (current and previous window), ~10 bits and 3 probes
 // per miss of a window: a false positive (about 2%) only admits a basement that did not

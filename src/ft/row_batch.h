@@ -29,6 +29,7 @@ class RowBatch {
     has_lower = has_upper = false;
     lower.clear();
     upper.clear();
+    basement_bytes = 0;
   }
   void Add(std::string_view key, std::string_view value) {
     Row row{static_cast<uint32_t>(data_.size()), static_cast<uint32_t>(key.size()),
@@ -78,6 +79,9 @@ class RowBatch {
   bool has_upper = false;
   std::string lower;
   std::string upper;
+  // Serialized size of the basement the batch was read from, for a cursor to tell how much
+  // of the tree it has scanned (FractalTree::StreamingScanBytes).
+  size_t basement_bytes = 0;
 
   // Working memory of FractalTree::ReadBatch, kept here so that a cursor's steady state
   // allocates nothing. Not part of the batch's contents.

@@ -157,11 +157,14 @@ class FractalTree final : public CacheFileOwner {
   // (deletes; possibly none) than that. A backward kAtOrBefore range may also hold rows
   // above `key`. Rows are in key order either way.
   // REQUIRES: max_rows >= 1; `key` does not point into *batch.
-  // What a read does with a basement it must read from disk while the cache is full:
+  // What a read does with a basement it must read from disk. While the cache is full:
   // kKeep installs it (a scan reads on in it); kKeepIfHot installs it only if
   // TreeConfig::admission says so and otherwise reads a transient copy (point reads: a
-  // get, a cursor's seek). Below the budget, every read installs what it reads.
-  enum class Caching { kKeep, kKeepIfHot };
+  // get, a cursor's seek). Below the budget, both install what they read. kStream never
+  // installs: a scan that has gone past StreamingScanBytes() reads what is not cached into
+  // a transient copy, so that a bulk scan neither evicts what other reads keep cached nor
+  // pays for memory it touches once (it still uses what is cached).
+  enum class Caching { kKeep, kKeepIfHot, kStream };
   Status ReadBatch(Locate where, std::string_view key, size_t max_rows, RowBatch* batch,
                    const ReadView* view = nullptr, Caching caching = Caching::kKeep);
 
@@ -171,6 +174,12 @@ class FractalTree final : public CacheFileOwner {
   // while one runs does nothing); nothing without a pool.
   void ReadAhead(std::string_view key);
   static constexpr size_t kReadaheadBasements = 8;
+
+  // A scan that has read more than this many bytes of basements (serialized size) since its
+  // seek is a bulk scan and reads on with Caching::kStream: an eighth of the cache's budget,
+  // at most kMaxCachedScanBytes. Range scans shorter than that keep what they read.
+  size_t StreamingScanBytes() const;
+  static constexpr size_t kMaxCachedScanBytes = size_t{16} << 20;
 
   // Pushes every buffered message down to the leaves and collects old versions.
   Status Optimize();

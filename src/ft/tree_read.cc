@@ -162,6 +162,10 @@ Status FractalTree::DescendForRead(absl::FunctionRef<size_t(const Node&)> select
   }
 }
 
+size_t FractalTree::StreamingScanBytes() const {
+  return std::min(kMaxCachedScanBytes, cache_->budget() / 8);
+}
+
 void FractalTree::ReadAhead(std::string_view key) {
   if (config_.readahead_pool == nullptr || readahead_in_flight_.exchange(true)) return;
   {
@@ -205,25 +209,28 @@ Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching cachi
   // The extent changes only under a write pin, so it can be read here without load_mu; the
   // cheap budget test comes first so that reads below the budget take no extra lock.
   const PartitionExtent extent = part.extent;
-  if (caching == Caching::kKeepIfHot && config_.admission != nullptr &&
-      cache_->size_bytes() + extent.raw_size > cache_->budget()) {
+  const bool may_skip_cache = caching == Caching::kStream ||
+                              (caching == Caching::kKeepIfHot && config_.admission != nullptr &&
+                               cache_->size_bytes() + extent.raw_size > cache_->budget());
+  if (may_skip_cache) {
     bool absent;
     {
       MutexLock lock(&node->load_mu);
       absent = part.rows == nullptr;
     }
-    if (absent && !config_.admission->RecordMiss(
-                      absl::HashOf(reinterpret_cast<uintptr_t>(this), node->block(), index))) {
+    const bool transient =
+        absent && (caching == Caching::kStream ||
+                   !config_.admission->RecordMiss(
+                       absl::HashOf(reinterpret_cast<uintptr_t>(this), node->block(), index)));
+    if (transient) {
       // The copy stays with the thread for its next transient read (its memory warm); one
       // that a large basement grew past kMaxTransientBasementBytes is freed here instead of
       // being reused.
-      thread_local std::unique_ptr<Basement> transient;
-      if (transient != nullptr && transient->memory_bytes() > kMaxTransientBasementBytes) {
-        transient.reset();
-      }
-      FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &transient, prefix));
-      stats_.basements_read_uncached++;
-      *rows = transient.get();
+      thread_local std::unique_ptr<Basement> copy;
+      if (copy != nullptr && copy->memory_bytes() > kMaxTransientBasementBytes) copy.reset();
+      FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &copy, prefix));
+      (caching == Caching::kStream ? stats_.basements_streamed : stats_.basements_read_uncached)++;
+      *rows = copy.get();
       return Status::OK();
     }
   }
@@ -320,6 +327,7 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
   // A forward batch from `key` looks at no row after the (max_rows + 1)-th above it: its
   // rows [begin, begin + max_rows] include at most one equal to `key`.
   const Basement::Prefix prefix{key, max_rows + 1};
+  batch->basement_bytes = path.nodes.back()->basements[path.indices.back()].extent.raw_size;
   const Basement* basement;
   FERN_RETURN_IF_ERROR(BasementForRead(path.leaf_pin, path.indices.back(), caching,
                                        where == Locate::kAtOrAfter ? &prefix : nullptr, &basement));

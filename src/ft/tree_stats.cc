@@ -32,6 +32,7 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("basement_merges", basement_merges);
   line("basements_fetched", basements_fetched);
   line("basements_read_uncached", basements_read_uncached);
+  line("basements_streamed", basements_streamed);
   line("nodes_read", nodes_read);
   line("nodes_written", nodes_written);
   line("checkpoint_clones", checkpoint_clones);

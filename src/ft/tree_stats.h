@@ -36,6 +36,8 @@ struct TreeStats {
   // Basements a point read decoded from disk into a transient copy, not kept (the cache was
   // full and BasementAdmission said no).
   std::atomic<uint64_t> basements_read_uncached{0};
+  // Basements a long scan (Caching::kStream) decoded from disk into a transient copy.
+  std::atomic<uint64_t> basements_streamed{0};
   std::atomic<uint64_t> nodes_read{0};
   std::atomic<uint64_t> nodes_written{0};      // checkpoint clones included
   std::atomic<uint64_t> checkpoint_clones{0};  // nodes copied for a checkpoint by a writer

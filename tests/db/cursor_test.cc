@@ -378,6 +378,91 @@ TEST(SerializableCursorTest, BatchesAreReadLockedAsTheCursorMoves) {
   ASSERT_TRUE(writer->Commit().ok());
 }
 
+// A scan that has read past FractalTree::StreamingScanBytes() reads the basements it finds
+// on disk into transient copies instead of installing them: a full scan of a tree many
+// times that size installs only its first stretch, counts the rest as streamed, and still
+// returns every row with the messages pending above it, forward and backward; a short
+// range scan keeps what it reads.
+TEST(CursorStreamingTest, LongScansStreamWhatIsNotCachedShortScansKeepIt) {
+  ScratchDir dir;
+  TreeConfig config;
+  config.comparator = BytewiseComparator();
+  config.node_bytes = 64 << 10;
+  config.basement_bytes = 2 << 10;
+  const std::string path = dir.Sub("t.ft");
+  constexpr int kRows = 30000;  // ~2.9 MB of rows in ~2,000 basements
+  std::map<std::string, std::string> model;
+  {
+    Cachetable cache(size_t{64} << 20);
+    std::unique_ptr<FractalTree> tree;
+    ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
+    for (int i = 0; i < kRows; ++i) {
+      model[Key(i)] = std::string(80, static_cast<char>('a' + i % 26));
+      ASSERT_TRUE(tree->Put(Key(i), model[Key(i)]).ok());
+    }
+    ASSERT_TRUE(tree->Optimize().ok());
+    ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
+  }
+  constexpr size_t kBudget = size_t{4} << 20;  // a scan streams after 512 KiB
+  Cachetable cache(kBudget);
+  std::unique_ptr<FractalTree> opened;
+  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &opened).ok());
+  std::shared_ptr<FractalTree> tree = std::move(opened);
+  ASSERT_EQ(tree->StreamingScanBytes(), kBudget / 8);
+  // Messages that stay buffered above the leaves: the streamed copies must see them.
+  for (int i = 5; i < kRows; i += 500) {
+    ASSERT_TRUE(tree->Delete(Key(i)).ok());
+    model.erase(Key(i));
+    ASSERT_TRUE(tree->Put(Key(i + 1), "changed").ok());
+    model[Key(i + 1)] = "changed";
+  }
+  const TreeStats& stats = tree->stats();
+
+  // A short range scan: a seek and a few hundred rows, all kept.
+  CursorImpl short_scan(tree, Status::OK());
+  auto it = model.lower_bound(Key(kRows / 2));
+  short_scan.Seek(Key(kRows / 2));
+  for (int n = 0; n < 300; ++n, ++it, short_scan.Next()) {
+    ASSERT_TRUE(short_scan.Valid());
+    ASSERT_EQ(short_scan.key(), it->first);
+    ASSERT_EQ(short_scan.value(), it->second);
+  }
+  EXPECT_EQ(stats.basements_streamed.load(), 0u);
+
+  for (bool forward : {true, false}) {
+    SCOPED_TRACE(forward ? "forward" : "backward");
+    const uint64_t streamed_before = stats.basements_streamed.load();
+    const uint64_t fetched_before = stats.basements_fetched.load();
+    CursorImpl cursor(tree, Status::OK());
+    size_t rows = 0;
+    if (forward) {
+      auto expected = model.begin();
+      for (cursor.SeekToFirst(); cursor.Valid(); cursor.Next(), ++expected, ++rows) {
+        ASSERT_NE(expected, model.end());
+        ASSERT_EQ(cursor.key(), expected->first);
+        ASSERT_EQ(cursor.value(), expected->second);
+      }
+    } else {
+      auto expected = model.rbegin();
+      for (cursor.SeekToLast(); cursor.Valid(); cursor.Prev(), ++expected, ++rows) {
+        ASSERT_NE(expected, model.rend());
+        ASSERT_EQ(cursor.key(), expected->first);
+        ASSERT_EQ(cursor.value(), expected->second);
+      }
+    }
+    ASSERT_TRUE(cursor.status().ok()) << cursor.status().ToString();
+    EXPECT_EQ(rows, model.size());
+    const uint64_t streamed = stats.basements_streamed.load() - streamed_before;
+    const uint64_t fetched = stats.basements_fetched.load() - fetched_before;
+    // Those of the first 512 KiB and a readahead's worth are installed (and some again
+    // by the backward scan, partial eviction having dropped them), the rest streamed.
+    EXPECT_GT(streamed, 2 * fetched) << "fetched " << fetched << ", streamed " << streamed;
+    EXPECT_GT(streamed + fetched, 1000u) << "fetched " << fetched << ", streamed " << streamed;
+  }
+  EXPECT_LE(cache.size_bytes(), kBudget * 2);
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+}
+
 TEST(RowBatchTest, ClipToDropsRowsOutsideTheNarrowerRange) {
   const Comparator& cmp = *BytewiseComparator();
   RowBatch batch;
