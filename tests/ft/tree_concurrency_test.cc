@@ -1,6 +1,7 @@
-// Node-level concurrency of one FractalTree: writers, readers, scans, background flushes,
-// the cleaner and checkpoints all at once on a tree small enough to split, merge and change
-// height while they run. Every result is checked against what the writers wrote.
+// Node-level concurrency of one FractalTree: writers, readers, scans (keeping and streaming
+// what they read), background flushes, the cleaner and checkpoints all at once on a tree
+// small enough to split, merge and change height while they run. Every result is checked
+// against what the writers wrote.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -50,17 +51,19 @@ TreeConfig SmallTree(ThreadPool* flushers) {
   return config;
 }
 
-// Scans the whole tree batch by batch, as a cursor does; returns false on an unordered or
-// malformed row.
-bool ScanIsOrderedAndWellFormed(FractalTree* tree, size_t* rows) {
+// Scans the whole tree batch by batch, as a cursor does (streaming what is not cached, as a
+// long scan does, with kStream); returns false on an unordered or malformed row.
+bool ScanIsOrderedAndWellFormed(FractalTree* tree, size_t* rows,
+                                FractalTree::Caching caching = FractalTree::Caching::kKeep) {
   RowBatch batch;
   std::string from;
   bool first = true;
   std::string last;
   *rows = 0;
   for (;;) {
-    Status s = tree->ReadBatch(
-        first ? FractalTree::Locate::kFirst : FractalTree::Locate::kAtOrAfter, from, 64, &batch);
+    Status s =
+        tree->ReadBatch(first ? FractalTree::Locate::kFirst : FractalTree::Locate::kAtOrAfter, from,
+                        64, &batch, nullptr, caching);
     if (!s.ok()) return false;
     for (size_t i = 0; i < batch.size(); ++i) {
       if (!WellFormed(batch.key(i), batch.value(i))) return false;
@@ -131,9 +134,11 @@ TEST(TreeConcurrencyTest, WritersReadersScansFlushesAndCheckpointsAgree) {
     });
   }
   threads.emplace_back([&] {
-    while (writers_left.load() > 0) {
+    for (int pass = 0; writers_left.load() > 0; ++pass) {
       size_t rows;
-      if (!ScanIsOrderedAndWellFormed(tree.get(), &rows)) failures++;
+      const auto caching =
+          pass % 2 == 0 ? FractalTree::Caching::kKeep : FractalTree::Caching::kStream;
+      if (!ScanIsOrderedAndWellFormed(tree.get(), &rows, caching)) failures++;
     }
   });
   threads.emplace_back([&] {
@@ -161,9 +166,11 @@ TEST(TreeConcurrencyTest, WritersReadersScansFlushesAndCheckpointsAgree) {
         }
       }
     }
-    size_t rows;
-    EXPECT_TRUE(ScanIsOrderedAndWellFormed(t, &rows));
-    EXPECT_EQ(rows, expected_rows);
+    for (auto caching : {FractalTree::Caching::kKeep, FractalTree::Caching::kStream}) {
+      size_t rows;
+      EXPECT_TRUE(ScanIsOrderedAndWellFormed(t, &rows, caching));
+      EXPECT_EQ(rows, expected_rows);
+    }
   };
   check_all(tree.get());
   const TreeStats& stats = tree->stats();
@@ -181,6 +188,7 @@ TEST(TreeConcurrencyTest, WritersReadersScansFlushesAndCheckpointsAgree) {
   EXPECT_GT(stats.leaf_splits.load(), 0u);
   EXPECT_GT(stats.background_flushes.load() + stats.cleaner_flushes.load(), 0u);
   EXPECT_EQ(stats.flush_errors.load(), 0u);
+  EXPECT_GT(stats.basements_streamed.load(), 0u);
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
   tree.reset();
 
