@@ -16,7 +16,7 @@
 // Left at that, committers split into two groups that alternate (one syncing while the other
 // gathers), so each fdatasync carries about half of them. A committer that would lead with
 // fewer waiting than were last seen at once therefore gathers instead: it waits, for at most
-// an average write + fdatasync, for those the previous round released, which come back
+// two average write + fdatasync rounds, for those the previous round released, which come back
 // within microseconds. The committer whose arrival completes the group leads the round
 // itself, since it is running already: waking the gatherer to lead cost a context switch
 // before every write (4 threads: 16.3-17.0k vs 14.9-15.5k commits/s, alternating runs on a
