@@ -9,6 +9,10 @@ void PairLock::LockRead() {
 }
 
 void PairLock::LockWrite() {
+  for (int attempt = 0; attempt < kWriteSpinAttempts; ++attempt) {
+    if (TryLockWrite()) return;
+    for (int i = 0; i < kPausesPerAttempt; ++i) __builtin_ia32_pause();
+  }
   AnnotatedMutexLock lock(&mu_);
   ++waiting_writers_;
   while (!CanWrite()) mu_.Wait(&cv_);
