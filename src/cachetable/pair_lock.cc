@@ -2,6 +2,19 @@
 
 namespace fern {
 
+namespace {
+
+// Tells the CPU this is a spin-wait loop (x86 PAUSE, Arm YIELD); nothing elsewhere.
+inline void CpuPause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
+
 void PairLock::LockRead() {
   AnnotatedMutexLock lock(&mu_);
   while (!CanRead()) mu_.Wait(&cv_);
@@ -11,7 +24,7 @@ void PairLock::LockRead() {
 void PairLock::LockWrite() {
   for (int attempt = 0; attempt < kWriteSpinAttempts; ++attempt) {
     if (TryLockWrite()) return;
-    for (int i = 0; i < kPausesPerAttempt; ++i) __builtin_ia32_pause();
+    for (int i = 0; i < kPausesPerAttempt; ++i) CpuPause();
   }
   AnnotatedMutexLock lock(&mu_);
   ++waiting_writers_;
