@@ -30,7 +30,8 @@ struct EngineConfig {
   bool sync_commits = false;
   // Fern only: TableOptions::basement_bytes for a table it creates (0: Fern's default).
   uint32_t fern_basement_bytes = 0;
-  uint32_t fern_node_bytes = 0;  // 0: Fern's default
+  uint32_t fern_node_bytes = 0;      // 0: Fern's default
+  uint32_t fern_buffer_percent = 0;  // Options::buffer_budget_percent
 };
 
 class EngineCursor {

@@ -87,6 +87,12 @@ Status SetFlag(std::string_view name, std::string_view value, Flags* flags) {
     if (flags->fern_node_kb > 1024 * 1024) {
       return Status::InvalidArgument("--fern_node_kb must be at most 1048576");
     }
+  } else if (name == "fern_buffer_percent") {
+    // Fern's Env::Open checks the range; this only keeps the value within uint32_t.
+    FERN_RETURN_IF_ERROR(ParseUnsigned(name, value, &flags->fern_buffer_percent));
+    if (flags->fern_buffer_percent > 100) {
+      return Status::InvalidArgument("--fern_buffer_percent must be at most 100");
+    }
   } else if (name == "reuse") {
     FERN_RETURN_IF_ERROR(ParseBool(name, value, &flags->reuse));
   } else {
@@ -217,6 +223,7 @@ std::string Usage() {
       "  --keep              keep the databases after the run\n"
       "  --fern_basement_kb=KB  Fern's basement size for tables it creates (default: Fern's)\n"
       "  --fern_node_kb=KB      Fern's node size for tables it creates (default: Fern's)\n"
+      "  --fern_buffer_percent=P  Fern's Options::buffer_budget_percent (default 0: off)\n"
       "  --reuse             run on the main databases an earlier --keep run of fillrandom\n"
       "                      and overwrite left in --dir (implies --keep; only readrandom,\n"
       "                      readseq, seekrandom, fillseq and fillsync)\n"

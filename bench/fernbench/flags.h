@@ -26,7 +26,8 @@ struct Flags {
   // Fern's TableOptions::basement_bytes in KiB for tables fernbench creates (0: Fern's
   // default); a reused or reopened table keeps the size it was created with.
   uint64_t fern_basement_kb = 0;
-  uint64_t fern_node_kb = 0;  // 0: Fern's default
+  uint64_t fern_node_kb = 0;         // 0: Fern's default
+  uint64_t fern_buffer_percent = 0;  // Fern's Options::buffer_budget_percent
   bool help = false;
 };
 

@@ -25,6 +25,7 @@
 #include "fern/env.h"
 #include "ft/basement_admission.h"
 #include "ft/basement_pool.h"
+#include "ft/buffer_budget.h"
 #include "log/log_writer.h"
 #include "txn/deadlock_detector.h"
 #include "txn/txn_manager.h"
@@ -114,6 +115,7 @@ class EnvImpl final : public Env {
   // Outlives every table and the cachetable.
   std::unique_ptr<BasementPool> basement_pool_;
   std::unique_ptr<BasementAdmission> admission_;
+  std::unique_ptr<BufferBudget> buffer_budget_;  // TreeConfig::buffer_budget
   std::unique_ptr<ThreadPool> pool_;
   // Flushes the nodes writers leave gorged (TreeConfig::flusher_pool). Outlives every
   // table.

@@ -6,6 +6,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "ft/basement_pool.h"
+#include "ft/buffer_budget.h"
 #include "ft/node_format.h"
 #include "util/checksum.h"
 #include "util/chunk_allocator.h"
@@ -53,6 +54,9 @@ Lsn FractalTree::checkpoint_lsn() { return checkpoint_lsn_.load(std::memory_orde
 
 FractalTree::~FractalTree() {
   DrainFlushes();
+  if (config_.buffer_budget != nullptr) {
+    config_.buffer_budget->Replace(height1_counted_.exchange(0, std::memory_order_relaxed), 0);
+  }
   if (open_in_cache_) {
     // Close() was not called (an error path): drop the pairs without writing, so no node
     // outlives the tree that owns its callbacks.
@@ -127,6 +131,7 @@ Status FractalTree::Open(const std::string& path, const TreeConfig& config, Cach
   // Read the root now so a damaged file is reported at open, not at the first query.
   PinnedPair pin;
   FERN_RETURN_IF_ERROR(t->PinNode(header.root, Cachetable::Lock::kRead, &pin));
+  t->CountHeight1Nodes(*pin.as<Node>());
   pin.Unpin();
   *tree = std::move(t);
   return Status::OK();

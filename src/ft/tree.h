@@ -305,6 +305,11 @@ class FractalTree final : public CacheFileOwner {
   bool NeedsMerge(const Node& node) const;
   // Whether `child` may need a split or merge once `incoming` buffered bytes reach it.
   bool MayNeedRestructure(const Node& child, size_t incoming) const;
+  // The buffered bytes above which `node` (internal) is gorged: node_bytes, or for a
+  // height-1 node what TreeConfig::buffer_budget allows.
+  size_t GorgedAbove(const Node& node) const;
+  // Reports to TreeConfig::buffer_budget the number of height-1 nodes `root` implies.
+  void CountHeight1Nodes(const Node& root);
   // Called by a writer leaving `pin` after adding to it: hands a gorged node to the flusher
   // pool, or flushes it here when there is no pool or it is over twice its limit.
   Status AfterAppend(PinnedPair* pin) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
@@ -365,6 +370,8 @@ class FractalTree final : public CacheFileOwner {
   // Background tasks (flushes and readaheads) scheduled and not yet finished.
   int flushes_pending_ ABSL_GUARDED_BY(flush_mu_) = 0;
   std::atomic<bool> readahead_in_flight_{false};
+  // What this tree last reported to config_.buffer_budget (CountHeight1Nodes).
+  std::atomic<size_t> height1_counted_{0};
   // The codec may change while eviction threads serialize nodes, hence atomics.
   std::atomic<Compression> compression_;
   std::atomic<int> compression_level_;

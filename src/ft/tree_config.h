@@ -10,6 +10,7 @@ namespace fern {
 
 class BasementAdmission;
 class BasementPool;
+class BufferBudget;
 class ThreadPool;
 
 struct TreeConfig {
@@ -37,6 +38,9 @@ struct TreeConfig {
   // Decides whether a point read keeps a basement it read from disk while the cache is
   // full; null: it always does. Must outlive the tree.
   BasementAdmission* admission = nullptr;
+  // Lets height-1 nodes buffer more than node_bytes while the Env's trees are small next to
+  // the cache (ft/buffer_budget.h); null: node_bytes. Must outlive the tree.
+  BufferBudget* buffer_budget = nullptr;
   // Whether what is read from disk (basements, internal nodes' message buffers) goes to
   // chunk memory (util/chunk_allocator.h): worth it for large caches, where a miss mostly
   // costs the page faults of fresh memory (per 4 KiB page without chunks, per 2 MiB with

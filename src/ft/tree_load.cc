@@ -133,6 +133,7 @@ Status FractalTree::InstallLoad(BlockNum new_root) {
     old.front().UpdateSize();
     return committed;
   }
+  CountHeight1Nodes(*root);
   checkpoint_lsn_.store(through, std::memory_order_release);
   loading_ = false;
   return Status::OK();

@@ -2,6 +2,7 @@
 // merges that flushing triggers.
 #include <algorithm>
 
+#include "ft/buffer_budget.h"
 #include "ft/tree.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -152,8 +153,33 @@ bool FractalTree::MayNeedRestructure(const Node& child, size_t incoming) const {
   if (child.is_leaf()) return child.leaf_bytes() + incoming > config_.node_bytes;
   // An internal child gains children only when its own flush splits a grandchild, which
   // needs the incoming bytes to gorge it; a split can add several pieces, hence the margin.
-  return child.buffered_bytes() + incoming > config_.node_bytes &&
+  return child.buffered_bytes() + incoming > GorgedAbove(child) &&
          child.children.size() + 4 > config_.fanout;
+}
+
+size_t FractalTree::GorgedAbove(const Node& node) const {
+  if (node.height() != 1 || config_.buffer_budget == nullptr) return config_.node_bytes;
+  // While the cache has room, flushed leaves stay cached and absorb the next flush without
+  // a write; bigger buffers would only make reads search more messages.
+  if (cache_->size_bytes() < cache_->budget() / 8 * 7) return config_.node_bytes;
+  return config_.buffer_budget->LimitFor(config_.node_bytes);
+}
+
+void FractalTree::CountHeight1Nodes(const Node& root) {
+  if (config_.buffer_budget == nullptr) return;
+  size_t count = 0;
+  if (root.height() == 1) {
+    count = 1;
+  } else if (root.height() >= 2) {
+    // Below the root's children, assume nodes three quarters full: only the order of
+    // magnitude matters once the tree is that tall.
+    count = root.children.size();
+    for (int h = root.height(); h > 2 && count < (size_t{1} << 32); --h) {
+      count *= std::max<size_t>(1, config_.fanout * 3 / 4);
+    }
+  }
+  config_.buffer_budget->Replace(height1_counted_.exchange(count, std::memory_order_relaxed),
+                                 count);
 }
 
 Status FractalTree::Inject(Message message, PinnedPair pin) {
@@ -203,8 +229,10 @@ Status FractalTree::Inject(Message message, PinnedPair pin) {
 
 Status FractalTree::AfterAppend(PinnedPair* pin) {
   Node* node = pin->as<Node>();
-  if (node->is_leaf() || node->buffered_bytes() <= config_.node_bytes) return Status::OK();
-  if (config_.flusher_pool != nullptr && node->buffered_bytes() <= 2 * size_t{config_.node_bytes}) {
+  if (node->is_leaf()) return Status::OK();
+  const size_t limit = GorgedAbove(*node);
+  if (node->buffered_bytes() <= limit) return Status::OK();
+  if (config_.flusher_pool != nullptr && node->buffered_bytes() <= 2 * limit) {
     ScheduleFlush(pin->block());
     return Status::OK();
   }
@@ -316,7 +344,7 @@ void FractalTree::RebalanceBasements(Node* leaf) {
 Status FractalTree::FlushWhileGorged(PinnedPair* pin, bool may_release) {
   while (pin->pinned()) {
     Node* node = pin->as<Node>();
-    if (node->is_leaf() || node->buffered_bytes() <= config_.node_bytes) break;
+    if (node->is_leaf() || node->buffered_bytes() <= GorgedAbove(*node)) break;
     size_t heaviest = 0;
     for (size_t i = 1; i < node->buffers.size(); ++i) {
       if (node->buffers[i].bytes() > node->buffers[heaviest].bytes()) heaviest = i;
@@ -545,6 +573,7 @@ Status FractalTree::FixRoot(PinnedPair* pin) {
       file_->FreeBlock(child_block);
       continue;
     }
+    CountHeight1Nodes(*root);
     return Status::OK();
   }
 }

@@ -131,6 +131,44 @@ TEST(EnvTest, DirectoryThatIsNotAnEnvIsRejected) {
   EXPECT_NE(s.ToString().find("not a Fern Env"), std::string::npos) << s.ToString();
 }
 
+TEST(EnvTest, BufferBudgetPercentIsCheckedAndKeepsEveryRow) {
+  ScratchDir dir;
+  Options too_much;
+  too_much.buffer_budget_percent = 61;
+  std::unique_ptr<Env> env;
+  Status s = Env::Open(dir.path(), too_much, &env);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.ToString().find("buffer_budget_percent"), std::string::npos) << s.ToString();
+
+  Options options;
+  options.buffer_budget_percent = 50;
+  options.cache_bytes = size_t{2} << 20;
+  options.sync_commits = false;
+  TableOptions small;
+  small.node_bytes = 64 << 10;
+  small.basement_bytes = 4 << 10;
+  constexpr int kRows = 30000;
+  auto key = [](int i) { return "key" + std::to_string(i); };
+  {
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* table;
+    ASSERT_TRUE(OpenTable(env.get(), "t", &table, small).ok());
+    for (int n = 0; n < kRows; ++n) {
+      const int i = (n * 7919) % kRows;
+      ASSERT_TRUE(table->Put(nullptr, key(i), std::string(80, 'a' + i % 26)).ok());
+    }
+    env.reset();
+  }
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table, small).ok());
+  std::string value;
+  for (int i = 0; i < kRows; ++i) {
+    ASSERT_TRUE(table->Get(nullptr, key(i), &value).ok()) << i;
+    ASSERT_EQ(value, std::string(80, 'a' + i % 26)) << i;
+  }
+}
+
 TEST(EnvTest, CreateIfMissingAndErrorIfExists) {
   ScratchDir dir;
   Options no_create;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cachetable/cachetable.h"
+#include "ft/buffer_budget.h"
 #include "ft/row_batch.h"
 #include "ft/tree.h"
 #include "gtest/gtest.h"
@@ -85,8 +86,13 @@ TEST(TreeConcurrencyTest, WritersReadersScansFlushesAndCheckpointsAgree) {
   cache_options.budget_bytes = size_t{512} << 10;  // eviction all along
   cache_options.cleaner_period_ms = 5;
   Cachetable cache(cache_options);
+  // Height-1 buffers may grow past node_bytes while the cache is full, and go back to it as
+  // the tree gains height-1 nodes: their limit moves under the writers and flushers.
+  BufferBudget budget(size_t{128} << 10);
+  TreeConfig config = SmallTree(&flushers);
+  config.buffer_budget = &budget;
   std::unique_ptr<FractalTree> tree;
-  ASSERT_TRUE(FractalTree::Create(path, SmallTree(&flushers), &cache, &tree).ok());
+  ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
 
   // Each writer owns its keys; the final version of each key is known to its writer.
   std::vector<std::vector<int>> final_version(kWriters, std::vector<int>(kKeysPerWriter, -1));

@@ -1,0 +1,127 @@
+// BufferBudget: height-1 nodes share a byte budget for their buffers while the cache is
+// full, within [node_bytes, kMaxGrowth * node_bytes] each, and trees give their share back
+// when they close.
+#include "ft/buffer_budget.h"
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cachetable/cachetable.h"
+#include "ft/tree.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace fern {
+namespace {
+
+TEST(BufferBudgetTest, EachHeight1NodeGetsItsShareWithinBounds) {
+  constexpr size_t kNode = 1 << 20;
+  BufferBudget budget(size_t{12} << 20);
+  // Nothing counted yet: one node's share, capped at kMaxGrowth node_bytes.
+  EXPECT_EQ(budget.LimitFor(kNode), BufferBudget::kMaxGrowth * kNode);
+  budget.Replace(0, 4);  // a tree with 4 height-1 nodes
+  EXPECT_EQ(budget.LimitFor(kNode), 3 * kNode);
+  budget.Replace(0, 2);  // a second tree
+  EXPECT_EQ(budget.LimitFor(kNode), 2 * kNode);
+  budget.Replace(4, 10);  // the first tree grew
+  EXPECT_EQ(budget.nodes(), 12u);
+  EXPECT_EQ(budget.LimitFor(kNode), kNode);
+  budget.Replace(0, 100);  // far more nodes than the budget covers: never below node_bytes
+  EXPECT_EQ(budget.LimitFor(kNode), kNode);
+  budget.Replace(100, 0);
+  budget.Replace(10, 0);
+  budget.Replace(2, 0);
+  EXPECT_EQ(budget.nodes(), 0u);
+}
+
+std::string Key(int i) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "k%07d", i);
+  return buf;
+}
+
+std::string ValueOf(int i) { return std::string(60, static_cast<char>('a' + i % 26)) + Key(i); }
+
+struct RunResult {
+  uint64_t height1_messages = 0;
+  uint64_t height1_nodes = 0;
+  uint64_t leaf_bytes_written = 0;
+  size_t budget_nodes_while_open = 0;
+  size_t budget_nodes_after_close = 0;
+};
+
+// Random-order puts of `rows` rows into a new tree under a cache of `cache_bytes`, with
+// `budget` (may be null); checks every row, then reports the tree's shape and writes.
+void WriteAndCheck(const std::string& path, size_t cache_bytes, BufferBudget* budget, int rows,
+                   RunResult* result) {
+  TreeConfig config;
+  config.comparator = BytewiseComparator();
+  config.compression = Compression::kNone;
+  config.node_bytes = 64 << 10;
+  config.basement_bytes = 4 << 10;
+  config.buffer_budget = budget;
+  Cachetable cache(cache_bytes);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
+  for (int n = 0; n < rows; ++n) {
+    const int i = static_cast<int>((static_cast<uint64_t>(n) * 7919) % rows);
+    ASSERT_TRUE(tree->Put(Key(i), ValueOf(i)).ok());
+  }
+  TreeShape shape;
+  ASSERT_TRUE(tree->Shape(&shape).ok());
+  ASSERT_GE(shape.height, 3) << "the test needs height-1 nodes below the root";
+  result->height1_messages = shape.messages_per_level[1];
+  result->height1_nodes = shape.nodes_per_level[1];
+  result->leaf_bytes_written = tree->stats().leaf_bytes_written.load();
+  if (budget != nullptr) result->budget_nodes_while_open = budget->nodes();
+  std::string value;
+  for (int i = 0; i < rows; ++i) {
+    ASSERT_TRUE(tree->Get(Key(i), &value).ok()) << i;
+    ASSERT_EQ(value, ValueOf(i)) << i;
+  }
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
+}
+
+// The same writes into two trees: one without a budget, one with half the cache as its
+// budget.
+void WriteWithAndWithout(size_t cache_bytes, int rows, RunResult* fixed, RunResult* budgeted) {
+  testing::ScratchDir dir;
+  WriteAndCheck(dir.Sub("fixed.ft"), cache_bytes, nullptr, rows, fixed);
+  BufferBudget budget(cache_bytes / 2);
+  WriteAndCheck(dir.Sub("budgeted.ft"), cache_bytes, &budget, rows, budgeted);
+  budgeted->budget_nodes_after_close = budget.nodes();
+}
+
+// ~1.8 MB of rows through a 1 MiB cache: leaves are evicted and rewritten all along. With
+// half the cache as the budget, height-1 buffers grow past node_bytes, and each leaf
+// rewrite carries more messages.
+TEST(TreeBufferBudgetTest, FullCacheLetsHeight1BuffersGrowAndRewritesLeavesLess) {
+  RunResult fixed, budgeted;
+  WriteWithAndWithout(size_t{1} << 20, 20000, &fixed, &budgeted);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(budgeted.budget_nodes_while_open, budgeted.height1_nodes);
+  EXPECT_EQ(budgeted.budget_nodes_after_close, 0u) << "a destroyed tree keeps no share";
+  // A message here encodes to ~90 bytes; node_bytes holds ~730 of them.
+  const double fixed_per_node =
+      static_cast<double>(fixed.height1_messages) / static_cast<double>(fixed.height1_nodes);
+  const double budgeted_per_node =
+      static_cast<double>(budgeted.height1_messages) / static_cast<double>(budgeted.height1_nodes);
+  EXPECT_GT(budgeted_per_node, 1.3 * fixed_per_node)
+      << budgeted.height1_nodes << " nodes budgeted, " << fixed.height1_nodes << " fixed";
+  EXPECT_LT(budgeted.leaf_bytes_written * 10, fixed.leaf_bytes_written * 8)
+      << "budgeted " << budgeted.leaf_bytes_written << " fixed " << fixed.leaf_bytes_written;
+}
+
+// While the cache has room, a budget changes nothing: the same writes leave the same
+// buffers.
+TEST(TreeBufferBudgetTest, RoomInTheCacheKeepsNodeBytes) {
+  RunResult fixed, budgeted;
+  WriteWithAndWithout(size_t{256} << 20, 40000, &fixed, &budgeted);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(budgeted.height1_messages, fixed.height1_messages);
+  EXPECT_EQ(budgeted.height1_nodes, fixed.height1_nodes);
+}
+
+}  // namespace
+}  // namespace fern
