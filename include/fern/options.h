@@ -40,9 +40,10 @@ struct Options {  // for Env::Open
   // nodes just above the leaves may together fill this percent of cache_bytes (each up to
   // 4x its table's node_bytes) before they flush, instead of node_bytes each: a flush into
   // an uncached leaf rewrites the whole leaf, so bigger flushes write less. fernbench,
-  // N = 2,000,000, at 50: bytes written -26% (fillrandom) and -13% (overwrite) at a 64 MiB
-  // cache, -35% and -44% at 128 MiB; but reads then search and cache more buffered
-  // messages: seekrandom -2% at 64 MiB and -20% at 128, readrandom -14% at 128.
+  // N = 2,000,000, at 50 against 0, two full runs at a 64 MiB cache: bytes written -26%
+  // (fillrandom) and -13% (overwrite); but reads then merge and cache more buffered
+  // messages: seekrandom -13% and -25%, readseq -10%, deleterandom -6% and -26%, readrandom
+  // unchanged. At 128 MiB: bytes written -35% and -44%, readrandom -14%, seekrandom -20%.
   uint32_t buffer_budget_percent = 0;
 };
 
