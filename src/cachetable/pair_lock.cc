@@ -15,10 +15,36 @@ inline void CpuPause() {
 
 }  // namespace
 
-void PairLock::LockRead() {
+void PairLock::WakeSleepers() {
+  if (sleepers_.load() == 0) return;
+  // Taking mu_ orders this after a sleeper's last look at the state: it is either waiting
+  // on cv_ already or will see the new state before it waits.
   AnnotatedMutexLock lock(&mu_);
-  while (!CanRead()) mu_.Wait(&cv_);
-  ++readers_;
+  cv_.SignalAll();
+}
+
+bool PairLock::TryLockRead() {
+  uint64_t s = state_.load();
+  do {
+    if ((s & ~kReaders) != 0) return false;  // a writer holds it or waits
+  } while (!state_.compare_exchange_weak(s, s + 1));
+  return true;
+}
+
+bool PairLock::TryLockWrite() {
+  uint64_t s = state_.load();
+  do {
+    if ((s & (kReaders | kWriter)) != 0) return false;
+  } while (!state_.compare_exchange_weak(s, s | kWriter));
+  return true;
+}
+
+void PairLock::LockRead() {
+  if (TryLockRead()) return;
+  AnnotatedMutexLock lock(&mu_);
+  sleepers_.fetch_add(1);
+  while (!TryLockRead()) mu_.Wait(&cv_);
+  sleepers_.fetch_sub(1);
 }
 
 void PairLock::LockWrite() {
@@ -27,45 +53,36 @@ void PairLock::LockWrite() {
     for (int i = 0; i < kPausesPerAttempt; ++i) CpuPause();
   }
   AnnotatedMutexLock lock(&mu_);
-  ++waiting_writers_;
-  while (!CanWrite()) mu_.Wait(&cv_);
-  --waiting_writers_;
-  writer_ = true;
-}
-
-bool PairLock::TryLockRead() {
-  AnnotatedMutexLock lock(&mu_);
-  if (!CanRead()) return false;
-  ++readers_;
-  return true;
-}
-
-bool PairLock::TryLockWrite() {
-  AnnotatedMutexLock lock(&mu_);
-  if (!CanWrite()) return false;
-  writer_ = true;
-  return true;
+  sleepers_.fetch_add(1);
+  // Announced, this writer holds back new readers until it gets the lock.
+  uint64_t s = state_.fetch_add(kWaitingWriter) + kWaitingWriter;
+  for (;;) {
+    if ((s & (kReaders | kWriter)) == 0) {
+      if (state_.compare_exchange_weak(s, (s - kWaitingWriter) | kWriter)) break;
+      continue;  // s was reloaded
+    }
+    mu_.Wait(&cv_);
+    s = state_.load();
+  }
+  sleepers_.fetch_sub(1);
 }
 
 void PairLock::UnlockRead() {
-  AnnotatedMutexLock lock(&mu_);
-  --readers_;
+  const uint64_t s = state_.fetch_sub(1) - 1;
   // Only a writer can be waiting on a lock that readers hold.
-  if (readers_ == 0 && waiting_writers_ > 0) cv_.SignalAll();
+  if ((s & kReaders) == 0 && s >= kWaitingWriter) WakeSleepers();
 }
 
 void PairLock::UnlockWrite() {
-  AnnotatedMutexLock lock(&mu_);
-  writer_ = false;
-  cv_.SignalAll();
+  state_.fetch_and(~kWriter);
+  WakeSleepers();
 }
 
 void PairLock::DowngradeToRead() {
-  AnnotatedMutexLock lock(&mu_);
-  writer_ = false;
-  readers_ = 1;
+  // The writer bit goes and one reader comes in one step: no writer can get in between.
+  state_.fetch_add(1 - kWriter);
   // Waiting readers may now enter unless a writer waits too.
-  cv_.SignalAll();
+  WakeSleepers();
 }
 
 }  // namespace fern

@@ -2,8 +2,14 @@
 //
 // Unlike absl::Mutex's reader/writer mode it belongs to no thread: a pin is a PinnedPair
 // object that may be moved and unpinned later, and a thread may hold any number of pins at
-// once (a parent and its child), so the lock's state is a plain count guarded by a short
-// internal mutex that is never held while waiting.
+// once (a parent and its child).
+//
+// The lock's state is one atomic word (readers, the writer bit, waiting writers), so taking
+// and releasing it without contention is one atomic operation: every point read takes and
+// drops a read lock on each node of its path. Only a thread that must wait takes the
+// internal mutex and sleeps on the condition variable; a release wakes sleepers only when
+// there are any (counted in sleepers_, announced before the sleeper's last look at the
+// state, so a release either sees the sleeper or the sleeper sees the release).
 //
 // Writers are preferred: once a writer waits, new readers wait behind it (and TryLockRead
 // fails), so a stream of readers cannot starve a writer. The price is that a thread that
@@ -13,6 +19,9 @@
 // lock the caller's pin holds.
 #ifndef FERN_CACHETABLE_PAIR_LOCK_H_
 #define FERN_CACHETABLE_PAIR_LOCK_H_
+
+#include <atomic>
+#include <cstdint>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -48,16 +57,19 @@ class PairLock {
   static constexpr int kWriteSpinAttempts = 8;
   static constexpr int kPausesPerAttempt = 64;
 
-  bool CanRead() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !writer_ && waiting_writers_ == 0;
-  }
-  bool CanWrite() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !writer_ && readers_ == 0; }
+  // state_: readers in the low 32 bits, then the writer bit, then the count of waiting
+  // writers (in units of kWaitingWriter).
+  static constexpr uint64_t kReaders = 0xffffffffu;
+  static constexpr uint64_t kWriter = uint64_t{1} << 32;
+  static constexpr uint64_t kWaitingWriter = uint64_t{1} << 33;
 
-  AnnotatedMutex mu_;
+  // Wakes the sleepers, if any, after a release changed state_.
+  void WakeSleepers();
+
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int> sleepers_{0};  // threads in LockRead/LockWrite's slow path
+  AnnotatedMutex mu_;             // only for sleeping on cv_
   absl::CondVar cv_;
-  int readers_ ABSL_GUARDED_BY(mu_) = 0;
-  int waiting_writers_ ABSL_GUARDED_BY(mu_) = 0;
-  bool writer_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace fern
