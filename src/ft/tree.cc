@@ -54,9 +54,7 @@ Lsn FractalTree::checkpoint_lsn() { return checkpoint_lsn_.load(std::memory_orde
 
 FractalTree::~FractalTree() {
   DrainFlushes();
-  if (config_.buffer_budget != nullptr) {
-    config_.buffer_budget->Replace(height1_counted_.exchange(0, std::memory_order_relaxed), 0);
-  }
+  ForgetHeight1Nodes();
   if (open_in_cache_) {
     // Close() was not called (an error path): drop the pairs without writing, so no node
     // outlives the tree that owns its callbacks.
@@ -137,9 +135,16 @@ Status FractalTree::Open(const std::string& path, const TreeConfig& config, Cach
   return Status::OK();
 }
 
+void FractalTree::ForgetHeight1Nodes() {
+  if (config_.buffer_budget == nullptr) return;
+  config_.buffer_budget->Replace(height1_counted_.exchange(0, std::memory_order_relaxed), 0);
+}
+
 Status FractalTree::Close(bool checkpoint) {
   if (!open_in_cache_) return Status::OK();
   DrainFlushes();
+  // A closed tree (a dropped table's stays allocated) takes no share of the budget.
+  ForgetHeight1Nodes();
   if (checkpoint) FERN_RETURN_IF_ERROR(Checkpoint());
   open_in_cache_ = false;
   return cache_->CloseFile(file_id_, /*write_dirty=*/false);

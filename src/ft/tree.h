@@ -310,6 +310,8 @@ class FractalTree final : public CacheFileOwner {
   size_t GorgedAbove(const Node& node) const;
   // Reports to TreeConfig::buffer_budget the number of height-1 nodes `root` implies.
   void CountHeight1Nodes(const Node& root);
+  // Takes this tree's count back from TreeConfig::buffer_budget.
+  void ForgetHeight1Nodes();
   // Called by a writer leaving `pin` after adding to it: hands a gorged node to the flusher
   // pool, or flushes it here when there is no pool or it is over twice its limit.
   Status AfterAppend(PinnedPair* pin) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
