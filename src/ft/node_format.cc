@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "ft/leaf_frame.h"
 #include "util/checksum.h"
 #include "util/coding.h"
 #include "util/compression.h"
@@ -60,12 +61,14 @@ Status SerializeNode(const Node& node, const TreeConfig& config, const ReadOldFr
   }
   auto compress_one = [&](size_t k) {
     size_t i = to_compress[k];
-    std::string raw;
     if (node.is_leaf()) {
-      node.basements[i].rows->Serialize(&raw);
-    } else {
-      node.buffers[i].Serialize(&raw);
+      results[i] =
+          EncodeLeafFrame(*node.basements[i].rows, config.compression, config.compression_level,
+                          kLeafChunkBytes, &frames[i], &raw_sizes[i]);
+      return;
     }
+    std::string raw;
+    node.buffers[i].Serialize(&raw);
     raw_sizes[i] = raw.size();
     results[i] = CompressPartition(config.compression, config.compression_level, raw, &frames[i]);
   };
@@ -131,7 +134,7 @@ Status ParseNodeHeader(std::string_view bytes, uint64_t block_size, const std::s
     return Status::Corruption(StrCat(where, ": bad node magic"));
   }
   uint16_t version = DecodeFixed16(bytes.data() + 8);
-  if (version != kNodeFormatVersion) {
+  if (version < kOldestNodeFormatVersion || version > kNodeFormatVersion) {
     return Status::Corruption(StrCat(where, ": unsupported node format version ", version));
   }
   uint32_t header_length = DecodeFixed32(bytes.data() + 12);
@@ -201,6 +204,16 @@ Status DecodeLeafPartition(std::string_view frame, const PartitionExtent& extent
                            const Comparator& cmp, const std::string& where,
                            std::unique_ptr<Basement>* rows, TreeStats* stats,
                            const Basement::Prefix* prefix) {
+  if (IsChunkedLeafFrame(frame)) {
+    FERN_RETURN_IF_ERROR(VerifyFrame(frame, extent, where));
+    uint64_t decoded = 0;
+    Status s = prefix != nullptr
+                   ? DecodeChunkedLeafPrefix(frame, extent.raw_size, cmp, *prefix, rows, &decoded)
+                   : DecodeChunkedLeafFrame(frame, extent.raw_size, cmp, rows, &decoded);
+    if (stats != nullptr) stats->raw_bytes_decompressed += decoded;
+    if (!s.ok()) return s.WithContext(StrCat(where, ": basement at offset ", extent.offset));
+    return Status::OK();
+  }
   std::unique_ptr<Basement> basement = std::move(*rows);
   if (basement == nullptr) basement = std::make_unique<Basement>();
   ChunkString raw = basement->TakeArena();

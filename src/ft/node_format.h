@@ -1,4 +1,4 @@
-// The on-disk format of one node (one block of a table file), version 1.
+// The on-disk format of one node (one block of a table file), version 2.
 //
 // A node is a header followed by its partitions, each compressed on its own (a frame from
 // util/compression.h, whose first byte names the codec), so one basement of a leaf can be
@@ -19,8 +19,9 @@
 //   H-4     4         Checksum32 of bytes [0, H-4)
 //   H       ...       the partition frames, in partition order
 //
-// An internal node's partition i is the serialized MessageBuffer for child i; a leaf's is
-// the serialized Basement i. All integers are little-endian.
+// An internal node's partition i is the serialized MessageBuffer for child i, compressed as one
+// frame; a leaf's is basement i, stored as leaf_frame.h says (version 2: one frame or a chunked
+// frame; version 1: always one frame). All integers are little-endian.
 #ifndef FERN_FT_NODE_FORMAT_H_
 #define FERN_FT_NODE_FORMAT_H_
 
@@ -39,7 +40,10 @@
 namespace fern {
 
 inline constexpr char kNodeMagic[8] = {'F', 'E', 'R', 'N', 'N', 'O', 'D', 'E'};
-inline constexpr uint16_t kNodeFormatVersion = 1;
+// The version this build writes; it reads kOldestNodeFormatVersion through this one. Version 2
+// may store a leaf partition as a chunked frame (leaf_frame.h).
+inline constexpr uint16_t kNodeFormatVersion = 2;
+inline constexpr uint16_t kOldestNodeFormatVersion = 1;
 inline constexpr size_t kNodeFixedHeaderBytes = 32;
 // How much of a leaf block a fetch reads first, hoping the header fits.
 inline constexpr size_t kNodeHeaderProbeBytes = 4096;

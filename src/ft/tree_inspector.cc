@@ -3,6 +3,7 @@
 #include <optional>
 #include <set>
 
+#include "ft/leaf_frame.h"
 #include "util/compression.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -107,7 +108,8 @@ class Walker {
       const PartitionExtent& e = header.extents[i];
       std::string_view frame = std::string_view(bytes).substr(e.offset, e.size);
       Compression codec;
-      if (PeekCodec(frame, &codec)) {
+      size_t chunks;
+      if (height == 0 ? PeekLeafFrame(frame, &codec, &chunks) : PeekCodec(frame, &codec)) {
         CodecUsage& usage = report_->codecs[codec];
         usage.partitions++;
         usage.raw_bytes += e.raw_size;
@@ -236,7 +238,12 @@ Status DescribeNode(const std::string& path, BlockNum block, bool json, std::str
     const PartitionExtent& e = header.extents[i];
     std::string_view frame = std::string_view(bytes).substr(e.offset, e.size);
     Compression codec = Compression::kNone;
-    PeekCodec(frame, &codec);
+    size_t chunks = 1;
+    if (header.height == 0) {
+      PeekLeafFrame(frame, &codec, &chunks);
+    } else {
+      PeekCodec(frame, &codec);
+    }
     std::string items;
     size_t count = 0;
     Status s;
@@ -284,13 +291,15 @@ Status DescribeNode(const std::string& path, BlockNum block, bool json, std::str
     if (json) {
       out += StrCat(i ? "," : "", "{\"codec\":\"", CompressionName(codec),
                     "\",\"stored_bytes\":", e.size, ",\"raw_bytes\":", e.raw_size,
+                    header.height == 0 ? StrCat(",\"chunks\":", chunks) : std::string(),
                     s.ok() ? "" : StrCat(",\"error\":", quote(s.ToString())),
                     header.height == 0 ? ",\"rows\":[" : ",\"messages\":[", items, "]}");
     } else {
       out +=
           StrCat("  partition ", i, ": ", CompressionName(codec), ", ", e.size, " of ", e.raw_size,
-                 " bytes", header.height > 0 ? StrCat(", child block ", header.children[i]) : "",
-                 ", ", count, header.height == 0 ? " rows" : " messages", "\n");
+                 " bytes", chunks > 1 ? StrCat(" in ", chunks, " chunks") : std::string(),
+                 header.height > 0 ? StrCat(", child block ", header.children[i]) : "", ", ", count,
+                 header.height == 0 ? " rows" : " messages", "\n");
       if (!s.ok()) out += StrCat("    error: ", s.ToString(), "\n");
       out += items;
     }

@@ -361,6 +361,84 @@ TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
   EXPECT_EQ(cache.size_bytes(), 0u);
 }
 
+// Basements above 1.5 x kLeafChunkBytes are stored in chunks, and a point read or seek that
+// misses the cache decodes only the chunks it needs: every transient batch and get agrees
+// with the same read of the cached basement, bounds included, for keys anywhere in a basement
+// and batches of any size, and a transient get decodes a fraction of its basement.
+TEST(TreeEvictionTest, TransientReadsOfChunkedBasementsAgreeWithCachedReads) {
+  testing::ScratchDir dir;
+  BasementAdmission admission(4);
+  TreeConfig config = Config(Compression::kZstd, 1 << 20, 16 << 10);
+  config.admission = &admission;
+  const std::string path = dir.Sub("t.ft");
+  constexpr int kRows = 20000;  // ~110 basements of 16 KiB, four chunks each
+  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, kRows));
+  constexpr size_t kBudget = size_t{256} << 10;
+  Cachetable cache(kBudget);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  const TreeStats& stats = tree->stats();
+  std::string value;
+  // A read keeps what it reads while the basement fits in the budget (evictions make room
+  // now and then): refill the cache to within half a basement of the budget before each read
+  // meant to be transient.
+  int filler = 0;
+  auto fill = [&] {
+    for (int n = 0; cache.size_bytes() + (8 << 10) < kBudget && n < 1000; ++n) {
+      ASSERT_TRUE(
+          tree->Get(Key(static_cast<int>((filler++ * int64_t{7919}) % kRows)), &value).ok());
+    }
+  };
+  ASSERT_NO_FATAL_FAILURE(fill());
+
+  int transient_reads = 0;
+  int transient_gets = 0;
+  uint64_t transient_get_bytes = 0;
+  for (int k = 0; k < 400; ++k) {
+    const int i = (k * 89 + 5) % kRows;
+    const std::string key = k % 3 == 0 ? Key(i) + "~" : Key(i);  // "~": between two rows
+    const size_t max_rows = size_t{1} << (k % 10);
+    RowBatch transient;
+    RowBatch cached;
+    ASSERT_NO_FATAL_FAILURE(fill());
+    uint64_t uncached = stats.basements_read_uncached.load();
+    ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, key, max_rows, &transient, nullptr,
+                                FractalTree::Caching::kKeepIfHot)
+                    .ok());
+    const bool was_transient = stats.basements_read_uncached.load() != uncached;
+    transient_reads += was_transient ? 1 : 0;
+    ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, key, max_rows, &cached).ok());
+    ASSERT_EQ(transient.size(), cached.size()) << key << " " << max_rows << " " << was_transient;
+    for (size_t r = 0; r < cached.size(); ++r) {
+      EXPECT_EQ(transient.key(r), cached.key(r));
+      EXPECT_EQ(transient.value(r), cached.value(r));
+    }
+    EXPECT_EQ(transient.has_upper, cached.has_upper) << key;
+    EXPECT_EQ(transient.upper, cached.upper) << key;
+    EXPECT_EQ(transient.has_lower, cached.has_lower) << key;
+    EXPECT_EQ(transient.lower, cached.lower) << key;
+
+    // A get of a row in another basement, and of a key between two rows.
+    const int j = (k * 131 + 17) % kRows;
+    ASSERT_NO_FATAL_FAILURE(fill());
+    uncached = stats.basements_read_uncached.load();
+    const uint64_t decoded = stats.raw_bytes_decompressed.load();
+    ASSERT_TRUE(tree->Get(Key(j), &value).ok()) << Key(j);
+    EXPECT_EQ(value, ValueOf(j));
+    if (stats.basements_read_uncached.load() != uncached) {
+      transient_gets++;
+      transient_get_bytes += stats.raw_bytes_decompressed.load() - decoded;
+    }
+    EXPECT_TRUE(tree->Get(Key(j) + "~", &value).IsNotFound());
+  }
+  EXPECT_GT(transient_reads, 100);
+  ASSERT_GT(transient_gets, 100);
+  // About one 4 KiB chunk of a 16 KiB basement per get.
+  EXPECT_LT(transient_get_bytes / transient_gets, size_t{8} << 10);
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+  EXPECT_EQ(cache.size_bytes(), 0u);
+}
+
 // With a basement pool, partial eviction hands evicted basements to it and misses decode
 // into them: every read still returns its row's own value, and the cache's accounting
 // comes back to zero. With basements in chunk memory (TreeConfig::chunk_memory) and

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fern/fern.h"
+#include "ft/leaf_frame.h"
 #include "ft/node_format.h"
 #include "ft/tree_file.h"
 #include "log/log_format.h"
@@ -102,6 +103,26 @@ bool WriteNodeSeeds(const fs::path& env_dir, const fs::path& out) {
       WriteSeed(out, stem + "-frame", std::string_view(bytes).substr(e.offset, e.size));
     }
   }
+  // A chunked leaf frame (leaf_frame.h): the small nodes above hold none.
+  Basement rows;
+  ApplyContext ctx;
+  ctx.cmp = BytewiseComparator();
+  for (int i = 0; i < 60; ++i) {
+    char key[17];
+    std::snprintf(key, sizeof(key), "%016d", 3 * i);
+    rows.Apply(Message{MessageType::kInsert,
+                       static_cast<Msn>(i + 1),
+                       {},
+                       key,
+                       std::string(100, static_cast<char>('a' + i % 26))},
+               ctx);
+  }
+  std::string frame;
+  size_t raw_size;
+  if (!(s = EncodeLeafFrame(rows, Compression::kSnappy, 0, 1024, &frame, &raw_size)).ok()) {
+    return Fail("encode chunked leaf frame", s);
+  }
+  WriteSeed(out, "chunked-leaf-frame", frame);
   return true;
 }
 

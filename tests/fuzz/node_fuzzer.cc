@@ -1,7 +1,7 @@
 // libFuzzer target for the node format (src/ft/node_format.h): arbitrary bytes are taken
 // as a whole node block (ParseNodeHeader, then every partition it names, decoded as message
 // buffers or basements by the node's height) and as one partition frame on its own
-// (DecodeLeafPartition and DecodeBufferPartition).
+// (DecodeLeafPartition, whole and for a prefix read, and DecodeBufferPartition).
 //
 // Checksums would stop almost every mutation at the first check, so each input is also tried
 // with its checksums made to match: the header checksum recomputed, and each partition
@@ -22,6 +22,7 @@
 
 #include "fern/options.h"
 #include "ft/basement.h"
+#include "ft/leaf_frame.h"
 #include "ft/message_buffer.h"
 #include "ft/node_format.h"
 #include "util/checksum.h"
@@ -129,7 +130,16 @@ void DecodeFrame(std::string_view frame, PartitionExtent extent, bool leaf, bool
     extent.size = static_cast<uint32_t>(frame.size());
     extent.checksum = Checksum32(frame);
     std::string raw;
-    if (DecompressPartition(frame, &raw).ok()) extent.raw_size = static_cast<uint32_t>(raw.size());
+    Compression codec;
+    size_t chunks;
+    uint64_t raw_size;
+    if (leaf && IsChunkedLeafFrame(frame)) {
+      if (PeekLeafFrame(frame, &codec, &chunks, &raw_size) && raw_size <= UINT32_MAX) {
+        extent.raw_size = static_cast<uint32_t>(raw_size);
+      }
+    } else if (DecompressPartition(frame, &raw).ok()) {
+      extent.raw_size = static_cast<uint32_t>(raw.size());
+    }
   }
   TreeStats stats;
   if (leaf) {
@@ -137,6 +147,14 @@ void DecodeFrame(std::string_view frame, PartitionExtent extent, bool leaf, bool
     if (DecodeLeafPartition(frame, extent, Cmp(), "fuzz", &rows, &stats).ok()) {
       Check(rows != nullptr);
       UseBasement(rows.get());
+    }
+    // A prefix read (a transient get or seek), with a key and a row count from the bytes.
+    const std::string key(frame.substr(frame.size() / 2, 16));
+    const Basement::Prefix prefix{key, 1 + frame.size() % 40};
+    std::unique_ptr<Basement> part;
+    if (DecodeLeafPartition(frame, extent, Cmp(), "fuzz", &part, &stats, &prefix).ok()) {
+      Check(part != nullptr);
+      UseBasement(part.get());
     }
   } else {
     MessageBuffer buffer;

@@ -1,0 +1,297 @@
+#include "ft/leaf_frame.h"
+
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "absl/container/inlined_vector.h"
+#include "util/coding.h"
+#include "util/compression.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+struct Chunk {
+  uint64_t entries = 0;
+  uint64_t raw_bytes = 0;
+  std::string_view frame;
+  std::string_view first_key;
+};
+
+struct ChunkTable {
+  Msn max_msn = 0;
+  uint64_t entries = 0;
+  absl::InlinedVector<Chunk, 8> chunks;
+};
+
+size_t HeaderBytes(uint64_t entries) { return 8 + VarintLength(entries); }
+
+// Writes the serialized basement header (max MSN, entries) at `at`; HeaderBytes(entries) bytes.
+void WriteBasementHeader(Msn max_msn, uint64_t entries, char* at) {
+  EncodeFixed64(at, max_msn);
+  std::string varint;
+  PutVarint64(&varint, entries);
+  std::memcpy(at + 8, varint.data(), varint.size());
+}
+
+Status ParseChunkTable(std::string_view frame, size_t raw_size, ChunkTable* table) {
+  Decoder in(frame);
+  uint8_t tag;
+  uint64_t count;
+  if (!in.GetFixed8(&tag) || tag != kChunkedLeafFrameTag || !in.GetVarint64(&count) ||
+      !in.GetFixed64(&table->max_msn) || !in.GetVarint64(&table->entries)) {
+    return Status::Corruption("chunked leaf frame: truncated header");
+  }
+  // Each chunk takes at least four bytes of table.
+  if (count < 2 || count > in.remaining() / 4) {
+    return Status::Corruption(StrCat("chunked leaf frame: bad chunk count ", count));
+  }
+  table->chunks.resize(count);
+  uint64_t entries = 0;
+  uint64_t raw_bytes = 0;
+  uint64_t frame_bytes = 0;
+  for (Chunk& chunk : table->chunks) {
+    uint64_t size;
+    if (!in.GetVarint64(&chunk.entries) || !in.GetVarint64(&chunk.raw_bytes) ||
+        !in.GetVarint64(&size) || !in.GetLengthPrefixed(&chunk.first_key) || chunk.entries == 0 ||
+        chunk.raw_bytes == 0 || size == 0 || size > frame.size()) {
+      return Status::Corruption("chunked leaf frame: malformed chunk table");
+    }
+    entries += chunk.entries;
+    raw_bytes += chunk.raw_bytes;
+    frame_bytes += size;
+    chunk.frame = std::string_view(nullptr, size);  // placed below
+  }
+  if (entries != table->entries || frame_bytes != in.remaining() ||
+      HeaderBytes(entries) + raw_bytes != raw_size) {
+    return Status::Corruption(StrCat("chunked leaf frame: table (", entries, " entries, ",
+                                     raw_bytes, " raw bytes, ", frame_bytes,
+                                     " frame bytes) disagrees with the frame"));
+  }
+  const char* at = in.rest().data();
+  for (Chunk& chunk : table->chunks) {
+    chunk.frame = std::string_view(at, chunk.frame.size());
+    at += chunk.frame.size();
+  }
+  return Status::OK();
+}
+
+// Decodes chunks [first, last] into *raw from `at` on. REQUIRES: raw->size() is at least `at`
+// plus their raw bytes.
+Status DecodeChunks(const ChunkTable& table, size_t first, size_t last, size_t at, ChunkString* raw,
+                    uint64_t* decoded_bytes) {
+  for (size_t k = first; k <= last; ++k) {
+    const Chunk& chunk = table.chunks[k];
+    // DecompressPartitionTo asks for room for the size the frame declares: check it first.
+    Decoder header(chunk.frame);
+    uint8_t codec;
+    uint64_t declared;
+    if (!header.GetFixed8(&codec) || !header.GetVarint64(&declared) ||
+        declared != chunk.raw_bytes) {
+      return Status::Corruption(StrCat("chunked leaf frame: chunk ", k,
+                                       " does not declare its table's ", chunk.raw_bytes,
+                                       " bytes"));
+    }
+    char* const dst = raw->data() + at;
+    Status s = DecompressPartitionTo(chunk.frame, [dst](size_t) { return dst; });
+    if (!s.ok()) return s.WithContext(StrCat("chunked leaf frame: chunk ", k));
+    at += chunk.raw_bytes;
+    *decoded_bytes += chunk.raw_bytes;
+  }
+  return Status::OK();
+}
+
+// Checks that the rows of chunks [first, ...] begin with the table's first keys; `rows` holds
+// chunk `first` from row 0 and as many rows after it as it holds.
+Status CheckFirstKeys(const ChunkTable& table, size_t first, const Basement& rows) {
+  uint64_t row = 0;
+  for (size_t k = first; k < table.chunks.size() && row < rows.count(); ++k) {
+    if (rows.key(row) != table.chunks[k].first_key) {
+      return Status::Corruption(StrCat("chunked leaf frame: chunk ", k, " starts with key ",
+                                       EscapeBytes(rows.key(row)), ", its table says ",
+                                       EscapeBytes(table.chunks[k].first_key)));
+    }
+    row += table.chunks[k].entries;
+  }
+  return Status::OK();
+}
+
+std::unique_ptr<Basement> TakeBasement(std::unique_ptr<Basement>* rows) {
+  std::unique_ptr<Basement> basement = std::move(*rows);
+  if (basement == nullptr) basement = std::make_unique<Basement>();
+  return basement;
+}
+
+}  // namespace
+
+Status EncodeLeafFrame(const Basement& rows, Compression codec, int level, size_t chunk_bytes,
+                       std::string* frame, size_t* raw_size) {
+  std::string raw;
+  rows.Serialize(&raw);
+  *raw_size = raw.size();
+  frame->clear();
+  const size_t n = rows.count();
+  if (raw.size() <= chunk_bytes + chunk_bytes / 2 || n < 2) {
+    return CompressPartition(codec, level, raw, frame);
+  }
+  // Runs of whole entries of at least chunk_bytes each, except that a run leaves none smaller
+  // than half a chunk behind it.
+  struct Run {
+    size_t first_entry;
+    size_t entries;
+    size_t offset;
+    size_t bytes;
+  };
+  absl::InlinedVector<Run, 16> runs;
+  size_t offset = HeaderBytes(n);
+  size_t remaining = raw.size() - offset;
+  Run run{0, 0, offset, 0};
+  for (size_t i = 0; i < n; ++i) {
+    const size_t size = rows.encoded_entry(i).size();
+    run.entries++;
+    run.bytes += size;
+    remaining -= size;
+    if (run.bytes >= chunk_bytes && remaining >= chunk_bytes / 2 && i + 1 < n) {
+      runs.push_back(run);
+      run = Run{i + 1, 0, run.offset + run.bytes, 0};
+    }
+  }
+  runs.push_back(run);
+  if (runs.size() < 2) return CompressPartition(codec, level, raw, frame);
+
+  std::string frames;
+  std::string table;
+  PutFixed8(&table, kChunkedLeafFrameTag);
+  PutVarint64(&table, runs.size());
+  PutFixed64(&table, rows.max_msn());
+  PutVarint64(&table, n);
+  for (const Run& r : runs) {
+    const size_t before = frames.size();
+    std::string chunk_frame;
+    FERN_RETURN_IF_ERROR(CompressPartition(
+        codec, level, std::string_view(raw).substr(r.offset, r.bytes), &chunk_frame));
+    frames.append(chunk_frame);
+    PutVarint64(&table, r.entries);
+    PutVarint64(&table, r.bytes);
+    PutVarint64(&table, frames.size() - before);
+    PutLengthPrefixed(&table, rows.key(r.first_entry));
+  }
+  frame->reserve(table.size() + frames.size());
+  frame->append(table);
+  frame->append(frames);
+  return Status::OK();
+}
+
+bool PeekLeafFrame(std::string_view frame, Compression* codec, size_t* chunks, uint64_t* raw_size) {
+  Decoder in(frame);
+  uint8_t tag;
+  if (!IsChunkedLeafFrame(frame)) {
+    *chunks = 1;
+    uint64_t size;
+    if (raw_size != nullptr && (!in.GetFixed8(&tag) || !in.GetVarint64(&size))) return false;
+    if (raw_size != nullptr) *raw_size = size;
+    return PeekCodec(frame, codec);
+  }
+  uint64_t count;
+  uint64_t max_msn;
+  uint64_t entries;
+  if (!in.GetFixed8(&tag) || !in.GetVarint64(&count) || count < 2 || !in.GetFixed64(&max_msn) ||
+      !in.GetVarint64(&entries) || count > in.remaining() / 4) {
+    return false;
+  }
+  uint64_t total = HeaderBytes(entries);
+  for (uint64_t k = 0; k < count; ++k) {
+    uint64_t chunk_entries;
+    uint64_t chunk_raw;
+    uint64_t chunk_frame;
+    std::string_view key;
+    if (!in.GetVarint64(&chunk_entries) || !in.GetVarint64(&chunk_raw) ||
+        !in.GetVarint64(&chunk_frame) || !in.GetLengthPrefixed(&key) ||
+        chunk_raw > kMaxPartitionBytes) {
+      return false;
+    }
+    total += chunk_raw;
+  }
+  *chunks = count;
+  if (raw_size != nullptr) *raw_size = total;
+  // The first chunk's frame follows the table.
+  return PeekCodec(in.rest(), codec);
+}
+
+Status DecodeChunkedLeafFrame(std::string_view frame, size_t raw_size, const Comparator& cmp,
+                              std::unique_ptr<Basement>* rows, uint64_t* decoded_bytes) {
+  ChunkTable table;
+  FERN_RETURN_IF_ERROR(ParseChunkTable(frame, raw_size, &table));
+  std::unique_ptr<Basement> basement = TakeBasement(rows);
+  ChunkString raw = basement->TakeArena();
+  // A new arena takes its whole size class, so that rows added later fit without a copy. Not
+  // cleared first: resizing a recycled arena zero-fills little or nothing.
+  if (raw.capacity() < raw_size) raw.reserve(chunk_memory::RoundedSize(raw_size + 1) - 1);
+  raw.resize(raw_size);
+  WriteBasementHeader(table.max_msn, table.entries, raw.data());
+  FERN_RETURN_IF_ERROR(DecodeChunks(table, 0, table.chunks.size() - 1, HeaderBytes(table.entries),
+                                    &raw, decoded_bytes));
+  FERN_RETURN_IF_ERROR(basement->Adopt(std::move(raw), cmp));
+  FERN_RETURN_IF_ERROR(CheckFirstKeys(table, 0, *basement));
+  *rows = std::move(basement);
+  return Status::OK();
+}
+
+Status DecodeChunkedLeafPrefix(std::string_view frame, size_t raw_size, const Comparator& cmp,
+                               const Basement::Prefix& prefix, std::unique_ptr<Basement>* rows,
+                               uint64_t* decoded_bytes) {
+  ChunkTable table;
+  FERN_RETURN_IF_ERROR(ParseChunkTable(frame, raw_size, &table));
+  const size_t count = table.chunks.size();
+  // The last chunk whose first key is at or below the key (the first if none is).
+  size_t first = 0;
+  for (size_t k = 1; k < count; ++k) {
+    if (cmp.Compare(table.chunks[k - 1].first_key, table.chunks[k].first_key) >= 0) {
+      return Status::Corruption(
+          StrCat("chunked leaf frame: first keys of chunks ", k - 1, " and ", k, " out of order"));
+    }
+    if (cmp.Compare(table.chunks[k].first_key, prefix.key) <= 0) first = k;
+  }
+  std::unique_ptr<Basement> basement = TakeBasement(rows);
+  ChunkString raw = basement->TakeArena();
+  uint64_t entries = table.chunks[first].entries;
+  size_t header = HeaderBytes(entries);
+  size_t body = table.chunks[first].raw_bytes;
+  raw.resize(header + body);
+  WriteBasementHeader(table.max_msn, entries, raw.data());
+  FERN_RETURN_IF_ERROR(DecodeChunks(table, first, first, header, &raw, decoded_bytes));
+  FERN_RETURN_IF_ERROR(basement->AdoptPrefix(std::move(raw), cmp, prefix));
+  // Rows after the key's chunk are all above the key. If the chunk holds too few rows above
+  // it, add the chunks that make up the difference and parse again.
+  size_t last = first;
+  if (last + 1 < count) {
+    size_t at = basement->LowerBound(prefix.key, cmp);
+    if (at < basement->count() && cmp.Compare(basement->key(at), prefix.key) == 0) ++at;
+    uint64_t above = basement->count() - at;
+    if (above < prefix.rows_above) {
+      size_t added = 0;
+      while (last + 1 < count && above < prefix.rows_above) {
+        ++last;
+        above += table.chunks[last].entries;
+        entries += table.chunks[last].entries;
+        added += table.chunks[last].raw_bytes;
+      }
+      raw = basement->TakeArena();
+      const size_t new_header = HeaderBytes(entries);
+      raw.resize(new_header + body + added);
+      if (new_header != header) std::memmove(raw.data() + new_header, raw.data() + header, body);
+      WriteBasementHeader(table.max_msn, entries, raw.data());
+      FERN_RETURN_IF_ERROR(
+          DecodeChunks(table, first + 1, last, new_header + body, &raw, decoded_bytes));
+      FERN_RETURN_IF_ERROR(basement->AdoptPrefix(std::move(raw), cmp, prefix));
+    }
+  }
+  FERN_RETURN_IF_ERROR(CheckFirstKeys(table, first, *basement));
+  *rows = std::move(basement);
+  return Status::OK();
+}
+
+}  // namespace fern
