@@ -48,6 +48,30 @@ void BuildTree(const std::string& path, const TreeConfig& config, int rows) {
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
 }
 
+// Reads a forward batch of max_rows rows from `key` twice: as a point read would
+// (Caching::kKeepIfHot, transient when the cache is full) and as a scan keeping its basement,
+// and expects the same rows and bounds. Returns whether the first read was transient.
+bool ExpectTransientBatchLikeCached(FractalTree* tree, const std::string& key, size_t max_rows) {
+  const uint64_t uncached = tree->stats().basements_read_uncached.load();
+  RowBatch transient;
+  RowBatch cached;
+  EXPECT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, key, max_rows, &transient, nullptr,
+                              FractalTree::Caching::kKeepIfHot)
+                  .ok());
+  const bool was_transient = tree->stats().basements_read_uncached.load() != uncached;
+  EXPECT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, key, max_rows, &cached).ok());
+  EXPECT_EQ(transient.size(), cached.size()) << key << " " << max_rows << " " << was_transient;
+  for (size_t r = 0; r < std::min(cached.size(), transient.size()); ++r) {
+    EXPECT_EQ(transient.key(r), cached.key(r));
+    EXPECT_EQ(transient.value(r), cached.value(r));
+  }
+  EXPECT_EQ(transient.has_upper, cached.has_upper) << key;
+  EXPECT_EQ(transient.upper, cached.upper) << key;
+  EXPECT_EQ(transient.has_lower, cached.has_lower) << key;
+  EXPECT_EQ(transient.lower, cached.lower) << key;
+  return was_transient;
+}
+
 TEST(TreeEvictionTest, PartialEvictionKeepsTheBasementReadsReturnTo) {
   testing::ScratchDir dir;
   const TreeConfig config = Config(Compression::kNone, 256 << 10);
@@ -335,24 +359,7 @@ TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
     const int i = (k * 89 + 5) % kRows;
     const std::string key = k % 3 == 0 ? Key(i) + "~" : Key(i);  // "~": between two rows
     const size_t max_rows = size_t{1} << (k % 11);
-    RowBatch transient;
-    RowBatch cached;
-    const uint64_t uncached = stats.basements_read_uncached.load();
-    ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, key, max_rows, &transient, nullptr,
-                                FractalTree::Caching::kKeepIfHot)
-                    .ok());
-    const bool was_transient = stats.basements_read_uncached.load() != uncached;
-    transient_reads += was_transient ? 1 : 0;
-    ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, key, max_rows, &cached).ok());
-    ASSERT_EQ(transient.size(), cached.size()) << key << " " << max_rows << " " << was_transient;
-    for (size_t r = 0; r < cached.size(); ++r) {
-      EXPECT_EQ(transient.key(r), cached.key(r));
-      EXPECT_EQ(transient.value(r), cached.value(r));
-    }
-    EXPECT_EQ(transient.has_upper, cached.has_upper) << key;
-    EXPECT_EQ(transient.upper, cached.upper) << key;
-    EXPECT_EQ(transient.has_lower, cached.has_lower) << key;
-    EXPECT_EQ(transient.lower, cached.lower) << key;
+    if (ExpectTransientBatchLikeCached(tree.get(), key, max_rows)) transient_reads++;
     const std::string absent = Key((k * 131 + 17) % kRows) + "~";
     EXPECT_TRUE(tree->Get(absent, &value).IsNotFound()) << absent;
   }
@@ -398,30 +405,13 @@ TEST(TreeEvictionTest, TransientReadsOfChunkedBasementsAgreeWithCachedReads) {
     const int i = (k * 89 + 5) % kRows;
     const std::string key = k % 3 == 0 ? Key(i) + "~" : Key(i);  // "~": between two rows
     const size_t max_rows = size_t{1} << (k % 10);
-    RowBatch transient;
-    RowBatch cached;
     ASSERT_NO_FATAL_FAILURE(fill());
-    uint64_t uncached = stats.basements_read_uncached.load();
-    ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, key, max_rows, &transient, nullptr,
-                                FractalTree::Caching::kKeepIfHot)
-                    .ok());
-    const bool was_transient = stats.basements_read_uncached.load() != uncached;
-    transient_reads += was_transient ? 1 : 0;
-    ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, key, max_rows, &cached).ok());
-    ASSERT_EQ(transient.size(), cached.size()) << key << " " << max_rows << " " << was_transient;
-    for (size_t r = 0; r < cached.size(); ++r) {
-      EXPECT_EQ(transient.key(r), cached.key(r));
-      EXPECT_EQ(transient.value(r), cached.value(r));
-    }
-    EXPECT_EQ(transient.has_upper, cached.has_upper) << key;
-    EXPECT_EQ(transient.upper, cached.upper) << key;
-    EXPECT_EQ(transient.has_lower, cached.has_lower) << key;
-    EXPECT_EQ(transient.lower, cached.lower) << key;
+    if (ExpectTransientBatchLikeCached(tree.get(), key, max_rows)) transient_reads++;
 
     // A get of a row in another basement, and of a key between two rows.
     const int j = (k * 131 + 17) % kRows;
     ASSERT_NO_FATAL_FAILURE(fill());
-    uncached = stats.basements_read_uncached.load();
+    const uint64_t uncached = stats.basements_read_uncached.load();
     const uint64_t decoded = stats.raw_bytes_decompressed.load();
     ASSERT_TRUE(tree->Get(Key(j), &value).ok()) << Key(j);
     EXPECT_EQ(value, ValueOf(j));
