@@ -57,7 +57,8 @@ Status ParseChunkTable(std::string_view frame, size_t raw_size, ChunkTable* tabl
     uint64_t size;
     if (!in.GetVarint64(&chunk.entries) || !in.GetVarint64(&chunk.raw_bytes) ||
         !in.GetVarint64(&size) || !in.GetLengthPrefixed(&chunk.first_key) || chunk.entries == 0 ||
-        chunk.raw_bytes == 0 || size == 0 || size > frame.size()) {
+        chunk.raw_bytes == 0 || chunk.raw_bytes > kMaxPartitionBytes || size == 0 ||
+        size > frame.size()) {
       return Status::Corruption("chunked leaf frame: malformed chunk table");
     }
     entries += chunk.entries;
@@ -66,7 +67,7 @@ Status ParseChunkTable(std::string_view frame, size_t raw_size, ChunkTable* tabl
     chunk.frame = std::string_view(nullptr, size);  // placed below
   }
   if (entries != table->entries || frame_bytes != in.remaining() ||
-      HeaderBytes(entries) + raw_bytes != raw_size) {
+      HeaderBytes(entries) + raw_bytes != raw_size || raw_size > kMaxPartitionBytes) {
     return Status::Corruption(StrCat("chunked leaf frame: table (", entries, " entries, ",
                                      raw_bytes, " raw bytes, ", frame_bytes,
                                      " frame bytes) disagrees with the frame"));

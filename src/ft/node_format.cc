@@ -217,8 +217,13 @@ Status DecodeLeafPartition(std::string_view frame, const PartitionExtent& extent
   std::unique_ptr<Basement> basement = std::move(*rows);
   if (basement == nullptr) basement = std::make_unique<Basement>();
   ChunkString raw = basement->TakeArena();
-  // A new arena takes its whole size class, so that rows added later fit without a copy.
-  if (raw.capacity() < extent.raw_size) {
+  // A new arena takes its whole size class, so that rows added later fit without a copy; only
+  // for a size the frame declares too (a damaged extent must not allocate gigabytes).
+  Compression codec;
+  size_t chunks;
+  uint64_t declared;
+  if (raw.capacity() < extent.raw_size && PeekLeafFrame(frame, &codec, &chunks, &declared) &&
+      declared == extent.raw_size && declared <= kMaxPartitionBytes) {
     raw.reserve(chunk_memory::RoundedSize(size_t{extent.raw_size} + 1) - 1);
   }
   FERN_RETURN_IF_ERROR(Decompress(frame, extent, where, &raw, stats));
