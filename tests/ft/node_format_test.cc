@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "ft/leaf_frame.h"
 #include "gtest/gtest.h"
+#include "util/checksum.h"
+#include "util/coding.h"
 #include "util/compression.h"
 
 namespace fern {
@@ -91,6 +94,60 @@ TEST(NodeFormatTest, LeafRoundTripsWithEveryCodec) {
       }
     }
   }
+}
+
+// Version 2 stores large basements as chunked frames (leaf_frame.h) that decode to the same
+// rows; a version 1 node (one frame per partition, as small basements still are) reads, and
+// an unknown version is refused.
+TEST(NodeFormatTest, ChunkedLeavesRoundTripAndVersionOneStillReads) {
+  auto leaf = MakeLeaf(2, 200);  // ~12 KiB basements: chunked
+  std::string block;
+  std::vector<PartitionExtent> extents;
+  ASSERT_TRUE(
+      SerializeNode(*leaf, Config(Compression::kZstd), NoOldFrames(), &block, &extents, nullptr)
+          .ok());
+  EXPECT_EQ(DecodeFixed16(block.data() + 8), kNodeFormatVersion);
+  for (size_t i = 0; i < 2; ++i) {
+    std::string_view frame = std::string_view(block).substr(extents[i].offset, extents[i].size);
+    EXPECT_TRUE(IsChunkedLeafFrame(frame));
+    std::unique_ptr<Basement> rows;
+    ASSERT_TRUE(
+        DecodeLeafPartition(frame, extents[i], *BytewiseComparator(), "test", &rows, nullptr).ok());
+    ASSERT_EQ(rows->count(), 200u);
+    for (size_t r = 0; r < rows->count(); ++r) {
+      EXPECT_EQ(rows->encoded_entry(r), leaf->basements[i].rows->encoded_entry(r));
+    }
+  }
+
+  auto small = MakeLeaf(2, 20);
+  ASSERT_TRUE(
+      SerializeNode(*small, Config(Compression::kZstd), NoOldFrames(), &block, &extents, nullptr)
+          .ok());
+  auto with_version = [&block](uint16_t version) {
+    std::string copy = block;
+    EncodeFixed16(copy.data() + 8, version);
+    const uint32_t length = DecodeFixed32(copy.data() + 12);
+    EncodeFixed32(copy.data() + length - 4,
+                  Checksum32(std::string_view(copy).substr(0, length - 4)));
+    return copy;
+  };
+  const std::string v1 = with_version(1);
+  NodeHeader header;
+  size_t needed;
+  ASSERT_TRUE(ParseNodeHeader(v1, v1.size(), "test", &header, &needed).ok());
+  std::string_view frame =
+      std::string_view(v1).substr(header.extents[1].offset, header.extents[1].size);
+  EXPECT_FALSE(IsChunkedLeafFrame(frame));
+  std::unique_ptr<Basement> rows;
+  ASSERT_TRUE(
+      DecodeLeafPartition(frame, header.extents[1], *BytewiseComparator(), "test", &rows, nullptr)
+          .ok());
+  EXPECT_EQ(rows->count(), 20u);
+  const std::string v3 = with_version(kNodeFormatVersion + 1);
+  Status s = ParseNodeHeader(v3, v3.size(), "test", &header, &needed);
+  EXPECT_TRUE(s.IsCorruption());
+  EXPECT_NE(s.ToString().find("unsupported node format version"), std::string::npos)
+      << s.ToString();
 }
 
 TEST(NodeFormatTest, InternalNodeRoundTripsBuffersAndChildren) {
