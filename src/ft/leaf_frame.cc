@@ -57,8 +57,8 @@ Status ParseChunkTable(std::string_view frame, size_t raw_size, ChunkTable* tabl
     uint64_t size;
     if (!in.GetVarint64(&chunk.entries) || !in.GetVarint64(&chunk.raw_bytes) ||
         !in.GetVarint64(&size) || !in.GetLengthPrefixed(&chunk.first_key) || chunk.entries == 0 ||
-        chunk.raw_bytes == 0 || chunk.raw_bytes > kMaxPartitionBytes || size == 0 ||
-        size > frame.size()) {
+        chunk.raw_bytes == 0 || chunk.raw_bytes > kMaxPartitionBytes ||
+        chunk.entries > chunk.raw_bytes || size == 0 || size > frame.size()) {
       return Status::Corruption("chunked leaf frame: malformed chunk table");
     }
     entries += chunk.entries;

@@ -20,9 +20,10 @@
 //   ...     the c compression frames, back to back, nothing after them
 //
 // The serialized basement (basement.h) is its header (max MSN, n) followed by the decoded
-// chunks in order. The table must agree with the frame: entries sum to n, raw bytes to the
-// partition's raw size less that header, frame bytes to what follows the table; first keys
-// strictly increase and each is its chunk's first entry's key (checked on every decode).
+// chunks in order. The table must agree with the frame: entries sum to n (no chunk holds
+// more entries than bytes), raw bytes to the partition's raw size less that header, frame
+// bytes to what follows the table; first keys strictly increase (checked by a prefix read)
+// and each is its chunk's first entry's key (checked for every chunk a read decodes).
 // The partition checksum in the node header covers the whole frame.
 #ifndef FERN_FT_LEAF_FRAME_H_
 #define FERN_FT_LEAF_FRAME_H_
