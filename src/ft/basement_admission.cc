@@ -35,7 +35,7 @@ bool BasementAdmission::Contains(const std::vector<uint64_t>& bits, uint64_t id)
   return true;
 }
 
-bool BasementAdmission::RecordMiss(uint64_t id) {
+bool BasementAdmission::RecordMiss(uint64_t id, size_t weight) {
   MutexLock lock(&mu_);
   const bool seen = Contains(current_, id) || Contains(previous_, id);
   if (!seen) {
@@ -48,7 +48,7 @@ bool BasementAdmission::RecordMiss(uint64_t id) {
       const uint64_t bit = Probe(id, i) & bit_mask_;
       current_[bit / 64] |= uint64_t{1} << (bit % 64);
     }
-    ++current_count_;
+    current_count_ += std::max<size_t>(1, weight);
   }
   return seen;
 }

@@ -41,8 +41,14 @@ class BasementAdmission {
   BasementAdmission& operator=(const BasementAdmission&) = delete;
 
   // Records a miss on the basement `id` (any well-mixed 64-bit hash of its identity) and
-  // returns whether it missed within the last one or two windows before this one.
-  bool RecordMiss(uint64_t id);
+  // returns whether it missed within the last one or two windows before this one. A window
+  // is `window` units of `weight`: a basement of k default sizes (weight k) takes k units,
+  // so that the window spans about the same share of the cache's bytes whatever the tables'
+  // basement sizes (with 64 KiB basements and a window counted in misses, a quarter of the
+  // cache's default-sized basements was as many misses as the cache's bytes hold 64 KiB
+  // basements, and seeks at 4x the cache loaded a third of what they read).
+  // REQUIRES: weight >= 1.
+  bool RecordMiss(uint64_t id, size_t weight = 1);
 
   size_t window() const { return window_; }
 

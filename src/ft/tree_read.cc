@@ -52,6 +52,10 @@ bool SettledBy(const Message& newest, const ReadView& view) {
 // The largest transient basement (BasementForRead) a thread keeps between reads.
 constexpr size_t kMaxTransientBasementBytes = size_t{256} << 10;
 
+// A miss on a basement of k default sizes takes k units of the admission window (the Env
+// sizes the window in default-sized basements).
+const size_t kAdmissionUnitBytes = TableOptions().basement_bytes;
+
 // Stamps a basement as just read, for partial eviction (LeafPartition::last_read). The
 // clock is the tree's count of basement fetches: it moves only when memory is being asked
 // for, so most reads find the stamp current and write nothing.
@@ -221,7 +225,8 @@ Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching cachi
     const bool transient =
         absent && (caching == Caching::kStream ||
                    !config_.admission->RecordMiss(
-                       absl::HashOf(reinterpret_cast<uintptr_t>(this), node->block(), index)));
+                       absl::HashOf(reinterpret_cast<uintptr_t>(this), node->block(), index),
+                       std::max<size_t>(1, extent.raw_size / kAdmissionUnitBytes)));
     if (transient) {
       // The copy stays with the thread for its next transient read (its memory warm); one
       // that a large basement grew past kMaxTransientBasementBytes is freed here instead of

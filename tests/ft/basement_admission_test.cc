@@ -31,6 +31,28 @@ TEST(BasementAdmissionTest, RemembersAWindowOfMissesAndForgetsAfterTwo) {
   EXPECT_FALSE(admission.RecordMiss(Id(1)));
 }
 
+// A window counts units of weight: misses on basements four times the default size fill it
+// four times sooner, so the same number of them that a window of single units remembers is
+// forgotten.
+TEST(BasementAdmissionTest, HeavierMissesFillTheWindowSooner) {
+  constexpr uint64_t kWindow = 1000;
+  BasementAdmission light(kWindow);
+  BasementAdmission heavy(kWindow);
+  EXPECT_FALSE(light.RecordMiss(Id(0), 1));
+  EXPECT_FALSE(heavy.RecordMiss(Id(0), 4));
+  // A window of single units; four windows of weight 4.
+  for (uint64_t i = 1; i < kWindow; ++i) {
+    light.RecordMiss(Id(1000000 + i), 1);
+    heavy.RecordMiss(Id(1000000 + i), 4);
+  }
+  EXPECT_TRUE(light.RecordMiss(Id(0), 1));
+  EXPECT_FALSE(heavy.RecordMiss(Id(0), 4));
+  // Within a quarter window of weight 4, a repeat is still admitted.
+  EXPECT_FALSE(heavy.RecordMiss(Id(7), 4));
+  for (uint64_t i = 0; i < kWindow / 8; ++i) heavy.RecordMiss(Id(2000000 + i), 4);
+  EXPECT_TRUE(heavy.RecordMiss(Id(7), 4));
+}
+
 TEST(BasementAdmissionTest, FewFirstMissesAreTakenForRepeats) {
   constexpr uint64_t kWindow = 4096;
   BasementAdmission admission(kWindow);
