@@ -123,7 +123,8 @@ class Basement {
 
   // How much of a serialized basement a read needs that looks at no entry after a point:
   // every entry up to and including the `rows_above`-th one whose key is above `key` (all
-  // of them if there are fewer).
+  // of them if there are fewer). With rows_above 0, every entry up to `key` (a point read:
+  // the first one above may or may not be there).
   struct Prefix {
     std::string_view key;
     size_t rows_above = 1;

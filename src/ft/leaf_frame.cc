@@ -268,7 +268,7 @@ Status DecodeChunkedLeafPrefix(std::string_view frame, size_t raw_size, const Co
   // Rows after the key's chunk are all above the key. If the chunk holds too few rows above
   // it, add the chunks that make up the difference and parse again.
   size_t last = first;
-  if (last + 1 < count) {
+  if (prefix.rows_above > 0 && last + 1 < count) {
     size_t at = basement->LowerBound(prefix.key, cmp);
     if (at < basement->count() && cmp.Compare(basement->key(at), prefix.key) == 0) ++at;
     uint64_t above = basement->count() - at;

@@ -70,7 +70,8 @@ Status DecodeChunkedLeafFrame(std::string_view frame, size_t raw_size, const Com
                               std::unique_ptr<Basement>* rows, uint64_t* decoded_bytes);
 
 // Decodes what a prefix read needs (Basement::Prefix) of a chunked frame: the chunk that
-// `prefix.key` falls in and as many after it as hold prefix.rows_above rows above the key.
+// `prefix.key` falls in and as many after it as hold prefix.rows_above rows above the key
+// (none for rows_above 0).
 // *rows holds those rows only: no row before the key's chunk, so it is fit only for a read
 // that looks at nothing below `prefix.key` (a point read, a forward batch from the key).
 Status DecodeChunkedLeafPrefix(std::string_view frame, size_t raw_size, const Comparator& cmp,

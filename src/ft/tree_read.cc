@@ -260,8 +260,8 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
   for (size_t level = 0; level + 1 < path.nodes.size(); ++level) {
     buffers.push_back(&path.nodes[level]->buffers[path.indices[level]]);
   }
-  // Find looks at no row after the first one above `key`.
-  const Basement::Prefix prefix{key, 1};
+  // Find looks at no row above `key`.
+  const Basement::Prefix prefix{key, 0};
   const Basement* basement;
   FERN_RETURN_IF_ERROR(
       BasementForRead(path.leaf_pin, path.indices.back(), Caching::kKeepIfHot, &prefix, &basement));
