@@ -25,7 +25,8 @@ Status PayloadError(LogRecordType type, std::string_view what) {
 bool IsValidLogRecordType(uint8_t type) { return type >= 1 && type <= kMaxLogRecordType; }
 
 bool IsValidFrameType(uint8_t type) {
-  return IsValidLogRecordType(static_cast<uint8_t>(type & ~kCompressedRecordFlag));
+  return type == kRecordGroupFrameType ||
+         IsValidLogRecordType(static_cast<uint8_t>(type & ~kCompressedRecordFlag));
 }
 
 bool CompressLogPayload(std::string_view payload, std::string* out) {

@@ -11,7 +11,8 @@
 //
 //   offset  size  meaning
 //   0       8     magic "FERN-LOG"
-//   8       4     format version (fixed32; 2, or 1 for files written before compression)
+//   8       4     format version (fixed32; 3, or 2 / 1 for files written before record
+//                 groups / compression)
 //   12      4     reserved, zero
 //   16      8     first LSN of the file (fixed64; equals the LSN in the file's name)
 //   24      8     Checksum64 (XXH3) of bytes [0, 24)
@@ -22,7 +23,8 @@
 //   0       4     N (fixed32)
 //   4       8     LSN (fixed64); one more than the previous record's, across files
 //   12      1     record type (LogRecordType); | kCompressedRecordFlag (version 2) when the
-//                 stored payload is snappy-compressed
+//                 stored payload is snappy-compressed; or kRecordGroupFrameType (version 3):
+//                 the payload holds several records (log_group.h), the LSN is the first's
 //   13      N     payload, laid out per type (below), or its compressed form
 //   13+N    4     Checksum32 (low half of XXH3) of bytes [0, 13+N): length, LSN, type, payload
 //   17+N    4     N again (fixed32), so that the log can be scanned backward
@@ -70,10 +72,12 @@ using TableId = uint32_t;
 
 inline constexpr char kLogFileMagic[8] = {'F', 'E', 'R', 'N', '-', 'L', 'O', 'G'};
 // The version this build writes; it reads kOldestLogFormatVersion through this one.
-// Version 2 added compressed payloads (kCompressedRecordFlag).
-inline constexpr uint32_t kLogFormatVersion = 2;
+// Version 2 added compressed payloads (kCompressedRecordFlag), version 3 record groups
+// (kRecordGroupFrameType).
+inline constexpr uint32_t kLogFormatVersion = 3;
 inline constexpr uint32_t kOldestLogFormatVersion = 1;
 inline constexpr uint32_t kFirstCompressedLogFormatVersion = 2;
+inline constexpr uint32_t kFirstGroupedLogFormatVersion = 3;
 inline constexpr size_t kLogFileHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 13;  // length, LSN, type
 inline constexpr size_t kRecordTrailerSize = 8;  // checksum, length
@@ -113,7 +117,11 @@ bool IsValidLogRecordType(uint8_t type);
 // kMinCompressedLogPayload bytes when that saves an eighth of it or more.
 inline constexpr uint8_t kCompressedRecordFlag = 0x80;
 inline constexpr size_t kMinCompressedLogPayload = 64;
-// A valid type byte for a frame: a valid record type, with or without kCompressedRecordFlag.
+// The type byte of a frame holding a group of records (version 3, log_group.h); it is not a
+// LogRecordType and never carries kCompressedRecordFlag.
+inline constexpr uint8_t kRecordGroupFrameType = 16;
+// A valid type byte for a frame: a valid record type, with or without kCompressedRecordFlag,
+// or kRecordGroupFrameType.
 bool IsValidFrameType(uint8_t type);
 // The snappy form of `payload` in `*out` if it is worth storing (see above); false leaves
 // `*out` unspecified, and the payload is stored as it is.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "log/log_group.h"
 #include "util/coding.h"
 #include "util/file.h"
 #include "util/status_macros.h"
@@ -15,6 +16,14 @@ namespace {
 // Bytes read at a time when scanning. 1 MiB keeps a forward scan at a few syscalls per
 // thousand records while bounding the reader's memory.
 constexpr size_t kReadWindow = size_t{1} << 20;
+
+// At most how many LSNs `bytes` of a file of `version` can hold: a plain frame takes at least
+// kRecordOverhead bytes, a group that much for up to kMaxLogGroupRecords records. Bounds
+// the LSNs a scan for valid records accepts.
+uint64_t MaxLsnSpan(uint32_t version, uint64_t bytes) {
+  const uint64_t frames = bytes / kRecordOverhead + 1;
+  return version >= kFirstGroupedLogFormatVersion ? frames * kMaxLogGroupRecords : frames;
+}
 
 }  // namespace
 
@@ -123,7 +132,7 @@ struct LogReader::OpenFile {
   Status ValidRecordFollows(uint64_t offset, Lsn last_good, bool* follows) {
     *follows = false;
     if (offset >= size) return Status::OK();
-    Lsn max_lsn = last_good + (size - offset) / kRecordOverhead + 1;
+    Lsn max_lsn = last_good + MaxLsnSpan(format_version, size - offset);
     std::string far;  // a candidate reaching past the window is read here
     for (uint64_t chunk = offset + 1; chunk + kRecordOverhead <= size; chunk += kReadWindow) {
       std::string_view view;
@@ -209,8 +218,37 @@ Status LogReader::Enter(size_t index) {
   return Status::OK();
 }
 
-Status LogReader::Position(size_t index, uint64_t offset, const LogRecordFrame& frame) {
+Status LogReader::FrameRecords(size_t index, uint64_t offset, const LogRecordFrame& frame,
+                               uint32_t* count) const {
+  *count = 1;
+  if (static_cast<uint8_t>(frame.type) != kRecordGroupFrameType) return Status::OK();
+  if (open_->format_version < kFirstGroupedLogFormatVersion) {
+    return CorruptionAt(
+        index, offset,
+        StrCat("record group in a version ", open_->format_version,
+               " file (groups came with version ", kFirstGroupedLogFormatVersion, ")"));
+  }
+  Status s = PeekLogGroupCount(frame.payload, count);
+  if (!s.ok()) return CorruptionAt(index, offset, s.message());
+  return Status::OK();
+}
+
+Status LogReader::Position(size_t index, uint64_t offset, const LogRecordFrame& frame,
+                           uint32_t member) {
   const auto type_byte = static_cast<uint8_t>(frame.type);
+  group_.clear();
+  if (type_byte == kRecordGroupFrameType) {
+    Status g = DecodeLogGroup(frame.payload, &group_stream_, &group_);
+    if (!g.ok()) {
+      group_.clear();
+      return CorruptionAt(index, offset, g.message());
+    }
+    file_index_ = index;
+    offset_ = offset;
+    record_size_ = frame.size;
+    group_first_lsn_ = frame.lsn;
+    return PositionInGroup(member);
+  }
   std::string_view payload = frame.payload;
   if ((type_byte & kCompressedRecordFlag) != 0) {
     if (open_->format_version < kFirstCompressedLogFormatVersion) {
@@ -230,6 +268,20 @@ Status LogReader::Position(size_t index, uint64_t offset, const LogRecordFrame& 
   file_index_ = index;
   offset_ = offset;
   record_size_ = frame.size;
+  valid_ = true;
+  return Status::OK();
+}
+
+Status LogReader::PositionInGroup(uint32_t member) {
+  valid_ = false;
+  const LogGroupRecord& r = group_[member];
+  Status s = DecodeLogPayload(r.type, r.payload, &record_);
+  if (!s.ok()) {
+    return CorruptionAt(file_index_, offset_,
+                        StrCat("record ", member, " of the group: ", s.message()));
+  }
+  record_.lsn = group_first_lsn_ + member;
+  group_member_ = member;
   valid_ = true;
   return Status::OK();
 }
@@ -267,8 +319,13 @@ Status LogReader::ReadForwardFrom(size_t index, uint64_t offset, Lsn expected_ls
         return CorruptionAt(index, offset,
                             StrCat("expected LSN ", expected_lsn, ", found LSN ", frame.lsn));
       }
-      if (frame.lsn >= skip_below) return Position(index, offset, frame);
-      ++expected_lsn;
+      uint32_t count;
+      FERN_RETURN_IF_ERROR(FrameRecords(index, offset, frame, &count));
+      if (frame.lsn + count - 1 >= skip_below) {
+        const Lsn first = std::max(frame.lsn, skip_below);
+        return Position(index, offset, frame, static_cast<uint32_t>(first - frame.lsn));
+      }
+      expected_lsn += count;
       offset += frame.size;
     }
     if (IsLastFile(index)) {
@@ -311,11 +368,14 @@ Status LogReader::ReadBackwardFrom(size_t index, uint64_t end, Lsn wanted_lsn) {
       return CorruptionAt(index, end, StrCat("the record ending here: ", reason));
     }
     uint64_t offset = end - frame.size;
-    if (frame.lsn != wanted_lsn) {
-      return CorruptionAt(index, offset,
-                          StrCat("expected LSN ", wanted_lsn, ", found LSN ", frame.lsn));
+    uint32_t count;
+    FERN_RETURN_IF_ERROR(FrameRecords(index, offset, frame, &count));
+    if (frame.lsn + count - 1 != wanted_lsn) {
+      return CorruptionAt(
+          index, offset,
+          StrCat("expected LSN ", wanted_lsn, ", found LSN ", frame.lsn + count - 1));
     }
-    return Position(index, offset, frame);
+    return Position(index, offset, frame, count - 1);
   }
 }
 
@@ -339,11 +399,13 @@ Status LogReader::SeekToLast() {
 
 Status LogReader::Next() {
   if (!valid_) return Status::InvalidArgument("LogReader::Next: not positioned on a record");
+  if (group_member_ + 1 < group_.size()) return PositionInGroup(group_member_ + 1);
   return ReadForwardFrom(file_index_, offset_ + record_size_, record_.lsn + 1, 0);
 }
 
 Status LogReader::Prev() {
   if (!valid_) return Status::InvalidArgument("LogReader::Prev: not positioned on a record");
+  if (!group_.empty() && group_member_ > 0) return PositionInGroup(group_member_ - 1);
   return ReadBackwardFrom(file_index_, offset_, record_.lsn - 1);
 }
 
@@ -369,11 +431,13 @@ Status LogReader::FindEnd(LogEnd* end) {
   LogRecordFrame frame;
   FrameParseResult result = FrameParseResult::kBad;
   FERN_RETURN_IF_ERROR(file.ReadFrameEndingAt(file.size, &frame, nullptr, &result));
-  uint64_t max_records = (file.size - kLogFileHeaderSize) / kRecordOverhead;
+  uint64_t max_span = MaxLsnSpan(file.format_version, file.size - kLogFileHeaderSize);
+  uint32_t count = 0;
   if (result == FrameParseResult::kOk && frame.lsn >= info.first_lsn &&
-      frame.lsn - info.first_lsn < max_records) {
+      frame.lsn - info.first_lsn < max_span &&
+      FrameRecords(last, file.size - frame.size, frame, &count).ok()) {
     end->valid_end = file.size;
-    end->last_lsn = frame.lsn;
+    end->last_lsn = frame.lsn + count - 1;
     return Status::OK();
   }
 

@@ -12,7 +12,11 @@
 //   repetition in LSNs (within a file or between files), a header that does not match the
 //   file name, a file in the middle whose header is damaged.
 // Whatever the bytes, the reader neither crashes nor reads out of bounds, and never
-// allocates more than one window plus one record of at most kMaxLogPayloadSize bytes.
+// allocates more than one window plus one record of at most kMaxLogPayloadSize bytes or one
+// record group of at most kMaxLogGroupRawBytes.
+//
+// A record inside a group (version 3, log_group.h) reports the group frame's offset and size
+// as current_offset() and current_size().
 //
 // Threads: a LogReader is used by one thread at a time. It reads the files as they are when
 // read; reading a directory whose log is being appended to sees some prefix of it.
@@ -26,6 +30,7 @@
 
 #include "fern/status.h"
 #include "log/log_format.h"
+#include "log/log_group.h"
 
 namespace fern {
 
@@ -96,7 +101,14 @@ class LogReader {
   Status Enter(size_t index);
   Status ReadForwardFrom(size_t index, uint64_t offset, Lsn expected_lsn, Lsn skip_below);
   Status ReadBackwardFrom(size_t index, uint64_t end, Lsn wanted_lsn);
-  Status Position(size_t index, uint64_t offset, const LogRecordFrame& frame);
+  // How many records `frame` holds (a group's count, else 1); Corruption for a group in a
+  // file older than version 3 or a bad count.
+  Status FrameRecords(size_t index, uint64_t offset, const LogRecordFrame& frame,
+                      uint32_t* count) const;
+  // Positions on the record of `frame` (at `offset` of file `index`) with the given index
+  // in its group (0 for a single record).
+  Status Position(size_t index, uint64_t offset, const LogRecordFrame& frame, uint32_t member);
+  Status PositionInGroup(uint32_t member);
   Status CorruptionAt(size_t index, uint64_t offset, std::string_view what) const;
 
   std::vector<LogFileInfo> files_;
@@ -107,6 +119,12 @@ class LogReader {
   size_t record_size_ = 0;
   LogRecord record_;
   std::string uncompressed_;  // a compressed record's payload; record_'s views point here
+  // When the current record is in a group: the group's decoded stream, its records and the
+  // current one's index (record_'s views point into the stream); group_ is empty otherwise.
+  std::string group_stream_;
+  std::vector<LogGroupRecord> group_;
+  uint32_t group_member_ = 0;
+  Lsn group_first_lsn_ = 0;
   // Set when a forward scan ran off the end of the last file: where the valid part ends.
   bool end_found_ = false;
   uint64_t end_offset_ = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "log/log_group.h"
 #include "util/file.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -13,8 +14,6 @@ namespace {
 
 // Gathers in a row that must time out before a leader expects fewer committers.
 constexpr int kTimeoutsToLowerPeak = 3;
-// The largest encoding buffers a committing thread keeps between records.
-constexpr size_t kMaxKeptPayloadBytes = size_t{64} << 10;
 
 }  // namespace
 
@@ -87,7 +86,7 @@ LogWriter::~LogWriter() {
 
 // ---- Appending --------------------------------------------------------------------------
 
-Status LogWriter::BeginAppend(LogRecordType type, bool compressed, size_t* start, bool* rotated) {
+Status LogWriter::BeginAppend(LogRecordType type, size_t* start, bool* rotated) {
   if (!failed_.ok()) return failed_;
   if (!IsValidLogRecordType(static_cast<uint8_t>(type))) {
     return Status::InvalidArgument(
@@ -98,9 +97,7 @@ Status LogWriter::BeginAppend(LogRecordType type, bool compressed, size_t* start
              file_bytes_ > kLogFileHeaderSize;
   new_file_requested_ = false;
   if (*rotated) rotations_.push_back({buffer_.size(), next_lsn_});
-  const auto frame_type = static_cast<LogRecordType>(static_cast<uint8_t>(type) |
-                                                     (compressed ? kCompressedRecordFlag : 0));
-  *start = BeginLogRecordFrame(next_lsn_, frame_type, &buffer_);
+  *start = BeginLogRecordFrame(next_lsn_, type, &buffer_);
   return Status::OK();
 }
 
@@ -134,45 +131,16 @@ Status LogWriter::Append(LogRecordType type, std::string_view payload, Lsn* lsn)
   MutexLock lock(&mu_);
   size_t start;
   bool rotated;
-  FERN_RETURN_IF_ERROR(BeginAppend(type, /*compressed=*/false, &start, &rotated));
+  FERN_RETURN_IF_ERROR(BeginAppend(type, &start, &rotated));
   buffer_.append(payload);
   return FinishAppend(start, rotated, lsn);
 }
 
 Status LogWriter::Append(const LogRecord& record, Lsn* lsn) {
-  // Large payloads are compressed before mu_ is taken, so committers compress in parallel.
-  if (record.key.size() + record.value.size() + record.extra.size() >= kMinCompressedLogPayload) {
-    thread_local std::string raw;
-    thread_local std::string packed;
-    raw.clear();
-    EncodeLogPayload(record, &raw);
-    if (raw.size() > kMaxLogPayloadSize) {
-      Status too_large = Status::InvalidArgument(StrCat(
-          "log record payload of ", raw.size(), " bytes exceeds the limit ", kMaxLogPayloadSize));
-      std::string().swap(raw);
-      return too_large;
-    }
-    const bool compressed = CompressLogPayload(raw, &packed);
-    Status s;
-    {
-      MutexLock lock(&mu_);
-      size_t start;
-      bool rotated;
-      s = BeginAppend(record.type, compressed, &start, &rotated);
-      if (s.ok()) {
-        buffer_.append(compressed ? packed : raw);
-        s = FinishAppend(start, rotated, lsn);
-      }
-    }
-    // A large value's buffers are not kept for the thread's next record.
-    if (raw.capacity() > kMaxKeptPayloadBytes) std::string().swap(raw);
-    if (packed.capacity() > kMaxKeptPayloadBytes) std::string().swap(packed);
-    return s;
-  }
   MutexLock lock(&mu_);
   size_t start;
   bool rotated;
-  FERN_RETURN_IF_ERROR(BeginAppend(record.type, /*compressed=*/false, &start, &rotated));
+  FERN_RETURN_IF_ERROR(BeginAppend(record.type, &start, &rotated));
   EncodeLogPayload(record, &buffer_);
   return FinishAppend(start, rotated, lsn);
 }
@@ -318,6 +286,7 @@ Status LogWriter::RunIo(bool sync) {
   stats_.writes += counts.writes;
   stats_.syncs += counts.syncs;
   stats_.files_created += counts.files_created;
+  stats_.bytes_written += counts.bytes_written;
   if (s.ok()) {
     written_lsn_ = target;
     if (sync) {
@@ -354,12 +323,18 @@ Status LogWriter::WriteOut(bool sync, IoCounts* counts) {
   }
   io_buffer_.clear();
   io_rotations_.clear();
+  // A write-out of a large value does not keep its buffer.
+  if (io_packed_.capacity() > 2 * options_.buffer_bytes) std::string().swap(io_packed_);
   return s;
 }
 
-Status LogWriter::WriteToFile(std::string_view data, IoCounts* counts) {
-  if (data.empty()) return Status::OK();
+Status LogWriter::WriteToFile(std::string_view frames, IoCounts* counts) {
+  if (frames.empty()) return Status::OK();
+  io_packed_.clear();
+  PackLogFrames(frames, &io_packed_);
+  std::string_view data = io_packed_;
   ++counts->writes;
+  counts->bytes_written += data.size();
   if (file_offset_ + data.size() > preallocated_end_) {
     constexpr uint64_t kChunk = uint64_t{4} << 20;
     uint64_t end = (file_offset_ + data.size() + kChunk - 1) / kChunk * kChunk;

@@ -3,7 +3,7 @@
 //   OUT/node_fuzzer/        node blocks of small tables (leaves and internal nodes with
 //                           buffered messages, one table per codec) and single partition frames
 //   OUT/log_record_fuzzer/  one framed record of every type, a log file header followed by
-//                           records, and the head of a real log
+//                           records, a record group, and the head of a real log
 // Usage: fuzz_seeds OUT   (OUT and its subdirectories are created; existing files are kept)
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +18,7 @@
 #include "ft/node_format.h"
 #include "ft/tree_file.h"
 #include "log/log_format.h"
+#include "log/log_group.h"
 #include "util/compression.h"
 #include "util/file.h"
 
@@ -157,6 +158,20 @@ bool WriteLogSeeds(const fs::path& env_dir, const fs::path& out) {
     ++lsn;
   }
   WriteSeed(out, "file", file);
+
+  // A record group: the records above, many times over, packed as the writer packs them.
+  std::string frames;
+  lsn = 41;
+  for (int round = 0; round < 8; ++round) {
+    for (const LogRecord& record : records) {
+      std::string payload;
+      EncodeLogPayload(record, &payload);
+      AppendLogRecordFrame(lsn++, record.type, payload, &frames);
+    }
+  }
+  std::string packed;
+  PackLogFrames(frames, &packed);
+  WriteSeed(out, "group", packed);
 
   // The head of the log of the Env built for the node seeds.
   for (const auto& entry : fs::directory_iterator(env_dir)) {

@@ -2,7 +2,8 @@
 // records forward and backward, every frame that parses is decoded, rendered and re-encoded.
 // The parser must never crash, read out of bounds or allocate from a damaged length, and a
 // decoded payload must survive a round trip (varints may be non-canonical on input, so the
-// check is decode(encode(decode(p))) == decode(p)).
+// check is decode(encode(decode(p))) == decode(p)). Record groups are decoded member by
+// member, and the group decoder also runs on the raw input.
 //
 // Build (Clang only): see tests/fuzz/CMakeLists.txt; run e.g.
 //   ./log_record_fuzzer -max_len=4096 corpus/
@@ -10,17 +11,39 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "log/log_dump.h"
 #include "log/log_format.h"
+#include "log/log_group.h"
 
 namespace fern {
 namespace {
+
+void CheckPayload(const LogRecordFrame& frame);
 
 void CheckFrame(const LogRecordFrame& frame, size_t available) {
   if (frame.size > available || frame.size != frame.payload.size() + kRecordOverhead) {
     __builtin_trap();
   }
+  if (static_cast<uint8_t>(frame.type) != kRecordGroupFrameType) {
+    CheckPayload(frame);
+    return;
+  }
+  std::string stream;
+  std::vector<LogGroupRecord> members;
+  if (!DecodeLogGroup(frame.payload, &stream, &members).ok()) return;
+  if (members.size() < 2 || members.size() > kMaxLogGroupRecords) __builtin_trap();
+  for (size_t i = 0; i < members.size(); ++i) {
+    LogRecordFrame member = frame;
+    member.lsn = frame.lsn + i;
+    member.type = members[i].type;
+    member.payload = members[i].payload;
+    CheckPayload(member);
+  }
+}
+
+void CheckPayload(const LogRecordFrame& frame) {
   LogRecord record;
   if (!DecodeLogPayload(frame.type, frame.payload, &record).ok()) return;
   std::string line = FormatLogRecord(record);
@@ -75,6 +98,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!input.empty()) {
     LogRecord record;
     (void)DecodeLogPayload(static_cast<LogRecordType>(input[0]), input.substr(1), &record).ok();
+  }
+  {
+    std::string stream;
+    std::vector<LogGroupRecord> members;
+    (void)DecodeLogGroup(input, &stream, &members).ok();
   }
   Lsn lsn;
   (void)DecodeLogFileHeader(input, &lsn).ok();

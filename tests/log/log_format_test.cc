@@ -208,14 +208,6 @@ TEST(LogFormatTest, FileHeaderRoundTripsAndRejectsDamage) {
   EXPECT_TRUE(DecodeLogFileHeader(header.substr(0, 31), &lsn).IsCorruption());
 }
 
-// A header naming `version`, otherwise valid.
-std::string HeaderOfVersion(uint32_t version) {
-  std::string header = EncodeLogFileHeader(1).substr(0, 24);
-  EncodeFixed32(header.data() + 8, version);
-  PutFixed64(&header, Checksum64(header));
-  return header;
-}
-
 TEST(LogFormatTest, HeaderOfAVersionOutsideTheReadableRangeIsNotSupported) {
   Lsn lsn;
   for (uint32_t version : {uint32_t{0}, kLogFormatVersion + 1, uint32_t{1000}}) {

@@ -36,13 +36,6 @@ Status FindEnd(const std::string& dir, LogEnd* end) {
   return s.ok() ? reader->FindEnd(end) : s;
 }
 
-void ExpectCorruptionAt(const Status& s, const std::string& path, uint64_t offset) {
-  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
-  EXPECT_NE(s.message().find(path), std::string_view::npos) << s.ToString();
-  EXPECT_NE(s.message().find(StrCat("offset ", offset, ":")), std::string_view::npos)
-      << s.ToString();
-}
-
 // Where each record of the (single-file) log starts.
 std::vector<uint64_t> RecordOffsets(const std::string& dir) {
   std::vector<OwnedRecord> records;
@@ -241,9 +234,7 @@ TEST(LogReaderTest, CompressedPayloadThatDoesNotDecodeIsCorruptionAtItsFrame) {
 // such a file as it is and puts its (possibly compressed) records in a new file.
 TEST(LogReaderTest, VersionOneLogReadsAndTheWriterContinuesInANewFile) {
   ScratchDir dir;
-  std::string log = EncodeLogFileHeader(1).substr(0, 24);
-  EncodeFixed32(log.data() + 8, 1);
-  PutFixed64(&log, Checksum64(log));
+  std::string log = HeaderOfVersion(1);
   for (Lsn lsn = 1; lsn <= 3; ++lsn) {
     std::string payload;
     EncodeLogPayload(LogRecord::Insert(1, 1, std::to_string(lsn), std::string(300, 'w')), &payload);
@@ -273,9 +264,7 @@ TEST(LogReaderTest, VersionOneLogReadsAndTheWriterContinuesInANewFile) {
 
 TEST(LogReaderTest, CompressedRecordInAVersionOneFileIsCorruption) {
   ScratchDir dir;
-  std::string log = EncodeLogFileHeader(1).substr(0, 24);
-  EncodeFixed32(log.data() + 8, 1);
-  PutFixed64(&log, Checksum64(log));
+  std::string log = HeaderOfVersion(1);
   std::string payload;
   EncodeLogPayload(LogRecord::Insert(1, 1, "k", std::string(500, 'v')), &payload);
   std::string packed;
@@ -286,13 +275,7 @@ TEST(LogReaderTest, CompressedRecordInAVersionOneFileIsCorruption) {
                        static_cast<LogRecordType>(static_cast<uint8_t>(LogRecordType::kInsert) |
                                                   kCompressedRecordFlag),
                        packed, &log);
-  std::string path = dir.path() + "/" + LogFileName(1);
-  WriteAll(path, log);
-  std::vector<OwnedRecord> records;
-  Status s = ReadForward(dir.path(), 0, &records);
-  ExpectCorruptionAt(s, path, bad_offset);
-  EXPECT_NE(s.message().find("version 1"), std::string_view::npos) << s.ToString();
-  EXPECT_EQ(records.size(), 1u);
+  ExpectOneRecordThenCorruption(dir.path(), log, bad_offset, "version 1");
 }
 
 TEST(LogReaderTest, TornHeaderOfTheNewestFileEndsTheLogAtThePreviousFile) {

@@ -19,6 +19,8 @@
 #include "log/log_dump.h"
 #include "log/log_format.h"
 #include "log/log_reader.h"
+#include "util/checksum.h"
+#include "util/coding.h"
 #include "util/fault_injection.h"
 #include "util/file.h"
 #include "util/strings.h"
@@ -171,6 +173,22 @@ inline std::vector<std::string> LogFilePaths(const std::string& dir) {
 
 inline uint64_t FileSize(const std::string& path) { return std::filesystem::file_size(path); }
 
+// The header of a log file starting at LSN 1 that names `version`, otherwise valid.
+inline std::string HeaderOfVersion(uint32_t version) {
+  std::string header = EncodeLogFileHeader(1).substr(0, 24);
+  EncodeFixed32(header.data() + 8, version);
+  PutFixed64(&header, Checksum64(header));
+  return header;
+}
+
+// `s` is Corruption naming `path` and `offset`.
+inline void ExpectCorruptionAt(const Status& s, const std::string& path, uint64_t offset) {
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find(path), std::string_view::npos) << s.ToString();
+  EXPECT_NE(s.message().find(StrCat("offset ", offset, ":")), std::string_view::npos)
+      << s.ToString();
+}
+
 inline std::string ReadAll(const std::string& path) {
   std::string contents;
   EXPECT_TRUE(ReadFileToString(path, &contents).ok());
@@ -181,6 +199,19 @@ inline void WriteAll(const std::string& path, std::string_view contents) {
   std::unique_ptr<File> file;
   ASSERT_TRUE(File::Open(path, File::Mode::kCreateTruncate, &file).ok());
   ASSERT_TRUE(file->Write(0, contents).ok());
+}
+
+// Writes `log` as the only log file of `dir` (first LSN 1) and expects a forward read to
+// return its first record, then Corruption at `bad_offset` whose message holds `says`.
+inline void ExpectOneRecordThenCorruption(const std::string& dir, const std::string& log,
+                                          uint64_t bad_offset, std::string_view says) {
+  const std::string path = dir + "/" + LogFileName(1);
+  WriteAll(path, log);
+  std::vector<OwnedRecord> records;
+  Status s = ReadForward(dir, 0, &records);
+  ExpectCorruptionAt(s, path, bad_offset);
+  EXPECT_NE(s.message().find(says), std::string_view::npos) << s.ToString();
+  EXPECT_EQ(records.size(), 1u);
 }
 
 }  // namespace fern

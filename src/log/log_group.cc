@@ -1,0 +1,165 @@
+#include "log/log_group.h"
+
+#include "util/coding.h"
+#include "util/compression.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
+
+namespace fern {
+
+namespace {
+
+Status GroupError(std::string_view what) {
+  return Status::Corruption(StrCat("record group: ", what));
+}
+
+// A plain frame of the writer's buffer. REQUIRES: `frames` starts with a whole valid frame.
+struct PlainFrame {
+  Lsn lsn;
+  LogRecordType type;
+  std::string_view payload;
+  std::string_view whole;
+};
+
+PlainFrame NextPlainFrame(std::string_view frames) {
+  const uint32_t length = DecodeFixed32(frames.data());
+  PlainFrame f;
+  f.lsn = DecodeFixed64(frames.data() + 4);
+  f.type = static_cast<LogRecordType>(frames[12]);
+  f.payload = frames.substr(kRecordHeaderSize, length);
+  f.whole = frames.substr(0, length + kRecordOverhead);
+  return f;
+}
+
+// Stores one record as its own frame, snappy-compressed when that pays.
+void AppendSingle(const PlainFrame& f, std::string* packed, std::string* out) {
+  if (CompressLogPayload(f.payload, packed)) {
+    AppendLogRecordFrame(
+        f.lsn, static_cast<LogRecordType>(static_cast<uint8_t>(f.type) | kCompressedRecordFlag),
+        *packed, out);
+  } else {
+    out->append(f.whole);
+  }
+}
+
+class RunPacker {
+ public:
+  explicit RunPacker(std::string* out) : out_(out) {}
+
+  void Add(const PlainFrame& f) {
+    if (run_.empty()) stream_.clear();
+    run_.push_back(f);
+    stream_.push_back(static_cast<char>(f.type));
+    PutVarint32(&stream_, static_cast<uint32_t>(f.payload.size()));
+    stream_.append(f.payload);
+    if (stream_.size() >= kLogGroupTargetRawBytes || run_.size() == kMaxLogGroupRecords) Flush();
+  }
+
+  // Writes the pending run out: as one group when it is big enough and compresses, else
+  // record by record.
+  void Flush() {
+    if (run_.empty()) return;
+    bool grouped = false;
+    if (run_.size() >= 2 && stream_.size() >= kMinLogGroupRawBytes) {
+      payload_.clear();
+      PutVarint32(&payload_, static_cast<uint32_t>(run_.size()));
+      // A failure (out of memory) only costs the grouping.
+      grouped = CompressPartition(Compression::kZstd, 0, stream_, &payload_).ok() &&
+                payload_.size() < stream_.size() && payload_.size() <= kMaxLogPayloadSize;
+      if (grouped) {
+        AppendLogRecordFrame(run_.front().lsn, static_cast<LogRecordType>(kRecordGroupFrameType),
+                             payload_, out_);
+      }
+    }
+    if (!grouped) {
+      for (const PlainFrame& f : run_) AppendSingle(f, &packed_, out_);
+    }
+    run_.clear();
+  }
+
+  std::string* packed() { return &packed_; }
+
+ private:
+  std::string* out_;
+  std::vector<PlainFrame> run_;
+  std::string stream_;
+  std::string payload_;
+  std::string packed_;
+};
+
+}  // namespace
+
+Status PeekLogGroupCount(std::string_view group_payload, uint32_t* count) {
+  Decoder in(group_payload);
+  if (!in.GetVarint32(count)) return GroupError("no record count");
+  if (*count < 2 || *count > kMaxLogGroupRecords) {
+    return GroupError(StrCat("record count ", *count, " outside 2..", kMaxLogGroupRecords));
+  }
+  return Status::OK();
+}
+
+Status DecodeLogGroup(std::string_view group_payload, std::string* stream,
+                      std::vector<LogGroupRecord>* records) {
+  records->clear();
+  uint32_t count;
+  FERN_RETURN_IF_ERROR(PeekLogGroupCount(group_payload, &count));
+  Decoder in(group_payload);
+  uint32_t ignored;
+  in.GetVarint32(&ignored);
+  const std::string_view frame = in.rest();
+  // The partition frame's declared size, checked before the codec allocates anything.
+  Decoder head(frame);
+  uint8_t codec;
+  uint64_t raw_size;
+  if (!head.GetFixed8(&codec) || !head.GetVarint64(&raw_size)) {
+    return GroupError("stream header cut short");
+  }
+  if (codec != static_cast<uint8_t>(Compression::kZstd)) {
+    return GroupError(StrCat("stream codec ", static_cast<int>(codec), ", not zstd"));
+  }
+  if (raw_size > kMaxLogGroupRawBytes) {
+    return GroupError(
+        StrCat("stream of ", raw_size, " bytes exceeds the limit ", kMaxLogGroupRawBytes));
+  }
+  Status s = DecompressPartition(frame, stream);
+  if (!s.ok()) return GroupError(s.message());
+  Decoder records_in(*stream);
+  records->reserve(count);
+  while (!records_in.empty()) {
+    if (records->size() == count) return GroupError(StrCat("more than ", count, " records"));
+    uint8_t type;
+    uint32_t length;
+    std::string_view payload;
+    if (!records_in.GetFixed8(&type) || !records_in.GetVarint32(&length)) {
+      return GroupError(StrCat("record ", records->size(), " cut short"));
+    }
+    if (!IsValidLogRecordType(type)) {
+      return GroupError(StrCat("record ", records->size(), " has type ", static_cast<int>(type)));
+    }
+    if (length > kMaxLogPayloadSize || !records_in.GetBytes(length, &payload)) {
+      return GroupError(StrCat("record ", records->size(), " cut short"));
+    }
+    records->push_back({static_cast<LogRecordType>(type), payload});
+  }
+  if (records->size() != count) {
+    return GroupError(StrCat(records->size(), " records where the count says ", count));
+  }
+  return Status::OK();
+}
+
+void PackLogFrames(std::string_view frames, std::string* out) {
+  RunPacker run(out);
+  while (!frames.empty()) {
+    const PlainFrame f = NextPlainFrame(frames);
+    frames.remove_prefix(f.whole.size());
+    if (f.payload.size() > kMaxGroupedPayload) {
+      run.Flush();
+      AppendSingle(f, run.packed(), out);
+    } else {
+      run.Add(f);
+    }
+  }
+  run.Flush();
+}
+
+}  // namespace fern
