@@ -308,6 +308,11 @@ class FractalTree final : public CacheFileOwner {
   // The buffered bytes above which `node` (internal) is gorged: node_bytes, or for a
   // height-1 node what TreeConfig::buffer_budget allows.
   size_t GorgedAbove(const Node& node) const;
+  // How far `node` (internal) is over its limits, as the larger of its buffered bytes over
+  // GorgedAbove and, when that exceeds node_bytes, its heaviest child buffer's bytes over
+  // node_bytes (above 1: gorged); `*heaviest` gets that child's index. The second bound
+  // keeps a budget from sending more than node_bytes into one child at once.
+  double GorgedBy(const Node& node, size_t* heaviest) const;
   // Reports to TreeConfig::buffer_budget the number of height-1 nodes `root` implies.
   void CountHeight1Nodes(const Node& root);
   // Takes this tree's count back from TreeConfig::buffer_budget.

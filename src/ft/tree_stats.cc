@@ -23,6 +23,7 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("buffers_frozen", buffers_frozen);
   line("buffers_thawed", buffers_thawed);
   line("messages_flushed", messages_flushed);
+  line("largest_flush_bytes", largest_flush_bytes);
   line("leaf_splits", leaf_splits);
   line("internal_splits", internal_splits);
   line("root_splits", root_splits);

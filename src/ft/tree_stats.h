@@ -25,6 +25,7 @@ struct TreeStats {
   std::atomic<uint64_t> buffers_frozen{0};
   std::atomic<uint64_t> buffers_thawed{0};
   std::atomic<uint64_t> messages_flushed{0};
+  std::atomic<uint64_t> largest_flush_bytes{0};  // the most buffered bytes one flush moved
   std::atomic<uint64_t> leaf_splits{0};
   std::atomic<uint64_t> internal_splits{0};
   std::atomic<uint64_t> root_splits{0};

@@ -47,14 +47,16 @@ struct RunResult {
   uint64_t height1_messages = 0;
   uint64_t height1_nodes = 0;
   uint64_t leaf_bytes_written = 0;
+  uint64_t largest_flush_bytes = 0;
   size_t budget_nodes_while_open = 0;
   size_t budget_nodes_after_close = 0;
 };
 
-// Random-order puts of `rows` rows into a new tree under a cache of `cache_bytes`, with
-// `budget` (may be null); checks every row, then reports the tree's shape and writes.
+// Random-order (or, with `in_order`, ascending) puts of `rows` rows into a new tree under a
+// cache of `cache_bytes`, with `budget` (may be null); checks every row, then reports the
+// tree's shape and writes.
 void WriteAndCheck(const std::string& path, size_t cache_bytes, BufferBudget* budget, int rows,
-                   RunResult* result) {
+                   RunResult* result, bool in_order = false) {
   TreeConfig config;
   config.comparator = BytewiseComparator();
   config.compression = Compression::kNone;
@@ -65,7 +67,7 @@ void WriteAndCheck(const std::string& path, size_t cache_bytes, BufferBudget* bu
   std::unique_ptr<FractalTree> tree;
   ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
   for (int n = 0; n < rows; ++n) {
-    const int i = static_cast<int>((static_cast<uint64_t>(n) * 7919) % rows);
+    const int i = in_order ? n : static_cast<int>((static_cast<uint64_t>(n) * 7919) % rows);
     ASSERT_TRUE(tree->Put(Key(i), ValueOf(i)).ok());
   }
   TreeShape shape;
@@ -74,6 +76,7 @@ void WriteAndCheck(const std::string& path, size_t cache_bytes, BufferBudget* bu
   result->height1_messages = shape.messages_per_level[1];
   result->height1_nodes = shape.nodes_per_level[1];
   result->leaf_bytes_written = tree->stats().leaf_bytes_written.load();
+  result->largest_flush_bytes = tree->stats().largest_flush_bytes.load();
   if (budget != nullptr) result->budget_nodes_while_open = budget->nodes();
   std::string value;
   for (int i = 0; i < rows; ++i) {
@@ -122,6 +125,20 @@ TEST(TreeBufferBudgetTest, RoomInTheCacheKeepsNodeBytes) {
   if (HasFatalFailure()) return;
   EXPECT_EQ(budgeted.height1_messages, fixed.height1_messages);
   EXPECT_EQ(budgeted.height1_nodes, fixed.height1_nodes);
+}
+
+// An ascending load sends every message to one child. However much the budget lets a node
+// hold, no flush moves more than node_bytes (plus the message that crossed it) into one
+// child: a leaf is never handed several times its size at once.
+TEST(TreeBufferBudgetTest, AnAscendingLoadFlushesAtMostNodeBytesIntoOneChild) {
+  testing::ScratchDir dir;
+  BufferBudget budget(size_t{1} << 19);
+  RunResult run;
+  WriteAndCheck(dir.Sub("ascending.ft"), size_t{1} << 20, &budget, 40000, &run,
+                /*in_order=*/true);
+  if (HasFatalFailure()) return;
+  EXPECT_GT(run.largest_flush_bytes, size_t{48} << 10);
+  EXPECT_LE(run.largest_flush_bytes, (size_t{64} << 10) + 200);
 }
 
 }  // namespace
