@@ -31,7 +31,7 @@ struct EngineConfig {
   // Fern only: TableOptions::basement_bytes for a table it creates (0: Fern's default).
   uint32_t fern_basement_bytes = 0;
   uint32_t fern_node_bytes = 0;      // 0: Fern's default
-  uint32_t fern_buffer_percent = 0;  // Options::buffer_budget_percent
+  int32_t fern_buffer_percent = -1;  // Options::buffer_budget_percent; -1: Fern's default
 };
 
 class EngineCursor {

@@ -55,7 +55,9 @@ class FernEngine : public Engine {
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     options_.cache_bytes = config.cache_bytes;
     options_.sync_commits = config.sync_commits;
-    options_.buffer_budget_percent = config.fern_buffer_percent;
+    if (config.fern_buffer_percent >= 0) {
+      options_.buffer_budget_percent = static_cast<uint32_t>(config.fern_buffer_percent);
+    }
     FERN_RETURN_IF_ERROR(ParseCompression(config.compression, &table_options_.compression));
     if (config.fern_basement_bytes != 0) table_options_.basement_bytes = config.fern_basement_bytes;
     if (config.fern_node_bytes != 0) table_options_.node_bytes = config.fern_node_bytes;
@@ -105,9 +107,7 @@ class FernEngine : public Engine {
                   ";compression=", CompressionName(table_options_.compression),
                   ";node_kb=", table_options_.node_bytes >> 10,
                   ";basement_kb=", table_options_.basement_bytes >> 10,
-                  options_.buffer_budget_percent == 0
-                      ? ""
-                      : StrCat(";buffer_percent=", options_.buffer_budget_percent));
+                  ";buffer_percent=", options_.buffer_budget_percent);
   }
 
  private:

@@ -89,10 +89,10 @@ Status SetFlag(std::string_view name, std::string_view value, Flags* flags) {
     }
   } else if (name == "fern_buffer_percent") {
     // Fern's Env::Open checks the range; this only keeps the value within uint32_t.
-    FERN_RETURN_IF_ERROR(ParseUnsigned(name, value, &flags->fern_buffer_percent));
-    if (flags->fern_buffer_percent > 100) {
-      return Status::InvalidArgument("--fern_buffer_percent must be at most 100");
-    }
+    uint64_t percent;
+    FERN_RETURN_IF_ERROR(ParseUnsigned(name, value, &percent));
+    if (percent > 100) return Status::InvalidArgument("--fern_buffer_percent must be at most 100");
+    flags->fern_buffer_percent = static_cast<int64_t>(percent);
   } else if (name == "reuse") {
     FERN_RETURN_IF_ERROR(ParseBool(name, value, &flags->reuse));
   } else {
@@ -223,7 +223,7 @@ std::string Usage() {
       "  --keep              keep the databases after the run\n"
       "  --fern_basement_kb=KB  Fern's basement size for tables it creates (default: Fern's)\n"
       "  --fern_node_kb=KB      Fern's node size for tables it creates (default: Fern's)\n"
-      "  --fern_buffer_percent=P  Fern's Options::buffer_budget_percent (default 0: off)\n"
+      "  --fern_buffer_percent=P  Fern's Options::buffer_budget_percent (default: Fern's)\n"
       "  --reuse             run on the main databases an earlier --keep run of fillrandom\n"
       "                      and overwrite left in --dir (implies --keep; only readrandom,\n"
       "                      readseq, seekrandom, fillseq and fillsync)\n"

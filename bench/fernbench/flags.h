@@ -27,7 +27,7 @@ struct Flags {
   // default); a reused or reopened table keeps the size it was created with.
   uint64_t fern_basement_kb = 0;
   uint64_t fern_node_kb = 0;         // 0: Fern's default
-  uint64_t fern_buffer_percent = 0;  // Fern's Options::buffer_budget_percent
+  int64_t fern_buffer_percent = -1;  // Fern's Options::buffer_budget_percent; -1: Fern's default
   bool help = false;
 };
 

@@ -139,7 +139,7 @@ int Run(const Flags& flags) {
       task.config.sync_commits = spec.sync;
       task.config.fern_basement_bytes = static_cast<uint32_t>(flags.fern_basement_kb << 10);
       task.config.fern_node_bytes = static_cast<uint32_t>(flags.fern_node_kb << 10);
-      task.config.fern_buffer_percent = static_cast<uint32_t>(flags.fern_buffer_percent);
+      task.config.fern_buffer_percent = static_cast<int32_t>(flags.fern_buffer_percent);
       task.params.n = flags.n;
       task.params.threads = flags.threads;
       task.params.stored_value_offset = stored_value_offset[engine];

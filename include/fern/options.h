@@ -36,15 +36,18 @@ struct Options {  // for Env::Open
   uint32_t lock_timeout_ms = 4000;
   int background_threads = 0;      // 0: one per core
   UpdateFunction update_function;  // may be empty when Update/UpdateAll are not used
-  // Write-heavy tuning, 0 (off) to 60. Once the cache is full, the message buffers of the
-  // nodes just above the leaves may together fill this percent of cache_bytes (each up to
-  // 4x its table's node_bytes) before they flush, instead of node_bytes each: a flush into
-  // an uncached leaf rewrites the whole leaf, so bigger flushes write less. fernbench,
-  // N = 2,000,000, at 50 against 0, two full runs at a 64 MiB cache: bytes written -26%
-  // (fillrandom) and -13% (overwrite); but reads then merge and cache more buffered
-  // messages: seekrandom -13% and -25%, readseq -10%, deleterandom -6% and -26%, readrandom
-  // unchanged. At 128 MiB: bytes written -35% and -44%, readrandom -14%, seekrandom -20%.
-  uint32_t buffer_budget_percent = 0;
+  // 0 (off) to 60. Once the cache is full, the message buffers of the nodes just above the
+  // leaves may together fill this percent of cache_bytes (each up to 4x its table's
+  // node_bytes, and never more than node_bytes for one child) before they flush, instead of
+  // node_bytes each: a flush into an uncached leaf rewrites the whole leaf, so bigger flushes
+  // write less. The price is cache the reads no longer have. fernbench, N = 2,000,000, 60
+  // against 0 at a 64 MiB cache: bytes written -35% (fillrandom) and -30% (overwrite),
+  // overwrite +30-45% puts/s; readrandom -8%, readseq -10%, seekrandom -4% (3 rounds on kept
+  // databases). At 128 MiB, where more of the data fits: bytes written -38% and -50%, but
+  // readrandom -10-15%, seekrandom -25%, readseq -30%. With the cache not full (all data in
+  // memory) nothing changes. Set 0 for read-mostly data between one and a few times the
+  // cache.
+  uint32_t buffer_budget_percent = 60;
 };
 
 // Orders keys. Its Name() is stored with the table: reopening with another name is
