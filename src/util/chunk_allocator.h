@@ -1,13 +1,15 @@
 // Memory for the byte buffers Fern keeps many of (basement arenas and key indexes, message
-// buffers of internal nodes), carved from 2 MiB-aligned chunks that the kernel is asked to
-// back with transparent huge pages.
+// buffers of internal nodes), carved from 2 MiB chunks that a background thread faults in
+// ahead of need.
 //
 // Why: a basement read into fresh memory touched four or five new 4 KiB pages, and on a
-// virtual machine each first touch is an expensive fault (~10 us here, and several more
-// while the host backs memory the guest had given back after a few idle seconds). With the
-// data in memory but not yet loaded (a fresh process, a cache of 1 GiB), those faults were
-// a third of seekrandom and readseq; one fault per 2 MiB instead doubled seekrandom (55k to
-// 115k seeks/s) and took readseq from 2.1 to 3.4 million rows/s.
+// virtual machine each first touch is an expensive fault (~10 us on one host, and several
+// more while the host backs memory the guest had given back after a few idle seconds). With
+// the data in memory but not yet loaded (a fresh process, a cache of 1 GiB), those faults
+// were a third of seekrandom and readseq. Chunks first asked for transparent huge pages (one
+// fault per 2 MiB: seekrandom 55k to 115k seeks/s on that host), but on a later host a
+// fresh huge page faulted in at a sixth of the speed of 4 KiB pages, and seekrandom ran 35%
+// slower with them; chunks now stay in 4 KiB pages and rely on the faulting ahead.
 //
 // Blocks of kMinChunkedBytes..kMaxChunkedBytes allocated inside a Scope are rounded up to
 // a size class (256-byte steps to 2 KiB, 1 KiB steps to 4 KiB, 4 KiB steps to 64 KiB,
@@ -15,9 +17,8 @@
 // class fills chunks of its own, slot by slot, inside one range of address space reserved
 // up front (64 GiB, no memory until used). A freed slot is reused by the next block of its
 // class; a chunk whose slots are all free is given back to the system unless it is its
-// class's last chunk with free slots. Other blocks, and every block where transparent huge
-// pages are off ("never"), under a sanitizer (which must see each block) or once the range
-// is full, come from operator new.
+// class's last chunk with free slots. Other blocks, and every block under a sanitizer (which
+// must see each block) or once the range is full, come from operator new.
 //
 // A background thread, started with the first chunk, keeps a few chunks mapped and faulted
 // in ahead of need (see kReadyChunks), so that a reader does not wait for fresh memory;
