@@ -1,5 +1,6 @@
 #include "log/log_group.h"
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,12 +51,11 @@ struct Unpacked {
   std::vector<Lsn> lsns;
   int groups = 0;
   int singles = 0;
-  std::vector<std::string> storage;  // the decoded payloads the records point into
+  std::deque<std::string> storage;  // the decoded payloads the records point into (stable)
 };
 
 // Reads packed bytes back frame by frame, expanding groups.
 void Unpack(std::string_view packed, Unpacked* out) {
-  out->storage.reserve(packed.size());
   while (!packed.empty()) {
     LogRecordFrame frame;
     std::string reason;
@@ -137,10 +137,13 @@ TEST(LogGroupTest, GroupsShrinkRowsOfBenchmarkShape) {
 }
 
 TEST(LogGroupTest, FewRecordsStaySingleFrames) {
-  std::vector<std::string> values;
+  std::vector<std::string> keys, values;
   std::vector<LogRecord> records;
-  for (int i = 0; i < 4; ++i) values.push_back(BenchValue(i));
-  for (int i = 0; i < 4; ++i) records.push_back(BenchInsert(i, BenchKey(i), values[i]));
+  for (int i = 0; i < 4; ++i) {
+    keys.push_back(BenchKey(i));
+    values.push_back(BenchValue(i));
+  }
+  for (int i = 0; i < 4; ++i) records.push_back(BenchInsert(i, keys[i], values[i]));
   std::string packed;
   PackLogFrames(PlainFrames(records, 9), &packed);
   Unpacked back;
