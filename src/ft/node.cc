@@ -5,18 +5,8 @@
 namespace fern {
 
 size_t Node::PartitionIndex(std::string_view key, const Comparator& cmp) const {
-  // First pivot greater than key: partition i holds [pivots[i-1], pivots[i]). The common
-  // comparator inline: every read and write descends through a leaf's ~300 pivots.
-  auto it = &cmp == BytewiseComparator()
-                ? std::upper_bound(pivots.begin(), pivots.end(), key,
-                                   [](std::string_view k, const std::string& pivot) {
-                                     return k < std::string_view(pivot);
-                                   })
-                : std::upper_bound(pivots.begin(), pivots.end(), key,
-                                   [&cmp](std::string_view k, const std::string& pivot) {
-                                     return cmp.Compare(k, pivot) < 0;
-                                   });
-  return static_cast<size_t>(it - pivots.begin());
+  // First pivot greater than key: partition i holds [pivots[i-1], pivots[i]).
+  return pivots.UpperBound(key, cmp);
 }
 
 void Node::Freeze(std::unique_ptr<FrozenBuffers> frames) {
@@ -66,7 +56,7 @@ void Node::TakeContents(Node* other) {
   buffers = std::move(other->buffers);
   basements = std::move(other->basements);
   for (LeafPartition& part : basements) part.on_disk = false;
-  other->pivots.clear();
+  other->pivots.Clear();
   other->children.clear();
   other->buffers.clear();
   other->basements.clear();
@@ -74,7 +64,7 @@ void Node::TakeContents(Node* other) {
 
 void Node::ResetAsInternal(int height) {
   height_ = height;
-  pivots.clear();
+  pivots.Clear();
   children.clear();
   buffers.clear();
   basements.clear();
@@ -82,7 +72,7 @@ void Node::ResetAsInternal(int height) {
 
 size_t Node::MemoryBytes() const {
   size_t total = sizeof(Node);
-  for (const std::string& pivot : pivots) total += pivot.capacity() + sizeof(std::string);
+  total += pivots.MemoryBytes();
   total += children.capacity() * sizeof(BlockNum);
   for (const MessageBuffer& buffer : buffers) total += buffer.memory_bytes() + sizeof(buffer);
   if (frozen != nullptr) {

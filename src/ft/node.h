@@ -25,6 +25,7 @@
 #include "ft/basement.h"
 #include "ft/message.h"
 #include "ft/message_buffer.h"
+#include "ft/pivots.h"
 #include "util/mutex.h"
 
 namespace fern {
@@ -101,7 +102,7 @@ class Node final : public CacheValue {
   // The cleaner flushes the internal node with the most buffered bytes.
   size_t CleanerPriority() const override { return is_leaf() ? 0 : buffered_bytes(); }
 
-  std::vector<std::string> pivots;
+  Pivots pivots;
   // Internal nodes.
   std::vector<BlockNum> children;
   std::vector<MessageBuffer> buffers;

@@ -265,7 +265,7 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
   }
   auto node = std::make_unique<Node>(block, static_cast<int>(header.height));
   node->set_max_msn(header.max_msn);
-  node->pivots = std::move(header.pivots);
+  node->pivots.Assign(std::move(header.pivots));
   const size_t n = header.extents.size();
   const Comparator& cmp = *config_.comparator;
   if (header.height > 0) {

@@ -41,7 +41,7 @@ void TreeBuilder::StartLeaf() {
 }
 
 void TreeBuilder::StartBasement(std::string_view first_key) {
-  leaf_->pivots.emplace_back(first_key);
+  leaf_->pivots.PushBack(std::string(first_key));
   leaf_->basements.emplace_back();
   leaf_->basements.back().rows = std::make_unique<Basement>();
   basement_ = leaf_->basements.back().rows.get();
@@ -81,10 +81,10 @@ void TreeBuilder::EvenOutLastLeaves() {
   while (held_->basements.size() > 1) {
     size_t moving = bytes_of(held_->basements.back());
     if (leaf_bytes_ + moving >= held_bytes_) break;  // moving would not even them out
-    leaf_->pivots.insert(leaf_->pivots.begin(), std::string(leaf_->basements[0].rows->key(0)));
+    leaf_->pivots.Insert(0, std::string(leaf_->basements[0].rows->key(0)));
     leaf_->basements.insert(leaf_->basements.begin(), std::move(held_->basements.back()));
     held_->basements.pop_back();
-    held_->pivots.pop_back();
+    held_->pivots.PopBack();
     leaf_bytes_ += moving;
     held_bytes_ -= moving;
   }
@@ -139,7 +139,7 @@ Status TreeBuilder::Finish(BlockNum* root, int* height) {
       const size_t end = (g + 1) * n / nodes;
       Node node(/*block=*/-1, h);
       for (size_t i = begin; i < end; ++i) {
-        if (i > begin) node.pivots.push_back(level[i].first_key);
+        if (i > begin) node.pivots.PushBack(level[i].first_key);
         node.children.push_back(level[i].block);
       }
       node.buffers.resize(end - begin);

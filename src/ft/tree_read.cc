@@ -80,11 +80,7 @@ size_t SelectPartition(const Node& node, FractalTree::Locate where, std::string_
     case FractalTree::Locate::kBefore: {
       // The partition holding the keys just below `key`: the first whose upper pivot is
       // >= key.
-      auto it = std::lower_bound(node.pivots.begin(), node.pivots.end(), key,
-                                 [&cmp](const std::string& pivot, std::string_view k) {
-                                   return cmp.Compare(pivot, k) < 0;
-                                 });
-      return static_cast<size_t>(it - node.pivots.begin());
+      return node.pivots.LowerBound(key, cmp);
     }
   }
   return 0;

@@ -336,7 +336,7 @@ void FractalTree::RebalanceBasements(Node* leaf) {
       rows->MoveSuffixTo(at, right.rows.get());
       leaf->basements[i].on_disk = false;
       leaf->basements.insert(leaf->basements.begin() + static_cast<long>(i) + 1, std::move(right));
-      leaf->pivots.insert(leaf->pivots.begin() + static_cast<long>(i), std::move(pivot));
+      leaf->pivots.Insert(i, std::move(pivot));
       stats_.basement_splits++;
       rows = leaf->basements[i].rows.get();
     }
@@ -350,7 +350,7 @@ void FractalTree::RebalanceBasements(Node* leaf) {
       left.rows->AppendAll(right.rows.get());
       left.on_disk = false;
       leaf->basements.erase(leaf->basements.begin() + static_cast<long>(i) + 1);
-      leaf->pivots.erase(leaf->pivots.begin() + static_cast<long>(i));
+      leaf->pivots.Erase(i);
       stats_.basement_merges++;
     } else {
       ++i;
@@ -477,9 +477,8 @@ Status FractalTree::SplitChild(Node* parent, size_t index, PinnedPair* child_pin
   auto right = std::make_unique<Node>(right_block, child->height());
   right->set_max_msn(child->max_msn());
   std::string split_key = child->pivots[at - 1];
-  right->pivots.assign(std::make_move_iterator(child->pivots.begin() + static_cast<long>(at)),
-                       std::make_move_iterator(child->pivots.end()));
-  child->pivots.resize(at - 1);
+  right->pivots.Assign(child->pivots.TakeFrom(at));
+  child->pivots.Truncate(at - 1);
   if (child->is_leaf()) {
     for (size_t i = at; i < n; ++i) {
       right->basements.push_back(std::move(child->basements[i]));
@@ -496,7 +495,7 @@ Status FractalTree::SplitChild(Node* parent, size_t index, PinnedPair* child_pin
   }
   parent->children.insert(parent->children.begin() + static_cast<long>(index) + 1, right_block);
   parent->buffers.insert(parent->buffers.begin() + static_cast<long>(index) + 1, MessageBuffer());
-  parent->pivots.insert(parent->pivots.begin() + static_cast<long>(index), std::move(split_key));
+  parent->pivots.Insert(index, std::move(split_key));
   child_pin->MarkDirty();
   child_pin->UpdateSize();
 
@@ -528,8 +527,8 @@ Status FractalTree::MergeChild(PinnedPair* parent_pin, size_t index, PinnedPair*
     FERN_RETURN_IF_ERROR(LoadAllBasements(right_pin));
     // Merging nodes that would nearly fill a node again only causes a split soon after.
     if (left->leaf_bytes() + right->leaf_bytes() > config_.node_bytes * 3 / 4) return Status::OK();
-    left->pivots.push_back(parent->pivots[left_index]);
-    for (std::string& pivot : right->pivots) left->pivots.push_back(std::move(pivot));
+    left->pivots.PushBack(parent->pivots[left_index]);
+    left->pivots.Append(right->pivots.TakeFrom(0));
     for (LeafPartition& part : right->basements) {
       left->basements.push_back(std::move(part));
       left->basements.back().on_disk = false;
@@ -538,8 +537,8 @@ Status FractalTree::MergeChild(PinnedPair* parent_pin, size_t index, PinnedPair*
     stats_.leaf_merges++;
   } else {
     if (left->children.size() + right->children.size() > config_.fanout) return Status::OK();
-    left->pivots.push_back(parent->pivots[left_index]);
-    for (std::string& pivot : right->pivots) left->pivots.push_back(std::move(pivot));
+    left->pivots.PushBack(parent->pivots[left_index]);
+    left->pivots.Append(right->pivots.TakeFrom(0));
     left->children.insert(left->children.end(), right->children.begin(), right->children.end());
     for (MessageBuffer& buffer : right->buffers) left->buffers.push_back(std::move(buffer));
     stats_.internal_merges++;
@@ -548,7 +547,7 @@ Status FractalTree::MergeChild(PinnedPair* parent_pin, size_t index, PinnedPair*
   BlockNum right_block = right->block();
   parent->children.erase(parent->children.begin() + static_cast<long>(left_index) + 1);
   parent->buffers.erase(parent->buffers.begin() + static_cast<long>(left_index) + 1);
-  parent->pivots.erase(parent->pivots.begin() + static_cast<long>(left_index));
+  parent->pivots.Erase(left_index);
   left_pin->MarkDirty();
   left_pin->UpdateSize();
   parent_pin->MarkDirty();

@@ -42,7 +42,7 @@ std::unique_ptr<Node> MakeLeaf(int basements, int rows) {
       std::string value = "value" + std::to_string(b * rows + r) + std::string(30, 'v');
       part.rows->Apply(Insert(++msn, key, value), ctx);
     }
-    if (b > 0) leaf->pivots.push_back(Key(b * rows));
+    if (b > 0) leaf->pivots.PushBack(Key(b * rows));
     leaf->basements.push_back(std::move(part));
   }
   leaf->set_max_msn(msn);
@@ -75,7 +75,7 @@ TEST(NodeFormatTest, LeafRoundTripsWithEveryCodec) {
     ASSERT_EQ(needed, 0u);
     EXPECT_EQ(header.height, 0u);
     EXPECT_EQ(header.max_msn, leaf->max_msn());
-    EXPECT_EQ(header.pivots, leaf->pivots);
+    EXPECT_EQ(header.pivots, leaf->pivots.keys());
     ASSERT_EQ(header.extents.size(), 4u);
     for (size_t i = 0; i < 4; ++i) {
       std::string_view frame =
@@ -154,7 +154,7 @@ TEST(NodeFormatTest, InternalNodeRoundTripsBuffersAndChildren) {
   Node node(3, 2);
   const Comparator& cmp = *BytewiseComparator();
   node.children = {10, 11, 12};
-  node.pivots = {Key(100), Key(200)};
+  node.pivots.Assign({Key(100), Key(200)});
   node.buffers.resize(3);
   Msn msn = 0;
   for (int i = 0; i < 300; ++i) {
