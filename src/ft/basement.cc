@@ -431,8 +431,10 @@ Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
     previous = view.key();
     offsets.push_back(static_cast<uint32_t>(at));
     decoder.Skip(view.encoded_size());
+    // Keys ascend (checked above), so after the first key above prefix->key every one is.
     if (prefix != nullptr &&
-        (bytewise ? view.key() > prefix->key : cmp.Compare(view.key(), prefix->key) > 0) &&
+        (above > 0 ||
+         (bytewise ? view.key() > prefix->key : cmp.Compare(view.key(), prefix->key) > 0)) &&
         ++above >= prefix->rows_above) {
       *start_out = start;
       *max_msn_out = max_msn;
