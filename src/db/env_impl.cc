@@ -428,6 +428,7 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   LogWriterStats l = log_->stats();
   out += StrCat("log.records: ", l.records, "\n");
   out += StrCat("log.bytes: ", l.bytes, "\n");
+  out += StrCat("log.bytes_written: ", l.bytes_written, "\n");
   out += StrCat("log.sync_requests: ", l.sync_requests, "\n");
   out += StrCat("log.syncs: ", l.syncs, "\n");
   out += StrCat("log.last_lsn: ", log_->last_lsn(), "\n");
