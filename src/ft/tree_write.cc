@@ -166,12 +166,16 @@ size_t FractalTree::GorgedAbove(const Node& node) const {
 }
 
 double FractalTree::GorgedBy(const Node& node, size_t* heaviest) const {
+  // One pass for the total and the heaviest (this runs after every write into a node).
   *heaviest = 0;
-  for (size_t i = 1; i < node.buffers.size(); ++i) {
+  size_t total = 0;
+  for (size_t i = 0; i < node.buffers.size(); ++i) {
+    total += node.buffers[i].bytes();
     if (node.buffers[i].bytes() > node.buffers[*heaviest].bytes()) *heaviest = i;
   }
+  if (node.is_frozen.load(std::memory_order_acquire)) total = node.buffered_bytes();
   const size_t limit = GorgedAbove(node);
-  const double over = static_cast<double>(node.buffered_bytes()) / static_cast<double>(limit);
+  const double over = static_cast<double>(total) / static_cast<double>(limit);
   if (limit <= config_.node_bytes || node.buffers.empty()) return over;
   // A sequential load sends every message to one child; flushing all a budget let the node
   // hold into one leaf made that leaf several times node_bytes before it split (fillseq at a
