@@ -48,6 +48,21 @@ void BuildTree(const std::string& path, const TreeConfig& config, int rows) {
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
 }
 
+// The setup of the point-read admission tests: a tree of `rows` rows built with `config`,
+// reopened with an admission filter of `window` basements under a cache of `budget` bytes.
+struct AdmittedTree {
+  AdmittedTree(size_t window, size_t budget) : admission(window), cache(budget) {}
+  BasementAdmission admission;
+  Cachetable cache;
+  std::unique_ptr<FractalTree> tree;
+};
+
+void OpenAdmittedTree(const std::string& path, TreeConfig config, int rows, AdmittedTree* t) {
+  config.admission = &t->admission;
+  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, rows));
+  ASSERT_TRUE(FractalTree::Open(path, config, &t->cache, &t->tree).ok());
+}
+
 // Reads a forward batch of max_rows rows from `key` twice: as a point read would
 // (Caching::kKeepIfHot, transient when the cache is full) and as a scan keeping its basement,
 // and expects the same rows and bounds. Returns whether the first read was transient.
@@ -253,16 +268,14 @@ TEST(TreeEvictionTest, ReadsUnderPressureStayNearTheBudgetAndAccountEveryByteBac
 // (Caching::kKeep) keep what they read regardless. Every read returns its row's value.
 TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
   testing::ScratchDir dir;
-  BasementAdmission admission(64);
-  TreeConfig config = Config(Compression::kZstd, 256 << 10, 2 << 10);
-  config.admission = &admission;
-  const std::string path = dir.Sub("t.ft");
   constexpr int kRows = 20000;  // ~1,300 basements
-  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, kRows));
   constexpr size_t kBudget = size_t{500} << 10;
-  Cachetable cache(kBudget);
-  std::unique_ptr<FractalTree> tree;
-  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  AdmittedTree t(/*window=*/64, kBudget);
+  ASSERT_NO_FATAL_FAILURE(
+      OpenAdmittedTree(dir.Sub("t.ft"), Config(Compression::kZstd, 256 << 10, 2 << 10), kRows, &t));
+  BasementAdmission& admission = t.admission;
+  Cachetable& cache = t.cache;
+  FractalTree* tree = t.tree.get();
   const TreeStats& stats = tree->stats();
   std::string value;
   // Fill the cache: below the budget every read keeps what it reads.
@@ -359,7 +372,7 @@ TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
     const int i = (k * 89 + 5) % kRows;
     const std::string key = k % 3 == 0 ? Key(i) + "~" : Key(i);  // "~": between two rows
     const size_t max_rows = size_t{1} << (k % 11);
-    if (ExpectTransientBatchLikeCached(tree.get(), key, max_rows)) transient_reads++;
+    if (ExpectTransientBatchLikeCached(tree, key, max_rows)) transient_reads++;
     const std::string absent = Key((k * 131 + 17) % kRows) + "~";
     EXPECT_TRUE(tree->Get(absent, &value).IsNotFound()) << absent;
   }
@@ -374,16 +387,13 @@ TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
 // and batches of any size, and a transient get decodes a fraction of its basement.
 TEST(TreeEvictionTest, TransientReadsOfChunkedBasementsAgreeWithCachedReads) {
   testing::ScratchDir dir;
-  BasementAdmission admission(4);
-  TreeConfig config = Config(Compression::kZstd, 1 << 20, 16 << 10);
-  config.admission = &admission;
-  const std::string path = dir.Sub("t.ft");
   constexpr int kRows = 20000;  // ~110 basements of 16 KiB, four chunks each
-  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, kRows));
   constexpr size_t kBudget = size_t{256} << 10;
-  Cachetable cache(kBudget);
-  std::unique_ptr<FractalTree> tree;
-  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  AdmittedTree t(/*window=*/4, kBudget);
+  ASSERT_NO_FATAL_FAILURE(
+      OpenAdmittedTree(dir.Sub("t.ft"), Config(Compression::kZstd, 1 << 20, 16 << 10), kRows, &t));
+  Cachetable& cache = t.cache;
+  FractalTree* tree = t.tree.get();
   const TreeStats& stats = tree->stats();
   std::string value;
   // A read keeps what it reads while the basement fits in the budget (evictions make room
@@ -406,7 +416,7 @@ TEST(TreeEvictionTest, TransientReadsOfChunkedBasementsAgreeWithCachedReads) {
     const std::string key = k % 3 == 0 ? Key(i) + "~" : Key(i);  // "~": between two rows
     const size_t max_rows = size_t{1} << (k % 10);
     ASSERT_NO_FATAL_FAILURE(fill());
-    if (ExpectTransientBatchLikeCached(tree.get(), key, max_rows)) transient_reads++;
+    if (ExpectTransientBatchLikeCached(tree, key, max_rows)) transient_reads++;
 
     // A get of a row in another basement, and of a key between two rows.
     const int j = (k * 131 + 17) % kRows;
