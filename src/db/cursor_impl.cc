@@ -14,7 +14,11 @@ bool CursorImpl::Usable() {
 
 bool CursorImpl::Load(FractalTree::Locate where, std::string_view key,
                       FractalTree::Caching caching) {
-  Status s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_, caching);
+  StreamAhead* ahead =
+      caching == FractalTree::Caching::kStream && where == FractalTree::Locate::kAtOrAfter
+          ? ahead_.get()
+          : nullptr;
+  Status s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_, caching, ahead);
   if (s.ok() && lock_batch_) {
     // Lock what the batch covers, then read it again: nothing in it can change under the
     // lock. The second read may reach further (a flush removed rows it counts), so it is
@@ -25,7 +29,7 @@ bool CursorImpl::Load(FractalTree::Locate where, std::string_view key,
       locked_has_upper_ = batch_.has_upper;
       locked_lower_.assign(batch_.lower);
       locked_upper_.assign(batch_.upper);
-      s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_, caching);
+      s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_, caching, ahead);
     }
     if (s.ok()) {
       batch_.ClipTo(locked_has_lower_, locked_lower_, locked_has_upper_, locked_upper_,
@@ -50,11 +54,16 @@ void CursorImpl::SettleForward(size_t pos) {
     // The next batch starts at this one's upper bound, so it holds no row already seen.
     bound_.swap(batch_.upper);
     batch_rows_ = std::min(batch_rows_ * 2, kMaxBatchRows);
-    if (!Load(FractalTree::Locate::kAtOrAfter, bound_, CachingForNextBatch())) return;
+    const FractalTree::Caching caching = CachingForNextBatch();
+    if (!Load(FractalTree::Locate::kAtOrAfter, bound_, caching)) return;
     scanned_bytes_ += batch_.basement_bytes;
     // A cursor that has read past a few batches is scanning: have the basements after this
-    // batch's loaded in the background meanwhile, unless it streams (readahead installs).
-    if (batch_rows_ >= kReadaheadRows && batch_.has_upper && !Streaming()) {
+    // batch's loaded in the background meanwhile (installed in the cache), or, once it
+    // streams, decoded for it alone.
+    if (caching == FractalTree::Caching::kStream && batch_.has_upper) {
+      if (ahead_ == nullptr) ahead_ = std::make_shared<StreamAhead>(tree_->config().comparator);
+      tree_->StreamAheadFrom(ahead_, batch_.upper);
+    } else if (batch_rows_ >= kReadaheadRows && batch_.has_upper && !Streaming()) {
       tree_->ReadAhead(batch_.upper);
     }
     pos = 0;

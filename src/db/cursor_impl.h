@@ -57,6 +57,7 @@ class CursorImpl final : public Cursor {
   // Reads the batch `where` / `key` names with the current batch size; false (with
   // status_ set and the cursor invalid) on error. A seek's first batch is a point read
   // (kKeepIfHot); the batches a scan reads on into keep their basements.
+  // A forward streaming Load takes what ahead_ decoded.
   bool Load(FractalTree::Locate where, std::string_view key,
             FractalTree::Caching caching = FractalTree::Caching::kKeep);
   // A cursor that has read fewer than kReadaheadRows rows since its seek is still a point
@@ -71,6 +72,7 @@ class CursorImpl final : public Cursor {
   void StartScan() {
     batch_rows_ = kSeekRows;
     scanned_bytes_ = 0;
+    if (ahead_ != nullptr) ahead_->Restart();
   }
   // From position `pos` of the current batch, moves forward through following batches
   // until a row is found; sets valid_.
@@ -91,6 +93,9 @@ class CursorImpl final : public Cursor {
   // basement read in several slices counts each time: only the first few batches are).
   size_t scanned_bytes_ = 0;
   std::string bound_;  // the key a Load starts from, apart from the batch it replaces
+  // Basements decoded ahead of a forward scan once it streams; made at the first such
+  // batch.
+  std::shared_ptr<StreamAhead> ahead_;
   // The range lock_batch_ locked, while the batch is read again.
   bool locked_has_lower_ = false;
   bool locked_has_upper_ = false;

@@ -1,8 +1,14 @@
 #include "ft/node.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace fern {
+
+uint64_t NewFrameId() {
+  static std::atomic<uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 
 size_t Node::PartitionIndex(std::string_view key, const Comparator& cmp) const {
   // First pivot greater than key: partition i holds [pivots[i-1], pivots[i]).

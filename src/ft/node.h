@@ -46,6 +46,7 @@ struct LeafPartition {
     rows = std::move(other.rows);
     on_disk = other.on_disk;
     extent = other.extent;
+    frame_id = other.frame_id;
     last_read.store(other.last_read.load(std::memory_order_relaxed), std::memory_order_relaxed);
     return *this;
   }
@@ -55,11 +56,18 @@ struct LeafPartition {
   // or read, so its frame can be read back (partial fetch) or copied verbatim on rewrite.
   bool on_disk = false;
   PartitionExtent extent;
+  // Names the frame `extent` points at: a number no other frame of this process gets
+  // (NewFrameId), given whenever `extent` is set. A copy decoded from the frame earlier
+  // (StreamAhead) is this basement's rows exactly while the number is unchanged.
+  uint64_t frame_id = 0;
   // When a reader last used `rows`, on the owning tree's clock (FractalTree's count of
   // basement fetches). Readers store it under a read pin; partial eviction drops the
   // partition with the oldest stamp first. Only a hint, hence relaxed.
   std::atomic<uint64_t> last_read{0};
 };
+
+// A number for LeafPartition::frame_id that no earlier call returned. Thread-safe.
+uint64_t NewFrameId();
 
 class Node final : public CacheValue {
  public:

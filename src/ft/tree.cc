@@ -283,6 +283,7 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
       LeafPartition& part = node->basements[i];
       part.on_disk = true;
       part.extent = header.extents[i];
+      part.frame_id = NewFrameId();
       // When the whole block was read anyway (small leaves), decode every basement now.
       if (bytes.size() == size) {
         const chunk_memory::Scope in_chunks(config_.chunk_memory);
@@ -312,6 +313,7 @@ Status FractalTree::SerializeAndWrite(BlockNum block, Node* node,
     for (size_t i = 0; i < node->basements.size(); ++i) {
       node->basements[i].on_disk = true;
       node->basements[i].extent = extents[i];
+      node->basements[i].frame_id = NewFrameId();
     }
   }
   stats_.nodes_written++;

@@ -47,6 +47,7 @@
 #include "ft/node.h"
 #include "ft/read_view.h"
 #include "ft/row_batch.h"
+#include "ft/stream_ahead.h"
 #include "ft/tree_config.h"
 #include "ft/tree_file.h"
 #include "ft/tree_stats.h"
@@ -165,8 +166,11 @@ class FractalTree final : public CacheFileOwner {
   // a transient copy, so that a bulk scan neither evicts what other reads keep cached nor
   // pays for memory it touches once (it still uses what is cached).
   enum class Caching { kKeep, kKeepIfHot, kStream };
+  // `ahead` (optional, with kStream and kAtOrAfter): a basement read from disk is taken
+  // from there when StreamAheadFrom decoded it already.
   Status ReadBatch(Locate where, std::string_view key, size_t max_rows, RowBatch* batch,
-                   const ReadView* view = nullptr, Caching caching = Caching::kKeep);
+                   const ReadView* view = nullptr, Caching caching = Caching::kKeep,
+                   StreamAhead* ahead = nullptr);
 
   // Readahead for a forward scan: loads, on the background pool, the basements of the leaf
   // holding `key`, from the one holding it through the next kReadaheadBasements - 1, so the
@@ -174,6 +178,11 @@ class FractalTree final : public CacheFileOwner {
   // while one runs does nothing); nothing without a pool.
   void ReadAhead(std::string_view key);
   static constexpr size_t kReadaheadBasements = 8;
+
+  // Decoding ahead of a streaming scan (stream_ahead.h): when `ahead` wants a task, decodes
+  // on the readahead pool, into `ahead`, the basements not cached from the one holding
+  // `key` on, in key order, until its queue is full. Nothing without a pool.
+  void StreamAheadFrom(const std::shared_ptr<StreamAhead>& ahead, std::string_view key);
 
   // A scan that has read more than this many bytes of basements (serialized size) since its
   // seek is a bulk scan and reads on with Caching::kStream: an eighth of the cache's budget,
@@ -266,8 +275,10 @@ class FractalTree final : public CacheFileOwner {
   // the cached basement, loaded if absent, or under Caching::kKeepIfHot possibly a
   // transient copy owned by this thread, valid until its next call. A transient copy holds
   // only `prefix`'s rows when given (the read looks at none after them).
+  // Under kStream a transient copy comes from `ahead` (optional) when it has one.
   Status BasementForRead(PinnedPair* pin, size_t index, Caching caching,
-                         const Basement::Prefix* prefix, const Basement** rows);
+                         const Basement::Prefix* prefix, const Basement** rows,
+                         StreamAhead* ahead = nullptr);
   Status LoadAllBasements(PinnedPair* pin);
 
   // ---- reads (tree_read.cc) ----
@@ -337,6 +348,7 @@ class FractalTree final : public CacheFileOwner {
   void ScheduleFlush(BlockNum block);
   void BackgroundFlush(BlockNum block);
   void BackgroundReadAhead(const std::string& key);
+  void BackgroundStreamAhead(StreamAhead* ahead, uint64_t generation, std::string key);
   // Compresses a clean internal node's message buffers in memory; true if it did.
   bool FreezeBuffers(Node* node);
   // Stops new background work (flushes, readahead) and waits for the queued and running
@@ -374,7 +386,7 @@ class FractalTree final : public CacheFileOwner {
   Mutex flush_mu_;
   absl::CondVar flush_done_;  // signalled when flushes_pending_ falls to zero
   absl::flat_hash_set<BlockNum> flushes_queued_ ABSL_GUARDED_BY(flush_mu_);
-  // Background tasks (flushes and readaheads) scheduled and not yet finished.
+  // Background tasks (flushes, readaheads, stream-aheads) scheduled and not yet finished.
   int flushes_pending_ ABSL_GUARDED_BY(flush_mu_) = 0;
   std::atomic<bool> readahead_in_flight_{false};
   // What this tree last reported to config_.buffer_budget (CountHeight1Nodes).

@@ -61,6 +61,7 @@ std::unique_ptr<CacheValue> FractalTree::CloneForCheckpoint(BlockNum block,
       if (from.on_disk) {
         to.on_disk = true;
         to.extent = from.extent;
+        to.frame_id = from.frame_id;
       } else {
         // A basement not on disk is always in memory (only on_disk ones are evicted).
         if (from.rows == nullptr) return nullptr;

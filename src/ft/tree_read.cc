@@ -49,6 +49,10 @@ bool SettledBy(const Message& newest, const ReadView& view) {
          (newest.type == MessageType::kInsert || newest.type == MessageType::kDelete);
 }
 
+// How long a stream-ahead task waits for its scan to take a copy from a full queue before
+// it ends (a later batch of the scan starts another).
+constexpr absl::Duration kStreamAheadIdle = absl::Milliseconds(5);
+
 // The largest transient basement (BasementForRead) a thread keeps between reads.
 constexpr size_t kMaxTransientBasementBytes = size_t{256} << 10;
 
@@ -202,8 +206,80 @@ void FractalTree::BackgroundReadAhead(const std::string& key) {
   if (--flushes_pending_ == 0) flush_done_.SignalAll();
 }
 
+void FractalTree::StreamAheadFrom(const std::shared_ptr<StreamAhead>& ahead, std::string_view key) {
+  if (config_.readahead_pool == nullptr || !ahead->WantsTask()) return;
+  uint64_t generation;
+  if (!ahead->BeginTask(&generation)) return;
+  {
+    MutexLock lock(&flush_mu_);
+    if (closing_.load(std::memory_order_acquire)) {
+      ahead->EndTask();
+      return;
+    }
+    ++flushes_pending_;
+  }
+  // The task shares `ahead`: the scan may end before it does.
+  config_.readahead_pool->Schedule([this, ahead, generation, owned = std::string(key)]() mutable {
+    BackgroundStreamAhead(ahead.get(), generation, std::move(owned));
+    ahead->EndTask();
+    MutexLock lock(&flush_mu_);
+    if (--flushes_pending_ == 0) flush_done_.SignalAll();
+  });
+}
+
+void FractalTree::BackgroundStreamAhead(StreamAhead* ahead, uint64_t generation, std::string key) {
+  const Comparator& cmp = *config_.comparator;
+  // A full queue is waited on without pins, briefly: a scan that stopped reading frees the
+  // pool thread soon, and one that reads on finds the next basements already decoded.
+  while (!closing_.load(std::memory_order_acquire) &&
+         ahead->AwaitRoom(generation, kStreamAheadIdle) && ahead->NextKey(generation, &key)) {
+    ReadPath path;
+    // Errors are left for the scan itself to meet and report.
+    if (!DescendForRead([&cmp, &key](const Node& node) { return node.PartitionIndex(key, cmp); },
+                        nullptr, &path)
+             .ok()) {
+      return;
+    }
+    // The leaf's upper bound: where the next leaf starts.
+    const std::string* leaf_upper = nullptr;
+    for (size_t level = 0; level + 1 < path.nodes.size(); ++level) {
+      leaf_upper = path.nodes[level]->PartitionUpper(path.indices[level], leaf_upper);
+    }
+    Node* leaf = path.nodes.back();
+    const size_t first = path.indices.back();
+    size_t i = first;
+    for (; i < leaf->basements.size(); ++i) {
+      if (closing_.load(std::memory_order_relaxed) || !ahead->HasRoom(generation)) break;
+      LeafPartition& part = leaf->basements[i];
+      {
+        MutexLock lock(&leaf->load_mu);
+        if (part.rows != nullptr) continue;  // the scan finds it cached
+      }
+      const std::string* upper = leaf->PartitionUpper(i, leaf_upper);
+      // The extent and the frame id change only under a write pin.
+      const uint64_t frame = part.frame_id;
+      if (!ahead->Wants(generation, frame, upper)) continue;
+      std::unique_ptr<Basement> rows = ahead->BeginDecode(frame);
+      Status s = ReadBasement(leaf->block(), part.extent, &rows);
+      if (!s.ok()) rows.reset();
+      ahead->EndDecode(generation, frame, upper, std::move(rows));
+      if (!s.ok()) return;
+      stats_.basements_decoded_ahead++;
+    }
+    if (i < leaf->basements.size()) {
+      // Stopped for room: go on from basement i once there is some.
+      if (i > first) key = *leaf->PartitionLower(i, nullptr);
+    } else if (leaf_upper == nullptr) {
+      return;
+    } else {
+      key = *leaf_upper;
+    }
+  }
+}
+
 Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching caching,
-                                    const Basement::Prefix* prefix, const Basement** rows) {
+                                    const Basement::Prefix* prefix, const Basement** rows,
+                                    StreamAhead* ahead) {
   Node* node = pin->as<Node>();
   LeafPartition& part = node->basements[index];
   // The extent changes only under a write pin, so it can be read here without load_mu; the
@@ -224,6 +300,15 @@ Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching cachi
                        absl::HashOf(reinterpret_cast<uintptr_t>(this), node->block(), index),
                        std::max<size_t>(1, extent.raw_size / kAdmissionUnitBytes)));
     if (transient) {
+      if (ahead != nullptr && caching == Caching::kStream) {
+        // frame_id changes only under a write pin, like the extent.
+        if (const Basement* decoded = ahead->Take(part.frame_id)) {
+          stats_.basements_streamed++;
+          stats_.basements_streamed_ahead++;
+          *rows = decoded;
+          return Status::OK();
+        }
+      }
       // The copy stays with the thread for its next transient read (its memory warm); one
       // that a large basement grew past kMaxTransientBasementBytes is freed here instead of
       // being reused.
@@ -304,7 +389,7 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
 }
 
 Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_rows, RowBatch* batch,
-                              const ReadView* view_or_null, Caching caching) {
+                              const ReadView* view_or_null, Caching caching, StreamAhead* ahead) {
   assert(max_rows >= 1);
   const ReadView& view = view_or_null != nullptr ? *view_or_null : kCommittedView;
   const Comparator& cmp = *config_.comparator;
@@ -329,9 +414,14 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
   // rows [begin, begin + max_rows] include at most one equal to `key`.
   const Basement::Prefix prefix{key, max_rows + 1};
   batch->basement_bytes = path.nodes.back()->basements[path.indices.back()].extent.raw_size;
+  if (ahead != nullptr) {
+    assert(where == Locate::kAtOrAfter);
+    ahead->Advance(key);
+  }
   const Basement* basement;
   FERN_RETURN_IF_ERROR(BasementForRead(path.leaf_pin, path.indices.back(), caching,
-                                       where == Locate::kAtOrAfter ? &prefix : nullptr, &basement));
+                                       where == Locate::kAtOrAfter ? &prefix : nullptr, &basement,
+                                       ahead));
   const Basement& rows = *basement;
   const size_t count = rows.count();
 

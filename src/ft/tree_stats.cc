@@ -34,6 +34,8 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("basements_fetched", basements_fetched);
   line("basements_read_uncached", basements_read_uncached);
   line("basements_streamed", basements_streamed);
+  line("basements_streamed_ahead", basements_streamed_ahead);
+  line("basements_decoded_ahead", basements_decoded_ahead);
   line("nodes_read", nodes_read);
   line("nodes_written", nodes_written);
   line("checkpoint_clones", checkpoint_clones);

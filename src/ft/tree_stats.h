@@ -39,6 +39,10 @@ struct TreeStats {
   std::atomic<uint64_t> basements_read_uncached{0};
   // Basements a long scan (Caching::kStream) decoded from disk into a transient copy.
   std::atomic<uint64_t> basements_streamed{0};
+  // Of those, the ones decoded ahead on the readahead pool (StreamAhead), and the basements
+  // it decoded in all (some never used: the scan stopped or a write changed them).
+  std::atomic<uint64_t> basements_streamed_ahead{0};
+  std::atomic<uint64_t> basements_decoded_ahead{0};
   std::atomic<uint64_t> nodes_read{0};
   std::atomic<uint64_t> nodes_written{0};      // checkpoint clones included
   std::atomic<uint64_t> checkpoint_clones{0};  // nodes copied for a checkpoint by a writer

@@ -1,0 +1,196 @@
+#include "ft/stream_ahead.h"
+
+#include <utility>
+
+namespace fern {
+
+namespace {
+
+// Spare basements kept for their memory: one per queue slot and the one taken. A basement
+// grown past kMaxSpareBytes (an unusually large basement) is freed instead.
+constexpr size_t kMaxSpares = StreamAhead::kMaxQueued + 1;
+constexpr size_t kMaxSpareBytes = size_t{256} << 10;
+
+// How long a Take spins for a decode in progress before it sleeps: ~100 us of pause
+// instructions, about the longest decode of a default-sized basement.
+constexpr int kSpinRounds = 4000;
+
+void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
+
+void StreamAhead::Advance(std::string_view from) {
+  MutexLock lock(&mu_);
+  has_position_ = true;
+  position_.assign(from);
+  while (!queue_.empty() &&
+         PassedLocked(queue_.front().has_upper ? &queue_.front().upper : nullptr)) {
+    DropFrontLocked();
+  }
+}
+
+const Basement* StreamAhead::Take(uint64_t frame_id) {
+  MutexLock lock(&mu_);
+  for (;;) {
+    if (current_.rows != nullptr && current_.frame_id == frame_id) return current_.rows.get();
+    size_t found = 0;
+    while (found < queue_.size() && queue_[found].frame_id != frame_id) ++found;
+    if (found < queue_.size()) {
+      // The scan reads in key order, so the copies decoded before this one are behind it.
+      for (size_t i = 0; i < found; ++i) DropFrontLocked();
+      queued_bytes_ -= queue_.front().rows->memory_bytes();
+      RecycleLocked(std::move(current_.rows));
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+      taken_.Signal();
+      return current_.rows.get();
+    }
+    if (decoding_ != frame_id) return nullptr;
+    // The task is decoding it now: waiting costs less than decoding it twice. It runs on
+    // another core and ends within microseconds, sooner than a sleeping thread is woken,
+    // so spin a while before sleeping.
+    const uint64_t ended = decodes_ended_.load(std::memory_order_relaxed);
+    mu_.Unlock();
+    bool changed = false;
+    for (int spin = 0; spin < kSpinRounds && !changed; ++spin) {
+      CpuRelax();
+      changed = decodes_ended_.load(std::memory_order_acquire) != ended;
+    }
+    mu_.Lock();
+    if (!changed && decoding_ == frame_id) mu_.Wait(&decoded_);
+  }
+}
+
+bool StreamAhead::WantsTask() const {
+  MutexLock lock(&mu_);
+  return !task_running_ && queue_.size() < kMaxQueued / 2;
+}
+
+void StreamAhead::Restart() {
+  MutexLock lock(&mu_);
+  ++generation_;
+  decoding_ = 0;
+  has_position_ = false;
+  while (!queue_.empty()) DropFrontLocked();
+  RecycleLocked(std::move(current_.rows));
+  current_.frame_id = 0;
+  decoded_.SignalAll();  // a Take waiting for the old position's decode gives up
+  taken_.Signal();       // the task stops
+}
+
+bool StreamAhead::BeginTask(uint64_t* generation) {
+  MutexLock lock(&mu_);
+  if (task_running_) return false;
+  task_running_ = true;
+  *generation = generation_;
+  return true;
+}
+
+void StreamAhead::EndTask() {
+  MutexLock lock(&mu_);
+  task_running_ = false;
+}
+
+bool StreamAhead::HasRoom(uint64_t generation) const {
+  MutexLock lock(&mu_);
+  return generation == generation_ && HasRoomLocked();
+}
+
+bool StreamAhead::AwaitRoom(uint64_t generation, absl::Duration timeout) {
+  MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (generation == generation_ && !HasRoomLocked()) {
+    if (mu_.WaitWithDeadline(&taken_, deadline)) break;
+  }
+  return generation == generation_ && HasRoomLocked();
+}
+
+bool StreamAhead::NextKey(uint64_t generation, std::string* key) const {
+  MutexLock lock(&mu_);
+  if (generation != generation_) return false;
+  if (has_position_ && cmp_->Compare(*key, position_) < 0) key->assign(position_);
+  return true;
+}
+
+bool StreamAhead::Wants(uint64_t generation, uint64_t frame_id, const std::string* upper) {
+  MutexLock lock(&mu_);
+  if (generation != generation_ || !HasRoomLocked() || PassedLocked(upper)) return false;
+  if (current_.rows != nullptr && current_.frame_id == frame_id) return false;
+  for (const Copy& copy : queue_) {
+    if (copy.frame_id == frame_id) return false;
+  }
+  // An empty queue means the scan keeps up with the task and will want this basement
+  // before the task could finish it: leave it to the scan and decode the next one, so that
+  // both decode at once instead of the scan waiting. Never twice in a row.
+  if (queue_.empty() && !left_to_scan_) {
+    left_to_scan_ = true;
+    return false;
+  }
+  left_to_scan_ = false;
+  return true;
+}
+
+std::unique_ptr<Basement> StreamAhead::BeginDecode(uint64_t frame_id) {
+  MutexLock lock(&mu_);
+  decoding_ = frame_id;
+  if (spare_.empty()) return std::make_unique<Basement>();
+  std::unique_ptr<Basement> rows = std::move(spare_.back());
+  spare_.pop_back();
+  return rows;
+}
+
+void StreamAhead::EndDecode(uint64_t generation, uint64_t frame_id, const std::string* upper,
+                            std::unique_ptr<Basement> rows) {
+  MutexLock lock(&mu_);
+  if (decoding_ == frame_id) decoding_ = 0;
+  decodes_ended_.fetch_add(1, std::memory_order_release);
+  if (rows != nullptr) {
+    if (generation == generation_ && !PassedLocked(upper)) {
+      queued_bytes_ += rows->memory_bytes();
+      Copy copy;
+      copy.frame_id = frame_id;
+      copy.has_upper = upper != nullptr;
+      if (upper != nullptr) copy.upper = *upper;
+      copy.rows = std::move(rows);
+      queue_.push_back(std::move(copy));
+    } else {
+      RecycleLocked(std::move(rows));
+    }
+  }
+  decoded_.SignalAll();
+}
+
+size_t StreamAhead::queued() const {
+  MutexLock lock(&mu_);
+  return queue_.size();
+}
+
+bool StreamAhead::HasRoomLocked() const {
+  return queue_.size() < kMaxQueued && queued_bytes_ < kMaxQueuedBytes;
+}
+
+bool StreamAhead::PassedLocked(const std::string* upper) const {
+  return has_position_ && upper != nullptr && cmp_->Compare(*upper, position_) <= 0;
+}
+
+void StreamAhead::DropFrontLocked() {
+  queued_bytes_ -= queue_.front().rows->memory_bytes();
+  RecycleLocked(std::move(queue_.front().rows));
+  queue_.pop_front();
+  taken_.Signal();
+}
+
+void StreamAhead::RecycleLocked(std::unique_ptr<Basement> rows) {
+  if (rows == nullptr || spare_.size() >= kMaxSpares) return;
+  rows->ClearKeepingArena();
+  if (rows->memory_bytes() > kMaxSpareBytes) return;
+  spare_.push_back(std::move(rows));
+}
+
+}  // namespace fern
