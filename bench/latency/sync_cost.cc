@@ -12,6 +12,8 @@
 // The modes take turns within a round, so a shared, noisy disk affects them alike; the
 // median and minimum microseconds per fdatasync over the rounds are printed per mode.
 //   sync_cost [--rounds 8] [--records 1000] [--record_bytes 142] [--dir DIR]
+// The file lives in DIR/sync_cost-PID (DIR defaults to /tmp), removed at the end; nothing
+// else in DIR is touched.
 // 142 bytes is an autocommitted WORKLOADS.md put (16-byte key, 100-byte value, 26 bytes of
 // log framing).
 #include <unistd.h>
@@ -86,7 +88,8 @@ int main(int argc, char** argv) {
   int rounds = 8;
   int records = 1000;
   size_t record_bytes = 142;
-  std::string dir = "/tmp/sync_cost-" + std::to_string(::getpid());
+  // The file goes into a directory of its own inside --dir, and only that is removed.
+  std::string parent = "/tmp";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const char* value = argv[i + 1];
@@ -97,12 +100,13 @@ int main(int argc, char** argv) {
     } else if (flag == "--record_bytes") {
       record_bytes = std::max<size_t>(1, std::strtoull(value, nullptr, 10));
     } else if (flag == "--dir") {
-      dir = value;
+      parent = value;
     } else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
     }
   }
+  const std::string dir = parent + "/sync_cost-" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   const std::string path = dir + "/sync_cost.dat";
   std::vector<std::vector<double>> micros(std::size(kModes));
