@@ -448,7 +448,8 @@ Status FractalTree::ReadBasement(BlockNum block, const PartitionExtent& extent,
   return s;
 }
 
-Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
+Status FractalTree::LoadBasement(PinnedPair* pin, size_t index, bool* loaded) {
+  if (loaded != nullptr) *loaded = false;
   Node* node = pin->as<Node>();
   LeafPartition& part = node->basements[index];
   PartitionExtent extent;
@@ -480,6 +481,7 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index) {
     return Status::OK();
   }
   stats_.basements_fetched++;
+  if (loaded != nullptr) *loaded = true;
   // Exactly what Node::MemoryBytes() gained; UpdateSize would walk every basement.
   pin->AddSize(added);
   return Status::OK();

@@ -34,6 +34,7 @@
 #define FERN_FT_TREE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -265,8 +266,10 @@ class FractalTree final : public CacheFileOwner {
   std::string Where(BlockNum block) const;
   ApplyContext MakeApplyContext() const;
 
-  // Loading absent basements (partial fetch). Safe under a read pin.
-  Status LoadBasement(PinnedPair* pin, size_t index);
+  // Loading absent basements (partial fetch). Safe under a read pin. *loaded (optional)
+  // tells whether this call read it (false: it was there, or another reader installed it
+  // first).
+  Status LoadBasement(PinnedPair* pin, size_t index, bool* loaded = nullptr);
   // Reads and decodes the partition at `extent` of `block` into `*rows` (reusing the
   // Basement passed in, if any).
   Status ReadBasement(BlockNum block, const PartitionExtent& extent,
@@ -296,6 +299,8 @@ class FractalTree final : public CacheFileOwner {
   // class comment says.
   Status DescendForRead(absl::FunctionRef<size_t(const Node&)> select, PinnedPair* held_root,
                         ReadPath* path);
+  // DescendForRead to the partitions holding `key`, from the root pinned for read.
+  Status DescendToKey(std::string_view key, ReadPath* path);
   Status GetOnPath(const ReadPath& path, std::string_view key, std::string* value,
                    const ReadView& view);
 
@@ -347,7 +352,14 @@ class FractalTree final : public CacheFileOwner {
   Status FlushAll(PinnedPair* pin);
   void ScheduleFlush(BlockNum block);
   void BackgroundFlush(BlockNum block);
+  // Runs `work` on the readahead pool as the tree's one background read in flight (ReadAhead
+  // and WarmLeaf): nothing if one is in flight, there is no pool, or the tree is closing.
+  void ScheduleBackgroundRead(std::function<void()> work);
   void BackgroundReadAhead(const std::string& key);
+  // Warming on a point read's miss (see WarmLeaf in tree_read.cc): loads, on the readahead
+  // pool, the absent basements of the leaf holding `key`.
+  void WarmLeaf(std::string_view key);
+  void BackgroundWarmLeaf(const std::string& key);
   void BackgroundStreamAhead(StreamAhead* ahead, uint64_t generation, std::string key);
   // Compresses a clean internal node's message buffers in memory; true if it did.
   bool FreezeBuffers(Node* node);

@@ -20,6 +20,7 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("flush_errors", flush_errors);
   line("read_restarts", read_restarts);
   line("basements_read_ahead", basements_read_ahead);
+  line("basements_warmed", basements_warmed);
   line("buffers_frozen", buffers_frozen);
   line("buffers_thawed", buffers_thawed);
   line("messages_flushed", messages_flushed);

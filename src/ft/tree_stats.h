@@ -21,6 +21,8 @@ struct TreeStats {
   std::atomic<uint64_t> flush_errors{0};        // background flushes that failed (retried later)
   std::atomic<uint64_t> read_restarts{0};       // reads that met a write-locked node and restarted
   std::atomic<uint64_t> basements_read_ahead{0};  // basements a cursor readahead visited
+  // Basements loaded beside a point read's miss while the cache had room (WarmLeaf).
+  std::atomic<uint64_t> basements_warmed{0};
   // Internal nodes whose buffers were compressed in memory, and decompressed again at a pin.
   std::atomic<uint64_t> buffers_frozen{0};
   std::atomic<uint64_t> buffers_thawed{0};

@@ -1,8 +1,7 @@
-// StreamAhead on its own (the hand-over between a scan and its background task), and a tree
-// scan that streams with one: every row read, decoded copies taken, and a copy decoded
-// before a write reached its basement never used.
-#include "ft/stream_ahead.h"
-
+// Decoding on the readahead pool for readers: StreamAhead on its own (the hand-over between
+// a scan and its background task); a tree scan that streams with one (every row read,
+// decoded copies taken, a copy decoded before a write reached its basement never used);
+// and point reads on a cold tree warming their leaves while the cache has room.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -12,6 +11,7 @@
 #include "absl/time/time.h"
 #include "cachetable/cachetable.h"
 #include "ft/row_batch.h"
+#include "ft/stream_ahead.h"
 #include "ft/tree.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -209,7 +209,7 @@ void StreamToEnd(FractalTree* tree, const std::shared_ptr<StreamAhead>& ahead, s
 
 // A tree of kRows rows at version 0, opened cold (every basement on disk only) in a cache of
 // `cache_bytes`, with a readahead pool.
-class StreamAheadTreeTest : public ::testing::Test {
+class ColdTreeTest : public ::testing::Test {
  protected:
   void OpenBuilt(size_t cache_bytes) {
     const std::string path = dir_.Sub("t.ft");
@@ -230,7 +230,7 @@ class StreamAheadTreeTest : public ::testing::Test {
   std::unique_ptr<FractalTree> tree_;
 };
 
-TEST_F(StreamAheadTreeTest, AStreamingScanTakesDecodedBasementsAndReadsEveryRow) {
+TEST_F(ColdTreeTest, AStreamingScanTakesDecodedBasementsAndReadsEveryRow) {
   OpenBuilt(size_t{64} << 20);
   FractalTree* tree = tree_.get();
   auto ahead = std::make_shared<StreamAhead>(BytewiseComparator());
@@ -244,7 +244,7 @@ TEST_F(StreamAheadTreeTest, AStreamingScanTakesDecodedBasementsAndReadsEveryRow)
   EXPECT_EQ(stats.basements_fetched.load(), 0u);  // nothing installed in the cache
 }
 
-TEST_F(StreamAheadTreeTest, ACopyDecodedBeforeAWriteReachedItsBasementIsNeverUsed) {
+TEST_F(ColdTreeTest, ACopyDecodedBeforeAWriteReachedItsBasementIsNeverUsed) {
   // Small: after the writes below, eviction drops the leaves and their new frames are read
   // back from disk.
   OpenBuilt(size_t{256} << 10);
@@ -273,6 +273,67 @@ TEST_F(StreamAheadTreeTest, ACopyDecodedBeforeAWriteReachedItsBasementIsNeverUse
   StreamToEnd(tree, ahead, from, 1, &rows);
   EXPECT_EQ(rows, kRows);
   EXPECT_GT(tree->stats().basements_decoded_ahead.load(), 0u);
+}
+
+}  // namespace
+}  // namespace fern
+
+namespace fern {
+namespace {
+
+// Waits (at most 30 s) until warming has loaded at least `at_least` basements.
+void AwaitWarming(const TreeStats& stats, uint64_t at_least) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (stats.basements_warmed.load() < at_least && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+TEST_F(ColdTreeTest, AMissWarmsItsLeafWhileTheCacheHasRoom) {
+  OpenBuilt(size_t{64} << 20);
+  FractalTree* tree = tree_.get();
+  const TreeStats& stats = tree->stats();
+  std::string got;
+  ASSERT_TRUE(tree->Get(Key(kRows / 2), &got).ok());
+  EXPECT_EQ(got, Value(kRows / 2, 0));
+  AwaitWarming(stats, 1);
+  ASSERT_GT(stats.basements_warmed.load(), 0u);
+  // Every read is right while (and after) warming installs basements beside it.
+  for (int i = 0; i < kRows; i += 7) {
+    ASSERT_TRUE(tree->Get(Key(i), &got).ok());
+    ASSERT_EQ(got, Value(i, 0));
+  }
+  EXPECT_GT(stats.basements_warmed.load(), 1u);
+}
+
+TEST_F(ColdTreeTest, AMissWarmsNothingOnceTheCacheIsHalfFull) {
+  // Far smaller than the tree: a scan that keeps what it reads fills it.
+  OpenBuilt(size_t{128} << 10);
+  FractalTree* tree = tree_.get();
+  RowBatch batch;
+  std::string from;
+  for (bool first = true;; first = false) {
+    ASSERT_TRUE(
+        tree->ReadBatch(first ? FractalTree::Locate::kFirst : FractalTree::Locate::kAtOrAfter, from,
+                        64, &batch)
+            .ok());
+    if (!batch.has_upper) break;
+    from.assign(batch.upper);
+  }
+  cache_->EvictIfOverBudget();
+  ASSERT_GE(cache_->size_bytes(), cache_->budget() / 2);
+  const uint64_t warmed = tree->stats().basements_warmed.load();
+  auto misses = [tree] {
+    return tree->stats().basements_fetched.load() + tree->stats().basements_read_uncached.load();
+  };
+  const uint64_t missed = misses();
+  std::string got;
+  for (int i = 0; i < kRows; i += 97) {
+    ASSERT_TRUE(tree->Get(Key(i), &got).ok());
+    ASSERT_EQ(got, Value(i, 0));
+  }
+  EXPECT_GT(misses(), missed);  // the reads did miss
+  EXPECT_EQ(tree->stats().basements_warmed.load(), warmed);
 }
 
 }  // namespace
