@@ -11,9 +11,11 @@ namespace {
 constexpr size_t kMaxSpares = StreamAhead::kMaxQueued + 1;
 constexpr size_t kMaxSpareBytes = size_t{256} << 10;
 
-// How long a Take spins for a decode in progress before it sleeps: ~100 us of pause
-// instructions, about the longest decode of a default-sized basement.
-constexpr int kSpinRounds = 4000;
+// How long a Take waits (spinning) for a decode in progress before it decodes the basement
+// itself: about three decodes of a default-sized basement (~13 us here). The task's thread
+// may have lost its core (to kernel writeback after another process, in fernbench's full
+// runs): sleeping until it came back made scans twice as slow as reading alone.
+constexpr absl::Duration kMaxSpin = absl::Microseconds(40);
 
 void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -37,7 +39,7 @@ void StreamAhead::Advance(std::string_view from) {
 
 const Basement* StreamAhead::Take(uint64_t frame_id) {
   MutexLock lock(&mu_);
-  for (;;) {
+  for (bool waited = false;;) {
     if (current_.rows != nullptr && current_.frame_id == frame_id) return current_.rows.get();
     size_t found = 0;
     while (found < queue_.size() && queue_[found].frame_id != frame_id) ++found;
@@ -51,19 +53,20 @@ const Basement* StreamAhead::Take(uint64_t frame_id) {
       taken_.Signal();
       return current_.rows.get();
     }
-    if (decoding_ != frame_id) return nullptr;
-    // The task is decoding it now: waiting costs less than decoding it twice. It runs on
-    // another core and ends within microseconds, sooner than a sleeping thread is woken,
-    // so spin a while before sleeping.
+    if (decoding_ != frame_id || waited) return nullptr;
+    // The task is decoding it now: waiting a little costs less than decoding it twice. It
+    // runs on another core and ends within microseconds, sooner than a sleeping thread is
+    // woken, so spin; if it does not end in time, the scan decodes the basement itself (the
+    // task's copy, behind the scan by then, is dropped when it arrives).
+    waited = true;
     const uint64_t ended = decodes_ended_.load(std::memory_order_relaxed);
     mu_.Unlock();
-    bool changed = false;
-    for (int spin = 0; spin < kSpinRounds && !changed; ++spin) {
+    const absl::Time deadline = absl::Now() + kMaxSpin;
+    for (int spin = 1; decodes_ended_.load(std::memory_order_acquire) == ended; ++spin) {
       CpuRelax();
-      changed = decodes_ended_.load(std::memory_order_acquire) != ended;
+      if (spin % 32 == 0 && absl::Now() > deadline) break;
     }
     mu_.Lock();
-    if (!changed && decoding_ == frame_id) mu_.Wait(&decoded_);
   }
 }
 
@@ -80,8 +83,7 @@ void StreamAhead::Restart() {
   while (!queue_.empty()) DropFrontLocked();
   RecycleLocked(std::move(current_.rows));
   current_.frame_id = 0;
-  decoded_.SignalAll();  // a Take waiting for the old position's decode gives up
-  taken_.Signal();       // the task stops
+  taken_.Signal();  // the task stops
 }
 
 bool StreamAhead::BeginTask(uint64_t* generation) {
@@ -163,7 +165,6 @@ void StreamAhead::EndDecode(uint64_t generation, uint64_t frame_id, const std::s
       RecycleLocked(std::move(rows));
     }
   }
-  decoded_.SignalAll();
 }
 
 size_t StreamAhead::queued() const {

@@ -53,7 +53,8 @@ class StreamAhead {
   void Advance(std::string_view from);
   // The decoded copy of frame `frame_id`, or null: the one the last Take returned, or a
   // queued one (the copies queued before it are dropped), or the one the background task
-  // is decoding at this moment, once it is done. Valid until the next Take or Restart.
+  // is decoding at this moment if it is done within microseconds. Valid until the next
+  // Take or Restart.
   const Basement* Take(uint64_t frame_id);
   // Whether a background task should be started: none runs and fewer than half of
   // kMaxQueued copies wait.
@@ -80,8 +81,8 @@ class StreamAhead {
   // not gone past the basement, its frame is neither queued nor already taken, and the scan
   // is not about to read it itself (see the .cc).
   bool Wants(uint64_t generation, uint64_t frame_id, const std::string* upper);
-  // Announces that the task decodes frame `frame_id` now (so that a Take of it waits
-  // rather than decoding it a second time) and returns a basement to decode into.
+  // Announces that the task decodes frame `frame_id` now (so that a Take of it waits a
+  // little rather than decoding it a second time) and returns a basement to decode into.
   std::unique_ptr<Basement> BeginDecode(uint64_t frame_id);
   // Ends what BeginDecode began: queues `rows` as the copy of frame `frame_id` (keys below
   // `upper`) if the generation is still current, or drops it (null: the decode failed;
@@ -106,8 +107,7 @@ class StreamAhead {
 
   const Comparator* const cmp_;
   mutable Mutex mu_;
-  absl::CondVar decoded_;  // signalled when a decode ends
-  absl::CondVar taken_;    // signalled when a copy leaves the queue, or at a Restart
+  absl::CondVar taken_;  // signalled when a copy leaves the queue, or at a Restart
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool task_running_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t decoding_ ABSL_GUARDED_BY(mu_) = 0;      // frame being decoded (0: none)
