@@ -1,5 +1,6 @@
 // MessageBuffer (ft/message_buffer.h): appending autocommitted inserts of WORKLOADS.md rows
-// in random key order, and looking keys up in a full buffer.
+// in random key order, looking keys up in a full buffer, and rebuilding a buffer from its
+// serialized form (what reading an internal node from disk pays per buffer).
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -68,10 +69,33 @@ void BM_MessageBufferFindKey(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 
+// Arg: n messages in the buffer. One iteration deserializes it (copying the bytes and
+// building the key index); items/s is messages per second.
+void BM_MessageBufferDeserialize(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  const std::vector<Row> rows = RandomRows(n);
+  const Comparator& cmp = *BytewiseComparator();
+  MessageBuffer buffer;
+  Msn msn = 0;
+  for (const Row& row : rows) buffer.Append(InsertOf(row, ++msn), cmp);
+  std::string bytes;
+  buffer.Serialize(&bytes);
+  for (auto _ : state) {
+    MessageBuffer reloaded;
+    if (!MessageBuffer::Deserialize(bytes, cmp, &reloaded).ok()) {
+      state.SkipWithError("Deserialize failed");
+      break;
+    }
+    benchmark::DoNotOptimize(reloaded.count());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+}
+
 BENCHMARK(BM_MessageBufferAppend)
     ->ArgNames({"n", "reuse"})
     ->ArgsProduct({{1000, 10000, 40000}, {0, 1}});
 BENCHMARK(BM_MessageBufferFindKey)->ArgName("n")->Arg(1000)->Arg(10000)->Arg(40000);
+BENCHMARK(BM_MessageBufferDeserialize)->ArgName("n")->Arg(1000)->Arg(10000)->Arg(40000);
 
 }  // namespace
 }  // namespace fern::micro

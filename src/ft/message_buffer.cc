@@ -1,8 +1,10 @@
 #include "ft/message_buffer.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "ft/key_head.h"
 #include "util/status_macros.h"
@@ -11,6 +13,10 @@
 namespace fern {
 
 namespace {
+
+// From this many messages SortByKey sorts by key heads (below it, std::sort on the keys is
+// as fast and allocates nothing).
+constexpr size_t kMinHeadSortMessages = 256;
 
 using MessageFn = std::function<void(const Message&)>;
 
@@ -264,10 +270,39 @@ void MessageBuffer::RebuildIndex(const Comparator& cmp) {
 }
 
 void MessageBuffer::SortByKey(std::vector<uint32_t>* offsets, const Comparator& cmp) const {
-  std::sort(offsets->begin(), offsets->end(), [&](uint32_t a, uint32_t b) {
+  auto by_key = [&](uint32_t a, uint32_t b) {
     int c = cmp.Compare(KeyAt(a), KeyAt(b));
     return c < 0 || (c == 0 && a < b);
-  });
+  };
+  const size_t n = offsets->size();
+  if (&cmp != BytewiseComparator() || n < kMinHeadSortMessages) {
+    std::sort(offsets->begin(), offsets->end(), by_key);
+    return;
+  }
+  // Sorting offsets by key reads two messages scattered over the arena per comparison (a
+  // 5 MiB node read from disk spent ~30 ms here). Instead: every key starts with the
+  // prefix all of them share, so sort (head, offset) pairs held side by side, then order
+  // the runs of equal heads by whole keys.
+  std::string_view first = KeyAt((*offsets)[0]);
+  size_t shared = first.size();
+  for (size_t i = 1; i < n && shared > 0; ++i) {
+    shared = SharedPrefixLength(first.substr(0, shared), KeyAt((*offsets)[i]));
+  }
+  std::vector<std::pair<uint64_t, uint32_t>> keyed(n);
+  for (size_t i = 0; i < n; ++i) {
+    keyed[i] = {KeyHead64(KeyAt((*offsets)[i]), shared), (*offsets)[i]};
+  }
+  std::sort(keyed.begin(), keyed.end());
+  for (size_t i = 0; i < n;) {
+    size_t end = i + 1;
+    while (end < n && keyed[end].first == keyed[i].first) ++end;
+    for (size_t j = i; j < end; ++j) (*offsets)[j] = keyed[j].second;
+    if (end - i > 1) {
+      std::sort(offsets->begin() + static_cast<ptrdiff_t>(i),
+                offsets->begin() + static_cast<ptrdiff_t>(end), by_key);
+    }
+    i = end;
+  }
 }
 
 void MessageBuffer::MergeTail(const Comparator& cmp) {

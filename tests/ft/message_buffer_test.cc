@@ -359,6 +359,39 @@ TEST(MessageBufferTest, KeyQueriesStayExactWhileTheSharedPrefixShrinks) {
   }
 }
 
+// Deserialize sorts a large buffer's key index by key heads; its order must be exactly the
+// one appends build: keys that tie on the eight bytes after their shared prefix, keys that
+// are prefixes of others, zero bytes, and repeated keys in MSN order.
+TEST(MessageBufferTest, DeserializeOrdersALargeBufferAsAppendsDo) {
+  const Comparator& cmp = *BytewiseComparator();
+  std::mt19937_64 rng(23);
+  MessageBuffer buffer;
+  Msn msn = 0;
+  for (int i = 0; i < 5000; ++i) {
+    OwnedMessage m;
+    m.msn = ++msn;
+    m.key = "tenant-0042/orders/";
+    const int shape = static_cast<int>(rng() % 4);
+    if (shape == 0) m.key += "20261204";  // ties on the head, differs after it
+    if (shape == 1) m.key += std::string(1 + rng() % 3, '\0');
+    for (int c = static_cast<int>(rng() % 12); c > 0; --c) {
+      m.key.push_back(static_cast<char>(rng() % 4 == 0 ? '\0' : 'a' + rng() % 3));
+    }
+    if (shape == 3 && msn > 1) m.key = "tenant-0042/orders/" + std::to_string(rng() % 50);
+    m.value = "v";
+    buffer.Append(m.view(), cmp);
+  }
+  std::string bytes;
+  buffer.Serialize(&bytes);
+  MessageBuffer reloaded;
+  ASSERT_TRUE(MessageBuffer::Deserialize(bytes, cmp, &reloaded).ok());
+  EXPECT_EQ(MsnsInRange(reloaded, nullptr, nullptr, cmp),
+            MsnsInRange(buffer, nullptr, nullptr, cmp));
+  const std::string_view lower = "tenant-0042/orders/2";
+  const std::string_view upper = "tenant-0042/orders/20261204b";
+  EXPECT_EQ(MsnsInRange(reloaded, &lower, &upper, cmp), MsnsInRange(buffer, &lower, &upper, cmp));
+}
+
 TEST(MessageBufferTest, ForEachInRangeHonoursBounds) {
   const Comparator& cmp = *BytewiseComparator();
   MessageBuffer buffer;
