@@ -28,6 +28,12 @@ Message InsertOf(const Row& row, Msn msn) {
   return Message{MessageType::kInsert, msn, XidStack(), row.key, row.value};
 }
 
+// Appends an insert of each row, with MSNs 1, 2, ..., to an empty buffer.
+void AppendAll(const std::vector<Row>& rows, MessageBuffer* buffer) {
+  Msn msn = 0;
+  for (const Row& row : rows) buffer->Append(InsertOf(row, ++msn), *BytewiseComparator());
+}
+
 // Args: n messages per buffer; reuse (1: Clear() one buffer and refill it, keeping its
 // memory, as a node reuses its buffers; 0: a new buffer each time, paying for its growth).
 // One iteration fills a buffer with n messages; items/s is messages appended per second.
@@ -55,8 +61,7 @@ void BM_MessageBufferFindKey(benchmark::State& state) {
   const std::vector<Row> rows = RandomRows(n);
   const Comparator& cmp = *BytewiseComparator();
   MessageBuffer buffer;
-  Msn msn = 0;
-  for (const Row& row : rows) buffer.Append(InsertOf(row, ++msn), cmp);
+  AppendAll(rows, &buffer);
   const std::vector<uint64_t> probes = RandomIndexes(4096, n, /*seed=*/7);
   size_t next = 0;
   size_t found = 0;
@@ -73,11 +78,9 @@ void BM_MessageBufferFindKey(benchmark::State& state) {
 // building the key index); items/s is messages per second.
 void BM_MessageBufferDeserialize(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
-  const std::vector<Row> rows = RandomRows(n);
   const Comparator& cmp = *BytewiseComparator();
   MessageBuffer buffer;
-  Msn msn = 0;
-  for (const Row& row : rows) buffer.Append(InsertOf(row, ++msn), cmp);
+  AppendAll(RandomRows(n), &buffer);
   std::string bytes;
   buffer.Serialize(&bytes);
   for (auto _ : state) {
