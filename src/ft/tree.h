@@ -352,6 +352,10 @@ class FractalTree final : public CacheFileOwner {
   Status FlushAll(PinnedPair* pin);
   void ScheduleFlush(BlockNum block);
   void BackgroundFlush(BlockNum block);
+  // Counts a background task (flush, readahead, stream-ahead) for DrainFlushes to wait
+  // for; false (counting nothing) once the tree is closing. EndBackgroundTask ends it.
+  bool BeginBackgroundTask();
+  void EndBackgroundTask();
   // Runs `work` on the readahead pool as the tree's one background read in flight (ReadAhead
   // and WarmLeaf): nothing if one is in flight, there is no pool, or the tree is closing.
   void ScheduleBackgroundRead(std::function<void()> work);

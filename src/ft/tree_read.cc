@@ -180,21 +180,28 @@ size_t FractalTree::StreamingScanBytes() const {
   return std::min(kMaxCachedScanBytes, cache_->budget() / 8);
 }
 
+bool FractalTree::BeginBackgroundTask() {
+  MutexLock lock(&flush_mu_);
+  if (closing_.load(std::memory_order_acquire)) return false;
+  ++flushes_pending_;
+  return true;
+}
+
+void FractalTree::EndBackgroundTask() {
+  MutexLock lock(&flush_mu_);
+  if (--flushes_pending_ == 0) flush_done_.SignalAll();
+}
+
 void FractalTree::ScheduleBackgroundRead(std::function<void()> work) {
   if (config_.readahead_pool == nullptr || readahead_in_flight_.exchange(true)) return;
-  {
-    MutexLock lock(&flush_mu_);
-    if (closing_.load(std::memory_order_acquire)) {
-      readahead_in_flight_.store(false);
-      return;
-    }
-    ++flushes_pending_;
+  if (!BeginBackgroundTask()) {
+    readahead_in_flight_.store(false);
+    return;
   }
   config_.readahead_pool->Schedule([this, work = std::move(work)] {
     if (!closing_.load(std::memory_order_acquire)) work();
     readahead_in_flight_.store(false);
-    MutexLock lock(&flush_mu_);
-    if (--flushes_pending_ == 0) flush_done_.SignalAll();
+    EndBackgroundTask();
   });
 }
 
@@ -221,20 +228,15 @@ void FractalTree::StreamAheadFrom(const std::shared_ptr<StreamAhead>& ahead, std
   if (config_.readahead_pool == nullptr || !ahead->WantsTask()) return;
   uint64_t generation;
   if (!ahead->BeginTask(&generation)) return;
-  {
-    MutexLock lock(&flush_mu_);
-    if (closing_.load(std::memory_order_acquire)) {
-      ahead->EndTask();
-      return;
-    }
-    ++flushes_pending_;
+  if (!BeginBackgroundTask()) {
+    ahead->EndTask();
+    return;
   }
   // The task shares `ahead`: the scan may end before it does.
   config_.readahead_pool->Schedule([this, ahead, generation, owned = std::string(key)]() mutable {
     BackgroundStreamAhead(ahead.get(), generation, std::move(owned));
     ahead->EndTask();
-    MutexLock lock(&flush_mu_);
-    if (--flushes_pending_ == 0) flush_done_.SignalAll();
+    EndBackgroundTask();
   });
 }
 

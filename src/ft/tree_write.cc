@@ -291,8 +291,7 @@ void FractalTree::BackgroundFlush(BlockNum block) {
       if (!s.ok()) stats_.flush_errors++;
     }
   }
-  MutexLock lock(&flush_mu_);
-  if (--flushes_pending_ == 0) flush_done_.SignalAll();
+  EndBackgroundTask();
 }
 
 void FractalTree::DrainFlushes() {
