@@ -90,13 +90,19 @@ size_t Mark(size_t budget, size_t num, size_t den) {
 }  // namespace
 
 Cachetable::Cachetable(const CachetableOptions& options)
-    : budget_(options.budget_bytes), impl_(std::make_unique<Impl>(options, &size_bytes_)) {
+    : budget_(options.budget_bytes),
+      impl_(std::make_unique<Impl>(options, &size_bytes_)),
+      outside_memory_(std::make_shared<OutsideMemory>(options.budget_bytes)) {
   impl_->StartThreads();
+  outside_memory_->Attach(&size_bytes_, [impl = impl_.get()] { impl->AfterOutsideCharge(); });
 }
 
 Cachetable::Cachetable(size_t budget_bytes) : Cachetable(OptionsWithBudget(budget_bytes)) {}
 
-Cachetable::~Cachetable() { impl_->StopThreads(); }
+Cachetable::~Cachetable() {
+  outside_memory_->Detach();
+  impl_->StopThreads();
+}
 
 CacheFileId Cachetable::OpenFile(CacheFileOwner* owner) {
   AnnotatedMutexLock lock(&impl_->list_mu);
@@ -182,6 +188,7 @@ bool Cachetable::IsCached(CacheFileId file, BlockNum block) {
 CachetableStats Cachetable::stats() const {
   CachetableStats stats;
   stats.size_bytes = size_bytes();
+  stats.outside_bytes = outside_memory_->charged();
   stats.limit_bytes = budget_;
   {
     AnnotatedMutexLock lock(&impl_->list_mu);

@@ -40,6 +40,7 @@
 #include <string>
 
 #include "absl/functional/function_ref.h"
+#include "cachetable/outside_memory.h"
 #include "fern/status.h"
 
 namespace fern {
@@ -127,7 +128,10 @@ class CacheFileOwner {
 };
 
 struct CachetableStats {
-  uint64_t size_bytes = 0;   // memory held by all pairs and unwritten checkpoint clones
+  // Memory held by all pairs and unwritten checkpoint clones, and charged to
+  // outside_memory() (outside_bytes of it).
+  uint64_t size_bytes = 0;
+  uint64_t outside_bytes = 0;
   uint64_t limit_bytes = 0;  // the budget
   uint64_t pairs = 0;        // including pairs whose first fetch is running
   uint64_t hits = 0;
@@ -301,6 +305,9 @@ class Cachetable {
 
   size_t budget() const { return budget_; }
   size_t size_bytes() const { return size_bytes_.load(std::memory_order_relaxed); }
+  // Where clients charge memory they hold outside pairs against the budget (see
+  // outside_memory.h); charges count in size_bytes().
+  const std::shared_ptr<OutsideMemory>& outside_memory() const { return outside_memory_; }
   CachetableStats stats() const;
   // The most recent WriteBlock error met by eviction, WriteDirty or CloseFile (OK if none).
   // Eviction has no caller to return it to: the pair stays cached and dirty.
@@ -319,6 +326,7 @@ class Cachetable {
   const size_t budget_;
   std::atomic<size_t> size_bytes_{0};
   std::unique_ptr<Impl> impl_;
+  const std::shared_ptr<OutsideMemory> outside_memory_;
 };
 
 }  // namespace fern

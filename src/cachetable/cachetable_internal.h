@@ -149,6 +149,10 @@ struct Cachetable::Impl {
   // Called by a client before a pin or PinNew: waits for the evictor when memory is far over
   // budget.
   void BeforePin() ABSL_LOCKS_EXCLUDED(list_mu);
+  // Called after memory is charged to the OutsideMemory: wakes the evictor when over the
+  // budget. Never waits (the charger may be a pool thread holding pins); with no evictor
+  // thread, the next Unpin evicts.
+  void AfterOutsideCharge() ABSL_LOCKS_EXCLUDED(list_mu, evictor_mu);
   void WakeEvictor() ABSL_LOCKS_EXCLUDED(evictor_mu);
   void WaitForEvictor() ABSL_LOCKS_EXCLUDED(list_mu, evictor_mu);
   // Wakes clients waiting for memory to fall. Cheap when none waits.

@@ -146,6 +146,12 @@ void Cachetable::Impl::BeforePin() {
   if (size_bytes.load(std::memory_order_relaxed) > block_bytes) WaitForEvictor();
 }
 
+void Cachetable::Impl::AfterOutsideCharge() {
+  if (options.evictor_thread && size_bytes.load(std::memory_order_relaxed) > wake_bytes) {
+    WakeEvictor();
+  }
+}
+
 void Cachetable::Impl::WakeEvictor() {
   if (evictor_wake_hint.load(std::memory_order_relaxed)) return;  // already asked
   AnnotatedMutexLock lock(&evictor_mu);

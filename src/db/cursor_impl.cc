@@ -61,7 +61,7 @@ void CursorImpl::SettleForward(size_t pos) {
     // batch's loaded in the background meanwhile (installed in the cache), or, once it
     // streams, decoded for it alone.
     if (caching == FractalTree::Caching::kStream && batch_.has_upper) {
-      if (ahead_ == nullptr) ahead_ = std::make_shared<StreamAhead>(tree_->config().comparator);
+      if (ahead_ == nullptr) ahead_ = tree_->NewStreamAhead();
       tree_->StreamAheadFrom(ahead_, batch_.upper);
     } else if (batch_rows_ >= kReadaheadRows && batch_.has_upper && !Streaming()) {
       tree_->ReadAhead(batch_.upper);

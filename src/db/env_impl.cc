@@ -435,6 +435,7 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   out += StrCat("log.durable_lsn: ", log_->durable_lsn(), "\n");
   out += StrCat("cache.size_bytes: ", c.size_bytes, "\n");
   out += StrCat("cache.limit_bytes: ", c.limit_bytes, "\n");
+  out += StrCat("cache.outside_bytes: ", c.outside_bytes, "\n");
   out += StrCat("cache.pairs: ", c.pairs, "\n");
   out += StrCat("cache.hits: ", c.hits, "\n");
   out += StrCat("cache.misses: ", c.misses, "\n");

@@ -27,6 +27,13 @@ void CpuRelax() {
 
 }  // namespace
 
+StreamAhead::~StreamAhead() {
+  MutexLock lock(&mu_);
+  // The task shares ownership, so none runs: nothing is being decoded.
+  if (memory_ != nullptr && charged_ > 0) memory_->Release(charged_);
+  charged_ = 0;
+}
+
 void StreamAhead::Advance(std::string_view from) {
   MutexLock lock(&mu_);
   has_position_ = true;
@@ -40,18 +47,21 @@ void StreamAhead::Advance(std::string_view from) {
 const Basement* StreamAhead::Take(uint64_t frame_id) {
   MutexLock lock(&mu_);
   for (bool waited = false;;) {
-    if (current_.rows != nullptr && current_.frame_id == frame_id) return current_.rows.get();
+    if (current_.held.rows != nullptr && current_.frame_id == frame_id) {
+      return current_.held.rows.get();
+    }
     size_t found = 0;
     while (found < queue_.size() && queue_[found].frame_id != frame_id) ++found;
     if (found < queue_.size()) {
       // The scan reads in key order, so the copies decoded before this one are behind it.
       for (size_t i = 0; i < found; ++i) DropFrontLocked();
-      queued_bytes_ -= queue_.front().rows->memory_bytes();
-      RecycleLocked(std::move(current_.rows));
+      queued_bytes_ -= queue_.front().held.charged;
+      RecycleLocked(std::move(current_.held));
       current_ = std::move(queue_.front());
       queue_.pop_front();
+      refused_ = false;
       taken_.Signal();
-      return current_.rows.get();
+      return current_.held.rows.get();
     }
     if (decoding_ != frame_id || waited) return nullptr;
     // The task is decoding it now: waiting a little costs less than decoding it twice. It
@@ -81,7 +91,7 @@ void StreamAhead::Restart() {
   decoding_ = 0;
   has_position_ = false;
   while (!queue_.empty()) DropFrontLocked();
-  RecycleLocked(std::move(current_.rows));
+  RecycleLocked(std::move(current_.held));
   current_.frame_id = 0;
   taken_.Signal();  // the task stops
 }
@@ -90,6 +100,7 @@ bool StreamAhead::BeginTask(uint64_t* generation) {
   MutexLock lock(&mu_);
   if (task_running_) return false;
   task_running_ = true;
+  refused_ = false;
   *generation = generation_;
   return true;
 }
@@ -120,12 +131,18 @@ bool StreamAhead::NextKey(uint64_t generation, std::string* key) const {
   return true;
 }
 
-bool StreamAhead::Wants(uint64_t generation, uint64_t frame_id, const std::string* upper) {
+bool StreamAhead::Wants(uint64_t generation, uint64_t frame_id, const std::string* upper,
+                        size_t raw_bytes) {
   MutexLock lock(&mu_);
   if (generation != generation_ || !HasRoomLocked() || PassedLocked(upper)) return false;
-  if (current_.rows != nullptr && current_.frame_id == frame_id) return false;
+  if (current_.held.rows != nullptr && current_.frame_id == frame_id) return false;
   for (const Copy& copy : queue_) {
     if (copy.frame_id == frame_id) return false;
+  }
+  // A spare's memory is charged already; a fresh basement needs about its raw size.
+  if (memory_ != nullptr && spare_.empty() && !memory_->Fits(raw_bytes)) {
+    refused_ = true;
+    return false;
   }
   // An empty queue means the scan keeps up with the task and will want this basement
   // before the task could finish it: leave it to the scan and decode the next one, so that
@@ -142,9 +159,10 @@ std::unique_ptr<Basement> StreamAhead::BeginDecode(uint64_t frame_id) {
   MutexLock lock(&mu_);
   decoding_ = frame_id;
   if (spare_.empty()) return std::make_unique<Basement>();
-  std::unique_ptr<Basement> rows = std::move(spare_.back());
+  Held held = std::move(spare_.back());
   spare_.pop_back();
-  return rows;
+  decoding_charged_ = held.charged;
+  return std::move(held.rows);
 }
 
 void StreamAhead::EndDecode(uint64_t generation, uint64_t frame_id, const std::string* upper,
@@ -152,18 +170,34 @@ void StreamAhead::EndDecode(uint64_t generation, uint64_t frame_id, const std::s
   MutexLock lock(&mu_);
   if (decoding_ == frame_id) decoding_ = 0;
   decodes_ended_.fetch_add(1, std::memory_order_release);
-  if (rows != nullptr) {
-    if (generation == generation_ && !PassedLocked(upper)) {
-      queued_bytes_ += rows->memory_bytes();
-      Copy copy;
-      copy.frame_id = frame_id;
-      copy.has_upper = upper != nullptr;
-      if (upper != nullptr) copy.upper = *upper;
-      copy.rows = std::move(rows);
-      queue_.push_back(std::move(copy));
-    } else {
-      RecycleLocked(std::move(rows));
+  Held held{std::move(rows), std::exchange(decoding_charged_, 0)};
+  if (held.rows == nullptr) {
+    ReleaseLocked(held.charged);
+    return;
+  }
+  // The charge follows the memory the decode left the basement with.
+  const size_t bytes = held.rows->memory_bytes();
+  if (bytes > held.charged) {
+    if (memory_ != nullptr && !memory_->TryCharge(bytes - held.charged)) {
+      refused_ = true;
+      ReleaseLocked(held.charged);
+      return;  // the copy is freed
     }
+    charged_ += bytes - held.charged;
+  } else {
+    ReleaseLocked(held.charged - bytes);
+  }
+  held.charged = bytes;
+  if (generation == generation_ && !PassedLocked(upper)) {
+    queued_bytes_ += held.charged;
+    Copy copy;
+    copy.frame_id = frame_id;
+    copy.has_upper = upper != nullptr;
+    if (upper != nullptr) copy.upper = *upper;
+    copy.held = std::move(held);
+    queue_.push_back(std::move(copy));
+  } else {
+    RecycleLocked(std::move(held));
   }
 }
 
@@ -172,8 +206,13 @@ size_t StreamAhead::queued() const {
   return queue_.size();
 }
 
+size_t StreamAhead::charged() const {
+  MutexLock lock(&mu_);
+  return charged_;
+}
+
 bool StreamAhead::HasRoomLocked() const {
-  return queue_.size() < kMaxQueued && queued_bytes_ < kMaxQueuedBytes;
+  return !refused_ && queue_.size() < kMaxQueued && queued_bytes_ < kMaxQueuedBytes;
 }
 
 bool StreamAhead::PassedLocked(const std::string* upper) const {
@@ -181,17 +220,30 @@ bool StreamAhead::PassedLocked(const std::string* upper) const {
 }
 
 void StreamAhead::DropFrontLocked() {
-  queued_bytes_ -= queue_.front().rows->memory_bytes();
-  RecycleLocked(std::move(queue_.front().rows));
+  queued_bytes_ -= queue_.front().held.charged;
+  RecycleLocked(std::move(queue_.front().held));
   queue_.pop_front();
+  refused_ = false;
   taken_.Signal();
 }
 
-void StreamAhead::RecycleLocked(std::unique_ptr<Basement> rows) {
-  if (rows == nullptr || spare_.size() >= kMaxSpares) return;
-  rows->ClearKeepingArena();
-  if (rows->memory_bytes() > kMaxSpareBytes) return;
-  spare_.push_back(std::move(rows));
+void StreamAhead::RecycleLocked(Held held) {
+  if (held.rows == nullptr) return;
+  if (spare_.size() < kMaxSpares) {
+    held.rows->ClearKeepingArena();
+    // A spare stays charged for what it held: its arena keeps that memory.
+    if (held.rows->memory_bytes() <= kMaxSpareBytes) {
+      spare_.push_back(std::move(held));
+      return;
+    }
+  }
+  ReleaseLocked(held.charged);
+}
+
+void StreamAhead::ReleaseLocked(size_t bytes) {
+  if (bytes == 0) return;
+  charged_ -= bytes;
+  if (memory_ != nullptr) memory_->Release(bytes);
 }
 
 }  // namespace fern

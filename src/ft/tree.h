@@ -184,6 +184,8 @@ class FractalTree final : public CacheFileOwner {
   // on the readahead pool, into `ahead`, the basements not cached from the one holding
   // `key` on, in key order, until its queue is full. Nothing without a pool.
   void StreamAheadFrom(const std::shared_ptr<StreamAhead>& ahead, std::string_view key);
+  // A StreamAhead for a scan of this tree, charging its memory to the cache's budget.
+  std::shared_ptr<StreamAhead> NewStreamAhead() const;
 
   // A scan that has read more than this many bytes of basements (serialized size) since its
   // seek is a bulk scan and reads on with Caching::kStream: an eighth of the cache's budget,

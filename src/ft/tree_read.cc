@@ -240,6 +240,10 @@ void FractalTree::StreamAheadFrom(const std::shared_ptr<StreamAhead>& ahead, std
   });
 }
 
+std::shared_ptr<StreamAhead> FractalTree::NewStreamAhead() const {
+  return std::make_shared<StreamAhead>(config_.comparator, cache_->outside_memory());
+}
+
 void FractalTree::BackgroundStreamAhead(StreamAhead* ahead, uint64_t generation, std::string key) {
   // A full queue is waited on without pins, briefly: a scan that stopped reading frees the
   // pool thread soon, and one that reads on finds the next basements already decoded.
@@ -268,7 +272,7 @@ void FractalTree::BackgroundStreamAhead(StreamAhead* ahead, uint64_t generation,
       const std::string* upper = leaf->PartitionUpper(i, leaf_upper);
       // The extent and the frame id change only under a write pin.
       const uint64_t frame = part.frame_id;
-      if (!ahead->Wants(generation, frame, upper)) continue;
+      if (!ahead->Wants(generation, frame, upper, part.extent.raw_size)) continue;
       std::unique_ptr<Basement> rows = ahead->BeginDecode(frame);
       Status s = ReadBasement(leaf->block(), part.extent, &rows);
       if (!s.ok()) rows.reset();

@@ -20,18 +20,31 @@
 namespace fern {
 namespace {
 
-// Decodes (as an empty basement) frame `frame` with upper bound `upper` for the task of
-// `generation`, if the StreamAhead wants it; returns whether it did.
+// Decodes frame `frame` with upper bound `upper` for the task of `generation`, if the
+// StreamAhead wants it, as a basement of `rows` rows of 1 KiB values; returns whether it
+// did.
 bool DecodeIfWanted(StreamAhead* ahead, uint64_t generation, uint64_t frame,
-                    const std::string& upper) {
-  if (!ahead->Wants(generation, frame, &upper)) return false;
-  std::unique_ptr<Basement> rows = ahead->BeginDecode(frame);
-  ahead->EndDecode(generation, frame, &upper, std::move(rows));
+                    const std::string& upper, int rows = 0) {
+  if (!ahead->Wants(generation, frame, &upper, static_cast<size_t>(rows) * 1024)) return false;
+  std::unique_ptr<Basement> decoded = ahead->BeginDecode(frame);
+  ApplyContext ctx;
+  ctx.cmp = BytewiseComparator();
+  const std::string value(1024, 'v');
+  for (int i = 0; i < rows; ++i) {
+    Message m;
+    m.type = MessageType::kInsert;
+    m.msn = static_cast<Msn>(i + 1);
+    const std::string key = upper + std::to_string(1000 + i);
+    m.key = key;
+    m.value = value;
+    decoded->Apply(m, ctx);
+  }
+  ahead->EndDecode(generation, frame, &upper, std::move(decoded));
   return true;
 }
 
 TEST(StreamAheadTest, CopiesAreTakenInKeyOrderAndDroppedOnceThePositionPasses) {
-  StreamAhead ahead(BytewiseComparator());
+  StreamAhead ahead(BytewiseComparator(), nullptr);
   uint64_t generation;
   ASSERT_TRUE(ahead.WantsTask());
   ASSERT_TRUE(ahead.BeginTask(&generation));
@@ -64,7 +77,7 @@ TEST(StreamAheadTest, CopiesAreTakenInKeyOrderAndDroppedOnceThePositionPasses) {
 }
 
 TEST(StreamAheadTest, ARestartDropsCopiesAndWhatTheOldTaskStillDelivers) {
-  StreamAhead ahead(BytewiseComparator());
+  StreamAhead ahead(BytewiseComparator(), nullptr);
   uint64_t generation;
   ASSERT_TRUE(ahead.BeginTask(&generation));
   EXPECT_FALSE(DecodeIfWanted(&ahead, generation, 1, "b"));
@@ -88,7 +101,7 @@ TEST(StreamAheadTest, ARestartDropsCopiesAndWhatTheOldTaskStillDelivers) {
 }
 
 TEST(StreamAheadTest, TheTaskSkipsToTheScanAndWaitsForRoom) {
-  StreamAhead ahead(BytewiseComparator());
+  StreamAhead ahead(BytewiseComparator(), nullptr);
   uint64_t generation;
   ASSERT_TRUE(ahead.BeginTask(&generation));
   ahead.Advance("m");
@@ -116,7 +129,7 @@ TEST(StreamAheadTest, TheTaskSkipsToTheScanAndWaitsForRoom) {
 }
 
 TEST(StreamAheadTest, ATakeDoesNotWaitLongForADecodeInProgress) {
-  StreamAhead ahead(BytewiseComparator());
+  StreamAhead ahead(BytewiseComparator(), nullptr);
   uint64_t generation;
   ASSERT_TRUE(ahead.BeginTask(&generation));
   const std::string upper = "q";
@@ -229,7 +242,7 @@ class ColdTreeTest : public ::testing::Test {
 TEST_F(ColdTreeTest, AStreamingScanTakesDecodedBasementsAndReadsEveryRow) {
   OpenBuilt(size_t{64} << 20);
   FractalTree* tree = tree_.get();
-  auto ahead = std::make_shared<StreamAhead>(BytewiseComparator());
+  std::shared_ptr<StreamAhead> ahead = tree->NewStreamAhead();
   int rows = 0;
   StreamToEnd(tree, ahead, "", 0, &rows);
   EXPECT_EQ(rows, kRows);
@@ -238,6 +251,17 @@ TEST_F(ColdTreeTest, AStreamingScanTakesDecodedBasementsAndReadsEveryRow) {
   EXPECT_LE(stats.basements_streamed_ahead.load(), stats.basements_decoded_ahead.load());
   EXPECT_LE(stats.basements_streamed_ahead.load(), stats.basements_streamed.load());
   EXPECT_EQ(stats.basements_fetched.load(), 0u);  // nothing installed in the cache
+  // The copies it holds count in the cache's size, until it is gone (once its last task
+  // has ended too).
+  const std::shared_ptr<OutsideMemory>& outside = cache_->outside_memory();
+  EXPECT_GT(outside->charged(), 0u);
+  EXPECT_EQ(cache_->stats().outside_bytes, outside->charged());
+  ahead.reset();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (outside->charged() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(outside->charged(), 0u);
 }
 
 TEST_F(ColdTreeTest, ACopyDecodedBeforeAWriteReachedItsBasementIsNeverUsed) {
@@ -245,7 +269,7 @@ TEST_F(ColdTreeTest, ACopyDecodedBeforeAWriteReachedItsBasementIsNeverUsed) {
   // back from disk.
   OpenBuilt(size_t{256} << 10);
   FractalTree* tree = tree_.get();
-  auto ahead = std::make_shared<StreamAhead>(BytewiseComparator());
+  std::shared_ptr<StreamAhead> ahead = tree->NewStreamAhead();
   RowBatch batch;
   ASSERT_TRUE(StreamBatch(tree, ahead, "", &batch).ok());
   ASSERT_TRUE(batch.has_upper);
@@ -269,6 +293,64 @@ TEST_F(ColdTreeTest, ACopyDecodedBeforeAWriteReachedItsBasementIsNeverUsed) {
   StreamToEnd(tree, ahead, from, 1, &rows);
   EXPECT_EQ(rows, kRows);
   EXPECT_GT(tree->stats().basements_decoded_ahead.load(), 0u);
+}
+
+TEST(StreamAheadTest, HeldBasementsAreChargedToTheBudgetAndGivenBack) {
+  // A cap of 64 KiB: room for a few basements of 16 rows of 1 KiB.
+  auto memory = std::make_shared<OutsideMemory>(size_t{512} << 10);
+  ASSERT_EQ(memory->cap(), size_t{64} << 10);
+  {
+    StreamAhead ahead(BytewiseComparator(), memory);
+    uint64_t generation;
+    ASSERT_TRUE(ahead.BeginTask(&generation));
+    EXPECT_FALSE(DecodeIfWanted(&ahead, generation, 1, "b", 16));  // left to the scan
+    ASSERT_TRUE(DecodeIfWanted(&ahead, generation, 2, "c", 16));
+    EXPECT_GT(ahead.charged(), size_t{16} << 10);
+    EXPECT_EQ(memory->charged(), ahead.charged());
+    // Decode until the cap refuses a charge: then the task has no room until a copy
+    // leaves the queue.
+    uint64_t frame = 3;
+    while (ahead.HasRoom(generation) && frame < 100) {
+      DecodeIfWanted(&ahead, generation, frame, "c" + std::to_string(frame), 16);
+      ++frame;
+    }
+    ASSERT_FALSE(ahead.HasRoom(generation));
+    ASSERT_LT(ahead.queued(), StreamAhead::kMaxQueued);  // stopped by memory, not the count
+    EXPECT_LE(memory->charged(), memory->cap());
+    EXPECT_EQ(memory->charged(), ahead.charged());
+    ASSERT_NE(ahead.Take(2), nullptr);
+    EXPECT_TRUE(ahead.HasRoom(generation));
+    // A seek drops the copies, but their memory is kept (and stays charged) for reuse.
+    const size_t before = ahead.charged();
+    ahead.Restart();
+    EXPECT_EQ(ahead.queued(), 0u);
+    EXPECT_GT(ahead.charged(), 0u);
+    EXPECT_LE(ahead.charged(), before);
+    EXPECT_EQ(memory->charged(), ahead.charged());
+    ahead.EndTask();
+  }
+  EXPECT_EQ(memory->charged(), 0u);  // all given back with the StreamAhead
+}
+
+TEST(OutsideMemoryTest, ChargesCountInTheCacheSizeUntilTheCacheIsGone) {
+  std::shared_ptr<OutsideMemory> memory;
+  {
+    Cachetable cache(size_t{8} << 20);
+    memory = cache.outside_memory();
+    EXPECT_EQ(memory->cap(), size_t{1} << 20);
+    const size_t before = cache.size_bytes();
+    ASSERT_TRUE(memory->TryCharge(size_t{300} << 10));
+    EXPECT_EQ(cache.size_bytes(), before + (size_t{300} << 10));
+    EXPECT_EQ(cache.stats().outside_bytes, size_t{300} << 10);
+    EXPECT_FALSE(memory->TryCharge(size_t{800} << 10));  // past the cap: nothing charged
+    EXPECT_EQ(memory->charged(), size_t{300} << 10);
+    EXPECT_TRUE(memory->Fits(size_t{700} << 10));
+    memory->Release(size_t{100} << 10);
+    EXPECT_EQ(cache.size_bytes(), before + (size_t{200} << 10));
+  }
+  // The holder outlives the cache: releasing touches nothing of it.
+  memory->Release(size_t{200} << 10);
+  EXPECT_EQ(memory->charged(), 0u);
 }
 
 }  // namespace

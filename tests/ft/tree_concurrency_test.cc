@@ -64,7 +64,7 @@ bool ScanIsOrderedAndWellFormed(FractalTree* tree, size_t* rows,
   *rows = 0;
   std::shared_ptr<StreamAhead> ahead;
   if (caching == FractalTree::Caching::kStream) {
-    ahead = std::make_shared<StreamAhead>(tree->config().comparator);
+    ahead = tree->NewStreamAhead();
   }
   for (;;) {
     Status s =
