@@ -2,11 +2,13 @@
 // a scan and its background task); a tree scan that streams with one (every row read,
 // decoded copies taken, a copy decoded before a write reached its basement never used);
 // and point reads on a cold tree warming their leaves while the cache has room.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "cachetable/cachetable.h"
@@ -262,6 +264,52 @@ TEST_F(ColdTreeTest, AStreamingScanTakesDecodedBasementsAndReadsEveryRow) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_EQ(outside->charged(), 0u);
+}
+
+TEST_F(ColdTreeTest, ConcurrentStreamingScansStayWithinTheirShareAndReadEveryRow) {
+  // A cache so small that the scans' copies contend for its eighth and charges are refused.
+  OpenBuilt(size_t{256} << 10);
+  FractalTree* tree = tree_.get();
+  const std::shared_ptr<OutsideMemory>& outside = cache_->outside_memory();
+  constexpr int kScans = 4;
+  std::atomic<bool> done{false};
+  std::atomic<bool> over_cap{false};
+  std::atomic<size_t> most{0};
+  std::thread monitor([&] {
+    while (!done.load()) {
+      const size_t charged = outside->charged();
+      if (charged > outside->cap()) over_cap = true;
+      if (charged > most.load()) most = charged;
+      std::this_thread::yield();
+    }
+  });
+  std::vector<std::thread> scans;
+  std::vector<int> rows(kScans, 0);
+  for (int t = 0; t < kScans; ++t) {
+    scans.emplace_back([tree, &rows, t] {
+      std::shared_ptr<StreamAhead> ahead = tree->NewStreamAhead();
+      for (int pass = 0; pass < 2; ++pass) {
+        rows[t] = 0;
+        StreamToEnd(tree, ahead, "", 0, &rows[t]);
+        ahead->Restart();  // a seek back to the start
+      }
+    });
+  }
+  for (std::thread& scan : scans) scan.join();
+  done = true;
+  monitor.join();
+  for (int t = 0; t < kScans; ++t) EXPECT_EQ(rows[t], kRows) << "scan " << t;
+  EXPECT_FALSE(over_cap.load());
+  // The scans pressed on the cap (so some charges were refused), yet none went past it.
+  EXPECT_GT(most.load(), outside->cap() / 2);
+  EXPECT_GT(tree->stats().basements_decoded_ahead.load(), 0u);
+  // Every charge is given back once the StreamAheads and their tasks are gone.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (outside->charged() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(outside->charged(), 0u);
+  EXPECT_EQ(cache_->stats().outside_bytes, 0u);
 }
 
 TEST_F(ColdTreeTest, ACopyDecodedBeforeAWriteReachedItsBasementIsNeverUsed) {
