@@ -42,8 +42,8 @@ class OutsideMemory {
   size_t charged() const;
   size_t cap() const { return cap_; }
 
-  // Counts every charge in `*size_bytes` too and calls `grew` (with no lock of this object's
-  // caller held, but under this object's own) after each charge, until Detach. For the
+  // From now until Detach, counts every charge in `*size_bytes` too and calls `grew` after
+  // each charge, holding this object's mutex (so `grew` must not call back into it). For the
   // Cachetable: the counter is its size and `grew` wakes its evictor when over budget.
   void Attach(std::atomic<size_t>* size_bytes, std::function<void()> grew);
   // Takes the current charges back out of the counter and stops counting there.
