@@ -319,6 +319,9 @@ class FractalTree final : public CacheFileOwner {
   TreeConfig CurrentConfig() const;
   Status ApplyToLeaf(PinnedPair* leaf, const Message& message);
   void RebalanceBasements(Node* leaf);
+  // Whether RebalanceBasements could change `leaf` after a write to basement i alone (the
+  // rest of the leaf being balanced): i is over the limit, or fits with a neighbour.
+  bool BasementNeedsRebalance(const Node& leaf, size_t i) const;
   bool NeedsSplit(const Node& node) const;
   bool NeedsMerge(const Node& node) const;
   // Whether `child` may need a split or merge once `incoming` buffered bytes reach it.

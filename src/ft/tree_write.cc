@@ -309,16 +309,33 @@ Status FractalTree::ApplyToLeaf(PinnedPair* pin, const Message& message) {
       part.rows->Apply(message, ctx);
       part.on_disk = false;
     }
+    RebalanceBasements(leaf);
   } else {
     size_t i = leaf->PartitionIndex(message.key, *config_.comparator);
     FERN_RETURN_IF_ERROR(LoadBasement(pin, i));
     leaf->basements[i].rows->Apply(message, ctx);
     leaf->basements[i].on_disk = false;
+    // Only basement i changed: the leaf needs rebalancing only if it outgrew the limit or
+    // now fits with a neighbour, which is O(1) to check where a pass is O(basements).
+    if (BasementNeedsRebalance(*leaf, i)) RebalanceBasements(leaf);
   }
   leaf->set_max_msn(message.msn);
-  RebalanceBasements(leaf);
   pin->MarkDirty();
   return Status::OK();
+}
+
+bool FractalTree::BasementNeedsRebalance(const Node& leaf, size_t i) const {
+  const size_t limit = config_.basement_bytes;
+  const Basement* rows = leaf.basements[i].rows.get();
+  if (rows == nullptr) return true;
+  const size_t bytes = rows->serialized_bytes();
+  if (bytes > limit && rows->count() > 1) return true;
+  // RebalanceBasements merges neighbours that together fill less than half a basement.
+  auto fits_with = [&](size_t j) {
+    const Basement* other = leaf.basements[j].rows.get();
+    return other != nullptr && bytes + other->serialized_bytes() < limit / 2;
+  };
+  return (i > 0 && fits_with(i - 1)) || (i + 1 < leaf.basements.size() && fits_with(i + 1));
 }
 
 void FractalTree::RebalanceBasements(Node* leaf) {
