@@ -21,6 +21,16 @@ Message MakeMessage(MessageType type, std::string_view key, std::string_view val
   return m;
 }
 
+// A basement RebalanceBasements splits: over `limit` bytes with more than one row.
+bool Oversized(const Basement& rows, size_t limit) {
+  return rows.serialized_bytes() > limit && rows.count() > 1;
+}
+
+// Neighbours RebalanceBasements merges: together less than half of `limit`.
+bool FitTogether(const Basement& left, const Basement& right, size_t limit) {
+  return left.serialized_bytes() + right.serialized_bytes() < limit / 2;
+}
+
 }  // namespace
 
 Status FractalTree::PinRootForWrite(PinnedPair* pin) {
@@ -328,12 +338,10 @@ bool FractalTree::BasementNeedsRebalance(const Node& leaf, size_t i) const {
   const size_t limit = config_.basement_bytes;
   const Basement* rows = leaf.basements[i].rows.get();
   if (rows == nullptr) return true;
-  const size_t bytes = rows->serialized_bytes();
-  if (bytes > limit && rows->count() > 1) return true;
-  // RebalanceBasements merges neighbours that together fill less than half a basement.
+  if (Oversized(*rows, limit)) return true;
   auto fits_with = [&](size_t j) {
     const Basement* other = leaf.basements[j].rows.get();
-    return other != nullptr && bytes + other->serialized_bytes() < limit / 2;
+    return other != nullptr && FitTogether(*rows, *other, limit);
   };
   return (i > 0 && fits_with(i - 1)) || (i + 1 < leaf.basements.size() && fits_with(i + 1));
 }
@@ -344,7 +352,7 @@ void FractalTree::RebalanceBasements(Node* leaf) {
     Basement* rows = leaf->basements[i].rows.get();
     if (rows == nullptr) continue;
     // Split an oversized basement at half its bytes.
-    while (rows->serialized_bytes() > limit && rows->count() > 1) {
+    while (Oversized(*rows, limit)) {
       size_t half = rows->serialized_bytes() / 2;
       size_t at = 0;
       size_t acc = 0;
@@ -366,7 +374,7 @@ void FractalTree::RebalanceBasements(Node* leaf) {
     LeafPartition& left = leaf->basements[i];
     LeafPartition& right = leaf->basements[i + 1];
     if (left.rows != nullptr && right.rows != nullptr &&
-        left.rows->serialized_bytes() + right.rows->serialized_bytes() < limit / 2) {
+        FitTogether(*left.rows, *right.rows, limit)) {
       left.rows->AppendAll(right.rows.get());
       left.on_disk = false;
       leaf->basements.erase(leaf->basements.begin() + static_cast<long>(i) + 1);
