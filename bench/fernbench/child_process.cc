@@ -27,6 +27,7 @@ constexpr std::string_view kFailureTag = "failure ";
 struct ProcessIo {
   uint64_t wchar = 0;
   uint64_t write_bytes = 0;
+  uint64_t read_bytes = 0;  // read from the device, not served by the page cache
 };
 
 Status ReadProcessIo(ProcessIo* io) {
@@ -42,6 +43,8 @@ Status ReadProcessIo(ProcessIo* io) {
     } else if (name == "write_bytes:") {
       io->write_bytes = value;
       have_write_bytes = true;
+    } else if (name == "read_bytes:") {
+      io->read_bytes = value;
     }
   }
   if (!have_wchar || !have_write_bytes) {
@@ -60,6 +63,41 @@ Status DirectoryBytes(const std::string& dir, uint64_t* bytes) {
   }
   if (error) return Status::IOError(StrCat("sizing ", dir, ": ", error.message()));
   return Status::OK();
+}
+
+// What FERNBENCH_PHASES=1 reports about the operations phase besides its wall time: a run
+// slower than usual shows whether the process lacked CPU (little CPU time, host steal), read
+// from the device (read_bytes, major faults) or did more work (more CPU time).
+struct PhaseSample {
+  double user_seconds = 0;    // this process's CPU time in user mode
+  double system_seconds = 0;  // and in the kernel (page faults, reads from the page cache)
+  uint64_t major_faults = 0;
+  uint64_t read_bytes = 0;
+  double steal_seconds = 0;  // CPU time the host gave other guests, all of this guest's CPUs
+};
+
+PhaseSample SamplePhase() {
+  PhaseSample sample;
+  struct rusage usage;
+  if (getrusage(RUSAGE_SELF, &usage) == 0) {
+    auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+    sample.user_seconds = seconds(usage.ru_utime);
+    sample.system_seconds = seconds(usage.ru_stime);
+    sample.major_faults = static_cast<uint64_t>(usage.ru_majflt);
+  }
+  ProcessIo io;
+  if (ReadProcessIo(&io).ok()) sample.read_bytes = io.read_bytes;
+  // The first line of /proc/stat: "cpu user nice system idle iowait irq softirq steal ...",
+  // in clock ticks.
+  std::ifstream stat("/proc/stat");
+  std::string label;
+  uint64_t ticks[8] = {};
+  if (stat >> label && label == "cpu") {
+    for (uint64_t& field : ticks) stat >> field;
+    const long per_second = sysconf(_SC_CLK_TCK);
+    if (stat && per_second > 0) sample.steal_seconds = static_cast<double>(ticks[7]) / per_second;
+  }
+  return sample;
 }
 
 void WriteAll(int fd, std::string_view text) {
@@ -99,8 +137,10 @@ WorkloadResult RunTask(const ChildTask& task) {
   }
   result.config = engine->Describe();
   const auto opened = std::chrono::steady_clock::now();
+  const PhaseSample ops_start = SamplePhase();
   status = RunWorkload(*task.workload, task.params, engine.get(), &result.failures);
   if (!status.ok()) fail(status);
+  const PhaseSample ops_end = SamplePhase();
   const auto ran = std::chrono::steady_clock::now();
   if (Status closed = engine->Close(); !closed.ok()) fail(closed.WithContext("close"));
   engine.reset();
@@ -109,9 +149,17 @@ WorkloadResult RunTask(const ChildTask& task) {
   // part of the CSV): a slow close (a final checkpoint, freeing the cache) shows there.
   if (const char* want = std::getenv("FERNBENCH_PHASES"); want != nullptr && *want == '1') {
     auto secs = [](auto from, auto to) { return std::chrono::duration<double>(to - from).count(); };
-    std::fprintf(stderr, "# %s %s: open %.3f s, operations %.3f s, close %.3f s\n",
-                 task.engine->name.c_str(), task.workload->name, secs(start, opened),
-                 secs(opened, ran), secs(ran, finish));
+    std::fprintf(
+        stderr,
+        "# %s %s: open %.3f s, operations %.3f s (cpu user %.3f s, system %.3f s, host steal "
+        "%.3f s, "
+        "read %.1f MB, major faults %" PRIu64 "), close %.3f s\n",
+        task.engine->name.c_str(), task.workload->name, secs(start, opened), secs(opened, ran),
+        ops_end.user_seconds - ops_start.user_seconds,
+        ops_end.system_seconds - ops_start.system_seconds,
+        ops_end.steal_seconds - ops_start.steal_seconds,
+        (ops_end.read_bytes - ops_start.read_bytes) / 1e6,
+        ops_end.major_faults - ops_start.major_faults, secs(ran, finish));
   }
   if (Status io = ReadProcessIo(&after); !io.ok()) {
     fail(io);
