@@ -48,6 +48,11 @@ ReadView TableImpl::ViewFor(TxnImpl* txn) const {
   SnapshotPtr snapshot;
   if (txn != nullptr) {
     view.reader = txn->xids();
+    // Read uncommitted needs no snapshot: the newest version, committed or not, is read.
+    if (txn->isolation() == Isolation::kReadUncommitted) {
+      view.dirty = true;
+      return view;
+    }
     if (txn->isolation() == Isolation::kSnapshot) snapshot = txn->state()->snapshot();
   }
   if (snapshot == nullptr) snapshot = manager->TakeSnapshot();
@@ -55,6 +60,37 @@ ReadView TableImpl::ViewFor(TxnImpl* txn) const {
     return manager->IsVisible(*snapshot, writer);
   };
   return view;
+}
+
+ReadView TableImpl::CurrentViewFor(TxnImpl* txn) const {
+  ReadView view;
+  TxnManager* manager = env_->txn_manager();
+  if (txn != nullptr) view.reader = txn->xids();
+  SnapshotPtr snapshot = manager->TakeSnapshot();
+  view.is_visible = [manager, snapshot](TxnId writer) {
+    return manager->IsVisible(*snapshot, writer);
+  };
+  return view;
+}
+
+Status TableImpl::Autocommit(absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct,
+                             absl::FunctionRef<Status(TxnImpl* own)> in_txn) {
+  TxnManager* manager = env_->txn_manager();
+  TxnId stamp;
+  if (manager->BeginAutocommit(&stamp)) {
+    Lsn lsn = 0;
+    Status s = direct(stamp, &lsn);
+    manager->EndAutocommit();
+    return Commit(s, lsn);
+  }
+  std::unique_ptr<Txn> own;
+  FERN_RETURN_IF_ERROR(env_->Begin(TxnOptions(), &own));
+  Status s = in_txn(static_cast<TxnImpl*>(own.get()));
+  if (!s.ok()) {
+    (void)own->Abort();  // the write's own error is the one to report
+    return s;
+  }
+  return own->Commit();
 }
 
 Status TableImpl::Commit(Status applied, Lsn lsn) {
@@ -80,13 +116,13 @@ Status TableImpl::Put(Txn* txn, std::string_view key, std::string_view value) {
   FERN_RETURN_IF_ERROR(CheckValue(value));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  if (t != nullptr) {
-    return TxnWrite(t, key,
-                    [&] { return tree_->Write(MessageType::kInsert, t->xids(), key, value); });
-  }
-  Lsn lsn = 0;
-  Status s = tree_->Put(key, value, &lsn);
-  return Commit(s, lsn);
+  auto write = [&](TxnImpl* in) {
+    return TxnWrite(in, key,
+                    [&] { return tree_->Write(MessageType::kInsert, in->xids(), key, value); });
+  };
+  if (t != nullptr) return write(t);
+  return Autocommit([&](TxnId stamp, Lsn* lsn) { return tree_->Put(key, value, lsn, stamp); },
+                    write);
 }
 
 Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value) {
@@ -95,12 +131,13 @@ Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value)
   FERN_RETURN_IF_ERROR(CheckValue(value));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  if (t != nullptr) {
-    return TxnWrite(t, key, [&] { return tree_->InsertTxn(t->xids(), ViewFor(t), key, value); });
-  }
-  Lsn lsn = 0;
-  Status s = tree_->Insert(key, value, &lsn);
-  return Commit(s, lsn);
+  auto write = [&](TxnImpl* in) {
+    return TxnWrite(in, key,
+                    [&] { return tree_->InsertTxn(in->xids(), CurrentViewFor(in), key, value); });
+  };
+  if (t != nullptr) return write(t);
+  return Autocommit([&](TxnId stamp, Lsn* lsn) { return tree_->Insert(key, value, lsn, stamp); },
+                    write);
 }
 
 Status TableImpl::Get(Txn* txn, std::string_view key, std::string* value) {
@@ -137,12 +174,12 @@ Status TableImpl::Delete(Txn* txn, std::string_view key) {
   FERN_RETURN_IF_ERROR(CheckKey(key));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  if (t != nullptr) {
-    return TxnWrite(t, key, [&] { return tree_->Write(MessageType::kDelete, t->xids(), key, {}); });
-  }
-  Lsn lsn = 0;
-  Status s = tree_->Delete(key, &lsn);
-  return Commit(s, lsn);
+  auto write = [&](TxnImpl* in) {
+    return TxnWrite(in, key,
+                    [&] { return tree_->Write(MessageType::kDelete, in->xids(), key, {}); });
+  };
+  if (t != nullptr) return write(t);
+  return Autocommit([&](TxnId stamp, Lsn* lsn) { return tree_->Delete(key, lsn, stamp); }, write);
 }
 
 Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra) {
@@ -151,13 +188,13 @@ Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra)
   FERN_RETURN_IF_ERROR(CheckValue(extra));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  if (t != nullptr) {
-    return TxnWrite(t, key,
-                    [&] { return tree_->Write(MessageType::kUpdate, t->xids(), key, extra); });
-  }
-  Lsn lsn = 0;
-  Status s = tree_->Update(key, extra, &lsn);
-  return Commit(s, lsn);
+  auto write = [&](TxnImpl* in) {
+    return TxnWrite(in, key,
+                    [&] { return tree_->Write(MessageType::kUpdate, in->xids(), key, extra); });
+  };
+  if (t != nullptr) return write(t);
+  return Autocommit([&](TxnId stamp, Lsn* lsn) { return tree_->Update(key, extra, lsn, stamp); },
+                    write);
 }
 
 Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
@@ -168,8 +205,15 @@ Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
   if (t != nullptr) {
     return Status::NotSupported("UpdateAll runs in a transaction of its own; pass txn=nullptr");
   }
+  // Applied outside any transaction even while some are live: a broadcast takes no row
+  // locks (a live transaction's provisional versions are left as they are, and its commit
+  // puts them above the broadcast's result).
+  TxnManager* manager = env_->txn_manager();
+  TxnId stamp;
+  manager->BeginAutocommit(&stamp, /*despite_transactions=*/true);
   Lsn lsn = 0;
-  Status s = tree_->UpdateAll(extra, &lsn);
+  Status s = tree_->UpdateAll(extra, &lsn, stamp);
+  manager->EndAutocommit();
   return Commit(s, lsn);
 }
 
@@ -178,12 +222,23 @@ std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
   TxnImpl* t = nullptr;
   if (s.ok()) s = Unwrap(txn, &t);
   if (s.ok() && t != nullptr) s = t->CheckReadable();
-  // A cursor reads as of its creation (a snapshot), even under read committed.
+  // A cursor reads as of its creation (a snapshot), even under read committed and outside
+  // any transaction; under read uncommitted it reads the newest versions as it goes.
   ReadView view;
-  if (s.ok()) view = ViewFor(t);
+  if (s.ok()) {
+    const bool own_view = t != nullptr && (t->isolation() == Isolation::kSnapshot ||
+                                           t->isolation() == Isolation::kReadUncommitted);
+    view = own_view ? ViewFor(t) : CurrentViewFor(t);
+  }
   std::function<Status(const RowBatch&)> lock_batch;
   if (t != nullptr && t->isolation() == Isolation::kSerializable) {
-    lock_batch = [this, t](const RowBatch& batch) -> Status {
+    // The cursor may outlive its transaction: it then fails rather than take locks for a
+    // transaction that will never release them (or touch one that is gone).
+    lock_batch = [this, t, state = t->state()](const RowBatch& batch) -> Status {
+      if (!state->is_live()) {
+        return Status::InvalidArgument(
+            StrCat("transaction ", state->id(), " has ended; its serializable cursor cannot read"));
+      }
       if (batch.empty() && !batch.has_upper) return Status::OK();
       std::string lo = batch.has_lower ? batch.lower : std::string();
       std::string hi = batch.has_upper ? batch.upper : std::string(batch.key(batch.size() - 1));

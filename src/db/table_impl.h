@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "db/table_log.h"
 #include "fern/table.h"
 #include "ft/tree.h"
@@ -51,6 +52,9 @@ class TableImpl final : public Table {
   // What `txn` (null: autocommit) may see now: its own provisional versions, and committed
   // versions per its isolation (read committed: as of this call; snapshot: as of Begin).
   ReadView ViewFor(TxnImpl* txn) const;
+  // The same, but as of this call whatever the isolation: for the existence check of an
+  // Insert, which holds the row's write lock, so no other commit can change what it sees.
+  ReadView CurrentViewFor(TxnImpl* txn) const;
   void MarkDropped() { dropped_.store(true); }
   bool dropped() const { return dropped_.load(); }
 
@@ -63,6 +67,13 @@ class TableImpl final : public Table {
   Status TxnWrite(TxnImpl* txn, std::string_view key, const std::function<Status()>& write);
   // Ends an autocommitted write that was logged at `lsn`: durable when sync_commits.
   Status Commit(Status applied, Lsn lsn);
+  // Runs an autocommitted write (txn == nullptr). While no transaction is live, `direct`
+  // writes outside any transaction with the stamp TxnManager::BeginAutocommit gives (and
+  // the LSN it sets is synced per sync_commits); otherwise `in_txn` writes in a
+  // transaction of its own, committed here, so that the write waits for row locks like
+  // any other.
+  Status Autocommit(absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct,
+                    absl::FunctionRef<Status(TxnImpl* own)> in_txn);
 
   EnvImpl* const env_;
   const std::string name_;

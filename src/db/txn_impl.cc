@@ -139,7 +139,9 @@ Status TxnImpl::Commit() {
     parent_->live_child_ = nullptr;
     return Status::OK();
   }
-  if (!writes_.empty()) {
+  // A transaction the log knows of (it wrote, or was prepared without writing) needs its
+  // commit record, or recovery would bring it back undecided (a prepared one as prepared).
+  if (!writes_.empty() || begin_logged_) {
     FERN_RETURN_IF_ERROR(env_->write_state()->error());
     Lsn lsn;
     {
@@ -153,7 +155,10 @@ Status TxnImpl::Commit() {
       // so no reader sees a state in which some of our keys are committed and others not.
       FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny));
     }
-    bool sync = options_.sync.value_or(env_->sync_commits());
+    // The decision on a prepared transaction is always made durable: the coordinator may
+    // have forgotten it once told it is done.
+    const bool prepared = state_->status() == TxnStatus::kPrepared;
+    bool sync = options_.sync.value_or(env_->sync_commits()) || prepared;
     if (sync) {
       Status s = env_->log()->Sync(lsn);
       if (!s.ok()) {
@@ -176,16 +181,23 @@ Status TxnImpl::Abort() {
   if (ended_) return Status::InvalidArgument(StrCat("transaction ", id(), " has ended"));
   if (live_child_ != nullptr) FERN_RETURN_IF_ERROR(live_child_->Abort());
   Status s;
+  Lsn lsn = 0;
   if (!writes_.empty()) {
     ReaderMutexLock gate(&env_->write_state()->resolution_gate());
     s = ResolveAll(MessageType::kAbortAny);
-    Lsn lsn;
     Status logged = env_->log()->Append(LogRecord::AbortTxn(id()), &lsn);
     if (!logged.ok()) env_->write_state()->SetError(logged);
     if (s.ok()) s = logged;
   } else if (begin_logged_) {
-    Lsn lsn;
     env_->log()->Append(LogRecord::AbortTxn(id()), &lsn).ok();
+  }
+  // As in Commit: the decision on a prepared transaction is made durable.
+  if (s.ok() && lsn != 0 && state_->status() == TxnStatus::kPrepared) {
+    Status synced = env_->log()->Sync(lsn);
+    if (!synced.ok()) {
+      env_->write_state()->SetError(synced);
+      s = synced;
+    }
   }
   env_->txn_manager()->Abort(state_).ok();
   ended_ = true;

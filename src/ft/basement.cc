@@ -120,17 +120,18 @@ void Basement::ApplyKeyed(const Message& m, const ApplyContext& ctx) {
   std::optional<std::string> updated;  // must outlive Store: versions_ may view it
   switch (m.type) {
     case MessageType::kInsert:
-      versions_.Write(m.xids, /*is_delete=*/false, m.value);
+      versions_.Write(m.xids, /*is_delete=*/false, m.value, m.committed_by);
       break;
     case MessageType::kDelete:
-      versions_.Write(m.xids, /*is_delete=*/true, {});
+      versions_.Write(m.xids, /*is_delete=*/true, {}, m.committed_by);
       break;
     case MessageType::kUpdate: {
       std::string_view seen;
       bool exists = versions_.WriterSees(m.xids, &seen);
       updated = (*ctx.update)(m.key, exists ? &seen : nullptr, m.value);
       versions_.Write(m.xids, !updated.has_value(),
-                      updated.has_value() ? std::string_view(*updated) : std::string_view());
+                      updated.has_value() ? std::string_view(*updated) : std::string_view(),
+                      m.committed_by);
       break;
     }
     case MessageType::kCommitAny:
@@ -150,7 +151,10 @@ void Basement::ApplyKeyed(const Message& m, const ApplyContext& ctx) {
 
 bool Basement::ApplyAutocommitted(const Message& m, size_t index, bool found,
                                   const LeafEntryView& old) {
-  if (!m.xids.empty() || (found && old.provisional_count() > 0)) return false;
+  // A stamped write keeps older versions for the snapshots that cannot see it.
+  if (!m.xids.empty() || m.committed_by != kNoTxn || (found && old.provisional_count() > 0)) {
+    return false;
+  }
   // A new committed version by kNoTxn is seen by every reader, so nothing older is kept.
   if (m.type == MessageType::kDelete) {
     if (found) Remove(index, static_cast<uint32_t>(old.encoded_size()));
@@ -191,7 +195,8 @@ void Basement::ApplyBroadcast(const Message& m, const ApplyContext& ctx) {
       }
       updated = (*ctx.update)(old.key(), &seen, m.value);
       versions_.Write(m.xids, !updated.has_value(),
-                      updated.has_value() ? std::string_view(*updated) : std::string_view());
+                      updated.has_value() ? std::string_view(*updated) : std::string_view(),
+                      m.committed_by);
       versions_.CollectGarbage(ctx.oldest_live_snapshot);
     } else {
       size_t before = versions_.committed.size();

@@ -188,9 +188,10 @@ bool LeafEntryVersions::WriterSees(const XidStack& xids, std::string_view* value
   return true;
 }
 
-void LeafEntryVersions::Write(const XidStack& xids, bool is_delete, std::string_view value) {
+void LeafEntryVersions::Write(const XidStack& xids, bool is_delete, std::string_view value,
+                              TxnId committed_by) {
   if (xids.empty()) {
-    committed.push_back({kNoTxn, is_delete, is_delete ? std::string_view() : value});
+    committed.push_back({committed_by, is_delete, is_delete ? std::string_view() : value});
     return;
   }
   size_t depth = xids.size();

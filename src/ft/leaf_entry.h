@@ -124,12 +124,14 @@ struct LeafEntryVersions {
   bool WriterSees(const XidStack& xids, std::string_view* value) const;
 
   // An insert (is_delete false) or delete by `xids`. Empty xids: pushes a committed version
-  // with writer kNoTxn (CollectGarbage then drops the older ones) and leaves provisional
-  // versions alone. Otherwise sets the provisional version at depth xids.size(): levels of
-  // the family's finished children are folded into their parent first, missing outer levels
-  // are filled with copies of what the level outside them sees, and provisional versions of
-  // another family are dropped (the lock tree prevents that case; nothing is committed).
-  void Write(const XidStack& xids, bool is_delete, std::string_view value);
+  // with writer `committed_by` (an autocommitted write: kNoTxn, or its stamp; CollectGarbage
+  // then drops the older ones no reader needs) and leaves provisional versions alone. Otherwise
+  // sets the provisional version at depth xids.size(): levels of the family's finished children are
+  // folded into their parent first, missing outer levels are filled with copies of what the level
+  // outside them sees, and provisional versions of another family are dropped (the lock tree
+  // prevents that case; nothing is committed).
+  void Write(const XidStack& xids, bool is_delete, std::string_view value,
+             TxnId committed_by = kNoTxn);
 
   // kCommitAny. With one xid: the family's innermost provisional version becomes the newest
   // committed version, with the outermost transaction as writer, and the provisional stack is

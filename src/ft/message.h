@@ -8,8 +8,10 @@
 //   offset        size        meaning
 //   0             1           type (MessageType; 1..7)
 //   1             8           MSN, little-endian
-//   9             1           n = number of xids (0..kMaxXidDepth)
-//   10            8 * n       xids, outermost first, little-endian; none is kNoTxn
+//   9             1           n = number of xids (0..kMaxXidDepth), or kCommittedByFlag | 1
+//                             for an autocommitted write stamped with its writer (below)
+//   10            8 * n       xids, outermost first, little-endian; none is kNoTxn (with the
+//                             flag: the one id is the autocommitted write's `committed_by`)
 //   10 + 8n       varint32    key length k
 //   ...           k           key bytes
 //   ...           varint32    value length v
@@ -93,7 +95,20 @@ struct Message {
   XidStack xids;
   std::string_view key;
   std::string_view value;  // insert: the value; update / broadcast: the extra
+  // For an autocommitted write (empty xids): the writer its committed version records.
+  // kNoTxn (the common case) when no snapshot was live as it was written: every reader that
+  // can meet it sees it. Otherwise an id from the transaction counter, so that the snapshots
+  // live at the time do not see it (TxnManager::BeginAutocommit).
+  TxnId committed_by = kNoTxn;
 };
+
+// Marks the xid-count byte of a stamped autocommitted write (Message::committed_by).
+inline constexpr uint8_t kCommittedByFlag = 0x80;
+
+// The number of 8-byte ids after the xid-count byte `count_byte` (no validation).
+inline size_t EncodedXidCount(uint8_t count_byte) {
+  return (count_byte & kCommittedByFlag) != 0 ? 1 : count_byte;
+}
 
 // Appends the message's encoding (table above) to *out.
 void EncodeMessage(const Message& m, std::string* out);

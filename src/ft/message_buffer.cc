@@ -208,8 +208,8 @@ Message MessageBuffer::MessageAt(uint32_t offset) const {
 }
 
 std::string_view MessageBuffer::KeyAt(uint32_t offset) const {
-  size_t depth = static_cast<uint8_t>(arena_[offset + 9]);
-  Decoder in(std::string_view(arena_).substr(offset + 10 + 8 * depth));
+  size_t ids = EncodedXidCount(static_cast<uint8_t>(arena_[offset + 9]));
+  Decoder in(std::string_view(arena_).substr(offset + 10 + 8 * ids));
   std::string_view key;
   [[maybe_unused]] bool ok = in.GetLengthPrefixed(&key);
   assert(ok);

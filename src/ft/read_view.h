@@ -16,10 +16,19 @@ struct ReadView {
   // Whether a committed version by this writer is visible (snapshot rules); null: every
   // committed version is. Versions by kNoTxn (autocommitted) are always visible.
   std::function<bool(TxnId)> is_visible;
+  // Read uncommitted: the innermost provisional version of whichever transaction has one on
+  // the key comes first (a dirty read); committed versions as above otherwise.
+  bool dirty = false;
 
   // Reads the visible value of `entry`; false if absent or deleted for this reader.
   bool Read(const LeafEntryView& entry, std::string_view* value) const {
     static const std::function<bool(TxnId)> kAll = [](TxnId) { return true; };
+    if (dirty && entry.provisional_count() > 0) {
+      LeafEntryView::Version newest = entry.innermost_provisional();
+      if (newest.is_delete) return false;
+      *value = newest.value;
+      return true;
+    }
     return entry.ReadVisible(reader, is_visible ? is_visible : kAll, value);
   }
 };

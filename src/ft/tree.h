@@ -115,17 +115,20 @@ class FractalTree final : public CacheFileOwner {
   // Nothing may be called afterwards but the destructor.
   Status Close(bool checkpoint);
 
-  // Writes. With a write log set, each is logged before it is applied and *lsn (optional)
-  // receives its LSN, which the caller syncs for a durable commit.
-  Status Put(std::string_view key, std::string_view value, Lsn* lsn = nullptr);
-  Status Insert(std::string_view key, std::string_view value,
-                Lsn* lsn = nullptr);  // AlreadyExists if present
+  // Autocommitted writes. With a write log set, each is logged before it is applied and
+  // *lsn (optional) receives its LSN, which the caller syncs for a durable commit.
+  // `committed_by` is the writer the committed version records (Message::committed_by).
+  Status Put(std::string_view key, std::string_view value, Lsn* lsn = nullptr,
+             TxnId committed_by = kNoTxn);
+  Status Insert(std::string_view key, std::string_view value, Lsn* lsn = nullptr,
+                TxnId committed_by = kNoTxn);  // AlreadyExists if present
   // Insert by a transaction: AlreadyExists if the key is visible in `view`.
   Status InsertTxn(const XidStack& xids, const ReadView& view, std::string_view key,
                    std::string_view value, Lsn* lsn = nullptr);
-  Status Delete(std::string_view key, Lsn* lsn = nullptr);
-  Status Update(std::string_view key, std::string_view extra, Lsn* lsn = nullptr);
-  Status UpdateAll(std::string_view extra, Lsn* lsn = nullptr);
+  Status Delete(std::string_view key, Lsn* lsn = nullptr, TxnId committed_by = kNoTxn);
+  Status Update(std::string_view key, std::string_view extra, Lsn* lsn = nullptr,
+                TxnId committed_by = kNoTxn);
+  Status UpdateAll(std::string_view extra, Lsn* lsn = nullptr, TxnId committed_by = kNoTxn);
   // A transactional write (kInsert, kDelete or kUpdate) by the transaction whose xid stack
   // is `xids`: it becomes a provisional version. Logged like the others.
   Status Write(MessageType type, const XidStack& xids, std::string_view key, std::string_view value,

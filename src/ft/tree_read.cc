@@ -33,7 +33,7 @@ const ReadView kCommittedView{};
 // committed version (the common case) sees the newest committed version unless it is a
 // delete: ReadVisible's answer, without its std::function call per row.
 bool VisibleValue(const ReadView& view, const LeafEntryView& entry, std::string_view* value) {
-  if (view.reader.empty() && !view.is_visible) return entry.LatestCommitted(value);
+  if (view.reader.empty() && !view.is_visible && !view.dirty) return entry.LatestCommitted(value);
   return view.Read(entry, value);
 }
 
@@ -41,11 +41,13 @@ bool ByMsn(const Message& a, const Message& b) { return a.msn < b.msn; }
 
 // Whether `newest`, the newest message for a key, settles what `view` sees there whatever
 // came before: an autocommitted insert or delete becomes the newest committed version,
-// which a reader outside any transaction sees (versions by kNoTxn are visible to every
-// snapshot), so for it the key holds the message's value, or nothing. Saves rebuilding the
-// row in a scratch basement, the common case after overwrites.
+// which a reader outside any transaction sees (an unstamped one is visible to every
+// snapshot; a stamped one to readers without a snapshot), so for it the key holds the message's
+// value, or nothing. Saves rebuilding the row in a scratch basement, the common case after
+// overwrites.
 bool SettledBy(const Message& newest, const ReadView& view) {
-  return view.reader.empty() && newest.xids.empty() &&
+  return view.reader.empty() && !view.dirty && newest.xids.empty() &&
+         (newest.committed_by == kNoTxn || !view.is_visible) &&
          (newest.type == MessageType::kInsert || newest.type == MessageType::kDelete);
 }
 

@@ -12,12 +12,14 @@ namespace fern {
 
 namespace {
 
-Message MakeMessage(MessageType type, std::string_view key, std::string_view value) {
+Message MakeMessage(MessageType type, std::string_view key, std::string_view value,
+                    TxnId committed_by = kNoTxn) {
   Message m;
   m.type = type;
   m.msn = 0;
   m.key = key;
   m.value = value;
+  m.committed_by = committed_by;
   return m;
 }
 
@@ -52,9 +54,10 @@ Status FractalTree::WriteMessage(const Message& message, Lsn* lsn) {
   return LogAndInject(message, lsn, std::move(root));
 }
 
-Status FractalTree::Put(std::string_view key, std::string_view value, Lsn* lsn) {
+Status FractalTree::Put(std::string_view key, std::string_view value, Lsn* lsn,
+                        TxnId committed_by) {
   ReaderMutexLock safe(&checkpoint_safe_);
-  return WriteMessage(MakeMessage(MessageType::kInsert, key, value), lsn);
+  return WriteMessage(MakeMessage(MessageType::kInsert, key, value, committed_by), lsn);
 }
 
 Status FractalTree::InsertChecked(Message message, const ReadView& view, Lsn* lsn) {
@@ -77,8 +80,10 @@ Status FractalTree::InsertChecked(Message message, const ReadView& view, Lsn* ls
   return LogAndInject(message, lsn, std::move(root));
 }
 
-Status FractalTree::Insert(std::string_view key, std::string_view value, Lsn* lsn) {
-  return InsertChecked(MakeMessage(MessageType::kInsert, key, value), ReadView(), lsn);
+Status FractalTree::Insert(std::string_view key, std::string_view value, Lsn* lsn,
+                           TxnId committed_by) {
+  return InsertChecked(MakeMessage(MessageType::kInsert, key, value, committed_by), ReadView(),
+                       lsn);
 }
 
 Status FractalTree::InsertTxn(const XidStack& xids, const ReadView& view, std::string_view key,
@@ -88,25 +93,26 @@ Status FractalTree::InsertTxn(const XidStack& xids, const ReadView& view, std::s
   return InsertChecked(message, view, lsn);
 }
 
-Status FractalTree::Delete(std::string_view key, Lsn* lsn) {
+Status FractalTree::Delete(std::string_view key, Lsn* lsn, TxnId committed_by) {
   ReaderMutexLock safe(&checkpoint_safe_);
-  return WriteMessage(MakeMessage(MessageType::kDelete, key, {}), lsn);
+  return WriteMessage(MakeMessage(MessageType::kDelete, key, {}, committed_by), lsn);
 }
 
-Status FractalTree::Update(std::string_view key, std::string_view extra, Lsn* lsn) {
+Status FractalTree::Update(std::string_view key, std::string_view extra, Lsn* lsn,
+                           TxnId committed_by) {
   if (config_.update_function == nullptr || !*config_.update_function) {
     return Status::InvalidArgument("Update needs Options::update_function");
   }
   ReaderMutexLock safe(&checkpoint_safe_);
-  return WriteMessage(MakeMessage(MessageType::kUpdate, key, extra), lsn);
+  return WriteMessage(MakeMessage(MessageType::kUpdate, key, extra, committed_by), lsn);
 }
 
-Status FractalTree::UpdateAll(std::string_view extra, Lsn* lsn) {
+Status FractalTree::UpdateAll(std::string_view extra, Lsn* lsn, TxnId committed_by) {
   if (config_.update_function == nullptr || !*config_.update_function) {
     return Status::InvalidArgument("UpdateAll needs Options::update_function");
   }
   ReaderMutexLock safe(&checkpoint_safe_);
-  return WriteMessage(MakeMessage(MessageType::kUpdateBroadcast, {}, extra), lsn);
+  return WriteMessage(MakeMessage(MessageType::kUpdateBroadcast, {}, extra, committed_by), lsn);
 }
 
 Status FractalTree::Write(MessageType type, const XidStack& xids, std::string_view key,

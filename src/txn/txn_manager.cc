@@ -66,6 +66,7 @@ TxnStatePtr TxnManager::Register(TxnId id, const TxnStatePtr& parent, Isolation 
   xids.Push(id);
   TxnStatePtr txn(new TxnState(parent, xids, parent ? parent->isolation() : isolation));
   ++live_count_;
+  live_txns_.store(live_count_, std::memory_order_release);
   if (parent == nullptr) {
     live_roots_.insert(id);
   } else {
@@ -76,6 +77,7 @@ TxnStatePtr TxnManager::Register(TxnId id, const TxnStatePtr& parent, Isolation 
 }
 
 Status TxnManager::Begin(Isolation isolation, TxnStatePtr* txn) {
+  MutexLock gate(&autocommit_gate_);  // see BeginAutocommit; it comes before mu_
   MutexLock lock(&mu_);
   TxnStatePtr state = Register(next_id_++, nullptr, isolation);
   if (isolation == Isolation::kSnapshot) state->snapshot_ = TakeSnapshotLocked();
@@ -166,6 +168,7 @@ Status TxnManager::End(const TxnStatePtr& txn, TxnStatus outcome) {
     }
     txn->status_.store(outcome, std::memory_order_release);
     --live_count_;
+    live_txns_.store(live_count_, std::memory_order_release);
     if (txn->parent_ != nullptr) {
       txn->parent_->live_child_ = kNoTxn;
     } else {
@@ -198,9 +201,28 @@ std::vector<TxnStatePtr> TxnManager::PreparedTransactions() const {
 }
 
 SnapshotPtr TxnManager::TakeSnapshot() {
+  MutexLock gate(&autocommit_gate_);
   MutexLock lock(&mu_);
   return TakeSnapshotLocked();
 }
+
+bool TxnManager::BeginAutocommit(TxnId* stamp, bool despite_transactions) {
+  *stamp = kNoTxn;
+  autocommit_gate_.ReaderLock();
+  // No transaction begins and no snapshot appears while the gate is held; one that ends
+  // meanwhile only makes the answer more cautious than needed.
+  if (!despite_transactions && live_txns_.load(std::memory_order_acquire) > 0) {
+    autocommit_gate_.ReaderUnlock();
+    return false;
+  }
+  if (live_snapshots_.load(std::memory_order_acquire) > 0) {
+    MutexLock lock(&mu_);
+    *stamp = next_id_++;
+  }
+  return true;
+}
+
+void TxnManager::EndAutocommit() { autocommit_gate_.ReaderUnlock(); }
 
 SnapshotPtr TxnManager::TakeSnapshotLocked() {
   // live_roots_ iterates in ascending order, which Snapshot::WasLive relies on.
@@ -208,6 +230,7 @@ SnapshotPtr TxnManager::TakeSnapshotLocked() {
   auto* snapshot = new Snapshot(next_id_, std::move(live));
   TxnId floor = snapshot->oldest_referenced();
   snapshot_floors_.insert(floor);
+  live_snapshots_.store(snapshot_floors_.size(), std::memory_order_release);
   return SnapshotPtr(snapshot, [this, floor](const Snapshot* s) {
     ReleaseSnapshot(floor);
     delete s;
@@ -219,6 +242,7 @@ void TxnManager::ReleaseSnapshot(TxnId oldest_referenced) {
   auto it = snapshot_floors_.find(oldest_referenced);
   assert(it != snapshot_floors_.end());
   if (it != snapshot_floors_.end()) snapshot_floors_.erase(it);
+  live_snapshots_.store(snapshot_floors_.size(), std::memory_order_release);
   PruneFinished();
 }
 

@@ -133,7 +133,8 @@ class TxnManager {
   TxnManager& operator=(const TxnManager&) = delete;
 
   // Starts a root transaction. kSnapshot takes its snapshot here, after the new id is
-  // registered (so the transaction is in its own snapshot's live set).
+  // registered (so the transaction is in its own snapshot's live set). Waits for
+  // autocommitted writes in progress (BeginAutocommit).
   Status Begin(Isolation isolation, TxnStatePtr* txn);
   // Starts a child of `parent`, which must be live (not prepared), have no live child (a
   // family runs one transaction at a time) and be less than kMaxXidDepth deep. The child has
@@ -160,8 +161,26 @@ class TxnManager {
   // Every prepared transaction, by ascending id.
   std::vector<TxnStatePtr> PreparedTransactions() const;
 
-  // O(number of live roots).
+  // O(number of live roots). Waits for autocommitted writes in progress (below).
   SnapshotPtr TakeSnapshot();
+
+  // Autocommitted writes (a Table call with txn == nullptr). While no transaction is live,
+  // such a write runs outside any transaction: it calls BeginAutocommit before it is logged
+  // and EndAutocommit once it is in the tree. In between no snapshot is taken and no
+  // transaction begins, so each snapshot sees the write from its first read to its last or
+  // never, and no transaction holds a lock the write should have waited for.
+  // Returns false, holding nothing, when a transaction is live: the write must then run in a
+  // transaction of its own (taking its row lock like any writer). Otherwise sets *stamp,
+  // the writer its committed version records (Message::committed_by): kNoTxn when no
+  // snapshot is live (every reader that can meet the version sees it, and older versions
+  // need not be kept), else a fresh id, which the live snapshots cannot see (it is at or
+  // above their next_id) and every later snapshot can. REQUIRES: a true return is matched
+  // by one EndAutocommit on the same thread, which meanwhile takes no snapshot and begins
+  // no transaction. `despite_transactions`: never returns false (for a write no
+  // transaction's row locks can stand in the way of, such as a broadcast).
+  bool BeginAutocommit(TxnId* stamp,
+                       bool despite_transactions = false) ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  void EndAutocommit() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   // See the header comment. `writer` is a root id or kNoTxn.
   bool IsVisible(const Snapshot& snapshot, TxnId writer) const;
@@ -193,8 +212,14 @@ class TxnManager {
   TxnId OldestReferencedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void PruneFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Held shared by autocommitted writes in progress, exclusively (before mu_) while a
+  // snapshot is taken or a root transaction begins.
+  Mutex autocommit_gate_;
   mutable Mutex mu_;
   TxnId next_id_ ABSL_GUARDED_BY(mu_);
+  // snapshot_floors_.size() and live_count_, for BeginAutocommit to read without mu_.
+  std::atomic<size_t> live_snapshots_{0};
+  std::atomic<size_t> live_txns_{0};
   absl::btree_set<TxnId> live_roots_ ABSL_GUARDED_BY(mu_);
   size_t live_count_ ABSL_GUARDED_BY(mu_) = 0;
   // oldest_referenced() of each live snapshot.

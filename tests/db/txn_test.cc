@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -12,45 +13,20 @@
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
+#include "txn_fixture.h"
 
 namespace fern {
 namespace {
 
 using testing::ScratchDir;
 
-class TxnTest : public ::testing::Test {
+class TxnTest : public testing::TxnFixture {
  protected:
-  void SetUp() override { Open(); }
-  void Open() {
-    Options options;
-    options.lock_timeout_ms = 100;
+  Options EnvOptions() const override {
+    Options options = TxnFixture::EnvOptions();
     options.sync_commits = true;
-    ASSERT_TRUE(Env::Open(dir_.path(), options, &env_).ok());
-    ASSERT_TRUE(env_->OpenTable("t", TableOptions(), &table_).ok());
+    return options;
   }
-  void Reopen() {
-    table_ = nullptr;
-    env_.reset();
-    Open();
-  }
-  std::unique_ptr<Txn> Begin(Isolation isolation = Isolation::kReadCommitted) {
-    TxnOptions options;
-    options.isolation = isolation;
-    std::unique_ptr<Txn> txn;
-    EXPECT_TRUE(env_->Begin(options, &txn).ok());
-    return txn;
-  }
-  std::string Read(Txn* txn, const std::string& key) {
-    std::string value;
-    Status s = table_->Get(txn, key, &value);
-    if (s.IsNotFound()) return "<none>";
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return value;
-  }
-
-  ScratchDir dir_;
-  std::unique_ptr<Env> env_;
-  Table* table_ = nullptr;
 };
 
 TEST_F(TxnTest, CommitPublishesAndAbortLeavesNoTrace) {
@@ -102,6 +78,34 @@ TEST_F(TxnTest, SnapshotIsolationReadsAsOfBegin) {
   ASSERT_TRUE(writer->Commit().ok());
   EXPECT_EQ(Read(snapshot.get(), "k"), "old");
   EXPECT_EQ(Read(committed.get(), "k"), "new");
+}
+
+TEST_F(TxnTest, ReadUncommittedSeesOtherTransactionsUncommittedWrites) {
+  ASSERT_TRUE(table_->Put(nullptr, "k", "committed").ok());
+  auto writer = Begin();
+  ASSERT_TRUE(table_->Put(writer.get(), "k", "dirty").ok());
+  ASSERT_TRUE(table_->Put(writer.get(), "new", "dirty too").ok());
+  auto dirty = Begin(Isolation::kReadUncommitted);
+  auto committed = Begin(Isolation::kReadCommitted);
+  EXPECT_EQ(Read(dirty.get(), "k"), "dirty");
+  EXPECT_EQ(Read(dirty.get(), "new"), "dirty too");
+  EXPECT_EQ(Read(committed.get(), "k"), "committed");
+  EXPECT_EQ(Read(committed.get(), "new"), "<none>");
+  {
+    auto cursor = table_->NewCursor(dirty.get());
+    std::string rows;
+    for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+      rows += std::string(cursor->key()) + "=" + std::string(cursor->value()) + ";";
+    }
+    EXPECT_EQ(rows, "k=dirty;new=dirty too;");
+  }
+  ASSERT_TRUE(table_->Delete(writer.get(), "k").ok());
+  EXPECT_EQ(Read(dirty.get(), "k"), "<none>");
+  ASSERT_TRUE(writer->Abort().ok());
+  EXPECT_EQ(Read(dirty.get(), "k"), "committed");
+  EXPECT_EQ(Read(dirty.get(), "new"), "<none>");
+  ASSERT_TRUE(dirty->Commit().ok());
+  ASSERT_TRUE(committed->Commit().ok());
 }
 
 TEST_F(TxnTest, ConflictingWriteTimesOutWithBusy) {
@@ -233,45 +237,57 @@ TEST_F(TxnTest, CommittedSurvivesReopenUncommittedDoesNot) {
   EXPECT_EQ(Read(nullptr, "uncommitted"), "<none>");
 }
 
-// The child writes, commits one transaction, leaves another open (and for XA, prepared),
-// then is killed; the parent checks what recovery kept.
-void RunAndKill(const std::string& dir, bool prepare) {
+// Runs `body` in a forked child and kills the child with SIGKILL once `body` calls its
+// argument, `ready` (which never returns: everything `body` holds stays as it is until the
+// kill). `body` returns only on failure, with the exit code that names the failed step.
+void RunInChildAndKill(const std::function<int(const std::function<void()>& ready)>& body) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     ::close(fds[0]);
-    std::unique_ptr<Env> env;
-    if (!Env::Open(dir, Options(), &env).ok()) ::_exit(3);
-    Table* table;
-    if (!env->OpenTable("t", TableOptions(), &table).ok()) ::_exit(4);
-    std::unique_ptr<Txn> a;
-    if (!env->Begin(TxnOptions(), &a).ok()) ::_exit(5);
-    for (int i = 0; i < 100; ++i) {
-      if (!table->Put(a.get(), "a" + std::to_string(i), "committed").ok()) ::_exit(6);
-    }
-    if (!a->Commit().ok()) ::_exit(7);
-    std::unique_ptr<Txn> b;
-    if (!env->Begin(TxnOptions(), &b).ok()) ::_exit(8);
-    for (int i = 0; i < 100; ++i) {
-      if (!table->Put(b.get(), "b" + std::to_string(i), "open").ok()) ::_exit(9);
-    }
-    if (!table->Put(b.get(), "a5", "overwritten by b").ok()) ::_exit(10);
-    if (prepare && !b->Prepare("xa-42").ok()) ::_exit(11);
-    if (!env->Checkpoint().ok()) ::_exit(12);  // b's provisional rows reach the table file
-    char done = 1;
-    if (::write(fds[1], &done, 1) != 1) ::_exit(13);
-    ::pause();
-    ::_exit(0);
+    const std::function<void()> ready = [&] {
+      char done = 1;
+      if (::write(fds[1], &done, 1) != 1) ::_exit(100);
+      while (true) ::pause();
+    };
+    ::_exit(body(ready));
   }
   ::close(fds[1]);
   char done = 0;
-  ASSERT_EQ(::read(fds[0], &done, 1), 1);
+  EXPECT_EQ(::read(fds[0], &done, 1), 1) << "the child failed before it was ready";
   ::kill(pid, SIGKILL);
   int status;
   ::waitpid(pid, &status, 0);
   ::close(fds[0]);
+}
+
+// The child writes, commits one transaction, leaves another open (and for XA, prepared),
+// then is killed; the parent checks what recovery kept.
+void RunAndKill(const std::string& dir, bool prepare) {
+  RunInChildAndKill([&](const std::function<void()>& ready) -> int {
+    std::unique_ptr<Env> env;
+    if (!Env::Open(dir, Options(), &env).ok()) return 3;
+    Table* table;
+    if (!env->OpenTable("t", TableOptions(), &table).ok()) return 4;
+    std::unique_ptr<Txn> a;
+    if (!env->Begin(TxnOptions(), &a).ok()) return 5;
+    for (int i = 0; i < 100; ++i) {
+      if (!table->Put(a.get(), "a" + std::to_string(i), "committed").ok()) return 6;
+    }
+    if (!a->Commit().ok()) return 7;
+    std::unique_ptr<Txn> b;
+    if (!env->Begin(TxnOptions(), &b).ok()) return 8;
+    for (int i = 0; i < 100; ++i) {
+      if (!table->Put(b.get(), "b" + std::to_string(i), "open").ok()) return 9;
+    }
+    if (!table->Put(b.get(), "a5", "overwritten by b").ok()) return 10;
+    if (prepare && !b->Prepare("xa-42").ok()) return 11;
+    if (!env->Checkpoint().ok()) return 12;  // b's provisional rows reach the table file
+    ready();
+    return 0;
+  });
 }
 
 TEST(TxnRecoveryTest, KilledOpenTransactionIsRolledBack) {
@@ -292,6 +308,33 @@ TEST(TxnRecoveryTest, KilledOpenTransactionIsRolledBack) {
   std::unique_ptr<Txn> txn;
   ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
   EXPECT_TRUE(table->Put(txn.get(), "a5", "mine").ok());  // no lock left behind
+}
+
+// A transaction prepared without writing and then committed or aborted is decided for
+// good: after a kill it does not come back as prepared.
+TEST(TxnRecoveryTest, PreparedTransactionWithoutWritesStaysDecidedAfterAKill) {
+  ScratchDir dir;
+  RunInChildAndKill([&](const std::function<void()>& ready) -> int {
+    std::unique_ptr<Env> env;
+    if (!Env::Open(dir.path(), Options(), &env).ok()) return 3;
+    std::unique_ptr<Txn> committed, aborted;
+    if (!env->Begin(TxnOptions(), &committed).ok()) return 4;
+    if (!committed->Prepare("xa-committed").ok()) return 5;
+    if (!committed->Commit().ok()) return 6;
+    if (!env->Begin(TxnOptions(), &aborted).ok()) return 7;
+    if (!aborted->Prepare("xa-aborted").ok()) return 8;
+    if (!aborted->Abort().ok()) return 9;
+    ready();
+    return 0;
+  });
+
+  std::unique_ptr<Env> env;
+  Status s = Env::Open(dir.path(), Options(), &env);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::vector<std::unique_ptr<Txn>> prepared;
+  ASSERT_TRUE(env->RecoverPrepared(&prepared).ok());
+  EXPECT_TRUE(prepared.empty()) << prepared.size() << " came back, the first "
+                                << (prepared.empty() ? "" : prepared[0]->xid());
 }
 
 TEST(TxnRecoveryTest, PreparedTransactionComesBackLiveAndCanCommit) {
