@@ -15,7 +15,7 @@ namespace fern {
 namespace {
 
 constexpr char kLockFileName[] = "LOCK";
-constexpr size_t kMinCacheBytes = size_t{1} << 20;
+constexpr size_t kMinCacheBytes = size_t{1} << 16;
 constexpr uint32_t kMinNodeBytes = 4096;
 constexpr uint32_t kMaxNodeBytes = uint32_t{256} << 20;
 constexpr uint32_t kMinBasementBytes = 512;

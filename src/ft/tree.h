@@ -330,8 +330,10 @@ class FractalTree final : public CacheFileOwner {
   // Whether `child` may need a split or merge once `incoming` buffered bytes reach it.
   bool MayNeedRestructure(const Node& child, size_t incoming) const;
   // The buffered bytes above which `node` (internal) is gorged: node_bytes, or for a
-  // height-1 node what TreeConfig::buffer_budget allows.
+  // height-1 node what TreeConfig::buffer_budget allows; never more than a quarter of the
+  // cache (nor less than kMinGorgedBytes).
   size_t GorgedAbove(const Node& node) const;
+  static constexpr size_t kMinGorgedBytes = 16 << 10;
   // How far `node` (internal) is over its limits, as the larger of its buffered bytes over
   // GorgedAbove and, when that exceeds node_bytes, its heaviest child buffer's bytes over
   // node_bytes (above 1: gorged); `*heaviest` gets that child's index. The second bound
