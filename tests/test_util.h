@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <string_view>
 
+#include "fern/options.h"
 #include "gtest/gtest.h"
 
 namespace fern::testing {
@@ -46,6 +48,15 @@ inline int64_t StatValue(const std::string& stats, const std::string& name) {
   }
   return -1;
 }
+
+// Bytewise order reversed: for tests that must not assume the default comparator.
+class ReverseComparator final : public Comparator {
+ public:
+  int Compare(std::string_view a, std::string_view b) const override {
+    return BytewiseComparator()->Compare(b, a);
+  }
+  const char* Name() const override { return "test.Reverse"; }
+};
 
 }  // namespace fern::testing
 

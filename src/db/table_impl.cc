@@ -239,10 +239,12 @@ std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
         return Status::InvalidArgument(
             StrCat("transaction ", state->id(), " has ended; its serializable cursor cannot read"));
       }
-      if (batch.empty() && !batch.has_upper) return Status::OK();
-      std::string lo = batch.has_lower ? batch.lower : std::string();
-      std::string hi = batch.has_upper ? batch.upper : std::string(batch.key(batch.size() - 1));
-      return t->Lock(this, lo, hi, LockTree::Mode::kRead);
+      // The batch covers its rows and the gaps between them up to its bounds; a missing
+      // bound is the table's edge, so rows inserted past the last one are locked out too.
+      const std::string_view lower = batch.lower;
+      const std::string_view upper = batch.upper;
+      return t->LockRange(this, batch.has_lower ? &lower : nullptr,
+                          batch.has_upper ? &upper : nullptr, LockTree::Mode::kRead);
     };
   }
   return std::make_unique<CursorImpl>(tree_, s, std::move(view), std::move(lock_batch));

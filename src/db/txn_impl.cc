@@ -55,9 +55,15 @@ Status TxnImpl::CheckWritable() const {
 
 Status TxnImpl::Lock(TableImpl* table, std::string_view lo, std::string_view hi,
                      LockTree::Mode mode) {
+  return LockRange(table, &lo, &hi, mode);
+}
+
+Status TxnImpl::LockRange(TableImpl* table, const std::string_view* lo, const std::string_view* hi,
+                          LockTree::Mode mode) {
   TxnImpl* root = this;
   while (root->parent_ != nullptr) root = root->parent_;
-  Status s = table->locks()->Acquire(state_->root_id(), lo, hi, mode, env_->lock_timeout());
+  Status s =
+      table->locks()->AcquireRange(state_->root_id(), lo, hi, mode, env_->lock_timeout());
   if (s.ok()) root->locked_tables_.insert(table);
   return s;
 }

@@ -54,6 +54,9 @@ class TxnImpl final : public Txn {
   // Takes a lock for the root transaction; Busy after the lock timeout, Deadlock if waiting
   // would close a cycle.
   Status Lock(TableImpl* table, std::string_view lo, std::string_view hi, LockTree::Mode mode);
+  // The same over a range that may be unbounded (LockTree::AcquireRange).
+  Status LockRange(TableImpl* table, const std::string_view* lo, const std::string_view* hi,
+                   LockTree::Mode mode);
   // Logs the begin records of this transaction and its ancestors, once each.
   Status BeforeWrite();
   void NoteWrite(TableImpl* table, std::string_view key);

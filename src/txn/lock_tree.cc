@@ -41,17 +41,32 @@ LockTree::~LockTree() {
 
 bool LockTree::Equal(BoundRef a, BoundRef b) const { return !less_(a, b) && !less_(b, a); }
 
+std::string LockTree::Describe(BoundRef start, BoundRef end) {
+  auto side = [](BoundRef b) {
+    if (b.edge != 0) return std::string(b.edge < 0 ? "-inf" : "+inf");
+    return StrCat("'", EscapeBytes(b.key), "'");
+  };
+  return StrCat("[", side(start), ", ", side(end), "]");
+}
+
 Status LockTree::Acquire(TxnId owner, std::string_view lo, std::string_view hi, Mode mode,
                          absl::Duration timeout) {
+  return AcquireRange(owner, &lo, &hi, mode, timeout);
+}
+
+Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std::string_view* hi,
+                              Mode mode, absl::Duration timeout) {
   if (owner == kNoTxn) return Status::InvalidArgument("lock owner is transaction 0");
-  if (comparator_.Compare(lo, hi) > 0) {
+  if (lo != nullptr && hi != nullptr && comparator_.Compare(*lo, *hi) > 0) {
     return Status::InvalidArgument(
-        StrCat("lock range is empty: '", EscapeBytes(lo), "' > '", EscapeBytes(hi), "'"));
+        StrCat("lock range is empty: '", EscapeBytes(*lo), "' > '", EscapeBytes(*hi), "'"));
   }
+  const BoundRef start = lo != nullptr ? BoundRef{*lo, false, 0} : BoundRef{{}, false, -1};
+  const BoundRef end = hi != nullptr ? BoundRef{*hi, true, 0} : BoundRef{{}, false, 1};
   // Set at the first conflict, so that an uncontended request does not read the clock.
   absl::Time deadline = absl::InfiniteFuture();
   bool have_deadline = false;
-  Waiter self{owner, BoundRef{lo, false}, BoundRef{hi, true}, mode, {}, {}};
+  Waiter self{owner, start, end, mode, {}, {}};
   bool registered = false;
   Status result;
 
@@ -62,7 +77,8 @@ Status LockTree::Acquire(TxnId owner, std::string_view lo, std::string_view hi, 
     if (self.blockers.empty()) {
       if (!covered) {
         Grant(owner, self.start, self.end, mode);
-        owned_[owner].emplace_back(std::string(lo), std::string(hi));
+        owned_[owner].emplace_back(Bound{std::string(start.key), start.after, start.edge},
+                                   Bound{std::string(end.key), end.after, end.edge});
       }
       break;
     }
@@ -71,15 +87,15 @@ Status LockTree::Acquire(TxnId owner, std::string_view lo, std::string_view hi, 
       have_deadline = true;
     }
     if (absl::Now() >= deadline) {
-      result = Status::Busy(StrCat("lock wait for ", ModeName(mode), " ['", EscapeBytes(lo), "', '",
-                                   EscapeBytes(hi), "'] by transaction ", owner,
-                                   " timed out; held by ", DescribeOwners(self.blockers)));
+      result = Status::Busy(StrCat("lock wait for ", ModeName(mode), " ", Describe(start, end),
+                                   " by transaction ", owner, " timed out; held by ",
+                                   DescribeOwners(self.blockers)));
       break;
     }
     if (!detector_.SetWaits(owner, self.blockers)) {
       result = Status::Deadlock(StrCat("transaction ", owner, " waiting for ", ModeName(mode),
-                                       " ['", EscapeBytes(lo), "', '", EscapeBytes(hi),
-                                       "'] held by ", DescribeOwners(self.blockers),
+                                       " ", Describe(start, end), " held by ",
+                                       DescribeOwners(self.blockers),
                                        " would close a cycle of lock waits"));
       break;
     }
@@ -118,9 +134,9 @@ bool LockTree::Scan(TxnId owner, BoundRef start, BoundRef end, Mode mode,
 
 void LockTree::Split(BoundRef at) {
   auto it = segments_.lower_bound(at);
-  if (it != segments_.end() && Equal(BoundRef{it->first.key, it->first.after}, at)) return;
+  if (it != segments_.end() && Equal(Ref(it->first), at)) return;
   Holders in_force = it == segments_.begin() ? Holders{} : std::prev(it)->second;
-  segments_.emplace_hint(it, Bound{std::string(at.key), at.after}, std::move(in_force));
+  segments_.emplace_hint(it, Bound{std::string(at.key), at.after, at.edge}, std::move(in_force));
 }
 
 void LockTree::Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode) {
@@ -168,9 +184,9 @@ void LockTree::ReleaseAll(TxnId owner) {
   MutexLock lock(&mu_);
   auto owned = owned_.find(owner);
   if (owned == owned_.end()) return;
-  for (const auto& [lo, hi] : owned->second) {
-    BoundRef start{lo, false};
-    BoundRef end{hi, true};
+  for (const auto& [start_bound, end_bound] : owned->second) {
+    const BoundRef start = Ref(start_bound);
+    const BoundRef end = Ref(end_bound);
     auto it = segments_.upper_bound(start);
     if (it != segments_.begin()) --it;
     for (; it != segments_.end() && less_(it->first, end); ++it) {

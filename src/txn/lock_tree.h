@@ -73,6 +73,11 @@ class LockTree {
   Status Acquire(TxnId owner, std::string_view key, Mode mode, absl::Duration timeout) {
     return Acquire(owner, key, key, mode, timeout);
   }
+  // As Acquire, over a range that may be unbounded: a null `lo` starts before every key, a
+  // null `hi` ends after every key (a scan to the end of a table locks out rows inserted
+  // past its last one).
+  Status AcquireRange(TxnId owner, const std::string_view* lo, const std::string_view* hi,
+                      Mode mode, absl::Duration timeout);
 
   // Releases every lock `owner` holds here and wakes the requests that waited for it.
   void ReleaseAll(TxnId owner);
@@ -88,25 +93,32 @@ class LockTree {
   size_t waiter_count() const;
 
  private:
-  // The position just before `key` (after == false) or just after it.
+  // The position just before `key` (after == false) or just after it; with edge -1 before
+  // every key, with edge 1 after every key (key and after unused).
   struct Bound {
     std::string key;
     bool after = false;
+    int8_t edge = 0;
   };
   struct BoundRef {
     std::string_view key;
     bool after = false;
+    int8_t edge = 0;
   };
   struct BoundLess {
     using is_transparent = void;
     const Comparator* comparator;
     template <typename A, typename B>
     bool operator()(const A& a, const B& b) const {
+      if (a.edge != 0 || b.edge != 0) return a.edge < b.edge;
       int c = comparator->Compare(a.key, b.key);
       if (c != 0) return c < 0;
       return !a.after && b.after;
     }
   };
+  static BoundRef Ref(const Bound& b) { return BoundRef{b.key, b.after, b.edge}; }
+  // "[lo, hi]" for messages, "-inf" / "+inf" for the edges.
+  static std::string Describe(BoundRef start, BoundRef end);
   // Owners of one segment: a writer (then no readers: the writer's own reads are subsumed)
   // or readers, ascending.
   struct Holders {
@@ -147,9 +159,8 @@ class LockTree {
 
   mutable Mutex mu_;
   absl::btree_map<Bound, Holders, BoundLess> segments_ ABSL_GUARDED_BY(mu_);
-  // The ranges each owner acquired, as (lo, hi), for ReleaseAll.
-  absl::flat_hash_map<TxnId, std::vector<std::pair<std::string, std::string>>> owned_
-      ABSL_GUARDED_BY(mu_);
+  // The ranges each owner acquired, as (start, end), for ReleaseAll.
+  absl::flat_hash_map<TxnId, std::vector<std::pair<Bound, Bound>>> owned_ ABSL_GUARDED_BY(mu_);
   std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -378,6 +378,58 @@ TEST(SerializableCursorTest, BatchesAreReadLockedAsTheCursorMoves) {
   ASSERT_TRUE(writer->Commit().ok());
 }
 
+// A serializable scan that reaches the end of the table locks the gap after its last row
+// (and a scan of an empty table the whole key space), under any comparator; a cursor whose
+// transaction ended fails rather than take locks for it.
+TEST(SerializableCursorTest, ScansToTheEndLockOutRowsInsertedPastTheLastOne) {
+  const testing::ReverseComparator reverse_order;
+  for (const Comparator* comparator :
+       {BytewiseComparator(), static_cast<const Comparator*>(&reverse_order)}) {
+    SCOPED_TRACE(comparator->Name());
+    ScratchDir dir;
+    Options options;
+    options.lock_timeout_ms = 50;
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    TableOptions table_options;
+    table_options.comparator = comparator;
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", table_options, &table).ok());
+    TxnOptions serializable;
+    serializable.isolation = Isolation::kSerializable;
+    std::unique_ptr<Txn> reader, writer;
+    ASSERT_TRUE(env->Begin(serializable, &reader).ok());
+    auto empty_scan = table->NewCursor(reader.get());
+    empty_scan->SeekToFirst();
+    EXPECT_FALSE(empty_scan->Valid());
+    ASSERT_TRUE(empty_scan->status().ok()) << empty_scan->status().ToString();
+    ASSERT_TRUE(env->Begin(TxnOptions(), &writer).ok());
+    EXPECT_TRUE(table->Put(writer.get(), "anything", "w").IsBusy());
+    EXPECT_TRUE(table->Put(nullptr, "", "w").IsBusy());
+    empty_scan.reset();
+    ASSERT_TRUE(reader->Commit().ok());
+
+    for (const char* key : {"b", "d", "f"}) ASSERT_TRUE(table->Put(writer.get(), key, "v").ok());
+    ASSERT_TRUE(writer->Commit().ok());
+    ASSERT_TRUE(env->Begin(serializable, &reader).ok());
+    auto cursor = table->NewCursor(reader.get());
+    int rows = 0;
+    for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) ++rows;
+    ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+    EXPECT_EQ(rows, 3);
+    ASSERT_TRUE(env->Begin(TxnOptions(), &writer).ok());
+    // Past the last row in the comparator's order, and before the first.
+    const bool reverse = comparator != BytewiseComparator();
+    EXPECT_TRUE(table->Put(writer.get(), reverse ? "a" : "g", "w").IsBusy());
+    EXPECT_TRUE(table->Put(writer.get(), reverse ? "z" : "a", "w").IsBusy());
+    ASSERT_TRUE(reader->Commit().ok());
+    EXPECT_TRUE(table->Put(writer.get(), "g", "w").ok());
+    cursor->SeekToFirst();
+    EXPECT_TRUE(cursor->status().IsInvalidArgument()) << cursor->status().ToString();
+    ASSERT_TRUE(writer->Commit().ok());
+  }
+}
+
 // A scan that has read past FractalTree::StreamingScanBytes() reads the basements it finds
 // on disk into transient copies instead of installing them: a full scan of a tree many
 // times that size installs only its first stretch, counts the rest as streamed, and still

@@ -18,13 +18,7 @@ namespace {
 
 using testing::ScratchDir;
 
-class ReverseComparator final : public Comparator {
- public:
-  int Compare(std::string_view a, std::string_view b) const override {
-    return BytewiseComparator()->Compare(b, a);
-  }
-  const char* Name() const override { return "test.Reverse"; }
-};
+using fern::testing::ReverseComparator;
 
 Status OpenTable(Env* env, const std::string& name, Table** table,
                  TableOptions options = TableOptions()) {

@@ -542,13 +542,7 @@ TEST(LoaderTest, TableWhoseRowsWereAllDeletedTakesALoadOnceOptimized) {
   ExpectFtverifyPasses(dir.path());
 }
 
-class ReverseComparator final : public Comparator {
- public:
-  int Compare(std::string_view a, std::string_view b) const override {
-    return BytewiseComparator()->Compare(b, a);
-  }
-  const char* Name() const override { return "test.Reverse"; }
-};
+using fern::testing::ReverseComparator;
 
 TEST(LoaderTest, LoadFollowsTheTablesComparator) {
   ScratchDir dir;

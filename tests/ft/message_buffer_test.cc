@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ft/message.h"
+#include "test_util.h"
 #include "util/coding.h"
 #include "util/strings.h"
 
@@ -15,13 +16,7 @@ namespace fern {
 namespace {
 
 // Orders keys backwards, to show that the index follows the comparator, not bytes.
-class ReverseComparator final : public Comparator {
- public:
-  int Compare(std::string_view a, std::string_view b) const override {
-    return BytewiseComparator()->Compare(b, a);
-  }
-  const char* Name() const override { return "test.Reverse"; }
-};
+using fern::testing::ReverseComparator;
 
 // A message that owns its bytes, for models.
 struct OwnedMessage {

@@ -6,15 +6,12 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "test_util.h"
 
 namespace fern {
 namespace {
 
-class ReverseComparator : public Comparator {
- public:
-  int Compare(std::string_view a, std::string_view b) const override { return b.compare(a); }
-  const char* Name() const override { return "test.Reverse"; }
-};
+using fern::testing::ReverseComparator;
 
 // Keys over a small alphabet (zero bytes included), so that heads tie, keys are prefixes
 // of each other and some run past the eight head bytes.
@@ -53,9 +50,9 @@ void ExpectSearchesMatch(const Pivots& pivots, const std::vector<std::string>& m
     const auto upper = std::upper_bound(model.begin(), model.end(), probe, less) - model.begin();
     const auto lower = std::lower_bound(model.begin(), model.end(), probe, less) - model.begin();
     EXPECT_EQ(pivots.UpperBound(probe, cmp), static_cast<size_t>(upper))
-        << testing::PrintToString(probe);
+        << ::testing::PrintToString(probe);
     EXPECT_EQ(pivots.LowerBound(probe, cmp), static_cast<size_t>(lower))
-        << testing::PrintToString(probe);
+        << ::testing::PrintToString(probe);
   }
 }
 

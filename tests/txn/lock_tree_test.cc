@@ -12,6 +12,7 @@
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "test_util.h"
 #include "util/strings.h"
 
 namespace fern {
@@ -78,6 +79,34 @@ TEST_F(LockTreeTest, WriteLocksOfDifferentOwnersConflict) {
   Status s = Lock(2, "k", kWrite);
   EXPECT_TRUE(s.IsBusy()) << s.ToString();
   EXPECT_TRUE(Lock(2, "j", kWrite).ok());
+}
+
+TEST_F(LockTreeTest, UnboundedRangesReachPastEveryKey) {
+  const std::string_view m = "m";
+  ASSERT_TRUE(tree_.AcquireRange(1, &m, nullptr, kRead, kNoWait).ok());  // [m, +inf)
+  EXPECT_TRUE(Lock(2, "m", kWrite).IsBusy());
+  EXPECT_TRUE(Lock(2, "zzzzzz", kWrite).IsBusy());
+  EXPECT_TRUE(Lock(2, std::string(40000, '\xff'), kWrite).IsBusy());
+  EXPECT_TRUE(Lock(2, "l", kWrite).ok());
+  EXPECT_TRUE(Lock(3, "q", kRead).ok());  // reads still share
+  const std::string_view c = "c";
+  ASSERT_TRUE(tree_.AcquireRange(4, nullptr, &c, kWrite, kNoWait).ok());  // (-inf, c]
+  EXPECT_TRUE(Lock(5, "", kRead).IsBusy());
+  EXPECT_TRUE(Lock(5, "c", kRead).IsBusy());
+  EXPECT_TRUE(Lock(5, "d", kRead).ok());
+  Status s = tree_.AcquireRange(6, nullptr, nullptr, kWrite, kNoWait);
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  EXPECT_NE(s.ToString().find("[-inf, +inf]"), std::string::npos) << s.ToString();
+  tree_.ReleaseAll(1);
+  tree_.ReleaseAll(2);
+  tree_.ReleaseAll(3);
+  tree_.ReleaseAll(4);
+  tree_.ReleaseAll(5);
+  EXPECT_EQ(tree_.bound_count(), 0u);
+  EXPECT_TRUE(tree_.AcquireRange(6, nullptr, nullptr, kWrite, kNoWait).ok());
+  EXPECT_TRUE(Lock(7, "anything", kRead).IsBusy());
+  tree_.ReleaseAll(6);
+  EXPECT_EQ(tree_.bound_count(), 0u);
 }
 
 TEST_F(LockTreeTest, ReadAndWriteConflictBothWays) {
@@ -197,13 +226,7 @@ TEST_F(LockTreeTest, RejectsEmptyRangesAndOwnerZero) {
 }
 
 // Keys in descending order: "z" comes first.
-class ReverseComparator final : public Comparator {
- public:
-  int Compare(std::string_view a, std::string_view b) const override {
-    return BytewiseComparator()->Compare(b, a);
-  }
-  const char* Name() const override { return "test.Reverse"; }
-};
+using fern::testing::ReverseComparator;
 
 TEST(LockTreeComparatorTest, RangesFollowTheTablesComparator) {
   ReverseComparator reverse;
