@@ -202,9 +202,7 @@ Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
   FERN_RETURN_IF_ERROR(CheckValue(extra));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  if (t != nullptr) {
-    return Status::NotSupported("UpdateAll runs in a transaction of its own; pass txn=nullptr");
-  }
+  if (t != nullptr) return UpdateAllInTxn(t, extra);
   // Applied outside any transaction even while some are live: a broadcast takes no row
   // locks (a live transaction's provisional versions are left as they are, and its commit
   // puts them above the broadcast's result).
@@ -215,6 +213,27 @@ Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
   Status s = tree_->UpdateAll(extra, &lsn, stamp);
   manager->EndAutocommit();
   return Commit(s, lsn);
+}
+
+Status TableImpl::UpdateAllInTxn(TxnImpl* txn, std::string_view extra) {
+  FERN_RETURN_IF_ERROR(txn->CheckWritable());
+  const UpdateFunction* update = tree_->config().update_function;
+  if (update == nullptr || !*update) {
+    return Status::InvalidArgument("UpdateAll needs Options::update_function");
+  }
+  // The whole table, locked for writing, holds still: no other transaction adds, changes
+  // or removes a row until this one ends, so "every row" is the rows there now.
+  FERN_RETURN_IF_ERROR(txn->LockRange(this, nullptr, nullptr, LockTree::Mode::kWrite));
+  FERN_RETURN_IF_ERROR(txn->BeforeWrite());
+  // One transactional update per row the transaction sees now (its own writes included).
+  // The cursor reads ahead of the updates, which only touch rows it has passed.
+  CursorImpl rows(tree_, Status::OK(), CurrentViewFor(txn), nullptr);
+  for (rows.SeekToFirst(); rows.Valid(); rows.Next()) {
+    const std::string_view key = rows.key();
+    FERN_RETURN_IF_ERROR(tree_->Write(MessageType::kUpdate, txn->xids(), key, extra));
+    txn->NoteWrite(this, key);
+  }
+  return rows.status();
 }
 
 std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {

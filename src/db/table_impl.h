@@ -65,6 +65,8 @@ class TableImpl final : public Table {
   // A transactional write of `key`: checks the transaction, takes the row's write lock,
   // logs the begin record if needed, runs `write` and records the key for commit/abort.
   Status TxnWrite(TxnImpl* txn, std::string_view key, const std::function<Status()>& write);
+  // UpdateAll by `txn`: a write lock on the whole table, then an update of each row.
+  Status UpdateAllInTxn(TxnImpl* txn, std::string_view extra);
   // Ends an autocommitted write that was logged at `lsn`: durable when sync_commits.
   Status Commit(Status applied, Lsn lsn);
   // Runs an autocommitted write (txn == nullptr). While no transaction is live, `direct`

@@ -350,6 +350,59 @@ TEST(EnvTest, UpdateAndUpdateAllApplyTheUpdateFunction) {
   EXPECT_EQ(v, "v+x!");
 }
 
+// UpdateAll in a transaction updates every row for that transaction only, locks the
+// whole table until it ends, and is undone by an abort.
+TEST(EnvTest, UpdateAllInATransactionIsAtomicAndIsolated) {
+  ScratchDir dir;
+  Options options;
+  options.lock_timeout_ms = 50;
+  options.update_function = [](std::string_view, const std::string_view* old,
+                               std::string_view extra) -> std::optional<std::string> {
+    return (old ? std::string(*old) : std::string("")) + std::string(extra);
+  };
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  TableOptions table_options;
+  table_options.node_bytes = 16 << 10;
+  table_options.basement_bytes = 2 << 10;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table, table_options).ok());
+  constexpr int kRows = 2000;
+  for (int i = 0; i < kRows; ++i)
+    ASSERT_TRUE(table->Put(nullptr, "k" + std::to_string(i), "v").ok());
+  auto count_suffixed = [&](Txn* txn, const std::string& suffix) {
+    int rows = 0, suffixed = 0;
+    auto cursor = table->NewCursor(txn);
+    for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next(), ++rows) {
+      std::string_view v = cursor->value();
+      if (v.size() >= suffix.size() && v.substr(v.size() - suffix.size()) == suffix) ++suffixed;
+    }
+    EXPECT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+    return std::make_pair(rows, suffixed);
+  };
+  for (bool commit : {false, true}) {
+    SCOPED_TRACE(commit);
+    std::unique_ptr<Txn> txn;
+    ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+    ASSERT_TRUE(table->Put(txn.get(), "mine", "m").ok());
+    ASSERT_TRUE(table->UpdateAll(txn.get(), "!").ok());
+    EXPECT_EQ(count_suffixed(txn.get(), "!"), std::make_pair(kRows + 1, kRows + 1));
+    EXPECT_EQ(count_suffixed(nullptr, "!"), std::make_pair(kRows, 0));
+    std::unique_ptr<Txn> other;
+    ASSERT_TRUE(env->Begin(TxnOptions(), &other).ok());
+    EXPECT_TRUE(table->Put(other.get(), "k5", "x").IsBusy());
+    EXPECT_TRUE(table->Put(other.get(), "zzz new row", "x").IsBusy());
+    EXPECT_TRUE(table->Put(nullptr, "", "x").IsBusy());
+    ASSERT_TRUE(other->Abort().ok());
+    ASSERT_TRUE(commit ? txn->Commit().ok() : txn->Abort().ok());
+    std::string v;
+    ASSERT_TRUE(table->Get(nullptr, "k5", &v).ok());
+    EXPECT_EQ(v, commit ? "v!" : "v");
+    EXPECT_EQ(count_suffixed(nullptr, "!"),
+              commit ? std::make_pair(kRows + 1, kRows + 1) : std::make_pair(kRows, 0));
+  }
+}
+
 TEST(EnvTest, UpdateWithoutFunctionIsInvalidArgument) {
   ScratchDir dir;
   std::unique_ptr<Env> env;
