@@ -403,12 +403,32 @@ Status EnvImpl::NewLoader(Table* table, std::unique_ptr<Loader>* loader) {
     return Status::InvalidArgument("NewLoader: table and loader must not be null");
   }
   auto* impl = dynamic_cast<TableImpl*>(table);
+  auto check_ours = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> Status {
+    bool ours = false;
+    for (const auto& [name, open] : tables_) ours = ours || open.get() == impl;
+    if (!ours) return Status::InvalidArgument("NewLoader: the table is not open in this Env");
+    return write_state_->error();
+  };
+  {
+    MutexLock lock(&mu_);
+    FERN_RETURN_IF_ERROR(check_ours());
+  }
+  // A table whose rows were all deleted is empty to its users, but its deletes (and old
+  // versions) may still be buffered: push them down and collect them, so the load can start.
+  bool empty = false;
+  FERN_RETURN_IF_ERROR(impl->tree()->IsEmpty(&empty));
+  if (!empty) {
+    std::unique_ptr<Cursor> rows = impl->NewCursor(nullptr);
+    rows->SeekToFirst();
+    FERN_RETURN_IF_ERROR(rows->status());
+    if (!rows->Valid()) {
+      rows.reset();  // its snapshot would keep the deleted versions
+      FERN_RETURN_IF_ERROR(impl->Optimize());
+    }
+  }
   // Under mu_, as every table checkpoint is: none is in progress while the load starts.
   MutexLock lock(&mu_);
-  bool ours = false;
-  for (const auto& [name, open] : tables_) ours = ours || open.get() == impl;
-  if (!ours) return Status::InvalidArgument("NewLoader: the table is not open in this Env");
-  FERN_RETURN_IF_ERROR(write_state_->error());
+  FERN_RETURN_IF_ERROR(check_ours());
   return LoaderImpl::Start(dir_, impl, options_.cache_bytes / 4, loader);
 }
 
