@@ -20,10 +20,11 @@ bool CursorImpl::Load(FractalTree::Locate where, std::string_view key,
           : nullptr;
   Status s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_, caching, ahead);
   if (s.ok() && lock_batch_) {
-    // Lock what the batch covers, then read it again: nothing in it can change under the
-    // lock. The second read may reach further (a flush removed rows it counts), so it is
-    // clipped to the locked range.
-    s = lock_batch_(batch_);
+    // Lock what the batch covers, then read it again with a view taken under the lock:
+    // nothing in it can change while the lock is held, and nothing committed before it was
+    // taken is missed. The second read may reach further (a flush removed rows it counts),
+    // so it is clipped to the locked range.
+    s = lock_batch_(batch_, &view_);
     if (s.ok()) {
       locked_has_lower_ = batch_.has_lower;
       locked_has_upper_ = batch_.has_upper;

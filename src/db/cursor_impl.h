@@ -34,9 +34,10 @@ class CursorImpl final : public Cursor {
 
   // A non-OK `status` makes a cursor that is never valid and reports it. `view` says whose
   // versions it sees; `lock_batch` (optional, for serializable transactions) read-locks the
-  // key range of each batch, after which the batch is read again under the lock.
+  // key range of each batch and may replace the view (with one taken under the lock), after
+  // which the batch is read again.
   CursorImpl(std::shared_ptr<FractalTree> tree, Status status, ReadView view = ReadView(),
-             std::function<Status(const RowBatch&)> lock_batch = nullptr)
+             std::function<Status(const RowBatch&, ReadView*)> lock_batch = nullptr)
       : tree_(std::move(tree)),
         status_(std::move(status)),
         view_(std::move(view)),
@@ -84,7 +85,7 @@ class CursorImpl final : public Cursor {
   std::shared_ptr<FractalTree> tree_;
   Status status_;
   ReadView view_;
-  std::function<Status(const RowBatch&)> lock_batch_;
+  std::function<Status(const RowBatch&, ReadView*)> lock_batch_;
   RowBatch batch_;
   size_t pos_ = 0;
   bool valid_ = false;

@@ -73,16 +73,24 @@ ReadView TableImpl::CurrentViewFor(TxnImpl* txn) const {
   return view;
 }
 
-Status TableImpl::Autocommit(absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct,
+Status TableImpl::Autocommit(std::string_view key,
+                             absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct,
                              absl::FunctionRef<Status(TxnImpl* own)> in_txn) {
   TxnManager* manager = env_->txn_manager();
-  TxnId stamp;
-  if (manager->BeginAutocommit(&stamp)) {
+  const TxnManager::AutocommitTicket ticket = manager->BeginAutocommit();
+  Status locked;
+  if (ticket.lock_owner != kNoTxn) {
+    locked = locks_->Acquire(ticket.lock_owner, key, LockTree::Mode::kWrite, absl::ZeroDuration());
+  }
+  if (locked.ok()) {
     Lsn lsn = 0;
-    Status s = direct(stamp, &lsn);
+    Status s = direct(ticket.stamp, &lsn);
+    if (ticket.lock_owner != kNoTxn) locks_->ReleaseAll(ticket.lock_owner);
     manager->EndAutocommit();
     return Commit(s, lsn);
   }
+  manager->EndAutocommit();
+  if (!locked.IsBusy()) return locked;
   std::unique_ptr<Txn> own;
   FERN_RETURN_IF_ERROR(env_->Begin(TxnOptions(), &own));
   Status s = in_txn(static_cast<TxnImpl*>(own.get()));
@@ -121,8 +129,8 @@ Status TableImpl::Put(Txn* txn, std::string_view key, std::string_view value) {
                     [&] { return tree_->Write(MessageType::kInsert, in->xids(), key, value); });
   };
   if (t != nullptr) return write(t);
-  return Autocommit([&](TxnId stamp, Lsn* lsn) { return tree_->Put(key, value, lsn, stamp); },
-                    write);
+  return Autocommit(
+      key, [&](TxnId stamp, Lsn* lsn) { return tree_->Put(key, value, lsn, stamp); }, write);
 }
 
 Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value) {
@@ -136,8 +144,8 @@ Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value)
                     [&] { return tree_->InsertTxn(in->xids(), CurrentViewFor(in), key, value); });
   };
   if (t != nullptr) return write(t);
-  return Autocommit([&](TxnId stamp, Lsn* lsn) { return tree_->Insert(key, value, lsn, stamp); },
-                    write);
+  return Autocommit(
+      key, [&](TxnId stamp, Lsn* lsn) { return tree_->Insert(key, value, lsn, stamp); }, write);
 }
 
 Status TableImpl::Get(Txn* txn, std::string_view key, std::string* value) {
@@ -179,7 +187,8 @@ Status TableImpl::Delete(Txn* txn, std::string_view key) {
                     [&] { return tree_->Write(MessageType::kDelete, in->xids(), key, {}); });
   };
   if (t != nullptr) return write(t);
-  return Autocommit([&](TxnId stamp, Lsn* lsn) { return tree_->Delete(key, lsn, stamp); }, write);
+  return Autocommit(
+      key, [&](TxnId stamp, Lsn* lsn) { return tree_->Delete(key, lsn, stamp); }, write);
 }
 
 Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra) {
@@ -193,8 +202,8 @@ Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra)
                     [&] { return tree_->Write(MessageType::kUpdate, in->xids(), key, extra); });
   };
   if (t != nullptr) return write(t);
-  return Autocommit([&](TxnId stamp, Lsn* lsn) { return tree_->Update(key, extra, lsn, stamp); },
-                    write);
+  return Autocommit(
+      key, [&](TxnId stamp, Lsn* lsn) { return tree_->Update(key, extra, lsn, stamp); }, write);
 }
 
 Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
@@ -207,10 +216,9 @@ Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
   // locks (a live transaction's provisional versions are left as they are, and its commit
   // puts them above the broadcast's result).
   TxnManager* manager = env_->txn_manager();
-  TxnId stamp;
-  manager->BeginAutocommit(&stamp, /*despite_transactions=*/true);
+  const TxnManager::AutocommitTicket ticket = manager->BeginAutocommit();
   Lsn lsn = 0;
-  Status s = tree_->UpdateAll(extra, &lsn, stamp);
+  Status s = tree_->UpdateAll(extra, &lsn, ticket.stamp);
   manager->EndAutocommit();
   return Commit(s, lsn);
 }
@@ -249,21 +257,25 @@ std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
                                            t->isolation() == Isolation::kReadUncommitted);
     view = own_view ? ViewFor(t) : CurrentViewFor(t);
   }
-  std::function<Status(const RowBatch&)> lock_batch;
+  std::function<Status(const RowBatch&, ReadView*)> lock_batch;
   if (t != nullptr && t->isolation() == Isolation::kSerializable) {
     // The cursor may outlive its transaction: it then fails rather than take locks for a
     // transaction that will never release them (or touch one that is gone).
-    lock_batch = [this, t, state = t->state()](const RowBatch& batch) -> Status {
-      if (!state->is_live()) {
-        return Status::InvalidArgument(
-            StrCat("transaction ", state->id(), " has ended; its serializable cursor cannot read"));
+    lock_batch = [this, t, state = t->state()](const RowBatch& batch, ReadView* view) -> Status {
+      // Locks taken after Prepare would not come back with the transaction after a crash.
+      if (state->status() != TxnStatus::kLive) {
+        return Status::InvalidArgument(StrCat("transaction ", state->id(),
+                                              " has ended or is prepared; its serializable "
+                                              "cursor cannot read further"));
       }
       // The batch covers its rows and the gaps between them up to its bounds; a missing
       // bound is the table's edge, so rows inserted past the last one are locked out too.
       const std::string_view lower = batch.lower;
       const std::string_view upper = batch.upper;
-      return t->LockRange(this, batch.has_lower ? &lower : nullptr,
-                          batch.has_upper ? &upper : nullptr, LockTree::Mode::kRead);
+      FERN_RETURN_IF_ERROR(t->LockRange(this, batch.has_lower ? &lower : nullptr,
+                                        batch.has_upper ? &upper : nullptr, LockTree::Mode::kRead));
+      *view = CurrentViewFor(t);
+      return Status::OK();
     };
   }
   return std::make_unique<CursorImpl>(tree_, s, std::move(view), std::move(lock_batch));

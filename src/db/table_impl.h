@@ -69,12 +69,13 @@ class TableImpl final : public Table {
   Status UpdateAllInTxn(TxnImpl* txn, std::string_view extra);
   // Ends an autocommitted write that was logged at `lsn`: durable when sync_commits.
   Status Commit(Status applied, Lsn lsn);
-  // Runs an autocommitted write (txn == nullptr). While no transaction is live, `direct`
-  // writes outside any transaction with the stamp TxnManager::BeginAutocommit gives (and
-  // the LSN it sets is synced per sync_commits); otherwise `in_txn` writes in a
-  // transaction of its own, committed here, so that the write waits for row locks like
-  // any other.
-  Status Autocommit(absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct,
+  // Runs an autocommitted write (txn == nullptr) of `key`. `direct` writes outside any
+  // transaction with the stamp TxnManager::BeginAutocommit gives (and the LSN it sets is
+  // synced per sync_commits), after taking the row's lock without waiting if a transaction
+  // is live. When that lock is held by another transaction, `in_txn` writes in a
+  // transaction of its own instead, committed here, which waits for the lock like any
+  // writer.
+  Status Autocommit(std::string_view key, absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct,
                     absl::FunctionRef<Status(TxnImpl* own)> in_txn);
 
   EnvImpl* const env_;

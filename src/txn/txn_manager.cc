@@ -206,20 +206,20 @@ SnapshotPtr TxnManager::TakeSnapshot() {
   return TakeSnapshotLocked();
 }
 
-bool TxnManager::BeginAutocommit(TxnId* stamp, bool despite_transactions) {
-  *stamp = kNoTxn;
+TxnManager::AutocommitTicket TxnManager::BeginAutocommit() {
+  AutocommitTicket ticket;
   autocommit_gate_.ReaderLock();
   // No transaction begins and no snapshot appears while the gate is held; one that ends
-  // meanwhile only makes the answer more cautious than needed.
-  if (!despite_transactions && live_txns_.load(std::memory_order_acquire) > 0) {
-    autocommit_gate_.ReaderUnlock();
-    return false;
-  }
-  if (live_snapshots_.load(std::memory_order_acquire) > 0) {
+  // meanwhile only makes the ticket more cautious than needed.
+  const bool snapshots = live_snapshots_.load(std::memory_order_acquire) > 0;
+  const bool transactions = live_txns_.load(std::memory_order_acquire) > 0;
+  if (snapshots || transactions) {
     MutexLock lock(&mu_);
-    *stamp = next_id_++;
+    const TxnId id = next_id_++;
+    if (snapshots) ticket.stamp = id;
+    if (transactions) ticket.lock_owner = id;
   }
-  return true;
+  return ticket;
 }
 
 void TxnManager::EndAutocommit() { autocommit_gate_.ReaderUnlock(); }

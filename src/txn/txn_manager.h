@@ -164,22 +164,24 @@ class TxnManager {
   // O(number of live roots). Waits for autocommitted writes in progress (below).
   SnapshotPtr TakeSnapshot();
 
-  // Autocommitted writes (a Table call with txn == nullptr). While no transaction is live,
-  // such a write runs outside any transaction: it calls BeginAutocommit before it is logged
-  // and EndAutocommit once it is in the tree. In between no snapshot is taken and no
-  // transaction begins, so each snapshot sees the write from its first read to its last or
-  // never, and no transaction holds a lock the write should have waited for.
-  // Returns false, holding nothing, when a transaction is live: the write must then run in a
-  // transaction of its own (taking its row lock like any writer). Otherwise sets *stamp,
-  // the writer its committed version records (Message::committed_by): kNoTxn when no
-  // snapshot is live (every reader that can meet the version sees it, and older versions
-  // need not be kept), else a fresh id, which the live snapshots cannot see (it is at or
-  // above their next_id) and every later snapshot can. REQUIRES: a true return is matched
-  // by one EndAutocommit on the same thread, which meanwhile takes no snapshot and begins
-  // no transaction. `despite_transactions`: never returns false (for a write no
-  // transaction's row locks can stand in the way of, such as a broadcast).
-  bool BeginAutocommit(TxnId* stamp,
-                       bool despite_transactions = false) ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  // Autocommitted writes (a Table call with txn == nullptr) run outside any transaction:
+  // such a write calls BeginAutocommit before it is logged and EndAutocommit once it is in
+  // the tree. In between no snapshot is taken and no root transaction begins, so each
+  // snapshot sees the write from its first read to its last or never.
+  struct AutocommitTicket {
+    // The writer the write's committed version records (Message::committed_by): kNoTxn when
+    // no snapshot is live (every reader that can meet the version sees it, and older
+    // versions need not be kept), else a fresh id, which the live snapshots cannot see (it
+    // is at or above their next_id) and every later snapshot can.
+    TxnId stamp = kNoTxn;
+    // kNoTxn when no transaction is live (none can hold a row lock). Otherwise a fresh id
+    // for the write to take its row lock under, without waiting, before it writes: a live
+    // transaction may hold the row.
+    TxnId lock_owner = kNoTxn;
+  };
+  // REQUIRES: matched by one EndAutocommit on the same thread, which meanwhile takes no
+  // snapshot and begins no transaction.
+  AutocommitTicket BeginAutocommit() ABSL_NO_THREAD_SAFETY_ANALYSIS;
   void EndAutocommit() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   // See the header comment. `writer` is a root id or kNoTxn.

@@ -113,6 +113,35 @@ TEST_F(AutocommitTest, AutocommittedWriteWaitsForATransactionsRowLock) {
   EXPECT_EQ(Read(nullptr, "k"), "autocommit");
 }
 
+// A live transaction that holds no lock on the row does not turn autocommitted writes into
+// transactions of their own (one log record each, not begin + write + commit), not even
+// when each write overlaps another's.
+TEST_F(AutocommitTest, WritesStayOutsideTransactionsWhileNoneHoldsTheirRow) {
+  auto idle = Begin(Isolation::kReadCommitted);
+  ASSERT_TRUE(table_->Put(idle.get(), "held", "by idle").ok());
+  auto log_records = [&] {
+    std::string stats;
+    EXPECT_TRUE(env_->GetProperty("fern.stats", &stats));
+    const size_t at = stats.find("log.records: ");
+    return at == std::string::npos ? uint64_t{0} : std::stoull(stats.substr(at + 13));
+  };
+  const uint64_t before = log_records();
+  constexpr int kWrites = 200;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < kWrites / 2; ++i) {
+        EXPECT_TRUE(
+            table_->Put(nullptr, "w" + std::to_string(w) + "-" + std::to_string(i), "v").ok());
+      }
+    });
+  }
+  for (auto& writer : writers) writer.join();
+  EXPECT_EQ(log_records() - before, uint64_t{kWrites});
+  EXPECT_TRUE(table_->Put(nullptr, "held", "mine").IsBusy());  // the held row still waits
+  ASSERT_TRUE(idle->Commit().ok());
+}
+
 TEST_F(AutocommitTest, AutocommittedInsertSeesAnUncommittedInsertsLock) {
   auto inserter = Begin(Isolation::kReadCommitted);
   ASSERT_TRUE(table_->Insert(inserter.get(), "k", "txn").ok());
