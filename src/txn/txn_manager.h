@@ -12,11 +12,10 @@
 // of ids at or above OldestReferencedXid() are kept; an id below it reads as committed.
 //
 // The caller's obligations that make that last rule sound:
-//  - Abort is called after the transaction's abort messages have been injected into every
-//    tree it wrote (PerconaFT's order), so no reader can meet the versions of an aborted
-//    transaction that has left the live set; Commit is called before the commit messages are
-//    injected, and readers meeting a provisional version of a transaction that is no longer
-//    live ask IsCommitted (read committed) or IsVisible (snapshot).
+//  - Abort and Commit are called after the transaction's abort or commit messages have been
+//    injected into every tree it wrote (PerconaFT's order for aborts; src/db/txn_impl.cc),
+//    so no reader meets a provisional version of a root that has left the live set, and no
+//    snapshot sees some of a committing transaction's keys resolved and others not.
 //  - The oracle is asked about root (outermost) ids: committed versions carry their root as
 //    writer, and a reader of another family decides by the provisional stack's outermost id.
 //
