@@ -474,6 +474,12 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   out += StrCat("chunk_memory.slot_bytes: ", chunks.slot_bytes, "\n");
   out += StrCat("chunk_memory.ready_chunks: ", chunks.ready_chunks, "\n");
   out += StrCat("chunk_memory.prepared_chunks: ", chunks.prepared_chunks, "\n");
+  const TxnManager::AutocommitStats autocommits = txn_manager_->autocommit_stats();
+  out += StrCat("txn.live: ", txn_manager_->live_count(), "\n");
+  out += StrCat("txn.snapshots: ", txn_manager_->snapshot_count(), "\n");
+  out += StrCat("txn.autocommits_stamped: ", autocommits.stamped, "\n");
+  out += StrCat("txn.autocommits_row_locked: ", autocommits.row_locked, "\n");
+  out += StrCat("txn.autocommits_in_own_txn: ", autocommits.in_own_txn, "\n");
   out += StrCat("cleaner.runs: ", c.cleaner_runs, "\n");
   out += StrCat("cleaner.calls: ", c.cleaner_calls, "\n");
   out += StrCat("checkpoint.pairs_written: ", c.checkpoint_pairs_written, "\n");

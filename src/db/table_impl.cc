@@ -91,6 +91,7 @@ Status TableImpl::Autocommit(std::string_view key,
   }
   manager->EndAutocommit();
   if (!locked.IsBusy()) return locked;
+  manager->NoteAutocommitInOwnTransaction();
   std::unique_ptr<Txn> own;
   FERN_RETURN_IF_ERROR(env_->Begin(TxnOptions(), &own));
   Status s = in_txn(static_cast<TxnImpl*>(own.get()));

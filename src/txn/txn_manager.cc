@@ -219,6 +219,8 @@ TxnManager::AutocommitTicket TxnManager::BeginAutocommit() {
     if (snapshots) ticket.stamp = id;
     if (transactions) ticket.lock_owner = id;
   }
+  if (snapshots) autocommits_stamped_.fetch_add(1, std::memory_order_relaxed);
+  if (transactions) autocommits_row_locked_.fetch_add(1, std::memory_order_relaxed);
   return ticket;
 }
 

@@ -181,6 +181,21 @@ class TxnManager {
   // REQUIRES: matched by one EndAutocommit on the same thread, which meanwhile takes no
   // snapshot and begins no transaction.
   AutocommitTicket BeginAutocommit() ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  // Counts an autocommitted write that found its row locked and ran in a transaction of its
+  // own instead.
+  void NoteAutocommitInOwnTransaction() {
+    autocommits_in_own_txn_.fetch_add(1, std::memory_order_relaxed);
+  }
+  struct AutocommitStats {
+    uint64_t stamped = 0;     // tickets with a stamp (a snapshot was live)
+    uint64_t row_locked = 0;  // tickets with a lock owner (a transaction was live)
+    uint64_t in_own_txn = 0;  // NoteAutocommitInOwnTransaction calls
+  };
+  AutocommitStats autocommit_stats() const {
+    return {autocommits_stamped_.load(std::memory_order_relaxed),
+            autocommits_row_locked_.load(std::memory_order_relaxed),
+            autocommits_in_own_txn_.load(std::memory_order_relaxed)};
+  }
   void EndAutocommit() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   // See the header comment. `writer` is a root id or kNoTxn.
@@ -221,6 +236,9 @@ class TxnManager {
   // snapshot_floors_.size() and live_count_, for BeginAutocommit to read without mu_.
   std::atomic<size_t> live_snapshots_{0};
   std::atomic<size_t> live_txns_{0};
+  std::atomic<uint64_t> autocommits_stamped_{0};
+  std::atomic<uint64_t> autocommits_row_locked_{0};
+  std::atomic<uint64_t> autocommits_in_own_txn_{0};
   absl::btree_set<TxnId> live_roots_ ABSL_GUARDED_BY(mu_);
   size_t live_count_ ABSL_GUARDED_BY(mu_) = 0;
   // oldest_referenced() of each live snapshot.

@@ -119,13 +119,16 @@ TEST_F(AutocommitTest, AutocommittedWriteWaitsForATransactionsRowLock) {
 TEST_F(AutocommitTest, WritesStayOutsideTransactionsWhileNoneHoldsTheirRow) {
   auto idle = Begin(Isolation::kReadCommitted);
   ASSERT_TRUE(table_->Put(idle.get(), "held", "by idle").ok());
-  auto log_records = [&] {
+  auto stat = [&](const std::string& name) {
     std::string stats;
     EXPECT_TRUE(env_->GetProperty("fern.stats", &stats));
-    const size_t at = stats.find("log.records: ");
-    return at == std::string::npos ? uint64_t{0} : std::stoull(stats.substr(at + 13));
+    const size_t at = stats.find(name + ": ");
+    EXPECT_NE(at, std::string::npos) << name;
+    return at == std::string::npos ? uint64_t{0} : std::stoull(stats.substr(at + name.size() + 2));
   };
+  auto log_records = [&] { return stat("log.records"); };
   const uint64_t before = log_records();
+  const uint64_t locked_before = stat("txn.autocommits_row_locked");
   constexpr int kWrites = 200;
   std::vector<std::thread> writers;
   for (int w = 0; w < 2; ++w) {
@@ -138,7 +141,11 @@ TEST_F(AutocommitTest, WritesStayOutsideTransactionsWhileNoneHoldsTheirRow) {
   }
   for (auto& writer : writers) writer.join();
   EXPECT_EQ(log_records() - before, uint64_t{kWrites});
+  EXPECT_EQ(stat("txn.autocommits_row_locked") - locked_before, uint64_t{kWrites});
+  EXPECT_EQ(stat("txn.autocommits_in_own_txn"), 0u);
+  EXPECT_EQ(stat("txn.live"), 1u);
   EXPECT_TRUE(table_->Put(nullptr, "held", "mine").IsBusy());  // the held row still waits
+  EXPECT_EQ(stat("txn.autocommits_in_own_txn"), 1u);
   ASSERT_TRUE(idle->Commit().ok());
 }
 
