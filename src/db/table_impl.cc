@@ -41,6 +41,17 @@ Status TableImpl::Unwrap(Txn* txn, TxnImpl** impl) const {
   return Status::OK();
 }
 
+namespace {
+
+// The visibility oracle of a view reading as of `snapshot`.
+std::function<bool(TxnId)> VisibleIn(TxnManager* manager, SnapshotPtr snapshot) {
+  return [manager, snapshot = std::move(snapshot)](TxnId writer) {
+    return manager->IsVisible(*snapshot, writer);
+  };
+}
+
+}  // namespace
+
 ReadView TableImpl::ViewFor(TxnImpl* txn) const {
   ReadView view;
   TxnManager* manager = env_->txn_manager();
@@ -56,9 +67,7 @@ ReadView TableImpl::ViewFor(TxnImpl* txn) const {
     if (txn->isolation() == Isolation::kSnapshot) snapshot = txn->state()->snapshot();
   }
   if (snapshot == nullptr) snapshot = manager->TakeSnapshot();
-  view.is_visible = [manager, snapshot](TxnId writer) {
-    return manager->IsVisible(*snapshot, writer);
-  };
+  view.is_visible = VisibleIn(manager, std::move(snapshot));
   return view;
 }
 
@@ -66,10 +75,7 @@ ReadView TableImpl::CurrentViewFor(TxnImpl* txn) const {
   ReadView view;
   TxnManager* manager = env_->txn_manager();
   if (txn != nullptr) view.reader = txn->xids();
-  SnapshotPtr snapshot = manager->TakeSnapshot();
-  view.is_visible = [manager, snapshot](TxnId writer) {
-    return manager->IsVisible(*snapshot, writer);
-  };
+  view.is_visible = VisibleIn(manager, manager->TakeSnapshot());
   return view;
 }
 
