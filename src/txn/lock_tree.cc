@@ -93,10 +93,9 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
       break;
     }
     if (!detector_.SetWaits(owner, self.blockers)) {
-      result = Status::Deadlock(StrCat("transaction ", owner, " waiting for ", ModeName(mode),
-                                       " ", Describe(start, end), " held by ",
-                                       DescribeOwners(self.blockers),
-                                       " would close a cycle of lock waits"));
+      result = Status::Deadlock(
+          StrCat("transaction ", owner, " waiting for ", ModeName(mode), " ", Describe(start, end),
+                 " held by ", DescribeOwners(self.blockers), " would close a cycle of lock waits"));
       break;
     }
     if (!registered) {

@@ -310,21 +310,29 @@ TEST(EnvTest, InsertReportsAlreadyExists) {
   EXPECT_TRUE(table->Insert(nullptr, "k", "3").ok());
 }
 
-TEST(EnvTest, UpdateAndUpdateAllApplyTheUpdateFunction) {
-  ScratchDir dir;
+// Opens an Env in `dir` whose update function appends `extra` to the row (creating it if
+// absent) or deletes the row when `extra` is "delete", and its table "t" with small nodes.
+void OpenAppendingEnv(const std::string& dir, uint32_t lock_timeout_ms, std::unique_ptr<Env>* env,
+                      Table** table) {
   Options options;
+  options.lock_timeout_ms = lock_timeout_ms;
   options.update_function = [](std::string_view key, const std::string_view* old,
                                std::string_view extra) -> std::optional<std::string> {
     if (extra == "delete") return std::nullopt;
     return (old ? std::string(*old) : std::string("")) + std::string(extra);
   };
-  std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
-  Table* table;
+  ASSERT_TRUE(Env::Open(dir, options, env).ok());
   TableOptions table_options;
   table_options.node_bytes = 16 << 10;
   table_options.basement_bytes = 2 << 10;
-  ASSERT_TRUE(OpenTable(env.get(), "t", &table, table_options).ok());
+  ASSERT_TRUE(OpenTable(env->get(), "t", table, table_options).ok());
+}
+
+TEST(EnvTest, UpdateAndUpdateAllApplyTheUpdateFunction) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  Table* table;
+  ASSERT_NO_FATAL_FAILURE(OpenAppendingEnv(dir.path(), Options().lock_timeout_ms, &env, &table));
   for (int i = 0; i < 3000; ++i) {
     ASSERT_TRUE(table->Put(nullptr, "k" + std::to_string(i), "v").ok());
   }
@@ -354,19 +362,9 @@ TEST(EnvTest, UpdateAndUpdateAllApplyTheUpdateFunction) {
 // whole table until it ends, and is undone by an abort.
 TEST(EnvTest, UpdateAllInATransactionIsAtomicAndIsolated) {
   ScratchDir dir;
-  Options options;
-  options.lock_timeout_ms = 50;
-  options.update_function = [](std::string_view, const std::string_view* old,
-                               std::string_view extra) -> std::optional<std::string> {
-    return (old ? std::string(*old) : std::string("")) + std::string(extra);
-  };
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   Table* table;
-  TableOptions table_options;
-  table_options.node_bytes = 16 << 10;
-  table_options.basement_bytes = 2 << 10;
-  ASSERT_TRUE(OpenTable(env.get(), "t", &table, table_options).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenAppendingEnv(dir.path(), /*lock_timeout_ms=*/50, &env, &table));
   constexpr int kRows = 2000;
   for (int i = 0; i < kRows; ++i)
     ASSERT_TRUE(table->Put(nullptr, "k" + std::to_string(i), "v").ok());
