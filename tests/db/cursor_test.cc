@@ -340,24 +340,33 @@ TEST_F(CursorTest, ReadBatchHoldsExactlyTheRowsOfItsRange) {
   }
 }
 
+// Opens an Env in `dir` with a 50 ms lock timeout and its table "t" with `table_options`,
+// and begins a serializable transaction in *reader.
+void OpenForSerializableReads(const std::string& dir, const TableOptions& table_options,
+                              std::unique_ptr<Env>* env, Table** table,
+                              std::unique_ptr<Txn>* reader) {
+  Options options;
+  options.lock_timeout_ms = 50;
+  ASSERT_TRUE(Env::Open(dir, options, env).ok());
+  ASSERT_TRUE((*env)->OpenTable("t", table_options, table).ok());
+  TxnOptions serializable;
+  serializable.isolation = Isolation::kSerializable;
+  ASSERT_TRUE((*env)->Begin(serializable, reader).ok());
+}
+
 // A serializable cursor read-locks each batch's range (and reads the batch again under the
 // lock): writers into what it has read wait, writers far from it do not.
 TEST(SerializableCursorTest, BatchesAreReadLockedAsTheCursorMoves) {
   ScratchDir dir;
-  Options options;
-  options.lock_timeout_ms = 50;
-  std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   TableOptions table_options;
   table_options.node_bytes = 4096;
   table_options.basement_bytes = 512;
+  std::unique_ptr<Env> env;
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", table_options, &table).ok());
-  for (int i = 0; i < 3000; i += 2) ASSERT_TRUE(table->Put(nullptr, Key(i), "v").ok());
   std::unique_ptr<Txn> reader;
-  TxnOptions serializable;
-  serializable.isolation = Isolation::kSerializable;
-  ASSERT_TRUE(env->Begin(serializable, &reader).ok());
+  ASSERT_NO_FATAL_FAILURE(
+      OpenForSerializableReads(dir.path(), table_options, &env, &table, &reader));
+  for (int i = 0; i < 3000; i += 2) ASSERT_TRUE(table->Put(nullptr, Key(i), "v").ok());
   auto cursor = table->NewCursor(reader.get());
   cursor->Seek(Key(1000));
   for (int i = 0; i < 40; ++i) {
@@ -387,18 +396,15 @@ TEST(SerializableCursorTest, ScansToTheEndLockOutRowsInsertedPastTheLastOne) {
        {BytewiseComparator(), static_cast<const Comparator*>(&reverse_order)}) {
     SCOPED_TRACE(comparator->Name());
     ScratchDir dir;
-    Options options;
-    options.lock_timeout_ms = 50;
-    std::unique_ptr<Env> env;
-    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
     TableOptions table_options;
     table_options.comparator = comparator;
+    std::unique_ptr<Env> env;
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", table_options, &table).ok());
+    std::unique_ptr<Txn> reader, writer;
+    ASSERT_NO_FATAL_FAILURE(
+        OpenForSerializableReads(dir.path(), table_options, &env, &table, &reader));
     TxnOptions serializable;
     serializable.isolation = Isolation::kSerializable;
-    std::unique_ptr<Txn> reader, writer;
-    ASSERT_TRUE(env->Begin(serializable, &reader).ok());
     auto empty_scan = table->NewCursor(reader.get());
     empty_scan->SeekToFirst();
     EXPECT_FALSE(empty_scan->Valid());
@@ -435,17 +441,12 @@ TEST(SerializableCursorTest, ScansToTheEndLockOutRowsInsertedPastTheLastOne) {
 // no update.
 TEST(SerializableCursorTest, ReadsWhatWasCommittedBeforeItsLock) {
   ScratchDir dir;
-  Options options;
-  options.lock_timeout_ms = 50;
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
-  ASSERT_TRUE(table->Put(nullptr, "k", "1").ok());
-  TxnOptions serializable;
-  serializable.isolation = Isolation::kSerializable;
   std::unique_ptr<Txn> reader;
-  ASSERT_TRUE(env->Begin(serializable, &reader).ok());
+  ASSERT_NO_FATAL_FAILURE(
+      OpenForSerializableReads(dir.path(), TableOptions(), &env, &table, &reader));
+  ASSERT_TRUE(table->Put(nullptr, "k", "1").ok());
   auto cursor = table->NewCursor(reader.get());
   ASSERT_TRUE(table->Put(nullptr, "k", "2").ok());
   cursor->SeekToFirst();
