@@ -143,11 +143,14 @@ struct State {
   std::vector<std::unique_ptr<Chunk>> chunks ABSL_GUARDED_BY(mu);  // by chunk number
   std::vector<size_t> released ABSL_GUARDED_BY(mu);                // numbers of chunks given back
   std::vector<size_t> ready ABSL_GUARDED_BY(mu);  // numbers of mapped, faulted-in spare chunks
-  size_t preparing ABSL_GUARDED_BY(mu) = 0;       // chunks the preparer is faulting in
-  size_t prepared ABSL_GUARDED_BY(mu) = 0;        // chunks it has faulted in, in all
+  // Numbers of emptied chunks beyond the stock, still mapped, for the preparer to give back.
+  std::vector<size_t> releasing ABSL_GUARDED_BY(mu);
+  size_t released_in_all ABSL_GUARDED_BY(mu) = 0;
+  size_t preparing ABSL_GUARDED_BY(mu) = 0;  // chunks the preparer is faulting in
+  size_t prepared ABSL_GUARDED_BY(mu) = 0;   // chunks it has faulted in, in all
   bool preparer_running ABSL_GUARDED_BY(mu) = false;
-  // Signalled when a chunk left the ready stock. Replaced in a forked child (see
-  // AfterForkInChild).
+  // Signalled when a chunk left the ready stock or joined `releasing`. Replaced in a forked
+  // child (see AfterForkInChild).
   std::condition_variable* preparer_wake ABSL_GUARDED_BY(mu) = new std::condition_variable;
   size_t committed ABSL_GUARDED_BY(mu) = 0;
   size_t slot_bytes ABSL_GUARDED_BY(mu) = 0;
@@ -236,12 +239,12 @@ void FaultIn(size_t number) {
   }
 }
 
-// Gives chunk `number`'s memory back to the system and its number to `released`.
-void ReleaseChunk(State& state, size_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+// Gives chunk `number`'s memory back to the system. The caller owns the number: it is in
+// no list, and goes to `released` afterwards.
+void UnmapChunk(size_t number) {
   char* base = ChunkBase(number);
   ::madvise(base, kChunkBytes, MADV_DONTNEED);
   ::mprotect(base, kChunkBytes, PROT_NONE);
-  state.released.push_back(number);
 }
 
 void PreparerLoop(State* state);
@@ -267,29 +270,61 @@ void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
 const bool fork_handlers_registered =
     ::pthread_atfork(BeforeFork, AfterForkInParent, AfterForkInChild) == 0;
 
-// Called when a chunk left the ready stock: wakes the preparer, starting it the first time.
-void WantReady(State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+// Wakes the preparer, starting it the first time. False if there is none to be had.
+bool WakePreparer(State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
   if (state.preparer_running) {
     state.preparer_wake->notify_one();
-    return;
+    return true;
   }
-  if (!fork_handlers_registered) return;  // without them a fork could copy a held lock
+  if (!fork_handlers_registered) return false;  // without them a fork could copy a held lock
   try {
     std::thread(PreparerLoop, &state).detach();
     state.preparer_running = true;
+    return true;
   } catch (const std::system_error&) {
-    // No thread to be had: chunks are then faulted in by whoever uses them.
+    return false;  // chunks are then faulted in by whoever uses them
   }
 }
 
-// The preparer: tops the ready stock up to kReadyChunks, mapping and faulting in outside the
-// lock, then sleeps until a chunk is taken. It never exits; it holds no memory beyond the
-// stock.
+// An emptied chunk (mapped, in no list): into the ready stock if it has room, else given
+// back, by the preparer or, without one, here.
+void Retire(State& state, size_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+  if (state.ready.size() < kReadyChunks) {
+    state.ready.push_back(number);
+    return;
+  }
+  state.releasing.push_back(number);
+  if (WakePreparer(state)) return;
+  state.releasing.pop_back();
+  UnmapChunk(number);
+  state.released.push_back(number);
+  ++state.released_in_all;
+}
+
+// The preparer: gives back emptied chunks beyond the stock and tops the stock up to
+// kReadyChunks, unmapping, mapping and faulting in outside the lock; sleeps when there is
+// neither to do. It never exits; it holds no memory beyond the stock.
 void PreparerLoop(State* state) {
   ChunkLock lock(&state->mu);
   for (;;) {
-    while (state->ready.size() + state->preparing >= kReadyChunks) {
+    // A chunk waiting to be given back refills the stock for free.
+    while (!state->releasing.empty() && state->ready.size() < kReadyChunks) {
+      state->ready.push_back(state->releasing.back());
+      state->releasing.pop_back();
+    }
+    if (!state->releasing.empty()) {
+      const size_t number = state->releasing.back();
+      state->releasing.pop_back();
+      state->mu.Unlock();
+      UnmapChunk(number);
+      state->mu.Lock();
+      state->released.push_back(number);
+      ++state->released_in_all;
+      continue;
+    }
+    if (state->ready.size() + state->preparing >= kReadyChunks) {
       state->mu.Wait(state->preparer_wake);
+      continue;
     }
     size_t number;
     if (!TakeChunkNumber(*state, &number)) {
@@ -302,12 +337,11 @@ void PreparerLoop(State* state) {
     if (mapped) FaultIn(number);
     state->mu.Lock();
     --state->preparing;
-    if (mapped && state->ready.size() < kReadyChunks) {
-      state->ready.push_back(number);
+    if (mapped) {
       ++state->prepared;
-    } else if (mapped) {
-      // Frees refilled the stock meanwhile: this one goes back, keeping the bound.
-      ReleaseChunk(*state, number);
+      // Frees may have refilled the stock meanwhile: then this one goes back, keeping the
+      // bound.
+      Retire(*state, number);
     } else {
       state->released.push_back(number);
       state->mu.Wait(state->preparer_wake);  // mapping failed: try again on the next need
@@ -322,6 +356,9 @@ Chunk* CommitChunk(State& state, size_t class_index) ABSL_EXCLUSIVE_LOCKS_REQUIR
   if (!state.ready.empty()) {
     number = state.ready.back();
     state.ready.pop_back();
+  } else if (!state.releasing.empty()) {  // still mapped and faulted in
+    number = state.releasing.back();
+    state.releasing.pop_back();
   } else {
     if (!TakeChunkNumber(state, &number)) return nullptr;
     if (!MapChunk(number)) {
@@ -329,7 +366,7 @@ Chunk* CommitChunk(State& state, size_t class_index) ABSL_EXCLUSIVE_LOCKS_REQUIR
       return nullptr;
     }
   }
-  WantReady(state);
+  WakePreparer(state);
   auto chunk = std::make_unique<Chunk>();
   chunk->base = ChunkBase(number);
   chunk->class_index = class_index;
@@ -435,11 +472,7 @@ void Deallocate(void* p, size_t bytes) {
     RemovePartial(state, chunk);
     state.chunks[number].reset();
     --state.committed;
-    if (state.ready.size() < kReadyChunks) {
-      state.ready.push_back(number);
-    } else {
-      ReleaseChunk(state, number);
-    }
+    Retire(state, number);
   }
 }
 
@@ -451,6 +484,8 @@ Stats GetStats() {
   stats.slot_bytes = state.slot_bytes;
   stats.ready_chunks = state.ready.size();
   stats.prepared_chunks = state.prepared;
+  stats.releasing_chunks = state.releasing.size();
+  stats.released_chunks = state.released_in_all;
   return stats;
 }
 

@@ -169,6 +169,17 @@ bool ReadyChunksReach(size_t ready) {
   return true;
 }
 
+// Waits (up to 20 s) until the background thread has given back every emptied chunk
+// beyond the stock.
+bool ReleasingDrains() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (chunk_memory::GetStats().releasing_chunks > 0) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 // Waits up to 60 s for `child`; a child still running then is killed (a hang, even one
 // inside fork's own handlers, fails the test rather than stalling it). Its wait status.
 int WaitForChild(pid_t child) {
@@ -191,6 +202,8 @@ constexpr size_t kReady = 4;  // chunk_memory's stock
 // from that stock (it refills), and emptied chunks return to it rather than to the system.
 TEST(ChunkAllocatorTest, ChunksAreFaultedInAheadOfNeed) {
   if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
+  // Chunks earlier tests emptied would otherwise refill the stock in place of fresh ones.
+  ASSERT_TRUE(ReleasingDrains());
   const chunk_memory::Scope scope;
   constexpr size_t kBytes = size_t{31} << 10;
   const size_t per_chunk = kChunkBytes / chunk_memory::RoundedSize(kBytes);
@@ -217,9 +230,50 @@ TEST(ChunkAllocatorTest, ChunksAreFaultedInAheadOfNeed) {
   // Emptied chunks are kept ready (the stock is full, so these go back to the system) and
   // the stock never exceeds its size.
   for (void* p : blocks) chunk_memory::Deallocate(p, kBytes);
+  ASSERT_TRUE(ReleasingDrains());
   const chunk_memory::Stats freed = chunk_memory::GetStats();
   EXPECT_EQ(freed.ready_chunks, kReady);
   EXPECT_LE(freed.chunks, stocked.chunks);
+}
+
+// Chunks emptied beyond the stock go back to the system on the background thread, not on
+// the freeing one; one still waiting for that is what the next chunk needed takes.
+TEST(ChunkAllocatorTest, EmptiedChunksAreGivenBackInTheBackground) {
+  if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
+  const chunk_memory::Scope scope;
+  constexpr size_t kBytes = size_t{600} << 10;  // three blocks to a chunk
+  constexpr size_t kBlocks = 3 * 12;            // twelve chunks' worth
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < kBlocks; ++i) blocks.push_back(chunk_memory::Allocate(kBytes));
+  ASSERT_TRUE(ReadyChunksReach(kReady));
+  const chunk_memory::Stats full = chunk_memory::GetStats();
+  for (void* p : blocks) chunk_memory::Deallocate(p, kBytes);
+  ASSERT_TRUE(ReleasingDrains());
+  const chunk_memory::Stats freed = chunk_memory::GetStats();
+  EXPECT_EQ(freed.ready_chunks, kReady);
+  EXPECT_LE(freed.chunks + 11, full.chunks);  // the class keeps at most its last chunk
+  // The stock was full: every emptied chunk but the class's last went back.
+  EXPECT_GE(freed.released_chunks, full.released_chunks + 11);
+
+  // Blocks allocated again work, whether their chunk is fresh or was awaiting release.
+  blocks.clear();
+  for (size_t i = 0; i < kBlocks; ++i) {
+    blocks.push_back(chunk_memory::Allocate(kBytes));
+    std::memset(blocks.back(), static_cast<int>(i), kBytes);
+  }
+  for (void* p : blocks) chunk_memory::Deallocate(p, kBytes);
+  for (size_t i = 0; i < kBlocks; ++i) blocks.push_back(chunk_memory::Allocate(kBytes));
+  blocks.erase(blocks.begin(), blocks.begin() + kBlocks);
+  for (size_t i = 0; i < kBlocks; ++i) {
+    std::memset(blocks[i], static_cast<int>(i + 7), kBytes);
+  }
+  for (size_t i = 0; i < kBlocks; ++i) {
+    ASSERT_EQ(static_cast<char*>(blocks[i])[0], static_cast<char>(i + 7));
+    ASSERT_EQ(static_cast<char*>(blocks[i])[kBytes - 1], static_cast<char>(i + 7));
+  }
+  for (void* p : blocks) chunk_memory::Deallocate(p, kBytes);
+  ASSERT_TRUE(ReleasingDrains());
+  EXPECT_EQ(chunk_memory::GetStats().releasing_chunks, 0u);
 }
 
 // A child forked while the background thread exists has a consistent allocator and a
@@ -229,6 +283,8 @@ TEST(ChunkAllocatorTest, AForkedChildAllocatesAndStocksChunks) {
   const chunk_memory::Scope scope;
   void* p = chunk_memory::Allocate(size_t{20} << 10);
   ASSERT_TRUE(ReadyChunksReach(kReady));
+  // The child's stock must refill with chunks it prepares, not ones earlier tests emptied.
+  ASSERT_TRUE(ReleasingDrains());
   const size_t prepared_before = chunk_memory::GetStats().prepared_chunks;
   const pid_t child = fork();
   ASSERT_GE(child, 0);
