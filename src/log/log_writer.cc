@@ -1,6 +1,11 @@
 #include "log/log_writer.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <climits>
 #include <utility>
 
 #include "log/log_group.h"
@@ -204,7 +209,7 @@ Status LogWriter::WaitDurable(Lsn lsn) {
       // each woken waiter re-took mu_ in turn: two context switches per commit).
       const uint32_t round = io_rounds_.load(std::memory_order_acquire);
       mu_.Unlock();
-      io_rounds_.wait(round, std::memory_order_acquire);
+      WaitForRoundEnd(round);
       if (published_durable_lsn_.load(std::memory_order_acquire) >= lsn) return Status::OK();
       mu_.Lock();
       continue;
@@ -245,6 +250,26 @@ Status LogWriter::WaitDurable(Lsn lsn) {
     if (!s.ok()) ForgetSyncer(lsn);
     mu_.Unlock();
     return s;
+  }
+}
+
+void LogWriter::WaitForRoundEnd(uint32_t round) {
+  // The count goes up before the round is looked at, and EndRound looks at the count after
+  // moving the round on (both sequentially consistent): either it sees this sleeper, or this
+  // sleeper sees the new round. The futex call itself returns at once if the round moved.
+  round_sleepers_.fetch_add(1);
+  while (io_rounds_.load() == round) {
+    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&io_rounds_), FUTEX_WAIT_PRIVATE, round,
+              nullptr, nullptr, 0);
+  }
+  round_sleepers_.fetch_sub(1);
+}
+
+void LogWriter::EndRound() {
+  io_rounds_.fetch_add(1);
+  if (round_sleepers_.load() > 0) {
+    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&io_rounds_), FUTEX_WAKE_PRIVATE, INT_MAX,
+              nullptr, nullptr, 0);
   }
 }
 
@@ -301,8 +326,7 @@ Status LogWriter::RunIo(bool sync) {
     failed_ = s;
   }
   io_done_.SignalAll();
-  io_rounds_.fetch_add(1, std::memory_order_release);
-  io_rounds_.notify_all();
+  EndRound();
   return s.ok() ? s : failed_;
 }
 
