@@ -102,7 +102,8 @@ constexpr size_t kMaxChunks = kReservedBytes / kChunkBytes;
 // (started with the first chunk) keeps this many ready, so that the faults of fresh memory
 // (on a virtual machine ~3.5 ms per 2 MiB when the host must back it again) are taken on
 // another core rather than by the reader that needs the chunk. Emptied chunks refill the
-// stock before any is given back. At most this many chunks (8 MiB) are held beyond use.
+// stock before any is given back. At most this many chunks (8 MiB) are held beyond use,
+// besides emptied chunks for as long as the background thread takes to give them back.
 constexpr size_t kReadyChunks = 4;
 
 // The allocator's lock. Not an absl::Mutex: the fork handlers must be able to remake it in
