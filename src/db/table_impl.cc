@@ -125,19 +125,24 @@ Status TableImpl::TxnWrite(TxnImpl* txn, std::string_view key,
   return Status::OK();
 }
 
+Status TableImpl::WriteKey(TxnImpl* txn, std::string_view key,
+                           absl::FunctionRef<Status(TxnImpl* in)> tree_write,
+                           absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct) {
+  auto write = [&](TxnImpl* in) { return TxnWrite(in, key, [&] { return tree_write(in); }); };
+  if (txn != nullptr) return write(txn);
+  return Autocommit(key, direct, write);
+}
+
 Status TableImpl::Put(Txn* txn, std::string_view key, std::string_view value) {
   FERN_RETURN_IF_ERROR(CheckUsable());
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(value));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  auto write = [&](TxnImpl* in) {
-    return TxnWrite(in, key,
-                    [&] { return tree_->Write(MessageType::kInsert, in->xids(), key, value); });
-  };
-  if (t != nullptr) return write(t);
-  return Autocommit(
-      key, [&](TxnId stamp, Lsn* lsn) { return tree_->Put(key, value, lsn, stamp); }, write);
+  return WriteKey(
+      t, key,
+      [&](TxnImpl* in) { return tree_->Write(MessageType::kInsert, in->xids(), key, value); },
+      [&](TxnId stamp, Lsn* lsn) { return tree_->Put(key, value, lsn, stamp); });
 }
 
 Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value) {
@@ -146,13 +151,10 @@ Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value)
   FERN_RETURN_IF_ERROR(CheckValue(value));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  auto write = [&](TxnImpl* in) {
-    return TxnWrite(in, key,
-                    [&] { return tree_->InsertTxn(in->xids(), CurrentViewFor(in), key, value); });
-  };
-  if (t != nullptr) return write(t);
-  return Autocommit(
-      key, [&](TxnId stamp, Lsn* lsn) { return tree_->Insert(key, value, lsn, stamp); }, write);
+  return WriteKey(
+      t, key,
+      [&](TxnImpl* in) { return tree_->InsertTxn(in->xids(), CurrentViewFor(in), key, value); },
+      [&](TxnId stamp, Lsn* lsn) { return tree_->Insert(key, value, lsn, stamp); });
 }
 
 Status TableImpl::Get(Txn* txn, std::string_view key, std::string* value) {
@@ -189,13 +191,9 @@ Status TableImpl::Delete(Txn* txn, std::string_view key) {
   FERN_RETURN_IF_ERROR(CheckKey(key));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  auto write = [&](TxnImpl* in) {
-    return TxnWrite(in, key,
-                    [&] { return tree_->Write(MessageType::kDelete, in->xids(), key, {}); });
-  };
-  if (t != nullptr) return write(t);
-  return Autocommit(
-      key, [&](TxnId stamp, Lsn* lsn) { return tree_->Delete(key, lsn, stamp); }, write);
+  return WriteKey(
+      t, key, [&](TxnImpl* in) { return tree_->Write(MessageType::kDelete, in->xids(), key, {}); },
+      [&](TxnId stamp, Lsn* lsn) { return tree_->Delete(key, lsn, stamp); });
 }
 
 Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra) {
@@ -204,13 +202,10 @@ Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra)
   FERN_RETURN_IF_ERROR(CheckValue(extra));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
-  auto write = [&](TxnImpl* in) {
-    return TxnWrite(in, key,
-                    [&] { return tree_->Write(MessageType::kUpdate, in->xids(), key, extra); });
-  };
-  if (t != nullptr) return write(t);
-  return Autocommit(
-      key, [&](TxnId stamp, Lsn* lsn) { return tree_->Update(key, extra, lsn, stamp); }, write);
+  return WriteKey(
+      t, key,
+      [&](TxnImpl* in) { return tree_->Write(MessageType::kUpdate, in->xids(), key, extra); },
+      [&](TxnId stamp, Lsn* lsn) { return tree_->Update(key, extra, lsn, stamp); });
 }
 
 Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {

@@ -77,6 +77,12 @@ class TableImpl final : public Table {
   // writer.
   Status Autocommit(std::string_view key, absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct,
                     absl::FunctionRef<Status(TxnImpl* own)> in_txn);
+  // A write of one key (Put, Insert, Delete, Update): `tree_write` in `txn` through TxnWrite,
+  // or, with no transaction, autocommitted (see Autocommit) by `direct`, or by `tree_write`
+  // in a transaction of its own.
+  Status WriteKey(TxnImpl* txn, std::string_view key,
+                  absl::FunctionRef<Status(TxnImpl* in)> tree_write,
+                  absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct);
 
   EnvImpl* const env_;
   const std::string name_;
