@@ -178,14 +178,15 @@ size_t FractalTree::GorgedAbove(const Node& node) const {
   // that, a 1 MiB cache let the root of 2 MiB nodes buffer more than the whole cache: the
   // evictor compressed its buffers and the next read decompressed them, ~2.7 ms a Get.
   const size_t cap = std::max(kMinGorgedBytes, cache_->budget() / 4);
-  if (node.height() != 1 || config_.buffer_budget == nullptr) {
-    return std::min<size_t>(config_.node_bytes, cap);
+  size_t limit = config_.node_bytes;
+  // Height-1 nodes share a budget once the cache is nearly full. While it has room, flushed
+  // leaves stay cached and absorb the next flush without a write; bigger buffers would only
+  // make reads search more messages.
+  if (node.height() == 1 && config_.buffer_budget != nullptr &&
+      cache_->size_bytes() >= cache_->budget() / 8 * 7) {
+    limit = config_.buffer_budget->LimitFor(config_.node_bytes);
   }
-  // While the cache has room, flushed leaves stay cached and absorb the next flush without
-  // a write; bigger buffers would only make reads search more messages.
-  if (cache_->size_bytes() < cache_->budget() / 8 * 7)
-    return std::min<size_t>(config_.node_bytes, cap);
-  return std::min(config_.buffer_budget->LimitFor(config_.node_bytes), cap);
+  return std::min(limit, cap);
 }
 
 double FractalTree::GorgedBy(const Node& node, size_t* heaviest) const {
