@@ -52,9 +52,12 @@ std::unique_ptr<Basement> MakeBasement(int rows, Msn max_msn = 77) {
   return basement;
 }
 
+// The tests' row counts are sized for 4 KiB chunks, whatever the default (kLeafChunkBytes).
+constexpr size_t kTestChunkBytes = 4096;
+
 std::string Encode(const Basement& rows, size_t* raw_size) {
   std::string frame;
-  EXPECT_TRUE(EncodeLeafFrame(rows, Compression::kZstd, 0, kLeafChunkBytes, &frame, raw_size).ok());
+  EXPECT_TRUE(EncodeLeafFrame(rows, Compression::kZstd, 0, kTestChunkBytes, &frame, raw_size).ok());
   return frame;
 }
 
