@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
+#include "util/checksum.h"
 #include "util/coding.h"
 #include "util/compression.h"
 #include "util/status_macros.h"
@@ -17,14 +18,18 @@ namespace {
 struct Chunk {
   uint64_t entries = 0;
   uint64_t raw_bytes = 0;
-  std::string_view frame;
+  std::string_view frame;  // empty (null data) for a chunk a partial read did not fetch
   std::string_view first_key;
+  uint32_t checksum = 0;  // of `frame`, checked before decoding if the table says so
 };
 
 struct ChunkTable {
   Msn max_msn = 0;
   uint64_t entries = 0;
   absl::InlinedVector<Chunk, 8> chunks;
+  // Set for a table made from a LeafChunkIndex: the whole frame's checksum was not checked
+  // for this read, so each chunk's is.
+  bool check_chunks = false;
 };
 
 size_t HeaderBytes(uint64_t entries) { return 8 + VarintLength(entries); }
@@ -86,6 +91,12 @@ Status DecodeChunks(const ChunkTable& table, size_t first, size_t last, size_t a
                     uint64_t* decoded_bytes) {
   for (size_t k = first; k <= last; ++k) {
     const Chunk& chunk = table.chunks[k];
+    if (chunk.frame.data() == nullptr) {
+      return Status::Corruption(StrCat("chunked leaf frame: chunk ", k, " was not read"));
+    }
+    if (table.check_chunks && Checksum32(chunk.frame) != chunk.checksum) {
+      return Status::Corruption(StrCat("chunked leaf frame: chunk ", k, " checksum mismatch"));
+    }
     // DecompressPartitionTo asks for room for the size the frame declares: check it first.
     Decoder header(chunk.frame);
     uint8_t codec;
@@ -241,21 +252,30 @@ Status DecodeChunkedLeafFrame(std::string_view frame, size_t raw_size, const Com
   return Status::OK();
 }
 
-Status DecodeChunkedLeafPrefix(std::string_view frame, size_t raw_size, const Comparator& cmp,
-                               const Basement::Prefix& prefix, std::unique_ptr<Basement>* rows,
-                               uint64_t* decoded_bytes) {
-  ChunkTable table;
-  FERN_RETURN_IF_ERROR(ParseChunkTable(frame, raw_size, &table));
-  const size_t count = table.chunks.size();
-  // The last chunk whose first key is at or below the key (the first if none is).
-  size_t first = 0;
-  for (size_t k = 1; k < count; ++k) {
+namespace {
+
+// The last chunk whose first key is at or below `key` (the first if none is); Corruption if
+// the first keys are out of order.
+Status FirstChunkFor(const ChunkTable& table, std::string_view key, const Comparator& cmp,
+                     size_t* first) {
+  *first = 0;
+  for (size_t k = 1; k < table.chunks.size(); ++k) {
     if (cmp.Compare(table.chunks[k - 1].first_key, table.chunks[k].first_key) >= 0) {
       return Status::Corruption(
           StrCat("chunked leaf frame: first keys of chunks ", k - 1, " and ", k, " out of order"));
     }
-    if (cmp.Compare(table.chunks[k].first_key, prefix.key) <= 0) first = k;
+    if (cmp.Compare(table.chunks[k].first_key, key) <= 0) *first = k;
   }
+  return Status::OK();
+}
+
+// DecodeChunkedLeafPrefix on a parsed table: decodes the chunk `prefix.key` falls in, then
+// the following ones while too few rows above the key are decoded.
+Status DecodePrefix(const ChunkTable& table, const Comparator& cmp, const Basement::Prefix& prefix,
+                    std::unique_ptr<Basement>* rows, uint64_t* decoded_bytes) {
+  const size_t count = table.chunks.size();
+  size_t first;
+  FERN_RETURN_IF_ERROR(FirstChunkFor(table, prefix.key, cmp, &first));
   std::unique_ptr<Basement> basement = TakeBasement(rows);
   ChunkString raw = basement->TakeArena();
   uint64_t entries = table.chunks[first].entries;
@@ -293,6 +313,96 @@ Status DecodeChunkedLeafPrefix(std::string_view frame, size_t raw_size, const Co
   FERN_RETURN_IF_ERROR(CheckFirstKeys(table, first, *basement));
   *rows = std::move(basement);
   return Status::OK();
+}
+
+}  // namespace
+
+Status DecodeChunkedLeafPrefix(std::string_view frame, size_t raw_size, const Comparator& cmp,
+                               const Basement::Prefix& prefix, std::unique_ptr<Basement>* rows,
+                               uint64_t* decoded_bytes) {
+  ChunkTable table;
+  FERN_RETURN_IF_ERROR(ParseChunkTable(frame, raw_size, &table));
+  return DecodePrefix(table, cmp, prefix, rows, decoded_bytes);
+}
+
+Status LeafChunkIndex::Build(std::string_view frame, size_t raw_size, const Comparator& cmp,
+                             uint64_t frame_id, std::shared_ptr<const LeafChunkIndex>* out) {
+  ChunkTable table;
+  FERN_RETURN_IF_ERROR(ParseChunkTable(frame, raw_size, &table));
+  size_t ignored;
+  FERN_RETURN_IF_ERROR(FirstChunkFor(table, {}, cmp, &ignored));  // checks the key order
+  auto index = std::shared_ptr<LeafChunkIndex>(new LeafChunkIndex());
+  index->frame_id_ = frame_id;
+  index->max_msn_ = table.max_msn;
+  index->entries_ = table.entries;
+  index->chunks_.reserve(table.chunks.size());
+  size_t key_bytes = 0;
+  for (const Chunk& chunk : table.chunks) key_bytes += chunk.first_key.size();
+  index->keys_.reserve(key_bytes);
+  for (const Chunk& chunk : table.chunks) {
+    IndexedChunk c;
+    c.entries = static_cast<uint32_t>(chunk.entries);
+    c.raw_bytes = static_cast<uint32_t>(chunk.raw_bytes);
+    c.offset = static_cast<uint32_t>(chunk.frame.data() - frame.data());
+    c.size = static_cast<uint32_t>(chunk.frame.size());
+    c.checksum = Checksum32(chunk.frame);
+    c.key_offset = static_cast<uint32_t>(index->keys_.size());
+    c.key_size = static_cast<uint32_t>(chunk.first_key.size());
+    index->keys_.append(chunk.first_key);
+    index->chunks_.push_back(c);
+  }
+  *out = std::move(index);
+  return Status::OK();
+}
+
+size_t LeafChunkIndex::memory_bytes() const {
+  return sizeof(LeafChunkIndex) + chunks_.capacity() * sizeof(IndexedChunk) + keys_.capacity();
+}
+
+LeafChunkIndex::Span LeafChunkIndex::SpanFor(const Basement::Prefix& prefix,
+                                             const Comparator& cmp) const {
+  // The chunk the key falls in (as FirstChunkFor finds it; the order was checked at Build).
+  size_t first = 0;
+  for (size_t k = 1; k < chunks_.size(); ++k) {
+    if (cmp.Compare(key(k), prefix.key) <= 0) first = k;
+  }
+  // Then enough chunks for rows_above rows even if the key is its chunk's last row: a
+  // decode adds no chunk past these (DecodePrefix stops once it has rows_above rows above).
+  size_t last = first;
+  uint64_t above = 0;
+  while (prefix.rows_above > 0 && last + 1 < chunks_.size() && above < prefix.rows_above) {
+    ++last;
+    above += chunks_[last].entries;
+  }
+  return Span{first, last, chunks_[first].offset,
+              uint64_t{chunks_[last].offset} + chunks_[last].size};
+}
+
+Status DecodeChunkedLeafPrefix(const LeafChunkIndex& index, const LeafChunkIndex::Span& span,
+                               std::string_view bytes, const Comparator& cmp,
+                               const Basement::Prefix& prefix, std::unique_ptr<Basement>* rows,
+                               uint64_t* decoded_bytes) {
+  if (bytes.size() != span.end - span.begin) {
+    return Status::Corruption(StrCat("chunked leaf frame: read ", bytes.size(), " bytes of chunks ",
+                                     span.first, "-", span.last, ", expected ",
+                                     span.end - span.begin));
+  }
+  ChunkTable table;
+  table.max_msn = index.max_msn_;
+  table.entries = index.entries_;
+  table.check_chunks = true;
+  table.chunks.resize(index.chunks_.size());
+  for (size_t k = 0; k < table.chunks.size(); ++k) {
+    const LeafChunkIndex::IndexedChunk& c = index.chunks_[k];
+    Chunk& chunk = table.chunks[k];
+    chunk.entries = c.entries;
+    chunk.raw_bytes = c.raw_bytes;
+    chunk.first_key = index.key(k);
+    chunk.checksum = c.checksum;
+    if (k >= span.first && k <= span.last)
+      chunk.frame = bytes.substr(c.offset - span.begin, c.size);
+  }
+  return DecodePrefix(table, cmp, prefix, rows, decoded_bytes);
 }
 
 }  // namespace fern

@@ -33,6 +33,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fern/options.h"
 #include "fern/status.h"
@@ -78,6 +79,68 @@ Status DecodeChunkedLeafFrame(std::string_view frame, size_t raw_size, const Com
 // *rows holds those rows only: no row before the key's chunk, so it is fit only for a read
 // that looks at nothing below `prefix.key` (a point read, a forward batch from the key).
 Status DecodeChunkedLeafPrefix(std::string_view frame, size_t raw_size, const Comparator& cmp,
+                               const Basement::Prefix& prefix, std::unique_ptr<Basement>* rows,
+                               uint64_t* decoded_bytes);
+
+// What a verified read of a chunked frame tells about it, kept beside the leaf partition
+// (LeafPartition::chunk_index) so that later prefix reads of the same frame fetch from disk
+// only the chunks they may decode, not the whole frame: where each chunk's compression frame
+// lies in the partition frame, its table entry, and a checksum of its bytes taken from the
+// verified frame (the partition's checksum covers only the whole frame, so a partial read
+// checks each chunk it decodes against these instead). Immutable once built; shared so
+// that a reader keeps it alive while a writer replaces the partition's.
+class LeafChunkIndex {
+ public:
+  // From a chunked frame whose partition checksum was verified. Corruption if its table is
+  // malformed or its first keys are out of order.
+  static Status Build(std::string_view frame, size_t raw_size, const Comparator& cmp,
+                      uint64_t frame_id, std::shared_ptr<const LeafChunkIndex>* out);
+
+  // The LeafPartition::frame_id of the frame it describes.
+  uint64_t frame_id() const { return frame_id_; }
+  size_t memory_bytes() const;
+
+  // The chunks [first, last] a prefix read of `prefix` may decode, and the bytes
+  // [begin, end) of the partition frame that hold them.
+  struct Span {
+    size_t first;
+    size_t last;
+    uint64_t begin;
+    uint64_t end;
+  };
+  Span SpanFor(const Basement::Prefix& prefix, const Comparator& cmp) const;
+
+ private:
+  friend Status DecodeChunkedLeafPrefix(const LeafChunkIndex& index, const Span& span,
+                                        std::string_view bytes, const Comparator& cmp,
+                                        const Basement::Prefix& prefix,
+                                        std::unique_ptr<Basement>* rows, uint64_t* decoded_bytes);
+  struct IndexedChunk {
+    uint32_t entries;
+    uint32_t raw_bytes;
+    uint32_t offset;  // of its compression frame in the partition frame
+    uint32_t size;
+    uint32_t checksum;    // Checksum32 of those bytes
+    uint32_t key_offset;  // its first key, in keys_
+    uint32_t key_size;
+  };
+  LeafChunkIndex() = default;
+  std::string_view key(size_t k) const {
+    return std::string_view(keys_).substr(chunks_[k].key_offset, chunks_[k].key_size);
+  }
+
+  uint64_t frame_id_ = 0;
+  Msn max_msn_ = 0;
+  uint64_t entries_ = 0;
+  std::vector<IndexedChunk> chunks_;
+  std::string keys_;
+};
+
+// DecodeChunkedLeafPrefix from `bytes`, the bytes [span.begin, span.end) of the frame `index`
+// describes, where span = index.SpanFor(prefix, cmp). Each chunk is checked against its
+// checksum in the index before it is decoded.
+Status DecodeChunkedLeafPrefix(const LeafChunkIndex& index, const LeafChunkIndex::Span& span,
+                               std::string_view bytes, const Comparator& cmp,
                                const Basement::Prefix& prefix, std::unique_ptr<Basement>* rows,
                                uint64_t* decoded_bytes);
 

@@ -87,6 +87,7 @@ size_t Node::MemoryBytes() const {
   for (const LeafPartition& part : basements) {
     total += sizeof(LeafPartition);
     if (part.rows) total += part.rows->memory_bytes();
+    if (part.chunk_index) total += part.chunk_index->memory_bytes();
   }
   return total;
 }

@@ -23,6 +23,7 @@
 #include "cachetable/cachetable.h"
 #include "fern/options.h"
 #include "ft/basement.h"
+#include "ft/leaf_frame.h"
 #include "ft/message.h"
 #include "ft/message_buffer.h"
 #include "ft/pivots.h"
@@ -47,6 +48,7 @@ struct LeafPartition {
     on_disk = other.on_disk;
     extent = other.extent;
     frame_id = other.frame_id;
+    chunk_index = std::move(other.chunk_index);
     last_read.store(other.last_read.load(std::memory_order_relaxed), std::memory_order_relaxed);
     return *this;
   }
@@ -60,6 +62,10 @@ struct LeafPartition {
   // (NewFrameId), given whenever `extent` is set. A copy decoded from the frame earlier
   // (StreamAhead) is this basement's rows exactly while the number is unchanged.
   uint64_t frame_id = 0;
+  // Of the chunked frame `extent` points at, once a prefix read read it whole (null until
+  // then, and again when the partition is written): later prefix reads fetch only the chunks
+  // they need. Set under the node's load_mu; reset only with `extent` (under a write pin).
+  std::shared_ptr<const LeafChunkIndex> chunk_index;
   // When a reader last used `rows`, on the owning tree's clock (FractalTree's count of
   // basement fetches). Readers store it under a read pin; partial eviction drops the
   // partition with the oldest stamp first. Only a hint, hence relaxed.

@@ -314,6 +314,7 @@ Status FractalTree::SerializeAndWrite(BlockNum block, Node* node,
       node->basements[i].on_disk = true;
       node->basements[i].extent = extents[i];
       node->basements[i].frame_id = NewFrameId();
+      node->basements[i].chunk_index.reset();
     }
   }
   stats_.nodes_written++;
@@ -434,18 +435,38 @@ bool FractalTree::PartialEvict(BlockNum block, CacheValue* value, int clock_coun
 // load_mu.
 
 Status FractalTree::ReadBasement(BlockNum block, const PartitionExtent& extent,
-                                 std::unique_ptr<Basement>* rows, const Basement::Prefix* prefix) {
+                                 std::unique_ptr<Basement>* rows, const Basement::Prefix* prefix,
+                                 uint64_t frame_id, std::shared_ptr<const LeafChunkIndex>* built) {
   // The compressed frame lives only until it is decoded: a buffer per thread spares a miss
   // an allocation and the zero-fill of a fresh one (malloc and free were ~13% of
   // readrandom at 64 MiB cache). One that grew past kMaxFrameBufferBytes is given back.
   thread_local std::string frame;
+  const Comparator& cmp = *config_.comparator;
   Status s = file_->ReadBlockRange(block, extent.offset, extent.size, &frame);
-  if (s.ok()) {
-    s = DecodeLeafPartition(frame, extent, *config_.comparator, Where(block), rows, &stats_,
-                            prefix);
+  if (s.ok()) s = DecodeLeafPartition(frame, extent, cmp, Where(block), rows, &stats_, prefix);
+  // The decode verified the frame's checksum.
+  if (s.ok() && built != nullptr && IsChunkedLeafFrame(frame)) {
+    s = LeafChunkIndex::Build(frame, extent.raw_size, cmp, frame_id, built);
+    if (!s.ok()) s = s.WithContext(StrCat(Where(block), ": basement at offset ", extent.offset));
   }
   if (frame.capacity() > kMaxFrameBufferBytes) std::string().swap(frame);
   return s;
+}
+
+Status FractalTree::ReadChunks(BlockNum block, const PartitionExtent& extent,
+                               const LeafChunkIndex& index, const Basement::Prefix& prefix,
+                               std::unique_ptr<Basement>* rows) {
+  const Comparator& cmp = *config_.comparator;
+  const LeafChunkIndex::Span span = index.SpanFor(prefix, cmp);
+  thread_local std::string chunks;
+  Status s =
+      file_->ReadBlockRange(block, extent.offset + span.begin, span.end - span.begin, &chunks);
+  uint64_t decoded = 0;
+  if (s.ok()) s = DecodeChunkedLeafPrefix(index, span, chunks, cmp, prefix, rows, &decoded);
+  stats_.raw_bytes_decompressed += decoded;
+  if (!s.ok()) return s.WithContext(StrCat(Where(block), ": basement at offset ", extent.offset));
+  stats_.chunk_index_reads++;
+  return Status::OK();
 }
 
 Status FractalTree::LoadBasement(PinnedPair* pin, size_t index, bool* loaded) {

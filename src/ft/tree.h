@@ -276,9 +276,16 @@ class FractalTree final : public CacheFileOwner {
   // first).
   Status LoadBasement(PinnedPair* pin, size_t index, bool* loaded = nullptr);
   // Reads and decodes the partition at `extent` of `block` into `*rows` (reusing the
-  // Basement passed in, if any).
+  // Basement passed in, if any). With `built`, if the frame is chunked, *built becomes its
+  // LeafChunkIndex (for frame `frame_id`).
   Status ReadBasement(BlockNum block, const PartitionExtent& extent,
-                      std::unique_ptr<Basement>* rows, const Basement::Prefix* prefix = nullptr);
+                      std::unique_ptr<Basement>* rows, const Basement::Prefix* prefix = nullptr,
+                      uint64_t frame_id = 0,
+                      std::shared_ptr<const LeafChunkIndex>* built = nullptr);
+  // What `prefix` needs of the chunked partition at `extent` of `block`, reading from disk
+  // only the chunks it may decode, as `index` (that frame's) locates them.
+  Status ReadChunks(BlockNum block, const PartitionExtent& extent, const LeafChunkIndex& index,
+                    const Basement::Prefix& prefix, std::unique_ptr<Basement>* rows);
   // The rows of basement `index` of the leaf `pin` holds (read pin at least), for one read:
   // the cached basement, loaded if absent, or under Caching::kKeepIfHot possibly a
   // transient copy owned by this thread, valid until its next call. A transient copy holds
@@ -370,6 +377,10 @@ class FractalTree final : public CacheFileOwner {
   // and WarmLeaf): nothing if one is in flight, there is no pool, or the tree is closing.
   void ScheduleBackgroundRead(std::function<void()> work);
   void BackgroundReadAhead(const std::string& key);
+  // Keeps `index` as `part`'s chunk index (a leaf partition of the node `pin` holds, read pin
+  // at least) unless another reader kept one first, and counts it in the node's size.
+  void KeepChunkIndex(PinnedPair* pin, LeafPartition* part,
+                      std::shared_ptr<const LeafChunkIndex> index);
   // Warming on a point read's miss (see WarmLeaf in tree_read.cc): loads, on the readahead
   // pool, the absent basements of the leaf holding `key`.
   void WarmLeaf(std::string_view key);

@@ -347,9 +347,13 @@ Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching cachi
                                cache_->size_bytes() + extent.raw_size > cache_->budget());
   if (may_skip_cache) {
     bool absent;
+    std::shared_ptr<const LeafChunkIndex> chunk_index;
     {
       MutexLock lock(&node->load_mu);
       absent = part.rows == nullptr;
+      if (absent && prefix != nullptr && caching == Caching::kKeepIfHot) {
+        chunk_index = part.chunk_index;
+      }
     }
     const bool transient =
         absent && (caching == Caching::kStream ||
@@ -371,7 +375,19 @@ Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching cachi
       // being reused.
       thread_local std::unique_ptr<Basement> copy;
       if (copy != nullptr && copy->memory_bytes() > kMaxTransientBasementBytes) copy.reset();
-      FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &copy, prefix));
+      if (chunk_index != nullptr && chunk_index->frame_id() == part.frame_id) {
+        FERN_RETURN_IF_ERROR(ReadChunks(node->block(), extent, *chunk_index, *prefix, &copy));
+      } else if (prefix != nullptr && caching == Caching::kKeepIfHot) {
+        // A point read or a seek: the frame's index is kept for the next one. (A scan,
+        // kStream, decodes most of each basement and keeps none: it would only take memory.)
+        // frame_id changes only under a write pin, like the extent.
+        std::shared_ptr<const LeafChunkIndex> built;
+        FERN_RETURN_IF_ERROR(
+            ReadBasement(node->block(), extent, &copy, prefix, part.frame_id, &built));
+        if (built != nullptr) KeepChunkIndex(pin, &part, std::move(built));
+      } else {
+        FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &copy, prefix));
+      }
       (caching == Caching::kStream ? stats_.basements_streamed : stats_.basements_read_uncached)++;
       *rows = copy.get();
       return Status::OK();
@@ -386,6 +402,19 @@ Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching cachi
     WarmLeaf(part.rows->key(0));
   }
   return Status::OK();
+}
+
+void FractalTree::KeepChunkIndex(PinnedPair* pin, LeafPartition* part,
+                                 std::shared_ptr<const LeafChunkIndex> index) {
+  Node* node = pin->as<Node>();
+  const size_t bytes = index->memory_bytes();
+  {
+    MutexLock lock(&node->load_mu);
+    if (part->chunk_index != nullptr) return;  // another reader kept one first
+    part->chunk_index = std::move(index);
+  }
+  // Exactly what Node::MemoryBytes() gained.
+  pin->AddSize(bytes);
 }
 
 Status FractalTree::Get(std::string_view key, std::string* value, const ReadView* view) {

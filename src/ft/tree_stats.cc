@@ -34,6 +34,7 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("basement_merges", basement_merges);
   line("basements_fetched", basements_fetched);
   line("basements_read_uncached", basements_read_uncached);
+  line("chunk_index_reads", chunk_index_reads);
   line("basements_streamed", basements_streamed);
   line("basements_streamed_ahead", basements_streamed_ahead);
   line("basements_decoded_ahead", basements_decoded_ahead);

@@ -39,6 +39,9 @@ struct TreeStats {
   // Basements a point read decoded from disk into a transient copy, not kept (the cache was
   // full and BasementAdmission said no).
   std::atomic<uint64_t> basements_read_uncached{0};
+  // Of those, the ones that read from disk only the chunks they needed, through the
+  // partition's kept LeafChunkIndex.
+  std::atomic<uint64_t> chunk_index_reads{0};
   // Basements a long scan (Caching::kStream) decoded from disk into a transient copy.
   std::atomic<uint64_t> basements_streamed{0};
   // Of those, the ones decoded ahead on the readahead pool (StreamAhead), and the basements

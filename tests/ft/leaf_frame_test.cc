@@ -191,6 +191,103 @@ TEST(LeafFrameTest, PrefixReadsAgreeWithTheWholeBasement) {
   EXPECT_LT(point_read_bytes / point_reads, raw_size / 6);
 }
 
+// A prefix read through the frame's LeafChunkIndex, given only the bytes of the span the
+// index names, decodes exactly what the same read of the whole frame decodes, and the span
+// is a part of the frame.
+TEST(LeafFrameTest, IndexedPrefixReadsDecodeWhatWholeFrameReadsDo) {
+  const Comparator& cmp = *BytewiseComparator();
+  std::unique_ptr<Basement> rows = MakeBasement(260);  // ~8 chunks
+  size_t raw_size;
+  const std::string frame = Encode(*rows, &raw_size);
+  ASSERT_TRUE(IsChunkedLeafFrame(frame));
+  std::shared_ptr<const LeafChunkIndex> index;
+  ASSERT_TRUE(LeafChunkIndex::Build(frame, raw_size, cmp, /*frame_id=*/42, &index).ok());
+  EXPECT_EQ(index->frame_id(), 42u);
+  EXPECT_GT(index->memory_bytes(), 0u);
+  std::unique_ptr<Basement> whole;
+  std::unique_ptr<Basement> part;
+  uint64_t span_bytes = 0;
+  int reads = 0;
+  for (int k = -1; k <= 2 * 260 + 1; ++k) {
+    const std::string key = k < 0 ? std::string("") : Key(k);
+    for (size_t rows_above : {size_t{0}, size_t{1}, size_t{17}, size_t{60}, size_t{1000}}) {
+      const Basement::Prefix prefix{key, rows_above};
+      const LeafChunkIndex::Span span = index->SpanFor(prefix, cmp);
+      ASSERT_LE(span.first, span.last);
+      ASSERT_LT(span.begin, span.end);
+      ASSERT_LE(span.end, frame.size());
+      uint64_t whole_decoded = 0;
+      uint64_t part_decoded = 0;
+      ASSERT_TRUE(
+          DecodeChunkedLeafPrefix(frame, raw_size, cmp, prefix, &whole, &whole_decoded).ok());
+      ASSERT_TRUE(
+          DecodeChunkedLeafPrefix(*index, span,
+                                  std::string_view(frame).substr(span.begin, span.end - span.begin),
+                                  cmp, prefix, &part, &part_decoded)
+              .ok())
+          << key << " " << rows_above;
+      EXPECT_EQ(part_decoded, whole_decoded);
+      ASSERT_EQ(part->count(), whole->count()) << key << " " << rows_above;
+      EXPECT_EQ(part->max_msn(), whole->max_msn());
+      for (size_t r = 0; r < part->count(); ++r) {
+        ASSERT_EQ(part->encoded_entry(r), whole->encoded_entry(r)) << key << " " << r;
+      }
+      if (rows_above == 0) {
+        span_bytes += span.end - span.begin;
+        reads++;
+      }
+    }
+  }
+  // A point read fetches one chunk of the ~8.
+  EXPECT_LT(span_bytes / reads, frame.size() / 4);
+}
+
+// Bytes of a span that differ from what the index was built from, or a span read short, are
+// Corruption, never a wrong row.
+TEST(LeafFrameTest, IndexedPrefixReadOfDamagedChunksIsCorruption) {
+  const Comparator& cmp = *BytewiseComparator();
+  std::unique_ptr<Basement> rows = MakeBasement(130);
+  size_t raw_size;
+  const std::string frame = Encode(*rows, &raw_size);
+  std::shared_ptr<const LeafChunkIndex> index;
+  ASSERT_TRUE(LeafChunkIndex::Build(frame, raw_size, cmp, 1, &index).ok());
+  const std::string key = Key(100);
+  const Basement::Prefix prefix{key, 17};
+  const LeafChunkIndex::Span span = index->SpanFor(prefix, cmp);
+  const std::string bytes = frame.substr(span.begin, span.end - span.begin);
+  std::unique_ptr<Basement> out;
+  uint64_t decoded = 0;
+  for (size_t at = 0; at < bytes.size(); ++at) {
+    std::string bad = bytes;
+    bad[at] = static_cast<char>(bad[at] ^ 0x04);
+    Status s = DecodeChunkedLeafPrefix(*index, span, bad, cmp, prefix, &out, &decoded);
+    // A change in a chunk the read did not need to decode may go unnoticed; one it decoded
+    // may not.
+    if (!s.ok()) {
+      EXPECT_TRUE(s.IsCorruption()) << at << " " << s.ToString();
+    } else {
+      std::unique_ptr<Basement> expected;
+      ASSERT_TRUE(DecodeChunkedLeafPrefix(frame, raw_size, cmp, prefix, &expected, &decoded).ok());
+      ASSERT_EQ(out->count(), expected->count()) << at;
+      for (size_t r = 0; r < out->count(); ++r) {
+        ASSERT_EQ(out->encoded_entry(r), expected->encoded_entry(r)) << at;
+      }
+    }
+  }
+  // The first chunk a read decodes is always checked.
+  std::string bad = bytes;
+  bad[bad.size() / 8] = static_cast<char>(bad[bad.size() / 8] ^ 0x04);
+  EXPECT_TRUE(
+      DecodeChunkedLeafPrefix(*index, span, bad, cmp, prefix, &out, &decoded).IsCorruption());
+  EXPECT_TRUE(DecodeChunkedLeafPrefix(*index, span, std::string_view(bytes).substr(1), cmp, prefix,
+                                      &out, &decoded)
+                  .IsCorruption());
+  // An index is built only from a well-formed table.
+  std::shared_ptr<const LeafChunkIndex> none;
+  EXPECT_TRUE(LeafChunkIndex::Build(frame.substr(0, 20), raw_size, cmp, 1, &none).IsCorruption());
+  EXPECT_EQ(none, nullptr);
+}
+
 TEST(LeafFrameTest, DamagedFramesAreCorruption) {
   const Comparator& cmp = *BytewiseComparator();
   std::unique_ptr<Basement> rows = MakeBasement(130);

@@ -433,6 +433,9 @@ TEST(TreeEvictionTest, TransientReadsOfChunkedBasementsAgreeWithCachedReads) {
   }
   EXPECT_GT(transient_reads, 100);
   ASSERT_GT(transient_gets, 100);
+  // Reads that came back to a basement read only its chunks they needed, and agreed all the
+  // same.
+  EXPECT_GT(stats.chunk_index_reads.load(), 50u);
   // About one chunk (2 KiB) of a 16 KiB basement per get: under a quarter of it.
   EXPECT_LT(transient_get_bytes / transient_gets, size_t{4} << 10);
   ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
