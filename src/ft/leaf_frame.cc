@@ -356,7 +356,10 @@ Status LeafChunkIndex::Build(std::string_view frame, size_t raw_size, const Comp
 }
 
 size_t LeafChunkIndex::memory_bytes() const {
-  return sizeof(LeafChunkIndex) + chunks_.capacity() * sizeof(IndexedChunk) + keys_.capacity();
+  // The shared_ptr's control block is a separate allocation of about 32 bytes.
+  constexpr size_t kControlBlockBytes = 32;
+  return sizeof(LeafChunkIndex) + kControlBlockBytes + chunks_.capacity() * sizeof(IndexedChunk) +
+         keys_.capacity();
 }
 
 LeafChunkIndex::Span LeafChunkIndex::SpanFor(const Basement::Prefix& prefix,
@@ -382,6 +385,14 @@ Status DecodeChunkedLeafPrefix(const LeafChunkIndex& index, const LeafChunkIndex
                                std::string_view bytes, const Comparator& cmp,
                                const Basement::Prefix& prefix, std::unique_ptr<Basement>* rows,
                                uint64_t* decoded_bytes) {
+  const size_t count = index.chunks_.size();
+  if (span.first > span.last || span.last >= count ||
+      span.begin != index.chunks_[span.first].offset ||
+      span.end != uint64_t{index.chunks_[span.last].offset} + index.chunks_[span.last].size) {
+    return Status::InvalidArgument(StrCat("chunked leaf frame: span of chunks ", span.first, "-",
+                                          span.last, " does not match the frame's ", count,
+                                          " chunks"));
+  }
   if (bytes.size() != span.end - span.begin) {
     return Status::Corruption(StrCat("chunked leaf frame: read ", bytes.size(), " bytes of chunks ",
                                      span.first, "-", span.last, ", expected ",
@@ -391,8 +402,8 @@ Status DecodeChunkedLeafPrefix(const LeafChunkIndex& index, const LeafChunkIndex
   table.max_msn = index.max_msn_;
   table.entries = index.entries_;
   table.check_chunks = true;
-  table.chunks.resize(index.chunks_.size());
-  for (size_t k = 0; k < table.chunks.size(); ++k) {
+  table.chunks.resize(count);
+  for (size_t k = 0; k < count; ++k) {
     const LeafChunkIndex::IndexedChunk& c = index.chunks_[k];
     Chunk& chunk = table.chunks[k];
     chunk.entries = c.entries;

@@ -282,6 +282,16 @@ TEST(LeafFrameTest, IndexedPrefixReadOfDamagedChunksIsCorruption) {
   EXPECT_TRUE(DecodeChunkedLeafPrefix(*index, span, std::string_view(bytes).substr(1), cmp, prefix,
                                       &out, &decoded)
                   .IsCorruption());
+  // A span that is not the index's own is refused before any byte is looked at.
+  LeafChunkIndex::Span shifted = span;
+  shifted.begin += 1;
+  EXPECT_TRUE(DecodeChunkedLeafPrefix(*index, shifted, std::string_view(bytes).substr(1), cmp,
+                                      prefix, &out, &decoded)
+                  .IsInvalidArgument());
+  LeafChunkIndex::Span past = span;
+  past.last = 1000;
+  EXPECT_TRUE(DecodeChunkedLeafPrefix(*index, past, bytes, cmp, prefix, &out, &decoded)
+                  .IsInvalidArgument());
   // An index is built only from a well-formed table.
   std::shared_ptr<const LeafChunkIndex> none;
   EXPECT_TRUE(LeafChunkIndex::Build(frame.substr(0, 20), raw_size, cmp, 1, &none).IsCorruption());
