@@ -456,6 +456,7 @@ Status FractalTree::ReadBasement(BlockNum block, const PartitionExtent& extent,
 Status FractalTree::ReadChunks(BlockNum block, const PartitionExtent& extent,
                                const LeafChunkIndex& index, const Basement::Prefix& prefix,
                                std::unique_ptr<Basement>* rows) {
+  stats_.chunk_index_reads++;
   const Comparator& cmp = *config_.comparator;
   const LeafChunkIndex::Span span = index.SpanFor(prefix, cmp);
   thread_local std::string chunks;
@@ -465,7 +466,6 @@ Status FractalTree::ReadChunks(BlockNum block, const PartitionExtent& extent,
   if (s.ok()) s = DecodeChunkedLeafPrefix(index, span, chunks, cmp, prefix, rows, &decoded);
   stats_.raw_bytes_decompressed += decoded;
   if (!s.ok()) return s.WithContext(StrCat(Where(block), ": basement at offset ", extent.offset));
-  stats_.chunk_index_reads++;
   return Status::OK();
 }
 

@@ -40,7 +40,7 @@ struct TreeStats {
   // full and BasementAdmission said no).
   std::atomic<uint64_t> basements_read_uncached{0};
   // Of those, the ones that read from disk only the chunks they needed, through the
-  // partition's kept LeafChunkIndex.
+  // partition's kept LeafChunkIndex (counted when they start: failed ones too).
   std::atomic<uint64_t> chunk_index_reads{0};
   // Basements a long scan (Caching::kStream) decoded from disk into a transient copy.
   std::atomic<uint64_t> basements_streamed{0};

@@ -442,6 +442,61 @@ TEST(TreeEvictionTest, TransientReadsOfChunkedBasementsAgreeWithCachedReads) {
   EXPECT_EQ(cache.size_bytes(), 0u);
 }
 
+// Once the file's bytes change under a tree whose reads go to disk, and whose partitions
+// keep chunk indexes from earlier reads, every read returns its row's value (from what the
+// cache holds) or Corruption, never another value. (Whether a given read goes through an
+// index then depends on which leaves the evictor kept; LeafFrameTest checks that reads
+// through an index check every chunk they decode.)
+TEST(TreeEvictionTest, ReadsOfChangedBytesAreCorruptionWithChunkIndexesKept) {
+  testing::ScratchDir dir;
+  constexpr int kRows = 20000;  // ~110 basements of 16 KiB, eight chunks each
+  AdmittedTree t(/*window=*/4, /*budget=*/size_t{256} << 10);
+  const std::string path = dir.Sub("t.ft");
+  ASSERT_NO_FATAL_FAILURE(
+      OpenAdmittedTree(path, Config(Compression::kZstd, 1 << 20, 16 << 10), kRows, &t));
+  FractalTree* tree = t.tree.get();
+  const TreeStats& stats = tree->stats();
+  std::string value;
+  // Rounds over keys 97 apart: a basement comes back after the admission window forgot it,
+  // so its later misses read through its index.
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < kRows; i += 97) {
+      ASSERT_TRUE(tree->Get(Key(i), &value).ok()) << Key(i);
+      ASSERT_EQ(value, ValueOf(i));
+    }
+  }
+  const uint64_t indexed = stats.chunk_index_reads.load();
+  ASSERT_GT(indexed, 20u);
+
+  // Change every byte past the file's two header slots (the cache still holds the nodes it
+  // read; every basement it does not hold is read from these bytes).
+  {
+    std::FILE* f = std::fopen(path.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fseek(f, 0, SEEK_END);
+    const long size = std::ftell(f);
+    std::vector<char> bytes(static_cast<size_t>(size - 8192));
+    std::fseek(f, 8192, SEEK_SET);
+    ASSERT_EQ(std::fread(bytes.data(), 1, bytes.size(), f), bytes.size());
+    for (char& c : bytes) c = static_cast<char>(c ^ 0x5a);
+    std::fseek(f, 8192, SEEK_SET);
+    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+    ASSERT_EQ(std::fclose(f), 0);
+  }
+  int corrupt = 0;
+  for (int i = 0; i < kRows; i += 97) {
+    Status s = tree->Get(Key(i), &value);
+    if (s.ok()) {
+      ASSERT_EQ(value, ValueOf(i)) << Key(i);
+    } else {
+      ASSERT_TRUE(s.IsCorruption()) << Key(i) << " " << s.ToString();
+      corrupt++;
+    }
+  }
+  EXPECT_GT(corrupt, 100);
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+}
+
 // With a basement pool, partial eviction hands evicted basements to it and misses decode
 // into them: every read still returns its row's own value, and the cache's accounting
 // comes back to zero. With basements in chunk memory (TreeConfig::chunk_memory) and
