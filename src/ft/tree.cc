@@ -465,6 +465,7 @@ Status FractalTree::ReadChunks(BlockNum block, const PartitionExtent& extent,
   uint64_t decoded = 0;
   if (s.ok()) s = DecodeChunkedLeafPrefix(index, span, chunks, cmp, prefix, rows, &decoded);
   stats_.raw_bytes_decompressed += decoded;
+  if (chunks.capacity() > kMaxFrameBufferBytes) std::string().swap(chunks);  // as ReadBasement
   if (!s.ok()) return s.WithContext(StrCat(Where(block), ": basement at offset ", extent.offset));
   return Status::OK();
 }
