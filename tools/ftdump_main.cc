@@ -16,12 +16,13 @@
 namespace {
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: ftdump FILE.ft [--node N] [--json]\n"
-               "Prints the header (version, checkpoint LSN, node and basement sizes, comparator,\n"
-               "codec), the block table (blocks, bytes used and free, fragmentation), the tree\n"
-               "shape (height, nodes per level, fanout, buffered messages per level) and the\n"
-               "compression ratio per codec. --node N prints one node.\n");
+  std::fprintf(
+      stderr,
+      "usage: ftdump FILE.ft [--node N] [--json]\n"
+      "Prints the header (version, checkpoint LSN, node and basement sizes, comparator,\n"
+      "codec), the block table (blocks, bytes used and free, fragmentation), the tree\n"
+      "shape (height, nodes per level, fanout, buffered messages per level, basements\n"
+      "stored in chunks) and the compression ratio per codec. --node N prints one node.\n");
 }
 
 double Ratio(uint64_t raw, uint64_t stored) {
@@ -71,6 +72,14 @@ std::string Text(const fern::TreeReport& r) {
     }
     out += "\n";
   }
+  if (r.height > 0) {
+    std::snprintf(buf, sizeof(buf), "%.1f",
+                  r.chunked_basements == 0
+                      ? 0.0
+                      : static_cast<double>(r.basement_chunks) / r.chunked_basements);
+    out += StrCat("  basements stored in chunks: ", r.chunked_basements, " of ",
+                  r.partitions_per_level[0], " (", buf, " chunks each)\n");
+  }
   out += "compression:\n";
   for (const auto& [codec, usage] : r.codecs) {
     std::snprintf(buf, sizeof(buf), "%.2f", Ratio(usage.raw_bytes, usage.stored_bytes));
@@ -113,7 +122,9 @@ std::string Json(const fern::TreeReport& r) {
                 ",\"nodes_per_level\":", list(r.nodes_per_level),
                 ",\"partitions_per_level\":", list(r.partitions_per_level),
                 ",\"messages_per_level\":", list(r.messages_per_level),
-                ",\"message_bytes_per_level\":", list(r.message_bytes_per_level), "},");
+                ",\"message_bytes_per_level\":", list(r.message_bytes_per_level),
+                ",\"chunked_basements\":", r.chunked_basements,
+                ",\"basement_chunks\":", r.basement_chunks, "},");
   out += "\"codecs\":{";
   bool first = true;
   for (const auto& [codec, usage] : r.codecs) {

@@ -112,6 +112,10 @@ class Walker {
       if (height == 0 ? PeekLeafFrame(frame, &codec, &chunks) : PeekCodec(frame, &codec)) {
         CodecUsage& usage = report_->codecs[codec];
         usage.partitions++;
+        if (height == 0 && chunks > 1) {
+          report_->chunked_basements++;
+          report_->basement_chunks += chunks;
+        }
         usage.raw_bytes += e.raw_size;
         usage.stored_bytes += e.size;
       }

@@ -38,6 +38,9 @@ struct TreeReport {
   std::vector<uint64_t> messages_per_level;
   std::vector<uint64_t> message_bytes_per_level;
   uint64_t rows = 0;  // leaf entries (before messages still buffered above them)
+  // Basements stored as chunks (leaf_frame.h), and the chunks they hold in all.
+  uint64_t chunked_basements = 0;
+  uint64_t basement_chunks = 0;
   uint64_t nodes_visited = 0;
   std::map<Compression, CodecUsage> codecs;
   std::vector<InspectProblem> problems;

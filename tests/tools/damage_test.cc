@@ -104,6 +104,12 @@ TEST(DamageTest, CleanTableVerifies) {
   EXPECT_EQ(dump.exit_code, 0) << dump.output;
   EXPECT_NE(dump.output.find("height:"), std::string::npos) << dump.output;
   EXPECT_NE(dump.output.find("zstd"), std::string::npos) << dump.output;
+  // 4 KiB basements are above one and a half 2 KiB chunks: stored as chunks.
+  EXPECT_NE(dump.output.find("basements stored in chunks: "), std::string::npos) << dump.output;
+  EXPECT_EQ(dump.output.find("basements stored in chunks: 0 of"), std::string::npos) << dump.output;
+  ToolResult json = RunTool(std::string(FERN_FTDUMP) + " " + file + " --json");
+  EXPECT_EQ(json.exit_code, 0) << json.output;
+  EXPECT_NE(json.output.find("\"chunked_basements\":"), std::string::npos) << json.output;
 }
 
 TEST(DamageTest, FlippedByteInABlockIsCorruptionAndFtverifyNamesTheBlock) {
