@@ -62,9 +62,10 @@ struct LeafPartition {
   // (NewFrameId), given whenever `extent` is set. A copy decoded from the frame earlier
   // (StreamAhead) is this basement's rows exactly while the number is unchanged.
   uint64_t frame_id = 0;
-  // Of the chunked frame `extent` points at, once a prefix read read it whole (null until
-  // then, and again when the partition is written): later prefix reads fetch only the chunks
-  // they need. Set under the node's load_mu; reset only with `extent` (under a write pin).
+  // Of a chunked frame of this partition, once a prefix read read it whole (null until
+  // then): later prefix reads of that frame fetch only the chunks they need. Used only while
+  // its frame_id() is `frame_id`; one left from before the partition was written is replaced
+  // by the next read that builds one. Set under the node's load_mu.
   std::shared_ptr<const LeafChunkIndex> chunk_index;
   // When a reader last used `rows`, on the owning tree's clock (FractalTree's count of
   // basement fetches). Readers store it under a read pin; partial eviction drops the

@@ -314,7 +314,6 @@ Status FractalTree::SerializeAndWrite(BlockNum block, Node* node,
       node->basements[i].on_disk = true;
       node->basements[i].extent = extents[i];
       node->basements[i].frame_id = NewFrameId();
-      node->basements[i].chunk_index.reset();
     }
   }
   stats_.nodes_written++;

@@ -378,7 +378,8 @@ class FractalTree final : public CacheFileOwner {
   void ScheduleBackgroundRead(std::function<void()> work);
   void BackgroundReadAhead(const std::string& key);
   // Keeps `index` as `part`'s chunk index (a leaf partition of the node `pin` holds, read pin
-  // at least) unless another reader kept one first, and counts it in the node's size.
+  // at least), replacing one of an earlier frame, unless another reader kept one for this
+  // frame first; the node's size counts it.
   void KeepChunkIndex(PinnedPair* pin, LeafPartition* part,
                       std::shared_ptr<const LeafChunkIndex> index);
   // Warming on a point read's miss (see WarmLeaf in tree_read.cc): loads, on the readahead

@@ -408,13 +408,19 @@ void FractalTree::KeepChunkIndex(PinnedPair* pin, LeafPartition* part,
                                  std::shared_ptr<const LeafChunkIndex> index) {
   Node* node = pin->as<Node>();
   const size_t bytes = index->memory_bytes();
-  {
-    MutexLock lock(&node->load_mu);
-    if (part->chunk_index != nullptr) return;  // another reader kept one first
+  MutexLock lock(&node->load_mu);
+  const std::shared_ptr<const LeafChunkIndex>& kept = part->chunk_index;
+  if (kept != nullptr && kept->frame_id() == part->frame_id) return;  // another reader's
+  if (kept == nullptr) {
     part->chunk_index = std::move(index);
+    // Exactly what Node::MemoryBytes() gained; UpdateSize would walk every basement.
+    pin->AddSize(bytes);
+    return;
   }
-  // Exactly what Node::MemoryBytes() gained.
-  pin->AddSize(bytes);
+  // One left from before the partition was last written (the write does not drop it: no
+  // size refresh follows a write, and the node's size must keep counting what it holds).
+  part->chunk_index = std::move(index);
+  pin->UpdateSize();
 }
 
 Status FractalTree::Get(std::string_view key, std::string* value, const ReadView* view) {

@@ -442,6 +442,40 @@ TEST(TreeEvictionTest, TransientReadsOfChunkedBasementsAgreeWithCachedReads) {
   EXPECT_EQ(cache.size_bytes(), 0u);
 }
 
+// After every leaf is rewritten (new frames for every partition), reads that miss agree with
+// the new rows, go through chunk indexes of the new frames again, and the cache's accounting
+// comes back to zero. (A leaf that stays cached through its write keeps indexes of its old
+// frames until a read replaces them; the db tests' loads and memory tests take that path.)
+TEST(TreeEvictionTest, ChunkIndexesFollowRewrittenLeavesAndAreAccounted) {
+  testing::ScratchDir dir;
+  constexpr int kRows = 20000;
+  AdmittedTree t(/*window=*/4, /*budget=*/size_t{256} << 10);
+  ASSERT_NO_FATAL_FAILURE(
+      OpenAdmittedTree(dir.Sub("t.ft"), Config(Compression::kZstd, 64 << 10, 16 << 10), kRows, &t));
+  FractalTree* tree = t.tree.get();
+  const TreeStats& stats = tree->stats();
+  std::string value;
+  auto read_rounds = [&](int rounds, int version) {
+    for (int round = 0; round < rounds; ++round) {
+      for (int i = 0; i < kRows; i += 97) {
+        ASSERT_TRUE(tree->Get(Key(i), &value).ok()) << Key(i);
+        ASSERT_EQ(value, version == 0 ? ValueOf(i) : ValueOf(i) + "+") << Key(i);
+      }
+    }
+  };
+  ASSERT_NO_FATAL_FAILURE(read_rounds(3, 0));
+  const uint64_t before = stats.chunk_index_reads.load();
+  ASSERT_GT(before, 20u);
+  // New values for the rows read, pushed into the leaves and written: every leaf a new frame.
+  for (int i = 0; i < kRows; i += 97) ASSERT_TRUE(tree->Put(Key(i), ValueOf(i) + "+").ok());
+  ASSERT_TRUE(tree->Optimize().ok());
+  ASSERT_TRUE(tree->Checkpoint().ok());
+  ASSERT_NO_FATAL_FAILURE(read_rounds(3, 1));
+  EXPECT_GT(stats.chunk_index_reads.load(), before);
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+  EXPECT_EQ(t.cache.size_bytes(), 0u);
+}
+
 // Once the file's bytes change under a tree whose reads go to disk, and whose partitions
 // keep chunk indexes from earlier reads, every read returns its row's value (from what the
 // cache holds) or Corruption, never another value. (Whether a given read goes through an
