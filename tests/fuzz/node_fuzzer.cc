@@ -1,7 +1,8 @@
 // libFuzzer target for the node format (src/ft/node_format.h): arbitrary bytes are taken
 // as a whole node block (ParseNodeHeader, then every partition it names, decoded as message
 // buffers or basements by the node's height) and as one partition frame on its own
-// (DecodeLeafPartition, whole and for a prefix read, and DecodeBufferPartition).
+// (DecodeLeafPartition, whole and for a prefix read, a chunked leaf frame's chunk index and a
+// prefix read through it, and DecodeBufferPartition).
 //
 // Checksums would stop almost every mutation at the first check, so each input is also tried
 // with its checksums made to match: the header checksum recomputed, and each partition
@@ -123,6 +124,55 @@ void UseBasement(Basement* rows) {
   Check(Basement::Deserialize(raw, Cmp(), &again).ok());
 }
 
+// Builds a chunk index from a chunked leaf frame, as the first verified read of a frame does,
+// and reads `prefix` through it: the span it names lies inside the frame; a read of the
+// span's bytes decodes what the whole frame's prefix read decodes; a span with one bit
+// flipped or a byte short never yields rows the frame does not hold.
+void FuzzChunkIndex(std::string_view frame, size_t raw_size, const Basement::Prefix& prefix) {
+  std::shared_ptr<const LeafChunkIndex> index;
+  if (!LeafChunkIndex::Build(frame, raw_size, Cmp(), /*frame_id=*/7, &index).ok()) {
+    Check(index == nullptr);
+    return;
+  }
+  Check(index != nullptr && index->memory_bytes() > 0);
+  const LeafChunkIndex::Span span = index->SpanFor(prefix, Cmp());
+  Check(span.first <= span.last && span.begin <= span.end && span.end <= frame.size());
+  const std::string_view bytes = frame.substr(span.begin, span.end - span.begin);
+  std::unique_ptr<Basement> part;
+  uint64_t part_decoded = 0;
+  const bool part_ok =
+      DecodeChunkedLeafPrefix(*index, span, bytes, Cmp(), prefix, &part, &part_decoded).ok();
+  std::unique_ptr<Basement> whole;
+  uint64_t whole_decoded = 0;
+  const bool whole_ok =
+      DecodeChunkedLeafPrefix(frame, raw_size, Cmp(), prefix, &whole, &whole_decoded).ok();
+  // Both decode the same chunks from the same table.
+  Check(part_ok == whole_ok);
+  if (part_ok) {
+    Check(part->count() == whole->count() && part->max_msn() == whole->max_msn());
+    for (size_t r = 0; r < part->count(); ++r) {
+      Check(part->encoded_entry(r) == whole->encoded_entry(r));
+    }
+  }
+  // UseBasement changes the rows, so it comes after the comparison.
+  if (part_ok) UseBasement(part.get());
+  if (bytes.empty()) return;
+  std::string damaged(bytes);
+  damaged[damaged.size() / 2] = static_cast<char>(damaged[damaged.size() / 2] ^ 0x10);
+  std::unique_ptr<Basement> other;
+  uint64_t decoded = 0;
+  // A flip in a chunk the read did not need may go unnoticed; then the rows are the frame's.
+  if (DecodeChunkedLeafPrefix(*index, span, damaged, Cmp(), prefix, &other, &decoded).ok() &&
+      whole_ok) {
+    Check(other->count() == whole->count());
+    for (size_t r = 0; r < other->count(); ++r) {
+      Check(other->encoded_entry(r) == whole->encoded_entry(r));
+    }
+  }
+  Check(!DecodeChunkedLeafPrefix(*index, span, bytes.substr(1), Cmp(), prefix, &other, &decoded)
+             .ok());
+}
+
 // Decodes one partition frame as the node's height says; with `repair`, against an extent
 // rebuilt from the frame itself, so that only the frame's contents can make it fail.
 void DecodeFrame(std::string_view frame, PartitionExtent extent, bool leaf, bool repair) {
@@ -156,6 +206,7 @@ void DecodeFrame(std::string_view frame, PartitionExtent extent, bool leaf, bool
       Check(part != nullptr);
       UseBasement(part.get());
     }
+    if (IsChunkedLeafFrame(frame)) FuzzChunkIndex(frame, extent.raw_size, prefix);
   } else {
     MessageBuffer buffer;
     if (DecodeBufferPartition(frame, extent, Cmp(), "fuzz", &buffer, &stats).ok()) {
