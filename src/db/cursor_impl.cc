@@ -2,14 +2,58 @@
 
 #include <algorithm>
 
+#include "db/cursor_registry.h"
+#include "util/strings.h"
+
 namespace fern {
 
+CursorImpl::~CursorImpl() {
+  if (registry_ != nullptr) registry_->Remove(this);
+}
+
+void CursorImpl::Detach(const Status& why) {
+  ahead_.reset();
+  batch_.Clear();
+  lock_batch_ = nullptr;
+  txn_ = TxnLink();
+  view_ = ReadView();  // its snapshot's release calls into the Env's transaction manager
+  tree_.reset();
+  status_ = why;
+  valid_ = false;
+}
+
 bool CursorImpl::Usable() {
+  if (status_.ok() && txn_.state != nullptr && !txn_.state->is_live()) {
+    status_ =
+        Status::InvalidArgument(StrCat("cursor: transaction ", txn_.state->id(), " has ended"));
+    batch_.Clear();
+  }
   if (!status_.ok()) {
     valid_ = false;
     return false;
   }
   return true;
+}
+
+void CursorImpl::StartView() {
+  if (txn_.state != nullptr) seen_writes_ = txn_.state->family_writes();
+  if (txn_.fresh_view) view_ = txn_.fresh_view();
+}
+
+void CursorImpl::Reread(bool forward) {
+  bound_.assign(batch_.key(pos_));
+  seen_writes_ = txn_.state->family_writes();
+  // Not streamed: the stream ahead stays positioned for the batches after this one.
+  if (forward) {
+    if (!Load(FractalTree::Locate::kAtOrAfter, bound_, FractalTree::Caching::kKeep)) return;
+    // Every row of the batch is >= the current key; the current key itself may be gone.
+    const bool same =
+        batch_.size() > 0 && tree_->config().comparator->Compare(batch_.key(0), bound_) == 0;
+    SettleForward(same ? 1 : 0);
+  } else {
+    if (!Load(FractalTree::Locate::kBefore, bound_, FractalTree::Caching::kKeep)) return;
+    SettleBackward(batch_.size());
+  }
 }
 
 bool CursorImpl::Load(FractalTree::Locate where, std::string_view key,
@@ -92,6 +136,7 @@ void CursorImpl::SettleBackward(size_t pos_plus_one) {
 
 void CursorImpl::SeekToFirst() {
   if (!Usable()) return;
+  StartView();
   StartScan();
   if (!Load(FractalTree::Locate::kFirst, {})) return;
   SettleForward(0);
@@ -99,6 +144,7 @@ void CursorImpl::SeekToFirst() {
 
 void CursorImpl::SeekToLast() {
   if (!Usable()) return;
+  StartView();
   StartScan();
   if (!Load(FractalTree::Locate::kLast, {})) return;
   SettleBackward(batch_.size());
@@ -107,6 +153,7 @@ void CursorImpl::SeekToLast() {
 void CursorImpl::Seek(std::string_view target) {
   if (!Usable()) return;
   bound_.assign(target);  // target may point into this cursor's own batch
+  StartView();            // target may point into this cursor's own batch
   StartScan();
   if (!Load(FractalTree::Locate::kAtOrAfter, bound_, FractalTree::Caching::kKeepIfHot)) return;
   // Every row of the batch is >= target.
@@ -115,7 +162,8 @@ void CursorImpl::Seek(std::string_view target) {
 
 void CursorImpl::SeekForPrev(std::string_view target) {
   if (!Usable()) return;
-  bound_.assign(target);
+  bound_.assign(target);  // target may point into this cursor's own batch
+  StartView();
   StartScan();
   if (!Load(FractalTree::Locate::kAtOrBefore, bound_, FractalTree::Caching::kKeepIfHot)) return;
   // The batch may hold rows above target (pending inserts up to its upper bound).
@@ -124,11 +172,13 @@ void CursorImpl::SeekForPrev(std::string_view target) {
 
 void CursorImpl::Next() {
   if (!valid_ || !Usable()) return;
+  if (Stale()) return Reread(/*forward=*/true);
   SettleForward(pos_ + 1);
 }
 
 void CursorImpl::Prev() {
   if (!valid_ || !Usable()) return;
+  if (Stale()) return Reread(/*forward=*/false);
   SettleBackward(pos_);
 }
 

@@ -1,8 +1,13 @@
 // CursorImpl: a Cursor that copies rows out of the tree a batch at a time (RowBatch) and
 // moves within the batch.
 //
-// Each batch reflects every write committed before it was read. A batch covers a key range
-// inside one basement; moving past it reads the neighbouring range by key, so splits and
+// Each batch reflects what the cursor's view lets it see when it was read. A cursor of a
+// transaction also sees that transaction's own writes: once the transaction (or one of its
+// family) writes, the next step reads again from the current key instead of moving within
+// the copied batch. Under kReadCommitted every seek takes a fresh view (reads as of each
+// call, API.md); the steps after a seek keep its view, as a statement does. A cursor whose
+// transaction has ended, or whose Env was closed, fails with InvalidArgument. A batch covers a key
+// range inside one basement; moving past it reads the neighbouring range by key, so splits and
 // merges between batches are harmless. Batch sizes adapt: a seek reads kSeekRows stored
 // rows, and each further batch in a scan reads twice as many as the one before, up to whole
 // basements, so a seek followed by a few steps copies little and a long scan copies in
@@ -18,6 +23,7 @@
 #include "fern/cursor.h"
 #include "ft/row_batch.h"
 #include "ft/tree.h"
+#include "txn/txn_manager.h"
 
 namespace fern {
 
@@ -43,6 +49,21 @@ class CursorImpl final : public Cursor {
         view_(std::move(view)),
         lock_batch_(std::move(lock_batch)) {}
 
+  // The transaction the cursor reads for, if any: its family's writes make the cursor read
+  // again, and its end makes it fail. `fresh_view` (kReadCommitted only) gives the view each
+  // seek takes.
+  struct TxnLink {
+    TxnStatePtr state;
+    std::function<ReadView()> fresh_view;
+  };
+  CursorImpl(std::shared_ptr<FractalTree> tree, Status status, ReadView view,
+             std::function<Status(const RowBatch&, ReadView*)> lock_batch, TxnLink txn)
+      : CursorImpl(std::move(tree), std::move(status), std::move(view), std::move(lock_batch)) {
+    txn_ = std::move(txn);
+    if (txn_.state != nullptr) seen_writes_ = txn_.state->family_writes();
+  }
+  ~CursorImpl() override;
+
   void SeekToFirst() override;
   void SeekToLast() override;
   void Seek(std::string_view target) override;
@@ -50,9 +71,21 @@ class CursorImpl final : public Cursor {
   void Next() override;
   void Prev() override;
   bool Valid() const override { return valid_; }
-  std::string_view key() const override { return batch_.key(pos_); }
-  std::string_view value() const override { return batch_.value(pos_); }
+  // Empty when the cursor is not Valid().
+  std::string_view key() const override { return valid_ ? batch_.key(pos_) : std::string_view(); }
+  std::string_view value() const override {
+    return valid_ ? batch_.value(pos_) : std::string_view();
+  }
   Status status() const override { return status_; }
+
+  // The Env is closing: lets go of the tree and everything read ahead, after which every
+  // call fails with `why` and destroying the cursor touches nothing of the Env's.
+  // REQUIRES: no other thread is using the cursor.
+  void Detach(const Status& why);
+  // Where the Env keeps track of its live cursors (nullptr: not tracked).
+  void SetRegistry(std::shared_ptr<class CursorRegistry> registry) {
+    registry_ = std::move(registry);
+  }
 
  private:
   // Reads the batch `where` / `key` names with the current batch size; false (with
@@ -80,12 +113,24 @@ class CursorImpl final : public Cursor {
   void SettleForward(size_t pos);
   // The same backward, from the row just before `pos_plus_one`.
   void SettleBackward(size_t pos_plus_one);
+  // False (the cursor invalid, status_ set) if the cursor failed or its transaction ended.
   bool Usable();
+  // Called by a seek: under kReadCommitted, takes the view the seek reads with.
+  void StartView();
+  // The cursor's transaction wrote since the batch was read; the batch may be stale.
+  bool Stale() const {
+    return txn_.state != nullptr && txn_.state->family_writes() != seen_writes_;
+  }
+  // Reads the batch after (forward) or before the current key again, then settles there.
+  void Reread(bool forward);
 
   std::shared_ptr<FractalTree> tree_;
   Status status_;
   ReadView view_;
   std::function<Status(const RowBatch&, ReadView*)> lock_batch_;
+  TxnLink txn_;
+  uint64_t seen_writes_ = 0;  // txn_'s family_writes() when the batch was read
+  std::shared_ptr<class CursorRegistry> registry_;
   RowBatch batch_;
   size_t pos_ = 0;
   bool valid_ = false;

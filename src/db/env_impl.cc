@@ -198,6 +198,8 @@ void EnvImpl::UntrackTxn(TxnImpl* txn) {
 
 EnvImpl::~EnvImpl() {
   StopCheckpointer();
+  // Cursors the user still holds let go of the trees before the Env takes them down.
+  cursors_->CloseAll(Status::InvalidArgument("cursor: its Env was closed"));
   // Transactions the user still holds: roots abort (with their children), prepared ones
   // stay prepared for the next open; all of them stop using this Env.
   std::vector<TxnImpl*> open;

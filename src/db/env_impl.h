@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "cachetable/cachetable.h"
 #include "db/catalog.h"
+#include "db/cursor_registry.h"
 #include "db/table_impl.h"
 #include "db/table_log.h"
 #include "fern/env.h"
@@ -53,6 +54,7 @@ class EnvImpl final : public Env {
 
   // For transactions and tables.
   TxnManager* txn_manager() { return txn_manager_.get(); }
+  const std::shared_ptr<CursorRegistry>& cursors() { return cursors_; }
   LogWriter* log() { return log_.get(); }
   WriteState* write_state() { return write_state_.get(); }
   bool sync_commits() const { return options_.sync_commits; }
@@ -124,6 +126,8 @@ class EnvImpl final : public Env {
   std::unique_ptr<LogWriter> log_;
   std::unique_ptr<WriteState> write_state_;
   std::unique_ptr<TxnManager> txn_manager_;
+  // Shared with every cursor, which may outlive the Env.
+  std::shared_ptr<CursorRegistry> cursors_ = std::make_shared<CursorRegistry>();
   DeadlockDetector deadlock_detector_;
   Mutex txns_mu_;
   std::set<TxnImpl*> txns_ ABSL_GUARDED_BY(txns_mu_);

@@ -72,9 +72,13 @@ ReadView TableImpl::ViewFor(TxnImpl* txn) const {
 }
 
 ReadView TableImpl::CurrentViewFor(TxnImpl* txn) const {
+  return CurrentViewFor(txn != nullptr ? txn->xids() : XidStack());
+}
+
+ReadView TableImpl::CurrentViewFor(const XidStack& reader) const {
   ReadView view;
   TxnManager* manager = env_->txn_manager();
-  if (txn != nullptr) view.reader = txn->xids();
+  view.reader = reader;
   view.is_visible = VisibleIn(manager, manager->TakeSnapshot());
   return view;
 }
@@ -251,13 +255,21 @@ std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
   TxnImpl* t = nullptr;
   if (s.ok()) s = Unwrap(txn, &t);
   if (s.ok() && t != nullptr) s = t->CheckReadable();
-  // A cursor reads as of its creation (a snapshot), even under read committed and outside
-  // any transaction; under read uncommitted it reads the newest versions as it goes.
+  // Outside a transaction a cursor reads as of its creation (a snapshot). In one, it sees
+  // the transaction's own writes (CursorImpl rereads after them); under read committed each
+  // seek takes a fresh view; under read uncommitted it reads the newest versions as it goes.
   ReadView view;
+  CursorImpl::TxnLink link;
   if (s.ok()) {
     const bool own_view = t != nullptr && (t->isolation() == Isolation::kSnapshot ||
                                            t->isolation() == Isolation::kReadUncommitted);
     view = own_view ? ViewFor(t) : CurrentViewFor(t);
+    if (t != nullptr) {
+      link.state = t->state();
+      if (t->isolation() == Isolation::kReadCommitted) {
+        link.fresh_view = [this, xids = t->xids()] { return CurrentViewFor(xids); };
+      }
+    }
   }
   std::function<Status(const RowBatch&, ReadView*)> lock_batch;
   if (t != nullptr && t->isolation() == Isolation::kSerializable) {
@@ -280,7 +292,11 @@ std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
       return Status::OK();
     };
   }
-  return std::make_unique<CursorImpl>(tree_, s, std::move(view), std::move(lock_batch));
+  auto cursor = std::make_unique<CursorImpl>(tree_, s, std::move(view), std::move(lock_batch),
+                                             std::move(link));
+  cursor->SetRegistry(env_->cursors());
+  env_->cursors()->Add(cursor.get());
+  return cursor;
 }
 
 Status TableImpl::Optimize() {

@@ -55,6 +55,8 @@ class TableImpl final : public Table {
   // The same, but as of this call whatever the isolation: for the existence check of an
   // Insert, which holds the row's write lock, so no other commit can change what it sees.
   ReadView CurrentViewFor(TxnImpl* txn) const;
+  // For a reader with these xids (none: outside any transaction).
+  ReadView CurrentViewFor(const XidStack& reader) const;
   void MarkDropped() { dropped_.store(true); }
   bool dropped() const { return dropped_.load(); }
 

@@ -85,6 +85,7 @@ Status TxnImpl::BeforeWrite() {
 }
 
 void TxnImpl::NoteWrite(TableImpl* table, std::string_view key) {
+  state_->NoteFamilyWrite();
   auto entry = std::make_pair(table, std::string(key));
   if (written_.insert(entry).second) writes_.push_back(std::move(entry));
 }

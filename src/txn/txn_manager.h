@@ -105,18 +105,34 @@ class TxnState {
   const SnapshotPtr& snapshot() const { return snapshot_; }
   // The XA id given to Prepare; empty if never prepared.
   std::string xid() const;
+  // Counts the writes of this transaction's family (its root and every descendant), so that
+  // a cursor of any of them sees when rows it copied may have changed under it.
+  void NoteFamilyWrite() { Root()->family_writes_.fetch_add(1, std::memory_order_relaxed); }
+  uint64_t family_writes() const { return Root()->family_writes_.load(std::memory_order_relaxed); }
 
  private:
   friend class TxnManager;
   TxnState(TxnStatePtr parent, XidStack xids, Isolation isolation)
       : parent_(std::move(parent)), xids_(xids), isolation_(isolation) {}
 
+  const TxnState* Root() const {
+    const TxnState* root = this;
+    while (root->parent_ != nullptr) root = root->parent_.get();
+    return root;
+  }
+  TxnState* Root() {
+    TxnState* root = this;
+    while (root->parent_ != nullptr) root = root->parent_.get();
+    return root;
+  }
+
   const TxnStatePtr parent_;
   const XidStack xids_;
   const Isolation isolation_;
   std::atomic<TxnStatus> status_{TxnStatus::kLive};  // written under the manager's mutex
   SnapshotPtr snapshot_;
-  TxnId live_child_ = kNoTxn;  // guarded by the manager's mutex
+  TxnId live_child_ = kNoTxn;               // guarded by the manager's mutex
+  std::atomic<uint64_t> family_writes_{0};  // on the root only
   mutable Mutex xid_mu_;
   std::string xid_ ABSL_GUARDED_BY(xid_mu_);
 };

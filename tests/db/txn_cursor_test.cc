@@ -1,0 +1,276 @@
+// Cursors of transactions, through the public API: a cursor sees its own transaction's
+// writes made after it was positioned (and its family's, once a child commits), a
+// read-committed cursor's seeks read as of each seek, a cursor whose transaction ended or
+// whose Env closed fails with InvalidArgument, and a cursor may be destroyed after its Env.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fern/fern.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace fern {
+namespace {
+
+using testing::ScratchDir;
+
+std::string Key(int i) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "k%06d", i);
+  return buf;
+}
+
+class TxnCursorTest : public ::testing::TestWithParam<Isolation> {
+ protected:
+  void SetUp() override {
+    Options options;
+    options.sync_commits = false;
+    ASSERT_TRUE(Env::Open(dir_.path(), options, &env_).ok());
+    TableOptions table_options;
+    // Small nodes: a few hundred rows span many basements and batches.
+    table_options.node_bytes = 4096;
+    table_options.basement_bytes = 512;
+    ASSERT_TRUE(env_->OpenTable("t", table_options, &table_).ok());
+  }
+
+  std::unique_ptr<Txn> Begin() {
+    TxnOptions options;
+    options.isolation = GetParam();
+    std::unique_ptr<Txn> txn;
+    EXPECT_TRUE(env_->Begin(options, &txn).ok());
+    return txn;
+  }
+
+  // The keys a full forward scan of `cursor` returns, from SeekToFirst.
+  static std::vector<std::string> Scan(Cursor* cursor) {
+    std::vector<std::string> keys;
+    for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+      keys.emplace_back(cursor->key());
+    }
+    EXPECT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+    return keys;
+  }
+
+  ScratchDir dir_;
+  std::unique_ptr<Env> env_;
+  Table* table_ = nullptr;
+};
+
+// Writes made by the cursor's transaction after the cursor read its batch are seen by the
+// next step: a new row ahead of it, a row it deleted ahead of it, a changed value, forward
+// and backward, far inside a batch and across batches.
+TEST_P(TxnCursorTest, StepsSeeTheTransactionsOwnLaterWrites) {
+  for (int i = 0; i < 400; i += 4) ASSERT_TRUE(table_->Put(nullptr, Key(i), "old").ok());
+  std::unique_ptr<Txn> txn = Begin();
+  std::unique_ptr<Cursor> cursor = table_->NewCursor(txn.get());
+  cursor->Seek(Key(100));
+  ASSERT_TRUE(cursor->Valid());
+  ASSERT_EQ(cursor->key(), Key(100));
+  ASSERT_TRUE(table_->Put(txn.get(), Key(102), "new").ok());
+  ASSERT_TRUE(table_->Delete(txn.get(), Key(104)).ok());
+  ASSERT_TRUE(table_->Put(txn.get(), Key(108), "changed").ok());
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid()) << cursor->status().ToString();
+  EXPECT_EQ(cursor->key(), Key(102));
+  EXPECT_EQ(cursor->value(), "new");
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), Key(108));
+  EXPECT_EQ(cursor->value(), "changed");
+
+  // Backward: a row inserted just behind, and the row behind that deleted.
+  ASSERT_TRUE(table_->Put(txn.get(), Key(107), "behind").ok());
+  ASSERT_TRUE(table_->Delete(txn.get(), Key(102)).ok());
+  cursor->Prev();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), Key(107));
+  cursor->Prev();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), Key(100));
+
+  // The row under the cursor deleted: the next step goes on from its key.
+  ASSERT_TRUE(table_->Delete(txn.get(), Key(100)).ok());
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), Key(107));
+
+  // A long scan that writes ahead of itself as it goes sees every row it added.
+  int added = 0;
+  int seen_added = 0;
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+    const std::string key(cursor->key());
+    if (cursor->value() == "added") ++seen_added;
+    if (key.size() == Key(0).size() && added < 50 && key < Key(300)) {
+      ASSERT_TRUE(table_->Put(txn.get(), key + "+", "added").ok());
+      ++added;
+    }
+  }
+  ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+  EXPECT_EQ(seen_added, added);
+  ASSERT_TRUE(txn->Commit().ok());
+}
+
+// A child's writes become visible to a cursor of its parent once the child commits; an
+// aborted child's never do.
+TEST_P(TxnCursorTest, ParentCursorSeesWhatACommittedChildWrote) {
+  for (int i = 0; i < 100; i += 2) ASSERT_TRUE(table_->Put(nullptr, Key(i), "v").ok());
+  std::unique_ptr<Txn> parent = Begin();
+  std::unique_ptr<Cursor> cursor = table_->NewCursor(parent.get());
+  cursor->Seek(Key(10));
+  ASSERT_TRUE(cursor->Valid());
+  std::unique_ptr<Txn> child;
+  ASSERT_TRUE(parent->BeginChild(&child).ok());
+  ASSERT_TRUE(table_->Put(child.get(), Key(11), "child").ok());
+  ASSERT_TRUE(child->Commit().ok());
+  ASSERT_TRUE(parent->BeginChild(&child).ok());
+  ASSERT_TRUE(table_->Put(child.get(), Key(13), "aborted").ok());
+  ASSERT_TRUE(child->Abort().ok());
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid()) << cursor->status().ToString();
+  EXPECT_EQ(cursor->key(), Key(11));
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), Key(12));
+  ASSERT_TRUE(parent->Commit().ok());
+}
+
+// Once its transaction commits or aborts, a cursor fails with InvalidArgument on every
+// call, is never valid, and key() and value() are empty.
+TEST_P(TxnCursorTest, CursorOfAnEndedTransactionFails) {
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(table_->Put(nullptr, Key(i), "v").ok());
+  for (bool commit : {true, false}) {
+    SCOPED_TRACE(commit ? "commit" : "abort");
+    std::unique_ptr<Txn> txn = Begin();
+    std::unique_ptr<Cursor> cursor = table_->NewCursor(txn.get());
+    cursor->Seek(Key(5));
+    ASSERT_TRUE(cursor->Valid());
+    ASSERT_TRUE((commit ? txn->Commit() : txn->Abort()).ok());
+    cursor->Next();
+    EXPECT_FALSE(cursor->Valid());
+    EXPECT_TRUE(cursor->status().IsInvalidArgument()) << cursor->status().ToString();
+    EXPECT_TRUE(cursor->key().empty());
+    EXPECT_TRUE(cursor->value().empty());
+    cursor->SeekToFirst();
+    EXPECT_FALSE(cursor->Valid());
+    EXPECT_TRUE(cursor->status().IsInvalidArgument());
+    txn.reset();
+    cursor->SeekToLast();
+    EXPECT_FALSE(cursor->Valid());
+  }
+  // A cursor outside any transaction is not tied to one.
+  std::unique_ptr<Cursor> free_cursor = table_->NewCursor(nullptr);
+  EXPECT_EQ(Scan(free_cursor.get()).size(), 50u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isolations, TxnCursorTest,
+                         ::testing::Values(Isolation::kReadUncommitted, Isolation::kReadCommitted,
+                                           Isolation::kSnapshot, Isolation::kSerializable),
+                         [](const ::testing::TestParamInfo<Isolation>& info) {
+                           switch (info.param) {
+                             case Isolation::kReadUncommitted:
+                               return std::string("ReadUncommitted");
+                             case Isolation::kReadCommitted:
+                               return std::string("ReadCommitted");
+                             case Isolation::kSnapshot:
+                               return std::string("Snapshot");
+                             case Isolation::kSerializable:
+                               return std::string("Serializable");
+                           }
+                           return std::string("Unknown");
+                         });
+
+// Read committed reads as of each call: a seek sees what was committed before it, even on a
+// cursor made earlier; a snapshot cursor keeps its transaction's start; a cursor outside a
+// transaction keeps its creation's.
+TEST(TxnCursorViewTest, ReadCommittedSeeksReadAsOfEachSeek) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  Options options;
+  options.sync_commits = false;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
+  ASSERT_TRUE(table->Put(nullptr, "x", "1").ok());
+  std::unique_ptr<Txn> committed_reader;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &committed_reader).ok());
+  TxnOptions snapshot_options;
+  snapshot_options.isolation = Isolation::kSnapshot;
+  std::unique_ptr<Txn> snapshot_reader;
+  ASSERT_TRUE(env->Begin(snapshot_options, &snapshot_reader).ok());
+  auto committed = table->NewCursor(committed_reader.get());
+  auto snapshot = table->NewCursor(snapshot_reader.get());
+  auto outside = table->NewCursor(nullptr);
+  for (Cursor* cursor : {committed.get(), snapshot.get(), outside.get()}) {
+    cursor->Seek("w");
+    ASSERT_TRUE(cursor->Valid());
+    EXPECT_EQ(cursor->key(), "x");
+  }
+  std::unique_ptr<Txn> writer;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &writer).ok());
+  ASSERT_TRUE(table->Put(writer.get(), "w", "2").ok());
+  ASSERT_TRUE(table->Put(writer.get(), "x", "2").ok());
+  ASSERT_TRUE(writer->Commit().ok());
+
+  committed->Seek("w");
+  ASSERT_TRUE(committed->Valid());
+  EXPECT_EQ(committed->key(), "w");
+  committed->Next();
+  ASSERT_TRUE(committed->Valid());
+  EXPECT_EQ(committed->value(), "2");
+  for (Cursor* cursor : {snapshot.get(), outside.get()}) {
+    cursor->Seek("w");
+    ASSERT_TRUE(cursor->Valid());
+    EXPECT_EQ(cursor->key(), "x");
+    EXPECT_EQ(cursor->value(), "1");
+  }
+  ASSERT_TRUE(committed_reader->Commit().ok());
+  ASSERT_TRUE(snapshot_reader->Commit().ok());
+}
+
+// Closing the Env while cursors are alive, in the middle of a streaming scan among them,
+// leaves each failing with InvalidArgument; destroying them afterwards is safe.
+TEST(TxnCursorLifetimeTest, CursorsOutliveTheirEnv) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  Options options;
+  options.sync_commits = false;
+  options.cache_bytes = size_t{4} << 20;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  TableOptions table_options;
+  table_options.node_bytes = 64 << 10;
+  table_options.basement_bytes = 4 << 10;
+  ASSERT_TRUE(env->OpenTable("t", table_options, &table).ok());
+  const std::string value(200, 'v');
+  for (int i = 0; i < 60000; ++i) ASSERT_TRUE(table->Put(nullptr, Key(i), value).ok());
+  ASSERT_TRUE(env->Checkpoint().ok());
+  std::unique_ptr<Txn> txn;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+  std::vector<std::unique_ptr<Cursor>> cursors;
+  cursors.push_back(table->NewCursor(nullptr));
+  cursors.push_back(table->NewCursor(txn.get()));
+  cursors.push_back(table->NewCursor(nullptr));
+  cursors[1]->Seek(Key(10));
+  ASSERT_TRUE(cursors[1]->Valid());
+  // Far enough that the scan streams with basements decoded ahead.
+  cursors[2]->SeekToFirst();
+  for (int i = 0; i < 30000 && cursors[2]->Valid(); ++i) cursors[2]->Next();
+  ASSERT_TRUE(cursors[2]->Valid()) << cursors[2]->status().ToString();
+  env.reset();
+  for (auto& cursor : cursors) {
+    EXPECT_FALSE(cursor->Valid());
+    EXPECT_TRUE(cursor->status().IsInvalidArgument()) << cursor->status().ToString();
+    cursor->SeekToFirst();
+    cursor->Next();
+    EXPECT_FALSE(cursor->Valid());
+    EXPECT_TRUE(cursor->key().empty());
+  }
+  txn.reset();
+  cursors.clear();
+}
+
+}  // namespace
+}  // namespace fern
