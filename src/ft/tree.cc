@@ -13,10 +13,16 @@
 #include "util/compression.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
+#include "util/thread_cache.h"
 
 namespace fern {
 
 namespace {
+
+// The bytes ReadBasement and ReadChunks read from disk, kept per thread (ThreadCached).
+struct FrameReadBuffer {
+  std::string bytes;
+};
 
 // What one PartialEvict call frees at least (when the leaf holds that much): one basement
 // at the former 64 KiB default.
@@ -439,7 +445,9 @@ Status FractalTree::ReadBasement(BlockNum block, const PartitionExtent& extent,
   // The compressed frame lives only until it is decoded: a buffer per thread spares a miss
   // an allocation and the zero-fill of a fresh one (malloc and free were ~13% of
   // readrandom at 64 MiB cache). One that grew past kMaxFrameBufferBytes is given back.
-  thread_local std::string frame;
+  std::string exiting_thread_frame;
+  FrameReadBuffer* cached = ThreadCached<FrameReadBuffer>();
+  std::string& frame = cached != nullptr ? cached->bytes : exiting_thread_frame;
   const Comparator& cmp = *config_.comparator;
   Status s = file_->ReadBlockRange(block, extent.offset, extent.size, &frame);
   if (s.ok()) s = DecodeLeafPartition(frame, extent, cmp, Where(block), rows, &stats_, prefix);
@@ -458,7 +466,9 @@ Status FractalTree::ReadChunks(BlockNum block, const PartitionExtent& extent,
   stats_.chunk_index_reads++;
   const Comparator& cmp = *config_.comparator;
   const LeafChunkIndex::Span span = index.SpanFor(prefix, cmp);
-  thread_local std::string chunks;
+  std::string exiting_thread_chunks;
+  FrameReadBuffer* cached = ThreadCached<FrameReadBuffer>();
+  std::string& chunks = cached != nullptr ? cached->bytes : exiting_thread_chunks;
   Status s =
       file_->ReadBlockRange(block, extent.offset + span.begin, span.end - span.begin, &chunks);
   uint64_t decoded = 0;

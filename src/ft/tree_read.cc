@@ -15,11 +15,18 @@
 #include "ft/basement_admission.h"
 #include "ft/tree.h"
 #include "util/status_macros.h"
+#include "util/thread_cache.h"
 #include "util/thread_pool.h"
 
 namespace fern {
 
 namespace {
+
+// The basement a transient read decodes into, kept per thread (ThreadCached) for the next
+// one.
+struct TransientCopy {
+  std::unique_ptr<Basement> rows;
+};
 
 // Inline capacity for per-level state of one descent: trees taller than this still work
 // (the vectors spill to the heap), they are just never seen in practice.
@@ -373,7 +380,12 @@ Status FractalTree::BasementForRead(PinnedPair* pin, size_t index, Caching cachi
       // The copy stays with the thread for its next transient read (its memory warm); one
       // that a large basement grew past kMaxTransientBasementBytes is freed here instead of
       // being reused.
-      thread_local std::unique_ptr<Basement> copy;
+      TransientCopy* slot = ThreadCached<TransientCopy>();
+      if (slot == nullptr) {
+        return Status::Aborted(
+            "a transient read on a thread that is exiting (its per-thread state is gone)");
+      }
+      std::unique_ptr<Basement>& copy = slot->rows;
       if (copy != nullptr && copy->memory_bytes() > kMaxTransientBasementBytes) copy.reset();
       if (chunk_index != nullptr && chunk_index->frame_id() == part.frame_id) {
         FERN_RETURN_IF_ERROR(ReadChunks(node->block(), extent, *chunk_index, *prefix, &copy));

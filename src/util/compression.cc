@@ -12,6 +12,7 @@
 #include "util/coding.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
+#include "util/thread_cache.h"
 
 namespace fern {
 
@@ -40,15 +41,23 @@ struct ZstdContextDeleter {
 // that high levels do not pin tens of MiB in every thread that ever compressed.
 constexpr size_t kMaxCachedZstdContextBytes = size_t{4} << 20;
 
-std::unique_ptr<ZSTD_CCtx, ZstdContextDeleter>& ThreadZstdCompressContext() {
-  thread_local std::unique_ptr<ZSTD_CCtx, ZstdContextDeleter> context;
-  if (context == nullptr) context.reset(ZSTD_createCCtx());
-  return context;
+using ZstdCompressContext = std::unique_ptr<ZSTD_CCtx, ZstdContextDeleter>;
+using ZstdDecompressContext = std::unique_ptr<ZSTD_DCtx, ZstdContextDeleter>;
+
+// The thread's context, or nullptr (the thread is exiting, or creation failed): callers
+// then use the context-free calls.
+ZstdCompressContext* ThreadZstdCompressContext() {
+  ZstdCompressContext* context = ThreadCached<ZstdCompressContext>();
+  if (context == nullptr) return nullptr;
+  if (*context == nullptr) context->reset(ZSTD_createCCtx());
+  return *context != nullptr ? context : nullptr;
 }
 
 ZSTD_DCtx* ThreadZstdDecompressContext() {
-  thread_local std::unique_ptr<ZSTD_DCtx, ZstdContextDeleter> context(ZSTD_createDCtx());
-  return context.get();
+  ZstdDecompressContext* context = ThreadCached<ZstdDecompressContext>();
+  if (context == nullptr) return nullptr;
+  if (*context == nullptr) context->reset(ZSTD_createDCtx());
+  return context->get();
 }
 
 // The decoder's memory ceiling: enough for the largest preset Fern writes (9, a 64 MiB
@@ -83,9 +92,9 @@ Status CompressZstd(int level, std::string_view raw, char* out, size_t* size) {
   if (level == 0) level = kDefaultZstdLevel;
   level = std::clamp(level, ZSTD_minCLevel(), ZSTD_maxCLevel());
   size_t written;
-  if (auto& context = ThreadZstdCompressContext(); context != nullptr) {
-    written = ZSTD_compressCCtx(context.get(), out, *size, raw.data(), raw.size(), level);
-    if (ZSTD_sizeof_CCtx(context.get()) > kMaxCachedZstdContextBytes) context.reset();
+  if (ZstdCompressContext* context = ThreadZstdCompressContext(); context != nullptr) {
+    written = ZSTD_compressCCtx(context->get(), out, *size, raw.data(), raw.size(), level);
+    if (ZSTD_sizeof_CCtx(context->get()) > kMaxCachedZstdContextBytes) context->reset();
   } else {
     written = ZSTD_compress(out, *size, raw.data(), raw.size(), level);
   }
