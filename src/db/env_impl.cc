@@ -64,6 +64,7 @@ Status ValidateTableOptions(const TableOptions& options) {
 }  // namespace
 
 Status Env::Open(const std::string& dir, const Options& options, std::unique_ptr<Env>* env) {
+  if (env == nullptr) return Status::InvalidArgument("Env::Open: env is nullptr");
   UseReleaseMutexDiagnostics();
   return EnvImpl::OpenImpl(dir, options, env);
 }
@@ -444,7 +445,7 @@ Status EnvImpl::RecoverPrepared(std::vector<std::unique_ptr<Txn>>* txns) {
 }
 
 bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
-  if (name != "fern.stats") return false;
+  if (name != "fern.stats" || value == nullptr) return false;
   CachetableStats c = cache_->stats();
   std::string out;
   LogWriterStats l = log_->stats();

@@ -164,6 +164,7 @@ Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value)
 Status TableImpl::Get(Txn* txn, std::string_view key, std::string* value) {
   FERN_RETURN_IF_ERROR(CheckUsable());
   FERN_RETURN_IF_ERROR(CheckKey(key));
+  if (value == nullptr) return Status::InvalidArgument("Table::Get: value is nullptr");
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
   if (t != nullptr) {
@@ -179,6 +180,7 @@ Status TableImpl::Get(Txn* txn, std::string_view key, std::string* value) {
 Status TableImpl::GetForUpdate(Txn* txn, std::string_view key, std::string* value) {
   FERN_RETURN_IF_ERROR(CheckUsable());
   FERN_RETURN_IF_ERROR(CheckKey(key));
+  if (value == nullptr) return Status::InvalidArgument("Table::GetForUpdate: value is nullptr");
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
   if (t != nullptr) {

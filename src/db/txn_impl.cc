@@ -230,6 +230,7 @@ Status TxnImpl::Prepare(std::string_view xid) {
 }
 
 Status TxnImpl::BeginChild(std::unique_ptr<Txn>* child) {
+  if (child == nullptr) return Status::InvalidArgument("Txn::BeginChild: child is nullptr");
   FERN_RETURN_IF_ERROR(CheckWritable());
   TxnStatePtr state;
   FERN_RETURN_IF_ERROR(env_->txn_manager()->BeginChild(state_, &state));

@@ -196,6 +196,31 @@ TEST(EnvTest, OversizedKeysAndValuesAreInvalidArgument) {
   EXPECT_EQ(v, "v");
 }
 
+// Every output pointer of the API given as nullptr is InvalidArgument (GetProperty: false),
+// never a crash.
+TEST(EnvTest, NullOutputPointersAreInvalidArgument) {
+  ScratchDir dir;
+  EXPECT_TRUE(Env::Open(dir.path(), Options(), nullptr).IsInvalidArgument());
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  EXPECT_TRUE(env->OpenTable("t", TableOptions(), nullptr).IsInvalidArgument());
+  EXPECT_TRUE(env->Begin(TxnOptions(), nullptr).IsInvalidArgument());
+  EXPECT_TRUE(env->NewLoader(nullptr, nullptr).IsInvalidArgument());
+  EXPECT_TRUE(env->RecoverPrepared(nullptr).IsInvalidArgument());
+  EXPECT_FALSE(env->GetProperty("fern.stats", nullptr));
+  Table* table;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table).ok());
+  ASSERT_TRUE(table->Put(nullptr, "k", "v").ok());
+  EXPECT_TRUE(table->Get(nullptr, "k", nullptr).IsInvalidArgument());
+  EXPECT_TRUE(table->GetForUpdate(nullptr, "k", nullptr).IsInvalidArgument());
+  std::unique_ptr<Txn> txn;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+  EXPECT_TRUE(table->Get(txn.get(), "k", nullptr).IsInvalidArgument());
+  EXPECT_TRUE(txn->BeginChild(nullptr).IsInvalidArgument());
+  EXPECT_TRUE(table->Put(txn.get(), "k", "w").ok());  // the transaction is still usable
+  ASSERT_TRUE(txn->Commit().ok());
+}
+
 TEST(EnvTest, LargestValueRoundTrips) {
   ScratchDir dir;
   std::unique_ptr<Env> env;
