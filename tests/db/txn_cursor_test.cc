@@ -272,5 +272,36 @@ TEST(TxnCursorLifetimeTest, CursorsOutliveTheirEnv) {
   cursors.clear();
 }
 
+// A cursor of a table that was dropped under it fails with a clear Status, never reads the
+// removed file's rows or crashes.
+TEST(TxnCursorLifetimeTest, CursorOfADroppedTableFails) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  Options options;
+  options.sync_commits = false;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  TableOptions table_options;
+  table_options.node_bytes = 4096;
+  table_options.basement_bytes = 512;
+  ASSERT_TRUE(env->OpenTable("t", table_options, &table).ok());
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(table->Put(nullptr, Key(i), "v").ok());
+  ASSERT_TRUE(env->Checkpoint().ok());
+  std::unique_ptr<Cursor> cursor = table->NewCursor(nullptr);
+  cursor->Seek(Key(10));
+  ASSERT_TRUE(cursor->Valid());
+  ASSERT_TRUE(env->DropTable("t").ok());
+  int steps = 0;
+  while (cursor->Valid() && steps < 5000) {
+    cursor->Next();
+    ++steps;
+  }
+  EXPECT_FALSE(cursor->Valid());
+  EXPECT_FALSE(cursor->status().ok());
+  cursor->SeekToFirst();
+  EXPECT_FALSE(cursor->Valid());
+  EXPECT_FALSE(cursor->status().ok()) << cursor->status().ToString();
+}
+
 }  // namespace
 }  // namespace fern
