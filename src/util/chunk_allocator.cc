@@ -257,11 +257,17 @@ void PreparerLoop(State* state);
 // are lost to the child (at most kReadyChunks numbers of the reserved range).
 void BeforeFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { GlobalState().mu.Lock(); }
 void AfterForkInParent() ABSL_NO_THREAD_SAFETY_ANALYSIS { GlobalState().mu.Unlock(); }
+// The condition variable a forked child replaced: left as it is (destroying it could wait
+// for the parent's waiter), but kept reachable so that leak checkers do not report it
+// (volatile: a store nothing reads would otherwise be dropped).
+std::condition_variable* volatile abandoned_in_fork = nullptr;
+
 void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   State& state = GlobalState();
   state.preparer_running = false;
   state.preparing = 0;
-  state.preparer_wake = new std::condition_variable;  // the old one is left as it is
+  abandoned_in_fork = state.preparer_wake;
+  state.preparer_wake = new std::condition_variable;
   state.mu.RemakeInChild();
 }
 
