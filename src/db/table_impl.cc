@@ -119,20 +119,48 @@ Status TableImpl::Commit(Status applied, Lsn lsn) {
   return s;
 }
 
-Status TableImpl::TxnWrite(TxnImpl* txn, std::string_view key,
-                           const std::function<Status()>& write) {
+Status TableImpl::TxnWrite(TxnImpl* txn, std::string_view key, const std::function<Status()>& write,
+                           bool insert) {
   FERN_RETURN_IF_ERROR(txn->CheckWritable());
   FERN_RETURN_IF_ERROR(txn->Lock(this, key, key, LockTree::Mode::kWrite));
+  FERN_RETURN_IF_ERROR(CheckSnapshotWrite(txn, key, insert));
   FERN_RETURN_IF_ERROR(txn->BeforeWrite());
   FERN_RETURN_IF_ERROR(write());
   txn->NoteWrite(this, key);
   return Status::OK();
 }
 
+Status TableImpl::CheckSnapshotWrite(TxnImpl* txn, std::string_view key, bool insert) {
+  if (txn->isolation() != Isolation::kSnapshot) return Status::OK();
+  // The row's write lock is held: no other transaction can commit a version of it from
+  // here until this one ends, so the answer stays true.
+  ReadView view = ViewFor(txn);
+  bool hidden = false;
+  view.newest_hidden = &hidden;
+  std::string ignored;
+  Status s = tree_->Get(key, &ignored, &view);
+  if (!s.ok() && !s.IsNotFound()) return s;
+  if (hidden && insert) {
+    ReadView newest = CurrentViewFor(txn);
+    s = tree_->Get(key, &ignored, &newest);
+    if (s.ok()) return Status::AlreadyExists(StrCat("key \"", EscapeBytes(key), "\" exists"));
+    if (!s.IsNotFound()) return s;
+  }
+  if (hidden) {
+    return Status::Busy(StrCat("write conflict: another transaction committed row ",
+                               EscapeBytes(key.substr(0, 64)), key.size() > 64 ? "..." : "",
+                               " after the snapshot of transaction ", txn->id()));
+  }
+  return Status::OK();
+}
+
 Status TableImpl::WriteKey(TxnImpl* txn, std::string_view key,
                            absl::FunctionRef<Status(TxnImpl* in)> tree_write,
-                           absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct) {
-  auto write = [&](TxnImpl* in) { return TxnWrite(in, key, [&] { return tree_write(in); }); };
+                           absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct, bool insert) {
+  auto write = [&](TxnImpl* in) {
+    return TxnWrite(
+        in, key, [&] { return tree_write(in); }, insert);
+  };
   if (txn != nullptr) return write(txn);
   return Autocommit(key, direct, write);
 }
@@ -158,7 +186,8 @@ Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value)
   return WriteKey(
       t, key,
       [&](TxnImpl* in) { return tree_->InsertTxn(in->xids(), CurrentViewFor(in), key, value); },
-      [&](TxnId stamp, Lsn* lsn) { return tree_->Insert(key, value, lsn, stamp); });
+      [&](TxnId stamp, Lsn* lsn) { return tree_->Insert(key, value, lsn, stamp); },
+      /*insert=*/true);
 }
 
 Status TableImpl::Get(Txn* txn, std::string_view key, std::string* value) {
@@ -186,6 +215,7 @@ Status TableImpl::GetForUpdate(Txn* txn, std::string_view key, std::string* valu
   if (t != nullptr) {
     FERN_RETURN_IF_ERROR(t->CheckWritable());
     FERN_RETURN_IF_ERROR(t->Lock(this, key, key, LockTree::Mode::kWrite));
+    FERN_RETURN_IF_ERROR(CheckSnapshotWrite(t, key));
   }
   // Without a transaction the row lock would be released at once: a plain read.
   ReadView view = ViewFor(t);

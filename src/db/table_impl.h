@@ -57,6 +57,11 @@ class TableImpl final : public Table {
   ReadView CurrentViewFor(TxnImpl* txn) const;
   // For a reader with these xids (none: outside any transaction).
   ReadView CurrentViewFor(const XidStack& reader) const;
+  // Under kSnapshot, Busy if another transaction committed a version of `key` after
+  // `txn`'s snapshot (a write conflict: writing or locking the row would act on a version
+  // the transaction cannot see); for an Insert, AlreadyExists if that version is a row.
+  // REQUIRES: `txn` holds the row's write lock.
+  Status CheckSnapshotWrite(TxnImpl* txn, std::string_view key, bool insert = false);
   void MarkDropped() { dropped_.store(true); }
   bool dropped() const { return dropped_.load(); }
 
@@ -66,7 +71,10 @@ class TableImpl final : public Table {
   Status Unwrap(Txn* txn, TxnImpl** impl) const;
   // A transactional write of `key`: checks the transaction, takes the row's write lock,
   // logs the begin record if needed, runs `write` and records the key for commit/abort.
-  Status TxnWrite(TxnImpl* txn, std::string_view key, const std::function<Status()>& write);
+  // `insert`: the write is an Insert, which reports a row committed since a snapshot
+  // transaction's snapshot as AlreadyExists rather than as a conflict.
+  Status TxnWrite(TxnImpl* txn, std::string_view key, const std::function<Status()>& write,
+                  bool insert = false);
   // UpdateAll by `txn`: a write lock on the whole table, then an update of each row.
   Status UpdateAllInTxn(TxnImpl* txn, std::string_view extra);
   // Ends an autocommitted write that was logged at `lsn`: durable when sync_commits.
@@ -84,7 +92,7 @@ class TableImpl final : public Table {
   // in a transaction of its own.
   Status WriteKey(TxnImpl* txn, std::string_view key,
                   absl::FunctionRef<Status(TxnImpl* in)> tree_write,
-                  absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct);
+                  absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct, bool insert = false);
 
   EnvImpl* const env_;
   const std::string name_;

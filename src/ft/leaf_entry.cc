@@ -148,6 +148,17 @@ bool LeafEntryView::ReadVisible(const XidStack& reader,
   return true;
 }
 
+bool LeafEntryView::NewestCommittedHiddenFrom(const XidStack& reader,
+                                              const std::function<bool(TxnId)>& is_visible) const {
+  if (!reader.empty() && provisional_count_ > 0 &&
+      VersionAt(provisional_offset_).writer == reader.outermost()) {
+    return false;
+  }
+  if (committed_count_ == 0 || !is_visible) return false;
+  const TxnId writer = newest_committed().writer;
+  return writer != kNoTxn && !is_visible(writer);
+}
+
 bool LeafEntryView::IsEmpty() const {
   if (committed_count_ > 1) return false;
   if (committed_count_ == 1 && !newest_committed().is_delete) return false;

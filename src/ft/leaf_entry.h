@@ -83,6 +83,13 @@ class LeafEntryView {
   bool ReadVisible(const XidStack& reader, const std::function<bool(TxnId)>& is_visible,
                    std::string_view* value) const;
 
+  // Whether the newest committed version was written by a transaction `is_visible` rejects
+  // (one that committed after the reader's snapshot), unless the reader's family has a
+  // provisional version here (its own write came later). A snapshot transaction that would
+  // write such a row has a write conflict.
+  bool NewestCommittedHiddenFrom(const XidStack& reader,
+                                 const std::function<bool(TxnId)>& is_visible) const;
+
   // True when the entry can be removed because every reader sees no row and no transaction
   // can change that by committing or aborting: no committed version, or only a committed
   // delete, and every provisional version (if any) a delete.

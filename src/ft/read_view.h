@@ -19,9 +19,16 @@ struct ReadView {
   // Read uncommitted: the innermost provisional version of whichever transaction has one on
   // the key comes first (a dirty read); committed versions as above otherwise.
   bool dirty = false;
+  // When set, each Read also records here whether the entry's newest committed version is
+  // hidden from this view (LeafEntryView::NewestCommittedHiddenFrom): a snapshot writer's
+  // conflict check.
+  bool* newest_hidden = nullptr;
 
   // Reads the visible value of `entry`; false if absent or deleted for this reader.
   bool Read(const LeafEntryView& entry, std::string_view* value) const {
+    if (newest_hidden != nullptr) {
+      *newest_hidden = entry.NewestCommittedHiddenFrom(reader, is_visible);
+    }
     static const std::function<bool(TxnId)> kAll = [](TxnId) { return true; };
     if (dirty && entry.provisional_count() > 0) {
       LeafEntryView::Version newest = entry.innermost_provisional();

@@ -40,7 +40,9 @@ const ReadView kCommittedView{};
 // committed version (the common case) sees the newest committed version unless it is a
 // delete: ReadVisible's answer, without its std::function call per row.
 bool VisibleValue(const ReadView& view, const LeafEntryView& entry, std::string_view* value) {
-  if (view.reader.empty() && !view.is_visible && !view.dirty) return entry.LatestCommitted(value);
+  if (view.reader.empty() && !view.is_visible && !view.dirty && view.newest_hidden == nullptr) {
+    return entry.LatestCommitted(value);
+  }
   return view.Read(entry, value);
 }
 

@@ -80,6 +80,57 @@ TEST_F(TxnTest, SnapshotIsolationReadsAsOfBegin) {
   EXPECT_EQ(Read(committed.get(), "k"), "new");
 }
 
+// A snapshot transaction may not write or lock for update a row another transaction
+// committed after its snapshot (a write conflict: Busy, and the transaction stays usable;
+// first committer wins, as in RocksDB's snapshot transactions);
+// rows committed before it began, rows nobody changed, and rows it wrote itself are fine.
+// Read committed transactions act on the newest row without a check.
+TEST_F(TxnTest, SnapshotWritesOfRowsCommittedSinceTheSnapshotAreBusy) {
+  for (const char* key : {"before", "changed", "deleted", "locked", "untouched"}) {
+    ASSERT_TRUE(table_->Put(nullptr, key, "0").ok());
+  }
+  auto snapshot = Begin(Isolation::kSnapshot);
+  auto committed = Begin(Isolation::kReadCommitted);
+  ASSERT_TRUE(table_->Put(snapshot.get(), "before", "1").ok());
+  EXPECT_EQ(Read(snapshot.get(), "changed"), "0");
+  // An autocommitted write and a transaction's, both after the snapshot.
+  ASSERT_TRUE(table_->Put(nullptr, "changed", "other").ok());
+  auto writer = Begin();
+  ASSERT_TRUE(table_->Delete(writer.get(), "deleted").ok());
+  ASSERT_TRUE(table_->Put(writer.get(), "locked", "other").ok());
+  ASSERT_TRUE(table_->Put(writer.get(), "new", "other").ok());
+  ASSERT_TRUE(writer->Commit().ok());
+
+  // The read-modify-write that would lose the other update.
+  Status s = table_->Put(snapshot.get(), "changed", "0+1");
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  EXPECT_TRUE(table_->Delete(snapshot.get(), "deleted").IsBusy());
+  EXPECT_TRUE(table_->Put(snapshot.get(), "deleted", "again").IsBusy());
+  // An Insert reports a row committed since the snapshot as present, a delete as a conflict.
+  EXPECT_TRUE(table_->Insert(snapshot.get(), "new", "mine").IsAlreadyExists());
+  EXPECT_TRUE(table_->Insert(snapshot.get(), "deleted", "mine").IsBusy());
+  std::string value;
+  EXPECT_TRUE(table_->GetForUpdate(snapshot.get(), "locked", &value).IsBusy());
+  // Rows it may write: unchanged since the snapshot, or written by itself already.
+  EXPECT_TRUE(table_->Put(snapshot.get(), "untouched", "1").ok());
+  EXPECT_TRUE(table_->Put(snapshot.get(), "before", "2").ok());
+  EXPECT_TRUE(table_->Put(snapshot.get(), "fresh", "1").ok());
+  std::unique_ptr<Txn> child;
+  ASSERT_TRUE(snapshot->BeginChild(&child).ok());
+  EXPECT_TRUE(table_->Put(child.get(), "untouched", "child").ok());
+  EXPECT_TRUE(table_->Put(child.get(), "changed", "child").IsBusy());
+  ASSERT_TRUE(child->Commit().ok());
+  ASSERT_TRUE(snapshot->Commit().ok());
+  EXPECT_EQ(Read(nullptr, "changed"), "other");
+  EXPECT_EQ(Read(nullptr, "untouched"), "child");
+  EXPECT_EQ(Read(nullptr, "before"), "2");
+
+  // Read committed: no conflict check.
+  EXPECT_TRUE(table_->Put(committed.get(), "changed", "rc").ok());
+  ASSERT_TRUE(committed->Commit().ok());
+  EXPECT_EQ(Read(nullptr, "changed"), "rc");
+}
+
 TEST_F(TxnTest, ReadUncommittedSeesOtherTransactionsUncommittedWrites) {
   ASSERT_TRUE(table_->Put(nullptr, "k", "committed").ok());
   auto writer = Begin();

@@ -192,6 +192,28 @@ TEST(LeafEntryTest, WritersFamilySeesItsInnermostProvisionalVersion) {
   EXPECT_EQ(Read(deleted, XidStack{60}), "c");
 }
 
+// A snapshot writer's conflict check: the newest committed version is hidden from the
+// snapshot, unless it is autocommitted without a stamp or the writer's family has written
+// the row since.
+TEST(LeafEntryTest, NewestCommittedHiddenFromASnapshot) {
+  auto before_20 = [](TxnId w) { return w < 20; };
+  const std::string newer = Encode("k", {Value(10, "ten"), Deleted(30)}, {});
+  EXPECT_TRUE(ParseOrDie(newer).NewestCommittedHiddenFrom(XidStack{50}, before_20));
+  EXPECT_FALSE(
+      ParseOrDie(newer).NewestCommittedHiddenFrom(XidStack{50}, [](TxnId) { return true; }));
+  const std::string older = Encode("k", {Value(10, "ten"), Value(15, "fifteen")}, {});
+  EXPECT_FALSE(ParseOrDie(older).NewestCommittedHiddenFrom(XidStack{50}, before_20));
+  const std::string unstamped = Encode("k", {Value(30, "thirty"), Value(kNoTxn, "auto")}, {});
+  EXPECT_FALSE(ParseOrDie(unstamped).NewestCommittedHiddenFrom(XidStack{50}, before_20));
+  const std::string own = Encode("k", {Value(30, "thirty")}, {Value(50, "mine")});
+  EXPECT_FALSE(ParseOrDie(own).NewestCommittedHiddenFrom(XidStack{50, 51}, before_20));
+  EXPECT_TRUE(ParseOrDie(own).NewestCommittedHiddenFrom(XidStack{60}, before_20));
+  // Nothing committed, or a reader that sees every version.
+  EXPECT_FALSE(ParseOrDie(Encode("k", {}, {Value(60, "v")}))
+                   .NewestCommittedHiddenFrom(XidStack{50}, before_20));
+  EXPECT_FALSE(ParseOrDie(newer).NewestCommittedHiddenFrom(XidStack{50}, {}));
+}
+
 TEST(LeafEntryTest, IsEmptyWhenNoReaderCanSeeARow) {
   EXPECT_TRUE(ParseOrDie(Encode("k", {}, {})).IsEmpty());
   EXPECT_TRUE(ParseOrDie(Encode("k", {Deleted(kNoTxn)}, {})).IsEmpty());
