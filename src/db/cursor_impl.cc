@@ -153,7 +153,7 @@ void CursorImpl::SeekToLast() {
 void CursorImpl::Seek(std::string_view target) {
   if (!Usable()) return;
   bound_.assign(target);  // target may point into this cursor's own batch
-  StartView();            // target may point into this cursor's own batch
+  StartView();
   StartScan();
   if (!Load(FractalTree::Locate::kAtOrAfter, bound_, FractalTree::Caching::kKeepIfHot)) return;
   // Every row of the batch is >= target.

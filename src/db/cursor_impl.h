@@ -6,12 +6,13 @@
 // family) writes, the next step reads again from the current key instead of moving within
 // the copied batch. Under kReadCommitted every seek takes a fresh view (reads as of each
 // call, API.md); the steps after a seek keep its view, as a statement does. A cursor whose
-// transaction has ended, or whose Env was closed, fails with InvalidArgument. A batch covers a key
-// range inside one basement; moving past it reads the neighbouring range by key, so splits and
-// merges between batches are harmless. Batch sizes adapt: a seek reads kSeekRows stored
-// rows, and each further batch in a scan reads twice as many as the one before, up to whole
-// basements, so a seek followed by a few steps copies little and a long scan copies in
-// large batches.
+// transaction has ended, or whose Env was closed, fails with InvalidArgument.
+//
+// A batch covers a key range inside one basement; moving past it reads the neighbouring
+// range by key, so splits and merges between batches are harmless. Batch sizes adapt: a
+// seek reads kSeekRows stored rows, and each further batch in a scan reads twice as many as
+// the one before, up to whole basements, so a seek followed by a few steps copies little
+// and a long scan copies in large batches.
 #ifndef FERN_DB_CURSOR_IMPL_H_
 #define FERN_DB_CURSOR_IMPL_H_
 
