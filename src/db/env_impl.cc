@@ -384,6 +384,13 @@ void EnvImpl::RegisterLiveTxn(TxnId id, Lsn first_lsn) {
   live_txns_.emplace(first_lsn, id);
 }
 
+Status EnvImpl::LogBeginTxn(const LogRecord& record, TxnId id, Lsn* lsn) {
+  MutexLock lock(&live_mu_);
+  FERN_RETURN_IF_ERROR(log_->Append(record, lsn));
+  live_txns_.emplace(*lsn, id);
+  return Status::OK();
+}
+
 void EnvImpl::UnregisterLiveTxn(TxnId id, Lsn first_lsn) {
   MutexLock lock(&live_mu_);
   live_txns_.erase({first_lsn, id});

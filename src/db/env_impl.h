@@ -61,6 +61,10 @@ class EnvImpl final : public Env {
   absl::Duration lock_timeout() const { return absl::Milliseconds(options_.lock_timeout_ms); }
   // Live transactions that have logged records pin the log from their begin record on.
   void RegisterLiveTxn(TxnId id, Lsn first_lsn);
+  // Appends `record` (a transaction's begin record) and registers the transaction as live
+  // at its LSN in one step under live_mu_, so that a checkpoint never sees the record in
+  // the log without the transaction among the live ones (it would trim the record).
+  Status LogBeginTxn(const LogRecord& record, TxnId id, Lsn* lsn);
   // Every TxnImpl of this Env, so that closing the Env can settle those still open.
   void TrackTxn(TxnImpl* txn);
   void UntrackTxn(TxnImpl* txn);

@@ -267,18 +267,26 @@ Status EnvImpl::CheckpointLocked(bool closing) {
   FERN_RETURN_IF_ERROR(write_state_->error());
   Lsn begin;
   uint64_t id = ++checkpoints_taken_;
-  FERN_RETURN_IF_ERROR(log_->Append(LogRecord::BeginCheckpoint(id), &begin));
-  Lsn needed = log_->last_lsn();
+  Lsn needed;
+  {
+    // A transaction live when the tables' images are taken (below) may have writes in them
+    // and commit or abort only later, in records past their checkpoint LSNs: replay then
+    // needs its records from its begin on to know every key it wrote. Such a transaction
+    // is live here already (one that begins later logs its begin record after this
+    // checkpoint's), and LogBeginTxn appends and registers in one step under live_mu_, so
+    // none is missed. Looking only after the images are written would miss one that
+    // committed meanwhile: replay saw its commit but not its early keys, which then stayed
+    // provisional, and lost.
+    MutexLock lock(&live_mu_);
+    FERN_RETURN_IF_ERROR(log_->Append(LogRecord::BeginCheckpoint(id), &begin));
+    needed = begin;
+    if (!live_txns_.empty()) needed = std::min(needed, live_txns_.begin()->first - 1);
+  }
   for (auto& [name, table] : tables_) {
     FERN_RETURN_IF_ERROR(table->tree()->Checkpoint());
     needed = std::min(needed, table->tree()->checkpoint_lsn());
   }
   for (const auto& [table_id, lsn] : deferred_) needed = std::min(needed, lsn);
-  {
-    // A live transaction's records from its begin on are needed to resolve it.
-    MutexLock lock(&live_mu_);
-    if (!live_txns_.empty()) needed = std::min(needed, live_txns_.begin()->first - 1);
-  }
   Lsn end;
   if (closing) log_->StartNewFileAtNextAppend();
   FERN_RETURN_IF_ERROR(log_->Append(LogRecord::EndCheckpoint(id, begin), &end));

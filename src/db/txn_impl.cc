@@ -72,15 +72,14 @@ Status TxnImpl::BeforeWrite() {
   if (parent_ != nullptr) FERN_RETURN_IF_ERROR(parent_->BeforeWrite());
   FERN_RETURN_IF_ERROR(env_->write_state()->error());
   Lsn lsn;
-  Status s = env_->log()->Append(
-      LogRecord::BeginTxn(id(), parent_ != nullptr ? parent_->id() : kNoTxn), &lsn);
+  Status s = env_->LogBeginTxn(
+      LogRecord::BeginTxn(id(), parent_ != nullptr ? parent_->id() : kNoTxn), id(), &lsn);
   if (!s.ok()) {
     env_->write_state()->SetError(s);
     return s;
   }
   begin_logged_ = true;
   first_lsn_ = lsn;
-  env_->RegisterLiveTxn(id(), lsn);
   return Status::OK();
 }
 
