@@ -327,20 +327,23 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
     FERN_RETURN_IF_ERROR(FractalTree::Create(
         path, MakeTreeConfig(cmp, options.compression, options.compression_level, &options),
         cache_.get(), &tree));
+    impl = Wrap(key, id, std::move(tree));
+    // The new table holds every write through the log's end (it has none). Checkpointed
+    // before the catalog names it, so that every table the catalog names has a header at
+    // or past the log the catalog keeps (Recover checks that); a crash before the catalog
+    // is saved leaves a file the next create removes.
+    Status s = impl->tree()->Checkpoint();
     Catalog updated = catalog_;
     updated.next_table_id = id + 1;
     updated.tables.emplace(key, entry);
-    Status s = updated.Save(CatalogPath());
+    if (s.ok()) s = updated.Save(CatalogPath());
     if (!s.ok()) {
-      tree->Close(false).ok();
-      tree.reset();
+      impl->tree()->Close(false).ok();
+      impl.reset();
       RemoveFile(path).ok();
       return s;
     }
     catalog_ = std::move(updated);
-    impl = Wrap(key, id, std::move(tree));
-    // The new table holds every write through the log's end (it has none).
-    FERN_RETURN_IF_ERROR(impl->tree()->Checkpoint());
   }
   *table = impl.get();
   tables_.emplace(key, std::move(impl));

@@ -96,6 +96,9 @@ class EnvImpl final : public Env {
   };
   // The tree to replay a table's records into, or null to skip the table.
   using TreeLookup = std::function<FractalTree*(uint64_t table_id)>;
+  // Corruption if a table's header and the log disagree: the log ends before the table's
+  // checkpoint, or the table's checkpoint is older than the log the catalog keeps.
+  Status CheckTableAgainstLog(const std::string& path, Lsn checkpoint_lsn) const;
   Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Status ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredTxn>* live, TxnId* max_txn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

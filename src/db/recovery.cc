@@ -44,6 +44,13 @@ Status EnvImpl::ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredT
   // Records below the catalog's replay LSN are needed by no table and no live transaction
   // (the last checkpoint said so before trimming the log).
   FERN_RETURN_IF_ERROR(reader->SeekToLsn(catalog_.replay_from_lsn));
+  // Trimming keeps the file that holds the replay LSN; a log starting later lost records.
+  if (!reader->files().empty() &&
+      reader->files().front().first_lsn > std::max<Lsn>(catalog_.replay_from_lsn, 1)) {
+    return Status::Corruption(StrCat(
+        dir_, ": the log starts at LSN ", reader->files().front().first_lsn,
+        ", but recovery needs it from LSN ", catalog_.replay_from_lsn, ": log files are missing"));
+  }
 
   // Applies `type` for each of `txn`'s keys to the trees that have not seen `lsn`.
   auto resolve = [&](const RecoveredTxn& txn, MessageType type, Lsn lsn) -> Status {
@@ -134,6 +141,26 @@ Status EnvImpl::ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredT
   return Status::OK();
 }
 
+Status EnvImpl::CheckTableAgainstLog(const std::string& path, Lsn checkpoint_lsn) const {
+  // A checkpoint syncs the log through its LSN before a table's header says so.
+  if (checkpoint_lsn > recovery_end_lsn_) {
+    return Status::Corruption(StrCat(path, ": its checkpoint holds the log through LSN ",
+                                     checkpoint_lsn, ", but the log ends at LSN ",
+                                     recovery_end_lsn_,
+                                     ": log files are missing or were truncated"));
+  }
+  // The catalog's replay LSN never passes a table's checkpoint (it is the oldest of them,
+  // saved after every table's header); an older header means the newest one was lost
+  // after the log before it was trimmed, and the writes in between with it.
+  if (checkpoint_lsn + 1 < catalog_.replay_from_lsn) {
+    return Status::Corruption(
+        StrCat(path, ": its checkpoint (LSN ", checkpoint_lsn,
+               ") is older than the log kept from LSN ", catalog_.replay_from_lsn,
+               ": the file's newest header is damaged, or the file is an older copy"));
+  }
+  return Status::OK();
+}
+
 Status EnvImpl::Recover() {
   recovery_end_lsn_ = log_->last_lsn();
   // Each table's checkpoint LSN and comparator, read from its header.
@@ -150,6 +177,7 @@ Status EnvImpl::Recover() {
     std::unique_ptr<TreeFile> file;
     FERN_RETURN_IF_ERROR(TreeFile::Open(TablePath(entry.file_name), /*read_only=*/true, &file));
     FileHeader header = file->header();
+    FERN_RETURN_IF_ERROR(CheckTableAgainstLog(TablePath(entry.file_name), header.checkpoint_lsn));
     tables[entry.id] = {name, header.checkpoint_lsn,
                         header.comparator_name == BytewiseComparator()->Name(),
                         static_cast<Compression>(header.compression), header.compression_level};
