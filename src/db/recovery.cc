@@ -149,15 +149,6 @@ Status EnvImpl::CheckTableAgainstLog(const std::string& path, Lsn checkpoint_lsn
                                      recovery_end_lsn_,
                                      ": log files are missing or were truncated"));
   }
-  // The catalog's replay LSN never passes a table's checkpoint (it is the oldest of them,
-  // saved after every table's header); an older header means the newest one was lost
-  // after the log before it was trimmed, and the writes in between with it.
-  if (checkpoint_lsn + 1 < catalog_.replay_from_lsn) {
-    return Status::Corruption(
-        StrCat(path, ": its checkpoint (LSN ", checkpoint_lsn,
-               ") is older than the log kept from LSN ", catalog_.replay_from_lsn,
-               ": the file's newest header is damaged, or the file is an older copy"));
-  }
   return Status::OK();
 }
 
