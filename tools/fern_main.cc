@@ -3,12 +3,16 @@
 //   fern scan DIR TABLE [FROM [TO]]  fern drop DIR TABLE         fern stats DIR [TABLE...]
 //   fern checkpoint DIR [TABLE...]  fern logdump DIR
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "db/catalog.h"
 #include "fern/fern.h"
 #include "log/log_dump.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
 
 namespace {
 
@@ -18,13 +22,16 @@ int Usage() {
                "  fern put DIR TABLE KEY VALUE\n"
                "  fern get DIR TABLE KEY\n"
                "  fern delete DIR TABLE KEY\n"
-               "  fern scan DIR TABLE [FROM [TO]]   rows with FROM <= key < TO, tab-separated\n"
+               "  fern scan DIR TABLE [FROM [TO]]   rows with FROM <= key < TO, a line each: key,\n"
+               "                                     a tab, value; bytes other than printable\n"
+               "                                     ASCII, and backslashes, written as \\xNN\n"
                "  fern drop DIR TABLE\n"
                "  fern stats DIR [TABLE...]          engine counters after opening the tables\n"
                "  fern checkpoint DIR [TABLE...]\n"
                "  fern logdump DIR                   the write-ahead log, one record a line:\n"
                "                                     LSN FILE+OFFSET TYPE FIELDS...\n"
-               "Tables use the default comparator; the Env must exist except for put.\n"
+               "Tables use the default comparator; the Env must exist except for put, and\n"
+               "the table too except for put (which creates what is missing).\n"
                "logdump only reads: it neither recovers the Env nor takes its lock.\n");
   return 2;
 }
@@ -59,7 +66,17 @@ int main(int argc, char** argv) {
   fern::Status s = fern::Env::Open(args[1], options, &env);
   if (!s.ok()) return Fail(s);
 
-  auto open_table = [&](const std::string& name, fern::Table** table) {
+  // Only put creates a table; the others refuse a name the Env does not hold rather than
+  // leave an empty table behind (the Env holds its lock now, so the catalog is settled).
+  auto open_table = [&](const std::string& name, fern::Table** table) -> fern::Status {
+    if (command != "put") {
+      fern::Catalog catalog;
+      FERN_RETURN_IF_ERROR(fern::Catalog::Load(args[1] + "/" + fern::kCatalogFileName, &catalog));
+      if (catalog.tables.count(name) == 0) {
+        return fern::Status::NotFound(
+            fern::StrCat("table \"", fern::EscapeBytes(name), "\" does not exist in ", args[1]));
+      }
+    }
     return env->OpenTable(name, fern::TableOptions(), table);
   };
   fern::Table* table = nullptr;
@@ -73,7 +90,7 @@ int main(int argc, char** argv) {
     std::string value;
     s = table->Get(nullptr, args[3], &value);
     if (s.IsNotFound()) {
-      std::fprintf(stderr, "fern: not found\n");
+      std::fprintf(stderr, "fern: key not found\n");
       return 1;
     }
     if (!s.ok()) return Fail(s);
@@ -96,10 +113,11 @@ int main(int argc, char** argv) {
     }
     for (; cursor->Valid(); cursor->Next()) {
       if (args.size() == 5 && cursor->key() >= std::string_view(args[4])) break;
-      std::fwrite(cursor->key().data(), 1, cursor->key().size(), stdout);
-      std::fputc('\t', stdout);
-      std::fwrite(cursor->value().data(), 1, cursor->value().size(), stdout);
-      std::fputc('\n', stdout);
+      // Escaped, so that a tab or a newline in a key or value cannot break the lines.
+      constexpr size_t kWhole = std::numeric_limits<size_t>::max();
+      const std::string line = fern::StrCat(fern::EscapeBytes(cursor->key(), kWhole), "\t",
+                                            fern::EscapeBytes(cursor->value(), kWhole), "\n");
+      std::fwrite(line.data(), 1, line.size(), stdout);
     }
     if (!cursor->status().ok()) return Fail(cursor->status());
     return 0;

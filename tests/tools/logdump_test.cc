@@ -14,6 +14,7 @@
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
+#include "tools/run_tool.h"
 
 namespace fern {
 namespace {
@@ -22,22 +23,8 @@ using testing::ScratchDir;
 
 constexpr char kLogName[] = "0000000000000001.log";
 
-struct ToolResult {
-  int exit_code = -1;
-  std::string output;  // stdout, and stderr where the command redirects it
-};
-
-ToolResult RunTool(const std::string& command) {
-  ToolResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) result.output.append(buf, n);
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using testing::RunTool;
+using testing::ToolResult;
 
 ToolResult LogDump(const std::string& dir, bool with_stderr = false) {
   return RunTool(std::string(FERN_TOOL) + " logdump " + dir + (with_stderr ? " 2>&1" : ""));
