@@ -13,6 +13,7 @@
 #include "ft/tree_file.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
+#include "tools/run_tool.h"
 
 namespace fern {
 namespace {
@@ -54,22 +55,10 @@ void FlipByte(const std::string& path, uint64_t offset) {
   f.write(&c, 1);
 }
 
-struct ToolResult {
-  int exit_code;
-  std::string output;
-};
+using testing::ToolResult;
 
-ToolResult RunTool(const std::string& command) {
-  ToolResult result{-1, ""};
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) result.output.append(buf, n);
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+// With stderr in the output.
+ToolResult RunTool(const std::string& command) { return testing::RunTool(command + " 2>&1"); }
 
 // Reads every row back. Returns OK if all rows are present and correct, the first error
 // otherwise. A wrong value with an OK status fails the test: damage must never be served.
