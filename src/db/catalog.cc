@@ -12,7 +12,7 @@ namespace fern {
 
 namespace {
 constexpr char kMagic[8] = {'F', 'E', 'R', 'N', 'C', 'A', 'T', 'L'};
-constexpr uint32_t kVersion = 2;
+constexpr uint32_t kVersion = 3;
 }  // namespace
 
 std::string Catalog::Serialize() const {
@@ -25,6 +25,7 @@ std::string Catalog::Serialize() const {
     PutFixed64(&out, entry.id);
     PutLengthPrefixed(&out, name);
     PutLengthPrefixed(&out, entry.file_name);
+    PutFixed64(&out, entry.header_count);
   }
   PutFixed64(&out, Checksum64(out));
   return out;
@@ -44,7 +45,7 @@ Status Catalog::Parse(std::string_view bytes, const std::string& path, Catalog* 
   uint32_t version, count;
   Catalog catalog;
   if (!in.GetFixed32(&version)) return corrupt("catalog truncated");
-  if (version != 1 && version != kVersion) {
+  if (version < 1 || version > kVersion) {
     return corrupt(StrCat("unsupported catalog version ", version));
   }
   if (!in.GetFixed64(&catalog.next_table_id) ||
@@ -54,7 +55,8 @@ Status Catalog::Parse(std::string_view bytes, const std::string& path, Catalog* 
   for (uint32_t i = 0; i < count; ++i) {
     CatalogEntry entry;
     std::string_view name, file;
-    if (!in.GetFixed64(&entry.id) || !in.GetLengthPrefixed(&name) || !in.GetLengthPrefixed(&file)) {
+    if (!in.GetFixed64(&entry.id) || !in.GetLengthPrefixed(&name) || !in.GetLengthPrefixed(&file) ||
+        (version >= 3 && !in.GetFixed64(&entry.header_count))) {
       return corrupt(StrCat("catalog entry ", i, " truncated"));
     }
     if (file.empty() || file.find('/') != std::string_view::npos) {

@@ -1,15 +1,16 @@
 // The catalog: which tables an Env holds and which file each lives in. Stored in the Env
 // directory as CATALOG, replaced atomically (write temp, fsync, rename, fsync dir).
 //
-// Format, version 2 (little-endian; version 1 lacks the replay LSN and is still read):
+// Format, version 3 (little-endian; versions 1 and 2 are still read: 1 lacks the replay
+// LSN, both lack the header counts):
 //   offset  size    meaning
 //   0       8       magic "FERNCATL"
-//   8       4       format version (2)
+//   8       4       format version (3)
 //   12      8       next table id
 //   20      8       replay-from LSN: recovery reads the log from here (0: from its start)
 //   28      4       table count n
 //   32      ...     n entries: table id (fixed64), name (varint length + bytes),
-//                   file name (varint length + bytes)
+//                   file name (varint length + bytes), header count (fixed64)
 //   end-8   8       Checksum64 of everything before it
 #ifndef FERN_DB_CATALOG_H_
 #define FERN_DB_CATALOG_H_
@@ -27,6 +28,10 @@ inline constexpr char kCatalogFileName[] = "CATALOG";
 struct CatalogEntry {
   uint64_t id = 0;
   std::string file_name;
+  // The checkpoint count of the table file's header when the catalog was last saved (0:
+  // not known, from an older catalog). Header counts only grow, so a file whose header is
+  // older lost its newest header (damage) or is an older copy of the file.
+  uint64_t header_count = 0;
 };
 
 struct Catalog {

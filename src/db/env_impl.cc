@@ -333,6 +333,7 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
     // or past the log the catalog keeps (Recover checks that); a crash before the catalog
     // is saved leaves a file the next create removes.
     Status s = impl->tree()->Checkpoint();
+    entry.header_count = impl->tree()->file()->header().checkpoint_count;
     Catalog updated = catalog_;
     updated.next_table_id = id + 1;
     updated.tables.emplace(key, entry);

@@ -141,7 +141,18 @@ Status EnvImpl::ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredT
   return Status::OK();
 }
 
-Status EnvImpl::CheckTableAgainstLog(const std::string& path, Lsn checkpoint_lsn) const {
+Status EnvImpl::CheckTableAgainstLog(const std::string& path, const CatalogEntry& entry,
+                                     const FileHeader& header) const {
+  // The catalog is saved after the headers it counts are written, and a crash while a
+  // header is written leaves the one before, which the catalog counted (or an older
+  // catalog did).
+  if (header.checkpoint_count < entry.header_count) {
+    return Status::Corruption(
+        StrCat(path, ": its header is from checkpoint ", header.checkpoint_count,
+               " but the catalog saw checkpoint ", entry.header_count,
+               ": the file's newest header is damaged, or the file is an older copy"));
+  }
+  const Lsn checkpoint_lsn = header.checkpoint_lsn;
   // A checkpoint syncs the log through its LSN before a table's header says so.
   if (checkpoint_lsn > recovery_end_lsn_) {
     return Status::Corruption(StrCat(path, ": its checkpoint holds the log through LSN ",
@@ -168,7 +179,7 @@ Status EnvImpl::Recover() {
     std::unique_ptr<TreeFile> file;
     FERN_RETURN_IF_ERROR(TreeFile::Open(TablePath(entry.file_name), /*read_only=*/true, &file));
     FileHeader header = file->header();
-    FERN_RETURN_IF_ERROR(CheckTableAgainstLog(TablePath(entry.file_name), header.checkpoint_lsn));
+    FERN_RETURN_IF_ERROR(CheckTableAgainstLog(TablePath(entry.file_name), entry, header));
     tables[entry.id] = {name, header.checkpoint_lsn,
                         header.comparator_name == BytewiseComparator()->Name(),
                         static_cast<Compression>(header.compression), header.compression_level};
@@ -311,9 +322,18 @@ Status EnvImpl::CheckpointLocked(bool closing) {
   FERN_RETURN_IF_ERROR(log_->Append(LogRecord::EndCheckpoint(id, begin), &end));
   FERN_RETURN_IF_ERROR(log_->Sync(end));
   // Every record a table or a live transaction may still need has an LSN above `needed`.
-  if (needed + 1 > catalog_.replay_from_lsn) {
-    Catalog updated = catalog_;
-    updated.replay_from_lsn = needed + 1;
+  // The catalog also records each table's header count, written (and synced) by now: a
+  // header found older at the next open was lost after this point.
+  Catalog updated = catalog_;
+  updated.replay_from_lsn = std::max<Lsn>(catalog_.replay_from_lsn, needed + 1);
+  for (auto& [name, table] : tables_) {
+    auto entry = updated.tables.find(name);
+    if (entry != updated.tables.end()) {
+      entry->second.header_count = table->tree()->file()->header().checkpoint_count;
+    }
+  }
+  if (updated.replay_from_lsn != catalog_.replay_from_lsn ||
+      updated.Serialize() != catalog_.Serialize()) {
     FERN_RETURN_IF_ERROR(updated.Save(CatalogPath()));
     catalog_ = std::move(updated);
   }
