@@ -40,10 +40,29 @@ Status File::Open(const std::string& path, Mode mode, std::unique_ptr<File>* fil
       flags |= O_RDWR | O_CREAT | O_TRUNC;
       break;
   }
-  int fd = ::open(path.c_str(), flags, 0644);
+  // O_NONBLOCK only so that opening a FIFO does not wait for a writer: anything but a
+  // regular file is refused below, and for those the flag changes nothing.
+  int fd = ::open(path.c_str(), flags | O_NONBLOCK, 0644);
   if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound(StrCat(path, ": no such file"));
+    if (errno == EISDIR) return Status::InvalidArgument(StrCat(path, ": is a directory"));
     return ErrnoStatus("open", path, errno);
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int error = errno;
+    ::close(fd);
+    return ErrnoStatus("fstat", path, error);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::InvalidArgument(
+        StrCat(path, S_ISDIR(st.st_mode) ? ": is a directory" : ": is not a regular file"));
+  }
+  if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+    const int error = errno;
+    ::close(fd);
+    return ErrnoStatus("fcntl", path, error);
   }
   file->reset(new File(path, fd));
   return Status::OK();

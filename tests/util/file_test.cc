@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <memory>
@@ -144,6 +145,28 @@ TEST_F(FileTest, OpenMissingFileIsNotFound) {
   EXPECT_TRUE(File::Open(Path("missing"), File::Mode::kReadOnly, &file).IsNotFound());
   EXPECT_TRUE(File::Open(Path("missing"), File::Mode::kReadWrite, &file).IsNotFound());
   EXPECT_FALSE(PathExists(Path("missing")));
+}
+
+// Only regular files open: a directory or a FIFO is InvalidArgument at once (a FIFO would
+// otherwise wait for a writer forever).
+TEST_F(FileTest, OpenRefusesDirectoriesAndFifos) {
+  std::unique_ptr<File> file;
+  ASSERT_TRUE(std::filesystem::create_directory(Path("dir")));
+  ASSERT_EQ(::mkfifo(Path("fifo").c_str(), 0644), 0);
+  for (File::Mode mode : {File::Mode::kReadOnly, File::Mode::kReadWrite, File::Mode::kCreate}) {
+    Status s = File::Open(Path("dir"), mode, &file);
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_TRUE(Contains(s, "is a directory")) << s.ToString();
+    s = File::Open(Path("fifo"), mode, &file);
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_TRUE(Contains(s, "not a regular file")) << s.ToString();
+  }
+  // A regular file opened this way blocks as usual.
+  std::unique_ptr<File> regular = OpenOrDie(Path("regular"));
+  ASSERT_TRUE(regular->Write(0, "abc").ok());
+  std::string read;
+  ASSERT_TRUE(regular->Read(0, 3, &read).ok());
+  EXPECT_EQ(read, "abc");
 }
 
 TEST_F(FileTest, CreateKeepsContentsAndCreateTruncateEmptiesThem) {
