@@ -2,6 +2,7 @@
 //   ftdump FILE            header, block table, tree shape, compression per codec
 //   ftdump FILE --node N   one node: pivots, children, messages or rows
 //   --json                 machine-readable output
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -148,9 +149,14 @@ int main(int argc, char** argv) {
     if (arg == "--json") {
       json = true;
     } else if (arg == "--node" && i + 1 < argc) {
+      if (node >= 0) {
+        std::fprintf(stderr, "ftdump: --node given twice\n");
+        return 2;
+      }
       char* end;
+      errno = 0;
       node = std::strtoll(argv[++i], &end, 10);
-      if (*end != '\0' || node < 0) {
+      if (*end != '\0' || end == argv[i] || node < 0 || errno == ERANGE) {
         std::fprintf(stderr, "ftdump: --node takes a block number\n");
         return 2;
       }

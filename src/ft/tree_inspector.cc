@@ -202,6 +202,11 @@ Status DescribeNode(const std::string& path, BlockNum block, bool json, std::str
   std::unique_ptr<TreeFile> file;
   FERN_RETURN_IF_ERROR(TreeFile::Open(path, /*read_only=*/true, &file));
   const std::string where = StrCat(path, ": block ", block);
+  uint64_t size;
+  if (!file->BlockSize(block, &size).ok()) {
+    return Status::InvalidArgument(
+        StrCat(where, " is not in use (the root is block ", file->header().root, ")"));
+  }
   std::string bytes;
   FERN_RETURN_IF_ERROR(file->ReadBlock(block, &bytes));
   NodeHeader header;
@@ -210,10 +215,17 @@ Status DescribeNode(const std::string& path, BlockNum block, bool json, std::str
   if (needed > 0) return Status::Corruption(StrCat(where, ": header longer than block"));
   const Comparator& cmp = DecodeComparator(KnownComparator(file->header().comparator_name));
 
-  auto quote = [](std::string_view s) {
+  // Bytes other than printable ASCII (and backslashes) as \xNN (EscapeBytes), in quotes: a
+  // JSON string escapes EscapeBytes' backslashes and quotes once more, so that it decodes
+  // to the same text; the text output shows a quote as \x22 and adds nothing else.
+  auto quote = [json](std::string_view s) {
     std::string out = "\"";
     for (char c : EscapeBytes(s, 256)) {
-      if (c == '"' || c == '\\') out.push_back('\\');
+      if (c == '"') {
+        out += json ? "\\\"" : "\\x22";
+        continue;
+      }
+      if (c == '\\' && json) out.push_back('\\');
       out.push_back(c);
     }
     return out + "\"";

@@ -1,0 +1,55 @@
+// `ftdump FILE --node N`: one node's rows, with bytes other than printable ASCII escaped
+// once in the text output and decoding to the same text from the JSON output; a block that
+// is not in use, or a bad --node, is a clear error.
+#include <string>
+
+#include "gtest/gtest.h"
+#include "test_util.h"
+#include "tools/run_tool.h"
+
+namespace fern {
+namespace {
+
+using testing::RunTool;
+using testing::ScratchDir;
+using testing::ToolResult;
+
+ToolResult Ftdump(const std::string& args) {
+  return RunTool(std::string(FERN_FTDUMP) + " " + args + " 2>&1");
+}
+
+TEST(FtdumpTest, NodeRowsAreEscapedOnce) {
+  ScratchDir dir;
+  const std::string env = dir.Sub("env");
+  // Key: a, 0x01, a quote, a backslash, b. Value: v, a quote, x.
+  ASSERT_EQ(RunTool(std::string(FERN_TOOL) + " put " + env +
+                    " t \"$(printf 'a\\001\\042\\134b')\" 'v\"x'")
+                .exit_code,
+            0);
+  const std::string file = env + "/table-1.ft";
+  ToolResult text = Ftdump(file + " --node 1");
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_NE(text.output.find("\"a\\x01\\x22\\x5cb\" = \"v\\x22x\""), std::string::npos)
+      << text.output;
+  ToolResult json = Ftdump(file + " --node 1 --json");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  EXPECT_NE(json.output.find("\"key\":\"a\\\\x01\\\"\\\\x5cb\""), std::string::npos) << json.output;
+}
+
+TEST(FtdumpTest, BadNodeArgumentsAreClearErrors) {
+  ScratchDir dir;
+  const std::string env = dir.Sub("env");
+  ASSERT_EQ(RunTool(std::string(FERN_TOOL) + " put " + env + " t k v").exit_code, 0);
+  const std::string file = env + "/table-1.ft";
+  ToolResult unused = Ftdump(file + " --node 1000");
+  EXPECT_EQ(unused.exit_code, 1);
+  EXPECT_NE(unused.output.find("block 1000 is not in use"), std::string::npos) << unused.output;
+  for (const std::string& args : {file + " --node 99999999999999999999999", file + " --node x",
+                                  file + " --node 1 --node 2"}) {
+    ToolResult r = Ftdump(args);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace fern
