@@ -11,6 +11,7 @@
 #include "db/catalog.h"
 #include "fern/fern.h"
 #include "log/log_dump.h"
+#include "util/file.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
 
@@ -50,8 +51,21 @@ int main(int argc, char** argv) {
   if (command == "logdump") {
     if (args.size() != 2) return Usage();
     // Read-only: opening the Env would recover it and truncate a torn tail, the very thing
-    // a dump is often wanted for.
-    fern::Status s = fern::DumpLog(args[1], [](std::string_view line) {
+    // a dump is often wanted for. A directory with neither a catalog nor log files is not
+    // an Env at all (one with either is worth dumping, damaged or not).
+    std::vector<std::string> names;
+    fern::Status s = fern::ListDir(args[1], &names);
+    if (!s.ok()) return Fail(s);
+    bool env_files = false;
+    for (const std::string& name : names) {
+      env_files = env_files || name == fern::kCatalogFileName ||
+                  (name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0);
+    }
+    if (!env_files) {
+      return Fail(fern::Status::InvalidArgument(fern::StrCat(
+          args[1], ": not a Fern Env (no ", fern::kCatalogFileName, " and no log files)")));
+    }
+    s = fern::DumpLog(args[1], [](std::string_view line) {
       std::fwrite(line.data(), 1, line.size(), stdout);
       std::fputc('\n', stdout);
     });

@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "log/log_reader.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -11,6 +13,9 @@ namespace fern {
 namespace {
 
 constexpr size_t kMaxShownBytes = 64;
+// How often, and how far apart, a record that reads damaged is read again (see DumpLog).
+constexpr int kRereads = 3;
+constexpr absl::Duration kRereadPause = absl::Milliseconds(20);
 
 void AppendBytes(std::string* out, std::string_view field, std::string_view bytes) {
   *out += StrCat(" ", field, "=\"", EscapeBytes(bytes, kMaxShownBytes), "\"");
@@ -87,17 +92,33 @@ Status DumpLog(const std::string& dir, absl::FunctionRef<void(std::string_view l
     emit(StrCat("# no log files in ", dir));
     return Status::OK();
   }
-  FERN_RETURN_IF_ERROR(reader->SeekToFirst());
+  Status s = reader->SeekToFirst();
   std::string current_path;
-  while (reader->Valid()) {
-    if (reader->current_path() != current_path) {
-      current_path = reader->current_path();
-      emit(StrCat("# file ", BaseName(current_path)));
+  Lsn last_shown = 0;
+  int rereads = 0;
+  while (true) {
+    while (s.ok() && reader->Valid()) {
+      if (reader->current_path() != current_path) {
+        current_path = reader->current_path();
+        emit(StrCat("# file ", BaseName(current_path)));
+      }
+      const LogRecord& record = reader->record();
+      emit(StrCat(record.lsn, " ", BaseName(current_path), "+", reader->current_offset(), " ",
+                  FormatLogRecord(record)));
+      last_shown = record.lsn;
+      rereads = 0;
+      s = reader->Next();
     }
-    const LogRecord& record = reader->record();
-    emit(StrCat(record.lsn, " ", BaseName(current_path), "+", reader->current_offset(), " ",
-                FormatLogRecord(record)));
-    FERN_RETURN_IF_ERROR(reader->Next());
+    if (s.ok()) break;
+    // The dump takes no lock: while the Env is open in another process, a record may be
+    // read while it is being written and look damaged. Such a record reads whole a moment
+    // later; damage does not.
+    if (!s.IsCorruption() || ++rereads > kRereads) return s;
+    absl::SleepFor(kRereadPause);
+    s = LogReader::Open(dir, &reader);
+    if (s.ok()) s = reader->SeekToLsn(last_shown + 1);
+    // The seek lands on the first record at or after the LSN: skip what was shown.
+    while (s.ok() && reader->Valid() && reader->record().lsn <= last_shown) s = reader->Next();
   }
   LogEnd end;
   FERN_RETURN_IF_ERROR(reader->FindEnd(&end));

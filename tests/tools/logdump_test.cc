@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fern/fern.h"
@@ -254,6 +256,48 @@ TEST(LogDumpTest, ReadsTheLogOfAnOpenEnvWithoutTakingItsLock) {
   EXPECT_EQ(records[1].lsn, 2u);
   EXPECT_EQ(records[1].text, R"(autocommit_insert table=1 txn=0 key="banana" value="yellow")");
   EXPECT_TRUE(table->Put(nullptr, "cherry", "dark").ok());
+}
+
+// While another thread keeps writing, every dump reads to the log's end without reporting
+// damage: a record read while it is being written reads whole a moment later.
+TEST(LogDumpTest, ReadsTheLogOfAnEnvBeingWritten) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  Options options;
+  options.sync_commits = false;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::thread writer([&] {
+    const std::string value(3000, 'v');
+    for (int i = 0; !stop.load(); ++i) {
+      std::unique_ptr<Txn> txn;
+      if (!env->Begin(TxnOptions(), &txn).ok()) ++failures;
+      for (int j = 0; j < 20; ++j) {
+        if (!table->Put(txn.get(), "k" + std::to_string(i * 20 + j), value).ok()) ++failures;
+      }
+      if (!txn->Commit().ok()) ++failures;
+      if (i % 50 == 0 && !env->Checkpoint().ok()) ++failures;
+    }
+  });
+  for (int dump = 0; dump < 8; ++dump) {
+    ToolResult r = LogDump(dir.path(), /*with_stderr=*/true);
+    EXPECT_EQ(r.exit_code, 0) << r.output.substr(r.output.size() > 2000 ? r.output.size() - 2000
+                                                                        : 0);
+  }
+  stop.store(true);
+  writer.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST(LogDumpTest, DirectoryThatIsNotAnEnvIsRefused) {
+  ScratchDir dir;
+  std::ofstream(dir.Sub("notes.txt")) << "not an Env";
+  ToolResult r = LogDump(dir.path(), /*with_stderr=*/true);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("not a Fern Env"), std::string::npos) << r.output;
 }
 
 }  // namespace
