@@ -108,8 +108,41 @@ void BM_LeafPointReadThroughChunkIndex(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(span_bytes));
 }
 
+// One iteration: a whole-basement decode (what a scan or a kept basement's load does) of the
+// 16 KiB basement stored with chunks of state.range(0) bytes (0: one compression frame for
+// the whole basement). Shows what the chunking costs reads that want every row.
+void BM_LeafFullDecode(benchmark::State& state) {
+  Basement basement;
+  FillBasement(kFirstKey, kBasementBytes, &basement);
+  const size_t chunk_bytes =
+      state.range(0) == 0 ? 2 * kBasementBytes : static_cast<size_t>(state.range(0));
+  std::string frame;
+  size_t raw_size = 0;
+  if (!EncodeLeafFrame(basement, Compression::kZstd, 0, chunk_bytes, &frame, &raw_size).ok()) {
+    state.SkipWithError("encode failed");
+    return;
+  }
+  PartitionExtent extent;
+  extent.size = static_cast<uint32_t>(frame.size());
+  extent.raw_size = static_cast<uint32_t>(raw_size);
+  extent.checksum = Checksum32(frame);
+  std::unique_ptr<Basement> rows;
+  const std::string where = "bench";
+  for (auto _ : state) {
+    Status s = DecodeLeafPartition(frame, extent, *BytewiseComparator(), where, &rows, nullptr);
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(rows->count());
+  }
+  state.counters["frame_bytes"] = static_cast<double>(frame.size());
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * raw_size));
+}
+
 BENCHMARK(BM_LeafPointReadWholeFrame);
 BENCHMARK(BM_LeafPointReadThroughChunkIndex);
+BENCHMARK(BM_LeafFullDecode)->ArgName("chunk_bytes")->Arg(0)->Arg(2048)->Arg(4096)->Arg(8192);
 
 }  // namespace
 }  // namespace fern::micro
