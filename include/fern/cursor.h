@@ -8,7 +8,11 @@
 
 namespace fern {
 
-// A Cursor sees what its transaction may see. It is used by one thread at a time.
+// A Cursor sees what its transaction may see, the transaction's own writes included, also
+// those made after the cursor was positioned; under Isolation::kReadCommitted each seek
+// reads as of that seek. Once its transaction has ended, or its Env was closed, the cursor
+// is not Valid() and status() is InvalidArgument; it may be destroyed after its Env. It is
+// used by one thread at a time.
 class Cursor {
  public:
   virtual ~Cursor();
@@ -19,7 +23,7 @@ class Cursor {
   virtual void Next() = 0;                                // REQUIRES: Valid()
   virtual void Prev() = 0;                                // REQUIRES: Valid()
   virtual bool Valid() const = 0;
-  virtual std::string_view key() const = 0;  // valid until the cursor moves
+  virtual std::string_view key() const = 0;  // valid until the cursor moves; empty if !Valid()
   virtual std::string_view value() const = 0;
   virtual Status status() const = 0;  // non-OK if iteration stopped on an error
 };

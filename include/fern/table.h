@@ -14,6 +14,10 @@ namespace fern {
 
 // `txn == nullptr` runs the call in a transaction of its own (autocommit).
 // A Table may be used from many threads at once. The Env owns it.
+// Writes wait up to Options::lock_timeout_ms for another transaction's row lock, then
+// return Busy. In an Isolation::kSnapshot transaction, Put, Delete, Update, Insert and
+// GetForUpdate of a row another transaction committed after the snapshot also return Busy
+// (first committer wins; Insert returns AlreadyExists if that version is a row).
 class Table {
  public:
   virtual ~Table();
@@ -27,7 +31,7 @@ class Table {
   virtual Status Delete(Txn* txn, std::string_view key) = 0;
   virtual Status Update(Txn* txn, std::string_view key, std::string_view extra) = 0;
   virtual Status UpdateAll(Txn* txn, std::string_view extra) = 0;  // broadcast to every row
-  virtual std::unique_ptr<Cursor> NewCursor(Txn* txn) = 0;  // nullptr: a snapshot taken now
+  virtual std::unique_ptr<Cursor> NewCursor(Txn* txn) = 0;         // nullptr: a snapshot taken now
   // Pushes every buffered message to the leaves and collects old versions.
   virtual Status Optimize() = 0;
 };
