@@ -147,9 +147,9 @@ Status TableImpl::CheckSnapshotWrite(TxnImpl* txn, std::string_view key, bool in
     if (!s.IsNotFound()) return s;
   }
   if (hidden) {
-    return Status::Busy(StrCat("write conflict: another transaction committed row ",
-                               EscapeBytes(key.substr(0, 64)), key.size() > 64 ? "..." : "",
-                               " after the snapshot of transaction ", txn->id()));
+    return Status::Busy(StrCat("write conflict: another transaction committed row \"",
+                               EscapeBytes(key), "\" after the snapshot of transaction ",
+                               txn->id()));
   }
   return Status::OK();
 }
