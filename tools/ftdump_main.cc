@@ -30,6 +30,12 @@ double Ratio(uint64_t raw, uint64_t stored) {
   return stored == 0 ? 0.0 : static_cast<double>(raw) / static_cast<double>(stored);
 }
 
+// The header's file uid in hex ("none" in a version-1 file): a name to compare, not a
+// number to compute with (JSON readers would round it).
+std::string FileUid(const fern::FileHeader& h) {
+  return h.file_uid == 0 ? "none" : fern::Hex64(h.file_uid);
+}
+
 std::string Text(const fern::TreeReport& r) {
   using fern::StrCat;
   const fern::FileHeader& h = r.header;
@@ -37,6 +43,7 @@ std::string Text(const fern::TreeReport& r) {
   char buf[64];
   out += "header:\n";
   out += StrCat("  format version: ", h.format_version, "\n");
+  out += StrCat("  file uid: ", FileUid(h), "\n");
   out += StrCat("  checkpoint count: ", h.checkpoint_count, "\n");
   out += StrCat("  checkpoint LSN: ", h.checkpoint_lsn, "\n");
   out += StrCat("  root block: ", h.root, "\n");
@@ -110,7 +117,7 @@ std::string Json(const fern::TreeReport& r) {
   }
   std::string out = "{";
   out += StrCat(
-      "\"header\":{\"format_version\":", h.format_version,
+      "\"header\":{\"format_version\":", h.format_version, ",\"file_uid\":\"", FileUid(h), "\"",
       ",\"checkpoint_count\":", h.checkpoint_count, ",\"checkpoint_lsn\":", h.checkpoint_lsn,
       ",\"root\":", h.root, ",\"max_msn\":", h.max_msn, ",\"node_bytes\":", h.node_bytes,
       ",\"basement_bytes\":", h.basement_bytes, ",\"comparator\":\"", comparator, "\",\"codec\":\"",

@@ -12,7 +12,7 @@ namespace fern {
 
 namespace {
 constexpr char kMagic[8] = {'F', 'E', 'R', 'N', 'C', 'A', 'T', 'L'};
-constexpr uint32_t kVersion = 3;
+constexpr uint32_t kVersion = 4;
 }  // namespace
 
 std::string Catalog::Serialize() const {
@@ -26,6 +26,7 @@ std::string Catalog::Serialize() const {
     PutLengthPrefixed(&out, name);
     PutLengthPrefixed(&out, entry.file_name);
     PutFixed64(&out, entry.header_count);
+    PutFixed64(&out, entry.file_uid);
   }
   PutFixed64(&out, Checksum64(out));
   return out;
@@ -56,7 +57,8 @@ Status Catalog::Parse(std::string_view bytes, const std::string& path, Catalog* 
     CatalogEntry entry;
     std::string_view name, file;
     if (!in.GetFixed64(&entry.id) || !in.GetLengthPrefixed(&name) || !in.GetLengthPrefixed(&file) ||
-        (version >= 3 && !in.GetFixed64(&entry.header_count))) {
+        (version >= 3 && !in.GetFixed64(&entry.header_count)) ||
+        (version >= 4 && !in.GetFixed64(&entry.file_uid))) {
       return corrupt(StrCat("catalog entry ", i, " truncated"));
     }
     if (file.empty() || file.find('/') != std::string_view::npos) {

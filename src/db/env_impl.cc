@@ -334,6 +334,7 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
     // is saved leaves a file the next create removes.
     Status s = impl->tree()->Checkpoint();
     entry.header_count = impl->tree()->file()->header().checkpoint_count;
+    entry.file_uid = impl->tree()->file()->header().file_uid;
     Catalog updated = catalog_;
     updated.next_table_id = id + 1;
     updated.tables.emplace(key, entry);

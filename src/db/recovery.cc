@@ -146,6 +146,11 @@ Status EnvImpl::CheckTableAgainstLog(const std::string& path, const CatalogEntry
   // The catalog is saved after the headers it counts are written, and a crash while a
   // header is written leaves the one before, which the catalog counted (or an older
   // catalog did).
+  if (entry.file_uid != 0 && header.file_uid != entry.file_uid) {
+    return Status::Corruption(StrCat(path, ": the file has uid ", Hex64(header.file_uid),
+                                     " but the catalog's table has uid ", Hex64(entry.file_uid),
+                                     ": it is another table's file"));
+  }
   if (header.checkpoint_count < entry.header_count) {
     return Status::Corruption(
         StrCat(path, ": its header is from checkpoint ", header.checkpoint_count,
@@ -329,7 +334,9 @@ Status EnvImpl::CheckpointLocked(bool closing) {
   for (auto& [name, table] : tables_) {
     auto entry = updated.tables.find(name);
     if (entry != updated.tables.end()) {
-      entry->second.header_count = table->tree()->file()->header().checkpoint_count;
+      const FileHeader header = table->tree()->file()->header();
+      entry->second.header_count = header.checkpoint_count;
+      entry->second.file_uid = header.file_uid;  // known from now on for an older catalog
     }
   }
   if (updated.replay_from_lsn != catalog_.replay_from_lsn ||

@@ -11,9 +11,14 @@ namespace fern {
 namespace {
 
 constexpr char kMagic[8] = {'F', 'E', 'R', 'N', 'T', 'R', 'E', 'E'};
-constexpr size_t kFixedBytes = 104;  // everything before the comparator name
+constexpr size_t kFixedBytes = 104;  // every version's fields before the file uid
 constexpr size_t kChecksumBytes = 8;
-static_assert(kFixedBytes + kChecksumBytes + kMaxComparatorNameBytes == kHeaderSlotBytes);
+
+// Bytes between the fixed fields and the comparator name.
+size_t FileUidBytes(uint32_t version) { return version >= 2 ? 8 : 0; }
+
+static_assert(kFixedBytes + 8 + kChecksumBytes + MaxComparatorNameBytes(2) == kHeaderSlotBytes);
+static_assert(kFixedBytes + kChecksumBytes + MaxComparatorNameBytes(1) == kHeaderSlotBytes);
 
 Status HeaderCorruption(std::string_view what) {
   return Status::Corruption(StrCat("file header: ", what));
@@ -22,13 +27,15 @@ Status HeaderCorruption(std::string_view what) {
 }  // namespace
 
 std::string FileHeader::Serialize() const {
+  const uint32_t version = format_version == 1 ? 1 : 2;
   const std::string_view name =
-      std::string_view(comparator_name).substr(0, kMaxComparatorNameBytes);
-  const auto length = static_cast<uint32_t>(kFixedBytes + name.size() + kChecksumBytes);
+      std::string_view(comparator_name).substr(0, MaxComparatorNameBytes(version));
+  const auto length =
+      static_cast<uint32_t>(kFixedBytes + FileUidBytes(version) + name.size() + kChecksumBytes);
   std::string out;
   out.reserve(length);
   out.append(kMagic, sizeof(kMagic));
-  PutFixed32(&out, format_version);
+  PutFixed32(&out, version);
   PutFixed32(&out, length);
   PutFixed64(&out, checkpoint_count);
   PutFixed64(&out, checkpoint_lsn);
@@ -45,6 +52,7 @@ std::string FileHeader::Serialize() const {
   PutFixed8(&out, compression);
   PutFixed8(&out, 0);
   PutFixed16(&out, static_cast<uint16_t>(name.size()));
+  if (version >= 2) PutFixed64(&out, file_uid);
   out.append(name);
   PutFixed64(&out, Checksum64(out));
   return out;
@@ -58,11 +66,11 @@ Status FileHeader::Parse(std::string_view bytes, FileHeader* out) {
     return HeaderCorruption(StrCat("bad magic \"", EscapeBytes(bytes.substr(0, 8)), "\""));
   }
   const uint32_t version = DecodeFixed32(bytes.data() + 8);
-  if (version != kTreeFileFormatVersion) {
+  if (version < kOldestTreeFileFormatVersion || version > kTreeFileFormatVersion) {
     return HeaderCorruption(StrCat("unsupported format version ", version));
   }
   const uint32_t length = DecodeFixed32(bytes.data() + 12);
-  if (length < kFixedBytes + kChecksumBytes || length > kHeaderSlotBytes) {
+  if (length < kFixedBytes + FileUidBytes(version) + kChecksumBytes || length > kHeaderSlotBytes) {
     return HeaderCorruption(StrCat("bad length ", length));
   }
   if (length > bytes.size()) {
@@ -93,8 +101,8 @@ Status FileHeader::Parse(std::string_view bytes, FileHeader* out) {
       !decoder.GetFixed64(&h.block_table_checksum) || !decoder.GetFixed32(&h.node_bytes) ||
       !decoder.GetFixed32(&h.basement_bytes) || !decoder.GetFixed32(&level) ||
       !decoder.GetFixed8(&h.compression) || !decoder.GetFixed8(&reserved) ||
-      !decoder.GetFixed16(&name_length) || !decoder.GetBytes(name_length, &name) ||
-      !decoder.empty()) {
+      !decoder.GetFixed16(&name_length) || (version >= 2 && !decoder.GetFixed64(&h.file_uid)) ||
+      !decoder.GetBytes(name_length, &name) || !decoder.empty()) {
     return HeaderCorruption(
         StrCat("bad length ", length, " for a comparator name of ", name_length, " bytes"));
   }

@@ -6,11 +6,12 @@
 // with the highest checkpoint_count wins. A slot is written whole: the serialized header,
 // then zeros to 4096 bytes.
 //
-// Serialized header, format version kTreeFileFormatVersion = 1 (little-endian integers;
-// see docs/tree_file_format.md):
+// Serialized header (little-endian integers; see docs/tree_file_format.md). Version 2 is
+// written for every new file; version 1 (no file uid) is still read, and a version-1 file keeps
+// its version when checkpointed:
 //   offset  size  meaning
 //   0       8     magic "FERNTREE"
-//   8       4     format version (1)
+//   8       4     format version (2; or 1)
 //   12      4     L, total length of the serialized header including the checksum
 //   16      8     checkpoint_count (0 at creation, +1 per checkpoint)
 //   24      8     checkpoint_lsn: log position the checkpoint reflects
@@ -26,9 +27,10 @@
 //   96      4     compression_level (int32)
 //   100     1     compression (codec tag)
 //   101     1     reserved, 0
-//   102     2     n, length of the comparator name (<= kMaxComparatorNameBytes)
-//   104     n     comparator name
-//   104+n   8     Checksum64 of bytes [0, 104+n); L = 112+n
+//   102     2     n, length of the comparator name (<= MaxComparatorNameBytes(version))
+//   104     8     file uid (version 2 only; F = 8 in version 2, 0 in version 1)
+//   104+F   n     comparator name
+//   104+F+n 8     Checksum64 of bytes [0, 104+F+n); L = 112+F+n
 // The fixed prefix (magic, version, L) keeps its place in every future version, so a reader
 // can always tell an unsupported version from damage.
 //
@@ -46,10 +48,15 @@
 
 namespace fern {
 
-inline constexpr uint32_t kTreeFileFormatVersion = 1;
+inline constexpr uint32_t kTreeFileFormatVersion = 2;        // written for new files
+inline constexpr uint32_t kOldestTreeFileFormatVersion = 1;  // still read and checkpointed
 inline constexpr uint64_t kHeaderSlotBytes = 4096;
 inline constexpr int kHeaderSlotCount = 2;
-inline constexpr size_t kMaxComparatorNameBytes = kHeaderSlotBytes - 112;
+// The longest comparator name a header of `version` holds in one slot.
+constexpr size_t MaxComparatorNameBytes(uint32_t version) {
+  return kHeaderSlotBytes - (version >= 2 ? 120 : 112);
+}
+inline constexpr size_t kMaxComparatorNameBytes = MaxComparatorNameBytes(kTreeFileFormatVersion);
 static_assert(kHeaderSlotCount * kHeaderSlotBytes == BlockTable::kReservedFileBytes);
 
 struct FileHeader {
@@ -66,9 +73,14 @@ struct FileHeader {
   BlockLocation block_table;  // where the serialized block table lives
   uint64_t block_table_checksum = 0;
   uint64_t created_unix_seconds = 0;
+  // Chosen at random when the file is created and never changed: the Env's catalog records
+  // it, so a table file replaced by another table's file is told apart. 0 in version 1.
+  uint64_t file_uid = 0;
 
-  // The format above, at most kHeaderSlotBytes long provided comparator_name is at most
-  // kMaxComparatorNameBytes (a longer name is cut there; TreeFile rejects it beforehand).
+  // The format above for `format_version` (1 or 2; file_uid is not written in version 1), at
+  // most kHeaderSlotBytes long provided comparator_name is at most
+  // MaxComparatorNameBytes(format_version) (a longer name is cut there; TreeFile rejects it
+  // beforehand).
   std::string Serialize() const;
   // Parses a header from the start of `bytes` (a whole slot: trailing bytes past L are
   // ignored). Corruption naming what was wrong: "truncated", "bad magic", "unsupported

@@ -1,6 +1,7 @@
 #include "ft/tree_file.h"
 
 #include <ctime>
+#include <random>
 #include <utility>
 
 #include "util/checksum.h"
@@ -18,11 +19,13 @@ std::string ParentDir(const std::string& path) {
   return path.substr(0, slash);
 }
 
-Status CheckHeaderFits(const std::string& path, const FileHeader& header) {
-  if (header.comparator_name.size() > kMaxComparatorNameBytes) {
+// `header`'s comparator name fits a header of `version`.
+Status CheckHeaderFits(const std::string& path, const FileHeader& header, uint32_t version) {
+  const size_t max_name = MaxComparatorNameBytes(version);
+  if (header.comparator_name.size() > max_name) {
     return Status::InvalidArgument(StrCat(path, ": comparator name of ",
                                           header.comparator_name.size(), " bytes is longer than ",
-                                          kMaxComparatorNameBytes));
+                                          max_name));
   }
   return Status::OK();
 }
@@ -34,6 +37,14 @@ std::string SlotImage(const FileHeader& header) {
 }
 
 uint64_t SlotOffset(int slot) { return static_cast<uint64_t>(slot) * kHeaderSlotBytes; }
+
+// A file uid for a new file: random and never 0 (0 means "none", as in version 1).
+uint64_t NewFileUid() {
+  std::random_device device;
+  uint64_t uid = 0;
+  while (uid == 0) uid = (uint64_t{device()} << 32) ^ device();
+  return uid;
+}
 
 }  // namespace
 
@@ -48,10 +59,14 @@ TreeFile::~TreeFile() = default;
 
 Status TreeFile::Create(const std::string& path, const FileHeader& header,
                         std::unique_ptr<TreeFile>* out) {
-  FERN_RETURN_IF_ERROR(CheckHeaderFits(path, header));
-  if (PathExists(path)) return Status::AlreadyExists(StrCat(path, ": already exists"));
   FileHeader initial = header;
-  initial.format_version = kTreeFileFormatVersion;
+  // Version 1 only where a caller asks for it (tests of files written before file uids).
+  if (initial.format_version != kOldestTreeFileFormatVersion) {
+    initial.format_version = kTreeFileFormatVersion;
+  }
+  FERN_RETURN_IF_ERROR(CheckHeaderFits(path, initial, initial.format_version));
+  if (PathExists(path)) return Status::AlreadyExists(StrCat(path, ": already exists"));
+  initial.file_uid = initial.format_version >= 2 ? NewFileUid() : 0;
   initial.checkpoint_count = 0;
   initial.block_table = BlockLocation{};
   initial.block_table_checksum = 0;
@@ -295,7 +310,7 @@ Status TreeFile::EndCheckpoint(const FileHeader& header) {
 
 Status TreeFile::Checkpoint(const FileHeader& header) {
   MutexLock checkpoint_lock(&checkpoint_mu_);
-  FERN_RETURN_IF_ERROR(CheckHeaderFits(path_, header));
+  FERN_RETURN_IF_ERROR(CheckHeaderFits(path_, header, this->header().format_version));
   FERN_RETURN_IF_ERROR(BeginCheckpointLocked());
   return EndCheckpointLocked(header);
 }
@@ -305,7 +320,7 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
   if (!table_.checkpoint_in_progress()) {
     return Status::InvalidArgument(StrCat(path_, ": EndCheckpoint without BeginCheckpoint"));
   }
-  Status s = CheckHeaderFits(path_, header);
+  Status s = CheckHeaderFits(path_, header, this->header().format_version);
   if (!s.ok()) {
     table_.AbortCheckpoint();
     return s;
@@ -314,9 +329,10 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
   int slot;
   {
     MutexLock lock(&mu_);
-    next.format_version = kTreeFileFormatVersion;
+    next.format_version = header_.format_version;
     next.checkpoint_count = header_.checkpoint_count + 1;
     next.created_unix_seconds = header_.created_unix_seconds;
+    next.file_uid = header_.file_uid;
     slot = static_cast<int>(next.checkpoint_count % kHeaderSlotCount);
   }
 

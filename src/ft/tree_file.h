@@ -47,9 +47,10 @@ namespace fern {
 class TreeFile {
  public:
   // Creates a new file whose header is `header` with checkpoint_count 0, an empty block
-  // table and the current format version (created_unix_seconds is set to now if 0),
+  // table, the current format version (version 1 if header.format_version is 1: for tests
+  // of older files) and a new random file_uid (created_unix_seconds is set to now if 0),
   // written to both slots and fsynced, as is the directory entry. AlreadyExists if the path
-  // exists; InvalidArgument if the comparator name is longer than kMaxComparatorNameBytes.
+  // exists; InvalidArgument if the comparator name is longer than MaxComparatorNameBytes.
   // On an I/O failure the partly written file is removed.
   static Status Create(const std::string& path, const FileHeader& header,
                        std::unique_ptr<TreeFile>* out);
@@ -94,8 +95,9 @@ class TreeFile {
   Status BlockSize(BlockNum b, uint64_t* size) const;
 
   // Makes everything written so far durable as a new checkpoint whose header is `header`
-  // with these fields filled in by this call: format_version, checkpoint_count (previous
-  // + 1), block_table, block_table_checksum, created_unix_seconds (kept from creation).
+  // with these fields filled in by this call: checkpoint_count (previous + 1), block_table,
+  // block_table_checksum; format_version, created_unix_seconds and file_uid are kept from
+  // creation.
   // Returns after the header is durable; then releases the space only the previous
   // checkpoint needed and trims free space off the end of the file.
   // Same as BeginCheckpoint followed by EndCheckpoint.

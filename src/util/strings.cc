@@ -38,4 +38,11 @@ std::string EscapeBytes(std::string_view bytes, size_t max_bytes) {
   return out;
 }
 
+std::string Hex64(uint64_t value) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, value >>= 4) out[i] = kDigits[value & 0xf];
+  return out;
+}
+
 }  // namespace fern

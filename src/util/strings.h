@@ -7,6 +7,7 @@
 #define FERN_UTIL_STRINGS_H_
 
 #include <concepts>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -56,6 +57,9 @@ std::string StrCat(const Args&... args) {
 // Renders bytes for a human: printable ASCII as is, anything else as \xNN; at most
 // `max_bytes` of input, with "..." when cut.
 std::string EscapeBytes(std::string_view bytes, size_t max_bytes = 64);
+
+// `value` as 16 lowercase hex digits (for identifiers such as file uids).
+std::string Hex64(uint64_t value);
 
 }  // namespace fern
 

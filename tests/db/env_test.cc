@@ -320,6 +320,29 @@ TEST(EnvTest, TablesAreIndependentAndDropRemovesOne) {
   ASSERT_TRUE(b->Get(nullptr, "k", &v).ok());
 }
 
+// A table file replaced by another table's file (both with the same header count, so only
+// the file uid tells them apart) is Corruption at open, not the other table's rows served.
+TEST(EnvTest, AnotherTablesFileIsCorruption) {
+  ScratchDir dir;
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    Table *a, *b;
+    ASSERT_TRUE(OpenTable(env.get(), "a", &a).ok());
+    ASSERT_TRUE(OpenTable(env.get(), "b", &b).ok());
+    ASSERT_TRUE(a->Put(nullptr, "k", "in a").ok());
+    ASSERT_TRUE(b->Put(nullptr, "k", "in b").ok());
+    ASSERT_TRUE(env->Checkpoint().ok());
+  }
+  std::filesystem::copy_file(dir.Sub("table-1.ft"), dir.Sub("table-2.ft"),
+                             std::filesystem::copy_options::overwrite_existing);
+  std::unique_ptr<Env> env;
+  const Status s = Env::Open(dir.path(), Options(), &env);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.ToString().find("table-2.ft"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.ToString().find("another table's file"), std::string::npos) << s.ToString();
+}
+
 TEST(EnvTest, InsertReportsAlreadyExists) {
   ScratchDir dir;
   std::unique_ptr<Env> env;

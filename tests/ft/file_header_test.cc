@@ -24,6 +24,7 @@ FileHeader SampleHeader() {
   h.block_table = BlockLocation{8192 + 4096 * 3, 4000};
   h.block_table_checksum = 0xfeedfacecafebeefull;
   h.created_unix_seconds = 1700000000;
+  h.file_uid = 0x8badf00d12345678ull;
   return h;
 }
 
@@ -60,6 +61,29 @@ TEST(FileHeaderTest, StartsWithMagicAndFitsASlot) {
   EXPECT_EQ(parsed.comparator_name.size(), kMaxComparatorNameBytes);
 }
 
+// Version 1 (files written before file uids) is still written for such files and read.
+TEST(FileHeaderTest, VersionOneHasNoFileUid) {
+  FileHeader h = SampleHeader();
+  h.format_version = 1;
+  h.file_uid = 0;
+  const std::string bytes = h.Serialize();
+  EXPECT_EQ(DecodeFixed32(bytes.data() + 8), 1u);
+  EXPECT_EQ(bytes.size(), 112 + h.comparator_name.size());
+  FileHeader parsed;
+  ASSERT_TRUE(ParseSlot(bytes, &parsed).ok());
+  EXPECT_EQ(parsed, h);
+
+  const std::string v2 = SampleHeader().Serialize();
+  EXPECT_EQ(DecodeFixed32(v2.data() + 8), 2u);
+  EXPECT_EQ(v2.size(), bytes.size() + 8);
+
+  // Version 1's slot holds an 8-byte longer comparator name.
+  h.comparator_name.assign(MaxComparatorNameBytes(1), 'c');
+  EXPECT_EQ(h.Serialize().size(), kHeaderSlotBytes);
+  ASSERT_TRUE(FileHeader::Parse(h.Serialize(), &parsed).ok());
+  EXPECT_EQ(parsed.comparator_name.size(), MaxComparatorNameBytes(1));
+}
+
 TEST(FileHeaderTest, EveryFlippedByteIsCorruption) {
   const std::string good = SampleHeader().Serialize();
   for (size_t i = 0; i < good.size(); ++i) {
@@ -88,9 +112,10 @@ TEST(FileHeaderTest, NamesWhatWasWrong) {
   bad_magic[3] = 'x';
   EXPECT_NE(ParseSlot(bad_magic, &parsed).message().find("bad magic"), std::string::npos);
 
-  FileHeader future = SampleHeader();
-  future.format_version = 2;
-  EXPECT_NE(ParseSlot(future.Serialize(), &parsed).message().find("unsupported format version 2"),
+  std::string future = bytes.substr(0, bytes.size() - 8);
+  EncodeFixed32(future.data() + 8, 3);
+  PutFixed64(&future, Checksum64(future));
+  EXPECT_NE(ParseSlot(future, &parsed).message().find("unsupported format version 3"),
             std::string::npos);
 
   std::string bad_sum = bytes;

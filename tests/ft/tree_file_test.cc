@@ -31,6 +31,34 @@ TEST_F(TreeFileTest, CreateWritesTheHeaderToBothSlots) {
   EXPECT_EQ(file_->stats().blocks, 0u);
 }
 
+TEST_F(TreeFileTest, EachFileGetsItsOwnUidKeptByCheckpoints) {
+  CreateFile();
+  const uint64_t uid = file_->header().file_uid;
+  EXPECT_NE(uid, 0u);
+  ASSERT_TRUE(file_->Checkpoint(file_->header()).ok());
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_EQ(file_->header().checkpoint_count, 1u);
+  EXPECT_EQ(file_->header().file_uid, uid);
+
+  std::unique_ptr<TreeFile> other;
+  ASSERT_TRUE(TreeFile::Create(path_ + ".other", SampleHeader(), &other).ok());
+  EXPECT_NE(other->header().file_uid, uid);
+  other.reset();
+  EXPECT_TRUE(RemoveFile(path_ + ".other").ok());
+}
+
+TEST_F(TreeFileTest, VersionOneFilesStayVersionOne) {
+  FileHeader h = SampleHeader();
+  h.format_version = 1;
+  ASSERT_TRUE(TreeFile::Create(path_, h, &file_).ok());
+  EXPECT_EQ(file_->header().file_uid, 0u);
+  ASSERT_TRUE(file_->Checkpoint(file_->header()).ok());
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_EQ(file_->header().format_version, 1u);
+  EXPECT_EQ(file_->header().checkpoint_count, 1u);
+  EXPECT_EQ(file_->header().file_uid, 0u);
+}
+
 TEST_F(TreeFileTest, CreateRefusesAnExistingFile) {
   CreateFile();
   std::unique_ptr<TreeFile> second;

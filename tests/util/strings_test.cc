@@ -80,5 +80,11 @@ TEST(EscapeBytesTest, CutsLongInputWithAnEllipsis) {
   EXPECT_EQ(EscapeBytes(std::string(5, '\xee'), 2), "\\xee\\xee...");
 }
 
+TEST(Hex64Test, SixteenLowercaseDigits) {
+  EXPECT_EQ(Hex64(0), "0000000000000000");
+  EXPECT_EQ(Hex64(0x8badf00d12345678ull), "8badf00d12345678");
+  EXPECT_EQ(Hex64(~uint64_t{0}), "ffffffffffffffff");
+}
+
 }  // namespace
 }  // namespace fern
