@@ -97,10 +97,6 @@ class EnvImpl final : public Env {
   };
   // The tree to replay a table's records into, or null to skip the table.
   using TreeLookup = std::function<FractalTree*(uint64_t table_id)>;
-  // Corruption if a table's header disagrees with the catalog or the log: it is older than
-  // the header the catalog last saw, or the log ends before its checkpoint.
-  Status CheckTableAgainstLog(const std::string& path, const CatalogEntry& entry,
-                              const FileHeader& header) const;
   Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Status ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredTxn>* live, TxnId* max_txn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "db/env_impl.h"
+#include "db/open_checks.h"
 #include "db/txn_impl.h"
 #include "log/log_reader.h"
 #include "util/status_macros.h"
@@ -45,11 +46,9 @@ Status EnvImpl::ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredT
   // (the last checkpoint said so before trimming the log).
   FERN_RETURN_IF_ERROR(reader->SeekToLsn(catalog_.replay_from_lsn));
   // Trimming keeps the file that holds the replay LSN; a log starting later lost records.
-  if (!reader->files().empty() &&
-      reader->files().front().first_lsn > std::max<Lsn>(catalog_.replay_from_lsn, 1)) {
-    return Status::Corruption(StrCat(
-        dir_, ": the log starts at LSN ", reader->files().front().first_lsn,
-        ", but recovery needs it from LSN ", catalog_.replay_from_lsn, ": log files are missing"));
+  if (!reader->files().empty()) {
+    FERN_RETURN_IF_ERROR(
+        CheckLogStart(dir_, reader->files().front().first_lsn, catalog_.replay_from_lsn));
   }
 
   // Applies `type` for each of `txn`'s keys to the trees that have not seen `lsn`.
@@ -141,33 +140,6 @@ Status EnvImpl::ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredT
   return Status::OK();
 }
 
-Status EnvImpl::CheckTableAgainstLog(const std::string& path, const CatalogEntry& entry,
-                                     const FileHeader& header) const {
-  // The catalog is saved after the headers it counts are written, and a crash while a
-  // header is written leaves the one before, which the catalog counted (or an older
-  // catalog did).
-  if (entry.file_uid != 0 && header.file_uid != entry.file_uid) {
-    return Status::Corruption(StrCat(path, ": the file has uid ", Hex64(header.file_uid),
-                                     " but the catalog's table has uid ", Hex64(entry.file_uid),
-                                     ": it is another table's file"));
-  }
-  if (header.checkpoint_count < entry.header_count) {
-    return Status::Corruption(
-        StrCat(path, ": its header is from checkpoint ", header.checkpoint_count,
-               " but the catalog saw checkpoint ", entry.header_count,
-               ": the file's newest header is damaged, or the file is an older copy"));
-  }
-  const Lsn checkpoint_lsn = header.checkpoint_lsn;
-  // A checkpoint syncs the log through its LSN before a table's header says so.
-  if (checkpoint_lsn > recovery_end_lsn_) {
-    return Status::Corruption(StrCat(path, ": its checkpoint holds the log through LSN ",
-                                     checkpoint_lsn, ", but the log ends at LSN ",
-                                     recovery_end_lsn_,
-                                     ": log files are missing or were truncated"));
-  }
-  return Status::OK();
-}
-
 Status EnvImpl::Recover() {
   recovery_end_lsn_ = log_->last_lsn();
   // Each table's checkpoint LSN and comparator, read from its header.
@@ -184,7 +156,8 @@ Status EnvImpl::Recover() {
     std::unique_ptr<TreeFile> file;
     FERN_RETURN_IF_ERROR(TreeFile::Open(TablePath(entry.file_name), /*read_only=*/true, &file));
     FileHeader header = file->header();
-    FERN_RETURN_IF_ERROR(CheckTableAgainstLog(TablePath(entry.file_name), entry, header));
+    FERN_RETURN_IF_ERROR(
+        CheckTableFile(TablePath(entry.file_name), entry, header, recovery_end_lsn_));
     tables[entry.id] = {name, header.checkpoint_lsn,
                         header.comparator_name == BytewiseComparator()->Name(),
                         static_cast<Compression>(header.compression), header.compression_level};
