@@ -13,9 +13,11 @@ namespace fern {
 namespace {
 
 constexpr size_t kMaxShownBytes = 64;
-// How often, and how far apart, a record that reads damaged is read again (see DumpLog).
-constexpr int kRereads = 3;
-constexpr absl::Duration kRereadPause = absl::Milliseconds(20);
+// How often a record that reads damaged is read again (see DumpLog), and the first pause,
+// doubled at each reread: 1.26 s in all. A record being written has read damaged for over
+// 60 ms on a loaded host (two test processes and a build on two vCPUs).
+constexpr int kRereads = 6;
+constexpr absl::Duration kFirstRereadPause = absl::Milliseconds(20);
 
 void AppendBytes(std::string* out, std::string_view field, std::string_view bytes) {
   *out += StrCat(" ", field, "=\"", EscapeBytes(bytes, kMaxShownBytes), "\"");
@@ -114,14 +116,21 @@ Status DumpLog(const std::string& dir, absl::FunctionRef<void(std::string_view l
     // read while it is being written and look damaged. Such a record reads whole a moment
     // later; damage does not.
     if (!s.IsCorruption() || ++rereads > kRereads) return s;
-    absl::SleepFor(kRereadPause);
+    absl::SleepFor(kFirstRereadPause * (1 << (rereads - 1)));
     s = LogReader::Open(dir, &reader);
     if (s.ok()) s = reader->SeekToLsn(last_shown + 1);
     // The seek lands on the first record at or after the LSN: skip what was shown.
     while (s.ok() && reader->Valid() && reader->record().lsn <= last_shown) s = reader->Next();
   }
+  // Finding the end scans the last file, which may be written meanwhile too.
   LogEnd end;
-  FERN_RETURN_IF_ERROR(reader->FindEnd(&end));
+  s = reader->FindEnd(&end);
+  for (int attempt = 1; !s.ok(); ++attempt) {
+    if (!s.IsCorruption() || attempt > kRereads) return s;
+    absl::SleepFor(kFirstRereadPause * (1 << (attempt - 1)));
+    s = LogReader::Open(dir, &reader);
+    if (s.ok()) s = reader->FindEnd(&end);
+  }
   std::string line = StrCat("# end: last LSN ", end.last_lsn, ", ", BaseName(end.path));
   if (!end.header_valid) {
     line += StrCat(" has a torn header (", end.file_size, " bytes)");

@@ -25,9 +25,10 @@ std::string FormatLogRecord(const LogRecord& record);
 
 // Reads the whole log of `dir` forward and hands each line (without a newline) to `emit`.
 // Stops at the first error (Corruption naming file and offset, or an I/O error) and returns
-// it, after emitting every record before it. A record that reads damaged is read again a
-// few times, 20 ms apart, before that: the log of an Env open in another process is being
-// written while it is read, and a record read mid-write looks damaged.
+// it, after emitting every record before it. A record that reads damaged is read again up to
+// six times, after pauses doubling from 20 ms (1.26 s in all), before that: the log of an Env
+// open in another process is being written while it is read, and a record read mid-write
+// looks damaged.
 Status DumpLog(const std::string& dir, absl::FunctionRef<void(std::string_view line)> emit);
 
 }  // namespace fern
