@@ -25,7 +25,7 @@ Status PayloadError(LogRecordType type, std::string_view what) {
 bool IsValidLogRecordType(uint8_t type) { return type >= 1 && type <= kMaxLogRecordType; }
 
 bool IsValidFrameType(uint8_t type) {
-  return type == kRecordGroupFrameType ||
+  return type == kRecordGroupFrameType || type == kSyncMarkFrameType ||
          IsValidLogRecordType(static_cast<uint8_t>(type & ~kCompressedRecordFlag));
 }
 

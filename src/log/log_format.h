@@ -11,8 +11,8 @@
 //
 //   offset  size  meaning
 //   0       8     magic "FERN-LOG"
-//   8       4     format version (fixed32; 3, or 2 / 1 for files written before record
-//                 groups / compression)
+//   8       4     format version (fixed32; 4, or 3 / 2 / 1 for files written before sync
+//                 marks / record groups / compression)
 //   12      4     reserved, zero
 //   16      8     first LSN of the file (fixed64; equals the LSN in the file's name)
 //   24      8     Checksum64 (XXH3) of bytes [0, 24)
@@ -24,7 +24,8 @@
 //   4       8     LSN (fixed64); one more than the previous record's, across files
 //   12      1     record type (LogRecordType); | kCompressedRecordFlag (version 2) when the
 //                 stored payload is snappy-compressed; or kRecordGroupFrameType (version 3):
-//                 the payload holds several records (log_group.h), the LSN is the first's
+//                 the payload holds several records (log_group.h), the LSN is the first's;
+//                 or kSyncMarkFrameType (version 4): no record, see below
 //   13      N     payload, laid out per type (below), or its compressed form
 //   13+N    4     Checksum32 (low half of XXH3) of bytes [0, 13+N): length, LSN, type, payload
 //   17+N    4     N again (fixed32), so that the log can be scanned backward
@@ -50,6 +51,20 @@
 //   14 kAutocommitInsert     as kInsert; the record is also the transaction's begin and commit
 //   15 kAutocommitDelete     as kDelete; likewise
 //
+// Sync marks (version 4). A crash that is not a clean process death (power loss, a kernel
+// crash) may keep any part of what was written after the last completed fdatasync: a write
+// lost from the middle of the tail leaves the preallocated zeros before valid records. Such
+// a tail is torn, not damaged: its commits were never acknowledged as durable. Damage to
+// records that were synced is another matter: commits acknowledged as durable would be lost.
+// So the writer ends every write-out with a sync mark: a frame of type kSyncMarkFrameType
+// with an empty payload whose LSN field is not a record's LSN but the first LSN not yet
+// durable when the write-out began (every record below it had been fsynced). Marks take no
+// LSN, are never returned as records and are skipped when reading. A bad record in the last
+// file with valid records after it is damage if a mark after it has an LSN field above the
+// bad record's LSN (it was synced), or if no 512-byte sector between it and the next valid
+// record is all zero (bytes changed, not lost); otherwise it is a torn tail. (In files of
+// version 3 and older any valid record after a bad one makes it damage.)
+//
 // An autocommitted put is one kAutocommitInsert record: key + value + 21 bytes of framing +
 // varint ids and key length (26 bytes in all for a table id below 128, a transaction id below
 // 2^21 and a key under 128 bytes), where PerconaFT logs ~255 bytes for a one-put transaction
@@ -73,11 +88,12 @@ using TableId = uint32_t;
 inline constexpr char kLogFileMagic[8] = {'F', 'E', 'R', 'N', '-', 'L', 'O', 'G'};
 // The version this build writes; it reads kOldestLogFormatVersion through this one.
 // Version 2 added compressed payloads (kCompressedRecordFlag), version 3 record groups
-// (kRecordGroupFrameType).
-inline constexpr uint32_t kLogFormatVersion = 3;
+// (kRecordGroupFrameType), version 4 sync marks (kSyncMarkFrameType).
+inline constexpr uint32_t kLogFormatVersion = 4;
 inline constexpr uint32_t kOldestLogFormatVersion = 1;
 inline constexpr uint32_t kFirstCompressedLogFormatVersion = 2;
 inline constexpr uint32_t kFirstGroupedLogFormatVersion = 3;
+inline constexpr uint32_t kFirstSyncMarkedLogFormatVersion = 4;
 inline constexpr size_t kLogFileHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 13;  // length, LSN, type
 inline constexpr size_t kRecordTrailerSize = 8;  // checksum, length
@@ -120,8 +136,11 @@ inline constexpr size_t kMinCompressedLogPayload = 64;
 // The type byte of a frame holding a group of records (version 3, log_group.h); it is not a
 // LogRecordType and never carries kCompressedRecordFlag.
 inline constexpr uint8_t kRecordGroupFrameType = 16;
+// The type byte of a sync mark (version 4, above): an empty payload, and in the LSN field the
+// first LSN that was not durable when the write-out holding it began.
+inline constexpr uint8_t kSyncMarkFrameType = 17;
 // A valid type byte for a frame: a valid record type, with or without kCompressedRecordFlag,
-// or kRecordGroupFrameType.
+// kRecordGroupFrameType or kSyncMarkFrameType.
 bool IsValidFrameType(uint8_t type);
 // The snappy form of `payload` in `*out` if it is worth storing (see above); false leaves
 // `*out` unspecified, and the payload is stored as it is.

@@ -152,7 +152,11 @@ void PackLogFrames(std::string_view frames, std::string* out) {
   while (!frames.empty()) {
     const PlainFrame f = NextPlainFrame(frames);
     frames.remove_prefix(f.whole.size());
-    if (f.payload.size() > kMaxGroupedPayload) {
+    if (static_cast<uint8_t>(f.type) == kSyncMarkFrameType) {
+      // Stays a plain frame, which a reader checking a torn tail finds without decoding.
+      run.Flush();
+      out->append(f.whole);
+    } else if (f.payload.size() > kMaxGroupedPayload) {
       run.Flush();
       AppendSingle(f, run.packed(), out);
     } else {

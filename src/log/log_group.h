@@ -19,7 +19,8 @@
 //
 // LogGroupPacker turns the writer's buffer of plain frames into what goes to the file:
 // groups where a run of records is worth it, single frames (snappy-compressed when that
-// pays, as in version 2) otherwise. Pure functions and a stateless packer: thread-safe.
+// pays, as in version 2) otherwise; a sync mark (version 4) always as a plain frame. Pure functions
+// and a stateless packer: thread-safe.
 #ifndef FERN_LOG_LOG_GROUP_H_
 #define FERN_LOG_LOG_GROUP_H_
 

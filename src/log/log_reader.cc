@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "log/log_group.h"
 #include "util/coding.h"
 #include "util/file.h"
@@ -23,6 +24,10 @@ constexpr size_t kReadWindow = size_t{1} << 20;
 uint64_t MaxLsnSpan(uint32_t version, uint64_t bytes) {
   const uint64_t frames = bytes / kRecordOverhead + 1;
   return version >= kFirstGroupedLogFormatVersion ? frames * kMaxLogGroupRecords : frames;
+}
+
+bool IsSyncMark(const LogRecordFrame& frame) {
+  return static_cast<uint8_t>(frame.type) == kSyncMarkFrameType;
 }
 
 }  // namespace
@@ -125,16 +130,18 @@ struct LogReader::OpenFile {
     return Status::OK();
   }
 
-  // Whether a valid record with a plausible LSN (above `last_good`, and no more than could fit
-  // in the rest of the file) starts anywhere after `offset`. Decides whether a bad record at
-  // `offset` is a torn tail (nothing follows) or damage (something does). Cheap filters
-  // first: most positions fail the length checks, a zero-filled tail fails the LSN check.
-  Status ValidRecordFollows(uint64_t offset, Lsn last_good, bool* follows) {
-    *follows = false;
-    if (offset >= size) return Status::OK();
-    Lsn max_lsn = last_good + MaxLsnSpan(format_version, size - offset);
+  // Finds the first position at or after `from` where a valid frame with a plausible LSN
+  // (above `last_good`, and no more than could fit in the rest of the file) starts and
+  // `accept` takes it: `*found` false if there is none. Cheap filters first: most positions
+  // fail the length checks, a zero-filled tail fails the LSN check.
+  Status ScanForFrame(uint64_t from, Lsn last_good,
+                      absl::FunctionRef<bool(const LogRecordFrame&)> accept, uint64_t* at,
+                      bool* found) {
+    *found = false;
+    if (from >= size) return Status::OK();
+    Lsn max_lsn = last_good + MaxLsnSpan(format_version, size - from);
     std::string far;  // a candidate reaching past the window is read here
-    for (uint64_t chunk = offset + 1; chunk + kRecordOverhead <= size; chunk += kReadWindow) {
+    for (uint64_t chunk = from; chunk + kRecordOverhead <= size; chunk += kReadWindow) {
       std::string_view view;
       FERN_RETURN_IF_ERROR(View(chunk, kReadWindow + kRecordOverhead, &view));
       uint64_t stop = std::min<uint64_t>(chunk + kReadWindow, size - kRecordOverhead + 1);
@@ -157,12 +164,71 @@ struct LogReader::OpenFile {
           bytes = far;
         }
         LogRecordFrame frame;
-        if (ParseLogRecordFrame(bytes, &frame, nullptr) == FrameParseResult::kOk) {
-          *follows = true;
-          return Status::OK();
-        }
+        if (ParseLogRecordFrame(bytes, &frame, nullptr) != FrameParseResult::kOk) continue;
+        if (!accept(frame)) continue;
+        *at = p;
+        *found = true;
+        return Status::OK();
       }
     }
+    return Status::OK();
+  }
+
+  // Whether some 512-byte sector (aligned in the file) within [begin, end) is all zero: what
+  // a write lost in a crash leaves in the preallocated, zero-filled log.
+  Status ZeroSectorIn(uint64_t begin, uint64_t end, bool* zero) {
+    constexpr uint64_t kSector = 512;
+    *zero = false;
+    for (uint64_t s = (begin + kSector - 1) / kSector * kSector; s + kSector <= end; s += kSector) {
+      std::string_view view;
+      FERN_RETURN_IF_ERROR(View(s, kSector, &view));
+      if (view.size() == kSector &&
+          std::all_of(view.begin(), view.end(), [](char c) { return c == 0; })) {
+        *zero = true;
+        return Status::OK();
+      }
+    }
+    return Status::OK();
+  }
+
+  // Whether the bad record at `offset` of the last file is damage rather than a torn tail
+  // (log_format.h). It is a torn tail when no valid record with a plausible LSN follows it.
+  // When one does: in a file older than version 4, damage. In version 4 and later, damage if
+  // a valid sync mark after it says the log was durable past `last_good` (that LSN in
+  // `*durable`; else 0); otherwise a torn tail if the bytes up to the next valid record hold
+  // a zero-filled sector (a write lost in a crash), damage if not (changed bytes).
+  Status BadRecordIsDamage(uint64_t offset, Lsn last_good, bool* damage, Lsn* durable) {
+    *damage = false;
+    *durable = 0;
+    uint64_t next = 0;
+    bool found = false;
+    FERN_RETURN_IF_ERROR(ScanForFrame(
+        offset + 1, last_good, [](const LogRecordFrame&) { return true; }, &next, &found));
+    if (!found) return Status::OK();
+    if (format_version < kFirstSyncMarkedLogFormatVersion) {
+      *damage = true;
+      return Status::OK();
+    }
+    uint64_t mark_at = 0;
+    bool proven = false;
+    FERN_RETURN_IF_ERROR(ScanForFrame(
+        next, last_good,
+        [&](const LogRecordFrame& frame) {
+          // The bad record's LSN is last_good + 1; the mark's LSN is the first not durable.
+          if (!IsSyncMark(frame) || !frame.payload.empty() || frame.lsn <= last_good + 1) {
+            return false;
+          }
+          *durable = frame.lsn - 1;
+          return true;
+        },
+        &mark_at, &proven));
+    if (proven) {
+      *damage = true;
+      return Status::OK();
+    }
+    bool zero = false;
+    FERN_RETURN_IF_ERROR(ZeroSectorIn(offset, next, &zero));
+    *damage = !zero;
     return Status::OK();
   }
 };
@@ -305,15 +371,27 @@ Status LogReader::ReadForwardFrom(size_t index, uint64_t offset, Lsn expected_ls
       FERN_RETURN_IF_ERROR(file.ReadFrameAt(offset, &frame, &reason, &result));
       if (result != FrameParseResult::kOk) {
         if (!IsLastFile(index)) return CorruptionAt(index, offset, reason);
-        bool follows = false;
-        FERN_RETURN_IF_ERROR(file.ValidRecordFollows(offset, expected_lsn - 1, &follows));
-        if (follows) {
-          return CorruptionAt(index, offset, StrCat(reason, ", and valid records follow it"));
+        bool damage = false;
+        Lsn durable = 0;
+        FERN_RETURN_IF_ERROR(file.BadRecordIsDamage(offset, expected_lsn - 1, &damage, &durable));
+        if (damage) {
+          return CorruptionAt(
+              index, offset,
+              durable == 0
+                  ? StrCat(reason, ", and valid records follow it")
+                  : StrCat(reason,
+                           ", though a later sync mark says the log was durable through LSN ",
+                           durable));
         }
         end_found_ = true;
         end_offset_ = offset;
         end_last_lsn_ = expected_lsn - 1;
         return Status::OK();
+      }
+      if (IsSyncMark(frame)) {
+        FERN_RETURN_IF_ERROR(CheckSyncMark(index, offset, frame, expected_lsn));
+        offset += frame.size;
+        continue;
       }
       if (frame.lsn != expected_lsn) {
         return CorruptionAt(index, offset,
@@ -344,6 +422,21 @@ Status LogReader::ReadForwardFrom(size_t index, uint64_t offset, Lsn expected_ls
   }
 }
 
+Status LogReader::CheckSyncMark(size_t index, uint64_t offset, const LogRecordFrame& frame,
+                                Lsn next_lsn) const {
+  if (open_->format_version < kFirstSyncMarkedLogFormatVersion) {
+    return CorruptionAt(index, offset,
+                        StrCat("sync mark in a version ", open_->format_version, " log file"));
+  }
+  if (!frame.payload.empty() || frame.lsn > next_lsn) {
+    return CorruptionAt(
+        index, offset,
+        StrCat("sync mark says LSN ", frame.lsn, " was not durable, with ", frame.payload.size(),
+               " payload bytes, where the next record is ", next_lsn));
+  }
+  return Status::OK();
+}
+
 Status LogReader::ReadBackwardFrom(size_t index, uint64_t end, Lsn wanted_lsn) {
   valid_ = false;
   while (true) {
@@ -368,6 +461,11 @@ Status LogReader::ReadBackwardFrom(size_t index, uint64_t end, Lsn wanted_lsn) {
       return CorruptionAt(index, end, StrCat("the record ending here: ", reason));
     }
     uint64_t offset = end - frame.size;
+    if (IsSyncMark(frame)) {
+      FERN_RETURN_IF_ERROR(CheckSyncMark(index, offset, frame, wanted_lsn + 1));
+      end = offset;
+      continue;
+    }
     uint32_t count;
     FERN_RETURN_IF_ERROR(FrameRecords(index, offset, frame, &count));
     if (frame.lsn + count - 1 != wanted_lsn) {
@@ -427,10 +525,14 @@ Status LogReader::FindEnd(LogEnd* end) {
   end->valid_end = kLogFileHeaderSize;
   if (file.size == kLogFileHeaderSize) return Status::OK();
 
-  // Fast path: the file ends with a valid record whose LSN fits the file.
+  // Fast path: the file ends with a valid record whose LSN fits the file. Not for version 4
+  // and later, where a torn tail may hold valid records after a hole (log_format.h): the
+  // log ends at the hole, and only a scan finds it.
   LogRecordFrame frame;
   FrameParseResult result = FrameParseResult::kBad;
-  FERN_RETURN_IF_ERROR(file.ReadFrameEndingAt(file.size, &frame, nullptr, &result));
+  if (file.format_version < kFirstSyncMarkedLogFormatVersion) {
+    FERN_RETURN_IF_ERROR(file.ReadFrameEndingAt(file.size, &frame, nullptr, &result));
+  }
   uint64_t max_span = MaxLsnSpan(file.format_version, file.size - kLogFileHeaderSize);
   uint32_t count = 0;
   if (result == FrameParseResult::kOk && frame.lsn >= info.first_lsn &&

@@ -8,9 +8,16 @@
 //   appending leaves exactly these, so they are not errors: Next() simply stops, and
 //   FindEnd() reports where the valid part ends so the writer can truncate there.
 // - Anything else is Corruption naming the file and byte offset: a bad record in any file
-//   but the last, a bad record in the last file followed by a valid record, a gap or
-//   repetition in LSNs (within a file or between files), a header that does not match the
-//   file name, a file in the middle whose header is damaged.
+//   but the last, a bad record in the last file followed by a valid record (except in a
+//   file of version 4 or later, where records after a hole may be what a crash kept of an
+//   unsynced write: see "Sync marks" in log_format.h), a gap or repetition in LSNs (within
+//   a file or between files), a header that does not match the file name, a file in the
+//   middle whose header is damaged.
+// - In version 4 and later, a bad record in the last file with valid records after it is a
+//   torn tail when no valid sync mark after it says the log was durable through it and the
+//   bytes up to the next valid record hold a zero-filled 512-byte sector (a lost write);
+//   Corruption otherwise. FindEnd then scans the whole last file (a valid last record no
+//   longer proves the rest), and the writer truncates the file at the hole.
 // Whatever the bytes, the reader neither crashes nor reads out of bounds, and never
 // allocates more than one window plus one record of at most kMaxLogPayloadSize bytes or one
 // record group of at most kMaxLogGroupRawBytes.
@@ -100,6 +107,11 @@ class LogReader {
   bool IsLastFile(size_t index) const { return index + 1 == files_.size(); }
   Status Enter(size_t index);
   Status ReadForwardFrom(size_t index, uint64_t offset, Lsn expected_lsn, Lsn skip_below);
+  // Corruption unless the sync mark `frame` at `offset` of file `index` may be there: a file
+  // of version 4 or later, an empty payload, an LSN field at most `next_lsn` (the LSN of the
+  // record that follows it).
+  Status CheckSyncMark(size_t index, uint64_t offset, const LogRecordFrame& frame,
+                       Lsn next_lsn) const;
   Status ReadBackwardFrom(size_t index, uint64_t end, Lsn wanted_lsn);
   // How many records `frame` holds (a group's count, else 1); Corruption for a group in a
   // file older than version 3 or a bad count.

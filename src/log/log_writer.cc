@@ -295,8 +295,17 @@ Status LogWriter::Flush() {
   return RunIo(/*sync=*/false);
 }
 
+void LogWriter::AppendSyncMark() {
+  // It stays in the file of the records before it (a rotation waits for the next record),
+  // and the size that triggers rotation counts records only.
+  AppendLogRecordFrame(durable_lsn_ + 1, static_cast<LogRecordType>(kSyncMarkFrameType), {},
+                       &buffer_);
+  ++stats_.sync_marks;
+}
+
 Status LogWriter::RunIo(bool sync) {
   io_busy_ = true;
+  if (!buffer_.empty()) AppendSyncMark();
   io_buffer_.swap(buffer_);
   io_rotations_.swap(rotations_);
   Lsn target = next_lsn_ - 1;

@@ -86,7 +86,8 @@ struct LogWriterOptions {
 };
 
 struct LogWriterStats {
-  uint64_t records = 0;        // appended
+  uint64_t records = 0;        // appended (sync marks not included)
+  uint64_t sync_marks = 0;     // one at the end of every write-out (log_format.h), not in bytes
   uint64_t bytes = 0;          // appended, framing included (as plain, single frames)
   uint64_t bytes_written = 0;  // of records written to files, as stored (grouped, compressed)
   uint64_t sync_requests = 0;  // Sync calls whose LSN was not yet durable on entry
@@ -171,6 +172,9 @@ class LogWriter {
   // without its LSN durable).
   void ForgetSyncer(Lsn lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration GatherTimeout() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the buffer with a sync mark saying durable_lsn_ (log_format.h), so that a reader
+  // can tell a torn tail from damage to synced records. Takes no LSN.
+  void AppendSyncMark() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sleeps until io_rounds_ is no longer `round`. Called without mu_.
   void WaitForRoundEnd(uint32_t round);
   // Moves io_rounds_ on and wakes every thread sleeping on it.
