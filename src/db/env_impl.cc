@@ -353,15 +353,24 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
 }
 
 Status EnvImpl::DropTable(std::string_view name) {
-  MutexLock lock(&mu_);
   std::string key(name);
+  // First refuse new calls into the table and wait for those under way (a write logged and
+  // then refused by a closed tree would stop every write), without mu_: they may need it.
+  // TableImpl objects live as long as the Env, so the pointer stays valid.
+  TableImpl* open = nullptr;
+  {
+    MutexLock lock(&mu_);
+    if (auto it = tables_.find(key); it != tables_.end()) open = it->second.get();
+  }
+  if (open != nullptr) open->MarkDropped();
+  MutexLock lock(&mu_);
   auto entry = catalog_.tables.find(key);
   if (entry == catalog_.tables.end()) {
     return Status::NotFound(StrCat("table \"", key, "\" does not exist"));
   }
   const std::string path = TablePath(entry->second.file_name);
   if (auto it = tables_.find(key); it != tables_.end()) {
-    it->second->MarkDropped();
+    it->second->MarkDropped();  // at once, unless another thread opened it meanwhile
     FERN_RETURN_IF_ERROR(it->second->tree()->Close(/*checkpoint=*/false));
     dropped_.push_back(std::move(it->second));
     tables_.erase(it);

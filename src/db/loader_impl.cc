@@ -140,7 +140,8 @@ Status LoaderImpl::Build() {
   BlockNum root;
   int height;
   FERN_RETURN_IF_ERROR(builder.Finish(&root, &height));
-  if (table_->dropped()) {
+  UseGate::Scope use(table_->gate());  // DropTable waits for the install
+  if (!use.entered()) {
     return Status::InvalidArgument(
         StrCat("table \"", table_->name(), "\" was dropped during the load"));
   }

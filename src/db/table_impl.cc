@@ -25,9 +25,8 @@ Status CheckValue(std::string_view value) {
   return Status::OK();
 }
 
-Status TableImpl::CheckUsable() const {
-  if (dropped()) return Status::InvalidArgument(StrCat("table \"", name_, "\" was dropped"));
-  return Status::OK();
+Status TableImpl::Dropped() const {
+  return Status::InvalidArgument(StrCat("table \"", name_, "\" was dropped"));
 }
 
 Status TableImpl::Unwrap(Txn* txn, TxnImpl** impl) const {
@@ -166,7 +165,8 @@ Status TableImpl::WriteKey(TxnImpl* txn, std::string_view key,
 }
 
 Status TableImpl::Put(Txn* txn, std::string_view key, std::string_view value) {
-  FERN_RETURN_IF_ERROR(CheckUsable());
+  UseGate::Scope use(&gate_);
+  if (!use.entered()) return Dropped();
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(value));
   TxnImpl* t;
@@ -178,7 +178,8 @@ Status TableImpl::Put(Txn* txn, std::string_view key, std::string_view value) {
 }
 
 Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value) {
-  FERN_RETURN_IF_ERROR(CheckUsable());
+  UseGate::Scope use(&gate_);
+  if (!use.entered()) return Dropped();
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(value));
   TxnImpl* t;
@@ -191,7 +192,8 @@ Status TableImpl::Insert(Txn* txn, std::string_view key, std::string_view value)
 }
 
 Status TableImpl::Get(Txn* txn, std::string_view key, std::string* value) {
-  FERN_RETURN_IF_ERROR(CheckUsable());
+  UseGate::Scope use(&gate_);
+  if (!use.entered()) return Dropped();
   FERN_RETURN_IF_ERROR(CheckKey(key));
   if (value == nullptr) return Status::InvalidArgument("Table::Get: value is nullptr");
   TxnImpl* t;
@@ -207,7 +209,8 @@ Status TableImpl::Get(Txn* txn, std::string_view key, std::string* value) {
 }
 
 Status TableImpl::GetForUpdate(Txn* txn, std::string_view key, std::string* value) {
-  FERN_RETURN_IF_ERROR(CheckUsable());
+  UseGate::Scope use(&gate_);
+  if (!use.entered()) return Dropped();
   FERN_RETURN_IF_ERROR(CheckKey(key));
   if (value == nullptr) return Status::InvalidArgument("Table::GetForUpdate: value is nullptr");
   TxnImpl* t;
@@ -223,7 +226,8 @@ Status TableImpl::GetForUpdate(Txn* txn, std::string_view key, std::string* valu
 }
 
 Status TableImpl::Delete(Txn* txn, std::string_view key) {
-  FERN_RETURN_IF_ERROR(CheckUsable());
+  UseGate::Scope use(&gate_);
+  if (!use.entered()) return Dropped();
   FERN_RETURN_IF_ERROR(CheckKey(key));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
@@ -233,7 +237,8 @@ Status TableImpl::Delete(Txn* txn, std::string_view key) {
 }
 
 Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra) {
-  FERN_RETURN_IF_ERROR(CheckUsable());
+  UseGate::Scope use(&gate_);
+  if (!use.entered()) return Dropped();
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(extra));
   TxnImpl* t;
@@ -245,7 +250,8 @@ Status TableImpl::Update(Txn* txn, std::string_view key, std::string_view extra)
 }
 
 Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
-  FERN_RETURN_IF_ERROR(CheckUsable());
+  UseGate::Scope use(&gate_);
+  if (!use.entered()) return Dropped();
   FERN_RETURN_IF_ERROR(CheckValue(extra));
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
@@ -283,7 +289,8 @@ Status TableImpl::UpdateAllInTxn(TxnImpl* txn, std::string_view extra) {
 }
 
 std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
-  Status s = CheckUsable();
+  UseGate::Scope use(&gate_);
+  Status s = use.entered() ? Status::OK() : Dropped();
   TxnImpl* t = nullptr;
   if (s.ok()) s = Unwrap(txn, &t);
   if (s.ok() && t != nullptr) s = t->CheckReadable();
@@ -332,7 +339,8 @@ std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
 }
 
 Status TableImpl::Optimize() {
-  FERN_RETURN_IF_ERROR(CheckUsable());
+  UseGate::Scope use(&gate_);
+  if (!use.entered()) return Dropped();
   return tree_->Optimize();
 }
 

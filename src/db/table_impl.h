@@ -9,6 +9,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "db/table_log.h"
+#include "db/use_gate.h"
 #include "fern/table.h"
 #include "ft/tree.h"
 #include "txn/lock_tree.h"
@@ -62,11 +63,17 @@ class TableImpl final : public Table {
   // the transaction cannot see); for an Insert, AlreadyExists if that version is a row.
   // REQUIRES: `txn` holds the row's write lock.
   Status CheckSnapshotWrite(TxnImpl* txn, std::string_view key, bool insert = false);
-  void MarkDropped() { dropped_.store(true); }
-  bool dropped() const { return dropped_.load(); }
+  // Every call after this fails with InvalidArgument; returns once the calls and commits in
+  // flight in the table have finished, so that the tree may be closed.
+  void MarkDropped() { gate_.Close(); }
+  bool dropped() const { return gate_.closed(); }
+  // Held (a UseGate::Scope) by every call into the table, and by a commit or abort while it
+  // resolves its keys here.
+  UseGate* gate() { return &gate_; }
 
  private:
-  Status CheckUsable() const;
+  // InvalidArgument naming the table: what every call returns once it is dropped.
+  Status Dropped() const;
   // The TxnImpl behind `txn` (null for autocommit); InvalidArgument for another Env's.
   Status Unwrap(Txn* txn, TxnImpl** impl) const;
   // A transactional write of `key`: checks the transaction, takes the row's write lock,
@@ -102,7 +109,7 @@ class TableImpl final : public Table {
   WriteState* const state_;
   const bool sync_commits_;
   std::unique_ptr<LockTree> locks_;
-  std::atomic<bool> dropped_{false};
+  UseGate gate_;
 };
 
 // Argument checks shared by every write: API.md's limits.

@@ -103,7 +103,9 @@ void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> wri
 Status TxnImpl::ResolveAll(MessageType type) {
   Status first;
   for (const auto& [table, key] : writes_) {
-    if (table->dropped()) continue;
+    // A table dropped meanwhile needs nothing; one being dropped waits for this.
+    UseGate::Scope use(table->gate());
+    if (!use.entered()) continue;
     Status s = table->tree()->Resolve(type, xids(), key);
     if (!s.ok() && first.ok()) first = s;
   }
