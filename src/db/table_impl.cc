@@ -256,15 +256,38 @@ Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
   TxnImpl* t;
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
   if (t != nullptr) return UpdateAllInTxn(t, extra);
-  // Applied outside any transaction even while some are live: a broadcast takes no row
-  // locks (a live transaction's provisional versions are left as they are, and its commit
-  // puts them above the broadcast's result).
+  // One broadcast message, outside any transaction, when no lock is held in the table:
+  // while a transaction is live it first write-locks the whole table without waiting, as
+  // an autocommitted Put locks its row. A transaction holding any lock here (a row it
+  // wrote or read under kSerializable) would otherwise see the broadcast under its feet or
+  // lose it under its own commit; then the UpdateAll runs in a transaction of its own,
+  // which waits for the table like any writer (Busy after the lock timeout) and updates
+  // each row.
   TxnManager* manager = env_->txn_manager();
   const TxnManager::AutocommitTicket ticket = manager->BeginAutocommit();
-  Lsn lsn = 0;
-  Status s = tree_->UpdateAll(extra, &lsn, ticket.stamp);
+  Status locked;
+  if (ticket.lock_owner != kNoTxn) {
+    locked = locks_->AcquireRange(ticket.lock_owner, nullptr, nullptr, LockTree::Mode::kWrite,
+                                  absl::ZeroDuration());
+  }
+  if (locked.ok()) {
+    Lsn lsn = 0;
+    Status s = tree_->UpdateAll(extra, &lsn, ticket.stamp);
+    if (ticket.lock_owner != kNoTxn) locks_->ReleaseAll(ticket.lock_owner);
+    manager->EndAutocommit();
+    return Commit(s, lsn);
+  }
   manager->EndAutocommit();
-  return Commit(s, lsn);
+  if (!locked.IsBusy()) return locked;
+  manager->NoteAutocommitInOwnTransaction();
+  std::unique_ptr<Txn> own;
+  FERN_RETURN_IF_ERROR(env_->Begin(TxnOptions(), &own));
+  Status s = UpdateAllInTxn(static_cast<TxnImpl*>(own.get()), extra);
+  if (!s.ok()) {
+    (void)own->Abort();  // the update's own error is the one to report
+    return s;
+  }
+  return own->Commit();
 }
 
 Status TableImpl::UpdateAllInTxn(TxnImpl* txn, std::string_view extra) {
@@ -276,6 +299,18 @@ Status TableImpl::UpdateAllInTxn(TxnImpl* txn, std::string_view extra) {
   // The whole table, locked for writing, holds still: no other transaction adds, changes
   // or removes a row until this one ends, so "every row" is the rows there now.
   FERN_RETURN_IF_ERROR(txn->LockRange(this, nullptr, nullptr, LockTree::Mode::kWrite));
+  if (txn->isolation() == Isolation::kSnapshot) {
+    // First-committer-wins, as for a write of one row, before anything is written: Busy if
+    // a row was written (changed, added or removed) by a commit the snapshot does not see.
+    // The rows there now, then the rows the snapshot sees (to find those removed since).
+    for (ReadView view : {CurrentViewFor(txn), ViewFor(txn)}) {
+      CursorImpl rows(tree_, Status::OK(), view, nullptr);
+      for (rows.SeekToFirst(); rows.Valid(); rows.Next()) {
+        FERN_RETURN_IF_ERROR(CheckSnapshotWrite(txn, rows.key()));
+      }
+      FERN_RETURN_IF_ERROR(rows.status());
+    }
+  }
   FERN_RETURN_IF_ERROR(txn->BeforeWrite());
   // One transactional update per row the transaction sees now (its own writes included).
   // The cursor reads ahead of the updates, which only touch rows it has passed.

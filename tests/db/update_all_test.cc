@@ -1,0 +1,141 @@
+// UpdateAll against concurrent transactions: without a transaction it waits for (or runs
+// after) every transaction holding a lock in the table, instead of slipping a broadcast
+// under a serializable reader or beneath an uncommitted update that would then bury it; in
+// a kSnapshot transaction it is first-committer-wins, like any write.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "fern/fern.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace fern {
+namespace {
+
+using testing::ScratchDir;
+
+// Appends `extra` to the row (an absent row starts empty).
+Options AppendingOptions(uint32_t lock_timeout_ms = 4000) {
+  Options options;
+  options.sync_commits = false;
+  options.lock_timeout_ms = lock_timeout_ms;
+  options.update_function = [](std::string_view, const std::string_view* old,
+                               std::string_view extra) -> std::optional<std::string> {
+    return (old != nullptr ? std::string(*old) : std::string()) + std::string(extra);
+  };
+  return options;
+}
+
+std::string Read(Table* table, Txn* txn, const std::string& key) {
+  std::string value;
+  Status s = table->Get(txn, key, &value);
+  return s.ok() ? value : s.ToString();
+}
+
+TEST(UpdateAllTest, AutocommitWaitsForAnUncommittedUpdateAndLandsOnItsResult) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), AppendingOptions(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
+  std::unique_ptr<Txn> writer;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &writer).ok());
+  ASSERT_TRUE(table->Update(writer.get(), "a", "z").ok());
+  Status broadcast;
+  std::thread all([&] { broadcast = table->UpdateAll(nullptr, "x"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(writer->Commit().ok());
+  all.join();
+  ASSERT_TRUE(broadcast.ok()) << broadcast.ToString();
+  EXPECT_EQ(Read(table, nullptr, "a"), "1zx");  // neither update lost
+}
+
+TEST(UpdateAllTest, AutocommitDoesNotChangeRowsASerializableTransactionRead) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), AppendingOptions(/*lock_timeout_ms=*/200), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
+  TxnOptions serializable;
+  serializable.isolation = Isolation::kSerializable;
+  std::unique_ptr<Txn> reader;
+  ASSERT_TRUE(env->Begin(serializable, &reader).ok());
+  EXPECT_EQ(Read(table, reader.get(), "a"), "1");
+  Status s = table->UpdateAll(nullptr, "y");
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  EXPECT_EQ(Read(table, reader.get(), "a"), "1");
+  ASSERT_TRUE(reader->Commit().ok());
+  ASSERT_TRUE(table->UpdateAll(nullptr, "y").ok());
+  EXPECT_EQ(Read(table, nullptr, "a"), "1y");
+}
+
+TEST(UpdateAllTest, AutocommitAfterAnUncommittedUpdateAllKeepsBoth) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), AppendingOptions(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
+  std::unique_ptr<Txn> first;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &first).ok());
+  ASSERT_TRUE(table->UpdateAll(first.get(), "x").ok());
+  Status second;
+  std::thread all([&] { second = table->UpdateAll(nullptr, "y"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(first->Commit().ok());
+  all.join();
+  ASSERT_TRUE(second.ok()) << second.ToString();
+  EXPECT_EQ(Read(table, nullptr, "a"), "1xy");
+  env.reset();
+  ASSERT_TRUE(Env::Open(dir.path(), AppendingOptions(), &env).ok());
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  EXPECT_EQ(Read(table, nullptr, "a"), "1xy");
+}
+
+TEST(UpdateAllTest, SnapshotTransactionIsBusyOnRowsCommittedSinceItsSnapshot) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), AppendingOptions(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
+  ASSERT_TRUE(table->Put(nullptr, "b", "2").ok());
+  TxnOptions snapshot;
+  snapshot.isolation = Isolation::kSnapshot;
+  // Nothing changed since the snapshot: applies to every row.
+  {
+    std::unique_ptr<Txn> txn;
+    ASSERT_TRUE(env->Begin(snapshot, &txn).ok());
+    ASSERT_TRUE(table->UpdateAll(txn.get(), "s").ok());
+    ASSERT_TRUE(txn->Commit().ok());
+    EXPECT_EQ(Read(table, nullptr, "a"), "1s");
+  }
+  // A row changed, added or removed since the snapshot: Busy, nothing written, and the
+  // transaction goes on.
+  for (int change = 0; change < 3; ++change) {
+    SCOPED_TRACE(change);
+    std::unique_ptr<Txn> txn;
+    ASSERT_TRUE(env->Begin(snapshot, &txn).ok());
+    const std::string b = Read(table, txn.get(), "b");
+    Status other;
+    if (change == 0) other = table->Put(nullptr, "b", "T2");
+    if (change == 1) other = table->Put(nullptr, "c", "new");
+    if (change == 2) other = table->Delete(nullptr, "a");
+    ASSERT_TRUE(other.ok()) << other.ToString();
+    Status s = table->UpdateAll(txn.get(), "x");
+    EXPECT_TRUE(s.IsBusy()) << s.ToString();
+    EXPECT_EQ(Read(table, txn.get(), "b"), b);
+    ASSERT_TRUE(table->Put(txn.get(), "mine" + std::to_string(change), "v").ok());
+    ASSERT_TRUE(txn->Commit().ok());
+  }
+  EXPECT_EQ(Read(table, nullptr, "b"), "T2");
+  EXPECT_EQ(Read(table, nullptr, "mine2"), "v");
+}
+
+}  // namespace
+}  // namespace fern
