@@ -22,7 +22,9 @@ enum class Isolation : uint8_t {
 
 // The function that Table::Update and Table::UpdateAll apply, lazily, wherever the message
 // lands. `old_value` is nullptr when the key is absent. Return the new value, or std::nullopt
-// to delete the row. It must be deterministic: recovery replays it.
+// to delete the row. It must be deterministic: recovery replays it. A result longer than
+// kMaxValueBytes is not stored: the row stays as the update found it (an update runs where
+// the message lands, long after Update returned, so there is no caller to refuse it to).
 using UpdateFunction = std::function<std::optional<std::string>(
     std::string_view key, const std::string_view* old_value, std::string_view extra)>;
 

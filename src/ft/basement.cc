@@ -15,6 +15,18 @@ namespace fern {
 
 namespace {
 
+// The update function's result, except that one over kMaxValueBytes leaves the row as it was
+// (`old`, or absent: std::nullopt deletes nothing there).
+std::optional<std::string> CallUpdate(const UpdateFunction& update, std::string_view key,
+                                      const std::string_view* old, std::string_view extra) {
+  std::optional<std::string> result = update(key, old, extra);
+  if (result.has_value() && result->size() > kMaxValueBytes) {
+    if (old == nullptr) return std::nullopt;
+    result.emplace(*old);
+  }
+  return result;
+}
+
 // The smallest entry: empty key, no versions.
 constexpr size_t kMinEncodedEntry = 3;
 
@@ -128,7 +140,7 @@ void Basement::ApplyKeyed(const Message& m, const ApplyContext& ctx) {
     case MessageType::kUpdate: {
       std::string_view seen;
       bool exists = versions_.WriterSees(m.xids, &seen);
-      updated = (*ctx.update)(m.key, exists ? &seen : nullptr, m.value);
+      updated = CallUpdate(*ctx.update, m.key, exists ? &seen : nullptr, m.value);
       versions_.Write(m.xids, !updated.has_value(),
                       updated.has_value() ? std::string_view(*updated) : std::string_view(),
                       m.committed_by);
@@ -193,7 +205,7 @@ void Basement::ApplyBroadcast(const Message& m, const ApplyContext& ctx) {
         ++i;
         continue;
       }
-      updated = (*ctx.update)(old.key(), &seen, m.value);
+      updated = CallUpdate(*ctx.update, old.key(), &seen, m.value);
       versions_.Write(m.xids, !updated.has_value(),
                       updated.has_value() ? std::string_view(*updated) : std::string_view(),
                       m.committed_by);

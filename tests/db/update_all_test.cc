@@ -137,5 +137,40 @@ TEST(UpdateAllTest, SnapshotTransactionIsBusyOnRowsCommittedSinceItsSnapshot) {
   EXPECT_EQ(Read(table, nullptr, "mine2"), "v");
 }
 
+// An update function's result over the value limit is not stored: the row stays as the
+// update found it (present or absent), through Update, UpdateAll and recovery.
+TEST(UpdateAllTest, ResultsOverTheValueLimitLeaveTheRowAsItWas) {
+  ScratchDir dir;
+  Options options = AppendingOptions();
+  options.cache_bytes = 8 << 20;
+  options.update_function = [](std::string_view, const std::string_view* old,
+                               std::string_view extra) -> std::optional<std::string> {
+    if (extra == "huge") return std::string(kMaxValueBytes + 1, 'h');
+    return (old != nullptr ? std::string(*old) : std::string()) + std::string(extra);
+  };
+  const std::string big(kMaxValueBytes - 10, 'b');
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    ASSERT_TRUE(table->Put(nullptr, "big", big).ok());
+    ASSERT_TRUE(table->Put(nullptr, "small", "s").ok());
+    ASSERT_TRUE(table->Update(nullptr, "big", std::string(20, '+')).ok());  // 10 bytes over
+    ASSERT_TRUE(table->Update(nullptr, "absent", "huge").ok());
+    ASSERT_TRUE(table->UpdateAll(nullptr, "huge").ok());
+    ASSERT_TRUE(table->Update(nullptr, "small", "!").ok());
+  }
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  std::string value;
+  ASSERT_TRUE(table->Get(nullptr, "big", &value).ok());
+  EXPECT_TRUE(value == big) << value.size();
+  EXPECT_TRUE(table->Get(nullptr, "absent", &value).IsNotFound());
+  EXPECT_EQ(Read(table, nullptr, "small"), "s!");
+}
+
 }  // namespace
 }  // namespace fern
