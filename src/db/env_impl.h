@@ -91,6 +91,7 @@ class EnvImpl final : public Env {
     TxnId parent = kNoTxn;
     XidStack xids;
     std::vector<std::pair<uint64_t, std::string>> keys;  // (table id, key) written
+    std::vector<uint64_t> locked_tables;  // write-locked whole (UpdateAll); roots only
     Lsn first_lsn = 0;
     bool prepared = false;
     std::string prepared_xid;

@@ -109,6 +109,13 @@ Status EnvImpl::ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredT
         live->erase(record.txn_id);
         break;
       }
+      case LogRecordType::kTableLock: {
+        // Locks belong to the root, whichever member of the family took them.
+        TxnId root = record.txn_id;
+        while (find_or_add(root, lsn).parent != kNoTxn) root = find_or_add(root, lsn).parent;
+        find_or_add(root, lsn).locked_tables.push_back(record.table_id);
+        break;
+      }
       case LogRecordType::kAbortTxn: {
         RecoveredTxn& txn = find_or_add(record.txn_id, lsn);
         FERN_RETURN_IF_ERROR(resolve(txn, MessageType::kAbortAny, lsn));
@@ -236,7 +243,17 @@ Status EnvImpl::RestorePrepared(TxnId id, const RecoveredTxn& txn, const TreeLoo
       writes.emplace_back(table.get(), key);
     }
   }
-  impl->AdoptRecovered(std::move(writes), txn.first_lsn);
+  std::vector<TableImpl*> table_locks;
+  for (uint64_t table_id : txn.locked_tables) {
+    if (tree_for(table_id) == nullptr) continue;
+    for (auto& [name, table] : tables_) {
+      if (table->id() != table_id) continue;
+      FERN_RETURN_IF_ERROR(table->locks()->AcquireRange(
+          id, nullptr, nullptr, LockTree::Mode::kWrite, absl::ZeroDuration()));
+      table_locks.push_back(table.get());
+    }
+  }
+  impl->AdoptRecovered(std::move(writes), std::move(table_locks), txn.first_lsn);
   recovered_prepared_.push_back(std::move(impl));
   return Status::OK();
 }
@@ -256,6 +273,12 @@ Status EnvImpl::ReplayTable(uint64_t id, TableImpl* table) {
     TxnImpl* prepared = nullptr;
     for (auto& pending : recovered_prepared_) {
       if (pending->id() == txn_id) prepared = static_cast<TxnImpl*>(pending.get());
+    }
+    for (uint64_t table_id : txn.locked_tables) {
+      if (table_id != id || prepared == nullptr) continue;
+      FERN_RETURN_IF_ERROR(table->locks()->AcquireRange(
+          txn_id, nullptr, nullptr, LockTree::Mode::kWrite, absl::ZeroDuration()));
+      prepared->AdoptTableLock(table);
     }
     for (const auto& [table_id, key] : txn.keys) {
       if (table_id != id) continue;

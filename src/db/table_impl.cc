@@ -312,6 +312,14 @@ Status TableImpl::UpdateAllInTxn(TxnImpl* txn, std::string_view extra) {
     }
   }
   FERN_RETURN_IF_ERROR(txn->BeforeWrite());
+  // Logged, so that a prepared transaction takes the table again at recovery.
+  Lsn lsn;
+  Status logged =
+      state_->log()->Append(LogRecord::TableLock(static_cast<TableId>(id_), txn->id()), &lsn);
+  if (!logged.ok()) {
+    state_->SetError(logged);
+    return logged;
+  }
   // One transactional update per row the transaction sees now (its own writes included).
   // The cursor reads ahead of the updates, which only touch rows it has passed.
   CursorImpl rows(tree_, Status::OK(), CurrentViewFor(txn), nullptr);

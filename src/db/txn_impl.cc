@@ -90,7 +90,8 @@ void TxnImpl::NoteWrite(TableImpl* table, std::string_view key) {
 }
 
 void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> writes,
-                             Lsn first_lsn) {
+                             std::vector<TableImpl*> table_locks, Lsn first_lsn) {
+  for (TableImpl* table : table_locks) locked_tables_.insert(table);
   for (auto& [table, key] : writes) {
     locked_tables_.insert(table);
     NoteWrite(table, key);

@@ -60,8 +60,13 @@ class TxnImpl final : public Txn {
   // Logs the begin records of this transaction and its ancestors, once each.
   Status BeforeWrite();
   void NoteWrite(TableImpl* table, std::string_view key);
-  // A recovered prepared transaction: its keys and the begin LSN that pins the log.
-  void AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> writes, Lsn first_lsn);
+  // A recovered prepared transaction: its keys, the tables it write-locked whole (already
+  // locked again) and the begin LSN that pins the log.
+  void AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> writes,
+                      std::vector<TableImpl*> table_locks, Lsn first_lsn);
+  // A whole-table lock of a recovered prepared transaction, taken again when its table was
+  // replayed late.
+  void AdoptTableLock(TableImpl* table) { locked_tables_.insert(table); }
   // A key of a recovered prepared transaction found when its table was replayed late.
   void AdoptKey(TableImpl* table, std::string_view key) {
     locked_tables_.insert(table);

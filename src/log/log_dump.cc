@@ -83,6 +83,9 @@ std::string FormatLogRecord(const LogRecord& r) {
     case LogRecordType::kEndCheckpoint:
       out += StrCat(" checkpoint=", r.checkpoint_id, " begin_lsn=", r.begin_lsn);
       break;
+    case LogRecordType::kTableLock:
+      out += StrCat(" table=", r.table_id, " txn=", r.txn_id);
+      break;
   }
   return out;
 }

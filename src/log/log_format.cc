@@ -22,7 +22,10 @@ Status PayloadError(LogRecordType type, std::string_view what) {
 
 }  // namespace
 
-bool IsValidLogRecordType(uint8_t type) { return type >= 1 && type <= kMaxLogRecordType; }
+bool IsValidLogRecordType(uint8_t type) {
+  return type >= 1 && type <= kMaxLogRecordType && type != kRecordGroupFrameType &&
+         type != kSyncMarkFrameType;
+}
 
 bool IsValidFrameType(uint8_t type) {
   return type == kRecordGroupFrameType || type == kSyncMarkFrameType ||
@@ -89,6 +92,8 @@ const char* LogRecordTypeName(LogRecordType type) {
       return "autocommit_insert";
     case LogRecordType::kAutocommitDelete:
       return "autocommit_delete";
+    case LogRecordType::kTableLock:
+      return "table_lock";
   }
   return "unknown";
 }
@@ -216,6 +221,14 @@ LogRecord LogRecord::AutocommitDelete(TableId table, TxnId txn, std::string_view
   return r;
 }
 
+LogRecord LogRecord::TableLock(TableId table, TxnId txn) {
+  LogRecord r;
+  r.type = LogRecordType::kTableLock;
+  r.table_id = table;
+  r.txn_id = txn;
+  return r;
+}
+
 // ---- Payloads ---------------------------------------------------------------------------
 
 void EncodeLogPayload(const LogRecord& r, std::string* dst) {
@@ -274,6 +287,10 @@ void EncodeLogPayload(const LogRecord& r, std::string* dst) {
     case LogRecordType::kEndCheckpoint:
       PutVarint64(dst, r.checkpoint_id);
       PutVarint64(dst, r.begin_lsn);
+      return;
+    case LogRecordType::kTableLock:
+      PutVarint32(dst, r.table_id);
+      PutVarint64(dst, r.txn_id);
       return;
   }
 }
@@ -338,6 +355,9 @@ Status DecodeLogPayload(LogRecordType type, std::string_view payload, LogRecord*
       break;
     case LogRecordType::kEndCheckpoint:
       ok = in.GetVarint64(&r.checkpoint_id) && in.GetVarint64(&r.begin_lsn);
+      break;
+    case LogRecordType::kTableLock:
+      ok = in.GetVarint32(&r.table_id) && in.GetVarint64(&r.txn_id);
       break;
     default:
       return Status::Corruption(

@@ -50,6 +50,9 @@
 //   13 kEndCheckpoint        v64 checkpoint id, v64 LSN of the matching kBeginCheckpoint
 //   14 kAutocommitInsert     as kInsert; the record is also the transaction's begin and commit
 //   15 kAutocommitDelete     as kDelete; likewise
+//   18 kTableLock            v32 table id, v64 txn id: the transaction write-locked the whole
+//                            table (UpdateAll), which a prepared transaction regains at
+//                            recovery (version 4; 16 and 17 are frame types, not records)
 //
 // Sync marks (version 4). A crash that is not a clean process death (power loss, a kernel
 // crash) may keep any part of what was written after the last completed fdatasync: a write
@@ -123,9 +126,12 @@ enum class LogRecordType : uint8_t {
   kEndCheckpoint = 13,
   kAutocommitInsert = 14,
   kAutocommitDelete = 15,
+  // 16 and 17 are frame types (kRecordGroupFrameType, kSyncMarkFrameType).
+  kTableLock = 18,
 };
-inline constexpr uint8_t kMaxLogRecordType = 15;
+inline constexpr uint8_t kMaxLogRecordType = 18;
 
+// 1..kMaxLogRecordType except the frame types 16 and 17.
 bool IsValidLogRecordType(uint8_t type);
 
 // Set in a frame's type byte (format version 2): the payload is stored snappy-compressed and
@@ -185,6 +191,7 @@ struct LogRecord {
   static LogRecord AutocommitInsert(TableId table, TxnId txn, std::string_view key,
                                     std::string_view value);
   static LogRecord AutocommitDelete(TableId table, TxnId txn, std::string_view key);
+  static LogRecord TableLock(TableId table, TxnId txn);
 
   friend bool operator==(const LogRecord&, const LogRecord&) = default;
 };

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "fern/fern.h"
 #include "gtest/gtest.h"
@@ -170,6 +171,41 @@ TEST(UpdateAllTest, ResultsOverTheValueLimitLeaveTheRowAsItWas) {
   EXPECT_TRUE(value == big) << value.size();
   EXPECT_TRUE(table->Get(nullptr, "absent", &value).IsNotFound());
   EXPECT_EQ(Read(table, nullptr, "small"), "s!");
+}
+
+// A prepared transaction's UpdateAll holds the whole table; after a restart the recovered
+// transaction holds it again, not only the rows it updated.
+TEST(UpdateAllTest, PreparedTransactionKeepsItsTableLockAcrossARestart) {
+  ScratchDir dir;
+  const Options options = AppendingOptions(/*lock_timeout_ms=*/100);
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
+    std::unique_ptr<Txn> txn;
+    ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+    std::unique_ptr<Txn> child;
+    ASSERT_TRUE(txn->BeginChild(&child).ok());
+    ASSERT_TRUE(table->UpdateAll(child.get(), "x").ok());
+    ASSERT_TRUE(child->Commit().ok());
+    ASSERT_TRUE(txn->Prepare("xa-1").ok());
+    EXPECT_TRUE(table->Put(nullptr, "new", "row").IsBusy());
+    env.reset();  // closes with the transaction prepared, kept for the next open
+  }
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  std::vector<std::unique_ptr<Txn>> prepared;
+  ASSERT_TRUE(env->RecoverPrepared(&prepared).ok());
+  ASSERT_EQ(prepared.size(), 1u);
+  Status s = table->Put(nullptr, "new", "row");
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  ASSERT_TRUE(prepared[0]->Commit().ok());
+  ASSERT_TRUE(table->Put(nullptr, "new", "row").ok());
+  EXPECT_EQ(Read(table, nullptr, "a"), "1x");
 }
 
 }  // namespace

@@ -39,12 +39,14 @@ std::vector<LogRecord> OneOfEachType() {
       LogRecord::EndCheckpoint(10, 99999),
       LogRecord::AutocommitInsert(11, 2000, "k", kLongValue),
       LogRecord::AutocommitDelete(11, 2001, "k"),
+      LogRecord::TableLock(12, 2002),
   };
 }
 
 TEST(LogFormatTest, EveryRecordTypeRoundTripsThroughPayload) {
   std::vector<LogRecord> records = OneOfEachType();
   for (uint8_t t = 1; t <= kMaxLogRecordType; ++t) {
+    if (!IsValidLogRecordType(t)) continue;  // the frame types 16 and 17
     bool covered = false;
     for (const LogRecord& r : records) covered |= static_cast<uint8_t>(r.type) == t;
     EXPECT_TRUE(covered) << "no sample of type " << int{t};
