@@ -14,7 +14,10 @@ class Loader {
  public:
   virtual ~Loader();  // abandons the load unless Finish returned OK
   virtual Status Add(std::string_view key, std::string_view value) = 0;
-  // A key added twice: AlreadyExists naming it, nothing loaded.
+  // A key added twice: AlreadyExists naming it, nothing loaded. The rows appear to every
+  // reader at once, so Finish waits for snapshots taken before it (kSnapshot transactions,
+  // cursors without a transaction) and transactions holding locks in the table to end: Busy,
+  // nothing loaded, if one outlives Options::lock_timeout_ms.
   virtual Status Finish() = 0;
 };
 

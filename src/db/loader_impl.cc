@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/time/clock.h"
+#include "db/env_impl.h"
 #include "ft/tree_builder.h"
 #include "util/file.h"
 #include "util/status_macros.h"
@@ -145,11 +147,43 @@ Status LoaderImpl::Build() {
     return Status::InvalidArgument(
         StrCat("table \"", table_->name(), "\" was dropped during the load"));
   }
-  Status installed = tree_->InstallLoad(root);
-  builder.Disown(root);
+  bool handed_over = false;
+  Status installed = InstallWhenUnobserved(root, &handed_over);
+  if (handed_over) builder.Disown(root);
   FERN_RETURN_IF_ERROR(installed);
   builder.Release();
   return Status::OK();
+}
+
+Status LoaderImpl::InstallWhenUnobserved(BlockNum root, bool* handed_over) {
+  EnvImpl* env = table_->env();
+  TxnManager* manager = env->txn_manager();
+  const absl::Time deadline = absl::Now() + env->lock_timeout();
+  while (true) {
+    // No snapshot may be taken and no transaction begin while the ticket is held.
+    const TxnManager::AutocommitTicket ticket = manager->BeginAutocommit();
+    bool unobserved = ticket.stamp == kNoTxn;
+    if (unobserved && ticket.lock_owner != kNoTxn) {
+      unobserved = table_->locks()
+                       ->AcquireRange(ticket.lock_owner, nullptr, nullptr, LockTree::Mode::kWrite,
+                                      absl::ZeroDuration())
+                       .ok();
+    }
+    if (unobserved) {
+      *handed_over = true;
+      Status s = tree_->InstallLoad(root);
+      if (ticket.lock_owner != kNoTxn) table_->locks()->ReleaseAll(ticket.lock_owner);
+      manager->EndAutocommit();
+      return s;
+    }
+    manager->EndAutocommit();
+    if (absl::Now() >= deadline) {
+      return Status::Busy(StrCat(
+          "Loader::Finish: a snapshot, or a lock in table \"", table_->name(),
+          "\", stayed live through the lock timeout; the loaded rows would have appeared in it"));
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
 }
 
 Status LoaderImpl::Finish() {

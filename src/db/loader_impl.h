@@ -65,6 +65,12 @@ class LoaderImpl final : public Loader {
   Status OpenReaders(size_t count, std::vector<std::unique_ptr<RunReader>>* readers);
   // Merges everything into a new tree and installs it.
   Status Build();
+  // Installs the built tree (FractalTree::InstallLoad, which then owns `root`: sets
+  // `*handed_over`) at a moment when no snapshot is live and no transaction holds a lock in
+  // the table, so that no reader that saw the table empty sees the rows appear: a snapshot
+  // taken before, a serializable transaction that scanned it. Waits for such a moment up to
+  // the lock timeout, then Busy (nothing installed).
+  Status InstallWhenUnobserved(BlockNum root, bool* handed_over);
   // Abandons the load and remembers `s` for later calls; returns it.
   Status Fail(Status s);
   void RemoveRunFiles();

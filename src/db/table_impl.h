@@ -48,6 +48,7 @@ class TableImpl final : public Table {
   Status Optimize() override;
 
   uint64_t id() const { return id_; }
+  EnvImpl* env() const { return env_; }
   const std::shared_ptr<FractalTree>& tree() const { return tree_; }
   LockTree* locks() const { return locks_.get(); }
   // What `txn` (null: autocommit) may see now: its own provisional versions, and committed

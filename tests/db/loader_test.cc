@@ -125,6 +125,58 @@ Status Load(Env* env, Table* table, const std::vector<uint64_t>& order) {
   return loader->Finish();
 }
 
+// Rows appear at once for every reader when a load is installed, so a reader that saw the
+// table empty must not be live then: a snapshot (of a kSnapshot transaction or a cursor
+// without one) or a serializable transaction that scanned the table makes Finish wait,
+// then Busy with nothing loaded; unrelated transactions do not.
+TEST(LoaderTest, FinishWaitsForReadersThatSawTheTableEmpty) {
+  ScratchDir dir;
+  Options options;
+  options.sync_commits = false;
+  options.lock_timeout_ms = 200;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  Table* other;
+  ASSERT_TRUE(env->OpenTable("other", TableOptions(), &other).ok());
+  const std::vector<uint64_t> order = {3, 1, 2, 0};
+  for (int reader = 0; reader < 3; ++reader) {
+    SCOPED_TRACE(reader);
+    std::unique_ptr<Txn> txn;
+    std::unique_ptr<Cursor> cursor;
+    TxnOptions txn_options;
+    if (reader == 0) txn_options.isolation = Isolation::kSnapshot;
+    if (reader == 2) txn_options.isolation = Isolation::kSerializable;
+    if (reader == 1) {
+      cursor = table->NewCursor(nullptr);
+    } else {
+      ASSERT_TRUE(env->Begin(txn_options, &txn).ok());
+      cursor = table->NewCursor(txn.get());
+    }
+    cursor->SeekToFirst();
+    ASSERT_FALSE(cursor->Valid());
+    Status s = Load(env.get(), table, order);
+    EXPECT_TRUE(s.IsBusy()) << s.ToString();
+    cursor->SeekToFirst();
+    EXPECT_FALSE(cursor->Valid());
+    cursor.reset();
+    if (txn != nullptr) {
+      ASSERT_TRUE(txn->Commit().ok());
+    }
+    auto fresh = table->NewCursor(nullptr);
+    fresh->SeekToFirst();
+    EXPECT_FALSE(fresh->Valid());  // nothing was loaded
+  }
+  // A transaction that holds nothing in the table does not hold the load up.
+  std::unique_ptr<Txn> unrelated;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &unrelated).ok());
+  ASSERT_TRUE(other->Put(unrelated.get(), "k", "v").ok());
+  ASSERT_TRUE(Load(env.get(), table, order).ok());
+  ASSERT_TRUE(unrelated->Commit().ok());
+  ExpectLoaded(table, order.size());
+}
+
 TEST(LoaderTest, LoadsRowsGivenInRandomOrderAndKeepsThemAcrossReopen) {
   ScratchDir dir;
   constexpr uint64_t kRows = 200000;
