@@ -23,6 +23,11 @@ void CursorImpl::Detach(const Status& why) {
 }
 
 bool CursorImpl::Usable() {
+  if (status_.ok() && table_gate_ != nullptr && table_gate_->closed()) {
+    status_ = Status::InvalidArgument(
+        StrCat("cursor: table \"", EscapeBytes(table_name_), "\" was dropped"));
+    batch_.Clear();
+  }
   if (status_.ok() && txn_.state != nullptr && !txn_.state->is_live()) {
     status_ =
         Status::InvalidArgument(StrCat("cursor: transaction ", txn_.state->id(), " has ended"));

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "db/use_gate.h"
 #include "fern/cursor.h"
 #include "ft/row_batch.h"
 #include "ft/tree.h"
@@ -64,6 +65,12 @@ class CursorImpl final : public Cursor {
     if (txn_.state != nullptr) seen_writes_ = txn_.state->family_writes();
   }
   ~CursorImpl() override;
+  // A user's cursor on table `name`: once `gate` is closed (DropTable), every call fails with
+  // InvalidArgument naming the table, not the closed tree's error.
+  void WatchTable(const UseGate* gate, std::string name) {
+    table_gate_ = gate;
+    table_name_ = std::move(name);
+  }
 
   void SeekToFirst() override;
   void SeekToLast() override;
@@ -127,6 +134,8 @@ class CursorImpl final : public Cursor {
 
   std::shared_ptr<FractalTree> tree_;
   Status status_;
+  const UseGate* table_gate_ = nullptr;  // see WatchTable
+  std::string table_name_;
   ReadView view_;
   std::function<Status(const RowBatch&, ReadView*)> lock_batch_;
   TxnLink txn_;

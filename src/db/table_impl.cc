@@ -376,6 +376,7 @@ std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
   }
   auto cursor = std::make_unique<CursorImpl>(tree_, s, std::move(view), std::move(lock_batch),
                                              std::move(link));
+  cursor->WatchTable(&gate_, name_);
   cursor->SetRegistry(env_->cursors());
   env_->cursors()->Add(cursor.get());
   return cursor;

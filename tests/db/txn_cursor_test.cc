@@ -297,7 +297,9 @@ TEST(TxnCursorLifetimeTest, CursorOfADroppedTableFails) {
     ++steps;
   }
   EXPECT_FALSE(cursor->Valid());
-  EXPECT_FALSE(cursor->status().ok());
+  EXPECT_TRUE(cursor->status().IsInvalidArgument()) << cursor->status().ToString();
+  EXPECT_NE(cursor->status().ToString().find("table \"t\" was dropped"), std::string::npos)
+      << cursor->status().ToString();
   cursor->SeekToFirst();
   EXPECT_FALSE(cursor->Valid());
   EXPECT_FALSE(cursor->status().ok()) << cursor->status().ToString();
