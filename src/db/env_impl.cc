@@ -79,6 +79,10 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
     return Status::InvalidArgument(
         StrCat("cache_bytes must be at least ", kMinCacheBytes, ", got ", options.cache_bytes));
   }
+  if (options.background_threads < 0) {
+    return Status::InvalidArgument(StrCat(
+        "background_threads must be 0 (one per core) or more, got ", options.background_threads));
+  }
   if (options.buffer_budget_percent > kMaxBufferBudgetPercent) {
     return Status::InvalidArgument(StrCat("buffer_budget_percent must be at most ",
                                           kMaxBufferBudgetPercent, ", got ",

@@ -126,6 +126,16 @@ TEST(EnvTest, DirectoryThatIsNotAnEnvIsRejected) {
   EXPECT_NE(s.ToString().find("not a Fern Env"), std::string::npos) << s.ToString();
 }
 
+TEST(EnvTest, NegativeBackgroundThreadsIsInvalidArgument) {
+  ScratchDir dir;
+  Options options;
+  options.background_threads = -1;
+  std::unique_ptr<Env> env;
+  Status s = Env::Open(dir.path(), options, &env);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.ToString().find("background_threads"), std::string::npos) << s.ToString();
+}
+
 TEST(EnvTest, BufferBudgetPercentIsCheckedAndKeepsEveryRow) {
   ScratchDir dir;
   Options too_much;
