@@ -82,15 +82,13 @@ ReadView TableImpl::CurrentViewFor(const XidStack& reader) const {
   return view;
 }
 
-Status TableImpl::Autocommit(std::string_view key,
+Status TableImpl::Autocommit(absl::FunctionRef<Status(TxnId owner)> lock,
                              absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct,
                              absl::FunctionRef<Status(TxnImpl* own)> in_txn) {
   TxnManager* manager = env_->txn_manager();
   const TxnManager::AutocommitTicket ticket = manager->BeginAutocommit();
   Status locked;
-  if (ticket.lock_owner != kNoTxn) {
-    locked = locks_->Acquire(ticket.lock_owner, key, LockTree::Mode::kWrite, absl::ZeroDuration());
-  }
+  if (ticket.lock_owner != kNoTxn) locked = lock(ticket.lock_owner);
   if (locked.ok()) {
     Lsn lsn = 0;
     Status s = direct(ticket.stamp, &lsn);
@@ -161,7 +159,11 @@ Status TableImpl::WriteKey(TxnImpl* txn, std::string_view key,
         in, key, [&] { return tree_write(in); }, insert);
   };
   if (txn != nullptr) return write(txn);
-  return Autocommit(key, direct, write);
+  return Autocommit(
+      [&](TxnId owner) {
+        return locks_->Acquire(owner, key, LockTree::Mode::kWrite, absl::ZeroDuration());
+      },
+      direct, write);
 }
 
 Status TableImpl::Put(Txn* txn, std::string_view key, std::string_view value) {
@@ -263,31 +265,13 @@ Status TableImpl::UpdateAll(Txn* txn, std::string_view extra) {
   // lose it under its own commit; then the UpdateAll runs in a transaction of its own,
   // which waits for the table like any writer (Busy after the lock timeout) and updates
   // each row.
-  TxnManager* manager = env_->txn_manager();
-  const TxnManager::AutocommitTicket ticket = manager->BeginAutocommit();
-  Status locked;
-  if (ticket.lock_owner != kNoTxn) {
-    locked = locks_->AcquireRange(ticket.lock_owner, nullptr, nullptr, LockTree::Mode::kWrite,
-                                  absl::ZeroDuration());
-  }
-  if (locked.ok()) {
-    Lsn lsn = 0;
-    Status s = tree_->UpdateAll(extra, &lsn, ticket.stamp);
-    if (ticket.lock_owner != kNoTxn) locks_->ReleaseAll(ticket.lock_owner);
-    manager->EndAutocommit();
-    return Commit(s, lsn);
-  }
-  manager->EndAutocommit();
-  if (!locked.IsBusy()) return locked;
-  manager->NoteAutocommitInOwnTransaction();
-  std::unique_ptr<Txn> own;
-  FERN_RETURN_IF_ERROR(env_->Begin(TxnOptions(), &own));
-  Status s = UpdateAllInTxn(static_cast<TxnImpl*>(own.get()), extra);
-  if (!s.ok()) {
-    (void)own->Abort();  // the update's own error is the one to report
-    return s;
-  }
-  return own->Commit();
+  return Autocommit(
+      [&](TxnId owner) {
+        return locks_->AcquireRange(owner, nullptr, nullptr, LockTree::Mode::kWrite,
+                                    absl::ZeroDuration());
+      },
+      [&](TxnId stamp, Lsn* lsn) { return tree_->UpdateAll(extra, lsn, stamp); },
+      [&](TxnImpl* own) { return UpdateAllInTxn(own, extra); });
 }
 
 Status TableImpl::UpdateAllInTxn(TxnImpl* txn, std::string_view extra) {

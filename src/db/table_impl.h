@@ -87,13 +87,14 @@ class TableImpl final : public Table {
   Status UpdateAllInTxn(TxnImpl* txn, std::string_view extra);
   // Ends an autocommitted write that was logged at `lsn`: durable when sync_commits.
   Status Commit(Status applied, Lsn lsn);
-  // Runs an autocommitted write (txn == nullptr) of `key`. `direct` writes outside any
-  // transaction with the stamp TxnManager::BeginAutocommit gives (and the LSN it sets is
-  // synced per sync_commits), after taking the row's lock without waiting if a transaction
-  // is live. When that lock is held by another transaction, `in_txn` writes in a
-  // transaction of its own instead, committed here, which waits for the lock like any
-  // writer.
-  Status Autocommit(std::string_view key, absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct,
+  // Runs an autocommitted write (txn == nullptr). `direct` writes outside any transaction
+  // with the stamp TxnManager::BeginAutocommit gives (and the LSN it sets is synced per
+  // sync_commits), after `lock` took what it writes (a row, or the whole table for
+  // UpdateAll) without waiting under the given owner, if a transaction is live. When another
+  // transaction holds it (Busy), `in_txn` writes in a transaction of its own instead,
+  // committed here, which waits for the lock like any writer.
+  Status Autocommit(absl::FunctionRef<Status(TxnId owner)> lock,
+                    absl::FunctionRef<Status(TxnId stamp, Lsn* lsn)> direct,
                     absl::FunctionRef<Status(TxnImpl* own)> in_txn);
   // A write of one key (Put, Insert, Delete, Update): `tree_write` in `txn` through TxnWrite,
   // or, with no transaction, autocommitted (see Autocommit) by `direct`, or by `tree_write`
