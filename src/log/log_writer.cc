@@ -356,7 +356,9 @@ Status LogWriter::WriteOut(bool sync, IoCounts* counts) {
   }
   io_buffer_.clear();
   io_rotations_.clear();
-  // A write-out of a large value does not keep its buffer.
+  // A write-out of a large value keeps neither its buffer (which the next round would swap
+  // back in as the append buffer) nor its packed copy.
+  if (io_buffer_.capacity() > 2 * options_.buffer_bytes) std::string().swap(io_buffer_);
   if (io_packed_.capacity() > 2 * options_.buffer_bytes) std::string().swap(io_packed_);
   return s;
 }
