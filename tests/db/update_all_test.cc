@@ -30,6 +30,13 @@ Options AppendingOptions(uint32_t lock_timeout_ms = 4000) {
   return options;
 }
 
+// Opens the Env in `dir` and its table "t" into `*table`.
+void OpenTableT(const std::string& dir, const Options& options, std::unique_ptr<Env>* env,
+                Table** table) {
+  ASSERT_TRUE(Env::Open(dir, options, env).ok());
+  ASSERT_TRUE((*env)->OpenTable("t", TableOptions(), table).ok());
+}
+
 std::string Read(Table* table, Txn* txn, const std::string& key) {
   std::string value;
   Status s = table->Get(txn, key, &value);
@@ -39,9 +46,8 @@ std::string Read(Table* table, Txn* txn, const std::string& key) {
 TEST(UpdateAllTest, AutocommitWaitsForAnUncommittedUpdateAndLandsOnItsResult) {
   ScratchDir dir;
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), AppendingOptions(), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenTableT(dir.path(), AppendingOptions(), &env, &table));
   ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
   std::unique_ptr<Txn> writer;
   ASSERT_TRUE(env->Begin(TxnOptions(), &writer).ok());
@@ -58,9 +64,9 @@ TEST(UpdateAllTest, AutocommitWaitsForAnUncommittedUpdateAndLandsOnItsResult) {
 TEST(UpdateAllTest, AutocommitDoesNotChangeRowsASerializableTransactionRead) {
   ScratchDir dir;
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), AppendingOptions(/*lock_timeout_ms=*/200), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_NO_FATAL_FAILURE(
+      OpenTableT(dir.path(), AppendingOptions(/*lock_timeout_ms=*/200), &env, &table));
   ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
   TxnOptions serializable;
   serializable.isolation = Isolation::kSerializable;
@@ -78,9 +84,8 @@ TEST(UpdateAllTest, AutocommitDoesNotChangeRowsASerializableTransactionRead) {
 TEST(UpdateAllTest, AutocommitAfterAnUncommittedUpdateAllKeepsBoth) {
   ScratchDir dir;
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), AppendingOptions(), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenTableT(dir.path(), AppendingOptions(), &env, &table));
   ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
   std::unique_ptr<Txn> first;
   ASSERT_TRUE(env->Begin(TxnOptions(), &first).ok());
@@ -93,17 +98,15 @@ TEST(UpdateAllTest, AutocommitAfterAnUncommittedUpdateAllKeepsBoth) {
   ASSERT_TRUE(second.ok()) << second.ToString();
   EXPECT_EQ(Read(table, nullptr, "a"), "1xy");
   env.reset();
-  ASSERT_TRUE(Env::Open(dir.path(), AppendingOptions(), &env).ok());
-  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenTableT(dir.path(), AppendingOptions(), &env, &table));
   EXPECT_EQ(Read(table, nullptr, "a"), "1xy");
 }
 
 TEST(UpdateAllTest, SnapshotTransactionIsBusyOnRowsCommittedSinceItsSnapshot) {
   ScratchDir dir;
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), AppendingOptions(), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenTableT(dir.path(), AppendingOptions(), &env, &table));
   ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
   ASSERT_TRUE(table->Put(nullptr, "b", "2").ok());
   TxnOptions snapshot;
@@ -152,9 +155,8 @@ TEST(UpdateAllTest, ResultsOverTheValueLimitLeaveTheRowAsItWas) {
   const std::string big(kMaxValueBytes - 10, 'b');
   {
     std::unique_ptr<Env> env;
-    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    ASSERT_NO_FATAL_FAILURE(OpenTableT(dir.path(), options, &env, &table));
     ASSERT_TRUE(table->Put(nullptr, "big", big).ok());
     ASSERT_TRUE(table->Put(nullptr, "small", "s").ok());
     ASSERT_TRUE(table->Update(nullptr, "big", std::string(20, '+')).ok());  // 10 bytes over
@@ -163,9 +165,8 @@ TEST(UpdateAllTest, ResultsOverTheValueLimitLeaveTheRowAsItWas) {
     ASSERT_TRUE(table->Update(nullptr, "small", "!").ok());
   }
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenTableT(dir.path(), options, &env, &table));
   std::string value;
   ASSERT_TRUE(table->Get(nullptr, "big", &value).ok());
   EXPECT_TRUE(value == big) << value.size();
@@ -180,9 +181,8 @@ TEST(UpdateAllTest, PreparedTransactionKeepsItsTableLockAcrossARestart) {
   const Options options = AppendingOptions(/*lock_timeout_ms=*/100);
   {
     std::unique_ptr<Env> env;
-    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    ASSERT_NO_FATAL_FAILURE(OpenTableT(dir.path(), options, &env, &table));
     ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
     std::unique_ptr<Txn> txn;
     ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
@@ -195,9 +195,8 @@ TEST(UpdateAllTest, PreparedTransactionKeepsItsTableLockAcrossARestart) {
     env.reset();  // closes with the transaction prepared, kept for the next open
   }
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenTableT(dir.path(), options, &env, &table));
   std::vector<std::unique_ptr<Txn>> prepared;
   ASSERT_TRUE(env->RecoverPrepared(&prepared).ok());
   ASSERT_EQ(prepared.size(), 1u);
