@@ -206,6 +206,7 @@ Status EnvImpl::Recover() {
                ? kNoTxn
                : manager->OldestReferencedXid();
   });
+  write_state_->set_live_readers([manager] { return manager->TakeLiveReaders(); });
   // Roots still live at the end of the log: prepared ones come back, the others abort.
   for (auto& [id, txn] : live) {
     if (txn.parent != kNoTxn) continue;  // decided with its root

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 #include "absl/synchronization/mutex.h"
 #include "ft/tree.h"
@@ -36,6 +37,15 @@ class WriteState {
     ReaderMutexLock lock(&fn_mu_);
     return oldest_ ? oldest_() : kNoTxn;
   }
+  // Set with set_oldest_referenced; until then no picture (LiveReadersSource).
+  void set_live_readers(std::function<std::shared_ptr<const LiveReaders>()> take) {
+    MutexLock lock(&fn_mu_);
+    live_readers_ = std::move(take);
+  }
+  std::shared_ptr<const LiveReaders> TakeLiveReaders() const {
+    ReaderMutexLock lock(&fn_mu_);
+    return live_readers_ ? live_readers_() : nullptr;
+  }
   LogWriter* log() const { return log_; }
   // OK, or the error that made the Env refuse writes (a failed log write or fsync, a write
   // that was logged but could not be applied). Reads keep working.
@@ -58,6 +68,7 @@ class WriteState {
   mutable Mutex fn_mu_;
   std::function<uint64_t()> next_txn_id_ ABSL_GUARDED_BY(fn_mu_);
   std::function<TxnId()> oldest_ ABSL_GUARDED_BY(fn_mu_);
+  std::function<std::shared_ptr<const LiveReaders>()> live_readers_ ABSL_GUARDED_BY(fn_mu_);
   mutable Mutex mu_;
   Status error_ ABSL_GUARDED_BY(mu_);
 };
@@ -80,6 +91,9 @@ class TableLog final : public TreeWriteLog {
   }
   uint64_t NextTxnIdHint() const override { return state_->next_txn_id(); }
   TxnId OldestReferencedXid() const override { return state_->oldest_referenced(); }
+  std::shared_ptr<const LiveReaders> TakeLiveReaders() const override {
+    return state_->TakeLiveReaders();
+  }
 
  private:
   WriteState* const state_;

@@ -157,8 +157,19 @@ void Basement::ApplyKeyed(const Message& m, const ApplyContext& ctx) {
     default:
       return;
   }
-  versions_.CollectGarbage(ctx.oldest_live_snapshot);
+  CollectGarbage(ctx);
   Store(index, found, found ? static_cast<uint32_t>(old.encoded_size()) : 0, key);
+}
+
+void Basement::CollectGarbage(const ApplyContext& ctx) {
+  versions_.CollectGarbage(ctx.oldest_live_snapshot);
+  if (versions_.committed.size() <= ApplyContext::kFullCollectionVersions) return;
+  if (ctx.live_readers_source == nullptr) return;
+  if (!ctx.live_readers_taken) {
+    ctx.live_readers = ctx.live_readers_source->TakeLiveReaders();
+    ctx.live_readers_taken = true;
+  }
+  if (ctx.live_readers != nullptr) versions_.KeepVisible(*ctx.live_readers);
 }
 
 bool Basement::ApplyAutocommitted(const Message& m, size_t index, bool found,
@@ -209,10 +220,10 @@ void Basement::ApplyBroadcast(const Message& m, const ApplyContext& ctx) {
       versions_.Write(m.xids, !updated.has_value(),
                       updated.has_value() ? std::string_view(*updated) : std::string_view(),
                       m.committed_by);
-      versions_.CollectGarbage(ctx.oldest_live_snapshot);
+      CollectGarbage(ctx);
     } else {
       size_t before = versions_.committed.size();
-      versions_.CollectGarbage(ctx.oldest_live_snapshot);
+      CollectGarbage(ctx);
       if (versions_.committed.size() == before) {
         ++i;
         continue;

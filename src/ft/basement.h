@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "fern/options.h"
 #include "fern/status.h"
 #include "ft/leaf_entry.h"
+#include "ft/live_readers.h"
 #include "ft/message.h"
 #include "util/chunk_allocator.h"
 
@@ -48,6 +50,15 @@ struct ApplyContext {
   // by kNoTxn or a transaction older than it is seen by every reader that sees no newer
   // version. kNoTxn: no live snapshots; only the newest committed version is kept.
   TxnId oldest_live_snapshot = kNoTxn;
+  // An entry still holding more than kFullCollectionVersions committed versions after that
+  // rule keeps only what the live readers need (LeafEntryVersions::KeepVisible), from a
+  // picture taken from this source at the first such entry and reused for the rest of the
+  // context's applies. Null: the rule above alone. A context is used by one thread at a time.
+  const LiveReadersSource* live_readers_source = nullptr;
+  mutable std::shared_ptr<const LiveReaders> live_readers;
+  mutable bool live_readers_taken = false;
+
+  static constexpr size_t kFullCollectionVersions = 4;
 };
 
 class Basement {
@@ -167,6 +178,8 @@ class Basement {
   // Handles an autocommitted insert or delete of a key without provisional versions, if that
   // is what m is; returns false if m needs the general path.
   bool ApplyAutocommitted(const Message& m, size_t index, bool found, const LeafEntryView& old);
+  // Collects versions_'s garbage as `ctx` says.
+  void CollectGarbage(const ApplyContext& ctx);
   // Stores versions_ as the entry for `key` at `index` (replacing the entry there if
   // `found`, whose encoding is `old_size` bytes), or removes it if versions_ is empty.
   // Returns false if the entry was removed.

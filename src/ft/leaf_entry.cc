@@ -265,6 +265,34 @@ void LeafEntryVersions::CollectGarbage(TxnId oldest_live_snapshot) {
   if (committed.front().is_delete) committed.erase(committed.begin());
 }
 
+void LeafEntryVersions::KeepVisible(const LiveReaders& readers) {
+  const size_t n = committed.size();
+  if (n < 2) return;
+  // settled: the newest version a reader beginning now surely sees; newer ones stay.
+  size_t settled = n;
+  while (settled > 0 && readers.MaybeHidden(committed[settled - 1].writer)) --settled;
+  if (settled == 0) return;
+  --settled;
+  // Every pictured snapshot sees nothing above `settled` (those writers were live then or
+  // began later), so each sees the newest version at or below it that it can see.
+  keep_scratch.assign(settled, false);
+  for (size_t s = 0; s < readers.snapshot_count(); ++s) {
+    for (size_t i = settled + 1; i-- > 0;) {
+      if (readers.Sees(s, committed[i].writer)) {
+        if (i < settled) keep_scratch[i] = true;
+        break;
+      }
+    }
+  }
+  size_t out = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (i >= settled || keep_scratch[i]) committed[out++] = committed[i];
+  }
+  committed.resize(out);
+  // A reader that sees a delete and one that sees no version both see no row.
+  if (committed.front().is_delete) committed.erase(committed.begin());
+}
+
 bool LeafEntryVersions::IsEmpty() const {
   if (committed.size() > 1) return false;
   if (committed.size() == 1 && !committed.front().is_delete) return false;

@@ -41,6 +41,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ft/live_readers.h"
 #include "ft/message.h"
 
 namespace fern {
@@ -121,6 +122,7 @@ struct LeafEntryVersions {
 
   std::vector<Version> committed;    // oldest first
   std::vector<Version> provisional;  // outermost first
+  std::vector<bool> keep_scratch;    // KeepVisible's, kept to reuse its allocation
 
   void Clear();
   // Replaces the versions with the view's.
@@ -155,6 +157,11 @@ struct LeafEntryVersions {
   // transaction older than it, and everything newer. A delete left oldest is dropped too (a
   // reader who sees it and one who sees nothing both see no row).
   void CollectGarbage(TxnId oldest_live_snapshot);
+
+  // Drops the committed versions no reader in `readers` needs (see live_readers.h): keeps the
+  // newest version by a writer every new reader sees and all newer ones, plus the version each
+  // pictured snapshot sees; a delete left oldest goes too. Costs O(versions) per snapshot.
+  void KeepVisible(const LiveReaders& readers);
 
   // As LeafEntryView::IsEmpty.
   bool IsEmpty() const;

@@ -244,6 +244,7 @@ ApplyContext FractalTree::MakeApplyContext() const {
   ctx.cmp = config_.comparator;
   ctx.update = config_.update_function;
   ctx.oldest_live_snapshot = log_ != nullptr ? log_->OldestReferencedXid() : kNoTxn;
+  ctx.live_readers_source = log_;
   return ctx;
 }
 

@@ -44,6 +44,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "cachetable/cachetable.h"
+#include "ft/live_readers.h"
 #include "ft/message.h"
 #include "ft/node.h"
 #include "ft/read_view.h"
@@ -62,9 +63,9 @@ using Lsn = uint64_t;  // a log sequence number; the same type as the log's
 // calls LogWrite holding its root's write pin, so a tree's writes appear in the log in the
 // order they are applied; a checkpoint syncs the log through its LSN before the tree's
 // header names it. Implemented by the Env; the tree knows nothing else of the log.
-class TreeWriteLog {
+class TreeWriteLog : public LiveReadersSource {
  public:
-  virtual ~TreeWriteLog() = default;
+  ~TreeWriteLog() override = default;
   // Appends the record for `message` and sets *lsn (0 when the message needs no record).
   virtual Status LogWrite(const Message& message, Lsn* lsn) = 0;
   // Called when a logged write could not be applied: the log now holds a write the tree

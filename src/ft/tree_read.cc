@@ -489,6 +489,7 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
   if (found) scratch.AppendEncoded(rows.encoded_entry(index));
   scratch.set_max_msn(applied);
   ApplyContext ctx = MakeApplyContext();
+  ctx.live_readers_source = nullptr;  // a copy read once: not worth a picture of the readers
   for (const Message& m : pending) scratch.Apply(m, ctx);
   if (scratch.count() == 1 && VisibleValue(view, scratch.entry(0), &visible)) {
     value->assign(visible);
@@ -615,6 +616,7 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
   const bool broadcasts = !scratch.broadcasts.empty();
 
   ApplyContext ctx = MakeApplyContext();
+  ctx.live_readers_source = nullptr;  // copies read once: not worth a picture of the readers
   absl::InlinedVector<const Message*, 8> group;  // the keyed messages of one key, by MSN
   Basement& row = scratch.row;
   size_t i = begin;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <utility>
+#include <vector>
 
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -24,6 +25,32 @@ const char* StatusName(TxnStatus status) {
   }
   return "unknown";
 }
+
+// What TakeLiveReaders returns: copies of the live roots and next id, and the live
+// snapshots themselves (held, so that they stay comparable while the picture is used).
+class PicturedReaders final : public LiveReaders {
+ public:
+  PicturedReaders(TxnId next_id, std::vector<TxnId> live_roots, std::vector<SnapshotPtr> snapshots)
+      : next_id_(next_id), live_roots_(std::move(live_roots)), snapshots_(std::move(snapshots)) {}
+
+  bool MaybeHidden(TxnId writer) const override {
+    if (writer == kNoTxn) return false;
+    return writer >= next_id_ || std::binary_search(live_roots_.begin(), live_roots_.end(), writer);
+  }
+  size_t snapshot_count() const override { return snapshots_.size(); }
+  // The writer had finished when the picture was taken (!MaybeHidden), and a committed
+  // version's writer committed, so the snapshot's own list decides.
+  bool Sees(size_t i, TxnId writer) const override {
+    if (writer == kNoTxn) return true;
+    const Snapshot& snapshot = *snapshots_[i];
+    return writer < snapshot.next_id() && !snapshot.WasLive(writer);
+  }
+
+ private:
+  const TxnId next_id_;
+  const std::vector<TxnId> live_roots_;  // ascending
+  const std::vector<SnapshotPtr> snapshots_;
+};
 
 }  // namespace
 
@@ -233,14 +260,17 @@ SnapshotPtr TxnManager::TakeSnapshotLocked() {
   TxnId floor = snapshot->oldest_referenced();
   snapshot_floors_.insert(floor);
   live_snapshots_.store(snapshot_floors_.size(), std::memory_order_release);
-  return SnapshotPtr(snapshot, [this, floor](const Snapshot* s) {
-    ReleaseSnapshot(floor);
+  SnapshotPtr ptr(snapshot, [this, floor](const Snapshot* s) {
+    ReleaseSnapshot(s, floor);
     delete s;
   });
+  snapshots_[snapshot] = ptr;
+  return ptr;
 }
 
-void TxnManager::ReleaseSnapshot(TxnId oldest_referenced) {
+void TxnManager::ReleaseSnapshot(const Snapshot* snapshot, TxnId oldest_referenced) {
   MutexLock lock(&mu_);
+  snapshots_.erase(snapshot);
   auto it = snapshot_floors_.find(oldest_referenced);
   assert(it != snapshot_floors_.end());
   if (it != snapshot_floors_.end()) snapshot_floors_.erase(it);
@@ -266,6 +296,24 @@ bool TxnManager::IsCommitted(TxnId writer) const {
 TxnId TxnManager::OldestReferencedXid() const {
   ReaderMutexLock lock(&mu_);
   return OldestReferencedLocked();
+}
+
+std::shared_ptr<const LiveReaders> TxnManager::TakeLiveReaders() const {
+  TxnId next_id;
+  std::vector<TxnId> live_roots;
+  // Dropped only after mu_ is unlocked: releasing the last reference to a snapshot locks mu_.
+  std::vector<SnapshotPtr> snapshots;
+  {
+    ReaderMutexLock lock(&mu_);
+    next_id = next_id_;
+    live_roots.assign(live_roots_.begin(), live_roots_.end());
+    snapshots.reserve(snapshots_.size());
+    for (const auto& [raw, weak] : snapshots_) {
+      // Null once its last holder let go (its release is waiting for mu_).
+      if (SnapshotPtr held = weak.lock()) snapshots.push_back(std::move(held));
+    }
+  }
+  return std::make_shared<PicturedReaders>(next_id, std::move(live_roots), std::move(snapshots));
 }
 
 TxnId TxnManager::OldestReferencedLocked() const {

@@ -41,6 +41,7 @@
 #include "absl/synchronization/mutex.h"
 #include "fern/options.h"
 #include "fern/status.h"
+#include "ft/live_readers.h"
 #include "ft/message.h"
 #include "util/mutex.h"
 
@@ -227,6 +228,11 @@ class TxnManager {
   // decreases, except when BeginRecovered registers an older id. O(log n).
   TxnId OldestReferencedXid() const;
 
+  // A picture of the live roots and live snapshots now, for garbage collection of keys with
+  // many versions (src/ft/live_readers.h). O(live roots + live snapshots). The picture holds
+  // the snapshots until it is dropped; REQUIRES: dropped before this manager.
+  std::shared_ptr<const LiveReaders> TakeLiveReaders() const;
+
   TxnId next_id() const;
   // Live and prepared transactions, children included.
   size_t live_count() const;
@@ -240,7 +246,7 @@ class TxnManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   SnapshotPtr TakeSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Status End(const TxnStatePtr& txn, TxnStatus outcome);
-  void ReleaseSnapshot(TxnId oldest_referenced);
+  void ReleaseSnapshot(const Snapshot* snapshot, TxnId oldest_referenced);
   TxnId OldestReferencedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void PruneFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -259,6 +265,9 @@ class TxnManager {
   size_t live_count_ ABSL_GUARDED_BY(mu_) = 0;
   // oldest_referenced() of each live snapshot.
   absl::btree_multiset<TxnId> snapshot_floors_ ABSL_GUARDED_BY(mu_);
+  // Every live snapshot, for TakeLiveReaders; its release erases it.
+  absl::flat_hash_map<const Snapshot*, std::weak_ptr<const Snapshot>> snapshots_
+      ABSL_GUARDED_BY(mu_);
   // Finished roots at or above the last pruning horizon: true = committed.
   absl::btree_map<TxnId, bool> finished_ ABSL_GUARDED_BY(mu_);
   // That horizon: every id below it is a finished root without a record (it reads as

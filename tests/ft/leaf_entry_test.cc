@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -341,6 +342,121 @@ TEST(LeafEntryVersionsTest, GarbageCollectionKeepsWhatSnapshotsCanSee) {
   v = Versions({Value(10, "x"), Deleted(60)}, {Value(70, "p")});
   v.CollectGarbage(kNoTxn);
   ExpectStacks(v, {}, {Value(70, "p")});
+}
+
+// Snapshots as TxnManager pictures them: a next id and the roots live when each was taken.
+class FakeReaders final : public LiveReaders {
+ public:
+  struct Snap {
+    TxnId next_id;
+    std::vector<TxnId> live;
+  };
+  FakeReaders(TxnId next_id, std::vector<TxnId> live_roots, std::vector<Snap> snapshots)
+      : next_id_(next_id), live_roots_(std::move(live_roots)), snapshots_(std::move(snapshots)) {}
+  bool MaybeHidden(TxnId writer) const override {
+    if (writer == kNoTxn) return false;
+    return writer >= next_id_ || Contains(live_roots_, writer);
+  }
+  size_t snapshot_count() const override { return snapshots_.size(); }
+  bool Sees(size_t i, TxnId writer) const override {
+    if (writer == kNoTxn) return true;
+    return writer < snapshots_[i].next_id && !Contains(snapshots_[i].live, writer);
+  }
+
+ private:
+  static bool Contains(const std::vector<TxnId>& ids, TxnId id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  }
+  TxnId next_id_;
+  std::vector<TxnId> live_roots_;
+  std::vector<Snap> snapshots_;
+};
+
+// What each pictured snapshot, and a reader beginning after every live writer ended, sees.
+std::vector<std::string> WhatReadersSee(const LeafEntryVersions& v, const FakeReaders& readers) {
+  std::string encoded = Encode("k", v.committed, v.provisional);
+  LeafEntryView view = ParseOrDie(encoded);
+  std::vector<std::string> seen;
+  for (size_t i = 0; i < readers.snapshot_count(); ++i) {
+    seen.push_back(Read(view, {}, [&](TxnId w) { return readers.Sees(i, w); }));
+  }
+  seen.push_back(Read(view, {}));
+  return seen;
+}
+
+TEST(LeafEntryVersionsTest, KeepVisibleKeepsWhatEachSnapshotSees) {
+  // A snapshot taken before 20 (next id 20), one taken while 35 was live (next id 50), none
+  // later; 70 is live now, 80 began after the picture.
+  FakeReaders readers(75, {70}, {{20, {}}, {50, {35}}});
+  LeafEntryVersions v =
+      Versions({Value(kNoTxn, "a"), Value(20, "b"), Value(30, "c"), Value(35, "d"), Value(40, "e"),
+                Value(60, "f"), Value(65, "g"), Value(70, "h"), Value(80, "i")},
+               {Value(90, "p")});
+  std::vector<std::string> before = WhatReadersSee(v, readers);
+  v.KeepVisible(readers);
+  // "a" for the first snapshot, "e" for the second (35 was live in it), "g" is the newest
+  // every new reader sees, "h" and "i" may still be hidden from new readers.
+  ExpectStacks(v,
+               {Value(kNoTxn, "a"), Value(40, "e"), Value(65, "g"), Value(70, "h"), Value(80, "i")},
+               {Value(90, "p")});
+  EXPECT_EQ(WhatReadersSee(v, readers), before);
+
+  // Every writer possibly hidden: nothing can go.
+  std::vector<Version> all_live = {Value(70, "x"), Value(80, "y")};
+  v = Versions(all_live, {});
+  v.KeepVisible(readers);
+  ExpectStacks(v, all_live, {});
+
+  // No snapshot: the newest settled version and newer; an oldest delete goes.
+  FakeReaders none(100, {}, {});
+  v = Versions({Value(10, "x"), Deleted(30), Value(60, "y")}, {});
+  v.KeepVisible(none);
+  ExpectStacks(v, {Value(60, "y")}, {});
+  v = Versions({Value(10, "x"), Deleted(60)}, {});
+  v.KeepVisible(none);
+  ExpectStacks(v, {}, {});
+}
+
+TEST(LeafEntryVersionsTest, KeepVisibleChangesNoReadersViewOnRandomHistories) {
+  std::mt19937_64 rng(20261205);
+  for (int round = 0; round < 2000; ++round) {
+    // Ids 1..60 in order; each is a writer, maybe live in the picture; snapshots at random
+    // points see the writers below their next id that were not live then.
+    const TxnId next_id = 61;
+    std::vector<TxnId> live_now;
+    std::vector<FakeReaders::Snap> snaps;
+    std::vector<Version> history;
+    std::vector<std::string> values;
+    values.reserve(64);
+    int versions = 1 + static_cast<int>(rng() % 12);
+    TxnId writer = 0;
+    for (int i = 0; i < versions; ++i) {
+      writer += 1 + rng() % 5;
+      if (writer >= next_id) break;
+      values.push_back("v" + std::to_string(i));
+      bool del = rng() % 5 == 0;
+      history.push_back(del ? Deleted(writer)
+                            : Value(rng() % 7 == 0 ? kNoTxn : writer, values.back()));
+      if (rng() % 6 == 0) live_now.push_back(writer);
+    }
+    int snapshot_count = static_cast<int>(rng() % 4);
+    for (int i = 0; i < snapshot_count; ++i) {
+      FakeReaders::Snap snap{1 + rng() % next_id, {}};
+      for (const Version& h : history) {
+        if (h.writer == kNoTxn || h.writer >= snap.next_id) continue;
+        // A writer live now was live in every earlier snapshot that could know it.
+        bool live = std::find(live_now.begin(), live_now.end(), h.writer) != live_now.end();
+        if (live || rng() % 4 == 0) snap.live.push_back(h.writer);
+      }
+      snaps.push_back(snap);
+    }
+    FakeReaders readers(next_id, live_now, snaps);
+    LeafEntryVersions v = Versions(history, {});
+    std::vector<std::string> before = WhatReadersSee(v, readers);
+    v.KeepVisible(readers);
+    ASSERT_EQ(WhatReadersSee(v, readers), before) << "round " << round;
+    ASSERT_LE(v.committed.size(), history.size());
+  }
 }
 
 }  // namespace
