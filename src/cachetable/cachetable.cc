@@ -220,6 +220,17 @@ Status Cachetable::last_write_error() const {
   return impl_->last_write_error;
 }
 
+Status Cachetable::WriteBackStatus() const {
+  if (!impl_->write_back_failing.load(std::memory_order_relaxed)) return Status::OK();
+  if (size_bytes_.load(std::memory_order_relaxed) <= impl_->block_bytes) return Status::OK();
+  AnnotatedMutexLock lock(&impl_->list_mu);
+  if (!impl_->write_back_failing.load(std::memory_order_relaxed)) return Status::OK();
+  return Status::IOError(
+      StrCat("the cache is over its budget with changes that cannot be written back, so new "
+             "writes are refused until a write-back succeeds; last failure: ",
+             impl_->last_write_error.ToString()));
+}
+
 void Cachetable::UnpinPair(void* pair, bool write) {
   impl_->Unpin(AsPair(pair), write);
   impl_->AfterUnpin();
@@ -623,6 +634,11 @@ Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
   AnnotatedMutexLock list_lock(&list_mu);
   if (--file->writes_in_flight == 0) files_cv.SignalAll();
   if (status.ok()) {
+    if (write_back_failing.load(std::memory_order_relaxed)) {
+      write_back_failing.store(false, std::memory_order_relaxed);
+      write_back_backoff = kMinWriteBackRetry;
+      write_back_retry = absl::InfinitePast();
+    }
     pair->dirty.store(false, std::memory_order_relaxed);
     if (for_checkpoint) {
       pair->checkpoint_pending.store(false, std::memory_order_relaxed);
@@ -632,7 +648,16 @@ Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
   }
   write_errors.fetch_add(1, std::memory_order_relaxed);
   last_write_error = status;
+  if (write_back_failing.load(std::memory_order_relaxed)) {
+    write_back_backoff = std::min(write_back_backoff * 2, kMaxWriteBackRetry);
+  }
+  write_back_failing.store(true, std::memory_order_relaxed);
+  write_back_retry = absl::Now() + write_back_backoff;
   return status;
+}
+
+bool Cachetable::Impl::WriteBackHeldOff() {
+  return write_back_failing.load(std::memory_order_relaxed) && absl::Now() < write_back_retry;
 }
 
 }  // namespace fern

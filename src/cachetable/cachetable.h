@@ -268,7 +268,8 @@ class Cachetable {
   // Evicts on the caller's thread until memory is within the budget or nothing more can go,
   // sweeping from the evictor's head: if the evictor (or another caller) is sweeping, waits
   // for that sweep to end first. Never waits for a pair lock: pinned and locked pairs, the
-  // caller's own included, are passed over.
+  // caller's own included, are passed over. Writes dirty pairs even while write-backs are
+  // failing (the evictor then waits before retrying them).
   void EvictIfOverBudget();
 
   // ---- cleaner ----
@@ -314,6 +315,10 @@ class Cachetable {
   // The most recent WriteBlock error met by eviction, WriteDirty or CloseFile (OK if none).
   // Eviction has no caller to return it to: the pair stays cached and dirty.
   Status last_write_error() const;
+  // OK unless write-backs are failing (the last owner write failed and none succeeded since)
+  // while memory is past the block mark: then IOError naming the failure. Writers call it
+  // before adding changes the cache could hold only over its budget.
+  Status WriteBackStatus() const;
 
  private:
   friend class PinnedPair;

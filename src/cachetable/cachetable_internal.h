@@ -62,6 +62,13 @@ inline constexpr size_t kBlockMarkPermille = 1100;
 inline constexpr size_t kReleaseMarkPermille = 1050;
 // Pairs the cleaner inspects per pass (PerconaFT's figure).
 inline constexpr size_t kCleanerPairsPerPass = 8;
+// After an eviction write fails (a full disk), the evictor writes no dirty pair again for
+// this long, doubling with each failure up to the maximum, and rests this long between runs:
+// retrying at once re-serialized the same nodes in a busy loop, and clients waiting for it
+// stalled each read by a whole failing sweep.
+inline constexpr absl::Duration kMinWriteBackRetry = absl::Milliseconds(50);
+inline constexpr absl::Duration kMaxWriteBackRetry = absl::Seconds(2);
+inline constexpr absl::Duration kFailingEvictorRest = absl::Milliseconds(10);
 
 // One sweeper's state on the clock: its hand, and whether a pass from it is running (one at
 // a time per head). The evictor and the cleaner each own one.
@@ -129,17 +136,21 @@ struct Cachetable::Impl {
   // is recorded. REQUIRES: `pair->lock` held exclusively, the pair not removed, no table
   // mutex held.
   Status WriteLockedPair(Pair* pair) ABSL_LOCKS_EXCLUDED(list_mu);
+  // Whether eviction must leave dirty pairs alone for now (see write_back_failing).
+  bool WriteBackHeldOff() ABSL_EXCLUSIVE_LOCKS_REQUIRED(list_mu);
 
   // ---- eviction (eviction.cc) ----
   // Sweeps the clock from `head` until size_bytes <= target_bytes, or until two full laps in
   // a row found nothing to do. Never blocks on a pair lock. If a pass from `head` is
   // running, waits for it to end first (`wait_if_running`) or returns at once. Callable from
-  // any thread that holds no table mutex; pins the caller holds are simply skipped.
-  void Sweep(SweepHead* head, size_t target_bytes, bool wait_if_running)
+  // any thread that holds no table mutex; pins the caller holds are simply skipped. While
+  // write-backs fail, dirty pairs are written only after the retry time, unless
+  // `write_now` (an explicit EvictIfOverBudget).
+  void Sweep(SweepHead* head, size_t target_bytes, bool wait_if_running, bool write_now = false)
       ABSL_LOCKS_EXCLUDED(list_mu);
   // Visits one pair for eviction; may drop and retake `list_mu` around owner callbacks.
   // Returns true if it made progress (lowered a clock count, wrote, or freed memory).
-  bool SweepVisit(Pair* pair) ABSL_EXCLUSIVE_LOCKS_REQUIRED(list_mu);
+  bool SweepVisit(Pair* pair, bool write_now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(list_mu);
 
   // ---- evictor thread and back-pressure (evictor.cc) ----
   void EvictorLoop();
@@ -191,6 +202,13 @@ struct Cachetable::Impl {
   SweepHead evictor ABSL_GUARDED_BY(list_mu);
   SweepHead cleaner ABSL_GUARDED_BY(list_mu);
   Status last_write_error ABSL_GUARDED_BY(list_mu);
+  // Write-back failure: set when an owner write fails, cleared by the next one that succeeds.
+  // While set, eviction writes no dirty pair before write_back_retry (it evicts clean ones),
+  // clients do not wait for the evictor (it cannot free what it cannot write), and
+  // Cachetable::WriteBackStatus refuses new writes once memory is past block_bytes.
+  std::atomic<bool> write_back_failing{false};
+  absl::Time write_back_retry ABSL_GUARDED_BY(list_mu) = absl::InfinitePast();
+  absl::Duration write_back_backoff ABSL_GUARDED_BY(list_mu) = kMinWriteBackRetry;
   // Signalled (with `list_mu`) when a sweep ends.
   absl::CondVar sweep_done_cv;
   // Signalled (with `list_mu`) when a CacheFile's in-flight counts fall or its checkpoint

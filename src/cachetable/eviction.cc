@@ -21,10 +21,11 @@
 namespace fern {
 
 void Cachetable::EvictIfOverBudget() {
-  impl_->Sweep(&impl_->evictor, budget_, /*wait_if_running=*/true);
+  impl_->Sweep(&impl_->evictor, budget_, /*wait_if_running=*/true, /*write_now=*/true);
 }
 
-void Cachetable::Impl::Sweep(SweepHead* head, size_t target_bytes, bool wait_if_running) {
+void Cachetable::Impl::Sweep(SweepHead* head, size_t target_bytes, bool wait_if_running,
+                             bool write_now) {
   AnnotatedMutexLock list_lock(&list_mu);
   if (head->running) {
     if (!wait_if_running) return;
@@ -38,7 +39,7 @@ void Cachetable::Impl::Sweep(SweepHead* head, size_t target_bytes, bool wait_if_
   while (size_bytes.load(std::memory_order_relaxed) > target_bytes && !clock.empty() &&
          idle_visits < 2 * clock.size()) {
     Pair* pair = static_cast<Pair*>(clock.Advance(&head->hand));
-    if (SweepVisit(pair)) {
+    if (SweepVisit(pair, write_now)) {
       idle_visits = 0;
       if (clients_waiting.load(std::memory_order_relaxed) > 0 &&
           size_bytes.load(std::memory_order_relaxed) <= release_bytes) {
@@ -52,7 +53,7 @@ void Cachetable::Impl::Sweep(SweepHead* head, size_t target_bytes, bool wait_if_
   sweep_done_cv.SignalAll();
 }
 
-bool Cachetable::Impl::SweepVisit(Pair* pair) {
+bool Cachetable::Impl::SweepVisit(Pair* pair, bool write_now) {
   PairBucket& bucket = table.BucketOf(pair->key);
   bool evict = false;
   int clock_count = 0;  // after this visit lowered it
@@ -94,6 +95,12 @@ bool Cachetable::Impl::SweepVisit(Pair* pair) {
   }
 
   const bool was_dirty = pair->dirty.load(std::memory_order_relaxed);
+  if (was_dirty && !write_now && WriteBackHeldOff()) {
+    // Stays cached and dirty until the retry time: writes are failing (a full disk).
+    pair->lock.UnlockWrite();
+    ReleaseRef(pair);
+    return false;
+  }
   bool write_ok = true;
   if (was_dirty) {
     list_mu.Unlock();

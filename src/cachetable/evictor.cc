@@ -7,6 +7,8 @@
 // run evicted all it could: the rest is pinned, locked or failing to write), or for
 // kMaxBackPressureWait, whichever comes first. A waiting client holds no cachetable mutex
 // and no lock of the pair it unpinned; the pins it still holds are passed over by the sweep.
+// While write-backs fail (a full disk), clients do not wait and the evictor rests between
+// runs (see Impl::write_back_failing).
 #include <algorithm>
 #include <thread>
 
@@ -93,6 +95,13 @@ void Cachetable::Impl::EvictorLoop() {
   uint64_t trim_debt = 0;
   evictor_mu.Lock();
   for (;;) {
+    if (write_back_failing.load(std::memory_order_relaxed)) {
+      // Wake-ups cannot bring this rest forward: they come with every unpin over budget.
+      const absl::Time rest_until = absl::Now() + kFailingEvictorRest;
+      for (absl::Time now = absl::Now(); !evictor_stopping && now < rest_until; now = absl::Now()) {
+        evictor_mu.WaitWithTimeout(&evictor_cv, rest_until - now);
+      }
+    }
     // One wait: a spurious wake-up only brings a run forward.
     if (!evictor_wake && !evictor_stopping) evictor_mu.WaitWithTimeout(&evictor_cv, period);
     if (evictor_stopping) break;
@@ -161,6 +170,12 @@ void Cachetable::Impl::WakeEvictor() {
 }
 
 void Cachetable::Impl::WaitForEvictor() {
+  if (write_back_failing.load(std::memory_order_relaxed)) {
+    // The evictor cannot free what it cannot write: waiting would only stall this client.
+    // New writes are refused instead (Cachetable::WriteBackStatus).
+    WakeEvictor();
+    return;
+  }
   client_waits.fetch_add(1, std::memory_order_relaxed);
   const absl::Time deadline = absl::Now() + kMaxBackPressureWait;
   AnnotatedMutexLock lock(&evictor_mu);

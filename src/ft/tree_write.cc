@@ -40,6 +40,8 @@ Status FractalTree::PinRootForWrite(PinnedPair* pin) {
 }
 
 Status FractalTree::LogAndInject(const Message& message, Lsn* lsn, PinnedPair root) {
+  // Refused before it is logged, so it leaves no trace.
+  FERN_RETURN_IF_ERROR(cache_->WriteBackStatus());
   Lsn assigned = 0;
   if (log_ != nullptr) FERN_RETURN_IF_ERROR(log_->LogWrite(message, &assigned));
   if (lsn != nullptr) *lsn = assigned;

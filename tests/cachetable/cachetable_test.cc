@@ -331,6 +331,32 @@ TEST_F(CachetableTest, ConcurrentPinWaitsForTheFetchInsteadOfFetchingAgain) {
   EXPECT_EQ(disk_->fetches.load(), 1);
 }
 
+TEST_F(CachetableTest, FailingWriteBacksRefuseNewWritesOverBudgetUntilOneSucceeds) {
+  Open(/*budget=*/0);
+  EXPECT_TRUE(table_->WriteBackStatus().ok());
+  disk_->FailWrites(Status::IOError("no space left"));
+  {
+    PinnedPair pin;
+    table_->PinNew(file_, 1, disk_->NewValue("precious"), &pin);
+  }  // the unpin's sweep fails to write it
+  Status s = table_->WriteBackStatus();
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_NE(s.ToString().find("no space left"), std::string::npos) << s.ToString();
+  // A sweep within the retry time leaves the dirty pair alone: no second failed write.
+  const uint64_t errors = table_->stats().write_errors;
+  {
+    PinnedPair pin;
+    table_->PinNew(file_, 2, disk_->NewValue("second"), &pin);
+  }
+  EXPECT_EQ(table_->stats().write_errors, errors);
+
+  disk_->FailWrites(Status::OK());
+  table_->EvictIfOverBudget();  // writes at once, whatever the retry time
+  EXPECT_TRUE(table_->WriteBackStatus().ok());
+  EXPECT_EQ(disk_->Get(1), "precious");
+  EXPECT_EQ(disk_->Get(2), "second");
+}
+
 TEST_F(CachetableTest, WriteErrorDuringEvictionKeepsTheData) {
   Open(/*budget=*/0);
   disk_->FailWrites(Status::IOError("no space left"));
