@@ -49,7 +49,7 @@ Status TableLog::LogWrite(const Message& message, Lsn* lsn) {
 }
 
 void TableLog::ApplyFailed(const Status& status) {
-  state_->SetError(status.WithContext("a logged write could not be applied; writes stopped"));
+  state_->SetError(status.WithContext("a logged write could not be applied"));
 }
 
 Status TableLog::SyncThrough(Lsn lsn) {

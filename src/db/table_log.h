@@ -48,14 +48,18 @@ class WriteState {
   }
   LogWriter* log() const { return log_; }
   // OK, or the error that made the Env refuse writes (a failed log write or fsync, a write
-  // that was logged but could not be applied). Reads keep working.
+  // that was logged but could not be applied), saying so: the log may hold a partial or
+  // unsynced write-out, so nothing more is appended until the Env is reopened (recovery then
+  // decides where the log ends). Reads keep working.
   Status error() const {
     MutexLock lock(&mu_);
     return error_;
   }
   void SetError(const Status& status) {
     MutexLock lock(&mu_);
-    if (error_.ok()) error_ = status;
+    if (error_.ok() && !status.ok()) {
+      error_ = status.WithContext("writes stopped after a failure; reopen the Env to write again");
+    }
   }
 
   // Transactions hold this shared from logging their commit or abort until it is applied

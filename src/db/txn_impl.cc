@@ -68,6 +68,7 @@ Status TxnImpl::LockRange(TableImpl* table, const std::string_view* lo, const st
 }
 
 Status TxnImpl::BeforeWrite() {
+  attempted_write_ = true;
   if (begin_logged_) return Status::OK();
   if (parent_ != nullptr) FERN_RETURN_IF_ERROR(parent_->BeforeWrite());
   FERN_RETURN_IF_ERROR(env_->write_state()->error());
@@ -112,7 +113,7 @@ Status TxnImpl::ResolveAll(MessageType type) {
   }
   if (!first.ok()) {
     env_->write_state()->SetError(
-        first.WithContext(StrCat("transaction ", id(), " could not be resolved; writes stopped")));
+        first.WithContext(StrCat("transaction ", id(), " could not be resolved")));
   }
   return first;
 }
@@ -128,6 +129,9 @@ void TxnImpl::Unregister() {
 
 Status TxnImpl::Commit() {
   FERN_RETURN_IF_ERROR(CheckReadable());
+  if (attempted_write_ && writes_.empty() && !begin_logged_) {
+    FERN_RETURN_IF_ERROR(env_->write_state()->error());
+  }
   if (parent_ != nullptr) {
     // A child's commit needs no sync: it stands or falls with its root.
     if (!writes_.empty()) {
@@ -227,7 +231,11 @@ Status TxnImpl::Prepare(std::string_view xid) {
   Lsn lsn;
   Status s = env_->log()->Append(LogRecord::PrepareTxn(id(), xid), &lsn);
   if (s.ok()) s = env_->log()->Sync(lsn);
-  if (!s.ok()) env_->write_state()->SetError(s);
+  if (!s.ok()) {
+    env_->write_state()->SetError(s);
+    // Not prepared: recovery would not bring it back as such (it may only abort now).
+    env_->txn_manager()->Unprepare(state_);
+  }
   return s;
 }
 

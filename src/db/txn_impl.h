@@ -91,6 +91,9 @@ class TxnImpl final : public Txn {
   const TxnOptions options_;
   bool ended_ = false;
   bool begin_logged_ = false;
+  // A write was attempted (it may have failed before logging anything): Commit then reports
+  // the Env's write error instead of committing nothing as if all had gone well.
+  bool attempted_write_ = false;
   Lsn first_lsn_ = 0;  // LSN of the begin record; 0 until the first write
   TxnImpl* live_child_ = nullptr;
   std::vector<std::pair<TableImpl*, std::string>> writes_;

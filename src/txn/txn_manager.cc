@@ -175,6 +175,16 @@ Status TxnManager::Prepare(const TxnStatePtr& txn, std::string_view xid) {
   return Status::OK();
 }
 
+void TxnManager::Unprepare(const TxnStatePtr& txn) {
+  if (txn == nullptr) return;
+  MutexLock lock(&mu_);
+  if (txn->status() != TxnStatus::kPrepared) return;
+  MutexLock xid_lock(&txn->xid_mu_);
+  prepared_.erase(txn->xid_);
+  txn->xid_.clear();
+  txn->status_.store(TxnStatus::kLive, std::memory_order_release);
+}
+
 Status TxnManager::Commit(const TxnStatePtr& txn) { return End(txn, TxnStatus::kCommitted); }
 
 Status TxnManager::Abort(const TxnStatePtr& txn) { return End(txn, TxnStatus::kAborted); }

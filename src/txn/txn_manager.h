@@ -165,6 +165,9 @@ class TxnManager {
   // XA phase one for a live root without a live child: records `xid` (non-empty, not used by
   // another prepared transaction: AlreadyExists). The transaction stays live.
   Status Prepare(const TxnStatePtr& txn, std::string_view xid);
+  // Takes back a Prepare whose record could not be made durable: the transaction is live
+  // again, without an xid. No effect unless it is prepared.
+  void Unprepare(const TxnStatePtr& txn);
   // End a live or prepared transaction. REQUIRES (InvalidArgument otherwise): it has not
   // ended and has no live child. A root leaves the live set; a committed child's work is its
   // parent's (nothing changes for readers until the root commits). See the header comment

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "db/suffix_fault_injector.h"
 #include "fern/fern.h"
@@ -110,6 +111,7 @@ void ExpectWritesRefusedReadsServed(Env* env, Table* table, const Rows& model,
                                     const std::string& failed_key) {
   Status s = table->Put(nullptr, "another", "value");
   EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_TRUE(Contains(s, "reopen the Env")) << s.ToString();
   s = table->Insert(nullptr, "another", "value");
   EXPECT_TRUE(s.IsIOError()) << s.ToString();
   s = table->Delete(nullptr, model.begin()->first);
@@ -119,6 +121,18 @@ void ExpectWritesRefusedReadsServed(Env* env, Table* table, const Rows& model,
   Table* other;
   s = env->OpenTable("other", TableOptions(), &other);
   EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  // A transaction whose write was refused does not commit as if nothing had gone wrong; one
+  // that only read does.
+  std::unique_ptr<Txn> txn;
+  ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+  EXPECT_TRUE(table->Put(txn.get(), "another", "value").IsIOError());
+  s = txn->Commit();
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_TRUE(txn->Abort().ok());
+  ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+  std::string got;
+  EXPECT_TRUE(table->Get(txn.get(), model.begin()->first, &got).ok());
+  EXPECT_TRUE(txn->Commit().ok());
 
   for (const auto& [key, value] : model) {
     std::string got;
@@ -194,6 +208,48 @@ TEST(FaultInjectionTest, FailedLogSyncFailsTheSyncedPutAndStopsWritesButNotReads
     model[failed_key] = Value(60);
   }
   EXPECT_EQ(rows, model);
+}
+
+TEST(FaultInjectionTest, FailedPrepareLeavesTheTransactionUnpreparedInProcess) {
+  ScratchDir dir;
+  SuffixFaultInjector injector(".log", Fault::kFailSync);
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), SyncedOptions(), &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable(kTable, SmallNodes(), &table).ok());
+    std::unique_ptr<Txn> txn;
+    ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+    ASSERT_TRUE(table->Put(txn.get(), Key(1), Value(1)).ok());
+    injector.Arm();
+    Status s = txn->Prepare("xid-1");
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    EXPECT_EQ(txn->xid(), "");  // "empty unless prepared"
+    s = txn->Commit();
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    // Ends it in memory; its abort record can no longer be logged (writes stopped).
+    s = txn->Abort();
+    EXPECT_TRUE(s.ok() || s.IsIOError()) << s.ToString();
+    EXPECT_TRUE(txn->Abort().IsInvalidArgument());
+  }
+  // The unsynced prepare record reached the file, so recovery may bring the transaction back
+  // prepared (the coordinator decides); its row is visible only if it is then committed.
+  injector.Uninstall();
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), SyncedOptions(), &env).ok());
+  std::vector<std::unique_ptr<Txn>> prepared;
+  ASSERT_TRUE(env->RecoverPrepared(&prepared).ok());
+  ASSERT_LE(prepared.size(), 1u);
+  Table* table;
+  ASSERT_TRUE(env->OpenTable(kTable, SmallNodes(), &table).ok());
+  std::string got;
+  if (!prepared.empty()) {
+    EXPECT_EQ(prepared[0]->xid(), "xid-1");
+    ASSERT_TRUE(prepared[0]->Commit().ok());
+    ASSERT_TRUE(table->Get(nullptr, Key(1), &got).ok());
+  } else {
+    EXPECT_TRUE(table->Get(nullptr, Key(1), &got).IsNotFound());
+  }
 }
 
 TEST(FaultInjectionTest, RecoveryDropsATornLogTailAndKeepsEverythingBefore) {
