@@ -55,7 +55,8 @@ class PicturedReaders final : public LiveReaders {
 }  // namespace
 
 bool Snapshot::WasLive(TxnId id) const {
-  return std::binary_search(live_.begin(), live_.end(), id);
+  if (id < oldest_referenced_ || id >= next_id_) return false;
+  return manager_->WasLiveAfter(id, ends_);
 }
 
 std::string TxnState::xid() const {
@@ -210,7 +211,7 @@ Status TxnManager::End(const TxnStatePtr& txn, TxnStatus outcome) {
       txn->parent_->live_child_ = kNoTxn;
     } else {
       live_roots_.erase(txn->id());
-      finished_[txn->id()] = outcome == TxnStatus::kCommitted;
+      finished_[txn->id()] = Finished{outcome == TxnStatus::kCommitted, ++ends_};
       if (status == TxnStatus::kPrepared) prepared_.erase(txn->xid());
       PruneFinished();
     }
@@ -264,9 +265,8 @@ TxnManager::AutocommitTicket TxnManager::BeginAutocommit() {
 void TxnManager::EndAutocommit() { autocommit_gate_.ReaderUnlock(); }
 
 SnapshotPtr TxnManager::TakeSnapshotLocked() {
-  // live_roots_ iterates in ascending order, which Snapshot::WasLive relies on.
-  std::vector<TxnId> live(live_roots_.begin(), live_roots_.end());
-  auto* snapshot = new Snapshot(next_id_, std::move(live));
+  const TxnId oldest = live_roots_.empty() ? next_id_ : *live_roots_.begin();
+  auto* snapshot = new Snapshot(this, next_id_, oldest, ends_);
   TxnId floor = snapshot->oldest_referenced();
   snapshot_floors_.insert(floor);
   live_snapshots_.store(snapshot_floors_.size(), std::memory_order_release);
@@ -290,8 +290,22 @@ void TxnManager::ReleaseSnapshot(const Snapshot* snapshot, TxnId oldest_referenc
 
 bool TxnManager::IsVisible(const Snapshot& snapshot, TxnId writer) const {
   if (writer == kNoTxn) return true;
-  if (writer >= snapshot.next_id() || snapshot.WasLive(writer)) return false;
-  return IsCommitted(writer);
+  if (writer >= snapshot.next_id()) return false;
+  if (writer < snapshot.oldest_referenced()) return IsCommitted(writer);
+  // Kept while the snapshot lives: the horizon is at or below its oldest_referenced().
+  ReaderMutexLock lock(&mu_);
+  if (live_roots_.contains(writer)) return false;
+  auto it = finished_.find(writer);
+  // No record: never a live root (an autocommitted write's stamp), so committed.
+  if (it == finished_.end()) return true;
+  return it->second.committed && it->second.end <= snapshot.ends_;
+}
+
+bool TxnManager::WasLiveAfter(TxnId id, uint64_t ends) const {
+  ReaderMutexLock lock(&mu_);
+  if (live_roots_.contains(id)) return true;
+  auto it = finished_.find(id);
+  return it != finished_.end() && it->second.end > ends;
 }
 
 bool TxnManager::IsCommitted(TxnId writer) const {
@@ -300,7 +314,7 @@ bool TxnManager::IsCommitted(TxnId writer) const {
   ReaderMutexLock lock(&mu_);
   if (writer >= next_id_ || live_roots_.contains(writer)) return false;
   auto it = finished_.find(writer);
-  return it == finished_.end() || it->second;
+  return it == finished_.end() || it->second.committed;
 }
 
 TxnId TxnManager::OldestReferencedXid() const {

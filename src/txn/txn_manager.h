@@ -54,27 +54,31 @@ enum class TxnStatus : uint8_t { kLive, kPrepared, kCommitted, kAborted };
 // What a reader may see: the root transactions live when it was taken and the id the next
 // Begin would have received. Immutable; shared by the readers that use it. While any copy
 // of the SnapshotPtr lives, the manager keeps the records its readers may ask about and
-// OldestReferencedXid() stays at or below oldest_referenced().
+// OldestReferencedXid() stays at or below oldest_referenced(). O(1) in size: which roots were
+// live is answered from the manager's records (each finished root's place in the order of
+// ends), not from a copy of the live set, so N live snapshots cost O(N), not O(N^2).
 class Snapshot {
  public:
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
 
   TxnId next_id() const { return next_id_; }
-  // Ascending.
-  const std::vector<TxnId>& live() const { return live_; }
-  // O(log live().size()).
+  // Whether root transaction `id` was live (or prepared) when the snapshot was taken. O(1)
+  // outside [oldest_referenced(), next_id()), else O(log n) under the manager's mutex.
   bool WasLive(TxnId id) const;
   // The smallest id this snapshot cannot judge by next_id alone: the oldest live root, or
   // next_id if none was live.
-  TxnId oldest_referenced() const { return live_.empty() ? next_id_ : live_.front(); }
+  TxnId oldest_referenced() const { return oldest_referenced_; }
 
  private:
   friend class TxnManager;
-  Snapshot(TxnId next_id, std::vector<TxnId> live) : next_id_(next_id), live_(std::move(live)) {}
+  Snapshot(const TxnManager* manager, TxnId next_id, TxnId oldest_referenced, uint64_t ends)
+      : manager_(manager), next_id_(next_id), oldest_referenced_(oldest_referenced), ends_(ends) {}
 
+  const TxnManager* const manager_;
   const TxnId next_id_;
-  const std::vector<TxnId> live_;
+  const TxnId oldest_referenced_;
+  const uint64_t ends_;  // roots that had ended when it was taken (TxnManager::ends_)
 };
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
 
@@ -249,6 +253,10 @@ class TxnManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   SnapshotPtr TakeSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Status End(const TxnStatePtr& txn, TxnStatus outcome);
+  // Snapshot::WasLive for ids in [oldest_referenced, next_id) of a snapshot taken after
+  // `ends` roots had ended.
+  friend class Snapshot;
+  bool WasLiveAfter(TxnId id, uint64_t ends) const;
   void ReleaseSnapshot(const Snapshot* snapshot, TxnId oldest_referenced);
   TxnId OldestReferencedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void PruneFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -271,8 +279,13 @@ class TxnManager {
   // Every live snapshot, for TakeLiveReaders; its release erases it.
   absl::flat_hash_map<const Snapshot*, std::weak_ptr<const Snapshot>> snapshots_
       ABSL_GUARDED_BY(mu_);
-  // Finished roots at or above the last pruning horizon: true = committed.
-  absl::btree_map<TxnId, bool> finished_ ABSL_GUARDED_BY(mu_);
+  // Finished roots at or above the last pruning horizon, and how they finished.
+  struct Finished {
+    bool committed = false;
+    uint64_t end = 0;  // its place among root ends: ends_ just after it ended
+  };
+  absl::btree_map<TxnId, Finished> finished_ ABSL_GUARDED_BY(mu_);
+  uint64_t ends_ ABSL_GUARDED_BY(mu_) = 0;  // roots ended so far
   // That horizon: every id below it is a finished root without a record (it reads as
   // committed), so IsCommitted answers for it without taking mu_. Written under mu_.
   std::atomic<TxnId> pruned_below_{kNoTxn};
