@@ -44,7 +44,14 @@ Status File::Open(const std::string& path, Mode mode, std::unique_ptr<File>* fil
   // regular file is refused below, and for those the flag changes nothing.
   int fd = ::open(path.c_str(), flags | O_NONBLOCK, 0644);
   if (fd < 0) {
-    if (errno == ENOENT) return Status::NotFound(StrCat(path, ": no such file"));
+    if (errno == ENOENT) {
+      // Creating: a directory on the path is missing (the Env's was removed), an I/O
+      // failure for the caller, not an absent row or file it asked for.
+      if (mode == Mode::kCreate || mode == Mode::kCreateTruncate) {
+        return Status::IOError(StrCat(path, ": cannot create: its directory does not exist"));
+      }
+      return Status::NotFound(StrCat(path, ": no such file"));
+    }
     if (errno == EISDIR) return Status::InvalidArgument(StrCat(path, ": is a directory"));
     return ErrnoStatus("open", path, errno);
   }

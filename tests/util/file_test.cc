@@ -144,6 +144,10 @@ TEST_F(FileTest, OpenMissingFileIsNotFound) {
   std::unique_ptr<File> file;
   EXPECT_TRUE(File::Open(Path("missing"), File::Mode::kReadOnly, &file).IsNotFound());
   EXPECT_TRUE(File::Open(Path("missing"), File::Mode::kReadWrite, &file).IsNotFound());
+  // Creating in a directory that is gone (an Env's, removed while open) is an I/O failure.
+  Status s = File::Open(Path("no-such-dir/new"), File::Mode::kCreate, &file);
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_TRUE(File::Open(Path("no-such-dir/new"), File::Mode::kCreateTruncate, &file).IsIOError());
   EXPECT_FALSE(PathExists(Path("missing")));
 }
 
