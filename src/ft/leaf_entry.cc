@@ -262,12 +262,19 @@ void LeafEntryVersions::CollectGarbage(TxnId oldest_live_snapshot) {
     }
   }
   committed.erase(committed.begin(), committed.begin() + static_cast<ptrdiff_t>(keep_from));
-  if (committed.front().is_delete) committed.erase(committed.begin());
+  // A delete left oldest reads as no row, like no version at all; but a lone delete some
+  // snapshot cannot see is kept, or that snapshot's writer would miss the conflict
+  // (NewestCommittedHiddenFrom).
+  const Version& front = committed.front();
+  if (front.is_delete && (committed.size() > 1 || oldest_live_snapshot == kNoTxn ||
+                          front.writer == kNoTxn || front.writer < oldest_live_snapshot)) {
+    committed.erase(committed.begin());
+  }
 }
 
 void LeafEntryVersions::KeepVisible(const LiveReaders& readers) {
   const size_t n = committed.size();
-  if (n < 2) return;
+  if (n == 0) return;
   // settled: the newest version a reader beginning now surely sees; newer ones stay.
   size_t settled = n;
   while (settled > 0 && readers.MaybeHidden(committed[settled - 1].writer)) --settled;
@@ -289,13 +296,22 @@ void LeafEntryVersions::KeepVisible(const LiveReaders& readers) {
     if (i >= settled || keep_scratch[i]) committed[out++] = committed[i];
   }
   committed.resize(out);
-  // A reader that sees a delete and one that sees no version both see no row.
-  if (committed.front().is_delete) committed.erase(committed.begin());
+  // A reader that sees a delete and one that sees no version both see no row; a lone
+  // delete stays unless every reader sees it (a conflict check needs it otherwise).
+  if (!committed.front().is_delete) return;
+  bool drop = committed.size() > 1;
+  if (!drop) {
+    const TxnId writer = committed.front().writer;
+    drop = !readers.MaybeHidden(writer);
+    for (size_t s = 0; drop && s < readers.snapshot_count(); ++s) drop = readers.Sees(s, writer);
+  }
+  if (drop) committed.erase(committed.begin());
 }
 
 bool LeafEntryVersions::IsEmpty() const {
-  if (committed.size() > 1) return false;
-  if (committed.size() == 1 && !committed.front().is_delete) return false;
+  // A lone committed delete left by the collection is one some snapshot cannot see (its
+  // writer's conflict check needs it): not empty.
+  if (!committed.empty()) return false;
   return std::all_of(provisional.begin(), provisional.end(),
                      [](const Version& v) { return v.is_delete; });
 }

@@ -155,15 +155,19 @@ struct LeafEntryVersions {
   // Drops committed versions no reader can see. `oldest_live_snapshot`: see ApplyContext.
   // kNoTxn keeps only the newest; otherwise keeps the newest version written by kNoTxn or a
   // transaction older than it, and everything newer. A delete left oldest is dropped too (a
-  // reader who sees it and one who sees nothing both see no row).
+  // reader who sees it and one who sees nothing both see no row), unless it is the only
+  // version left and a live snapshot may not see it: a kSnapshot writer's conflict check
+  // (NewestCommittedHiddenFrom) needs it.
   void CollectGarbage(TxnId oldest_live_snapshot);
 
   // Drops the committed versions no reader in `readers` needs (see live_readers.h): keeps the
   // newest version by a writer every new reader sees and all newer ones, plus the version each
-  // pictured snapshot sees; a delete left oldest goes too. Costs O(versions) per snapshot.
+  // pictured snapshot sees; a delete left oldest goes too, unless it is alone and some reader
+  // may not see it. Costs O(versions) per snapshot.
   void KeepVisible(const LiveReaders& readers);
 
-  // As LeafEntryView::IsEmpty.
+  // As LeafEntryView::IsEmpty, except that a lone committed delete is not empty: the
+  // collections above keep one only while some snapshot cannot see it.
   bool IsEmpty() const;
 };
 

@@ -98,6 +98,32 @@ TEST(SnapshotGcTest, OverwritesUnderAnOldSnapshotKeepOnlyWhatReadersNeed) {
   EXPECT_EQ(Get(table, nullptr, "hot"), "last");
 }
 
+// First-committer-wins survives the collection: a key absent from a kSnapshot
+// transaction's snapshot, then written and deleted by others, is a conflict for it.
+TEST(SnapshotGcTest, ASnapshotWriterStillMeetsAKeyWrittenAndDeletedAfterItsSnapshot) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  Table* table = nullptr;
+  OpenTableT(dir.path(), &env, &table);
+  TxnOptions snapshot;
+  snapshot.isolation = Isolation::kSnapshot;
+  std::unique_ptr<Txn> txn;
+  ASSERT_TRUE(env->Begin(snapshot, &txn).ok());
+  EXPECT_EQ(Get(table, txn.get(), "k"), "<none>");  // the snapshot is taken
+  // Eight versions (collected down to one at the fifth), then the delete as the fifth
+  // version kept: the collection leaves only the delete, hidden from the snapshot.
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(table->Put(nullptr, "k", Value(i)).ok());
+  ASSERT_TRUE(table->Delete(nullptr, "k").ok());
+  Status s = table->Put(txn.get(), "k", "mine");
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  s = table->Insert(txn.get(), "k", "mine");
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  ASSERT_TRUE(txn->Abort().ok());
+  // Without a snapshot left, the delete goes with the next write of the key.
+  ASSERT_TRUE(table->Put(nullptr, "k", "later").ok());
+  EXPECT_EQ(Get(table, nullptr, "k"), "later");
+}
+
 // Readers take snapshots while writers overwrite a few keys: every snapshot keeps reading
 // what it first read, and never something older than what had committed before it began.
 TEST(SnapshotGcTest, SnapshotsKeepTheirViewWhileHotKeysAreCollected) {

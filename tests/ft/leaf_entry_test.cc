@@ -417,6 +417,32 @@ TEST(LeafEntryVersionsTest, KeepVisibleKeepsWhatEachSnapshotSees) {
   ExpectStacks(v, {}, {});
 }
 
+// A key absent from an old snapshot, then written and deleted by others: the lone delete
+// stays, so the snapshot's writer still meets the conflict (NewestCommittedHiddenFrom).
+TEST(LeafEntryVersionsTest, ALoneDeleteHiddenFromASnapshotIsKept) {
+  FakeReaders readers(20, {}, {{5, {}}});
+  LeafEntryVersions v = Versions(
+      {Value(10, "a"), Value(11, "b"), Value(12, "c"), Value(13, "d"), Value(14, "e"), Deleted(15)},
+      {});
+  v.KeepVisible(readers);
+  ExpectStacks(v, {Deleted(15)}, {});
+  EXPECT_FALSE(v.IsEmpty());
+  std::string encoded = Encode("k", v.committed, v.provisional);
+  EXPECT_TRUE(ParseOrDie(encoded).NewestCommittedHiddenFrom(
+      {}, [&](TxnId w) { return readers.Sees(0, w); }));
+  // The horizon rule keeps it too while a snapshot older than its writer lives.
+  v = Versions({Deleted(15)}, {});
+  v.CollectGarbage(5);
+  ExpectStacks(v, {Deleted(15)}, {});
+  // Once every reader sees it, it goes and the entry is empty.
+  v.CollectGarbage(16);
+  EXPECT_TRUE(v.committed.empty());
+  EXPECT_TRUE(v.IsEmpty());
+  v = Versions({Deleted(15)}, {});
+  v.KeepVisible(FakeReaders(20, {}, {{16, {}}}));
+  EXPECT_TRUE(v.IsEmpty());
+}
+
 TEST(LeafEntryVersionsTest, KeepVisibleChangesNoReadersViewOnRandomHistories) {
   std::mt19937_64 rng(20261205);
   for (int round = 0; round < 2000; ++round) {
