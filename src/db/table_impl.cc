@@ -122,7 +122,11 @@ Status TableImpl::TxnWrite(TxnImpl* txn, std::string_view key, const std::functi
   FERN_RETURN_IF_ERROR(txn->Lock(this, key, key, LockTree::Mode::kWrite));
   FERN_RETURN_IF_ERROR(CheckSnapshotWrite(txn, key, insert));
   FERN_RETURN_IF_ERROR(txn->BeforeWrite());
-  FERN_RETURN_IF_ERROR(write());
+  Status s = write();
+  if (!s.ok()) {
+    txn->NoteWriteFailed(s);
+    return s;
+  }
   txn->NoteWrite(this, key);
   return Status::OK();
 }

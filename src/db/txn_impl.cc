@@ -132,6 +132,10 @@ Status TxnImpl::Commit() {
   if (attempted_write_ && writes_.empty() && !begin_logged_) {
     FERN_RETURN_IF_ERROR(env_->write_state()->error());
   }
+  if (!write_failed_.ok()) {
+    return write_failed_.WithContext(
+        StrCat("transaction ", id(), " cannot commit: one of its writes failed"));
+  }
   if (parent_ != nullptr) {
     // A child's commit needs no sync: it stands or falls with its root.
     if (!writes_.empty()) {

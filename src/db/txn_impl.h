@@ -60,6 +60,10 @@ class TxnImpl final : public Txn {
   // Logs the begin records of this transaction and its ancestors, once each.
   Status BeforeWrite();
   void NoteWrite(TableImpl* table, std::string_view key);
+  // A write call failed; an IOError makes Commit fail with it (see write_failed_).
+  void NoteWriteFailed(const Status& status) {
+    if (status.IsIOError() && write_failed_.ok()) write_failed_ = status;
+  }
   // A recovered prepared transaction: its keys, the tables it write-locked whole (already
   // locked again) and the begin LSN that pins the log.
   void AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> writes,
@@ -94,6 +98,9 @@ class TxnImpl final : public Txn {
   // A write was attempted (it may have failed before logging anything): Commit then reports
   // the Env's write error instead of committing nothing as if all had gone well.
   bool attempted_write_ = false;
+  // The first write that failed with IOError (refused by the storage, e.g. a cache that
+  // cannot write back): Commit returns it rather than commit without that row.
+  Status write_failed_;
   Lsn first_lsn_ = 0;  // LSN of the begin record; 0 until the first write
   TxnImpl* live_child_ = nullptr;
   std::vector<std::pair<TableImpl*, std::string>> writes_;

@@ -80,6 +80,16 @@ TEST(DiskFullTest, ReadsGoOnWritesAreRefusedAndBothResumeWhenSpaceReturns) {
     EXPECT_NE(refused.ToString().find("cannot be written back"), std::string::npos)
         << refused.ToString();
     EXPECT_GT(disk.failed.load(), 0);
+    // A transaction whose write was refused does not commit without it.
+    {
+      std::unique_ptr<Txn> txn;
+      ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+      Status s = table->Put(txn.get(), Key(1), "refused");
+      ASSERT_TRUE(s.IsIOError()) << s.ToString();
+      s = txn->Commit();
+      EXPECT_TRUE(s.IsIOError()) << s.ToString();
+      ASSERT_TRUE(txn->Abort().ok());
+    }
 
     // Every row reads back. A watchdog turns a stall into a failure instead of a hang.
     std::atomic<bool> reads_done{false};
