@@ -618,10 +618,12 @@ Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
   // The pair is locked and not removed, so it is in its file's set and the file is open.
   CacheFile* file = pair->file;
   bool for_checkpoint = false;
+  uint64_t failures_before = 0;
   {
     AnnotatedMutexLock list_lock(&list_mu);
     while (file->checkpoint_beginning) list_mu.Wait(&files_cv);
     ++file->writes_in_flight;
+    failures_before = write_back_failures;
     // Stays as read until this write ends: only a holder of the pair's lock or a checkpoint
     // begin (held back above) changes it.
     for_checkpoint = pair->checkpoint_pending.load(std::memory_order_relaxed);
@@ -634,7 +636,10 @@ Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
   AnnotatedMutexLock list_lock(&list_mu);
   if (--file->writes_in_flight == 0) files_cv.SignalAll();
   if (status.ok()) {
-    if (write_back_failing.load(std::memory_order_relaxed)) {
+    // Only a write begun after the latest failure shows that writes work again (one begun
+    // before the disk filled may still succeed).
+    if (write_back_failing.load(std::memory_order_relaxed) &&
+        failures_before == write_back_failures) {
       write_back_failing.store(false, std::memory_order_relaxed);
       write_back_backoff = kMinWriteBackRetry;
       write_back_retry = absl::InfinitePast();
@@ -647,6 +652,7 @@ Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
     return status;
   }
   write_errors.fetch_add(1, std::memory_order_relaxed);
+  ++write_back_failures;
   last_write_error = status;
   if (write_back_failing.load(std::memory_order_relaxed)) {
     write_back_backoff = std::min(write_back_backoff * 2, kMaxWriteBackRetry);

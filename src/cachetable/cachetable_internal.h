@@ -209,6 +209,7 @@ struct Cachetable::Impl {
   std::atomic<bool> write_back_failing{false};
   absl::Time write_back_retry ABSL_GUARDED_BY(list_mu) = absl::InfinitePast();
   absl::Duration write_back_backoff ABSL_GUARDED_BY(list_mu) = kMinWriteBackRetry;
+  uint64_t write_back_failures ABSL_GUARDED_BY(list_mu) = 0;  // owner writes that failed
   // Signalled (with `list_mu`) when a sweep ends.
   absl::CondVar sweep_done_cv;
   // Signalled (with `list_mu`) when a CacheFile's in-flight counts fall or its checkpoint
