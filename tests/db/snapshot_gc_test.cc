@@ -53,11 +53,16 @@ void OpenTableT(const std::string& dir, std::unique_ptr<Env>* env, Table** table
   ASSERT_TRUE((*env)->OpenTable("t", TableOptions(), table).ok());
 }
 
-TEST(SnapshotGcTest, OverwritesUnderAnOldSnapshotKeepOnlyWhatReadersNeed) {
+// Each test starts with a fresh Env (commits unsynced) and its table "t".
+class SnapshotGcTest : public ::testing::Test {
+ protected:
+  void SetUp() override { OpenTableT(dir.path(), &env, &table); }
   ScratchDir dir;
   std::unique_ptr<Env> env;
   Table* table = nullptr;
-  OpenTableT(dir.path(), &env, &table);
+};
+
+TEST_F(SnapshotGcTest, OverwritesUnderAnOldSnapshotKeepOnlyWhatReadersNeed) {
   ASSERT_TRUE(table->Put(nullptr, "hot", "orig").ok());
 
   std::unique_ptr<Cursor> oldest = table->NewCursor(nullptr);  // a snapshot taken now
@@ -100,11 +105,7 @@ TEST(SnapshotGcTest, OverwritesUnderAnOldSnapshotKeepOnlyWhatReadersNeed) {
 
 // First-committer-wins survives the collection: a key absent from a kSnapshot
 // transaction's snapshot, then written and deleted by others, is a conflict for it.
-TEST(SnapshotGcTest, ASnapshotWriterStillMeetsAKeyWrittenAndDeletedAfterItsSnapshot) {
-  ScratchDir dir;
-  std::unique_ptr<Env> env;
-  Table* table = nullptr;
-  OpenTableT(dir.path(), &env, &table);
+TEST_F(SnapshotGcTest, ASnapshotWriterStillMeetsAKeyWrittenAndDeletedAfterItsSnapshot) {
   TxnOptions snapshot;
   snapshot.isolation = Isolation::kSnapshot;
   std::unique_ptr<Txn> txn;
@@ -126,11 +127,7 @@ TEST(SnapshotGcTest, ASnapshotWriterStillMeetsAKeyWrittenAndDeletedAfterItsSnaps
 
 // Readers take snapshots while writers overwrite a few keys: every snapshot keeps reading
 // what it first read, and never something older than what had committed before it began.
-TEST(SnapshotGcTest, SnapshotsKeepTheirViewWhileHotKeysAreCollected) {
-  ScratchDir dir;
-  std::unique_ptr<Env> env;
-  Table* table = nullptr;
-  OpenTableT(dir.path(), &env, &table);
+TEST_F(SnapshotGcTest, SnapshotsKeepTheirViewWhileHotKeysAreCollected) {
   constexpr int kKeys = 3;
   std::atomic<int> committed[kKeys];
   for (int k = 0; k < kKeys; ++k) {
