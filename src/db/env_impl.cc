@@ -479,6 +479,7 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   out += StrCat("log.bytes_written: ", l.bytes_written, "\n");
   out += StrCat("log.sync_requests: ", l.sync_requests, "\n");
   out += StrCat("log.syncs: ", l.syncs, "\n");
+  out += StrCat("log.write_retries: ", l.write_retries, "\n");
   out += StrCat("log.last_lsn: ", log_->last_lsn(), "\n");
   out += StrCat("log.durable_lsn: ", log_->durable_lsn(), "\n");
   out += StrCat("cache.size_bytes: ", c.size_bytes, "\n");

@@ -111,9 +111,7 @@ Status TableImpl::Autocommit(absl::FunctionRef<Status(TxnId owner)> lock,
 
 Status TableImpl::Commit(Status applied, Lsn lsn) {
   if (!applied.ok() || !sync_commits_ || lsn == 0) return applied;
-  Status s = state_->log()->Sync(lsn);
-  if (!s.ok()) state_->SetError(s);
-  return s;
+  return state_->log()->Sync(lsn);
 }
 
 Status TableImpl::TxnWrite(TxnImpl* txn, std::string_view key, const std::function<Status()>& write,
@@ -302,12 +300,8 @@ Status TableImpl::UpdateAllInTxn(TxnImpl* txn, std::string_view extra) {
   FERN_RETURN_IF_ERROR(txn->BeforeWrite());
   // Logged, so that a prepared transaction takes the table again at recovery.
   Lsn lsn;
-  Status logged =
-      state_->log()->Append(LogRecord::TableLock(static_cast<TableId>(id_), txn->id()), &lsn);
-  if (!logged.ok()) {
-    state_->SetError(logged);
-    return logged;
-  }
+  FERN_RETURN_IF_ERROR(
+      state_->log()->Append(LogRecord::TableLock(static_cast<TableId>(id_), txn->id()), &lsn));
   // One transactional update per row the transaction sees now (its own writes included).
   // The cursor reads ahead of the updates, which only touch rows it has passed.
   CursorImpl rows(tree_, Status::OK(), CurrentViewFor(txn), nullptr);

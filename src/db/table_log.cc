@@ -23,9 +23,7 @@ Status TableLog::LogWrite(const Message& message, Lsn* lsn) {
       default:
         return Status::OK();  // resolutions are implied by the commit or abort record
     }
-    Status s = state_->log()->Append(record, lsn);
-    if (!s.ok()) state_->SetError(s);
-    return s;
+    return state_->log()->Append(record, lsn);
   }
   switch (message.type) {
     case MessageType::kInsert:
@@ -43,9 +41,7 @@ Status TableLog::LogWrite(const Message& message, Lsn* lsn) {
     default:
       return Status::OK();  // not a logical change (e.g. optimize)
   }
-  Status s = state_->log()->Append(record, lsn);
-  if (!s.ok()) state_->SetError(s);
-  return s;
+  return state_->log()->Append(record, lsn);
 }
 
 void TableLog::ApplyFailed(const Status& status) {
@@ -54,9 +50,7 @@ void TableLog::ApplyFailed(const Status& status) {
 
 Status TableLog::SyncThrough(Lsn lsn) {
   if (lsn == 0) return Status::OK();
-  Status s = state_->log()->Sync(lsn);
-  if (!s.ok()) state_->SetError(s);
-  return s;
+  return state_->log()->Sync(lsn);
 }
 
 bool MessageFromLogRecord(const LogRecord& record, const XidStack& xids, Message* message) {

@@ -47,14 +47,21 @@ class WriteState {
     return live_readers_ ? live_readers_() : nullptr;
   }
   LogWriter* log() const { return log_; }
-  // OK, or the error that made the Env refuse writes (a failed log write or fsync, a write
-  // that was logged but could not be applied), saying so: the log may hold a partial or
-  // unsynced write-out, so nothing more is appended until the Env is reopened (recovery then
-  // decides where the log ends). Reads keep working.
+  // OK, or why the Env refuses writes now. Either an error that stops them until the Env is
+  // reopened (SetError: a write that was logged but could not be applied, a commit or abort
+  // applied to only some of its keys, a failed log fsync; the log or the trees may then hold
+  // what the other does not, and recovery reconciles them), or the log's failed write,
+  // which the log retries (LogWriter::CheckWritable): writes resume once a retry succeeds.
+  // Reads keep working either way.
   Status error() const {
-    MutexLock lock(&mu_);
-    return error_;
+    {
+      MutexLock lock(&mu_);
+      if (!error_.ok()) return error_;
+    }
+    return log_ != nullptr ? log_->CheckWritable() : Status::OK();
   }
+  // Records an error that only reopening the Env clears (see error()); a failure to append to
+  // the log or to sync it is the log's own state and is not passed here.
   void SetError(const Status& status) {
     MutexLock lock(&mu_);
     if (error_.ok() && !status.ok()) {

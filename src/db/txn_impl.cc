@@ -73,12 +73,8 @@ Status TxnImpl::BeforeWrite() {
   if (parent_ != nullptr) FERN_RETURN_IF_ERROR(parent_->BeforeWrite());
   FERN_RETURN_IF_ERROR(env_->write_state()->error());
   Lsn lsn;
-  Status s = env_->LogBeginTxn(
-      LogRecord::BeginTxn(id(), parent_ != nullptr ? parent_->id() : kNoTxn), id(), &lsn);
-  if (!s.ok()) {
-    env_->write_state()->SetError(s);
-    return s;
-  }
+  FERN_RETURN_IF_ERROR(env_->LogBeginTxn(
+      LogRecord::BeginTxn(id(), parent_ != nullptr ? parent_->id() : kNoTxn), id(), &lsn));
   begin_logged_ = true;
   first_lsn_ = lsn;
   return Status::OK();
@@ -141,11 +137,7 @@ Status TxnImpl::Commit() {
     if (!writes_.empty()) {
       ReaderMutexLock gate(&env_->write_state()->resolution_gate());
       Lsn lsn;
-      Status s = env_->log()->Append(LogRecord::CommitTxn(id()), &lsn);
-      if (!s.ok()) {
-        env_->write_state()->SetError(s);
-        return s;
-      }
+      FERN_RETURN_IF_ERROR(env_->log()->Append(LogRecord::CommitTxn(id()), &lsn));
       FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny));
     }
     for (auto& [table, key] : writes_) parent_->NoteWrite(table, key);
@@ -157,16 +149,13 @@ Status TxnImpl::Commit() {
   }
   // A transaction the log knows of (it wrote, or was prepared without writing) needs its
   // commit record, or recovery would bring it back undecided (a prepared one as prepared).
+  Status synced;
   if (!writes_.empty() || begin_logged_) {
     FERN_RETURN_IF_ERROR(env_->write_state()->error());
     Lsn lsn;
     {
       ReaderMutexLock gate(&env_->write_state()->resolution_gate());
-      Status s = env_->log()->Append(LogRecord::CommitTxn(id()), &lsn);
-      if (!s.ok()) {
-        env_->write_state()->SetError(s);
-        return s;
-      }
+      FERN_RETURN_IF_ERROR(env_->log()->Append(LogRecord::CommitTxn(id()), &lsn));
       // Visible to new snapshots only after every key is resolved (TxnManager::Commit below),
       // so no reader sees a state in which some of our keys are committed and others not.
       FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny));
@@ -175,18 +164,19 @@ Status TxnImpl::Commit() {
     // have forgotten it once told it is done.
     const bool prepared = state_->status() == TxnStatus::kPrepared;
     bool sync = options_.sync.value_or(env_->sync_commits()) || prepared;
-    if (sync) {
-      Status s = env_->log()->Sync(lsn);
-      if (!s.ok()) {
-        env_->write_state()->SetError(s);
-        return s;
-      }
-    }
+    if (sync) synced = env_->log()->Sync(lsn);
   }
+  // Ends committed even when the sync failed: the commit is applied in this process and its
+  // record is in the log, written or kept for the log's retry, so it may yet become durable.
   env_->txn_manager()->Commit(state_).ok();
   ended_ = true;
   Unregister();
   ReleaseLocks();
+  if (!synced.ok()) {
+    return synced.WithContext(StrCat("transaction ", id(),
+                                     " committed in this process, but its commit may not be "
+                                     "durable"));
+  }
   return Status::OK();
 }
 
@@ -202,18 +192,13 @@ Status TxnImpl::Abort() {
     ReaderMutexLock gate(&env_->write_state()->resolution_gate());
     s = ResolveAll(MessageType::kAbortAny);
     Status logged = env_->log()->Append(LogRecord::AbortTxn(id()), &lsn);
-    if (!logged.ok()) env_->write_state()->SetError(logged);
     if (s.ok()) s = logged;
   } else if (begin_logged_) {
     env_->log()->Append(LogRecord::AbortTxn(id()), &lsn).ok();
   }
   // As in Commit: the decision on a prepared transaction is made durable.
   if (s.ok() && lsn != 0 && state_->status() == TxnStatus::kPrepared) {
-    Status synced = env_->log()->Sync(lsn);
-    if (!synced.ok()) {
-      env_->write_state()->SetError(synced);
-      s = synced;
-    }
+    s = env_->log()->Sync(lsn);
   }
   env_->txn_manager()->Abort(state_).ok();
   ended_ = true;
@@ -236,7 +221,6 @@ Status TxnImpl::Prepare(std::string_view xid) {
   Status s = env_->log()->Append(LogRecord::PrepareTxn(id(), xid), &lsn);
   if (s.ok()) s = env_->log()->Sync(lsn);
   if (!s.ok()) {
-    env_->write_state()->SetError(s);
     // Not prepared: recovery would not bring it back as such (it may only abort now).
     env_->txn_manager()->Unprepare(state_);
   }

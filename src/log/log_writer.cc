@@ -20,10 +20,16 @@ namespace {
 // Gathers in a row that must time out before a leader expects fewer committers.
 constexpr int kTimeoutsToLowerPeak = 3;
 
+// Back-off between retries of a failed write-out: short enough that writes resume soon after
+// space returns, long enough that a full disk costs a failing write now and then, not a
+// write per append.
+constexpr absl::Duration kFirstRetryDelay = absl::Milliseconds(10);
+constexpr absl::Duration kMaxRetryDelay = absl::Seconds(1);
+
 }  // namespace
 
 LogWriter::LogWriter(std::string dir, const LogWriterOptions& options)
-    : dir_(std::move(dir)), options_(options) {}
+    : dir_(std::move(dir)), options_(options), retry_delay_(kFirstRetryDelay) {}
 
 Status LogWriter::Open(const std::string& dir, const LogWriterOptions& options,
                        std::unique_ptr<LogWriter>* writer) {
@@ -79,7 +85,8 @@ Status LogWriter::OpenAfter(const LogEnd& end) {
 LogWriter::~LogWriter() {
   MutexLock lock(&mu_);
   while (io_busy_) mu_.Wait(&io_done_);
-  if (failed_.ok() && !buffer_.empty()) {
+  // Records kept by a failed write get one more try, whatever the back-off says.
+  if (!failed_for_good_ && !buffer_.empty()) {
     Status ignored = RunIo(/*sync=*/false);  // a destructor has no one to report to
     (void)ignored;
   }
@@ -92,7 +99,7 @@ LogWriter::~LogWriter() {
 // ---- Appending --------------------------------------------------------------------------
 
 Status LogWriter::BeginAppend(LogRecordType type, size_t* start, bool* rotated) {
-  if (!failed_.ok()) return failed_;
+  FERN_RETURN_IF_ERROR(RetryIfDue());
   if (!IsValidLogRecordType(static_cast<uint8_t>(type))) {
     return Status::InvalidArgument(
         StrCat("log record type ", static_cast<int>(static_cast<uint8_t>(type))));
@@ -121,11 +128,14 @@ Status LogWriter::FinishAppend(size_t start, bool rotated, Lsn* lsn) {
   ++stats_.records;
   stats_.bytes += size;
   if (buffer_.size() < options_.buffer_bytes) return Status::OK();
-  // Back-pressure: write the buffer out here rather than let it grow without bound.
+  // Back-pressure: write the buffer out here rather than let it grow without bound. The
+  // record is appended whatever happens now, unless a failed fdatasync loses the buffer: a
+  // failed write keeps it for the retry (and BeginAppend refuses more until then).
   while (io_busy_ && failed_.ok()) mu_.Wait(&io_done_);
-  if (!failed_.ok()) return failed_;
-  if (buffer_.size() < options_.buffer_bytes) return Status::OK();
-  return RunIo(/*sync=*/false);
+  if (failed_for_good_) return failed_;
+  if (!failed_.ok() || buffer_.size() < options_.buffer_bytes) return Status::OK();
+  Status s = RunIo(/*sync=*/false);
+  return failed_for_good_ ? s : Status::OK();
 }
 
 Status LogWriter::Append(LogRecordType type, std::string_view payload, Lsn* lsn) {
@@ -158,8 +168,7 @@ Status LogWriter::Sync(Lsn lsn) {
   if (lsn >= next_lsn_) {
     s = Status::InvalidArgument(
         StrCat("LogWriter::Sync: LSN ", lsn, " was not appended (last is ", next_lsn_ - 1, ")"));
-  } else if (!failed_.ok()) {
-    s = failed_;
+  } else if (s = RetryIfDue(); !s.ok()) {
   } else if (durable_lsn_ < lsn) {
     ++stats_.sync_requests;
     waiting_lsns_.push_back(lsn);
@@ -287,7 +296,7 @@ absl::Duration LogWriter::GatherTimeout() const {
 Status LogWriter::Flush() {
   MutexLock lock(&mu_);
   while (true) {
-    if (!failed_.ok()) return failed_;
+    FERN_RETURN_IF_ERROR(RetryIfDue());
     if (written_lsn_ + 1 >= next_lsn_) return Status::OK();
     if (!io_busy_) break;
     mu_.Wait(&io_done_);
@@ -305,17 +314,17 @@ void LogWriter::AppendSyncMark() {
 
 Status LogWriter::RunIo(bool sync) {
   io_busy_ = true;
+  IoCounts counts;
+  counts.records_end = buffer_.size();
   if (!buffer_.empty()) AppendSyncMark();
   io_buffer_.swap(buffer_);
   io_rotations_.swap(rotations_);
   Lsn target = next_lsn_ - 1;
-  IoCounts counts;
   mu_.Unlock();
   absl::Time start = absl::Now();
   Status s = WriteOut(sync, &counts);
   int64_t nanos = absl::ToInt64Nanoseconds(absl::Now() - start);
   mu_.Lock();
-  io_busy_ = false;
   if (sync) average_sync_nanos_ += (nanos - average_sync_nanos_) / 8;
   stats_.writes += counts.writes;
   stats_.syncs += counts.syncs;
@@ -331,12 +340,68 @@ Status LogWriter::RunIo(bool sync) {
                           waiting_lsns_.end());
       published_durable_lsn_.store(target, std::memory_order_release);
     }
-  } else if (failed_.ok()) {
-    failed_ = s;
+    if (!failed_.ok()) {  // a retry wrote what the failed write-out kept
+      failed_ = Status::OK();
+      failing_.store(false, std::memory_order_release);
+      retry_delay_ = kFirstRetryDelay;
+    }
+  } else {
+    NoteFailure(s, counts);
   }
+  io_buffer_.clear();
+  io_rotations_.clear();
+  // A write-out of a large value keeps neither its buffer (which the next round would swap
+  // back in as the append buffer) nor its packed copy.
+  if (io_buffer_.capacity() > 2 * options_.buffer_bytes) std::string().swap(io_buffer_);
+  if (io_packed_.capacity() > 2 * options_.buffer_bytes) std::string().swap(io_packed_);
+  io_busy_ = false;
   io_done_.SignalAll();
   EndRound();
   return s.ok() ? s : failed_;
+}
+
+void LogWriter::NoteFailure(const Status& s, const IoCounts& counts) {
+  failing_.store(true, std::memory_order_release);
+  if (failed_for_good_) return;
+  if (counts.sync_failed) {
+    // The frames were handed to the page cache, which may have dropped them on the failure:
+    // only recovery, from what the file holds, can say where the log ends.
+    failed_for_good_ = true;
+    failed_ =
+        s.WithContext("writes stopped after a failed log sync; reopen the Env to write again");
+    return;
+  }
+  // Give the frames not written back to the append buffer, ahead of those appended during the
+  // write-out, with their rotations: the retry writes them where this write-out stopped.
+  // The write-out's sync mark is left out (the retry ends with its own).
+  std::string rest = io_buffer_.substr(
+      counts.frames_done, counts.records_end - std::min(counts.frames_done, counts.records_end));
+  std::vector<Rotation> rotations;
+  for (size_t i = counts.rotations_done; i < io_rotations_.size(); ++i) {
+    rotations.push_back({io_rotations_[i].offset - counts.frames_done, io_rotations_[i].first_lsn});
+  }
+  for (const Rotation& r : rotations_) rotations.push_back({r.offset + rest.size(), r.first_lsn});
+  rest.append(buffer_);
+  buffer_.swap(rest);
+  rotations_.swap(rotations);
+  failed_ = s.WithContext(
+      StrCat("writes are refused until a retry of a failed log write succeeds (retried within ",
+             absl::FormatDuration(retry_delay_), ")"));
+  retry_at_ = absl::Now() + retry_delay_;
+  retry_delay_ = std::min(2 * retry_delay_, kMaxRetryDelay);
+}
+
+Status LogWriter::RetryIfDue() {
+  if (failed_.ok()) return failed_;
+  if (failed_for_good_ || io_busy_ || absl::Now() < retry_at_) return failed_;
+  ++stats_.write_retries;
+  return RunIo(/*sync=*/true);
+}
+
+Status LogWriter::CheckWritable() {
+  if (!failing_.load(std::memory_order_acquire)) return Status::OK();
+  MutexLock lock(&mu_);
+  return RetryIfDue();
 }
 
 Status LogWriter::WriteOut(bool sync, IoCounts* counts) {
@@ -345,21 +410,25 @@ Status LogWriter::WriteOut(bool sync, IoCounts* counts) {
   size_t pos = 0;
   for (const Rotation& rotation : io_rotations_) {
     s = WriteToFile(buffer.substr(pos, rotation.offset - pos), counts);
-    if (s.ok()) s = StartFile(rotation.first_lsn, counts);
     if (!s.ok()) break;
     pos = rotation.offset;
+    s = StartFile(rotation.first_lsn, counts);
+    if (!s.ok()) break;
+    ++counts->rotations_done;
   }
-  if (s.ok()) s = WriteToFile(buffer.substr(pos), counts);
-  if (s.ok() && sync) {
-    ++counts->syncs;
-    s = file_->Sync();
+  if (s.ok()) {
+    s = WriteToFile(buffer.substr(pos), counts);
+    if (s.ok()) pos = buffer.size();
   }
-  io_buffer_.clear();
-  io_rotations_.clear();
-  // A write-out of a large value keeps neither its buffer (which the next round would swap
-  // back in as the append buffer) nor its packed copy.
-  if (io_buffer_.capacity() > 2 * options_.buffer_bytes) std::string().swap(io_buffer_);
-  if (io_packed_.capacity() > 2 * options_.buffer_bytes) std::string().swap(io_packed_);
+  counts->frames_done = pos;
+  if (s.ok() && sync) s = SyncFile(file_.get(), counts);
+  return s;
+}
+
+Status LogWriter::SyncFile(File* file, IoCounts* counts) {
+  ++counts->syncs;
+  Status s = file->Sync();
+  if (!s.ok()) counts->sync_failed = true;
   return s;
 }
 
@@ -387,8 +456,7 @@ Status LogWriter::StartFile(Lsn first_lsn, IoCounts* counts) {
   if (file_ != nullptr) {
     // Only the last file may end in preallocated zeros.
     if (preallocated_end_ > file_offset_) FERN_RETURN_IF_ERROR(file_->Truncate(file_offset_));
-    ++counts->syncs;
-    FERN_RETURN_IF_ERROR(file_->Sync());
+    FERN_RETURN_IF_ERROR(SyncFile(file_.get(), counts));
     file_.reset();
   }
   preallocated_end_ = 0;
@@ -397,12 +465,15 @@ Status LogWriter::StartFile(Lsn first_lsn, IoCounts* counts) {
   FERN_RETURN_IF_ERROR(File::Open(path, File::Mode::kCreateTruncate, &file));
   {
     MutexLock lock(&files_mu_);
-    files_.push_back({path, first_lsn});
+    // A retry after a failed write of the header creates the file again.
+    if (files_.empty() || files_.back().path != path) files_.push_back({path, first_lsn});
   }
   FERN_RETURN_IF_ERROR(file->Write(0, EncodeLogFileHeader(first_lsn)));
-  ++counts->syncs;
-  FERN_RETURN_IF_ERROR(file->Sync());
-  FERN_RETURN_IF_ERROR(SyncDir(dir_));
+  FERN_RETURN_IF_ERROR(SyncFile(file.get(), counts));
+  if (Status s = SyncDir(dir_); !s.ok()) {
+    counts->sync_failed = true;
+    return s;
+  }
   ++counts->files_created;
   file_ = std::move(file);
   file_offset_ = kLogFileHeaderSize;

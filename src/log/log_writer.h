@@ -40,10 +40,16 @@
 // new file's header is fsynced, with the directory, before any record goes into it, so only
 // the newest file can ever end torn.
 //
-// Errors are never swallowed: the first failed write or sync puts the writer in a failed
-// state, and it and every later Append, Sync and Flush return that same Status. Records
-// buffered at the time are lost, so an LSN for which Sync did not return OK must be
-// considered lost; no later record becomes durable after a hole.
+// Errors are never swallowed. A failed write (a full disk: ENOSPC, or a file that could not
+// be created) keeps the frames it did not write, ahead of any appended meanwhile, and puts
+// the writer in a failed state: Append, Sync and Flush return that Status, and each such
+// call after a back-off (10 ms doubling to 1 s) retries the write-out at the same file
+// offset, with an fdatasync; once one succeeds the writer works again and no record was
+// lost or reordered. A failed fdatasync is for good: what the page cache held is unknown
+// after it (Linux may drop the dirty pages), so the writer refuses everything until the
+// directory is reopened, and records buffered then are lost. Either way, an LSN for which
+// Sync did not return OK has an unknown fate (it may yet be written by a retry); no record
+// becomes durable after a hole.
 //
 // All I/O goes through File::Write and File::Sync (and SyncDir on rotation), so the
 // fault-injection seam sees every write and sync.
@@ -94,6 +100,7 @@ struct LogWriterStats {
   uint64_t writes = 0;         // File::Write calls for records
   uint64_t syncs = 0;          // fdatasync calls on log files: group commits, 2 per rotation
   uint64_t files_created = 0;
+  uint64_t write_retries = 0;  // retries of a failed write-out (successful or not)
 };
 
 class LogWriter {
@@ -136,6 +143,10 @@ class LogWriter {
   // leaves the remaining files listed; it does not put the writer in the failed state.
   Status RemoveFilesBefore(Lsn lsn);
 
+  // OK if appends are accepted. In the failed state, retries the failed write-out first
+  // if its back-off has passed, and returns OK if that succeeded. Cheap when not failed.
+  Status CheckWritable();
+
   Lsn last_lsn() const;     // the LSN of the last appended record (0: none yet)
   Lsn durable_lsn() const;  // every record up to this one is fsynced
   Status status() const;    // OK, or the error that put the writer in the failed state
@@ -153,6 +164,12 @@ class LogWriter {
     uint64_t syncs = 0;
     uint64_t files_created = 0;
     uint64_t bytes_written = 0;
+    // How far a failed write-out got: frames of io_buffer_ written, rotations done; and
+    // whether it was an fdatasync that failed.
+    size_t frames_done = 0;
+    size_t records_end = 0;  // where the write-out's sync mark begins (the buffer's size if none)
+    size_t rotations_done = 0;
+    bool sync_failed = false;
   };
 
   LogWriter(std::string dir, const LogWriterOptions& options);
@@ -183,12 +200,20 @@ class LogWriter {
   // left Sync).
   int UndurableSyncers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes the I/O token, writes out the buffer (and fsyncs when `sync`), releases the token.
-  // REQUIRES: the token is free. Releases mu_ during the I/O.
+  // REQUIRES: the token is free. Releases mu_ during the I/O. A write that fails gives the
+  // unwritten frames back to buffer_ (see the header comment).
   Status RunIo(bool sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // failed_, unless it is a failed write whose back-off has passed and whose retry (a synced
+  // write-out by this caller) succeeds: then OK. OK when not failed.
+  Status RetryIfDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records a failed write-out (called by RunIo).
+  void NoteFailure(const Status& s, const IoCounts& counts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The I/O itself; runs without mu_, by the holder of the I/O token only.
   Status WriteOut(bool sync, IoCounts* counts);
   // Packs `frames` (PackLogFrames) and writes them at the end of the current file.
   Status WriteToFile(std::string_view frames, IoCounts* counts);
+  // fdatasync, noting a failure in counts->sync_failed.
+  Status SyncFile(File* file, IoCounts* counts);
   // Fsyncs and closes the current file (if any), then creates `first_lsn`'s file with its
   // header, fsyncs it and the directory.
   Status StartFile(Lsn first_lsn, IoCounts* counts);
@@ -227,6 +252,10 @@ class LogWriter {
   // StartNewFileAtNextAppend was called; the next append rotates.
   bool new_file_requested_ ABSL_GUARDED_BY(mu_) = false;
   Status failed_ ABSL_GUARDED_BY(mu_);
+  bool failed_for_good_ ABSL_GUARDED_BY(mu_) = false;  // an fdatasync failed
+  absl::Time retry_at_ ABSL_GUARDED_BY(mu_);           // a failed write may be retried from
+  absl::Duration retry_delay_ ABSL_GUARDED_BY(mu_);    // back-off after the next failure
+  std::atomic<bool> failing_{false};                   // !failed_.ok(), read without mu_
   LogWriterStats stats_ ABSL_GUARDED_BY(mu_);
 
   // Owned by the thread holding the I/O token (io_busy_, set under mu_); only it touches them.

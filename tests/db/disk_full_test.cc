@@ -137,5 +137,114 @@ TEST(DiskFullTest, ReadsGoOnWritesAreRefusedAndBothResumeWhenSpaceReturns) {
   }
 }
 
+// Fails every write to a log file while `full` is set, as ENOSPC would.
+class FullLogFiles final : public FaultInjector {
+ public:
+  FullLogFiles() { SetFaultInjector(this); }
+  ~FullLogFiles() override { SetFaultInjector(nullptr); }
+  Status BeforeWrite(const std::string& path, uint64_t, size_t*) override {
+    if (full.load() && path.size() >= 4 && path.compare(path.size() - 4, 4, ".log") == 0) {
+      failed.fetch_add(1);
+      return Status::IOError(StrCat(path, ": No space left on device (injected)"));
+    }
+    return Status::OK();
+  }
+  std::atomic<bool> full{false};
+  std::atomic<int> failed{0};
+};
+
+// Puts (autocommitted) until one succeeds, for up to 10 s.
+Status PutWhenWritable(Table* table, const std::string& key, const std::string& value) {
+  Status s;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    s = table->Put(nullptr, key, value);
+    if (s.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return s;
+}
+
+TEST(DiskFullTest, LogWritesRefusedWhileTheDiskIsFullResumeWithoutAReopen) {
+  FullLogFiles disk;
+  ScratchDir dir;
+  Options options;
+  options.sync_commits = true;
+  std::map<std::string, std::string> model;
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* table = nullptr;
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    for (int i = 0; i < 200; ++i) {
+      ASSERT_TRUE(table->Put(nullptr, Key(i), Value(i, 0)).ok());
+      model[Key(i)] = Value(i, 0);
+    }
+    std::unique_ptr<Txn> pending;  // wrote before the disk filled, commits after
+    ASSERT_TRUE(env->Begin(TxnOptions(), &pending).ok());
+    ASSERT_TRUE(table->Put(pending.get(), Key(500), Value(500, 0)).ok());
+
+    disk.full = true;
+    // The put that meets the full disk fails, but it was applied and its record is kept for
+    // the log's retry: its outcome is unknown, and here (space returns) it becomes durable.
+    Status s = table->Put(nullptr, Key(1), Value(1, 1));
+    ASSERT_TRUE(s.IsIOError()) << s.ToString();
+    model[Key(1)] = Value(1, 1);
+    // Then writes are refused without being applied, commits too; reads go on.
+    s = table->Put(nullptr, Key(2), Value(2, 1));
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    EXPECT_NE(s.ToString().find("No space left"), std::string::npos) << s.ToString();
+    s = pending->Commit();
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    {
+      std::unique_ptr<Txn> txn;
+      ASSERT_TRUE(env->Begin(TxnOptions(), &txn).ok());
+      EXPECT_TRUE(table->Put(txn.get(), Key(3), "refused").IsIOError());
+      EXPECT_TRUE(txn->Commit().IsIOError());
+      EXPECT_TRUE(txn->Abort().ok());
+    }
+    EXPECT_TRUE(env->Checkpoint().IsIOError());
+    for (const auto& [key, value] : model) {
+      std::string got;
+      ASSERT_TRUE(table->Get(nullptr, key, &got).ok()) << key;
+      ASSERT_EQ(got, value) << key;
+    }
+    const int failed_writes = disk.failed.load();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (int i = 0; i < 100; ++i) table->Put(nullptr, Key(2), Value(2, 1)).ok();
+    // Retries back off: a hundred refused puts cost a few failed writes, not a hundred.
+    EXPECT_LT(disk.failed.load() - failed_writes, 10);
+
+    // Space returns: the next retry writes the kept records and writes resume; the
+    // transaction whose commit was refused is still live and commits now.
+    disk.full = false;
+    s = PutWhenWritable(table, Key(2), Value(2, 2));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    model[Key(2)] = Value(2, 2);
+    s = pending->Commit();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    model[Key(500)] = Value(500, 0);
+    for (int i = 600; i < 700; ++i) {
+      ASSERT_TRUE(table->Put(nullptr, Key(i), Value(i, 0)).ok());
+      model[Key(i)] = Value(i, 0);
+    }
+    ASSERT_TRUE(env->Checkpoint().ok());
+    std::string stats;
+    ASSERT_TRUE(env->GetProperty("fern.stats", &stats));
+    EXPECT_EQ(stats.find("log.write_retries: 0\n"), std::string::npos) << stats;
+    EXPECT_NE(stats.find("log.write_retries: "), std::string::npos) << stats;
+  }
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table = nullptr;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  std::map<std::string, std::string> rows;
+  auto cursor = table->NewCursor(nullptr);
+  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+    rows.emplace(std::string(cursor->key()), std::string(cursor->value()));
+  }
+  ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+  EXPECT_EQ(rows, model);
+}
+
 }  // namespace
 }  // namespace fern

@@ -60,7 +60,7 @@ class LogFaultInjector : public FaultInjector {
   Status BeforeWrite(const std::string& path, uint64_t offset, size_t* size) override {
     if (!IsLogPath(path)) return Status::OK();
     int n = ++writes_;
-    if (fail_write_at_ > 0 && n >= fail_write_at_) {
+    if ((fail_write_at_ > 0 && n >= fail_write_at_) || (fail_every_ > 0 && n % fail_every_ == 0)) {
       if (tear_to_ > 0 && *size > tear_to_) {
         *size = tear_to_;
         return Status::OK();
@@ -86,6 +86,9 @@ class LogFaultInjector : public FaultInjector {
     fail_write_at_ = n;
     tear_to_ = tear_to;
   }
+  void StopFailingWrites() { fail_write_at_ = 0; }
+  // Every n-th log write fails (0: none), torn as set by FailWritesFrom.
+  void FailEveryNthWrite(int n) { fail_every_ = n; }
   void FailSyncsFrom(int n) { fail_sync_at_ = n; }
   void set_sync_delay_us(int us) { sync_delay_us_ = us; }
 
@@ -93,6 +96,7 @@ class LogFaultInjector : public FaultInjector {
   std::atomic<int> writes_{0};
   std::atomic<int> syncs_{0};
   std::atomic<int> fail_write_at_{0};
+  std::atomic<int> fail_every_{0};
   std::atomic<size_t> tear_to_{0};
   std::atomic<int> fail_sync_at_{0};
   std::atomic<int> sync_delay_us_{0};
