@@ -80,10 +80,14 @@ Status TxnImpl::BeforeWrite() {
   return Status::OK();
 }
 
-void TxnImpl::NoteWrite(TableImpl* table, std::string_view key) {
+void TxnImpl::NoteWrite(TableImpl* table, std::string_view key, bool own) {
   state_->NoteFamilyWrite();
-  auto entry = std::make_pair(table, std::string(key));
-  if (written_.insert(entry).second) writes_.push_back(std::move(entry));
+  auto [it, inserted] = written_.try_emplace(WriteKey(table, std::string(key)), own);
+  if (inserted) {
+    writes_.push_back(&*it);
+  } else {
+    it->second = false;
+  }
 }
 
 void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> writes,
@@ -91,7 +95,7 @@ void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> wri
   for (TableImpl* table : table_locks) locked_tables_.insert(table);
   for (auto& [table, key] : writes) {
     locked_tables_.insert(table);
-    NoteWrite(table, key);
+    NoteWrite(table, key, /*own=*/false);  // the log may hold several writes of it
   }
   begin_logged_ = true;
   first_lsn_ = first_lsn;
@@ -100,11 +104,12 @@ void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> wri
 
 Status TxnImpl::ResolveAll(MessageType type) {
   Status first;
-  for (const auto& [table, key] : writes_) {
+  for (const auto* write : writes_) {
+    const auto& [table, key] = write->first;
     // A table dropped meanwhile needs nothing; one being dropped waits for this.
     UseGate::Scope use(table->gate());
     if (!use.entered()) continue;
-    Status s = table->tree()->Resolve(type, xids(), key);
+    Status s = table->tree()->Resolve(type, xids(), key, /*sole_write=*/write->second);
     if (!s.ok() && first.ok()) first = s;
   }
   if (!first.ok()) {
@@ -140,7 +145,9 @@ Status TxnImpl::Commit() {
       FERN_RETURN_IF_ERROR(env_->log()->Append(LogRecord::CommitTxn(id()), &lsn));
       FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny));
     }
-    for (auto& [table, key] : writes_) parent_->NoteWrite(table, key);
+    for (const auto* write : writes_) {
+      parent_->NoteWrite(write->first.first, write->first.second, /*own=*/false);
+    }
     env_->txn_manager()->Commit(state_).ok();
     ended_ = true;
     Unregister();

@@ -13,6 +13,7 @@
 #ifndef FERN_DB_TXN_IMPL_H_
 #define FERN_DB_TXN_IMPL_H_
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -59,7 +60,8 @@ class TxnImpl final : public Txn {
                    LockTree::Mode mode);
   // Logs the begin records of this transaction and its ancestors, once each.
   Status BeforeWrite();
-  void NoteWrite(TableImpl* table, std::string_view key);
+  // `own`: a write by this transaction itself (false: a committed child's, or recovered).
+  void NoteWrite(TableImpl* table, std::string_view key, bool own = true);
   // A write call failed; an IOError makes Commit fail with it (see write_failed_).
   void NoteWriteFailed(const Status& status) {
     if (status.IsIOError() && write_failed_.ok()) write_failed_ = status;
@@ -74,7 +76,7 @@ class TxnImpl final : public Txn {
   // A key of a recovered prepared transaction found when its table was replayed late.
   void AdoptKey(TableImpl* table, std::string_view key) {
     locked_tables_.insert(table);
-    NoteWrite(table, key);
+    NoteWrite(table, key, /*own=*/false);
   }
   // Ends the transaction without resolving it: the Env is closing and a prepared
   // transaction must survive to the next RecoverPrepared.
@@ -103,9 +105,12 @@ class TxnImpl final : public Txn {
   Status write_failed_;
   Lsn first_lsn_ = 0;  // LSN of the begin record; 0 until the first write
   TxnImpl* live_child_ = nullptr;
-  std::vector<std::pair<TableImpl*, std::string>> writes_;
-  std::set<std::pair<TableImpl*, std::string>> written_;
-  std::set<TableImpl*> locked_tables_;  // the root's
+  // Every key this transaction or a committed child of it wrote, each with whether it is a
+  // sole write (FractalTree::Resolve): written once, by this transaction itself.
+  using WriteKey = std::pair<TableImpl*, std::string>;
+  std::map<WriteKey, bool> written_;
+  std::vector<const std::pair<const WriteKey, bool>*> writes_;  // written_'s, in write order
+  std::set<TableImpl*> locked_tables_;                          // the root's
 };
 
 }  // namespace fern

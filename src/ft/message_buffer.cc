@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "ft/key_head.h"
@@ -53,6 +54,27 @@ void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
   }
   tail_.push_back(offset);
   if (tail_.size() >= kIndexTailBound) MergeTail(cmp);
+}
+
+bool MessageBuffer::CommitInPlace(std::string_view key, TxnId xid, const Comparator& cmp) {
+  // Offsets grow with MSN, and every tail entry is newer than every sorted one.
+  std::optional<uint32_t> newest;
+  for (auto it = tail_.rbegin(); it != tail_.rend() && !newest; ++it) {
+    if (cmp.Compare(KeyAt(*it), key) == 0) newest = *it;
+  }
+  if (!newest) {
+    size_t i = SortedLowerBound(key, cmp);
+    while (i < sorted_.size() && SortedKeyIs(i, key, cmp)) newest = sorted_[i++];
+  }
+  if (!newest) return false;
+  const Message m = MessageAt(*newest);
+  if ((m.type != MessageType::kInsert && m.type != MessageType::kDelete) || m.xids.size() != 1 ||
+      m.xids.outermost() != xid) {
+    return false;
+  }
+  // The xid-count byte (message.h): one xid becomes the committed_by stamp.
+  arena_[*newest + 9] = static_cast<char>(kCommittedByFlag | 1);
+  return true;
 }
 
 size_t MessageBuffer::memory_bytes() const {

@@ -55,6 +55,14 @@ class MessageBuffer {
   // below 4 GiB.
   void Append(const Message& m, const Comparator& cmp);
 
+  // A commit in place of a kCommitAny message: if the newest message for `key` here is an
+  // insert or delete whose xid stack is exactly {xid}, turns it into the same write
+  // autocommitted with committed_by = xid (the encodings differ in one byte) and returns
+  // true; otherwise changes nothing and returns false. Applying the result is applying the
+  // write and then a commit of xid, provided xid has no other write on `key` anywhere in the
+  // tree (the caller's promise). Needs exclusive access, like Append.
+  bool CommitInPlace(std::string_view key, TxnId xid, const Comparator& cmp);
+
   size_t count() const { return count_; }  // all messages
   size_t broadcast_count() const { return broadcasts_.size(); }
   bool empty() const { return count_ == 0; }

@@ -136,7 +136,11 @@ class FractalTree final : public CacheFileOwner {
                Lsn* lsn = nullptr);
   // Commits (kCommitAny) or aborts (kAbortAny) the provisional versions of `xids` on `key`.
   // Not logged: the transaction's commit or abort record stands for all its keys.
-  Status Resolve(MessageType type, const XidStack& xids, std::string_view key);
+  // `sole_write`: the transaction (xids of one id) made exactly one insert or delete on
+  // `key`, and no child of it wrote there; a commit may then turn that write, where it is
+  // still buffered, into a committed write instead of appending a commit message.
+  Status Resolve(MessageType type, const XidStack& xids, std::string_view key,
+                 bool sole_write = false);
 
   // Recovery: applies a logged write without logging it again. Records at or below the
   // LSN of the tree's last checkpoint are skipped (they are in the tree already), so replay
@@ -322,7 +326,10 @@ class FractalTree final : public CacheFileOwner {
   Status WriteMessage(const Message& message, Lsn* lsn)
       ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
   // Stamps `message` with the next MSN and injects it; `root` is the root, write-pinned.
-  Status Inject(Message message, PinnedPair root) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
+  // `commit_in_place`: `message` is a kCommitAny under Resolve's sole_write promise; where
+  // it would be appended, the buffered write it commits is committed in place if it is there.
+  Status Inject(Message message, PinnedPair root, bool commit_in_place = false)
+      ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
   // Logs (when a log is set) and injects one write.
   Status LogAndInject(const Message& message, Lsn* lsn, PinnedPair root)
       ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);

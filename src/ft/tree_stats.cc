@@ -14,6 +14,7 @@ std::string TreeStats::ToText(const std::string& prefix) const {
     if (v != 0 || d == 0) out += StrCat(prefix, "messages_injected_depth", d, ": ", v, "\n");
   }
   line("promotions", promotions);
+  line("commits_in_place", commits_in_place);
   line("flushes", flushes);
   line("cleaner_flushes", cleaner_flushes);
   line("background_flushes", background_flushes);

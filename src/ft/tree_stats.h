@@ -14,7 +14,10 @@ inline constexpr int kStatsMaxDepth = 8;
 struct TreeStats {
   // Messages appended to a buffer (or applied to a root leaf) at each depth below the root.
   std::atomic<uint64_t> injected_at_depth[kStatsMaxDepth] = {};
-  std::atomic<uint64_t> promotions{0};          // messages that descended past the root
+  std::atomic<uint64_t> promotions{0};  // messages that descended past the root
+  // Commits that turned their transaction's buffered write into a committed one instead of
+  // appending a commit message (MessageBuffer::CommitInPlace).
+  std::atomic<uint64_t> commits_in_place{0};
   std::atomic<uint64_t> flushes{0};             // child buffers moved down
   std::atomic<uint64_t> cleaner_flushes{0};     // flushes started by the cleaner thread
   std::atomic<uint64_t> background_flushes{0};  // gorged nodes flushed by the flusher pool

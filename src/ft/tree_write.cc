@@ -129,13 +129,15 @@ Status FractalTree::Write(MessageType type, const XidStack& xids, std::string_vi
   return WriteMessage(message, lsn);
 }
 
-Status FractalTree::Resolve(MessageType type, const XidStack& xids, std::string_view key) {
+Status FractalTree::Resolve(MessageType type, const XidStack& xids, std::string_view key,
+                            bool sole_write) {
   Message message = MakeMessage(type, key, {});
   message.xids = xids;
   ReaderMutexLock safe(&checkpoint_safe_);
   PinnedPair root;
   FERN_RETURN_IF_ERROR(PinRootForWrite(&root));
-  return Inject(message, std::move(root));
+  return Inject(message, std::move(root),
+                sole_write && type == MessageType::kCommitAny && xids.size() == 1);
 }
 
 Status FractalTree::Replay(Message message, Lsn lsn) {
@@ -228,7 +230,7 @@ void FractalTree::CountHeight1Nodes(const Node& root) {
                                  count);
 }
 
-Status FractalTree::Inject(Message message, PinnedPair pin) {
+Status FractalTree::Inject(Message message, PinnedPair pin, bool commit_in_place) {
   message.msn = max_msn_.fetch_add(1, std::memory_order_relaxed) + 1;
   Node* node = pin.as<Node>();
   const Comparator& cmp = *config_.comparator;
@@ -259,6 +261,15 @@ Status FractalTree::Inject(Message message, PinnedPair pin) {
           stats_.promotions++;
           continue;
         }
+      }
+      // A commit follows its write down the same path while the tree keeps its shape, so
+      // the write is usually in this buffer still: committing it there saves appending,
+      // flushing and applying a commit message (a quarter of a one-row transaction's cost).
+      if (commit_in_place &&
+          node->buffers[i].CommitInPlace(message.key, message.xids.outermost(), cmp)) {
+        pin.MarkDirty();
+        stats_.commits_in_place++;
+        break;
       }
       node->buffers[i].Append(message, cmp);
       node->set_max_msn(message.msn);

@@ -6,14 +6,18 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
 #include "txn_fixture.h"
+#include "util/strings.h"
 
 namespace fern {
 namespace {
@@ -454,6 +458,132 @@ TEST(TxnLifetimeTest, ClosingTheEnvFirstAbortsOpenTransactionsCleanly) {
   ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
   std::string value;
   EXPECT_TRUE(table->Get(nullptr, "k", &value).IsNotFound());
+}
+
+// One-write transactions commit their buffered write in place (no commit message) when the
+// tree has internal nodes. Against a model: random one-write, several-write and nested
+// transactions, some aborted, interleaved with autocommitted writes and with snapshot
+// transactions that must keep reading as of their begin and get Busy for rows committed
+// since; then everything again after a reopen.
+TEST_F(TxnTest, CommitsInPlaceKeepEveryReaderAndConflictRule) {
+  TableOptions small;
+  small.node_bytes = 8 << 10;  // internal nodes after a few hundred rows
+  small.basement_bytes = 1 << 10;
+  Table* table;
+  ASSERT_TRUE(env_->OpenTable("small", small, &table).ok());
+  std::map<std::string, std::string> model;
+  auto key = [](uint64_t i) { return StrCat("key", 10000 + i % 3000); };
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_TRUE(table->Put(nullptr, key(i), "v0").ok());
+    model[key(i)] = "v0";
+  }
+  auto read = [&](Txn* txn, const std::string& k) {
+    std::string value;
+    Status s = table->Get(txn, k, &value);
+    EXPECT_TRUE(s.ok() || s.IsNotFound()) << s.ToString();
+    return s.ok() ? value : "<none>";
+  };
+  std::mt19937_64 rng(7);
+  struct Snapshot {
+    std::unique_ptr<Txn> txn;
+    std::map<std::string, std::string> seen;  // the model at its begin
+  };
+  std::vector<Snapshot> snapshots;
+  for (int round = 0; round < 3000; ++round) {
+    const std::string value = StrCat("v", round);
+    const int kind = static_cast<int>(rng() % 10);
+    if (kind == 0) {  // a snapshot begins; or one checks its view and ends
+      if (snapshots.size() < 4) {
+        snapshots.push_back({Begin(Isolation::kSnapshot), model});
+        read(snapshots.back().txn.get(), key(0));  // takes the snapshot
+      } else {
+        Snapshot& old = snapshots[rng() % snapshots.size()];
+        for (int probe = 0; probe < 20; ++probe) {
+          const std::string k = key(rng());
+          auto it = old.seen.find(k);
+          ASSERT_EQ(read(old.txn.get(), k), it == old.seen.end() ? "<none>" : it->second) << k;
+          auto now = model.find(k);
+          const bool changed = (it == old.seen.end()) != (now == model.end()) ||
+                               (now != model.end() && now->second != it->second);
+          if (changed) {
+            Status s = table->Put(old.txn.get(), k, "snapshot");
+            EXPECT_TRUE(s.IsBusy()) << k << ": " << s.ToString();
+          }
+        }
+        ASSERT_TRUE(old.txn->Abort().ok());
+        std::swap(old, snapshots.back());
+        snapshots.pop_back();
+      }
+      continue;
+    }
+    const std::string k = key(rng());
+    const std::string k2 = key(rng());
+    std::unique_ptr<Txn> txn = Begin();
+    std::vector<std::pair<std::string, std::string>> writes;  // in order; "<none>": delete
+    if (kind <= 5) {                                          // one write
+      if (rng() % 4 == 0) {
+        ASSERT_TRUE(table->Delete(txn.get(), k).ok());
+        writes.emplace_back(k, "<none>");
+      } else {
+        ASSERT_TRUE(table->Put(txn.get(), k, value).ok());
+        writes.emplace_back(k, value);
+      }
+    } else if (kind <= 7) {  // the same key twice, then a delete
+      ASSERT_TRUE(table->Put(txn.get(), k, value + "a").ok());
+      ASSERT_TRUE(table->Put(txn.get(), k, value).ok());
+      ASSERT_TRUE(table->Delete(txn.get(), k2).ok());
+      writes = {{k, value}, {k2, "<none>"}};
+    } else {  // a committed child writes, then the parent
+      std::unique_ptr<Txn> child;
+      ASSERT_TRUE(txn->BeginChild(&child).ok());
+      ASSERT_TRUE(table->Put(child.get(), k, value + "c").ok());
+      ASSERT_TRUE(child->Commit().ok());
+      ASSERT_TRUE(table->Put(txn.get(), k2, value).ok());
+      writes = {{k, value + "c"}, {k2, value}};
+    }
+    if (rng() % 8 == 0) {
+      ASSERT_TRUE(txn->Abort().ok());
+      continue;
+    }
+    ASSERT_TRUE(txn->Commit().ok());
+    for (const auto& [row, v] : writes) {
+      if (v == "<none>") {
+        model.erase(row);
+      } else {
+        model[row] = v;
+      }
+    }
+    if (rng() % 5 == 0) {
+      ASSERT_TRUE(table->Put(nullptr, k2, value + "auto").ok());
+      model[k2] = value + "auto";
+    }
+  }
+  for (Snapshot& old : snapshots) ASSERT_TRUE(old.txn->Abort().ok());
+  snapshots.clear();
+  std::string stats;
+  ASSERT_TRUE(env_->GetProperty("fern.stats", &stats));
+  EXPECT_EQ(stats.find("table.small.commits_in_place: 0\n"), std::string::npos) << stats;
+  ASSERT_NE(stats.find("table.small.commits_in_place: "), std::string::npos) << stats;
+  // With no transaction live, a dirty reader sees what everyone does: no provisional
+  // version may be left behind by a commit.
+  auto check = [&](Table* t) {
+    for (Isolation isolation : {Isolation::kReadCommitted, Isolation::kReadUncommitted}) {
+      std::unique_ptr<Txn> reader = Begin(isolation);
+      std::map<std::string, std::string> rows;
+      auto cursor = t->NewCursor(reader.get());
+      for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+        rows.emplace(std::string(cursor->key()), std::string(cursor->value()));
+      }
+      ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+      EXPECT_EQ(rows, model);
+      cursor.reset();
+      ASSERT_TRUE(reader->Commit().ok());
+    }
+  };
+  check(table);
+  Reopen();
+  ASSERT_TRUE(env_->OpenTable("small", small, &table).ok());
+  check(table);
 }
 
 }  // namespace

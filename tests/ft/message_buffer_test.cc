@@ -441,6 +441,69 @@ TEST(MessageBufferTest, BroadcastsAreKeptOutOfTheKeyIndex) {
   EXPECT_EQ(Collect(buffer).size(), 5u);
 }
 
+// The one message ForEachWithKey finds for `key` (fails the test if there is not exactly one).
+Message OnlyMessageWithKey(const MessageBuffer& buffer, std::string_view key,
+                           const Comparator& cmp) {
+  std::vector<Message> found;
+  buffer.ForEachWithKey(key, cmp, [&](const Message& m) { found.push_back(m); });
+  EXPECT_EQ(found.size(), 1u) << key;
+  return found.empty() ? Message{} : found[0];
+}
+
+void ExpectCommitInPlaceRules(const Comparator& cmp) {
+  MessageBuffer buffer;
+  Msn msn = 0;
+  // Enough older messages that the first write sits in the sorted index, the rest in the tail.
+  buffer.Append(Message{MessageType::kInsert, ++msn, XidStack{7}, "sorted", "s"}, cmp);
+  for (int i = 0; i < 2 * static_cast<int>(MessageBuffer::kIndexTailBound); ++i) {
+    buffer.Append(Message{MessageType::kInsert, ++msn, {}, StrCat("filler", i), "f"}, cmp);
+  }
+  buffer.Append(Message{MessageType::kInsert, ++msn, XidStack{7}, "insert", "v"}, cmp);
+  buffer.Append(Message{MessageType::kDelete, ++msn, XidStack{7}, "delete", ""}, cmp);
+  buffer.Append(Message{MessageType::kInsert, ++msn, XidStack{7, 8}, "nested", "n"}, cmp);
+  buffer.Append(Message{MessageType::kUpdate, ++msn, XidStack{7}, "update", "u"}, cmp);
+  buffer.Append(Message{MessageType::kInsert, ++msn, XidStack{7}, "overwritten", "o"}, cmp);
+  buffer.Append(Message{MessageType::kInsert, ++msn, {}, "overwritten", "p"}, cmp);
+  const std::vector<OwnedMessage> before = Collect(buffer);
+
+  EXPECT_FALSE(buffer.CommitInPlace("nested", 7, cmp));       // a child's write
+  EXPECT_FALSE(buffer.CommitInPlace("update", 7, cmp));       // not an insert or delete
+  EXPECT_FALSE(buffer.CommitInPlace("overwritten", 7, cmp));  // not the newest for its key
+  EXPECT_FALSE(buffer.CommitInPlace("insert", 8, cmp));       // another transaction's
+  EXPECT_FALSE(buffer.CommitInPlace("absent", 7, cmp));
+  EXPECT_EQ(Collect(buffer), before);
+
+  for (const char* key : {"sorted", "insert", "delete"}) {
+    ASSERT_TRUE(buffer.CommitInPlace(key, 7, cmp)) << key;
+    const Message m = OnlyMessageWithKey(buffer, key, cmp);
+    EXPECT_TRUE(m.xids.empty()) << key;
+    EXPECT_EQ(m.committed_by, 7u) << key;
+    EXPECT_FALSE(buffer.CommitInPlace(key, 7, cmp)) << key;  // committed already
+  }
+  EXPECT_EQ(OnlyMessageWithKey(buffer, "insert", cmp).value, "v");
+  EXPECT_EQ(OnlyMessageWithKey(buffer, "delete", cmp).type, MessageType::kDelete);
+  EXPECT_EQ(buffer.count(), before.size());
+
+  // The stamp survives serialization; every other message is as it was.
+  std::string bytes;
+  buffer.Serialize(&bytes);
+  MessageBuffer copy;
+  ASSERT_TRUE(MessageBuffer::Deserialize(bytes, cmp, &copy).ok());
+  EXPECT_EQ(OnlyMessageWithKey(copy, "insert", cmp).committed_by, 7u);
+  std::vector<OwnedMessage> after = Collect(copy);
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i) {
+    if (after[i].key == "sorted" || after[i].key == "insert" || after[i].key == "delete") continue;
+    EXPECT_EQ(after[i], before[i]) << Describe(before[i]);
+  }
+}
+
+TEST(MessageBufferTest, CommitInPlaceTurnsOnlyANewestSoleWriteIntoACommittedOne) {
+  ExpectCommitInPlaceRules(*BytewiseComparator());
+  ReverseComparator reverse;
+  ExpectCommitInPlaceRules(reverse);
+}
+
 TEST(MessageBufferTest, ClearAndSwap) {
   const Comparator& cmp = *BytewiseComparator();
   MessageBuffer a;
