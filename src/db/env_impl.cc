@@ -31,6 +31,10 @@ constexpr size_t kMaxPooledBasementBytes = size_t{256} << 10;
 // fernbench at 64 MiB rewrote internal nodes over and over from 70% (overwrite wrote 1.2 GB
 // against 0.67 GB at 50%).
 constexpr uint32_t kMaxBufferBudgetPercent = 60;
+// The share of the cache the buffers of all internal nodes may fill together, whatever
+// buffer_budget_percent says (ft/buffer_budget.h, FitLimit): the same bound as the budget's,
+// so that fernbench's trees (which stay under it) flush as before.
+constexpr uint32_t kInternalBufferPercent = 60;
 constexpr size_t kMinAdmissionWindow = 256;
 constexpr size_t kMaxAdmissionWindow = size_t{1} << 20;
 // Chunk memory for everything read from disk from this cache size up, and for basements
@@ -138,10 +142,9 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
   impl->admission_ = std::make_unique<BasementAdmission>(
       std::clamp<size_t>(options.cache_bytes / TableOptions().basement_bytes / 4,
                          kMinAdmissionWindow, kMaxAdmissionWindow));
-  if (options.buffer_budget_percent > 0) {
-    impl->buffer_budget_ =
-        std::make_unique<BufferBudget>(options.cache_bytes / 100 * options.buffer_budget_percent);
-  }
+  impl->buffer_budget_ =
+      std::make_unique<BufferBudget>(options.cache_bytes / 100 * options.buffer_budget_percent,
+                                     options.cache_bytes / 100 * kInternalBufferPercent);
   CachetableOptions cache_options;
   cache_options.budget_bytes = options.cache_bytes;
   cache_options.cleaner_period_ms = options.cleaner_period_ms;

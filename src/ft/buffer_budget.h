@@ -20,6 +20,15 @@
 // messages for seeks to merge and for the cache to hold, hence off by default (the figures
 // are at Options::buffer_budget_percent).
 //
+// Whatever the option, the buffers of all internal nodes must also fit in the cache together
+// with room to spare, or reads thrash: an internal node is read and decompressed whole, and
+// a point read passes one at every level. With node_bytes each (2 MiB), a tree with more
+// height-1 nodes than the cache holds node_bytes of buffers (1M rows at a 16 MiB cache; 4M at
+// 64 MiB) evicted and re-read a multi-MB node on nearly every Get: ~200 reads/s instead of
+// ~250k. So every internal node also stays within its share of `fit_bytes` (FitLimit),
+// below node_bytes where it must: more flushes, so writes cost more once the tree's
+// upper levels outgrow the cache, but reads keep their speed.
+//
 // Thread-safe.
 #ifndef FERN_FT_BUFFER_BUDGET_H_
 #define FERN_FT_BUFFER_BUDGET_H_
@@ -36,7 +45,9 @@ class BufferBudget {
   // each eviction, checkpoint write and query of the node dearer.
   static constexpr size_t kMaxGrowth = 4;
 
-  explicit BufferBudget(size_t bytes) : bytes_(bytes) {}
+  // `bytes`: what height-1 nodes may grow into once the cache is full (0: no growth past
+  // node_bytes). `fit_bytes`: what the buffers of all internal nodes may hold together.
+  BufferBudget(size_t bytes, size_t fit_bytes) : bytes_(bytes), fit_bytes_(fit_bytes) {}
   BufferBudget(const BufferBudget&) = delete;
   BufferBudget& operator=(const BufferBudget&) = delete;
 
@@ -46,10 +57,18 @@ class BufferBudget {
     nodes_.fetch_add(after - before, std::memory_order_relaxed);  // wraps correctly
   }
 
-  // The buffered bytes above which a height-1 node of a tree with `node_bytes` flushes.
+  // The buffered bytes above which a height-1 node of a tree with `node_bytes` flushes
+  // while the cache is full (before FitLimit).
   size_t LimitFor(size_t node_bytes) const {
+    if (bytes_ == 0) return node_bytes;
     const size_t nodes = std::max<size_t>(1, nodes_.load(std::memory_order_relaxed));
     return std::clamp(bytes_ / nodes, node_bytes, node_bytes * kMaxGrowth);
+  }
+  // The most any one internal node may buffer: an even share of fit_bytes among the
+  // height-1 nodes (the nodes above them are far fewer), but at least `floor`.
+  size_t FitLimit(size_t floor) const {
+    const size_t nodes = std::max<size_t>(1, nodes_.load(std::memory_order_relaxed));
+    return std::max(floor, fit_bytes_ / nodes);
   }
 
   size_t bytes() const { return bytes_; }
@@ -57,6 +76,7 @@ class BufferBudget {
 
  private:
   const size_t bytes_;
+  const size_t fit_bytes_;
   std::atomic<size_t> nodes_{0};
 };
 

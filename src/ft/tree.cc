@@ -301,6 +301,7 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
     }
   }
   stats_.nodes_read++;
+  if (!node->is_leaf()) stats_.internal_nodes_read++;
   *value = std::move(node);
   return Status::OK();
 }

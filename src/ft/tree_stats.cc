@@ -40,6 +40,7 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("basements_streamed_ahead", basements_streamed_ahead);
   line("basements_decoded_ahead", basements_decoded_ahead);
   line("nodes_read", nodes_read);
+  line("internal_nodes_read", internal_nodes_read);
   line("nodes_written", nodes_written);
   line("checkpoint_clones", checkpoint_clones);
   line("checkpoint_clones_written", checkpoint_clones_written);

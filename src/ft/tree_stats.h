@@ -52,6 +52,9 @@ struct TreeStats {
   std::atomic<uint64_t> basements_streamed_ahead{0};
   std::atomic<uint64_t> basements_decoded_ahead{0};
   std::atomic<uint64_t> nodes_read{0};
+  // Of those, internal nodes: read whole, all buffers decoded; more than a few per thousand
+  // point reads means the upper levels do not fit in the cache.
+  std::atomic<uint64_t> internal_nodes_read{0};
   std::atomic<uint64_t> nodes_written{0};      // checkpoint clones included
   std::atomic<uint64_t> checkpoint_clones{0};  // nodes copied for a checkpoint by a writer
   std::atomic<uint64_t> checkpoint_clones_written{0};

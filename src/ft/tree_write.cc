@@ -186,9 +186,11 @@ size_t FractalTree::GorgedAbove(const Node& node) const {
   // Height-1 nodes share a budget once the cache is nearly full. While it has room, flushed
   // leaves stay cached and absorb the next flush without a write; bigger buffers would only
   // make reads search more messages.
-  if (node.height() == 1 && config_.buffer_budget != nullptr &&
-      cache_->size_bytes() >= cache_->budget() / 8 * 7) {
-    limit = config_.buffer_budget->LimitFor(config_.node_bytes);
+  if (config_.buffer_budget != nullptr) {
+    if (node.height() == 1 && cache_->size_bytes() >= cache_->budget() / 8 * 7) {
+      limit = config_.buffer_budget->LimitFor(config_.node_bytes);
+    }
+    limit = std::min(limit, config_.buffer_budget->FitLimit(kMinGorgedBytes));
   }
   return std::min(limit, cap);
 }

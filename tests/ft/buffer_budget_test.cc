@@ -1,10 +1,13 @@
 // BufferBudget: height-1 nodes share a byte budget for their buffers while the cache is
 // full, within [node_bytes, kMaxGrowth * node_bytes] each, and trees give their share back
-// when they close.
+// when they close; and every internal node keeps to its share of what the buffers may fill
+// together (FitLimit), so that the upper levels stay in the cache.
 #include "ft/buffer_budget.h"
 
 #include <cstdio>
+#include <limits>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "cachetable/cachetable.h"
@@ -15,9 +18,12 @@
 namespace fern {
 namespace {
 
+// No bound on what the buffers may fill together.
+constexpr size_t kNoFit = std::numeric_limits<size_t>::max();
+
 TEST(BufferBudgetTest, EachHeight1NodeGetsItsShareWithinBounds) {
   constexpr size_t kNode = 1 << 20;
-  BufferBudget budget(size_t{12} << 20);
+  BufferBudget budget(size_t{12} << 20, kNoFit);
   // Nothing counted yet: one node's share, capped at kMaxGrowth node_bytes.
   EXPECT_EQ(budget.LimitFor(kNode), BufferBudget::kMaxGrowth * kNode);
   budget.Replace(0, 4);  // a tree with 4 height-1 nodes
@@ -33,6 +39,17 @@ TEST(BufferBudgetTest, EachHeight1NodeGetsItsShareWithinBounds) {
   budget.Replace(10, 0);
   budget.Replace(2, 0);
   EXPECT_EQ(budget.nodes(), 0u);
+}
+
+TEST(BufferBudgetTest, FitLimitSharesTheFitAmongHeight1NodesAboveAFloor) {
+  constexpr size_t kNode = 1 << 20;
+  BufferBudget budget(0, size_t{12} << 20);
+  EXPECT_EQ(budget.LimitFor(kNode), kNode);  // no growth budget
+  EXPECT_EQ(budget.FitLimit(1024), size_t{12} << 20);
+  budget.Replace(0, 24);
+  EXPECT_EQ(budget.FitLimit(1024), size_t{512} << 10);  // below node_bytes: it must fit
+  budget.Replace(24, 100000);
+  EXPECT_EQ(budget.FitLimit(1024), 1024u);
 }
 
 std::string Key(int i) {
@@ -93,7 +110,7 @@ void WriteAndCheck(const std::string& path, size_t cache_bytes, BufferBudget* bu
 void WriteWithAndWithout(size_t cache_bytes, int rows, RunResult* fixed, RunResult* budgeted) {
   testing::ScratchDir dir;
   WriteAndCheck(dir.Sub("fixed.ft"), cache_bytes, nullptr, rows, fixed);
-  BufferBudget budget(cache_bytes / 2);
+  BufferBudget budget(cache_bytes / 2, kNoFit);
   WriteAndCheck(dir.Sub("budgeted.ft"), cache_bytes, &budget, rows, budgeted);
 }
 
@@ -132,13 +149,71 @@ TEST(TreeBufferBudgetTest, RoomInTheCacheKeepsNodeBytes) {
 // child: a leaf is never handed several times its size at once.
 TEST(TreeBufferBudgetTest, AnAscendingLoadFlushesAtMostNodeBytesIntoOneChild) {
   testing::ScratchDir dir;
-  BufferBudget budget(size_t{1} << 19);
+  BufferBudget budget(size_t{1} << 19, kNoFit);
   RunResult run;
   WriteAndCheck(dir.Sub("ascending.ft"), size_t{1} << 20, &budget, 40000, &run,
                 /*in_order=*/true);
   if (HasFatalFailure()) return;
   EXPECT_GT(run.largest_flush_bytes, size_t{48} << 10);
   EXPECT_LE(run.largest_flush_bytes, (size_t{64} << 10) + 200);
+}
+
+// Random writes into a tree whose height-1 nodes could buffer more than the whole cache at
+// node_bytes each, then random point reads. Without the fit bound most reads evicted and
+// re-read an internal node whole; with it the internal nodes stay cached. Returns internal
+// nodes read per thousand gets on the fresh tree and after the writes.
+struct ReadCost {
+  uint64_t fresh = 0;
+  uint64_t after_writes = 0;
+};
+
+ReadCost NodesReadPerThousandGets(bool fit) {
+  testing::ScratchDir dir;
+  constexpr size_t kCache = size_t{1} << 20;
+  constexpr int kRows = 40000;
+  BufferBudget budget(0, fit ? kCache / 100 * 60 : kNoFit);
+  TreeConfig config;
+  config.comparator = BytewiseComparator();
+  config.compression = Compression::kNone;
+  config.node_bytes = 64 << 10;
+  config.basement_bytes = 4 << 10;
+  config.fanout = 4;  // many height-1 nodes for few rows
+  config.buffer_budget = &budget;
+  Cachetable cache(kCache);
+  std::unique_ptr<FractalTree> tree;
+  EXPECT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
+  std::mt19937_64 rng(1);
+  auto gets = [&] {
+    const uint64_t before = tree->stats().internal_nodes_read.load();
+    std::string value;
+    for (int n = 0; n < 4000; ++n) {
+      Status s = tree->Get(Key(static_cast<int>(rng() % (2 * kRows))), &value);
+      EXPECT_TRUE(s.ok() || s.IsNotFound()) << s.ToString();
+    }
+    return (tree->stats().internal_nodes_read.load() - before) / 4;
+  };
+  for (int i = 0; i < kRows; ++i) EXPECT_TRUE(tree->Put(Key(2 * i), ValueOf(i)).ok());  // in order
+  ReadCost cost;
+  cost.fresh = gets();
+  for (int n = 0; n < kRows; ++n) {
+    const int i = static_cast<int>(rng() % (2 * kRows));
+    EXPECT_TRUE(tree->Put(Key(i), ValueOf(i)).ok());
+  }
+  TreeShape shape;
+  EXPECT_TRUE(tree->Shape(&shape).ok());
+  EXPECT_GT(shape.nodes_per_level[1] * config.node_bytes, kCache) << "the test needs this";
+  cost.after_writes = gets();
+  EXPECT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+  return cost;
+}
+
+TEST(TreeBufferBudgetTest, InternalBuffersKeepToTheFitSoReadsDoNotRereadInternalNodes) {
+  const ReadCost unbounded = NodesReadPerThousandGets(/*fit=*/false);
+  const ReadCost bounded = NodesReadPerThousandGets(/*fit=*/true);
+  EXPECT_LT(bounded.after_writes, 2 * bounded.fresh + 200)
+      << "fresh " << bounded.fresh << "; unbounded: " << unbounded.after_writes;
+  EXPECT_GT(unbounded.after_writes, 2 * bounded.after_writes)
+      << "fresh " << unbounded.fresh << ", bounded " << bounded.after_writes;
 }
 
 }  // namespace

@@ -94,7 +94,7 @@ TEST(TreeConcurrencyTest, WritersReadersScansFlushesAndCheckpointsAgree) {
   Cachetable cache(cache_options);
   // Height-1 buffers may grow past node_bytes while the cache is full, and go back to it as
   // the tree gains height-1 nodes: their limit moves under the writers and flushers.
-  BufferBudget budget(size_t{128} << 10);
+  BufferBudget budget(size_t{128} << 10, size_t{256} << 10);
   TreeConfig config = SmallTree(&flushers);
   config.buffer_budget = &budget;
   ThreadPool readahead(1);
