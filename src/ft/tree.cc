@@ -153,7 +153,11 @@ Status FractalTree::Close(bool checkpoint) {
   ForgetHeight1Nodes();
   if (checkpoint) FERN_RETURN_IF_ERROR(Checkpoint());
   open_in_cache_ = false;
-  return cache_->CloseFile(file_id_, /*write_dirty=*/false);
+  FERN_RETURN_IF_ERROR(cache_->CloseFile(file_id_, /*write_dirty=*/false));
+  // Nothing reads or writes the file once the cache has let it go; a dropped table's tree
+  // stays allocated until the Env closes, and must not keep its file (and space) open.
+  file_->CloseDescriptor();
+  return Status::OK();
 }
 
 Status FractalTree::Checkpoint() {

@@ -112,7 +112,8 @@ class FractalTree final : public CacheFileOwner {
                      std::unique_ptr<FractalTree>* tree);
   ~FractalTree() override;
 
-  // Takes a checkpoint (when `checkpoint`) and drops the tree's pairs from the cache.
+  // Takes a checkpoint (when `checkpoint`), drops the tree's pairs from the cache and closes
+  // the file.
   // Nothing may be called afterwards but the destructor.
   Status Close(bool checkpoint);
 

@@ -140,6 +140,9 @@ class TreeFile {
   // Abandons a checkpoint begun but not ended (its node writes failed); the previous
   // checkpoint stays the file's state. No effect when none is in progress.
   void AbortCheckpoint();
+  // Closes the file descriptor (a dropped table's file then frees its space at once); every
+  // later read or write fails. REQUIRES: no I/O on this file runs or will start.
+  void CloseDescriptor() { file_->Close(); }
 
   BlockTable::Stats stats() const { return table_.stats(); }
   // Every written block of the current version, in ascending number order. fn runs under
@@ -165,7 +168,7 @@ class TreeFile {
   void TrimFileTail();
 
   const std::string path_;
-  const std::unique_ptr<File> file_;
+  const std::unique_ptr<File> file_;  // closed by CloseDescriptor
   const bool read_only_;
   BlockTable table_;
 

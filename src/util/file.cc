@@ -75,8 +75,11 @@ Status File::Open(const std::string& path, Mode mode, std::unique_ptr<File>* fil
   return Status::OK();
 }
 
-File::~File() {
+File::~File() { Close(); }
+
+void File::Close() {
   if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;  // later calls fail with EBADF
 }
 
 Status File::ReadUpTo(uint64_t offset, size_t n, std::string* out) const {

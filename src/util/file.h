@@ -26,6 +26,9 @@ class File {
   };
   static Status Open(const std::string& path, Mode mode, std::unique_ptr<File>* file);
   ~File();
+  // Closes the descriptor now (the destructor does otherwise); every later call fails with
+  // IOError. REQUIRES: no call on this File runs or will start concurrently.
+  void Close();
 
   // Reads exactly `n` bytes at `offset` into `*out`. Fewer bytes available is Corruption
   // ("<path>: short read at offset X: wanted N, got M").
