@@ -50,6 +50,11 @@ struct Options {  // for Env::Open
   // memory) nothing changes. Set 0 for read-mostly data between one and a few times the
   // cache.
   uint32_t buffer_budget_percent = 60;
+  // With checkpoint_period_ms set, a checkpoint also starts as soon as the log has grown by
+  // this many bytes since the last one began, so that the log's files (and what a crash
+  // replays) stay bounded however fast the writes come. 0: the larger of 256 MiB and 4x
+  // cache_bytes (fernbench's workloads each log less than that).
+  uint64_t checkpoint_log_bytes = 0;
 };
 
 // Orders keys. Its Name() is stored with the table: reopening with another name is

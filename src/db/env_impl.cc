@@ -160,6 +160,10 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
     FERN_RETURN_IF_ERROR(impl->RemoveOrphanFiles());
     FERN_RETURN_IF_ERROR(impl->Recover());
   }
+  impl->checkpoint_log_bytes_ =
+      options.checkpoint_log_bytes != 0
+          ? options.checkpoint_log_bytes
+          : std::max<uint64_t>(uint64_t{256} << 20, uint64_t{4} * options.cache_bytes);
   if (options.checkpoint_period_ms > 0) {
     EnvImpl* raw = impl.get();
     impl->checkpointer_ = std::thread([raw] { raw->CheckpointerLoop(); });
@@ -170,11 +174,13 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
 
 void EnvImpl::CheckpointerLoop() {
   const absl::Duration period = absl::Milliseconds(options_.checkpoint_period_ms);
+  // How often the log's growth is looked at between periodic checkpoints.
+  const absl::Duration poll = std::min(period, absl::Milliseconds(200));
   MutexLock lock(&checkpointer_mu_);
   for (;;) {
-    absl::Time deadline = absl::Now() + period;
-    while (!stopping_ && absl::Now() < deadline) {
-      checkpointer_mu_.WaitWithDeadline(&checkpointer_cv_, deadline);
+    const absl::Time deadline = absl::Now() + period;
+    while (!stopping_ && absl::Now() < deadline && !LogOutgrewCheckpoint()) {
+      checkpointer_mu_.WaitWithDeadline(&checkpointer_cv_, std::min(deadline, absl::Now() + poll));
     }
     if (stopping_) return;
     checkpointer_mu_.Unlock();
@@ -183,6 +189,11 @@ void EnvImpl::CheckpointerLoop() {
     Checkpoint().ok();
     checkpointer_mu_.Lock();
   }
+}
+
+bool EnvImpl::LogOutgrewCheckpoint() const {
+  return log_->stats().bytes_written - log_bytes_at_checkpoint_.load(std::memory_order_relaxed) >=
+         checkpoint_log_bytes_;
 }
 
 void EnvImpl::StopCheckpointer() {

@@ -9,6 +9,7 @@
 #ifndef FERN_DB_ENV_IMPL_H_
 #define FERN_DB_ENV_IMPL_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -109,8 +110,10 @@ class EnvImpl final : public Env {
   // `closing`: the Env's last checkpoint, which also starts a new log file for its end
   // record so that the log it leaves holds nothing else.
   Status CheckpointLocked(bool closing = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The checkpointer thread: a checkpoint every checkpoint_period_ms (0: never).
+  // The checkpointer thread: a checkpoint every checkpoint_period_ms (0: never), or sooner
+  // once the log has grown by checkpoint_log_bytes since the last checkpoint began.
   void CheckpointerLoop();
+  bool LogOutgrewCheckpoint() const;
   void StopCheckpointer();
   // Removes *.ft files the catalog does not name (left by a crash in create or drop) and
   // loader run files (left by a load that did not finish).
@@ -159,6 +162,9 @@ class EnvImpl final : public Env {
   absl::CondVar checkpointer_cv_;
   bool stopping_ ABSL_GUARDED_BY(checkpointer_mu_) = false;
   std::thread checkpointer_;
+  uint64_t checkpoint_log_bytes_ = 0;  // Options::checkpoint_log_bytes, with its default applied
+  // The log's bytes_written when the last checkpoint began.
+  std::atomic<uint64_t> log_bytes_at_checkpoint_{0};
   Lsn recovery_end_lsn_ = 0;  // the log's last LSN when the Env opened
 };
 

@@ -297,6 +297,7 @@ Status EnvImpl::ReplayTable(uint64_t id, TableImpl* table) {
 
 Status EnvImpl::CheckpointLocked(bool closing) {
   FERN_RETURN_IF_ERROR(write_state_->error());
+  log_bytes_at_checkpoint_.store(log_->stats().bytes_written, std::memory_order_relaxed);
   Lsn begin;
   uint64_t id = ++checkpoints_taken_;
   Lsn needed;

@@ -330,6 +330,48 @@ TEST(EnvTest, TablesAreIndependentAndDropRemovesOne) {
   ASSERT_TRUE(b->Get(nullptr, "k", &v).ok());
 }
 
+uint64_t StatValue(Env* env, const std::string& name) {
+  std::string stats;
+  EXPECT_TRUE(env->GetProperty("fern.stats", &stats));
+  const size_t at = stats.find("\n" + name + ": ");
+  if (at == std::string::npos) {
+    ADD_FAILURE() << name << " not in fern.stats";
+    return 0;
+  }
+  return std::stoull(stats.substr(at + name.size() + 3));
+}
+
+// Between periodic checkpoints, the log's growth starts one: a writer of large values must
+// not grow the log without bound for a whole period.
+TEST(EnvTest, LogGrowthStartsACheckpointBeforeThePeriodEnds) {
+  ScratchDir dir;
+  Options options;
+  options.sync_commits = false;
+  options.cache_bytes = 1 << 20;
+  options.checkpoint_period_ms = 3600 * 1000;
+  options.checkpoint_log_bytes = 2 << 20;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(OpenTable(env.get(), "t", &table).ok());
+  std::mt19937_64 rng(3);
+  std::string value(64 << 10, '\0');
+  for (int round = 0; round < 3; ++round) {
+    const uint64_t before = StatValue(env.get(), "checkpoint.taken");
+    for (int i = 0; i < 48; ++i) {  // 3 MiB of log that does not compress
+      for (char& c : value) c = static_cast<char>(rng());
+      ASSERT_TRUE(table->Put(nullptr, "k" + std::to_string(i % 8), value).ok());
+    }
+    uint64_t taken = 0;
+    for (int wait = 0; wait < 100 && taken == 0; ++wait) {  // up to 10 s to notice
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      taken = StatValue(env.get(), "checkpoint.taken") - before;
+    }
+    EXPECT_GE(taken, 1u) << "round " << round;
+    EXPECT_LE(taken, 2u) << "round " << round;  // per 2 MiB of log, not per poll
+  }
+}
+
 size_t OpenDescriptors() {
   size_t n = 0;
   for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
