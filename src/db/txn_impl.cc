@@ -119,6 +119,13 @@ Status TxnImpl::ResolveAll(MessageType type) {
   return first;
 }
 
+void TxnImpl::ForgetWrites() {
+  // Swapped out, not cleared: a million-row transaction's set is hundreds of MB, and the
+  // caller may keep the ended transaction object for long.
+  std::vector<const std::pair<const WriteKey, bool>*>().swap(writes_);
+  std::map<WriteKey, bool>().swap(written_);
+}
+
 void TxnImpl::ReleaseLocks() {
   for (TableImpl* table : locked_tables_) table->locks()->ReleaseAll(state_->root_id());
   locked_tables_.clear();
@@ -151,6 +158,7 @@ Status TxnImpl::Commit() {
     env_->txn_manager()->Commit(state_).ok();
     ended_ = true;
     Unregister();
+    ForgetWrites();
     parent_->live_child_ = nullptr;
     return Status::OK();
   }
@@ -179,6 +187,7 @@ Status TxnImpl::Commit() {
   ended_ = true;
   Unregister();
   ReleaseLocks();
+  ForgetWrites();
   if (!synced.ok()) {
     return synced.WithContext(StrCat("transaction ", id(),
                                      " committed in this process, but its commit may not be "
@@ -210,6 +219,7 @@ Status TxnImpl::Abort() {
   env_->txn_manager()->Abort(state_).ok();
   ended_ = true;
   Unregister();
+  ForgetWrites();
   if (parent_ != nullptr) {
     parent_->live_child_ = nullptr;
   } else {

@@ -90,6 +90,8 @@ class TxnImpl final : public Txn {
   Status ResolveAll(MessageType type);
   void ReleaseLocks();
   void Unregister();
+  // Drops the write set of an ended transaction.
+  void ForgetWrites();
 
   EnvImpl* env_;  // null once the Env has closed
   TxnStatePtr state_;
