@@ -10,6 +10,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -80,25 +81,34 @@ constexpr bool kSanitized = true;  // shadow memory makes RSS meaningless
 constexpr bool kSanitized = false;
 #endif
 
-void CheckPeakRss(int threads) {
-  testing::ScratchDir dir;
+// Runs `fn` in a forked child (so that the memory figures are its own) and returns its
+// result through a pipe; false if the child did not report one.
+template <typename T>
+bool RunInChild(const std::function<T()>& fn, T* out) {
   int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
+  if (::pipe(fds) != 0) return false;
   pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
+  if (pid < 0) return false;
   if (pid == 0) {
     ::close(fds[0]);
-    long rss_kb = LoadAndMeasure(dir.path(), 2'000'000, threads);
-    ssize_t ignored = ::write(fds[1], &rss_kb, sizeof(rss_kb));
+    T result = fn();
+    ssize_t ignored = ::write(fds[1], &result, sizeof(result));
     (void)ignored;
     ::_exit(0);
   }
   ::close(fds[1]);
-  long rss_kb = -1;
-  ASSERT_EQ(::read(fds[0], &rss_kb, sizeof(rss_kb)), static_cast<ssize_t>(sizeof(rss_kb)));
+  const bool got = ::read(fds[0], out, sizeof(T)) == static_cast<ssize_t>(sizeof(T));
   ::close(fds[0]);
   int status;
   ::waitpid(pid, &status, 0);
+  return got;
+}
+
+void CheckPeakRss(int threads) {
+  testing::ScratchDir dir;
+  long rss_kb = -1;
+  ASSERT_TRUE(
+      RunInChild<long>([&] { return LoadAndMeasure(dir.path(), 2'000'000, threads); }, &rss_kb));
   ASSERT_GT(rss_kb, 0) << "the load failed in the child";
   std::printf(
       "peak RSS loading 2,000,000 rows from %d thread(s) with a 32 MiB cache: %ld KiB "
@@ -157,23 +167,9 @@ std::pair<long, long> BigTransactionRss(const std::string& dir) {
 TEST(MemoryTest, ABigTransactionsMemoryGoesWhenItCommits) {
   if (kSanitized) GTEST_SKIP() << "RSS is not measured in sanitizer builds";
   testing::ScratchDir dir;
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    std::pair<long, long> rss = BigTransactionRss(dir.path());
-    ssize_t ignored = ::write(fds[1], &rss, sizeof(rss));
-    (void)ignored;
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::pair<long, long> rss{-1, -1};
-  ASSERT_EQ(::read(fds[0], &rss, sizeof(rss)), static_cast<ssize_t>(sizeof(rss)));
-  ::close(fds[0]);
-  int status;
-  ::waitpid(pid, &status, 0);
+  using RssPair = std::pair<long, long>;
+  RssPair rss{-1, -1};
+  ASSERT_TRUE(RunInChild<RssPair>([&] { return BigTransactionRss(dir.path()); }, &rss));
   ASSERT_GT(rss.first, 0) << "the transaction failed in the child";
   std::printf("RSS before commit %ld KiB, after %ld KiB\n", rss.first, rss.second);
   EXPECT_LT(rss.second, rss.first / 2);
