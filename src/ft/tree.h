@@ -378,6 +378,16 @@ class FractalTree final : public CacheFileOwner {
   Status FlushAll(PinnedPair* pin);
   void ScheduleFlush(BlockNum block);
   void BackgroundFlush(BlockNum block);
+  // A read found a whole batch of stored rows deleted by messages still buffered above them
+  // (a queue's head, a deleted range): pushes the buffers on `key`'s path down to its leaf
+  // on the flusher pool, so that the rows go and later reads stop skipping them one by one.
+  // One such flush in flight per tree; none without a flusher pool.
+  void ScheduleFlushToward(std::string_view key);
+  // Flushes, from the root down, each buffer on `key`'s path into its child.
+  Status FlushToward(std::string_view key);
+  // ReadBatch asks for ScheduleFlushToward only when at least this many stored rows in a row
+  // were all hidden, mostly by buffered deletes: a few tell nothing about the rows around.
+  static constexpr size_t kMinRowsForFlushToward = 8;
   // Counts a background task (flush, readahead, stream-ahead) for DrainFlushes to wait
   // for; false (counting nothing) once the tree is closing. EndBackgroundTask ends it.
   bool BeginBackgroundTask();
@@ -436,6 +446,7 @@ class FractalTree final : public CacheFileOwner {
   // Background tasks (flushes, readaheads, stream-aheads) scheduled and not yet finished.
   int flushes_pending_ ABSL_GUARDED_BY(flush_mu_) = 0;
   std::atomic<bool> readahead_in_flight_{false};
+  std::atomic<bool> flush_toward_in_flight_{false};  // ScheduleFlushToward's
   // What this tree last reported to config_.buffer_budget (CountHeight1Nodes).
   std::atomic<size_t> height1_counted_{0};
   // The codec may change while eviction threads serialize nodes, hence atomics.

@@ -18,6 +18,8 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("flushes", flushes);
   line("cleaner_flushes", cleaner_flushes);
   line("background_flushes", background_flushes);
+  line("read_triggered_flushes", read_triggered_flushes);
+  line("batches_read", batches_read);
   line("flush_errors", flush_errors);
   line("read_restarts", read_restarts);
   line("basements_read_ahead", basements_read_ahead);

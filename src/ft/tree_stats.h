@@ -21,8 +21,11 @@ struct TreeStats {
   std::atomic<uint64_t> flushes{0};             // child buffers moved down
   std::atomic<uint64_t> cleaner_flushes{0};     // flushes started by the cleaner thread
   std::atomic<uint64_t> background_flushes{0};  // gorged nodes flushed by the flusher pool
-  std::atomic<uint64_t> flush_errors{0};        // background flushes that failed (retried later)
-  std::atomic<uint64_t> read_restarts{0};       // reads that met a write-locked node and restarted
+  // Paths flushed because a read met a batch of rows all deleted by buffered messages.
+  std::atomic<uint64_t> read_triggered_flushes{0};
+  std::atomic<uint64_t> batches_read{0};   // ReadBatch calls (cursor steps that descended)
+  std::atomic<uint64_t> flush_errors{0};   // background flushes that failed (retried later)
+  std::atomic<uint64_t> read_restarts{0};  // reads that met a write-locked node and restarted
   std::atomic<uint64_t> basements_read_ahead{0};  // basements a cursor readahead visited
   // Basements loaded beside a point read's miss while the cache had room (WarmLeaf).
   std::atomic<uint64_t> basements_warmed{0};

@@ -333,6 +333,57 @@ void FractalTree::BackgroundFlush(BlockNum block) {
   EndBackgroundTask();
 }
 
+void FractalTree::ScheduleFlushToward(std::string_view key) {
+  if (config_.flusher_pool == nullptr || flush_toward_in_flight_.exchange(true)) return;
+  if (!BeginBackgroundTask()) {
+    flush_toward_in_flight_.store(false);
+    return;
+  }
+  config_.flusher_pool->Schedule([this, owned = std::string(key)] {
+    if (!closing_.load(std::memory_order_acquire)) {
+      if (FlushToward(owned).ok()) {
+        stats_.read_triggered_flushes++;
+      } else {
+        stats_.flush_errors++;  // the messages stay where they were
+      }
+    }
+    flush_toward_in_flight_.store(false);
+    EndBackgroundTask();
+  });
+}
+
+Status FractalTree::FlushToward(std::string_view key) {
+  ReaderMutexLock safe(&checkpoint_safe_);
+  const Comparator& cmp = *config_.comparator;
+  PinnedPair pin;
+  FERN_RETURN_IF_ERROR(PinRootForWrite(&pin));
+  bool at_root = true;
+  while (!pin.as<Node>()->is_leaf()) {
+    Node* node = pin.as<Node>();
+    const size_t i = node->PartitionIndex(key, cmp);
+    if (!node->buffers[i].empty()) {
+      // Keeps the parent pinned and restructures the child under it.
+      FERN_RETURN_IF_ERROR(FlushChild(&pin, i, /*may_release=*/false));
+    } else {
+      // A child emptied by earlier flushes (a queue's consumed head) is merged away, or reads
+      // would go on walking its empty basements.
+      PinnedPair child;
+      FERN_RETURN_IF_ERROR(PinNode(node->children[i], Cachetable::Lock::kWrite, &child));
+      FERN_RETURN_IF_ERROR(Restructure(&pin, i, &child));
+    }
+    if (at_root) {
+      FERN_RETURN_IF_ERROR(FixRoot(&pin));
+      if (pin.as<Node>()->is_leaf()) break;
+    }
+    PinnedPair next;
+    const size_t j = pin.as<Node>()->PartitionIndex(key, cmp);
+    FERN_RETURN_IF_ERROR(PinNode(pin.as<Node>()->children[j], Cachetable::Lock::kWrite, &next));
+    pin = std::move(next);  // hand over hand
+    at_root = false;
+  }
+  return Status::OK();
+}
+
 void FractalTree::DrainFlushes() {
   MutexLock lock(&flush_mu_);
   closing_.store(true, std::memory_order_release);
