@@ -1,13 +1,16 @@
-// A disk that fills while the log still has room: table-file writes fail, so the cache
-// cannot write its changes back. Reads must keep being served (they used to wait for the
+// A disk that fills. While the log still has room, table-file writes fail, so the cache
+// cannot write its changes back: reads must keep being served (they used to wait for the
 // evictor's failing sweeps, ~100 ms each, without end), new writes are refused with IOError
-// once the cache is past its budget, and everything resumes once space returns.
+// once the cache is past its budget, and everything resumes once space returns. When log
+// writes fail, writes and commits are refused while reads go on, and they resume without a
+// reopen once the log's retry succeeds.
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "fern/fern.h"
 #include "gtest/gtest.h"
@@ -20,13 +23,15 @@ namespace {
 
 using testing::ScratchDir;
 
-// Fails every write to a table file while `full` is set, as ENOSPC would.
-class FullTableFiles final : public FaultInjector {
+// Fails every write to a file whose path ends in `suffix` while `full` is set, as ENOSPC
+// would.
+class FullFiles final : public FaultInjector {
  public:
-  FullTableFiles() { SetFaultInjector(this); }
-  ~FullTableFiles() override { SetFaultInjector(nullptr); }
+  explicit FullFiles(std::string suffix) : suffix_(std::move(suffix)) { SetFaultInjector(this); }
+  ~FullFiles() override { SetFaultInjector(nullptr); }
   Status BeforeWrite(const std::string& path, uint64_t, size_t*) override {
-    if (full.load() && path.size() >= 3 && path.compare(path.size() - 3, 3, ".ft") == 0) {
+    if (full.load() && path.size() >= suffix_.size() &&
+        path.compare(path.size() - suffix_.size(), suffix_.size(), suffix_) == 0) {
       failed.fetch_add(1);
       return Status::IOError(StrCat(path, ": No space left on device (injected)"));
     }
@@ -34,6 +39,9 @@ class FullTableFiles final : public FaultInjector {
   }
   std::atomic<bool> full{false};
   std::atomic<int> failed{0};
+
+ private:
+  const std::string suffix_;
 };
 
 std::string Key(int i) { return StrCat("key", 100000 + i); }
@@ -49,7 +57,7 @@ Options SmallCache() {
 }
 
 TEST(DiskFullTest, ReadsGoOnWritesAreRefusedAndBothResumeWhenSpaceReturns) {
-  FullTableFiles disk;  // before the Env: its threads consult it until it closes
+  FullFiles disk(".ft");  // before the Env: its threads consult it until it closes
   ScratchDir dir;
   constexpr int kRows = 3000;
   std::map<std::string, std::string> model;
@@ -137,22 +145,6 @@ TEST(DiskFullTest, ReadsGoOnWritesAreRefusedAndBothResumeWhenSpaceReturns) {
   }
 }
 
-// Fails every write to a log file while `full` is set, as ENOSPC would.
-class FullLogFiles final : public FaultInjector {
- public:
-  FullLogFiles() { SetFaultInjector(this); }
-  ~FullLogFiles() override { SetFaultInjector(nullptr); }
-  Status BeforeWrite(const std::string& path, uint64_t, size_t*) override {
-    if (full.load() && path.size() >= 4 && path.compare(path.size() - 4, 4, ".log") == 0) {
-      failed.fetch_add(1);
-      return Status::IOError(StrCat(path, ": No space left on device (injected)"));
-    }
-    return Status::OK();
-  }
-  std::atomic<bool> full{false};
-  std::atomic<int> failed{0};
-};
-
 // Puts (autocommitted) until one succeeds, for up to 10 s.
 Status PutWhenWritable(Table* table, const std::string& key, const std::string& value) {
   Status s;
@@ -165,7 +157,7 @@ Status PutWhenWritable(Table* table, const std::string& key, const std::string& 
 }
 
 TEST(DiskFullTest, LogWritesRefusedWhileTheDiskIsFullResumeWithoutAReopen) {
-  FullLogFiles disk;
+  FullFiles disk(".log");
   ScratchDir dir;
   Options options;
   options.sync_commits = true;
