@@ -594,11 +594,6 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
     });
   }
 
-  // An empty basement below internal nodes: what is left of rows deletes removed. The flush
-  // toward it merges it (or its leaf) away.
-  if (count == 0 && path.nodes.size() > 1 && max_rows > 1) {
-    ScheduleFlushToward(has_lower ? lower : key);
-  }
   std::string_view visible;
   if (scratch.keyed.empty() && scratch.broadcasts.empty()) {
     for (size_t i = begin; i < end; ++i) {
