@@ -221,10 +221,10 @@ Status Cachetable::last_write_error() const {
 }
 
 Status Cachetable::WriteBackStatus() const {
-  if (!impl_->write_back_failing.load(std::memory_order_relaxed)) return Status::OK();
+  if (!impl_->AnyWriteBackFailing()) return Status::OK();
   if (size_bytes_.load(std::memory_order_relaxed) <= impl_->block_bytes) return Status::OK();
   AnnotatedMutexLock lock(&impl_->list_mu);
-  if (!impl_->write_back_failing.load(std::memory_order_relaxed)) return Status::OK();
+  if (!impl_->AnyWriteBackFailing()) return Status::OK();
   return Status::IOError(
       StrCat("the cache is over its budget with changes that cannot be written back, so new "
              "writes are refused until a write-back succeeds; last failure: ",
@@ -535,6 +535,9 @@ Status Cachetable::Impl::CloseFile(CacheFileId file_id, bool write_dirty) {
         return first_error;
       }
       if (file->pairs.empty()) {
+        if (file->write_back_failing.load(std::memory_order_relaxed)) {
+          failing_files.fetch_sub(1, std::memory_order_relaxed);
+        }
         files.erase(file_id);
         return Status::OK();
       }
@@ -623,7 +626,7 @@ Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
     AnnotatedMutexLock list_lock(&list_mu);
     while (file->checkpoint_beginning) list_mu.Wait(&files_cv);
     ++file->writes_in_flight;
-    failures_before = write_back_failures;
+    failures_before = file->write_back_failures;
     // Stays as read until this write ends: only a holder of the pair's lock or a checkpoint
     // begin (held back above) changes it.
     for_checkpoint = pair->checkpoint_pending.load(std::memory_order_relaxed);
@@ -638,11 +641,11 @@ Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
   if (status.ok()) {
     // Only a write begun after the latest failure shows that writes work again (one begun
     // before the disk filled may still succeed).
-    if (write_back_failing.load(std::memory_order_relaxed) &&
-        failures_before == write_back_failures) {
-      write_back_failing.store(false, std::memory_order_relaxed);
-      write_back_backoff = kMinWriteBackRetry;
-      write_back_retry = absl::InfinitePast();
+    if (file->write_back_failing.load(std::memory_order_relaxed) &&
+        failures_before == file->write_back_failures) {
+      file->write_back_failing.store(false, std::memory_order_relaxed);
+      failing_files.fetch_sub(1, std::memory_order_relaxed);
+      file->write_back_retry = absl::InfinitePast();
     }
     pair->dirty.store(false, std::memory_order_relaxed);
     if (for_checkpoint) {
@@ -652,18 +655,22 @@ Status Cachetable::Impl::WriteLockedPair(Pair* pair) {
     return status;
   }
   write_errors.fetch_add(1, std::memory_order_relaxed);
-  ++write_back_failures;
+  ++file->write_back_failures;
   last_write_error = status;
-  if (write_back_failing.load(std::memory_order_relaxed)) {
-    write_back_backoff = std::min(write_back_backoff * 2, kMaxWriteBackRetry);
+  if (file->write_back_failing.load(std::memory_order_relaxed)) {
+    file->write_back_backoff = std::min(file->write_back_backoff * 2, kMaxWriteBackRetry);
+  } else {
+    file->write_back_failing.store(true, std::memory_order_relaxed);
+    failing_files.fetch_add(1, std::memory_order_relaxed);
+    file->write_back_backoff = kMinWriteBackRetry;
   }
-  write_back_failing.store(true, std::memory_order_relaxed);
-  write_back_retry = absl::Now() + write_back_backoff;
+  file->write_back_retry = absl::Now() + file->write_back_backoff;
   return status;
 }
 
-bool Cachetable::Impl::WriteBackHeldOff() {
-  return write_back_failing.load(std::memory_order_relaxed) && absl::Now() < write_back_retry;
+bool Cachetable::Impl::WriteBackHeldOff(const CacheFile& file) {
+  return file.write_back_failing.load(std::memory_order_relaxed) &&
+         absl::Now() < file.write_back_retry;
 }
 
 }  // namespace fern

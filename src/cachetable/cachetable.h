@@ -315,9 +315,10 @@ class Cachetable {
   // The most recent WriteBlock error met by eviction, WriteDirty or CloseFile (OK if none).
   // Eviction has no caller to return it to: the pair stays cached and dirty.
   Status last_write_error() const;
-  // OK unless write-backs are failing (the last owner write failed and none succeeded since)
-  // while memory is past the block mark: then IOError naming the failure. Writers call it
-  // before adding changes the cache could hold only over its budget.
+  // OK unless write-backs of some file are failing (the last owner write of its pairs failed
+  // and none begun since has succeeded) while memory is past the block mark: then IOError
+  // naming the failure. Writers call it before adding changes the cache could hold only over
+  // its budget.
   Status WriteBackStatus() const;
 
  private:

@@ -136,8 +136,10 @@ struct Cachetable::Impl {
   // is recorded. REQUIRES: `pair->lock` held exclusively, the pair not removed, no table
   // mutex held.
   Status WriteLockedPair(Pair* pair) ABSL_LOCKS_EXCLUDED(list_mu);
-  // Whether eviction must leave dirty pairs alone for now (see write_back_failing).
-  bool WriteBackHeldOff() ABSL_EXCLUSIVE_LOCKS_REQUIRED(list_mu);
+  // Whether eviction must leave `file`'s dirty pairs alone for now (its writes are failing
+  // and the retry time has not come).
+  bool WriteBackHeldOff(const CacheFile& file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(list_mu);
+  bool AnyWriteBackFailing() const { return failing_files.load(std::memory_order_relaxed) > 0; }
 
   // ---- eviction (eviction.cc) ----
   // Sweeps the clock from `head` until size_bytes <= target_bytes, or until two full laps in
@@ -202,14 +204,12 @@ struct Cachetable::Impl {
   SweepHead evictor ABSL_GUARDED_BY(list_mu);
   SweepHead cleaner ABSL_GUARDED_BY(list_mu);
   Status last_write_error ABSL_GUARDED_BY(list_mu);
-  // Write-back failure: set when an owner write fails, cleared by the next one that succeeds.
-  // While set, eviction writes no dirty pair before write_back_retry (it evicts clean ones),
-  // clients do not wait for the evictor (it cannot free what it cannot write), and
-  // Cachetable::WriteBackStatus refuses new writes once memory is past block_bytes.
-  std::atomic<bool> write_back_failing{false};
-  absl::Time write_back_retry ABSL_GUARDED_BY(list_mu) = absl::InfinitePast();
-  absl::Duration write_back_backoff ABSL_GUARDED_BY(list_mu) = kMinWriteBackRetry;
-  uint64_t write_back_failures ABSL_GUARDED_BY(list_mu) = 0;  // owner writes that failed
+  // Open files whose write-backs are failing (CacheFile::write_back_failing). While any is,
+  // the evictor rests between runs, clients do not wait for it (it cannot free what it cannot
+  // write), and Cachetable::WriteBackStatus refuses new writes once memory is past
+  // block_bytes: the memory held may be the failing file's, whichever table a write is for.
+  // Written under list_mu.
+  std::atomic<int> failing_files{0};
   // Signalled (with `list_mu`) when a sweep ends.
   absl::CondVar sweep_done_cv;
   // Signalled (with `list_mu`) when a CacheFile's in-flight counts fall or its checkpoint

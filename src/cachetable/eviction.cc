@@ -95,8 +95,9 @@ bool Cachetable::Impl::SweepVisit(Pair* pair, bool write_now) {
   }
 
   const bool was_dirty = pair->dirty.load(std::memory_order_relaxed);
-  if (was_dirty && !write_now && WriteBackHeldOff()) {
-    // Stays cached and dirty until the retry time: writes are failing (a full disk).
+  if (was_dirty && !write_now && WriteBackHeldOff(*pair->file)) {
+    // Stays cached and dirty until the retry time: its file's writes are failing (a full
+    // disk).
     pair->lock.UnlockWrite();
     ReleaseRef(pair);
     return false;

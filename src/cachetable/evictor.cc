@@ -8,7 +8,7 @@
 // kMaxBackPressureWait, whichever comes first. A waiting client holds no cachetable mutex
 // and no lock of the pair it unpinned; the pins it still holds are passed over by the sweep.
 // While write-backs fail (a full disk), clients do not wait and the evictor rests between
-// runs (see Impl::write_back_failing).
+// runs (see Impl::failing_files).
 #include <algorithm>
 #include <thread>
 
@@ -95,7 +95,7 @@ void Cachetable::Impl::EvictorLoop() {
   uint64_t trim_debt = 0;
   evictor_mu.Lock();
   for (;;) {
-    if (write_back_failing.load(std::memory_order_relaxed)) {
+    if (AnyWriteBackFailing()) {
       // Wake-ups cannot bring this rest forward: they come with every unpin over budget.
       const absl::Time rest_until = absl::Now() + kFailingEvictorRest;
       for (absl::Time now = absl::Now(); !evictor_stopping && now < rest_until; now = absl::Now()) {
@@ -170,7 +170,7 @@ void Cachetable::Impl::WakeEvictor() {
 }
 
 void Cachetable::Impl::WaitForEvictor() {
-  if (write_back_failing.load(std::memory_order_relaxed)) {
+  if (AnyWriteBackFailing()) {
     // The evictor cannot free what it cannot write: waiting would only stall this client.
     // New writes are refused instead (Cachetable::WriteBackStatus).
     WakeEvictor();

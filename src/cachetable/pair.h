@@ -11,6 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
 #include "cachetable/annotated_mutex.h"
 #include "cachetable/cachetable.h"
 #include "cachetable/clock_list.h"
@@ -55,6 +56,16 @@ struct CacheFile {
   // The first error of a checkpoint write that has no caller of its own (a clone write, or
   // the write a pin makes when cloning is declined); EndCheckpoint returns it.
   Status checkpoint_error;
+  // Write-back failure (a full disk), kept per file: another file's write can succeed while
+  // this one's fail (it reuses free space inside its file where this one must grow), and
+  // says nothing of this file's. Set when an owner write of the file's pairs fails, cleared
+  // by the next one begun after the latest failure that succeeds; while set, eviction writes
+  // none of the file's dirty pairs before `write_back_retry` (Impl::WriteBackHeldOff). The
+  // flag is written under the list mutex, with Impl::failing_files kept in step.
+  std::atomic<bool> write_back_failing{false};
+  absl::Time write_back_retry = absl::InfinitePast();
+  absl::Duration write_back_backoff;  // the wait before the next retry, doubling
+  uint64_t write_back_failures = 0;   // owner writes of the file's pairs that failed
 };
 
 // Clock counts: a first miss starts at kInitialClockCount; every pin adds one up to

@@ -357,6 +357,66 @@ TEST_F(CachetableTest, FailingWriteBacksRefuseNewWritesOverBudgetUntilOneSucceed
   EXPECT_EQ(disk_->Get(2), "second");
 }
 
+// A full disk can fail one file's writes while another's succeed (it reuses free blocks
+// inside its file where the first must grow): that success must not end the first file's
+// failing state, and the first file's failures must not hold back the second's write-backs.
+TEST_F(CachetableTest, WriteBackFailureIsKeptPerFile) {
+  Open(/*budget=*/0);
+  FakeDisk other_disk;
+  const CacheFileId other = table_->OpenFile(&other_disk);
+  disk_->FailWrites(Status::IOError("no space left"));
+  {
+    PinnedPair pin;
+    table_->PinNew(file_, 1, disk_->NewValue("stuck"), &pin);
+  }  // the unpin's sweep fails to write it
+  ASSERT_TRUE(table_->WriteBackStatus().IsIOError());
+  const uint64_t errors = table_->stats().write_errors;
+  {
+    PinnedPair pin;
+    table_->PinNew(other, 1, other_disk.NewValue("fine"), &pin);
+  }  // the sweep writes the other file's pair and leaves the failing file's alone
+  EXPECT_EQ(other_disk.Get(1), "fine");
+  EXPECT_EQ(table_->stats().write_errors, errors);
+  Status s = table_->WriteBackStatus();
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+
+  // A forced sweep writes both: the other file's write succeeds after the first file's
+  // failed, and the first file is still failing.
+  {
+    PinnedPair pin;
+    table_->PinNew(other, 2, other_disk.NewValue("fine too"), &pin);
+  }
+  table_->EvictIfOverBudget();
+  EXPECT_EQ(other_disk.Get(2), "fine too");
+  EXPECT_GT(table_->stats().write_errors, errors);
+  s = table_->WriteBackStatus();
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_TRUE(table_->IsCached(file_, 1));
+
+  disk_->FailWrites(Status::OK());
+  table_->EvictIfOverBudget();
+  EXPECT_TRUE(table_->WriteBackStatus().ok());
+  EXPECT_EQ(disk_->Get(1), "stuck");
+  EXPECT_TRUE(table_->CloseFile(other, /*write_dirty=*/true).ok());
+}
+
+// Dropping a failing file's pairs on close ends its failing state with it.
+TEST_F(CachetableTest, ClosingAFailingFileEndsItsFailure) {
+  Open(/*budget=*/0);
+  FakeDisk other_disk;
+  const CacheFileId other = table_->OpenFile(&other_disk);
+  other_disk.FailWrites(Status::IOError("no space left"));
+  {
+    PinnedPair pin;
+    table_->PinNew(other, 1, other_disk.NewValue("dropped"), &pin);
+  }
+  ASSERT_TRUE(table_->WriteBackStatus().IsIOError());
+  EXPECT_FALSE(table_->CloseFile(other, /*write_dirty=*/true).ok());
+  EXPECT_TRUE(table_->WriteBackStatus().IsIOError());
+  EXPECT_TRUE(table_->CloseFile(other, /*write_dirty=*/false).ok());
+  EXPECT_TRUE(table_->WriteBackStatus().ok());
+}
+
 TEST_F(CachetableTest, WriteErrorDuringEvictionKeepsTheData) {
   Open(/*budget=*/0);
   disk_->FailWrites(Status::IOError("no space left"));
