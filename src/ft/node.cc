@@ -54,6 +54,12 @@ size_t Node::leaf_bytes() const {
   return total;
 }
 
+size_t Node::leaf_entries() const {
+  size_t total = 0;
+  for (const LeafPartition& part : basements) total += part.rows->count();
+  return total;
+}
+
 void Node::TakeContents(Node* other) {
   height_ = other->height_;
   max_msn_ = std::max(max_msn_, other->max_msn_);

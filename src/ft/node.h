@@ -103,6 +103,8 @@ class Node final : public CacheValue {
   size_t buffered_messages() const;
   // Leaves: serialized bytes of all rows (absent basements counted by their raw size).
   size_t leaf_bytes() const;
+  // Entries in the leaf's basements. REQUIRES: a leaf with every basement loaded.
+  size_t leaf_entries() const;
 
   // Makes this node hold `other`'s contents (height, pivots, children, buffers, basements,
   // MSN) under its own block number, leaving `other` empty. Keeps the root's block number

@@ -585,7 +585,10 @@ Status FractalTree::ShapeOf(BlockNum block, TreeShape* shape) {
   shape->partitions_per_level[h] += node->partition_count();
   if (node->is_leaf()) {
     FERN_RETURN_IF_ERROR(LoadAllBasements(&pin));
-    for (const LeafPartition& part : node->basements) shape->rows += part.rows->count();
+    uint64_t rows = 0;
+    for (const LeafPartition& part : node->basements) rows += part.rows->count();
+    shape->rows += rows;
+    shape->rows_per_leaf.push_back(rows);
     return Status::OK();
   }
   shape->messages_per_level[h] += node->buffered_messages();

@@ -93,6 +93,7 @@ struct TreeShape {
   std::vector<uint64_t> messages_per_level;  // buffered messages at each height
   std::vector<uint64_t> partitions_per_level;
   uint64_t rows = 0;  // leaf entries on disk and in memory (before pending messages)
+  std::vector<uint64_t> rows_per_leaf;  // the same, leaf by leaf in key order
 };
 
 class FractalTree final : public CacheFileOwner {
@@ -373,6 +374,10 @@ class FractalTree final : public CacheFileOwner {
   Status Restructure(PinnedPair* parent, size_t index, PinnedPair* child);
   Status SplitChild(Node* parent, size_t index, PinnedPair* child);
   Status MergeChild(PinnedPair* parent, size_t index, PinnedPair* child);
+  // Removes leaf `index` of the parent, which holds no entry and has an empty buffer above
+  // it, leaving its neighbours as they are. REQUIRES: the parent has another child; both
+  // pins write-locked.
+  void DropEmptyLeaf(PinnedPair* parent, size_t index, PinnedPair* child);
   // Splits or collapses the write-pinned root until it needs neither, keeping its block.
   Status FixRoot(PinnedPair* root);
   Status FlushAll(PinnedPair* pin);

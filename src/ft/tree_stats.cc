@@ -33,6 +33,7 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("root_splits", root_splits);
   line("leaf_merges", leaf_merges);
   line("internal_merges", internal_merges);
+  line("empty_leaves_dropped", empty_leaves_dropped);
   line("basement_splits", basement_splits);
   line("basement_merges", basement_merges);
   line("basements_fetched", basements_fetched);

@@ -39,6 +39,8 @@ struct TreeStats {
   std::atomic<uint64_t> root_splits{0};
   std::atomic<uint64_t> leaf_merges{0};
   std::atomic<uint64_t> internal_merges{0};
+  // Leaves emptied (a queue's consumed head) and removed without touching a neighbour.
+  std::atomic<uint64_t> empty_leaves_dropped{0};
   std::atomic<uint64_t> basement_splits{0};
   std::atomic<uint64_t> basement_merges{0};
   std::atomic<uint64_t> basements_fetched{0};  // partial fetches of one basement

@@ -619,6 +619,14 @@ Status FractalTree::SplitChild(Node* parent, size_t index, PinnedPair* child_pin
 
 Status FractalTree::MergeChild(PinnedPair* parent_pin, size_t index, PinnedPair* child_pin) {
   Node* parent = parent_pin->as<Node>();
+  if (child_pin->as<Node>()->is_leaf()) {
+    FERN_RETURN_IF_ERROR(MoveBufferDown(parent, index, child_pin));
+    FERN_RETURN_IF_ERROR(LoadAllBasements(child_pin));
+    if (child_pin->as<Node>()->leaf_entries() == 0) {
+      DropEmptyLeaf(parent_pin, index, child_pin);
+      return Status::OK();
+    }
+  }
   size_t sibling = index + 1 < parent->children.size() ? index + 1 : index - 1;
   PinnedPair sibling_pin;
   FERN_RETURN_IF_ERROR(PinNode(parent->children[sibling], Cachetable::Lock::kWrite, &sibling_pin));
@@ -662,6 +670,21 @@ Status FractalTree::MergeChild(PinnedPair* parent_pin, size_t index, PinnedPair*
   cache_->Remove(right_pin);
   file_->FreeBlock(right_block);
   return Status::OK();
+}
+
+void FractalTree::DropEmptyLeaf(PinnedPair* parent_pin, size_t index, PinnedPair* child_pin) {
+  Node* parent = parent_pin->as<Node>();
+  // The pivot between the leaf and a neighbour goes, so the neighbour's range takes in the
+  // leaf's keys. Messages for them buffered above are newer than anything in the neighbour,
+  // so they apply there as they would have to the leaf.
+  parent->children.erase(parent->children.begin() + static_cast<long>(index));
+  parent->buffers.erase(parent->buffers.begin() + static_cast<long>(index));
+  parent->pivots.Erase(index > 0 ? index - 1 : 0);
+  parent_pin->MarkDirty();
+  const BlockNum block = child_pin->block();
+  cache_->Remove(child_pin);
+  file_->FreeBlock(block);
+  stats_.empty_leaves_dropped++;
 }
 
 Status FractalTree::FixRoot(PinnedPair* pin) {
