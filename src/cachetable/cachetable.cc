@@ -231,6 +231,10 @@ Status Cachetable::WriteBackStatus() const {
              impl_->last_write_error.ToString()));
 }
 
+void Cachetable::ReturnFreedMemorySoon() {
+  impl_->trim_requested.store(true, std::memory_order_relaxed);
+}
+
 void Cachetable::UnpinPair(void* pair, bool write) {
   impl_->Unpin(AsPair(pair), write);
   impl_->AfterUnpin();

@@ -161,7 +161,8 @@ struct CachetableOptions {
   // than this; after each sixteenth, if it exceeds it by more than 1.25 times this. The
   // default keeps an Env's peak RSS within its cache plus 64 MiB: fernbench fillrandom at
   // 64 MiB peaked at 107-117 MiB in 9 runs with 32 MiB, 111-132 MiB in 17 runs with 40 MiB
-  // (one over the 128 MiB bound), for ~4% of fillrandom's and overwrite's rate.
+  // (one over the 128 MiB bound), for ~4% of fillrandom's and overwrite's rate. Both
+  // amounts double after each trim that gives back less than an eighth of this (trim_pacer.h).
   size_t trim_slack_bytes = size_t{32} << 20;
   // 0: the cleaner is off until SetCleanerPeriod.
   uint32_t cleaner_period_ms = 0;
@@ -320,6 +321,11 @@ class Cachetable {
   // naming the failure. Writers call it before adding changes the cache could hold only over
   // its budget.
   Status WriteBackStatus() const;
+  // Memory held outside the cache was freed in bulk (a big transaction ended): within
+  // evictor_period_ms the evictor hands the allocator's free memory back to the system if the
+  // process is over its budget by more than trim_slack_bytes, whatever its back-off after
+  // trims that gave back little. No effect without the evictor thread.
+  void ReturnFreedMemorySoon();
 
  private:
   friend class PinnedPair;

@@ -226,6 +226,7 @@ struct Cachetable::Impl {
   uint64_t evictor_runs_started ABSL_GUARDED_BY(evictor_mu) = 0;
   uint64_t evictor_runs_finished ABSL_GUARDED_BY(evictor_mu) = 0;
   std::atomic<bool> evictor_wake_hint{false};  // `evictor_wake` as last set, read unlocked
+  std::atomic<bool> trim_requested{false};     // see Cachetable::ReturnFreedMemorySoon
   std::atomic<int> clients_waiting{0};
   std::thread evictor_thread;
 

@@ -20,6 +20,7 @@
 #endif
 
 #include "cachetable/cachetable_internal.h"
+#include "cachetable/trim_pacer.h"
 #include "util/process_memory.h"
 #include "util/thread_pool.h"
 
@@ -73,12 +74,23 @@ namespace {
 // fault them back in, which halved fillrandom's rate and took a third of seekrandom's time
 // at 64 MiB when it ran after every quarter budget evicted. So it runs only when the
 // process's resident memory is over the budget by more than `slack`; where that cannot be
-// read, only if `when_unknown`. Returns whether it trimmed.
-bool ReturnFreedMemory(size_t budget, size_t slack, bool when_unknown) {
+// read, only if `when_unknown`. Returns whether it trimmed, and in *freed what it gave back
+// (0 when unknown).
+//
+// Memory held outside the cache (a big transaction's write set, many open cursors) keeps
+// the resident size over that line however much is trimmed, and a trim of a large,
+// fragmented heap is slow (20-60 ms for ~300 MB) and holds each arena's lock while it
+// walks it: trimming after every sixteenth budget evicted made a 300,000-row commit take
+// 28 s, 26 of them in 1,120 trims that gave back nothing. The caller backs off after such
+// trims (TrimPacer).
+bool ReturnFreedMemory(size_t budget, size_t slack, bool when_unknown, size_t* freed) {
+  *freed = 0;
 #if defined(__GLIBC__)
   const size_t resident = ResidentBytes();
   if (resident == 0 ? !when_unknown : resident <= budget + slack) return false;
   ::malloc_trim(0);
+  const size_t after = resident == 0 ? 0 : ResidentBytes();
+  if (after != 0 && after < resident) *freed = resident - after;
   return true;
 #else
   static_cast<void>(budget);
@@ -92,7 +104,8 @@ bool ReturnFreedMemory(size_t budget, size_t slack, bool when_unknown) {
 
 void Cachetable::Impl::EvictorLoop() {
   const absl::Duration period = absl::Milliseconds(options.evictor_period_ms);
-  uint64_t trim_debt = 0;
+  const size_t slack = options.trim_slack_bytes;
+  TrimPacer pacer(budget, slack);
   evictor_mu.Lock();
   for (;;) {
     if (AnyWriteBackFailing()) {
@@ -113,18 +126,27 @@ void Cachetable::Impl::EvictorLoop() {
       evictor_runs.fetch_add(1, std::memory_order_relaxed);
       const uint64_t before = bytes_evicted.load(std::memory_order_relaxed);
       Sweep(&evictor, budget, /*wait_if_running=*/true);
-      trim_debt += bytes_evicted.load(std::memory_order_relaxed) - before;
-      // Once per quarter budget evicted; sooner if memory has run far past the slack (the
-      // allocator can gain that much between two quarter budgets).
-      const bool due = trim_debt >= budget / 4;
-      const size_t slack = options.trim_slack_bytes;
-      if (due || trim_debt >= budget / 16) {
-        if (ReturnFreedMemory(budget, due ? slack : slack + slack / 4, /*when_unknown=*/due)) {
+      pacer.AddEvicted(bytes_evicted.load(std::memory_order_relaxed) - before);
+      // The allocator can gain more than the slack between two full-due trims, hence the
+      // early one at a higher line.
+      const TrimPacer::Due due = pacer.due();
+      if (due != TrimPacer::Due::kNo) {
+        const bool full = due == TrimPacer::Due::kFull;
+        size_t freed = 0;
+        if (ReturnFreedMemory(budget, full ? slack : slack + slack / 4, /*when_unknown=*/full,
+                              &freed)) {
           trims.fetch_add(1, std::memory_order_relaxed);
-          trim_debt = 0;
-        } else if (due) {
-          trim_debt = 0;
+          pacer.Trimmed(freed);
+        } else {
+          pacer.NotNeeded(due);
         }
+      }
+    }
+    if (trim_requested.exchange(false, std::memory_order_relaxed)) {
+      size_t freed = 0;
+      if (ReturnFreedMemory(budget, slack, /*when_unknown=*/false, &freed)) {
+        trims.fetch_add(1, std::memory_order_relaxed);
+        pacer.Trimmed(freed);
       }
     }
     evictor_mu.Lock();

@@ -56,6 +56,7 @@ class EnvImpl final : public Env {
 
   // For transactions and tables.
   TxnManager* txn_manager() { return txn_manager_.get(); }
+  Cachetable* cache() { return cache_.get(); }
   const std::shared_ptr<CursorRegistry>& cursors() { return cursors_; }
   LogWriter* log() { return log_.get(); }
   WriteState* write_state() { return write_state_.get(); }

@@ -7,6 +7,14 @@
 
 namespace fern {
 
+namespace {
+
+// A write set at least this large (~10 MB with its row locks) is freed in bulk when its
+// transaction ends.
+constexpr size_t kBulkFreeRows = 20'000;
+
+}  // namespace
+
 TxnImpl::TxnImpl(EnvImpl* env, TxnStatePtr state, TxnImpl* parent, const TxnOptions& options)
     : env_(env), state_(std::move(state)), parent_(parent), options_(options) {
   env_->TrackTxn(this);
@@ -122,8 +130,12 @@ Status TxnImpl::ResolveAll(MessageType type) {
 void TxnImpl::ForgetWrites() {
   // Swapped out, not cleared: a million-row transaction's set is hundreds of MB, and the
   // caller may keep the ended transaction object for long.
+  const size_t rows = writes_.size();
   std::vector<const std::pair<const WriteKey, bool>*>().swap(writes_);
   std::map<WriteKey, bool>().swap(written_);
+  // The allocator keeps what a big set (and its row locks) leaves free, and the evictor,
+  // having trimmed for nothing while the set kept the process over budget, has backed off.
+  if (rows >= kBulkFreeRows) env_->cache()->ReturnFreedMemorySoon();
 }
 
 void TxnImpl::ReleaseLocks() {
