@@ -146,7 +146,10 @@ Status Cachetable::PinIfCached(CacheFileId file, BlockNum block, Lock lock, Pinn
 Status Cachetable::PinWithMode(CacheFileId file, BlockNum block, Lock lock, bool wait, bool fetch,
                                PinnedPair* pin) {
   pin->Unpin();
-  if (wait) impl_->BeforePin();
+  if (wait) {
+    const PairKey key{file, block};
+    impl_->BeforePin(lock == Lock::kRead ? &key : nullptr);
+  }
   Pair* pair = nullptr;
   FERN_RETURN_IF_ERROR(impl_->Pin(file, block, lock, wait, fetch, &pair));
   pin->table_ = this;
@@ -158,7 +161,7 @@ Status Cachetable::PinWithMode(CacheFileId file, BlockNum block, Lock lock, bool
 void Cachetable::PinNew(CacheFileId file, BlockNum block, std::unique_ptr<CacheValue> value,
                         PinnedPair* pin) {
   pin->Unpin();
-  impl_->BeforePin();
+  impl_->BeforePin(/*read_of=*/nullptr);
   Pair* pair = impl_->PinNew(file, block, std::move(value));
   if (pair == nullptr) return;
   pin->table_ = this;
@@ -237,7 +240,7 @@ void Cachetable::ReturnFreedMemorySoon() {
 
 void Cachetable::UnpinPair(void* pair, bool write) {
   impl_->Unpin(AsPair(pair), write);
-  impl_->AfterUnpin();
+  impl_->AfterUnpin(write);
 }
 
 void Cachetable::MarkPairDirty(void* pair) {
@@ -581,6 +584,7 @@ Cachetable::Impl::SizeChange Cachetable::Impl::RefreshSize(Pair* pair) {
   // An unchanged size leaves the shared counter's cache line alone.
   if (now > before) {
     size_bytes.fetch_add(now - before, std::memory_order_relaxed);
+    pin_grew_cache = true;
   } else if (now < before) {
     size_bytes.fetch_sub(before - now, std::memory_order_relaxed);
   }
@@ -594,6 +598,7 @@ Cachetable::Impl::SizeChange Cachetable::Impl::AdjustSize(Pair* pair, size_t byt
   pair->memory_bytes = grew ? before + bytes : before - bytes;
   if (grew) {
     size_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    pin_grew_cache = true;
   } else {
     size_bytes.fetch_sub(bytes, std::memory_order_relaxed);
   }

@@ -51,6 +51,11 @@ namespace fern {
 // after the client started waiting ends (having evicted all it could). This bound covers an
 // evictor stuck in slow writes: clients then proceed over budget rather than stall.
 inline constexpr absl::Duration kMaxBackPressureWait = absl::Seconds(1);
+// The same for a client that only read (and fetched what it read). Its fetch is clean memory
+// the evictor drops without writing, so it need not wait for a run that is writing a
+// writer's dirty nodes: beside a million-row commit flooding a 64 MiB cache, readers waited
+// for whole runs, up to a second a time (bench/latency/big_txn_stall).
+inline constexpr absl::Duration kMaxReadBackPressureWait = absl::Milliseconds(20);
 // Back-pressure marks, in thousandths of the budget: a client that sees memory above the
 // wake mark wakes the evictor; one that sees it above the block mark waits until it falls to
 // the release mark. PerconaFT's marks (1.1x, 1.5x, 1.25x) let fernbench's fillrandom at a
@@ -69,6 +74,10 @@ inline constexpr size_t kCleanerPairsPerPass = 8;
 inline constexpr absl::Duration kMinWriteBackRetry = absl::Milliseconds(50);
 inline constexpr absl::Duration kMaxWriteBackRetry = absl::Seconds(2);
 inline constexpr absl::Duration kFailingEvictorRest = absl::Milliseconds(10);
+
+// Set by a thread when a size change it makes grows a pair (a fetch, a partial fetch, a
+// write), cleared by its next unpin (AfterUnpin).
+inline thread_local bool pin_grew_cache = false;
 
 // One sweeper's state on the clock: its hand, and whether a pass from it is running (one at
 // a time per head). The evictor and the cleaner each own one.
@@ -157,17 +166,21 @@ struct Cachetable::Impl {
   // ---- evictor thread and back-pressure (evictor.cc) ----
   void EvictorLoop();
   // Called by a client after Unpin: wakes the evictor or waits for it (or, with no evictor
-  // thread, sweeps) according to the memory in use.
-  void AfterUnpin() ABSL_LOCKS_EXCLUDED(list_mu);
+  // thread, sweeps) according to the memory in use. Only a client whose pin added memory
+  // (a write pin, or a read pin that fetched: see pin_grew_cache) waits: one that only read
+  // what was cached has nothing for the evictor to make up, and waiting stalled readers up
+  // to a second at a time behind a writer flooding the cache.
+  void AfterUnpin(bool write) ABSL_LOCKS_EXCLUDED(list_mu);
   // Called by a client before a pin or PinNew: waits for the evictor when memory is far over
-  // budget.
-  void BeforePin() ABSL_LOCKS_EXCLUDED(list_mu);
+  // budget, unless `read_of` names a pair to be read-pinned that is cached already (a read
+  // pin that will fetch waits at most kMaxReadBackPressureWait).
+  void BeforePin(const PairKey* read_of) ABSL_LOCKS_EXCLUDED(list_mu);
   // Called after memory is charged to the OutsideMemory: wakes the evictor when over the
   // budget. Never waits (the charger may be a pool thread holding pins); with no evictor
   // thread, the next Unpin evicts.
   void AfterOutsideCharge() ABSL_LOCKS_EXCLUDED(list_mu, evictor_mu);
   void WakeEvictor() ABSL_LOCKS_EXCLUDED(evictor_mu);
-  void WaitForEvictor() ABSL_LOCKS_EXCLUDED(list_mu, evictor_mu);
+  void WaitForEvictor(absl::Duration max_wait) ABSL_LOCKS_EXCLUDED(list_mu, evictor_mu);
   // Wakes clients waiting for memory to fall. Cheap when none waits.
   void NotifyWaitingClients() ABSL_LOCKS_EXCLUDED(evictor_mu);
 

@@ -5,12 +5,14 @@
 // client that finds memory above block_bytes (1.1x) waits until it falls to release_bytes
 // (1.05x), until an evictor run that began after the client started waiting has ended (that
 // run evicted all it could: the rest is pinned, locked or failing to write), or for
-// kMaxBackPressureWait, whichever comes first. A waiting client holds no cachetable mutex
+// kMaxBackPressureWait, whichever comes first. Clients that only read wait only if they
+// fetched, and for at most kMaxReadBackPressureWait. A waiting client holds no cachetable mutex
 // and no lock of the pair it unpinned; the pins it still holds are passed over by the sweep.
 // While write-backs fail (a full disk), clients do not wait and the evictor rests between
 // runs (see Impl::failing_files).
 #include <algorithm>
 #include <thread>
+#include <utility>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -156,7 +158,8 @@ void Cachetable::Impl::EvictorLoop() {
   evictor_mu.Unlock();
 }
 
-void Cachetable::Impl::AfterUnpin() {
+void Cachetable::Impl::AfterUnpin(bool write) {
+  const bool grew = std::exchange(pin_grew_cache, false);
   const size_t size = size_bytes.load(std::memory_order_relaxed);
   if (size <= budget) return;
   if (!options.evictor_thread) {
@@ -165,16 +168,29 @@ void Cachetable::Impl::AfterUnpin() {
     Sweep(&evictor, budget, /*wait_if_running=*/false);
     return;
   }
-  if (size > block_bytes) {
-    WaitForEvictor();
+  if (size > block_bytes && (write || grew)) {
+    WaitForEvictor(write ? kMaxBackPressureWait : kMaxReadBackPressureWait);
   } else if (size > wake_bytes) {
     WakeEvictor();
   }
 }
 
-void Cachetable::Impl::BeforePin() {
+void Cachetable::Impl::BeforePin(const PairKey* read_of) {
   if (!options.evictor_thread) return;
-  if (size_bytes.load(std::memory_order_relaxed) > block_bytes) WaitForEvictor();
+  if (size_bytes.load(std::memory_order_relaxed) <= block_bytes) return;
+  if (read_of != nullptr) {
+    PairBucket& bucket = table.BucketOf(*read_of);
+    bool cached;
+    {
+      AnnotatedMutexLock lock(&bucket.mu);
+      cached = bucket.pairs.contains(*read_of);
+    }
+    if (cached) {
+      WakeEvictor();
+      return;
+    }
+  }
+  WaitForEvictor(read_of != nullptr ? kMaxReadBackPressureWait : kMaxBackPressureWait);
 }
 
 void Cachetable::Impl::AfterOutsideCharge() {
@@ -191,7 +207,7 @@ void Cachetable::Impl::WakeEvictor() {
   evictor_cv.Signal();
 }
 
-void Cachetable::Impl::WaitForEvictor() {
+void Cachetable::Impl::WaitForEvictor(absl::Duration max_wait) {
   if (AnyWriteBackFailing()) {
     // The evictor cannot free what it cannot write: waiting would only stall this client.
     // New writes are refused instead (Cachetable::WriteBackStatus).
@@ -199,7 +215,7 @@ void Cachetable::Impl::WaitForEvictor() {
     return;
   }
   client_waits.fetch_add(1, std::memory_order_relaxed);
-  const absl::Time deadline = absl::Now() + kMaxBackPressureWait;
+  const absl::Time deadline = absl::Now() + max_wait;
   AnnotatedMutexLock lock(&evictor_mu);
   evictor_wake = true;
   evictor_wake_hint.store(true, std::memory_order_relaxed);

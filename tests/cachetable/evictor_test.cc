@@ -149,6 +149,45 @@ TEST_F(EvictorTest, ClientAboveTheBlockMarkWaitsForTheEvictor) {
       << table_->stats().full_evictions;
 }
 
+// Readers add no memory when they pin what is cached and only clean memory when they fetch,
+// so they do not wait (or wait briefly) behind an evictor run stuck writing a writer's
+// dirty pairs; a writer still waits for it.
+TEST_F(EvictorTest, ReadersDoNotWaitForAnEvictorRunStuckInWrites) {
+  const size_t budget = 20 * kValueBytes;
+  Open(budget);
+  disk_->Put(100, "pair-0");
+  disk_->Put(101, "pair-1");
+  {
+    PinnedPair pin;
+    ASSERT_TRUE(table_->Pin(file_, 100, Lock::kRead, &pin).ok());
+  }
+  disk_->SetBeforeWrite([this](BlockNum) { static_cast<void>(allow_writes_.Wait()); });
+  for (int i = 0; i < 23; ++i) AddDirty(i);  // 1.2x: over the block mark; the evictor stuck
+  ASSERT_TRUE(Eventually([&] { return disk_->writes.load() >= 1; }));
+  ASSERT_GT(table_->size_bytes(), budget + budget / 10);
+
+  auto timed_read = [&](BlockNum block) {
+    const auto start = std::chrono::steady_clock::now();
+    {
+      PinnedPair pin;
+      EXPECT_TRUE(table_->Pin(file_, block, Lock::kRead, &pin).ok());
+    }
+    return std::chrono::steady_clock::now() - start;
+  };
+  EXPECT_LT(timed_read(100), std::chrono::milliseconds(300)) << "a cached read waited";
+  EXPECT_LT(timed_read(101), std::chrono::milliseconds(300)) << "a fetching read waited";
+
+  std::atomic<bool> returned{false};
+  std::thread writer([&] {
+    AddDirty(23);
+    returned = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(returned.load()) << "the writer did not wait for the evictor";
+  allow_writes_.Open();
+  writer.join();
+}
+
 TEST_F(EvictorTest, ClientHoldingPinsFarOverBudgetDoesNotDeadlock) {
   const size_t budget = 4 * kValueBytes;
   Open(budget);
