@@ -1,6 +1,9 @@
 // How flushes reshape the tree around leaves that empty out.
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "cachetable/cachetable.h"
@@ -77,6 +80,68 @@ TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
   EXPECT_EQ(shape.rows, static_cast<uint64_t>(kRows - first_rows + 1));
   ASSERT_TRUE(tree->Get(Key(1), &value).ok());
   EXPECT_EQ(value, "back");
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+}
+
+// Random puts and deletes of whole key ranges on a tree of small nodes under a small cache,
+// so leaves empty out, drop, split and merge at every height while nodes are evicted and
+// reread; every key is checked against a model after each round, and after a reopen.
+TEST(TreeRestructureTest, RangeDeletesThatEmptyLeavesKeepEveryKey) {
+  testing::ScratchDir dir;
+  TreeConfig config;
+  config.comparator = BytewiseComparator();
+  config.compression = Compression::kNone;
+  config.node_bytes = 16 << 10;
+  config.basement_bytes = 2 << 10;
+  config.fanout = 4;
+  Cachetable cache(size_t{1} << 20);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
+
+  constexpr int kKeys = 6000;
+  std::map<int, std::string> model;
+  std::mt19937 rng(7);
+  auto check_all = [&](int round) {
+    std::string value;
+    for (int k = 0; k < kKeys; ++k) {
+      Status s = tree->Get(Key(k), &value);
+      auto it = model.find(k);
+      if (it == model.end()) {
+        ASSERT_TRUE(s.IsNotFound()) << "round " << round << " key " << k << ": " << s.ToString();
+      } else {
+        ASSERT_TRUE(s.ok()) << "round " << round << " key " << k << ": " << s.ToString();
+        ASSERT_EQ(value, it->second) << "round " << round << " key " << k;
+      }
+    }
+  };
+  for (int round = 0; round < 24; ++round) {
+    for (int n = 0; n < 2500; ++n) {
+      const int k = static_cast<int>(rng() % kKeys);
+      std::string value(40 + rng() % 160, static_cast<char>('a' + round % 26));
+      ASSERT_TRUE(tree->Put(Key(k), value).ok());
+      model[k] = std::move(value);
+    }
+    for (int r = 0; r < 3; ++r) {  // ranges of 300-1,500 keys: whole leaves at a time
+      const int first = static_cast<int>(rng() % kKeys);
+      const int last = std::min(kKeys, first + 300 + static_cast<int>(rng() % 1200));
+      for (int k = first; k < last; ++k) {
+        ASSERT_TRUE(tree->Delete(Key(k)).ok());
+        model.erase(k);
+      }
+    }
+    if (round % 3 == 2) {
+      ASSERT_TRUE(tree->Optimize().ok());
+    }
+    ASSERT_NO_FATAL_FAILURE(check_all(round));
+  }
+  EXPECT_GT(tree->stats().empty_leaves_dropped.load(), 0u);
+  TreeShape shape;
+  ASSERT_TRUE(tree->Optimize().ok());
+  ASSERT_TRUE(tree->Shape(&shape).ok());
+  EXPECT_EQ(shape.rows, model.size());
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
+  ASSERT_TRUE(FractalTree::Open(dir.Sub("t.ft"), config, &cache, &tree).ok());
+  ASSERT_NO_FATAL_FAILURE(check_all(-1));
   ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
 }
 
