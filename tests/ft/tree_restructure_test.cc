@@ -1,5 +1,6 @@
 // How flushes reshape the tree around leaves that empty out.
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -20,17 +21,23 @@ std::string Key(int i) {
   return buf;
 }
 
+// Uncompressed, so that node sizes follow the rows written.
+TreeConfig Config(uint32_t node_bytes, uint32_t basement_bytes, uint32_t fanout) {
+  TreeConfig config;
+  config.comparator = BytewiseComparator();
+  config.compression = Compression::kNone;
+  config.node_bytes = node_bytes;
+  config.basement_bytes = basement_bytes;
+  config.fanout = fanout;
+  return config;
+}
+
 // A queue's consumed head: every row of the first leaf is deleted while its neighbour is
 // nearly full, too full to merge with. The emptied leaf must still leave the tree, or every
 // read from the head walks its empty basements until some flush happens to merge it.
 TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
   testing::ScratchDir dir;
-  TreeConfig config;
-  config.comparator = BytewiseComparator();
-  config.compression = Compression::kNone;
-  config.node_bytes = 64 << 10;
-  config.basement_bytes = 4 << 10;
-  config.fanout = 16;
+  const TreeConfig config = Config(64 << 10, 4 << 10, 16);
   Cachetable cache(size_t{64} << 20);
   std::unique_ptr<FractalTree> tree;
   ASSERT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
@@ -88,12 +95,7 @@ TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
 // reread; every key is checked against a model after each round, and after a reopen.
 TEST(TreeRestructureTest, RangeDeletesThatEmptyLeavesKeepEveryKey) {
   testing::ScratchDir dir;
-  TreeConfig config;
-  config.comparator = BytewiseComparator();
-  config.compression = Compression::kNone;
-  config.node_bytes = 16 << 10;
-  config.basement_bytes = 2 << 10;
-  config.fanout = 4;
+  const TreeConfig config = Config(16 << 10, 2 << 10, 4);
   Cachetable cache(size_t{1} << 20);
   std::unique_ptr<FractalTree> tree;
   ASSERT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
