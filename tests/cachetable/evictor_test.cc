@@ -117,6 +117,20 @@ TEST_F(EvictorTest, TrimsOnlyWhenResidentMemoryExceedsBudgetPlusSlack) {
   }
 }
 
+// Memory freed outside the cache in bulk is handed back at the evictor's next pass though
+// nothing is evicted (an idle process after a big transaction ends), and only when asked.
+TEST_F(EvictorTest, ReturnFreedMemorySoonTrimsAtTheNextPassWithoutEvictions) {
+  // No slack: the process is always over the budget, so any trim that is due runs.
+  Open(/*budget=*/size_t{1} << 20, /*evictor_period_ms=*/20, /*trim_slack_bytes=*/0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // passes with nothing to do
+  EXPECT_EQ(table_->stats().trims, 0u);
+  table_->ReturnFreedMemorySoon();
+  EXPECT_TRUE(Eventually([&] { return table_->stats().trims == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(table_->stats().trims, 1u);
+  EXPECT_EQ(table_->stats().bytes_evicted, 0u);
+}
+
 TEST_F(EvictorTest, ClientAboveTheBlockMarkWaitsForTheEvictor) {
   const size_t budget = 20 * kValueBytes;
   Open(budget);
