@@ -36,6 +36,12 @@ class ScratchDir {
   std::string path_;
 };
 
+// "k" and `i` in seven digits, zero-padded: keys that sort as their numbers do.
+inline std::string NumberedKey(int i) {
+  std::string key = std::to_string(i);
+  return "k" + std::string(key.size() < 7 ? 7 - key.size() : 0, '0') + key;
+}
+
 // Reads "name: value" from a stats text; -1 if absent.
 inline int64_t StatValue(const std::string& stats, const std::string& name) {
   std::istringstream in(stats);

@@ -4,7 +4,6 @@
 // together (FitLimit), so that the upper levels stay in the cache.
 #include "ft/buffer_budget.h"
 
-#include <cstdio>
 #include <limits>
 #include <memory>
 #include <random>
@@ -52,13 +51,9 @@ TEST(BufferBudgetTest, FitLimitSharesTheFitAmongHeight1NodesAboveAFloor) {
   EXPECT_EQ(budget.FitLimit(1024), 1024u);
 }
 
-std::string Key(int i) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "k%07d", i);
-  return buf;
+std::string ValueOf(int i) {
+  return std::string(60, static_cast<char>('a' + i % 26)) + testing::NumberedKey(i);
 }
-
-std::string ValueOf(int i) { return std::string(60, static_cast<char>('a' + i % 26)) + Key(i); }
 
 struct RunResult {
   uint64_t height1_messages = 0;
@@ -85,7 +80,7 @@ void WriteAndCheck(const std::string& path, size_t cache_bytes, BufferBudget* bu
   ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
   for (int n = 0; n < rows; ++n) {
     const int i = in_order ? n : static_cast<int>((static_cast<uint64_t>(n) * 7919) % rows);
-    ASSERT_TRUE(tree->Put(Key(i), ValueOf(i)).ok());
+    ASSERT_TRUE(tree->Put(testing::NumberedKey(i), ValueOf(i)).ok());
   }
   TreeShape shape;
   ASSERT_TRUE(tree->Shape(&shape).ok());
@@ -97,7 +92,7 @@ void WriteAndCheck(const std::string& path, size_t cache_bytes, BufferBudget* bu
   if (budget != nullptr) result->budget_nodes_while_open = budget->nodes();
   std::string value;
   for (int i = 0; i < rows; ++i) {
-    ASSERT_TRUE(tree->Get(Key(i), &value).ok()) << i;
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok()) << i;
     ASSERT_EQ(value, ValueOf(i)) << i;
   }
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
@@ -187,17 +182,18 @@ ReadCost NodesReadPerThousandGets(bool fit) {
     const uint64_t before = tree->stats().internal_nodes_read.load();
     std::string value;
     for (int n = 0; n < 4000; ++n) {
-      Status s = tree->Get(Key(static_cast<int>(rng() % (2 * kRows))), &value);
+      Status s = tree->Get(testing::NumberedKey(static_cast<int>(rng() % (2 * kRows))), &value);
       EXPECT_TRUE(s.ok() || s.IsNotFound()) << s.ToString();
     }
     return (tree->stats().internal_nodes_read.load() - before) / 4;
   };
-  for (int i = 0; i < kRows; ++i) EXPECT_TRUE(tree->Put(Key(2 * i), ValueOf(i)).ok());  // in order
+  for (int i = 0; i < kRows; ++i)
+    EXPECT_TRUE(tree->Put(testing::NumberedKey(2 * i), ValueOf(i)).ok());  // in order
   ReadCost cost;
   cost.fresh = gets();
   for (int n = 0; n < kRows; ++n) {
     const int i = static_cast<int>(rng() % (2 * kRows));
-    EXPECT_TRUE(tree->Put(Key(i), ValueOf(i)).ok());
+    EXPECT_TRUE(tree->Put(testing::NumberedKey(i), ValueOf(i)).ok());
   }
   TreeShape shape;
   EXPECT_TRUE(tree->Shape(&shape).ok());

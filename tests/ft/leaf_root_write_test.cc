@@ -3,7 +3,6 @@
 // holds one row, no two neighbours that would fit together in half of it), and every row
 // reads back.
 #include <algorithm>
-#include <cstdio>
 #include <memory>
 #include <random>
 #include <string>
@@ -20,12 +19,6 @@ namespace fern {
 namespace {
 
 constexpr uint32_t kBasementBytes = 1024;
-
-std::string Key(int i) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "k%07d", i);
-  return buf;
-}
 
 std::string ValueOf(int i) { return std::string(40 + i % 50, static_cast<char>('a' + i % 26)); }
 
@@ -73,25 +66,25 @@ TEST(LeafRootWriteTest, InsertsAndDeletesKeepBasementsBalanced) {
   for (int i = 0; i < kRows; ++i) order[i] = i;
   std::mt19937 rng(11);
   std::shuffle(order.begin(), order.end(), rng);
-  for (int i : order) ASSERT_TRUE(tree->Put(Key(i), ValueOf(i)).ok());
+  for (int i : order) ASSERT_TRUE(tree->Put(testing::NumberedKey(i), ValueOf(i)).ok());
   // Delete most rows of some stretches, so that their basements shrink until neighbours fit
   // together, and a few scattered ones.
   std::vector<bool> live(kRows, true);
   std::shuffle(order.begin(), order.end(), rng);
   for (int i : order) {
     if (i % 500 < 400 || i % 7 == 0) {
-      ASSERT_TRUE(tree->Delete(Key(i)).ok());
+      ASSERT_TRUE(tree->Delete(testing::NumberedKey(i)).ok());
       live[i] = false;
     }
   }
   for (int i = 0; i < kRows; ++i) {
     std::string got;
-    Status s = tree->Get(Key(i), &got);
+    Status s = tree->Get(testing::NumberedKey(i), &got);
     if (live[i]) {
-      ASSERT_TRUE(s.ok()) << Key(i) << ": " << s.ToString();
+      ASSERT_TRUE(s.ok()) << testing::NumberedKey(i) << ": " << s.ToString();
       ASSERT_EQ(got, ValueOf(i));
     } else {
-      ASSERT_TRUE(s.IsNotFound()) << Key(i) << ": " << s.ToString();
+      ASSERT_TRUE(s.IsNotFound()) << testing::NumberedKey(i) << ": " << s.ToString();
     }
   }
   ASSERT_TRUE(tree->Checkpoint().ok());

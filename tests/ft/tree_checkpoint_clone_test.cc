@@ -26,12 +26,6 @@
 namespace fern {
 namespace {
 
-std::string Key(int i) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "k%07d", i);
-  return buf;
-}
-
 std::string Value(const std::string& version, int i, size_t size) {
   std::string value = version + "-" + std::to_string(i) + "-";
   value.resize(size, static_cast<char>('a' + i % 26));
@@ -70,13 +64,14 @@ class HookLog final : public TreeWriteLog {
 void ExpectContents(FractalTree* tree, int rows, const std::map<int, std::string>& expected) {
   for (int i = 0; i < rows; ++i) {
     std::string value;
-    const Status s = tree->Get(Key(i), &value);
+    const Status s = tree->Get(testing::NumberedKey(i), &value);
     auto it = expected.find(i);
     if (it == expected.end()) {
-      EXPECT_TRUE(s.IsNotFound()) << Key(i) << ": " << s.ToString() << " " << value;
+      EXPECT_TRUE(s.IsNotFound()) << testing::NumberedKey(i) << ": " << s.ToString() << " "
+                                  << value;
     } else {
-      ASSERT_TRUE(s.ok()) << Key(i) << ": " << s.ToString();
-      EXPECT_EQ(value, it->second) << Key(i);
+      ASSERT_TRUE(s.ok()) << testing::NumberedKey(i) << ": " << s.ToString();
+      EXPECT_EQ(value, it->second) << testing::NumberedKey(i);
     }
   }
 }
@@ -123,13 +118,13 @@ TEST(TreeCheckpointCloneTest, WritersClonePendingNodesAndTheCheckpointKeepsTheBe
   std::map<int, std::string> model;
   for (int i = 0; i < kRows; ++i) {
     model[i] = Value("one", i, 60);
-    ASSERT_TRUE(tree->Put(Key(i), model[i]).ok());
+    ASSERT_TRUE(tree->Put(testing::NumberedKey(i), model[i]).ok());
   }
   ASSERT_TRUE(tree->Checkpoint().ok());
   // Dirty nodes all over the tree: they are checkpoint-pending at the next begin.
   for (int i = 0; i < kRows; i += 2) {
     model[i] = Value("two", i, 60);
-    ASSERT_TRUE(tree->Put(Key(i), model[i]).ok());
+    ASSERT_TRUE(tree->Put(testing::NumberedKey(i), model[i]).ok());
   }
   const std::map<int, std::string> at_begin = model;
   const CachetableStats before = cache.stats();
@@ -137,10 +132,10 @@ TEST(TreeCheckpointCloneTest, WritersClonePendingNodesAndTheCheckpointKeepsTheBe
     for (int i = 0; i < kRows; ++i) {
       if (i % 10 == 3) {
         model.erase(i);
-        ASSERT_TRUE(tree->Delete(Key(i)).ok());
+        ASSERT_TRUE(tree->Delete(testing::NumberedKey(i)).ok());
       } else {
         model[i] = Value("three", i, 60);
-        ASSERT_TRUE(tree->Put(Key(i), model[i]).ok());
+        ASSERT_TRUE(tree->Put(testing::NumberedKey(i), model[i]).ok());
       }
     }
   };
@@ -201,7 +196,7 @@ TEST(TreeCheckpointCloneTest, LeafWithEvictedBasementsIsClonedFromItsBlockAsOfTh
     ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
     for (int i = 0; i < kRows; ++i) {
       model[i] = Value("one", i, 80);
-      ASSERT_TRUE(tree->Put(Key(i), model[i]).ok());
+      ASSERT_TRUE(tree->Put(testing::NumberedKey(i), model[i]).ok());
     }
     ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
   }
@@ -218,9 +213,9 @@ TEST(TreeCheckpointCloneTest, LeafWithEvictedBasementsIsClonedFromItsBlockAsOfTh
   // One basement changed (copied by the clone), one read (in memory and on disk), the
   // rest only on disk.
   model[10] = Value("two", 10, 80);
-  ASSERT_TRUE(tree->Put(Key(10), model[10]).ok());
+  ASSERT_TRUE(tree->Put(testing::NumberedKey(10), model[10]).ok());
   std::string value;
-  ASSERT_TRUE(tree->Get(Key(700), &value).ok());
+  ASSERT_TRUE(tree->Get(testing::NumberedKey(700), &value).ok());
   const std::map<int, std::string> at_begin = model;
 
   CloneReadGate gate(path, std::this_thread::get_id());
@@ -228,7 +223,7 @@ TEST(TreeCheckpointCloneTest, LeafWithEvictedBasementsIsClonedFromItsBlockAsOfTh
   uint64_t plain_writes = 0;
   log.during_checkpoint = [&] {
     model[1200] = Value("three", 1200, 80);
-    ASSERT_TRUE(tree->Put(Key(1200), model[1200]).ok());  // clones the root leaf
+    ASSERT_TRUE(tree->Put(testing::NumberedKey(1200), model[1200]).ok());  // clones the root leaf
     ASSERT_EQ(tree->stats().checkpoint_clones.load(), 1u);
     // Load basements until the cache evicts the root, writing it elsewhere while its clone
     // waits for the frames of the begin's block.
@@ -236,7 +231,7 @@ TEST(TreeCheckpointCloneTest, LeafWithEvictedBasementsIsClonedFromItsBlockAsOfTh
     for (int n = 0; n < kRows && tree->stats().nodes_written.load() == written; ++n) {
       const int i = (n * 37) % kRows;
       model[i] = Value("three", i, 80);
-      ASSERT_TRUE(tree->Put(Key(i), model[i]).ok());
+      ASSERT_TRUE(tree->Put(testing::NumberedKey(i), model[i]).ok());
     }
     plain_writes = tree->stats().nodes_written.load() - written;
     // Refetched from its new block, basement by basement.
@@ -291,7 +286,7 @@ TEST(TreeCheckpointCloneTest, CheckpointsRacingAWriterHoldAPrefixOfItsWrites) {
       const int k = static_cast<int>((x >> 33) % kKeys);
       std::string value = "s" + std::to_string(seq) + "-";
       value.resize(60, 'x');
-      ASSERT_TRUE(tree->Put(Key(k), value).ok());
+      ASSERT_TRUE(tree->Put(testing::NumberedKey(k), value).ok());
       history[k].push_back(seq);
       written.store(seq + 1);
     }
@@ -322,7 +317,7 @@ TEST(TreeCheckpointCloneTest, CheckpointsRacingAWriterHoldAPrefixOfItsWrites) {
     int newest = -1;
     for (int k = 0; k < kKeys; ++k) {
       std::string value;
-      const Status s = snapshot->Get(Key(k), &value);
+      const Status s = snapshot->Get(testing::NumberedKey(k), &value);
       if (s.IsNotFound()) continue;
       ASSERT_TRUE(s.ok()) << s.ToString();
       seen[k] = std::stoi(value.substr(1));
@@ -332,7 +327,8 @@ TEST(TreeCheckpointCloneTest, CheckpointsRacingAWriterHoldAPrefixOfItsWrites) {
     for (int k = 0; k < kKeys; ++k) {
       auto it = std::upper_bound(history[k].begin(), history[k].end(), newest);
       const int expected = it == history[k].begin() ? -1 : *(it - 1);
-      ASSERT_EQ(seen[k], expected) << Key(k) << " in a checkpoint holding writes up to " << newest;
+      ASSERT_EQ(seen[k], expected)
+          << testing::NumberedKey(k) << " in a checkpoint holding writes up to " << newest;
     }
     ASSERT_TRUE(snapshot->Close(/*checkpoint=*/false).ok());
   }

@@ -19,12 +19,6 @@
 namespace fern {
 namespace {
 
-std::string Key(int i) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "k%07d", i);
-  return buf;
-}
-
 TreeConfig Config(Compression codec, uint32_t node_bytes, uint32_t basement_bytes = 4 << 10) {
   TreeConfig config;
   config.comparator = BytewiseComparator();
@@ -35,7 +29,9 @@ TreeConfig Config(Compression codec, uint32_t node_bytes, uint32_t basement_byte
 }
 
 // A value of 60 letters and the key, distinct per row.
-std::string ValueOf(int i) { return std::string(60, static_cast<char>('a' + i % 26)) + Key(i); }
+std::string ValueOf(int i) {
+  return std::string(60, static_cast<char>('a' + i % 26)) + testing::NumberedKey(i);
+}
 
 // Writes rows 0..rows-1 (Key, ValueOf) into a new tree at `path`, flushed to the leaves and
 // checkpointed.
@@ -43,7 +39,7 @@ void BuildTree(const std::string& path, const TreeConfig& config, int rows) {
   Cachetable cache(size_t{64} << 20);
   std::unique_ptr<FractalTree> tree;
   ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
-  for (int i = 0; i < rows; ++i) ASSERT_TRUE(tree->Put(Key(i), ValueOf(i)).ok());
+  for (int i = 0; i < rows; ++i) ASSERT_TRUE(tree->Put(testing::NumberedKey(i), ValueOf(i)).ok());
   ASSERT_TRUE(tree->Optimize().ok());
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
 }
@@ -97,7 +93,7 @@ TEST(TreeEvictionTest, PartialEvictionKeepsTheBasementReadsReturnTo) {
     std::unique_ptr<FractalTree> tree;
     ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
     const std::string value(100, 'v');
-    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(tree->Put(Key(i), value).ok());
+    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(tree->Put(testing::NumberedKey(i), value).ok());
     ASSERT_TRUE(tree->Optimize().ok());
     ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
   }
@@ -105,14 +101,14 @@ TEST(TreeEvictionTest, PartialEvictionKeepsTheBasementReadsReturnTo) {
   Cachetable cache(size_t{600} << 10);
   std::unique_ptr<FractalTree> tree;
   ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
-  const std::string hot = Key(kRows / 2);
+  const std::string hot = testing::NumberedKey(kRows / 2);
   std::string value;
   ASSERT_TRUE(tree->Get(hot, &value).ok());
   int hot_misses = 0;
   // Cold reads sweep every basement of the tree, over and over, between reads of one hot
   // key: the hot key's basement is always the most recently read one in its leaf.
   for (int n = 0; n < 3000; ++n) {
-    ASSERT_TRUE(tree->Get(Key((n * 97) % kRows), &value).ok());
+    ASSERT_TRUE(tree->Get(testing::NumberedKey((n * 97) % kRows), &value).ok());
     const uint64_t before = tree->stats().basements_fetched.load();
     ASSERT_TRUE(tree->Get(hot, &value).ok());
     if (tree->stats().basements_fetched.load() != before) ++hot_misses;
@@ -136,7 +132,8 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
   ASSERT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
   constexpr int kRows = 40000;
   for (int i = 0; i < kRows; ++i) {
-    ASSERT_TRUE(tree->Put(Key((i * 7919) % kRows), ValueOf((i * 7919) % kRows)).ok());
+    ASSERT_TRUE(
+        tree->Put(testing::NumberedKey((i * 7919) % kRows), ValueOf((i * 7919) % kRows)).ok());
   }
   ASSERT_TRUE(tree->Checkpoint().ok());  // every node clean: partial eviction may act
   TreeShape shape;
@@ -150,7 +147,7 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
   // their way out.
   std::string value;
   for (int i = 0; i < kRows; i += 7) {
-    ASSERT_TRUE(tree->Get(Key(i), &value).ok()) << i;
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok()) << i;
     ASSERT_EQ(value, ValueOf(i));
   }
   EXPECT_GT(tree->stats().buffers_frozen.load(), 0u);
@@ -181,14 +178,14 @@ TEST(TreeEvictionTest, ColdInternalNodesFreezeTheirBuffersAndThawOnUse) {
   EXPECT_GT(tree->stats().buffers_frozen.load(), frozen_before);
   EXPECT_EQ(tree->stats().buffers_thawed.load(), 0u);
   for (int i = 0; i < kRows; ++i) {
-    ASSERT_TRUE(tree->Get(Key(i), &value).ok()) << i;
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok()) << i;
     ASSERT_EQ(value, ValueOf(i));
   }
   EXPECT_GT(tree->stats().buffers_thawed.load(), 0u);
   // Writes after a thaw land in the thawed buffers; nothing was lost.
-  for (int i = 0; i < kRows; i += 3) ASSERT_TRUE(tree->Delete(Key(i)).ok());
+  for (int i = 0; i < kRows; i += 3) ASSERT_TRUE(tree->Delete(testing::NumberedKey(i)).ok());
   for (int i = 0; i < kRows; ++i) {
-    Status s = tree->Get(Key(i), &value);
+    Status s = tree->Get(testing::NumberedKey(i), &value);
     if (i % 3 == 0) {
       EXPECT_TRUE(s.IsNotFound()) << i;
     } else {
@@ -209,7 +206,7 @@ TEST(TreeEvictionTest, LeafHeaderLargerThanTheProbeLeavesBasementsOnDisk) {
     Cachetable cache(size_t{64} << 20);
     std::unique_ptr<FractalTree> tree;
     ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
-    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(tree->Put(Key(i), value).ok());
+    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(tree->Put(testing::NumberedKey(i), value).ok());
     ASSERT_TRUE(tree->Optimize().ok());
     ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
   }
@@ -218,7 +215,7 @@ TEST(TreeEvictionTest, LeafHeaderLargerThanTheProbeLeavesBasementsOnDisk) {
   ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());  // fetches the root leaf
   EXPECT_EQ(tree->stats().raw_bytes_decompressed.load(), 0u);
   std::string got;
-  ASSERT_TRUE(tree->Get(Key(kRows / 3), &got).ok());
+  ASSERT_TRUE(tree->Get(testing::NumberedKey(kRows / 3), &got).ok());
   EXPECT_EQ(got, value);
   EXPECT_EQ(tree->stats().basements_fetched.load(), 1u);
   EXPECT_LT(tree->stats().raw_bytes_decompressed.load(), 2048u);
@@ -239,7 +236,8 @@ TEST(TreeEvictionTest, ReadsUnderPressureStayNearTheBudgetAndAccountEveryByteBac
     Cachetable cache(size_t{64} << 20);
     std::unique_ptr<FractalTree> tree;
     ASSERT_TRUE(FractalTree::Create(path, config, &cache, &tree).ok());
-    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(tree->Put(Key(i), std::string(100, 'a')).ok());
+    for (int i = 0; i < kRows; ++i)
+      ASSERT_TRUE(tree->Put(testing::NumberedKey(i), std::string(100, 'a')).ok());
     ASSERT_TRUE(tree->Optimize().ok());
     ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
   }
@@ -250,7 +248,7 @@ TEST(TreeEvictionTest, ReadsUnderPressureStayNearTheBudgetAndAccountEveryByteBac
   std::string value;
   size_t peak = 0;
   for (int n = 0; n < 5000; ++n) {
-    ASSERT_TRUE(tree->Get(Key((n * 7919) % kRows), &value).ok());
+    ASSERT_TRUE(tree->Get(testing::NumberedKey((n * 7919) % kRows), &value).ok());
     peak = std::max(peak, cache.size_bytes());
   }
   // Partial evictions free a quota of basements each, charged by what the loads added.
@@ -282,20 +280,20 @@ TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
   int n = 0;
   while (cache.size_bytes() < kBudget && n < kRows) {
     const int i = (n++ * 7919) % kRows;
-    ASSERT_TRUE(tree->Get(Key(i), &value).ok());
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok());
     ASSERT_EQ(value, ValueOf(i));
   }
   ASSERT_GE(cache.size_bytes(), kBudget) << "the reads never filled the cache";
 
   // A sweep with a stride of ~3 basements comes back near a basement only after ~200
   // other reads, more than two windows of 64 misses.
-  const std::string hot = Key(kRows / 3);
+  const std::string hot = testing::NumberedKey(kRows / 3);
   const uint64_t fetched_before = stats.basements_fetched.load();
   const uint64_t uncached_before = stats.basements_read_uncached.load();
   int hot_misses = 0;
   for (int k = 0; k < 2000; ++k) {
     const int i = (k * 97) % kRows;
-    ASSERT_TRUE(tree->Get(Key(i), &value).ok());
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok());
     ASSERT_EQ(value, ValueOf(i));
     const uint64_t fetched = stats.basements_fetched.load();
     const uint64_t uncached = stats.basements_read_uncached.load();
@@ -328,14 +326,15 @@ TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
   for (int j = 0; j < 40; ++j) {
     while (cache.size_bytes() < kBudget && filler < kRows / 2) {
       // The first half only: the scan below needs a basement no read has kept.
-      ASSERT_TRUE(tree->Get(Key((filler++ * 7919 + 13) % (kRows / 2)), &value).ok());
+      ASSERT_TRUE(
+          tree->Get(testing::NumberedKey((filler++ * 7919 + 13) % (kRows / 2)), &value).ok());
     }
     const int first = kRows / 2 + 7 + 211 * j;
     const bool full = cache.size_bytes() >= kBudget;
     const uint64_t uncached_at_seek = stats.basements_read_uncached.load();
     const uint64_t fetched_at_seek = stats.basements_fetched.load();
-    ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, Key(first), 4, &batch, nullptr,
-                                FractalTree::Caching::kKeepIfHot)
+    ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, testing::NumberedKey(first), 4,
+                                &batch, nullptr, FractalTree::Caching::kKeepIfHot)
                     .ok());
     if (full) {
       ++full_seeks;
@@ -345,7 +344,7 @@ TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
     ASSERT_GE(batch.size(), 1u);  // up to 4: the batch ends with its basement
     for (size_t r = 0; r < batch.size(); ++r) {
       const int i = first + static_cast<int>(r);
-      EXPECT_EQ(batch.key(r), Key(i));
+      EXPECT_EQ(batch.key(r), testing::NumberedKey(i));
       EXPECT_EQ(batch.value(r), ValueOf(i));
     }
   }
@@ -359,7 +358,8 @@ TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
   const uint64_t uncached_at_scan = stats.basements_read_uncached.load();
   for (int t = 0; t < 10; ++t) {
     const int i = kRows - 50 - 293 * t;
-    ASSERT_TRUE(tree->ReadBatch(FractalTree::Locate::kAtOrAfter, Key(i), 4, &batch).ok());
+    ASSERT_TRUE(
+        tree->ReadBatch(FractalTree::Locate::kAtOrAfter, testing::NumberedKey(i), 4, &batch).ok());
     EXPECT_EQ(batch.value(0), ValueOf(i));
   }
   EXPECT_EQ(stats.basements_read_uncached.load(), uncached_at_scan);
@@ -370,10 +370,11 @@ TEST(TreeEvictionTest, PointReadsKeepOnlyBasementsTheyComeBackTo) {
   int transient_reads = 0;
   for (int k = 0; k < 300; ++k) {
     const int i = (k * 89 + 5) % kRows;
-    const std::string key = k % 3 == 0 ? Key(i) + "~" : Key(i);  // "~": between two rows
+    const std::string key = k % 3 == 0 ? testing::NumberedKey(i) + "~"
+                                       : testing::NumberedKey(i);  // "~": between two rows
     const size_t max_rows = size_t{1} << (k % 11);
     if (ExpectTransientBatchLikeCached(tree, key, max_rows)) transient_reads++;
-    const std::string absent = Key((k * 131 + 17) % kRows) + "~";
+    const std::string absent = testing::NumberedKey((k * 131 + 17) % kRows) + "~";
     EXPECT_TRUE(tree->Get(absent, &value).IsNotFound()) << absent;
   }
   EXPECT_GT(transient_reads, 150);
@@ -403,7 +404,9 @@ TEST(TreeEvictionTest, TransientReadsOfChunkedBasementsAgreeWithCachedReads) {
   auto fill = [&] {
     for (int n = 0; cache.size_bytes() + (8 << 10) < kBudget && n < 1000; ++n) {
       ASSERT_TRUE(
-          tree->Get(Key(static_cast<int>((filler++ * int64_t{7919}) % kRows)), &value).ok());
+          tree->Get(testing::NumberedKey(static_cast<int>((filler++ * int64_t{7919}) % kRows)),
+                    &value)
+              .ok());
     }
   };
   ASSERT_NO_FATAL_FAILURE(fill());
@@ -413,7 +416,8 @@ TEST(TreeEvictionTest, TransientReadsOfChunkedBasementsAgreeWithCachedReads) {
   uint64_t transient_get_bytes = 0;
   for (int k = 0; k < 400; ++k) {
     const int i = (k * 89 + 5) % kRows;
-    const std::string key = k % 3 == 0 ? Key(i) + "~" : Key(i);  // "~": between two rows
+    const std::string key = k % 3 == 0 ? testing::NumberedKey(i) + "~"
+                                       : testing::NumberedKey(i);  // "~": between two rows
     const size_t max_rows = size_t{1} << (k % 10);
     ASSERT_NO_FATAL_FAILURE(fill());
     if (ExpectTransientBatchLikeCached(tree, key, max_rows)) transient_reads++;
@@ -423,13 +427,13 @@ TEST(TreeEvictionTest, TransientReadsOfChunkedBasementsAgreeWithCachedReads) {
     ASSERT_NO_FATAL_FAILURE(fill());
     const uint64_t uncached = stats.basements_read_uncached.load();
     const uint64_t decoded = stats.raw_bytes_decompressed.load();
-    ASSERT_TRUE(tree->Get(Key(j), &value).ok()) << Key(j);
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(j), &value).ok()) << testing::NumberedKey(j);
     EXPECT_EQ(value, ValueOf(j));
     if (stats.basements_read_uncached.load() != uncached) {
       transient_gets++;
       transient_get_bytes += stats.raw_bytes_decompressed.load() - decoded;
     }
-    EXPECT_TRUE(tree->Get(Key(j) + "~", &value).IsNotFound());
+    EXPECT_TRUE(tree->Get(testing::NumberedKey(j) + "~", &value).IsNotFound());
   }
   EXPECT_GT(transient_reads, 100);
   ASSERT_GT(transient_gets, 100);
@@ -458,8 +462,8 @@ TEST(TreeEvictionTest, ChunkIndexesFollowRewrittenLeavesAndAreAccounted) {
   auto read_rounds = [&](int rounds, int version) {
     for (int round = 0; round < rounds; ++round) {
       for (int i = 0; i < kRows; i += 97) {
-        ASSERT_TRUE(tree->Get(Key(i), &value).ok()) << Key(i);
-        ASSERT_EQ(value, version == 0 ? ValueOf(i) : ValueOf(i) + "+") << Key(i);
+        ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok()) << testing::NumberedKey(i);
+        ASSERT_EQ(value, version == 0 ? ValueOf(i) : ValueOf(i) + "+") << testing::NumberedKey(i);
       }
     }
   };
@@ -467,7 +471,8 @@ TEST(TreeEvictionTest, ChunkIndexesFollowRewrittenLeavesAndAreAccounted) {
   const uint64_t before = stats.chunk_index_reads.load();
   ASSERT_GT(before, 20u);
   // New values for the rows read, pushed into the leaves and written: every leaf a new frame.
-  for (int i = 0; i < kRows; i += 97) ASSERT_TRUE(tree->Put(Key(i), ValueOf(i) + "+").ok());
+  for (int i = 0; i < kRows; i += 97)
+    ASSERT_TRUE(tree->Put(testing::NumberedKey(i), ValueOf(i) + "+").ok());
   ASSERT_TRUE(tree->Optimize().ok());
   ASSERT_TRUE(tree->Checkpoint().ok());
   ASSERT_NO_FATAL_FAILURE(read_rounds(3, 1));
@@ -495,7 +500,7 @@ TEST(TreeEvictionTest, ReadsOfChangedBytesAreCorruptionWithChunkIndexesKept) {
   // so its later misses read through its index.
   for (int round = 0; round < 3; ++round) {
     for (int i = 0; i < kRows; i += 97) {
-      ASSERT_TRUE(tree->Get(Key(i), &value).ok()) << Key(i);
+      ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok()) << testing::NumberedKey(i);
       ASSERT_EQ(value, ValueOf(i));
     }
   }
@@ -519,11 +524,11 @@ TEST(TreeEvictionTest, ReadsOfChangedBytesAreCorruptionWithChunkIndexesKept) {
   }
   int corrupt = 0;
   for (int i = 0; i < kRows; i += 97) {
-    Status s = tree->Get(Key(i), &value);
+    Status s = tree->Get(testing::NumberedKey(i), &value);
     if (s.ok()) {
-      ASSERT_EQ(value, ValueOf(i)) << Key(i);
+      ASSERT_EQ(value, ValueOf(i)) << testing::NumberedKey(i);
     } else {
-      ASSERT_TRUE(s.IsCorruption()) << Key(i) << " " << s.ToString();
+      ASSERT_TRUE(s.IsCorruption()) << testing::NumberedKey(i) << " " << s.ToString();
       corrupt++;
     }
   }
@@ -552,8 +557,8 @@ TEST_P(TreeEvictionPoolTest, MissesDecodeIntoBasementsPartialEvictionRecycled) {
   std::string value;
   for (int n = 0; n < 5000; ++n) {
     const int i = (n * 7919) % kRows;
-    ASSERT_TRUE(tree->Get(Key(i), &value).ok());
-    ASSERT_EQ(value, ValueOf(i)) << Key(i);
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok());
+    ASSERT_EQ(value, ValueOf(i)) << testing::NumberedKey(i);
   }
   EXPECT_GT(cache.stats().partial_evictions, 50u);
   EXPECT_GT(tree->stats().basements_fetched.load(), 2000u);
@@ -583,7 +588,7 @@ TEST(TreeEvictionTest, BasementLoadsAloneGoToChunkMemory) {
   const size_t before = chunk_memory::GetStats().slot_bytes;
   std::string value;
   for (int i = 0; i < kRows; i += 97) {
-    ASSERT_TRUE(tree->Get(Key(i), &value).ok());
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok());
     ASSERT_EQ(value, ValueOf(i));
   }
   const uint64_t loaded = tree->stats().basements_fetched.load();

@@ -1,7 +1,6 @@
 // How flushes reshape the tree around leaves that empty out.
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <random>
@@ -14,12 +13,6 @@
 
 namespace fern {
 namespace {
-
-std::string Key(int i) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "k%07d", i);
-  return buf;
-}
 
 // Uncompressed, so that node sizes follow the rows written.
 TreeConfig Config(uint32_t node_bytes, uint32_t basement_bytes, uint32_t fanout) {
@@ -43,7 +36,8 @@ TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
   ASSERT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
 
   constexpr int kRows = 400;
-  for (int i = 0; i < kRows; ++i) ASSERT_TRUE(tree->Put(Key(i), std::string(1000, 'a')).ok());
+  for (int i = 0; i < kRows; ++i)
+    ASSERT_TRUE(tree->Put(testing::NumberedKey(i), std::string(1000, 'a')).ok());
   ASSERT_TRUE(tree->Optimize().ok());
   TreeShape shape;
   ASSERT_TRUE(tree->Shape(&shape).ok());
@@ -55,14 +49,14 @@ TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
   // Grows the second leaf to ~85% of a node: above the 3/4 that a merge allows, below a split.
   const size_t grown = config.node_bytes * 85 / 100 / static_cast<size_t>(second_rows) - 40;
   for (int i = first_rows; i < first_rows + second_rows; ++i) {
-    ASSERT_TRUE(tree->Put(Key(i), std::string(grown, 'b')).ok());
+    ASSERT_TRUE(tree->Put(testing::NumberedKey(i), std::string(grown, 'b')).ok());
   }
   ASSERT_TRUE(tree->Optimize().ok());
   ASSERT_TRUE(tree->Shape(&shape).ok());
   ASSERT_EQ(shape.rows_per_leaf.size(), leaves) << "the grown leaf must not split";
   ASSERT_EQ(shape.rows_per_leaf[1], static_cast<uint64_t>(second_rows));
 
-  for (int i = 0; i < first_rows; ++i) ASSERT_TRUE(tree->Delete(Key(i)).ok());
+  for (int i = 0; i < first_rows; ++i) ASSERT_TRUE(tree->Delete(testing::NumberedKey(i)).ok());
   ASSERT_TRUE(tree->Optimize().ok());
   ASSERT_TRUE(tree->Shape(&shape).ok());
   EXPECT_EQ(shape.rows_per_leaf.size(), leaves - 1);
@@ -71,12 +65,12 @@ TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
 
   // The neighbour now answers for the dropped leaf's keys.
   std::string value;
-  EXPECT_TRUE(tree->Get(Key(0), &value).IsNotFound());
-  ASSERT_TRUE(tree->Put(Key(1), "back").ok());
+  EXPECT_TRUE(tree->Get(testing::NumberedKey(0), &value).IsNotFound());
+  ASSERT_TRUE(tree->Put(testing::NumberedKey(1), "back").ok());
   ASSERT_TRUE(tree->Optimize().ok());
-  ASSERT_TRUE(tree->Get(Key(1), &value).ok());
+  ASSERT_TRUE(tree->Get(testing::NumberedKey(1), &value).ok());
   EXPECT_EQ(value, "back");
-  ASSERT_TRUE(tree->Get(Key(first_rows), &value).ok());
+  ASSERT_TRUE(tree->Get(testing::NumberedKey(first_rows), &value).ok());
   EXPECT_EQ(value, std::string(grown, 'b'));
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
 
@@ -85,7 +79,7 @@ TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
   ASSERT_TRUE(tree->Shape(&shape).ok());
   EXPECT_EQ(shape.rows_per_leaf.size(), leaves - 1);
   EXPECT_EQ(shape.rows, static_cast<uint64_t>(kRows - first_rows + 1));
-  ASSERT_TRUE(tree->Get(Key(1), &value).ok());
+  ASSERT_TRUE(tree->Get(testing::NumberedKey(1), &value).ok());
   EXPECT_EQ(value, "back");
   ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
 }
@@ -106,7 +100,7 @@ TEST(TreeRestructureTest, RangeDeletesThatEmptyLeavesKeepEveryKey) {
   auto check_all = [&](int round) {
     std::string value;
     for (int k = 0; k < kKeys; ++k) {
-      Status s = tree->Get(Key(k), &value);
+      Status s = tree->Get(testing::NumberedKey(k), &value);
       auto it = model.find(k);
       if (it == model.end()) {
         ASSERT_TRUE(s.IsNotFound()) << "round " << round << " key " << k << ": " << s.ToString();
@@ -120,14 +114,14 @@ TEST(TreeRestructureTest, RangeDeletesThatEmptyLeavesKeepEveryKey) {
     for (int n = 0; n < 2500; ++n) {
       const int k = static_cast<int>(rng() % kKeys);
       std::string value(40 + rng() % 160, static_cast<char>('a' + round % 26));
-      ASSERT_TRUE(tree->Put(Key(k), value).ok());
+      ASSERT_TRUE(tree->Put(testing::NumberedKey(k), value).ok());
       model[k] = std::move(value);
     }
     for (int r = 0; r < 3; ++r) {  // ranges of 300-1,500 keys: whole leaves at a time
       const int first = static_cast<int>(rng() % kKeys);
       const int last = std::min(kKeys, first + 300 + static_cast<int>(rng() % 1200));
       for (int k = first; k < last; ++k) {
-        ASSERT_TRUE(tree->Delete(Key(k)).ok());
+        ASSERT_TRUE(tree->Delete(testing::NumberedKey(k)).ok());
         model.erase(k);
       }
     }
