@@ -90,12 +90,7 @@ Status TxnImpl::BeforeWrite() {
 
 void TxnImpl::NoteWrite(TableImpl* table, std::string_view key, bool own) {
   state_->NoteFamilyWrite();
-  auto [it, inserted] = written_.try_emplace(WriteKey(table, std::string(key)), own);
-  if (inserted) {
-    writes_.push_back(&*it);
-  } else {
-    it->second = false;
-  }
+  writes_.Note(table, key, own);
 }
 
 void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> writes,
@@ -112,12 +107,12 @@ void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> wri
 
 Status TxnImpl::ResolveAll(MessageType type) {
   Status first;
-  for (const auto* write : writes_) {
-    const auto& [table, key] = write->first;
+  for (size_t i = 0; i < writes_.size(); ++i) {
+    TableImpl* table = writes_.table(i);
     // A table dropped meanwhile needs nothing; one being dropped waits for this.
     UseGate::Scope use(table->gate());
     if (!use.entered()) continue;
-    Status s = table->tree()->Resolve(type, xids(), key, /*sole_write=*/write->second);
+    Status s = table->tree()->Resolve(type, xids(), writes_.key(i), writes_.sole_write(i));
     if (!s.ok() && first.ok()) first = s;
   }
   if (!first.ok()) {
@@ -128,11 +123,9 @@ Status TxnImpl::ResolveAll(MessageType type) {
 }
 
 void TxnImpl::ForgetWrites() {
-  // Swapped out, not cleared: a million-row transaction's set is hundreds of MB, and the
-  // caller may keep the ended transaction object for long.
+  // Released, not kept: the caller may keep the ended transaction object for long.
   const size_t rows = writes_.size();
-  std::vector<const std::pair<const WriteKey, bool>*>().swap(writes_);
-  std::map<WriteKey, bool>().swap(written_);
+  writes_.Release();
   // The allocator keeps what a big set (and its row locks) leaves free, and the evictor,
   // having trimmed for nothing while the set kept the process over budget, has backed off.
   if (rows >= kBulkFreeRows) env_->cache()->ReturnFreedMemorySoon();
@@ -164,8 +157,8 @@ Status TxnImpl::Commit() {
       FERN_RETURN_IF_ERROR(env_->log()->Append(LogRecord::CommitTxn(id()), &lsn));
       FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny));
     }
-    for (const auto* write : writes_) {
-      parent_->NoteWrite(write->first.first, write->first.second, /*own=*/false);
+    for (size_t i = 0; i < writes_.size(); ++i) {
+      parent_->NoteWrite(writes_.table(i), writes_.key(i), /*own=*/false);
     }
     env_->txn_manager()->Commit(state_).ok();
     ended_ = true;

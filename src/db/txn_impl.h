@@ -13,13 +13,13 @@
 #ifndef FERN_DB_TXN_IMPL_H_
 #define FERN_DB_TXN_IMPL_H_
 
-#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "db/write_set.h"
 #include "fern/options.h"
 #include "fern/txn.h"
 #include "ft/message.h"
@@ -107,12 +107,9 @@ class TxnImpl final : public Txn {
   Status write_failed_;
   Lsn first_lsn_ = 0;  // LSN of the begin record; 0 until the first write
   TxnImpl* live_child_ = nullptr;
-  // Every key this transaction or a committed child of it wrote, each with whether it is a
-  // sole write (FractalTree::Resolve): written once, by this transaction itself.
-  using WriteKey = std::pair<TableImpl*, std::string>;
-  std::map<WriteKey, bool> written_;
-  std::vector<const std::pair<const WriteKey, bool>*> writes_;  // written_'s, in write order
-  std::set<TableImpl*> locked_tables_;                          // the root's
+  // Every key this transaction or a committed child of it wrote.
+  WriteSet writes_;
+  std::set<TableImpl*> locked_tables_;  // the root's
 };
 
 }  // namespace fern

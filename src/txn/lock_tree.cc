@@ -77,8 +77,7 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
     if (self.blockers.empty()) {
       if (!covered) {
         Grant(owner, self.start, self.end, mode);
-        owned_[owner].emplace_back(Bound{std::string(start.key), start.after, start.edge},
-                                   Bound{std::string(end.key), end.after, end.edge});
+        owned_[owner].Add(start, end);
       }
       break;
     }
@@ -135,7 +134,8 @@ void LockTree::Split(BoundRef at) {
   auto it = segments_.lower_bound(at);
   if (it != segments_.end() && Equal(Ref(it->first), at)) return;
   Holders in_force = it == segments_.begin() ? Holders{} : std::prev(it)->second;
-  segments_.emplace_hint(it, Bound{std::string(at.key), at.after, at.edge}, std::move(in_force));
+  segments_.emplace_hint(it, Bound{{at.key.begin(), at.key.end()}, at.after, at.edge},
+                         std::move(in_force));
 }
 
 void LockTree::Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode) {
@@ -183,9 +183,10 @@ void LockTree::ReleaseAll(TxnId owner) {
   MutexLock lock(&mu_);
   auto owned = owned_.find(owner);
   if (owned == owned_.end()) return;
-  for (const auto& [start_bound, end_bound] : owned->second) {
-    const BoundRef start = Ref(start_bound);
-    const BoundRef end = Ref(end_bound);
+  const OwnedRanges& ranges = owned->second;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const BoundRef start = ranges.start(i);
+    const BoundRef end = ranges.end(i);
     auto it = segments_.upper_bound(start);
     if (it != segments_.begin()) --it;
     for (; it != segments_.end() && less_(it->first, end); ++it) {
@@ -212,6 +213,33 @@ bool LockTree::Holds(TxnId owner, std::string_view lo, std::string_view hi, Mode
   ReaderMutexLock lock(&mu_);
   Blockers ignored;
   return Scan(owner, BoundRef{lo, false}, BoundRef{hi, true}, mode, &ignored);
+}
+
+void LockTree::OwnedRanges::Add(BoundRef start, BoundRef end) {
+  Range r;
+  r.offset = keys_.size();
+  r.start_size = static_cast<uint32_t>(start.key.size());
+  r.end_size = static_cast<uint32_t>(end.key.size());
+  r.start_after = start.after;
+  r.end_after = end.after;
+  r.start_edge = start.edge;
+  r.end_edge = end.edge;
+  r.shared_key = start.key == end.key;
+  keys_.append(start.key);
+  if (!r.shared_key) keys_.append(end.key);
+  ranges_.push_back(r);
+}
+
+LockTree::BoundRef LockTree::OwnedRanges::start(size_t i) const {
+  const Range& r = ranges_[i];
+  return BoundRef{std::string_view(keys_).substr(r.offset, r.start_size), r.start_after,
+                  r.start_edge};
+}
+
+LockTree::BoundRef LockTree::OwnedRanges::end(size_t i) const {
+  const Range& r = ranges_[i];
+  const uint64_t offset = r.shared_key ? r.offset : r.offset + r.start_size;
+  return BoundRef{std::string_view(keys_).substr(offset, r.end_size), r.end_after, r.end_edge};
 }
 
 size_t LockTree::owner_count() const {

@@ -242,7 +242,8 @@ TEST(LockTreeComparatorTest, RangesFollowTheTablesComparator) {
 // Random requests without waiting, checked against a list of every granted lock: a request
 // is granted iff no other owner's lock overlaps it with a write on either side, and a key is
 // held iff some lock of the owner covers it.
-TEST(LockTreeModelTest, GrantsAndHoldingsMatchABruteForceModel) {
+// `prefix` goes before every key: long prefixes take keys past the bounds' inline storage.
+void CheckAgainstBruteForceModel(const std::string& prefix) {
   struct Granted {
     TxnId owner;
     std::string lo;
@@ -253,8 +254,9 @@ TEST(LockTreeModelTest, GrantsAndHoldingsMatchABruteForceModel) {
   LockTree tree(*BytewiseComparator(), detector);
   std::vector<Granted> model;
   std::mt19937 rng(77);
-  auto random_key = [&rng] {
-    std::string key(1, static_cast<char>('a' + rng() % 12));
+  auto random_key = [&rng, &prefix] {
+    std::string key = prefix;
+    key.push_back(static_cast<char>('a' + rng() % 12));
     if (rng() % 3 == 0) key.push_back(static_cast<char>('a' + rng() % 3));
     return key;
   };
@@ -293,6 +295,14 @@ TEST(LockTreeModelTest, GrantsAndHoldingsMatchABruteForceModel) {
   for (TxnId owner = 1; owner <= 6; ++owner) tree.ReleaseAll(owner);
   EXPECT_EQ(tree.bound_count(), 0u);
   EXPECT_EQ(tree.owner_count(), 0u);
+}
+
+TEST(LockTreeModelTest, GrantsAndHoldingsMatchABruteForceModel) {
+  ASSERT_NO_FATAL_FAILURE(CheckAgainstBruteForceModel(""));
+}
+
+TEST(LockTreeModelTest, LongKeysMatchTheModelToo) {
+  ASSERT_NO_FATAL_FAILURE(CheckAgainstBruteForceModel(std::string(40, 'k')));
 }
 
 // ---- waiting -------------------------------------------------------------------------------
