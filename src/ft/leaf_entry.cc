@@ -11,10 +11,12 @@ namespace fern {
 namespace {
 
 constexpr uint8_t kDeleteFlag = 1;
+constexpr uint8_t kPlaceholderFlag = 2;
 
 void PutVersion(const LeafEntryView::Version& v, std::string* out) {
   PutFixed64(out, v.writer);
-  PutFixed8(out, v.is_delete ? kDeleteFlag : 0);
+  PutFixed8(out, static_cast<uint8_t>((v.is_delete ? kDeleteFlag : 0) |
+                                      (v.placeholder ? kPlaceholderFlag : 0)));
   if (!v.is_delete) PutLengthPrefixed(out, v.value);
 }
 
@@ -26,8 +28,9 @@ size_t VersionSize(const LeafEntryView::Version& v) {
 bool GetVersion(Decoder* in, LeafEntryView::Version* v) {
   uint8_t flags;
   if (!in->GetFixed64(&v->writer) || !in->GetFixed8(&flags)) return false;
-  if ((flags & ~kDeleteFlag) != 0) return false;
+  if ((flags & ~(kDeleteFlag | kPlaceholderFlag)) != 0) return false;
   v->is_delete = (flags & kDeleteFlag) != 0;
+  v->placeholder = (flags & kPlaceholderFlag) != 0;
   v->value = {};
   return v->is_delete || in->GetLengthPrefixed(&v->value);
 }
@@ -46,6 +49,7 @@ void FoldInto(size_t level, std::vector<LeafEntryView::Version>* provisional) {
   const LeafEntryView::Version& innermost = provisional->back();
   (*provisional)[level].is_delete = innermost.is_delete;
   (*provisional)[level].value = innermost.value;
+  (*provisional)[level].placeholder = innermost.placeholder;
   provisional->resize(level + 1);
 }
 
@@ -76,6 +80,7 @@ bool LeafEntryView::Parse(std::string_view encoded, LeafEntryView* out) {
     if (i + 1 == versions && view.provisional_count_ > 0) view.innermost_offset_ = at;
     if (!GetVersion(&in, &v)) return false;
     if (i >= view.committed_count_ && v.writer == kNoTxn) return false;
+    if (i < view.committed_count_ && v.placeholder) return false;
   }
   if (view.provisional_count_ == 0) view.provisional_offset_ = position();
   view.encoded_ = encoded.substr(0, position());
@@ -223,7 +228,7 @@ void LeafEntryVersions::Write(const XidStack& xids, bool is_delete, std::string_
     outer = committed.back();
   }
   for (size_t i = k; i + 1 < depth; ++i)
-    provisional.push_back({xids[i], outer.is_delete, outer.value});
+    provisional.push_back({xids[i], outer.is_delete, outer.value, /*placeholder=*/true});
   provisional.push_back({xids.innermost(), is_delete, is_delete ? std::string_view() : value});
 }
 
@@ -250,6 +255,10 @@ void LeafEntryVersions::Abort(const XidStack& xids) {
     return;
   }
   if (MatchingDepth(provisional, xids) == xids.size()) provisional.resize(xids.size() - 1);
+  // Levels the aborted child's writes filled in for its ancestors are copies, not writes:
+  // left behind, the family's commit would never resolve them (its own write set does not
+  // name the key) or would commit them as writes of its own.
+  while (!provisional.empty() && provisional.back().placeholder) provisional.pop_back();
 }
 
 void LeafEntryVersions::CollectGarbage(TxnId oldest_live_snapshot) {

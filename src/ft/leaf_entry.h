@@ -24,7 +24,8 @@
 //   ...      ...        c committed versions (oldest first), then p provisional versions
 //                       (outermost first), each:
 //              8          writer, little-endian (kNoTxn only for committed versions)
-//              1          flags: bit 0 = delete; other bits zero
+//              1          flags: bit 0 = delete; bit 1 = placeholder (provisional versions
+//                         only; see Version); other bits zero
 //              varint32   value length v (absent for deletes)
 //              v          value bytes (absent for deletes)
 //
@@ -54,6 +55,11 @@ class LeafEntryView {
     TxnId writer = kNoTxn;
     bool is_delete = false;
     std::string_view value;  // empty for deletes
+    // Provisional only: a copy of what the level outside saw, made for an outer level that
+    // had not written when a nested transaction wrote below it. It stands for "no write at
+    // this level": an abort that leaves it innermost drops it, so the innermost provisional
+    // version is always a real write.
+    bool placeholder = false;
   };
 
   // Parses the entry at the front of `encoded` (which may continue past it: encoded_size()
@@ -136,9 +142,9 @@ struct LeafEntryVersions {
   // with writer `committed_by` (an autocommitted write: kNoTxn, or its stamp; CollectGarbage
   // then drops the older ones no reader needs) and leaves provisional versions alone. Otherwise
   // sets the provisional version at depth xids.size(): levels of the family's finished children are
-  // folded into their parent first, missing outer levels are filled with copies of what the level
-  // outside them sees, and provisional versions of another family are dropped (the lock tree
-  // prevents that case; nothing is committed).
+  // folded into their parent first, missing outer levels are filled with placeholders (copies of
+  // what the level outside them sees), and provisional versions of another family are dropped (the
+  // lock tree prevents that case; nothing is committed).
   void Write(const XidStack& xids, bool is_delete, std::string_view value,
              TxnId committed_by = kNoTxn);
 
@@ -149,7 +155,8 @@ struct LeafEntryVersions {
   void Commit(const XidStack& xids);
 
   // kAbortAny. With one xid: clears the family's provisional versions. With a nested stack:
-  // removes the child's level and deeper ones, if the child wrote this key.
+  // removes the child's level and deeper ones, if the child wrote this key, and then the
+  // placeholder levels its writes had filled in outside it.
   void Abort(const XidStack& xids);
 
   // Drops committed versions no reader can see. `oldest_live_snapshot`: see ApplyContext.

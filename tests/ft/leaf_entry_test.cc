@@ -16,6 +16,8 @@ using Version = LeafEntryView::Version;
 
 Version Value(TxnId writer, std::string_view value) { return {writer, false, value}; }
 Version Deleted(TxnId writer) { return {writer, true, {}}; }
+// A level filled in for an outer transaction when a nested one wrote below it.
+Version Placeholder(TxnId writer, std::string_view value) { return {writer, false, value, true}; }
 
 std::string Encode(std::string_view key, std::vector<Version> committed,
                    std::vector<Version> provisional) {
@@ -42,7 +44,8 @@ std::string Read(const LeafEntryView& view, const XidStack& reader,
 std::string Describe(const std::vector<Version>& versions) {
   std::string out;
   for (const auto& v : versions) {
-    out += std::to_string(v.writer) + (v.is_delete ? ":del " : ":" + std::string(v.value) + " ");
+    out += std::to_string(v.writer) + (v.placeholder ? "(placeholder)" : "") +
+           (v.is_delete ? ":del " : ":" + std::string(v.value) + " ");
   }
   return out;
 }
@@ -52,7 +55,7 @@ std::string Describe(const std::vector<Version>& versions) {
 TEST(LeafEntryTest, EncodeParseRoundTrip) {
   const std::string long_value(1000, 'x');
   std::vector<Version> committed = {Value(kNoTxn, "oldest"), Deleted(12), Value(15, "")};
-  std::vector<Version> provisional = {Value(20, "outer"), Deleted(21), Value(22, long_value)};
+  std::vector<Version> provisional = {Placeholder(20, "outer"), Deleted(21), Value(22, long_value)};
   std::string encoded = Encode(std::string("k\0y", 3), committed, provisional);
   std::string with_trailer = encoded + "next entry";
   LeafEntryView view = ParseOrDie(with_trailer);
@@ -70,6 +73,7 @@ TEST(LeafEntryTest, EncodeParseRoundTrip) {
     EXPECT_EQ(view.provisional(i).writer, provisional[i].writer) << i;
     EXPECT_EQ(view.provisional(i).is_delete, provisional[i].is_delete) << i;
     EXPECT_EQ(view.provisional(i).value, provisional[i].value) << i;
+    EXPECT_EQ(view.provisional(i).placeholder, provisional[i].placeholder) << i;
   }
   EXPECT_EQ(view.newest_committed().writer, 15u);
   EXPECT_EQ(view.innermost_provisional().value, long_value);
@@ -100,6 +104,9 @@ TEST(LeafEntryTest, ParseRejectsMalformedFields) {
   LeafEntryView view;
   // Unknown flag bits. Layout: key (1 + 1), counts (1 + 1), writer (8), flags.
   std::string bad_flags = Encode("k", {Value(kNoTxn, "v")}, {});
+  bad_flags[12] = 0x04;
+  EXPECT_FALSE(LeafEntryView::Parse(bad_flags, &view));
+  // Only provisional versions may be placeholders.
   bad_flags[12] = 0x02;
   EXPECT_FALSE(LeafEntryView::Parse(bad_flags, &view));
   // A provisional version must have a writer.
@@ -260,17 +267,42 @@ TEST(LeafEntryVersionsTest, NestedWriteFillsOuterLevelsWithWhatTheySee) {
   LeafEntryVersions v = Versions({Value(kNoTxn, "base")}, {});
   v.Write(XidStack{10, 11, 12}, false, "grandchild");
   ExpectStacks(v, {Value(kNoTxn, "base")},
-               {Value(10, "base"), Value(11, "base"), Value(12, "grandchild")});
-  // The grandchild aborts: its parent sees what it saw before.
+               {Placeholder(10, "base"), Placeholder(11, "base"), Value(12, "grandchild")});
+  // The grandchild aborts: the levels its write filled in go too, and its ancestors see what
+  // they saw before (nothing is left for the family's commit to resolve).
   v.Abort(XidStack{10, 11, 12});
-  ExpectStacks(v, {Value(kNoTxn, "base")}, {Value(10, "base"), Value(11, "base")});
+  ExpectStacks(v, {Value(kNoTxn, "base")}, {});
   std::string_view seen;
   ASSERT_TRUE(v.WriterSees(XidStack{10, 11}, &seen));
   EXPECT_EQ(seen, "base");
 
   LeafEntryVersions absent;
   absent.Write(XidStack{10, 11}, false, "child");
-  ExpectStacks(absent, {}, {Deleted(10), Value(11, "child")});
+  Version deleted_placeholder = Deleted(10);
+  deleted_placeholder.placeholder = true;
+  ExpectStacks(absent, {}, {deleted_placeholder, Value(11, "child")});
+  absent.Abort(XidStack{10, 11});
+  EXPECT_TRUE(absent.provisional.empty());
+}
+
+TEST(LeafEntryVersionsTest, AbortKeepsTheRealWritesOfOuterLevels) {
+  // The parent wrote; a grandchild under a child that did not write aborts.
+  LeafEntryVersions v = Versions({Value(kNoTxn, "base")}, {Value(10, "parent")});
+  v.Write(XidStack{10, 11, 12}, false, "grandchild");
+  ExpectStacks(v, {Value(kNoTxn, "base")},
+               {Value(10, "parent"), Placeholder(11, "parent"), Value(12, "grandchild")});
+  v.Abort(XidStack{10, 11, 12});
+  ExpectStacks(v, {Value(kNoTxn, "base")}, {Value(10, "parent")});
+  // A child that wrote and then had a grandchild abort keeps its own write.
+  v.Write(XidStack{10, 11}, false, "child");
+  v.Write(XidStack{10, 11, 12}, true, {});
+  v.Abort(XidStack{10, 11, 12});
+  ExpectStacks(v, {Value(kNoTxn, "base")}, {Value(10, "parent"), Value(11, "child")});
+  // The child commits: its write becomes the parent's, a real write.
+  v.Commit(XidStack{10, 11});
+  ExpectStacks(v, {Value(kNoTxn, "base")}, {Value(10, "child")});
+  v.Commit(XidStack{10});
+  ExpectStacks(v, {Value(kNoTxn, "base"), Value(10, "child")}, {});
 }
 
 TEST(LeafEntryVersionsTest, WriteFoldsAFinishedChildIntoItsParent) {
