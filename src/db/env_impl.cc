@@ -236,8 +236,11 @@ EnvImpl::~EnvImpl() {
   recovered_prepared_.clear();
   // A failed final checkpoint cannot be reported from a destructor; recovery replays the
   // log from the last good one at the next open.
-  if (log_ != nullptr) CheckpointLocked(/*closing=*/true).ok();
-  for (auto& [name, table] : tables_) table->tree()->Close(/*checkpoint=*/false).ok();
+  if (log_ != nullptr && recovered_) CheckpointLocked(/*closing=*/true).ok();
+  // After a failed recovery the trees are dropped unwritten (their destructors do that).
+  if (recovered_) {
+    for (auto& [name, table] : tables_) table->tree()->Close(/*checkpoint=*/false).ok();
+  }
   tables_.clear();
   dropped_.clear();
   cache_.reset();

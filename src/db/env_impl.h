@@ -149,6 +149,10 @@ class EnvImpl final : public Env {
   Mutex mu_;
   Catalog catalog_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<TableImpl>> tables_ ABSL_GUARDED_BY(mu_);
+  // Set once Recover has replayed the whole log. Until then the tables hold a partial
+  // replay, which must never become a checkpoint: the records not yet replayed would be
+  // skipped at the next open (an Env whose Open failed is closed without one).
+  bool recovered_ ABSL_GUARDED_BY(mu_) = false;
   // Dropped tables stay allocated so that pointers users still hold fail cleanly.
   std::vector<std::unique_ptr<TableImpl>> dropped_ ABSL_GUARDED_BY(mu_);
   // Tables (by id) that have logged writes to replay but whose comparator only OpenTable

@@ -223,6 +223,7 @@ Status EnvImpl::Recover() {
     FERN_RETURN_IF_ERROR(log_->Append(LogRecord::AbortTxn(id), &lsn));
   }
   FERN_RETURN_IF_ERROR(open_error);
+  recovered_ = true;
   // Make the replayed state a checkpoint, so the next open starts from here.
   for (auto& [name, table] : tables_) FERN_RETURN_IF_ERROR(table->tree()->Checkpoint());
   return Status::OK();

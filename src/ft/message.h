@@ -46,6 +46,10 @@ enum class MessageType : uint8_t {
 
 // True for the messages addressed to every row (kUpdateBroadcast, kOptimize).
 bool IsBroadcast(MessageType type);
+// True for the messages that need the UpdateFunction to apply (kUpdate, kUpdateBroadcast).
+inline bool IsUpdate(MessageType type) {
+  return type == MessageType::kUpdate || type == MessageType::kUpdateBroadcast;
+}
 bool IsValidMessageType(uint8_t raw);
 
 // The transaction-id stack of a writer or reader, outermost first. Empty: an autocommitted

@@ -47,6 +47,7 @@ void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
   uint32_t offset = static_cast<uint32_t>(arena_.size());
   EncodeMessage(m, &arena_);
   ++count_;
+  if (IsUpdate(m.type)) ++update_count_;
   max_msn_ = std::max(max_msn_, m.msn);
   if (IsBroadcast(m.type)) {
     broadcasts_.push_back(offset);
@@ -107,6 +108,7 @@ void MessageBuffer::Clear() {
   tail_.clear();
   broadcasts_.clear();
   count_ = 0;
+  update_count_ = 0;
   max_msn_ = 0;
 }
 
@@ -118,6 +120,7 @@ void MessageBuffer::Swap(MessageBuffer& other) {
   tail_.swap(other.tail_);
   broadcasts_.swap(other.broadcasts_);
   std::swap(count_, other.count_);
+  std::swap(update_count_, other.update_count_);
   std::swap(max_msn_, other.max_msn_);
 }
 
@@ -130,6 +133,7 @@ void MessageBuffer::CopyFrom(const MessageBuffer& other) {
   tail_.assign(other.tail_.begin(), other.tail_.end());
   broadcasts_.assign(other.broadcasts_.begin(), other.broadcasts_.end());
   count_ = other.count_;
+  update_count_ = other.update_count_;
   max_msn_ = other.max_msn_;
 }
 
@@ -181,6 +185,7 @@ Status MessageBuffer::IndexPayload(std::string_view payload, uint64_t count, siz
       EncodeMessage(m, &arena_);
     }
     ++count_;
+    if (IsUpdate(m.type)) ++update_count_;
     max_msn_ = m.msn;
     (IsBroadcast(m.type) ? broadcasts_ : sorted_).push_back(offset);
   }

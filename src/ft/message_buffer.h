@@ -65,6 +65,8 @@ class MessageBuffer {
 
   size_t count() const { return count_; }  // all messages
   size_t broadcast_count() const { return broadcasts_.size(); }
+  // Messages that need the UpdateFunction to apply (kUpdate, kUpdateBroadcast).
+  size_t update_count() const { return update_count_; }
   bool empty() const { return count_ == 0; }
   // Sum of EncodedMessageSize over the held messages (the weight the tree uses to pick the
   // heaviest buffer); also the size of Serialize's output less its count prefix.
@@ -152,6 +154,7 @@ class MessageBuffer {
   std::vector<uint32_t> tail_;        // non-broadcast offsets not yet in sorted_, FIFO order
   std::vector<uint32_t> broadcasts_;  // broadcast offsets, FIFO order
   size_t count_ = 0;
+  size_t update_count_ = 0;
   Msn max_msn_ = 0;
 };
 

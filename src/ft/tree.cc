@@ -243,6 +243,17 @@ Status FractalTree::ThawLocked(Node* node) {
   return Status::OK();
 }
 
+bool FractalTree::CanApplyUpdates() const {
+  return config_.update_function != nullptr && *config_.update_function;
+}
+
+Status FractalTree::UnappliedUpdates() const {
+  return Status::InvalidArgument(
+      StrCat(path(),
+             ": holds Update or UpdateAll messages not yet applied; open the Env with "
+             "Options::update_function to apply them (they are kept, not dropped)"));
+}
+
 ApplyContext FractalTree::MakeApplyContext() const {
   ApplyContext ctx;
   ctx.cmp = config_.comparator;

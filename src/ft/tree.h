@@ -277,6 +277,11 @@ class FractalTree final : public CacheFileOwner {
   Status PinRootForWrite(PinnedPair* pin) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
   std::string Where(BlockNum block) const;
   ApplyContext MakeApplyContext() const;
+  // Whether the tree has an UpdateFunction to apply kUpdate and kUpdateBroadcast messages.
+  // Without one such messages are never applied (nor dropped): the flush or read that would
+  // apply them fails with UnappliedUpdates() and they stay where they are.
+  bool CanApplyUpdates() const;
+  Status UnappliedUpdates() const;
 
   // Loading absent basements (partial fetch). Safe under a read pin. *loaded (optional)
   // tells whether this call read it (false: it was there, or another reader installed it

@@ -490,6 +490,11 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
   scratch.set_max_msn(applied);
   ApplyContext ctx = MakeApplyContext();
   ctx.live_readers_source = nullptr;  // a copy read once: not worth a picture of the readers
+  if (!CanApplyUpdates()) {
+    for (const Message& m : pending) {
+      if (IsUpdate(m.type)) return UnappliedUpdates();
+    }
+  }
   for (const Message& m : pending) scratch.Apply(m, ctx);
   if (scratch.count() == 1 && VisibleValue(view, scratch.entry(0), &visible)) {
     value->assign(visible);
@@ -642,6 +647,14 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
         if (c == 0) ++i;  // the stored row is superseded
         if (newest.type == MessageType::kInsert) batch->Add(newest.key, newest.value);
         continue;
+      }
+    }
+    if (!CanApplyUpdates()) {
+      for (const Message* m : group) {
+        if (IsUpdate(m->type)) return UnappliedUpdates();
+      }
+      for (const Message& m : scratch.broadcasts) {
+        if (IsUpdate(m.type)) return UnappliedUpdates();
       }
     }
     row.Clear();

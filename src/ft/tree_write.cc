@@ -142,6 +142,11 @@ Status FractalTree::Resolve(MessageType type, const XidStack& xids, std::string_
 
 Status FractalTree::Replay(Message message, Lsn lsn) {
   if (lsn <= checkpoint_lsn_.load(std::memory_order_acquire)) return Status::OK();
+  if (IsUpdate(message.type) && !CanApplyUpdates()) {
+    return Status::InvalidArgument(StrCat(path(),
+                                          ": the log holds an Update or UpdateAll to replay (LSN ",
+                                          lsn, "); open the Env with Options::update_function"));
+  }
   ReaderMutexLock safe(&checkpoint_safe_);
   PinnedPair root;
   FERN_RETURN_IF_ERROR(PinRootForWrite(&root));
@@ -391,6 +396,7 @@ void FractalTree::DrainFlushes() {
 }
 
 Status FractalTree::ApplyToLeaf(PinnedPair* pin, const Message& message) {
+  if (IsUpdate(message.type) && !CanApplyUpdates()) return UnappliedUpdates();
   Node* leaf = pin->as<Node>();
   ApplyContext ctx = MakeApplyContext();
   if (IsBroadcast(message.type)) {
@@ -484,7 +490,10 @@ Status FractalTree::FlushChild(PinnedPair* parent, size_t index, bool may_releas
   Node* c = child.as<Node>();
   // A leaf child gets every basement before the messages leave the parent, so a read error
   // leaves them where they were.
-  if (c->is_leaf()) FERN_RETURN_IF_ERROR(LoadAllBasements(&child));
+  if (c->is_leaf()) {
+    if (p->buffers[index].update_count() > 0 && !CanApplyUpdates()) return UnappliedUpdates();
+    FERN_RETURN_IF_ERROR(LoadAllBasements(&child));
+  }
   MessageBuffer moving;
   moving.Swap(p->buffers[index]);
   parent->MarkDirty();
@@ -521,7 +530,12 @@ Status FractalTree::FlushChild(PinnedPair* parent, size_t index, bool may_releas
 
 Status FractalTree::MoveBufferDown(Node* parent, size_t index, PinnedPair* child_pin) {
   if (parent->buffers[index].empty()) return Status::OK();
-  if (child_pin->as<Node>()->is_leaf()) FERN_RETURN_IF_ERROR(LoadAllBasements(child_pin));
+  if (child_pin->as<Node>()->is_leaf()) {
+    if (parent->buffers[index].update_count() > 0 && !CanApplyUpdates()) {
+      return UnappliedUpdates();
+    }
+    FERN_RETURN_IF_ERROR(LoadAllBasements(child_pin));
+  }
   MessageBuffer moving;
   moving.Swap(parent->buffers[index]);
   return ApplyBuffer(&moving, child_pin);
