@@ -45,12 +45,19 @@ Status LoaderImpl::Start(const std::string& dir, TableImpl* table, size_t run_by
 }
 
 LoaderImpl::~LoaderImpl() {
-  if (state_ == State::kAdding) Fail(Status::Aborted("the loader was destroyed")).ok();
+  if (state_ == State::kAdding || state_ == State::kBuilt) {
+    Fail(Status::Aborted("the loader was destroyed")).ok();
+  }
 }
 
 Status LoaderImpl::Add(std::string_view key, std::string_view value) {
   if (state_ == State::kDone) return Status::InvalidArgument("Loader::Add after Finish");
   if (state_ == State::kFailed) return error_;
+  if (state_ == State::kBuilt) {
+    return Status::InvalidArgument(
+        "Loader::Add after Finish built the table and returned Busy: call Finish again to "
+        "install it, or destroy the Loader to abandon the load");
+  }
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(value));
   ++rows_;
@@ -131,27 +138,32 @@ Status LoaderImpl::Build() {
   std::vector<RowSource*> sources;
   for (auto& reader : readers) sources.push_back(reader.get());
   sources.push_back(&memory);
-  // Frees the blocks it wrote if anything below fails (before Fail ends the reservation,
-  // so no checkpoint can name them).
-  TreeBuilder builder(tree_->file(), config_);
+  builder_ = std::make_unique<TreeBuilder>(tree_->file(), config_);
+  TreeBuilder& builder = *builder_;
   FERN_RETURN_IF_ERROR(MergeSources(
       sources, cmp_,
       [&builder](std::string_view k, std::string_view v) { return builder.Add(k, v); }));
   readers.clear();
   buffer_.Release();
-  BlockNum root;
   int height;
-  FERN_RETURN_IF_ERROR(builder.Finish(&root, &height));
+  FERN_RETURN_IF_ERROR(builder.Finish(&built_root_, &height));
+  RemoveRunFiles();  // every row is in the built tree now
+  state_ = State::kBuilt;
+  return Install();
+}
+
+Status LoaderImpl::Install() {
   UseGate::Scope use(table_->gate());  // DropTable waits for the install
   if (!use.entered()) {
     return Status::InvalidArgument(
         StrCat("table \"", table_->name(), "\" was dropped during the load"));
   }
   bool handed_over = false;
-  Status installed = InstallWhenUnobserved(root, &handed_over);
-  if (handed_over) builder.Disown(root);
+  Status installed = InstallWhenUnobserved(built_root_, &handed_over);
+  if (handed_over) builder_->Disown(built_root_);
   FERN_RETURN_IF_ERROR(installed);
-  builder.Release();
+  builder_->Release();
+  builder_.reset();
   return Status::OK();
 }
 
@@ -189,7 +201,9 @@ Status LoaderImpl::InstallWhenUnobserved(BlockNum root, bool* handed_over) {
 Status LoaderImpl::Finish() {
   if (state_ == State::kDone) return Status::InvalidArgument("Loader::Finish called twice");
   if (state_ == State::kFailed) return error_;
-  Status s = Build();
+  Status s = state_ == State::kBuilt ? Install() : Build();
+  // Busy with the tree built: the install waits for the next Finish.
+  if (s.IsBusy() && state_ == State::kBuilt) return s;
   if (!s.ok()) return Fail(s);
   state_ = State::kDone;
   RemoveRunFiles();
@@ -201,6 +215,7 @@ Status LoaderImpl::Fail(Status s) {
   error_ = s;
   RemoveRunFiles();
   buffer_.Release();
+  builder_.reset();  // frees the built blocks while the reservation still hides them
   tree_->AbandonLoad();
   return s;
 }

@@ -15,9 +15,12 @@
 // commit, the table's checkpoint LSN is past every record the log held for it, and the
 // loaded rows are in the checkpoint.
 //
-// A key added twice makes Finish return AlreadyExists naming it, with nothing loaded. Any
-// failure abandons the load: run files are removed, built blocks freed, the reservation
-// ended; later calls return the error. If the table holds a row or a buffered message
+// A key added twice makes Finish return AlreadyExists naming it, with nothing loaded. A
+// Finish that built the tree but found a snapshot or a lock in the table through the lock
+// timeout returns Busy and keeps the built tree: a later Finish tries the install again
+// (Add is then refused), and destroying the Loader abandons it. Any other failure abandons
+// the load: run files are removed, built blocks freed, the reservation ended; later calls
+// return the error. If the table holds a row or a buffered message
 // when Finish comes to install (it was written during the load), Finish fails with
 // InvalidArgument and those writes stand.
 //
@@ -35,6 +38,7 @@
 #include "db/loader_run.h"
 #include "db/table_impl.h"
 #include "fern/loader.h"
+#include "ft/tree_builder.h"
 #include "ft/tree_config.h"
 
 namespace fern {
@@ -51,7 +55,9 @@ class LoaderImpl final : public Loader {
   Status Finish() override;
 
  private:
-  enum class State { kAdding, kDone, kFailed };
+  // kBuilt: the tree is built, its install found the table observed (Busy) and waits for
+  // the next Finish.
+  enum class State { kAdding, kBuilt, kDone, kFailed };
   struct Run {
     std::string path;
     uint64_t records = 0;
@@ -63,8 +69,10 @@ class LoaderImpl final : public Loader {
   // Merges the oldest runs into one until at most merge_width_ are left.
   Status ReduceRuns();
   Status OpenReaders(size_t count, std::vector<std::unique_ptr<RunReader>>* readers);
-  // Merges everything into a new tree and installs it.
+  // Merges everything into a new tree (builder_, built_root_), then installs it.
   Status Build();
+  // Installs the built tree: OK (kDone), Busy (stays kBuilt) or another error.
+  Status Install();
   // Installs the built tree (FractalTree::InstallLoad, which then owns `root`: sets
   // `*handed_over`) at a moment when no snapshot is live and no transaction holds a lock in
   // the table, so that no reader that saw the table empty sees the rows appear: a snapshot
@@ -87,6 +95,11 @@ class LoaderImpl final : public Loader {
   Status error_;      // why the load failed (kFailed)
   Status duplicate_;  // the first key added twice, found while spilling
   RunBuffer buffer_;
+  // The tree being built, then built (kBuilt); its destructor frees the blocks it wrote
+  // unless they were handed to the table. Reset before the reservation ends, so that no
+  // checkpoint can name them.
+  std::unique_ptr<TreeBuilder> builder_;
+  BlockNum built_root_ = 0;
   std::vector<Run> runs_;  // run files on disk, oldest first
   uint64_t next_run_ = 0;
   uint64_t rows_ = 0;

@@ -51,6 +51,14 @@ TableOptions SmallNodes() {
   return options;
 }
 
+// Unsynced commits, and lock waits (a load's wait for readers too) that end after `ms`.
+Options ShortWaits(uint32_t ms) {
+  Options options;
+  options.sync_commits = false;
+  options.lock_timeout_ms = ms;
+  return options;
+}
+
 int CountRunFiles(const std::string& dir) {
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
@@ -114,6 +122,22 @@ void ExpectLoaded(Table* table, uint64_t n) {
   EXPECT_EQ(i, 0u);
 }
 
+// Opens the Env in `dir` and its table "t" of small nodes.
+void OpenTableT(const std::string& dir, const Options& options, std::unique_ptr<Env>* env,
+                Table** table) {
+  ASSERT_TRUE(Env::Open(dir, options, env).ok());
+  ASSERT_TRUE((*env)->OpenTable("t", SmallNodes(), table).ok());
+}
+
+// The closed Env in `dir` passes ftverify, and reopened holds rows 0..n-1 in table "t".
+void ExpectLoadedAfterReopen(const std::string& dir, const Options& options, uint64_t n) {
+  ExpectFtverifyPasses(dir);
+  std::unique_ptr<Env> env;
+  Table* table = nullptr;
+  ASSERT_NO_FATAL_FAILURE(OpenTableT(dir, options, &env, &table));
+  ExpectLoaded(table, n);
+}
+
 Status Load(Env* env, Table* table, const std::vector<uint64_t>& order) {
   std::unique_ptr<Loader> loader;
   Status s = env->NewLoader(table, &loader);
@@ -131,9 +155,7 @@ Status Load(Env* env, Table* table, const std::vector<uint64_t>& order) {
 // then Busy with nothing loaded; unrelated transactions do not.
 TEST(LoaderTest, FinishWaitsForReadersThatSawTheTableEmpty) {
   ScratchDir dir;
-  Options options;
-  options.sync_commits = false;
-  options.lock_timeout_ms = 200;
+  const Options options = ShortWaits(200);
   std::unique_ptr<Env> env;
   ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   Table* table;
@@ -177,6 +199,62 @@ TEST(LoaderTest, FinishWaitsForReadersThatSawTheTableEmpty) {
   ExpectLoaded(table, order.size());
 }
 
+// A Finish that returned Busy keeps what it built: once the reader has gone, Finish again
+// installs it (no row needs adding again); Add in between is refused.
+TEST(LoaderTest, FinishAfterBusyInstallsTheTreeItBuilt) {
+  ScratchDir dir;
+  const Options options = ShortWaits(100);
+  constexpr uint64_t kRows = 30000;
+  {
+    std::unique_ptr<Env> env;
+    Table* table = nullptr;
+    ASSERT_NO_FATAL_FAILURE(OpenTableT(dir.path(), options, &env, &table));
+    std::unique_ptr<Loader> loader;
+    ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+    for (uint64_t i : Shuffled(kRows, 3)) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
+    std::unique_ptr<Cursor> reader = table->NewCursor(nullptr);  // saw the table empty
+    reader->SeekToFirst();
+    ASSERT_FALSE(reader->Valid());
+    Status s = loader->Finish();
+    ASSERT_TRUE(s.IsBusy()) << s.ToString();
+    EXPECT_TRUE(loader->Add(Key(kRows), Value(kRows)).IsInvalidArgument());
+    s = loader->Finish();
+    EXPECT_TRUE(s.IsBusy()) << s.ToString();
+    reader.reset();
+    ASSERT_TRUE(loader->Finish().ok());
+    EXPECT_TRUE(loader->Finish().IsInvalidArgument());  // called twice
+    EXPECT_EQ(CountRunFiles(dir.path()), 0);
+    ExpectLoaded(table, kRows);
+  }
+  ExpectLoadedAfterReopen(dir.path(), options, kRows);
+}
+
+// Destroying a Loader whose Finish returned Busy abandons the built tree: the table stays
+// empty, its file holds no block of it, and a new load works.
+TEST(LoaderTest, LoaderDestroyedAfterBusyLeavesTheTableEmpty) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  Table* table = nullptr;
+  ASSERT_NO_FATAL_FAILURE(OpenTableT(dir.path(), ShortWaits(50), &env, &table));
+  {
+    std::unique_ptr<Loader> loader;
+    ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+    for (uint64_t i : Shuffled(20000, 4)) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
+    std::unique_ptr<Txn> snapshot;
+    TxnOptions txn_options;
+    txn_options.isolation = Isolation::kSnapshot;
+    ASSERT_TRUE(env->Begin(txn_options, &snapshot).ok());
+    std::string v;
+    ASSERT_TRUE(table->Get(snapshot.get(), Key(1), &v).IsNotFound());
+    ASSERT_TRUE(loader->Finish().IsBusy());
+  }
+  EXPECT_EQ(CountRows(table), 0u);
+  ASSERT_TRUE(Load(env.get(), table, Shuffled(500, 5)).ok());
+  ExpectLoaded(table, 500);
+  env.reset();
+  ExpectFtverifyPasses(dir.path());
+}
+
 TEST(LoaderTest, LoadsRowsGivenInRandomOrderAndKeepsThemAcrossReopen) {
   ScratchDir dir;
   constexpr uint64_t kRows = 200000;
@@ -217,12 +295,7 @@ TEST(LoaderTest, LoadedTreeSurvivesCrashRightAfterFinish) {
   int status;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  ExpectFtverifyPasses(dir.path());
-  std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
-  Table* table;
-  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
-  ExpectLoaded(table, kRows);
+  ExpectLoadedAfterReopen(dir.path(), Options(), kRows);
 }
 
 TEST(LoaderTest, KeyAddedTwiceFailsFinishNamingItAndLoadsNothing) {
