@@ -37,6 +37,18 @@ int Usage() {
   return 2;
 }
 
+// Whether `command` exists and takes `count` arguments (the command included), so that a
+// mistyped command gets the usage, not an error about opening its directory.
+bool IsCommandLine(const std::string& command, size_t count) {
+  if (command == "put") return count == 5;
+  if (command == "get" || command == "delete") return count == 4;
+  if (command == "scan") return count >= 3 && count <= 5;
+  if (command == "drop") return count == 3;
+  if (command == "stats" || command == "checkpoint") return count >= 2;
+  if (command == "logdump") return count == 2;
+  return false;
+}
+
 int Fail(const fern::Status& s) {
   std::fprintf(stderr, "fern: %s\n", s.ToString().c_str());
   return 1;
@@ -48,8 +60,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() < 2 || args[0] == "--help" || args[0] == "-h") return Usage();
   const std::string& command = args[0];
+  if (!IsCommandLine(command, args.size())) return Usage();
   if (command == "logdump") {
-    if (args.size() != 2) return Usage();
     // Read-only: opening the Env would recover it and truncate a torn tail, the very thing
     // a dump is often wanted for. A directory with neither a catalog nor log files is not
     // an Env at all (one with either is worth dumping, damaged or not).

@@ -49,6 +49,22 @@ TEST(FernToolTest, OnlyPutCreatesTables) {
   EXPECT_EQ(got.output, "v\n");
 }
 
+// A command the tool does not have, or one with the wrong number of arguments, gets the
+// usage (exit 2) before any directory is looked at, and creates nothing.
+TEST(FernToolTest, UnknownCommandsGetTheUsage) {
+  ScratchDir dir;
+  const std::string env = dir.Sub("env");
+  for (const std::string& command :
+       {"frobnicate " + env, "frobnicate " + env + " t k", "get " + env + " t",
+        "put " + env + " t k", "logdump " + env + " extra", "drop " + env}) {
+    SCOPED_TRACE(command);
+    ToolResult r = Fern(command);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("usage:"), std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(env));
+}
+
 TEST(FernToolTest, ScanEscapesBytesThatWouldBreakItsLines) {
   ScratchDir dir;
   const std::string env = dir.Sub("env");
