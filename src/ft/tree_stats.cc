@@ -34,7 +34,6 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("leaf_merges", leaf_merges);
   line("internal_merges", internal_merges);
   line("empty_leaves_dropped", empty_leaves_dropped);
-  line("cascades_without_parent", cascades_without_parent);
   line("basement_splits", basement_splits);
   line("basement_merges", basement_merges);
   line("basements_fetched", basements_fetched);

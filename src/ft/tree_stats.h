@@ -41,9 +41,6 @@ struct TreeStats {
   std::atomic<uint64_t> internal_merges{0};
   // Leaves emptied (a queue's consumed head) and removed without touching a neighbour.
   std::atomic<uint64_t> empty_leaves_dropped{0};
-  // Flushes into an internal child that was restructured under its parent and then went on
-  // flushing its own children with the parent released.
-  std::atomic<uint64_t> cascades_without_parent{0};
   std::atomic<uint64_t> basement_splits{0};
   std::atomic<uint64_t> basement_merges{0};
   std::atomic<uint64_t> basements_fetched{0};  // partial fetches of one basement

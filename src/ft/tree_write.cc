@@ -503,29 +503,9 @@ Status FractalTree::FlushChild(PinnedPair* parent, size_t index, bool may_releas
   const bool keep_parent = !may_release || MayNeedRestructure(*c, moving.bytes());
   if (!keep_parent) parent->Unpin();
   FERN_RETURN_IF_ERROR(ApplyBuffer(&moving, &child));
-  if (!keep_parent) {
-    if (!c->is_leaf()) FERN_RETURN_IF_ERROR(FlushWhileGorged(&child, /*may_release=*/true));
-    return Status::OK();
-  }
-  if (!may_release || c->is_leaf()) {
-    if (!c->is_leaf()) FERN_RETURN_IF_ERROR(FlushWhileGorged(&child, /*may_release=*/false));
-    return Restructure(parent, index, &child);
-  }
-  // An internal child that may need restructuring is restructured now, under its parent,
-  // and its own flushes run after the parent has gone: held through them, a root kept every
-  // reader and writer waiting 30-45 ms while a queue's tail child cascaded. A child that
-  // outgrows its node in that cascade is split by the next flush from its parent.
-  FERN_RETURN_IF_ERROR(Restructure(parent, index, &child));
-  // A parent that must itself be split, or (a root) collapsed onto its only child, stays
-  // with the caller, whose FixRoot does it.
-  if (NeedsSplit(*p) || p->children.size() == 1) {
-    if (child.pinned()) FERN_RETURN_IF_ERROR(FlushWhileGorged(&child, /*may_release=*/false));
-    return Status::OK();
-  }
-  parent->Unpin();
-  if (!child.pinned()) return Status::OK();  // merged into its sibling
-  stats_.cascades_without_parent++;
-  return FlushWhileGorged(&child, /*may_release=*/true);
+  if (!c->is_leaf()) FERN_RETURN_IF_ERROR(FlushWhileGorged(&child, !keep_parent));
+  if (!keep_parent) return Status::OK();
+  return Restructure(parent, index, &child);
 }
 
 Status FractalTree::MoveBufferDown(Node* parent, size_t index, PinnedPair* child_pin) {

@@ -25,27 +25,15 @@ TreeConfig Config(uint32_t node_bytes, uint32_t basement_bytes, uint32_t fanout)
   return config;
 }
 
-// A tree in a fresh directory over a cache of its own.
-struct ScratchTree {
-  ScratchTree(const TreeConfig& tree_config, size_t cache_bytes)
-      : config(tree_config), cache(cache_bytes) {}
-  Status Create() { return FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree); }
-  Status Reopen() { return FractalTree::Open(dir.Sub("t.ft"), config, &cache, &tree); }
-
-  testing::ScratchDir dir;
-  const TreeConfig config;
-  Cachetable cache;
-  std::unique_ptr<FractalTree> tree;
-};
-
 // A queue's consumed head: every row of the first leaf is deleted while its neighbour is
 // nearly full, too full to merge with. The emptied leaf must still leave the tree, or every
 // read from the head walks its empty basements until some flush happens to merge it.
 TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
-  ScratchTree scratch(Config(64 << 10, 4 << 10, 16), size_t{64} << 20);
-  ASSERT_TRUE(scratch.Create().ok());
-  const TreeConfig& config = scratch.config;
-  std::unique_ptr<FractalTree>& tree = scratch.tree;
+  testing::ScratchDir dir;
+  const TreeConfig config = Config(64 << 10, 4 << 10, 16);
+  Cachetable cache(size_t{64} << 20);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
 
   constexpr int kRows = 400;
   for (int i = 0; i < kRows; ++i)
@@ -87,7 +75,7 @@ TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
 
   // And the shape survives a reopen.
-  ASSERT_TRUE(scratch.Reopen().ok());
+  ASSERT_TRUE(FractalTree::Open(dir.Sub("t.ft"), config, &cache, &tree).ok());
   ASSERT_TRUE(tree->Shape(&shape).ok());
   EXPECT_EQ(shape.rows_per_leaf.size(), leaves - 1);
   EXPECT_EQ(shape.rows, static_cast<uint64_t>(kRows - first_rows + 1));
@@ -100,9 +88,11 @@ TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
 // so leaves empty out, drop, split and merge at every height while nodes are evicted and
 // reread; every key is checked against a model after each round, and after a reopen.
 TEST(TreeRestructureTest, RangeDeletesThatEmptyLeavesKeepEveryKey) {
-  ScratchTree scratch(Config(16 << 10, 2 << 10, 4), size_t{1} << 20);
-  ASSERT_TRUE(scratch.Create().ok());
-  std::unique_ptr<FractalTree>& tree = scratch.tree;
+  testing::ScratchDir dir;
+  const TreeConfig config = Config(16 << 10, 2 << 10, 4);
+  Cachetable cache(size_t{1} << 20);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
 
   constexpr int kKeys = 6000;
   std::map<int, std::string> model;
@@ -146,58 +136,8 @@ TEST(TreeRestructureTest, RangeDeletesThatEmptyLeavesKeepEveryKey) {
   ASSERT_TRUE(tree->Shape(&shape).ok());
   EXPECT_EQ(shape.rows, model.size());
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
-  ASSERT_TRUE(scratch.Reopen().ok());
+  ASSERT_TRUE(FractalTree::Open(dir.Sub("t.ft"), config, &cache, &tree).ok());
   ASSERT_NO_FATAL_FAILURE(check_all(-1));
-  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
-}
-
-// A queue on a tree of small nodes: rows go in at the tail and leave from the head. The
-// tail's internal node nearly always may need a split when its parent flushes into it, so
-// it is restructured under the parent and then flushes into its own children with the
-// parent released (readers and writers at the root no longer wait through that cascade). A
-// node that outgrows its fanout in the cascade is split by a later flush; every row of the
-// window stays readable, in order, through a reopen.
-TEST(TreeRestructureTest, AQueueTailChildFlushesItsChildrenWithoutItsParent) {
-  ScratchTree scratch(Config(16 << 10, 2 << 10, 4), size_t{2} << 20);
-  ASSERT_TRUE(scratch.Create().ok());
-  std::unique_ptr<FractalTree>& tree = scratch.tree;
-
-  constexpr int kWindow = 3000;
-  constexpr int kRounds = 20000;
-  const std::string value(100, 'q');
-  int head = 0;
-  int tail = 0;
-  for (; tail < kWindow; ++tail) ASSERT_TRUE(tree->Put(testing::NumberedKey(tail), value).ok());
-  for (int n = 0; n < kRounds; ++n) {
-    ASSERT_TRUE(tree->Put(testing::NumberedKey(tail++), value).ok());
-    ASSERT_TRUE(tree->Delete(testing::NumberedKey(head++)).ok());
-  }
-  EXPECT_GT(tree->stats().cascades_without_parent.load(), 0u);
-
-  auto check_window = [&](const char* when) {
-    std::string got;
-    for (int k = head - 50; k < head; ++k) {
-      ASSERT_TRUE(tree->Get(testing::NumberedKey(k), &got).IsNotFound()) << when << " key " << k;
-    }
-    for (int k = head; k < tail; ++k) {
-      ASSERT_TRUE(tree->Get(testing::NumberedKey(k), &got).ok()) << when << " key " << k;
-      ASSERT_EQ(got, value) << when << " key " << k;
-    }
-  };
-  ASSERT_NO_FATAL_FAILURE(check_window("before Optimize"));
-  ASSERT_TRUE(tree->Optimize().ok());
-  TreeShape shape;
-  ASSERT_TRUE(tree->Shape(&shape).ok());
-  EXPECT_EQ(shape.rows, static_cast<uint64_t>(tail - head));
-  for (int height = 1; height < shape.height; ++height) {
-    // Children per node at this height, on average: splits kept up with the cascades.
-    EXPECT_LE(shape.partitions_per_level[height],
-              shape.nodes_per_level[height] * scratch.config.fanout)
-        << "height " << height;
-  }
-  ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
-  ASSERT_TRUE(scratch.Reopen().ok());
-  ASSERT_NO_FATAL_FAILURE(check_window("after reopen"));
   ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
 }
 
