@@ -25,15 +25,27 @@ TreeConfig Config(uint32_t node_bytes, uint32_t basement_bytes, uint32_t fanout)
   return config;
 }
 
+// A tree in a fresh directory over a cache of its own.
+struct ScratchTree {
+  ScratchTree(const TreeConfig& tree_config, size_t cache_bytes)
+      : config(tree_config), cache(cache_bytes) {}
+  Status Create() { return FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree); }
+  Status Reopen() { return FractalTree::Open(dir.Sub("t.ft"), config, &cache, &tree); }
+
+  testing::ScratchDir dir;
+  const TreeConfig config;
+  Cachetable cache;
+  std::unique_ptr<FractalTree> tree;
+};
+
 // A queue's consumed head: every row of the first leaf is deleted while its neighbour is
 // nearly full, too full to merge with. The emptied leaf must still leave the tree, or every
 // read from the head walks its empty basements until some flush happens to merge it.
 TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
-  testing::ScratchDir dir;
-  const TreeConfig config = Config(64 << 10, 4 << 10, 16);
-  Cachetable cache(size_t{64} << 20);
-  std::unique_ptr<FractalTree> tree;
-  ASSERT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
+  ScratchTree scratch(Config(64 << 10, 4 << 10, 16), size_t{64} << 20);
+  ASSERT_TRUE(scratch.Create().ok());
+  const TreeConfig& config = scratch.config;
+  std::unique_ptr<FractalTree>& tree = scratch.tree;
 
   constexpr int kRows = 400;
   for (int i = 0; i < kRows; ++i)
@@ -75,7 +87,7 @@ TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
 
   // And the shape survives a reopen.
-  ASSERT_TRUE(FractalTree::Open(dir.Sub("t.ft"), config, &cache, &tree).ok());
+  ASSERT_TRUE(scratch.Reopen().ok());
   ASSERT_TRUE(tree->Shape(&shape).ok());
   EXPECT_EQ(shape.rows_per_leaf.size(), leaves - 1);
   EXPECT_EQ(shape.rows, static_cast<uint64_t>(kRows - first_rows + 1));
@@ -88,11 +100,9 @@ TEST(TreeRestructureTest, AnEmptiedLeafLeavesTheTreeBesideAFullNeighbour) {
 // so leaves empty out, drop, split and merge at every height while nodes are evicted and
 // reread; every key is checked against a model after each round, and after a reopen.
 TEST(TreeRestructureTest, RangeDeletesThatEmptyLeavesKeepEveryKey) {
-  testing::ScratchDir dir;
-  const TreeConfig config = Config(16 << 10, 2 << 10, 4);
-  Cachetable cache(size_t{1} << 20);
-  std::unique_ptr<FractalTree> tree;
-  ASSERT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
+  ScratchTree scratch(Config(16 << 10, 2 << 10, 4), size_t{1} << 20);
+  ASSERT_TRUE(scratch.Create().ok());
+  std::unique_ptr<FractalTree>& tree = scratch.tree;
 
   constexpr int kKeys = 6000;
   std::map<int, std::string> model;
@@ -136,7 +146,7 @@ TEST(TreeRestructureTest, RangeDeletesThatEmptyLeavesKeepEveryKey) {
   ASSERT_TRUE(tree->Shape(&shape).ok());
   EXPECT_EQ(shape.rows, model.size());
   ASSERT_TRUE(tree->Close(/*checkpoint=*/true).ok());
-  ASSERT_TRUE(FractalTree::Open(dir.Sub("t.ft"), config, &cache, &tree).ok());
+  ASSERT_TRUE(scratch.Reopen().ok());
   ASSERT_NO_FATAL_FAILURE(check_all(-1));
   ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
 }
