@@ -10,10 +10,6 @@ namespace fern {
 
 namespace {
 
-bool Contains(const absl::InlinedVector<TxnId, 2>& ids, TxnId id) {
-  return std::binary_search(ids.begin(), ids.end(), id);
-}
-
 template <typename Vector>
 void AddUnique(Vector* ids, TxnId id) {
   if (std::find(ids->begin(), ids->end(), id) == ids->end()) ids->push_back(id);
@@ -119,12 +115,12 @@ bool LockTree::Scan(TxnId owner, BoundRef start, BoundRef end, Mode mode,
     const Holders& h = it->second;
     if (h.writer != kNoTxn && h.writer != owner) AddUnique(blockers, h.writer);
     if (mode == Mode::kWrite) {
-      for (TxnId reader : h.readers) {
+      for (TxnId reader : h.readers.ids()) {
         if (reader != owner) AddUnique(blockers, reader);
       }
       covered = covered && h.writer == owner;
     } else {
-      covered = covered && (h.writer == owner || Contains(h.readers, owner));
+      covered = covered && (h.writer == owner || h.readers.Contains(owner));
     }
   }
   return covered;
@@ -134,8 +130,7 @@ void LockTree::Split(BoundRef at) {
   auto it = segments_.lower_bound(at);
   if (it != segments_.end() && Equal(Ref(it->first), at)) return;
   Holders in_force = it == segments_.begin() ? Holders{} : std::prev(it)->second;
-  segments_.emplace_hint(it, Bound{{at.key.begin(), at.key.end()}, at.after, at.edge},
-                         std::move(in_force));
+  segments_.emplace_hint(it, Bound(at.key, at.after, at.edge), std::move(in_force));
 }
 
 void LockTree::Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode) {
@@ -145,9 +140,9 @@ void LockTree::Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode) {
     Holders& h = it->second;
     if (mode == Mode::kWrite) {
       h.writer = owner;
-      h.readers.clear();
-    } else if (h.writer != owner && !Contains(h.readers, owner)) {
-      h.readers.insert(std::upper_bound(h.readers.begin(), h.readers.end(), owner), owner);
+      h.readers.Clear();
+    } else if (h.writer != owner) {
+      h.readers.Insert(owner);
     }
   }
   Coalesce(start, end);
@@ -192,8 +187,7 @@ void LockTree::ReleaseAll(TxnId owner) {
     for (; it != segments_.end() && less_(it->first, end); ++it) {
       Holders& h = it->second;
       if (h.writer == owner) h.writer = kNoTxn;
-      auto reader = std::lower_bound(h.readers.begin(), h.readers.end(), owner);
-      if (reader != h.readers.end() && *reader == owner) h.readers.erase(reader);
+      h.readers.Erase(owner);
     }
     Coalesce(start, end);
   }

@@ -46,6 +46,7 @@
 #include "fern/status.h"
 #include "ft/message.h"
 #include "txn/deadlock_detector.h"
+#include "txn/lock_segment.h"
 #include "util/mutex.h"
 
 namespace fern {
@@ -93,15 +94,8 @@ class LockTree {
   size_t waiter_count() const;
 
  private:
-  // The position just before `key` (after == false) or just after it; with edge -1 before
-  // every key, with edge 1 after every key (key and after unused).
-  struct Bound {
-    // Inline up to 24 bytes: a row lock puts two bounds in the map, and keys that short
-    // then cost no allocation of their own.
-    absl::InlinedVector<char, 24> key;
-    bool after = false;
-    int8_t edge = 0;
-  };
+  // A bound of the segment map (lock_segment.h).
+  using Bound = SegmentBound;
   struct BoundRef {
     std::string_view key;
     bool after = false;
@@ -112,22 +106,24 @@ class LockTree {
     const Comparator* comparator;
     template <typename A, typename B>
     bool operator()(const A& a, const B& b) const {
+      return (*this)(Ref(a), Ref(b));
+    }
+    bool operator()(BoundRef a, BoundRef b) const {
       if (a.edge != 0 || b.edge != 0) return a.edge < b.edge;
-      int c = comparator->Compare(KeyOf(a), KeyOf(b));
+      int c = comparator->Compare(a.key, b.key);
       if (c != 0) return c < 0;
       return !a.after && b.after;
     }
   };
-  static std::string_view KeyOf(const Bound& b) { return {b.key.data(), b.key.size()}; }
-  static std::string_view KeyOf(const BoundRef& b) { return b.key; }
-  static BoundRef Ref(const Bound& b) { return BoundRef{KeyOf(b), b.after, b.edge}; }
+  static BoundRef Ref(const Bound& b) { return BoundRef{b.key(), b.after(), b.edge()}; }
+  static BoundRef Ref(BoundRef b) { return b; }
   // "[lo, hi]" for messages, "-inf" / "+inf" for the edges.
   static std::string Describe(BoundRef start, BoundRef end);
   // Owners of one segment: a writer (then no readers: the writer's own reads are subsumed)
   // or readers, ascending.
   struct Holders {
     TxnId writer = kNoTxn;
-    absl::InlinedVector<TxnId, 2> readers;
+    ReaderIds readers;
 
     bool empty() const { return writer == kNoTxn && readers.empty(); }
     friend bool operator==(const Holders& a, const Holders& b) {

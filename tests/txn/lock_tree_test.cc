@@ -305,6 +305,12 @@ TEST(LockTreeModelTest, LongKeysMatchTheModelToo) {
   ASSERT_NO_FATAL_FAILURE(CheckAgainstBruteForceModel(std::string(40, 'k')));
 }
 
+// Keys of 22 and 23 bytes: on either side of what a bound keeps in place.
+TEST(LockTreeModelTest, KeysAtTheInlineLimitMatchTheModel) {
+  ASSERT_NO_FATAL_FAILURE(
+      CheckAgainstBruteForceModel(std::string(SegmentBound::kInlineKeyBytes - 1, 'k')));
+}
+
 // ---- waiting -------------------------------------------------------------------------------
 
 TEST_F(LockTreeTest, TimeoutReturnsBusyAfterWaitingAtLeastTheTimeout) {
