@@ -338,6 +338,7 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
     }
   } else {
     FERN_RETURN_IF_ERROR(write_state_->error());
+    FERN_RETURN_IF_ERROR(SyncLogBeforeCatalogChange());
     uint64_t id = catalog_.next_table_id;
     CatalogEntry entry;
     entry.id = id;
@@ -373,6 +374,14 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
   return Status::OK();
 }
 
+Status EnvImpl::SyncLogBeforeCatalogChange() {
+  const Lsn last = log_->last_lsn();
+  if (last == 0) return Status::OK();
+  Status s = log_->Sync(last);
+  if (!s.ok()) return s.WithContext("making the log durable before changing the catalog");
+  return Status::OK();
+}
+
 Status EnvImpl::DropTable(std::string_view name) {
   std::string key(name);
   // First refuse new calls into the table and wait for those under way (a write logged and
@@ -390,6 +399,7 @@ Status EnvImpl::DropTable(std::string_view name) {
     return Status::NotFound(StrCat("table \"", key, "\" does not exist"));
   }
   const std::string path = TablePath(entry->second.file_name);
+  FERN_RETURN_IF_ERROR(SyncLogBeforeCatalogChange());
   if (auto it = tables_.find(key); it != tables_.end()) {
     it->second->MarkDropped();  // at once, unless another thread opened it meanwhile
     FERN_RETURN_IF_ERROR(it->second->tree()->Close(/*checkpoint=*/false));

@@ -116,6 +116,10 @@ class EnvImpl final : public Env {
   void CheckpointerLoop();
   bool LogOutgrewCheckpoint() const;
   void StopCheckpointer();
+  // Makes every record logged so far durable: a catalog change (a table created or
+  // dropped) is durable once saved, and a crash must not keep it while losing commits
+  // that came before it (recovery yields a prefix, API.md).
+  Status SyncLogBeforeCatalogChange() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes *.ft files the catalog does not name (left by a crash in create or drop) and
   // loader run files (left by a load that did not finish).
   Status RemoveOrphanFiles() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
