@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 
+#include "env_read_lock.h"
 #include "ft/tree_inspector.h"
 #include "tool_progress.h"
 #include "util/compression.h"
@@ -17,13 +19,14 @@
 namespace {
 
 void Usage() {
-  std::fprintf(
-      stderr,
-      "usage: ftdump FILE.ft [--node N] [--json]\n"
-      "Prints the header (version, checkpoint LSN, node and basement sizes, comparator,\n"
-      "codec), the block table (blocks, bytes used and free, fragmentation), the tree\n"
-      "shape (height, nodes per level, fanout, buffered messages per level, basements\n"
-      "stored in chunks) and the compression ratio per codec. --node N prints one node.\n");
+  std::fprintf(stderr,
+               "usage: ftdump FILE.ft [--node N] [--json]\n"
+               "Prints the header (version, checkpoint LSN, node and basement sizes, comparator,\n"
+               "codec), the block table (blocks, bytes used and free, fragmentation), the tree\n"
+               "shape (height, nodes per level, fanout, buffered messages per level, basements\n"
+               "stored in chunks) and the compression ratio per codec. --node N prints one node.\n"
+               "Refuses (exit 2) while an Env has the file's directory open: check a closed Env\n"
+               "or a copy.\n");
 }
 
 double Ratio(uint64_t raw, uint64_t stored) {
@@ -179,6 +182,11 @@ int main(int argc, char** argv) {
   }
   if (path.empty()) {
     Usage();
+    return 2;
+  }
+  std::unique_ptr<fern::FileLock> lock;
+  if (fern::Status s = fern::LockEnvForReading(fern::EnvDirOf(path), &lock); !s.ok()) {
+    std::fprintf(stderr, "ftdump: %s\n", s.ToString().c_str());
     return 2;
   }
   if (node >= 0) {

@@ -11,6 +11,7 @@
 
 #include "db/catalog.h"
 #include "db/open_checks.h"
+#include "env_read_lock.h"
 #include "ft/tree_inspector.h"
 #include "log/log_reader.h"
 #include "tool_progress.h"
@@ -47,7 +48,18 @@ int VerifyFile(const std::string& path, const char* indent, fern::TreeReport* re
   return damage;
 }
 
+// Takes the shared lock of the Env in `env_dir` for the whole check; false (after saying
+// why) when an open Env holds it.
+bool LockEnv(const std::string& env_dir, std::unique_ptr<fern::FileLock>* lock) {
+  fern::Status s = fern::LockEnvForReading(env_dir, lock);
+  if (s.ok()) return true;
+  std::fprintf(stderr, "ftverify: %s\n", s.ToString().c_str());
+  return false;
+}
+
 int VerifyOneFile(const std::string& path) {
+  std::unique_ptr<fern::FileLock> lock;
+  if (!LockEnv(fern::EnvDirOf(path), &lock)) return 2;
   fern::TreeReport report;
   fern::Status open_error;
   const int damage = VerifyFile(path, "", &report, &open_error);
@@ -63,6 +75,8 @@ int VerifyOneFile(const std::string& path) {
 }
 
 int VerifyEnv(const std::string& dir) {
+  std::unique_ptr<fern::FileLock> lock;
+  if (!LockEnv(dir, &lock)) return 2;
   fern::Catalog catalog;
   fern::Status s = fern::Catalog::Load(dir + "/" + fern::kCatalogFileName, &catalog);
   if (s.IsNotFound()) {
@@ -131,6 +145,8 @@ int main(int argc, char** argv) {
                  "pivot order and key bounds, MSN order and sizes. Given an Env directory,\n"
                  "checks every table its catalog names, and each file against the catalog\n"
                  "and the log as Env::Open does (file uid, newest header, checkpoint LSN).\n"
+                 "Refuses (exit 2) while an Env has the directory open: its files change as it\n"
+                 "runs, so check a closed Env or a copy.\n"
                  "Exit status: 0 clean, 1 problems found, 2 the file or Env cannot be opened.\n");
     return argc == 2 ? 0 : 2;
   }

@@ -287,6 +287,24 @@ Status FileLock::Acquire(const std::string& path, std::unique_ptr<FileLock>* loc
   return Status::OK();
 }
 
+Status FileLock::AcquireShared(const std::string& path, std::unique_ptr<FileLock>* lock) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::NotFound(StrCat(path, ": no lock file"));
+    return ErrnoStatus("open lock file", path, errno);
+  }
+  if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return Status::IOError(StrCat(path, ": locked: the Env is open in this or another process"));
+    }
+    return ErrnoStatus("flock", path, err);
+  }
+  lock->reset(new FileLock(path, fd));
+  return Status::OK();
+}
+
 FileLock::~FileLock() {
   ::flock(fd_, LOCK_UN);
   ::close(fd_);

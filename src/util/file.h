@@ -72,6 +72,11 @@ bool IsDirectory(const std::string& path);
 class FileLock {
  public:
   static Status Acquire(const std::string& path, std::unique_ptr<FileLock>* lock);
+  // A shared lock on an existing file, for readers that must not run while its owner holds
+  // the exclusive lock (the inspection tools on an Env's LOCK: the Env rewrites its files as
+  // it checkpoints), and that keep the owner out while they read. NotFound if the file does
+  // not exist (it is not created); IOError naming the path if an exclusive lock is held.
+  static Status AcquireShared(const std::string& path, std::unique_ptr<FileLock>* lock);
   ~FileLock();
 
  private:

@@ -138,3 +138,34 @@ TEST(FtverifyEnvTest, DirectoryThatIsNoEnvCannotBeOpened) {
 
 }  // namespace
 }  // namespace fern
+
+namespace fern {
+namespace {
+
+// An open Env rewrites its files as it checkpoints: the tools refuse it (exit 2, saying
+// why) rather than report damage that is not there, and work once it is closed.
+TEST(FtverifyEnvTest, ToolsRefuseAnEnvThatIsOpen) {
+  ScratchDir dir;
+  ASSERT_NO_FATAL_FAILURE(MakeEnv(dir.path()));
+  const std::string ftdump = std::string(FERN_FTDUMP) + " '" + dir.Sub("table-1.ft") + "' 2>&1";
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    for (const ToolResult& r :
+         {Ftverify(dir.path()), Ftverify(dir.Sub("table-1.ft")), testing::RunTool(ftdump)}) {
+      EXPECT_EQ(r.exit_code, 2) << r.output;
+      EXPECT_NE(r.output.find("the Env is open"), std::string::npos) << r.output;
+      EXPECT_NE(r.output.find("inspect a copy"), std::string::npos) << r.output;
+    }
+  }
+  EXPECT_EQ(Ftverify(dir.path()).exit_code, 0);
+  EXPECT_EQ(Ftverify(dir.Sub("table-1.ft")).exit_code, 0);
+  EXPECT_EQ(testing::RunTool(ftdump).exit_code, 0);
+  // A table file copied out of its Env directory (no LOCK beside it) is read as it is.
+  ScratchDir elsewhere;
+  fs::copy_file(dir.Sub("table-1.ft"), elsewhere.Sub("copy.ft"));
+  EXPECT_EQ(Ftverify(elsewhere.Sub("copy.ft")).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace fern
