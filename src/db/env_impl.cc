@@ -384,12 +384,17 @@ Status EnvImpl::SyncLogBeforeCatalogChange() {
 
 Status EnvImpl::DropTable(std::string_view name) {
   std::string key(name);
-  // First refuse new calls into the table and wait for those under way (a write logged and
-  // then refused by a closed tree would stop every write), without mu_: they may need it.
-  // TableImpl objects live as long as the Env, so the pointer stays valid.
+  // First make the log durable (see SyncLogBeforeCatalogChange; a failed sync leaves the
+  // table as it was). Then refuse new calls into the table and wait for those under way (a
+  // write logged and then refused by a closed tree would stop every write), without mu_:
+  // they may need it. TableImpl objects live as long as the Env, so the pointer stays valid.
   TableImpl* open = nullptr;
   {
     MutexLock lock(&mu_);
+    if (catalog_.tables.find(key) == catalog_.tables.end()) {
+      return Status::NotFound(StrCat("table \"", key, "\" does not exist"));
+    }
+    FERN_RETURN_IF_ERROR(SyncLogBeforeCatalogChange());
     if (auto it = tables_.find(key); it != tables_.end()) open = it->second.get();
   }
   if (open != nullptr) open->MarkDropped();
@@ -399,7 +404,6 @@ Status EnvImpl::DropTable(std::string_view name) {
     return Status::NotFound(StrCat("table \"", key, "\" does not exist"));
   }
   const std::string path = TablePath(entry->second.file_name);
-  FERN_RETURN_IF_ERROR(SyncLogBeforeCatalogChange());
   if (auto it = tables_.find(key); it != tables_.end()) {
     it->second->MarkDropped();  // at once, unless another thread opened it meanwhile
     FERN_RETURN_IF_ERROR(it->second->tree()->Close(/*checkpoint=*/false));

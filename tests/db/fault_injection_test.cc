@@ -563,6 +563,42 @@ TEST(FaultInjectionTest, FailedCatalogWriteFailsTableCreationAndLeavesNoTrace) {
   EXPECT_EQ(rows, model);
 }
 
+// DropTable makes the unsynced commits before it durable first (a crash must not keep the
+// drop and lose them): when that sync fails, the drop fails before anything changed.
+TEST(FaultInjectionTest, FailedLogSyncFailsDropTableAndTheTableStays) {
+  ScratchDir dir;
+  SuffixFaultInjector injector(".log", Fault::kFailSync);
+  {
+    std::unique_ptr<Env> env;
+    Options options = SyncedOptions();
+    options.sync_commits = false;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* table;
+    Table* other;
+    ASSERT_TRUE(env->OpenTable(kTable, SmallNodes(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("other", TableOptions(), &other).ok());
+    ASSERT_TRUE(other->Put(nullptr, "k", "v").ok());
+    ASSERT_TRUE(env->Checkpoint().ok());
+    Rows model;
+    WriteAcknowledged(table, 0, 20, &model);  // not synced
+
+    injector.Arm();
+    Status s = env->DropTable("other");
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    EXPECT_TRUE(Contains(s, "before changing the catalog")) << s.ToString();
+    EXPECT_EQ(injector.faults(), 1);
+    injector.Uninstall();
+    // The table is still there and readable.
+    std::string value;
+    s = other->Get(nullptr, "k", &value);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(value, "v");
+  }
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), SyncedOptions(), &env).ok());
+  EXPECT_TRUE(env->DropTable("other").ok()) << "the failed drop took effect after all";
+}
+
 // A crash while an Env is first created must leave a directory that opens: the state is the
 // same as after this failed catalog write (a kill -9 at that moment of the first Env::Open).
 TEST(FaultInjectionTest, FailedCatalogWriteWhileCreatingAnEnvLeavesADirectoryThatOpens) {
