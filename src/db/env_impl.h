@@ -59,6 +59,12 @@ class EnvImpl final : public Env {
   Cachetable* cache() { return cache_.get(); }
   const std::shared_ptr<CursorRegistry>& cursors() { return cursors_; }
   LogWriter* log() { return log_.get(); }
+  // Held by a transaction restored by recovery (RecoverPrepared) through its commit or
+  // abort, which it ends with EndRestoredPrepared.
+  Mutex& prepared_mu() ABSL_LOCK_RETURNED(prepared_mu_) { return prepared_mu_; }
+  // REQUIRES: prepared_mu() held. A restored prepared transaction ended with `outcome`
+  // (kCommitAny or kAbortAny).
+  void EndRestoredPrepared(TxnId id, MessageType outcome) ABSL_NO_THREAD_SAFETY_ANALYSIS;
   WriteState* write_state() { return write_state_.get(); }
   bool sync_commits() const { return options_.sync_commits; }
   absl::Duration lock_timeout() const { return absl::Milliseconds(options_.lock_timeout_ms); }
@@ -149,6 +155,13 @@ class EnvImpl final : public Env {
   std::set<std::pair<Lsn, TxnId>> live_txns_ ABSL_GUARDED_BY(live_mu_);
   // Prepared transactions found by recovery, handed out once by RecoverPrepared.
   std::vector<std::unique_ptr<Txn>> recovered_prepared_ ABSL_GUARDED_BY(mu_);
+  // The prepared transactions recovery restored that have not ended (wherever their Txn
+  // objects are now), and how those that ended did. A table replayed late (ReplayTable)
+  // gives the first their keys and locks in it, and resolves the second's keys there as
+  // they ended. A restored transaction holds prepared_mu_ through its commit or abort.
+  Mutex prepared_mu_;
+  std::map<TxnId, TxnImpl*> restored_prepared_ ABSL_GUARDED_BY(prepared_mu_);
+  std::map<TxnId, MessageType> prepared_outcomes_ ABSL_GUARDED_BY(prepared_mu_);
 
   Mutex mu_;
   Catalog catalog_ ABSL_GUARDED_BY(mu_);
@@ -160,7 +173,9 @@ class EnvImpl final : public Env {
   // Dropped tables stay allocated so that pointers users still hold fail cleanly.
   std::vector<std::unique_ptr<TableImpl>> dropped_ ABSL_GUARDED_BY(mu_);
   // Tables (by id) that have logged writes to replay but whose comparator only OpenTable
-  // can supply, with their checkpoint LSN; the log is kept from there on.
+  // can supply, with the LSN the log must be kept after: the one Recover read it from, so
+  // that ReplayTable sees every transaction that recovery saw (a transaction live across
+  // the table's checkpoint wrote keys there before it, and its commit must find them).
   std::map<uint64_t, Lsn> deferred_ ABSL_GUARDED_BY(mu_);
   uint64_t checkpoints_taken_ ABSL_GUARDED_BY(mu_) = 0;  // names checkpoint log records
   uint64_t checkpoint_failures_ ABSL_GUARDED_BY(mu_) = 0;

@@ -177,8 +177,9 @@ Status EnvImpl::Recover() {
     if (it == tables.end()) return nullptr;  // dropped since
     const TableInfo& info = it->second;
     if (!info.builtin_comparator) {
-      // Only OpenTable can supply the comparator: replay this table then.
-      deferred_.emplace(table_id, info.checkpoint_lsn);
+      // Only OpenTable can supply the comparator: replay this table then, from where this
+      // replay began (see deferred_).
+      deferred_.emplace(table_id, catalog_.replay_from_lsn == 0 ? 0 : catalog_.replay_from_lsn - 1);
       return nullptr;
     }
     auto open = tables_.find(info.name);
@@ -256,8 +257,17 @@ Status EnvImpl::RestorePrepared(TxnId id, const RecoveredTxn& txn, const TreeLoo
     }
   }
   impl->AdoptRecovered(std::move(writes), std::move(table_locks), txn.first_lsn);
+  {
+    MutexLock lock(&prepared_mu_);
+    restored_prepared_[id] = impl.get();
+  }
   recovered_prepared_.push_back(std::move(impl));
   return Status::OK();
+}
+
+void EnvImpl::EndRestoredPrepared(TxnId id, MessageType outcome) {
+  restored_prepared_.erase(id);
+  prepared_outcomes_[id] = outcome;
 }
 
 Status EnvImpl::ReplayTable(uint64_t id, TableImpl* table) {
@@ -269,27 +279,34 @@ Status EnvImpl::ReplayTable(uint64_t id, TableImpl* table) {
   TxnId max_txn = 0;
   FERN_RETURN_IF_ERROR(ReplayLog(tree_for, &live, &max_txn));
   // Transactions live at the end of the log were aborted when the Env opened, unless
-  // prepared: those hold this table's keys too.
-  for (auto& [txn_id, txn] : live) {
-    if (txn.parent != kNoTxn) continue;
-    TxnImpl* prepared = nullptr;
-    for (auto& pending : recovered_prepared_) {
-      if (pending->id() == txn_id) prepared = static_cast<TxnImpl*>(pending.get());
-    }
-    for (uint64_t table_id : txn.locked_tables) {
-      if (table_id != id || prepared == nullptr) continue;
-      FERN_RETURN_IF_ERROR(table->locks()->AcquireRange(
-          txn_id, nullptr, nullptr, LockTree::Mode::kWrite, absl::ZeroDuration()));
-      prepared->AdoptTableLock(table);
-    }
-    for (const auto& [table_id, key] : txn.keys) {
-      if (table_id != id) continue;
-      if (prepared != nullptr) {
-        FERN_RETURN_IF_ERROR(table->locks()->Acquire(txn_id, key, key, LockTree::Mode::kWrite,
-                                                     absl::ZeroDuration()));
-        prepared->AdoptKey(table, key);
-      } else {
-        FERN_RETURN_IF_ERROR(tree->Resolve(MessageType::kAbortAny, txn.xids, key));
+  // prepared: a restored one still undecided takes this table's keys and locks too, and one
+  // that has ended since has them resolved as it ended.
+  {
+    MutexLock prepared_lock(&prepared_mu_);
+    for (auto& [txn_id, txn] : live) {
+      if (txn.parent != kNoTxn) continue;
+      TxnImpl* prepared = nullptr;
+      MessageType outcome = MessageType::kAbortAny;
+      if (auto it = restored_prepared_.find(txn_id); it != restored_prepared_.end()) {
+        prepared = it->second;
+      } else if (auto ended = prepared_outcomes_.find(txn_id); ended != prepared_outcomes_.end()) {
+        outcome = ended->second;
+      }
+      for (uint64_t table_id : txn.locked_tables) {
+        if (table_id != id || prepared == nullptr) continue;
+        FERN_RETURN_IF_ERROR(table->locks()->AcquireRange(
+            txn_id, nullptr, nullptr, LockTree::Mode::kWrite, absl::ZeroDuration()));
+        prepared->AdoptTableLock(table);
+      }
+      for (const auto& [table_id, key] : txn.keys) {
+        if (table_id != id) continue;
+        if (prepared != nullptr) {
+          FERN_RETURN_IF_ERROR(table->locks()->Acquire(txn_id, key, key, LockTree::Mode::kWrite,
+                                                       absl::ZeroDuration()));
+          prepared->AdoptKey(table, key);
+        } else {
+          FERN_RETURN_IF_ERROR(tree->Resolve(outcome, txn.xids, key));
+        }
       }
     }
   }

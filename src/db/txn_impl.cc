@@ -9,6 +9,28 @@ namespace fern {
 
 namespace {
 
+// Holds the Env's prepared_mu() through the end of a transaction restored by recovery, so
+// that a table replayed meanwhile either gives it its keys first or sees how it ended.
+class RestoredEndLock {
+ public:
+  RestoredEndLock(EnvImpl* env, bool restored) ABSL_NO_THREAD_SAFETY_ANALYSIS
+      : mu_(restored ? &env->prepared_mu() : nullptr) {
+    if (mu_ != nullptr) mu_->Lock();
+  }
+  ~RestoredEndLock() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (mu_ != nullptr) mu_->Unlock();
+  }
+  RestoredEndLock(const RestoredEndLock&) = delete;
+  RestoredEndLock& operator=(const RestoredEndLock&) = delete;
+
+ private:
+  Mutex* const mu_;
+};
+
+}  // namespace
+
+namespace {
+
 // A write set at least this large (~10 MB with its row locks) is freed in bulk when its
 // transaction ends.
 constexpr size_t kBulkFreeRows = 20'000;
@@ -102,6 +124,7 @@ void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> wri
   }
   begin_logged_ = true;
   first_lsn_ = first_lsn;
+  restored_ = true;
   env_->RegisterLiveTxn(id(), first_lsn);
 }
 
@@ -167,6 +190,7 @@ Status TxnImpl::Commit() {
     parent_->live_child_ = nullptr;
     return Status::OK();
   }
+  RestoredEndLock restored_end(env_, restored_);
   // A transaction the log knows of (it wrote, or was prepared without writing) needs its
   // commit record, or recovery would bring it back undecided (a prepared one as prepared).
   Status synced;
@@ -190,6 +214,7 @@ Status TxnImpl::Commit() {
   // record is in the log, written or kept for the log's retry, so it may yet become durable.
   env_->txn_manager()->Commit(state_).ok();
   ended_ = true;
+  if (restored_) env_->EndRestoredPrepared(id(), MessageType::kCommitAny);
   Unregister();
   ReleaseLocks();
   ForgetWrites();
@@ -207,6 +232,7 @@ Status TxnImpl::Abort() {
   }
   if (ended_) return Status::InvalidArgument(StrCat("transaction ", id(), " has ended"));
   if (live_child_ != nullptr) FERN_RETURN_IF_ERROR(live_child_->Abort());
+  RestoredEndLock restored_end(env_, restored_);
   Status s;
   Lsn lsn = 0;
   if (!writes_.empty()) {
@@ -223,6 +249,7 @@ Status TxnImpl::Abort() {
   }
   env_->txn_manager()->Abort(state_).ok();
   ended_ = true;
+  if (restored_) env_->EndRestoredPrepared(id(), MessageType::kAbortAny);
   Unregister();
   ForgetWrites();
   if (parent_ != nullptr) {

@@ -98,6 +98,9 @@ class TxnImpl final : public Txn {
   TxnImpl* const parent_;
   const TxnOptions options_;
   bool ended_ = false;
+  // Restored by recovery as prepared (AdoptRecovered): its end is told to the Env, which
+  // resolves its keys in tables replayed later (EnvImpl::EndRestoredPrepared).
+  bool restored_ = false;
   bool begin_logged_ = false;
   // A write was attempted (it may have failed before logging anything): Commit then reports
   // the Env's write error instead of committing nothing as if all had gone well.
