@@ -2,11 +2,14 @@
 #ifndef FERN_TESTS_TEST_UTIL_H_
 #define FERN_TESTS_TEST_UTIL_H_
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -53,6 +56,27 @@ inline int64_t StatValue(const std::string& stats, const std::string& name) {
     }
   }
   return -1;
+}
+
+// Kills this process with SIGKILL: a crash, with whatever is open left as it is.
+inline void CrashNow() {
+  ::raise(SIGKILL);
+  ::_exit(99);
+}
+
+// Runs `work` in a forked child. `work` ends with CrashNow() while its Env is still open;
+// if it returns instead (a step failed), the child exits with the code it returned.
+// Succeeds when the child died by SIGKILL.
+inline ::testing::AssertionResult CrashAfterChild(const std::function<int()>& work) {
+  pid_t pid = ::fork();
+  if (pid < 0) return ::testing::AssertionFailure() << "fork failed";
+  if (pid == 0) ::_exit(work());
+
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return ::testing::AssertionFailure() << "waitpid failed";
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "the child failed before the crash: exit " << WEXITSTATUS(status);
 }
 
 // Bytewise order reversed: for tests that must not assume the default comparator.

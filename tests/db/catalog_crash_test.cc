@@ -2,10 +2,6 @@
 // not keep the catalog change while losing those commits (recovery yields a prefix,
 // API.md). The change is durable as soon as the catalog is saved, so the log is made
 // durable first.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <memory>
 #include <string>
 
@@ -31,15 +27,13 @@ enum class Change { kDrop, kCreate };
 
 // In a child: kRows unsynced autocommits to "a", then the catalog change, then SIGKILL.
 void CrashAfterCatalogChange(const std::string& dir, Change change, bool in_transactions) {
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
+  ASSERT_TRUE(testing::CrashAfterChild([&]() -> int {
     std::unique_ptr<Env> env;
     Options options = UnsyncedOptions();
     if (in_transactions) options.sync_commits = true;  // each transaction opts out instead
-    if (!Env::Open(dir, options, &env).ok()) ::_exit(3);
+    if (!Env::Open(dir, options, &env).ok()) return 3;
     Table* a;
-    if (!env->OpenTable("a", TableOptions(), &a).ok()) ::_exit(4);
+    if (!env->OpenTable("a", TableOptions(), &a).ok()) return 4;
     for (int i = 0; i < kRows; ++i) {
       if (in_transactions) {
         TxnOptions txn_options;
@@ -47,23 +41,19 @@ void CrashAfterCatalogChange(const std::string& dir, Change change, bool in_tran
         std::unique_ptr<Txn> txn;
         if (!env->Begin(txn_options, &txn).ok() || !a->Put(txn.get(), Key(i), "v").ok() ||
             !txn->Commit().ok()) {
-          ::_exit(5);
+          return 5;
         }
       } else if (!a->Put(nullptr, Key(i), "v").ok()) {
-        ::_exit(5);
+        return 5;
       }
     }
     Table* c;
     Status s =
         change == Change::kDrop ? env->DropTable("b") : env->OpenTable("c", TableOptions(), &c);
-    if (!s.ok()) ::_exit(6);
-    ::raise(SIGKILL);
-    ::_exit(7);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-      << "the child failed before the crash: exit " << WEXITSTATUS(status);
+    if (!s.ok()) return 6;
+    testing::CrashNow();
+    return 7;
+  }));
 }
 
 void CheckPrefix(Change change, bool in_transactions) {

@@ -4,10 +4,6 @@
 // table's checkpoint wrote keys before it), and a prepared transaction restored by recovery
 // must keep its keys and locks there, and have them resolved as it ends, whether it ends
 // before or after the table is opened.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <functional>
 #include <memory>
 #include <string>
@@ -30,22 +26,16 @@ TableOptions Custom() {
 
 // Runs `work` on an Env in `dir` in a child process, which then kills itself.
 void CrashAfter(const std::string& dir, const std::function<bool(Env*, Table*)>& work) {
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
+  ASSERT_TRUE(testing::CrashAfterChild([&]() -> int {
     std::unique_ptr<Env> env;
     Table* table;
     if (!Env::Open(dir, Options(), &env).ok() || !env->OpenTable("x", Custom(), &table).ok()) {
-      ::_exit(3);
+      return 3;
     }
-    if (!work(env.get(), table)) ::_exit(4);
-    ::raise(SIGKILL);
-    ::_exit(5);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-      << "the child failed before the crash: exit " << WEXITSTATUS(status);
+    if (!work(env.get(), table)) return 4;
+    testing::CrashNow();
+    return 5;
+  }));
 }
 
 std::string GetOrStatus(Table* table, std::string_view key) {
