@@ -22,16 +22,21 @@ void CursorImpl::Detach(const Status& why) {
   valid_ = false;
 }
 
-bool CursorImpl::Usable() {
-  if (status_.ok() && table_gate_ != nullptr && table_gate_->closed()) {
-    status_ = Status::InvalidArgument(
+Status CursorImpl::EndedWhy() const {
+  if (table_gate_ != nullptr && table_gate_->closed()) {
+    return Status::InvalidArgument(
         StrCat("cursor: table \"", EscapeBytes(table_name_), "\" was dropped"));
-    batch_.Clear();
   }
-  if (status_.ok() && txn_.state != nullptr && !txn_.state->is_live()) {
-    status_ =
-        Status::InvalidArgument(StrCat("cursor: transaction ", txn_.state->id(), " has ended"));
-    batch_.Clear();
+  if (txn_.state != nullptr && !txn_.state->is_live()) {
+    return Status::InvalidArgument(StrCat("cursor: transaction ", txn_.state->id(), " has ended"));
+  }
+  return Status::OK();
+}
+
+bool CursorImpl::Usable() {
+  if (status_.ok()) {
+    status_ = EndedWhy();
+    if (!status_.ok()) batch_.Clear();
   }
   if (!status_.ok()) {
     valid_ = false;

@@ -78,13 +78,15 @@ class CursorImpl final : public Cursor {
   void SeekForPrev(std::string_view target) override;
   void Next() override;
   void Prev() override;
-  bool Valid() const override { return valid_; }
+  // A positioned cursor stops being Valid() as soon as its transaction ends or its table is
+  // dropped, before it moves (cursor.h).
+  bool Valid() const override { return valid_ && EndedWhy().ok(); }
   // Empty when the cursor is not Valid().
-  std::string_view key() const override { return valid_ ? batch_.key(pos_) : std::string_view(); }
+  std::string_view key() const override { return Valid() ? batch_.key(pos_) : std::string_view(); }
   std::string_view value() const override {
-    return valid_ ? batch_.value(pos_) : std::string_view();
+    return Valid() ? batch_.value(pos_) : std::string_view();
   }
-  Status status() const override { return status_; }
+  Status status() const override { return status_.ok() ? EndedWhy() : status_; }
 
   // The Env is closing: lets go of the tree and everything read ahead, after which every
   // call fails with `why` and destroying the cursor touches nothing of the Env's.
@@ -138,6 +140,10 @@ class CursorImpl final : public Cursor {
   std::string table_name_;
   ReadView view_;
   std::function<Status(const RowBatch&, ReadView*)> lock_batch_;
+  // InvalidArgument saying why once the table was dropped or the transaction ended; OK
+  // otherwise. Usable() records it in status_ when the cursor is next used.
+  Status EndedWhy() const;
+
   TxnLink txn_;
   uint64_t seen_writes_ = 0;  // txn_'s family_writes() when the batch was read
   std::shared_ptr<class CursorRegistry> registry_;
