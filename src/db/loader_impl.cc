@@ -58,6 +58,7 @@ Status LoaderImpl::Add(std::string_view key, std::string_view value) {
         "Loader::Add after Finish built the table and returned Busy: call Finish again to "
         "install it, or destroy the Loader to abandon the load");
   }
+  if (table_->dropped()) return Fail(table_->Dropped());
   FERN_RETURN_IF_ERROR(CheckKey(key));
   FERN_RETURN_IF_ERROR(CheckValue(value));
   ++rows_;
@@ -201,6 +202,7 @@ Status LoaderImpl::InstallWhenUnobserved(BlockNum root, bool* handed_over) {
 Status LoaderImpl::Finish() {
   if (state_ == State::kDone) return Status::InvalidArgument("Loader::Finish called twice");
   if (state_ == State::kFailed) return error_;
+  if (table_->dropped()) return Fail(table_->Dropped());
   Status s = state_ == State::kBuilt ? Install() : Build();
   // Busy with the tree built: the install waits for the next Finish.
   if (s.IsBusy() && state_ == State::kBuilt) return s;

@@ -68,13 +68,13 @@ class TableImpl final : public Table {
   // flight in the table have finished, so that the tree may be closed.
   void MarkDropped() { gate_.Close(); }
   bool dropped() const { return gate_.closed(); }
+  // InvalidArgument naming the table: what every call returns once it is dropped.
+  Status Dropped() const;
   // Held (a UseGate::Scope) by every call into the table, and by a commit or abort while it
   // resolves its keys here.
   UseGate* gate() { return &gate_; }
 
  private:
-  // InvalidArgument naming the table: what every call returns once it is dropped.
-  Status Dropped() const;
   // The TxnImpl behind `txn` (null for autocommit); InvalidArgument for another Env's.
   Status Unwrap(Txn* txn, TxnImpl** impl) const;
   // A transactional write of `key`: checks the transaction, takes the row's write lock,

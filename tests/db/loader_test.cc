@@ -786,3 +786,40 @@ TEST(LoaderTest, KillDuringFinishLeavesTableEmptyOrFullyLoaded) {
 
 }  // namespace
 }  // namespace fern
+
+namespace fern {
+namespace {
+
+// A load into a table dropped meanwhile fails with InvalidArgument naming the table (it
+// used to be an IOError from writing to the dropped file), and touches no other table.
+TEST(LoaderTest, LoadIntoADroppedTableFailsNamingIt) {
+  testing::ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  Table* other;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_TRUE(env->OpenTable("other", TableOptions(), &other).ok());
+  ASSERT_TRUE(other->Put(nullptr, "k", "v").ok());
+  for (bool add_after_drop : {false, true}) {
+    SCOPED_TRACE(add_after_drop ? "Add after the drop" : "Finish after the drop");
+    if (add_after_drop) {
+      ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    }
+    std::unique_ptr<Loader> loader;
+    ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+    ASSERT_TRUE(loader->Add("a", "1").ok());
+    ASSERT_TRUE(env->DropTable("t").ok());
+    Status s = add_after_drop ? loader->Add("b", "2") : loader->Finish();
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_NE(s.ToString().find("table \"t\" was dropped"), std::string::npos) << s.ToString();
+    s = loader->Finish();
+    EXPECT_FALSE(s.ok());
+  }
+  std::string value;
+  ASSERT_TRUE(other->Get(nullptr, "k", &value).ok());
+  EXPECT_EQ(value, "v");
+}
+
+}  // namespace
+}  // namespace fern
