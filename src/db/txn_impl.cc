@@ -27,10 +27,6 @@ class RestoredEndLock {
   Mutex* const mu_;
 };
 
-}  // namespace
-
-namespace {
-
 // A write set at least this large (~10 MB with its row locks) is freed in bulk when its
 // transaction ends.
 constexpr size_t kBulkFreeRows = 20'000;
