@@ -5,6 +5,7 @@
 
 #include "db/loader_impl.h"
 #include "db/txn_impl.h"
+#include "db/write_set.h"
 #include "util/chunk_allocator.h"
 #include "util/mutex.h"
 #include "util/status_macros.h"
@@ -295,7 +296,7 @@ Status EnvImpl::RemoveOrphanFiles() {
   std::vector<std::string> names;
   FERN_RETURN_IF_ERROR(ListDir(dir_, &names));
   for (const std::string& name : names) {
-    if (IsLoaderRunFileName(name)) {  // left by a load that did not finish
+    if (IsLoaderRunFileName(name) || IsRollbackFileName(name)) {  // left by a crash
       FERN_RETURN_IF_ERROR(RemoveFile(TablePath(name)));
       continue;
     }

@@ -55,6 +55,7 @@ class EnvImpl final : public Env {
   bool GetProperty(std::string_view name, std::string* value) override;
 
   // For transactions and tables.
+  const std::string& dir() const { return dir_; }
   TxnManager* txn_manager() { return txn_manager_.get(); }
   Cachetable* cache() { return cache_.get(); }
   const std::shared_ptr<CursorRegistry>& cursors() { return cursors_; }

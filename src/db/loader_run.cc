@@ -17,10 +17,6 @@ constexpr char kRunSuffix[] = ".run";
 constexpr size_t kBlockHeadBytes = 8;  // payload length, record count
 constexpr size_t kBlockTailBytes = 4;  // checksum
 
-bool AllDigits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
 }  // namespace
 
 Status DuplicateKeyError(std::string_view key) {

@@ -35,6 +35,7 @@ constexpr size_t kBulkFreeRows = 20'000;
 
 TxnImpl::TxnImpl(EnvImpl* env, TxnStatePtr state, TxnImpl* parent, const TxnOptions& options)
     : env_(env), state_(std::move(state)), parent_(parent), options_(options) {
+  writes_.SetRollbackPath(StrCat(env_->dir(), "/", RollbackFileName(id())));
   env_->TrackTxn(this);
 }
 
@@ -126,14 +127,15 @@ void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> wri
 
 Status TxnImpl::ResolveAll(MessageType type) {
   Status first;
-  for (size_t i = 0; i < writes_.size(); ++i) {
-    TableImpl* table = writes_.table(i);
+  Status read = writes_.ForEach([&](TableImpl* table, std::string_view key, bool sole_write) {
     // A table dropped meanwhile needs nothing; one being dropped waits for this.
     UseGate::Scope use(table->gate());
-    if (!use.entered()) continue;
-    Status s = table->tree()->Resolve(type, xids(), writes_.key(i), writes_.sole_write(i));
+    if (!use.entered()) return Status::OK();
+    Status s = table->tree()->Resolve(type, xids(), key, sole_write);
     if (!s.ok() && first.ok()) first = s;
-  }
+    return Status::OK();
+  });
+  if (first.ok()) first = read;
   if (!first.ok()) {
     env_->write_state()->SetError(
         first.WithContext(StrCat("transaction ", id(), " could not be resolved")));
@@ -176,8 +178,16 @@ Status TxnImpl::Commit() {
       FERN_RETURN_IF_ERROR(env_->log()->Append(LogRecord::CommitTxn(id()), &lsn));
       FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny));
     }
-    for (size_t i = 0; i < writes_.size(); ++i) {
-      parent_->NoteWrite(writes_.table(i), writes_.key(i), /*own=*/false);
+    Status handed = writes_.ForEach([this](TableImpl* table, std::string_view key, bool) {
+      parent_->NoteWrite(table, key, /*own=*/false);
+      return Status::OK();
+    });
+    if (!handed.ok()) {
+      // The parent would not resolve what it was not handed: refuse further writes.
+      handed = handed.WithContext(
+          StrCat("transaction ", id(), " could not hand its writes to its parent"));
+      env_->write_state()->SetError(handed);
+      return handed;
     }
     env_->txn_manager()->Commit(state_).ok();
     ended_ = true;

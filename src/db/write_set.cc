@@ -1,10 +1,50 @@
 #include "db/write_set.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/hash/hash.h"
+#include "util/checksum.h"
+#include "util/coding.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
 
 namespace fern {
 
+namespace {
+
+constexpr char kRollbackPrefix[] = "txn-";
+constexpr char kRollbackSuffix[] = ".rollback";
+constexpr size_t kHeaderBytes = 16;
+constexpr size_t kBlockHeaderBytes = 8;
+constexpr size_t kBlockPayloadBytes = size_t{64} << 10;
+// An entry's share of the vector and of the index (a slot and its control byte).
+constexpr size_t kEntryOverhead = sizeof(size_t) * 2 + 1;
+
+}  // namespace
+
+std::string RollbackFileName(uint64_t txn_id) {
+  return StrCat(kRollbackPrefix, txn_id, kRollbackSuffix);
+}
+
+bool IsRollbackFileName(std::string_view name) {
+  const std::string_view prefix = kRollbackPrefix;
+  const std::string_view suffix = kRollbackSuffix;
+  return name.size() > prefix.size() + suffix.size() && name.substr(0, prefix.size()) == prefix &&
+         name.substr(name.size() - suffix.size()) == suffix &&
+         AllDigits(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()));
+}
+
 size_t WriteSet::Hash::operator()(const Probe& p) const { return absl::HashOf(p.table, p.key); }
+
+WriteSet::WriteSet(size_t memory_limit)
+    : memory_limit_(memory_limit), spill_at_(memory_limit), index_(0, Hash{this}, Equal{this}) {}
+
+WriteSet::~WriteSet() { Release(); }
+
+size_t WriteSet::memory_bytes() const {
+  return keys_.size() + entries_.size() * (sizeof(Entry) + kEntryOverhead);
+}
 
 void WriteSet::Note(TableImpl* table, std::string_view key, bool own) {
   auto found = index_.find(Probe{table, key});
@@ -12,17 +52,143 @@ void WriteSet::Note(TableImpl* table, std::string_view key, bool own) {
     entries_[*found].sole_write = false;
     return;
   }
-  entries_.push_back(
-      Entry{table, keys_.size(), static_cast<uint32_t>(key.size()), /*sole_write=*/own});
+  entries_.push_back(Entry{table, keys_.size(), static_cast<uint32_t>(key.size()),
+                           /*sole_write=*/own && spilled_ == 0});
   keys_.append(key);
   index_.insert(entries_.size() - 1);
+  if (!rollback_path_.empty() && memory_bytes() >= spill_at_ && !Spill()) {
+    spill_at_ = memory_bytes() + memory_limit_ / 2;
+  }
+}
+
+bool WriteSet::Spill() {
+  if (!WriteBlocks().ok()) return false;
+  spilled_ += entries_.size();
+  ClearMemory();
+  spill_at_ = memory_limit_;
+  return true;
+}
+
+Status WriteSet::WriteBlocks() {
+  if (file_ == nullptr) {
+    std::unique_ptr<File> file;
+    FERN_RETURN_IF_ERROR(File::Open(rollback_path_, File::Mode::kCreateTruncate, &file));
+    std::string header(kRollbackFileMagic, sizeof(kRollbackFileMagic));
+    PutFixed32(&header, kRollbackFormatVersion);
+    PutFixed32(&header, 0);
+    Status written = file->Write(0, header);
+    if (!written.ok()) {
+      file.reset();
+      RemoveFile(rollback_path_).ok();
+      return written;
+    }
+    file_ = std::move(file);
+    file_bytes_ = kHeaderBytes;
+  }
+  // Blocks go after the last whole write, so a failed write leaves nothing the reader sees.
+  uint64_t offset = file_bytes_;
+  std::string block;
+  size_t i = 0;
+  while (i < entries_.size()) {
+    block.assign(kBlockHeaderBytes, '\0');
+    uint32_t count = 0;
+    for (; i < entries_.size() && block.size() < kBlockHeaderBytes + kBlockPayloadBytes; ++i) {
+      const Entry& e = entries_[i];
+      auto [number, added] = table_numbers_.try_emplace(e.table, tables_.size());
+      if (added) tables_.push_back(e.table);
+      PutVarint32(&block, number->second);
+      PutLengthPrefixed(&block, std::string_view(keys_).substr(e.offset, e.size));
+      ++count;
+    }
+    EncodeFixed32(block.data(), static_cast<uint32_t>(block.size() - kBlockHeaderBytes));
+    EncodeFixed32(block.data() + 4, count);
+    PutFixed32(&block, Checksum32(block));
+    FERN_RETURN_IF_ERROR(file_->Write(offset, block));
+    offset += block.size();
+  }
+  file_bytes_ = offset;
+  return Status::OK();
+}
+
+Status WriteSet::Corrupt(std::string_view what) const {
+  return Status::Corruption(StrCat(rollback_path_, ": ", what));
+}
+
+Status WriteSet::ReadSpilled(Visitor visit) const {
+  std::string header;
+  FERN_RETURN_IF_ERROR(file_->Read(0, kHeaderBytes, &header));
+  if (std::string_view(header).substr(0, sizeof(kRollbackFileMagic)) !=
+      std::string_view(kRollbackFileMagic, sizeof(kRollbackFileMagic))) {
+    return Corrupt("not a rollback file (bad magic)");
+  }
+  const uint32_t version = DecodeFixed32(header.data() + 8);
+  if (version != kRollbackFormatVersion) {
+    return Corrupt(StrCat("unknown rollback file format version ", version));
+  }
+  uint64_t offset = kHeaderBytes;
+  size_t seen = 0;
+  std::string block;
+  while (offset < file_bytes_) {
+    FERN_RETURN_IF_ERROR(file_->Read(offset, kBlockHeaderBytes, &block));
+    const uint32_t payload = DecodeFixed32(block.data());
+    const uint32_t count = DecodeFixed32(block.data() + 4);
+    if (offset + kBlockHeaderBytes + payload + 4 > file_bytes_) {
+      return Corrupt(StrCat("block at offset ", offset, " runs past the written end"));
+    }
+    std::string rest;
+    FERN_RETURN_IF_ERROR(file_->Read(offset + kBlockHeaderBytes, payload + 4, &rest));
+    block += rest;
+    const std::string_view checked(block.data(), kBlockHeaderBytes + payload);
+    if (Checksum32(checked) != DecodeFixed32(block.data() + checked.size())) {
+      return Corrupt(StrCat("checksum mismatch in the block at offset ", offset));
+    }
+    Decoder in(checked.substr(kBlockHeaderBytes));
+    for (uint32_t n = 0; n < count; ++n) {
+      uint32_t number;
+      uint32_t size;
+      std::string_view key;
+      if (!in.GetVarint32(&number) || number >= tables_.size() || !in.GetVarint32(&size) ||
+          !in.GetBytes(size, &key)) {
+        return Corrupt(StrCat("bad entry in the block at offset ", offset));
+      }
+      FERN_RETURN_IF_ERROR(visit(tables_[number], key, /*sole_write=*/false));
+    }
+    seen += count;
+    offset += checked.size() + 4;
+  }
+  if (seen != spilled_) {
+    return Corrupt(StrCat("holds ", seen, " entries, ", spilled_, " were written"));
+  }
+  return Status::OK();
+}
+
+Status WriteSet::ForEach(Visitor visit) const {
+  if (spilled_ > 0) FERN_RETURN_IF_ERROR(ReadSpilled(visit));
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const Probe p = ProbeOf(i);
+    FERN_RETURN_IF_ERROR(visit(p.table, p.key, entries_[i].sole_write));
+  }
+  return Status::OK();
+}
+
+void WriteSet::ClearMemory() {
+  // Swapped out, not cleared: a big set holds megabytes.
+  Index(0, Hash{this}, Equal{this}).swap(index_);
+  std::vector<Entry>().swap(entries_);
+  std::string().swap(keys_);
 }
 
 void WriteSet::Release() {
-  // Swapped out, not cleared: a million-row set holds tens of MB.
-  absl::flat_hash_set<size_t, Hash, Equal>(0, Hash{this}, Equal{this}).swap(index_);
-  std::vector<Entry>().swap(entries_);
-  std::string().swap(keys_);
+  ClearMemory();
+  if (file_ != nullptr) {
+    file_.reset();
+    RemoveFile(rollback_path_).ok();
+  }
+  file_bytes_ = 0;
+  spilled_ = 0;
+  spill_at_ = memory_limit_;
+  tables_.clear();
+  table_numbers_.clear();
 }
 
 }  // namespace fern

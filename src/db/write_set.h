@@ -1,10 +1,32 @@
-// WriteSet: the keys a transaction (or its committed children) wrote, each once, in the
-// order first written, with whether it is a sole write (written once, by the transaction
-// itself: FractalTree::Resolve may then commit it in place).
+// WriteSet: the keys a transaction (or its committed children) wrote, in the order first
+// written, with whether each is a sole write (written once, by the transaction itself:
+// FractalTree::Resolve may then commit it in place). The transaction's commit or abort
+// resolves each one.
 //
-// Kept in memory for the transaction's life, so it is packed: the keys in one buffer, a
-// 24-byte entry per key and an index of entry numbers hashed by (table, key). A 16-byte
-// key costs ~70 bytes, against ~130 in a std::map of (table, std::string) pairs.
+// In memory the set is packed: the keys in one buffer, a 24-byte entry per key and an index
+// of entry numbers hashed by (table, key), so a key is recorded once; a 16-byte key costs
+// ~70 bytes. Beyond `memory_limit` bytes (DESIGN.md: a huge transaction spills to disk) the
+// entries in memory are appended to the transaction's rollback file and memory starts
+// over. A key written again after that is not looked for among the spilled ones: it is
+// recorded again, and resolving a key twice changes nothing the second time. Once anything
+// has spilled no key counts as a sole write (one written before the spill and again after
+// would hold two versions, and committing one in place would strand the other).
+// If writing the rollback file fails, the entries stay in memory and the set tries again
+// once it has grown by half its limit: a transaction never fails for its rollback file.
+//
+// Rollback file, format version 1. It lives only while its transaction does (the redo log,
+// not this file, is what recovery reads), so it is never fsynced; a leftover one is removed
+// when the Env opens. Its checksums catch damage while it is read back.
+//
+//   offset  size  meaning
+//   0       8     magic "FERNRBK\0"
+//   8       4     format version (kRollbackFormatVersion)
+//   12      4     reserved (0)
+//   16      ...   blocks, back to back
+//
+// Block: u32 payload length P, u32 entry count, P bytes of entries (each: varint32 table
+// number, varint32 key length, key), u32 Checksum32 of the block's first 8 + P bytes. A
+// table number indexes the set's list of tables, kept in memory. All integers little-endian.
 //
 // Not thread-safe (a transaction is used by one thread at a time). Neither copyable nor
 // movable: the index's hash and equality read the entries through a pointer to the set.
@@ -13,35 +35,64 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
+#include "fern/status.h"
+#include "util/file.h"
 
 namespace fern {
 
 class TableImpl;
 
+inline constexpr char kRollbackFileMagic[8] = {'F', 'E', 'R', 'N', 'R', 'B', 'K', '\0'};
+inline constexpr uint32_t kRollbackFormatVersion = 1;
+
+// "txn-<id>.rollback".
+std::string RollbackFileName(uint64_t txn_id);
+// Whether `name` has the form of a rollback file name.
+bool IsRollbackFileName(std::string_view name);
+
 class WriteSet {
  public:
-  WriteSet() : index_(0, Hash{this}, Equal{this}) {}
+  // About 120,000 16-byte keys.
+  static constexpr size_t kDefaultMemoryLimit = size_t{8} << 20;
+
+  explicit WriteSet(size_t memory_limit = kDefaultMemoryLimit);
+  ~WriteSet();  // removes the rollback file
   WriteSet(const WriteSet&) = delete;
   WriteSet& operator=(const WriteSet&) = delete;
 
-  // Records a write of `key` in `table`: a new key is a sole write if `own`; a key already
-  // there stops being one.
+  // Where the rollback file goes, created at the first spill. Without one the set never
+  // spills. REQUIRES: nothing has spilled yet.
+  void SetRollbackPath(std::string path) { rollback_path_ = std::move(path); }
+
+  // Records a write of `key` in `table`: a new key is a sole write if `own` (and nothing
+  // has spilled); a key already in memory stops being one.
   void Note(TableImpl* table, std::string_view key, bool own);
 
-  size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
-  TableImpl* table(size_t i) const { return entries_[i].table; }
-  std::string_view key(size_t i) const {
-    return std::string_view(keys_).substr(entries_[i].offset, entries_[i].size);
-  }
-  bool sole_write(size_t i) const { return entries_[i].sole_write; }
+  // Entries recorded, spilled ones included (a key recorded again after a spill counts
+  // again).
+  size_t size() const { return spilled_ + entries_.size(); }
+  bool empty() const { return size() == 0; }
+  // Entries in the rollback file.
+  size_t spilled() const { return spilled_; }
+  // What the entries in memory take, about.
+  size_t memory_bytes() const;
 
-  // Empties the set and gives its memory back.
+  // Calls `visit` for every entry, spilled ones first, in the order recorded, and stops at
+  // the first non-OK result, which it returns. Reading the rollback file may fail: IOError,
+  // or Corruption naming the file if it was damaged or cut short.
+  using Visitor =
+      absl::FunctionRef<Status(TableImpl* table, std::string_view key, bool sole_write)>;
+  Status ForEach(Visitor visit) const;
+
+  // Empties the set, gives its memory back and removes the rollback file.
   void Release();
 
  private:
@@ -72,11 +123,33 @@ class WriteSet {
       return a.table == b.table && a.key == b.key;
     }
   };
-  Probe ProbeOf(size_t i) const { return Probe{table(i), key(i)}; }
+  using Index = absl::flat_hash_set<size_t, Hash, Equal>;
+
+  Probe ProbeOf(size_t i) const {
+    const Entry& e = entries_[i];
+    return Probe{e.table, std::string_view(keys_).substr(e.offset, e.size)};
+  }
+  // Appends the entries in memory to the rollback file and frees them; false (entries
+  // kept) if the file could not be written.
+  bool Spill();
+  Status WriteBlocks();
+  Status ReadSpilled(Visitor visit) const;
+  Status Corrupt(std::string_view what) const;
+  void ClearMemory();
+
+  const size_t memory_limit_;
+  size_t spill_at_;  // memory_bytes() that triggers the next spill
 
   std::string keys_;
   std::vector<Entry> entries_;
-  absl::flat_hash_set<size_t, Hash, Equal> index_;  // entry numbers
+  Index index_;  // entry numbers
+
+  std::string rollback_path_;
+  std::unique_ptr<File> file_;
+  uint64_t file_bytes_ = 0;  // the header and the blocks written whole
+  size_t spilled_ = 0;
+  std::vector<TableImpl*> tables_;  // by table number
+  absl::flat_hash_map<TableImpl*, uint32_t> table_numbers_;
 };
 
 }  // namespace fern

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cassert>
 #include <iterator>
+#include <span>
+#include <string>
+#include <vector>
 
 #include "util/strings.h"
 
@@ -27,8 +30,12 @@ std::string DescribeOwners(const absl::InlinedVector<TxnId, 4>& owners) {
 
 }  // namespace
 
-LockTree::LockTree(const Comparator& comparator, DeadlockDetector& detector)
-    : comparator_(comparator), detector_(detector), less_{&comparator}, segments_(less_) {}
+LockTree::LockTree(const Comparator& comparator, DeadlockDetector& detector, size_t escalate_at)
+    : comparator_(comparator),
+      detector_(detector),
+      less_{&comparator},
+      escalate_at_(std::max<size_t>(escalate_at, 1)),
+      segments_(less_) {}
 
 LockTree::~LockTree() {
   MutexLock lock(&mu_);
@@ -73,7 +80,11 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
     if (self.blockers.empty()) {
       if (!covered) {
         Grant(owner, self.start, self.end, mode);
-        owned_[owner].Add(start, end);
+        OwnedRanges& ranges = owned_[owner];
+        ranges.Add(start, end);
+        if (ranges.size() >= (ranges.escalate_at != 0 ? ranges.escalate_at : escalate_at_)) {
+          Escalate(owner);
+        }
       }
       break;
     }
@@ -174,6 +185,80 @@ void LockTree::Coalesce(BoundRef start, BoundRef end) {
   }
 }
 
+void LockTree::Escalate(TxnId owner) {
+  // A bound copied out of the map, which the grants below rearrange.
+  struct KeptBound {
+    std::string key;
+    bool after;
+    int8_t edge;
+    explicit KeptBound(BoundRef b) : key(b.key), after(b.after), edge(b.edge) {}
+    BoundRef ref() const { return BoundRef{key, after, edge}; }
+  };
+  struct Run {
+    KeptBound start;
+    KeptBound end;
+    Mode mode;
+  };
+  // The runs to fill: two or more segments the owner alone holds in one mode, with only
+  // unlocked segments between them. Every segment the owner holds ends at a bound (the last
+  // segment, to +inf, is unlocked).
+  std::vector<Run> runs;
+  bool open = false;
+  Mode run_mode = Mode::kWrite;
+  BoundRef run_start;
+  BoundRef run_end;
+  size_t run_pieces = 0;
+  auto close = [&] {
+    if (open && run_pieces >= 2)
+      runs.push_back(Run{KeptBound(run_start), KeptBound(run_end), run_mode});
+    open = false;
+  };
+  for (auto it = segments_.begin(); it != segments_.end(); ++it) {
+    const Holders& h = it->second;
+    if (h.empty()) continue;  // an unlocked gap the open run may bridge
+    std::span<const TxnId> readers = h.readers.ids();
+    const bool writes = h.writer == owner;
+    const bool reads_alone = h.writer == kNoTxn && readers.size() == 1 && readers[0] == owner;
+    if (!writes && !reads_alone) {
+      close();
+      continue;
+    }
+    const Mode mode = writes ? Mode::kWrite : Mode::kRead;
+    if (open && mode != run_mode) close();
+    auto next = std::next(it);
+    assert(next != segments_.end());
+    if (!open) {
+      open = true;
+      run_mode = mode;
+      run_start = Ref(it->first);
+      run_pieces = 0;
+    }
+    run_end = Ref(next->first);
+    ++run_pieces;
+  }
+  close();
+  for (const Run& run : runs) Grant(owner, run.start.ref(), run.end.ref(), run.mode);
+
+  // The owner's list becomes the maximal ranges of segments it holds, in whatever mode.
+  OwnedRanges rebuilt;
+  open = false;
+  for (auto it = segments_.begin(); it != segments_.end(); ++it) {
+    const Holders& h = it->second;
+    const bool held = h.writer == owner || h.readers.Contains(owner);
+    if (held && !open) {
+      open = true;
+      run_start = Ref(it->first);
+    } else if (!held && open) {
+      open = false;
+      rebuilt.Add(run_start, Ref(it->first));
+    }
+  }
+  assert(!open);
+  rebuilt.escalate_at = std::max(escalate_at_, 2 * rebuilt.size());
+  owned_[owner] = std::move(rebuilt);
+  ++escalations_;
+}
+
 void LockTree::ReleaseAll(TxnId owner) {
   MutexLock lock(&mu_);
   auto owned = owned_.find(owner);
@@ -249,6 +334,11 @@ size_t LockTree::bound_count() const {
 size_t LockTree::waiter_count() const {
   ReaderMutexLock lock(&mu_);
   return waiters_.size();
+}
+
+size_t LockTree::escalation_count() const {
+  ReaderMutexLock lock(&mu_);
+  return escalations_;
 }
 
 }  // namespace fern

@@ -24,6 +24,15 @@
 // for n bounds and s segments the range spans (1 to 3 for a row lock); ReleaseAll costs
 // that per range the owner acquired.
 //
+// Escalation: once an owner has acquired `escalate_at` ranges here (a transaction writing
+// that many rows), its locks are escalated, as PerconaFT does: each run of its locks in one
+// mode with nothing but unlocked key space between them becomes one range over the run,
+// so a big transaction's locks take a few bounds instead of ~175 bytes a row. Escalation
+// never takes a range another owner holds any part of, so every grant stays compatible;
+// it does lock key space the owner never asked for, and other owners' requests there wait
+// for it. It costs O(n) for the whole map and runs again when the owner's ranges have
+// doubled since, so its cost stays linear in what the owner acquires.
+//
 // Thread-safe: any thread may call any method. A waiting Acquire blocks only its own thread.
 // REQUIRES: an owner is in at most one Acquire at a time (see deadlock_detector.h).
 #ifndef FERN_TXN_LOCK_TREE_H_
@@ -57,7 +66,14 @@ class LockTree {
 
   // `comparator` orders the keys; `detector` is shared by every LockTree of the Env. Both
   // must outlive the tree.
-  LockTree(const Comparator& comparator, DeadlockDetector& detector);
+  // Owners escalate (above) once they have acquired this many ranges in one tree: ~23 MB
+  // of row locks with 16-byte keys.
+  static constexpr size_t kDefaultEscalateAt = size_t{1} << 17;
+
+  // `comparator` orders the keys; `detector` is shared by every LockTree of the Env. Both
+  // must outlive the tree. `escalate_at` >= 1.
+  LockTree(const Comparator& comparator, DeadlockDetector& detector,
+           size_t escalate_at = kDefaultEscalateAt);
   // REQUIRES: no thread is in Acquire.
   ~LockTree();
   LockTree(const LockTree&) = delete;
@@ -92,6 +108,8 @@ class LockTree {
   size_t bound_count() const;
   // Requests now waiting.
   size_t waiter_count() const;
+  // Escalations run so far.
+  size_t escalation_count() const;
 
  private:
   // A bound of the segment map (lock_segment.h).
@@ -152,10 +170,13 @@ class LockTree {
   // Restores canonical form after the holders of segments within [start, end) changed.
   void Coalesce(BoundRef start, BoundRef end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Equal(BoundRef a, BoundRef b) const;
+  // Escalates `owner`'s locks (see the class comment) and rebuilds its list of ranges.
+  void Escalate(TxnId owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Comparator& comparator_;
   DeadlockDetector& detector_;
   const BoundLess less_;
+  const size_t escalate_at_;
 
   mutable Mutex mu_;
   absl::btree_map<Bound, Holders, BoundLess> segments_ ABSL_GUARDED_BY(mu_);
@@ -167,6 +188,8 @@ class LockTree {
    public:
     void Add(BoundRef start, BoundRef end);
     size_t size() const { return ranges_.size(); }
+    // Escalate once size() reaches this (0: the tree's escalate_at).
+    size_t escalate_at = 0;
     BoundRef start(size_t i) const;
     BoundRef end(size_t i) const;
 
@@ -186,6 +209,7 @@ class LockTree {
   };
   absl::flat_hash_map<TxnId, OwnedRanges> owned_ ABSL_GUARDED_BY(mu_);
   std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
+  size_t escalations_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace fern

@@ -58,6 +58,9 @@ std::string StrCat(const Args&... args) {
 // `max_bytes` of input, with "..." when cut.
 std::string EscapeBytes(std::string_view bytes, size_t max_bytes = 64);
 
+// Whether `s` is one or more ASCII digits.
+bool AllDigits(std::string_view s);
+
 // `value` as 16 lowercase hex digits (for identifiers such as file uids).
 std::string Hex64(uint64_t value);
 

@@ -1,19 +1,35 @@
 #include "db/write_set.h"
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "test_util.h"
+#include "util/file.h"
 
 namespace fern {
 namespace {
 
+using Entry = std::tuple<TableImpl*, std::string, bool>;  // table, key, sole write
+
 // The set never looks through its table pointers: distinct addresses are enough.
 TableImpl* FakeTable(uintptr_t n) { return reinterpret_cast<TableImpl*>(n * 64); }
+
+std::vector<Entry> Entries(const WriteSet& set) {
+  std::vector<Entry> out;
+  Status s = set.ForEach([&out](TableImpl* table, std::string_view key, bool sole_write) {
+    out.emplace_back(table, std::string(key), sole_write);
+    return Status::OK();
+  });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return out;
+}
 
 TEST(WriteSetTest, KeepsEachKeyOnceInTheOrderFirstWritten) {
   WriteSet set;
@@ -25,18 +41,11 @@ TEST(WriteSetTest, KeepsEachKeyOnceInTheOrderFirstWritten) {
   set.Note(FakeTable(1), "c", /*own=*/false);  // a committed child's: never sole
   set.Note(FakeTable(1), "", /*own=*/true);    // the empty key is a key
   ASSERT_EQ(set.size(), 5u);
-  EXPECT_EQ(set.key(0), "b");
-  EXPECT_FALSE(set.sole_write(0));
-  EXPECT_EQ(set.key(1), "a");
-  EXPECT_EQ(set.table(1), FakeTable(1));
-  EXPECT_TRUE(set.sole_write(1));
-  EXPECT_EQ(set.key(2), "a");
-  EXPECT_EQ(set.table(2), FakeTable(2));
-  EXPECT_TRUE(set.sole_write(2));
-  EXPECT_EQ(set.key(3), "c");
-  EXPECT_FALSE(set.sole_write(3));
-  EXPECT_EQ(set.key(4), "");
-  EXPECT_TRUE(set.sole_write(4));
+  EXPECT_EQ(Entries(set), (std::vector<Entry>{{FakeTable(1), "b", false},
+                                              {FakeTable(1), "a", true},
+                                              {FakeTable(2), "a", true},
+                                              {FakeTable(1), "c", false},
+                                              {FakeTable(1), "", true}}));
 }
 
 TEST(WriteSetTest, ReleaseEmptiesTheSetForReuse) {
@@ -47,35 +56,151 @@ TEST(WriteSetTest, ReleaseEmptiesTheSetForReuse) {
   set.Note(FakeTable(1), "7", true);
   set.Note(FakeTable(1), "7", true);
   ASSERT_EQ(set.size(), 1u);
-  EXPECT_FALSE(set.sole_write(0));
+  EXPECT_EQ(Entries(set), (std::vector<Entry>{{FakeTable(1), "7", false}}));
 }
 
-// Random writes over three tables, keys of 0 to 300 bytes with many repeats, against a
-// std::map model of the same contract.
-TEST(WriteSetTest, MatchesAModelOverManyWrites) {
+TEST(WriteSetTest, ForEachStopsAtTheFirstError) {
   WriteSet set;
-  std::map<std::pair<TableImpl*, std::string>, size_t> position;
-  std::vector<std::pair<std::pair<TableImpl*, std::string>, bool>> model;
+  for (int i = 0; i < 10; ++i) set.Note(FakeTable(1), std::to_string(i), true);
+  int visited = 0;
+  Status s = set.ForEach([&visited](TableImpl*, std::string_view, bool) {
+    return ++visited == 3 ? Status::IOError("stop") : Status::OK();
+  });
+  EXPECT_TRUE(s.IsIOError());
+  EXPECT_EQ(visited, 3);
+}
+
+// Random writes over three tables, keys of 0 to 300 bytes with many repeats, against a model
+// of the contract: in memory each (table, key) once, in the order first written; when the
+// set spills (spilled() grows), what was in memory goes to the rollback file, no longer a sole
+// write, and the model starts a new chunk.
+void CheckAgainstModel(size_t memory_limit, const std::string& rollback_path) {
+  WriteSet set(memory_limit);
+  if (!rollback_path.empty()) set.SetRollbackPath(rollback_path);
+  std::vector<Entry> spilled;
+  std::map<std::pair<TableImpl*, std::string>, size_t> position;  // in `chunk`
+  std::vector<Entry> chunk;
   std::mt19937 rng(5);
+  size_t spills = 0;
   for (int step = 0; step < 200000; ++step) {
     TableImpl* table = FakeTable(1 + rng() % 3);
     std::string key = std::to_string(rng() % 50000);
     if (rng() % 8 == 0) key.append(rng() % 300, static_cast<char>('a' + rng() % 26));
     const bool own = rng() % 5 != 0;
+    const size_t spilled_before = set.spilled();
     set.Note(table, key, own);
-    auto [it, inserted] = position.try_emplace({table, key}, model.size());
+    auto [it, inserted] = position.try_emplace({table, key}, chunk.size());
     if (inserted) {
-      model.push_back({{table, key}, own});
+      chunk.emplace_back(table, key, own && spilled.empty());
     } else {
-      model[it->second].second = false;
+      std::get<2>(chunk[it->second]) = false;
+    }
+    if (set.spilled() != spilled_before) {
+      ASSERT_EQ(set.spilled(), spilled_before + chunk.size()) << step;
+      for (Entry& e : chunk) spilled.emplace_back(std::get<0>(e), std::get<1>(e), false);
+      chunk.clear();
+      position.clear();
+      ++spills;
+    }
+    if (!rollback_path.empty()) {
+      ASSERT_LE(set.memory_bytes(), memory_limit + 1024) << step;
     }
   }
-  ASSERT_EQ(set.size(), model.size());
-  for (size_t i = 0; i < model.size(); ++i) {
-    ASSERT_EQ(set.table(i), model[i].first.first) << i;
-    ASSERT_EQ(set.key(i), model[i].first.second) << i;
-    ASSERT_EQ(set.sole_write(i), model[i].second) << i;
+  if (rollback_path.empty()) {
+    EXPECT_EQ(spills, 0u);
+  } else if (memory_limit < (size_t{1} << 20)) {
+    EXPECT_GT(spills, 10u);
   }
+  std::vector<Entry> expected = spilled;
+  expected.insert(expected.end(), chunk.begin(), chunk.end());
+  ASSERT_EQ(set.size(), expected.size());
+  std::vector<Entry> got = Entries(set);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected[i]) << i;
+  if (spills > 0) {
+    EXPECT_TRUE(std::filesystem::exists(rollback_path));
+  }
+}
+
+TEST(WriteSetTest, MatchesAModelOverManyWrites) {
+  ASSERT_NO_FATAL_FAILURE(CheckAgainstModel(WriteSet::kDefaultMemoryLimit * 64, ""));
+}
+
+TEST(WriteSetTest, SpillsToItsRollbackFileAndReadsItBackInOrder) {
+  testing::ScratchDir dir;
+  const std::string path = dir.Sub(RollbackFileName(42));
+  ASSERT_NO_FATAL_FAILURE(CheckAgainstModel(size_t{64} << 10, path));
+  EXPECT_FALSE(std::filesystem::exists(path));  // removed with its set
+}
+
+TEST(WriteSetTest, WithoutARollbackPathItNeverSpills) {
+  ASSERT_NO_FATAL_FAILURE(CheckAgainstModel(size_t{64} << 10, ""));
+}
+
+TEST(WriteSetTest, ReleaseRemovesTheRollbackFile) {
+  testing::ScratchDir dir;
+  const std::string path = dir.Sub(RollbackFileName(7));
+  {
+    WriteSet set(4096);
+    set.SetRollbackPath(path);
+    for (int i = 0; i < 1000; ++i) set.Note(FakeTable(1), testing::NumberedKey(i), true);
+    EXPECT_GT(set.spilled(), 0u);
+    EXPECT_TRUE(std::filesystem::exists(path));
+    set.Release();
+    EXPECT_FALSE(std::filesystem::exists(path));
+    EXPECT_TRUE(set.empty());
+    // Reusable, and it spills again.
+    for (int i = 0; i < 1000; ++i) set.Note(FakeTable(2), testing::NumberedKey(i), true);
+    EXPECT_GT(set.spilled(), 0u);
+    EXPECT_EQ(Entries(set).size(), 1000u);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));  // the destructor too
+}
+
+TEST(WriteSetTest, AnUnwritableRollbackFileKeepsTheEntriesInMemory) {
+  testing::ScratchDir dir;
+  WriteSet set(4096);
+  set.SetRollbackPath(dir.Sub("missing/" + RollbackFileName(1)));
+  for (int i = 0; i < 2000; ++i) set.Note(FakeTable(1), testing::NumberedKey(i), true);
+  EXPECT_EQ(set.spilled(), 0u);
+  std::vector<Entry> got = Entries(set);
+  ASSERT_EQ(got.size(), 2000u);
+  for (int i = 0; i < 2000; ++i) {
+    EXPECT_EQ(got[i], Entry(FakeTable(1), testing::NumberedKey(i), true)) << i;
+  }
+}
+
+TEST(WriteSetTest, DamageToTheRollbackFileIsCorruptionNamingIt) {
+  for (int damage = 0; damage < 3; ++damage) {
+    testing::ScratchDir dir;
+    const std::string path = dir.Sub(RollbackFileName(9));
+    WriteSet set(4096);
+    set.SetRollbackPath(path);
+    for (int i = 0; i < 1000; ++i) set.Note(FakeTable(1), testing::NumberedKey(i), true);
+    ASSERT_GT(set.spilled(), 0u);
+    uint64_t size = std::filesystem::file_size(path);
+    std::unique_ptr<File> file;
+    ASSERT_TRUE(File::Open(path, File::Mode::kReadWrite, &file).ok());
+    if (damage == 0) {
+      ASSERT_TRUE(file->Write(0, "XXXX").ok());  // the magic
+    } else if (damage == 1) {
+      ASSERT_TRUE(file->Write(size / 2, "\x7f\x7f\x7f").ok());  // inside a block
+    } else {
+      ASSERT_TRUE(file->Truncate(size - 5).ok());
+    }
+    Status s = set.ForEach([](TableImpl*, std::string_view, bool) { return Status::OK(); });
+    EXPECT_TRUE(s.IsCorruption()) << damage << ": " << s.ToString();
+    EXPECT_NE(s.ToString().find(path), std::string::npos) << s.ToString();
+  }
+}
+
+TEST(WriteSetTest, RollbackFileNames) {
+  EXPECT_EQ(RollbackFileName(123), "txn-123.rollback");
+  EXPECT_TRUE(IsRollbackFileName("txn-123.rollback"));
+  EXPECT_FALSE(IsRollbackFileName("txn-.rollback"));
+  EXPECT_FALSE(IsRollbackFileName("txn-12a.rollback"));
+  EXPECT_FALSE(IsRollbackFileName("txn-12.rollback.tmp"));
+  EXPECT_FALSE(IsRollbackFileName("table-12.ft"));
 }
 
 }  // namespace

@@ -243,7 +243,13 @@ TEST(LockTreeComparatorTest, RangesFollowTheTablesComparator) {
 // is granted iff no other owner's lock overlaps it with a write on either side, and a key is
 // held iff some lock of the owner covers it.
 // `prefix` goes before every key: long prefixes take keys past the bounds' inline storage.
-void CheckAgainstBruteForceModel(const std::string& prefix) {
+// With `escalate_at` small, owners escalate all the time and may hold more than they asked
+// for: then a request the model refuses must be refused, one it grants may be, every lock in
+// the model must stay held by its owner (escalation never takes another owner's range), and a
+// key the model holds must be held.
+void CheckAgainstBruteForceModel(const std::string& prefix,
+                                 size_t escalate_at = LockTree::kDefaultEscalateAt) {
+  const bool escalating = escalate_at < 1000;
   struct Granted {
     TxnId owner;
     std::string lo;
@@ -251,7 +257,7 @@ void CheckAgainstBruteForceModel(const std::string& prefix) {
     Mode mode;
   };
   DeadlockDetector detector;
-  LockTree tree(*BytewiseComparator(), detector);
+  LockTree tree(*BytewiseComparator(), detector, escalate_at);
   std::vector<Granted> model;
   std::mt19937 rng(77);
   auto random_key = [&rng, &prefix] {
@@ -278,8 +284,20 @@ void CheckAgainstBruteForceModel(const std::string& prefix) {
       }
     }
     Status s = tree.Acquire(owner, lo, hi, mode, kNoWait);
-    ASSERT_EQ(s.ok(), !conflict) << "step " << step << ": " << s.ToString();
+    if (escalating) {
+      if (conflict) {
+        ASSERT_FALSE(s.ok()) << "step " << step;
+      }
+    } else {
+      ASSERT_EQ(s.ok(), !conflict) << "step " << step << ": " << s.ToString();
+    }
     if (s.ok()) model.push_back({owner, lo, hi, mode});
+    if (escalating) {
+      for (const Granted& g : model) {
+        ASSERT_TRUE(tree.Holds(g.owner, g.lo, g.hi, g.mode))
+            << "step " << step << ": owner " << g.owner << " lost [" << g.lo << ", " << g.hi << "]";
+      }
+    }
 
     std::string probe = random_key();
     Mode probe_mode = rng() % 2 == 0 ? kRead : kWrite;
@@ -290,7 +308,16 @@ void CheckAgainstBruteForceModel(const std::string& prefix) {
         held = true;
       }
     }
-    ASSERT_EQ(tree.Holds(owner, probe, probe, probe_mode), held) << "step " << step;
+    if (escalating) {
+      if (held) {
+        ASSERT_TRUE(tree.Holds(owner, probe, probe, probe_mode)) << "step " << step;
+      }
+    } else {
+      ASSERT_EQ(tree.Holds(owner, probe, probe, probe_mode), held) << "step " << step;
+    }
+  }
+  if (escalating) {
+    EXPECT_GT(tree.escalation_count(), 100u);
   }
   for (TxnId owner = 1; owner <= 6; ++owner) tree.ReleaseAll(owner);
   EXPECT_EQ(tree.bound_count(), 0u);
@@ -306,12 +333,100 @@ TEST(LockTreeModelTest, LongKeysMatchTheModelToo) {
 }
 
 // Keys of 22 and 23 bytes: on either side of what a bound keeps in place.
+TEST(LockTreeModelTest, EscalatingOwnersKeepEveryGrantCompatible) {
+  ASSERT_NO_FATAL_FAILURE(CheckAgainstBruteForceModel("", /*escalate_at=*/3));
+  ASSERT_NO_FATAL_FAILURE(CheckAgainstBruteForceModel(std::string(40, 'k'), /*escalate_at=*/5));
+}
+
 TEST(LockTreeModelTest, KeysAtTheInlineLimitMatchTheModel) {
   ASSERT_NO_FATAL_FAILURE(
       CheckAgainstBruteForceModel(std::string(SegmentBound::kInlineKeyBytes - 1, 'k')));
 }
 
 // ---- waiting -------------------------------------------------------------------------------
+
+// ---- escalation ----------------------------------------------------------------------------
+
+std::string RowKey(int i) { return StrCat("k", 10000 + i); }
+
+TEST(LockTreeEscalationTest, AnOwnersRowLocksBecomeOneRange) {
+  DeadlockDetector detector;
+  LockTree tree(*BytewiseComparator(), detector, /*escalate_at=*/100);
+  for (int i = 0; i < 1000; i += 2) ASSERT_TRUE(tree.Acquire(1, RowKey(i), kWrite, kNoWait).ok());
+  EXPECT_GE(tree.escalation_count(), 1u);
+  EXPECT_LE(tree.bound_count(), 2u * 100);  // ~2 a row without escalation
+  // Escalations double their threshold with what stays: rows after the last one are single.
+  ASSERT_TRUE(tree.Acquire(1, RowKey(0), RowKey(998), kWrite, kNoWait).ok());
+  EXPECT_TRUE(tree.Holds(1, RowKey(0), RowKey(998), kWrite));
+  EXPECT_EQ(tree.bound_count(), 2u);
+  // The key space between the rows is locked now; outside the first and last it is not.
+  EXPECT_TRUE(tree.Acquire(2, RowKey(1), kRead, kNoWait).IsBusy());
+  EXPECT_TRUE(tree.Acquire(2, RowKey(-1), kWrite, kNoWait).ok());
+  EXPECT_TRUE(tree.Acquire(2, RowKey(999), kWrite, kNoWait).ok());
+  tree.ReleaseAll(1);
+  tree.ReleaseAll(2);
+  EXPECT_EQ(tree.bound_count(), 0u);
+  EXPECT_EQ(tree.owner_count(), 0u);
+}
+
+TEST(LockTreeEscalationTest, StopsAtOtherOwnersLocks) {
+  DeadlockDetector detector;
+  LockTree tree(*BytewiseComparator(), detector, /*escalate_at=*/50);
+  ASSERT_TRUE(tree.Acquire(2, RowKey(100), kRead, kNoWait).ok());
+  ASSERT_TRUE(tree.Acquire(3, RowKey(101), RowKey(102), kRead, kNoWait).ok());
+  ASSERT_TRUE(tree.Acquire(1, RowKey(101), RowKey(102), kRead, kNoWait).ok());  // shared
+  for (int i = 0; i < 200; ++i) {
+    if (i == 100 || i == 101 || i == 102) continue;
+    ASSERT_TRUE(tree.Acquire(1, RowKey(i), kWrite, kNoWait).ok()) << i;
+  }
+  EXPECT_GE(tree.escalation_count(), 1u);
+  EXPECT_TRUE(tree.Holds(2, RowKey(100), RowKey(100), kRead));
+  EXPECT_TRUE(tree.Holds(3, RowKey(101), RowKey(102), kRead));
+  EXPECT_TRUE(tree.Holds(1, RowKey(101), RowKey(102), kRead));
+  // Around the other owners' locks the key space stays free; elsewhere owner 1 has it.
+  const std::string before = RowKey(99) + "x";
+  const std::string after = RowKey(102) + "x";
+  EXPECT_TRUE(tree.Acquire(4, before, kWrite, kNoWait).ok());
+  EXPECT_TRUE(tree.Acquire(4, RowKey(100), kRead, kNoWait).ok());
+  EXPECT_TRUE(tree.Acquire(4, after, kWrite, kNoWait).ok());
+  EXPECT_TRUE(tree.Acquire(4, RowKey(50) + "x", kRead, kNoWait).IsBusy());
+  EXPECT_TRUE(tree.Acquire(4, RowKey(150) + "x", kRead, kNoWait).IsBusy());
+  for (TxnId owner = 1; owner <= 4; ++owner) tree.ReleaseAll(owner);
+  EXPECT_EQ(tree.bound_count(), 0u);
+}
+
+TEST(LockTreeEscalationTest, ReadLocksEscalateToASharedRange) {
+  DeadlockDetector detector;
+  LockTree tree(*BytewiseComparator(), detector, /*escalate_at=*/10);
+  for (int i = 0; i < 40; i += 2) ASSERT_TRUE(tree.Acquire(1, RowKey(i), kRead, kNoWait).ok());
+  EXPECT_GE(tree.escalation_count(), 1u);
+  EXPECT_TRUE(tree.Acquire(2, RowKey(3), kRead, kNoWait).ok());
+  EXPECT_TRUE(tree.Acquire(2, RowKey(5), kWrite, kNoWait).IsBusy());
+  // The sole reader of a range may still upgrade within it.
+  EXPECT_TRUE(tree.Acquire(1, RowKey(7), kWrite, kNoWait).ok());
+  tree.ReleaseAll(1);
+  tree.ReleaseAll(2);
+  EXPECT_EQ(tree.bound_count(), 0u);
+}
+
+TEST(LockTreeEscalationTest, AWaiterWaitsForTheEscalatedOwner) {
+  DeadlockDetector detector;
+  LockTree tree(*BytewiseComparator(), detector, /*escalate_at=*/2);
+  ASSERT_TRUE(tree.Acquire(2, "m", kWrite, kNoWait).ok());
+  ASSERT_TRUE(tree.Acquire(1, "k", kWrite, kNoWait).ok());
+  AsyncAcquire waiter(&tree, 3, "l", "n", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector.WaitsFor(3, 2); }));
+  ASSERT_TRUE(tree.Acquire(1, "lz", kWrite, kNoWait).ok());  // escalates to ["k", "lz"]
+  EXPECT_EQ(tree.escalation_count(), 1u);
+  EXPECT_TRUE(detector.WaitsFor(3, 1));
+  tree.ReleaseAll(2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(waiter.done());
+  tree.ReleaseAll(1);
+  EXPECT_TRUE(waiter.Join().ok());
+  tree.ReleaseAll(3);
+  EXPECT_EQ(tree.bound_count(), 0u);
+}
 
 TEST_F(LockTreeTest, TimeoutReturnsBusyAfterWaitingAtLeastTheTimeout) {
   ASSERT_TRUE(Lock(1, "k", kWrite).ok());
