@@ -148,6 +148,35 @@ TEST_F(BigTxnTest, AChildsSpilledWritesPassToItsParent) {
   EXPECT_EQ(value, "kept");
 }
 
+TEST_F(BigTxnTest, AnAbortedChildsSpilledWritesLeaveItsParentsRows) {
+  std::unique_ptr<Txn> parent = Begin();
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(table_->Put(parent.get(), BigKey(i), "p").ok());
+  std::unique_ptr<Txn> child;
+  ASSERT_TRUE(parent->BeginChild(&child).ok());
+  ASSERT_NO_FATAL_FAILURE(WriteBig(child.get(), "c"));
+  // Written again past the spill: aborted twice.
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(table_->Delete(child.get(), BigKey(i)).ok());
+  EXPECT_EQ(RollbackFiles().size(), 1u);  // the child's: the parent's 1,000 rows stay in memory
+  ASSERT_TRUE(child->Abort().ok());
+  std::string value;
+  for (int i = 0; i < 2000; i += 7) {
+    Status s = table_->Get(parent.get(), BigKey(i), &value);
+    if (i < 1000) {
+      ASSERT_TRUE(s.ok()) << i << ": " << s.ToString();
+      EXPECT_EQ(value, "p");
+    } else {
+      EXPECT_TRUE(s.IsNotFound()) << i;
+    }
+  }
+  ASSERT_TRUE(parent->Commit().ok());
+  EXPECT_TRUE(RollbackFiles().empty());
+  EXPECT_EQ(CountRows(), 1000u);
+  ASSERT_TRUE(table_->Optimize().ok());
+  EXPECT_EQ(CountRows(), 1000u);
+  ASSERT_TRUE(table_->Get(nullptr, BigKey(999), &value).ok());
+  EXPECT_EQ(value, "p");
+}
+
 TEST_F(BigTxnTest, ACrashMidTransactionLeavesNoRowAndNoRollbackFile) {
   ASSERT_TRUE(table_->Put(nullptr, "before", "1").ok());
   table_ = nullptr;
@@ -167,6 +196,37 @@ TEST_F(BigTxnTest, ACrashMidTransactionLeavesNoRowAndNoRollbackFile) {
   Open();
   EXPECT_TRUE(RollbackFiles().empty());
   EXPECT_EQ(CountRows(), 1u);
+}
+
+TEST_F(BigTxnTest, APreparedBigTransactionComesBackAfterACrashAndCommits) {
+  table_ = nullptr;
+  env_.reset();
+  ASSERT_TRUE(testing::CrashAfterChild([&] {
+    Open();
+    std::unique_ptr<Txn> txn;
+    if (!env_->Begin(TxnOptions(), &txn).ok()) return 1;
+    for (int i = 0; i < kBigRows; ++i) {
+      if (!table_->Put(txn.get(), BigKey(i), "prepared").ok()) return 2;
+    }
+    if (!txn->Prepare("big-xid").ok()) return 3;
+    testing::CrashNow();
+    return 4;
+  }));
+  Open();
+  std::vector<std::unique_ptr<Txn>> prepared;
+  ASSERT_TRUE(env_->RecoverPrepared(&prepared).ok());
+  ASSERT_EQ(prepared.size(), 1u);
+  EXPECT_EQ(prepared[0]->xid(), "big-xid");
+  // Its locks came back with it, escalated.
+  std::unique_ptr<Txn> other = Begin();
+  EXPECT_TRUE(table_->Put(other.get(), testing::NumberedKey(3), "x").IsBusy());
+  ASSERT_TRUE(other->Abort().ok());
+  EXPECT_EQ(RollbackFiles().size(), 1u);  // the restored transaction's write set spilled
+  ASSERT_TRUE(prepared[0]->Commit().ok());
+  EXPECT_TRUE(RollbackFiles().empty());
+  EXPECT_EQ(CountRows(), static_cast<size_t>(kBigRows));
+  Reopen();
+  EXPECT_EQ(CountRows(), static_cast<size_t>(kBigRows));
 }
 
 }  // namespace
