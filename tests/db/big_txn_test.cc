@@ -69,6 +69,25 @@ class BigTxnTest : public ::testing::Test {
     }
   }
 
+  // Closes the Env; a child process opens it, writes kBigRows in one transaction, prepares
+  // it with `xid` unless that is empty, and is killed.
+  void CrashDuringBigTransaction(const std::string& xid) {
+    table_ = nullptr;
+    env_.reset();
+    ASSERT_TRUE(testing::CrashAfterChild([&] {
+      Open();
+      std::unique_ptr<Txn> txn;
+      if (!env_->Begin(TxnOptions(), &txn).ok()) return 1;
+      for (int i = 0; i < kBigRows; ++i) {
+        if (!table_->Put(txn.get(), BigKey(i), "v").ok()) return 2;
+      }
+      if (RollbackFiles().size() != 1) return 3;
+      if (!xid.empty() && !txn->Prepare(xid).ok()) return 4;
+      testing::CrashNow();
+      return 5;
+    }));
+  }
+
   testing::ScratchDir dir_;
   std::unique_ptr<Env> env_;
   Table* table_ = nullptr;
@@ -179,19 +198,7 @@ TEST_F(BigTxnTest, AnAbortedChildsSpilledWritesLeaveItsParentsRows) {
 
 TEST_F(BigTxnTest, ACrashMidTransactionLeavesNoRowAndNoRollbackFile) {
   ASSERT_TRUE(table_->Put(nullptr, "before", "1").ok());
-  table_ = nullptr;
-  env_.reset();
-  ASSERT_TRUE(testing::CrashAfterChild([&] {
-    Open();
-    std::unique_ptr<Txn> txn;
-    if (!env_->Begin(TxnOptions(), &txn).ok()) return 1;
-    for (int i = 0; i < kBigRows; ++i) {
-      if (!table_->Put(txn.get(), BigKey(i), "lost").ok()) return 2;
-    }
-    if (RollbackFiles().size() != 1) return 3;
-    testing::CrashNow();
-    return 4;
-  }));
+  ASSERT_NO_FATAL_FAILURE(CrashDuringBigTransaction(/*xid=*/""));
   EXPECT_EQ(RollbackFiles().size(), 1u);  // left by the crash
   Open();
   EXPECT_TRUE(RollbackFiles().empty());
@@ -199,19 +206,7 @@ TEST_F(BigTxnTest, ACrashMidTransactionLeavesNoRowAndNoRollbackFile) {
 }
 
 TEST_F(BigTxnTest, APreparedBigTransactionComesBackAfterACrashAndCommits) {
-  table_ = nullptr;
-  env_.reset();
-  ASSERT_TRUE(testing::CrashAfterChild([&] {
-    Open();
-    std::unique_ptr<Txn> txn;
-    if (!env_->Begin(TxnOptions(), &txn).ok()) return 1;
-    for (int i = 0; i < kBigRows; ++i) {
-      if (!table_->Put(txn.get(), BigKey(i), "prepared").ok()) return 2;
-    }
-    if (!txn->Prepare("big-xid").ok()) return 3;
-    testing::CrashNow();
-    return 4;
-  }));
+  ASSERT_NO_FATAL_FAILURE(CrashDuringBigTransaction("big-xid"));
   Open();
   std::vector<std::unique_ptr<Txn>> prepared;
   ASSERT_TRUE(env_->RecoverPrepared(&prepared).ok());
