@@ -543,6 +543,7 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   out += StrCat("txn.autocommits_stamped: ", autocommits.stamped, "\n");
   out += StrCat("txn.autocommits_row_locked: ", autocommits.row_locked, "\n");
   out += StrCat("txn.autocommits_in_own_txn: ", autocommits.in_own_txn, "\n");
+  out += StrCat("txn.rollback_spills: ", rollback_spills_.load(std::memory_order_relaxed), "\n");
   out += StrCat("cleaner.runs: ", c.cleaner_runs, "\n");
   out += StrCat("cleaner.calls: ", c.cleaner_calls, "\n");
   out += StrCat("checkpoint.pairs_written: ", c.checkpoint_pairs_written, "\n");
@@ -557,6 +558,8 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   out += StrCat("env.write_error: ", write_state_->error().ToString(), "\n");
   for (auto& [table_name, table] : tables_) {
     out += table->tree()->stats().ToText(StrCat("table.", table_name, "."));
+    out += StrCat("table.", table_name, ".lock_escalations: ", table->locks()->escalation_count(),
+                  "\n");
   }
   *value = std::move(out);
   return true;

@@ -56,6 +56,7 @@ class EnvImpl final : public Env {
 
   // For transactions and tables.
   const std::string& dir() const { return dir_; }
+  std::atomic<uint64_t>* rollback_spills() { return &rollback_spills_; }
   TxnManager* txn_manager() { return txn_manager_.get(); }
   Cachetable* cache() { return cache_.get(); }
   const std::shared_ptr<CursorRegistry>& cursors() { return cursors_; }
@@ -190,7 +191,8 @@ class EnvImpl final : public Env {
   uint64_t checkpoint_log_bytes_ = 0;  // Options::checkpoint_log_bytes, with its default applied
   // The log's bytes_written when the last checkpoint began.
   std::atomic<uint64_t> log_bytes_at_checkpoint_{0};
-  Lsn recovery_end_lsn_ = 0;  // the log's last LSN when the Env opened
+  std::atomic<uint64_t> rollback_spills_{0};  // write sets spilled, for fern.stats
+  Lsn recovery_end_lsn_ = 0;                  // the log's last LSN when the Env opened
 };
 
 }  // namespace fern

@@ -64,6 +64,7 @@ void WriteSet::Note(TableImpl* table, std::string_view key, bool own) {
 bool WriteSet::Spill() {
   if (!WriteBlocks().ok()) return false;
   spilled_ += entries_.size();
+  if (spill_counter_ != nullptr) spill_counter_->fetch_add(1, std::memory_order_relaxed);
   ClearMemory();
   spill_at_ = memory_limit_;
   return true;

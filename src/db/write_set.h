@@ -33,6 +33,7 @@
 #ifndef FERN_DB_WRITE_SET_H_
 #define FERN_DB_WRITE_SET_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -69,8 +70,12 @@ class WriteSet {
   WriteSet& operator=(const WriteSet&) = delete;
 
   // Where the rollback file goes, created at the first spill. Without one the set never
-  // spills. REQUIRES: nothing has spilled yet.
-  void SetRollbackPath(std::string path) { rollback_path_ = std::move(path); }
+  // spills. Each spill adds one to `*spills` if given (the Env's counter; it must outlive
+  // the set). REQUIRES: nothing has spilled yet.
+  void SetRollbackPath(std::string path, std::atomic<uint64_t>* spills = nullptr) {
+    rollback_path_ = std::move(path);
+    spill_counter_ = spills;
+  }
 
   // Records a write of `key` in `table`: a new key is a sole write if `own` (and nothing
   // has spilled); a key already in memory stops being one.
@@ -145,6 +150,7 @@ class WriteSet {
   Index index_;  // entry numbers
 
   std::string rollback_path_;
+  std::atomic<uint64_t>* spill_counter_ = nullptr;
   std::unique_ptr<File> file_;
   uint64_t file_bytes_ = 0;  // the header and the blocks written whole
   size_t spilled_ = 0;

@@ -110,6 +110,10 @@ TEST_F(BigTxnTest, CommitResolvesEverySpilledRowAndRemovesTheRollbackFile) {
   // Uncommitted rows stay invisible to others.
   std::string value;
   EXPECT_TRUE(table_->Get(nullptr, BigKey(5), &value).IsNotFound());
+  std::string stats;
+  ASSERT_TRUE(env_->GetProperty("fern.stats", &stats));
+  EXPECT_GE(testing::StatValue(stats, "txn.rollback_spills"), 1);
+  EXPECT_GE(testing::StatValue(stats, "table.t.lock_escalations"), 1);
   ASSERT_TRUE(txn->Commit().ok());
   EXPECT_TRUE(RollbackFiles().empty());
   EXPECT_EQ(CountRows(), static_cast<size_t>(kBigRows) + 1);
