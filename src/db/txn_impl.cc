@@ -56,6 +56,9 @@ void TxnImpl::EnvClosing() {
     }
   }
   ended_ = true;
+  // A prepared transaction lives on in the log; its write set and rollback file are of no
+  // more use, and the file must not outlive the Env.
+  writes_.Release();
   env_ = nullptr;
 }
 

@@ -228,5 +228,24 @@ TEST_F(BigTxnTest, APreparedBigTransactionComesBackAfterACrashAndCommits) {
   EXPECT_EQ(CountRows(), static_cast<size_t>(kBigRows));
 }
 
+TEST_F(BigTxnTest, APreparedTransactionsRollbackFileGoesWhenItsEnvCloses) {
+  std::unique_ptr<Txn> txn = Begin();
+  ASSERT_NO_FATAL_FAILURE(WriteBig(txn.get(), "v"));
+  ASSERT_TRUE(txn->Prepare("kept-open").ok());
+  EXPECT_EQ(RollbackFiles().size(), 1u);
+  table_ = nullptr;
+  env_.reset();  // the caller still holds the prepared transaction
+  EXPECT_TRUE(RollbackFiles().empty());
+  EXPECT_TRUE(txn->Commit().IsInvalidArgument());
+  Open();
+  std::vector<std::unique_ptr<Txn>> prepared;
+  ASSERT_TRUE(env_->RecoverPrepared(&prepared).ok());
+  ASSERT_EQ(prepared.size(), 1u);
+  txn.reset();  // the old object, destroyed after the new Env took the same id
+  ASSERT_TRUE(prepared[0]->Commit().ok());
+  EXPECT_TRUE(RollbackFiles().empty());
+  EXPECT_EQ(CountRows(), static_cast<size_t>(kBigRows));
+}
+
 }  // namespace
 }  // namespace fern
