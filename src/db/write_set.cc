@@ -56,7 +56,7 @@ void WriteSet::Note(TableImpl* table, std::string_view key, bool own) {
                            /*sole_write=*/own && spilled_ == 0});
   keys_.append(key);
   index_.insert(entries_.size() - 1);
-  if (!rollback_path_.empty() && memory_bytes() >= spill_at_ && !Spill()) {
+  if (rollback_dir_ != nullptr && memory_bytes() >= spill_at_ && !Spill()) {
     spill_at_ = memory_bytes() + memory_limit_ / 2;
   }
 }
@@ -72,6 +72,7 @@ bool WriteSet::Spill() {
 
 Status WriteSet::WriteBlocks() {
   if (file_ == nullptr) {
+    rollback_path_ = StrCat(*rollback_dir_, "/", RollbackFileName(txn_id_));
     std::unique_ptr<File> file;
     FERN_RETURN_IF_ERROR(File::Open(rollback_path_, File::Mode::kCreateTruncate, &file));
     std::string header(kRollbackFileMagic, sizeof(kRollbackFileMagic));

@@ -69,11 +69,14 @@ class WriteSet {
   WriteSet(const WriteSet&) = delete;
   WriteSet& operator=(const WriteSet&) = delete;
 
-  // Where the rollback file goes, created at the first spill. Without one the set never
+  // The rollback file goes in `*dir` (which must outlive the set, or its Release), named
+  // for `txn_id` (RollbackFileName), created at the first spill. Without it the set never
   // spills. Each spill adds one to `*spills` if given (the Env's counter; it must outlive
   // the set). REQUIRES: nothing has spilled yet.
-  void SetRollbackPath(std::string path, std::atomic<uint64_t>* spills = nullptr) {
-    rollback_path_ = std::move(path);
+  void SetRollbackFile(const std::string* dir, uint64_t txn_id,
+                       std::atomic<uint64_t>* spills = nullptr) {
+    rollback_dir_ = dir;
+    txn_id_ = txn_id;
     spill_counter_ = spills;
   }
 
@@ -149,7 +152,9 @@ class WriteSet {
   std::vector<Entry> entries_;
   Index index_;  // entry numbers
 
-  std::string rollback_path_;
+  const std::string* rollback_dir_ = nullptr;
+  uint64_t txn_id_ = 0;
+  std::string rollback_path_;  // set at the first spill
   std::atomic<uint64_t>* spill_counter_ = nullptr;
   std::unique_ptr<File> file_;
   uint64_t file_bytes_ = 0;  // the header and the blocks written whole

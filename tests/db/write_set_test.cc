@@ -74,9 +74,11 @@ TEST(WriteSetTest, ForEachStopsAtTheFirstError) {
 // of the contract: in memory each (table, key) once, in the order first written; when the
 // set spills (spilled() grows), what was in memory goes to the rollback file, no longer a sole
 // write, and the model starts a new chunk.
-void CheckAgainstModel(size_t memory_limit, const std::string& rollback_path) {
+// `rollback_dir` empty: no rollback file.
+void CheckAgainstModel(size_t memory_limit, const std::string& rollback_dir) {
   WriteSet set(memory_limit);
-  if (!rollback_path.empty()) set.SetRollbackPath(rollback_path);
+  if (!rollback_dir.empty()) set.SetRollbackFile(&rollback_dir, 42);
+  const std::string rollback_path = rollback_dir + "/" + RollbackFileName(42);
   std::vector<Entry> spilled;
   std::map<std::pair<TableImpl*, std::string>, size_t> position;  // in `chunk`
   std::vector<Entry> chunk;
@@ -102,11 +104,11 @@ void CheckAgainstModel(size_t memory_limit, const std::string& rollback_path) {
       position.clear();
       ++spills;
     }
-    if (!rollback_path.empty()) {
+    if (!rollback_dir.empty()) {
       ASSERT_LE(set.memory_bytes(), memory_limit + 1024) << step;
     }
   }
-  if (rollback_path.empty()) {
+  if (rollback_dir.empty()) {
     EXPECT_EQ(spills, 0u);
   } else if (memory_limit < (size_t{1} << 20)) {
     EXPECT_GT(spills, 10u);
@@ -128,9 +130,8 @@ TEST(WriteSetTest, MatchesAModelOverManyWrites) {
 
 TEST(WriteSetTest, SpillsToItsRollbackFileAndReadsItBackInOrder) {
   testing::ScratchDir dir;
-  const std::string path = dir.Sub(RollbackFileName(42));
-  ASSERT_NO_FATAL_FAILURE(CheckAgainstModel(size_t{64} << 10, path));
-  EXPECT_FALSE(std::filesystem::exists(path));  // removed with its set
+  ASSERT_NO_FATAL_FAILURE(CheckAgainstModel(size_t{64} << 10, dir.path()));
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub(RollbackFileName(42))));  // gone with its set
 }
 
 TEST(WriteSetTest, WithoutARollbackPathItNeverSpills) {
@@ -142,7 +143,7 @@ TEST(WriteSetTest, ReleaseRemovesTheRollbackFile) {
   const std::string path = dir.Sub(RollbackFileName(7));
   {
     WriteSet set(4096);
-    set.SetRollbackPath(path);
+    set.SetRollbackFile(&dir.path(), 7);
     for (int i = 0; i < 1000; ++i) set.Note(FakeTable(1), testing::NumberedKey(i), true);
     EXPECT_GT(set.spilled(), 0u);
     EXPECT_TRUE(std::filesystem::exists(path));
@@ -160,7 +161,8 @@ TEST(WriteSetTest, ReleaseRemovesTheRollbackFile) {
 TEST(WriteSetTest, AnUnwritableRollbackFileKeepsTheEntriesInMemory) {
   testing::ScratchDir dir;
   WriteSet set(4096);
-  set.SetRollbackPath(dir.Sub("missing/" + RollbackFileName(1)));
+  const std::string missing = dir.Sub("missing");
+  set.SetRollbackFile(&missing, 1);
   for (int i = 0; i < 2000; ++i) set.Note(FakeTable(1), testing::NumberedKey(i), true);
   EXPECT_EQ(set.spilled(), 0u);
   std::vector<Entry> got = Entries(set);
@@ -175,7 +177,7 @@ TEST(WriteSetTest, DamageToTheRollbackFileIsCorruptionNamingIt) {
     testing::ScratchDir dir;
     const std::string path = dir.Sub(RollbackFileName(9));
     WriteSet set(4096);
-    set.SetRollbackPath(path);
+    set.SetRollbackFile(&dir.path(), 9);
     for (int i = 0; i < 1000; ++i) set.Note(FakeTable(1), testing::NumberedKey(i), true);
     ASSERT_GT(set.spilled(), 0u);
     uint64_t size = std::filesystem::file_size(path);
