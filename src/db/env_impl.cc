@@ -4,8 +4,10 @@
 #include <thread>
 
 #include "db/loader_impl.h"
+#include "db/open_checks.h"
 #include "db/txn_impl.h"
 #include "db/write_set.h"
+#include "log/log_reader.h"
 #include "util/chunk_allocator.h"
 #include "util/mutex.h"
 #include "util/status_macros.h"
@@ -152,7 +154,13 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
   impl->cache_ = std::make_unique<Cachetable>(cache_options);
   {
     MutexLock lock(&impl->mu_);
-    if (exists) FERN_RETURN_IF_ERROR(Catalog::Load(catalog_path, &impl->catalog_));
+    if (exists) {
+      FERN_RETURN_IF_ERROR(Catalog::Load(catalog_path, &impl->catalog_));
+      // Before the log writer starts a log where there is none.
+      std::unique_ptr<LogReader> reader;
+      FERN_RETURN_IF_ERROR(LogReader::Open(dir, &reader));
+      FERN_RETURN_IF_ERROR(CheckLogPresent(dir, impl->catalog_, reader->files()));
+    }
   }
   FERN_RETURN_IF_ERROR(LogWriter::Open(dir, LogWriterOptions(), &impl->log_));
   impl->write_state_ = std::make_unique<WriteState>(impl->log_.get());
@@ -216,6 +224,16 @@ void EnvImpl::UntrackTxn(TxnImpl* txn) {
   txns_.erase(txn);
 }
 
+void EnvImpl::TrackLoader(LoaderImpl* loader) {
+  MutexLock lock(&txns_mu_);
+  loaders_.insert(loader);
+}
+
+void EnvImpl::UntrackLoader(LoaderImpl* loader) {
+  MutexLock lock(&txns_mu_);
+  loaders_.erase(loader);
+}
+
 EnvImpl::~EnvImpl() {
   StopCheckpointer();
   // Cursors the user still holds let go of the trees before the Env takes them down.
@@ -231,6 +249,15 @@ EnvImpl::~EnvImpl() {
     if (txn->state()->is_root()) txn->EnvClosing();
   }
   for (TxnImpl* txn : open) txn->EnvClosing();
+  // Loaders the user still holds: unfinished loads are abandoned, and every loader lets go
+  // of its tree, which must not outlive the Env.
+  std::vector<LoaderImpl*> loaders;
+  {
+    MutexLock lock(&txns_mu_);
+    loaders.assign(loaders_.begin(), loaders_.end());
+    loaders_.clear();
+  }
+  for (LoaderImpl* loader : loaders) loader->EnvClosing();
   MutexLock lock(&mu_);
   // Prepared transactions nobody claimed stay prepared for the next open.
   for (auto& txn : recovered_prepared_) static_cast<TxnImpl*>(txn.get())->Detach();
@@ -466,6 +493,9 @@ Status EnvImpl::NewLoader(Table* table, std::unique_ptr<Loader>* loader) {
   auto check_ours = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> Status {
     bool ours = false;
     for (const auto& [name, open] : tables_) ours = ours || open.get() == impl;
+    if (!ours && impl != nullptr && impl->env() == this && impl->dropped()) {
+      return impl->Dropped();
+    }
     if (!ours) return Status::InvalidArgument("NewLoader: the table is not open in this Env");
     return write_state_->error();
   };
@@ -557,9 +587,15 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   }
   out += StrCat("env.write_error: ", write_state_->error().ToString(), "\n");
   for (auto& [table_name, table] : tables_) {
-    out += table->tree()->stats().ToText(StrCat("table.", table_name, "."));
-    out += StrCat("table.", table_name, ".lock_escalations: ", table->locks()->escalation_count(),
-                  "\n");
+    // One "name: value" a line whatever the table's name: control bytes, backslashes and
+    // colons in it are written as \xNN.
+    std::string prefix = "table.";
+    for (char c : EscapeBytes(table_name, table_name.size())) {
+      prefix += c == ':' ? std::string("\\x3a") : std::string(1, c);
+    }
+    prefix += ".";
+    out += table->tree()->stats().ToText(prefix);
+    out += StrCat(prefix, "lock_escalations: ", table->locks()->escalation_count(), "\n");
   }
   *value = std::move(out);
   return true;

@@ -38,6 +38,7 @@
 
 namespace fern {
 
+class LoaderImpl;
 class TxnImpl;
 
 // Thread-safe: `mu_` guards the table set and the catalog; table operations run without it.
@@ -79,6 +80,9 @@ class EnvImpl final : public Env {
   // Every TxnImpl of this Env, so that closing the Env can settle those still open.
   void TrackTxn(TxnImpl* txn);
   void UntrackTxn(TxnImpl* txn);
+  // Loaders the user holds, abandoned (LoaderImpl::EnvClosing) when the Env closes.
+  void TrackLoader(LoaderImpl* loader);
+  void UntrackLoader(LoaderImpl* loader);
   void UnregisterLiveTxn(TxnId id, Lsn first_lsn);
 
  private:
@@ -153,6 +157,7 @@ class EnvImpl final : public Env {
   DeadlockDetector deadlock_detector_;
   Mutex txns_mu_;
   std::set<TxnImpl*> txns_ ABSL_GUARDED_BY(txns_mu_);
+  std::set<LoaderImpl*> loaders_ ABSL_GUARDED_BY(txns_mu_);
   Mutex live_mu_;
   std::set<std::pair<Lsn, TxnId>> live_txns_ ABSL_GUARDED_BY(live_mu_);
   // Prepared transactions found by recovery, handed out once by RecoverPrepared.

@@ -40,17 +40,34 @@ Status LoaderImpl::Start(const std::string& dir, TableImpl* table, size_t run_by
   }
   TreeConfig config;
   FERN_RETURN_IF_ERROR(table->tree()->BeginLoad(&config));
-  out->reset(new LoaderImpl(dir, table, config, run_bytes));
+  auto* loader = new LoaderImpl(dir, table, config, run_bytes);
+  out->reset(loader);
+  table->env()->TrackLoader(loader);
   return Status::OK();
 }
 
 LoaderImpl::~LoaderImpl() {
+  if (env_closed_) return;
   if (state_ == State::kAdding || state_ == State::kBuilt) {
     Fail(Status::Aborted("the loader was destroyed")).ok();
   }
+  table_->env()->UntrackLoader(this);
+}
+
+void LoaderImpl::EnvClosing() {
+  if (state_ == State::kAdding || state_ == State::kBuilt) {
+    Fail(Status::InvalidArgument("Loader: its Env was closed; the load was abandoned")).ok();
+  }
+  env_closed_ = true;
+  tree_.reset();
+}
+
+Status LoaderImpl::EnvClosedError() const {
+  return Status::InvalidArgument("Loader: its Env was closed");
 }
 
 Status LoaderImpl::Add(std::string_view key, std::string_view value) {
+  if (env_closed_) return EnvClosedError();
   if (state_ == State::kDone) return Status::InvalidArgument("Loader::Add after Finish");
   if (state_ == State::kFailed) return error_;
   if (state_ == State::kBuilt) {
@@ -154,11 +171,6 @@ Status LoaderImpl::Build() {
 }
 
 Status LoaderImpl::Install() {
-  UseGate::Scope use(table_->gate());  // DropTable waits for the install
-  if (!use.entered()) {
-    return Status::InvalidArgument(
-        StrCat("table \"", table_->name(), "\" was dropped during the load"));
-  }
   bool handed_over = false;
   Status installed = InstallWhenUnobserved(built_root_, &handed_over);
   if (handed_over) builder_->Disown(built_root_);
@@ -200,9 +212,13 @@ Status LoaderImpl::InstallWhenUnobserved(BlockNum root, bool* handed_over) {
 }
 
 Status LoaderImpl::Finish() {
+  if (env_closed_) return EnvClosedError();
   if (state_ == State::kDone) return Status::InvalidArgument("Loader::Finish called twice");
   if (state_ == State::kFailed) return error_;
-  if (table_->dropped()) return Fail(table_->Dropped());
+  // Building writes the table's file and installing changes its tree: DropTable, which
+  // closes both, waits for them.
+  UseGate::Scope use(table_->gate());
+  if (!use.entered()) return Fail(table_->Dropped());
   Status s = state_ == State::kBuilt ? Install() : Build();
   // Busy with the tree built: the install waits for the next Finish.
   if (s.IsBusy() && state_ == State::kBuilt) return s;

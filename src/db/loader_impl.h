@@ -24,8 +24,11 @@
 // when Finish comes to install (it was written during the load), Finish fails with
 // InvalidArgument and those writes stand.
 //
-// Thread-safety: one thread at a time. Add and Finish must not be called once the Env is
-// destroyed (destroying the Loader afterwards only removes its run files).
+// The Env tracks its loaders. Destroying the Env abandons an unfinished load (as
+// destroying the Loader would) and detaches every loader from the table: Add and Finish
+// then return InvalidArgument, and destroying the Loader touches nothing of the Env.
+//
+// Thread-safety: one thread at a time, and not while the Env is being destroyed.
 #ifndef FERN_DB_LOADER_IMPL_H_
 #define FERN_DB_LOADER_IMPL_H_
 
@@ -54,6 +57,9 @@ class LoaderImpl final : public Loader {
   Status Add(std::string_view key, std::string_view value) override;
   Status Finish() override;
 
+  // Called by the Env's destructor: abandons an unfinished load and lets go of the tree.
+  void EnvClosing();
+
  private:
   // kBuilt: the tree is built, its install found the table observed (Busy) and waits for
   // the next Finish.
@@ -81,17 +87,19 @@ class LoaderImpl final : public Loader {
   Status InstallWhenUnobserved(BlockNum root, bool* handed_over);
   // Abandons the load and remembers `s` for later calls; returns it.
   Status Fail(Status s);
+  Status EnvClosedError() const;
   void RemoveRunFiles();
 
   const std::string dir_;
-  TableImpl* const table_;
-  const std::shared_ptr<FractalTree> tree_;
+  TableImpl* const table_;             // not used once env_closed_
+  std::shared_ptr<FractalTree> tree_;  // null once env_closed_
   const TreeConfig config_;
   const Comparator& cmp_;
   const size_t run_bytes_;
   const size_t merge_width_;
 
   State state_ = State::kAdding;
+  bool env_closed_ = false;
   Status error_;      // why the load failed (kFailed)
   Status duplicate_;  // the first key added twice, found while spilling
   RunBuffer buffer_;

@@ -1,6 +1,8 @@
 #include "db/open_checks.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 
 #include "util/strings.h"
 
@@ -36,6 +38,25 @@ Status CheckLogStart(const std::string& dir, Lsn first_lsn, Lsn replay_from_lsn)
     return Status::Corruption(StrCat(dir, ": the log starts at LSN ", first_lsn,
                                      ", but recovery needs it from LSN ", replay_from_lsn,
                                      ": log files are missing"));
+  }
+  return Status::OK();
+}
+
+Status CheckLogPresent(const std::string& dir, const Catalog& catalog,
+                       const std::vector<LogFileInfo>& files) {
+  if (catalog.tables.empty()) return Status::OK();
+  if (files.empty()) {
+    return Status::Corruption(StrCat(dir, ": the catalog names ", catalog.tables.size(),
+                                     " tables, but there are no log files: they were deleted"));
+  }
+  if (files.size() == 1) {
+    std::error_code error;
+    const uint64_t size = std::filesystem::file_size(files.front().path, error);
+    if (!error && size < kLogFileHeaderSize) {
+      return Status::Corruption(StrCat(files.front().path, ": the only log file holds ", size,
+                                       " bytes, less than its header, though the catalog names "
+                                       "tables: it was emptied or truncated"));
+    }
   }
   return Status::OK();
 }

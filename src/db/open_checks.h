@@ -5,11 +5,13 @@
 #define FERN_DB_OPEN_CHECKS_H_
 
 #include <string>
+#include <vector>
 
 #include "db/catalog.h"
 #include "fern/status.h"
 #include "ft/file_header.h"
 #include "log/log_format.h"
+#include "log/log_reader.h"
 
 namespace fern {
 
@@ -25,6 +27,15 @@ Status CheckTableFile(const std::string& path, const CatalogEntry& entry, const 
 // Whether a log whose oldest file starts at `first_lsn` still holds the catalog's replay
 // LSN (a checkpoint trims only files wholly below it). Corruption naming `dir` if not.
 Status CheckLogStart(const std::string& dir, Lsn first_lsn, Lsn replay_from_lsn);
+
+// Whether the log is there at all. From an Env's first open on, its log holds a file with a
+// whole header (a checkpoint trims only files before the one it writes to), and tables are
+// created only in an open Env: Corruption naming `dir` or the file if `catalog` names tables
+// over no log file, or over a lone file shorter than its header (the log was deleted or
+// emptied, and with it every commit since the tables' checkpoints). A log cut after its
+// header cannot be told from a crash's torn tail.
+Status CheckLogPresent(const std::string& dir, const Catalog& catalog,
+                       const std::vector<LogFileInfo>& files);
 
 }  // namespace fern
 

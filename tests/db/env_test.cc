@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -616,6 +617,28 @@ TEST(EnvTest, StatsPropertyListsCounters) {
   EXPECT_GE(testing::StatValue(stats, "cache.limit_bytes"), 1);
   EXPECT_GE(testing::StatValue(stats, "table.t.messages_injected_depth0"), 1);
   EXPECT_FALSE(env->GetProperty("fern.no-such-property", &stats));
+}
+
+// A table name may hold any bytes; fern.stats stays one "name: value" a line.
+TEST(EnvTest, StatsStayOneCounterALineWhateverTheTableNames) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(OpenTable(env.get(), "evil\nfake.counter: 42", &table).ok());
+  ASSERT_TRUE(table->Put(nullptr, "k", "v").ok());
+  std::string stats;
+  ASSERT_TRUE(env->GetProperty("fern.stats", &stats));
+  std::istringstream lines(stats);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t colon = line.find(": ");
+    ASSERT_NE(colon, std::string::npos) << line;
+    EXPECT_EQ(line.find(':', colon + 1), std::string::npos) << line;
+    EXPECT_EQ(line.rfind("fake.", 0), std::string::npos) << line;
+  }
+  EXPECT_GE(
+      testing::StatValue(stats, "table.evil\\x0afake.counter\\x3a 42.messages_injected_depth0"), 1);
 }
 
 // Commits that do not sync reach the log in write-outs of many records, which it packs into

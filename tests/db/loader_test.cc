@@ -819,6 +819,85 @@ TEST(LoaderTest, LoadIntoADroppedTableFailsNamingIt) {
   std::string value;
   ASSERT_TRUE(other->Get(nullptr, "k", &value).ok());
   EXPECT_EQ(value, "v");
+  // A dropped table's handle: NewLoader names the drop too.
+  std::unique_ptr<Loader> loader;
+  Status s = env->NewLoader(table, &loader);
+  EXPECT_NE(s.ToString().find("table \"t\" was dropped"), std::string::npos) << s.ToString();
+}
+
+// DropTable racing Finish: the drop waits for the build and install under way (Finish OK),
+// or comes first and Finish reports it; Finish never writes to the closed file (an IOError
+// "Bad file descriptor" when the drop closed it under the build).
+TEST(LoaderTest, DropDuringFinishIsReportedAsTheDrop) {
+  testing::ScratchDir dir;
+  Options options;
+  options.cache_bytes = size_t{8} << 20;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  for (int round = 0; round < 6; ++round) {
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    std::unique_ptr<Loader> loader;
+    ASSERT_TRUE(env->NewLoader(table, &loader).ok());
+    for (uint64_t i : Shuffled(60000, round)) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
+    std::thread dropper([&env, round] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5 * round));
+      EXPECT_TRUE(env->DropTable("t").ok());
+    });
+    Status s = loader->Finish();
+    dropper.join();
+    EXPECT_TRUE(s.ok() || (s.IsInvalidArgument() &&
+                           s.ToString().find("table \"t\" was dropped") != std::string::npos))
+        << "round " << round << ": " << s.ToString();
+    EXPECT_EQ(CountRunFiles(dir.path()), 0);
+  }
+}
+
+// A Loader the user keeps past its Env: the unfinished load is abandoned when the Env
+// closes (its run files removed), later calls say the Env was closed, and destroying the
+// Loader then is safe (a finished one too).
+TEST(LoaderTest, ALoaderOutlivingItsEnvIsDetached) {
+  testing::ScratchDir dir;
+  Options options;
+  options.cache_bytes = size_t{4} << 20;
+  std::unique_ptr<Loader> finished;
+  std::unique_ptr<Loader> unfinished;
+  {
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+    Table* done;
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("done", TableOptions(), &done).ok());
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    ASSERT_TRUE(env->NewLoader(done, &finished).ok());
+    for (uint64_t i = 0; i < 1000; ++i) ASSERT_TRUE(finished->Add(Key(i), Value(i)).ok());
+    ASSERT_TRUE(finished->Finish().ok());
+    ASSERT_TRUE(env->NewLoader(table, &unfinished).ok());
+    for (uint64_t i : Shuffled(50000, 9)) ASSERT_TRUE(unfinished->Add(Key(i), Value(i)).ok());
+    EXPECT_GT(CountRunFiles(dir.path()), 0);
+  }
+  EXPECT_EQ(CountRunFiles(dir.path()), 0);
+  for (Loader* loader : {finished.get(), unfinished.get()}) {
+    Status s = loader->Add("k", "v");
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_NE(s.ToString().find("Env was closed"), std::string::npos) << s.ToString();
+    s = loader->Finish();
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  }
+  ExpectFtverifyPasses(dir.path());
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  finished.reset();  // destroyed under another Env of the same directory
+  unfinished.reset();
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  EXPECT_EQ(CountRows(table), 0u);
+  ASSERT_TRUE(env->OpenTable("done", TableOptions(), &table).ok());
+  EXPECT_EQ(CountRows(table), 1000u);
+  // The abandoned table takes a load.
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_TRUE(Load(env.get(), table, Shuffled(100, 1)).ok());
+  EXPECT_EQ(CountRows(table), 100u);
 }
 
 }  // namespace

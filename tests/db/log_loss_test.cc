@@ -113,6 +113,41 @@ TEST(LogLossTest, DeletedOrEmptiedLogIsCorruption) {
   }
 }
 
+// Tables created in a new Env have checkpoints that hold nothing of the log, and their rows
+// live only there until the first checkpoint: a log deleted, emptied or cut into its header
+// then (a kill -9 first) is Corruption, not empty tables.
+TEST(LogLossTest, LogLostBeforeTheFirstCheckpointIsCorruption) {
+  ScratchDir dir;
+  {
+    std::unique_ptr<Env> env;
+    Options options;
+    options.checkpoint_period_ms = 0;
+    ASSERT_TRUE(Env::Open(dir.Sub("env"), options, &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(table->Put(nullptr, Key(i), "v").ok());
+    fs::copy(dir.Sub("env"), dir.Sub("crashed"));
+    fs::remove(dir.Sub("crashed") + "/LOCK");
+  }
+  for (const char* damage : {"none", "deleted", "emptied", "cut"}) {
+    SCOPED_TRACE(damage);
+    const std::string copy = dir.Sub(damage);
+    fs::copy(dir.Sub("crashed"), copy);
+    const std::vector<fs::path> logs = Files(copy, ".log");
+    ASSERT_EQ(logs.size(), 1u);
+    if (std::string(damage) == "deleted") fs::remove(logs[0]);
+    if (std::string(damage) == "emptied") fs::resize_file(logs[0], 0);
+    if (std::string(damage) == "cut") fs::resize_file(logs[0], 20);
+    Status s = OpenAndRead(copy);
+    if (std::string(damage) == "none") {
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    } else {
+      EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+      EXPECT_NE(s.ToString().find("log"), std::string::npos) << s.ToString();
+    }
+  }
+}
+
 // A table the Env does not open in a session takes no part in its checkpoints, so its
 // header stays behind the log the catalog keeps while other tables move it on (it has no
 // records there): reopening it later is clean.
