@@ -36,7 +36,21 @@ constexpr size_t kMinCompactArena = 4096;
 // The most scratch memory a basement keeps between applies.
 constexpr size_t kMaxKeptScratchBytes = 1024;
 
+// UncheckedKeyOrder(): ParseSerialized knows it by its address.
+class UncheckedKeyOrderComparator final : public Comparator {
+ public:
+  int Compare(std::string_view a, std::string_view b) const override {
+    return BytewiseComparator()->Compare(a, b);
+  }
+  const char* Name() const override { return "fern.UncheckedKeyOrder"; }
+};
+
 }  // namespace
+
+const Comparator* UncheckedKeyOrder() {
+  static const UncheckedKeyOrderComparator comparator;
+  return &comparator;
+}
 
 std::string_view Basement::key(size_t i) const {
   Decoder in(std::string_view(arena_).substr(offsets_[i]));
@@ -443,6 +457,7 @@ Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
   std::string_view previous;
   // The common comparator inline: the check runs for every entry of every basement read.
   const bool bytewise = &cmp == BytewiseComparator();
+  const bool check_order = &cmp != UncheckedKeyOrder();
   size_t above = 0;  // entries with keys above prefix->key
   for (uint64_t i = 0; i < count; ++i) {
     size_t at = in.size() - decoder.remaining();
@@ -451,7 +466,8 @@ Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
       return Status::Corruption(
           StrCat("basement: entry ", i, " of ", count, " is malformed at byte ", at));
     }
-    if (i > 0 && (bytewise ? previous >= view.key() : cmp.Compare(previous, view.key()) >= 0)) {
+    if (i > 0 && check_order &&
+        (bytewise ? previous >= view.key() : cmp.Compare(previous, view.key()) >= 0)) {
       return Status::Corruption(StrCat("basement: entry ", i, " at byte ", at, " has key ",
                                        EscapeBytes(view.key()), " not after the previous key ",
                                        EscapeBytes(previous)));

@@ -61,6 +61,14 @@ struct ApplyContext {
   static constexpr size_t kFullCollectionVersions = 4;
 };
 
+// Stands in for a comparator the reader does not have: ftverify and ftdump on a table whose
+// comparator the application registers. Deserialize, Adopt and the partition decoders
+// (node_format.h) check no key order under it, since a healthy file's keys are in an order
+// only that comparator knows; where an order is needed it orders bytewise (a message buffer's
+// sort). A basement read under it holds its entries in stored order, for reading them in turn:
+// LowerBound, Find, Apply and AdoptPrefix under it are meaningless.
+const Comparator* UncheckedKeyOrder();
+
 class Basement {
  public:
   Basement() = default;
@@ -117,8 +125,8 @@ class Basement {
   // Appends the serialized form (table above) to *out.
   void Serialize(std::string* out) const;
   // Replaces *out with the basement serialized in `in` (exactly: trailing bytes are an
-  // error). Entries that do not parse or keys not strictly increasing under `cmp` are
-  // Corruption, and leave *out unchanged.
+  // error). Entries that do not parse or keys not strictly increasing under `cmp` (unless it
+  // is UncheckedKeyOrder()) are Corruption, and leave *out unchanged.
   static Status Deserialize(std::string_view in, const Comparator& cmp, Basement* out);
   // The same, copying `in` whole into the arena rather than entry by entry (the header
   // bytes count as garbage). On error `in` is left as it was.

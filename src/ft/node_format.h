@@ -80,6 +80,7 @@ Status ParseNodeHeader(std::string_view bytes, uint64_t block_size, const std::s
 // Verifies and decodes one partition frame. DecodeLeafPartition decodes into *rows when it
 // holds a basement (reusing its memory), into a new one otherwise; on error *rows is null.
 // With `prefix` the basement holds only that prefix of the rows (Basement::AdoptPrefix).
+// Under UncheckedKeyOrder() (basement.h) no key order is checked, and no prefix is allowed.
 Status DecodeLeafPartition(std::string_view frame, const PartitionExtent& extent,
                            const Comparator& cmp, const std::string& where,
                            std::unique_ptr<Basement>* rows, TreeStats* stats,

@@ -690,6 +690,27 @@ TEST_F(BasementTest, DeserializeRejectsKeysOutOfOrder) {
   }
 }
 
+// Under UncheckedKeyOrder() (a comparator the tools do not have) keys in any order read back
+// in stored order; damage is still Corruption.
+TEST_F(BasementTest, UncheckedKeyOrderReadsKeysInStoredOrder) {
+  std::string serialized;
+  PutFixed64(&serialized, 5);
+  PutVarint64(&serialized, 3);
+  EncodeAutocommittedLeafEntry("c", "1", &serialized);
+  EncodeAutocommittedLeafEntry("b", "2", &serialized);
+  EncodeAutocommittedLeafEntry("a", "3", &serialized);
+  Basement out;
+  ASSERT_TRUE(Basement::Deserialize(serialized, *UncheckedKeyOrder(), &out).ok());
+  ASSERT_EQ(out.count(), 3u);
+  EXPECT_EQ(out.key(0), "c");
+  EXPECT_EQ(out.key(2), "a");
+  EXPECT_EQ(out.max_msn(), 5u);
+  EXPECT_TRUE(Basement::Deserialize(serialized, *ctx_.cmp, &out).IsCorruption());
+  EXPECT_TRUE(Basement::Deserialize(std::string_view(serialized).substr(0, serialized.size() - 1),
+                                    *UncheckedKeyOrder(), &out)
+                  .IsCorruption());
+}
+
 TEST_F(BasementTest, ArenaCompactionKeepsContents) {
   std::map<std::string, std::string> model;
   size_t peak_memory = 0;
