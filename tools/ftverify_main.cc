@@ -94,6 +94,13 @@ int VerifyEnv(const std::string& dir) {
   fern::Lsn log_last_lsn = 0;
   std::unique_ptr<fern::LogReader> reader;
   s = fern::LogReader::Open(dir, &reader);
+  if (s.ok()) {
+    fern::Status present = fern::CheckLogPresent(dir, catalog, reader->files());
+    if (!present.ok()) {
+      std::printf("log: %s\n", present.ToString().c_str());
+      ++problems;
+    }
+  }
   if (s.ok() && !reader->files().empty()) {
     s = fern::CheckLogStart(dir, reader->files().front().first_lsn, catalog.replay_from_lsn);
     if (!s.ok()) {
