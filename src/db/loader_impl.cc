@@ -104,6 +104,7 @@ Status LoaderImpl::SpillRun() {
   }
   FERN_RETURN_IF_ERROR(writer->Finish());
   runs_.back().records = writer->records();
+  runs_.back().largest_block = writer->largest_block();
   buffer_.Clear();
   return Status::OK();
 }
@@ -117,10 +118,23 @@ Status LoaderImpl::OpenReaders(size_t count, std::vector<std::unique_ptr<RunRead
   return Status::OK();
 }
 
+size_t LoaderImpl::MergeCount() const {
+  size_t count = 0;
+  uint64_t bytes = 0;
+  while (count < runs_.size() && count < merge_width_) {
+    const uint64_t block = std::max<uint64_t>(runs_[count].largest_block, kRunBlockBytes);
+    if (count >= 2 && bytes + block > run_bytes_) break;
+    bytes += block;
+    ++count;
+  }
+  return count;
+}
+
 Status LoaderImpl::ReduceRuns() {
-  while (runs_.size() > merge_width_) {
+  while (runs_.size() > 1 && MergeCount() < runs_.size()) {
+    const size_t count = MergeCount();
     std::vector<std::unique_ptr<RunReader>> readers;
-    FERN_RETURN_IF_ERROR(OpenReaders(merge_width_, &readers));
+    FERN_RETURN_IF_ERROR(OpenReaders(count, &readers));
     std::vector<RowSource*> sources;
     for (auto& reader : readers) sources.push_back(reader.get());
     Run merged{StrCat(dir_, "/", LoaderRunFileName(table_->id(), next_run_++)), 0};
@@ -132,9 +146,10 @@ Status LoaderImpl::ReduceRuns() {
         [&writer](std::string_view k, std::string_view v) { return writer->Add(k, v); }));
     FERN_RETURN_IF_ERROR(writer->Finish());
     runs_.back().records = writer->records();
+    runs_.back().largest_block = writer->largest_block();
     readers.clear();
-    for (size_t i = 0; i < merge_width_; ++i) RemoveFile(runs_[i].path).ok();
-    runs_.erase(runs_.begin(), runs_.begin() + static_cast<std::ptrdiff_t>(merge_width_));
+    for (size_t i = 0; i < count; ++i) RemoveFile(runs_[i].path).ok();
+    runs_.erase(runs_.begin(), runs_.begin() + static_cast<std::ptrdiff_t>(count));
   }
   return Status::OK();
 }

@@ -3,8 +3,9 @@
 // Add buffers rows in a RunBuffer of at most `run_bytes` (a quarter of the Env's cache
 // budget); a full buffer is sorted (std::sort) and spilled as a run file
 // (`loader-<table id>-<n>.run`, db/loader_run.h) in the Env directory. Finish sorts the
-// last buffer, merges run files in passes of at most `merge width` while there are more
-// than that, then merges the remaining runs and the buffer (a heap over the sources)
+// last buffer, merges run files in passes of at most `merge width` (fewer when their
+// blocks, a whole row each for big rows, would not fit in the run budget) while there are
+// more than one pass reads, then merges the remaining runs and the buffer (a heap over the sources)
 // straight into a TreeBuilder, which writes the new tree's nodes into the table's file,
 // and installs the tree (FractalTree::InstallLoad): its checkpoint is the commit point.
 //
@@ -67,12 +68,17 @@ class LoaderImpl final : public Loader {
   struct Run {
     std::string path;
     uint64_t records = 0;
+    uint64_t largest_block = 0;  // what reading the file holds in memory
   };
 
   LoaderImpl(const std::string& dir, TableImpl* table, const TreeConfig& config, size_t run_bytes);
   // Sorts the buffer and writes it as a new run file.
   Status SpillRun();
-  // Merges the oldest runs into one until at most merge_width_ are left.
+  // How many of the oldest runs one merge reads at once: at most merge_width_, and while
+  // their largest blocks fit in run_bytes_ (a run of rows bigger than that holds one such
+  // row in memory), but at least two.
+  size_t MergeCount() const;
+  // Merges the oldest runs into one until the final merge reads them all at once.
   Status ReduceRuns();
   Status OpenReaders(size_t count, std::vector<std::unique_ptr<RunReader>>* readers);
   // Merges everything into a new tree (builder_, built_root_), then installs it.

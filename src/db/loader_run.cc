@@ -124,6 +124,7 @@ Status RunWriter::FlushBlock() {
   EncodeFixed32(block_.data() + 4, block_records_);
   PutFixed32(&block_, Checksum32(block_));
   FERN_RETURN_IF_ERROR(file_->Write(offset_, block_));
+  largest_block_ = std::max<uint64_t>(largest_block_, block_.size());
   offset_ += block_.size();
   block_.clear();
   block_records_ = 0;

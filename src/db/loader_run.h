@@ -104,6 +104,8 @@ class RunWriter {
   // Writes the last block. No Add afterwards.
   Status Finish();
   uint64_t records() const { return records_; }
+  // The largest block written: what a reader of the file holds in memory at most.
+  uint64_t largest_block() const { return largest_block_; }
 
  private:
   explicit RunWriter(std::unique_ptr<File> file) : file_(std::move(file)) {}
@@ -114,6 +116,7 @@ class RunWriter {
   std::string block_;  // the block being filled, starting with its 8-byte head
   uint32_t block_records_ = 0;
   uint64_t records_ = 0;
+  uint64_t largest_block_ = 0;
 };
 
 // A source of rows in ascending key order, for the merge. key() and value() stay valid
