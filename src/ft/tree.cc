@@ -173,12 +173,12 @@ Status FractalTree::Checkpoint() {
   // checkpoint holds everything through the log's last LSN. The log must be durable that
   // far before a header says so, or a crash could keep this table's later writes while
   // losing earlier writes of other tables.
-  if (log_ != nullptr) log_->BlockResolutions();
+  if (write_log() != nullptr) write_log()->BlockResolutions();
   checkpoint_safe_.Lock();
   Lsn through = checkpoint_lsn_.load(std::memory_order_acquire);
-  if (log_ != nullptr) {
-    through = std::max(through, log_->LastLsn());
-    log_->UnblockResolutions();
+  if (write_log() != nullptr) {
+    through = std::max(through, write_log()->LastLsn());
+    write_log()->UnblockResolutions();
   }
   if (loading_) {  // see BeginLoad
     checkpoint_safe_.Unlock();
@@ -188,12 +188,12 @@ Status FractalTree::Checkpoint() {
   header.root = root_.load(std::memory_order_acquire);
   header.max_msn = max_msn_.load(std::memory_order_relaxed);
   header.checkpoint_lsn = through;
-  if (log_ != nullptr) header.next_txn_hint = log_->NextTxnIdHint();
+  if (write_log() != nullptr) header.next_txn_hint = write_log()->NextTxnIdHint();
   Status s = cache_->BeginCheckpoint(file_id_, [this] { return file_->BeginCheckpoint(); });
   checkpoint_safe_.Unlock();
   FERN_RETURN_IF_ERROR(s);
 
-  if (log_ != nullptr && through > 0) s = log_->SyncThrough(through);
+  if (write_log() != nullptr && through > 0) s = write_log()->SyncThrough(through);
   // Ended whatever happened: it waits for the clone writes, which must not outlive the
   // file's checkpoint (AbortCheckpoint below), and lets the next checkpoint begin.
   const Status cache_end = cache_->EndCheckpoint(file_id_);
@@ -258,8 +258,8 @@ ApplyContext FractalTree::MakeApplyContext() const {
   ApplyContext ctx;
   ctx.cmp = config_.comparator;
   ctx.update = config_.update_function;
-  ctx.oldest_live_snapshot = log_ != nullptr ? log_->OldestReferencedXid() : kNoTxn;
-  ctx.live_readers_source = log_;
+  ctx.oldest_live_snapshot = write_log() != nullptr ? write_log()->OldestReferencedXid() : kNoTxn;
+  ctx.live_readers_source = write_log();
   return ctx;
 }
 

@@ -150,8 +150,10 @@ class FractalTree final : public CacheFileOwner {
   Status Replay(Message message, Lsn lsn);
   // Every logged write through this LSN is in the tree as of its last checkpoint.
   Lsn checkpoint_lsn();
-  // Sets the log (before any write; nullptr: no logging).
-  void SetWriteLog(TreeWriteLog* log) { log_ = log; }
+  // Sets the log (before any write; nullptr: no logging). Published with release order: the
+  // cleaner and the evictor may already work on the tree's nodes, and read it through
+  // write_log().
+  void SetWriteLog(TreeWriteLog* log) { log_.store(log, std::memory_order_release); }
   // New partitions use this codec from now on; old ones keep theirs.
   void SetCompression(Compression codec, int level);
   // NotFound if absent. `view` (optional) says whose versions are visible; without one,
@@ -447,7 +449,8 @@ class FractalTree final : public CacheFileOwner {
   std::atomic<Msn> max_msn_{0};  // taken under the root's write pin
   std::atomic<Lsn> checkpoint_lsn_{0};
   bool loading_ ABSL_GUARDED_BY(checkpoint_safe_) = false;  // reserved by BeginLoad
-  TreeWriteLog* log_ = nullptr;
+  TreeWriteLog* write_log() const { return log_.load(std::memory_order_acquire); }
+  std::atomic<TreeWriteLog*> log_{nullptr};
   std::atomic<bool> closing_{false};  // no more cleaner or background flush work
 
   Mutex flush_mu_;

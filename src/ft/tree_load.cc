@@ -67,12 +67,12 @@ Status FractalTree::InstallLoad(BlockNum new_root) {
   // The same order as Checkpoint: the header written below holds every logged write
   // through `through` (the old tree is empty, so every logged write of this table is
   // undone or absorbed by it), and the log must be durable that far first.
-  if (log_ != nullptr) log_->BlockResolutions();
+  if (write_log() != nullptr) write_log()->BlockResolutions();
   checkpoint_safe_.Lock();
   Lsn through = checkpoint_lsn_.load(std::memory_order_acquire);
-  if (log_ != nullptr) {
-    through = std::max(through, log_->LastLsn());
-    log_->UnblockResolutions();
+  if (write_log() != nullptr) {
+    through = std::max(through, write_log()->LastLsn());
+    write_log()->UnblockResolutions();
   }
   MutexLock lock(&checkpoint_safe_, std::adopt_lock);
   // The built root's block is the tree's from here on, whatever happens: the root takes its
@@ -95,7 +95,8 @@ Status FractalTree::InstallLoad(BlockNum new_root) {
     return Status::InvalidArgument(
         StrCat(path(), ": the table was written during the load and is no longer empty"));
   }
-  if (log_ != nullptr && through > 0) FERN_RETURN_IF_ERROR(log_->SyncThrough(through));
+  if (write_log() != nullptr && through > 0)
+    FERN_RETURN_IF_ERROR(write_log()->SyncThrough(through));
 
   // The root keeps its block number (readers find the root by it without a lock): it takes
   // the built root's contents and is written before the header names it. The other old
@@ -120,7 +121,7 @@ Status FractalTree::InstallLoad(BlockNum new_root) {
     header.root = root_block;
     header.max_msn = max_msn_.load(std::memory_order_relaxed);
     header.checkpoint_lsn = through;
-    if (log_ != nullptr) header.next_txn_hint = log_->NextTxnIdHint();
+    if (write_log() != nullptr) header.next_txn_hint = write_log()->NextTxnIdHint();
     committed = file_->Checkpoint(header);
   }
   for (size_t i = 1; i < old.size(); ++i) cache_->Remove(&old[i]);

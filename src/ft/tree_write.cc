@@ -43,10 +43,10 @@ Status FractalTree::LogAndInject(const Message& message, Lsn* lsn, PinnedPair ro
   // Refused before it is logged, so it leaves no trace.
   FERN_RETURN_IF_ERROR(cache_->WriteBackStatus());
   Lsn assigned = 0;
-  if (log_ != nullptr) FERN_RETURN_IF_ERROR(log_->LogWrite(message, &assigned));
+  if (write_log() != nullptr) FERN_RETURN_IF_ERROR(write_log()->LogWrite(message, &assigned));
   if (lsn != nullptr) *lsn = assigned;
   Status s = Inject(message, std::move(root));
-  if (!s.ok() && log_ != nullptr && assigned != 0) log_->ApplyFailed(s);
+  if (!s.ok() && write_log() != nullptr && assigned != 0) write_log()->ApplyFailed(s);
   return s;
 }
 
