@@ -128,6 +128,14 @@ void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> wri
   env_->RegisterLiveTxn(id(), first_lsn);
 }
 
+Status TxnImpl::CheckRollbackFile() {
+  if (writes_.spilled() == 0) return Status::OK();
+  Status s = writes_.ForEach([](TableImpl*, std::string_view, bool) { return Status::OK(); });
+  if (s.ok()) return s;
+  return s.WithContext(StrCat("transaction ", id(),
+                              " cannot commit: its rollback file cannot be read back; abort it"));
+}
+
 Status TxnImpl::ResolveAll(MessageType type) {
   Status first;
   Status read = writes_.ForEach([&](TableImpl* table, std::string_view key, bool sole_write) {
@@ -173,6 +181,7 @@ Status TxnImpl::Commit() {
     return write_failed_.WithContext(
         StrCat("transaction ", id(), " cannot commit: one of its writes failed"));
   }
+  FERN_RETURN_IF_ERROR(CheckRollbackFile());
   if (parent_ != nullptr) {
     // A child's commit needs no sync: it stands or falls with its root.
     if (!writes_.empty()) {

@@ -87,6 +87,12 @@ class TxnImpl final : public Txn {
 
  private:
   bool ended() const { return ended_; }
+  // Reads the rollback file through before the commit record is logged: once it is, the
+  // transaction is committed, and a file that fails while its keys are being resolved would
+  // leave some of them committed in this process and the rest not until a reopen. A
+  // failure here fails the Commit with nothing decided (an abort then resolves what it can
+  // read; the rest stays invisible, and recovery rolls it back).
+  Status CheckRollbackFile();
   Status ResolveAll(MessageType type);
   void ReleaseLocks();
   void Unregister();

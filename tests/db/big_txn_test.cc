@@ -149,6 +149,31 @@ TEST_F(BigTxnTest, AbortUndoesEverySpilledRow) {
   EXPECT_EQ(CountRows(), 1000u);
 }
 
+// A rollback file damaged before Commit: the commit fails before anything is decided, and
+// no reader ever sees part of the transaction (with the commit record logged first, the
+// keys resolved before the damage showed as committed and the rest did not until a reopen).
+TEST_F(BigTxnTest, ADamagedRollbackFileFailsCommitWithNothingVisible) {
+  ASSERT_TRUE(table_->Put(nullptr, "before", "1").ok());
+  std::unique_ptr<Txn> txn = Begin();
+  ASSERT_NO_FATAL_FAILURE(WriteBig(txn.get(), "v"));
+  ASSERT_EQ(RollbackFiles().size(), 1u);
+  const std::string file = RollbackFiles()[0];
+  std::filesystem::resize_file(file, std::filesystem::file_size(file) / 2);
+  Status s = txn->Commit();
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.ToString().find("rollback file"), std::string::npos) << s.ToString();
+  EXPECT_EQ(CountRows(), 1u);
+  EXPECT_FALSE(txn->Abort().ok());  // it too reads the file, as far as it can
+  txn.reset();
+  EXPECT_EQ(CountRows(), 1u);
+  std::string value;
+  EXPECT_TRUE(table_->Get(nullptr, BigKey(0), &value).IsNotFound());
+  Reopen();
+  EXPECT_EQ(CountRows(), 1u);
+  EXPECT_TRUE(RollbackFiles().empty());
+  EXPECT_TRUE(table_->Put(nullptr, BigKey(0), "after").ok());
+}
+
 TEST_F(BigTxnTest, AChildsSpilledWritesPassToItsParent) {
   for (bool parent_commits : {false, true}) {
     std::unique_ptr<Txn> parent = Begin();
