@@ -199,9 +199,10 @@ void LockTree::Escalate(TxnId owner) {
     KeptBound end;
     Mode mode;
   };
-  // The runs to fill: two or more segments the owner alone holds in one mode, with only
-  // unlocked segments between them. Every segment the owner holds ends at a bound (the last
-  // segment, to +inf, is unlocked).
+  // The runs to fill: two or more segments the owner alone holds, with only unlocked
+  // segments between them; a write range if it writes any of them (its sole reads there
+  // upgrade, as it may), else a read range. Every segment the owner holds ends at a bound
+  // (the last segment, to +inf, is unlocked).
   std::vector<Run> runs;
   bool open = false;
   Mode run_mode = Mode::kWrite;
@@ -223,16 +224,15 @@ void LockTree::Escalate(TxnId owner) {
       close();
       continue;
     }
-    const Mode mode = writes ? Mode::kWrite : Mode::kRead;
-    if (open && mode != run_mode) close();
     auto next = std::next(it);
     assert(next != segments_.end());
     if (!open) {
       open = true;
-      run_mode = mode;
+      run_mode = Mode::kRead;
       run_start = Ref(it->first);
       run_pieces = 0;
     }
+    if (writes) run_mode = Mode::kWrite;
     run_end = Ref(next->first);
     ++run_pieces;
   }

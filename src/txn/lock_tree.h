@@ -25,8 +25,10 @@
 // that per range the owner acquired.
 //
 // Escalation: once an owner has acquired `escalate_at` ranges here (a transaction writing
-// that many rows), its locks are escalated, as PerconaFT does: each run of its locks in one
-// mode with nothing but unlocked key space between them becomes one range over the run,
+// that many rows), its locks are escalated, as PerconaFT does: each run of its locks with
+// nothing but unlocked key space between them becomes one range over the run (a write range
+// if it holds any write lock in it, its sole read locks there upgrading, as PerconaFT's
+// escalated ranges are all exclusive; else a read range),
 // so a big transaction's locks take a few bounds instead of ~175 bytes a row. Escalation
 // never takes a range another owner holds any part of, so every grant stays compatible;
 // it does lock key space the owner never asked for, and other owners' requests there wait

@@ -409,6 +409,29 @@ TEST(LockTreeEscalationTest, ReadLocksEscalateToASharedRange) {
   EXPECT_EQ(tree.bound_count(), 0u);
 }
 
+TEST(LockTreeEscalationTest, AlternatingReadsAndWritesEscalateToOneWriteRange) {
+  DeadlockDetector detector;
+  LockTree tree(*BytewiseComparator(), detector, /*escalate_at=*/100);
+  for (int i = 0; i < 1000; i += 2) {
+    ASSERT_TRUE(tree.Acquire(1, RowKey(i), i % 4 == 0 ? kRead : kWrite, kNoWait).ok());
+  }
+  EXPECT_LE(tree.bound_count(), 2u * 100);
+  ASSERT_TRUE(tree.Acquire(1, RowKey(0), RowKey(998), kWrite, kNoWait).ok());
+  EXPECT_EQ(tree.bound_count(), 2u);
+  // A run of reads alone (kept apart from the write range by another owner's lock) stays a
+  // read range.
+  ASSERT_TRUE(tree.Acquire(3, RowKey(1500), kWrite, kNoWait).ok());
+  for (int i = 2000; i < 2400; i += 2) {
+    ASSERT_TRUE(tree.Acquire(1, RowKey(i), kRead, kNoWait).ok());
+  }
+  EXPECT_TRUE(tree.Acquire(2, RowKey(2001), kRead, kNoWait).ok());
+  EXPECT_TRUE(tree.Acquire(2, RowKey(2003), kWrite, kNoWait).IsBusy());
+  EXPECT_TRUE(tree.Acquire(2, RowKey(1), kRead, kNoWait).IsBusy());
+  EXPECT_TRUE(tree.Holds(3, RowKey(1500), RowKey(1500), kWrite));
+  for (TxnId owner = 1; owner <= 3; ++owner) tree.ReleaseAll(owner);
+  EXPECT_EQ(tree.bound_count(), 0u);
+}
+
 TEST(LockTreeEscalationTest, AWaiterWaitsForTheEscalatedOwner) {
   DeadlockDetector detector;
   LockTree tree(*BytewiseComparator(), detector, /*escalate_at=*/2);
