@@ -76,43 +76,61 @@ std::vector<fs::path> Files(const std::string& dir, const std::string& extension
   return out;
 }
 
+// Writes kRows rows into table "t" of dir/env, with a checkpoint halfway if asked, and
+// copies the open Env to dir/crashed, as a kill -9 would leave it.
+void WriteAndCopyAsCrashed(const ScratchDir& dir, bool checkpoint_halfway) {
+  std::unique_ptr<Env> env;
+  Options options;
+  options.checkpoint_period_ms = 0;
+  ASSERT_TRUE(Env::Open(dir.Sub("env"), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  for (int i = 0; i < kRows; ++i) {
+    ASSERT_TRUE(table->Put(nullptr, Key(i), "v").ok());
+    if (checkpoint_halfway && i == kRows / 2) {
+      ASSERT_TRUE(env->Checkpoint().ok());
+    }
+  }
+  fs::copy(dir.Sub("env"), dir.Sub("crashed"));
+  fs::remove(dir.Sub("crashed") + "/LOCK");
+}
+
+// Opens a copy of dir/crashed whose log files were `damage`d ("none", "deleted", "emptied",
+// or "cut" into their header): Corruption naming the log unless "none", and ftverify
+// ENV_DIR agrees (exit 1, or 0).
+void CheckLogDamage(const ScratchDir& dir, const std::string& damage) {
+  SCOPED_TRACE(damage);
+  const std::string copy = dir.Sub(damage);
+  fs::copy(dir.Sub("crashed"), copy);
+  const std::vector<fs::path> logs = Files(copy, ".log");
+  ASSERT_FALSE(logs.empty());
+  for (const fs::path& log : logs) {
+    if (damage == "deleted") fs::remove(log);
+    if (damage == "emptied") fs::resize_file(log, 0);
+    if (damage == "cut") fs::resize_file(log, 20);
+  }
+#ifdef FERN_FTVERIFY
+  const int status =
+      std::system((std::string(FERN_FTVERIFY) + " " + copy + " > /dev/null").c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), damage == "none" ? 0 : 1);
+#endif
+  Status s = OpenAndRead(copy);
+  if (damage == "none") {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  } else {
+    EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+    EXPECT_NE(s.ToString().find("log"), std::string::npos) << s.ToString();
+  }
+}
+
 // Rows written after the last checkpoint live only in the log: an Env copied while open (as
 // a kill -9 leaves it) whose log is then deleted or emptied has lost them, and says so.
 TEST(LogLossTest, DeletedOrEmptiedLogIsCorruption) {
   ScratchDir dir;
-  {
-    std::unique_ptr<Env> env;
-    Options options;
-    options.checkpoint_period_ms = 0;
-    ASSERT_TRUE(Env::Open(dir.Sub("env"), options, &env).ok());
-    Table* table;
-    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
-    for (int i = 0; i < kRows; ++i) {
-      ASSERT_TRUE(table->Put(nullptr, Key(i), "v").ok());
-      if (i == kRows / 2) {
-        ASSERT_TRUE(env->Checkpoint().ok());
-      }
-    }
-    fs::copy(dir.Sub("env"), dir.Sub("crashed"));
-    fs::remove(dir.Sub("crashed") + "/LOCK");
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteAndCopyAsCrashed(dir, /*checkpoint_halfway=*/true));
   for (const char* damage : {"none", "deleted", "emptied"}) {
-    SCOPED_TRACE(damage);
-    const std::string copy = dir.Sub(damage);
-    fs::copy(dir.Sub("crashed"), copy);
-    const std::vector<fs::path> logs = Files(copy, ".log");
-    ASSERT_FALSE(logs.empty());
-    for (const fs::path& log : logs) {
-      if (std::string(damage) == "deleted") fs::remove(log);
-      if (std::string(damage) == "emptied") fs::resize_file(log, 0);
-    }
-    Status s = OpenAndRead(copy);
-    if (std::string(damage) == "none") {
-      EXPECT_TRUE(s.ok()) << s.ToString();
-    } else {
-      EXPECT_TRUE(s.IsCorruption()) << s.ToString();
-      EXPECT_NE(s.ToString().find("log"), std::string::npos) << s.ToString();
-    }
+    ASSERT_NO_FATAL_FAILURE(CheckLogDamage(dir, damage));
   }
 }
 
@@ -121,40 +139,10 @@ TEST(LogLossTest, DeletedOrEmptiedLogIsCorruption) {
 // then (a kill -9 first) is Corruption, not empty tables.
 TEST(LogLossTest, LogLostBeforeTheFirstCheckpointIsCorruption) {
   ScratchDir dir;
-  {
-    std::unique_ptr<Env> env;
-    Options options;
-    options.checkpoint_period_ms = 0;
-    ASSERT_TRUE(Env::Open(dir.Sub("env"), options, &env).ok());
-    Table* table;
-    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
-    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(table->Put(nullptr, Key(i), "v").ok());
-    fs::copy(dir.Sub("env"), dir.Sub("crashed"));
-    fs::remove(dir.Sub("crashed") + "/LOCK");
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteAndCopyAsCrashed(dir, /*checkpoint_halfway=*/false));
+  ASSERT_EQ(Files(dir.Sub("crashed"), ".log").size(), 1u);
   for (const char* damage : {"none", "deleted", "emptied", "cut"}) {
-    SCOPED_TRACE(damage);
-    const std::string copy = dir.Sub(damage);
-    fs::copy(dir.Sub("crashed"), copy);
-    const std::vector<fs::path> logs = Files(copy, ".log");
-    ASSERT_EQ(logs.size(), 1u);
-    if (std::string(damage) == "deleted") fs::remove(logs[0]);
-    if (std::string(damage) == "emptied") fs::resize_file(logs[0], 0);
-    if (std::string(damage) == "cut") fs::resize_file(logs[0], 20);
-#ifdef FERN_FTVERIFY
-    // ftverify ENV_DIR finds the same (exit 1), and nothing in a whole Env (exit 0).
-    const int status =
-        std::system((std::string(FERN_FTVERIFY) + " " + copy + " > /dev/null").c_str());
-    ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), std::string(damage) == "none" ? 0 : 1);
-#endif
-    Status s = OpenAndRead(copy);
-    if (std::string(damage) == "none") {
-      EXPECT_TRUE(s.ok()) << s.ToString();
-    } else {
-      EXPECT_TRUE(s.IsCorruption()) << s.ToString();
-      EXPECT_NE(s.ToString().find("log"), std::string::npos) << s.ToString();
-    }
+    ASSERT_NO_FATAL_FAILURE(CheckLogDamage(dir, damage));
   }
 }
 
