@@ -20,7 +20,8 @@ namespace fern::bench {
 struct EngineConfig {
   size_t cache_bytes = size_t{64} << 20;
   // "default" (the engine's own choice: zstd for Fern, snappy for RocksDB) or one of
-  // none, snappy, zlib, zstd, lzma. An engine without the codec fails Open with NotSupported.
+  // none, snappy, zlib, zstd, lzma. An engine without the codec fails Open with NotSupported
+  // (fernbench leaves such engines out before it runs anything: see EngineInfo::codecs).
   std::string compression = "default";
   // Number of keys the workloads use; lets an engine size fixed structures (LMDB's map).
   uint64_t n = 0;
@@ -69,7 +70,12 @@ struct EngineInfo {
   std::string name;  // as given to --engines
   std::string version;
   std::unique_ptr<Engine> (*factory)();
+  // The --compression values the engine honours besides "default".
+  std::vector<std::string> codecs;
 };
+
+// Whether `info` can run with --compression `compression`.
+bool HasCodec(const EngineInfo& info, std::string_view compression);
 
 // The backends compiled into this binary, in the default --engines order.
 std::vector<EngineInfo> BuiltEngines();

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "fernbench/engine.h"
 
 namespace fern::bench {
@@ -5,13 +7,15 @@ namespace fern::bench {
 std::vector<EngineInfo> BuiltEngines() {
   std::vector<EngineInfo> engines;
 #ifdef FERN_BENCH_HAVE_FERN
-  engines.push_back({"fern", FernVersion(), &NewFernEngine});
+  engines.push_back(
+      {"fern", FernVersion(), &NewFernEngine, {"none", "snappy", "zlib", "zstd", "lzma"}});
 #endif
 #ifdef FERN_BENCH_HAVE_ROCKSDB
-  engines.push_back({"rocksdb", RocksDbVersion(), &NewRocksDbEngine});
+  engines.push_back(
+      {"rocksdb", RocksDbVersion(), &NewRocksDbEngine, {"none", "snappy", "zlib", "zstd"}});
 #endif
 #ifdef FERN_BENCH_HAVE_LMDB
-  engines.push_back({"lmdb", LmdbVersion(), &NewLmdbEngine});
+  engines.push_back({"lmdb", LmdbVersion(), &NewLmdbEngine, {"none"}});  // LMDB compresses nothing
 #endif
   return engines;
 }
@@ -28,6 +32,11 @@ std::vector<std::string> MissingEngines() {
   missing.push_back("lmdb (LMDB was not found at configure time)");
 #endif
   return missing;
+}
+
+bool HasCodec(const EngineInfo& info, std::string_view compression) {
+  return compression == "default" ||
+         std::find(info.codecs.begin(), info.codecs.end(), compression) != info.codecs.end();
 }
 
 const EngineInfo* FindEngine(std::string_view name) {

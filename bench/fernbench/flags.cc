@@ -106,6 +106,7 @@ bool Contains(const std::vector<std::string>& list, std::string_view item) {
 }
 
 Status FillDefaultsAndValidate(Flags* flags) {
+  const bool engines_named = !flags->engines.empty();
   if (flags->engines.empty()) {
     for (const EngineInfo& info : BuiltEngines()) flags->engines.push_back(info.name);
     if (flags->engines.empty()) return Status::InvalidArgument("no backend was built");
@@ -130,6 +131,26 @@ Status FillDefaultsAndValidate(Flags* flags) {
     return Status::InvalidArgument(StrCat("--compression ", flags->compression,
                                           ": use default, none, snappy, zlib, zstd or lzma"));
   }
+  // An engine without the codec would only fail: a named one is an error now, and the
+  // default list leaves it out, saying so.
+  std::vector<std::string> runnable;
+  for (const std::string& engine : flags->engines) {
+    if (HasCodec(*FindEngine(engine), flags->compression)) {
+      runnable.push_back(engine);
+      continue;
+    }
+    const std::string why = StrCat(engine, " has no ", flags->compression, " codec");
+    if (engines_named) {
+      return Status::InvalidArgument(
+          StrCat("--compression ", flags->compression, ": ", why, "; leave it out of --engines"));
+    }
+    flags->skipped.push_back(StrCat(engine, ": it has no ", flags->compression, " codec"));
+  }
+  if (runnable.empty()) {
+    return Status::InvalidArgument(
+        StrCat("--compression ", flags->compression, ": no engine built here has that codec"));
+  }
+  flags->engines = std::move(runnable);
   if (flags->workloads.empty()) {
     for (const WorkloadSpec& spec : AllWorkloads()) flags->workloads.push_back(spec.name);
   }
@@ -157,7 +178,11 @@ Status FillDefaultsAndValidate(Flags* flags) {
     flags->baseline = Contains(flags->engines, "rocksdb") ? "rocksdb" : flags->engines.front();
   } else if (!Contains(flags->engines, flags->baseline)) {
     return Status::InvalidArgument(
-        StrCat("--baseline ", flags->baseline, " is not among --engines"));
+        StrCat("--baseline ", flags->baseline, " is not among --engines",
+               FindEngine(flags->baseline) != nullptr &&
+                       !HasCodec(*FindEngine(flags->baseline), flags->compression)
+                   ? StrCat(" (it has no ", flags->compression, " codec)")
+                   : std::string()));
   }
   return Status::OK();
 }
@@ -207,11 +232,13 @@ std::string Usage() {
       "fernbench: runs the WORKLOADS.md workloads on Fern and peer engines, side by side.\n"
       "\n"
       "Usage: fernbench [--flag=value | --flag value]...\n"
-      "  --engines=LIST      engines to run, comma-separated (default: every one built)\n"
+      "  --engines=LIST      engines to run, comma-separated (default: every one built\n"
+      "                      that has the --compression codec)\n"
       "  --n=N               keys (default 2000000; gcd(2654435761, N) must be 1)\n"
       "  --cache_mb=MB       each engine's cache (default 64)\n"
       "  --compression=C     default (zstd for fern, snappy for rocksdb), none, snappy, zlib,\n"
-      "                      zstd or lzma\n"
+      "                      zstd or lzma; an engine without C (lmdb has only none, rocksdb\n"
+      "                      no lzma) is left out of the default --engines, refused by name\n"
       "  --threads=T         split each workload's operations across T threads (default 1)\n"
       "  --workloads=LIST    subset of ",
       workloads,

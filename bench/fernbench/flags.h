@@ -11,7 +11,10 @@
 namespace fern::bench {
 
 struct Flags {
-  std::vector<std::string> engines;     // default: every backend built, in registry order
+  // Default: every backend built, in registry order, less those without the --compression
+  // codec (listed in `skipped`). Named engines must all have it.
+  std::vector<std::string> engines;
+  std::vector<std::string> skipped;     // "<engine>: <why>", engines the default list left out
   uint64_t n = 2000000;                 // keys; gcd(2654435761, n) must be 1
   uint64_t cache_mb = 64;               // each engine's cache budget
   std::string compression = "default";  // default | none | snappy | zlib | zstd | lzma

@@ -44,6 +44,7 @@ void PrintHeader(const Flags& flags) {
     engines += StrCat(engines.empty() ? "" : ", ", name, " ", FindEngine(name)->version);
   }
   std::printf("# engines: %s\n", engines.c_str());
+  for (const std::string& skipped : flags.skipped) std::printf("# skipped %s\n", skipped.c_str());
   std::printf(
       "# Every operation is its own transaction. Commits skip fsync in every workload but\n"
       "# fillsync: fern sync_commits=false, rocksdb WAL on with sync=false, lmdb MDB_NOSYNC\n"
