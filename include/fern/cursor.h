@@ -9,10 +9,13 @@
 namespace fern {
 
 // A Cursor sees what its transaction may see, the transaction's own writes included, also
-// those made after the cursor was positioned; under Isolation::kReadCommitted each seek
-// reads as of that seek. Once its transaction has ended, or its Env was closed, the cursor
-// is not Valid() and status() is InvalidArgument; it may be destroyed after its Env. It is
-// used by one thread at a time.
+// those made after the cursor was positioned. Under Isolation::kReadCommitted (and
+// kReadUncommitted) it reads as of each call: each seek and each step sees what was
+// committed (or, read uncommitted, written) before it, rows the cursor has already passed
+// aside; under kSnapshot, as of the transaction's start; without a transaction, as of
+// NewCursor. Once its transaction has ended, or its Env was closed, the cursor is not
+// Valid() and status() is InvalidArgument; it may be destroyed after its Env. It is used by
+// one thread at a time.
 class Cursor {
  public:
   virtual ~Cursor();

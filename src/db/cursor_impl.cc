@@ -47,11 +47,17 @@ bool CursorImpl::Usable() {
 
 void CursorImpl::StartView() {
   if (txn_.state != nullptr) seen_writes_ = txn_.state->family_writes();
+  // Before the view: a change after this point shows at the next step.
+  if (txn_.changes != nullptr) seen_changes_ = CurrentChanges();
   if (txn_.fresh_view) view_ = txn_.fresh_view();
 }
 
 void CursorImpl::Reread(bool forward) {
   bound_.assign(batch_.key(pos_));
+  if (OthersChanged()) {
+    StartView();
+    batch_rows_ = kSeekRows;
+  }
   seen_writes_ = txn_.state->family_writes();
   // Not streamed: the stream ahead stays positioned for the batches after this one.
   if (forward) {

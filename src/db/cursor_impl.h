@@ -4,9 +4,12 @@
 // Each batch reflects what the cursor's view lets it see when it was read. A cursor of a
 // transaction also sees that transaction's own writes: once the transaction (or one of its
 // family) writes, the next step reads again from the current key instead of moving within
-// the copied batch. Under kReadCommitted every seek takes a fresh view (reads as of each
-// call, API.md); the steps after a seek keep its view, as a statement does. A cursor whose
-// transaction has ended, or whose Env was closed, fails with InvalidArgument.
+// the copied batch. Under kReadCommitted and kReadUncommitted a cursor reads as of each call
+// (API.md): a seek takes a fresh view, and a step that finds the tree written or a writing
+// transaction ended since the view was taken takes a fresh one and reads again from the
+// current key (in a small batch: under a steady stream of writes every step is a short
+// point read). A cursor whose transaction has ended, or whose Env was closed, fails with
+// InvalidArgument.
 //
 // A batch covers a key range inside one basement; moving past it reads the neighbouring
 // range by key, so splits and merges between batches are harmless. Batch sizes adapt: a
@@ -53,10 +56,13 @@ class CursorImpl final : public Cursor {
 
   // The transaction the cursor reads for, if any: its family's writes make the cursor read
   // again, and its end makes it fail. `fresh_view` (kReadCommitted only) gives the view each
-  // seek takes.
+  // seek or refresh takes. `changes` (kReadCommitted and kReadUncommitted): the Env's
+  // transaction manager, whose writer_ends() with the tree's last_msn() tells a step that
+  // the cursor's view or batch may be out of date.
   struct TxnLink {
     TxnStatePtr state;
     std::function<ReadView()> fresh_view;
+    const TxnManager* changes = nullptr;
   };
   CursorImpl(std::shared_ptr<FractalTree> tree, Status status, ReadView view,
              std::function<Status(const RowBatch&, ReadView*)> lock_batch, TxnLink txn)
@@ -127,9 +133,22 @@ class CursorImpl final : public Cursor {
   bool Usable();
   // Called by a seek: under kReadCommitted, takes the view the seek reads with.
   void StartView();
-  // The cursor's transaction wrote since the batch was read; the batch may be stale.
+  // What has happened to the tree and the Env's writers up to now (see TxnLink::changes).
+  struct ChangeStamp {
+    Msn msn = 0;
+    uint64_t writer_ends = 0;
+    bool operator==(const ChangeStamp&) const = default;
+  };
+  ChangeStamp CurrentChanges() const { return {tree_->last_msn(), txn_.changes->writer_ends()}; }
+  // The cursor reads as of each call and something changed since its view was taken.
+  bool OthersChanged() const {
+    return txn_.changes != nullptr && CurrentChanges() != seen_changes_;
+  }
+  // The cursor's transaction wrote since the batch was read, or (OthersChanged) anyone did;
+  // the batch may be stale.
   bool Stale() const {
-    return txn_.state != nullptr && txn_.state->family_writes() != seen_writes_;
+    return (txn_.state != nullptr && txn_.state->family_writes() != seen_writes_) ||
+           OthersChanged();
   }
   // Reads the batch after (forward) or before the current key again, then settles there.
   void Reread(bool forward);
@@ -146,6 +165,7 @@ class CursorImpl final : public Cursor {
 
   TxnLink txn_;
   uint64_t seen_writes_ = 0;  // txn_'s family_writes() when the batch was read
+  ChangeStamp seen_changes_;  // CurrentChanges() when the view was taken (txn_.changes set)
   std::shared_ptr<class CursorRegistry> registry_;
   RowBatch batch_;
   size_t pos_ = 0;

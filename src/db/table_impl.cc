@@ -320,8 +320,9 @@ std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
   if (s.ok()) s = Unwrap(txn, &t);
   if (s.ok() && t != nullptr) s = t->CheckReadable();
   // Outside a transaction a cursor reads as of its creation (a snapshot). In one, it sees
-  // the transaction's own writes (CursorImpl rereads after them); under read committed each
-  // seek takes a fresh view; under read uncommitted it reads the newest versions as it goes.
+  // the transaction's own writes (CursorImpl rereads after them); under read committed and
+  // read uncommitted it reads as of each call (each seek and, after a change, each step
+  // takes a fresh view; read uncommitted's reads the newest versions).
   ReadView view;
   CursorImpl::TxnLink link;
   if (s.ok()) {
@@ -332,6 +333,10 @@ std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
       link.state = t->state();
       if (t->isolation() == Isolation::kReadCommitted) {
         link.fresh_view = [this, xids = t->xids()] { return CurrentViewFor(xids); };
+      }
+      if (t->isolation() == Isolation::kReadCommitted ||
+          t->isolation() == Isolation::kReadUncommitted) {
+        link.changes = env_->txn_manager();
       }
     }
   }

@@ -205,6 +205,10 @@ class FractalTree final : public CacheFileOwner {
   size_t StreamingScanBytes() const;
   static constexpr size_t kMaxCachedScanBytes = size_t{16} << 20;
 
+  // The MSN of the newest message injected: it changes with every write into the tree. A
+  // cursor that reads as of each call compares it between steps.
+  Msn last_msn() const { return max_msn_.load(std::memory_order_relaxed); }
+
   // Pushes every buffered message down to the leaves and collects old versions.
   Status Optimize();
   // Writes every dirty node and a new header: the file then reopens to this state.

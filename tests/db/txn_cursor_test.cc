@@ -1,15 +1,19 @@
 // Cursors of transactions, through the public API: a cursor sees its own transaction's
 // writes made after it was positioned (and its family's, once a child commits), a
-// read-committed cursor's seeks read as of each seek, a cursor whose transaction ended or
-// whose Env closed fails with InvalidArgument, and a cursor may be destroyed after its Env.
+// read-committed or read-uncommitted cursor reads as of each call (seeks and steps), a
+// snapshot cursor as of its transaction's start, a cursor whose transaction ended or whose
+// Env closed fails with InvalidArgument, and a cursor may be destroyed after its Env.
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
+#include "util/strings.h"
 
 namespace fern {
 namespace {
@@ -185,37 +189,45 @@ INSTANTIATE_TEST_SUITE_P(Isolations, TxnCursorTest,
                            return std::string("Unknown");
                          });
 
+// An Env without synced commits and its table "t", for the view tests.
+class TxnCursorViewTest : public ::testing::Test {
+ protected:
+  void Open(Options options = Options(), TableOptions table_options = TableOptions()) {
+    options.sync_commits = false;
+    ASSERT_TRUE(Env::Open(dir_.path(), options, &env_).ok());
+    ASSERT_TRUE(env_->OpenTable("t", table_options, &table_).ok());
+  }
+
+  ScratchDir dir_;
+  std::unique_ptr<Env> env_;
+  Table* table_ = nullptr;
+};
+
 // Read committed reads as of each call: a seek sees what was committed before it, even on a
 // cursor made earlier; a snapshot cursor keeps its transaction's start; a cursor outside a
 // transaction keeps its creation's.
-TEST(TxnCursorViewTest, ReadCommittedSeeksReadAsOfEachSeek) {
-  ScratchDir dir;
-  std::unique_ptr<Env> env;
-  Options options;
-  options.sync_commits = false;
-  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
-  Table* table;
-  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
-  ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
-  ASSERT_TRUE(table->Put(nullptr, "x", "1").ok());
+TEST_F(TxnCursorViewTest, ReadCommittedSeeksReadAsOfEachSeek) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_TRUE(table_->Put(nullptr, "a", "1").ok());
+  ASSERT_TRUE(table_->Put(nullptr, "x", "1").ok());
   std::unique_ptr<Txn> committed_reader;
-  ASSERT_TRUE(env->Begin(TxnOptions(), &committed_reader).ok());
+  ASSERT_TRUE(env_->Begin(TxnOptions(), &committed_reader).ok());
   TxnOptions snapshot_options;
   snapshot_options.isolation = Isolation::kSnapshot;
   std::unique_ptr<Txn> snapshot_reader;
-  ASSERT_TRUE(env->Begin(snapshot_options, &snapshot_reader).ok());
-  auto committed = table->NewCursor(committed_reader.get());
-  auto snapshot = table->NewCursor(snapshot_reader.get());
-  auto outside = table->NewCursor(nullptr);
+  ASSERT_TRUE(env_->Begin(snapshot_options, &snapshot_reader).ok());
+  auto committed = table_->NewCursor(committed_reader.get());
+  auto snapshot = table_->NewCursor(snapshot_reader.get());
+  auto outside = table_->NewCursor(nullptr);
   for (Cursor* cursor : {committed.get(), snapshot.get(), outside.get()}) {
     cursor->Seek("w");
     ASSERT_TRUE(cursor->Valid());
     EXPECT_EQ(cursor->key(), "x");
   }
   std::unique_ptr<Txn> writer;
-  ASSERT_TRUE(env->Begin(TxnOptions(), &writer).ok());
-  ASSERT_TRUE(table->Put(writer.get(), "w", "2").ok());
-  ASSERT_TRUE(table->Put(writer.get(), "x", "2").ok());
+  ASSERT_TRUE(env_->Begin(TxnOptions(), &writer).ok());
+  ASSERT_TRUE(table_->Put(writer.get(), "w", "2").ok());
+  ASSERT_TRUE(table_->Put(writer.get(), "x", "2").ok());
   ASSERT_TRUE(writer->Commit().ok());
 
   committed->Seek("w");
@@ -232,6 +244,158 @@ TEST(TxnCursorViewTest, ReadCommittedSeeksReadAsOfEachSeek) {
   }
   ASSERT_TRUE(committed_reader->Commit().ok());
   ASSERT_TRUE(snapshot_reader->Commit().ok());
+}
+
+// The steps after a seek read as of each step too under read committed: rows committed or
+// deleted after the seek (autocommitted or by a transaction) show as the cursor reaches
+// them, in both directions; another transaction's uncommitted writes never do. A snapshot
+// cursor's steps keep its transaction's start.
+TEST_F(TxnCursorViewTest, ReadCommittedStepsReadAsOfEachStep) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  for (const char* key : {"a", "c", "e", "g"}) ASSERT_TRUE(table_->Put(nullptr, key, "1").ok());
+  std::unique_ptr<Txn> reader;
+  ASSERT_TRUE(env_->Begin(TxnOptions(), &reader).ok());  // kReadCommitted, the default
+  TxnOptions snapshot_options;
+  snapshot_options.isolation = Isolation::kSnapshot;
+  std::unique_ptr<Txn> snapshot_reader;
+  ASSERT_TRUE(env_->Begin(snapshot_options, &snapshot_reader).ok());
+  auto cursor = table_->NewCursor(reader.get());
+  auto snapshot = table_->NewCursor(snapshot_reader.get());
+  cursor->Seek("a");
+  snapshot->Seek("a");
+  ASSERT_TRUE(cursor->Valid() && snapshot->Valid());
+
+  ASSERT_TRUE(table_->Put(nullptr, "b", "2").ok());  // autocommitted after the seek
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "b");
+
+  std::unique_ptr<Txn> writer;
+  ASSERT_TRUE(env_->Begin(TxnOptions(), &writer).ok());
+  ASSERT_TRUE(table_->Put(writer.get(), "c", "2").ok());
+  ASSERT_TRUE(table_->Put(writer.get(), "d", "2").ok());
+  ASSERT_TRUE(table_->Delete(writer.get(), "e").ok());
+  std::unique_ptr<Txn> uncommitted;
+  ASSERT_TRUE(env_->Begin(TxnOptions(), &uncommitted).ok());
+  ASSERT_TRUE(table_->Put(uncommitted.get(), "f", "2").ok());
+  cursor->Next();  // the writer has not committed yet
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "c");
+  EXPECT_EQ(cursor->value(), "1");
+  ASSERT_TRUE(writer->Commit().ok());
+  std::vector<std::string> rest;
+  for (cursor->Next(); cursor->Valid(); cursor->Next()) {
+    rest.push_back(StrCat(cursor->key(), "=", cursor->value()));
+  }
+  ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+  EXPECT_EQ(rest, (std::vector<std::string>{"d=2", "g=1"}));
+
+  cursor->SeekForPrev("g");
+  ASSERT_TRUE(cursor->Valid());
+  ASSERT_TRUE(table_->Delete(nullptr, "d").ok());
+  ASSERT_TRUE(table_->Put(nullptr, "c", "3").ok());
+  cursor->Prev();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "c");
+  EXPECT_EQ(cursor->value(), "3");
+
+  std::vector<std::string> seen;
+  for (snapshot->Next(); snapshot->Valid(); snapshot->Next()) {
+    seen.push_back(StrCat(snapshot->key(), "=", snapshot->value()));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"c=1", "e=1", "g=1"}));
+  ASSERT_TRUE(uncommitted->Abort().ok());
+  ASSERT_TRUE(reader->Commit().ok());
+  ASSERT_TRUE(snapshot_reader->Commit().ok());
+}
+
+// Under read uncommitted the steps after a seek see another transaction's writes made
+// after it, and stop seeing them once it aborts.
+TEST_F(TxnCursorViewTest, ReadUncommittedStepsSeeLaterDirtyWrites) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  for (const char* key : {"a", "c", "e"}) ASSERT_TRUE(table_->Put(nullptr, key, "1").ok());
+  TxnOptions dirty_options;
+  dirty_options.isolation = Isolation::kReadUncommitted;
+  std::unique_ptr<Txn> reader;
+  ASSERT_TRUE(env_->Begin(dirty_options, &reader).ok());
+  auto cursor = table_->NewCursor(reader.get());
+  cursor->Seek("a");
+  ASSERT_TRUE(cursor->Valid());
+  std::unique_ptr<Txn> writer;
+  ASSERT_TRUE(env_->Begin(TxnOptions(), &writer).ok());
+  ASSERT_TRUE(table_->Put(writer.get(), "b", "2").ok());
+  ASSERT_TRUE(table_->Put(writer.get(), "d", "2").ok());
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "b");
+  ASSERT_TRUE(writer->Abort().ok());
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "c");
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "e");
+  ASSERT_TRUE(reader->Commit().ok());
+}
+
+// Read-committed scans racing writers that commit and abort inserts, deletes and updates of
+// the odd keys: every scan returns each even key (never written) exactly once, keys in
+// strictly increasing order (or decreasing, backward), and no error.
+TEST_F(TxnCursorViewTest, ReadCommittedScansStayOrderedWhileWritersCommit) {
+  Options options;
+  options.cache_bytes = size_t{4} << 20;
+  TableOptions table_options;
+  table_options.node_bytes = 16 << 10;
+  table_options.basement_bytes = 1 << 10;
+  ASSERT_NO_FATAL_FAILURE(Open(options, table_options));
+  constexpr int kRows = 4000;
+  for (int i = 0; i < kRows; i += 2) ASSERT_TRUE(table_->Put(nullptr, Key(i), "even").ok());
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    uint64_t round = 0;
+    while (!stop.load()) {
+      std::unique_ptr<Txn> txn;
+      ASSERT_TRUE(env_->Begin(TxnOptions(), &txn).ok());
+      for (int k = 0; k < 8; ++k) {
+        const int odd = 2 * static_cast<int>((round * 7919 + k * 104729) % (kRows / 2)) + 1;
+        Status s = (round + k) % 3 == 0 ? table_->Delete(txn.get(), Key(odd))
+                                        : table_->Put(txn.get(), Key(odd), StrCat("odd", round));
+        ASSERT_TRUE(s.ok() || s.IsBusy()) << s.ToString();
+      }
+      ASSERT_TRUE((round % 5 == 0 ? txn->Abort() : txn->Commit()).ok());
+      if (round % 4 == 0) {
+        Status s = table_->Put(nullptr, Key(2 * static_cast<int>(round % (kRows / 2)) + 1), "auto");
+        ASSERT_TRUE(s.ok() || s.IsBusy()) << s.ToString();
+      }
+      ++round;
+    }
+  });
+  for (int scan = 0; scan < 12; ++scan) {
+    std::unique_ptr<Txn> reader;
+    ASSERT_TRUE(env_->Begin(TxnOptions(), &reader).ok());
+    auto cursor = table_->NewCursor(reader.get());
+    const bool forward = scan % 2 == 0;
+    int evens = 0;
+    std::string last;
+    for (forward ? cursor->SeekToFirst() : cursor->SeekToLast(); cursor->Valid();
+         forward ? cursor->Next() : cursor->Prev()) {
+      const std::string key(cursor->key());
+      if (!last.empty()) {
+        ASSERT_TRUE(forward ? last < key : last > key) << last << " " << key;
+      }
+      const int i = std::stoi(key.substr(1));
+      if (i % 2 == 0) {
+        ++evens;
+        ASSERT_EQ(cursor->value(), "even");
+      }
+      last = key;
+    }
+    ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+    EXPECT_EQ(evens, kRows / 2) << "scan " << scan;
+    ASSERT_TRUE(reader->Commit().ok());
+  }
+  stop.store(true);
+  writer.join();
 }
 
 // Closing the Env while cursors are alive, in the middle of a streaming scan among them,
