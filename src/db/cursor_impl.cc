@@ -48,7 +48,7 @@ bool CursorImpl::Usable() {
 void CursorImpl::StartView() {
   if (txn_.state != nullptr) seen_writes_ = txn_.state->family_writes();
   // Before the view: a change after this point shows at the next step.
-  if (txn_.changes != nullptr) seen_changes_ = CurrentChanges();
+  if (txn_.reads_each_call) seen_changes_ = CurrentChanges();
   if (txn_.fresh_view) view_ = txn_.fresh_view();
 }
 
@@ -59,25 +59,28 @@ void CursorImpl::Reread(bool forward) {
     batch_rows_ = kSeekRows;
   }
   seen_writes_ = txn_.state->family_writes();
-  // Not streamed: the stream ahead stays positioned for the batches after this one.
+  // Not from the stream ahead, which stays positioned for the batches after this one; a
+  // streaming scan still keeps nothing it rereads.
+  const FractalTree::Caching caching =
+      Streaming() ? FractalTree::Caching::kStream : FractalTree::Caching::kKeep;
   if (forward) {
-    if (!Load(FractalTree::Locate::kAtOrAfter, bound_, FractalTree::Caching::kKeep)) return;
+    if (!Load(FractalTree::Locate::kAtOrAfter, bound_, caching, /*take_ahead=*/false)) return;
     // Every row of the batch is >= the current key; the current key itself may be gone.
     const bool same =
         batch_.size() > 0 && tree_->config().comparator->Compare(batch_.key(0), bound_) == 0;
     SettleForward(same ? 1 : 0);
   } else {
-    if (!Load(FractalTree::Locate::kBefore, bound_, FractalTree::Caching::kKeep)) return;
+    if (!Load(FractalTree::Locate::kBefore, bound_, caching, /*take_ahead=*/false)) return;
     SettleBackward(batch_.size());
   }
 }
 
-bool CursorImpl::Load(FractalTree::Locate where, std::string_view key,
-                      FractalTree::Caching caching) {
-  StreamAhead* ahead =
-      caching == FractalTree::Caching::kStream && where == FractalTree::Locate::kAtOrAfter
-          ? ahead_.get()
-          : nullptr;
+bool CursorImpl::Load(FractalTree::Locate where, std::string_view key, FractalTree::Caching caching,
+                      bool take_ahead) {
+  StreamAhead* ahead = take_ahead && caching == FractalTree::Caching::kStream &&
+                               where == FractalTree::Locate::kAtOrAfter
+                           ? ahead_.get()
+                           : nullptr;
   Status s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_, caching, ahead);
   if (s.ok() && lock_batch_) {
     // Lock what the batch covers, then read it again with a view taken under the lock:

@@ -5,11 +5,11 @@
 // transaction also sees that transaction's own writes: once the transaction (or one of its
 // family) writes, the next step reads again from the current key instead of moving within
 // the copied batch. Under kReadCommitted and kReadUncommitted a cursor reads as of each call
-// (API.md): a seek takes a fresh view, and a step that finds the tree written or a writing
-// transaction ended since the view was taken takes a fresh one and reads again from the
-// current key (in a small batch: under a steady stream of writes every step is a short
-// point read). A cursor whose transaction has ended, or whose Env was closed, fails with
-// InvalidArgument.
+// (API.md): a seek takes a fresh view, and a step that finds the tree's committed contents
+// changed (FractalTree::committed_changes; read uncommitted: any message taken) since the
+// view was taken takes a fresh one and reads again from the current key (in a small batch:
+// under a steady stream of commits every step is a short point read). A cursor whose
+// transaction has ended, or whose Env was closed, fails with InvalidArgument.
 //
 // A batch covers a key range inside one basement; moving past it reads the neighbouring
 // range by key, so splits and merges between batches are harmless. Batch sizes adapt: a
@@ -56,13 +56,13 @@ class CursorImpl final : public Cursor {
 
   // The transaction the cursor reads for, if any: its family's writes make the cursor read
   // again, and its end makes it fail. `fresh_view` (kReadCommitted only) gives the view each
-  // seek or refresh takes. `changes` (kReadCommitted and kReadUncommitted): the Env's
-  // transaction manager, whose writer_ends() with the tree's last_msn() tells a step that
-  // the cursor's view or batch may be out of date.
+  // seek or refresh takes. `reads_each_call` (kReadCommitted and kReadUncommitted): a step
+  // that finds the tree's committed contents changed (or, read uncommitted, any message
+  // injected) since the view was taken takes a fresh one and reads again.
   struct TxnLink {
     TxnStatePtr state;
     std::function<ReadView()> fresh_view;
-    const TxnManager* changes = nullptr;
+    bool reads_each_call = false;
   };
   CursorImpl(std::shared_ptr<FractalTree> tree, Status status, ReadView view,
              std::function<Status(const RowBatch&, ReadView*)> lock_batch, TxnLink txn)
@@ -108,8 +108,9 @@ class CursorImpl final : public Cursor {
   // status_ set and the cursor invalid) on error. A seek's first batch is a point read
   // (kKeepIfHot); the batches a scan reads on into keep their basements.
   // A forward streaming Load takes what ahead_ decoded.
+  // `take_ahead` false: not from ahead_ (a reread, behind what ahead_ has decoded).
   bool Load(FractalTree::Locate where, std::string_view key,
-            FractalTree::Caching caching = FractalTree::Caching::kKeep);
+            FractalTree::Caching caching = FractalTree::Caching::kKeep, bool take_ahead = true);
   // A cursor that has read fewer than kReadaheadRows rows since its seek is still a point
   // read (a seek and a few Next calls); after that it scans, and keeps what it reads until
   // it has scanned FractalTree::StreamingScanBytes(); from then on it streams.
@@ -131,19 +132,21 @@ class CursorImpl final : public Cursor {
   void SettleBackward(size_t pos_plus_one);
   // False (the cursor invalid, status_ set) if the cursor failed or its transaction ended.
   bool Usable();
-  // Called by a seek: under kReadCommitted, takes the view the seek reads with.
+  // Called by a seek, and by a step that finds OthersChanged(): notes the transaction's
+  // writes and the tree's changes so far, then (kReadCommitted) takes a fresh view.
   void StartView();
-  // What has happened to the tree and the Env's writers up to now (see TxnLink::changes).
+  // What has happened to the tree up to now that the cursor's view cares about (see
+  // TxnLink::reads_each_call): its committed changes, and under read uncommitted its MSN.
   struct ChangeStamp {
+    uint64_t committed = 0;
     Msn msn = 0;
-    uint64_t writer_ends = 0;
     bool operator==(const ChangeStamp&) const = default;
   };
-  ChangeStamp CurrentChanges() const { return {tree_->last_msn(), txn_.changes->writer_ends()}; }
-  // The cursor reads as of each call and something changed since its view was taken.
-  bool OthersChanged() const {
-    return txn_.changes != nullptr && CurrentChanges() != seen_changes_;
+  ChangeStamp CurrentChanges() const {
+    return {tree_->committed_changes(), view_.dirty ? tree_->last_msn() : 0};
   }
+  // The cursor reads as of each call and something changed since its view was taken.
+  bool OthersChanged() const { return txn_.reads_each_call && CurrentChanges() != seen_changes_; }
   // The cursor's transaction wrote since the batch was read, or (OthersChanged) anyone did;
   // the batch may be stale.
   bool Stale() const {
@@ -165,7 +168,7 @@ class CursorImpl final : public Cursor {
 
   TxnLink txn_;
   uint64_t seen_writes_ = 0;  // txn_'s family_writes() when the batch was read
-  ChangeStamp seen_changes_;  // CurrentChanges() when the view was taken (txn_.changes set)
+  ChangeStamp seen_changes_;  // CurrentChanges() when the view was taken (reads_each_call)
   std::shared_ptr<class CursorRegistry> registry_;
   RowBatch batch_;
   size_t pos_ = 0;

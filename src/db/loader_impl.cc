@@ -214,6 +214,7 @@ Status LoaderImpl::InstallWhenUnobserved(BlockNum root, bool* handed_over) {
       Status s = tree_->InstallLoad(root);
       if (ticket.lock_owner != kNoTxn) table_->locks()->ReleaseAll(ticket.lock_owner);
       manager->EndAutocommit();
+      tree_->NoteCommittedChange();
       return s;
     }
     manager->EndAutocommit();

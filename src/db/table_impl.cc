@@ -94,6 +94,7 @@ Status TableImpl::Autocommit(absl::FunctionRef<Status(TxnId owner)> lock,
     Status s = direct(ticket.stamp, &lsn);
     if (ticket.lock_owner != kNoTxn) locks_->ReleaseAll(ticket.lock_owner);
     manager->EndAutocommit();
+    tree_->NoteCommittedChange();  // after the write is visible to new snapshots
     return Commit(s, lsn);
   }
   manager->EndAutocommit();
@@ -334,10 +335,8 @@ std::unique_ptr<Cursor> TableImpl::NewCursor(Txn* txn) {
       if (t->isolation() == Isolation::kReadCommitted) {
         link.fresh_view = [this, xids = t->xids()] { return CurrentViewFor(xids); };
       }
-      if (t->isolation() == Isolation::kReadCommitted ||
-          t->isolation() == Isolation::kReadUncommitted) {
-        link.changes = env_->txn_manager();
-      }
+      link.reads_each_call = t->isolation() == Isolation::kReadCommitted ||
+                             t->isolation() == Isolation::kReadUncommitted;
     }
   }
   std::function<Status(const RowBatch&, ReadView*)> lock_batch;

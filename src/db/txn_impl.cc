@@ -232,6 +232,9 @@ Status TxnImpl::Commit() {
   // record is in the log, written or kept for the log's retry, so it may yet become durable.
   env_->txn_manager()->Commit(state_).ok();
   ended_ = true;
+  // Read-committed cursors on the tables it wrote (every one holds a lock of it) take a
+  // fresh view at their next step: the commit messages alone may have come before this.
+  for (TableImpl* table : locked_tables_) table->tree()->NoteCommittedChange();
   if (restored_) env_->EndRestoredPrepared(id(), MessageType::kCommitAny);
   Unregister();
   ReleaseLocks();

@@ -206,8 +206,14 @@ class FractalTree final : public CacheFileOwner {
   static constexpr size_t kMaxCachedScanBytes = size_t{16} << 20;
 
   // The MSN of the newest message injected: it changes with every write into the tree. A
-  // cursor that reads as of each call compares it between steps.
+  // read-uncommitted cursor compares it between steps.
   Msn last_msn() const { return max_msn_.load(std::memory_order_relaxed); }
+  // Counts the moments the tree's committed contents changed: an autocommitted write done,
+  // a transaction that held a lock in the tree committed (TxnImpl::Commit, after the
+  // transaction manager made it visible), a load installed. A read-committed cursor compares
+  // it between steps, so whoever makes a change visible calls NoteCommittedChange after.
+  void NoteCommittedChange() { committed_changes_.fetch_add(1, std::memory_order_release); }
+  uint64_t committed_changes() const { return committed_changes_.load(std::memory_order_acquire); }
 
   // Pushes every buffered message down to the leaves and collects old versions.
   Status Optimize();
@@ -451,6 +457,7 @@ class FractalTree final : public CacheFileOwner {
   // checkpoint_safe_ exclusively) replaces the root's contents, not its number.
   std::atomic<BlockNum> root_{-1};
   std::atomic<Msn> max_msn_{0};  // taken under the root's write pin
+  std::atomic<uint64_t> committed_changes_{0};
   std::atomic<Lsn> checkpoint_lsn_{0};
   bool loading_ ABSL_GUARDED_BY(checkpoint_safe_) = false;  // reserved by BeginLoad
   TreeWriteLog* write_log() const { return log_.load(std::memory_order_acquire); }

@@ -212,7 +212,6 @@ Status TxnManager::End(const TxnStatePtr& txn, TxnStatus outcome) {
     } else {
       live_roots_.erase(txn->id());
       finished_[txn->id()] = Finished{outcome == TxnStatus::kCommitted, ++ends_};
-      if (txn->family_writes() > 0) writer_ends_.fetch_add(1, std::memory_order_release);
       if (status == TxnStatus::kPrepared) prepared_.erase(txn->xid());
       PruneFinished();
     }

@@ -241,11 +241,6 @@ class TxnManager {
   std::shared_ptr<const LiveReaders> TakeLiveReaders() const;
 
   TxnId next_id() const;
-  // Root transactions that wrote and have ended (committed or aborted) so far: what can
-  // change a read-committed or read-uncommitted reader's view besides new messages in a
-  // tree. Bumped under mu_, so a snapshot taken after a reader sees it move includes the
-  // end.
-  uint64_t writer_ends() const { return writer_ends_.load(std::memory_order_acquire); }
   // Live and prepared transactions, children included.
   size_t live_count() const;
   size_t snapshot_count() const;
@@ -291,7 +286,6 @@ class TxnManager {
   };
   absl::btree_map<TxnId, Finished> finished_ ABSL_GUARDED_BY(mu_);
   uint64_t ends_ ABSL_GUARDED_BY(mu_) = 0;  // roots ended so far
-  std::atomic<uint64_t> writer_ends_{0};    // see writer_ends()
   // That horizon: every id below it is a finished root without a record (it reads as
   // committed), so IsCommitted answers for it without taking mu_. Written under mu_.
   std::atomic<TxnId> pruned_below_{kNoTxn};

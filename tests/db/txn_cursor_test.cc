@@ -292,6 +292,14 @@ TEST_F(TxnCursorViewTest, ReadCommittedStepsReadAsOfEachStep) {
 
   cursor->SeekForPrev("g");
   ASSERT_TRUE(cursor->Valid());
+  std::unique_ptr<Txn> second_writer;
+  ASSERT_TRUE(env_->Begin(TxnOptions(), &second_writer).ok());
+  ASSERT_TRUE(table_->Put(second_writer.get(), "e", "4").ok());  // "f" is locked
+  ASSERT_TRUE(second_writer->Commit().ok());
+  cursor->Prev();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "e");
+  EXPECT_EQ(cursor->value(), "4");
   ASSERT_TRUE(table_->Delete(nullptr, "d").ok());
   ASSERT_TRUE(table_->Put(nullptr, "c", "3").ok());
   cursor->Prev();
@@ -370,6 +378,15 @@ TEST_F(TxnCursorViewTest, ReadCommittedScansStayOrderedWhileWritersCommit) {
       ++round;
     }
   });
+  // Stops and joins the writer however the scans end (an ASSERT returns early).
+  struct StopWriter {
+    std::atomic<bool>* stop;
+    std::thread* writer;
+    ~StopWriter() {
+      stop->store(true);
+      writer->join();
+    }
+  } stop_writer{&stop, &writer};
   for (int scan = 0; scan < 12; ++scan) {
     std::unique_ptr<Txn> reader;
     ASSERT_TRUE(env_->Begin(TxnOptions(), &reader).ok());
@@ -394,8 +411,6 @@ TEST_F(TxnCursorViewTest, ReadCommittedScansStayOrderedWhileWritersCommit) {
     EXPECT_EQ(evens, kRows / 2) << "scan " << scan;
     ASSERT_TRUE(reader->Commit().ok());
   }
-  stop.store(true);
-  writer.join();
 }
 
 // Closing the Env while cursors are alive, in the middle of a streaming scan among them,
