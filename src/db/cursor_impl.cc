@@ -45,6 +45,13 @@ bool CursorImpl::Usable() {
   return true;
 }
 
+bool CursorImpl::UsableForSeek() {
+  // A seek starts over: a lock wait that timed out or lost a deadlock in an earlier call is
+  // not this one's (a serializable cursor retries its read lock). Other errors stay.
+  if (status_.IsBusy() || status_.IsDeadlock()) status_ = Status::OK();
+  return Usable();
+}
+
 void CursorImpl::StartView() {
   if (txn_.state != nullptr) seen_writes_ = txn_.state->family_writes();
   // Before the view: a change after this point shows at the next step.
@@ -154,7 +161,7 @@ void CursorImpl::SettleBackward(size_t pos_plus_one) {
 }
 
 void CursorImpl::SeekToFirst() {
-  if (!Usable()) return;
+  if (!UsableForSeek()) return;
   StartView();
   StartScan();
   if (!Load(FractalTree::Locate::kFirst, {})) return;
@@ -162,7 +169,7 @@ void CursorImpl::SeekToFirst() {
 }
 
 void CursorImpl::SeekToLast() {
-  if (!Usable()) return;
+  if (!UsableForSeek()) return;
   StartView();
   StartScan();
   if (!Load(FractalTree::Locate::kLast, {})) return;
@@ -170,7 +177,7 @@ void CursorImpl::SeekToLast() {
 }
 
 void CursorImpl::Seek(std::string_view target) {
-  if (!Usable()) return;
+  if (!UsableForSeek()) return;
   bound_.assign(target);  // target may point into this cursor's own batch
   StartView();
   StartScan();
@@ -180,7 +187,7 @@ void CursorImpl::Seek(std::string_view target) {
 }
 
 void CursorImpl::SeekForPrev(std::string_view target) {
-  if (!Usable()) return;
+  if (!UsableForSeek()) return;
   bound_.assign(target);  // target may point into this cursor's own batch
   StartView();
   StartScan();

@@ -132,6 +132,8 @@ class CursorImpl final : public Cursor {
   void SettleBackward(size_t pos_plus_one);
   // False (the cursor invalid, status_ set) if the cursor failed or its transaction ended.
   bool Usable();
+  // Usable() for a seek, which first forgets a Busy or Deadlock an earlier call met.
+  bool UsableForSeek();
   // Called by a seek, and by a step that finds OthersChanged(): notes the transaction's
   // writes and the tree's changes so far, then (kReadCommitted) takes a fresh view.
   void StartView();

@@ -270,6 +270,9 @@ Status TxnImpl::Abort() {
   }
   env_->txn_manager()->Abort(state_).ok();
   ended_ = true;
+  // A child's writes leave its family's view: the family's cursors read again at their next
+  // step rather than serve a batch copied while the child was live.
+  if (parent_ != nullptr) state_->NoteFamilyWrite();
   if (restored_) env_->EndRestoredPrepared(id(), MessageType::kAbortAny);
   Unregister();
   ForgetWrites();

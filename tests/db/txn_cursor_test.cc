@@ -1,8 +1,10 @@
 // Cursors of transactions, through the public API: a cursor sees its own transaction's
 // writes made after it was positioned (and its family's, once a child commits), a
 // read-committed or read-uncommitted cursor reads as of each call (seeks and steps), a
-// snapshot cursor as of its transaction's start, a cursor whose transaction ended or whose
-// Env closed fails with InvalidArgument, and a cursor may be destroyed after its Env.
+// snapshot cursor as of its transaction's start, a child's abort leaves its family's
+// cursors at once, a seek retries a read lock an earlier call gave up on, a cursor whose
+// transaction ended or whose Env closed fails with InvalidArgument, and a cursor may be
+// destroyed after its Env.
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -188,6 +190,32 @@ INSTANTIATE_TEST_SUITE_P(Isolations, TxnCursorTest,
                            }
                            return std::string("Unknown");
                          });
+
+// A child's abort takes its writes out of its family's view at once: a parent's cursor
+// that copied the child's rows (a write, a delete) while the child was live reads again at
+// its next step, at every isolation level.
+TEST_P(TxnCursorTest, ParentCursorForgetsWhatAnAbortedChildWrote) {
+  for (const char* key : {"a", "m", "z"}) ASSERT_TRUE(table_->Put(nullptr, key, "1").ok());
+  std::unique_ptr<Txn> root = Begin();
+  auto cursor = table_->NewCursor(root.get());
+  cursor->SeekToFirst();
+  std::unique_ptr<Txn> child;
+  ASSERT_TRUE(root->BeginChild(&child).ok());
+  ASSERT_TRUE(table_->Put(child.get(), "n", "child").ok());
+  ASSERT_TRUE(table_->Delete(child.get(), "m").ok());
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "n");
+  cursor->Prev();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "a");
+  ASSERT_TRUE(child->Abort().ok());
+  std::vector<std::string> rest;
+  for (cursor->Next(); cursor->Valid(); cursor->Next()) rest.emplace_back(cursor->key());
+  ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+  EXPECT_EQ(rest, (std::vector<std::string>{"m", "z"}));
+  ASSERT_TRUE(root->Commit().ok());
+}
 
 // An Env without synced commits and its table "t", for the view tests.
 class TxnCursorViewTest : public ::testing::Test {
@@ -411,6 +439,38 @@ TEST_F(TxnCursorViewTest, ReadCommittedScansStayOrderedWhileWritersCommit) {
     EXPECT_EQ(evens, kRows / 2) << "scan " << scan;
     ASSERT_TRUE(reader->Commit().ok());
   }
+}
+
+// A serializable cursor whose read lock waited out the lock timeout (Busy) is not stuck:
+// its next seek, once the writer is gone, takes the lock and reads.
+TEST(TxnCursorLockTest, ASeekAfterBusyRetriesTheReadLock) {
+  ScratchDir dir;
+  std::unique_ptr<Env> env;
+  Options options;
+  options.sync_commits = false;
+  options.lock_timeout_ms = 5;
+  ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  ASSERT_TRUE(table->Put(nullptr, "a", "1").ok());
+  TxnOptions serializable;
+  serializable.isolation = Isolation::kSerializable;
+  std::unique_ptr<Txn> reader, writer;
+  ASSERT_TRUE(env->Begin(serializable, &reader).ok());
+  ASSERT_TRUE(env->Begin(TxnOptions(), &writer).ok());
+  ASSERT_TRUE(table->Put(writer.get(), "k", "x").ok());
+  auto cursor = table->NewCursor(reader.get());
+  cursor->SeekToFirst();
+  EXPECT_FALSE(cursor->Valid());
+  EXPECT_TRUE(cursor->status().IsBusy()) << cursor->status().ToString();
+  ASSERT_TRUE(writer->Commit().ok());
+  cursor->SeekToFirst();
+  ASSERT_TRUE(cursor->Valid()) << cursor->status().ToString();
+  EXPECT_EQ(cursor->key(), "a");
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "k");
+  ASSERT_TRUE(reader->Commit().ok());
 }
 
 // Closing the Env while cursors are alive, in the middle of a streaming scan among them,
