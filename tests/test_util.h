@@ -45,6 +45,15 @@ inline std::string NumberedKey(int i) {
   return "k" + std::string(key.size() < 7 ? 7 - key.size() : 0, '0') + key;
 }
 
+// 64 KiB nodes of 4 KiB basements: a few thousand small rows make a tree of several
+// levels, so that small tests go through splits, flushes and eviction.
+inline TableOptions SmallTreeOptions() {
+  TableOptions options;
+  options.node_bytes = 64 << 10;
+  options.basement_bytes = 4 << 10;
+  return options;
+}
+
 // Reads "name: value" from a stats text; -1 if absent.
 inline int64_t StatValue(const std::string& stats, const std::string& name) {
   std::istringstream in(stats);

@@ -64,14 +64,6 @@ Options BankOptions(bool sync) {
   return options;
 }
 
-// 64 KiB nodes of 4 KiB basements: a few hundred filler rows make a tree of several levels.
-TableOptions BankTableOptions() {
-  TableOptions options;
-  options.node_bytes = 64 << 10;
-  options.basement_bytes = 4 << 10;
-  return options;
-}
-
 enum class ReadWith { kGet, kGetForUpdate, kCursor };
 
 struct BankCase {
@@ -275,7 +267,7 @@ TEST_P(BankTest, TransfersKeepTheTotalInEveryAuditorsView) {
   std::unique_ptr<Env> env;
   ASSERT_TRUE(Env::Open(dir.path(), BankOptions(false), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("bank", BankTableOptions(), &table).ok());
+  ASSERT_TRUE(env->OpenTable("bank", testing::SmallTreeOptions(), &table).ok());
   ASSERT_TRUE(OpenAccounts(env.get(), table).ok());
 
   constexpr int kMovers = 4;
@@ -372,7 +364,7 @@ TEST_P(BankTest, TransfersKeepTheTotalInEveryAuditorsView) {
   ExpectBooksBalance(table, "after the transfers");
   env.reset();
   ASSERT_TRUE(Env::Open(dir.path(), BankOptions(false), &env).ok());
-  ASSERT_TRUE(env->OpenTable("bank", BankTableOptions(), &table).ok());
+  ASSERT_TRUE(env->OpenTable("bank", testing::SmallTreeOptions(), &table).ok());
   ExpectBooksBalance(table, "after a reopen");
   std::printf("[ %s ] %d transfers, %lld retried (Busy or Deadlock), %lld audits\n", bank.name,
               kMovers * kTransfersEach, static_cast<long long>(retries.load()),
@@ -404,7 +396,7 @@ INSTANTIATE_TEST_SUITE_P(
   std::unique_ptr<Env> env;
   if (!Env::Open(dir, BankOptions(sync), &env).ok()) ::_exit(3);
   Table* table;
-  if (!env->OpenTable("bank", BankTableOptions(), &table).ok()) ::_exit(4);
+  if (!env->OpenTable("bank", testing::SmallTreeOptions(), &table).ok()) ::_exit(4);
   std::string value;
   Status s = table->Get(nullptr, AccountKey(0), &value);
   if (s.IsNotFound()) s = OpenAccounts(env.get(), table);
@@ -472,7 +464,7 @@ void RunBankCrashRounds(bool sync, int kills) {
     Status s = Env::Open(path, BankOptions(sync), &env);
     ASSERT_TRUE(s.ok()) << "recovery after kill " << round << ": " << s.ToString();
     Table* table;
-    ASSERT_TRUE(env->OpenTable("bank", BankTableOptions(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("bank", testing::SmallTreeOptions(), &table).ok());
     std::string value;
     if (table->Get(nullptr, AccountKey(0), &value).IsNotFound()) {
       // Killed before the accounts were opened: nothing was acknowledged.

@@ -43,18 +43,10 @@ Options SmallCacheOptions(size_t cache_bytes) {
   return options;
 }
 
-// 64 KiB nodes of 4 KiB basements: many of each for little data.
-TableOptions SmallNodes() {
-  TableOptions table_options;
-  table_options.node_bytes = 64 << 10;
-  table_options.basement_bytes = 4 << 10;
-  return table_options;
-}
-
 TEST(ConcurrencyTest, ThreadsMixWritesReadsScansAndCheckpoints) {
   testing::ScratchDir dir;
   const Options options = SmallCacheOptions(size_t{4} << 20);
-  const TableOptions table_options = SmallNodes();
+  const TableOptions table_options = testing::SmallTreeOptions();
   std::unique_ptr<Env> env;
   ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   Table* table;
@@ -159,7 +151,7 @@ TEST(ConcurrencyTest, PointReadsBeyondTheCacheRaceOverwrites) {
   std::unique_ptr<Env> env;
   ASSERT_TRUE(Env::Open(dir.path(), SmallCacheOptions(size_t{1} << 20), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("big", SmallNodes(), &table).ok());
+  ASSERT_TRUE(env->OpenTable("big", testing::SmallTreeOptions(), &table).ok());
   constexpr int kRows = 40000;  // ~5 MB of rows
   for (int k = 0; k < kRows; ++k) {
     ASSERT_TRUE(table->Put(nullptr, KeyOf(k), ValueOf(k, 0, static_cast<uint64_t>(k))).ok());

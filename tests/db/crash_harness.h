@@ -25,6 +25,7 @@
 
 #include "fern/fern.h"
 #include "gtest/gtest.h"
+#include "test_util.h"
 
 namespace fern::testing {
 
@@ -50,12 +51,7 @@ inline Options CrashOptions(bool sync) {
   return options;
 }
 
-inline TableOptions CrashTableOptions() {
-  TableOptions options;
-  options.node_bytes = 64 << 10;
-  options.basement_bytes = 4 << 10;
-  return options;
-}
+inline TableOptions CrashTableOptions() { return SmallTreeOptions(); }
 
 // The child: opens (recovering), then writes from operation `first` on, acknowledging each
 // through `fd` as an 8-byte operation index. Checkpoints every `checkpoint_every` ops.

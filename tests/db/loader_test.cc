@@ -43,14 +43,6 @@ std::vector<uint64_t> Shuffled(uint64_t n, uint64_t seed) {
   return order;
 }
 
-// Small nodes, so that 200,000 rows make a tree with several internal levels.
-TableOptions SmallNodes() {
-  TableOptions options;
-  options.node_bytes = 64 << 10;
-  options.basement_bytes = 4 << 10;
-  return options;
-}
-
 // Unsynced commits, and lock waits (a load's wait for readers too) that end after `ms`.
 Options ShortWaits(uint32_t ms) {
   Options options;
@@ -126,7 +118,7 @@ void ExpectLoaded(Table* table, uint64_t n) {
 void OpenTableT(const std::string& dir, const Options& options, std::unique_ptr<Env>* env,
                 Table** table) {
   ASSERT_TRUE(Env::Open(dir, options, env).ok());
-  ASSERT_TRUE((*env)->OpenTable("t", SmallNodes(), table).ok());
+  ASSERT_TRUE((*env)->OpenTable("t", testing::SmallTreeOptions(), table).ok());
 }
 
 // The closed Env in `dir` passes ftverify, and reopened holds rows 0..n-1 in table "t".
@@ -262,7 +254,7 @@ TEST(LoaderTest, LoadsRowsGivenInRandomOrderAndKeepsThemAcrossReopen) {
     std::unique_ptr<Env> env;
     ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
     Status s = Load(env.get(), table, Shuffled(kRows, 1));
     ASSERT_TRUE(s.ok()) << s.ToString();
     ExpectLoaded(table, kRows);
@@ -271,7 +263,7 @@ TEST(LoaderTest, LoadsRowsGivenInRandomOrderAndKeepsThemAcrossReopen) {
   std::unique_ptr<Env> env;
   ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+  ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
   ExpectLoaded(table, kRows);
 }
 
@@ -288,7 +280,7 @@ TEST(LoaderTest, LoadedTreeSurvivesCrashRightAfterFinish) {
     options.checkpoint_period_ms = 0;
     if (!Env::Open(dir.path(), options, &env).ok()) ::_exit(3);
     Table* table;
-    if (!env->OpenTable("t", SmallNodes(), &table).ok()) ::_exit(4);
+    if (!env->OpenTable("t", testing::SmallTreeOptions(), &table).ok()) ::_exit(4);
     if (!Load(env.get(), table, Shuffled(kRows, 2)).ok()) ::_exit(5);
     ::_exit(0);  // no destructors: no final checkpoint
   }
@@ -303,7 +295,7 @@ TEST(LoaderTest, KeyAddedTwiceFailsFinishNamingItAndLoadsNothing) {
   std::unique_ptr<Env> env;
   ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+  ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
   std::unique_ptr<Loader> loader;
   ASSERT_TRUE(env->NewLoader(table, &loader).ok());
   for (uint64_t i = 0; i < 1000; ++i) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
@@ -329,7 +321,7 @@ TEST(LoaderTest, KeyAddedTwiceAcrossSpilledRunsFailsAndFreesWhatWasBuilt) {
     std::unique_ptr<Env> env;
     ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
     std::unique_ptr<Loader> loader;
     ASSERT_TRUE(env->NewLoader(table, &loader).ok());
     std::vector<uint64_t> order = Shuffled(60000, 4);
@@ -516,7 +508,7 @@ TEST(LoaderTest, WritesAndTransactionsWorkOnALoadedTable) {
     std::unique_ptr<Env> env;
     ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
     ASSERT_TRUE(Load(env.get(), table, Shuffled(kRows, 8)).ok());
 
     std::mt19937_64 rng(9);
@@ -559,7 +551,7 @@ TEST(LoaderTest, WritesAndTransactionsWorkOnALoadedTable) {
   std::unique_ptr<Env> env;
   ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+  ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
   check(table);
 }
 
@@ -569,7 +561,7 @@ TEST(LoaderTest, WriteDuringLoadMakesFinishFailAndFreesTheBuiltTree) {
     std::unique_ptr<Env> env;
     ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
     std::unique_ptr<Loader> loader;
     ASSERT_TRUE(env->NewLoader(table, &loader).ok());
     for (uint64_t i : Shuffled(20000, 10)) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
@@ -584,7 +576,7 @@ TEST(LoaderTest, WriteDuringLoadMakesFinishFailAndFreesTheBuiltTree) {
   std::unique_ptr<Env> env;
   ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+  ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
   std::string v;
   ASSERT_TRUE(table->Get(nullptr, "written", &v).ok());
   EXPECT_EQ(v, "meanwhile");
@@ -605,7 +597,7 @@ TEST(LoaderTest, FailedCommitLeavesTableEmptyAndUsable) {
       std::unique_ptr<Env> env;
       ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
       Table* table;
-      ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+      ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
       std::unique_ptr<Loader> loader;
       ASSERT_TRUE(env->NewLoader(table, &loader).ok());
       for (uint64_t i : Shuffled(kRows, 16)) ASSERT_TRUE(loader->Add(Key(i), Value(i)).ok());
@@ -630,7 +622,7 @@ TEST(LoaderTest, FailedCommitLeavesTableEmptyAndUsable) {
     std::unique_ptr<Env> env;
     ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
     EXPECT_EQ(CountRows(table), 1u);
     std::string v;
     EXPECT_TRUE(table->Get(nullptr, "after", &v).ok());
@@ -649,7 +641,7 @@ TEST(LoaderTest, TableWhoseRowsWereAllDeletedTakesALoad) {
     std::unique_ptr<Env> env;
     ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
     for (uint64_t i : Shuffled(kRows, 14)) ASSERT_TRUE(table->Put(nullptr, Key(i), "old").ok());
     for (uint64_t i = 1; i < kRows; ++i) ASSERT_TRUE(table->Delete(nullptr, Key(i)).ok());
     std::unique_ptr<Loader> loader;
@@ -668,7 +660,7 @@ using fern::testing::ReverseComparator;
 TEST(LoaderTest, LoadFollowsTheTablesComparator) {
   ScratchDir dir;
   ReverseComparator reverse;
-  TableOptions options = SmallNodes();
+  TableOptions options = testing::SmallTreeOptions();
   options.comparator = &reverse;
   std::unique_ptr<Env> env;
   ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
@@ -706,7 +698,7 @@ TEST(LoaderTest, KillDuringFinishLeavesTableEmptyOrFullyLoaded) {
       std::unique_ptr<Env> env;
       ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
       Table* table;
-      ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+      ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
     }
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
@@ -717,7 +709,7 @@ TEST(LoaderTest, KillDuringFinishLeavesTableEmptyOrFullyLoaded) {
       std::unique_ptr<Env> env;
       if (!Env::Open(dir.path(), options, &env).ok()) ::_exit(3);
       Table* table;
-      if (!env->OpenTable("t", SmallNodes(), &table).ok()) ::_exit(4);
+      if (!env->OpenTable("t", testing::SmallTreeOptions(), &table).ok()) ::_exit(4);
       std::unique_ptr<Loader> loader;
       if (!env->NewLoader(table, &loader).ok()) ::_exit(5);
       for (uint64_t i : Shuffled(kRows, 20 + round)) {
@@ -762,7 +754,7 @@ TEST(LoaderTest, KillDuringFinishLeavesTableEmptyOrFullyLoaded) {
     ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
     EXPECT_EQ(CountRunFiles(dir.path()), 0);
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
     uint64_t rows = CountRows(table);
     if (finished) {
       EXPECT_EQ(rows, kRows) << "round " << round;

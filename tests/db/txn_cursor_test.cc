@@ -483,10 +483,7 @@ TEST(TxnCursorLifetimeTest, CursorsOutliveTheirEnv) {
   options.cache_bytes = size_t{4} << 20;
   ASSERT_TRUE(Env::Open(dir.path(), options, &env).ok());
   Table* table;
-  TableOptions table_options;
-  table_options.node_bytes = 64 << 10;
-  table_options.basement_bytes = 4 << 10;
-  ASSERT_TRUE(env->OpenTable("t", table_options, &table).ok());
+  ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
   const std::string value(200, 'v');
   for (int i = 0; i < 60000; ++i) ASSERT_TRUE(table->Put(nullptr, Key(i), value).ok());
   ASSERT_TRUE(env->Checkpoint().ok());

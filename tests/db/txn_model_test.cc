@@ -22,10 +22,7 @@ class TxnModelTest : public ::testing::Test {
     options.sync_commits = false;
     options.cache_bytes = size_t{4} << 20;
     ASSERT_TRUE(Env::Open(dir_.path(), options, &env_).ok());
-    TableOptions table_options;
-    table_options.node_bytes = 64 << 10;
-    table_options.basement_bytes = 4 << 10;
-    ASSERT_TRUE(env_->OpenTable("model", table_options, &table_).ok());
+    ASSERT_TRUE(env_->OpenTable("model", testing::SmallTreeOptions(), &table_).ok());
   }
 
   std::string Key() { return "key" + std::to_string(rng_() % 5000); }

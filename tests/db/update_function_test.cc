@@ -32,13 +32,6 @@ Options WithFunction(bool with) {
   return options;
 }
 
-TableOptions SmallNodes() {
-  TableOptions options;
-  options.node_bytes = 64 << 10;
-  options.basement_bytes = 4 << 10;
-  return options;
-}
-
 std::string Key(int i) {
   char buf[16];
   std::snprintf(buf, sizeof(buf), "k%06d", i);
@@ -100,7 +93,7 @@ TEST(UpdateFunctionTest, BufferedUpdatesAreRefusedNotDroppedWithoutTheFunction) 
     std::unique_ptr<Env> env;
     ASSERT_TRUE(Env::Open(dir.path(), WithFunction(true), &env).ok());
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
     for (int i = 0; i < kRows; ++i) ASSERT_TRUE(table->Put(nullptr, Key(i), "v").ok());
     ASSERT_TRUE(table->Optimize().ok());
     // Both stay buffered above the leaves through the close's checkpoint.
@@ -111,7 +104,7 @@ TEST(UpdateFunctionTest, BufferedUpdatesAreRefusedNotDroppedWithoutTheFunction) 
     std::unique_ptr<Env> env;
     ASSERT_TRUE(Env::Open(dir.path(), WithFunction(false), &env).ok());
     Table* table;
-    ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+    ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
     std::string value;
     Status s = table->Get(nullptr, Key(200), &value);
     EXPECT_TRUE(MentionsTheFunction(s)) << s.ToString();
@@ -126,7 +119,7 @@ TEST(UpdateFunctionTest, BufferedUpdatesAreRefusedNotDroppedWithoutTheFunction) 
   std::unique_ptr<Env> env;
   ASSERT_TRUE(Env::Open(dir.path(), WithFunction(true), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", SmallNodes(), &table).ok());
+  ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
   ASSERT_TRUE(table->Optimize().ok());
   std::string value;
   for (int i = 0; i < kRows; i += 97) {
