@@ -68,7 +68,7 @@ inline int64_t StatValue(const std::string& stats, const std::string& name) {
 }
 
 // Kills this process with SIGKILL: a crash, with whatever is open left as it is.
-inline void CrashNow() {
+[[noreturn]] inline void CrashNow() {
   ::raise(SIGKILL);
   ::_exit(99);
 }

@@ -55,6 +55,14 @@ struct Options {  // for Env::Open
   // replays) stay bounded however fast the writes come. 0: the larger of 256 MiB and 4x
   // cache_bytes (fernbench's workloads each log less than that).
   uint64_t checkpoint_log_bytes = 0;
+  // An unsynced commit (sync_commits false, or TxnOptions::sync false) waits in the log's
+  // memory buffer until something writes the buffer to the log file: the buffer filling (1
+  // MiB of records), a synced commit, a checkpoint, or this period passing. Within about
+  // this many milliseconds of its commit a record is in the file (not fsynced), so a crash
+  // of the process alone (kill -9, an abort) keeps it; an OS crash or power loss may still
+  // lose it. 0: no time bound. Under a steady stream of writes the buffer fills first and
+  // nothing changes; the bound costs a write-out per period while commits trickle in.
+  uint32_t log_flush_period_ms = 100;
 };
 
 // Orders keys. Its Name() is stored with the table: reopening with another name is

@@ -177,6 +177,10 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
     EnvImpl* raw = impl.get();
     impl->checkpointer_ = std::thread([raw] { raw->CheckpointerLoop(); });
   }
+  if (options.log_flush_period_ms > 0) {
+    EnvImpl* raw = impl.get();
+    impl->log_flusher_ = std::thread([raw] { raw->LogFlusherLoop(); });
+  }
   *env = std::move(impl);
   return Status::OK();
 }
@@ -205,13 +209,31 @@ bool EnvImpl::LogOutgrewCheckpoint() const {
          checkpoint_log_bytes_;
 }
 
-void EnvImpl::StopCheckpointer() {
+void EnvImpl::LogFlusherLoop() {
+  const absl::Duration period = absl::Milliseconds(options_.log_flush_period_ms);
+  // Looking twice a period, for records older than half of it, keeps each record's time in
+  // the buffer under about one period.
+  const absl::Duration tick = std::max(period / 2, absl::Milliseconds(1));
+  MutexLock lock(&checkpointer_mu_);
+  for (;;) {
+    checkpointer_mu_.WaitWithTimeout(&checkpointer_cv_, tick);
+    if (stopping_) return;
+    checkpointer_mu_.Unlock();
+    // A failure is the log writer's state: the next write or commit reports it, and the
+    // writer retries the write-out on its own schedule.
+    log_->FlushIfBufferedBefore(absl::Now() - tick).ok();
+    checkpointer_mu_.Lock();
+  }
+}
+
+void EnvImpl::StopPeriodicThreads() {
   {
     MutexLock lock(&checkpointer_mu_);
     stopping_ = true;
     checkpointer_cv_.SignalAll();
   }
   if (checkpointer_.joinable()) checkpointer_.join();
+  if (log_flusher_.joinable()) log_flusher_.join();
 }
 
 void EnvImpl::TrackTxn(TxnImpl* txn) {
@@ -235,7 +257,7 @@ void EnvImpl::UntrackLoader(LoaderImpl* loader) {
 }
 
 EnvImpl::~EnvImpl() {
-  StopCheckpointer();
+  StopPeriodicThreads();
   // Cursors the user still holds let go of the trees before the Env takes them down.
   cursors_->CloseAll(Status::InvalidArgument("cursor: its Env was closed"));
   // Transactions the user still holds: roots abort (with their children), prepared ones

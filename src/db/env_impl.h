@@ -127,7 +127,11 @@ class EnvImpl final : public Env {
   // once the log has grown by checkpoint_log_bytes since the last checkpoint began.
   void CheckpointerLoop();
   bool LogOutgrewCheckpoint() const;
-  void StopCheckpointer();
+  // The log flusher thread: writes out log records buffered longer than
+  // log_flush_period_ms (0: no thread).
+  void LogFlusherLoop();
+  // Stops the checkpointer and the log flusher.
+  void StopPeriodicThreads();
   // Makes every record logged so far durable: a catalog change (a table created or
   // dropped) is durable once saved, and a crash must not keep it while losing commits
   // that came before it (recovery yields a prefix, API.md).
@@ -193,6 +197,7 @@ class EnvImpl final : public Env {
   absl::CondVar checkpointer_cv_;
   bool stopping_ ABSL_GUARDED_BY(checkpointer_mu_) = false;
   std::thread checkpointer_;
+  std::thread log_flusher_;
   uint64_t checkpoint_log_bytes_ = 0;  // Options::checkpoint_log_bytes, with its default applied
   // The log's bytes_written when the last checkpoint began.
   std::atomic<uint64_t> log_bytes_at_checkpoint_{0};

@@ -122,6 +122,7 @@ Status LogWriter::FinishAppend(size_t start, bool rotated, Lsn* lsn) {
                                           " bytes exceeds the limit ", kMaxLogPayloadSize));
   }
   FinishLogRecordFrame(start, &buffer_);
+  if (start == 0) first_buffered_at_ = absl::Now();
   size_t size = buffer_.size() - start;
   file_bytes_ = (rotated ? kLogFileHeaderSize : file_bytes_) + size;
   *lsn = next_lsn_++;
@@ -304,6 +305,14 @@ Status LogWriter::Flush() {
   return RunIo(/*sync=*/false);
 }
 
+Status LogWriter::FlushIfBufferedBefore(absl::Time cutoff) {
+  {
+    MutexLock lock(&mu_);
+    if (buffer_.empty() || first_buffered_at_ > cutoff) return Status::OK();
+  }
+  return Flush();
+}
+
 void LogWriter::AppendSyncMark() {
   // It stays in the file of the records before it (a rotation waits for the next record),
   // and the size that triggers rotation counts records only.
@@ -384,6 +393,7 @@ void LogWriter::NoteFailure(const Status& s, const IoCounts& counts) {
   rest.append(buffer_);
   buffer_.swap(rest);
   rotations_.swap(rotations);
+  first_buffered_at_ = absl::InfinitePast();
   failed_ = s.WithContext(
       StrCat("writes are refused until a retry of a failed log write succeeds (retried within ",
              absl::FormatDuration(retry_delay_), ")"));

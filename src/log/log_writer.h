@@ -132,6 +132,10 @@ class LogWriter {
   Status Sync(Lsn lsn);
   // Writes every buffered record to the file, without fsync.
   Status Flush();
+  // Flush, if the oldest record still only in the buffer was appended at or before
+  // `cutoff`; otherwise returns OK at once. What bounds how long an unsynced commit stays
+  // in the process's memory, where a crash of the process alone would lose it.
+  Status FlushIfBufferedBefore(absl::Time cutoff);
 
   // Makes the next record start a new file (unless the current one holds no record yet),
   // so that RemoveFilesBefore can then drop every earlier record: a closing Env's last
@@ -224,6 +228,9 @@ class LogWriter {
   mutable Mutex mu_;
   absl::CondVar io_done_;  // signalled whenever the I/O token is released
   std::string buffer_ ABSL_GUARDED_BY(mu_);
+  // When the oldest record in buffer_ was appended (set by the append into an empty
+  // buffer; the past after a failed write-out gave frames back).
+  absl::Time first_buffered_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::vector<Rotation> rotations_ ABSL_GUARDED_BY(mu_);
   Lsn next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
   Lsn written_lsn_ ABSL_GUARDED_BY(mu_) = 0;
