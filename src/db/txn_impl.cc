@@ -49,6 +49,7 @@ TxnImpl::~TxnImpl() {
 void TxnImpl::EnvClosing() {
   if (!ended_) {
     if (state_->status() == TxnStatus::kPrepared) {
+      env_->txn_manager()->ReleaseSnapshotForClose(state_);
       Detach();
     } else if (parent_ == nullptr) {
       Abort().ok();  // aborts a live child too

@@ -190,6 +190,12 @@ Status TxnManager::Commit(const TxnStatePtr& txn) { return End(txn, TxnStatus::k
 
 Status TxnManager::Abort(const TxnStatePtr& txn) { return End(txn, TxnStatus::kAborted); }
 
+void TxnManager::ReleaseSnapshotForClose(const TxnStatePtr& txn) {
+  SnapshotPtr dropped;  // released after mu_ is unlocked: its release locks mu_
+  MutexLock lock(&mu_);
+  dropped = std::move(txn->snapshot_);
+}
+
 Status TxnManager::End(const TxnStatePtr& txn, TxnStatus outcome) {
   if (txn == nullptr) return Status::InvalidArgument("no transaction to end");
   SnapshotPtr dropped;  // released after mu_ is unlocked: its release locks mu_

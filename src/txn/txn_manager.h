@@ -172,6 +172,11 @@ class TxnManager {
   // Takes back a Prepare whose record could not be made durable: the transaction is live
   // again, without an xid. No effect unless it is prepared.
   void Unprepare(const TxnStatePtr& txn);
+  // For a closing Env whose user still holds `txn`, prepared: the transaction stays
+  // prepared in the log (the next open brings it back), but its snapshot is released now,
+  // while this manager exists (the release calls back into it, and the handle may be
+  // destroyed after the manager). Nothing else changes.
+  void ReleaseSnapshotForClose(const TxnStatePtr& txn);
   // End a live or prepared transaction. REQUIRES (InvalidArgument otherwise): it has not
   // ended and has no live child. A root leaves the live set; a committed child's work is its
   // parent's (nothing changes for readers until the root commits). See the header comment

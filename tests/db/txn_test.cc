@@ -460,6 +460,46 @@ TEST(TxnLifetimeTest, ClosingTheEnvFirstAbortsOpenTransactionsCleanly) {
   EXPECT_TRUE(table->Get(nullptr, "k", &value).IsNotFound());
 }
 
+// A prepared transaction outlives its Env's close (it stays prepared in the log). Its
+// handle, destroyed afterwards, must not touch the closed Env: a kSnapshot one released its
+// snapshot into the freed transaction manager (a use-after-free) until the close released
+// it. Every isolation level, and the handle's calls after the close.
+TEST(TxnLifetimeTest, PreparedTransactionsOutliveTheirEnvAtEveryIsolationLevel) {
+  for (Isolation isolation : {Isolation::kReadUncommitted, Isolation::kReadCommitted,
+                              Isolation::kSnapshot, Isolation::kSerializable}) {
+    SCOPED_TRACE(static_cast<int>(isolation));
+    testing::ScratchDir dir;
+    std::unique_ptr<Txn> txn;
+    {
+      std::unique_ptr<Env> env;
+      ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+      Table* table;
+      ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+      TxnOptions options;
+      options.isolation = isolation;
+      ASSERT_TRUE(env->Begin(options, &txn).ok());
+      std::string value;
+      EXPECT_TRUE(table->Get(txn.get(), "k", &value).IsNotFound());
+      ASSERT_TRUE(table->Put(txn.get(), "k", "prepared").ok());
+      ASSERT_TRUE(txn->Prepare("xid-" + std::to_string(static_cast<int>(isolation))).ok());
+    }
+    EXPECT_TRUE(txn->Commit().IsInvalidArgument());
+    EXPECT_TRUE(txn->Abort().IsInvalidArgument());
+    txn.reset();
+    std::unique_ptr<Env> env;
+    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+    Table* table;
+    ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+    std::vector<std::unique_ptr<Txn>> prepared;
+    ASSERT_TRUE(env->RecoverPrepared(&prepared).ok());
+    ASSERT_EQ(prepared.size(), 1u);
+    ASSERT_TRUE(prepared[0]->Commit().ok());
+    std::string value;
+    ASSERT_TRUE(table->Get(nullptr, "k", &value).ok());
+    EXPECT_EQ(value, "prepared");
+  }
+}
+
 // One-write transactions commit their buffered write in place (no commit message) when the
 // tree has internal nodes. Against a model: random one-write, several-write and nested
 // transactions, some aborted, interleaved with autocommitted writes and with snapshot
