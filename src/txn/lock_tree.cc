@@ -22,9 +22,21 @@ const char* ModeName(LockTree::Mode mode) {
   return mode == LockTree::Mode::kRead ? "read" : "write";
 }
 
-std::string DescribeOwners(const absl::InlinedVector<TxnId, 4>& owners) {
+std::string DescribeOwners(std::span<const TxnId> owners) {
   std::string out;
   for (TxnId id : owners) out += StrCat(out.empty() ? "" : ", ", id);
+  return out;
+}
+
+// "held by 4, 7", "queued behind 9" or both: the first `holders` of `blockers` hold
+// conflicting locks, the rest have conflicting requests queued ahead.
+std::string DescribeBlockers(std::span<const TxnId> blockers, size_t holders) {
+  std::string out;
+  if (holders > 0) out = StrCat("held by ", DescribeOwners(blockers.first(holders)));
+  if (blockers.size() > holders) {
+    out += StrCat(holders > 0 ? "; " : "", "queued behind ",
+                  DescribeOwners(blockers.subspan(holders)));
+  }
   return out;
 }
 
@@ -76,15 +88,15 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
   MutexLock lock(&mu_);
   while (true) {
     self.blockers.clear();
-    bool covered = Scan(owner, self.start, self.end, mode, &self.blockers);
+    const bool covered = Scan(owner, self.start, self.end, mode, &self.blockers);
+    // self.blockers: first the owners holding conflicting locks, then those queued ahead.
+    const size_t holders = self.blockers.size();
+    if (!covered && timeout > absl::ZeroDuration()) QueueBehind(self, &self.blockers);
     if (self.blockers.empty()) {
       if (!covered) {
-        Grant(owner, self.start, self.end, mode);
-        OwnedRanges& ranges = owned_[owner];
-        ranges.Add(start, end);
-        if (ranges.size() >= (ranges.escalate_at != 0 ? ranges.escalate_at : escalate_at_)) {
-          Escalate(owner);
-        }
+        // Its edges from the last wait are stale; the grant may add edges towards it.
+        if (registered) detector_.ClearWaits(owner);
+        GrantRequest(owner, start, end, mode);
       }
       break;
     }
@@ -94,15 +106,28 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
     }
     if (absl::Now() >= deadline) {
       result = Status::Busy(StrCat("lock wait for ", ModeName(mode), " ", Describe(start, end),
-                                   " by transaction ", owner, " timed out; held by ",
-                                   DescribeOwners(self.blockers)));
+                                   " by transaction ", owner, " timed out; ",
+                                   DescribeBlockers(self.blockers, holders)));
       break;
     }
     if (!detector_.SetWaits(owner, self.blockers)) {
-      result = Status::Deadlock(
-          StrCat("transaction ", owner, " waiting for ", ModeName(mode), " ", Describe(start, end),
-                 " held by ", DescribeOwners(self.blockers), " would close a cycle of lock waits"));
-      break;
+      bool refused = true;
+      if (self.blockers.size() > holders) {
+        // Waiting in turn would close a cycle through a request queued ahead: go before
+        // the queue instead, waiting only for the holders (granted at once if none).
+        self.blockers.resize(holders);
+        if (self.blockers.empty()) {
+          GrantRequest(owner, start, end, mode);
+          break;
+        }
+        refused = !detector_.SetWaits(owner, self.blockers);
+      }
+      if (refused) {
+        result = Status::Deadlock(StrCat(
+            "transaction ", owner, " waiting for ", ModeName(mode), " ", Describe(start, end), " ",
+            DescribeBlockers(self.blockers, holders), " would close a cycle of lock waits"));
+        break;
+      }
     }
     if (!registered) {
       waiters_.push_back(&self);
@@ -113,8 +138,45 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
   if (registered) {
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
     detector_.ClearWaits(owner);
+    // Requests queued behind this one go on without it. (Had it been granted, its lock now
+    // blocks them as a holder's would.)
+    if (!result.ok()) StopWaitingFor(owner);
   }
   return result;
+}
+
+void LockTree::GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode) {
+  Grant(owner, start, end, mode);
+  OwnedRanges& ranges = owned_[owner];
+  ranges.Add(start, end);
+  if (ranges.size() >= (ranges.escalate_at != 0 ? ranges.escalate_at : escalate_at_)) {
+    Escalate(owner);
+  }
+}
+
+void LockTree::QueueBehind(const Waiter& self, Blockers* blockers) const {
+  for (const Waiter* w : waiters_) {
+    if (w == &self) break;  // the rest registered later
+    if (w->owner == self.owner) continue;
+    if (self.mode == Mode::kRead && w->mode == Mode::kRead) continue;
+    if (!less_(w->start, self.end) || !less_(self.start, w->end)) continue;
+    // A request waiting for this owner's locks does not hold it up: it could never go
+    // first. (Longer cycles through the queue are left to the deadlock detector.)
+    if (std::find(w->blockers.begin(), w->blockers.end(), self.owner) != w->blockers.end()) {
+      continue;
+    }
+    AddUnique(blockers, w->owner);
+  }
+}
+
+void LockTree::StopWaitingFor(TxnId owner) {
+  for (Waiter* w : waiters_) {
+    auto blocker = std::find(w->blockers.begin(), w->blockers.end(), owner);
+    if (blocker == w->blockers.end()) continue;
+    w->blockers.erase(blocker);
+    detector_.RemoveWait(w->owner, owner);
+    w->wake.Signal();
+  }
 }
 
 bool LockTree::Scan(TxnId owner, BoundRef start, BoundRef end, Mode mode,
@@ -277,14 +339,7 @@ void LockTree::ReleaseAll(TxnId owner) {
     Coalesce(start, end);
   }
   owned_.erase(owned);
-
-  for (Waiter* w : waiters_) {
-    auto blocker = std::find(w->blockers.begin(), w->blockers.end(), owner);
-    if (blocker == w->blockers.end()) continue;
-    w->blockers.erase(blocker);
-    detector_.RemoveWait(w->owner, owner);
-    w->wake.Signal();
-  }
+  StopWaitingFor(owner);
 }
 
 bool LockTree::Holds(TxnId owner, std::string_view lo, std::string_view hi, Mode mode) const {

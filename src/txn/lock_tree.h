@@ -13,8 +13,18 @@
 // Env's DeadlockDetector, exactly: a lock granted to another owner over the waited range adds
 // an edge, a release removes one. The request whose wait would close a cycle of waits, in
 // this tree or through others of the Env, gets Status::Deadlock at once; the others keep
-// waiting until the chosen victim's owner releases. Waiting is not fair: a stream of readers
-// can hold off a writer until its timeout.
+// waiting until the chosen victim's owner releases.
+//
+// Waiting is first come, first served: a request that may wait (timeout > 0) and is not
+// already covered by the owner's locks also waits for the requests of other owners queued
+// before it on an overlapping range in a conflicting mode, and these are edges in the
+// detector too. So a deadlock victim that retries at once queues behind the survivor
+// instead of taking its read lock again first (which livelocked two serializable
+// read-then-write transactions), and a stream of readers cannot hold off a writer. Two
+// exceptions keep the queue from causing waits it need not: a request queued ahead that
+// waits for this owner does not hold it up, and a request whose wait in turn would close a
+// cycle goes before the queue, waiting only for the holders. Requests that do not wait
+// (autocommitted writes, a lock timeout of 0) are granted past the queue.
 //
 // Representation: the key space is cut into segments at the bounds of the locked ranges, each
 // segment recording its holders (one writer, or any number of readers). Bounds sit just
@@ -157,7 +167,9 @@ class LockTree {
     BoundRef start;
     BoundRef end;
     Mode mode;
-    Blockers blockers;  // the owners it waits for, kept exact while it sleeps
+    // The owners it waits for, kept exact while it sleeps: holders of conflicting locks
+    // and owners of conflicting requests queued before it.
+    Blockers blockers;
     absl::CondVar wake;
   };
 
@@ -167,6 +179,14 @@ class LockTree {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Grant, then records the range as the owner's and escalates if it holds enough.
+  void GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds to *blockers the owners of requests queued before `self` (all of them, if `self`
+  // is not queued) that it must wait its turn behind (see the class comment).
+  void QueueBehind(const Waiter& self, Blockers* blockers) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Drops `owner` from every waiter's blockers and wakes those waiters to look again.
+  void StopWaitingFor(TxnId owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Inserts a bound at `at` (if absent) that keeps the holders in force there.
   void Split(BoundRef at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Restores canonical form after the holders of segments within [start, end) changed.
@@ -210,7 +230,7 @@ class LockTree {
     std::vector<Range> ranges_;
   };
   absl::flat_hash_map<TxnId, OwnedRanges> owned_ ABSL_GUARDED_BY(mu_);
-  std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
+  std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);  // in the order they first waited
   size_t escalations_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -499,6 +499,112 @@ TEST_F(LockTreeTest, ReaderGrantedWhileAWriterWaitsBecomesOneOfItsBlockers) {
   EXPECT_TRUE(writer.Join().ok());
 }
 
+// ---- waiting in turn ------------------------------------------------------------------------
+
+TEST_F(LockTreeTest, AReaderThatMayWaitQueuesBehindAWaitingWriter) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  AsyncAcquire writer(&tree_, 2, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  AsyncAcquire reader(&tree_, 3, "a", "z", kRead);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(3, 2); }));
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(writer.Join().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(reader.done());
+  EXPECT_TRUE(detector_.WaitsFor(3, 2));
+  tree_.ReleaseAll(2);
+  EXPECT_TRUE(reader.Join().ok());
+  EXPECT_TRUE(tree_.Holds(3, "a", "z", kRead));
+}
+
+// The livelock this order prevents: readers of k upgrade, one gets Deadlock and its owner
+// retries at once as owner 3. The retry's read lock waits for the survivor's upgrade
+// instead of being granted first and blocking that upgrade again. (Reader 4 keeps the
+// survivor waiting while the retry asks.)
+TEST_F(LockTreeTest, ADeadlockVictimRetryingAtOnceWaitsForTheSurvivor) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  ASSERT_TRUE(Lock(2, "k", kRead).ok());
+  ASSERT_TRUE(Lock(4, "k", kRead).ok());
+  AsyncAcquire survivor(&tree_, 1, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(1, 2) && detector_.WaitsFor(1, 4); }));
+  ASSERT_TRUE(Lock(2, "k", kWrite, kLong).IsDeadlock());
+  tree_.ReleaseAll(2);
+  AsyncAcquire retry(&tree_, 3, "k", "k", kRead);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(3, 1) || retry.done(); }));
+  EXPECT_FALSE(retry.done());
+  tree_.ReleaseAll(4);
+  EXPECT_TRUE(survivor.Join().ok());
+  EXPECT_TRUE(tree_.Holds(1, "k", "k", kWrite));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(retry.done());
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(retry.Join().ok());
+}
+
+TEST_F(LockTreeTest, RequestsThatDoNotWaitAreGrantedPastTheQueue) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  AsyncAcquire writer(&tree_, 2, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  EXPECT_TRUE(Lock(3, "k", kRead, kNoWait).ok());
+  EXPECT_TRUE(detector_.WaitsFor(2, 3));
+  tree_.ReleaseAll(3);
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(writer.Join().ok());
+}
+
+TEST_F(LockTreeTest, AQueuedRequestWaitingForTheRequesterDoesNotHoldItUp) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  AsyncAcquire writer(&tree_, 2, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  EXPECT_TRUE(Lock(1, "a", "z", kRead, kLong).ok());
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(writer.Join().ok());
+}
+
+// 2 waits to write k for reader 1, 1 waits to write m for 3, and 3 asks to read k: waiting
+// behind 2 would close the cycle 3 -> 2 -> 1 -> 3, so 3 reads k at once (1's read lock
+// does not conflict) instead of getting Deadlock.
+TEST_F(LockTreeTest, ARequestWhoseTurnWouldCloseACycleGoesBeforeTheQueue) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  ASSERT_TRUE(Lock(3, "m", kWrite).ok());
+  AsyncAcquire two(&tree_, 2, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  AsyncAcquire one(&tree_, 1, "m", "m", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(1, 3); }));
+  Status s = Lock(3, "k", kRead, kLong);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(detector_.WaitsFor(2, 3));
+  tree_.ReleaseAll(3);
+  EXPECT_TRUE(one.Join().ok());
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(two.Join().ok());
+}
+
+TEST_F(LockTreeTest, ARequestLeavingTheQueueUnsatisfiedLetsThoseBehindItGo) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  AsyncAcquire writer(&tree_, 2, "k", "k", kWrite, absl::Milliseconds(200));
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  AsyncAcquire reader(&tree_, 3, "k", "k", kRead);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(3, 2); }));
+  Status timed_out = writer.Join();
+  EXPECT_TRUE(timed_out.IsBusy()) << timed_out.ToString();
+  // Woken by the writer's departure, not by its own 30 s timeout.
+  ASSERT_TRUE(WaitUntil([&] { return reader.done(); }));
+  EXPECT_TRUE(reader.Join().ok());
+  EXPECT_EQ(detector_.waiter_count(), 0u);
+}
+
+TEST_F(LockTreeTest, BusyNamesTheRequestsItWasQueuedBehind) {
+  ASSERT_TRUE(Lock(1, "k", kRead).ok());
+  AsyncAcquire writer(&tree_, 2, "k", "k", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  Status s = Lock(3, "k", kRead, absl::Milliseconds(20));
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  EXPECT_NE(s.ToString().find("queued behind 2"), std::string::npos) << s.ToString();
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(writer.Join().ok());
+}
+
 // ---- deadlocks -----------------------------------------------------------------------------
 
 TEST_F(LockTreeTest, TwoTransactionDeadlockFailsTheOneThatClosesTheCycle) {
