@@ -12,8 +12,6 @@
 // Rows "acct1000".."acct1031" are the accounts; rows "acct1003-17" and the like are filler
 // that a churn thread rewrites and deletes in autocommits, so that scans and range locks
 // cross rows that are not accounts and the small tree keeps flushing and splitting.
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "db/kill_child.h"
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -510,28 +509,16 @@ void RunBankCrashRounds(bool sync, int kills) {
   std::mt19937_64 rng(sync ? 11 : 12);
   uint32_t durable[2] = {0, 0};  // with sync: each thread's acknowledged sequence number
   for (int round = 0; round < kills; ++round) {
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      CrashingBankMain(path, sync, rng(), fds[1]);
-    }
-    ::close(fds[1]);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 400));
-    ::kill(pid, SIGKILL);
-    int status;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status))
-        << "the child exited early with status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    uint64_t acknowledged;
-    while (::read(fds[0], &acknowledged, sizeof(acknowledged)) == sizeof(acknowledged)) {
+    const uint64_t seed = rng();
+    std::vector<uint64_t> acks;
+    ASSERT_TRUE(testing::RunChildAndKill([&](int fd) { CrashingBankMain(path, sync, seed, fd); },
+                                         std::chrono::milliseconds(50 + rng() % 400), &acks))
+        << "kill " << round;
+    for (uint64_t acknowledged : acks) {
       const uint32_t thread = static_cast<uint32_t>(acknowledged >> 32);
       ASSERT_LT(thread, 2u);
       durable[thread] = std::max(durable[thread], static_cast<uint32_t>(acknowledged));
     }
-    ::close(fds[0]);
 
     if (!std::filesystem::exists(path)) continue;  // killed before the Env existed
     std::unique_ptr<Env> env;

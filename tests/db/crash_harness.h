@@ -9,7 +9,6 @@
 #ifndef FERN_TESTS_DB_CRASH_HARNESS_H_
 #define FERN_TESTS_DB_CRASH_HARNESS_H_
 
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,8 +20,9 @@
 #include <optional>
 #include <random>
 #include <string>
-#include <thread>
+#include <vector>
 
+#include "db/kill_child.h"
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -123,27 +123,15 @@ inline void RunCrashRounds(const std::string& dir, bool sync, int kills, uint64_
   uint64_t next_op = 0;
   int64_t durable = 0;  // with sync: every acknowledged op must survive
   for (int round = 0; round < kills; ++round) {
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      CrashWriterMain(dir, sync, next_op, 1 + static_cast<int>(rng() % 700), fds[1]);
-    }
-    ::close(fds[1]);
     // Some kills land during recovery at open, most during writes and checkpoints.
-    auto delay = std::chrono::microseconds(round % 5 == 0 ? rng() % 20000 : 20000 + rng() % 250000);
-    std::this_thread::sleep_for(delay);
-    ::kill(pid, SIGKILL);
-    int status;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status))
-        << "writer exited early with status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    int64_t acknowledged = -1;
-    uint64_t op;
-    while (::read(fds[0], &op, sizeof(op)) == sizeof(op)) acknowledged = static_cast<int64_t>(op);
-    ::close(fds[0]);
+    const auto delay =
+        std::chrono::microseconds(round % 5 == 0 ? rng() % 20000 : 20000 + rng() % 250000);
+    const int checkpoint_every = 1 + static_cast<int>(rng() % 700);
+    std::vector<uint64_t> acks;
+    ASSERT_TRUE(RunChildAndKill(
+        [&](int fd) { CrashWriterMain(dir, sync, next_op, checkpoint_every, fd); }, delay, &acks))
+        << "round " << round;
+    const int64_t acknowledged = acks.empty() ? -1 : static_cast<int64_t>(acks.back());
 
     if (!std::filesystem::exists(dir)) {
       // Killed before its Env created the directory (a slow start, e.g. under a sanitizer):

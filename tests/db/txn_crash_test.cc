@@ -7,8 +7,6 @@
 //
 // Checkpoints that begin while a transaction is live and end after it committed are the
 // case this exists for: replay must still know every key the transaction wrote.
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,8 +17,9 @@
 #include <random>
 #include <set>
 #include <string>
-#include <thread>
+#include <vector>
 
+#include "db/kill_child.h"
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -138,25 +137,11 @@ void RunTxnCrashRounds(const std::string& dir, bool sync, int kills, uint64_t se
   std::mt19937_64 rng(seed);
   int64_t next = 1;
   for (int round = 0; round < kills; ++round) {
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      TxnWriterMain(dir, sync, next, fds[1]);
-    }
-    ::close(fds[1]);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 600));
-    ::kill(pid, SIGKILL);
-    int status;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status))
-        << "writer exited early with status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    int64_t acknowledged = 0;
-    int64_t txn;
-    while (::read(fds[0], &txn, sizeof(txn)) == sizeof(txn)) acknowledged = txn;
-    ::close(fds[0]);
+    std::vector<uint64_t> acks;
+    ASSERT_TRUE(testing::RunChildAndKill([&](int fd) { TxnWriterMain(dir, sync, next, fd); },
+                                         std::chrono::milliseconds(100 + rng() % 600), &acks))
+        << "round " << round;
+    const int64_t acknowledged = acks.empty() ? 0 : static_cast<int64_t>(acks.back());
     if (!std::filesystem::exists(dir)) continue;
     const int64_t newest = CheckTransactions(dir, sync, acknowledged);
     ASSERT_GE(newest, 0) << "round " << round;
