@@ -28,14 +28,12 @@ std::string DescribeOwners(std::span<const TxnId> owners) {
   return out;
 }
 
-// "held by 4, 7", "queued behind 9" or both: the first `holders` of `blockers` hold
-// conflicting locks, the rest have conflicting requests queued ahead.
-std::string DescribeBlockers(std::span<const TxnId> blockers, size_t holders) {
+// "held by 4, 7", "queued behind 9" or both.
+std::string DescribeBlockers(std::span<const TxnId> holders, std::span<const TxnId> queued) {
   std::string out;
-  if (holders > 0) out = StrCat("held by ", DescribeOwners(blockers.first(holders)));
-  if (blockers.size() > holders) {
-    out += StrCat(holders > 0 ? "; " : "", "queued behind ",
-                  DescribeOwners(blockers.subspan(holders)));
+  if (!holders.empty()) out = StrCat("held by ", DescribeOwners(holders));
+  if (!queued.empty()) {
+    out += StrCat(holders.empty() ? "" : "; ", "queued behind ", DescribeOwners(queued));
   }
   return out;
 }
@@ -81,18 +79,17 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
   // Set at the first conflict, so that an uncontended request does not read the clock.
   absl::Time deadline = absl::InfiniteFuture();
   bool have_deadline = false;
-  Waiter self{owner, start, end, mode, {}, {}};
+  Waiter self{owner, start, end, mode, {}, {}, {}};
   bool registered = false;
   Status result;
 
   MutexLock lock(&mu_);
   while (true) {
-    self.blockers.clear();
-    const bool covered = Scan(owner, self.start, self.end, mode, &self.blockers);
-    // self.blockers: first the owners holding conflicting locks, then those queued ahead.
-    const size_t holders = self.blockers.size();
-    if (!covered && timeout > absl::ZeroDuration()) QueueBehind(self, &self.blockers);
-    if (self.blockers.empty()) {
+    self.holders.clear();
+    self.queued.clear();
+    const bool covered = Scan(owner, self.start, self.end, mode, &self.holders);
+    if (!covered && timeout > absl::ZeroDuration()) QueueBehind(self, &self.queued);
+    if (self.holders.empty() && self.queued.empty()) {
       if (!covered) {
         // Its edges from the last wait are stale; the grant may add edges towards it.
         if (registered) detector_.ClearWaits(owner);
@@ -107,27 +104,27 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
     if (absl::Now() >= deadline) {
       result = Status::Busy(StrCat("lock wait for ", ModeName(mode), " ", Describe(start, end),
                                    " by transaction ", owner, " timed out; ",
-                                   DescribeBlockers(self.blockers, holders)));
+                                   DescribeBlockers(self.holders, self.queued)));
       break;
     }
-    if (!detector_.SetWaits(owner, self.blockers)) {
-      bool refused = true;
-      if (self.blockers.size() > holders) {
-        // Waiting in turn would close a cycle through a request queued ahead: go before
-        // the queue instead, waiting only for the holders (granted at once if none).
-        self.blockers.resize(holders);
-        if (self.blockers.empty()) {
-          GrantRequest(owner, start, end, mode);
-          break;
-        }
-        refused = !detector_.SetWaits(owner, self.blockers);
-      }
-      if (refused) {
-        result = Status::Deadlock(StrCat(
-            "transaction ", owner, " waiting for ", ModeName(mode), " ", Describe(start, end), " ",
-            DescribeBlockers(self.blockers, holders), " would close a cycle of lock waits"));
-        break;
-      }
+    std::vector<TxnId> requeued;
+    const bool waits = detector_.SetWaits(owner, self.holders, &self.queued, this, &requeued);
+    // Requests whose queue edges closed a cycle through this one look again.
+    for (Waiter* w : waiters_) {
+      if (std::find(requeued.begin(), requeued.end(), w->owner) == requeued.end()) continue;
+      w->queued.clear();
+      w->wake.Signal();
+    }
+    if (!waits) {
+      result = Status::Deadlock(StrCat(
+          "transaction ", owner, " waiting for ", ModeName(mode), " ", Describe(start, end), " ",
+          DescribeBlockers(self.holders, self.queued), " would close a cycle of lock waits"));
+      break;
+    }
+    if (self.holders.empty() && self.queued.empty()) {
+      // It went before the queued requests that wait for it, and nothing holds the range.
+      GrantRequest(owner, start, end, mode);
+      break;
     }
     if (!registered) {
       waiters_.push_back(&self);
@@ -138,9 +135,9 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
   if (registered) {
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
     detector_.ClearWaits(owner);
-    // Requests queued behind this one go on without it. (Had it been granted, its lock now
-    // blocks them as a holder's would.)
-    if (!result.ok()) StopWaitingFor(owner);
+    // Requests queued behind this one no longer wait for it: had it been granted, they
+    // wait for its lock now (Grant made them), else they go on without it.
+    LeaveQueue(owner);
   }
   return result;
 }
@@ -154,33 +151,33 @@ void LockTree::GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode
   }
 }
 
-void LockTree::QueueBehind(const Waiter& self, Blockers* blockers) const {
+void LockTree::QueueBehind(const Waiter& self, WaitList* queued) const {
   for (const Waiter* w : waiters_) {
-    if (w == &self) break;  // the rest registered later
+    if (w == &self) break;  // the rest queued later
     if (w->owner == self.owner) continue;
     if (self.mode == Mode::kRead && w->mode == Mode::kRead) continue;
     if (!less_(w->start, self.end) || !less_(self.start, w->end)) continue;
-    // A request waiting for this owner's locks does not hold it up: it could never go
-    // first. (Longer cycles through the queue are left to the deadlock detector.)
-    if (std::find(w->blockers.begin(), w->blockers.end(), self.owner) != w->blockers.end()) {
-      continue;
+    // A request waiting for this owner does not hold it up: it could never go first.
+    if (w->WaitsFor(self.owner)) continue;
+    if (std::find(self.holders.begin(), self.holders.end(), w->owner) != self.holders.end()) {
+      continue;  // already waited for as a holder
     }
-    AddUnique(blockers, w->owner);
+    AddUnique(queued, w->owner);
   }
 }
 
-void LockTree::StopWaitingFor(TxnId owner) {
+void LockTree::LeaveQueue(TxnId owner) {
   for (Waiter* w : waiters_) {
-    auto blocker = std::find(w->blockers.begin(), w->blockers.end(), owner);
-    if (blocker == w->blockers.end()) continue;
-    w->blockers.erase(blocker);
+    auto ahead = std::find(w->queued.begin(), w->queued.end(), owner);
+    if (ahead == w->queued.end()) continue;
+    w->queued.erase(ahead);
     detector_.RemoveWait(w->owner, owner);
-    w->wake.Signal();
+    if (w->holders.empty() && w->queued.empty()) w->wake.Signal();
   }
 }
 
 bool LockTree::Scan(TxnId owner, BoundRef start, BoundRef end, Mode mode,
-                    Blockers* blockers) const {
+                    WaitList* blockers) const {
   auto it = segments_.upper_bound(start);
   bool covered = it != segments_.begin();
   if (covered) --it;  // the segment in force at `start`
@@ -220,13 +217,16 @@ void LockTree::Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode) {
   }
   Coalesce(start, end);
 
-  // Waiters on an overlapping range that this lock conflicts with now wait for `owner` too.
+  // Waiters on an overlapping range that this lock conflicts with now wait for `owner` too,
+  // as a holder (those queued behind its request did already, as a request).
   for (Waiter* w : waiters_) {
     if (w->owner == owner) continue;
     if (mode == Mode::kRead && w->mode == Mode::kRead) continue;
     if (!less_(w->start, end) || !less_(start, w->end)) continue;
-    if (std::find(w->blockers.begin(), w->blockers.end(), owner) != w->blockers.end()) continue;
-    w->blockers.push_back(owner);
+    if (std::find(w->holders.begin(), w->holders.end(), owner) != w->holders.end()) continue;
+    auto ahead = std::find(w->queued.begin(), w->queued.end(), owner);
+    if (ahead != w->queued.end()) w->queued.erase(ahead);
+    w->holders.push_back(owner);
     detector_.AddWait(w->owner, owner);
   }
 }
@@ -339,13 +339,24 @@ void LockTree::ReleaseAll(TxnId owner) {
     Coalesce(start, end);
   }
   owned_.erase(owned);
-  StopWaitingFor(owner);
+
+  // Its locks are gone; a waiter with nothing left to wait for looks again. (One that still
+  // waits for a request queued ahead of it, the owner's own included, stays asleep.)
+  for (Waiter* w : waiters_) {
+    auto holder = std::find(w->holders.begin(), w->holders.end(), owner);
+    if (holder == w->holders.end()) continue;
+    w->holders.erase(holder);
+    if (std::find(w->queued.begin(), w->queued.end(), owner) == w->queued.end()) {
+      detector_.RemoveWait(w->owner, owner);
+    }
+    if (w->holders.empty() && w->queued.empty()) w->wake.Signal();
+  }
 }
 
 bool LockTree::Holds(TxnId owner, std::string_view lo, std::string_view hi, Mode mode) const {
   if (comparator_.Compare(lo, hi) > 0) return false;
   ReaderMutexLock lock(&mu_);
-  Blockers ignored;
+  WaitList ignored;
   return Scan(owner, BoundRef{lo, false}, BoundRef{hi, true}, mode, &ignored);
 }
 

@@ -9,22 +9,27 @@
 // root: callers pass the root's id as `owner`.
 //
 // A conflicting request waits until the conflicting owners release, up to its timeout
-// (Status::Busy). While it waits, its edges (waiter -> each conflicting owner) are kept in the
-// Env's DeadlockDetector, exactly: a lock granted to another owner over the waited range adds
-// an edge, a release removes one. The request whose wait would close a cycle of waits, in
-// this tree or through others of the Env, gets Status::Deadlock at once; the others keep
-// waiting until the chosen victim's owner releases.
+// (Status::Busy). Waiting is first come, first served: a request that may wait (timeout >
+// 0) and is not already covered by the owner's locks also waits its turn behind the
+// requests of other owners queued before it on an overlapping range in a conflicting mode.
+// So a deadlock victim that retries at once queues behind the survivor instead of taking
+// its read lock again first (which livelocked serializable read-then-write transactions),
+// and a stream of readers cannot hold off a writer. A queued request that waits for the
+// requester (for its locks or its queued request) does not hold it up; requests that do
+// not wait (autocommitted writes, a lock timeout of 0) are granted past the queue.
 //
-// Waiting is first come, first served: a request that may wait (timeout > 0) and is not
-// already covered by the owner's locks also waits for the requests of other owners queued
-// before it on an overlapping range in a conflicting mode, and these are edges in the
-// detector too. So a deadlock victim that retries at once queues behind the survivor
-// instead of taking its read lock again first (which livelocked two serializable
-// read-then-write transactions), and a stream of readers cannot hold off a writer. Two
-// exceptions keep the queue from causing waits it need not: a request queued ahead that
-// waits for this owner does not hold it up, and a request whose wait in turn would close a
-// cycle goes before the queue, waiting only for the holders. Requests that do not wait
-// (autocommitted writes, a lock timeout of 0) are granted past the queue.
+// While a request waits, its edges (to each conflicting holder: holder edges; to each
+// request it is queued behind: queue edges) are kept in the Env's DeadlockDetector,
+// exactly: a lock granted to another owner over the waited range adds a holder edge (the
+// queue edge to it, if any, becomes one), a release removes holder edges, a request
+// leaving the queue removes the queue edges to it; a waiter is woken when it has none
+// left. The request whose wait would close a cycle gets Status::Deadlock at once, and the
+// others keep waiting until the victim's owner releases, except where the queue made the
+// cycle: a request goes before the queued requests that wait for it (granted at once if
+// nothing holds its range), and a cycle through the queue edges of other requests in this
+// tree takes those requests out of the queue (they look again, and go before the requests
+// their turn would deadlock with) instead of refusing anyone. A cycle through queue edges
+// of another table's tree is a deadlock like any other.
 //
 // Representation: the key space is cut into segments at the bounds of the locked ranges, each
 // segment recording its holders (one writer, or any number of readers). Bounds sit just
@@ -50,6 +55,7 @@
 #ifndef FERN_TXN_LOCK_TREE_H_
 #define FERN_TXN_LOCK_TREE_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -93,10 +99,11 @@ class LockTree {
 
   // Locks [lo, hi] for `owner` (a root transaction id, not kNoTxn). OK once granted (at once
   // if the owner already holds the whole range in `mode` or stronger); Busy if a conflicting
-  // lock is still held `timeout` after the first conflict was seen (zero or negative: no
-  // waiting; absl::InfiniteDuration() waits for ever); Deadlock if waiting would close a cycle of
-  // waits; InvalidArgument if lo > hi or owner is kNoTxn. On Busy or Deadlock nothing was locked
-  // and the owner's earlier locks stay held.
+  // lock is still held, or a conflicting request still queued ahead, `timeout` after the
+  // first was seen (zero or negative: no waiting, and no queueing; absl::InfiniteDuration()
+  // waits for ever); Deadlock if waiting would close a cycle of waits; InvalidArgument if
+  // lo > hi or owner is kNoTxn. On Busy or Deadlock nothing was locked and the owner's
+  // earlier locks stay held.
   Status Acquire(TxnId owner, std::string_view lo, std::string_view hi, Mode mode,
                  absl::Duration timeout);
   Status Acquire(TxnId owner, std::string_view key, Mode mode, absl::Duration timeout) {
@@ -160,33 +167,40 @@ class LockTree {
       return a.writer == b.writer && a.readers == b.readers;
     }
   };
-  using Blockers = absl::InlinedVector<TxnId, 4>;
   // One waiting Acquire; lives on its thread's stack.
   struct Waiter {
     TxnId owner;
     BoundRef start;
     BoundRef end;
     Mode mode;
-    // The owners it waits for, kept exact while it sleeps: holders of conflicting locks
-    // and owners of conflicting requests queued before it.
-    Blockers blockers;
+    // The owners it waits for, kept exact while it sleeps (and equal to its edges in the
+    // detector): those holding conflicting locks, and those whose conflicting requests
+    // were queued before it. Disjoint. It is woken when both are empty.
+    WaitList holders;
+    WaitList queued;
     absl::CondVar wake;
+
+    bool WaitsFor(TxnId other) const {
+      return std::find(holders.begin(), holders.end(), other) != holders.end() ||
+             std::find(queued.begin(), queued.end(), other) != queued.end();
+    }
   };
 
   // Fills *blockers with the other owners whose locks conflict with the request on
   // [start, end); returns whether `owner` already holds all of it in `mode` or stronger.
-  bool Scan(TxnId owner, BoundRef start, BoundRef end, Mode mode, Blockers* blockers) const
+  bool Scan(TxnId owner, BoundRef start, BoundRef end, Mode mode, WaitList* blockers) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Grant, then records the range as the owner's and escalates if it holds enough.
   void GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Adds to *blockers the owners of requests queued before `self` (all of them, if `self`
-  // is not queued) that it must wait its turn behind (see the class comment).
-  void QueueBehind(const Waiter& self, Blockers* blockers) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Drops `owner` from every waiter's blockers and wakes those waiters to look again.
-  void StopWaitingFor(TxnId owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills *queued with the owners of requests queued before `self` (all of them, if
+  // `self` is not queued) that it waits its turn behind (see the class comment).
+  void QueueBehind(const Waiter& self, WaitList* queued) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // `owner`'s request leaves the queue: waiters queued behind it stop waiting for it, and
+  // those left with nothing to wait for are woken.
+  void LeaveQueue(TxnId owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Inserts a bound at `at` (if absent) that keeps the holders in force there.
   void Split(BoundRef at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Restores canonical form after the holders of segments within [start, end) changed.

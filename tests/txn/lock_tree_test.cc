@@ -552,13 +552,25 @@ TEST_F(LockTreeTest, RequestsThatDoNotWaitAreGrantedPastTheQueue) {
   EXPECT_TRUE(writer.Join().ok());
 }
 
+// 2 waits for reader 1 and 5 for writer 6, both queued. 1's new request overlaps both: it
+// waits its turn behind 5 (and for holder 6), but not behind 2, which waits for 1 anyway.
 TEST_F(LockTreeTest, AQueuedRequestWaitingForTheRequesterDoesNotHoldItUp) {
   ASSERT_TRUE(Lock(1, "k", kRead).ok());
-  AsyncAcquire writer(&tree_, 2, "k", "k", kWrite);
+  ASSERT_TRUE(Lock(6, "m", kWrite).ok());
+  AsyncAcquire two(&tree_, 2, "k", "k", kWrite);
   ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
-  EXPECT_TRUE(Lock(1, "a", "z", kRead, kLong).ok());
+  AsyncAcquire five(&tree_, 5, "m", "m", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(5, 6); }));
+  AsyncAcquire one(&tree_, 1, "a", "z", kRead);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(1, 6); }));
+  EXPECT_TRUE(detector_.QueuedBehind(1, 5));
+  EXPECT_FALSE(detector_.WaitsFor(1, 2));
+  tree_.ReleaseAll(6);
+  EXPECT_TRUE(five.Join().ok());
+  tree_.ReleaseAll(5);
+  EXPECT_TRUE(one.Join().ok());
   tree_.ReleaseAll(1);
-  EXPECT_TRUE(writer.Join().ok());
+  EXPECT_TRUE(two.Join().ok());
 }
 
 // 2 waits to write k for reader 1, 1 waits to write m for 3, and 3 asks to read k: waiting
@@ -582,16 +594,120 @@ TEST_F(LockTreeTest, ARequestWhoseTurnWouldCloseACycleGoesBeforeTheQueue) {
 
 TEST_F(LockTreeTest, ARequestLeavingTheQueueUnsatisfiedLetsThoseBehindItGo) {
   ASSERT_TRUE(Lock(1, "k", kRead).ok());
-  AsyncAcquire writer(&tree_, 2, "k", "k", kWrite, absl::Milliseconds(200));
+  AsyncAcquire writer(&tree_, 2, "k", "k", kWrite, absl::Seconds(1));
   ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
   AsyncAcquire reader(&tree_, 3, "k", "k", kRead);
-  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(3, 2); }));
+  ASSERT_TRUE(WaitUntil([&] { return detector_.QueuedBehind(3, 2); }));
   Status timed_out = writer.Join();
   EXPECT_TRUE(timed_out.IsBusy()) << timed_out.ToString();
   // Woken by the writer's departure, not by its own 30 s timeout.
   ASSERT_TRUE(WaitUntil([&] { return reader.done(); }));
   EXPECT_TRUE(reader.Join().ok());
   EXPECT_EQ(detector_.waiter_count(), 0u);
+}
+
+TEST_F(LockTreeTest, WritersWaitingForOneKeyAreGrantedInTurn) {
+  ASSERT_TRUE(Lock(1, "k", kWrite).ok());
+  std::vector<std::unique_ptr<AsyncAcquire>> writers;
+  for (TxnId owner = 2; owner <= 4; ++owner) {
+    writers.push_back(std::make_unique<AsyncAcquire>(&tree_, owner, "k", "k", kWrite));
+    ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(owner, 1); }));
+  }
+  for (TxnId owner = 1; owner <= 3; ++owner) {
+    tree_.ReleaseAll(owner);
+    EXPECT_TRUE(writers[owner - 1]->Join().ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (size_t later = owner; later < writers.size(); ++later) {
+      EXPECT_FALSE(writers[later]->done()) << "owner " << later + 2 << " went before " << owner + 1;
+    }
+  }
+  tree_.ReleaseAll(4);
+}
+
+TEST_F(LockTreeTest, OnlyConflictingOverlappingRequestsQueue) {
+  ASSERT_TRUE(Lock(1, "a", "b", kWrite).ok());
+  AsyncAcquire reader(&tree_, 2, "a", "c", kRead);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  // Another read of the waited range, and writes just past its end, go at once.
+  EXPECT_TRUE(Lock(3, "c", "d", kRead, kLong).ok());
+  tree_.ReleaseAll(3);
+  EXPECT_TRUE(Lock(4, std::string("c\0", 2), kWrite, kLong).ok());
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(reader.Join().ok());
+}
+
+// A request that fails keeps blocking, as a holder, the waiters that wait for its locks:
+// when it asks again at once, it must not queue behind them (they wait for it), and none of
+// them may get Deadlock for it.
+TEST_F(LockTreeTest, ARequestThatTimedOutStillBlocksAsAHolder) {
+  ASSERT_TRUE(Lock(1, "a", kWrite).ok());
+  ASSERT_TRUE(Lock(2, "b", kWrite).ok());
+  Status first;
+  std::atomic<bool> first_done{false};
+  std::thread one([&] {
+    first = tree_.Acquire(1, "b", kWrite, absl::Milliseconds(300));
+    first_done.store(true);
+  });
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(1, 2); }));
+  AsyncAcquire three(&tree_, 3, "a", "b", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(3, 1) && detector_.WaitsFor(3, 2); }));
+  ASSERT_TRUE(WaitUntil([&] { return first_done.load(); }));
+  one.join();
+  EXPECT_TRUE(first.IsBusy()) << first.ToString();
+  EXPECT_TRUE(detector_.WaitsFor(3, 1));
+  EXPECT_FALSE(detector_.QueuedBehind(3, 1));
+  AsyncAcquire again(&tree_, 1, "b", "b", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(1, 2); }));
+  EXPECT_FALSE(detector_.WaitsFor(1, 3));
+  tree_.ReleaseAll(2);
+  EXPECT_TRUE(again.Join().ok());
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(three.Join().ok());
+}
+
+// 3 queued its write of c behind 2's waiting read of [a, c] (which waits for 1's a); then 1
+// asks for 3's z. The cycle 1 -> 3 -> 2 -> 1 runs through a queue edge: 3 leaves the queue
+// (taking c, which nobody holds) instead of anyone getting Deadlock.
+TEST_F(LockTreeTest, ACycleThroughAnotherRequestsQueueEdgeTakesItOutOfTheQueue) {
+  ASSERT_TRUE(Lock(1, "a", kWrite).ok());
+  ASSERT_TRUE(Lock(3, "z", kWrite).ok());
+  AsyncAcquire two(&tree_, 2, "a", "c", kRead);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(2, 1); }));
+  AsyncAcquire three(&tree_, 3, "c", "c", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector_.QueuedBehind(3, 2); }));
+  AsyncAcquire one(&tree_, 1, "z", "z", kWrite);
+  EXPECT_TRUE(three.Join().ok());
+  EXPECT_TRUE(tree_.Holds(3, "c", "c", kWrite));
+  ASSERT_TRUE(WaitUntil([&] { return detector_.WaitsFor(1, 3); }));
+  EXPECT_FALSE(one.done());
+  tree_.ReleaseAll(3);
+  EXPECT_TRUE(one.Join().ok());
+  tree_.ReleaseAll(1);
+  EXPECT_TRUE(two.Join().ok());
+}
+
+// The same cycle with 1's request in another table: the queue edge is in a tree whose
+// waiter cannot be woken from here, so 1 gets Deadlock (docs/transactions.md).
+TEST(LockTreeDeadlockTest, ACycleThroughAnotherTablesQueueEdgeIsADeadlock) {
+  DeadlockDetector detector;
+  LockTree a(*BytewiseComparator(), detector);
+  LockTree b(*BytewiseComparator(), detector);
+  ASSERT_TRUE(a.Acquire(1, "a", kWrite, kNoWait).ok());
+  ASSERT_TRUE(b.Acquire(3, "z", kWrite, kNoWait).ok());
+  AsyncAcquire two(&a, 2, "a", "c", kRead);
+  ASSERT_TRUE(WaitUntil([&] { return detector.WaitsFor(2, 1); }));
+  AsyncAcquire three(&a, 3, "c", "c", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return detector.QueuedBehind(3, 2); }));
+  Status s = b.Acquire(1, "z", kWrite, kLong);
+  EXPECT_TRUE(s.IsDeadlock()) << s.ToString();
+  a.ReleaseAll(1);
+  b.ReleaseAll(1);
+  EXPECT_TRUE(two.Join().ok());
+  a.ReleaseAll(2);
+  EXPECT_TRUE(three.Join().ok());
+  a.ReleaseAll(3);
+  b.ReleaseAll(3);
+  EXPECT_EQ(detector.waiter_count(), 0u);
 }
 
 TEST_F(LockTreeTest, BusyNamesTheRequestsItWasQueuedBehind) {
