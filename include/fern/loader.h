@@ -9,7 +9,8 @@
 namespace fern {
 
 // Nothing is visible until Finish returns OK; a crash or an error before that leaves the
-// table empty. Memory stays within the Env's budget (it sorts in runs spilled to disk).
+// table empty. It sorts in runs of up to a quarter of Options::cache_bytes, spilled to disk:
+// that much memory outside the cache per loader, for each loader running at once.
 class Loader {
  public:
   virtual ~Loader();  // abandons the load unless Finish returned OK

@@ -328,7 +328,7 @@ std::unique_ptr<TableImpl> EnvImpl::Wrap(const std::string& name, uint64_t id,
   tree->SetWriteLog(log.get());
   return std::make_unique<TableImpl>(this, name, id, std::shared_ptr<FractalTree>(std::move(tree)),
                                      std::move(log), write_state_.get(), options_.sync_commits,
-                                     &deadlock_detector_);
+                                     &deadlock_detector_, &lock_memory_);
 }
 
 Status EnvImpl::OpenExisting(const std::string& name, const CatalogEntry& entry,
@@ -608,6 +608,8 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
     out += StrCat("checkpoint.last_error: ", last_checkpoint_error_.ToString(), "\n");
   }
   out += StrCat("env.write_error: ", write_state_->error().ToString(), "\n");
+  out += StrCat("locks.memory_bytes: ", lock_memory_.used(), "\n");
+  out += StrCat("locks.memory_budget: ", lock_memory_.budget(), "\n");
   for (auto& [table_name, table] : tables_) {
     // One "name: value" a line whatever the table's name: control bytes, backslashes and
     // colons in it are written as \xNN.

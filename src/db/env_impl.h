@@ -31,6 +31,7 @@
 #include "ft/file_header.h"
 #include "log/log_writer.h"
 #include "txn/deadlock_detector.h"
+#include "txn/lock_memory.h"
 #include "txn/txn_manager.h"
 #include "util/file.h"
 #include "util/mutex.h"
@@ -159,6 +160,7 @@ class EnvImpl final : public Env {
   // Shared with every cursor, which may outlive the Env.
   std::shared_ptr<CursorRegistry> cursors_ = std::make_shared<CursorRegistry>();
   DeadlockDetector deadlock_detector_;
+  LockMemory lock_memory_{LockMemory::BudgetFor(options_.cache_bytes)};
   Mutex txns_mu_;
   std::set<TxnImpl*> txns_ ABSL_GUARDED_BY(txns_mu_);
   std::set<LoaderImpl*> loaders_ ABSL_GUARDED_BY(txns_mu_);

@@ -26,7 +26,7 @@ class TableImpl final : public Table {
   // `tree` must already log through `log` (FractalTree::SetWriteLog).
   TableImpl(EnvImpl* env, std::string name, uint64_t id, std::shared_ptr<FractalTree> tree,
             std::unique_ptr<TableLog> log, WriteState* state, bool sync_commits,
-            DeadlockDetector* detector)
+            DeadlockDetector* detector, LockMemory* lock_memory)
       : env_(env),
         name_(std::move(name)),
         id_(id),
@@ -34,7 +34,8 @@ class TableImpl final : public Table {
         log_(std::move(log)),
         state_(state),
         sync_commits_(sync_commits),
-        locks_(std::make_unique<LockTree>(*tree_->config().comparator, *detector)) {}
+        locks_(std::make_unique<LockTree>(*tree_->config().comparator, *detector,
+                                          LockTree::kDefaultEscalateAt, lock_memory)) {}
 
   std::string_view name() const override { return name_; }
   Status Put(Txn* txn, std::string_view key, std::string_view value) override;

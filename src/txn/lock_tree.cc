@@ -40,16 +40,36 @@ std::string DescribeBlockers(std::span<const TxnId> holders, std::span<const Txn
 
 }  // namespace
 
-LockTree::LockTree(const Comparator& comparator, DeadlockDetector& detector, size_t escalate_at)
+LockTree::LockTree(const Comparator& comparator, DeadlockDetector& detector, size_t escalate_at,
+                   LockMemory* memory)
     : comparator_(comparator),
       detector_(detector),
       less_{&comparator},
       escalate_at_(std::max<size_t>(escalate_at, 1)),
+      memory_(memory),
       segments_(less_) {}
 
 LockTree::~LockTree() {
   MutexLock lock(&mu_);
   assert(waiters_.empty() && "LockTree destroyed while a request waits");
+  if (memory_ != nullptr) {
+    for (const auto& [owner, ranges] : owned_) memory_->Add(-ranges.bytes);
+  }
+}
+
+int64_t LockTree::RangeBytes(BoundRef start, BoundRef end) {
+  // A segment map entry is 40 bytes (lock_segment.h); with the btree's nodes about 64.
+  constexpr int64_t kSegmentEntryBytes = 64;
+  constexpr int64_t kHeapBlockBytes = 16;  // malloc's overhead for a key stored out of line
+  auto bound = [](BoundRef b) {
+    const int64_t key = static_cast<int64_t>(b.key.size());
+    return kSegmentEntryBytes +
+           (b.key.size() > SegmentBound::kInlineKeyBytes ? key + kHeapBlockBytes : 0);
+  };
+  constexpr int64_t kListEntryBytes = 32;  // OwnedRanges::Range, in a vector
+  const int64_t listed = kListEntryBytes + static_cast<int64_t>(start.key.size()) +
+                         (start.key == end.key ? 0 : static_cast<int64_t>(end.key.size()));
+  return bound(start) + bound(end) + listed;
 }
 
 bool LockTree::Equal(BoundRef a, BoundRef b) const { return !less_(a, b) && !less_(b, a); }
@@ -145,10 +165,13 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
 void LockTree::GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode) {
   Grant(owner, start, end, mode);
   OwnedRanges& ranges = owned_[owner];
-  ranges.Add(start, end);
-  if (ranges.size() >= (ranges.escalate_at != 0 ? ranges.escalate_at : escalate_at_)) {
-    Escalate(owner);
-  }
+  const int64_t added = ranges.Add(start, end);
+  if (memory_ != nullptr) memory_->Add(added);
+  const bool over_count =
+      ranges.size() >= (ranges.escalate_at != 0 ? ranges.escalate_at : escalate_at_);
+  const bool over_memory = memory_ != nullptr && memory_->over_budget() &&
+                           ranges.size() >= ranges.escalate_for_memory_at;
+  if (over_count || over_memory) Escalate(owner);
 }
 
 void LockTree::QueueBehind(const Waiter& self, WaitList* queued) const {
@@ -317,7 +340,10 @@ void LockTree::Escalate(TxnId owner) {
   }
   assert(!open);
   rebuilt.escalate_at = std::max(escalate_at_, 2 * rebuilt.size());
-  owned_[owner] = std::move(rebuilt);
+  rebuilt.escalate_for_memory_at = std::max(kMinRangesToEscalate, 2 * rebuilt.size());
+  OwnedRanges& ranges = owned_[owner];
+  if (memory_ != nullptr) memory_->Add(rebuilt.bytes - ranges.bytes);
+  ranges = std::move(rebuilt);
   ++escalations_;
 }
 
@@ -338,6 +364,7 @@ void LockTree::ReleaseAll(TxnId owner) {
     }
     Coalesce(start, end);
   }
+  if (memory_ != nullptr) memory_->Add(-ranges.bytes);
   owned_.erase(owned);
 
   // Its locks are gone; a waiter with nothing left to wait for looks again. (One that still
@@ -360,7 +387,7 @@ bool LockTree::Holds(TxnId owner, std::string_view lo, std::string_view hi, Mode
   return Scan(owner, BoundRef{lo, false}, BoundRef{hi, true}, mode, &ignored);
 }
 
-void LockTree::OwnedRanges::Add(BoundRef start, BoundRef end) {
+int64_t LockTree::OwnedRanges::Add(BoundRef start, BoundRef end) {
   Range r;
   r.offset = keys_.size();
   r.start_size = static_cast<uint32_t>(start.key.size());
@@ -370,9 +397,12 @@ void LockTree::OwnedRanges::Add(BoundRef start, BoundRef end) {
   r.start_edge = start.edge;
   r.end_edge = end.edge;
   r.shared_key = start.key == end.key;
+  const int64_t added = RangeBytes(start, end);
+  bytes += added;
   keys_.append(start.key);
   if (!r.shared_key) keys_.append(end.key);
   ranges_.push_back(r);
+  return added;
 }
 
 LockTree::BoundRef LockTree::OwnedRanges::start(size_t i) const {

@@ -48,7 +48,10 @@
 // never takes a range another owner holds any part of, so every grant stays compatible;
 // it does lock key space the owner never asked for, and other owners' requests there wait
 // for it. It costs O(n) for the whole map and runs again when the owner's ranges have
-// doubled since, so its cost stays linear in what the owner acquires.
+// doubled since, so its cost stays linear in what the owner acquires. It also runs when the
+// Env's lock memory (lock_memory.h) is over its budget and the owner has acquired at least
+// kMinRangesToEscalate ranges here (and twice as many as its last escalation left): the count
+// alone would let big keys, or a transaction spread over many tables, take gigabytes.
 //
 // Thread-safe: any thread may call any method. A waiting Acquire blocks only its own thread.
 // REQUIRES: an owner is in at most one Acquire at a time (see deadlock_detector.h).
@@ -73,6 +76,7 @@
 #include "fern/status.h"
 #include "ft/message.h"
 #include "txn/deadlock_detector.h"
+#include "txn/lock_memory.h"
 #include "txn/lock_segment.h"
 #include "util/mutex.h"
 
@@ -88,10 +92,13 @@ class LockTree {
   // of row locks with 16-byte keys.
   static constexpr size_t kDefaultEscalateAt = size_t{1} << 17;
 
-  // `comparator` orders the keys; `detector` is shared by every LockTree of the Env. Both
-  // must outlive the tree. `escalate_at` >= 1.
+  // Under lock memory pressure, owners with at least this many ranges here escalate.
+  static constexpr size_t kMinRangesToEscalate = 128;
+
+  // `comparator` orders the keys; `detector` and `memory` (may be null: no budget) are
+  // shared by every LockTree of the Env. All must outlive the tree. `escalate_at` >= 1.
   LockTree(const Comparator& comparator, DeadlockDetector& detector,
-           size_t escalate_at = kDefaultEscalateAt);
+           size_t escalate_at = kDefaultEscalateAt, LockMemory* memory = nullptr);
   // REQUIRES: no thread is in Acquire.
   ~LockTree();
   LockTree(const LockTree&) = delete;
@@ -206,6 +213,9 @@ class LockTree {
   // Restores canonical form after the holders of segments within [start, end) changed.
   void Coalesce(BoundRef start, BoundRef end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Equal(BoundRef a, BoundRef b) const;
+  // About what one acquired range costs: its bounds in the segment map and its entry in the
+  // owner's list, keys included.
+  static int64_t RangeBytes(BoundRef start, BoundRef end);
   // Escalates `owner`'s locks (see the class comment) and rebuilds its list of ranges.
   void Escalate(TxnId owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -213,6 +223,7 @@ class LockTree {
   DeadlockDetector& detector_;
   const BoundLess less_;
   const size_t escalate_at_;
+  LockMemory* const memory_;
 
   mutable Mutex mu_;
   absl::btree_map<Bound, Holders, BoundLess> segments_ ABSL_GUARDED_BY(mu_);
@@ -222,10 +233,15 @@ class LockTree {
   // bytes for a 16-byte key, a packed range ~40).
   class OwnedRanges {
    public:
-    void Add(BoundRef start, BoundRef end);
+    // Returns what the range costs (RangeBytes), now counted in `bytes`.
+    int64_t Add(BoundRef start, BoundRef end);
     size_t size() const { return ranges_.size(); }
     // Escalate once size() reaches this (0: the tree's escalate_at).
     size_t escalate_at = 0;
+    // Under lock memory pressure, escalate once size() reaches this.
+    size_t escalate_for_memory_at = kMinRangesToEscalate;
+    // What the ranges cost, about (RangeBytes), as counted in the Env's LockMemory.
+    int64_t bytes = 0;
     BoundRef start(size_t i) const;
     BoundRef end(size_t i) const;
 

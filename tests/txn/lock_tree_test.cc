@@ -791,6 +791,60 @@ TEST(LockTreeDeadlockTest, ThreeTransactionCycleAcrossTwoTables) {
   EXPECT_EQ(detector.waiter_count(), 0u);
 }
 
+// ---- lock memory ----------------------------------------------------------------------------
+
+// 1 KiB keys cost ~3.2 KB a lock: 128 of them put a 64 KiB budget well over, and the owner's
+// row locks (nothing but unlocked key space between them) escalate to one range.
+TEST(LockTreeMemoryTest, AnOwnerEscalatesOnceTheEnvsLockMemoryIsOverBudget) {
+  DeadlockDetector detector;
+  LockMemory memory(64 << 10);
+  LockTree tree(*BytewiseComparator(), detector, LockTree::kDefaultEscalateAt, &memory);
+  auto key = [](int i) { return StrCat(i < 100 ? "k0" : "k", i, std::string(1024, 'x')); };
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(tree.Acquire(1, key(i), kWrite, kNoWait).ok());
+  EXPECT_GE(tree.escalation_count(), 1u);
+  EXPECT_TRUE(tree.Holds(1, key(0), key(99), kWrite));
+  // At most the ranges acquired since the last escalation (each bounded by two bounds).
+  EXPECT_LE(tree.bound_count(), 2 * LockTree::kMinRangesToEscalate + 2);
+  EXPECT_LT(memory.used(), size_t{LockTree::kMinRangesToEscalate} * 4 << 10);
+  tree.ReleaseAll(1);
+  EXPECT_EQ(memory.used(), 0u);
+}
+
+TEST(LockTreeMemoryTest, UnderBudgetNothingEscalatesBeforeTheCount) {
+  DeadlockDetector detector;
+  LockMemory memory(size_t{64} << 20);
+  LockTree tree(*BytewiseComparator(), detector, LockTree::kDefaultEscalateAt, &memory);
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(tree.Acquire(1, testing::NumberedKey(i), kWrite, kNoWait).ok());
+  }
+  EXPECT_EQ(tree.escalation_count(), 0u);
+  EXPECT_GT(memory.used(), 1000u * 100);
+  EXPECT_LT(memory.used(), 1000u * 300);
+}
+
+// The budget is the Env's: an owner spread over many tables, each far below the count,
+// escalates in the tables it acquires in once the sum is over.
+TEST(LockTreeMemoryTest, TheBudgetCountsEveryTableOfTheEnv) {
+  DeadlockDetector detector;
+  LockMemory memory(256 << 10);
+  std::vector<std::unique_ptr<LockTree>> trees;
+  for (int t = 0; t < 20; ++t) {
+    trees.push_back(std::make_unique<LockTree>(*BytewiseComparator(), detector,
+                                               LockTree::kDefaultEscalateAt, &memory));
+    for (int i = 0; i < 1000; ++i) {
+      ASSERT_TRUE(trees.back()->Acquire(1, testing::NumberedKey(i), kWrite, kNoWait).ok());
+    }
+  }
+  size_t escalations = 0;
+  for (const auto& tree : trees) escalations += tree->escalation_count();
+  EXPECT_GE(escalations, 10u);
+  // Over the budget by at most what each table's last escalation left and the ranges
+  // acquired since (under 128 rows a table); without the budget, 20 x ~130 KB.
+  EXPECT_LT(memory.used(), size_t{1} << 20);
+  trees.clear();  // a tree destroyed with locks held gives their memory back
+  EXPECT_EQ(memory.used(), 0u);
+}
+
 // ---- stress --------------------------------------------------------------------------------
 
 // 8 threads take random read and write locks (single keys and short ranges) over 50 keys and
