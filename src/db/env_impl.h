@@ -31,9 +31,9 @@
 #include "ft/file_header.h"
 #include "log/log_writer.h"
 #include "txn/deadlock_detector.h"
-#include "txn/lock_memory.h"
 #include "txn/txn_manager.h"
 #include "util/file.h"
+#include "util/memory_budget.h"
 #include "util/mutex.h"
 #include "util/thread_pool.h"
 
@@ -72,6 +72,8 @@ class EnvImpl final : public Env {
   WriteState* write_state() { return write_state_.get(); }
   bool sync_commits() const { return options_.sync_commits; }
   absl::Duration lock_timeout() const { return absl::Milliseconds(options_.lock_timeout_ms); }
+  // What every live transaction's write set takes in memory, against its budget.
+  MemoryBudget* write_set_memory() { return &write_set_memory_; }
   // Live transactions that have logged records pin the log from their begin record on.
   void RegisterLiveTxn(TxnId id, Lsn first_lsn);
   // Appends `record` (a transaction's begin record) and registers the transaction as live
@@ -160,7 +162,13 @@ class EnvImpl final : public Env {
   // Shared with every cursor, which may outlive the Env.
   std::shared_ptr<CursorRegistry> cursors_ = std::make_shared<CursorRegistry>();
   DeadlockDetector deadlock_detector_;
-  LockMemory lock_memory_{LockMemory::BudgetFor(options_.cache_bytes)};
+  // Budgets for what the Env keeps outside its cache (util/memory_budget.h): an eighth of
+  // cache_bytes each, at least these. One transaction's write set spills at
+  // WriteSet::kDefaultMemoryLimit (8 MiB) whatever the budget.
+  static constexpr size_t kMinLockBudget = size_t{4} << 20;
+  static constexpr size_t kMinWriteSetBudget = size_t{16} << 20;
+  MemoryBudget lock_memory_{MemoryBudget::EighthOf(options_.cache_bytes, kMinLockBudget)};
+  MemoryBudget write_set_memory_{MemoryBudget::EighthOf(options_.cache_bytes, kMinWriteSetBudget)};
   Mutex txns_mu_;
   std::set<TxnImpl*> txns_ ABSL_GUARDED_BY(txns_mu_);
   std::set<LoaderImpl*> loaders_ ABSL_GUARDED_BY(txns_mu_);

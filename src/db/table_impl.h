@@ -26,7 +26,7 @@ class TableImpl final : public Table {
   // `tree` must already log through `log` (FractalTree::SetWriteLog).
   TableImpl(EnvImpl* env, std::string name, uint64_t id, std::shared_ptr<FractalTree> tree,
             std::unique_ptr<TableLog> log, WriteState* state, bool sync_commits,
-            DeadlockDetector* detector, LockMemory* lock_memory)
+            DeadlockDetector* detector, MemoryBudget* lock_memory)
       : env_(env),
         name_(std::move(name)),
         id_(id),

@@ -35,7 +35,7 @@ constexpr size_t kBulkFreeRows = 20'000;
 
 TxnImpl::TxnImpl(EnvImpl* env, TxnStatePtr state, TxnImpl* parent, const TxnOptions& options)
     : env_(env), state_(std::move(state)), parent_(parent), options_(options) {
-  writes_.SetRollbackFile(&env_->dir(), id(), env_->rollback_spills());
+  writes_.SetRollbackFile(&env_->dir(), id(), env_->rollback_spills(), env_->write_set_memory());
   env_->TrackTxn(this);
 }
 

@@ -56,8 +56,16 @@ void WriteSet::Note(TableImpl* table, std::string_view key, bool own) {
                            /*sole_write=*/own && spilled_ == 0});
   keys_.append(key);
   index_.insert(entries_.size() - 1);
-  if (rollback_dir_ != nullptr && memory_bytes() >= spill_at_ && !Spill()) {
-    spill_at_ = memory_bytes() + memory_limit_ / 2;
+  const size_t bytes = memory_bytes();
+  bool due = bytes >= spill_at_;
+  if (shared_ != nullptr) {
+    shared_->Add(static_cast<int64_t>(bytes) - static_cast<int64_t>(counted_));
+    counted_ = bytes;
+    due = due || (bytes >= shared_spill_at_ && shared_->over_budget());
+  }
+  if (rollback_dir_ != nullptr && due && !Spill()) {
+    spill_at_ = bytes + memory_limit_ / 2;
+    shared_spill_at_ = spill_at_;
   }
 }
 
@@ -67,6 +75,7 @@ bool WriteSet::Spill() {
   if (spill_counter_ != nullptr) spill_counter_->fetch_add(1, std::memory_order_relaxed);
   ClearMemory();
   spill_at_ = memory_limit_;
+  shared_spill_at_ = kMinSharedSpillBytes;
   return true;
 }
 
@@ -178,6 +187,10 @@ void WriteSet::ClearMemory() {
   Index(0, Hash{this}, Equal{this}).swap(index_);
   std::vector<Entry>().swap(entries_);
   std::string().swap(keys_);
+  // Only when something is counted: a prepared transaction's handle may outlive its Env
+  // (and the budget), after its set was released at the close.
+  if (counted_ != 0) shared_->Add(-static_cast<int64_t>(counted_));
+  counted_ = 0;
 }
 
 void WriteSet::Release() {
@@ -189,6 +202,7 @@ void WriteSet::Release() {
   file_bytes_ = 0;
   spilled_ = 0;
   spill_at_ = memory_limit_;
+  shared_spill_at_ = kMinSharedSpillBytes;
   tables_.clear();
   table_numbers_.clear();
 }

@@ -46,6 +46,7 @@
 #include "absl/functional/function_ref.h"
 #include "fern/status.h"
 #include "util/file.h"
+#include "util/memory_budget.h"
 
 namespace fern {
 
@@ -69,15 +70,23 @@ class WriteSet {
   WriteSet(const WriteSet&) = delete;
   WriteSet& operator=(const WriteSet&) = delete;
 
+  // Under the shared budget's pressure, a set spills once it holds this much in memory.
+  static constexpr size_t kMinSharedSpillBytes = size_t{1} << 20;
+
   // The rollback file goes in `*dir` (which must outlive the set, or its Release), named
   // for `txn_id` (RollbackFileName), created at the first spill. Without it the set never
   // spills. Each spill adds one to `*spills` if given (the Env's counter; it must outlive
-  // the set). REQUIRES: nothing has spilled yet.
+  // the set). If `shared` is given (the Env's write-set budget; it must outlive the set's
+  // memory: a Release before it goes is enough),
+  // the set counts its memory there and also spills, once it holds kMinSharedSpillBytes,
+  // while the Env's write sets together are over that budget. REQUIRES: nothing has
+  // spilled or been recorded yet.
   void SetRollbackFile(const std::string* dir, uint64_t txn_id,
-                       std::atomic<uint64_t>* spills = nullptr) {
+                       std::atomic<uint64_t>* spills = nullptr, MemoryBudget* shared = nullptr) {
     rollback_dir_ = dir;
     txn_id_ = txn_id;
     spill_counter_ = spills;
+    shared_ = shared;
   }
 
   // Records a write of `key` in `table`: a new key is a sole write if `own` (and nothing
@@ -147,6 +156,10 @@ class WriteSet {
 
   const size_t memory_limit_;
   size_t spill_at_;  // memory_bytes() that triggers the next spill
+  // The same under the shared budget's pressure.
+  size_t shared_spill_at_ = kMinSharedSpillBytes;
+  MemoryBudget* shared_ = nullptr;
+  size_t counted_ = 0;  // memory_bytes() as counted in *shared_
 
   std::string keys_;
   std::vector<Entry> entries_;

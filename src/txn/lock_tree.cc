@@ -41,7 +41,7 @@ std::string DescribeBlockers(std::span<const TxnId> holders, std::span<const Txn
 }  // namespace
 
 LockTree::LockTree(const Comparator& comparator, DeadlockDetector& detector, size_t escalate_at,
-                   LockMemory* memory)
+                   MemoryBudget* memory)
     : comparator_(comparator),
       detector_(detector),
       less_{&comparator},

@@ -49,7 +49,7 @@
 // it does lock key space the owner never asked for, and other owners' requests there wait
 // for it. It costs O(n) for the whole map and runs again when the owner's ranges have
 // doubled since, so its cost stays linear in what the owner acquires. It also runs when the
-// Env's lock memory (lock_memory.h) is over its budget and the owner has acquired at least
+// Env's lock memory (util/memory_budget.h) is over its budget and the owner has acquired at least
 // kMinRangesToEscalate ranges here (and twice as many as its last escalation left): the count
 // alone would let big keys, or a transaction spread over many tables, take gigabytes.
 //
@@ -76,8 +76,8 @@
 #include "fern/status.h"
 #include "ft/message.h"
 #include "txn/deadlock_detector.h"
-#include "txn/lock_memory.h"
 #include "txn/lock_segment.h"
+#include "util/memory_budget.h"
 #include "util/mutex.h"
 
 namespace fern {
@@ -98,7 +98,7 @@ class LockTree {
   // `comparator` orders the keys; `detector` and `memory` (may be null: no budget) are
   // shared by every LockTree of the Env. All must outlive the tree. `escalate_at` >= 1.
   LockTree(const Comparator& comparator, DeadlockDetector& detector,
-           size_t escalate_at = kDefaultEscalateAt, LockMemory* memory = nullptr);
+           size_t escalate_at = kDefaultEscalateAt, MemoryBudget* memory = nullptr);
   // REQUIRES: no thread is in Acquire.
   ~LockTree();
   LockTree(const LockTree&) = delete;
@@ -223,7 +223,7 @@ class LockTree {
   DeadlockDetector& detector_;
   const BoundLess less_;
   const size_t escalate_at_;
-  LockMemory* const memory_;
+  MemoryBudget* const memory_;
 
   mutable Mutex mu_;
   absl::btree_map<Bound, Holders, BoundLess> segments_ ABSL_GUARDED_BY(mu_);
@@ -240,7 +240,7 @@ class LockTree {
     size_t escalate_at = 0;
     // Under lock memory pressure, escalate once size() reaches this.
     size_t escalate_for_memory_at = kMinRangesToEscalate;
-    // What the ranges cost, about (RangeBytes), as counted in the Env's LockMemory.
+    // What the ranges cost, about (RangeBytes), as counted in the Env's lock MemoryBudget.
     int64_t bytes = 0;
     BoundRef start(size_t i) const;
     BoundRef end(size_t i) const;

@@ -797,7 +797,7 @@ TEST(LockTreeDeadlockTest, ThreeTransactionCycleAcrossTwoTables) {
 // row locks (nothing but unlocked key space between them) escalate to one range.
 TEST(LockTreeMemoryTest, AnOwnerEscalatesOnceTheEnvsLockMemoryIsOverBudget) {
   DeadlockDetector detector;
-  LockMemory memory(64 << 10);
+  MemoryBudget memory(64 << 10);
   LockTree tree(*BytewiseComparator(), detector, LockTree::kDefaultEscalateAt, &memory);
   auto key = [](int i) { return StrCat(i < 100 ? "k0" : "k", i, std::string(1024, 'x')); };
   for (int i = 0; i < 1000; ++i) ASSERT_TRUE(tree.Acquire(1, key(i), kWrite, kNoWait).ok());
@@ -812,7 +812,7 @@ TEST(LockTreeMemoryTest, AnOwnerEscalatesOnceTheEnvsLockMemoryIsOverBudget) {
 
 TEST(LockTreeMemoryTest, UnderBudgetNothingEscalatesBeforeTheCount) {
   DeadlockDetector detector;
-  LockMemory memory(size_t{64} << 20);
+  MemoryBudget memory(size_t{64} << 20);
   LockTree tree(*BytewiseComparator(), detector, LockTree::kDefaultEscalateAt, &memory);
   for (int i = 0; i < 1000; ++i) {
     ASSERT_TRUE(tree.Acquire(1, testing::NumberedKey(i), kWrite, kNoWait).ok());
@@ -826,7 +826,7 @@ TEST(LockTreeMemoryTest, UnderBudgetNothingEscalatesBeforeTheCount) {
 // escalates in the tables it acquires in once the sum is over.
 TEST(LockTreeMemoryTest, TheBudgetCountsEveryTableOfTheEnv) {
   DeadlockDetector detector;
-  LockMemory memory(256 << 10);
+  MemoryBudget memory(256 << 10);
   std::vector<std::unique_ptr<LockTree>> trees;
   for (int t = 0; t < 20; ++t) {
     trees.push_back(std::make_unique<LockTree>(*BytewiseComparator(), detector,
