@@ -609,7 +609,6 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   }
   out += StrCat("env.write_error: ", write_state_->error().ToString(), "\n");
   out += StrCat("locks.memory_bytes: ", lock_memory_.used(), "\n");
-  out += StrCat("locks.memory_budget: ", lock_memory_.budget(), "\n");
   out += StrCat("txn.write_set_memory_bytes: ", write_set_memory_.used(), "\n");
   out += StrCat("txn.write_set_memory_budget: ", write_set_memory_.budget(), "\n");
   for (auto& [table_name, table] : tables_) {

@@ -10,6 +10,7 @@
 #define FERN_DB_ENV_IMPL_H_
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -162,12 +163,12 @@ class EnvImpl final : public Env {
   // Shared with every cursor, which may outlive the Env.
   std::shared_ptr<CursorRegistry> cursors_ = std::make_shared<CursorRegistry>();
   DeadlockDetector deadlock_detector_;
-  // Budgets for what the Env keeps outside its cache (util/memory_budget.h): an eighth of
-  // cache_bytes each, at least these. One transaction's write set spills at
-  // WriteSet::kDefaultMemoryLimit (8 MiB) whatever the budget.
-  static constexpr size_t kMinLockBudget = size_t{4} << 20;
+  // What the Env keeps outside its cache (util/memory_budget.h). Locks are only counted
+  // (each owner escalates on its own, lock_tree.h); write sets share a budget of an eighth
+  // of cache_bytes, at least kMinWriteSetBudget (one transaction's set also spills at
+  // WriteSet::kDefaultMemoryLimit, 8 MiB, whatever the budget).
   static constexpr size_t kMinWriteSetBudget = size_t{16} << 20;
-  MemoryBudget lock_memory_{MemoryBudget::EighthOf(options_.cache_bytes, kMinLockBudget)};
+  MemoryBudget lock_memory_{SIZE_MAX};
   MemoryBudget write_set_memory_{MemoryBudget::EighthOf(options_.cache_bytes, kMinWriteSetBudget)};
   Mutex txns_mu_;
   std::set<TxnImpl*> txns_ ABSL_GUARDED_BY(txns_mu_);

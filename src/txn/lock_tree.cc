@@ -41,12 +41,13 @@ std::string DescribeBlockers(std::span<const TxnId> holders, std::span<const Txn
 }  // namespace
 
 LockTree::LockTree(const Comparator& comparator, DeadlockDetector& detector, size_t escalate_at,
-                   MemoryBudget* memory)
+                   MemoryBudget* memory, int64_t escalate_bytes)
     : comparator_(comparator),
       detector_(detector),
       less_{&comparator},
       escalate_at_(std::max<size_t>(escalate_at, 1)),
       memory_(memory),
+      escalate_bytes_(escalate_bytes),
       segments_(less_) {}
 
 LockTree::~LockTree() {
@@ -169,8 +170,8 @@ void LockTree::GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode
   if (memory_ != nullptr) memory_->Add(added);
   const bool over_count =
       ranges.size() >= (ranges.escalate_at != 0 ? ranges.escalate_at : escalate_at_);
-  const bool over_memory = memory_ != nullptr && memory_->over_budget() &&
-                           ranges.size() >= ranges.escalate_for_memory_at;
+  const bool over_memory =
+      ranges.bytes >= escalate_bytes_ && ranges.size() >= ranges.escalate_for_memory_at;
   if (over_count || over_memory) Escalate(owner);
 }
 

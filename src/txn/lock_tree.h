@@ -48,10 +48,13 @@
 // never takes a range another owner holds any part of, so every grant stays compatible;
 // it does lock key space the owner never asked for, and other owners' requests there wait
 // for it. It costs O(n) for the whole map and runs again when the owner's ranges have
-// doubled since, so its cost stays linear in what the owner acquires. It also runs when the
-// Env's lock memory (util/memory_budget.h) is over its budget and the owner has acquired at least
-// kMinRangesToEscalate ranges here (and twice as many as its last escalation left): the count
-// alone would let big keys, or a transaction spread over many tables, take gigabytes.
+// doubled since, so its cost stays linear in what the owner acquires. It also runs once the
+// owner's ranges here cost `escalate_bytes` (RangeBytes; 24 MiB by default, about what the
+// count allows with 16-byte keys) and number at least kMinRangesToEscalate (and twice as
+// many as its last escalation left): the count alone let big keys take gigabytes (an 8 KiB
+// key's lock costs ~25 KB). The trigger is the owner's own memory, not the Env's total:
+// escalating every owner once their sum is large would make concurrent mid-size
+// transactions lock each other out of the key space between their rows.
 //
 // Thread-safe: any thread may call any method. A waiting Acquire blocks only its own thread.
 // REQUIRES: an owner is in at most one Acquire at a time (see deadlock_detector.h).
@@ -92,13 +95,17 @@ class LockTree {
   // of row locks with 16-byte keys.
   static constexpr size_t kDefaultEscalateAt = size_t{1} << 17;
 
-  // Under lock memory pressure, owners with at least this many ranges here escalate.
+  // Owners escalate once their ranges here cost this much (see the class comment).
+  static constexpr int64_t kDefaultEscalateBytes = int64_t{24} << 20;
+  // ... and number at least this many.
   static constexpr size_t kMinRangesToEscalate = 128;
 
-  // `comparator` orders the keys; `detector` and `memory` (may be null: no budget) are
-  // shared by every LockTree of the Env. All must outlive the tree. `escalate_at` >= 1.
+  // `comparator` orders the keys; `detector` and `memory` (may be null; where every tree of
+  // the Env counts what its locks cost) are shared by every LockTree of the Env. All must
+  // outlive the tree. `escalate_at` >= 1.
   LockTree(const Comparator& comparator, DeadlockDetector& detector,
-           size_t escalate_at = kDefaultEscalateAt, MemoryBudget* memory = nullptr);
+           size_t escalate_at = kDefaultEscalateAt, MemoryBudget* memory = nullptr,
+           int64_t escalate_bytes = kDefaultEscalateBytes);
   // REQUIRES: no thread is in Acquire.
   ~LockTree();
   LockTree(const LockTree&) = delete;
@@ -224,6 +231,7 @@ class LockTree {
   const BoundLess less_;
   const size_t escalate_at_;
   MemoryBudget* const memory_;
+  const int64_t escalate_bytes_;
 
   mutable Mutex mu_;
   absl::btree_map<Bound, Holders, BoundLess> segments_ ABSL_GUARDED_BY(mu_);
@@ -238,9 +246,9 @@ class LockTree {
     size_t size() const { return ranges_.size(); }
     // Escalate once size() reaches this (0: the tree's escalate_at).
     size_t escalate_at = 0;
-    // Under lock memory pressure, escalate once size() reaches this.
+    // Once `bytes` reaches the tree's escalate_bytes, escalate when size() reaches this.
     size_t escalate_for_memory_at = kMinRangesToEscalate;
-    // What the ranges cost, about (RangeBytes), as counted in the Env's lock MemoryBudget.
+    // What the ranges cost, about (RangeBytes), as also counted in the tree's memory_.
     int64_t bytes = 0;
     BoundRef start(size_t i) const;
     BoundRef end(size_t i) const;

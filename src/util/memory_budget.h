@@ -1,9 +1,9 @@
 // Memory of one kind that an Env keeps outside its cache (the locks of every table, the
-// write sets of every transaction), counted against a budget tied to cache_bytes. Whoever
-// holds such memory adds what it takes and subtracts it when it lets go; once the total is
-// over the budget, the holders shrink theirs where they can (locks escalate, lock_tree.h;
-// write sets spill to their rollback files, db/write_set.h), as PerconaFT escalates when its
-// lock memory passes its limit.
+// write sets of every transaction), counted against a budget. Whoever holds such memory adds
+// what it takes and subtracts it when it lets go. Write sets share a budget tied to
+// cache_bytes and spill to their rollback files while their total is over it
+// (db/write_set.h); locks are only counted (an unlimited budget: each owner escalates on its
+// own, txn/lock_tree.h), for fern.stats.
 //
 // Thread-safe (one atomic counter).
 #ifndef FERN_UTIL_MEMORY_BUDGET_H_
@@ -17,8 +17,8 @@ namespace fern {
 
 class MemoryBudget {
  public:
-  // An Env's budget for one kind: an eighth of its cache (PerconaFT's ratio for locks), at
-  // least `floor`.
+  // An Env's budget for one kind: an eighth of its cache (PerconaFT's ratio for its lock
+  // memory), at least `floor`.
   static size_t EighthOf(size_t cache_bytes, size_t floor) {
     return cache_bytes / 8 > floor ? cache_bytes / 8 : floor;
   }

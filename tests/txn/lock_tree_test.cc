@@ -793,55 +793,43 @@ TEST(LockTreeDeadlockTest, ThreeTransactionCycleAcrossTwoTables) {
 
 // ---- lock memory ----------------------------------------------------------------------------
 
-// 1 KiB keys cost ~3.2 KB a lock: 128 of them put a 64 KiB budget well over, and the owner's
-// row locks (nothing but unlocked key space between them) escalate to one range.
-TEST(LockTreeMemoryTest, AnOwnerEscalatesOnceTheEnvsLockMemoryIsOverBudget) {
+// 1 KiB keys cost ~3.2 KB a lock: past a 64 KiB threshold (and 128 ranges) the owner's row
+// locks (nothing but unlocked key space between them) escalate, and keep escalating as it
+// doubles, so its memory stays bounded by the threshold's order, not its row count.
+TEST(LockTreeMemoryTest, AnOwnerEscalatesOnceItsLocksCostTooMuch) {
   DeadlockDetector detector;
-  MemoryBudget memory(64 << 10);
-  LockTree tree(*BytewiseComparator(), detector, LockTree::kDefaultEscalateAt, &memory);
-  auto key = [](int i) { return StrCat(i < 100 ? "k0" : "k", i, std::string(1024, 'x')); };
+  MemoryBudget memory(SIZE_MAX);
+  LockTree tree(*BytewiseComparator(), detector, LockTree::kDefaultEscalateAt, &memory,
+                /*escalate_bytes=*/64 << 10);
+  auto key = [](int i) { return StrCat("k", 1000 + i, std::string(1024, 'x')); };
   for (int i = 0; i < 1000; ++i) ASSERT_TRUE(tree.Acquire(1, key(i), kWrite, kNoWait).ok());
   EXPECT_GE(tree.escalation_count(), 1u);
-  EXPECT_TRUE(tree.Holds(1, key(0), key(99), kWrite));
-  // At most the ranges acquired since the last escalation (each bounded by two bounds).
+  EXPECT_TRUE(tree.Holds(1, key(0), key(127), kWrite));
   EXPECT_LE(tree.bound_count(), 2 * LockTree::kMinRangesToEscalate + 2);
   EXPECT_LT(memory.used(), size_t{LockTree::kMinRangesToEscalate} * 4 << 10);
   tree.ReleaseAll(1);
   EXPECT_EQ(memory.used(), 0u);
 }
 
-TEST(LockTreeMemoryTest, UnderBudgetNothingEscalatesBeforeTheCount) {
+// The threshold is per owner: many owners each below it escalate nothing, however much they
+// hold together (escalating them would lock each out of the key space between its rows).
+TEST(LockTreeMemoryTest, OwnersBelowTheThresholdDoNotEscalateWhateverTheirSum) {
   DeadlockDetector detector;
-  MemoryBudget memory(size_t{64} << 20);
-  LockTree tree(*BytewiseComparator(), detector, LockTree::kDefaultEscalateAt, &memory);
-  for (int i = 0; i < 1000; ++i) {
-    ASSERT_TRUE(tree.Acquire(1, testing::NumberedKey(i), kWrite, kNoWait).ok());
+  MemoryBudget memory(SIZE_MAX);
+  LockTree tree(*BytewiseComparator(), detector, LockTree::kDefaultEscalateAt, &memory,
+                /*escalate_bytes=*/256 << 10);
+  for (int i = 0; i < 8000; ++i) {
+    ASSERT_TRUE(tree.Acquire(1 + i % 8, testing::NumberedKey(i), kWrite, kNoWait).ok());
   }
   EXPECT_EQ(tree.escalation_count(), 0u);
-  EXPECT_GT(memory.used(), 1000u * 100);
-  EXPECT_LT(memory.used(), 1000u * 300);
-}
-
-// The budget is the Env's: an owner spread over many tables, each far below the count,
-// escalates in the tables it acquires in once the sum is over.
-TEST(LockTreeMemoryTest, TheBudgetCountsEveryTableOfTheEnv) {
-  DeadlockDetector detector;
-  MemoryBudget memory(256 << 10);
-  std::vector<std::unique_ptr<LockTree>> trees;
-  for (int t = 0; t < 20; ++t) {
-    trees.push_back(std::make_unique<LockTree>(*BytewiseComparator(), detector,
-                                               LockTree::kDefaultEscalateAt, &memory));
-    for (int i = 0; i < 1000; ++i) {
-      ASSERT_TRUE(trees.back()->Acquire(1, testing::NumberedKey(i), kWrite, kNoWait).ok());
-    }
-  }
-  size_t escalations = 0;
-  for (const auto& tree : trees) escalations += tree->escalation_count();
-  EXPECT_GE(escalations, 10u);
-  // Over the budget by at most what each table's last escalation left and the ranges
-  // acquired since (under 128 rows a table); without the budget, 20 x ~130 KB.
-  EXPECT_LT(memory.used(), size_t{1} << 20);
-  trees.clear();  // a tree destroyed with locks held gives their memory back
+  EXPECT_GT(memory.used(), 8000u * 100);
+  EXPECT_LT(memory.used(), 8000u * 300);
+  std::vector<std::unique_ptr<LockTree>> more;
+  more.push_back(std::make_unique<LockTree>(*BytewiseComparator(), detector,
+                                            LockTree::kDefaultEscalateAt, &memory));
+  ASSERT_TRUE(more.back()->Acquire(9, "k", kWrite, kNoWait).ok());
+  more.clear();  // a tree destroyed with locks held gives their memory back
+  for (TxnId owner = 1; owner <= 8; ++owner) tree.ReleaseAll(owner);
   EXPECT_EQ(memory.used(), 0u);
 }
 
