@@ -93,7 +93,8 @@ Status TxnImpl::LockRange(TableImpl* table, const std::string_view* lo, const st
                           LockTree::Mode mode) {
   TxnImpl* root = this;
   while (root->parent_ != nullptr) root = root->parent_;
-  Status s = table->locks()->AcquireRange(state_->root_id(), lo, hi, mode, env_->lock_timeout());
+  Status s = table->locks()->AcquireRange(state_->root_id(), lo, hi, mode, env_->lock_timeout(),
+                                          root->lock_account_);
   if (s.ok()) root->locked_tables_.insert(table);
   return s;
 }

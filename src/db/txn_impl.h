@@ -13,6 +13,7 @@
 #ifndef FERN_DB_TXN_IMPL_H_
 #define FERN_DB_TXN_IMPL_H_
 
+#include <atomic>
 #include <memory>
 #include <set>
 #include <string>
@@ -119,6 +120,8 @@ class TxnImpl final : public Txn {
   // Every key this transaction or a committed child of it wrote.
   WriteSet writes_;
   std::set<TableImpl*> locked_tables_;  // the root's
+  // What the root's locks cost in every table, for escalation (LockTree::Account).
+  const LockTree::Account lock_account_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 }  // namespace fern

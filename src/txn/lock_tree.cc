@@ -56,6 +56,9 @@ LockTree::~LockTree() {
   if (memory_ != nullptr) {
     for (const auto& [owner, ranges] : owned_) memory_->Add(-ranges.bytes);
   }
+  for (const auto& [owner, ranges] : owned_) {
+    if (ranges.account != nullptr) ranges.account->fetch_sub(ranges.bytes);
+  }
 }
 
 int64_t LockTree::RangeBytes(BoundRef start, BoundRef end) {
@@ -89,7 +92,7 @@ Status LockTree::Acquire(TxnId owner, std::string_view lo, std::string_view hi, 
 }
 
 Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std::string_view* hi,
-                              Mode mode, absl::Duration timeout) {
+                              Mode mode, absl::Duration timeout, const Account& account) {
   if (owner == kNoTxn) return Status::InvalidArgument("lock owner is transaction 0");
   if (lo != nullptr && hi != nullptr && comparator_.Compare(*lo, *hi) > 0) {
     return Status::InvalidArgument(
@@ -114,7 +117,7 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
       if (!covered) {
         // Its edges from the last wait are stale; the grant may add edges towards it.
         if (registered) detector_.ClearWaits(owner);
-        GrantRequest(owner, start, end, mode);
+        GrantRequest(owner, start, end, mode, account);
       }
       break;
     }
@@ -144,7 +147,7 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
     }
     if (self.holders.empty() && self.queued.empty()) {
       // It went before the queued requests that wait for it, and nothing holds the range.
-      GrantRequest(owner, start, end, mode);
+      GrantRequest(owner, start, end, mode, account);
       break;
     }
     if (!registered) {
@@ -163,15 +166,19 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
   return result;
 }
 
-void LockTree::GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode) {
+void LockTree::GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode,
+                            const Account& account) {
   Grant(owner, start, end, mode);
   OwnedRanges& ranges = owned_[owner];
+  if (ranges.account == nullptr) ranges.account = account;
   const int64_t added = ranges.Add(start, end);
   if (memory_ != nullptr) memory_->Add(added);
+  int64_t cost = ranges.bytes;
+  if (ranges.account != nullptr) cost = ranges.account->fetch_add(added) + added;
   const bool over_count =
       ranges.size() >= (ranges.escalate_at != 0 ? ranges.escalate_at : escalate_at_);
   const bool over_memory =
-      ranges.bytes >= escalate_bytes_ && ranges.size() >= ranges.escalate_for_memory_at;
+      cost >= escalate_bytes_ && ranges.size() >= ranges.escalate_for_memory_at;
   if (over_count || over_memory) Escalate(owner);
 }
 
@@ -344,6 +351,8 @@ void LockTree::Escalate(TxnId owner) {
   rebuilt.escalate_for_memory_at = std::max(kMinRangesToEscalate, 2 * rebuilt.size());
   OwnedRanges& ranges = owned_[owner];
   if (memory_ != nullptr) memory_->Add(rebuilt.bytes - ranges.bytes);
+  if (ranges.account != nullptr) ranges.account->fetch_add(rebuilt.bytes - ranges.bytes);
+  rebuilt.account = std::move(ranges.account);
   ranges = std::move(rebuilt);
   ++escalations_;
 }
@@ -366,6 +375,7 @@ void LockTree::ReleaseAll(TxnId owner) {
     Coalesce(start, end);
   }
   if (memory_ != nullptr) memory_->Add(-ranges.bytes);
+  if (ranges.account != nullptr) ranges.account->fetch_sub(ranges.bytes);
   owned_.erase(owned);
 
   // Its locks are gone; a waiter with nothing left to wait for looks again. (One that still

@@ -52,7 +52,9 @@
 // owner's ranges here cost `escalate_bytes` (RangeBytes; 24 MiB by default, about what the
 // count allows with 16-byte keys) and number at least kMinRangesToEscalate (and twice as
 // many as its last escalation left): the count alone let big keys take gigabytes (an 8 KiB
-// key's lock costs ~25 KB). The trigger is the owner's own memory, not the Env's total:
+// key's lock costs ~25 KB). With an Account, the cost counted is the owner's in every table
+// (a transaction spread over many tables escalates in those it goes on locking in). The
+// trigger is the owner's own memory, not the Env's total:
 // escalating every owner once their sum is large would make concurrent mid-size
 // transactions lock each other out of the key space between their rows.
 //
@@ -62,8 +64,10 @@
 #define FERN_TXN_LOCK_TREE_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -123,11 +127,16 @@ class LockTree {
   Status Acquire(TxnId owner, std::string_view key, Mode mode, absl::Duration timeout) {
     return Acquire(owner, key, key, mode, timeout);
   }
+  // What one owner's locks cost in every table of the Env (RangeBytes), shared by the
+  // trees it locks in: the transaction passes the same account to each.
+  using Account = std::shared_ptr<std::atomic<int64_t>>;
   // As Acquire, over a range that may be unbounded: a null `lo` starts before every key, a
   // null `hi` ends after every key (a scan to the end of a table locks out rows inserted
-  // past its last one).
+  // past its last one). With an `account` (the first given for the owner here is kept
+  // until it releases), the owner's locks escalate here once their cost in all the tables
+  // sharing it reaches escalate_bytes, not only their cost here.
   Status AcquireRange(TxnId owner, const std::string_view* lo, const std::string_view* hi,
-                      Mode mode, absl::Duration timeout);
+                      Mode mode, absl::Duration timeout, const Account& account = nullptr);
 
   // Releases every lock `owner` holds here and wakes the requests that waited for it.
   void ReleaseAll(TxnId owner);
@@ -207,7 +216,7 @@ class LockTree {
   void Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Grant, then records the range as the owner's and escalates if it holds enough.
-  void GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode)
+  void GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode, const Account& account)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fills *queued with the owners of requests queued before `self` (all of them, if
   // `self` is not queued) that it waits its turn behind (see the class comment).
@@ -248,8 +257,10 @@ class LockTree {
     size_t escalate_at = 0;
     // Once `bytes` reaches the tree's escalate_bytes, escalate when size() reaches this.
     size_t escalate_for_memory_at = kMinRangesToEscalate;
-    // What the ranges cost, about (RangeBytes), as also counted in the tree's memory_.
+    // What the ranges cost, about (RangeBytes), as also counted in the tree's memory_ and
+    // in `account`.
     int64_t bytes = 0;
+    Account account;  // may be null
     BoundRef start(size_t i) const;
     BoundRef end(size_t i) const;
 

@@ -1,8 +1,8 @@
 // What an Env keeps outside its cache stays bounded (fern.stats: locks.memory_bytes and
-// txn.write_set_memory_bytes). Row locks with big keys escalate once one owner's locks in a
-// table cost 24 MiB, however few they are; many mid-size transactions spill their write
-// sets once these together are over their budget (an eighth of cache_bytes, at least
-// 16 MiB), and do not escalate each other's locks.
+// txn.write_set_memory_bytes). A transaction's row locks escalate once they cost 24 MiB in
+// all its tables, however few they are (big keys) or however spread; many mid-size
+// transactions spill their write sets once these together are over their budget (an
+// eighth of cache_bytes, at least 16 MiB), and do not escalate each other's locks.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -67,6 +67,32 @@ TEST_F(MemoryBudgetTest, BigKeysEscalateOnceAnOwnersLocksCostTooMuch) {
   ASSERT_TRUE(writer->Abort().ok());
   ASSERT_TRUE(reader->Commit().ok());
   EXPECT_EQ(Stat("locks.memory_bytes"), 0);
+}
+
+// One transaction writing 20,000 rows in each of 12 tables: ~40 MB of row locks in all,
+// ~3.4 MB in each table. Its account counts them all, so it escalates in the tables it goes
+// on writing in once the sum passes 24 MiB.
+TEST_F(MemoryBudgetTest, ATransactionSpreadOverManyTablesEscalates) {
+  std::vector<Table*> tables(12);
+  for (size_t t = 0; t < tables.size(); ++t) {
+    ASSERT_TRUE(env_->OpenTable("t" + std::to_string(t), TableOptions(), &tables[t]).ok());
+  }
+  std::unique_ptr<Txn> txn = Begin(Isolation::kSnapshot);
+  int64_t most = 0;
+  for (Table* table : tables) {
+    for (int i = 0; i < 20000; ++i) {
+      ASSERT_TRUE(table->Put(txn.get(), testing::NumberedKey(i), "v").ok());
+    }
+    most = std::max(most, Stat("locks.memory_bytes"));
+  }
+  EXPECT_GT(most, kEscalateBytes / 2);
+  EXPECT_LT(most, kEscalateBytes + (int64_t{4} << 20));
+  EXPECT_GE(Stat("table.t11.lock_escalations"), 1);
+  EXPECT_EQ(Stat("table.t0.lock_escalations"), 0);
+  ASSERT_TRUE(txn->Commit().ok());
+  EXPECT_EQ(Stat("locks.memory_bytes"), 0);
+  std::string value;
+  ASSERT_TRUE(tables.back()->Get(nullptr, testing::NumberedKey(19999), &value).ok());
 }
 
 // 12 transactions live at once, each writing 40,000 rows with 64-byte keys: ~4.8 MB of

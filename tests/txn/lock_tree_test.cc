@@ -811,6 +811,31 @@ TEST(LockTreeMemoryTest, AnOwnerEscalatesOnceItsLocksCostTooMuch) {
   EXPECT_EQ(memory.used(), 0u);
 }
 
+// With an account, the owner's cost in every table counts: under the threshold in each of
+// two tables, over it in both together, it escalates in the one it goes on locking in.
+TEST(LockTreeMemoryTest, AnAccountCountsTheOwnersLocksInEveryTable) {
+  DeadlockDetector detector;
+  LockTree a(*BytewiseComparator(), detector, LockTree::kDefaultEscalateAt, nullptr,
+             /*escalate_bytes=*/256 << 10);
+  LockTree b(*BytewiseComparator(), detector, LockTree::kDefaultEscalateAt, nullptr,
+             /*escalate_bytes=*/256 << 10);
+  auto account = std::make_shared<std::atomic<int64_t>>(0);
+  for (LockTree* tree : {&a, &b}) {
+    for (int i = 0; i < 1000; ++i) {
+      const std::string key = testing::NumberedKey(i);
+      const std::string_view bound = key;
+      ASSERT_TRUE(tree->AcquireRange(1, &bound, &bound, kWrite, kNoWait, account).ok());
+    }
+  }
+  EXPECT_EQ(a.escalation_count(), 0u);
+  EXPECT_GE(b.escalation_count(), 1u);
+  EXPECT_GT(account->load(), 100000);
+  EXPECT_LT(account->load(), 256 << 10);
+  a.ReleaseAll(1);
+  b.ReleaseAll(1);
+  EXPECT_EQ(account->load(), 0);
+}
+
 // The threshold is per owner: many owners each below it escalate nothing, however much they
 // hold together (escalating them would lock each out of the key space between its rows).
 TEST(LockTreeMemoryTest, OwnersBelowTheThresholdDoNotEscalateWhateverTheirSum) {
