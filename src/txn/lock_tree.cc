@@ -53,10 +53,9 @@ LockTree::LockTree(const Comparator& comparator, DeadlockDetector& detector, siz
 LockTree::~LockTree() {
   MutexLock lock(&mu_);
   assert(waiters_.empty() && "LockTree destroyed while a request waits");
-  if (memory_ != nullptr) {
-    for (const auto& [owner, ranges] : owned_) memory_->Add(-ranges.bytes);
-  }
+  // Locks still held (a table dropped under a prepared transaction) give their memory back.
   for (const auto& [owner, ranges] : owned_) {
+    if (memory_ != nullptr) memory_->Add(-ranges.bytes);
     if (ranges.account != nullptr) ranges.account->fetch_sub(ranges.bytes);
   }
 }
