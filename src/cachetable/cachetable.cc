@@ -205,6 +205,7 @@ CachetableStats Cachetable::stats() const {
   }
   stats.full_evictions = impl_->full_evictions.load(std::memory_order_relaxed);
   stats.partial_evictions = impl_->partial_evictions.load(std::memory_order_relaxed);
+  stats.written_but_kept = impl_->written_but_kept.load(std::memory_order_relaxed);
   stats.bytes_evicted = impl_->bytes_evicted.load(std::memory_order_relaxed);
   stats.dirty_writes = impl_->dirty_writes.load(std::memory_order_relaxed);
   stats.write_errors = impl_->write_errors.load(std::memory_order_relaxed);

@@ -125,6 +125,14 @@ class CacheFileOwner {
   // call CloseFile of its own file and CloseFile must not be called with a lock it takes.
   // Default: nothing.
   virtual void CleanerRun(BlockNum block) {}
+
+  // ---- eviction ----
+  // The evictor wrote `block` (dirty, its clock count run down) to evict it, but a client
+  // pinned it meanwhile, so it stays cached: in use, and as big as before. A node that
+  // keeps coming back to this is hot and too big for the cache's share it has; the tree
+  // schedules a flush of its heaviest buffer. Called on the evictor thread with the pair
+  // locked exclusively and no cachetable mutex held; must not block. Default: nothing.
+  virtual void WrittenButKept(BlockNum block, CacheValue* value) {}
 };
 
 struct CachetableStats {
@@ -138,15 +146,16 @@ struct CachetableStats {
   uint64_t misses = 0;
   uint64_t full_evictions = 0;
   uint64_t partial_evictions = 0;
-  uint64_t bytes_evicted = 0;  // memory released by full and partial evictions
-  uint64_t dirty_writes = 0;   // writes of cached pairs (WriteBlock, WriteBlockForCheckpoint)
-  uint64_t write_errors = 0;   // of those, the ones that failed (the pair stayed dirty)
-  uint64_t evictor_runs = 0;   // wake-ups of the evictor thread that swept the clock
-  uint64_t trims = 0;          // times the evictor returned the allocator's free memory
-  uint64_t client_waits = 0;   // clients that waited for the evictor (back-pressure)
-  uint64_t cleaner_runs = 0;   // cleaner passes over the clock
-  uint64_t cleaner_calls = 0;  // CleanerRun calls
-  uint64_t clones = 0;         // checkpoint clones made by write pins
+  uint64_t written_but_kept = 0;  // eviction writes of pairs a client pinned meanwhile
+  uint64_t bytes_evicted = 0;     // memory released by full and partial evictions
+  uint64_t dirty_writes = 0;      // writes of cached pairs (WriteBlock, WriteBlockForCheckpoint)
+  uint64_t write_errors = 0;      // of those, the ones that failed (the pair stayed dirty)
+  uint64_t evictor_runs = 0;      // wake-ups of the evictor thread that swept the clock
+  uint64_t trims = 0;             // times the evictor returned the allocator's free memory
+  uint64_t client_waits = 0;      // clients that waited for the evictor (back-pressure)
+  uint64_t cleaner_runs = 0;      // cleaner passes over the clock
+  uint64_t cleaner_calls = 0;     // CleanerRun calls
+  uint64_t clones = 0;            // checkpoint clones made by write pins
   uint64_t checkpoint_pairs_written = 0;  // successful checkpoint writes, clones included
 };
 

@@ -257,6 +257,7 @@ struct Cachetable::Impl {
   // ---- counters ----
   std::atomic<uint64_t> full_evictions{0};
   std::atomic<uint64_t> partial_evictions{0};
+  std::atomic<uint64_t> written_but_kept{0};
   std::atomic<uint64_t> bytes_evicted{0};
   std::atomic<uint64_t> dirty_writes{0};
   std::atomic<uint64_t> write_errors{0};

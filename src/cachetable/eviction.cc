@@ -117,6 +117,12 @@ bool Cachetable::Impl::SweepVisit(Pair* pair, bool write_now) {
     if (write_ok && pair->refs() == 1) bytes = UnlinkLocked(pair, bucket);
   }
   if (!pair->removed()) {
+    if (was_dirty && write_ok) {
+      written_but_kept.fetch_add(1, std::memory_order_relaxed);
+      list_mu.Unlock();
+      owner->WrittenButKept(pair->key.block, pair->value.get());
+      list_mu.Lock();
+    }
     pair->lock.UnlockWrite();
     ReleaseRef(pair);
     return was_dirty && write_ok;  // a successful write is progress

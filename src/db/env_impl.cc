@@ -574,6 +574,7 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   out += StrCat("cache.misses: ", c.misses, "\n");
   out += StrCat("cache.full_evictions: ", c.full_evictions, "\n");
   out += StrCat("cache.partial_evictions: ", c.partial_evictions, "\n");
+  out += StrCat("cache.written_but_kept: ", c.written_but_kept, "\n");
   out += StrCat("cache.bytes_evicted: ", c.bytes_evicted, "\n");
   out += StrCat("cache.dirty_writes: ", c.dirty_writes, "\n");
   out += StrCat("cache.write_errors: ", c.write_errors, "\n");

@@ -39,30 +39,12 @@ constexpr size_t kMinEncodedMessage = 1 + 8 + 1 + 1 + 1;
 // (with a plain linear merge, sqrt(n) cost 1.8 us per append at n = 40,000).
 static_assert(MessageBuffer::kIndexTailBound == 64);
 
-// The arena's first allocation; past it the arena grows by a quarter (GrowArena).
-constexpr size_t kMinArenaBytes = 4 << 10;
-
 }  // namespace
-
-void MessageBuffer::GrowArena(size_t needed) {
-  // std::string doubles its capacity (reserve included, in libstdc++), so a full buffer held
-  // up to twice its bytes, and the cache counts capacity: ten roots the buffer budget kept
-  // at 3.7 MB of messages each held 7.6 MB, more than a 64 MiB cache, and the evictor
-  // rewrote them whole over and over. Growing by a quarter copies each byte about four
-  // times in all instead of once, and leaves at most a quarter unused.
-  const size_t target = std::max({needed, arena_.size() + arena_.size() / 4, kMinArenaBytes});
-  ChunkString grown;
-  grown.reserve(target);  // exact: an empty string has nothing to double
-  grown.append(arena_);
-  arena_.swap(grown);
-}
 
 void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
   assert(m.msn > max_msn_);
   assert(arena_.size() + EncodedMessageSize(m) <= std::numeric_limits<uint32_t>::max());
   uint32_t offset = static_cast<uint32_t>(arena_.size());
-  const size_t needed = arena_.size() + EncodedMessageSize(m);
-  if (needed > arena_.capacity()) GrowArena(needed);
   EncodeMessage(m, &arena_);
   ++count_;
   if (IsUpdate(m.type)) ++update_count_;

@@ -124,8 +124,6 @@ class MessageBuffer {
   // order; the caller then sorts and indexes them. With `copy` each message is re-encoded
   // into the arena; without, the offsets are into `payload`, which is to become the arena.
   Status IndexPayload(std::string_view payload, uint64_t count, size_t header_bytes, bool copy);
-  // Makes the arena's capacity at least `needed` bytes, growing it by a quarter at least.
-  void GrowArena(size_t needed);
   Message MessageAt(uint32_t offset) const;
   std::string_view KeyAt(uint32_t offset) const;
   // First position in sorted_ whose key is >= key. Under BytewiseComparator() it searches

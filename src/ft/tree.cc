@@ -14,6 +14,7 @@
 #include "util/status_macros.h"
 #include "util/strings.h"
 #include "util/thread_cache.h"
+#include "util/thread_pool.h"
 
 namespace fern {
 
@@ -358,26 +359,45 @@ Status FractalTree::WriteBlockForCheckpoint(BlockNum block, CacheValue* value) {
 }
 
 void FractalTree::CleanerRun(BlockNum block) {
+  if (FlushHeaviestIfCached(block)) stats_.cleaner_flushes++;
+}
+
+void FractalTree::WrittenButKept(BlockNum block, CacheValue* value) {
+  // Leaves shrink only by eviction; an internal node's buffers can go down a level.
+  if (static_cast<Node*>(value)->is_leaf()) return;
+  if (config_.flusher_pool == nullptr || kept_flush_in_flight_.exchange(true)) return;
+  if (!BeginBackgroundTask()) {
+    kept_flush_in_flight_.store(false);
+    return;
+  }
+  config_.flusher_pool->Schedule([this, block] {
+    if (FlushHeaviestIfCached(block)) stats_.kept_flushes++;
+    kept_flush_in_flight_.store(false);
+    EndBackgroundTask();
+  });
+}
+
+bool FractalTree::FlushHeaviestIfCached(BlockNum block) {
   ReaderMutexLock safe(&checkpoint_safe_);
-  if (closing_.load(std::memory_order_acquire)) return;
+  if (closing_.load(std::memory_order_acquire)) return false;
   PinnedPair pin;
-  // The block may have been evicted, or merged away and freed, since the cleaner chose it:
-  // it is worked on only if still cached.
-  if (!cache_->PinIfCached(file_id_, block, Cachetable::Lock::kWrite, &pin).ok()) return;
-  if (!Thaw(&pin).ok()) return;
+  // The block may have been evicted, or merged away and freed, since it was chosen: it is
+  // worked on only if still cached.
+  if (!cache_->PinIfCached(file_id_, block, Cachetable::Lock::kWrite, &pin).ok()) return false;
+  if (!Thaw(&pin).ok()) return false;
   Node* node = pin.as<Node>();
-  if (node->is_leaf() || node->buffered_bytes() == 0) return;
+  if (node->is_leaf() || node->buffered_bytes() == 0) return false;
   size_t heaviest = 0;
   for (size_t i = 1; i < node->buffers.size(); ++i) {
     if (node->buffers[i].bytes() > node->buffers[heaviest].bytes()) heaviest = i;
   }
-  stats_.cleaner_flushes++;
   // A failure here (an unreadable child) leaves the messages in place and is reported
-  // again by the query or write that meets it; the cleaner has no caller to tell.
+  // again by the query or write that meets it; a background flush has no caller to tell.
   const bool is_root = block == root_.load(std::memory_order_acquire);
   if (FlushChild(&pin, heaviest, /*may_release=*/true).ok() && is_root && pin.pinned()) {
     FixRoot(&pin).ok();
   }
+  return true;
 }
 
 bool FractalTree::FreezeBuffers(Node* node) {

@@ -273,6 +273,9 @@ class FractalTree final : public CacheFileOwner {
   // The cleaner thread: flushes the heaviest child buffer of `block` if it is still an
   // internal node with buffered messages.
   void CleanerRun(BlockNum block) override;
+  // An internal node the evictor wrote but could not evict (it is in use): schedules one
+  // flush of its heaviest buffer on the flusher pool (one such flush in flight per tree).
+  void WrittenButKept(BlockNum block, CacheValue* value) override;
 
  private:
   FractalTree(std::unique_ptr<TreeFile> file, const TreeConfig& config, Cachetable* cache);
@@ -405,6 +408,9 @@ class FractalTree final : public CacheFileOwner {
   // on the flusher pool, so that the rows go and later reads stop skipping them one by one.
   // One such flush in flight per tree; none without a flusher pool.
   void ScheduleFlushToward(std::string_view key);
+  // Flushes the heaviest child buffer of `block` if it is cached and an internal node with
+  // buffered messages; whether it flushed (or tried: a failed flush leaves the messages).
+  bool FlushHeaviestIfCached(BlockNum block);
   // Flushes, from the root down, each buffer on `key`'s path into its child.
   Status FlushToward(std::string_view key);
   // ReadBatch asks for ScheduleFlushToward only when at least this many stored rows in a row
@@ -471,6 +477,7 @@ class FractalTree final : public CacheFileOwner {
   int flushes_pending_ ABSL_GUARDED_BY(flush_mu_) = 0;
   std::atomic<bool> readahead_in_flight_{false};
   std::atomic<bool> flush_toward_in_flight_{false};  // ScheduleFlushToward's
+  std::atomic<bool> kept_flush_in_flight_{false};    // WrittenButKept's
   // What this tree last reported to config_.buffer_budget (CountHeight1Nodes).
   std::atomic<size_t> height1_counted_{0};
   // The codec may change while eviction threads serialize nodes, hence atomics.

@@ -17,6 +17,7 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("commits_in_place", commits_in_place);
   line("flushes", flushes);
   line("cleaner_flushes", cleaner_flushes);
+  line("kept_flushes", kept_flushes);
   line("background_flushes", background_flushes);
   line("read_triggered_flushes", read_triggered_flushes);
   line("batches_read", batches_read);

@@ -20,6 +20,7 @@ struct TreeStats {
   std::atomic<uint64_t> commits_in_place{0};
   std::atomic<uint64_t> flushes{0};             // child buffers moved down
   std::atomic<uint64_t> cleaner_flushes{0};     // flushes started by the cleaner thread
+  std::atomic<uint64_t> kept_flushes{0};        // flushes of nodes the evictor wrote but kept
   std::atomic<uint64_t> background_flushes{0};  // gorged nodes flushed by the flusher pool
   // Paths flushed because a read met a batch of rows all deleted by buffered messages.
   std::atomic<uint64_t> read_triggered_flushes{0};

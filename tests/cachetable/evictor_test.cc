@@ -131,6 +131,34 @@ TEST_F(EvictorTest, ReturnFreedMemorySoonTrimsAtTheNextPassWithoutEvictions) {
   EXPECT_EQ(table_->stats().bytes_evicted, 0u);
 }
 
+// The evictor wrote a dirty pair to evict it, but a client pinned it meanwhile: the pair
+// stays (clean) for that client, and its owner is told (a tree flushes such a node's
+// heaviest buffer, so that a hot node too big for the cache shrinks instead of being
+// written again at every pass).
+TEST_F(EvictorTest, APairPinnedWhileTheEvictorWritesItStaysAndItsOwnerIsTold) {
+  Open(20 * kValueBytes);
+  std::atomic<bool> first{true};
+  std::atomic<BlockNum> written{0};
+  std::thread client;
+  disk_->SetBeforeWrite([&](BlockNum block) {
+    if (!first.exchange(false)) return;
+    written = block;
+    client = std::thread([this, block] {
+      PinnedPair pin;
+      EXPECT_TRUE(table_->Pin(file_, block, Lock::kRead, &pin).ok());
+    });
+    // Time for the client to begin waiting for the pair the evictor holds.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  });
+  for (int i = 0; i < 22; ++i) AddDirty(i);  // 1.1x: wakes the evictor
+  ASSERT_TRUE(Eventually([&] { return !disk_->KeptBlocks().empty(); }));
+  client.join();
+  EXPECT_EQ(disk_->KeptBlocks(), std::vector<BlockNum>{written.load()});
+  EXPECT_TRUE(table_->IsCached(file_, written.load()));
+  EXPECT_EQ(table_->stats().written_but_kept, 1u);
+  EXPECT_EQ(disk_->PlainWritesOf(written.load()), 1);
+}
+
 TEST_F(EvictorTest, ClientAboveTheBlockMarkWaitsForTheEvictor) {
   const size_t budget = 20 * kValueBytes;
   Open(budget);

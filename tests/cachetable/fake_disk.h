@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "cachetable/cachetable.h"
 #include "util/strings.h"
@@ -178,6 +179,16 @@ class FakeDisk : public CacheFileOwner {
     if (cleaner_run_) cleaner_run_(block);
   }
 
+  void WrittenButKept(BlockNum block, CacheValue* value) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    kept_.push_back(block);
+  }
+  // The blocks WrittenButKept was called for, in order.
+  std::vector<BlockNum> KeptBlocks() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return kept_;
+  }
+
   bool PartialEvict(BlockNum block, CacheValue* value, int clock_count,
                     size_t* freed_bytes) override {
     auto* fake = static_cast<FakeValue*>(value);
@@ -220,6 +231,7 @@ class FakeDisk : public CacheFileOwner {
   std::function<void(BlockNum)> before_write_;
   std::function<void(BlockNum)> before_clone_write_;
   std::function<void(BlockNum)> cleaner_run_;
+  std::vector<BlockNum> kept_;  // guarded by mu_
   std::function<bool(BlockNum)> decline_clone_;
 };
 

@@ -222,28 +222,6 @@ TEST(MessageBufferTest, ForEachVisitsEveryMessageInFifoOrder) {
   EXPECT_EQ(Collect(buffer), model);
 }
 
-// The cache counts a node by its buffers' capacity, so a buffer must not hold much more
-// memory than its messages: doubling the arena left full buffers at up to twice their bytes.
-TEST(MessageBufferTest, MemoryStaysWithinAQuarterOfTheBytesPlusTheIndex) {
-  const Comparator& cmp = *BytewiseComparator();
-  std::mt19937_64 rng(7);
-  MessageBuffer buffer;
-  size_t worst_excess = 0;
-  const std::string value(100, 'v');
-  for (Msn msn = 1; msn <= 20000; ++msn) {
-    const std::string key = std::to_string(rng() % 1000000000000000ull);
-    buffer.Append(Message{MessageType::kInsert, msn, XidStack(), key, value}, cmp);
-    // The key index: 4 bytes of offset and 8 of key head per message, each array at most
-    // doubled; the arena: a quarter of its bytes, or its first 4 KiB.
-    const size_t allowed = buffer.bytes() + std::max<size_t>(buffer.bytes() / 4, 4096) +
-                           2 * 12 * buffer.count() + 1024;
-    ASSERT_LE(buffer.memory_bytes(), allowed) << "after " << msn << " messages";
-    worst_excess = std::max(worst_excess, buffer.memory_bytes() - buffer.bytes());
-  }
-  EXPECT_GT(buffer.bytes(), size_t{2} << 20);  // the sizes a node's buffers reach
-  EXPECT_GT(worst_excess, 0u);
-}
-
 // Checks ForEachWithKey and ForEachInRange against a brute-force model, over a buffer large
 // enough that matches sit in both the sorted index and its unsorted tail.
 void CheckAgainstModel(const Comparator& cmp, uint64_t seed) {
