@@ -410,7 +410,9 @@ class FractalTree final : public CacheFileOwner {
   void ScheduleFlushToward(std::string_view key);
   // Flushes the heaviest child buffer of `block` if it is cached and an internal node with
   // buffered messages; whether it flushed (or tried: a failed flush leaves the messages).
-  bool FlushHeaviestIfCached(BlockNum block);
+  // `*still_over` (if given and it flushed): whether the other buffers' memory was still
+  // over the node's limit (GorgedAbove).
+  bool FlushHeaviestIfCached(BlockNum block, bool* still_over = nullptr);
   // Flushes, from the root down, each buffer on `key`'s path into its child.
   Status FlushToward(std::string_view key);
   // ReadBatch asks for ScheduleFlushToward only when at least this many stored rows in a row
