@@ -173,6 +173,12 @@ struct CachetableOptions {
   // (one over the 128 MiB bound), for ~4% of fillrandom's and overwrite's rate. Both
   // amounts double after each trim that gives back less than an eighth of this (trim_pacer.h).
   size_t trim_slack_bytes = size_t{32} << 20;
+  // Once the evictor has had nothing to do for this long (no sweep, no client waking it),
+  // it returns the allocator's free memory once, if resident memory exceeds the budget by
+  // more than trim_slack_bytes: memory freed outside the cache (cursors, transactions) then
+  // goes back to the system while the process idles, instead of at the next eviction.
+  // 0: never.
+  uint32_t idle_trim_after_ms = 10000;
   // 0: the cleaner is off until SetCleanerPeriod.
   uint32_t cleaner_period_ms = 0;
   // Threads writing checkpoint clones; 0: a quarter of the cores, at least one.

@@ -108,6 +108,10 @@ void Cachetable::Impl::EvictorLoop() {
   const absl::Duration period = absl::Milliseconds(options.evictor_period_ms);
   const size_t slack = options.trim_slack_bytes;
   TrimPacer pacer(budget, slack);
+  // The quiet spell: since the evictor last swept or was woken, and whether its one idle
+  // trim has been tried.
+  absl::Time last_busy = absl::Now();
+  bool idle_trim_tried = false;
   evictor_mu.Lock();
   for (;;) {
     if (AnyWriteBackFailing()) {
@@ -120,11 +124,24 @@ void Cachetable::Impl::EvictorLoop() {
     // One wait: a spurious wake-up only brings a run forward.
     if (!evictor_wake && !evictor_stopping) evictor_mu.WaitWithTimeout(&evictor_cv, period);
     if (evictor_stopping) break;
+    const bool woken = evictor_wake;
     evictor_wake = false;
     evictor_wake_hint.store(false, std::memory_order_relaxed);
     const uint64_t run = ++evictor_runs_started;
     evictor_mu.Unlock();
-    if (size_bytes.load(std::memory_order_relaxed) > budget) {
+    const bool sweep = size_bytes.load(std::memory_order_relaxed) > budget;
+    if (sweep || woken) {
+      last_busy = absl::Now();
+      idle_trim_tried = false;
+    } else if (!idle_trim_tried && options.idle_trim_after_ms > 0 &&
+               absl::Now() - last_busy >= absl::Milliseconds(options.idle_trim_after_ms)) {
+      idle_trim_tried = true;
+      size_t freed = 0;
+      if (ReturnFreedMemory(budget, slack, /*when_unknown=*/false, &freed)) {
+        trims.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (sweep) {
       evictor_runs.fetch_add(1, std::memory_order_relaxed);
       const uint64_t before = bytes_evicted.load(std::memory_order_relaxed);
       Sweep(&evictor, budget, /*wait_if_running=*/true);

@@ -33,12 +33,14 @@ bool Eventually(const std::function<bool()>& done) {
 class EvictorTest : public ::testing::Test {
  protected:
   void Open(size_t budget, uint32_t evictor_period_ms = 1000,
-            size_t trim_slack_bytes = CachetableOptions().trim_slack_bytes) {
+            size_t trim_slack_bytes = CachetableOptions().trim_slack_bytes,
+            uint32_t idle_trim_after_ms = CachetableOptions().idle_trim_after_ms) {
     disk_ = std::make_unique<FakeDisk>(kBase);
     CachetableOptions options;
     options.budget_bytes = budget;
     options.evictor_period_ms = evictor_period_ms;
     options.trim_slack_bytes = trim_slack_bytes;
+    options.idle_trim_after_ms = idle_trim_after_ms;
     table_ = std::make_unique<Cachetable>(options);
     file_ = table_->OpenFile(disk_.get());
   }
@@ -137,26 +139,72 @@ TEST_F(EvictorTest, ReturnFreedMemorySoonTrimsAtTheNextPassWithoutEvictions) {
 // written again at every pass).
 TEST_F(EvictorTest, APairPinnedWhileTheEvictorWritesItStaysAndItsOwnerIsTold) {
   Open(20 * kValueBytes);
-  std::atomic<bool> first{true};
-  std::atomic<BlockNum> written{0};
-  std::thread client;
-  disk_->SetBeforeWrite([&](BlockNum block) {
-    if (!first.exchange(false)) return;
-    written = block;
-    client = std::thread([this, block] {
+  // Shared with the hook, which stays installed (and may run) after the test body returns.
+  struct State {
+    std::atomic<bool> first{true};
+    std::atomic<BlockNum> written{0};
+    std::thread client;
+    ~State() {
+      if (client.joinable()) client.join();
+    }
+  };
+  auto state = std::make_shared<State>();
+  disk_->SetBeforeWrite([this, state](BlockNum block) {
+    if (!state->first.exchange(false)) return;
+    state->written = block;
+    const uint64_t hits = table_->stats().hits;
+    state->client = std::thread([this, block] {
       PinnedPair pin;
       EXPECT_TRUE(table_->Pin(file_, block, Lock::kRead, &pin).ok());
     });
-    // Time for the client to begin waiting for the pair the evictor holds.
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // A pin counts its hit when it takes its reference to the cached pair, before waiting
+    // for the lock this write holds.
+    EXPECT_TRUE(Eventually([&] { return table_->stats().hits > hits; }));
   });
   for (int i = 0; i < 22; ++i) AddDirty(i);  // 1.1x: wakes the evictor
-  ASSERT_TRUE(Eventually([&] { return !disk_->KeptBlocks().empty(); }));
-  client.join();
-  EXPECT_EQ(disk_->KeptBlocks(), std::vector<BlockNum>{written.load()});
-  EXPECT_TRUE(table_->IsCached(file_, written.load()));
+  EXPECT_TRUE(Eventually([&] { return !disk_->KeptBlocks().empty(); }));
+  ASSERT_TRUE(Eventually([&] { return !state->first.load(); }));
+  // The hook assigned the thread before the evictor could report the pair kept.
+  ASSERT_TRUE(Eventually([&] { return disk_->KeptBlocks().size() == 1; }));
+  state->client.join();
+  const BlockNum written = state->written.load();
+  EXPECT_EQ(disk_->KeptBlocks(), std::vector<BlockNum>{written});
+  EXPECT_TRUE(table_->IsCached(file_, written));
   EXPECT_EQ(table_->stats().written_but_kept, 1u);
-  EXPECT_EQ(disk_->PlainWritesOf(written.load()), 1);
+  EXPECT_EQ(disk_->PlainWritesOf(written), 1);
+}
+
+// Memory freed outside the cache while nothing is evicted (cursors closed, an idle process)
+// goes back to the system once the evictor has had nothing to do for idle_trim_after_ms:
+// one trim per quiet spell, and a sweep starts a new spell.
+TEST_F(EvictorTest, AnIdleEvictorTrimsOnceEachQuietSpell) {
+  // No slack: the process is always over the budget, so every trim that is due runs.
+  const size_t budget = 20 * kValueBytes;
+  Open(budget, /*evictor_period_ms=*/20, /*trim_slack_bytes=*/0, /*idle_trim_after_ms=*/300);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // shorter than the spell
+  EXPECT_EQ(table_->stats().trims, 0u);
+  ASSERT_TRUE(Eventually([&] { return table_->stats().trims == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(table_->stats().trims, 1u);
+  // A sweep (22 pairs, over the wake mark; it may trim after what it evicted), then quiet
+  // again: one more trim.
+  for (int i = 0; i < 22; ++i) AddDirty(i);
+  ASSERT_TRUE(Eventually([&] { return table_->size_bytes() <= budget; }));
+  EXPECT_GE(table_->stats().evictor_runs, 1u);
+  // The sweep's pass ends (with its own trim, if due) well before the new spell does.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const uint64_t after_sweep = table_->stats().trims;
+  ASSERT_TRUE(Eventually([&] { return table_->stats().trims == after_sweep + 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(table_->stats().trims, after_sweep + 1);
+}
+
+// Without idle trims (0), an idle evictor never trims.
+TEST_F(EvictorTest, IdleTrimsCanBeTurnedOff) {
+  Open(20 * kValueBytes, /*evictor_period_ms=*/20, /*trim_slack_bytes=*/0,
+       /*idle_trim_after_ms=*/0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(table_->stats().trims, 0u);
 }
 
 TEST_F(EvictorTest, ClientAboveTheBlockMarkWaitsForTheEvictor) {
