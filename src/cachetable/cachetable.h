@@ -129,8 +129,8 @@ class CacheFileOwner {
   // ---- eviction ----
   // The evictor wrote `block` (dirty, its clock count run down) to evict it, but a client
   // pinned it meanwhile, so it stays cached: in use, and as big as before. A node that
-  // keeps coming back to this is hot and too big for the cache's share it has; the tree
-  // schedules a flush of its heaviest buffer. Called on the evictor thread with the pair
+  // keeps coming back to this is hot and too big for its share of the cache; the tree
+  // schedules flushes of its heaviest buffers. Called on the evictor thread with the pair
   // locked exclusively and no cachetable mutex held; must not block. Default: nothing.
   virtual void WrittenButKept(BlockNum block, CacheValue* value) {}
 };

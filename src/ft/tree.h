@@ -273,8 +273,9 @@ class FractalTree final : public CacheFileOwner {
   // The cleaner thread: flushes the heaviest child buffer of `block` if it is still an
   // internal node with buffered messages.
   void CleanerRun(BlockNum block) override;
-  // An internal node the evictor wrote but could not evict (it is in use): schedules one
-  // flush of its heaviest buffer on the flusher pool (one such flush in flight per tree).
+  // An internal node the evictor wrote but could not evict (it is in use): schedules, on
+  // the flusher pool, flushes of its heaviest buffers until the others' memory is within
+  // the node's limit (at most fanout of them; one such task in flight per tree).
   void WrittenButKept(BlockNum block, CacheValue* value) override;
 
  private:
