@@ -118,8 +118,7 @@ Status TableImpl::Commit(Status applied, Lsn lsn) {
 Status TableImpl::TxnWrite(TxnImpl* txn, std::string_view key, const std::function<Status()>& write,
                            bool insert) {
   FERN_RETURN_IF_ERROR(txn->CheckWritable());
-  FERN_RETURN_IF_ERROR(txn->Lock(this, key, key, LockTree::Mode::kWrite));
-  FERN_RETURN_IF_ERROR(CheckSnapshotWrite(txn, key, insert));
+  FERN_RETURN_IF_ERROR(LockForWrite(txn, key, insert));
   FERN_RETURN_IF_ERROR(txn->BeforeWrite());
   Status s = write();
   if (!s.ok()) {
@@ -128,6 +127,17 @@ Status TableImpl::TxnWrite(TxnImpl* txn, std::string_view key, const std::functi
   }
   txn->NoteWrite(this, key);
   return Status::OK();
+}
+
+Status TableImpl::LockForWrite(TxnImpl* txn, std::string_view key, bool insert) {
+  const bool snapshot = txn->isolation() == Isolation::kSnapshot;
+  const bool held = snapshot && txn->HoldsLock(this, key);
+  FERN_RETURN_IF_ERROR(txn->Lock(this, key, key, LockTree::Mode::kWrite));
+  Status s = CheckSnapshotWrite(txn, key, insert);
+  // A write conflict refuses the write: a lock taken for it alone goes again, so that other
+  // writers of the row need not wait for this transaction to end (RocksDB does the same).
+  if (s.IsBusy() && snapshot && !held) txn->ReleaseNewestLock(this, key);
+  return s;
 }
 
 Status TableImpl::CheckSnapshotWrite(TxnImpl* txn, std::string_view key, bool insert) {
@@ -222,8 +232,7 @@ Status TableImpl::GetForUpdate(Txn* txn, std::string_view key, std::string* valu
   FERN_RETURN_IF_ERROR(Unwrap(txn, &t));
   if (t != nullptr) {
     FERN_RETURN_IF_ERROR(t->CheckWritable());
-    FERN_RETURN_IF_ERROR(t->Lock(this, key, key, LockTree::Mode::kWrite));
-    FERN_RETURN_IF_ERROR(CheckSnapshotWrite(t, key));
+    FERN_RETURN_IF_ERROR(LockForWrite(t, key, /*insert=*/false));
   }
   // Without a transaction the row lock would be released at once: a plain read.
   ReadView view = ViewFor(t);

@@ -65,6 +65,9 @@ class TableImpl final : public Table {
   // the transaction cannot see); for an Insert, AlreadyExists if that version is a row.
   // REQUIRES: `txn` holds the row's write lock.
   Status CheckSnapshotWrite(TxnImpl* txn, std::string_view key, bool insert = false);
+  // Takes the row's write lock for `txn` and checks a kSnapshot write (CheckSnapshotWrite);
+  // on a write conflict (Busy) gives back the lock if the transaction did not hold it before.
+  Status LockForWrite(TxnImpl* txn, std::string_view key, bool insert);
   // Every call after this fails with InvalidArgument; returns once the calls and commits in
   // flight in the table have finished, so that the tree may be closed.
   void MarkDropped() { gate_.Close(); }

@@ -99,6 +99,14 @@ Status TxnImpl::LockRange(TableImpl* table, const std::string_view* lo, const st
   return s;
 }
 
+bool TxnImpl::HoldsLock(TableImpl* table, std::string_view key) const {
+  return table->locks()->Holds(state_->root_id(), key, key, LockTree::Mode::kRead);
+}
+
+void TxnImpl::ReleaseNewestLock(TableImpl* table, std::string_view key) {
+  table->locks()->ReleaseNewestKey(state_->root_id(), key);
+}
+
 Status TxnImpl::BeforeWrite() {
   attempted_write_ = true;
   if (begin_logged_) return Status::OK();

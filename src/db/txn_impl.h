@@ -59,6 +59,12 @@ class TxnImpl final : public Txn {
   // The same over a range that may be unbounded (LockTree::AcquireRange).
   Status LockRange(TableImpl* table, const std::string_view* lo, const std::string_view* hi,
                    LockTree::Mode mode);
+  // Whether the root transaction holds a lock (of either mode) on `key` in `table`.
+  bool HoldsLock(TableImpl* table, std::string_view key) const;
+  // Gives back the lock on `key` alone that the latest Lock in `table` took
+  // (LockTree::ReleaseNewestKey; it stays if that grant escalated). REQUIRES: HoldsLock was
+  // false before that Lock.
+  void ReleaseNewestLock(TableImpl* table, std::string_view key);
   // Logs the begin records of this transaction and its ancestors, once each.
   Status BeforeWrite();
   // `own`: a write by this transaction itself (false: a committed child's, or recovered).

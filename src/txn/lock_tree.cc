@@ -390,6 +390,47 @@ void LockTree::ReleaseAll(TxnId owner) {
   }
 }
 
+bool LockTree::ReleaseNewestKey(TxnId owner, std::string_view key) {
+  MutexLock lock(&mu_);
+  auto owned = owned_.find(owner);
+  if (owned == owned_.end() || owned->second.size() == 0) return false;
+  OwnedRanges& ranges = owned->second;
+  const BoundRef start{key, false, 0};
+  const BoundRef end{key, true, 0};
+  const size_t newest = ranges.size() - 1;
+  if (!Equal(ranges.start(newest), start) || !Equal(ranges.end(newest), end)) return false;
+  // Held by no one else (it was granted) and by the owner only through this range; the
+  // owner's neighbouring ranges may have been merged with it, hence the splits.
+  Split(end);
+  Split(start);
+  for (auto it = segments_.find(start); it != segments_.end() && less_(it->first, end); ++it) {
+    Holders& h = it->second;
+    if (h.writer == owner) h.writer = kNoTxn;
+    h.readers.Erase(owner);
+  }
+  Coalesce(start, end);
+  const int64_t freed = ranges.RemoveNewest();
+  if (memory_ != nullptr) memory_->Add(-freed);
+  if (ranges.account != nullptr) ranges.account->fetch_sub(freed);
+  if (ranges.size() == 0) owned_.erase(owned);
+
+  // A waiter that met the owner only on this key has one holder fewer; it looks again once
+  // nothing is left to wait for. (The owner may still hold the rest of its range.)
+  for (Waiter* w : waiters_) {
+    auto holder = std::find(w->holders.begin(), w->holders.end(), owner);
+    if (holder == w->holders.end()) continue;
+    WaitList blockers;
+    Scan(w->owner, w->start, w->end, w->mode, &blockers);
+    if (std::find(blockers.begin(), blockers.end(), owner) != blockers.end()) continue;
+    w->holders.erase(holder);
+    if (std::find(w->queued.begin(), w->queued.end(), owner) == w->queued.end()) {
+      detector_.RemoveWait(w->owner, owner);
+    }
+    if (w->holders.empty() && w->queued.empty()) w->wake.Signal();
+  }
+  return true;
+}
+
 bool LockTree::Holds(TxnId owner, std::string_view lo, std::string_view hi, Mode mode) const {
   if (comparator_.Compare(lo, hi) > 0) return false;
   ReaderMutexLock lock(&mu_);
@@ -413,6 +454,14 @@ int64_t LockTree::OwnedRanges::Add(BoundRef start, BoundRef end) {
   if (!r.shared_key) keys_.append(end.key);
   ranges_.push_back(r);
   return added;
+}
+
+int64_t LockTree::OwnedRanges::RemoveNewest() {
+  const int64_t freed = RangeBytes(start(ranges_.size() - 1), end(ranges_.size() - 1));
+  keys_.resize(ranges_.back().offset);
+  ranges_.pop_back();
+  bytes -= freed;
+  return freed;
 }
 
 LockTree::BoundRef LockTree::OwnedRanges::start(size_t i) const {

@@ -141,6 +141,14 @@ class LockTree {
   // Releases every lock `owner` holds here and wakes the requests that waited for it.
   void ReleaseAll(TxnId owner);
 
+  // Takes back the lock on `key` alone that `owner`'s latest Acquire here granted, for a
+  // write refused after its lock was had (a kSnapshot write conflict), as RocksDB does.
+  // REQUIRES: the owner held no lock on `key` before that Acquire (Holds(owner, key, key,
+  // kRead) was false) and has acquired nothing here since. False, with the lock kept, when
+  // the owner's newest range here is not exactly the key (the grant escalated, or the key
+  // was already held). Wakes the requests that waited only for that lock.
+  bool ReleaseNewestKey(TxnId owner, std::string_view key);
+
   // Whether `owner` holds all of [lo, hi] in `mode` or stronger.
   bool Holds(TxnId owner, std::string_view lo, std::string_view hi, Mode mode) const;
 
@@ -252,6 +260,9 @@ class LockTree {
    public:
     // Returns what the range costs (RangeBytes), now counted in `bytes`.
     int64_t Add(BoundRef start, BoundRef end);
+    // Drops the newest range; returns what it cost, no longer counted in `bytes`.
+    // REQUIRES: size() > 0.
+    int64_t RemoveNewest();
     size_t size() const { return ranges_.size(); }
     // Escalate once size() reaches this (0: the tree's escalate_at).
     size_t escalate_at = 0;

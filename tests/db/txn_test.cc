@@ -89,6 +89,30 @@ TEST_F(TxnTest, SnapshotIsolationReadsAsOfBegin) {
 // first committer wins, as in RocksDB's snapshot transactions);
 // rows committed before it began, rows nobody changed, and rows it wrote itself are fine.
 // Read committed transactions act on the newest row without a check.
+// A refused write takes back the row lock it took, as RocksDB does: the row's other writers
+// go on, while rows the transaction did write stay locked.
+TEST_F(TxnTest, ASnapshotWriteConflictGivesBackItsRowLock) {
+  ASSERT_TRUE(table_->Put(nullptr, "row", "0").ok());
+  auto snapshot = Begin(Isolation::kSnapshot);
+  ASSERT_TRUE(table_->Put(snapshot.get(), "mine", "1").ok());
+  ASSERT_TRUE(table_->Put(nullptr, "row", "other").ok());  // after the snapshot
+
+  EXPECT_TRUE(table_->Put(snapshot.get(), "row", "0+1").IsBusy());
+  // Autocommits never wait for a lock: each finds the row free.
+  EXPECT_TRUE(table_->Put(nullptr, "row", "second").ok());
+  std::string value;
+  EXPECT_TRUE(table_->GetForUpdate(snapshot.get(), "row", &value).IsBusy());
+  EXPECT_TRUE(table_->Delete(nullptr, "row").ok());
+  EXPECT_TRUE(table_->Put(snapshot.get(), "row", "again").IsBusy());
+  EXPECT_TRUE(table_->Put(nullptr, "row", "third").ok());
+  // The row it wrote stays locked until it ends.
+  EXPECT_TRUE(table_->Put(nullptr, "mine", "other").IsBusy());
+  ASSERT_TRUE(snapshot->Commit().ok());
+  EXPECT_EQ(Read(nullptr, "row"), "third");
+  EXPECT_EQ(Read(nullptr, "mine"), "1");
+  EXPECT_TRUE(table_->Put(nullptr, "mine", "other").ok());
+}
+
 TEST_F(TxnTest, SnapshotWritesOfRowsCommittedSinceTheSnapshotAreBusy) {
   for (const char* key : {"before", "changed", "deleted", "locked", "untouched"}) {
     ASSERT_TRUE(table_->Put(nullptr, key, "0").ok());

@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
+#include "util/memory_budget.h"
 #include "util/strings.h"
 
 namespace fern {
@@ -950,6 +951,61 @@ TEST(LockTreeStressTest, RandomLocksKeepMutualExclusionAndTerminate) {
   }
   std::printf("granted %d, waited %d, busy %d, deadlock %d\n", granted.load(), conflicts.load(),
               busy.load(), deadlocks.load());
+}
+
+// ---- giving back a refused write's lock -------------------------------------------------
+
+TEST_F(LockTreeTest, ReleaseNewestKeyGivesBackOnlyThatKey) {
+  MemoryBudget memory(size_t{1} << 30);
+  LockTree tree(*BytewiseComparator(), detector_, LockTree::kDefaultEscalateAt, &memory);
+  ASSERT_TRUE(tree.Acquire(1, "k1", kWrite, kNoWait).ok());
+  const size_t one_lock = memory.used();
+  const size_t bounds = tree.bound_count();
+  ASSERT_TRUE(tree.Acquire(1, "k2", kWrite, kNoWait).ok());
+  ASSERT_GT(memory.used(), one_lock);
+
+  EXPECT_FALSE(tree.ReleaseNewestKey(1, "k1"));  // not the newest grant
+  EXPECT_FALSE(tree.ReleaseNewestKey(2, "k2"));  // not its owner's
+  EXPECT_TRUE(tree.ReleaseNewestKey(1, "k2"));
+  EXPECT_FALSE(tree.Holds(1, "k2", "k2", kRead));
+  EXPECT_TRUE(tree.Holds(1, "k1", "k1", kWrite));
+  EXPECT_EQ(memory.used(), one_lock);
+  EXPECT_EQ(tree.bound_count(), bounds);
+  EXPECT_TRUE(tree.Acquire(2, "k2", kWrite, kNoWait).ok());
+  EXPECT_TRUE(tree.Acquire(2, "k1", kRead, kNoWait).IsBusy());
+
+  // The owner's last lock: the owner is gone from the tree.
+  EXPECT_TRUE(tree.ReleaseNewestKey(2, "k2"));
+  EXPECT_EQ(tree.owner_count(), 1u);
+  tree.ReleaseAll(1);
+  EXPECT_EQ(memory.used(), 0u);
+  EXPECT_EQ(tree.bound_count(), 0u);
+}
+
+TEST_F(LockTreeTest, ReleaseNewestKeyKeepsTheOwnersNeighbouringRange) {
+  // [k1, k3] then k4: the segments of both are the owner's alone and may merge.
+  ASSERT_TRUE(Lock(1, "k1", "k3", kWrite).ok());
+  ASSERT_TRUE(Lock(1, "k4", kWrite).ok());
+  EXPECT_TRUE(tree_.ReleaseNewestKey(1, "k4"));
+  EXPECT_TRUE(tree_.Holds(1, "k1", "k3", kWrite));
+  EXPECT_FALSE(tree_.Holds(1, "k4", "k4", kRead));
+  EXPECT_TRUE(Lock(2, "k4", kWrite).ok());
+  EXPECT_TRUE(Lock(2, "k3", kWrite).IsBusy());
+}
+
+TEST_F(LockTreeTest, ReleaseNewestKeyWakesAWaiterThatWaitedOnlyForIt) {
+  ASSERT_TRUE(Lock(1, "k1", kWrite).ok());
+  ASSERT_TRUE(Lock(1, "k2", kWrite).ok());
+  AsyncAcquire on_key(&tree_, 2, "k2", "k2", kWrite);
+  AsyncAcquire on_both(&tree_, 3, "k1", "k2", kRead);
+  ASSERT_TRUE(WaitUntil([&] { return tree_.waiter_count() == 2; }));
+  ASSERT_TRUE(tree_.ReleaseNewestKey(1, "k2"));
+  EXPECT_TRUE(on_key.Join().ok());
+  // Owner 3 still waits for owner 1's k1 (and now for owner 2's k2).
+  EXPECT_FALSE(on_both.done());
+  tree_.ReleaseAll(1);
+  tree_.ReleaseAll(2);
+  EXPECT_TRUE(on_both.Join().ok());
 }
 
 }  // namespace
