@@ -993,6 +993,16 @@ TEST_F(LockTreeTest, ReleaseNewestKeyKeepsTheOwnersNeighbouringRange) {
   EXPECT_TRUE(Lock(2, "k3", kWrite).IsBusy());
 }
 
+TEST_F(LockTreeTest, ReleaseNewestKeyKeepsALockItsGrantEscalated) {
+  LockTree tree(*BytewiseComparator(), detector_, /*escalate_at=*/2);
+  ASSERT_TRUE(tree.Acquire(1, "k1", kWrite, kNoWait).ok());
+  ASSERT_TRUE(tree.Acquire(1, "k3", kWrite, kNoWait).ok());  // escalates to [k1, k3]
+  ASSERT_EQ(tree.escalation_count(), 1u);
+  EXPECT_FALSE(tree.ReleaseNewestKey(1, "k3"));
+  EXPECT_TRUE(tree.Holds(1, "k1", "k3", kWrite));
+  EXPECT_TRUE(tree.Acquire(2, "k3", kWrite, kNoWait).IsBusy());
+}
+
 TEST_F(LockTreeTest, ReleaseNewestKeyWakesAWaiterThatWaitedOnlyForIt) {
   ASSERT_TRUE(Lock(1, "k1", kWrite).ok());
   ASSERT_TRUE(Lock(1, "k2", kWrite).ok());
