@@ -1006,7 +1006,10 @@ TEST_F(LockTreeTest, ReleaseNewestKeyKeepsALockItsGrantEscalated) {
 TEST_F(LockTreeTest, ReleaseNewestKeyWakesAWaiterThatWaitedOnlyForIt) {
   ASSERT_TRUE(Lock(1, "k1", kWrite).ok());
   ASSERT_TRUE(Lock(1, "k2", kWrite).ok());
+  // Owner 2 waits first: a request queued ahead of it would hold it up (first come, first
+  // served) whatever owner 1 gives back.
   AsyncAcquire on_key(&tree_, 2, "k2", "k2", kWrite);
+  ASSERT_TRUE(WaitUntil([&] { return tree_.waiter_count() == 1; }));
   AsyncAcquire on_both(&tree_, 3, "k1", "k2", kRead);
   ASSERT_TRUE(WaitUntil([&] { return tree_.waiter_count() == 2; }));
   ASSERT_TRUE(tree_.ReleaseNewestKey(1, "k2"));
