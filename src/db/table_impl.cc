@@ -130,13 +130,12 @@ Status TableImpl::TxnWrite(TxnImpl* txn, std::string_view key, const std::functi
 }
 
 Status TableImpl::LockForWrite(TxnImpl* txn, std::string_view key, bool insert) {
-  const bool snapshot = txn->isolation() == Isolation::kSnapshot;
-  const bool held = snapshot && txn->HoldsLock(this, key);
-  FERN_RETURN_IF_ERROR(txn->Lock(this, key, key, LockTree::Mode::kWrite));
+  bool granted = false;
+  FERN_RETURN_IF_ERROR(txn->Lock(this, key, key, LockTree::Mode::kWrite, &granted));
   Status s = CheckSnapshotWrite(txn, key, insert);
   // A write conflict refuses the write: a lock taken for it alone goes again, so that other
   // writers of the row need not wait for this transaction to end (RocksDB does the same).
-  if (s.IsBusy() && snapshot && !held) txn->ReleaseNewestLock(this, key);
+  if (s.IsBusy() && granted) txn->ReleaseNewestLock(this, key);
   return s;
 }
 

@@ -85,22 +85,18 @@ Status TxnImpl::CheckWritable() const {
 }
 
 Status TxnImpl::Lock(TableImpl* table, std::string_view lo, std::string_view hi,
-                     LockTree::Mode mode) {
-  return LockRange(table, &lo, &hi, mode);
+                     LockTree::Mode mode, bool* granted) {
+  return LockRange(table, &lo, &hi, mode, granted);
 }
 
 Status TxnImpl::LockRange(TableImpl* table, const std::string_view* lo, const std::string_view* hi,
-                          LockTree::Mode mode) {
+                          LockTree::Mode mode, bool* granted) {
   TxnImpl* root = this;
   while (root->parent_ != nullptr) root = root->parent_;
   Status s = table->locks()->AcquireRange(state_->root_id(), lo, hi, mode, env_->lock_timeout(),
-                                          root->lock_account_);
+                                          root->lock_account_, granted);
   if (s.ok()) root->locked_tables_.insert(table);
   return s;
-}
-
-bool TxnImpl::HoldsLock(TableImpl* table, std::string_view key) const {
-  return table->locks()->Holds(state_->root_id(), key, key, LockTree::Mode::kRead);
 }
 
 void TxnImpl::ReleaseNewestLock(TableImpl* table, std::string_view key) {

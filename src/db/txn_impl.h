@@ -55,15 +55,15 @@ class TxnImpl final : public Txn {
   Status CheckReadable() const;
   // Takes a lock for the root transaction; Busy after the lock timeout, Deadlock if waiting
   // would close a cycle.
-  Status Lock(TableImpl* table, std::string_view lo, std::string_view hi, LockTree::Mode mode);
+  // `*granted` (if given): whether the lock was newly granted rather than held already.
+  Status Lock(TableImpl* table, std::string_view lo, std::string_view hi, LockTree::Mode mode,
+              bool* granted = nullptr);
   // The same over a range that may be unbounded (LockTree::AcquireRange).
   Status LockRange(TableImpl* table, const std::string_view* lo, const std::string_view* hi,
-                   LockTree::Mode mode);
-  // Whether the root transaction holds a lock (of either mode) on `key` in `table`.
-  bool HoldsLock(TableImpl* table, std::string_view key) const;
-  // Gives back the lock on `key` alone that the latest Lock in `table` took
-  // (LockTree::ReleaseNewestKey; it stays if that grant escalated). REQUIRES: HoldsLock was
-  // false before that Lock.
+                   LockTree::Mode mode, bool* granted = nullptr);
+  // Gives back the lock on `key` alone that the latest Lock in `table` granted
+  // (LockTree::ReleaseNewestKey; it stays if that grant escalated). REQUIRES: that Lock
+  // reported `granted`.
   void ReleaseNewestLock(TableImpl* table, std::string_view key);
   // Logs the begin records of this transaction and its ancestors, once each.
   Status BeforeWrite();

@@ -91,7 +91,9 @@ Status LockTree::Acquire(TxnId owner, std::string_view lo, std::string_view hi, 
 }
 
 Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std::string_view* hi,
-                              Mode mode, absl::Duration timeout, const Account& account) {
+                              Mode mode, absl::Duration timeout, const Account& account,
+                              bool* granted) {
+  if (granted != nullptr) *granted = false;
   if (owner == kNoTxn) return Status::InvalidArgument("lock owner is transaction 0");
   if (lo != nullptr && hi != nullptr && comparator_.Compare(*lo, *hi) > 0) {
     return Status::InvalidArgument(
@@ -117,6 +119,7 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
         // Its edges from the last wait are stale; the grant may add edges towards it.
         if (registered) detector_.ClearWaits(owner);
         GrantRequest(owner, start, end, mode, account);
+        if (granted != nullptr) *granted = true;
       }
       break;
     }
@@ -147,6 +150,7 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
     if (self.holders.empty() && self.queued.empty()) {
       // It went before the queued requests that wait for it, and nothing holds the range.
       GrantRequest(owner, start, end, mode, account);
+      if (granted != nullptr) *granted = true;
       break;
     }
     if (!registered) {

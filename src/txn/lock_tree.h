@@ -134,17 +134,19 @@ class LockTree {
   // null `hi` ends after every key (a scan to the end of a table locks out rows inserted
   // past its last one). With an `account` (the first given for the owner here is kept
   // until it releases), the owner's locks escalate here once their cost in all the tables
-  // sharing it reaches escalate_bytes, not only their cost here.
+  // sharing it reaches escalate_bytes, not only their cost here. `*granted` (if given) tells
+  // an OK that added a range for the owner from one it already held.
   Status AcquireRange(TxnId owner, const std::string_view* lo, const std::string_view* hi,
-                      Mode mode, absl::Duration timeout, const Account& account = nullptr);
+                      Mode mode, absl::Duration timeout, const Account& account = nullptr,
+                      bool* granted = nullptr);
 
   // Releases every lock `owner` holds here and wakes the requests that waited for it.
   void ReleaseAll(TxnId owner);
 
   // Takes back the lock on `key` alone that `owner`'s latest Acquire here granted, for a
   // write refused after its lock was had (a kSnapshot write conflict), as RocksDB does.
-  // REQUIRES: the owner held no lock on `key` before that Acquire (Holds(owner, key, key,
-  // kRead) was false) and has acquired nothing here since. False, with the lock kept, when
+  // REQUIRES: that Acquire granted (AcquireRange's `granted`) and the owner has acquired
+  // nothing here since. False, with the lock kept, when
   // the owner's newest range here is not exactly the key (the grant escalated, or the key
   // was already held). Wakes the requests that waited only for that lock.
   bool ReleaseNewestKey(TxnId owner, std::string_view key);

@@ -961,8 +961,13 @@ TEST_F(LockTreeTest, ReleaseNewestKeyGivesBackOnlyThatKey) {
   ASSERT_TRUE(tree.Acquire(1, "k1", kWrite, kNoWait).ok());
   const size_t one_lock = memory.used();
   const size_t bounds = tree.bound_count();
-  ASSERT_TRUE(tree.Acquire(1, "k2", kWrite, kNoWait).ok());
+  const std::string_view k2 = "k2";
+  bool granted = false;
+  ASSERT_TRUE(tree.AcquireRange(1, &k2, &k2, kWrite, kNoWait, nullptr, &granted).ok());
+  EXPECT_TRUE(granted);
   ASSERT_GT(memory.used(), one_lock);
+  ASSERT_TRUE(tree.AcquireRange(1, &k2, &k2, kRead, kNoWait, nullptr, &granted).ok());
+  EXPECT_FALSE(granted);  // held already: nothing added
 
   EXPECT_FALSE(tree.ReleaseNewestKey(1, "k1"));  // not the newest grant
   EXPECT_FALSE(tree.ReleaseNewestKey(2, "k2"));  // not its owner's
