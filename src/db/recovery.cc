@@ -101,10 +101,12 @@ Status EnvImpl::ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredT
       }
       case LogRecordType::kCommitTxn: {
         RecoveredTxn& txn = find_or_add(record.txn_id, lsn);
-        FERN_RETURN_IF_ERROR(resolve(txn, MessageType::kCommitAny, lsn));
         if (txn.parent != kNoTxn) {
+          // As in TxnImpl::Commit: a child's keys become its parent's, with no message.
           RecoveredTxn& parent = find_or_add(txn.parent, lsn);
           parent.keys.insert(parent.keys.end(), txn.keys.begin(), txn.keys.end());
+        } else {
+          FERN_RETURN_IF_ERROR(resolve(txn, MessageType::kCommitAny, lsn));
         }
         live->erase(record.txn_id);
         break;

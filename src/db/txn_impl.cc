@@ -189,12 +189,16 @@ Status TxnImpl::Commit() {
   }
   FERN_RETURN_IF_ERROR(CheckRollbackFile());
   if (parent_ != nullptr) {
-    // A child's commit needs no sync: it stands or falls with its root.
+    // A child's commit needs no sync: it stands or falls with its root. Nor does it send
+    // messages: its provisional level stays in each leaf entry, where the family reads the
+    // innermost version and its next write, commit or abort on the key folds the finished
+    // level into its parent's (leaf_entry.h). Resolving here made every key travel the tree
+    // once per level on its way to the root: 32 nested levels of 2,000 rows committed in
+    // 1.6 s, quadratic in depth. The record tells recovery the child's keys are its parent's.
     if (!writes_.empty()) {
       ReaderMutexLock gate(&env_->write_state()->resolution_gate());
       Lsn lsn;
       FERN_RETURN_IF_ERROR(env_->log()->Append(LogRecord::CommitTxn(id()), &lsn));
-      FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny));
     }
     Status handed = writes_.ForEach([this](TableImpl* table, std::string_view key, bool) {
       parent_->NoteWrite(table, key, /*own=*/false);

@@ -258,6 +258,69 @@ TEST_F(TxnTest, NestedTransactions) {
   EXPECT_EQ(Read(nullptr, "c2"), "<none>");
 }
 
+// A child's commit sends no message: its levels stay in the leaf entries until the
+// family's next write, commit or abort on the key folds them, and the family reads through
+// them meanwhile. Three generations, with every way a finished level gets folded.
+TEST_F(TxnTest, CommittedChildrenLeaveTheirLevelsForTheFamilyToFold) {
+  auto injected = [&] {
+    std::string stats;
+    EXPECT_TRUE(env_->GetProperty("fern.stats", &stats));
+    return testing::StatValue(stats, "table.t.messages_injected_depth0");
+  };
+  ASSERT_TRUE(table_->Put(nullptr, "k", "committed").ok());
+  auto root = Begin();
+  ASSERT_TRUE(table_->Put(root.get(), "r", "root's").ok());
+  std::unique_ptr<Txn> child;
+  ASSERT_TRUE(root->BeginChild(&child).ok());
+  {
+    std::unique_ptr<Txn> grandchild;
+    ASSERT_TRUE(child->BeginChild(&grandchild).ok());
+    ASSERT_TRUE(table_->Put(grandchild.get(), "k", "grandchild's").ok());
+    ASSERT_TRUE(table_->Put(grandchild.get(), "g", "grandchild's").ok());
+    ASSERT_TRUE(table_->Put(grandchild.get(), "r", "grandchild's").ok());
+    const int64_t before = injected();
+    ASSERT_TRUE(grandchild->Commit().ok());
+    EXPECT_EQ(injected(), before) << "a child's commit resolved its keys through the tree";
+  }
+  EXPECT_EQ(Read(child.get(), "k"), "grandchild's");
+  // A second grandchild writes over the first one's level, then aborts: the level it
+  // folded into its parent's stays.
+  {
+    std::unique_ptr<Txn> grandchild;
+    ASSERT_TRUE(child->BeginChild(&grandchild).ok());
+    EXPECT_EQ(Read(grandchild.get(), "g"), "grandchild's");
+    ASSERT_TRUE(table_->Put(grandchild.get(), "g", "aborted").ok());
+    ASSERT_TRUE(grandchild->Abort().ok());
+  }
+  EXPECT_EQ(Read(child.get(), "g"), "grandchild's");
+  ASSERT_TRUE(table_->Put(child.get(), "c", "child's").ok());
+  ASSERT_TRUE(child->Commit().ok());
+  EXPECT_EQ(Read(root.get(), "k"), "grandchild's");
+  EXPECT_EQ(Read(root.get(), "r"), "grandchild's");
+  EXPECT_EQ(Read(nullptr, "k"), "committed");
+  EXPECT_EQ(Read(nullptr, "g"), "<none>");
+  // A second child's writes and abort, over keys the first one's family left unfolded.
+  {
+    std::unique_ptr<Txn> second;
+    ASSERT_TRUE(root->BeginChild(&second).ok());
+    std::unique_ptr<Txn> its_child;
+    ASSERT_TRUE(second->BeginChild(&its_child).ok());
+    ASSERT_TRUE(table_->Put(its_child.get(), "k", "aborted").ok());
+    ASSERT_TRUE(table_->Delete(its_child.get(), "c").ok());
+    ASSERT_TRUE(its_child->Commit().ok());
+    EXPECT_EQ(Read(second.get(), "c"), "<none>");
+    ASSERT_TRUE(second->Abort().ok());
+  }
+  EXPECT_EQ(Read(root.get(), "k"), "grandchild's");
+  EXPECT_EQ(Read(root.get(), "c"), "child's");
+  ASSERT_TRUE(root->Commit().ok());
+  Reopen();
+  EXPECT_EQ(Read(nullptr, "k"), "grandchild's");
+  EXPECT_EQ(Read(nullptr, "g"), "grandchild's");
+  EXPECT_EQ(Read(nullptr, "r"), "grandchild's");
+  EXPECT_EQ(Read(nullptr, "c"), "child's");
+}
+
 TEST_F(TxnTest, UseAfterEndIsInvalidArgument) {
   auto txn = Begin();
   ASSERT_TRUE(table_->Put(txn.get(), "k", "v").ok());
@@ -391,6 +454,56 @@ TEST(TxnRecoveryTest, KilledOpenTransactionIsRolledBack) {
 
 // A transaction prepared without writing and then committed or aborted is decided for
 // good: after a kill it does not come back as prepared.
+// Children commit without messages; recovery hands their keys to their parents the same
+// way, whether the unfolded levels reached the table file at a checkpoint or are replayed.
+TEST(TxnRecoveryTest, CommittedChildrenRecoverWithTheirRoot) {
+  ScratchDir dir;
+  ASSERT_NO_FATAL_FAILURE(RunInChildAndKill([&](const std::function<void()>& ready) -> int {
+    std::unique_ptr<Env> env;
+    if (!Env::Open(dir.path(), Options(), &env).ok()) return 3;
+    Table* table;
+    if (!env->OpenTable("t", TableOptions(), &table).ok()) return 4;
+    // Writes `rows` keys with `prefix` in a child of `parent`, and in a grandchild under it.
+    auto family = [&](Txn* parent, const std::string& prefix) -> bool {
+      std::unique_ptr<Txn> child, grandchild;
+      if (!parent->BeginChild(&child).ok() || !child->BeginChild(&grandchild).ok()) return false;
+      for (int i = 0; i < 50; ++i) {
+        if (!table->Put(grandchild.get(), prefix + std::to_string(i), "grandchild").ok()) {
+          return false;
+        }
+      }
+      if (!grandchild->Commit().ok()) return false;
+      if (!table->Put(child.get(), prefix + "0", "child").ok()) return false;
+      return child->Commit().ok();
+    };
+    std::unique_ptr<Txn> kept, lost;
+    if (!env->Begin(TxnOptions(), &kept).ok() || !env->Begin(TxnOptions(), &lost).ok()) return 5;
+    if (!family(kept.get(), "a") || !family(lost.get(), "b")) return 6;
+    if (!env->Checkpoint().ok()) return 7;  // the unfolded levels reach the table file
+    if (!family(kept.get(), "c") || !family(lost.get(), "d")) return 8;
+    if (!kept->Commit().ok()) return 9;  // synced; `lost` stays open
+    ready();
+    return 0;
+  }));
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", TableOptions(), &table).ok());
+  for (const std::string prefix : {"a", "b", "c", "d"}) {
+    const bool committed = prefix == "a" || prefix == "c";
+    for (int i = 0; i < 50; ++i) {
+      std::string v;
+      Status s = table->Get(nullptr, prefix + std::to_string(i), &v);
+      if (committed) {
+        ASSERT_TRUE(s.ok()) << prefix << i << ": " << s.ToString();
+        EXPECT_EQ(v, i == 0 ? "child" : "grandchild") << prefix << i;
+      } else {
+        EXPECT_TRUE(s.IsNotFound()) << prefix << i << ": " << s.ToString();
+      }
+    }
+  }
+}
+
 TEST(TxnRecoveryTest, PreparedTransactionWithoutWritesStaysDecidedAfterAKill) {
   ScratchDir dir;
   RunInChildAndKill([&](const std::function<void()>& ready) -> int {
