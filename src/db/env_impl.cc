@@ -621,6 +621,12 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
     }
     prefix += ".";
     out += table->tree()->stats().ToText(prefix);
+    const TreeFile* file = table->tree()->file();
+    const BlockTable::Stats blocks = file->stats();
+    out += StrCat(prefix, "file_bytes: ", blocks.file_bytes, "\n");
+    out += StrCat(prefix, "file_free_bytes: ", blocks.free_bytes, "\n");
+    out += StrCat(prefix, "blocks_compacted: ", file->blocks_compacted(), "\n");
+    out += StrCat(prefix, "bytes_compacted: ", file->bytes_compacted(), "\n");
     out += StrCat(prefix, "lock_escalations: ", table->locks()->escalation_count(), "\n");
   }
   *value = std::move(out);

@@ -336,7 +336,9 @@ Status EnvImpl::CheckpointLocked(bool closing) {
     if (!live_txns_.empty()) needed = std::min(needed, live_txns_.begin()->first - 1);
   }
   for (auto& [name, table] : tables_) {
-    FERN_RETURN_IF_ERROR(table->tree()->Checkpoint());
+    // The close's checkpoint leaves compaction to the next open's: a close should not
+    // wait for block copies.
+    FERN_RETURN_IF_ERROR(table->tree()->Checkpoint(/*compact_tail=*/!closing));
     needed = std::min(needed, table->tree()->checkpoint_lsn());
   }
   for (const auto& [table_id, lsn] : deferred_) needed = std::min(needed, lsn);

@@ -39,6 +39,18 @@ uint64_t BlockAllocator::Allocate(uint64_t size) {
   return offset;
 }
 
+uint64_t BlockAllocator::AllocateBelow(uint64_t size, uint64_t limit) {
+  const uint64_t aligned = AlignedSize(size);
+  for (auto fit = free_by_size_.lower_bound({aligned, 0}); fit != free_by_size_.end(); ++fit) {
+    const auto [hole_size, offset] = *fit;
+    if (offset > limit || aligned > limit - offset) continue;
+    EraseFree(free_by_offset_.find(offset));
+    if (hole_size > aligned) InsertFree(offset + aligned, hole_size - aligned);
+    return offset;
+  }
+  return 0;
+}
+
 bool BlockAllocator::TryFree(uint64_t offset, uint64_t size) {
   const uint64_t aligned = AlignedSize(size);
   if (offset < reserved_ || offset % kAlignment != 0 || offset > file_end_ ||

@@ -42,6 +42,11 @@ class BlockAllocator {
   // Returns a kAlignment-aligned offset of AlignedSize(size) bytes nobody else holds.
   uint64_t Allocate(uint64_t size);
 
+  // Like Allocate, but only from a hole that holds the block wholly below `limit` (best
+  // fit among those); never extends the file. Returns 0 when no such hole exists. For
+  // moving blocks down the file (BlockTable::TailBlocks).
+  uint64_t AllocateBelow(uint64_t size, uint64_t limit);
+
   // Returns [offset, offset + AlignedSize(size)) to the free space, merging it with
   // neighbouring holes; if it ends at file_end(), file_end() shrinks. REQUIRES: the range
   // is allocated (a violation asserts in debug builds and is ignored otherwise).

@@ -175,6 +175,59 @@ BlockLocation BlockTable::Relocate(BlockNum b, uint64_t size) {
   return loc;
 }
 
+std::vector<std::pair<BlockNum, BlockLocation>> BlockTable::TailBlocks(uint64_t max_bytes,
+                                                                       uint64_t* line) const {
+  constexpr uint64_t kMinExcess = uint64_t{8} << 20;
+  constexpr uint64_t kMinSlack = uint64_t{1} << 20;
+  std::vector<std::pair<BlockNum, BlockLocation>> tail;
+  MutexLock lock(&mu_);
+  if (!checkpoint_in_progress_) return tail;
+  // What the checkpoint needs: its blocks and the table about to be written for them.
+  uint64_t need = allocator_.reserved_bytes();
+  uint64_t entries = 0;
+  for (size_t b = kFirstBlockNum; b < in_progress_.locations.size(); ++b) {
+    const BlockLocation& loc = in_progress_.locations[b];
+    if (loc.offset == 0) continue;
+    need += BlockAllocator::AlignedSize(loc.size);
+    ++entries;
+  }
+  need += BlockAllocator::AlignedSize(16 + 24 * entries + 8);
+  const uint64_t end = allocator_.file_end();
+  if (end <= need || end - need <= std::max(need / 2, kMinExcess)) return tail;
+  *line = need + std::max(need / 8, kMinSlack);
+  for (size_t b = kFirstBlockNum; b < in_progress_.locations.size(); ++b) {
+    const BlockLocation& loc = in_progress_.locations[b];
+    if (loc.offset == 0 || loc.offset + BlockAllocator::AlignedSize(loc.size) <= *line) continue;
+    if (current_.at(static_cast<BlockNum>(b)).offset != loc.offset) continue;
+    tail.emplace_back(static_cast<BlockNum>(b), loc);
+  }
+  std::sort(tail.begin(), tail.end(),
+            [](const auto& x, const auto& y) { return x.second.offset > y.second.offset; });
+  uint64_t bytes = 0;
+  size_t keep = 0;
+  while (keep < tail.size() && bytes + tail[keep].second.size <= max_bytes) {
+    bytes += tail[keep].second.size;
+    ++keep;
+  }
+  tail.resize(keep);
+  return tail;
+}
+
+BlockLocation BlockTable::AllocateSpaceBelow(uint64_t size, uint64_t line) {
+  MutexLock lock(&mu_);
+  const uint64_t offset = allocator_.AllocateBelow(size, line);
+  return offset == 0 ? BlockLocation{} : BlockLocation{offset, size};
+}
+
+bool BlockTable::MoveBlock(BlockNum b, BlockLocation from, BlockLocation to) {
+  MutexLock lock(&mu_);
+  if (!checkpoint_in_progress_ || in_progress_.at(b) != from) return false;
+  in_progress_.Set(b, to);
+  if (current_.at(b) == from) current_.Set(b, to);
+  ReleaseIfUnnamedLocked(b, from);
+  return true;
+}
+
 std::string BlockTable::Serialize(const Translation& t) {
   uint64_t count = 0;
   for (size_t b = kFirstBlockNum; b < t.locations.size(); ++b) {

@@ -50,6 +50,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -111,6 +112,30 @@ class BlockTable {
   BlockLocation AllocateSpace(uint64_t size);
   Status SetLocation(BlockNum b, BlockLocation loc, bool for_checkpoint = false);
   void ReleaseSpace(BlockLocation loc);
+
+  // Tail compaction, at the end of a checkpoint (TreeFile::EndCheckpoint), after every
+  // write for it. Copy on write leaves a file up to twice what a checkpoint needs after
+  // heavy rewriting, with the live blocks spread over all of it; moving the highest ones
+  // into holes lower down lets CompleteCheckpoint free their old extents at the file's end,
+  // where the trim after it cuts them off.
+  //   TailBlocks(max_bytes, &line): when the file ends more than half (and 8 MiB) past what
+  //     the in-progress version needs, the blocks it names that end above `line` (an
+  //     eighth, at least 1 MiB, past that need), highest first, up to max_bytes of them;
+  //     only blocks not rewritten or freed since the begin. Empty otherwise, or without a
+  //     checkpoint in progress.
+  //   AllocateSpaceBelow(size, line): space wholly below `line` (best fit), named by no
+  //     version yet; {0, 0} if no hole holds it. Never extends the file.
+  //   MoveBlock(b, from, to): `to` holds a copy of from's bytes. Records it for b in the
+  //     in-progress version, and in current where current still says `from`, and releases
+  //     `from` per the copy-on-write rule (at once if only those versions named it).
+  //     False, changing nothing, if the in-progress version no longer names `from` for b:
+  //     the caller then releases `to`.
+  // Readers must not hold a location of b looked up before a MoveBlock past it: `from`
+  // may be reused at once (TreeFile excludes its readers around the moves).
+  std::vector<std::pair<BlockNum, BlockLocation>> TailBlocks(uint64_t max_bytes,
+                                                             uint64_t* line) const;
+  BlockLocation AllocateSpaceBelow(uint64_t size, uint64_t line);
+  bool MoveBlock(BlockNum b, BlockLocation from, BlockLocation to);
 
   // Checkpoint clones: copies of nodes taken after the begin, written later while the
   // original goes on changing, being rewritten or freed.

@@ -217,8 +217,10 @@ class FractalTree final : public CacheFileOwner {
 
   // Pushes every buffered message down to the leaves and collects old versions.
   Status Optimize();
-  // Writes every dirty node and a new header: the file then reopens to this state.
-  Status Checkpoint();
+  // Writes every dirty node and a new header: the file then reopens to this state. With
+  // `compact_tail`, also moves blocks down a file left far bigger than its live blocks
+  // (TreeFile::CompactTail), at most 64 MiB of them a checkpoint.
+  Status Checkpoint(bool compact_tail = false);
 
   // Bulk loading (tree_load.cc; the tree itself is written by TreeBuilder).
   // Whether the tree holds no leaf entry and no buffered message.

@@ -3,6 +3,7 @@
 #include <ctime>
 #include <random>
 #include <utility>
+#include <vector>
 
 #include "util/checksum.h"
 #include "util/status_macros.h"
@@ -259,6 +260,7 @@ Status TreeFile::ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint
 }
 
 Status TreeFile::ReadBlock(BlockNum b, std::string* bytes) const {
+  ReaderMutexLock gate(&read_gate_);
   BlockLocation loc;
   Status s = table_.Lookup(b, &loc);
   if (!s.ok()) return s.WithContext(path_);
@@ -266,6 +268,7 @@ Status TreeFile::ReadBlock(BlockNum b, std::string* bytes) const {
 }
 
 Status TreeFile::ReadBlockRange(BlockNum b, uint64_t offset, uint64_t n, std::string* out) const {
+  ReaderMutexLock gate(&read_gate_);
   BlockLocation loc;
   Status s = table_.Lookup(b, &loc);
   if (!s.ok()) return s.WithContext(path_);
@@ -303,19 +306,19 @@ void TreeFile::AbortCheckpoint() {
   if (table_.checkpoint_in_progress()) table_.AbortCheckpoint();
 }
 
-Status TreeFile::EndCheckpoint(const FileHeader& header) {
+Status TreeFile::EndCheckpoint(const FileHeader& header, bool compact_tail) {
   MutexLock checkpoint_lock(&checkpoint_mu_);
-  return EndCheckpointLocked(header);
+  return EndCheckpointLocked(header, compact_tail);
 }
 
-Status TreeFile::Checkpoint(const FileHeader& header) {
+Status TreeFile::Checkpoint(const FileHeader& header, bool compact_tail) {
   MutexLock checkpoint_lock(&checkpoint_mu_);
   FERN_RETURN_IF_ERROR(CheckHeaderFits(path_, header, this->header().format_version));
   FERN_RETURN_IF_ERROR(BeginCheckpointLocked());
-  return EndCheckpointLocked(header);
+  return EndCheckpointLocked(header, compact_tail);
 }
 
-Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
+Status TreeFile::EndCheckpointLocked(const FileHeader& header, bool compact_tail) {
   FERN_RETURN_IF_ERROR(CheckWritable());
   if (!table_.checkpoint_in_progress()) {
     return Status::InvalidArgument(StrCat(path_, ": EndCheckpoint without BeginCheckpoint"));
@@ -336,6 +339,7 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
     slot = static_cast<int>(next.checkpoint_count % kHeaderSlotCount);
   }
 
+  if (compact_tail) CompactTail();
   const std::string table = table_.SerializeCheckpoint();
   BlockLocation table_location;
   {
@@ -368,6 +372,55 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header) {
   }
   TrimFileTail();
   return Status::OK();
+}
+
+void TreeFile::CompactTail() {
+  if (read_only_) return;
+  uint64_t line = 0;
+  const std::vector<std::pair<BlockNum, BlockLocation>> tail =
+      table_.TailBlocks(kMaxCompactBytes, &line);
+  if (tail.empty()) return;
+  struct Move {
+    BlockNum block;
+    BlockLocation from;
+    BlockLocation to;
+  };
+  std::vector<Move> moves;
+  std::string bytes;
+  for (const auto& [b, from] : tail) {
+    BlockLocation to;
+    {
+      ReaderMutexLock lock(&space_mu_);
+      to = table_.AllocateSpaceBelow(from.size, line);
+    }
+    if (to.offset == 0) continue;  // a smaller block may still fit
+    // `from` stays allocated meanwhile: the checkpoint in progress names it, and nothing
+    // writes for this checkpoint any more.
+    Status s = ReadExtent(b, from, 0, from.size, &bytes);
+    if (s.ok()) s = file_->Write(to.offset, bytes);
+    if (!s.ok()) {
+      table_.ReleaseSpace(to);
+      break;
+    }
+    moves.push_back({b, from, to});
+  }
+  if (moves.empty()) return;
+  uint64_t moved_bytes = 0;
+  size_t moved = 0;
+  {
+    // No reader holds a location from before the moves once this is held.
+    MutexLock gate(&read_gate_);
+    for (const Move& m : moves) {
+      if (table_.MoveBlock(m.block, m.from, m.to)) {
+        ++moved;
+        moved_bytes += m.from.size;
+      } else {
+        table_.ReleaseSpace(m.to);
+      }
+    }
+  }
+  blocks_compacted_.fetch_add(moved, std::memory_order_relaxed);
+  bytes_compacted_.fetch_add(moved_bytes, std::memory_order_relaxed);
 }
 
 void TreeFile::TrimFileTail() {

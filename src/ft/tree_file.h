@@ -27,6 +27,7 @@
 #ifndef FERN_FT_TREE_FILE_H_
 #define FERN_FT_TREE_FILE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -101,7 +102,11 @@ class TreeFile {
   // Returns after the header is durable; then releases the space only the previous
   // checkpoint needed and trims free space off the end of the file.
   // Same as BeginCheckpoint followed by EndCheckpoint.
-  Status Checkpoint(const FileHeader& header);
+  //
+  // With `compact_tail`, a checkpoint first moves blocks from the file's upper part into
+  // holes lower down when the file ends well past what the checkpoint needs (CompactTail),
+  // so that the trim after it returns that space.
+  Status Checkpoint(const FileHeader& header, bool compact_tail = true);
 
   // A sharp checkpoint in steps, for a checkpointer that lets writers run meanwhile:
   //   BeginCheckpoint      when the checkpoint logically begins (e.g. under the lock that
@@ -119,7 +124,7 @@ class TreeFile {
   // checkpoint is abandoned (the next one starts with BeginCheckpoint).
   Status BeginCheckpoint();
   Status WriteBlockForCheckpoint(BlockNum b, std::string_view bytes);
-  Status EndCheckpoint(const FileHeader& header);
+  Status EndCheckpoint(const FileHeader& header, bool compact_tail = true);
 
   // Checkpoint clones (BlockTable::PrepareCloneWrite has the rules): a copy of node b made
   // between BeginCheckpoint and EndCheckpoint, while b still holds its contents as of the
@@ -145,6 +150,9 @@ class TreeFile {
   void CloseDescriptor() { file_->Close(); }
 
   BlockTable::Stats stats() const { return table_.stats(); }
+  // Blocks (and their bytes) moved down the file by checkpoints' tail compaction.
+  uint64_t blocks_compacted() const { return blocks_compacted_.load(std::memory_order_relaxed); }
+  uint64_t bytes_compacted() const { return bytes_compacted_.load(std::memory_order_relaxed); }
   // Every written block of the current version, in ascending number order. fn runs under
   // the table's lock and must not call back into this TreeFile.
   void ForEachBlock(const std::function<void(BlockNum, BlockLocation)>& fn) const {
@@ -159,21 +167,34 @@ class TreeFile {
   enum class WriteKind { kCurrent, kCheckpoint, kClone };
   Status Write(BlockNum b, std::string_view bytes, WriteKind kind);
   Status BeginCheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
-  Status EndCheckpointLocked(const FileHeader& header)
+  Status EndCheckpointLocked(const FileHeader& header, bool compact_tail)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
   // Records a failure after which the on-disk state is uncertain; returns `s`.
   Status Poison(const Status& s);
   Status ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint64_t n,
                     std::string* out) const;
   void TrimFileTail();
+  // Moves up to kMaxCompactBytes of the checkpoint's highest blocks into holes lower down
+  // (BlockTable::TailBlocks), so that the CompleteCheckpoint and trim after it shrink the
+  // file. Best effort: a failed read or write leaves the remaining blocks where they are.
+  void CompactTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
 
   const std::string path_;
   const std::unique_ptr<File> file_;  // closed by CloseDescriptor
   const bool read_only_;
   BlockTable table_;
 
+  // Bytes of blocks one checkpoint moves at most: the copying adds at most this much
+  // reading and writing to the checkpoint, and a file shrinks over several checkpoints.
+  static constexpr uint64_t kMaxCompactBytes = uint64_t{64} << 20;
+
   // Held by each checkpoint step (across both steps of Checkpoint).
   Mutex checkpoint_mu_;
+  // Shared by a read from a block's looked-up location until the read is done; exclusive
+  // while blocks move (CompactTail), whose old extents may be reused at once.
+  mutable Mutex read_gate_;
+  std::atomic<uint64_t> blocks_compacted_{0};
+  std::atomic<uint64_t> bytes_compacted_{0};
   // Shared while space is allocated, exclusive while the file's tail is trimmed: a trim
   // must not cut space allocated between reading file_end() and truncating.
   Mutex space_mu_;

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <map>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -81,20 +82,43 @@ TEST(BlockAllocatorTest, CoalescesNeighbouringHoles) {
   EXPECT_EQ(allocator.file_end(), offsets[4] + kUnit);
 }
 
+// Leaves a hole of 4 units and, above it, one of 2, each followed by an allocated unit;
+// returns their offsets.
+std::pair<uint64_t, uint64_t> BigThenSmallHole(BlockAllocator* allocator) {
+  const uint64_t big = allocator->Allocate(4 * kUnit);
+  allocator->Allocate(kUnit);  // separator
+  const uint64_t small = allocator->Allocate(2 * kUnit);
+  allocator->Allocate(kUnit);  // separator
+  allocator->Free(big, 4 * kUnit);
+  allocator->Free(small, 2 * kUnit);
+  return {big, small};
+}
+
 TEST(BlockAllocatorTest, PicksTheSmallestHoleThatFits) {
   BlockAllocator allocator(kReserved);
-  const uint64_t big = allocator.Allocate(4 * kUnit);
-  allocator.Allocate(kUnit);  // separator
-  const uint64_t small = allocator.Allocate(2 * kUnit);
-  allocator.Allocate(kUnit);  // separator
-  allocator.Free(big, 4 * kUnit);
-  allocator.Free(small, 2 * kUnit);
+  const auto [big, small] = BigThenSmallHole(&allocator);
   EXPECT_EQ(allocator.Allocate(2 * kUnit), small);
   // The next request only fits the big hole; the rest of it stays free.
   EXPECT_EQ(allocator.Allocate(kUnit + 1), big);
   EXPECT_EQ(allocator.free_bytes(), 2 * kUnit);
   EXPECT_EQ(allocator.Allocate(2 * kUnit), big + 2 * kUnit);
   EXPECT_EQ(allocator.free_bytes(), 0u);
+}
+
+TEST(BlockAllocatorTest, AllocateBelowUsesOnlyHolesUnderTheLimit) {
+  BlockAllocator allocator(kReserved);
+  const auto [low, high] = BigThenSmallHole(&allocator);
+  const uint64_t end = allocator.file_end();
+  // Best fit would take the high hole; below `high` only the low one counts.
+  EXPECT_EQ(allocator.AllocateBelow(2 * kUnit, high), low);
+  // What is left of the low hole ends at low + 4 units: a request must end by the limit.
+  EXPECT_EQ(allocator.AllocateBelow(2 * kUnit, low + 3 * kUnit), 0u);
+  EXPECT_EQ(allocator.AllocateBelow(2 * kUnit, low + 4 * kUnit), low + 2 * kUnit);
+  // Nothing fits below the limit any more: 0, and the file never grows for it.
+  EXPECT_EQ(allocator.AllocateBelow(kUnit, high), 0u);
+  EXPECT_EQ(allocator.AllocateBelow(4 * kUnit, end), 0u);
+  EXPECT_EQ(allocator.file_end(), end);
+  EXPECT_EQ(allocator.free_bytes(), 2 * kUnit);
 }
 
 TEST(BlockAllocatorTest, ExtendsTheFileWhenNoHoleFits) {

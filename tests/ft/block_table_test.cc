@@ -1,5 +1,6 @@
 #include "ft/block_table.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -141,6 +142,93 @@ TEST(BlockTableTest, CheckpointedSpaceIsNotReusedUntilTheNextCheckpoint) {
   EXPECT_EQ(table.stats().used_bytes,
             used_before - 2 * kUnit + BlockAllocator::AlignedSize(second_table.size));
   EXPECT_TRUE(FreshSpaceOverlaps(&table, {checkpointed}, 4, kUnit));
+}
+
+// 40 blocks of 1 MiB written twice, with a checkpoint after each round: the live copies
+// sit in the upper half of the file, the lower half is holes.
+std::vector<BlockNum> SpreadBlocks(BlockTable* table) {
+  std::vector<BlockNum> blocks;
+  for (int i = 0; i < 40; ++i) blocks.push_back(table->AllocateBlockNum());
+  for (int round = 0; round < 2; ++round) {
+    for (BlockNum b : blocks) table->Relocate(b, 1 << 20);
+    CompleteCheckpoint(table);
+  }
+  return blocks;
+}
+
+TEST(BlockTableTest, TailBlocksAreTheCheckpointsHighestPastTheLine) {
+  BlockTable table;
+  const std::vector<BlockNum> blocks = SpreadBlocks(&table);
+  uint64_t line = 0;
+  EXPECT_TRUE(table.TailBlocks(64 << 20, &line).empty());  // no checkpoint in progress
+  table.BeginCheckpoint();
+  const auto tail = table.TailBlocks(64 << 20, &line);
+  // The need: 40 MiB, the reserved area and the table; the line an eighth past it.
+  EXPECT_GT(line, uint64_t{45} << 20);
+  EXPECT_LT(line, uint64_t{46} << 20);
+  ASSERT_FALSE(tail.empty());
+  for (size_t i = 0; i < tail.size(); ++i) {
+    EXPECT_GT(tail[i].second.offset + tail[i].second.size, line);
+    if (i > 0) {
+      EXPECT_LT(tail[i].second.offset, tail[i - 1].second.offset);
+    }
+  }
+  EXPECT_EQ(table.TailBlocks(3 << 20, &line).size(), 3u);
+  // Moving them all below the line and completing shrinks the file to the line.
+  for (const auto& [b, from] : tail) {
+    const BlockLocation to = table.AllocateSpaceBelow(from.size, line);
+    ASSERT_NE(to.offset, 0u);
+    EXPECT_LE(to.offset + to.size, line);
+    EXPECT_FALSE(Overlaps(to, from));
+    ASSERT_TRUE(table.MoveBlock(b, from, to));
+    BlockLocation now;
+    ASSERT_TRUE(table.Lookup(b, &now).ok());
+    EXPECT_EQ(now, to);
+    // The last checkpoint still names `from`: fresh space stays clear of it.
+    EXPECT_FALSE(FreshSpaceOverlaps(&table, {from}, 2, 1 << 20));
+  }
+  const std::string bytes = table.SerializeCheckpoint();
+  table.CompleteCheckpoint(table.AllocateTableSpace(bytes.size()));
+  EXPECT_LE(table.stats().file_bytes, line);
+  EXPECT_EQ(blocks.size(), 40u);
+}
+
+TEST(BlockTableTest, MoveBlockRefusesABlockTheCheckpointNoLongerHoldsThere) {
+  BlockTable table;
+  const std::vector<BlockNum> blocks = SpreadBlocks(&table);
+  table.BeginCheckpoint();
+  uint64_t line = 0;
+  const auto tail = table.TailBlocks(64 << 20, &line);
+  ASSERT_GE(tail.size(), 2u);
+  // The first is written for the checkpoint (a pending node) after it was picked; the
+  // second is rewritten for the next checkpoint only.
+  const auto [first, first_from] = tail[0];
+  const auto [second, second_from] = tail[1];
+  const BlockLocation pending = table.AllocateSpace(1 << 20);
+  ASSERT_TRUE(table.SetLocation(first, pending, /*for_checkpoint=*/true).ok());
+  const BlockLocation newer = table.Relocate(second, 1 << 20);
+  // Neither is picked again: one is not the begin's any more, the other is rewritten.
+  for (const auto& [b, loc] : table.TailBlocks(64 << 20, &line)) {
+    EXPECT_NE(b, first);
+    EXPECT_NE(b, second);
+  }
+  const BlockLocation to_first = table.AllocateSpaceBelow(1 << 20, line);
+  EXPECT_FALSE(table.MoveBlock(first, first_from, to_first));
+  table.ReleaseSpace(to_first);
+  const BlockLocation to_second = table.AllocateSpaceBelow(1 << 20, line);
+  // The checkpoint takes the moved copy; current keeps the newer write.
+  EXPECT_TRUE(table.MoveBlock(second, second_from, to_second));
+  BlockLocation now;
+  ASSERT_TRUE(table.Lookup(second, &now).ok());
+  EXPECT_EQ(now, newer);
+  ASSERT_TRUE(table.Lookup(first, &now).ok());
+  EXPECT_EQ(now, pending);
+  const std::string bytes = table.SerializeCheckpoint();
+  table.CompleteCheckpoint(table.AllocateTableSpace(bytes.size()));
+  // The moved copy is the checkpoint's until the next one completes.
+  EXPECT_FALSE(FreshSpaceOverlaps(&table, {to_second}, 4, 1 << 20));
+  CompleteCheckpoint(&table);
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {to_second, second_from}, 80, 1 << 20));
 }
 
 TEST(BlockTableTest, TwoVersionProtocolWithSerializeCurrentWorks) {

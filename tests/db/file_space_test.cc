@@ -1,0 +1,93 @@
+// A table file's space after heavy rewriting: copy on write leaves it about twice its live
+// data, and the checkpoints taken while the Env is open move its upper blocks down until the
+// file is compact again; the close's checkpoint leaves that to the next open.
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fern/fern.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+#include "util/strings.h"
+
+namespace fern {
+namespace {
+
+using testing::ScratchDir;
+
+constexpr int kRows = 150000;
+
+std::string Key(int i) { return StrCat("key", 1000000 + i); }
+// 100 bytes that do not compress, different in every round.
+std::string Value(int i, int round) {
+  std::mt19937_64 rng(static_cast<uint64_t>(i) * 1000 + static_cast<uint64_t>(round));
+  std::string value(100, '\0');
+  for (char& c : value) c = static_cast<char>(rng());
+  return value;
+}
+
+int64_t Stat(Env* env, const std::string& name) {
+  std::string stats;
+  EXPECT_TRUE(env->GetProperty("fern.stats", &stats));
+  return testing::StatValue(stats, "table.t." + name);
+}
+
+class FileSpaceTest : public ::testing::Test {
+ protected:
+  void Open() {
+    Options options;
+    options.cache_bytes = 16 << 20;
+    options.sync_commits = false;
+    options.checkpoint_period_ms = 0;  // the test checkpoints
+    ASSERT_TRUE(Env::Open(dir_.path(), options, &env_).ok());
+    ASSERT_TRUE(env_->OpenTable("t", TableOptions(), &table_).ok());
+  }
+  void WriteAll(int round) {
+    std::mt19937_64 rng(round);
+    std::vector<int> order(kRows);
+    for (int i = 0; i < kRows; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    for (int i : order) ASSERT_TRUE(table_->Put(nullptr, Key(i), Value(i, round)).ok());
+  }
+  void ExpectAll(int round) {
+    std::string v;
+    for (int i = 0; i < kRows; ++i) {
+      ASSERT_TRUE(table_->Get(nullptr, Key(i), &v).ok()) << i;
+      ASSERT_EQ(v, Value(i, round)) << i;
+    }
+  }
+
+  ScratchDir dir_;
+  std::unique_ptr<Env> env_;
+  Table* table_ = nullptr;
+};
+
+TEST_F(FileSpaceTest, CheckpointsShrinkAFileLeftBigByOverwrites) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_NO_FATAL_FAILURE(WriteAll(1));
+  ASSERT_TRUE(env_->Checkpoint().ok());
+  const int64_t loaded = Stat(env_.get(), "file_bytes");
+  ASSERT_NO_FATAL_FAILURE(WriteAll(2));
+  ASSERT_NO_FATAL_FAILURE(WriteAll(3));
+  // The close's checkpoint does not compact: the file reopens as big as it was left.
+  env_.reset();
+  ASSERT_NO_FATAL_FAILURE(Open());
+  const int64_t rewritten = Stat(env_.get(), "file_bytes");
+  EXPECT_GT(rewritten, loaded * 3 / 2) << "the overwrites left no space to take back";
+  EXPECT_EQ(Stat(env_.get(), "blocks_compacted"), 0);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(env_->Checkpoint().ok());
+  EXPECT_GT(Stat(env_.get(), "blocks_compacted"), 0);
+  const int64_t compacted = Stat(env_.get(), "file_bytes");
+  EXPECT_LT(compacted, rewritten * 3 / 4);
+  EXPECT_LT(compacted, loaded * 3 / 2);
+  ASSERT_NO_FATAL_FAILURE(ExpectAll(3));
+  env_.reset();
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(Stat(env_.get(), "file_bytes"), compacted);
+  ASSERT_NO_FATAL_FAILURE(ExpectAll(3));
+}
+
+}  // namespace
+}  // namespace fern
