@@ -2,11 +2,14 @@
 // data, and the checkpoints taken while the Env is open move its upper blocks down until the
 // file is compact again; the close's checkpoint leaves that to the next open.
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "db/kill_child.h"
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -87,6 +90,52 @@ TEST_F(FileSpaceTest, CheckpointsShrinkAFileLeftBigByOverwrites) {
   ASSERT_NO_FATAL_FAILURE(Open());
   EXPECT_EQ(Stat(env_.get(), "file_bytes"), compacted);
   ASSERT_NO_FATAL_FAILURE(ExpectAll(3));
+}
+
+// Killed at random moments while rounds of overwrites alternate with checkpoints that move
+// blocks: every reopen finds each row at the last round a checkpoint made durable or later,
+// and every row readable.
+TEST_F(FileSpaceTest, KillsDuringCompactingCheckpointsLoseNothingDurable) {
+  std::mt19937_64 rng(17);
+  int next_round = 1;
+  bool compacted = false;
+  for (int kill = 0; kill < 4; ++kill) {
+    std::vector<uint64_t> acks;
+    const auto delay = std::chrono::milliseconds(1000 + rng() % 2500);
+    ASSERT_TRUE(testing::RunChildAndKill(
+        [&](int fd) {
+          Open();
+          if (table_ == nullptr) ::_exit(2);
+          for (int round = next_round;; ++round) {
+            WriteAll(round);
+            if (::testing::Test::HasFailure() || !env_->Checkpoint().ok()) ::_exit(3);
+            const uint64_t ack =
+                static_cast<uint64_t>(round) |
+                (static_cast<uint64_t>(Stat(env_.get(), "blocks_compacted")) << 32);
+            if (::write(fd, &ack, sizeof(ack)) != sizeof(ack)) ::_exit(4);
+          }
+        },
+        delay, &acks));
+    const int durable = acks.empty() ? next_round - 1 : static_cast<int>(acks.back() & 0xffffffff);
+    for (uint64_t ack : acks) compacted = compacted || (ack >> 32) > 0;
+    ASSERT_NO_FATAL_FAILURE(Open());
+    int newest = durable;
+    std::string v;
+    for (int i = 0; i < kRows; ++i) {
+      Status s = table_->Get(nullptr, Key(i), &v);
+      if (durable == 0 && s.IsNotFound()) continue;
+      ASSERT_TRUE(s.ok()) << "row " << i << ": " << s.ToString();
+      int found = -1;
+      for (int round = std::max(durable, 1); round <= durable + 2 && found < 0; ++round) {
+        if (v == Value(i, round)) found = round;
+      }
+      ASSERT_GE(found, 0) << "row " << i << " holds no round from " << durable << " on";
+      newest = std::max(newest, found);
+    }
+    env_.reset();
+    next_round = newest + 1;
+  }
+  EXPECT_TRUE(compacted) << "no checkpoint moved blocks before a kill";
 }
 
 }  // namespace

@@ -88,15 +88,21 @@ TEST_F(TreeFileCompactionTest, ACrashAfterMovesKeepsTheCheckpointThatMadeThem) {
 TEST_F(TreeFileCompactionTest, AFailedCheckpointAfterMovesLeavesTheLastOneIntact) {
   std::map<BlockNum, std::string> model;
   ASSERT_NO_FATAL_FAILURE(MakeSpreadFile(&model));
-  std::map<BlockNum, std::string> newer = model;
   {
-    // The moves' copies succeed; the header's sync fails, so the checkpoint does too.
+    // The moves' copies succeed; the table's write (the one small write) fails, so the
+    // checkpoint is abandoned and the file stays writable.
     ScopedInjector injector(path_);
-    injector.on_sync = [] { return Status::IOError("injected sync failure"); };
+    injector.on_write = [](uint64_t, size_t* size) {
+      return *size < kUnit ? Status::IOError("injected table write failure") : Status::OK();
+    };
     EXPECT_FALSE(file_->Checkpoint(NextHeader(-1, 3)).ok());
   }
   EXPECT_GT(file_->blocks_compacted(), 0u);
   ASSERT_NO_FATAL_FAILURE(ExpectContents(model));  // moved copies read the same
+  // New writes take whatever space is free: none of it may be the last checkpoint's.
+  std::map<BlockNum, std::string> unsaved = model;
+  ASSERT_NO_FATAL_FAILURE(RewriteAll(&unsaved, 3));
+  ASSERT_NO_FATAL_FAILURE(RewriteAll(&unsaved, 4));
   ASSERT_TRUE(Reopen().ok());
   ASSERT_NO_FATAL_FAILURE(ExpectContents(model));
   EXPECT_EQ(file_->header().checkpoint_lsn, 2u);
