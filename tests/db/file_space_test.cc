@@ -88,7 +88,8 @@ TEST_F(FileSpaceTest, CheckpointsShrinkAFileLeftBigByOverwrites) {
   ASSERT_NO_FATAL_FAILURE(ExpectAll(3));
   env_.reset();
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(Stat(env_.get(), "file_bytes"), compacted);
+  // The close wrote what background flushes left dirty, where it found room.
+  EXPECT_LT(Stat(env_.get(), "file_bytes"), rewritten * 3 / 4);
   ASSERT_NO_FATAL_FAILURE(ExpectAll(3));
 }
 
@@ -97,43 +98,63 @@ TEST_F(FileSpaceTest, CheckpointsShrinkAFileLeftBigByOverwrites) {
 // and every row readable.
 TEST_F(FileSpaceTest, KillsDuringCompactingCheckpointsLoseNothingDurable) {
   std::mt19937_64 rng(17);
-  int next_round = 1;
+  // Two rounds leave the file spread out, so each child's first checkpoint moves blocks;
+  // the second round's time scales the kills to the build's speed.
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_NO_FATAL_FAILURE(WriteAll(1));
+  ASSERT_TRUE(env_->Checkpoint().ok());
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_NO_FATAL_FAILURE(WriteAll(2));
+  ASSERT_TRUE(env_->Checkpoint().ok());
+  const auto round_time = std::chrono::steady_clock::now() - start;
+  env_.reset();
+  int next_round = 3;  // each child starts a round no row has held yet
+  int durable = 2;     // the last round a checkpoint made durable
   bool compacted = false;
   for (int kill = 0; kill < 4; ++kill) {
     std::vector<uint64_t> acks;
-    const auto delay = std::chrono::milliseconds(1000 + rng() % 2500);
+    const auto delay = std::chrono::duration_cast<std::chrono::microseconds>(
+        round_time * (1.0 + static_cast<double>(rng() % 3000) / 1000));
     ASSERT_TRUE(testing::RunChildAndKill(
         [&](int fd) {
           Open();
           if (table_ == nullptr) ::_exit(2);
-          for (int round = next_round;; ++round) {
-            WriteAll(round);
-            if (::testing::Test::HasFailure() || !env_->Checkpoint().ok()) ::_exit(3);
+          auto acknowledge = [&](int round) {
             const uint64_t ack =
                 static_cast<uint64_t>(round) |
                 (static_cast<uint64_t>(Stat(env_.get(), "blocks_compacted")) << 32);
             if (::write(fd, &ack, sizeof(ack)) != sizeof(ack)) ::_exit(4);
+          };
+          if (!env_->Checkpoint().ok()) ::_exit(3);
+          acknowledge(durable);
+          for (int round = next_round;; ++round) {
+            WriteAll(round);
+            if (::testing::Test::HasFailure() || !env_->Checkpoint().ok()) ::_exit(3);
+            acknowledge(round);
           }
         },
         delay, &acks));
-    const int durable = acks.empty() ? next_round - 1 : static_cast<int>(acks.back() & 0xffffffff);
+    if (!acks.empty()) durable = static_cast<int>(acks.back() & 0xffffffff);
+    // The round under way at the kill; unsynced rows of it (and of rounds earlier children
+    // left unfinished) may have survived.
+    const int last_started = acks.size() <= 1 ? next_round : durable + 1;
     for (uint64_t ack : acks) compacted = compacted || (ack >> 32) > 0;
     ASSERT_NO_FATAL_FAILURE(Open());
     int newest = durable;
     std::string v;
     for (int i = 0; i < kRows; ++i) {
       Status s = table_->Get(nullptr, Key(i), &v);
-      if (durable == 0 && s.IsNotFound()) continue;
       ASSERT_TRUE(s.ok()) << "row " << i << ": " << s.ToString();
       int found = -1;
-      for (int round = std::max(durable, 1); round <= durable + 2 && found < 0; ++round) {
+      for (int round = std::max(durable, 1); round <= last_started && found < 0; ++round) {
         if (v == Value(i, round)) found = round;
       }
-      ASSERT_GE(found, 0) << "row " << i << " holds no round from " << durable << " on";
+      ASSERT_GE(found, 0) << "row " << i << " holds no round from " << durable << " to "
+                          << last_started;
       newest = std::max(newest, found);
     }
     env_.reset();
-    next_round = newest + 1;
+    next_round = std::max(newest, last_started) + 1;
   }
   EXPECT_TRUE(compacted) << "no checkpoint moved blocks before a kill";
 }
