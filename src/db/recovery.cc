@@ -9,6 +9,7 @@
 // table (including keys written before the checkpoint). Transactions still live at the end
 // of the log are aborted, except prepared ones, which come back live (RecoverPrepared).
 #include <algorithm>
+#include <iterator>
 #include <limits>
 
 #include "db/env_impl.h"
@@ -102,9 +103,12 @@ Status EnvImpl::ReplayLog(const TreeLookup& tree_for, std::map<TxnId, RecoveredT
       case LogRecordType::kCommitTxn: {
         RecoveredTxn& txn = find_or_add(record.txn_id, lsn);
         if (txn.parent != kNoTxn) {
-          // As in TxnImpl::Commit: a child's keys become its parent's, with no message.
+          // As in TxnImpl::Commit: a child's keys become its parent's, with no message; the
+          // shorter list is appended to the longer (the order does not matter).
           RecoveredTxn& parent = find_or_add(txn.parent, lsn);
-          parent.keys.insert(parent.keys.end(), txn.keys.begin(), txn.keys.end());
+          if (parent.keys.size() < txn.keys.size()) parent.keys.swap(txn.keys);
+          parent.keys.insert(parent.keys.end(), std::make_move_iterator(txn.keys.begin()),
+                             std::make_move_iterator(txn.keys.end()));
         } else {
           FERN_RETURN_IF_ERROR(resolve(txn, MessageType::kCommitAny, lsn));
         }

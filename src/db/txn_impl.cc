@@ -200,10 +200,9 @@ Status TxnImpl::Commit() {
       Lsn lsn;
       FERN_RETURN_IF_ERROR(env_->log()->Append(LogRecord::CommitTxn(id()), &lsn));
     }
-    Status handed = writes_.ForEach([this](TableImpl* table, std::string_view key, bool) {
-      parent_->NoteWrite(table, key, /*own=*/false);
-      return Status::OK();
-    });
+    // The keys become the parent's: its commit or abort resolves them.
+    if (!writes_.empty()) state_->NoteFamilyWrite();
+    Status handed = parent_->writes_.Absorb(&writes_);
     if (!handed.ok()) {
       // The parent would not resolve what it was not handed: refuse further writes.
       handed = handed.WithContext(

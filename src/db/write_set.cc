@@ -38,24 +38,27 @@ bool IsRollbackFileName(std::string_view name) {
 size_t WriteSet::Hash::operator()(const Probe& p) const { return absl::HashOf(p.table, p.key); }
 
 WriteSet::WriteSet(size_t memory_limit)
-    : memory_limit_(memory_limit), spill_at_(memory_limit), index_(0, Hash{this}, Equal{this}) {}
+    : memory_limit_(memory_limit),
+      spill_at_(memory_limit),
+      index_(0, Hash{memory_.get()}, Equal{memory_.get()}) {}
 
 WriteSet::~WriteSet() { Release(); }
 
 size_t WriteSet::memory_bytes() const {
-  return keys_.size() + entries_.size() * (sizeof(Entry) + kEntryOverhead);
+  return memory_->keys.size() + memory_->entries.size() * (sizeof(Entry) + kEntryOverhead);
 }
 
 void WriteSet::Note(TableImpl* table, std::string_view key, bool own) {
   auto found = index_.find(Probe{table, key});
   if (found != index_.end()) {
-    entries_[*found].sole_write = false;
+    memory_->entries[*found].sole_write = false;
     return;
   }
-  entries_.push_back(Entry{table, keys_.size(), static_cast<uint32_t>(key.size()),
-                           /*sole_write=*/own && spilled_ == 0});
-  keys_.append(key);
-  index_.insert(entries_.size() - 1);
+  std::vector<Entry>& entries = memory_->entries;
+  entries.push_back(Entry{table, memory_->keys.size(), static_cast<uint32_t>(key.size()),
+                          /*sole_write=*/own && spilled_ == 0});
+  memory_->keys.append(key);
+  index_.insert(entries.size() - 1);
   const size_t bytes = memory_bytes();
   bool due = bytes >= spill_at_;
   if (shared_ != nullptr) {
@@ -71,7 +74,7 @@ void WriteSet::Note(TableImpl* table, std::string_view key, bool own) {
 
 bool WriteSet::Spill() {
   if (!WriteBlocks().ok()) return false;
-  spilled_ += entries_.size();
+  spilled_ += memory_->entries.size();
   if (spill_counter_ != nullptr) spill_counter_->fetch_add(1, std::memory_order_relaxed);
   ClearMemory();
   spill_at_ = memory_limit_;
@@ -100,15 +103,16 @@ Status WriteSet::WriteBlocks() {
   uint64_t offset = file_bytes_;
   std::string block;
   size_t i = 0;
-  while (i < entries_.size()) {
+  const std::vector<Entry>& entries = memory_->entries;
+  while (i < entries.size()) {
     block.assign(kBlockHeaderBytes, '\0');
     uint32_t count = 0;
-    for (; i < entries_.size() && block.size() < kBlockHeaderBytes + kBlockPayloadBytes; ++i) {
-      const Entry& e = entries_[i];
+    for (; i < entries.size() && block.size() < kBlockHeaderBytes + kBlockPayloadBytes; ++i) {
+      const Entry& e = entries[i];
       auto [number, added] = table_numbers_.try_emplace(e.table, tables_.size());
       if (added) tables_.push_back(e.table);
       PutVarint32(&block, number->second);
-      PutLengthPrefixed(&block, std::string_view(keys_).substr(e.offset, e.size));
+      PutLengthPrefixed(&block, std::string_view(memory_->keys).substr(e.offset, e.size));
       ++count;
     }
     EncodeFixed32(block.data(), static_cast<uint32_t>(block.size() - kBlockHeaderBytes));
@@ -175,18 +179,18 @@ Status WriteSet::ReadSpilled(Visitor visit) const {
 
 Status WriteSet::ForEach(Visitor visit) const {
   if (spilled_ > 0) FERN_RETURN_IF_ERROR(ReadSpilled(visit));
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    const Probe p = ProbeOf(i);
-    FERN_RETURN_IF_ERROR(visit(p.table, p.key, entries_[i].sole_write));
+  for (size_t i = 0; i < memory_->entries.size(); ++i) {
+    const Probe p = memory_->ProbeOf(i);
+    FERN_RETURN_IF_ERROR(visit(p.table, p.key, memory_->entries[i].sole_write && !no_sole_writes_));
   }
   return Status::OK();
 }
 
 void WriteSet::ClearMemory() {
   // Swapped out, not cleared: a big set holds megabytes.
-  Index(0, Hash{this}, Equal{this}).swap(index_);
-  std::vector<Entry>().swap(entries_);
-  std::string().swap(keys_);
+  Index(0, Hash{memory_.get()}, Equal{memory_.get()}).swap(index_);
+  std::vector<Entry>().swap(memory_->entries);
+  std::string().swap(memory_->keys);
   // Only when something is counted: a prepared transaction's handle may outlive its Env
   // (and the budget), after its set was released at the close.
   if (counted_ != 0) shared_->Add(-static_cast<int64_t>(counted_));
@@ -205,6 +209,41 @@ void WriteSet::Release() {
   shared_spill_at_ = kMinSharedSpillBytes;
   tables_.clear();
   table_numbers_.clear();
+  no_sole_writes_ = false;
+}
+
+Status WriteSet::Absorb(WriteSet* child) {
+  if (child->size() > size()) {
+    // The index's functors point at the Memory objects, which move with it.
+    std::swap(memory_, child->memory_);
+    index_.swap(child->index_);
+    std::swap(spill_at_, child->spill_at_);
+    std::swap(shared_spill_at_, child->shared_spill_at_);
+    std::swap(counted_, child->counted_);
+    std::swap(txn_id_, child->txn_id_);
+    std::swap(rollback_path_, child->rollback_path_);
+    std::swap(file_, child->file_);
+    std::swap(file_bytes_, child->file_bytes_);
+    std::swap(spilled_, child->spilled_);
+    tables_.swap(child->tables_);
+    table_numbers_.swap(child->table_numbers_);
+    std::swap(no_sole_writes_, child->no_sole_writes_);
+    no_sole_writes_ = true;
+    // `child` now holds this set's former entries (sole writes or not, they are no longer
+    // reported as such here).
+    Status s = child->ForEach([this](TableImpl* table, std::string_view key, bool sole_write) {
+      Note(table, key, sole_write);
+      return Status::OK();
+    });
+    child->Release();
+    return s;
+  }
+  Status s = child->ForEach([this](TableImpl* table, std::string_view key, bool) {
+    Note(table, key, /*own=*/false);
+    return Status::OK();
+  });
+  child->Release();
+  return s;
 }
 
 }  // namespace fern

@@ -1,7 +1,7 @@
 // WriteSet: the keys a transaction (or its committed children) wrote, in the order first
-// written, with whether each is a sole write (written once, by the transaction itself:
-// FractalTree::Resolve may then commit it in place). The transaction's commit or abort
-// resolves each one.
+// written (a committed child's set and its parent's joined larger first, by Absorb), with whether
+// each is a sole write (written once, by the transaction itself: FractalTree::Resolve may then
+// commit it in place). The transaction's commit or abort resolves each one.
 //
 // In memory the set is packed: the keys in one buffer, a 24-byte entry per key and an index
 // of entry numbers hashed by (table, key), so a key is recorded once; a 16-byte key costs
@@ -28,8 +28,9 @@
 // number, varint32 key length, key), u32 Checksum32 of the block's first 8 + P bytes. A
 // table number indexes the set's list of tables, kept in memory. All integers little-endian.
 //
-// Not thread-safe (a transaction is used by one thread at a time). Neither copyable nor
-// movable: the index's hash and equality read the entries through a pointer to the set.
+// Not thread-safe (a transaction is used by one thread at a time). Not copyable; two sets
+// exchange contents with Absorb (the entries in memory live on the heap, where the index's
+// hash and equality find them, so they move with the index).
 #ifndef FERN_DB_WRITE_SET_H_
 #define FERN_DB_WRITE_SET_H_
 
@@ -95,7 +96,7 @@ class WriteSet {
 
   // Entries recorded, spilled ones included (a key recorded again after a spill counts
   // again).
-  size_t size() const { return spilled_ + entries_.size(); }
+  size_t size() const { return spilled_ + memory_->entries.size(); }
   bool empty() const { return size() == 0; }
   // Entries in the rollback file.
   size_t spilled() const { return spilled_; }
@@ -112,6 +113,15 @@ class WriteSet {
   // Empties the set, gives its memory back and removes the rollback file.
   void Release();
 
+  // Adds every entry of `child` (a committed child transaction's set, which must have been
+  // given the same rollback directory, counter and budget) to this one, none of them a
+  // sole write here, and empties `child`. The larger set is kept and the smaller added to
+  // it, so a key handed up a chain of nested commits is copied O(log) times, not once per
+  // level: when `child` is the larger, the two exchange contents (this set then spills to
+  // the child's rollback file, and no entry of it counts as a sole write any more). Errors
+  // are those of reading the smaller set's rollback file; this set then holds part of it.
+  Status Absorb(WriteSet* child);
+
  private:
   struct Entry {
     TableImpl* table;
@@ -124,28 +134,34 @@ class WriteSet {
     TableImpl* table;
     std::string_view key;
   };
+  // The entries in memory and their keys, back to back.
+  struct Memory {
+    std::string keys;
+    std::vector<Entry> entries;
+
+    Probe ProbeOf(size_t i) const {
+      const Entry& e = entries[i];
+      return Probe{e.table, std::string_view(keys).substr(e.offset, e.size)};
+    }
+  };
   struct Hash {
     using is_transparent = void;
-    const WriteSet* set;
-    size_t operator()(size_t i) const { return (*this)(set->ProbeOf(i)); }
+    const Memory* memory;
+    size_t operator()(size_t i) const { return (*this)(memory->ProbeOf(i)); }
     size_t operator()(const Probe& p) const;
   };
   struct Equal {
     using is_transparent = void;
-    const WriteSet* set;
+    const Memory* memory;
     bool operator()(size_t a, size_t b) const { return a == b; }
-    bool operator()(size_t a, const Probe& b) const { return Same(set->ProbeOf(a), b); }
-    bool operator()(const Probe& a, size_t b) const { return Same(a, set->ProbeOf(b)); }
+    bool operator()(size_t a, const Probe& b) const { return Same(memory->ProbeOf(a), b); }
+    bool operator()(const Probe& a, size_t b) const { return Same(a, memory->ProbeOf(b)); }
     static bool Same(const Probe& a, const Probe& b) {
       return a.table == b.table && a.key == b.key;
     }
   };
   using Index = absl::flat_hash_set<size_t, Hash, Equal>;
 
-  Probe ProbeOf(size_t i) const {
-    const Entry& e = entries_[i];
-    return Probe{e.table, std::string_view(keys_).substr(e.offset, e.size)};
-  }
   // Appends the entries in memory to the rollback file and frees them; false (entries
   // kept) if the file could not be written.
   bool Spill();
@@ -161,9 +177,10 @@ class WriteSet {
   MemoryBudget* shared_ = nullptr;
   size_t counted_ = 0;  // memory_bytes() as counted in *shared_
 
-  std::string keys_;
-  std::vector<Entry> entries_;
+  std::unique_ptr<Memory> memory_ = std::make_unique<Memory>();
   Index index_;  // entry numbers
+  // Set when the entries came from a child (Absorb): none is a sole write of this set's.
+  bool no_sole_writes_ = false;
 
   const std::string* rollback_dir_ = nullptr;
   uint64_t txn_id_ = 0;

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "test_util.h"
 #include "util/file.h"
+#include "util/memory_budget.h"
 
 namespace fern {
 namespace {
@@ -194,6 +195,60 @@ TEST(WriteSetTest, DamageToTheRollbackFileIsCorruptionNamingIt) {
     EXPECT_TRUE(s.IsCorruption()) << damage << ": " << s.ToString();
     EXPECT_NE(s.ToString().find(path), std::string::npos) << s.ToString();
   }
+}
+
+TEST(WriteSetTest, AbsorbAddsASmallerChildsKeysAsNotSole) {
+  WriteSet parent;
+  WriteSet child;
+  parent.Note(FakeTable(1), "p", /*own=*/true);
+  parent.Note(FakeTable(1), "both", /*own=*/true);
+  parent.Note(FakeTable(2), "p2", /*own=*/true);
+  child.Note(FakeTable(1), "c", /*own=*/true);
+  child.Note(FakeTable(1), "both", /*own=*/true);
+  ASSERT_TRUE(parent.Absorb(&child).ok());
+  EXPECT_TRUE(child.empty());
+  EXPECT_EQ(Entries(parent), (std::vector<Entry>{{FakeTable(1), "p", true},
+                                                 {FakeTable(1), "both", false},
+                                                 {FakeTable(2), "p2", true},
+                                                 {FakeTable(1), "c", false}}));
+}
+
+// A child larger than its parent gives it its contents, rollback file included; the
+// parent's own keys join them, and no key is a sole write any more.
+TEST(WriteSetTest, AbsorbKeepsALargerChildsSetRollbackFileAndBudgetIncluded) {
+  testing::ScratchDir dir;
+  MemoryBudget budget(size_t{1} << 30);
+  WriteSet parent(4096);
+  WriteSet child(4096);
+  parent.SetRollbackFile(&dir.path(), 1, nullptr, &budget);
+  child.SetRollbackFile(&dir.path(), 2, nullptr, &budget);
+  for (int i = 0; i < 600; ++i) parent.Note(FakeTable(1), testing::NumberedKey(i), true);
+  for (int i = 300; i < 2000; ++i) child.Note(FakeTable(2), testing::NumberedKey(i), true);
+  child.Note(FakeTable(1), testing::NumberedKey(5), true);
+  ASSERT_GT(parent.spilled(), 0u);
+  ASSERT_GT(child.spilled(), 0u);
+  ASSERT_TRUE(parent.Absorb(&child).ok());
+  EXPECT_TRUE(child.empty());
+  EXPECT_EQ(budget.used(), parent.memory_bytes());
+  // The parent's former file is gone; the child's now holds the parent's spilled entries.
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub(RollbackFileName(1))));
+  EXPECT_TRUE(std::filesystem::exists(dir.Sub(RollbackFileName(2))));
+  std::map<std::pair<TableImpl*, std::string>, int> seen;
+  for (const auto& [table, key, sole] : Entries(parent)) {
+    EXPECT_FALSE(sole) << key;
+    ++seen[std::make_pair(table, key)];
+  }
+  auto times = [&](uintptr_t table, int i) {
+    return seen[std::make_pair(FakeTable(table), testing::NumberedKey(i))];
+  };
+  // Keys recorded again after a spill may appear twice; none is missing.
+  for (int i = 0; i < 600; ++i) EXPECT_GE(times(1, i), 1) << i;
+  for (int i = 300; i < 2000; ++i) EXPECT_GE(times(2, i), 1) << i;
+  // It goes on as the parent's set: more keys, then its release removes the file.
+  for (int i = 0; i < 1000; ++i) parent.Note(FakeTable(3), testing::NumberedKey(i), true);
+  parent.Release();
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub(RollbackFileName(2))));
+  EXPECT_EQ(budget.used(), 0u);
 }
 
 TEST(WriteSetTest, RollbackFileNames) {
