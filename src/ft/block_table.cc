@@ -175,8 +175,7 @@ BlockLocation BlockTable::Relocate(BlockNum b, uint64_t size) {
   return loc;
 }
 
-std::vector<std::pair<BlockNum, BlockLocation>> BlockTable::TailBlocks(uint64_t max_bytes,
-                                                                       uint64_t* line) const {
+std::vector<std::pair<BlockNum, BlockLocation>> BlockTable::TailBlocks(uint64_t* line) const {
   constexpr uint64_t kMinExcess = uint64_t{8} << 20;
   constexpr uint64_t kMinSlack = uint64_t{1} << 20;
   std::vector<std::pair<BlockNum, BlockLocation>> tail;
@@ -198,18 +197,12 @@ std::vector<std::pair<BlockNum, BlockLocation>> BlockTable::TailBlocks(uint64_t 
   for (size_t b = kFirstBlockNum; b < in_progress_.locations.size(); ++b) {
     const BlockLocation& loc = in_progress_.locations[b];
     if (loc.offset == 0 || loc.offset + BlockAllocator::AlignedSize(loc.size) <= *line) continue;
-    if (current_.at(static_cast<BlockNum>(b)).offset != loc.offset) continue;
-    tail.emplace_back(static_cast<BlockNum>(b), loc);
+    const auto block = static_cast<BlockNum>(b);
+    if (current_.at(block).offset != loc.offset || clone_writes_.count(block) != 0) continue;
+    tail.emplace_back(block, loc);
   }
   std::sort(tail.begin(), tail.end(),
             [](const auto& x, const auto& y) { return x.second.offset > y.second.offset; });
-  uint64_t bytes = 0;
-  size_t keep = 0;
-  while (keep < tail.size() && bytes + tail[keep].second.size <= max_bytes) {
-    bytes += tail[keep].second.size;
-    ++keep;
-  }
-  tail.resize(keep);
   return tail;
 }
 

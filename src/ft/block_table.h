@@ -118,11 +118,12 @@ class BlockTable {
   // heavy rewriting, with the live blocks spread over all of it; moving the highest ones
   // into holes lower down lets CompleteCheckpoint free their old extents at the file's end,
   // where the trim after it cuts them off.
-  //   TailBlocks(max_bytes, &line): when the file ends more than half (and 8 MiB) past what
-  //     the in-progress version needs, the blocks it names that end above `line` (an
-  //     eighth, at least 1 MiB, past that need), highest first, up to max_bytes of them;
-  //     only blocks not rewritten or freed since the begin. Empty otherwise, or without a
-  //     checkpoint in progress.
+  //   TailBlocks(&line): when the file ends more than half (and 8 MiB) past what the
+  //     in-progress version needs, the blocks it names that end above `line` (an eighth, at
+  //     least 1 MiB, past that need), highest first; only blocks not rewritten or freed
+  //     since the begin and with no clone write outstanding (a clone reads its source
+  //     extent, which a move may free). Empty otherwise, or without a checkpoint in
+  //     progress.
   //   AllocateSpaceBelow(size, line): space wholly below `line` (best fit), named by no
   //     version yet; {0, 0} if no hole holds it. Never extends the file.
   //   MoveBlock(b, from, to): `to` holds a copy of from's bytes. Records it for b in the
@@ -132,8 +133,7 @@ class BlockTable {
   //     the caller then releases `to`.
   // Readers must not hold a location of b looked up before a MoveBlock past it: `from`
   // may be reused at once (TreeFile excludes its readers around the moves).
-  std::vector<std::pair<BlockNum, BlockLocation>> TailBlocks(uint64_t max_bytes,
-                                                             uint64_t* line) const;
+  std::vector<std::pair<BlockNum, BlockLocation>> TailBlocks(uint64_t* line) const;
   BlockLocation AllocateSpaceBelow(uint64_t size, uint64_t line);
   bool MoveBlock(BlockNum b, BlockLocation from, BlockLocation to);
 

@@ -1,6 +1,7 @@
 #include "ft/tree_file.h"
 
 #include <ctime>
+#include <limits>
 #include <random>
 #include <utility>
 #include <vector>
@@ -377,8 +378,7 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header, bool compact_tail
 void TreeFile::CompactTail() {
   if (read_only_) return;
   uint64_t line = 0;
-  const std::vector<std::pair<BlockNum, BlockLocation>> tail =
-      table_.TailBlocks(kMaxCompactBytes, &line);
+  const std::vector<std::pair<BlockNum, BlockLocation>> tail = table_.TailBlocks(&line);
   if (tail.empty()) return;
   struct Move {
     BlockNum block;
@@ -387,13 +387,21 @@ void TreeFile::CompactTail() {
   };
   std::vector<Move> moves;
   std::string bytes;
+  uint64_t copied = 0;
+  // No hole below the line held a block this big: only smaller ones are worth a search.
+  uint64_t unfit = std::numeric_limits<uint64_t>::max();
   for (const auto& [b, from] : tail) {
+    if (copied >= kMaxCompactBytes) break;
+    if (from.size >= unfit || from.size > kMaxCompactBytes - copied) continue;
     BlockLocation to;
     {
       ReaderMutexLock lock(&space_mu_);
       to = table_.AllocateSpaceBelow(from.size, line);
     }
-    if (to.offset == 0) continue;  // a smaller block may still fit
+    if (to.offset == 0) {
+      unfit = from.size;
+      continue;
+    }
     // `from` stays allocated meanwhile: the checkpoint in progress names it, and nothing
     // writes for this checkpoint any more.
     Status s = ReadExtent(b, from, 0, from.size, &bytes);
@@ -403,6 +411,7 @@ void TreeFile::CompactTail() {
       break;
     }
     moves.push_back({b, from, to});
+    copied += from.size;
   }
   if (moves.empty()) return;
   uint64_t moved_bytes = 0;

@@ -106,7 +106,7 @@ class TreeFile {
   // With `compact_tail`, a checkpoint first moves blocks from the file's upper part into
   // holes lower down when the file ends well past what the checkpoint needs (CompactTail),
   // so that the trim after it returns that space.
-  Status Checkpoint(const FileHeader& header, bool compact_tail = true);
+  Status Checkpoint(const FileHeader& header, bool compact_tail = false);
 
   // A sharp checkpoint in steps, for a checkpointer that lets writers run meanwhile:
   //   BeginCheckpoint      when the checkpoint logically begins (e.g. under the lock that
@@ -124,7 +124,7 @@ class TreeFile {
   // checkpoint is abandoned (the next one starts with BeginCheckpoint).
   Status BeginCheckpoint();
   Status WriteBlockForCheckpoint(BlockNum b, std::string_view bytes);
-  Status EndCheckpoint(const FileHeader& header, bool compact_tail = true);
+  Status EndCheckpoint(const FileHeader& header, bool compact_tail = false);
 
   // Checkpoint clones (BlockTable::PrepareCloneWrite has the rules): a copy of node b made
   // between BeginCheckpoint and EndCheckpoint, while b still holds its contents as of the
@@ -174,9 +174,11 @@ class TreeFile {
   Status ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint64_t n,
                     std::string* out) const;
   void TrimFileTail();
-  // Moves up to kMaxCompactBytes of the checkpoint's highest blocks into holes lower down
-  // (BlockTable::TailBlocks), so that the CompleteCheckpoint and trim after it shrink the
-  // file. Best effort: a failed read or write leaves the remaining blocks where they are.
+  // Moves the checkpoint's highest blocks (BlockTable::TailBlocks) into holes lower down,
+  // up to kMaxCompactBytes of them, so that the CompleteCheckpoint and trim after it shrink
+  // the file. A block no hole holds is skipped, and so are the ones as big or bigger after
+  // it, and those over what is left of the budget (a block over kMaxCompactBytes never
+  // moves). Best effort: a failed read or write leaves the remaining blocks where they are.
   void CompactTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
 
   const std::string path_;

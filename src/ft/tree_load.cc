@@ -122,7 +122,7 @@ Status FractalTree::InstallLoad(BlockNum new_root) {
     header.max_msn = max_msn_.load(std::memory_order_relaxed);
     header.checkpoint_lsn = through;
     if (write_log() != nullptr) header.next_txn_hint = write_log()->NextTxnIdHint();
-    committed = file_->Checkpoint(header, /*compact_tail=*/false);
+    committed = file_->Checkpoint(header);
   }
   for (size_t i = 1; i < old.size(); ++i) cache_->Remove(&old[i]);
   if (!committed.ok()) {
