@@ -304,6 +304,10 @@ Status TreeFile::BeginCheckpoint() {
 
 void TreeFile::AbortCheckpoint() {
   MutexLock checkpoint_lock(&checkpoint_mu_);
+  // A file poisoned by a failed sync or header write may have the abandoned checkpoint's
+  // header on disk after all: what only that checkpoint named must not be reused before
+  // the file is reopened (nothing is written to it until then anyway).
+  if (!CheckWritable().ok()) return;
   if (table_.checkpoint_in_progress()) table_.AbortCheckpoint();
 }
 

@@ -143,7 +143,9 @@ class TreeFile {
                          std::string* out) const;
   Status WriteClone(BlockNum b, std::string_view bytes);
   // Abandons a checkpoint begun but not ended (its node writes failed); the previous
-  // checkpoint stays the file's state. No effect when none is in progress.
+  // checkpoint stays the file's state. No effect when none is in progress, nor on a file a
+  // failed sync or header write poisoned (its space stays held until the file is reopened:
+  // that checkpoint's header may have reached the disk).
   void AbortCheckpoint();
   // Closes the file descriptor (a dropped table's file then frees its space at once); every
   // later read or write fails. REQUIRES: no I/O on this file runs or will start.

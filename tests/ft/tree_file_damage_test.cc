@@ -108,6 +108,33 @@ TEST_F(TreeFileTest, FailedSyncRefusesFurtherWritesAndKeepsThePreviousCheckpoint
   ExpectContents({{b, "checkpointed"}});
 }
 
+// The header was written but its sync failed: the header may be durable, so abandoning the
+// checkpoint must not free what only it named (its table), which an in-flight write could
+// otherwise reuse under a header a reopen takes.
+TEST_F(TreeFileTest, AnAbandonedCheckpointAfterAFailedHeaderSyncKeepsItsSpace) {
+  CreateFile();
+  const BlockNum b = file_->AllocateBlockNum();
+  ASSERT_TRUE(file_->WriteBlock(b, "one").ok());
+  ASSERT_TRUE(file_->Checkpoint(NextHeader(b, 1)).ok());
+  ASSERT_TRUE(file_->WriteBlock(b, "two").ok());
+  {
+    ScopedInjector injector(path_);
+    int syncs = 0;
+    injector.on_sync = [&syncs] {
+      return ++syncs == 2 ? Status::IOError("injected header fsync failure") : Status::OK();
+    };
+    EXPECT_TRUE(file_->Checkpoint(NextHeader(b, 2)).IsIOError());
+  }
+  const uint64_t used = file_->stats().used_bytes;
+  file_->AbortCheckpoint();  // as FractalTree::Checkpoint does after a failure
+  EXPECT_EQ(file_->stats().used_bytes, used);
+  EXPECT_FALSE(file_->WriteBlock(b, "three").ok());
+  // The header is in the file: a reopen takes it, with its table and block intact.
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_EQ(file_->header().checkpoint_count, 2u);
+  ExpectContents({{b, "two"}});
+}
+
 TEST_F(TreeFileTest, FailedTableWriteAbortsTheCheckpointAndTheFileStaysUsable) {
   CreateFile();
   const BlockNum b = file_->AllocateBlockNum();
