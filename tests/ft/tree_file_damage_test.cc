@@ -91,11 +91,8 @@ TEST_F(TreeFileTest, TornHeaderWriteKeepsThePreviousCheckpoint) {
 }
 
 TEST_F(TreeFileTest, FailedSyncRefusesFurtherWritesAndKeepsThePreviousCheckpoint) {
-  CreateFile();
-  const BlockNum b = file_->AllocateBlockNum();
-  ASSERT_TRUE(file_->WriteBlock(b, "checkpointed").ok());
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(b, 1)).ok());
-  ASSERT_TRUE(file_->WriteBlock(b, "lost").ok());
+  const BlockNum b = CheckpointedThenRewritten("checkpointed", "lost");
+  ASSERT_FALSE(HasFailure());
   {
     ScopedInjector injector(path_);
     injector.on_sync = [] { return Status::IOError("injected fsync failure"); };
@@ -112,11 +109,8 @@ TEST_F(TreeFileTest, FailedSyncRefusesFurtherWritesAndKeepsThePreviousCheckpoint
 // checkpoint must not free what only it named (its table), which an in-flight write could
 // otherwise reuse under a header a reopen takes.
 TEST_F(TreeFileTest, AnAbandonedCheckpointAfterAFailedHeaderSyncKeepsItsSpace) {
-  CreateFile();
-  const BlockNum b = file_->AllocateBlockNum();
-  ASSERT_TRUE(file_->WriteBlock(b, "one").ok());
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(b, 1)).ok());
-  ASSERT_TRUE(file_->WriteBlock(b, "two").ok());
+  const BlockNum b = CheckpointedThenRewritten("one", "two");
+  ASSERT_FALSE(HasFailure());
   {
     ScopedInjector injector(path_);
     int syncs = 0;
@@ -136,11 +130,8 @@ TEST_F(TreeFileTest, AnAbandonedCheckpointAfterAFailedHeaderSyncKeepsItsSpace) {
 }
 
 TEST_F(TreeFileTest, FailedTableWriteAbortsTheCheckpointAndTheFileStaysUsable) {
-  CreateFile();
-  const BlockNum b = file_->AllocateBlockNum();
-  ASSERT_TRUE(file_->WriteBlock(b, "one").ok());
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(b, 1)).ok());
-  ASSERT_TRUE(file_->WriteBlock(b, "two").ok());
+  const BlockNum b = CheckpointedThenRewritten("one", "two");
+  ASSERT_FALSE(HasFailure());
   const uint64_t used = file_->stats().used_bytes;
   {
     ScopedInjector injector(path_);

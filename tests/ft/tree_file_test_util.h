@@ -78,6 +78,17 @@ class TreeFileTest : public testing::Test {
     file_.reset();
     return TreeFile::Open(path_, read_only, &file_);
   }
+  // A new file whose one block was checkpointed as `checkpointed` and then rewritten as
+  // `newer` (not yet checkpointed); returns the block. Failures are recorded (check
+  // HasFailure()).
+  BlockNum CheckpointedThenRewritten(const std::string& checkpointed, const std::string& newer) {
+    CreateFile();
+    const BlockNum b = file_->AllocateBlockNum();
+    EXPECT_TRUE(file_->WriteBlock(b, checkpointed).ok());
+    EXPECT_TRUE(file_->Checkpoint(NextHeader(b, 1)).ok());
+    EXPECT_TRUE(file_->WriteBlock(b, newer).ok());
+    return b;
+  }
   // The header to pass to Checkpoint: the last one with the tree's fields changed.
   FileHeader NextHeader(BlockNum root, uint64_t lsn) const {
     FileHeader h = file_->header();
