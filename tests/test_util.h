@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "fern/options.h"
+#include "fern/table.h"
 #include "gtest/gtest.h"
 
 namespace fern::testing {
@@ -52,6 +53,16 @@ inline TableOptions SmallTreeOptions() {
   options.node_bytes = 64 << 10;
   options.basement_bytes = 4 << 10;
   return options;
+}
+
+// The row's value as `txn` sees it (null: outside any transaction), or "<none>"; another
+// error fails the test.
+inline std::string ReadRow(Table* table, Txn* txn, std::string_view key) {
+  std::string value;
+  Status s = table->Get(txn, key, &value);
+  if (s.IsNotFound()) return "<none>";
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return value;
 }
 
 // Reads "name: value" from a stats text; -1 if absent.

@@ -71,6 +71,8 @@ std::string Text(const fern::TreeReport& r) {
   out += "tree:\n";
   out += StrCat("  height: ", r.height, "\n");
   out += StrCat("  rows in leaves: ", r.rows, "\n");
+  out += StrCat("  values out of line: ", r.out_of_line_values, " (", r.out_of_line_bytes,
+                " value bytes in their own blocks)\n");
   for (int level = r.height - 1; level >= 0; --level) {
     uint64_t nodes = r.nodes_per_level[level];
     std::snprintf(buf, sizeof(buf), "%.1f",
@@ -135,7 +137,9 @@ std::string Json(const fern::TreeReport& r) {
                 ",\"messages_per_level\":", list(r.messages_per_level),
                 ",\"message_bytes_per_level\":", list(r.message_bytes_per_level),
                 ",\"chunked_basements\":", r.chunked_basements,
-                ",\"basement_chunks\":", r.basement_chunks, "},");
+                ",\"basement_chunks\":", r.basement_chunks,
+                ",\"out_of_line_values\":", r.out_of_line_values,
+                ",\"out_of_line_bytes\":", r.out_of_line_bytes, "},");
   out += "\"codecs\":{";
   bool first = true;
   for (const auto& [codec, usage] : r.codecs) {

@@ -627,6 +627,11 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
     out += StrCat(prefix, "file_free_bytes: ", blocks.free_bytes, "\n");
     out += StrCat(prefix, "blocks_compacted: ", file->blocks_compacted(), "\n");
     out += StrCat(prefix, "bytes_compacted: ", file->bytes_compacted(), "\n");
+    const TreeValues::Counts values = table->tree()->value_counts();
+    out += StrCat(prefix, "value_blocks_written: ", values.written, "\n");
+    out += StrCat(prefix, "value_bytes_written: ", values.written_bytes, "\n");
+    out += StrCat(prefix, "value_blocks_freed: ", values.freed, "\n");
+    out += StrCat(prefix, "value_blocks_read: ", values.read, "\n");
     out += StrCat(prefix, "lock_escalations: ", table->locks()->escalation_count(), "\n");
   }
   *value = std::move(out);

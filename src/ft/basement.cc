@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 
+#include "absl/container/inlined_vector.h"
 #include "ft/key_head.h"
 #include "util/coding.h"
 #include "util/status_macros.h"
@@ -128,7 +129,7 @@ void Basement::ApplyKeyed(const Message& m, const ApplyContext& ctx) {
   switch (m.type) {
     case MessageType::kInsert:
     case MessageType::kDelete:
-      if (ApplyAutocommitted(m, index, found, old)) return;
+      if (ApplyAutocommitted(m, ctx, index, found, old)) return;
       break;
     case MessageType::kUpdate:
       if (ctx.update == nullptr || !*ctx.update) return;
@@ -149,11 +150,13 @@ void Basement::ApplyKeyed(const Message& m, const ApplyContext& ctx) {
       versions_.Write(m.xids, /*is_delete=*/false, m.value, m.committed_by);
       break;
     case MessageType::kDelete:
-      versions_.Write(m.xids, /*is_delete=*/true, {}, m.committed_by);
+      versions_.Write(m.xids, /*is_delete=*/true, std::string_view(), m.committed_by);
       break;
     case MessageType::kUpdate: {
       std::string_view seen;
-      bool exists = versions_.WriterSees(m.xids, &seen);
+      std::string resolved;
+      bool exists;
+      if (!UpdateInput(m.xids, ctx, &exists, &resolved, &seen)) return;  // ctx.error says why
       updated = CallUpdate(*ctx.update, m.key, exists ? &seen : nullptr, m.value);
       versions_.Write(m.xids, !updated.has_value(),
                       updated.has_value() ? std::string_view(*updated) : std::string_view(),
@@ -172,7 +175,28 @@ void Basement::ApplyKeyed(const Message& m, const ApplyContext& ctx) {
       return;
   }
   CollectGarbage(ctx);
-  Store(index, found, found ? static_cast<uint32_t>(old.encoded_size()) : 0, key);
+  Store(index, found ? &old : nullptr, key, ctx);
+}
+
+bool Basement::UpdateInput(const XidStack& xids, const ApplyContext& ctx, bool* exists,
+                           std::string* resolved, std::string_view* seen) {
+  StoredValue stored;
+  *exists = versions_.WriterSees(xids, &stored);
+  if (!*exists) return true;
+  if (!stored.out_of_line) {
+    *seen = stored.bytes;
+    return true;
+  }
+  Status s =
+      ctx.values != nullptr
+          ? ctx.values->Read(stored.bytes, resolved)
+          : Status::Corruption("an update met an out-of-line value with no store to read it");
+  if (!s.ok()) {
+    if (ctx.error.ok()) ctx.error = s;
+    return false;
+  }
+  *seen = *resolved;
+  return true;
 }
 
 void Basement::CollectGarbage(const ApplyContext& ctx) {
@@ -186,19 +210,28 @@ void Basement::CollectGarbage(const ApplyContext& ctx) {
   if (ctx.live_readers != nullptr) versions_.KeepVisible(*ctx.live_readers);
 }
 
-bool Basement::ApplyAutocommitted(const Message& m, size_t index, bool found,
-                                  const LeafEntryView& old) {
+bool Basement::ApplyAutocommitted(const Message& m, const ApplyContext& ctx, size_t index,
+                                  bool found, const LeafEntryView& old) {
   // A stamped write keeps older versions for the snapshots that cannot see it.
   if (!m.xids.empty() || m.committed_by != kNoTxn || (found && old.provisional_count() > 0)) {
     return false;
   }
+  // A value to store out of line takes the general path (Store writes it).
+  if (m.type == MessageType::kInsert && ctx.owns_values && ctx.values != nullptr) {
+    const size_t threshold = ctx.values->out_of_line_threshold();
+    if (threshold > 0 && m.value.size() >= threshold) return false;
+  }
+  // Views into our own arena would dangle when the arena grows.
+  if (m.type == MessageType::kInsert && (InArena(m.key) || InArena(m.value))) return false;
   // A new committed version by kNoTxn is seen by every reader, so nothing older is kept.
+  if (found) {
+    versions_.Clear();
+    FreeDroppedValues(old, ctx);
+  }
   if (m.type == MessageType::kDelete) {
     if (found) Remove(index, static_cast<uint32_t>(old.encoded_size()));
     return true;
   }
-  // Views into our own arena would dangle when the arena grows.
-  if (InArena(m.key) || InArena(m.value)) return false;
   assert(arena_.size() <= std::numeric_limits<uint32_t>::max());
   uint32_t offset = static_cast<uint32_t>(arena_.size());
   scratch_.clear();
@@ -226,7 +259,9 @@ void Basement::ApplyBroadcast(const Message& m, const ApplyContext& ctx) {
     std::optional<std::string> updated;  // must outlive Store: versions_ may view it
     if (is_update) {
       std::string_view seen;
-      if (!versions_.WriterSees(m.xids, &seen)) {
+      std::string resolved;
+      bool exists;
+      if (!UpdateInput(m.xids, ctx, &exists, &resolved, &seen) || !exists) {
         ++i;
         continue;
       }
@@ -243,11 +278,66 @@ void Basement::ApplyBroadcast(const Message& m, const ApplyContext& ctx) {
         continue;
       }
     }
-    if (Store(i, /*found=*/true, static_cast<uint32_t>(old.encoded_size()), old.key())) ++i;
+    if (Store(i, &old, old.key(), ctx)) ++i;
   }
 }
 
-bool Basement::Store(size_t index, bool found, uint32_t old_size, std::string_view key) {
+void Basement::MoveBigValuesOutOfLine(const ApplyContext& ctx) {
+  refs_.clear();
+  const size_t threshold = ctx.values->out_of_line_threshold();
+  if (threshold == 0) return;
+  // References are short strings, so growing refs_ would move their bytes: room first.
+  refs_.reserve(versions_.committed.size() + versions_.provisional.size());
+  for (auto* list : {&versions_.committed, &versions_.provisional}) {
+    for (LeafEntryView::Version& v : *list) {
+      if (v.is_delete || v.out_of_line || v.value.size() < threshold) continue;
+      std::string ref;
+      if (!ctx.values->Write(v.value, &ref).ok()) continue;  // kept inline
+      refs_.push_back(std::move(ref));
+      // Every version viewing the same bytes (a placeholder's copy) takes the same
+      // reference: one block, freed when the last of them goes.
+      const std::string_view inline_value = v.value;
+      for (auto* others : {&versions_.committed, &versions_.provisional}) {
+        for (LeafEntryView::Version& w : *others) {
+          if (!w.is_delete && !w.out_of_line && w.value.data() == inline_value.data() &&
+              w.value.size() == inline_value.size()) {
+            w.value = refs_.back();
+            w.out_of_line = true;
+          }
+        }
+      }
+    }
+  }
+}
+
+void Basement::FreeDroppedValues(const LeafEntryView& old, const ApplyContext& ctx) {
+  if (!ctx.owns_values || ctx.values == nullptr || !old.has_out_of_line()) return;
+  auto kept = [this](std::string_view ref) {
+    auto same = [ref](const LeafEntryView::Version& w) { return w.out_of_line && w.value == ref; };
+    return std::any_of(versions_.committed.begin(), versions_.committed.end(), same) ||
+           std::any_of(versions_.provisional.begin(), versions_.provisional.end(), same);
+  };
+  // Placeholder copies share a reference with another version: free each block once.
+  absl::InlinedVector<std::string_view, 8> freed;
+  const size_t n = old.committed_count() + old.provisional_count();
+  for (size_t i = 0; i < n; ++i) {
+    const LeafEntryView::Version v =
+        i < old.committed_count() ? old.committed(i) : old.provisional(i - old.committed_count());
+    if (!v.out_of_line || kept(v.value)) continue;
+    if (std::find(freed.begin(), freed.end(), v.value) != freed.end()) continue;
+    freed.push_back(v.value);
+    ctx.values->Free(v.value);
+  }
+}
+
+bool Basement::Store(size_t index, const LeafEntryView* old, std::string_view key,
+                     const ApplyContext& ctx) {
+  const bool found = old != nullptr;
+  const auto old_size = found ? static_cast<uint32_t>(old->encoded_size()) : 0;
+  if (ctx.owns_values && ctx.values != nullptr) {
+    MoveBigValuesOutOfLine(ctx);
+    if (found) FreeDroppedValues(*old, ctx);
+  }
   if (versions_.IsEmpty()) {
     if (found) Remove(index, old_size);
     return false;

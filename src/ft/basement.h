@@ -35,6 +35,7 @@
 #include "ft/leaf_entry.h"
 #include "ft/live_readers.h"
 #include "ft/message.h"
+#include "ft/out_of_line_value.h"
 #include "util/chunk_allocator.h"
 
 namespace fern {
@@ -57,6 +58,18 @@ struct ApplyContext {
   const LiveReadersSource* live_readers_source = nullptr;
   mutable std::shared_ptr<const LiveReaders> live_readers;
   mutable bool live_readers_taken = false;
+  // Out-of-line values (out_of_line_value.h). `values` reads the old value an update is
+  // given; an update that meets an out-of-line value without it fails (`error`). With
+  // `owns_values` the basement is the tree's own copy of its rows (a leaf's, never a copy
+  // made for a read or a checkpoint clone): Apply writes new values of at least
+  // values->out_of_line_threshold() bytes out of line, and frees the value blocks of versions
+  // that leave their entries. A value whose write fails is kept inline.
+  ValueStore* values = nullptr;
+  bool owns_values = false;
+  // The first failure of an apply in this context (reading an out-of-line value for an
+  // update); the message was then not applied to that row, so the caller must not go on
+  // as if it had been.
+  mutable Status error;
 
   static constexpr size_t kFullCollectionVersions = 4;
 };
@@ -185,13 +198,25 @@ class Basement {
   void ApplyBroadcast(const Message& m, const ApplyContext& ctx);
   // Handles an autocommitted insert or delete of a key without provisional versions, if that
   // is what m is; returns false if m needs the general path.
-  bool ApplyAutocommitted(const Message& m, size_t index, bool found, const LeafEntryView& old);
+  bool ApplyAutocommitted(const Message& m, const ApplyContext& ctx, size_t index, bool found,
+                          const LeafEntryView& old);
+  // What the writer of `xids` sees in versions_, as the old value for an update: *exists,
+  // and if so *seen (an out-of-line value read into *resolved). False, with ctx.error set,
+  // if an out-of-line value could not be read.
+  bool UpdateInput(const XidStack& xids, const ApplyContext& ctx, bool* exists,
+                   std::string* resolved, std::string_view* seen);
   // Collects versions_'s garbage as `ctx` says.
   void CollectGarbage(const ApplyContext& ctx);
-  // Stores versions_ as the entry for `key` at `index` (replacing the entry there if
-  // `found`, whose encoding is `old_size` bytes), or removes it if versions_ is empty.
-  // Returns false if the entry was removed.
-  bool Store(size_t index, bool found, uint32_t old_size, std::string_view key);
+  // Stores versions_ as the entry for `key` at `index` (replacing `old`, the entry there,
+  // if not null), or removes it if versions_ is empty. Returns false if the entry was
+  // removed. With ctx.owns_values, writes versions_'s big inline values out of line first
+  // and frees the value blocks `old` referenced that versions_ no longer does.
+  bool Store(size_t index, const LeafEntryView* old, std::string_view key, const ApplyContext& ctx);
+  // Writes versions_'s inline values of at least the threshold out of line (their
+  // references go to refs_), as Store says.
+  void MoveBigValuesOutOfLine(const ApplyContext& ctx);
+  // With ctx.owns_values, frees the value blocks `old` references that versions_ does not.
+  void FreeDroppedValues(const LeafEntryView& old, const ApplyContext& ctx);
   void Remove(size_t index, uint32_t size);
   bool InArena(std::string_view s) const;
   // Binary search of entries [lo, hi) by whole keys.
@@ -228,6 +253,7 @@ class Basement {
   // Reused by the general apply path.
   LeafEntryVersions versions_;
   std::string scratch_;
+  std::vector<std::string> refs_;  // references versions_ views while Store encodes
 };
 
 }  // namespace fern

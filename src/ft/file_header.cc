@@ -27,7 +27,10 @@ Status HeaderCorruption(std::string_view what) {
 }  // namespace
 
 std::string FileHeader::Serialize() const {
-  const uint32_t version = format_version == 1 ? 1 : 2;
+  const uint32_t version =
+      format_version >= kOldestTreeFileFormatVersion && format_version <= kTreeFileFormatVersion
+          ? format_version
+          : kTreeFileFormatVersion;
   const std::string_view name =
       std::string_view(comparator_name).substr(0, MaxComparatorNameBytes(version));
   const auto length =

@@ -48,7 +48,9 @@
 
 namespace fern {
 
-inline constexpr uint32_t kTreeFileFormatVersion = 2;        // written for new files
+// Version 3: leaf entries may reference value blocks (out_of_line_value.h); its header is
+// version 2's.
+inline constexpr uint32_t kTreeFileFormatVersion = 3;        // written for new files
 inline constexpr uint32_t kOldestTreeFileFormatVersion = 1;  // still read and checkpointed
 inline constexpr uint64_t kHeaderSlotBytes = 4096;
 inline constexpr int kHeaderSlotCount = 2;
@@ -77,7 +79,7 @@ struct FileHeader {
   // it, so a table file replaced by another table's file is told apart. 0 in version 1.
   uint64_t file_uid = 0;
 
-  // The format above for `format_version` (1 or 2; file_uid is not written in version 1), at
+  // The format above for `format_version` (1, 2 or 3; file_uid is not written in version 1), at
   // most kHeaderSlotBytes long provided comparator_name is at most
   // MaxComparatorNameBytes(format_version) (a longer name is cut there; TreeFile rejects it
   // beforehand).

@@ -4,6 +4,7 @@
 #include <cassert>
 #include <limits>
 
+#include "ft/out_of_line_value.h"
 #include "util/coding.h"
 
 namespace fern {
@@ -12,11 +13,14 @@ namespace {
 
 constexpr uint8_t kDeleteFlag = 1;
 constexpr uint8_t kPlaceholderFlag = 2;
+constexpr uint8_t kOutOfLineFlag = 4;
 
 void PutVersion(const LeafEntryView::Version& v, std::string* out) {
+  assert(!(v.is_delete && v.out_of_line));
   PutFixed64(out, v.writer);
   PutFixed8(out, static_cast<uint8_t>((v.is_delete ? kDeleteFlag : 0) |
-                                      (v.placeholder ? kPlaceholderFlag : 0)));
+                                      (v.placeholder ? kPlaceholderFlag : 0) |
+                                      (v.out_of_line ? kOutOfLineFlag : 0)));
   if (!v.is_delete) PutLengthPrefixed(out, v.value);
 }
 
@@ -28,11 +32,21 @@ size_t VersionSize(const LeafEntryView::Version& v) {
 bool GetVersion(Decoder* in, LeafEntryView::Version* v) {
   uint8_t flags;
   if (!in->GetFixed64(&v->writer) || !in->GetFixed8(&flags)) return false;
-  if ((flags & ~(kDeleteFlag | kPlaceholderFlag)) != 0) return false;
+  if ((flags & ~(kDeleteFlag | kPlaceholderFlag | kOutOfLineFlag)) != 0) return false;
   v->is_delete = (flags & kDeleteFlag) != 0;
   v->placeholder = (flags & kPlaceholderFlag) != 0;
+  v->out_of_line = (flags & kOutOfLineFlag) != 0;
   v->value = {};
-  return v->is_delete || in->GetLengthPrefixed(&v->value);
+  if (v->is_delete) return !v->out_of_line;
+  return in->GetLengthPrefixed(&v->value);
+}
+
+// GetVersion, and for an out-of-line version a check that the reference parses (done once,
+// when an entry is parsed; the accessors after it trust the bytes).
+bool GetCheckedVersion(Decoder* in, LeafEntryView::Version* v) {
+  if (!GetVersion(in, v)) return false;
+  ValueRef ref;
+  return !v->out_of_line || ValueRef::Decode(v->value, &ref);
 }
 
 // The length of the prefix on which the provisional writers equal `xids`.
@@ -50,6 +64,7 @@ void FoldInto(size_t level, std::vector<LeafEntryView::Version>* provisional) {
   (*provisional)[level].is_delete = innermost.is_delete;
   (*provisional)[level].value = innermost.value;
   (*provisional)[level].placeholder = innermost.placeholder;
+  (*provisional)[level].out_of_line = innermost.out_of_line;
   provisional->resize(level + 1);
 }
 
@@ -78,7 +93,8 @@ bool LeafEntryView::Parse(std::string_view encoded, LeafEntryView* out) {
     if (i + 1 == view.committed_count_) view.newest_committed_offset_ = at;
     if (i == view.committed_count_) view.provisional_offset_ = at;
     if (i + 1 == versions && view.provisional_count_ > 0) view.innermost_offset_ = at;
-    if (!GetVersion(&in, &v)) return false;
+    if (!GetCheckedVersion(&in, &v)) return false;
+    view.has_out_of_line_ |= v.out_of_line;
     if (i >= view.committed_count_ && v.writer == kNoTxn) return false;
     if (i < view.committed_count_ && v.placeholder) return false;
   }
@@ -117,22 +133,22 @@ LeafEntryView::Version LeafEntryView::provisional(size_t i) const {
   return VersionAt(SkipVersions(provisional_offset_, i));
 }
 
-bool LeafEntryView::LatestCommitted(std::string_view* value) const {
+bool LeafEntryView::LatestCommitted(StoredValue* value) const {
   if (committed_count_ == 0) return false;
   Version v = newest_committed();
   if (v.is_delete) return false;
-  *value = v.value;
+  *value = v.stored();
   return true;
 }
 
 bool LeafEntryView::ReadVisible(const XidStack& reader,
                                 const std::function<bool(TxnId)>& is_visible,
-                                std::string_view* value) const {
+                                StoredValue* value) const {
   if (!reader.empty() && provisional_count_ > 0 &&
       VersionAt(provisional_offset_).writer == reader.outermost()) {
     Version v = innermost_provisional();
     if (v.is_delete) return false;
-    *value = v.value;
+    *value = v.stored();
     return true;
   }
   // The newest acceptable committed version is the last acceptable one, oldest first.
@@ -149,7 +165,7 @@ bool LeafEntryView::ReadVisible(const XidStack& reader,
     }
   }
   if (!found || seen.is_delete) return false;
-  *value = seen.value;
+  *value = seen.stored();
   return true;
 }
 
@@ -192,7 +208,7 @@ void LeafEntryVersions::Assign(const LeafEntryView& view) {
   }
 }
 
-bool LeafEntryVersions::WriterSees(const XidStack& xids, std::string_view* value) const {
+bool LeafEntryVersions::WriterSees(const XidStack& xids, StoredValue* value) const {
   const Version* seen = nullptr;
   if (!xids.empty() && !provisional.empty() && provisional.front().writer == xids.outermost()) {
     seen = &provisional.back();
@@ -200,14 +216,22 @@ bool LeafEntryVersions::WriterSees(const XidStack& xids, std::string_view* value
     seen = &committed.back();
   }
   if (seen == nullptr || seen->is_delete) return false;
-  *value = seen->value;
+  *value = seen->stored();
   return true;
 }
 
 void LeafEntryVersions::Write(const XidStack& xids, bool is_delete, std::string_view value,
                               TxnId committed_by) {
+  Write(xids, is_delete, StoredValue{value, false}, committed_by);
+}
+
+void LeafEntryVersions::Write(const XidStack& xids, bool is_delete, StoredValue stored,
+                              TxnId committed_by) {
+  if (is_delete) stored = {};
+  const Version written{kNoTxn, is_delete, stored.bytes, /*placeholder=*/false, stored.out_of_line};
   if (xids.empty()) {
-    committed.push_back({committed_by, is_delete, is_delete ? std::string_view() : value});
+    committed.push_back(written);
+    committed.back().writer = committed_by;
     return;
   }
   size_t depth = xids.size();
@@ -218,7 +242,8 @@ void LeafEntryVersions::Write(const XidStack& xids, bool is_delete, std::string_
     FoldInto(k - 1, &provisional);
   }
   if (k == depth) {
-    provisional.back() = {xids.innermost(), is_delete, is_delete ? std::string_view() : value};
+    provisional.back() = written;
+    provisional.back().writer = xids.innermost();
     return;
   }
   Version outer{kNoTxn, true, {}};
@@ -227,9 +252,13 @@ void LeafEntryVersions::Write(const XidStack& xids, bool is_delete, std::string_
   } else if (!committed.empty()) {
     outer = committed.back();
   }
-  for (size_t i = k; i + 1 < depth; ++i)
-    provisional.push_back({xids[i], outer.is_delete, outer.value, /*placeholder=*/true});
-  provisional.push_back({xids.innermost(), is_delete, is_delete ? std::string_view() : value});
+  for (size_t i = k; i + 1 < depth; ++i) {
+    provisional.push_back(outer);
+    provisional.back().writer = xids[i];
+    provisional.back().placeholder = true;
+  }
+  provisional.push_back(written);
+  provisional.back().writer = xids.innermost();
 }
 
 void LeafEntryVersions::Commit(const XidStack& xids) {
@@ -237,8 +266,10 @@ void LeafEntryVersions::Commit(const XidStack& xids) {
     return;
   }
   if (xids.size() == 1) {
-    const Version& innermost = provisional.back();
-    committed.push_back({xids.outermost(), innermost.is_delete, innermost.value});
+    Version innermost = provisional.back();
+    innermost.writer = xids.outermost();
+    innermost.placeholder = false;
+    committed.push_back(innermost);
     provisional.clear();
     return;
   }

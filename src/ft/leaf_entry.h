@@ -25,9 +25,12 @@
 //                       (outermost first), each:
 //              8          writer, little-endian (kNoTxn only for committed versions)
 //              1          flags: bit 0 = delete; bit 1 = placeholder (provisional versions
-//                         only; see Version); other bits zero
+//                         only; see Version); bit 2 = out of line (not with bit 0: the
+//                         value bytes are a ValueRef, out_of_line_value.h); other bits zero
 //              varint32   value length v (absent for deletes)
 //              v          value bytes (absent for deletes)
+//
+// Bit 2 appears only in files of tree file format version 3 and later.
 //
 // Thread safety: LeafEntryView and LeafEntryVersions are values over borrowed bytes; const
 // use from many threads is safe while the bytes are unchanged.
@@ -47,6 +50,13 @@
 
 namespace fern {
 
+// A version's value as the entry stores it: the value itself, or (out_of_line) the encoded
+// reference to the value block holding it, which the reader resolves (ValueStore::Read).
+struct StoredValue {
+  std::string_view bytes;
+  bool out_of_line = false;
+};
+
 // A parsed view of an encoded leaf entry; cheap to construct (one pass over the versions)
 // and valid while the encoded bytes are unchanged.
 class LeafEntryView {
@@ -60,6 +70,10 @@ class LeafEntryView {
     // this level": an abort that leaves it innermost drops it, so the innermost provisional
     // version is always a real write.
     bool placeholder = false;
+    // `value` is an encoded ValueRef (out_of_line_value.h), not the value.
+    bool out_of_line = false;
+
+    StoredValue stored() const { return {value, out_of_line}; }
   };
 
   // Parses the entry at the front of `encoded` (which may continue past it: encoded_size()
@@ -79,7 +93,7 @@ class LeafEntryView {
   Version innermost_provisional() const { return VersionAt(innermost_offset_); }
 
   // The newest committed version's value; false if there is none or it is a delete.
-  bool LatestCommitted(std::string_view* value) const;
+  bool LatestCommitted(StoredValue* value) const;
 
   // What a reader sees. `reader` is the reader's xid stack, outermost first (empty for a
   // reader outside any transaction). If the provisional versions belong to the reader's
@@ -88,7 +102,7 @@ class LeafEntryView {
   // accepted by `is_visible(writer)` (an empty function accepts every writer). Returns false
   // if what it sees is absent or a delete.
   bool ReadVisible(const XidStack& reader, const std::function<bool(TxnId)>& is_visible,
-                   std::string_view* value) const;
+                   StoredValue* value) const;
 
   // Whether the newest committed version was written by a transaction `is_visible` rejects
   // (one that committed after the reader's snapshot), unless the reader's family has a
@@ -101,6 +115,9 @@ class LeafEntryView {
   // can change that by committing or aborting: no committed version, or only a committed
   // delete, and every provisional version (if any) a delete.
   bool IsEmpty() const;
+
+  // Whether some version's value is stored out of line.
+  bool has_out_of_line() const { return has_out_of_line_; }
 
   size_t encoded_size() const { return encoded_.size(); }
   std::string_view encoded() const { return encoded_; }
@@ -117,6 +134,7 @@ class LeafEntryView {
   uint32_t newest_committed_offset_ = 0;  // valid if committed_count_ > 0
   uint32_t provisional_offset_ = 0;       // the outermost provisional version
   uint32_t innermost_offset_ = 0;         // valid if provisional_count_ > 0
+  bool has_out_of_line_ = false;
 };
 
 // The versions of one entry, decoded for modification by Basement::Apply. Values are views
@@ -136,7 +154,7 @@ struct LeafEntryVersions {
 
   // What a writer with `xids` sees before it writes: its family's innermost provisional
   // version, else the newest committed one. False if that is absent or a delete.
-  bool WriterSees(const XidStack& xids, std::string_view* value) const;
+  bool WriterSees(const XidStack& xids, StoredValue* value) const;
 
   // An insert (is_delete false) or delete by `xids`. Empty xids: pushes a committed version
   // with writer `committed_by` (an autocommitted write: kNoTxn, or its stamp; CollectGarbage
@@ -147,6 +165,8 @@ struct LeafEntryVersions {
   // lock tree prevents that case; nothing is committed).
   void Write(const XidStack& xids, bool is_delete, std::string_view value,
              TxnId committed_by = kNoTxn);
+  // The same with a value the entry may store out of line.
+  void Write(const XidStack& xids, bool is_delete, StoredValue value, TxnId committed_by);
 
   // kCommitAny. With one xid: the family's innermost provisional version becomes the newest
   // committed version, with the outermost transaction as writer, and the provisional stack is

@@ -24,8 +24,9 @@ struct ReadView {
   // conflict check.
   bool* newest_hidden = nullptr;
 
-  // Reads the visible value of `entry`; false if absent or deleted for this reader.
-  bool Read(const LeafEntryView& entry, std::string_view* value) const {
+  // Reads the visible value of `entry` as stored (an out-of-line one the caller resolves);
+  // false if absent or deleted for this reader.
+  bool Read(const LeafEntryView& entry, StoredValue* value) const {
     if (newest_hidden != nullptr) {
       *newest_hidden = entry.NewestCommittedHiddenFrom(reader, is_visible);
     }
@@ -33,7 +34,7 @@ struct ReadView {
     if (dirty && entry.provisional_count() > 0) {
       LeafEntryView::Version newest = entry.innermost_provisional();
       if (newest.is_delete) return false;
-      *value = newest.value;
+      *value = newest.stored();
       return true;
     }
     return entry.ReadVisible(reader, is_visible ? is_visible : kAll, value);

@@ -40,7 +40,11 @@ FractalTree::FractalTree(std::unique_ptr<TreeFile> file, const TreeConfig& confi
       config_(config),
       cache_(cache),
       compression_(config.compression),
-      compression_level_(config.compression_level) {}
+      compression_level_(config.compression_level),
+      values_(file_.get(), [this] {
+        return std::pair(compression_.load(std::memory_order_relaxed),
+                         compression_level_.load(std::memory_order_relaxed));
+      }) {}
 
 TreeConfig FractalTree::CurrentConfig() const {
   TreeConfig config = config_;
@@ -261,7 +265,20 @@ ApplyContext FractalTree::MakeApplyContext() const {
   ctx.update = config_.update_function;
   ctx.oldest_live_snapshot = write_log() != nullptr ? write_log()->OldestReferencedXid() : kNoTxn;
   ctx.live_readers_source = write_log();
+  ctx.values = &values_;  // for reading: owns_values is false
   return ctx;
+}
+
+ApplyContext FractalTree::ApplyContextForLeaf() const {
+  ApplyContext ctx = MakeApplyContext();
+  ctx.owns_values = true;
+  return ctx;
+}
+
+Status FractalTree::CheckApplied(const ApplyContext& ctx) const {
+  if (ctx.error.ok()) return Status::OK();
+  if (write_log() != nullptr) write_log()->ApplyFailed(ctx.error);
+  return ctx.error;
 }
 
 // ---- cachetable callbacks ---------------------------------------------------

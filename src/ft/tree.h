@@ -53,6 +53,7 @@
 #include "ft/tree_config.h"
 #include "ft/tree_file.h"
 #include "ft/tree_stats.h"
+#include "ft/tree_values.h"
 #include "util/mutex.h"
 
 namespace fern {
@@ -250,6 +251,8 @@ class FractalTree final : public CacheFileOwner {
   const TreeStats& stats() const { return stats_; }
   const std::string& path() const { return file_->path(); }
   TreeFile* file() { return file_.get(); }
+  // Value blocks written, freed and read (out_of_line_value.h).
+  TreeValues::Counts value_counts() const { return values_.counts(); }
   CacheFileId cache_file_id() const { return file_id_; }  // for tests and tools
   const TreeConfig& config() const { return config_; }
 
@@ -294,7 +297,13 @@ class FractalTree final : public CacheFileOwner {
   // Pins the root for write. REQUIRES: checkpoint_safe_ held (it keeps root_ fixed).
   Status PinRootForWrite(PinnedPair* pin) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
   std::string Where(BlockNum block) const;
+  // The context of an apply to a copy of rows (a read's); ApplyContextForLeaf's for the
+  // leaves' own basements, which own their out-of-line values.
   ApplyContext MakeApplyContext() const;
+  ApplyContext ApplyContextForLeaf() const;
+  // After applying messages to a leaf with `ctx`: its error, if one kept a message from
+  // being applied. The log then holds a write the tree lacks (TreeWriteLog::ApplyFailed).
+  Status CheckApplied(const ApplyContext& ctx) const;
   // Whether the tree has an UpdateFunction to apply kUpdate and kUpdateBroadcast messages.
   // Without one such messages are never applied (nor dropped): the flush or read that would
   // apply them fails with UnappliedUpdates() and they stay where they are.
@@ -489,6 +498,8 @@ class FractalTree final : public CacheFileOwner {
   std::atomic<Compression> compression_;
   std::atomic<int> compression_level_;
   FileHeader header_template_;  // the constant part of the header (sizes, comparator)
+  // Where leaves keep big values out of line; after the codec, which it reads.
+  mutable TreeValues values_;  // thread-safe
 
   TreeStats stats_;
 };

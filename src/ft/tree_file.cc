@@ -62,8 +62,10 @@ TreeFile::~TreeFile() = default;
 Status TreeFile::Create(const std::string& path, const FileHeader& header,
                         std::unique_ptr<TreeFile>* out) {
   FileHeader initial = header;
-  // Version 1 only where a caller asks for it (tests of files written before file uids).
-  if (initial.format_version != kOldestTreeFileFormatVersion) {
+  // An older version only where a caller asks for it (tests of files written before file
+  // uids, or before out-of-line values).
+  if (initial.format_version < kOldestTreeFileFormatVersion ||
+      initial.format_version > kTreeFileFormatVersion) {
     initial.format_version = kTreeFileFormatVersion;
   }
   FERN_RETURN_IF_ERROR(CheckHeaderFits(path, initial, initial.format_version));

@@ -5,6 +5,7 @@
 
 #include "ft/basement.h"
 #include "ft/leaf_frame.h"
+#include "ft/out_of_line_value.h"
 #include "util/compression.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -145,6 +146,7 @@ class Walker {
             }
           }
         }
+        for (size_t r = 0; r < rows->count(); ++r) VisitValues(block, rows->entry(r));
       } else {
         MessageBuffer buffer;
         s = DecodeBufferPartition(frame, e, cmp, where, &buffer, nullptr);
@@ -173,6 +175,37 @@ class Walker {
           Visit(header.children[i], part_lower, part_upper, height - 1, min_msn, depth + 1);
         }
       }
+    }
+  }
+
+  // Counts the value blocks `entry` references and marks them reached; when verifying,
+  // reads each and checks it against its reference.
+  void VisitValues(BlockNum leaf, const LeafEntryView& entry) {
+    const size_t n = entry.committed_count() + entry.provisional_count();
+    std::set<std::string_view> seen;  // a placeholder shares its original's block
+    for (size_t v = 0; v < n; ++v) {
+      const LeafEntryView::Version version = v < entry.committed_count()
+                                                 ? entry.committed(v)
+                                                 : entry.provisional(v - entry.committed_count());
+      if (!version.out_of_line || !seen.insert(version.value).second) continue;
+      ValueRef ref;
+      if (!ValueRef::Decode(version.value, &ref)) continue;  // Parse checked it
+      report_->out_of_line_values++;
+      report_->out_of_line_bytes += ref.length;
+      const std::string key = EscapeBytes(entry.key());
+      if (report_->header.format_version < 3) {
+        Problem(leaf, StrCat("row \"", key, "\" references a value block in a format version ",
+                             report_->header.format_version, " file"));
+      }
+      if (!visited_.insert(ref.block).second) {
+        Problem(ref.block, StrCat("value block of row \"", key, "\" reached twice"));
+        continue;
+      }
+      if (!options_.verify) continue;
+      std::string bytes, value;
+      Status s = file_->ReadBlock(ref.block, &bytes);
+      if (s.ok()) s = DecodeValueBlock(bytes, ref, file_->path(), &value);
+      if (!s.ok()) Problem(ref.block, StrCat("row \"", key, "\": ", s.ToString()));
     }
   }
 
@@ -272,18 +305,30 @@ Status DescribeNode(const std::string& path, BlockNum block, bool json, std::str
         count = rows->count();
         for (size_t r = 0; r < rows->count(); ++r) {
           LeafEntryView entry = rows->entry(r);
-          std::string_view value;
-          bool live = entry.LatestCommitted(&value);
+          StoredValue stored;
+          const bool live = entry.LatestCommitted(&stored);
+          ValueRef ref;
+          const bool outside = live && stored.out_of_line && ValueRef::Decode(stored.bytes, &ref);
           if (json) {
+            std::string value;
+            if (outside) {
+              value = StrCat(",\"value_block\":", ref.block, ",\"value_bytes\":", ref.length);
+            } else if (live) {
+              value = StrCat(",\"value\":", quote(stored.bytes));
+            }
             items += StrCat(r ? "," : "", "{\"key\":", quote(rows->key(r)),
                             ",\"committed\":", entry.committed_count(),
-                            ",\"provisional\":", entry.provisional_count(),
-                            live ? StrCat(",\"value\":", quote(value)) : std::string(), "}");
+                            ",\"provisional\":", entry.provisional_count(), value, "}");
           } else {
-            items += StrCat("      ", quote(rows->key(r)), " = ",
-                            live ? quote(value) : std::string("<deleted>"), " (",
-                            entry.committed_count(), " committed, ", entry.provisional_count(),
-                            " provisional)\n");
+            std::string value = "<deleted>";
+            if (outside) {
+              value = StrCat("<", ref.length, " bytes in value block ", ref.block, ">");
+            } else if (live) {
+              value = quote(stored.bytes);
+            }
+            items +=
+                StrCat("      ", quote(rows->key(r)), " = ", value, " (", entry.committed_count(),
+                       " committed, ", entry.provisional_count(), " provisional)\n");
           }
         }
       }

@@ -42,6 +42,9 @@ struct TreeReport {
   uint64_t chunked_basements = 0;
   uint64_t basement_chunks = 0;
   uint64_t nodes_visited = 0;
+  // Values stored out of line (out_of_line_value.h): value blocks, and their value bytes.
+  uint64_t out_of_line_values = 0;
+  uint64_t out_of_line_bytes = 0;
   std::map<Compression, CodecUsage> codecs;
   std::vector<InspectProblem> problems;
 };

@@ -39,7 +39,7 @@ const ReadView kCommittedView{};
 // What `view` sees in a leaf entry. A reader outside any transaction that sees every
 // committed version (the common case) sees the newest committed version unless it is a
 // delete: ReadVisible's answer, without its std::function call per row.
-bool VisibleValue(const ReadView& view, const LeafEntryView& entry, std::string_view* value) {
+bool VisibleValue(const ReadView& view, const LeafEntryView& entry, StoredValue* value) {
   if (view.reader.empty() && !view.is_visible && !view.dirty && view.newest_hidden == nullptr) {
     return entry.LatestCommitted(value);
   }
@@ -47,6 +47,30 @@ bool VisibleValue(const ReadView& view, const LeafEntryView& entry, std::string_
 }
 
 bool ByMsn(const Message& a, const Message& b) { return a.msn < b.msn; }
+
+// Sets *value to `stored`'s value, reading it from `values` if out of line. REQUIRES: the
+// leaf the reference came from is pinned (its value block cannot be freed meanwhile).
+Status ResolveValue(const ValueStore& values, const StoredValue& stored, std::string* value) {
+  if (!stored.out_of_line) {
+    value->assign(stored.bytes);
+    return Status::OK();
+  }
+  return values.Read(stored.bytes, value);
+}
+
+// Adds a row to *batch, its value read from `values` if out of line (under the same
+// REQUIRES as ResolveValue).
+Status AddRow(const ValueStore& values, std::string_view key, const StoredValue& stored,
+              RowBatch* batch) {
+  if (!stored.out_of_line) {
+    batch->Add(key, stored.bytes);
+    return Status::OK();
+  }
+  std::string value;
+  FERN_RETURN_IF_ERROR(values.Read(stored.bytes, &value));
+  batch->Add(key, value);
+  return Status::OK();
+}
 
 // Whether `newest`, the newest message for a key, settles what `view` sees there whatever
 // came before: an autocommitted insert or delete becomes the newest committed version,
@@ -470,11 +494,10 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
 
   size_t index;
   bool found = rows.Find(key, cmp, &index);
-  std::string_view visible;
+  StoredValue visible;
   if (pending.empty()) {
     if (found && VisibleValue(view, rows.entry(index), &visible)) {
-      value->assign(visible);
-      return Status::OK();
+      return ResolveValue(values_, visible, value);
     }
     return Status::NotFound();
   }
@@ -496,9 +519,9 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
     }
   }
   for (const Message& m : pending) scratch.Apply(m, ctx);
+  FERN_RETURN_IF_ERROR(ctx.error);
   if (scratch.count() == 1 && VisibleValue(view, scratch.entry(0), &visible)) {
-    value->assign(visible);
-    return Status::OK();
+    return ResolveValue(values_, visible, value);
   }
   return Status::NotFound();
 }
@@ -599,11 +622,13 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
     });
   }
 
-  std::string_view visible;
+  StoredValue visible;
   if (scratch.keyed.empty() && scratch.broadcasts.empty()) {
     for (size_t i = begin; i < end; ++i) {
       LeafEntryView entry = rows.entry(i);
-      if (VisibleValue(view, entry, &visible)) batch->Add(entry.key(), visible);
+      if (VisibleValue(view, entry, &visible)) {
+        FERN_RETURN_IF_ERROR(AddRow(values_, entry.key(), visible, batch));
+      }
     }
     return Status::OK();
   }
@@ -633,7 +658,9 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
     int c = i == end ? 1 : (j == n ? -1 : cmp.Compare(rows.key(i), keyed[scratch.order[j]].key));
     if (c < 0 && !broadcasts) {
       LeafEntryView entry = rows.entry(i++);
-      if (VisibleValue(view, entry, &visible)) batch->Add(entry.key(), visible);
+      if (VisibleValue(view, entry, &visible)) {
+        FERN_RETURN_IF_ERROR(AddRow(values_, entry.key(), visible, batch));
+      }
       continue;
     }
     group.clear();
@@ -661,9 +688,12 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
     if (c <= 0) row.AppendEncoded(rows.encoded_entry(i++));
     row.set_max_msn(applied);
     ApplyMerged(group, scratch.broadcasts, ctx, &row);
+    FERN_RETURN_IF_ERROR(ctx.error);
     if (row.count() == 1) {
       LeafEntryView entry = row.entry(0);
-      if (VisibleValue(view, entry, &visible)) batch->Add(entry.key(), visible);
+      if (VisibleValue(view, entry, &visible)) {
+        FERN_RETURN_IF_ERROR(AddRow(values_, entry.key(), visible, batch));
+      }
     }
   }
   // A full batch of stored rows that buffered deletes all hide: the reader walks on batch by

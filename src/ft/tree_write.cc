@@ -398,7 +398,7 @@ void FractalTree::DrainFlushes() {
 Status FractalTree::ApplyToLeaf(PinnedPair* pin, const Message& message) {
   if (IsUpdate(message.type) && !CanApplyUpdates()) return UnappliedUpdates();
   Node* leaf = pin->as<Node>();
-  ApplyContext ctx = MakeApplyContext();
+  ApplyContext ctx = ApplyContextForLeaf();
   if (IsBroadcast(message.type)) {
     FERN_RETURN_IF_ERROR(LoadAllBasements(pin));
     for (LeafPartition& part : leaf->basements) {
@@ -417,7 +417,7 @@ Status FractalTree::ApplyToLeaf(PinnedPair* pin, const Message& message) {
   }
   leaf->set_max_msn(message.msn);
   pin->MarkDirty();
-  return Status::OK();
+  return CheckApplied(ctx);
 }
 
 bool FractalTree::BasementNeedsRebalance(const Node& leaf, size_t i) const {
@@ -531,9 +531,10 @@ Status FractalTree::ApplyBuffer(MessageBuffer* moving, PinnedPair* child_pin) {
   while (moving->bytes() > largest && !stats_.largest_flush_bytes.compare_exchange_weak(
                                           largest, moving->bytes(), std::memory_order_relaxed)) {
   }
+  Status applied;
   if (child->is_leaf()) {
     FERN_RETURN_IF_ERROR(LoadAllBasements(child_pin));
-    ApplyContext ctx = MakeApplyContext();
+    ApplyContext ctx = ApplyContextForLeaf();
     moving->ForEach([&](const Message& m) {
       if (IsBroadcast(m.type)) {
         for (LeafPartition& part : child->basements) {
@@ -547,6 +548,7 @@ Status FractalTree::ApplyBuffer(MessageBuffer* moving, PinnedPair* child_pin) {
       }
     });
     RebalanceBasements(child);
+    applied = CheckApplied(ctx);
   } else {
     moving->ForEach([&](const Message& m) {
       if (IsBroadcast(m.type)) {
@@ -559,7 +561,7 @@ Status FractalTree::ApplyBuffer(MessageBuffer* moving, PinnedPair* child_pin) {
   child->set_max_msn(moving->max_msn());
   child_pin->MarkDirty();
   child_pin->UpdateSize();
-  return Status::OK();
+  return applied;
 }
 
 Status FractalTree::Restructure(PinnedPair* parent, size_t index, PinnedPair* child) {

@@ -21,11 +21,7 @@ using testing::ScratchDir;
 std::string Value(int i) { return "value-" + std::to_string(i) + std::string(100, 'x'); }
 
 std::string Get(Table* table, Txn* txn, const std::string& key) {
-  std::string value;
-  Status s = table->Get(txn, key, &value);
-  if (s.IsNotFound()) return "<none>";
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  return value;
+  return testing::ReadRow(table, txn, key);
 }
 
 std::string CursorValue(Cursor* cursor, const std::string& key) {

@@ -38,13 +38,7 @@ class TxnFixture : public ::testing::Test {
     return txn;
   }
   // The row's value as `txn` sees it, or "<none>".
-  std::string Read(Txn* txn, const std::string& key) {
-    std::string value;
-    Status s = table_->Get(txn, key, &value);
-    if (s.IsNotFound()) return "<none>";
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return value;
-  }
+  std::string Read(Txn* txn, const std::string& key) { return ReadRow(table_, txn, key); }
 
   ScratchDir dir_;
   std::unique_ptr<Env> env_;

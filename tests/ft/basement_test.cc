@@ -26,11 +26,87 @@ std::optional<std::string> AppendUpdate(std::string_view key, const std::string_
   return result;
 }
 
+// Value blocks in memory; counts what the basement asks of it and catches double frees.
+class FakeValueStore final : public ValueStore {
+ public:
+  size_t threshold = 6;
+  bool fail_writes = false;
+  bool fail_reads = false;
+  std::map<BlockNum, std::string> blocks;  // live ones
+  int writes = 0;
+  int frees = 0;
+
+  size_t out_of_line_threshold() const override { return threshold; }
+  Status Write(std::string_view value, std::string* ref) override {
+    if (fail_writes) return Status::IOError("injected write failure");
+    const BlockNum b = next_++;
+    blocks[b] = std::string(value);
+    ref->clear();
+    ValueRef{b, value.size()}.EncodeTo(ref);
+    writes++;
+    return Status::OK();
+  }
+  void Free(std::string_view ref) override {
+    ValueRef r;
+    ASSERT_TRUE(ValueRef::Decode(ref, &r));
+    EXPECT_EQ(blocks.erase(r.block), 1u) << "block " << r.block << " freed twice or never written";
+    frees++;
+  }
+  Status Read(std::string_view ref, std::string* value) const override {
+    if (fail_reads) return Status::IOError("injected read failure");
+    ValueRef r;
+    if (!ValueRef::Decode(ref, &r)) return Status::Corruption("bad reference");
+    auto it = blocks.find(r.block);
+    if (it == blocks.end()) return Status::Corruption(StrCat("block ", r.block, " is free"));
+    *value = it->second;
+    return Status::OK();
+  }
+
+ private:
+  BlockNum next_ = 1;
+};
+
+// The value a stored one stands for: itself, or what `values` holds for its reference.
+std::string ValueOf(const StoredValue& stored, const ValueStore* values) {
+  if (!stored.out_of_line) return std::string(stored.bytes);
+  std::string value;
+  if (values == nullptr) return "<out of line>";
+  Status s = values->Read(stored.bytes, &value);
+  return s.ok() ? value : s.ToString();
+}
+
 class BasementTest : public ::testing::Test {
  protected:
   BasementTest() {
     ctx_.cmp = BytewiseComparator();
     ctx_.update = &update_;
+  }
+
+  // Applies from now on with values_ as the store the basement owns values in.
+  void StoreValuesOutOfLine() {
+    ctx_.values = &values_;
+    ctx_.owns_values = true;
+  }
+  // The value blocks the entries reference, each once.
+  std::set<BlockNum> ReferencedBlocks() const {
+    std::set<BlockNum> out;
+    for (size_t i = 0; i < basement_.count(); ++i) {
+      LeafEntryView entry = basement_.entry(i);
+      for (size_t v = 0; v < entry.committed_count() + entry.provisional_count(); ++v) {
+        LeafEntryView::Version version = v < entry.committed_count()
+                                             ? entry.committed(v)
+                                             : entry.provisional(v - entry.committed_count());
+        ValueRef ref;
+        if (version.out_of_line && ValueRef::Decode(version.value, &ref)) out.insert(ref.block);
+      }
+    }
+    return out;
+  }
+  // Every live block is referenced and every referenced block is live.
+  void ExpectNoLeakedOrDanglingBlocks() const {
+    std::set<BlockNum> live;
+    for (const auto& [block, value] : values_.blocks) live.insert(block);
+    EXPECT_EQ(ReferencedBlocks(), live);
   }
 
   void Insert(std::string_view key, std::string_view value, XidStack xids = {}) {
@@ -51,30 +127,31 @@ class BasementTest : public ::testing::Test {
   // The newest committed value of key, or "<none>".
   std::string Committed(std::string_view key) const {
     size_t i;
-    std::string_view value;
+    StoredValue value;
     if (!basement_.Find(key, *ctx_.cmp, &i) || !basement_.entry(i).LatestCommitted(&value)) {
       return "<none>";
     }
-    return std::string(value);
+    return ValueOf(value, ctx_.values);
   }
   // What `reader` sees under read committed, or "<none>".
   std::string ReadBy(std::string_view key, const XidStack& reader) const {
     size_t i;
-    std::string_view value;
+    StoredValue value;
     if (!basement_.Find(key, *ctx_.cmp, &i) ||
         !basement_.entry(i).ReadVisible(reader, {}, &value)) {
       return "<none>";
     }
-    return std::string(value);
+    return ValueOf(value, ctx_.values);
   }
-  std::map<std::string, std::string> Contents() const { return ContentsOf(basement_); }
-  static std::map<std::string, std::string> ContentsOf(const Basement& basement) {
+  std::map<std::string, std::string> Contents() const { return ContentsOf(basement_, ctx_.values); }
+  static std::map<std::string, std::string> ContentsOf(const Basement& basement,
+                                                       const ValueStore* values = nullptr) {
     std::map<std::string, std::string> out;
     for (size_t i = 0; i < basement.count(); ++i) {
-      std::string_view value;
+      StoredValue value;
       EXPECT_TRUE(basement.entry(i).LatestCommitted(&value)) << basement.key(i);
       EXPECT_EQ(basement.entry(i).key(), basement.key(i));
-      out[std::string(basement.key(i))] = std::string(value);
+      out[std::string(basement.key(i))] = ValueOf(value, values);
     }
     return out;
   }
@@ -89,7 +166,12 @@ class BasementTest : public ::testing::Test {
     return out;
   }
 
+  // Random transactional writes, commits, aborts and broadcast updates against a model;
+  // with values out of line, also checks that no value block leaks or dangles.
+  void RunRandomTransactions(uint64_t seed);
+
   UpdateFunction update_ = AppendUpdate;
+  FakeValueStore values_;
   ApplyContext ctx_;
   Basement basement_;
   Msn msn_ = 0;
@@ -249,10 +331,10 @@ TEST_F(BasementTest, LiveSnapshotsKeepOlderVersionsUntilOptimize) {
   Commit("k", XidStack{60});
   LeafEntryView entry = basement_.entry(0);
   ASSERT_EQ(entry.committed_count(), 2u);
-  std::string_view seen;
+  StoredValue seen;
   ASSERT_TRUE(entry.ReadVisible(
       {}, [](TxnId w) { return w < 50; }, &seen));
-  EXPECT_EQ(seen, "v40");
+  EXPECT_EQ(seen.bytes, "v40");
   // The snapshot ends.
   ctx_.oldest_live_snapshot = kNoTxn;
   Send(MessageType::kOptimize, "", "", {});
@@ -268,8 +350,17 @@ TEST_F(BasementTest, LiveSnapshotsKeepOlderVersionsUntilOptimize) {
   EXPECT_EQ(basement_.count(), 0u);
 }
 
-TEST_F(BasementTest, RandomTransactionsMatchModel) {
-  std::mt19937_64 rng(31);
+TEST_F(BasementTest, RandomTransactionsMatchModel) { RunRandomTransactions(31); }
+
+TEST_F(BasementTest, RandomTransactionsWithValuesOutOfLineMatchModel) {
+  StoreValuesOutOfLine();
+  RunRandomTransactions(32);
+  EXPECT_GT(values_.writes, 1000);
+  EXPECT_GT(values_.frees, 1000);
+}
+
+void BasementTest::RunRandomTransactions(uint64_t seed) {
+  std::mt19937_64 rng(seed);
   std::map<std::string, std::string> committed;
   struct Txn {
     TxnId id;
@@ -305,6 +396,10 @@ TEST_F(BasementTest, RandomTransactionsMatchModel) {
     }
   };
   for (int step = 0; step < 20000; ++step) {
+    if (ctx_.owns_values && step % 97 == 0) {
+      // Keep older committed versions for a while, as a live snapshot would.
+      ctx_.oldest_live_snapshot = live.empty() || rng() % 2 == 0 ? kNoTxn : live.front().id;
+    }
     int op = static_cast<int>(rng() % 100);
     if (op < 5 && live.size() < 5) {
       live.push_back(Txn{next_id++, {}});
@@ -357,6 +452,7 @@ TEST_F(BasementTest, RandomTransactionsMatchModel) {
         }
       }
       ExpectSorted(basement_);
+      ExpectNoLeakedOrDanglingBlocks();
       Basement copy;
       ASSERT_TRUE(Basement::Deserialize(Serialized(), *ctx_.cmp, &copy).ok());
       std::string again;
@@ -365,7 +461,162 @@ TEST_F(BasementTest, RandomTransactionsMatchModel) {
     }
   }
   while (!live.empty()) finish(0, true);
+  if (ctx_.owns_values) {
+    // No snapshot is left: lone deletes kept for one go too.
+    ctx_.oldest_live_snapshot = kNoTxn;
+    Send(MessageType::kOptimize, "", "", {});
+  }
   EXPECT_EQ(Contents(), committed);
+  ExpectNoLeakedOrDanglingBlocks();
+}
+
+TEST_F(BasementTest, OutOfLineValuesLiveAsLongAsTheirVersions) {
+  StoreValuesOutOfLine();
+  const std::string v40(8, '4'), v60(8, '6'), v80(8, '8');
+  ctx_.oldest_live_snapshot = 50;
+  Insert("k", v40, XidStack{40});
+  Commit("k", XidStack{40});
+  Insert("k", v60, XidStack{60});
+  Commit("k", XidStack{60});
+  Insert("small", "tiny");  // under the threshold: inline
+  EXPECT_EQ(values_.writes, 2);
+  EXPECT_EQ(values_.blocks.size(), 2u);
+  ExpectNoLeakedOrDanglingBlocks();
+  StoredValue seen;
+  ASSERT_TRUE(basement_.entry(0).ReadVisible(
+      {}, [](TxnId w) { return w < 50; }, &seen));
+  EXPECT_TRUE(seen.out_of_line);
+  EXPECT_EQ(ValueOf(seen, &values_), v40);
+  EXPECT_EQ(Committed("k"), v60);
+  EXPECT_EQ(Committed("small"), "tiny");
+  // The snapshot ends: the version only it saw goes, and its block with it.
+  ctx_.oldest_live_snapshot = kNoTxn;
+  Send(MessageType::kOptimize, "", "", {});
+  EXPECT_EQ(values_.blocks.size(), 1u);
+  ExpectNoLeakedOrDanglingBlocks();
+  // An autocommitted overwrite replaces the entry, a delete removes it.
+  Insert("k", v80);
+  EXPECT_EQ(Committed("k"), v80);
+  ExpectNoLeakedOrDanglingBlocks();
+  Delete("k");
+  EXPECT_EQ(Committed("k"), "<none>");
+  EXPECT_TRUE(values_.blocks.empty());
+  EXPECT_EQ(values_.frees, values_.writes);
+}
+
+TEST_F(BasementTest, OutOfLineProvisionalValuesGoWithTheirAbort) {
+  StoreValuesOutOfLine();
+  const std::string base(8, 'b'), mine(9, 'm');
+  Insert("k", base);
+  Insert("k", mine, XidStack{10});
+  EXPECT_EQ(values_.blocks.size(), 2u);
+  EXPECT_EQ(ReadBy("k", XidStack{10}), mine);
+  Abort("k", XidStack{10});
+  EXPECT_EQ(values_.blocks.size(), 1u);
+  Insert("k", mine, XidStack{11});
+  Commit("k", XidStack{11});
+  EXPECT_EQ(Committed("k"), mine);
+  EXPECT_EQ(values_.blocks.size(), 1u);  // nothing older kept without snapshots
+  ExpectNoLeakedOrDanglingBlocks();
+}
+
+TEST_F(BasementTest, APlaceholderSharesItsOriginalsValueBlock) {
+  StoreValuesOutOfLine();
+  const std::string big(8, 'x');
+  // Written inline (the store failing), so the next store moves it out.
+  values_.fail_writes = true;
+  Insert("k", big);
+  values_.fail_writes = false;
+  EXPECT_TRUE(values_.blocks.empty());
+  EXPECT_EQ(Committed("k"), big);
+  // A nested write fills the outer level with a placeholder copy of the committed value:
+  // both versions move out of line into one block.
+  Insert("k", "c", XidStack{20, 21});
+  EXPECT_EQ(values_.writes, 1);
+  ASSERT_EQ(ReferencedBlocks().size(), 1u);
+  LeafEntryView entry = basement_.entry(0);
+  ASSERT_EQ(entry.provisional_count(), 2u);
+  EXPECT_TRUE(entry.provisional(0).placeholder);
+  EXPECT_TRUE(entry.provisional(0).out_of_line);
+  EXPECT_EQ(entry.provisional(0).value, entry.committed(0).value);
+  // The child aborts: the placeholder goes, the committed version keeps the block.
+  Abort("k", XidStack{20, 21});
+  EXPECT_EQ(values_.frees, 0);
+  EXPECT_EQ(ReadBy("k", XidStack{20}), big);
+  Abort("k", XidStack{20});
+  Insert("k", "short");
+  EXPECT_EQ(values_.frees, 1);
+  ExpectNoLeakedOrDanglingBlocks();
+}
+
+TEST_F(BasementTest, UpdatesReadOutOfLineValuesAndStopWhenTheyCannot) {
+  StoreValuesOutOfLine();
+  const std::string big(8, 'v');
+  Insert("k", big);
+  Update("k", "u");
+  EXPECT_EQ(Committed("k"), big + "u");
+  ASSERT_TRUE(ctx_.error.ok());
+  values_.fail_reads = true;
+  Update("k", "w");
+  EXPECT_TRUE(ctx_.error.IsIOError()) << ctx_.error.ToString();
+  values_.fail_reads = false;
+  EXPECT_EQ(Committed("k"), big + "u");  // left as it was
+  ExpectNoLeakedOrDanglingBlocks();
+  // Without a store an update meeting an out-of-line value fails too.
+  ctx_.error = Status::OK();
+  ctx_.values = nullptr;
+  ctx_.owns_values = false;
+  Update("k", "w");
+  EXPECT_TRUE(ctx_.error.IsCorruption()) << ctx_.error.ToString();
+}
+
+TEST_F(BasementTest, ACopyNeitherWritesNorFreesValueBlocks) {
+  StoreValuesOutOfLine();
+  Insert("k", std::string(8, 'a'));
+  ASSERT_EQ(values_.writes, 1);
+  // A read's copy of the row, applied to with a context that reads values only.
+  Basement copy;
+  copy.AppendEncoded(basement_.encoded_entry(0));
+  copy.set_max_msn(basement_.max_msn());
+  ApplyContext reading = ctx_;
+  reading.owns_values = false;
+  copy.Apply(Message{MessageType::kInsert, ++msn_, {}, "k", std::string(9, 'b')}, reading);
+  copy.Apply(Message{MessageType::kUpdate, ++msn_, {}, "k", "u"}, reading);
+  EXPECT_EQ(values_.writes, 1);
+  EXPECT_EQ(values_.frees, 0);
+  EXPECT_EQ(ContentsOf(copy, &values_)["k"], std::string(9, 'b') + "u");
+  EXPECT_FALSE(copy.entry(0).newest_committed().out_of_line);
+}
+
+TEST(OutOfLineValueTest, ReferencesAndBlocksRoundTripAndRejectDamage) {
+  std::string ref;
+  ValueRef{12345, 70000}.EncodeTo(&ref);
+  ValueRef decoded;
+  ASSERT_TRUE(ValueRef::Decode(ref, &decoded));
+  EXPECT_EQ(decoded.block, 12345);
+  EXPECT_EQ(decoded.length, 70000u);
+  EXPECT_FALSE(ValueRef::Decode(ref + "x", &decoded));
+  EXPECT_FALSE(ValueRef::Decode(ref.substr(0, 2), &decoded));
+  std::string zero;
+  ValueRef{1, 0}.EncodeTo(&zero);
+  EXPECT_FALSE(ValueRef::Decode(zero, &decoded));
+
+  std::string value(70000, 'z');
+  value[5] = 'q';
+  std::string block;
+  ASSERT_TRUE(EncodeValueBlock(Compression::kZstd, 0, value, &block).ok());
+  EXPECT_LT(block.size(), value.size() / 10);
+  std::string out;
+  ASSERT_TRUE(DecodeValueBlock(block, decoded, "f", &out).ok());
+  EXPECT_EQ(out, value);
+  ValueRef wrong_length{12345, 69999};
+  EXPECT_TRUE(DecodeValueBlock(block, wrong_length, "f", &out).IsCorruption());
+  std::string flipped = block;
+  flipped[flipped.size() / 2] ^= 1;
+  Status s = DecodeValueBlock(flipped, decoded, "f", &out);
+  EXPECT_TRUE(s.IsCorruption());
+  EXPECT_NE(s.ToString().find("checksum"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(DecodeValueBlock("FVA", decoded, "f", &out).IsCorruption());
 }
 
 // Inserts keys k<first>..k<first + n - 1> (three digits, zero padded) with MSNs from `msn`.
@@ -743,16 +994,16 @@ TEST_F(BasementTest, MessagesViewingTheBasementItselfAreSafe) {
   for (int round = 0; round < 20; ++round) {
     for (size_t i = 0; i < basement_.count(); ++i) {
       std::string_view key = basement_.key(i);
-      std::string_view value;
+      StoredValue value;
       ASSERT_TRUE(basement_.entry(i).LatestCommitted(&value));
-      basement_.Apply(Message{MessageType::kInsert, ++msn_, {}, key, value}, ctx_);
+      basement_.Apply(Message{MessageType::kInsert, ++msn_, {}, key, value.bytes}, ctx_);
     }
   }
   EXPECT_EQ(basement_.count(), 50u);
   for (size_t i = 0; i < basement_.count(); ++i) {
-    std::string_view value;
+    StoredValue value;
     ASSERT_TRUE(basement_.entry(i).LatestCommitted(&value));
-    EXPECT_EQ(value, std::string(10, 'v'));
+    EXPECT_EQ(value.bytes, std::string(10, 'v'));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "ft/out_of_line_value.h"
 #include "util/coding.h"
 
 namespace fern {
@@ -36,9 +37,9 @@ LeafEntryView ParseOrDie(std::string_view encoded) {
 // What a reader sees through ReadVisible, with "<none>" for no row.
 std::string Read(const LeafEntryView& view, const XidStack& reader,
                  const std::function<bool(TxnId)>& is_visible = {}) {
-  std::string_view value;
+  StoredValue value;
   if (!view.ReadVisible(reader, is_visible, &value)) return "<none>";
-  return std::string(value);
+  return std::string(value.bytes);
 }
 
 std::string Describe(const std::vector<Version>& versions) {
@@ -100,12 +101,67 @@ TEST(LeafEntryTest, ParseRejectsEveryTruncation) {
   }
 }
 
+// A version whose value is stored out of line, in block `block`.
+Version OutOfLine(TxnId writer, BlockNum block, std::string* ref) {
+  ref->clear();
+  ValueRef{block, 100000}.EncodeTo(ref);
+  return {writer, false, *ref, false, true};
+}
+
+TEST(LeafEntryTest, OutOfLineVersionsRoundTripAndTravelWithTheirValues) {
+  std::string ref7, ref8;
+  std::string encoded =
+      Encode("k", {OutOfLine(kNoTxn, 7, &ref7), Value(3, "inline")}, {OutOfLine(9, 8, &ref8)});
+  LeafEntryView view = ParseOrDie(encoded);
+  EXPECT_TRUE(view.has_out_of_line());
+  EXPECT_FALSE(ParseOrDie(Encode("k", {Value(1, "a")}, {Value(2, "b")})).has_out_of_line());
+  EXPECT_TRUE(view.committed(0).out_of_line);
+  EXPECT_EQ(view.committed(0).value, ref7);
+  EXPECT_FALSE(view.committed(1).out_of_line);
+  StoredValue seen;
+  ASSERT_TRUE(view.ReadVisible(XidStack{9}, {}, &seen));
+  EXPECT_TRUE(seen.out_of_line);
+  EXPECT_EQ(seen.bytes, ref8);
+  ASSERT_TRUE(view.LatestCommitted(&seen));
+  EXPECT_FALSE(seen.out_of_line);
+  EXPECT_EQ(seen.bytes, "inline");
+
+  // A placeholder copies the flag with the value; a commit and a fold carry it on.
+  LeafEntryVersions v;
+  v.Assign(view);
+  v.provisional.clear();
+  v.Write(XidStack{20}, false, StoredValue{ref8, true}, kNoTxn);
+  v.Write(XidStack{20, 21, 22}, false, "deep");
+  ASSERT_EQ(v.provisional.size(), 3u);
+  EXPECT_TRUE(v.provisional[1].placeholder);
+  EXPECT_TRUE(v.provisional[1].out_of_line);
+  EXPECT_EQ(v.provisional[1].value, ref8);
+  v.Abort(XidStack{20, 21, 22});
+  ASSERT_EQ(v.provisional.size(), 1u);
+  v.Write(XidStack{20, 21}, false, StoredValue{ref7, true}, kNoTxn);
+  v.Commit(XidStack{20, 21});  // folds the child's level into its parent's
+  v.Commit(XidStack{20});
+  ASSERT_EQ(v.committed.size(), 3u);
+  EXPECT_TRUE(v.committed.back().out_of_line);
+  EXPECT_EQ(v.committed.back().value, ref7);
+  EXPECT_FALSE(v.committed.back().placeholder);
+  v.Write(XidStack{}, true, StoredValue{ref7, true}, kNoTxn);  // a delete stores no value
+  EXPECT_FALSE(v.committed.back().out_of_line);
+  EXPECT_TRUE(v.committed.back().value.empty());
+}
+
 TEST(LeafEntryTest, ParseRejectsMalformedFields) {
   LeafEntryView view;
   // Unknown flag bits. Layout: key (1 + 1), counts (1 + 1), writer (8), flags.
   std::string bad_flags = Encode("k", {Value(kNoTxn, "v")}, {});
+  bad_flags[12] = 0x08;
+  EXPECT_FALSE(LeafEntryView::Parse(bad_flags, &view));
+  // Out of line: the value must be a reference, and a delete has none.
   bad_flags[12] = 0x04;
   EXPECT_FALSE(LeafEntryView::Parse(bad_flags, &view));
+  std::string deleted = Encode("k", {Deleted(kNoTxn)}, {});
+  deleted[12] = 0x05;
+  EXPECT_FALSE(LeafEntryView::Parse(deleted, &view));
   // Only provisional versions may be placeholders.
   bad_flags[12] = 0x02;
   EXPECT_FALSE(LeafEntryView::Parse(bad_flags, &view));
@@ -142,7 +198,7 @@ TEST(LeafEntryTest, ParseSurvivesRandomByteFlips) {
     ASSERT_LE(view.encoded_size(), damaged.size());
     for (size_t i = 0; i < view.committed_count(); ++i) (void)view.committed(i);
     for (size_t i = 0; i < view.provisional_count(); ++i) (void)view.provisional(i);
-    std::string_view value;
+    StoredValue value;
     (void)view.ReadVisible(XidStack{50}, {}, &value);
     (void)view.IsEmpty();
   }
@@ -151,12 +207,12 @@ TEST(LeafEntryTest, ParseSurvivesRandomByteFlips) {
 // ---- reading -------------------------------------------------------------------------------
 
 TEST(LeafEntryTest, LatestCommittedIsTheNewestCommittedValue) {
-  std::string_view value;
+  StoredValue value;
   EXPECT_FALSE(ParseOrDie(Encode("k", {}, {Value(5, "p")})).LatestCommitted(&value));
   EXPECT_FALSE(ParseOrDie(Encode("k", {Value(1, "a"), Deleted(2)}, {})).LatestCommitted(&value));
   std::string encoded = Encode("k", {Deleted(1), Value(2, "b")}, {Deleted(3)});
   ASSERT_TRUE(ParseOrDie(encoded).LatestCommitted(&value));
-  EXPECT_EQ(value, "b");
+  EXPECT_EQ(value.bytes, "b");
 }
 
 TEST(LeafEntryTest, AutocommittedVersionsAreVisibleWithoutAsking) {
@@ -272,9 +328,9 @@ TEST(LeafEntryVersionsTest, NestedWriteFillsOuterLevelsWithWhatTheySee) {
   // they saw before (nothing is left for the family's commit to resolve).
   v.Abort(XidStack{10, 11, 12});
   ExpectStacks(v, {Value(kNoTxn, "base")}, {});
-  std::string_view seen;
+  StoredValue seen;
   ASSERT_TRUE(v.WriterSees(XidStack{10, 11}, &seen));
-  EXPECT_EQ(seen, "base");
+  EXPECT_EQ(seen.bytes, "base");
 
   LeafEntryVersions absent;
   absent.Write(XidStack{10, 11}, false, "child");

@@ -82,7 +82,7 @@ void UseBasement(Basement* rows) {
     Check(entry.key() == rows->key(i));
     for (size_t c = 0; c < entry.committed_count(); ++c) (void)entry.committed(c).value.size();
     for (size_t p = 0; p < entry.provisional_count(); ++p) (void)entry.provisional(p).value.size();
-    std::string_view value;
+    StoredValue value;
     (void)entry.LatestCommitted(&value);
     (void)entry.ReadVisible(XidStack(), {}, &value);
     (void)entry.IsEmpty();

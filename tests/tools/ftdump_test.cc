@@ -36,6 +36,27 @@ TEST(FtdumpTest, NodeRowsAreEscapedOnce) {
   EXPECT_NE(json.output.find("\"key\":\"a\\\\x01\\\"\\\\x5cb\""), std::string::npos) << json.output;
 }
 
+TEST(FtdumpTest, AValueStoredOutOfLineIsShownByItsBlock) {
+  ScratchDir dir;
+  const std::string env = dir.Sub("env");
+  ASSERT_EQ(RunTool(std::string(FERN_TOOL) + " put " + env + " t big \"$(head -c 100000 " +
+                    "/dev/zero | tr '\\0' x)\"")
+                .exit_code,
+            0);
+  const std::string file = env + "/table-1.ft";
+  ToolResult summary = Ftdump(file);
+  ASSERT_EQ(summary.exit_code, 0) << summary.output;
+  EXPECT_NE(summary.output.find("values out of line: 1 (100000 value bytes"), std::string::npos)
+      << summary.output;
+  ToolResult text = Ftdump(file + " --node 1");
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_NE(text.output.find("\"big\" = <100000 bytes in value block "), std::string::npos)
+      << text.output;
+  ToolResult json = Ftdump(file + " --node 1 --json");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  EXPECT_NE(json.output.find("\"value_bytes\":100000"), std::string::npos) << json.output;
+}
+
 TEST(FtdumpTest, BadNodeArgumentsAreClearErrors) {
   ScratchDir dir;
   const std::string env = dir.Sub("env");
