@@ -1,6 +1,9 @@
 #include "ft/tree_builder.h"
 
 #include <algorithm>
+#include <cassert>
+#include <span>
+#include <utility>
 
 #include "ft/leaf_entry.h"
 #include "ft/node_format.h"
@@ -19,7 +22,10 @@ constexpr size_t kBasementOverheadBytes = 8 + 4;
 TreeBuilder::TreeBuilder(TreeFile* file, const TreeConfig& config)
     : file_(file),
       config_(config),
-      leaf_target_bytes_(std::max<size_t>(size_t{config.node_bytes} / 4 * 3, 1)) {}
+      leaf_target_bytes_(std::max<size_t>(size_t{config.node_bytes} / 4 * 3, 1)),
+      values_(file, [codec = config.compression, level = config.compression_level] {
+        return std::pair(codec, level);
+      }) {}
 
 void TreeBuilder::Disown(BlockNum block) {
   written_.erase(std::remove(written_.begin(), written_.end(), block), written_.end());
@@ -51,7 +57,20 @@ void TreeBuilder::StartBasement(std::string_view first_key) {
 
 Status TreeBuilder::Add(std::string_view key, std::string_view value) {
   entry_.clear();
-  EncodeAutocommittedLeafEntry(key, value, &entry_);
+  const size_t threshold = values_.out_of_line_threshold();
+  if (threshold > 0 && value.size() >= threshold) {
+    FERN_RETURN_IF_ERROR(values_.Write(value, &ref_));
+    ValueRef ref;
+    [[maybe_unused]] const bool ok = ValueRef::Decode(ref_, &ref);
+    assert(ok);
+    written_.push_back(ref.block);
+    ++value_blocks_written_;
+    const LeafEntryView::Version version{kNoTxn, /*is_delete=*/false, ref_,
+                                         /*placeholder=*/false, /*out_of_line=*/true};
+    EncodeLeafEntry(key, std::span(&version, 1), {}, &entry_);
+  } else {
+    EncodeAutocommittedLeafEntry(key, value, &entry_);
+  }
   const size_t size = entry_.size();
   if (leaf_ != nullptr && basement_->count() > 0) {
     if (leaf_bytes_ + size > leaf_target_bytes_) {

@@ -3,7 +3,9 @@
 //
 // Shape of what it builds:
 //  - Every row becomes an autocommitted leaf entry (one committed version by kNoTxn),
-//    encoded straight into its basement (EncodeAutocommittedLeafEntry, AppendEncoded).
+//    encoded straight into its basement (EncodeAutocommittedLeafEntry, AppendEncoded). A
+//    value of kOutOfLineValueBytes or more goes to a value block of its own first, where
+//    the file's format allows (out_of_line_value.h), as the tree's own writes would put it.
 //  - Basements are filled to about basement_bytes and leaves to about 3/4 of node_bytes,
 //    so a loaded leaf takes a quarter node of new rows before it splits. The last leaf is
 //    evened out with the one before it (whole basements move), so it is not left below the
@@ -33,6 +35,7 @@
 #include "ft/node.h"
 #include "ft/tree_config.h"
 #include "ft/tree_file.h"
+#include "ft/tree_values.h"
 
 namespace fern {
 
@@ -59,7 +62,8 @@ class TreeBuilder {
   void Disown(BlockNum block);
 
   uint64_t rows() const { return rows_; }
-  uint64_t nodes_written() const { return written_.size(); }
+  uint64_t nodes_written() const { return written_.size() - value_blocks_written_; }
+  uint64_t value_blocks_written() const { return value_blocks_written_; }
   uint64_t bytes_written() const { return bytes_written_; }
 
  private:
@@ -91,9 +95,12 @@ class TreeBuilder {
   std::unique_ptr<Node> held_;
   size_t held_bytes_ = 0;
 
-  std::vector<Child> leaves_;  // written leaves in key order
-  std::vector<BlockNum> written_;
+  std::vector<Child> leaves_;      // written leaves in key order
+  std::vector<BlockNum> written_;  // nodes and value blocks
+  TreeValues values_;
+  uint64_t value_blocks_written_ = 0;
   std::string entry_;  // scratch for one encoded leaf entry
+  std::string ref_;    // scratch for one value reference
   uint64_t rows_ = 0;
   uint64_t bytes_written_ = 0;
   bool finished_ = false;

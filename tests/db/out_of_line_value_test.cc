@@ -165,6 +165,40 @@ TEST_F(OutOfLineValueTest, TransactionsUpdatesAndReopensKeepEveryValue) {
   EXPECT_EQ(Stat(env_.get(), t + "value_blocks_written"), 0);  // counts since the open
 }
 
+TEST_F(OutOfLineValueTest, TheLoaderStoresBigValuesOutOfLineAndFreesThemOnFailure) {
+  constexpr int kRows = 40;
+  auto key = [](int i) { return StrCat("row", 100 + i); };
+  auto value = [](int i) {
+    return i % 2 == 0 ? StrCat("small", i) : BigValue(i).substr(0, 100000);
+  };
+  ASSERT_NO_FATAL_FAILURE(Open());
+  {
+    // A load that fails (a key added twice) leaves no value block behind.
+    std::unique_ptr<Loader> loader;
+    ASSERT_TRUE(env_->NewLoader(table_, &loader).ok());
+    for (int i = 0; i < kRows; ++i) ASSERT_TRUE(loader->Add(key(i), value(i)).ok());
+    ASSERT_TRUE(loader->Add(key(3), value(3)).ok());
+    EXPECT_TRUE(loader->Finish().IsAlreadyExists());
+  }
+  std::unique_ptr<Loader> loader;
+  ASSERT_TRUE(env_->NewLoader(table_, &loader).ok());
+  for (int i = kRows - 1; i >= 0; --i) ASSERT_TRUE(loader->Add(key(i), value(i)).ok());
+  ASSERT_TRUE(loader->Finish().ok());
+  loader.reset();
+  for (int i = 0; i < kRows; ++i) EXPECT_EQ(Get(nullptr, key(i)), value(i)) << i;
+  env_.reset();
+  TreeReport report = Inspect(dir_.path());  // no block of the failed load is left
+  EXPECT_EQ(report.out_of_line_values, uint64_t{kRows / 2});
+  EXPECT_EQ(report.out_of_line_bytes, uint64_t{kRows / 2} * 100000);
+  // Loaded value blocks belong to their rows like any other.
+  ASSERT_NO_FATAL_FAILURE(Open());
+  for (int i = 1; i < kRows; i += 2) ASSERT_TRUE(table_->Put(nullptr, key(i), "now small").ok());
+  ASSERT_TRUE(table_->Optimize().ok());
+  EXPECT_EQ(Stat(env_.get(), "table.t.value_blocks_freed"), kRows / 2);
+  env_.reset();
+  EXPECT_EQ(Inspect(dir_.path()).out_of_line_values, 0u);
+}
+
 TEST_F(OutOfLineValueTest, ADamagedValueBlockIsReportedNotReturned) {
   ASSERT_NO_FATAL_FAILURE(Open());
   ASSERT_TRUE(table_->Put(nullptr, "k", BigValue(7)).ok());
