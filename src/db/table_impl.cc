@@ -146,12 +146,11 @@ Status TableImpl::CheckSnapshotWrite(TxnImpl* txn, std::string_view key, bool in
   ReadView view = ViewFor(txn);
   bool hidden = false;
   view.newest_hidden = &hidden;
-  std::string ignored;
-  Status s = tree_->Get(key, &ignored, &view);
+  Status s = tree_->Get(key, /*value=*/nullptr, &view);
   if (!s.ok() && !s.IsNotFound()) return s;
   if (hidden && insert) {
     ReadView newest = CurrentViewFor(txn);
-    s = tree_->Get(key, &ignored, &newest);
+    s = tree_->Get(key, /*value=*/nullptr, &newest);
     if (s.ok()) return Status::AlreadyExists(StrCat("key \"", EscapeBytes(key), "\" exists"));
     if (!s.IsNotFound()) return s;
   }

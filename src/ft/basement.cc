@@ -342,6 +342,9 @@ bool Basement::Store(size_t index, const LeafEntryView* old, std::string_view ke
     if (found) Remove(index, old_size);
     return false;
   }
+  for (const auto* list : {&versions_.committed, &versions_.provisional}) {
+    for (const LeafEntryView::Version& v : *list) may_hold_out_of_line_ |= v.out_of_line;
+  }
   // Encode apart first: key and versions may view the arena, which may move as it grows.
   scratch_.clear();
   EncodeLeafEntry(key, versions_, &scratch_);
@@ -466,9 +469,11 @@ Status Basement::Deserialize(std::string_view in, const Comparator& cmp, Basemen
   IndexVector offsets;
   size_t start;
   Msn max_msn;
-  FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn));
+  bool out_of_line;
+  FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn, &out_of_line));
   for (uint32_t& offset : offsets) offset -= static_cast<uint32_t>(start);
   out->Clear();
+  out->may_hold_out_of_line_ = out_of_line;
   out->arena_.assign(in.substr(start));
   out->offsets_.swap(offsets);
   out->max_msn_ = max_msn;
@@ -480,10 +485,12 @@ Status Basement::Deserialize(std::string&& in, const Comparator& cmp, Basement* 
   IndexVector offsets;
   size_t start;
   Msn max_msn;
-  FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn));
+  bool out_of_line;
+  FERN_RETURN_IF_ERROR(ParseSerialized(in, cmp, &offsets, &start, &max_msn, &out_of_line));
   // The header bytes before the first entry stay in the arena as garbage (compaction drops
   // them): one copy of the whole buffer instead of one per entry.
   out->Clear();
+  out->may_hold_out_of_line_ = out_of_line;
   out->arena_.assign(in.data(), in.size());
   out->offsets_.swap(offsets);
   out->garbage_ = start;
@@ -511,11 +518,13 @@ Status Basement::AdoptParsed(ChunkString&& in, const Comparator& cmp, const Pref
   size_t start;
   Msn max_msn;
   size_t end = in.size();
-  Status s = ParseSerialized(in, cmp, &offsets_, &start, &max_msn, prefix, &end);
+  bool out_of_line;
+  Status s = ParseSerialized(in, cmp, &offsets_, &start, &max_msn, &out_of_line, prefix, &end);
   if (!s.ok()) {
     offsets_.clear();
     return s;
   }
+  may_hold_out_of_line_ = out_of_line;
   arena_ = std::move(in);
   // The header, and the entries after a prefix, are garbage: live_bytes() is the entries'.
   garbage_ = start + (arena_.size() - end);
@@ -526,7 +535,8 @@ Status Basement::AdoptParsed(ChunkString&& in, const Comparator& cmp, const Pref
 
 Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
                                  IndexVector* offsets_out, size_t* start_out, Msn* max_msn_out,
-                                 const Prefix* prefix, size_t* end_out) {
+                                 bool* out_of_line_out, const Prefix* prefix, size_t* end_out) {
+  *out_of_line_out = false;
   if (in.size() > std::numeric_limits<uint32_t>::max()) {
     return Status::Corruption(StrCat("basement: ", in.size(), " bytes exceed 4 GiB"));
   }
@@ -563,6 +573,7 @@ Status Basement::ParseSerialized(std::string_view in, const Comparator& cmp,
                                        EscapeBytes(previous)));
     }
     previous = view.key();
+    *out_of_line_out |= view.has_out_of_line();
     offsets.push_back(static_cast<uint32_t>(at));
     decoder.Skip(view.encoded_size());
     // Keys ascend (checked above), so after the first key above prefix->key every one is.
@@ -607,6 +618,7 @@ void Basement::AppendAll(Basement* other) {
     heads_.swap(other->heads_);
     prefix_.swap(other->prefix_);
     garbage_ = other->garbage_;
+    may_hold_out_of_line_ = other->may_hold_out_of_line_;
   } else {
     for (size_t i = 0; i < other->offsets_.size(); ++i) AppendEncoded(other->encoded_entry(i));
   }
@@ -615,6 +627,7 @@ void Basement::AppendAll(Basement* other) {
   other->heads_.clear();
   other->prefix_.clear();
   other->garbage_ = 0;
+  other->may_hold_out_of_line_ = false;
   max_msn_ = std::max(max_msn_, other->max_msn_);
 }
 
@@ -622,7 +635,9 @@ void Basement::AppendEncoded(std::string_view encoded_entry) {
   assert(arena_.size() + encoded_entry.size() <= std::numeric_limits<uint32_t>::max());
   offsets_.push_back(static_cast<uint32_t>(arena_.size()));
   arena_.append(encoded_entry);
-  assert(entry(offsets_.size() - 1).encoded_size() == encoded_entry.size());
+  const LeafEntryView appended = entry(offsets_.size() - 1);
+  assert(appended.encoded_size() == encoded_entry.size());
+  may_hold_out_of_line_ |= appended.has_out_of_line();
   IndexKeyAt(offsets_.size() - 1, /*inserted=*/true);
 }
 
@@ -634,6 +649,7 @@ void Basement::CopyFrom(const Basement& other) {
   prefix_.assign(other.prefix_);
   garbage_ = other.garbage_;
   max_msn_ = other.max_msn_;
+  may_hold_out_of_line_ = other.may_hold_out_of_line_;
 }
 
 void Basement::ClearKeepingArena() {
@@ -642,6 +658,7 @@ void Basement::ClearKeepingArena() {
   prefix_.clear();
   garbage_ = arena_.size();
   max_msn_ = 0;
+  may_hold_out_of_line_ = false;
 }
 
 void Basement::Clear() {
@@ -651,6 +668,7 @@ void Basement::Clear() {
   prefix_.clear();
   garbage_ = 0;
   max_msn_ = 0;
+  may_hold_out_of_line_ = false;
 }
 
 }  // namespace fern

@@ -133,6 +133,10 @@ class Basement {
   size_t memory_bytes() const;
   // Sum of the live entries' encoded sizes.
   size_t live_bytes() const { return arena_.size() - garbage_; }
+  // False when no entry stores a value out of line (true may be stale: an entry that did
+  // and is gone leaves it set until the basement is cleared or read again). Readers of many
+  // rows check it before looking for big values entry by entry.
+  bool may_hold_out_of_line() const { return may_hold_out_of_line_; }
   size_t garbage_bytes() const { return garbage_; }
 
   // Appends the serialized form (table above) to *out.
@@ -230,9 +234,10 @@ class Basement {
   // MSN.
   // With `prefix`, stops after its last entry (no trailing-bytes check) and sets *end to
   // where that entry ends.
+  // *out_of_line tells whether a checked entry stores a value out of line.
   static Status ParseSerialized(std::string_view in, const Comparator& cmp, IndexVector* offsets,
-                                size_t* start, Msn* max_msn, const Prefix* prefix = nullptr,
-                                size_t* end = nullptr);
+                                size_t* start, Msn* max_msn, bool* out_of_line,
+                                const Prefix* prefix = nullptr, size_t* end = nullptr);
   Status AdoptParsed(ChunkString&& in, const Comparator& cmp, const Prefix* prefix);
   void MaybeCompact();
   void ReleaseLargeScratch();
@@ -250,6 +255,7 @@ class Basement {
   std::string prefix_;
   size_t garbage_ = 0;  // arena bytes of replaced or removed entries
   Msn max_msn_ = 0;
+  bool may_hold_out_of_line_ = false;
   // Reused by the general apply path.
   LeafEntryVersions versions_;
   std::string scratch_;

@@ -42,10 +42,24 @@ Status EncodeValueBlock(Compression codec, int level, std::string_view value, st
   return Status::OK();
 }
 
+bool IsValueBlock(std::string_view prefix) { return prefix.substr(0, kMagic.size()) == kMagic; }
+
 Status DecodeValueBlock(std::string_view block, const ValueRef& ref, std::string_view where,
                         std::string* value) {
+  FERN_RETURN_IF_ERROR(DecodeValueBlock(block, ref.block, where, value));
+  return CheckValueLength(ref, *value, where);
+}
+
+Status CheckValueLength(const ValueRef& ref, std::string_view value, std::string_view where) {
+  if (value.size() == ref.length) return Status::OK();
+  return Status::Corruption(StrCat(where, ": value block ", ref.block, ": holds ", value.size(),
+                                   " bytes, the entry says ", ref.length));
+}
+
+Status DecodeValueBlock(std::string_view block, BlockNum b, std::string_view where,
+                        std::string* value) {
   auto damaged = [&](std::string_view what) {
-    return Status::Corruption(StrCat(where, ": value block ", ref.block, ": ", what));
+    return Status::Corruption(StrCat(where, ": value block ", b, ": ", what));
   };
   if (block.size() < kHeaderBytes || block.substr(0, kMagic.size()) != kMagic) {
     return damaged("bad magic");
@@ -56,9 +70,6 @@ Status DecodeValueBlock(std::string_view block, const ValueRef& ref, std::string
   }
   Status s = DecompressPartition(frame, value);
   if (!s.ok()) return damaged(s.ToString());
-  if (value->size() != ref.length) {
-    return damaged(StrCat("holds ", value->size(), " bytes, the entry says ", ref.length));
-  }
   return Status::OK();
 }
 

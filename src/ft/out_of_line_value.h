@@ -55,10 +55,17 @@ struct ValueRef {
 
 // The value block for `value` compressed with `codec` at `level`.
 Status EncodeValueBlock(Compression codec, int level, std::string_view value, std::string* block);
-// Decodes a value block read for `ref`; Corruption naming `where` if the magic, checksum,
-// frame or length is wrong.
+// Whether a block starting with `prefix` (at least 4 bytes) is a value block, not a node.
+bool IsValueBlock(std::string_view prefix);
+// Decodes value block `b`; Corruption naming `where` and `b` if the magic, checksum or frame
+// is wrong.
+Status DecodeValueBlock(std::string_view block, BlockNum b, std::string_view where,
+                        std::string* value);
+// The same for a block read for `ref`, whose length it checks too.
 Status DecodeValueBlock(std::string_view block, const ValueRef& ref, std::string_view where,
                         std::string* value);
+// Corruption unless a decoded `value` is as long as `ref` says.
+Status CheckValueLength(const ValueRef& ref, std::string_view value, std::string_view where);
 
 // Where the values of a tree's out-of-line versions are written, freed and read
 // (FractalTree's, for its file). Thread-safe.

@@ -93,6 +93,7 @@ Status FractalTree::Create(const std::string& path, const TreeConfig& config, Ca
   std::unique_ptr<FractalTree> t(new FractalTree(std::move(file), config, cache));
   t->header_template_ = header;
   t->file_id_ = cache->OpenFile(t.get());
+  t->values_.AttachCache(cache, t->file_id_);
   t->open_in_cache_ = true;
   {
     BlockNum root = t->NewBlockNum();
@@ -136,6 +137,7 @@ Status FractalTree::Open(const std::string& path, const TreeConfig& config, Cach
   t->max_msn_.store(header.max_msn, std::memory_order_relaxed);
   t->checkpoint_lsn_.store(header.checkpoint_lsn, std::memory_order_release);
   t->file_id_ = cache->OpenFile(t.get());
+  t->values_.AttachCache(cache, t->file_id_);
   t->open_in_cache_ = true;
   // Read the root now so a damaged file is reported at open, not at the first query.
   PinnedPair pin;
@@ -224,6 +226,11 @@ Status FractalTree::PinNode(BlockNum block, Cachetable::Lock lock, PinnedPair* p
 }
 
 Status FractalTree::Thaw(PinnedPair* pin) {
+  // A block known only by number (a queued flush's) may have been freed and reused for a
+  // value since.
+  if (IsValueBlockPair(*pin->value())) {
+    return Status::InvalidArgument(StrCat(Where(pin->block()), ": holds a value, not a node"));
+  }
   Node* node = pin->as<Node>();
   if (!node->is_frozen.load(std::memory_order_acquire)) return Status::OK();
   MutexLock lock(&node->load_mu);
@@ -290,6 +297,7 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
   std::string bytes;
   FERN_RETURN_IF_ERROR(
       file_->ReadBlockRange(block, 0, std::min<uint64_t>(size, kNodeHeaderProbeBytes), &bytes));
+  if (IsValueBlock(bytes)) return values_.Fetch(block, value);
   NodeHeader header;
   size_t needed;
   FERN_RETURN_IF_ERROR(ParseNodeHeader(bytes, size, where, &header, &needed));
@@ -364,12 +372,14 @@ Status FractalTree::SerializeAndWrite(BlockNum block, Node* node,
 }
 
 Status FractalTree::WriteBlock(BlockNum block, CacheValue* value) {
+  if (IsValueBlockPair(*value)) return Status::OK();  // written before it was referenced
   return SerializeAndWrite(block, static_cast<Node*>(value), [this, block](std::string_view bytes) {
     return file_->WriteBlock(block, bytes);
   });
 }
 
 Status FractalTree::WriteBlockForCheckpoint(BlockNum block, CacheValue* value) {
+  if (IsValueBlockPair(*value)) return Status::OK();
   return SerializeAndWrite(block, static_cast<Node*>(value), [this, block](std::string_view bytes) {
     return file_->WriteBlockForCheckpoint(block, bytes);
   });
@@ -380,6 +390,7 @@ void FractalTree::CleanerRun(BlockNum block) {
 }
 
 void FractalTree::WrittenButKept(BlockNum block, CacheValue* value) {
+  if (IsValueBlockPair(*value)) return;
   // Leaves shrink only by eviction; an internal node's buffers can go down a level.
   if (static_cast<Node*>(value)->is_leaf()) return;
   if (config_.flusher_pool == nullptr || kept_flush_in_flight_.exchange(true)) return;
@@ -465,6 +476,7 @@ bool FractalTree::FreezeBuffers(Node* node) {
 
 bool FractalTree::PartialEvict(BlockNum block, CacheValue* value, int clock_count,
                                size_t* freed_bytes) {
+  if (IsValueBlockPair(*value)) return false;  // one value: evicted whole
   // Drops the least recently read clean basements, coldest first, until about
   // kPartialEvictBytes are freed or half of the loaded ones are gone: the sweep calls again, leaf
   // after leaf, while the cache is over budget, which approximates LRU over all basements. Dropping

@@ -158,7 +158,8 @@ class FractalTree final : public CacheFileOwner {
   // New partitions use this codec from now on; old ones keep theirs.
   void SetCompression(Compression codec, int level);
   // NotFound if absent. `view` (optional) says whose versions are visible; without one,
-  // every committed version is.
+  // every committed version is. `value` may be null: only whether the row is there (a value
+  // stored out of line is then not read).
   Status Get(std::string_view key, std::string* value, const ReadView* view = nullptr);
 
   // Where a cursor's batch lies: a forward batch starts at the beginning of the tree or at

@@ -46,6 +46,7 @@ class NodeClone final : public CacheValue {
 
 std::unique_ptr<CacheValue> FractalTree::CloneForCheckpoint(BlockNum block,
                                                             const CacheValue& value) {
+  if (IsValueBlockPair(value)) return nullptr;  // never dirty, so never pending
   const Node& node = static_cast<const Node&>(value);
   // Only clean nodes are frozen (and only pending dirty ones are cloned); a frozen node is
   // written by the caller instead, which thaws it first.

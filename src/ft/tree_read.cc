@@ -48,14 +48,49 @@ bool VisibleValue(const ReadView& view, const LeafEntryView& entry, StoredValue*
 
 bool ByMsn(const Message& a, const Message& b) { return a.msn < b.msn; }
 
-// Sets *value to `stored`'s value, reading it from `values` if out of line. REQUIRES: the
-// leaf the reference came from is pinned (its value block cannot be freed meanwhile).
+// Sets *value to `stored`'s value, reading it from `values` if out of line; nothing when
+// `value` is null (the caller asks only whether the row is there). REQUIRES: the leaf the
+// reference came from is pinned (its value block cannot be freed meanwhile).
 Status ResolveValue(const ValueStore& values, const StoredValue& stored, std::string* value) {
+  if (value == nullptr) return Status::OK();
   if (!stored.out_of_line) {
     value->assign(stored.bytes);
     return Status::OK();
   }
   return values.Read(stored.bytes, value);
+}
+
+// The most bytes of values stored out of line one row batch reads from their blocks (its
+// first row's whatever their size): a basement of references holds hundreds of big rows.
+constexpr uint64_t kMaxBatchOutOfLineBytes = uint64_t{4} << 20;
+
+// The most bytes a reader of `entry` may read from a value block: its largest out-of-line
+// version's.
+uint64_t OutOfLineBytes(const LeafEntryView& entry) {
+  if (!entry.has_out_of_line()) return 0;
+  uint64_t most = 0;
+  const size_t n = entry.committed_count() + entry.provisional_count();
+  for (size_t i = 0; i < n; ++i) {
+    const LeafEntryView::Version v = i < entry.committed_count()
+                                         ? entry.committed(i)
+                                         : entry.provisional(i - entry.committed_count());
+    ValueRef ref;
+    if (v.out_of_line && ValueRef::Decode(v.value, &ref)) most = std::max(most, ref.length);
+  }
+  return most;
+}
+
+// How many of rows [begin, end), counted from the front (`forward`) or the back, a batch
+// takes so that what it reads from value blocks stays within kMaxBatchOutOfLineBytes; at
+// least one.
+size_t RowsWithinValueBudget(const Basement& rows, size_t begin, size_t end, bool forward) {
+  if (!rows.may_hold_out_of_line()) return end - begin;
+  uint64_t bytes = 0;
+  for (size_t n = 0; n < end - begin; ++n) {
+    bytes += OutOfLineBytes(rows.entry(forward ? begin + n : end - 1 - n));
+    if (n > 0 && bytes > kMaxBatchOutOfLineBytes) return n;
+  }
+  return end - begin;
 }
 
 // Adds a row to *batch, its value read from `values` if out of line (under the same
@@ -504,7 +539,7 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
   std::sort(pending.begin(), pending.end(), ByMsn);
   if (SettledBy(pending.back(), view)) {
     if (pending.back().type == MessageType::kDelete) return Status::NotFound();
-    value->assign(pending.back().value);
+    if (value != nullptr) value->assign(pending.back().value);
     return Status::OK();
   }
   // Apply the pending messages, oldest first, to a one-row copy of the basement.
@@ -577,6 +612,7 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
   if (forward) {
     begin = where == Locate::kFirst ? 0 : rows.LowerBound(key, cmp);
     end = begin + std::min(max_rows, count - begin);
+    end = begin + RowsWithinValueBudget(rows, begin, end, /*forward=*/true);
     has_lower = where == Locate::kAtOrAfter || node_lower != nullptr;
     if (has_lower) lower = where == Locate::kAtOrAfter ? key : std::string_view(*node_lower);
     has_upper = end < count || node_upper != nullptr;
@@ -591,6 +627,7 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
       end = rows.Find(key, cmp, &at) ? at + 1 : at;
     }
     begin = end - std::min(max_rows, end);
+    begin = end - RowsWithinValueBudget(rows, begin, end, /*forward=*/false);
     has_lower = begin > 0 || node_lower != nullptr;
     if (has_lower) lower = begin > 0 ? rows.key(begin) : std::string_view(*node_lower);
     if (where == Locate::kBefore) {

@@ -44,8 +44,30 @@ void TreeValues::Free(std::string_view ref) {
   [[maybe_unused]] bool ok = ValueRef::Decode(ref, &r);
   assert(ok);  // entries are checked when parsed
   if (!ok) return;
+  if (cache_ != nullptr) {
+    // No reader holds the pair (readers hold the entry's leaf, which the caller has locked
+    // for writing), so this waits at most for the evictor.
+    PinnedPair pin;
+    if (cache_->PinIfCached(file_id_, r.block, Cachetable::Lock::kWrite, &pin).ok()) {
+      cache_->Remove(&pin);
+    }
+  }
   file_->FreeBlock(r.block);
   freed_.fetch_add(1, std::memory_order_relaxed);
+}
+
+Status TreeValues::ReadFromDisk(BlockNum b, std::string* value) const {
+  std::string block;
+  FERN_RETURN_IF_ERROR(file_->ReadBlock(b, &block));
+  read_.fetch_add(1, std::memory_order_relaxed);
+  return DecodeValueBlock(block, b, file_->path(), value);
+}
+
+Status TreeValues::Fetch(BlockNum b, std::unique_ptr<CacheValue>* value) const {
+  std::string bytes;
+  FERN_RETURN_IF_ERROR(ReadFromDisk(b, &bytes));
+  *value = std::make_unique<ValueBlock>(std::move(bytes));
+  return Status::OK();
 }
 
 Status TreeValues::Read(std::string_view ref, std::string* value) const {
@@ -53,10 +75,18 @@ Status TreeValues::Read(std::string_view ref, std::string* value) const {
   if (!ValueRef::Decode(ref, &r)) {
     return Status::Corruption(StrCat(file_->path(), ": malformed value reference"));
   }
-  std::string block;
-  FERN_RETURN_IF_ERROR(file_->ReadBlock(r.block, &block));
-  read_.fetch_add(1, std::memory_order_relaxed);
-  return DecodeValueBlock(block, r, file_->path(), value);
+  if (cache_ == nullptr) {
+    FERN_RETURN_IF_ERROR(ReadFromDisk(r.block, value));
+  } else {
+    PinnedPair pin;
+    FERN_RETURN_IF_ERROR(cache_->Pin(file_id_, r.block, Cachetable::Lock::kRead, &pin));
+    if (!IsValueBlockPair(*pin.value())) {
+      return Status::Corruption(
+          StrCat(file_->path(), ": block ", r.block, " is a node, referenced as a value"));
+    }
+    value->assign(pin.as<ValueBlock>()->value());
+  }
+  return CheckValueLength(r, *value, file_->path());
 }
 
 TreeValues::Counts TreeValues::counts() const {

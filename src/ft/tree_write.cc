@@ -74,8 +74,7 @@ Status FractalTree::InsertChecked(Message message, const ReadView& view, Lsn* ls
     ReadPath path;
     FERN_RETURN_IF_ERROR(DescendForRead(
         [&cmp, key](const Node& node) { return node.PartitionIndex(key, cmp); }, &root, &path));
-    std::string existing;
-    Status s = GetOnPath(path, key, &existing, view);
+    Status s = GetOnPath(path, key, /*value=*/nullptr, view);
     if (s.ok()) return Status::AlreadyExists(StrCat("key \"", EscapeBytes(key), "\" exists"));
     if (!s.IsNotFound()) return s;
   }
