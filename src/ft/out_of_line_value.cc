@@ -26,8 +26,13 @@ bool ValueRef::Decode(std::string_view in, ValueRef* out) {
   Decoder d(in);
   uint64_t block, length;
   if (!d.GetVarint64(&block) || !d.GetVarint64(&length) || !d.empty()) return false;
-  if (block > static_cast<uint64_t>(std::numeric_limits<BlockNum>::max())) return false;
+  if (block < static_cast<uint64_t>(BlockTable::kFirstBlockNum) ||
+      block > static_cast<uint64_t>(std::numeric_limits<BlockNum>::max())) {
+    return false;
+  }
   if (length == 0 || length > kMaxValueBytes) return false;
+  // Only the shortest encoding: references are compared as bytes (one block, one string).
+  if (in.size() != VarintLength(block) + VarintLength(length)) return false;
   out->block = static_cast<BlockNum>(block);
   out->length = length;
   return true;

@@ -49,7 +49,9 @@ struct ValueRef {
   uint64_t length = 0;
 
   void EncodeTo(std::string* out) const;
-  // Parses exactly one reference (trailing bytes are an error); false on malformed bytes.
+  // Parses exactly one reference as EncodeTo writes it (trailing bytes, a longer varint than
+  // needed, a block number below BlockTable::kFirstBlockNum or a length outside
+  // 1..kMaxValueBytes are errors); false on malformed bytes.
   static bool Decode(std::string_view in, ValueRef* out);
 };
 

@@ -600,6 +600,14 @@ TEST(OutOfLineValueTest, ReferencesAndBlocksRoundTripAndRejectDamage) {
   std::string zero;
   ValueRef{1, 0}.EncodeTo(&zero);
   EXPECT_FALSE(ValueRef::Decode(zero, &decoded));
+  EXPECT_EQ(decoded.length, 70000u);  // a failed decode leaves it alone
+  std::string block_zero;
+  ValueRef{0, 5}.EncodeTo(&block_zero);
+  ValueRef other;
+  EXPECT_FALSE(ValueRef::Decode(block_zero, &other));
+  // The same numbers in a longer varint than needed: another string for one block.
+  EXPECT_FALSE(ValueRef::Decode(std::string("\x81\x00\x05", 3), &other));
+  EXPECT_TRUE(ValueRef::Decode(std::string("\x01\x05", 2), &other));
 
   std::string value(70000, 'z');
   value[5] = 'q';
