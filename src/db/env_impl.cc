@@ -632,6 +632,7 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
     out += StrCat(prefix, "value_bytes_written: ", values.written_bytes, "\n");
     out += StrCat(prefix, "value_blocks_freed: ", values.freed, "\n");
     out += StrCat(prefix, "value_blocks_read: ", values.read, "\n");
+    out += StrCat(prefix, "value_block_write_failures: ", values.write_failures, "\n");
     out += StrCat(prefix, "lock_escalations: ", table->locks()->escalation_count(), "\n");
   }
   *value = std::move(out);

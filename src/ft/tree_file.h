@@ -94,6 +94,9 @@ class TreeFile {
   // block's size is Corruption (the offsets come from a node header read from disk).
   Status ReadBlockRange(BlockNum b, uint64_t offset, uint64_t n, std::string* out) const;
   Status BlockSize(BlockNum b, uint64_t* size) const;
+  // What WriteBlock would refuse with before writing anything: NotSupported if read-only,
+  // the sticky error after a failed checkpoint; OK otherwise.
+  Status Writable() const { return CheckWritable(); }
 
   // Makes everything written so far durable as a new checkpoint whose header is `header`
   // with these fields filled in by this call: checkpoint_count (previous + 1), block_table,

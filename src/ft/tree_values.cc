@@ -23,14 +23,22 @@ TreeValues::TreeValues(TreeFile* file,
 
 Status TreeValues::Write(std::string_view value, std::string* ref) {
   if (threshold_ == 0) return Status::NotSupported("the file's format keeps values inline");
+  auto failed = [this](const Status& s) {
+    write_failures_.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  };
+  // A file that refuses writes refuses them before the value is compressed for nothing.
+  Status s = file_->Writable();
+  if (!s.ok()) return failed(s);
   const auto [codec, level] = codec_();
   std::string block;
-  FERN_RETURN_IF_ERROR(EncodeValueBlock(codec, level, value, &block));
+  s = EncodeValueBlock(codec, level, value, &block);
+  if (!s.ok()) return failed(s);
   const BlockNum b = file_->AllocateBlockNum();
-  Status s = file_->WriteBlock(b, block);
+  s = file_->WriteBlock(b, block);
   if (!s.ok()) {
     file_->FreeBlock(b);
-    return s;
+    return failed(s);
   }
   ref->clear();
   ValueRef{b, value.size()}.EncodeTo(ref);
@@ -91,7 +99,8 @@ Status TreeValues::Read(std::string_view ref, std::string* value) const {
 
 TreeValues::Counts TreeValues::counts() const {
   return {written_.load(std::memory_order_relaxed), written_bytes_.load(std::memory_order_relaxed),
-          freed_.load(std::memory_order_relaxed), read_.load(std::memory_order_relaxed)};
+          freed_.load(std::memory_order_relaxed), read_.load(std::memory_order_relaxed),
+          write_failures_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace fern

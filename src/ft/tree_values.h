@@ -48,6 +48,9 @@ class TreeValues final : public ValueStore {
     uint64_t written_bytes = 0;
     uint64_t freed = 0;  // value blocks freed
     uint64_t read = 0;   // value blocks read from disk (cache misses)
+    // Writes that failed (the value then stays inline in its entry, and the next rewrite of
+    // the entry tries again).
+    uint64_t write_failures = 0;
   };
 
   // Values go out of line only in files of format version 3 or later (older readers do not
@@ -83,6 +86,7 @@ class TreeValues final : public ValueStore {
   std::atomic<uint64_t> written_bytes_{0};
   std::atomic<uint64_t> freed_{0};
   mutable std::atomic<uint64_t> read_{0};
+  std::atomic<uint64_t> write_failures_{0};
 };
 
 }  // namespace fern

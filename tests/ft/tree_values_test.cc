@@ -120,5 +120,24 @@ TEST_F(TreeValuesTest, CachedValuesAreReadOnceAndNeverOutliveTheirBlock) {
   EXPECT_EQ(tree_->value_counts().freed, 30u);
 }
 
+TEST(TreeValuesWriteTest, EveryWriteAFileRefusesFailsAndCounts) {
+  testing::ScratchDir dir;
+  const std::string path = dir.Sub("t.ft");
+  {
+    std::unique_ptr<TreeFile> file;
+    ASSERT_TRUE(TreeFile::Create(path, FileHeader(), &file).ok());
+  }
+  std::unique_ptr<TreeFile> read_only;
+  ASSERT_TRUE(TreeFile::Open(path, /*read_only=*/true, &read_only).ok());
+  TreeValues values(read_only.get(), [] { return std::pair(Compression::kZstd, 0); });
+  ASSERT_EQ(values.out_of_line_threshold(), kOutOfLineValueBytes);
+  std::string ref;
+  EXPECT_TRUE(values.Write(BigValue(1), &ref).IsNotSupported());
+  EXPECT_TRUE(values.Write(BigValue(2), &ref).IsNotSupported());
+  EXPECT_EQ(values.counts().write_failures, 2u);
+  EXPECT_EQ(values.counts().written, 0u);
+  EXPECT_EQ(read_only->stats().blocks, 0u);
+}
+
 }  // namespace
 }  // namespace fern
