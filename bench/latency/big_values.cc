@@ -61,8 +61,8 @@ bool ParseArgs(int argc, char** argv, Options* options) {
     }
   }
   return (argc % 2 == 1) && (options->which == "hot" || options->which == "gets") &&
-         options->snapshots > 0 && options->updates >= options->snapshots &&
-         options->rows > 0 && options->value_kb > 0;
+         options->snapshots > 0 && options->updates >= options->snapshots && options->rows > 0 &&
+         options->value_kb > 0;
 }
 
 long PeakRssMb() {
@@ -130,10 +130,11 @@ int main(int argc, char** argv) {
         if (!s.ok()) return Fail(s);
       }
     }
-    std::printf("hot: %d snapshots, %d updates of %zu KiB at a %zu MiB cache: %.2f s, "
-                "peak RSS %ld MiB\n",
-                static_cast<int>(snapshots.size()), options.updates, options.value_kb,
-                options.cache_mb, SecondsSince(start), PeakRssMb());
+    std::printf(
+        "hot: %d snapshots, %d updates of %zu KiB at a %zu MiB cache: %.2f s, "
+        "peak RSS %ld MiB\n",
+        static_cast<int>(snapshots.size()), options.updates, options.value_kb, options.cache_mb,
+        SecondsSince(start), PeakRssMb());
     return 0;
   }
 
