@@ -2,6 +2,7 @@
 
 #include <cassert>
 
+#include "util/big_buffer.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
 
@@ -92,7 +93,9 @@ Status TreeValues::Read(std::string_view ref, std::string* value) const {
       return Status::Corruption(
           StrCat(file_->path(), ": block ", r.block, " is a node, referenced as a value"));
     }
-    value->assign(pin.as<ValueBlock>()->value());
+    const std::string_view bytes = pin.as<ValueBlock>()->value();
+    ReserveBuffer(value, bytes.size());
+    value->assign(bytes);
   }
   return CheckValueLength(r, *value, file_->path());
 }

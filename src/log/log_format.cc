@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "util/big_buffer.h"
 #include "util/checksum.h"
 #include "util/coding.h"
 #include "util/strings.h"
@@ -34,6 +35,7 @@ bool IsValidFrameType(uint8_t type) {
 
 bool CompressLogPayload(std::string_view payload, std::string* out) {
   if (payload.size() < kMinCompressedLogPayload) return false;
+  ReserveBuffer(out, snappy::MaxCompressedLength(payload.size()));
   out->resize(snappy::MaxCompressedLength(payload.size()));
   size_t size = 0;
   snappy::RawCompress(payload.data(), payload.size(), out->data(), &size);
@@ -51,6 +53,7 @@ Status UncompressLogPayload(std::string_view stored, std::string* out) {
     return Status::Corruption(StrCat("compressed payload expands to ", size,
                                      " bytes, beyond the limit ", kMaxLogPayloadSize));
   }
+  ReserveBuffer(out, size);
   out->resize(size);
   if (!snappy::RawUncompress(stored.data(), stored.size(), out->data())) {
     return Status::Corruption("compressed payload: snappy data does not decode");
@@ -230,6 +233,13 @@ LogRecord LogRecord::TableLock(TableId table, TxnId txn) {
 }
 
 // ---- Payloads ---------------------------------------------------------------------------
+
+size_t LogPayloadSizeBound(const LogRecord& r) {
+  // At most three integers and one length prefix, each a varint of at most 10 bytes.
+  constexpr size_t kIntegerRoom = 4 * 10;
+  return r.key.size() + r.value.size() + r.extra.size() + r.xid.size() + r.name.size() +
+         r.file_name.size() + kIntegerRoom;
+}
 
 void EncodeLogPayload(const LogRecord& r, std::string* dst) {
   switch (r.type) {

@@ -198,6 +198,9 @@ struct LogRecord {
 
 // Appends the payload of `record` (per its type) to `*dst`. An invalid type appends nothing.
 void EncodeLogPayload(const LogRecord& record, std::string* dst);
+// At least the number of bytes EncodeLogPayload appends for `record` (its strings plus room
+// for every integer field), so a writer can reserve once for a big record.
+size_t LogPayloadSizeBound(const LogRecord& record);
 // Decodes a payload of the given type into `*record` (whose string fields then point into
 // `payload`). A malformed payload, trailing bytes after a fixed-layout payload, or an
 // unknown type is Corruption saying what was wrong.

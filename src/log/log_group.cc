@@ -1,5 +1,6 @@
 #include "log/log_group.h"
 
+#include "util/big_buffer.h"
 #include "util/coding.h"
 #include "util/compression.h"
 #include "util/status_macros.h"
@@ -33,6 +34,7 @@ PlainFrame NextPlainFrame(std::string_view frames) {
 
 // Stores one record as its own frame, snappy-compressed when that pays.
 void AppendSingle(const PlainFrame& f, std::string* packed, std::string* out) {
+  ReserveBuffer(out, out->size() + f.whole.size());
   if (CompressLogPayload(f.payload, packed)) {
     AppendLogRecordFrame(
         f.lsn, static_cast<LogRecordType>(static_cast<uint8_t>(f.type) | kCompressedRecordFlag),

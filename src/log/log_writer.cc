@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "log/log_group.h"
+#include "util/big_buffer.h"
 #include "util/file.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -148,6 +149,7 @@ Status LogWriter::Append(LogRecordType type, std::string_view payload, Lsn* lsn)
   size_t start;
   bool rotated;
   FERN_RETURN_IF_ERROR(BeginAppend(type, &start, &rotated));
+  ReserveBuffer(&buffer_, buffer_.size() + payload.size() + kRecordTrailerSize);
   buffer_.append(payload);
   return FinishAppend(start, rotated, lsn);
 }
@@ -157,6 +159,7 @@ Status LogWriter::Append(const LogRecord& record, Lsn* lsn) {
   size_t start;
   bool rotated;
   FERN_RETURN_IF_ERROR(BeginAppend(record.type, &start, &rotated));
+  ReserveBuffer(&buffer_, buffer_.size() + LogPayloadSizeBound(record) + kRecordTrailerSize);
   EncodeLogPayload(record, &buffer_);
   return FinishAppend(start, rotated, lsn);
 }

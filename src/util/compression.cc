@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 
+#include "util/big_buffer.h"
 #include "util/coding.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -315,6 +316,7 @@ Status CompressPartition(Compression codec, int level, std::string_view raw, std
   }
   const size_t header_end = frame->size();
   size_t written = CompressedBound(codec, raw.size());
+  ReserveBuffer(frame, header_end + written);
   frame->resize(header_end + written);
   char* out = frame->data() + header_end;
   Status s;

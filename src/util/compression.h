@@ -22,10 +22,12 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "absl/functional/function_ref.h"
 #include "fern/options.h"
 #include "fern/status.h"
+#include "util/big_buffer.h"
 
 namespace fern {
 
@@ -67,6 +69,7 @@ Status DecompressPartition(std::string_view frame, String* raw, Compression* cod
   Status s = DecompressPartitionTo(
       frame,
       [raw](size_t size) {
+        if constexpr (std::is_same_v<String, std::string>) ReserveBuffer(raw, size);
         raw->resize(size);
         return raw->data();
       },

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/big_buffer.h"
 #include "util/fault_injection.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -83,6 +84,7 @@ void File::Close() {
 }
 
 Status File::ReadUpTo(uint64_t offset, size_t n, std::string* out) const {
+  ReserveBuffer(out, n);
   out->resize(n);
   size_t done = 0;
   while (done < n) {

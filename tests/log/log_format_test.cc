@@ -61,6 +61,24 @@ TEST(LogFormatTest, EveryRecordTypeRoundTripsThroughPayload) {
   }
 }
 
+TEST(LogFormatTest, PayloadSizeBoundCoversEveryTypeWithLargestIntegers) {
+  std::vector<LogRecord> records = OneOfEachType();
+  const std::string key(300, 'k');  // a two-byte length prefix
+  records.push_back(LogRecord::BeginTxn(UINT64_MAX, UINT64_MAX));
+  records.push_back(LogRecord::PrepareTxn(UINT64_MAX, "x"));
+  records.push_back(LogRecord::Insert(UINT32_MAX, UINT64_MAX, key, kLongValue));
+  records.push_back(LogRecord::Update(UINT32_MAX, UINT64_MAX, key, kLongValue));
+  records.push_back(LogRecord::UpdateBroadcast(UINT32_MAX, UINT64_MAX, kLongValue));
+  records.push_back(LogRecord::TableCreate(UINT32_MAX, key, "f.ft"));
+  records.push_back(LogRecord::EndCheckpoint(UINT64_MAX, UINT64_MAX));
+  records.push_back(LogRecord::TableLock(UINT32_MAX, UINT64_MAX));
+  for (const LogRecord& r : records) {
+    std::string payload;
+    EncodeLogPayload(r, &payload);
+    EXPECT_LE(payload.size(), LogPayloadSizeBound(r)) << LogRecordTypeName(r.type);
+  }
+}
+
 TEST(LogFormatTest, EveryRecordTypeRoundTripsThroughFrameBothWays) {
   std::string log;
   std::vector<size_t> starts;
