@@ -1,5 +1,6 @@
 #include "ft/tree_inspector.h"
 
+#include <map>
 #include <optional>
 #include <set>
 
@@ -43,7 +44,7 @@ class Walker {
     Visit(root, std::nullopt, std::nullopt, -1, std::nullopt, 0);
     // Every allocated block should be reachable from the root.
     file_->ForEachBlock([this](BlockNum block, BlockLocation) {
-      if (visited_.count(block) == 0 && options_.verify) {
+      if (reached_.count(block) == 0 && options_.verify) {
         Problem(block, "allocated in the block table but not reachable from the root");
       }
     });
@@ -62,14 +63,35 @@ class Walker {
     return true;
   }
 
+  // Records that `block` was reached as a node (`row` empty) or as the value block of the
+  // row whose (escaped) key is *row. False, with the problem reported naming both uses, when
+  // something reached it before.
+  bool Reach(BlockNum block, const std::optional<std::string>& row) {
+    auto [it, first_time] = reached_.emplace(block, row);
+    if (first_time) return true;
+    const std::optional<std::string>& before = it->second;
+    if (!row && !before) {
+      Problem(block, "reached twice: the tree has a cycle or a shared child");
+    } else if (!row) {
+      Problem(block, StrCat("a child reference reaches the value block of row \"", *before, "\""));
+    } else if (!before) {
+      Problem(block, StrCat("the value of row \"", *row, "\" references this block, a node"));
+    } else {
+      Problem(block, StrCat("the value block of row \"", *row, "\" is also that of row \"", *before,
+                            "\""));
+    }
+    return false;
+  }
+
   void Visit(BlockNum block, const std::optional<std::string>& lower,
              const std::optional<std::string>& upper, int expected_height,
              std::optional<Msn> parent_min_msn, int depth) {
     const std::string where = StrCat(file_->path(), ": block ", block);
-    if (depth > static_cast<int>(kMaxTreeHeight) || !visited_.insert(block).second) {
-      Problem(block, "reached twice: the tree has a cycle or a shared child");
+    if (depth > static_cast<int>(kMaxTreeHeight)) {
+      Problem(block, StrCat("deeper than ", kMaxTreeHeight, " levels: the tree has a cycle"));
       return;
     }
+    if (!Reach(block, std::nullopt)) return;
     std::string bytes;
     Status s = file_->ReadBlock(block, &bytes);
     if (!s.ok()) return Problem(block, s.ToString());
@@ -197,10 +219,7 @@ class Walker {
         Problem(leaf, StrCat("row \"", key, "\" references a value block in a format version ",
                              report_->header.format_version, " file"));
       }
-      if (!visited_.insert(ref.block).second) {
-        Problem(ref.block, StrCat("value block of row \"", key, "\" reached twice"));
-        continue;
-      }
+      if (!Reach(ref.block, key)) continue;
       if (!options_.verify) continue;
       std::string bytes, value;
       Status s = file_->ReadBlock(ref.block, &bytes);
@@ -213,7 +232,8 @@ class Walker {
   const InspectOptions& options_;
   TreeReport* report_;
   const Comparator* cmp_;
-  std::set<BlockNum> visited_;
+  // What reached each block first: std::nullopt for a node, else the row whose value it is.
+  std::map<BlockNum, std::optional<std::string>> reached_;
 };
 
 }  // namespace

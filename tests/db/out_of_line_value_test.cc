@@ -20,6 +20,7 @@
 
 #include "db/kill_child.h"
 #include "fern/fern.h"
+#include "ft/tree_file.h"
 #include "ft/tree_inspector.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -229,6 +230,36 @@ TEST_F(OutOfLineValueTest, ADamagedValueBlockIsReportedNotReturned) {
   Status s = table_->Get(nullptr, "k", &value);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
   EXPECT_EQ(Get(nullptr, "other"), "fine");
+}
+
+TEST_F(OutOfLineValueTest, AReferenceToANodeIsNamedAsSuch) {
+  // A one-leaf tree whose only row's value block V is overwritten with the leaf and made the
+  // root: the walk reaches V as a node, then the row's reference reaches it again.
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_TRUE(table_->Put(nullptr, "k", BigValue(3)).ok());
+  env_.reset();
+  const std::string path = dir_.path() + "/table-1.ft";
+  {
+    std::unique_ptr<TreeFile> file;
+    ASSERT_TRUE(TreeFile::Open(path, /*read_only=*/false, &file).ok());
+    FileHeader header = file->header();
+    const BlockNum leaf = header.root;
+    std::optional<BlockNum> value;
+    file->ForEachBlock([&](BlockNum b, BlockLocation) {
+      if (b != leaf) value = b;
+    });
+    ASSERT_TRUE(value.has_value());
+    std::string leaf_bytes;
+    ASSERT_TRUE(file->ReadBlock(leaf, &leaf_bytes).ok());
+    ASSERT_TRUE(file->WriteBlock(*value, leaf_bytes).ok());
+    file->FreeBlock(leaf);
+    header.root = *value;
+    ASSERT_TRUE(file->Checkpoint(header).ok());
+  }
+  TreeReport report;
+  ASSERT_TRUE(InspectTreeFile(path, InspectOptions(), &report).ok());
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_EQ(report.problems[0].what, "the value of row \"k\" references this block, a node");
 }
 
 TEST_F(OutOfLineValueTest, AcknowledgedBigValuesSurviveAKill) {
