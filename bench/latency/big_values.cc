@@ -6,10 +6,15 @@
 //   process's peak RSS.
 // gets: --rows rows of --value_kb each, then --gets random point reads (the cache is big
 //   enough for all of them): prints puts and gets a second.
-//   big_values [--case hot|gets] [--snapshots 100] [--updates 400] [--rows 1000]
-//              [--gets 500000] [--value_kb 1024] [--cache_mb 16] [--dir DIR]
+// deep: --small_rows rows of 100 bytes and a checkpoint (a tree with internal levels, whose
+//   buffers big values then pass through), then --updates puts of --value_kb at random
+//   keys among them: prints the puts' time.
+//   big_values [--case hot|gets|deep] [--snapshots 100] [--updates 400] [--rows 1000]
+//              [--gets 500000] [--small_rows 200000] [--value_kb 1024] [--cache_mb 16]
+//              [--dir DIR]
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +37,7 @@ struct Options {
   int updates = 400;
   int rows = 1000;
   int gets = 500000;
+  int small_rows = 200000;
   size_t value_kb = 1024;
   size_t cache_mb = 16;
   std::string dir = "/tmp/big_values";
@@ -51,6 +57,8 @@ bool ParseArgs(int argc, char** argv, Options* options) {
       options->rows = std::atoi(value);
     } else if (arg == "--gets") {
       options->gets = std::atoi(value);
+    } else if (arg == "--small_rows") {
+      options->small_rows = std::atoi(value);
     } else if (arg == "--value_kb") {
       options->value_kb = std::strtoull(value, nullptr, 10);
     } else if (arg == "--cache_mb") {
@@ -61,7 +69,8 @@ bool ParseArgs(int argc, char** argv, Options* options) {
       return false;
     }
   }
-  return (argc % 2 == 1) && (options->which == "hot" || options->which == "gets") &&
+  return (argc % 2 == 1) &&
+         (options->which == "hot" || options->which == "gets" || options->which == "deep") &&
          options->snapshots > 0 && options->updates >= options->snapshots && options->rows > 0 &&
          options->value_kb > 0;
 }
@@ -114,8 +123,9 @@ int main(int argc, char** argv) {
   Options options;
   if (!ParseArgs(argc, argv, &options)) {
     std::fprintf(stderr,
-                 "usage: big_values [--case hot|gets] [--snapshots N] [--updates N] [--rows N] "
-                 "[--gets N] [--value_kb N] [--cache_mb N] [--dir DIR]\n");
+                 "usage: big_values [--case hot|gets|deep] [--snapshots N] [--updates N] "
+                 "[--rows N] [--gets N] [--small_rows N] [--value_kb N] [--cache_mb N] "
+                 "[--dir DIR]\n");
     return 2;
   }
   std::filesystem::remove_all(options.dir);
@@ -151,6 +161,33 @@ int main(int argc, char** argv) {
         "hot: %d snapshots, %d updates of %zu KiB at a %zu MiB cache: %.2f s, "
         "peak RSS %ld MiB\n",
         static_cast<int>(snapshots.size()), options.updates, options.value_kb, options.cache_mb,
+        SecondsSince(start), PeakRssMb());
+    return 0;
+  }
+
+  if (options.which == "deep") {
+    const auto key = [](uint64_t i) {
+      char buffer[32];
+      std::snprintf(buffer, sizeof(buffer), "k%09llu", static_cast<unsigned long long>(i));
+      return std::string(buffer);
+    };
+    const uint64_t n = static_cast<uint64_t>(std::max(options.small_rows, 1));
+    for (uint64_t i = 0; i < n; ++i) {
+      s = table->Put(nullptr, key(i * 7919 % n), std::string(100, 'x'));
+      if (!s.ok()) return Fail(s);
+    }
+    s = env->Checkpoint();
+    if (!s.ok()) return Fail(s);
+    std::mt19937_64 rng(3);
+    const Clock::time_point start = Clock::now();
+    for (int i = 0; i < options.updates; ++i) {
+      s = table->Put(nullptr, key(rng() % n), values.Get(i));
+      if (!s.ok()) return Fail(s);
+    }
+    std::printf(
+        "deep: %d puts of %zu KiB among %d rows at a %zu MiB cache: %.2f s, "
+        "peak RSS %ld MiB\n",
+        options.updates, options.value_kb, options.small_rows, options.cache_mb,
         SecondsSince(start), PeakRssMb());
     return 0;
   }

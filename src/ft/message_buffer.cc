@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "ft/key_head.h"
+#include "util/big_buffer.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
 
@@ -45,6 +46,9 @@ void MessageBuffer::Append(const Message& m, const Comparator& cmp) {
   assert(m.msn > max_msn_);
   assert(arena_.size() + EncodedMessageSize(m) <= std::numeric_limits<uint32_t>::max());
   uint32_t offset = static_cast<uint32_t>(arena_.size());
+  if (m.value.size() >= kBigBufferBytes) {
+    ReserveBuffer(&arena_, arena_.size() + EncodedMessageSize(m));
+  }
   EncodeMessage(m, &arena_);
   ++count_;
   if (IsUpdate(m.type)) ++update_count_;

@@ -22,10 +22,4 @@ void AdviseHugePages(void* p, size_t n) {
   (void)madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
 }
 
-void ReserveBuffer(std::string* buffer, size_t bytes) {
-  if (bytes <= buffer->capacity()) return;
-  buffer->reserve(bytes);
-  AdviseHugePages(buffer->data() + buffer->size(), buffer->capacity() - buffer->size());
-}
-
 }  // namespace fern

@@ -5,8 +5,11 @@
 // fresh buffers of its size (the log record, its snappy copy, the value block's frame, the
 // decoded value), so faults were most of its time (a 32 MiB put took ~0.85 s). Buffers of
 // kBigBufferBytes or more ask for transparent huge pages, which the kernel faults in 2 MiB at
-// a time (~2-3 ms for 32 MiB). This is advice only: where huge pages are off, or the kernel
-// has none to give, pages come 4 KiB at a time as before.
+// a time (2-3 ms for 32 MiB here, 36 ms when the kernel first had to compact memory). This
+// is advice only: where huge pages are off, or the kernel has none to give, pages come 4 KiB
+// at a time as before. Small buffers never ask: on one earlier host a fresh huge page
+// faulted in slower than 4 KiB pages did (util/chunk_allocator.h), which costs little
+// against a big value's other work but would have slowed every point read.
 #ifndef FERN_UTIL_BIG_BUFFER_H_
 #define FERN_UTIL_BIG_BUFFER_H_
 
@@ -21,9 +24,14 @@ inline constexpr size_t kBigBufferBytes = size_t{4} << 20;
 // Does nothing when n is below kBigBufferBytes.
 void AdviseHugePages(void* p, size_t n);
 
-// Makes the capacity of `buffer` at least `bytes`, keeping its contents, and advises huge
-// pages for the room past its size when that room is big.
-void ReserveBuffer(std::string* buffer, size_t bytes);
+// Makes the capacity of `buffer` (a std::string or a ChunkString) at least `bytes`, keeping
+// its contents, and advises huge pages for the room past its size when that room is big.
+template <typename String>
+void ReserveBuffer(String* buffer, size_t bytes) {
+  if (bytes <= buffer->capacity()) return;
+  buffer->reserve(bytes);
+  AdviseHugePages(buffer->data() + buffer->size(), buffer->capacity() - buffer->size());
+}
 
 }  // namespace fern
 
