@@ -17,11 +17,12 @@ namespace fern {
 namespace {
 
 // The update function's result, except that one over kMaxValueBytes leaves the row as it was
-// (`old`, or absent: std::nullopt deletes nothing there).
-std::optional<std::string> CallUpdate(const UpdateFunction& update, std::string_view key,
+// (`old`, or absent: std::nullopt deletes nothing there) and is counted in `ctx`.
+std::optional<std::string> CallUpdate(const ApplyContext& ctx, std::string_view key,
                                       const std::string_view* old, std::string_view extra) {
-  std::optional<std::string> result = update(key, old, extra);
+  std::optional<std::string> result = (*ctx.update)(key, old, extra);
   if (result.has_value() && result->size() > kMaxValueBytes) {
+    ++ctx.update_results_too_big;
     if (old == nullptr) return std::nullopt;
     result.emplace(*old);
   }
@@ -157,7 +158,7 @@ void Basement::ApplyKeyed(const Message& m, const ApplyContext& ctx) {
       std::string resolved;
       bool exists;
       if (!UpdateInput(m.xids, ctx, &exists, &resolved, &seen)) return;  // ctx.error says why
-      updated = CallUpdate(*ctx.update, m.key, exists ? &seen : nullptr, m.value);
+      updated = CallUpdate(ctx, m.key, exists ? &seen : nullptr, m.value);
       versions_.Write(m.xids, !updated.has_value(),
                       updated.has_value() ? std::string_view(*updated) : std::string_view(),
                       m.committed_by);
@@ -187,10 +188,20 @@ bool Basement::UpdateInput(const XidStack& xids, const ApplyContext& ctx, bool* 
     *seen = stored.bytes;
     return true;
   }
-  Status s =
-      ctx.values != nullptr
-          ? ctx.values->Read(stored.bytes, resolved)
-          : Status::Corruption("an update met an out-of-line value with no store to read it");
+  if (ctx.values == nullptr) {
+    if (ctx.error.ok()) {
+      ctx.error = Status::Corruption("an update met an out-of-line value with no store to read it");
+    }
+    return false;
+  }
+  Status s = ctx.values->Read(stored.bytes, resolved);
+  if (s.IsCorruption()) {
+    // The block is damaged for good: the row stays as it is, and its reads report the
+    // damage, as they would have without this update. (A read that failed otherwise, say
+    // with an I/O error, may succeed later, so that stops the caller instead.)
+    ++ctx.updates_of_damaged_rows;
+    return false;
+  }
   if (!s.ok()) {
     if (ctx.error.ok()) ctx.error = s;
     return false;
@@ -265,7 +276,7 @@ void Basement::ApplyBroadcast(const Message& m, const ApplyContext& ctx) {
         ++i;
         continue;
       }
-      updated = CallUpdate(*ctx.update, old.key(), &seen, m.value);
+      updated = CallUpdate(ctx, old.key(), &seen, m.value);
       versions_.Write(m.xids, !updated.has_value(),
                       updated.has_value() ? std::string_view(*updated) : std::string_view(),
                       m.committed_by);

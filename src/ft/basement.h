@@ -59,7 +59,9 @@ struct ApplyContext {
   mutable std::shared_ptr<const LiveReaders> live_readers;
   mutable bool live_readers_taken = false;
   // Out-of-line values (out_of_line_value.h). `values` reads the old value an update is
-  // given; an update that meets an out-of-line value without it fails (`error`). With
+  // given; an update that meets an out-of-line value without it fails (`error`), and one
+  // whose old value's block is damaged (the read says Corruption) is dropped, the row left
+  // as it was (below). With
   // `owns_values` the basement is the tree's own copy of its rows (a leaf's, never a copy
   // made for a read or a checkpoint clone): Apply writes new values of at least
   // values->out_of_line_threshold() bytes out of line, and frees the value blocks of versions
@@ -70,6 +72,13 @@ struct ApplyContext {
   // update); the message was then not applied to that row, so the caller must not go on
   // as if it had been.
   mutable Status error;
+  // Updates applied in this context that left their row as it was, by rule rather than by
+  // failure, so that the caller may count them: the row's value block is damaged (every
+  // read of the row reports it; stopping instead made one damaged block stop the tree's
+  // writes and, replayed from the log, every open of the Env), or the update function
+  // returned more than kMaxValueBytes.
+  mutable uint64_t updates_of_damaged_rows = 0;
+  mutable uint64_t update_results_too_big = 0;
 
   static constexpr size_t kFullCollectionVersions = 4;
 };
@@ -205,8 +214,9 @@ class Basement {
   bool ApplyAutocommitted(const Message& m, const ApplyContext& ctx, size_t index, bool found,
                           const LeafEntryView& old);
   // What the writer of `xids` sees in versions_, as the old value for an update: *exists,
-  // and if so *seen (an out-of-line value read into *resolved). False, with ctx.error set,
-  // if an out-of-line value could not be read.
+  // and if so *seen (an out-of-line value read into *resolved). False if an out-of-line
+  // value could not be read: the update is then not applied, and ctx says why (a damaged
+  // block counted, any other failure in ctx.error).
   bool UpdateInput(const XidStack& xids, const ApplyContext& ctx, bool* exists,
                    std::string* resolved, std::string_view* seen);
   // Collects versions_'s garbage as `ctx` says.

@@ -282,7 +282,14 @@ ApplyContext FractalTree::ApplyContextForLeaf() const {
   return ctx;
 }
 
-Status FractalTree::CheckApplied(const ApplyContext& ctx) const {
+Status FractalTree::CheckApplied(const ApplyContext& ctx) {
+  if (ctx.updates_of_damaged_rows > 0) {
+    stats_.updates_of_damaged_rows.fetch_add(ctx.updates_of_damaged_rows,
+                                             std::memory_order_relaxed);
+  }
+  if (ctx.update_results_too_big > 0) {
+    stats_.update_results_too_big.fetch_add(ctx.update_results_too_big, std::memory_order_relaxed);
+  }
   if (ctx.error.ok()) return Status::OK();
   if (write_log() != nullptr) write_log()->ApplyFailed(ctx.error);
   return ctx.error;

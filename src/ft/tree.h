@@ -304,7 +304,8 @@ class FractalTree final : public CacheFileOwner {
   ApplyContext ApplyContextForLeaf() const;
   // After applying messages to a leaf with `ctx`: its error, if one kept a message from
   // being applied. The log then holds a write the tree lacks (TreeWriteLog::ApplyFailed).
-  Status CheckApplied(const ApplyContext& ctx) const;
+  // Counts the updates it dropped by rule in stats_.
+  Status CheckApplied(const ApplyContext& ctx);
   // Whether the tree has an UpdateFunction to apply kUpdate and kUpdateBroadcast messages.
   // Without one such messages are never applied (nor dropped): the flush or read that would
   // apply them fails with UnappliedUpdates() and they stay where they are.

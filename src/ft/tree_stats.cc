@@ -35,6 +35,8 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("leaf_merges", leaf_merges);
   line("internal_merges", internal_merges);
   line("empty_leaves_dropped", empty_leaves_dropped);
+  line("updates_of_damaged_rows", updates_of_damaged_rows);
+  line("update_results_too_big", update_results_too_big);
   line("basement_splits", basement_splits);
   line("basement_merges", basement_merges);
   line("basements_fetched", basements_fetched);

@@ -68,6 +68,10 @@ struct TreeStats {
   std::atomic<uint64_t> leaf_bytes_written{0};  // the part of bytes_written that was leaves
   std::atomic<uint64_t> raw_bytes_compressed{0};
   std::atomic<uint64_t> raw_bytes_decompressed{0};
+  // Updates that left their row as it was (ApplyContext): its value block was damaged, or
+  // the update function's result was over the value limit.
+  std::atomic<uint64_t> updates_of_damaged_rows{0};
+  std::atomic<uint64_t> update_results_too_big{0};
 
   // "name: value" lines, each name prefixed with `prefix`.
   std::string ToText(const std::string& prefix) const;

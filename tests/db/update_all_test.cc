@@ -163,6 +163,10 @@ TEST(UpdateAllTest, ResultsOverTheValueLimitLeaveTheRowAsItWas) {
     ASSERT_TRUE(table->Update(nullptr, "absent", "huge").ok());
     ASSERT_TRUE(table->UpdateAll(nullptr, "huge").ok());
     ASSERT_TRUE(table->Update(nullptr, "small", "!").ok());
+    // Counted where the tree applied them (its only leaf): "big", "absent", then both rows.
+    std::string stats;
+    ASSERT_TRUE(env->GetProperty("fern.stats", &stats));
+    EXPECT_EQ(testing::StatValue(stats, "table.t.update_results_too_big"), 4);
   }
   std::unique_ptr<Env> env;
   Table* table;

@@ -32,6 +32,7 @@ class FakeValueStore final : public ValueStore {
   size_t threshold = 6;
   bool fail_writes = false;
   bool fail_reads = false;
+  bool corrupt_reads = false;              // every block reads as damaged
   std::map<BlockNum, std::string> blocks;  // live ones
   int writes = 0;
   int frees = 0;
@@ -54,6 +55,7 @@ class FakeValueStore final : public ValueStore {
   }
   Status Read(std::string_view ref, std::string* value) const override {
     if (fail_reads) return Status::IOError("injected read failure");
+    if (corrupt_reads) return Status::Corruption("injected damage");
     ValueRef r;
     if (!ValueRef::Decode(ref, &r)) return Status::Corruption("bad reference");
     auto it = blocks.find(r.block);
@@ -561,6 +563,23 @@ TEST_F(BasementTest, UpdatesReadOutOfLineValuesAndStopWhenTheyCannot) {
   EXPECT_TRUE(ctx_.error.IsIOError()) << ctx_.error.ToString();
   values_.fail_reads = false;
   EXPECT_EQ(Committed("k"), big + "u");  // left as it was
+  ExpectNoLeakedOrDanglingBlocks();
+  // A damaged block is no failure: the update is dropped, counted, and the row keeps its
+  // reference (its reads report the damage), in a transaction or not, one row or all.
+  ctx_.error = Status::OK();
+  Insert("small", "s");
+  values_.corrupt_reads = true;
+  Update("k", "w");
+  Update("k", "x", XidStack{7});
+  EXPECT_TRUE(ctx_.error.ok()) << ctx_.error.ToString();
+  EXPECT_EQ(ctx_.updates_of_damaged_rows, 2u);
+  Send(MessageType::kUpdateBroadcast, "", "y", {});
+  EXPECT_TRUE(ctx_.error.ok()) << ctx_.error.ToString();
+  EXPECT_EQ(ctx_.updates_of_damaged_rows, 3u);
+  values_.corrupt_reads = false;
+  EXPECT_EQ(Committed("k"), big + "u");
+  EXPECT_EQ(ReadBy("k", XidStack{7}), big + "u");
+  EXPECT_EQ(Committed("small"), "sy");  // the broadcast reached the readable row
   ExpectNoLeakedOrDanglingBlocks();
   // Without a store an update meeting an out-of-line value fails too.
   ctx_.error = Status::OK();
