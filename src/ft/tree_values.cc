@@ -88,7 +88,13 @@ Status TreeValues::Read(std::string_view ref, std::string* value) const {
     FERN_RETURN_IF_ERROR(ReadFromDisk(r.block, value));
   } else {
     PinnedPair pin;
-    FERN_RETURN_IF_ERROR(cache_->Pin(file_id_, r.block, Cachetable::Lock::kRead, &pin));
+    Status s = cache_->Pin(file_id_, r.block, Cachetable::Lock::kRead, &pin);
+    if (s.IsCorruption()) {
+      // A block whose magic is damaged is read as a node and named as one (the cachetable
+      // does not know what its reader expects): say what the block should have been.
+      return s.WithContext(StrCat("reading the value block ", r.block, " a row references"));
+    }
+    FERN_RETURN_IF_ERROR(s);
     if (!IsValueBlockPair(*pin.value())) {
       return Status::Corruption(
           StrCat(file_->path(), ": block ", r.block, " is a node, referenced as a value"));

@@ -299,6 +299,30 @@ TEST_F(OutOfLineValueTest, UpdatesOfRowsWithDamagedValuesLeaveThemDamagedAndStop
   EXPECT_EQ(Get(nullptr, "k1"), "new");
 }
 
+TEST_F(OutOfLineValueTest, AValueBlockWithADamagedMagicIsNamedAsAValueBlock) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_TRUE(table_->Put(nullptr, "k", BigValue(5)).ok());
+  env_.reset();
+  const std::string path = dir_.path() + "/table-1.ft";
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const size_t at = bytes.find("FVAL");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at] = 'X';
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  ASSERT_NO_FATAL_FAILURE(Open());
+  std::string value;
+  const Status s = table_->Get(nullptr, "k", &value);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.ToString().find("reading the value block"), std::string::npos) << s.ToString();
+}
+
 TEST_F(OutOfLineValueTest, AReferenceToANodeIsNamedAsSuch) {
   // A one-leaf tree whose only row's value block V is overwritten with the leaf and made the
   // root: the walk reaches V as a node, then the row's reference reaches it again.
