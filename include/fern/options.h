@@ -25,6 +25,9 @@ enum class Isolation : uint8_t {
 // to delete the row. It must be deterministic: recovery replays it. A result longer than
 // kMaxValueBytes is not stored: the row stays as the update found it (an update runs where
 // the message lands, long after Update returned, so there is no caller to refuse it to).
+// Nor is an update of a row whose stored value is damaged (it fails its checksum): the
+// function is not called, and the row's reads keep reporting the damage. fern.stats counts
+// both per table (update_results_too_big, updates_of_damaged_rows).
 using UpdateFunction = std::function<std::optional<std::string>(
     std::string_view key, const std::string_view* old_value, std::string_view extra)>;
 

@@ -195,10 +195,11 @@ bool Basement::UpdateInput(const XidStack& xids, const ApplyContext& ctx, bool* 
     return false;
   }
   Status s = ctx.values->Read(stored.bytes, resolved);
-  if (s.IsCorruption()) {
-    // The block is damaged for good: the row stays as it is, and its reads report the
-    // damage, as they would have without this update. (A read that failed otherwise, say
-    // with an I/O error, may succeed later, so that stops the caller instead.)
+  if (s.IsCorruption() && ctx.values->IsDamaged(stored.bytes)) {
+    // The block is damaged as stored, for good: the row stays as it is, and its reads
+    // report the damage, as they would have without this update. Any other failure (an
+    // I/O error, memory for decoding, a reference to a block that is not a value block)
+    // may pass or is the engine's own, so it stops the caller instead.
     ++ctx.updates_of_damaged_rows;
     return false;
   }

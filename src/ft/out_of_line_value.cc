@@ -61,20 +61,46 @@ Status CheckValueLength(const ValueRef& ref, std::string_view value, std::string
                                    " bytes, the entry says ", ref.length));
 }
 
+namespace {
+
+Status BlockDamage(std::string_view where, BlockNum b, std::string_view what) {
+  return Status::Corruption(StrCat(where, ": value block ", b, ": ", what));
+}
+
+// The magic and the checksum of value block `b`.
+Status VerifyBlockBytes(std::string_view block, BlockNum b, std::string_view where) {
+  if (block.size() < kHeaderBytes || block.substr(0, kMagic.size()) != kMagic) {
+    return BlockDamage(where, b, "bad magic");
+  }
+  if (Checksum32(block.substr(kHeaderBytes)) != DecodeFixed32(block.data() + kMagic.size())) {
+    return BlockDamage(where, b, "checksum mismatch");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status VerifyValueBlock(std::string_view block, const ValueRef& ref, std::string_view where) {
+  FERN_RETURN_IF_ERROR(VerifyBlockBytes(block, ref.block, where));
+  // The frame's header: the codec's tag, then the decoded length as a varint.
+  Decoder header(block.substr(kHeaderBytes));
+  uint8_t codec;
+  uint64_t length;
+  if (!header.GetFixed8(&codec) || !header.GetVarint64(&length)) {
+    return BlockDamage(where, ref.block, "frame header cut short");
+  }
+  if (length != ref.length) {
+    return BlockDamage(where, ref.block,
+                       StrCat("declares ", length, " bytes, the entry says ", ref.length));
+  }
+  return Status::OK();
+}
+
 Status DecodeValueBlock(std::string_view block, BlockNum b, std::string_view where,
                         std::string* value) {
-  auto damaged = [&](std::string_view what) {
-    return Status::Corruption(StrCat(where, ": value block ", b, ": ", what));
-  };
-  if (block.size() < kHeaderBytes || block.substr(0, kMagic.size()) != kMagic) {
-    return damaged("bad magic");
-  }
-  const std::string_view frame = block.substr(kHeaderBytes);
-  if (Checksum32(frame) != DecodeFixed32(block.data() + kMagic.size())) {
-    return damaged("checksum mismatch");
-  }
-  Status s = DecompressPartition(frame, value);
-  if (!s.ok()) return damaged(s.ToString());
+  FERN_RETURN_IF_ERROR(VerifyBlockBytes(block, b, where));
+  Status s = DecompressPartition(block.substr(kHeaderBytes), value);
+  if (!s.ok()) return BlockDamage(where, b, s.ToString());
   return Status::OK();
 }
 

@@ -59,6 +59,10 @@ struct ValueRef {
 Status EncodeValueBlock(Compression codec, int level, std::string_view value, std::string* block);
 // Whether a block starting with `prefix` (at least 4 bytes) is a value block, not a node.
 bool IsValueBlock(std::string_view prefix);
+// Checks value block `b` as stored, without decoding it: Corruption naming `where` and `b`
+// if its magic or checksum is wrong, or its frame declares another length than `ref`'s.
+// A block that passes holds the bytes it was written with.
+Status VerifyValueBlock(std::string_view block, const ValueRef& ref, std::string_view where);
 // Decodes value block `b`; Corruption naming `where` and `b` if the magic, checksum or frame
 // is wrong.
 Status DecodeValueBlock(std::string_view block, BlockNum b, std::string_view where,
@@ -83,6 +87,10 @@ class ValueStore {
   virtual void Free(std::string_view ref) = 0;
   // Reads the value `ref` references into *value.
   virtual Status Read(std::string_view ref, std::string* value) const = 0;
+  // After Read failed: whether the block `ref` references is damaged as stored (it reads,
+  // and fails VerifyValueBlock), so that its value is lost for good. False when it verifies
+  // (the failure was not the block's: say, memory for decoding) or cannot be read at all.
+  virtual bool IsDamaged(std::string_view ref) const = 0;
 };
 
 }  // namespace fern

@@ -403,7 +403,8 @@ class FractalTree final : public CacheFileOwner {
   Status FlushChild(PinnedPair* parent, size_t index, bool may_release);
   // Moves the parent's buffer `index` into the write-pinned child (loading a leaf child's
   // basements first, so that a read error leaves the messages where they were; a failed
-  // read of an out-of-line value an update needs stops the tree's writes: CheckApplied).
+  // read of an out-of-line value an update needs stops the tree's writes, unless its block
+  // is damaged: CheckApplied).
   Status MoveBufferDown(Node* parent, size_t index, PinnedPair* child);
   Status ApplyBuffer(MessageBuffer* moving, PinnedPair* child);
   Status Restructure(PinnedPair* parent, size_t index, PinnedPair* child);

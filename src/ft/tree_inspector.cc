@@ -65,7 +65,8 @@ class Walker {
 
   // Records that `block` was reached as a node (`row` empty) or as the value block of the
   // row whose (escaped) key is *row. False, with the problem reported naming both uses, when
-  // something reached it before.
+  // something reached it before; but a node that a row's reference reached first is still
+  // walked (true), the reference reported, since the child pointer is the one to believe.
   bool Reach(BlockNum block, const std::optional<std::string>& row) {
     auto [it, first_time] = reached_.emplace(block, row);
     if (first_time) return true;
@@ -73,7 +74,11 @@ class Walker {
     if (!row && !before) {
       Problem(block, "reached twice: the tree has a cycle or a shared child");
     } else if (!row) {
-      Problem(block, StrCat("a child reference reaches the value block of row \"", *before, "\""));
+      // A row's damaged reference reached this node first: the node is still walked, and
+      // the reference is the problem.
+      Problem(block, StrCat("the value of row \"", *before, "\" references this block, a node"));
+      it->second = std::nullopt;
+      return true;
     } else if (!before) {
       Problem(block, StrCat("the value of row \"", *row, "\" references this block, a node"));
     } else {

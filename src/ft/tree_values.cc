@@ -100,10 +100,18 @@ Status TreeValues::Read(std::string_view ref, std::string* value) const {
           StrCat(file_->path(), ": block ", r.block, " is a node, referenced as a value"));
     }
     const std::string_view bytes = pin.as<ValueBlock>()->value();
+    value->clear();  // nothing to copy when the reserve moves it
     ReserveBuffer(value, bytes.size());
     value->assign(bytes);
   }
   return CheckValueLength(r, *value, file_->path());
+}
+
+bool TreeValues::IsDamaged(std::string_view ref) const {
+  ValueRef r;
+  std::string block;
+  if (!ValueRef::Decode(ref, &r) || !file_->ReadBlock(r.block, &block).ok()) return false;
+  return !VerifyValueBlock(block, r, file_->path()).ok();
 }
 
 TreeValues::Counts TreeValues::counts() const {

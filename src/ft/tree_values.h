@@ -71,6 +71,7 @@ class TreeValues final : public ValueStore {
   Status Write(std::string_view value, std::string* ref) override;
   void Free(std::string_view ref) override;
   Status Read(std::string_view ref, std::string* value) const override;
+  bool IsDamaged(std::string_view ref) const override;
 
   Counts counts() const;
 

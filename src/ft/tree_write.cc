@@ -330,9 +330,9 @@ void FractalTree::BackgroundFlush(BlockNum block) {
       Status s = FlushWhileGorged(&pin, /*may_release=*/true);
       if (s.ok() && is_root && pin.pinned()) s = FixRoot(&pin);
       // The messages stay where they were on a failed flush (but for an update whose old
-      // value stored out of line could not be read: that stops the tree's writes, see
-      // CheckApplied); the next write to find the node gorged schedules it again, and a
-      // write over twice the limit reports the error.
+      // value stored out of line could not be read for a reason other than damage to its
+      // block: that stops the tree's writes, see CheckApplied); the next write to find the node
+      // gorged schedules it again, and a write over twice the limit reports the error.
       if (!s.ok()) stats_.flush_errors++;
     }
   }
@@ -491,8 +491,9 @@ Status FractalTree::FlushChild(PinnedPair* parent, size_t index, bool may_releas
   Node* c = child.as<Node>();
   // A leaf child gets every basement before the messages leave the parent, so a read error
   // leaves them where they were. (An update whose old value is stored out of line reads it
-  // while applying; if that read fails the messages are gone from the parent, and
-  // CheckApplied stops the tree's writes until a reopen replays them from the log.)
+  // while applying; if that read fails other than for a damaged block, which drops the
+  // update, the messages are gone from the parent, and CheckApplied stops the tree's writes
+  // until a reopen replays them from the log.)
   if (c->is_leaf()) {
     if (p->buffers[index].update_count() > 0 && !CanApplyUpdates()) return UnappliedUpdates();
     FERN_RETURN_IF_ERROR(LoadAllBasements(&child));

@@ -9,10 +9,14 @@
 // is advice only: where huge pages are off, or the kernel has none to give, pages come 4 KiB
 // at a time as before. Small buffers never ask: on one earlier host a fresh huge page
 // faulted in slower than 4 KiB pages did (util/chunk_allocator.h), which costs little
-// against a big value's other work but would have slowed every point read.
+// against a big value's other work but would have slowed every point read. The advice
+// stays with the address range: where malloc served a big buffer from its heap (glibc does
+// for sizes up to 32 MiB once it has freed a mapped chunk of that size), small blocks later
+// placed there may get huge pages too, as all memory does where huge pages are "always".
 #ifndef FERN_UTIL_BIG_BUFFER_H_
 #define FERN_UTIL_BIG_BUFFER_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 
@@ -29,7 +33,8 @@ void AdviseHugePages(void* p, size_t n);
 template <typename String>
 void ReserveBuffer(String* buffer, size_t bytes) {
   if (bytes <= buffer->capacity()) return;
-  buffer->reserve(bytes);
+  // At least doubling, as appends grow (an exact reserve per append would be quadratic).
+  buffer->reserve(std::max(bytes, 2 * buffer->capacity()));
   AdviseHugePages(buffer->data() + buffer->size(), buffer->capacity() - buffer->size());
 }
 

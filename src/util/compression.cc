@@ -311,6 +311,7 @@ Status CompressPartition(Compression codec, int level, std::string_view raw, std
   PutFixed8(frame, tag);
   PutVarint64(frame, raw.size());
   if (codec == Compression::kNone) {
+    ReserveBuffer(frame, frame->size() + raw.size());
     frame->append(raw);
     return Status::OK();
   }

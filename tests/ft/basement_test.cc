@@ -32,7 +32,8 @@ class FakeValueStore final : public ValueStore {
   size_t threshold = 6;
   bool fail_writes = false;
   bool fail_reads = false;
-  bool corrupt_reads = false;              // every block reads as damaged
+  bool corrupt_reads = false;  // every read says Corruption...
+  bool damaged = true;         // ...and the block is damaged as stored (else it verifies)
   std::map<BlockNum, std::string> blocks;  // live ones
   int writes = 0;
   int frees = 0;
@@ -62,6 +63,10 @@ class FakeValueStore final : public ValueStore {
     if (it == blocks.end()) return Status::Corruption(StrCat("block ", r.block, " is free"));
     *value = it->second;
     return Status::OK();
+  }
+  bool IsDamaged(std::string_view ref) const override {
+    ValueRef r;
+    return corrupt_reads && damaged && ValueRef::Decode(ref, &r) && blocks.count(r.block) == 1;
   }
 
  private:
@@ -581,6 +586,16 @@ TEST_F(BasementTest, UpdatesReadOutOfLineValuesAndStopWhenTheyCannot) {
   EXPECT_EQ(ReadBy("k", XidStack{7}), big + "u");
   EXPECT_EQ(Committed("small"), "sy");  // the broadcast reached the readable row
   ExpectNoLeakedOrDanglingBlocks();
+  // A read that says Corruption of a block that verifies as stored (say, the codec found no
+  // memory) is no damage: it stops the caller, as an I/O error does.
+  values_.corrupt_reads = true;
+  values_.damaged = false;
+  Update("k", "w");
+  EXPECT_TRUE(ctx_.error.IsCorruption()) << ctx_.error.ToString();
+  EXPECT_EQ(ctx_.updates_of_damaged_rows, 3u);
+  values_.corrupt_reads = false;
+  values_.damaged = true;
+  EXPECT_EQ(Committed("k"), big + "u");
   // Without a store an update meeting an out-of-line value fails too.
   ctx_.error = Status::OK();
   ctx_.values = nullptr;
@@ -644,6 +659,15 @@ TEST(OutOfLineValueTest, ReferencesAndBlocksRoundTripAndRejectDamage) {
   EXPECT_TRUE(s.IsCorruption());
   EXPECT_NE(s.ToString().find("checksum"), std::string::npos) << s.ToString();
   EXPECT_TRUE(DecodeValueBlock("FVA", decoded, "f", &out).IsCorruption());
+  // Verifying as stored, without decoding: the same damage, and a length the frame
+  // declares against the one the reference says.
+  EXPECT_TRUE(VerifyValueBlock(block, decoded, "f").ok());
+  EXPECT_TRUE(VerifyValueBlock(flipped, decoded, "f").IsCorruption());
+  EXPECT_TRUE(VerifyValueBlock(block, wrong_length, "f").IsCorruption());
+  EXPECT_TRUE(VerifyValueBlock("FVA", decoded, "f").IsCorruption());
+  std::string other_magic = block;
+  other_magic[0] = 'X';
+  EXPECT_TRUE(VerifyValueBlock(other_magic, decoded, "f").IsCorruption());
 }
 
 // Inserts keys k<first>..k<first + n - 1> (three digits, zero padded) with MSNs from `msn`.
