@@ -223,7 +223,11 @@ bool MapChunk(size_t number) {
   // fresh huge page took ~4.7 ms to fault in when the host had to back it again (441 MB/s,
   // against 2.4 GB/s in 4 KiB pages), and a cold process at 1 GiB reading right after other
   // processes freed gigabytes ran seekrandom at 106-108k seeks/s with huge pages against
-  // 164-167k without (fernbench --reuse, 3 rounds). Advice only: the chunk works either way.
+  // 164-167k without (fernbench --reuse, 3 rounds). Measured again on a later host where
+  // 4 KiB faults cost ~11 us: Fern's reads alone, one process after another, ran seekrandom
+  // at 161-179k with huge pages against 113-117k without, but with RocksDB's and LMDB's
+  // processes between (fernbench's order) at 83k and 112k against 109k and 118k, and
+  // readrandom 4% slower. Advice only: the chunk works either way.
   ::madvise(base, kChunkBytes, MADV_NOHUGEPAGE);
   return true;
 }
