@@ -60,8 +60,8 @@ struct ApplyContext {
   mutable bool live_readers_taken = false;
   // Out-of-line values (out_of_line_value.h). `values` reads the old value an update is
   // given; an update that meets an out-of-line value without it fails (`error`), and one
-  // whose old value's block is damaged (the read says Corruption) is dropped, the row left
-  // as it was (below). With
+  // whose old value's block is damaged as stored (the read fails and
+  // ValueStore::IsDamaged says so) is dropped, the row left as it was (below). With
   // `owns_values` the basement is the tree's own copy of its rows (a leaf's, never a copy
   // made for a read or a checkpoint clone): Apply writes new values of at least
   // values->out_of_line_threshold() bytes out of line, and frees the value blocks of versions
