@@ -1,6 +1,7 @@
 // The fault-injection seam of the file layer. Production code consults the installed
-// injector (one relaxed atomic load when none is installed) before each write, sync and
-// read; tests install one to fail or damage I/O on chosen paths.
+// injector (one atomic load when none is installed) before each write, sync and read, and
+// around each change to the file system; tests install one to fail or damage I/O on chosen
+// paths, or to record what a power loss could undo.
 #ifndef FERN_UTIL_FAULT_INJECTION_H_
 #define FERN_UTIL_FAULT_INJECTION_H_
 
@@ -27,6 +28,19 @@ class FaultInjector {
   virtual Status AfterRead(const std::string& path, uint64_t offset, std::string* data) {
     return Status::OK();
   }
+
+  // Notifications of the changes to files and directories that a power loss may undo until
+  // a sync makes them durable, for tests that model one (tests/db/power_loss.h). Each
+  // "Before" call comes just before the change, while the old state can still be read; the
+  // change may then fail. A write is announced by BeforeWrite above.
+  // A new file, or with `directory` a new directory.
+  virtual void BeforeCreate(const std::string& path, bool directory) {}
+  // Truncation or preallocation; `size` is the size the file will have.
+  virtual void BeforeResize(const std::string& path, uint64_t size) {}
+  virtual void BeforeRename(const std::string& from, const std::string& to) {}
+  virtual void BeforeRemove(const std::string& path) {}
+  // After a file's fdatasync or a directory's fsync succeeded.
+  virtual void AfterSync(const std::string& path) {}
 };
 
 // Installs `injector` for every file in the process (nullptr removes it). The caller keeps

@@ -41,6 +41,14 @@ Status File::Open(const std::string& path, Mode mode, std::unique_ptr<File>* fil
       flags |= O_RDWR | O_CREAT | O_TRUNC;
       break;
   }
+  if (FaultInjector* injector = CurrentFaultInjector();
+      injector != nullptr && (mode == Mode::kCreate || mode == Mode::kCreateTruncate)) {
+    if (!PathExists(path)) {
+      injector->BeforeCreate(path, /*directory=*/false);
+    } else if (mode == Mode::kCreateTruncate) {
+      injector->BeforeResize(path, 0);
+    }
+  }
   // O_NONBLOCK only so that opening a FIFO does not wait for a writer: anything but a
   // regular file is refused below, and for those the flag changes nothing.
   int fd = ::open(path.c_str(), flags | O_NONBLOCK, 0644);
@@ -155,10 +163,12 @@ Status File::Sync() {
     FERN_RETURN_IF_ERROR(injector->BeforeSync(path_));
   }
   if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
+  if (FaultInjector* injector = CurrentFaultInjector()) injector->AfterSync(path_);
   return Status::OK();
 }
 
 Status File::Truncate(uint64_t size) {
+  if (FaultInjector* injector = CurrentFaultInjector()) injector->BeforeResize(path_, size);
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
     return ErrnoStatus("ftruncate", path_, errno);
   }
@@ -166,6 +176,11 @@ Status File::Truncate(uint64_t size) {
 }
 
 Status File::Preallocate(uint64_t offset, uint64_t length) {
+  if (FaultInjector* injector = CurrentFaultInjector()) {
+    uint64_t size;
+    FERN_RETURN_IF_ERROR(Size(&size));
+    injector->BeforeResize(path_, std::max(size, offset + length));
+  }
   int err = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
   if (err == EOPNOTSUPP || err == EINVAL) {
     return Status::NotSupported(StrCat(path_, ": preallocation not supported"));
@@ -202,7 +217,7 @@ Status WriteFileAtomically(const std::string& path, std::string_view contents) {
   if (!s.ok()) {
     // Best effort: a leftover temporary is harmless (the next attempt truncates it), but
     // should not accumulate in the directory.
-    ::unlink(temp.c_str());
+    RemoveFile(temp).ok();
     return s;
   }
   std::string dir = ".";
@@ -211,11 +226,24 @@ Status WriteFileAtomically(const std::string& path, std::string_view contents) {
 }
 
 Status CreateDirIfMissing(const std::string& path) {
+  const bool existed = PathExists(path);
+  if (!existed) {
+    if (FaultInjector* injector = CurrentFaultInjector()) {
+      injector->BeforeCreate(path, /*directory=*/true);
+    }
+  }
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
     return ErrnoStatus("mkdir", path, errno);
   }
   if (!IsDirectory(path)) return Status::IOError(StrCat(path, ": not a directory"));
-  return Status::OK();
+  if (existed) return Status::OK();
+  // The new entry is durable only once its parent directory is synced.
+  std::string parent = ".";
+  const std::string trimmed = path.substr(0, path.find_last_not_of('/') + 1);
+  if (size_t slash = trimmed.rfind('/'); slash != std::string::npos) {
+    parent = slash == 0 ? "/" : trimmed.substr(0, slash);
+  }
+  return SyncDir(parent);
 }
 
 Status ListDir(const std::string& path, std::vector<std::string>* names) {
@@ -240,11 +268,13 @@ Status ListDir(const std::string& path, std::vector<std::string>* names) {
 }
 
 Status RemoveFile(const std::string& path) {
+  if (FaultInjector* injector = CurrentFaultInjector()) injector->BeforeRemove(path);
   if (::unlink(path.c_str()) != 0) return ErrnoStatus("unlink", path, errno);
   return Status::OK();
 }
 
 Status RenameFile(const std::string& from, const std::string& to) {
+  if (FaultInjector* injector = CurrentFaultInjector()) injector->BeforeRename(from, to);
   if (::rename(from.c_str(), to.c_str()) != 0) {
     return ErrnoStatus(StrCat("rename to ", to), from, errno);
   }
@@ -258,6 +288,9 @@ Status SyncDir(const std::string& path) {
   if (FaultInjector* injector = CurrentFaultInjector()) s = injector->BeforeSync(path);
   if (s.ok() && ::fsync(fd) != 0) s = ErrnoStatus("fsync directory", path, errno);
   ::close(fd);
+  if (s.ok()) {
+    if (FaultInjector* injector = CurrentFaultInjector()) injector->AfterSync(path);
+  }
   return s;
 }
 

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "db/kill_child.h"
+#include "db/power_loss.h"
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -111,26 +113,58 @@ inline int64_t CheckPrefixState(const std::string& dir, bool sync) {
   return -1;
 }
 
-inline int RunFtverify(const std::string& path) {
-  std::string command = std::string(FERN_FTVERIFY) + " " + path + " > /dev/null 2>&1";
-  int status = std::system(command.c_str());
+// ftverify's exit status on `path`; `*output` (optional) gets what it printed.
+inline int RunFtverify(const std::string& path, std::string* output = nullptr) {
+  const std::string command = std::string(FERN_FTVERIFY) + " " + path + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  std::string printed;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), pipe)) > 0;) printed.append(buf, n);
+  const int status = ::pclose(pipe);
+  if (output != nullptr) *output = std::move(printed);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// Runs `kills` rounds of write-then-SIGKILL on one Env directory, checking after each.
-inline void RunCrashRounds(const std::string& dir, bool sync, int kills, uint64_t seed) {
+// What kill rounds run: `write` runs in the child, from operation `first` on, and
+// acknowledges each operation through `fd` as its 8-byte index (`random` is a number the
+// round drew for it); `check` opens the Env after the kill and returns the length of the
+// prefix of operations it holds, or -1 after adding a failure.
+struct KillWorkload {
+  std::function<void(uint64_t first, uint64_t random, int fd)> write;
+  std::function<int64_t()> check;
+};
+
+// Runs `kills` rounds of write-then-SIGKILL on the Env directory `dir`, checking after each
+// that the table files verify, that the Env holds a prefix of the operations and, with
+// `sync`, every acknowledged one. With `power_loss`, each kill is also a power loss: what
+// the child wrote and no sync made durable is taken back (power_loss.h) before the checks.
+inline void RunKillRounds(const std::string& dir, bool sync, int kills, uint64_t seed,
+                          bool power_loss, const KillWorkload& workload) {
+  const std::string journal = dir + ".journal";
   std::mt19937_64 rng(seed);
   uint64_t next_op = 0;
-  int64_t durable = 0;  // with sync: every acknowledged op must survive
   for (int round = 0; round < kills; ++round) {
     // Some kills land during recovery at open, most during writes and checkpoints.
     const auto delay =
         std::chrono::microseconds(round % 5 == 0 ? rng() % 20000 : 20000 + rng() % 250000);
-    const int checkpoint_every = 1 + static_cast<int>(rng() % 700);
+    const uint64_t random = rng();
+    // A child killed before it starts its journal must not leave the last round's to undo.
+    std::filesystem::remove(journal);
     std::vector<uint64_t> acks;
     ASSERT_TRUE(RunChildAndKill(
-        [&](int fd) { CrashWriterMain(dir, sync, next_op, checkpoint_every, fd); }, delay, &acks))
+        [&](int fd) {
+          if (power_loss) {
+            // Watches the Env directory's parent too, where the directory is made.
+            auto* recorder = new PowerLossRecorder(journal, power_loss_internal::ParentOf(dir));
+            if (!recorder->ok()) ::_exit(8);
+            SetFaultInjector(recorder);  // kept until the kill
+          }
+          workload.write(next_op, random, fd);
+        },
+        delay, &acks))
         << "round " << round;
+    if (power_loss) UndoUnsynced(journal);
     const int64_t acknowledged = acks.empty() ? -1 : static_cast<int64_t>(acks.back());
 
     if (!std::filesystem::exists(dir)) {
@@ -142,19 +176,30 @@ inline void RunCrashRounds(const std::string& dir, bool sync, int kills, uint64_
     // The last checkpoint is intact whatever the moment of the kill.
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
       if (entry.path().extension() == ".ft") {
-        ASSERT_EQ(RunFtverify(entry.path().string()), 0) << entry.path() << " round " << round;
+        std::string report;
+        ASSERT_EQ(RunFtverify(entry.path().string(), &report), 0)
+            << entry.path() << " round " << round << ":\n"
+            << report;
       }
     }
-    int64_t prefix = CheckPrefixState(dir, sync);
+    const int64_t prefix = workload.check();
     ASSERT_GE(prefix, 0) << "round " << round;
     if (sync) {
       ASSERT_GE(prefix, acknowledged + 1) << "acknowledged commits lost in round " << round;
-      durable = prefix;
     }
-    ASSERT_GE(prefix, static_cast<int64_t>(0));
-    (void)durable;
     next_op = static_cast<uint64_t>(prefix);
   }
+}
+
+// Kill rounds of CrashWriterMain, checkpointing every 1 to 700 operations.
+inline void RunCrashRounds(const std::string& dir, bool sync, int kills, uint64_t seed,
+                           bool power_loss = false) {
+  RunKillRounds(dir, sync, kills, seed, power_loss,
+                KillWorkload{[&](uint64_t first, uint64_t random, int fd) {
+                               const int checkpoint_every = 1 + static_cast<int>(random % 700);
+                               CrashWriterMain(dir, sync, first, checkpoint_every, fd);
+                             },
+                             [&] { return CheckPrefixState(dir, sync); }});
 }
 
 }  // namespace fern::testing
