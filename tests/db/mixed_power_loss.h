@@ -1,6 +1,6 @@
 // A mixed workload for power-loss rounds (power_loss.h): operation i is one root transaction
 // on tables "a" and "b" (multi-row and multi-table writes, 80 KiB values kept in value
-// blocks, deletes, inserts, committed and aborted children) that also sets a["~progress"]
+// blocks, deletes, inserts, committed and aborted children, XA) that also sets a["~progress"]
 // to i, so that the rows recovered name the prefix of operations they must equal. Between
 // operations the writer checkpoints, drops and re-creates a table, and bulk loads another.
 #ifndef FERN_TESTS_DB_MIXED_POWER_LOSS_H_
@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "db/crash_harness.h"
 #include "db/power_loss.h"
@@ -48,6 +49,7 @@ inline std::string InsertedKey(uint64_t i) {
 }
 inline std::string LoadKey(int r) { return "load" + std::to_string(100000 + r); }
 inline constexpr const char* kProgressKey = "~progress";
+inline std::string PreparedXid(uint64_t i) { return "op" + std::to_string(i); }
 
 struct MixedState {
   std::map<std::string, std::string> a, b;
@@ -122,6 +124,9 @@ inline Status RunMixedOp(Env* env, Table* a, Table* b, uint64_t i) {
       break;
   }
   FERN_RETURN_IF_ERROR(a->Put(txn.get(), kProgressKey, std::to_string(i)));
+  // Every sixth operation goes through both phases of XA; a power loss between them leaves
+  // it prepared, for CheckMixedState to commit as its coordinator would.
+  if (i % 6 == 5) FERN_RETURN_IF_ERROR(txn->Prepare(PreparedXid(i)));
   return txn->Commit();
 }
 
@@ -196,6 +201,18 @@ inline int64_t CheckMixedState(const std::string& dir, bool sync) {
   Status s = Env::Open(dir, MixedOptions(sync), &env);
   EXPECT_TRUE(s.ok()) << "recovery failed: " << s.ToString();
   if (!s.ok()) return -1;
+  // An operation prepared but not committed before the power loss: its prepare was
+  // durable, so it is back, and it can only be the next operation.
+  std::vector<std::unique_ptr<Txn>> prepared;
+  s = env->RecoverPrepared(&prepared);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_LE(prepared.size(), size_t{1});
+  for (std::unique_ptr<Txn>& txn : prepared) {
+    const std::string xid = txn->xid();
+    EXPECT_TRUE(xid.size() > 2 && std::stoll(xid.substr(2)) % 6 == 5) << xid;
+    s = txn->Commit();
+    EXPECT_TRUE(s.ok()) << "committing the recovered " << xid << ": " << s.ToString();
+  }
   MixedState found;
   Table* a;
   Table* b;
