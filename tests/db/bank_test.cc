@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "db/kill_child.h"
+#include "db/power_loss.h"
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -503,17 +504,25 @@ TEST(WriteSkewTest, SnapshotIsolationAllowsWriteSkew) {
   }
 }
 
-void RunBankCrashRounds(bool sync, int kills) {
+// With `power_loss`, each kill also takes back what no sync made durable (power_loss.h).
+void RunBankCrashRounds(bool sync, int kills, bool power_loss = false) {
   testing::ScratchDir dir;
   const std::string path = dir.Sub("bank");
+  const std::string journal = dir.Sub("journal");
   std::mt19937_64 rng(sync ? 11 : 12);
   uint32_t durable[2] = {0, 0};  // with sync: each thread's acknowledged sequence number
   for (int round = 0; round < kills; ++round) {
     const uint64_t seed = rng();
     std::vector<uint64_t> acks;
-    ASSERT_TRUE(testing::RunChildAndKill([&](int fd) { CrashingBankMain(path, sync, seed, fd); },
-                                         std::chrono::milliseconds(50 + rng() % 400), &acks))
+    std::filesystem::remove(journal);
+    ASSERT_TRUE(testing::RunChildAndKill(
+        [&](int fd) {
+          if (power_loss) testing::RecordUntilKilled(journal, dir.path());
+          CrashingBankMain(path, sync, seed, fd);
+        },
+        std::chrono::milliseconds(50 + rng() % 400), &acks))
         << "kill " << round;
+    if (power_loss) testing::UndoUnsynced(journal);
     for (uint64_t acknowledged : acks) {
       const uint32_t thread = static_cast<uint32_t>(acknowledged >> 32);
       ASSERT_LT(thread, 2u);
@@ -551,6 +560,14 @@ void RunBankCrashRounds(bool sync, int kills) {
 TEST(BankCrashTest, SyncedTransfersSurviveKillsAndKeepTheTotal) { RunBankCrashRounds(true, 8); }
 
 TEST(BankCrashTest, UnsyncedTransfersKeepTheTotalAcrossKills) { RunBankCrashRounds(false, 8); }
+
+TEST(BankCrashTest, SyncedTransfersSurvivePowerLossAndKeepTheTotal) {
+  RunBankCrashRounds(true, 8, /*power_loss=*/true);
+}
+
+TEST(BankCrashTest, UnsyncedTransfersKeepTheTotalAcrossPowerLoss) {
+  RunBankCrashRounds(false, 8, /*power_loss=*/true);
+}
 
 }  // namespace
 }  // namespace fern

@@ -154,12 +154,8 @@ inline void RunKillRounds(const std::string& dir, bool sync, int kills, uint64_t
     std::vector<uint64_t> acks;
     ASSERT_TRUE(RunChildAndKill(
         [&](int fd) {
-          if (power_loss) {
-            // Watches the Env directory's parent too, where the directory is made.
-            auto* recorder = new PowerLossRecorder(journal, power_loss_internal::ParentOf(dir));
-            if (!recorder->ok()) ::_exit(8);
-            SetFaultInjector(recorder);  // kept until the kill
-          }
+          // Watches the Env directory's parent too, where the directory is made.
+          if (power_loss) RecordUntilKilled(journal, power_loss_internal::ParentOf(dir));
           workload.write(next_op, random, fd);
         },
         delay, &acks))

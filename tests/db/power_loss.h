@@ -229,6 +229,14 @@ class PowerLossRecorder : public FaultInjector {
   std::mutex mu_;
 };
 
+// For a child process about to be killed: records every change under `root` to `journal`
+// until the kill (exits with status 8 if the journal cannot be made).
+inline void RecordUntilKilled(const std::string& journal, const std::string& root) {
+  auto* recorder = new PowerLossRecorder(journal, root);
+  if (!recorder->ok()) ::_exit(8);
+  SetFaultInjector(recorder);  // kept until the kill
+}
+
 // Undoes, in the directory tree the journal describes, every change no later sync made
 // durable (see the top of this file). Returns how many changes it undid (none if there is no
 // journal).
