@@ -6,7 +6,8 @@
 // them) that every acknowledged commit is present.
 //
 // Checkpoints that begin while a transaction is live and end after it committed are the
-// case this exists for: replay must still know every key the transaction wrote.
+// case this exists for: replay must still know every key the transaction wrote. The same
+// rounds run under power loss too (power_loss.h).
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "db/kill_child.h"
+#include "db/power_loss.h"
 #include "fern/fern.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -133,14 +135,25 @@ int64_t CheckTransactions(const std::string& dir, bool sync, int64_t acknowledge
   return failures == 0 ? newest : -1;
 }
 
-void RunTxnCrashRounds(const std::string& dir, bool sync, int kills, uint64_t seed) {
+// With `power_loss`, each kill also takes back what no sync made durable (power_loss.h).
+void RunTxnCrashRounds(const std::string& dir, bool sync, int kills, uint64_t seed,
+                       bool power_loss = false) {
+  const std::string journal = dir + ".journal";
   std::mt19937_64 rng(seed);
   int64_t next = 1;
   for (int round = 0; round < kills; ++round) {
     std::vector<uint64_t> acks;
-    ASSERT_TRUE(testing::RunChildAndKill([&](int fd) { TxnWriterMain(dir, sync, next, fd); },
-                                         std::chrono::milliseconds(100 + rng() % 600), &acks))
+    std::filesystem::remove(journal);
+    ASSERT_TRUE(testing::RunChildAndKill(
+        [&](int fd) {
+          if (power_loss) {
+            testing::RecordUntilKilled(journal, testing::power_loss_internal::ParentOf(dir));
+          }
+          TxnWriterMain(dir, sync, next, fd);
+        },
+        std::chrono::milliseconds(100 + rng() % 600), &acks))
         << "round " << round;
+    if (power_loss) testing::UndoUnsynced(journal);
     const int64_t acknowledged = acks.empty() ? 0 : static_cast<int64_t>(acks.back());
     if (!std::filesystem::exists(dir)) continue;
     const int64_t newest = CheckTransactions(dir, sync, acknowledged);
@@ -157,6 +170,18 @@ TEST(TxnCrashTest, UnsyncedTransactionsRecoverWholeAndInOrder) {
 TEST(TxnCrashTest, SyncedTransactionsSurviveWhole) {
   testing::ScratchDir dir;
   RunTxnCrashRounds(dir.Sub("env"), /*sync=*/true, /*kills=*/6, /*seed=*/4);
+}
+
+TEST(TxnCrashTest, UnsyncedTransactionsRecoverWholeAndInOrderAfterPowerLoss) {
+  testing::ScratchDir dir;
+  RunTxnCrashRounds(dir.Sub("env"), /*sync=*/false, /*kills=*/8, /*seed=*/5,
+                    /*power_loss=*/true);
+}
+
+TEST(TxnCrashTest, SyncedTransactionsSurviveWholeAfterPowerLoss) {
+  testing::ScratchDir dir;
+  RunTxnCrashRounds(dir.Sub("env"), /*sync=*/true, /*kills=*/6, /*seed=*/6,
+                    /*power_loss=*/true);
 }
 
 }  // namespace
