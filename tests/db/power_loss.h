@@ -12,7 +12,9 @@
 //
 // The recording process writes the journal with plain write(2) calls before each change,
 // so a SIGKILL loses none of it. A change that was journaled but never made (the kill
-// came between) is undone harmlessly: the old bytes it restores are the bytes there.
+// came between) is undone harmlessly: a write's old bytes are the bytes there, a removal's
+// saved contents are the file's; a rename not made leaves, besides the target as it was, a
+// copy of it under the source's name (a stray temporary, as a crash mid-rename may).
 #ifndef FERN_TESTS_DB_POWER_LOSS_H_
 #define FERN_TESTS_DB_POWER_LOSS_H_
 
