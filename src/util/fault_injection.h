@@ -39,7 +39,9 @@ class FaultInjector {
   virtual void BeforeResize(const std::string& path, uint64_t size) {}
   virtual void BeforeRename(const std::string& from, const std::string& to) {}
   virtual void BeforeRemove(const std::string& path) {}
-  // After a file's fdatasync or a directory's fsync succeeded.
+  // After a write of `size` bytes at `offset` reached the file (BeforeWrite announced it).
+  virtual void AfterWrite(const std::string& path, uint64_t offset, size_t size) {}
+  // After a file's fdatasync or a directory's fsync succeeded (BeforeSync announced it).
   virtual void AfterSync(const std::string& path) {}
 };
 

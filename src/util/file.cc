@@ -149,6 +149,7 @@ Status File::Write(uint64_t offset, std::string_view data) {
     return Status::IOError(StrCat(path_, ": write at offset ", offset, " torn after ", size, " of ",
                                   data.size(), " bytes (injected)"));
   }
+  if (FaultInjector* injector = CurrentFaultInjector()) injector->AfterWrite(path_, offset, size);
   return Status::OK();
 }
 

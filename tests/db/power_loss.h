@@ -5,9 +5,10 @@
 // at the moment of the kill.
 //
 // The model is the pessimistic one POSIX allows: a file's writes, truncations and
-// preallocations are durable only once the file is fdatasync'ed after them; a file's or
-// directory's creation, a rename and a removal only once the directory holding the entry
-// is fsync'ed after them. Everything else is lost. (A real file system may keep more, never
+// preallocations are durable only once an fdatasync of the file begins after them (after a
+// write completed, not merely began) and completes; a file's or directory's creation, a
+// rename and a removal only once an fsync of the directory holding the entry begins after
+// them and completes. Everything else is lost. (A real file system may keep more, never
 // less: an engine that survives this survives the machine's power loss.)
 //
 // The recording process writes the journal with plain write(2) calls before each change,
@@ -30,6 +31,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "util/fault_injection.h"
@@ -38,17 +40,27 @@ namespace fern::testing {
 
 namespace power_loss_internal {
 
-enum class Change : uint8_t { kWrite, kResize, kCreate, kRename, kRemove, kSync };
+// kWrite and kSyncStart come before the change, kWriteDone and kSync after it.
+enum class Change : uint8_t {
+  kWrite,
+  kResize,
+  kCreate,
+  kRename,
+  kRemove,
+  kSync,
+  kWriteDone,
+  kSyncStart
+};
 
 // One journaled change. Paths are as the file layer saw them.
 struct Record {
   Change change;
-  bool is_dir = false;    // kCreate, kSync: of a directory
+  bool is_dir = false;    // kCreate, kSync, kSyncStart: of a directory
   bool had_old = false;   // kRename: `to` existed and `old` holds its contents
   std::string path;       // kRename: the source
   std::string to;         // kRename: the target
-  uint64_t offset = 0;    // kWrite: where; kResize: the new size
-  uint64_t length = 0;    // kWrite: the bytes written
+  uint64_t offset = 0;    // kWrite, kWriteDone: where; kResize: the new size
+  uint64_t length = 0;    // kWrite, kWriteDone: the bytes written
   uint64_t old_size = 0;  // kWrite, kResize: the file's size before
   std::string old;        // kWrite: the bytes overwritten; kResize: the tail a shrink cut off;
                           // kRename: the replaced target's contents; kRemove: the file's contents
@@ -203,18 +215,34 @@ class PowerLossRecorder : public FaultInjector {
     r.old = power_loss_internal::WholeFile(path);
     Append(r);
   }
-  void AfterSync(const std::string& path) override {
+  void AfterWrite(const std::string& path, uint64_t offset, size_t size) override {
     if (!Watched(path)) return;
-    power_loss_internal::Record r{power_loss_internal::Change::kSync};
+    power_loss_internal::Record r{power_loss_internal::Change::kWriteDone};
     r.path = path;
-    r.is_dir = std::filesystem::is_directory(path);
+    r.offset = offset;
+    r.length = size;
     Append(r);
+  }
+  Status BeforeSync(const std::string& path) override {
+    JournalSync(power_loss_internal::Change::kSyncStart, path);
+    return Status::OK();
+  }
+  void AfterSync(const std::string& path) override {
+    JournalSync(power_loss_internal::Change::kSync, path);
   }
 
  private:
   bool Watched(const std::string& path) const {
     return power_loss_internal::Normal(path).rfind(root_, 0) == 0;
   }
+  void JournalSync(power_loss_internal::Change change, const std::string& path) {
+    if (!Watched(path)) return;
+    power_loss_internal::Record r{change};
+    r.path = path;
+    r.is_dir = std::filesystem::is_directory(path);
+    Append(r);
+  }
+
   void Append(const power_loss_internal::Record& r) {
     const std::string bytes = power_loss_internal::Encode(r);
     std::lock_guard<std::mutex> lock(mu_);
@@ -262,6 +290,9 @@ inline int UndoUnsynced(const std::string& journal) {
     if (fresh) ++next_id;
     return it->second;
   };
+  // done_of[w]: the kWriteDone of the kWrite at w (SIZE_MAX if the write never completed).
+  std::vector<size_t> done_of(records.size(), SIZE_MAX);
+  std::map<std::tuple<size_t, uint64_t, uint64_t>, std::vector<size_t>> in_flight;
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
     const std::string path = power_loss_internal::Normal(r.path);
@@ -286,25 +317,55 @@ inline int UndoUnsynced(const std::string& journal) {
         ids[i].id = id_of(r.path);
         break;
     }
+    if (r.change == Change::kWrite || r.change == Change::kWriteDone) {
+      std::vector<size_t>& writes = in_flight[{ids[i].id, r.offset, r.length}];
+      if (r.change == Change::kWrite) {
+        writes.push_back(i);
+      } else if (!writes.empty()) {
+        done_of[writes.front()] = i;
+        writes.erase(writes.begin());
+      }
+    }
   }
 
-  // Backward: is each change followed by the sync that makes it durable?
+  // Backward: is each change followed by a sync that began after it and completed? A write
+  // counts from its completion, so that one still in flight when another thread's sync
+  // began is not made durable by it. (Resizes and name changes count from their
+  // announcement, just before they are made.) Each sync's start claims a completion of the
+  // same file or directory seen after it; a sync cut off by the kill has none.
   std::vector<bool> durable(records.size(), false);
-  std::set<size_t> synced_files;
+  std::map<size_t, int> unclaimed_files;  // completions not yet matched with a start
+  std::map<std::string, int> unclaimed_dirs;
+  std::set<size_t> synced_files;  // a completed sync begins later
   std::set<std::string> synced_dirs;
   for (size_t i = records.size(); i-- > 0;) {
     const Record& r = records[i];
+    const std::string path = power_loss_internal::Normal(r.path);
     switch (r.change) {
       case Change::kSync:
         if (r.is_dir) {
-          synced_dirs.insert(power_loss_internal::Normal(r.path));
+          ++unclaimed_dirs[path];
         } else {
+          ++unclaimed_files[ids[i].id];
+        }
+        break;
+      case Change::kSyncStart:
+        if (r.is_dir) {
+          if (unclaimed_dirs[path] > 0) {
+            --unclaimed_dirs[path];
+            synced_dirs.insert(path);
+          }
+        } else if (unclaimed_files[ids[i].id] > 0) {
+          --unclaimed_files[ids[i].id];
           synced_files.insert(ids[i].id);
         }
         break;
-      case Change::kWrite:
+      case Change::kWriteDone:
       case Change::kResize:
         durable[i] = synced_files.count(ids[i].id) > 0;
+        break;
+      case Change::kWrite:
+        durable[i] = done_of[i] != SIZE_MAX && durable[done_of[i]];
         break;
       case Change::kRename:
         durable[i] = synced_dirs.count(power_loss_internal::ParentOf(r.path)) > 0 &&
@@ -338,7 +399,10 @@ inline int UndoUnsynced(const std::string& journal) {
   int undone = 0;
   for (size_t i = records.size(); i-- > 0;) {
     const Record& r = records[i];
-    if (durable[i] || r.change == Change::kSync) continue;
+    if (durable[i] || r.change == Change::kSync || r.change == Change::kSyncStart ||
+        r.change == Change::kWriteDone) {
+      continue;
+    }
     const size_t id = ids[i].id;
     auto at = where.find(id);
     switch (r.change) {
@@ -387,6 +451,8 @@ inline int UndoUnsynced(const std::string& journal) {
         break;
       }
       case Change::kSync:
+      case Change::kSyncStart:
+      case Change::kWriteDone:
         break;
     }
   }

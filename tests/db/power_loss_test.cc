@@ -65,6 +65,31 @@ TEST(PowerLossModelTest, KeepsSyncedWritesAndTakesBackTheRest) {
   EXPECT_EQ(Contents(d + "/f"), "01ab456789");
 }
 
+// A write still in flight when a sync of its file began (another thread's) is not made
+// durable by that sync.
+TEST(PowerLossModelTest, ASyncThatBeganBeforeAWriteCompletedDoesNotCoverIt) {
+  ScratchDir dir;
+  const std::string d = dir.Sub("d");
+  ASSERT_TRUE(CreateDirIfMissing(d).ok());
+  WriteFile(d + "/f", "0123456789", /*sync=*/true);
+  ASSERT_TRUE(SyncDir(d).ok());
+  const std::string journal = dir.Sub("journal");
+  PowerLossRecorder recorder(journal, dir.path());
+  ASSERT_TRUE(recorder.ok());
+  size_t size = 2;
+  ASSERT_TRUE(recorder.BeforeWrite(d + "/f", 4, &size).ok());
+  ASSERT_TRUE(recorder.BeforeSync(d + "/f").ok());  // the other thread's sync begins
+  {
+    std::unique_ptr<File> file;  // the write itself, not recorded again
+    ASSERT_TRUE(File::Open(d + "/f", File::Mode::kReadWrite, &file).ok());
+    ASSERT_TRUE(file->Write(4, "xy").ok());
+  }
+  recorder.AfterWrite(d + "/f", 4, 2);
+  recorder.AfterSync(d + "/f");
+  EXPECT_EQ(UndoUnsynced(journal), 1);
+  EXPECT_EQ(Contents(d + "/f"), "0123456789");
+}
+
 TEST(PowerLossModelTest, TakesBackResizesUntilSynced) {
   ScratchDir dir;
   const std::string d = dir.Sub("d");
