@@ -14,13 +14,6 @@ namespace fern {
 
 namespace {
 
-std::string ParentDir(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
 // `header`'s comparator name fits a header of `version`.
 Status CheckHeaderFits(const std::string& path, const FileHeader& header, uint32_t version) {
   const size_t max_name = MaxComparatorNameBytes(version);

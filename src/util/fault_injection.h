@@ -33,6 +33,7 @@ class FaultInjector {
   // a sync makes them durable, for tests that model one (tests/db/power_loss.h). Each
   // "Before" call comes just before the change, while the old state can still be read; the
   // change may then fail. A write is announced by BeforeWrite above.
+
   // A new file, or with `directory` a new directory.
   virtual void BeforeCreate(const std::string& path, bool directory) {}
   // Truncation or preallocation; `size` is the size the file will have.

@@ -221,9 +221,14 @@ Status WriteFileAtomically(const std::string& path, std::string_view contents) {
     RemoveFile(temp).ok();
     return s;
   }
-  std::string dir = ".";
-  if (size_t slash = path.rfind('/'); slash != std::string::npos) dir = path.substr(0, slash);
-  return SyncDir(dir.empty() ? "/" : dir);
+  return SyncDir(ParentDir(path));
+}
+
+std::string ParentDir(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
 }
 
 Status CreateDirIfMissing(const std::string& path) {
@@ -238,13 +243,9 @@ Status CreateDirIfMissing(const std::string& path) {
   }
   if (!IsDirectory(path)) return Status::IOError(StrCat(path, ": not a directory"));
   if (existed) return Status::OK();
-  // The new entry is durable only once its parent directory is synced.
-  std::string parent = ".";
-  const std::string trimmed = path.substr(0, path.find_last_not_of('/') + 1);
-  if (size_t slash = trimmed.rfind('/'); slash != std::string::npos) {
-    parent = slash == 0 ? "/" : trimmed.substr(0, slash);
-  }
-  return SyncDir(parent);
+  // The new entry is durable only once its parent directory is synced ("dir/env/" is "env"
+  // in "dir").
+  return SyncDir(ParentDir(path.substr(0, path.find_last_not_of('/') + 1)));
 }
 
 Status ListDir(const std::string& path, std::vector<std::string>* names) {

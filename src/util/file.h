@@ -58,6 +58,9 @@ Status ReadFileToString(const std::string& path, std::string* contents);
 // On failure the temporary is removed; `path` then holds its old or (if only the directory
 // fsync failed) its new contents, never a mix.
 Status WriteFileAtomically(const std::string& path, std::string_view contents);
+// The directory holding `path`: what precedes its last '/' ("." if it has none, "/" if that
+// is the first character).
+std::string ParentDir(const std::string& path);
 // Creates the directory `path` if it is missing, then syncs its parent so that the new
 // entry survives a power loss. IOError if `path` exists and is not a directory.
 Status CreateDirIfMissing(const std::string& path);

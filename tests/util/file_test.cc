@@ -413,5 +413,12 @@ TEST_F(FileTest, InjectedReadFailurePropagates) {
   EXPECT_TRUE(ReadFileToString(Path("f"), &out).IsIOError());
 }
 
+TEST(ParentDirTest, IsWhatPrecedesTheLastSlash) {
+  EXPECT_EQ(ParentDir("/tmp/env/CATALOG"), "/tmp/env");
+  EXPECT_EQ(ParentDir("/env"), "/");
+  EXPECT_EQ(ParentDir("env"), ".");
+  EXPECT_EQ(ParentDir("a/b"), "a");
+}
+
 }  // namespace
 }  // namespace fern
