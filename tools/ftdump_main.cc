@@ -63,7 +63,7 @@ std::string Text(const fern::TreeReport& r) {
                                   : 100.0 * static_cast<double>(b.free_bytes) /
                                         static_cast<double>(b.file_bytes));
   out += "block table:\n";
-  out += StrCat("  blocks: ", b.blocks, "\n");
+  out += StrCat("  blocks: ", b.blocks, " (", b.split_blocks, " in two extents)\n");
   out += StrCat("  bytes used: ", b.used_bytes, "\n");
   out += StrCat("  bytes free: ", b.free_bytes, "\n");
   out += StrCat("  file bytes: ", b.file_bytes, "\n");
@@ -128,9 +128,10 @@ std::string Json(const fern::TreeReport& r) {
       ",\"basement_bytes\":", h.basement_bytes, ",\"comparator\":\"", comparator, "\",\"codec\":\"",
       fern::CompressionName(static_cast<fern::Compression>(h.compression)),
       "\",\"compression_level\":", h.compression_level, "},");
-  out += StrCat("\"blocks\":{\"count\":", r.blocks.blocks, ",\"used_bytes\":", r.blocks.used_bytes,
-                ",\"free_bytes\":", r.blocks.free_bytes, ",\"file_bytes\":", r.blocks.file_bytes,
-                "},");
+  out +=
+      StrCat("\"blocks\":{\"count\":", r.blocks.blocks, ",\"split_blocks\":", r.blocks.split_blocks,
+             ",\"used_bytes\":", r.blocks.used_bytes, ",\"free_bytes\":", r.blocks.free_bytes,
+             ",\"file_bytes\":", r.blocks.file_bytes, "},");
   out += StrCat("\"tree\":{\"height\":", r.height, ",\"rows\":", r.rows,
                 ",\"nodes_per_level\":", list(r.nodes_per_level),
                 ",\"partitions_per_level\":", list(r.partitions_per_level),

@@ -625,6 +625,7 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
     const BlockTable::Stats blocks = file->stats();
     out += StrCat(prefix, "file_bytes: ", blocks.file_bytes, "\n");
     out += StrCat(prefix, "file_free_bytes: ", blocks.free_bytes, "\n");
+    out += StrCat(prefix, "file_split_blocks: ", blocks.split_blocks, "\n");
     out += StrCat(prefix, "blocks_compacted: ", file->blocks_compacted(), "\n");
     out += StrCat(prefix, "bytes_compacted: ", file->bytes_compacted(), "\n");
     const TreeValues::Counts values = table->tree()->value_counts();

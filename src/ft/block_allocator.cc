@@ -39,6 +39,25 @@ uint64_t BlockAllocator::Allocate(uint64_t size) {
   return offset;
 }
 
+BlockAllocator::Placement BlockAllocator::AllocateSplittable(uint64_t size) {
+  const uint64_t aligned = AlignedSize(size);
+  if (free_by_size_.empty()) return Placement{Allocate(size), 0, 0};
+  const auto [largest, head_offset] = *free_by_size_.rbegin();
+  if (largest >= aligned || largest < kMinSplitHead) return Placement{Allocate(size), 0, 0};
+  EraseFree(free_by_offset_.find(head_offset));
+  return Placement{head_offset, largest, Allocate(aligned - largest)};
+}
+
+void BlockAllocator::FreeSplittable(const Placement& placement, uint64_t size) {
+  if (placement.head_bytes == 0) {
+    Free(placement.offset, size);
+    return;
+  }
+  // The tail first: when it ends the file, the head's hole may then touch the end too.
+  Free(placement.tail_offset, size - placement.head_bytes);
+  Free(placement.offset, placement.head_bytes);
+}
+
 uint64_t BlockAllocator::AllocateBelow(uint64_t size, uint64_t limit) {
   const uint64_t aligned = AlignedSize(size);
   for (auto fit = free_by_size_.lower_bound({aligned, 0}); fit != free_by_size_.end(); ++fit) {

@@ -13,8 +13,9 @@ namespace fern {
 namespace {
 
 constexpr char kMagic[4] = {'F', 'T', 'B', 'T'};
-constexpr size_t kPrefixBytes = 16;  // magic, version, count
-constexpr size_t kEntryBytes = 24;
+constexpr size_t kPrefixBytes = 16;      // magic, version, count
+constexpr size_t kEntryBytes = 24;       // version 1: number, offset, size
+constexpr size_t kSplitEntryBytes = 40;  // version 2: also head bytes, tail offset
 constexpr size_t kChecksumBytes = 8;
 
 Status TableCorruption(std::string_view what) {
@@ -22,6 +23,17 @@ Status TableCorruption(std::string_view what) {
 }
 
 }  // namespace
+
+uint64_t BlockLocation::AlignedEnd() const {
+  if (!split()) return offset + BlockAllocator::AlignedSize(size);
+  return std::max(offset + head_bytes,
+                  tail_offset + BlockAllocator::AlignedSize(size - head_bytes));
+}
+
+uint64_t BlockLocation::AlignedBytes() const {
+  if (!split()) return BlockAllocator::AlignedSize(size);
+  return head_bytes + BlockAllocator::AlignedSize(size - head_bytes);
+}
 
 void BlockTable::Translation::Set(BlockNum b, BlockLocation loc) {
   if (static_cast<size_t>(b) >= locations.size()) {
@@ -58,12 +70,22 @@ BlockNum BlockTable::AllocateBlockNum() {
   return b;
 }
 
+BlockLocation BlockTable::AllocateLocked(uint64_t size) {
+  const BlockAllocator::Placement p = allocator_.AllocateSplittable(size);
+  return BlockLocation{p.offset, size, p.head_bytes, p.tail_offset};
+}
+
+void BlockTable::FreeLocked(const BlockLocation& loc) {
+  allocator_.FreeSplittable(BlockAllocator::Placement{loc.offset, loc.head_bytes, loc.tail_offset},
+                            loc.size);
+}
+
 void BlockTable::ReleaseIfUnnamedLocked(BlockNum b, BlockLocation loc) {
   if (loc.offset == 0) return;
   if (current_.at(b).offset == loc.offset) return;
   if (checkpointed_.at(b).offset == loc.offset) return;
   if (checkpoint_in_progress_ && in_progress_.at(b).offset == loc.offset) return;
-  allocator_.Free(loc.offset, loc.size);
+  FreeLocked(loc);
 }
 
 void BlockTable::FreeBlockNum(BlockNum b) {
@@ -102,12 +124,12 @@ Status BlockTable::Lookup(BlockNum b, BlockLocation* loc) const {
 
 BlockLocation BlockTable::AllocateSpace(uint64_t size) {
   MutexLock lock(&mu_);
-  return BlockLocation{allocator_.Allocate(size), size};
+  return AllocateLocked(size);
 }
 
 void BlockTable::ReleaseSpace(BlockLocation loc) {
   MutexLock lock(&mu_);
-  allocator_.Free(loc.offset, loc.size);
+  FreeLocked(loc);
 }
 
 Status BlockTable::SetLocation(BlockNum b, BlockLocation loc, bool for_checkpoint) {
@@ -168,7 +190,7 @@ BlockLocation BlockTable::Relocate(BlockNum b, uint64_t size) {
     return BlockLocation{};
   }
   BlockLocation old = current_.at(b);
-  BlockLocation loc{allocator_.Allocate(size), size};
+  const BlockLocation loc = AllocateLocked(size);
   if (old.offset == 0) ++written_blocks_;
   current_.Set(b, loc);
   ReleaseIfUnnamedLocked(b, old);
@@ -187,22 +209,23 @@ std::vector<std::pair<BlockNum, BlockLocation>> BlockTable::TailBlocks(uint64_t*
   for (size_t b = kFirstBlockNum; b < in_progress_.locations.size(); ++b) {
     const BlockLocation& loc = in_progress_.locations[b];
     if (loc.offset == 0) continue;
-    need += BlockAllocator::AlignedSize(loc.size);
+    need += loc.AlignedBytes();
     ++entries;
   }
-  need += BlockAllocator::AlignedSize(16 + 24 * entries + 8);
+  need += BlockAllocator::AlignedSize(kPrefixBytes + kSplitEntryBytes * entries + kChecksumBytes);
   const uint64_t end = allocator_.file_end();
   if (end <= need || end - need <= std::max(need / 2, kMinExcess)) return tail;
   *line = need + std::max(need / 8, kMinSlack);
   for (size_t b = kFirstBlockNum; b < in_progress_.locations.size(); ++b) {
     const BlockLocation& loc = in_progress_.locations[b];
-    if (loc.offset == 0 || loc.offset + BlockAllocator::AlignedSize(loc.size) <= *line) continue;
+    if (loc.offset == 0 || loc.AlignedEnd() <= *line) continue;
     const auto block = static_cast<BlockNum>(b);
     if (current_.at(block).offset != loc.offset || clone_writes_.count(block) != 0) continue;
     tail.emplace_back(block, loc);
   }
-  std::sort(tail.begin(), tail.end(),
-            [](const auto& x, const auto& y) { return x.second.offset > y.second.offset; });
+  std::sort(tail.begin(), tail.end(), [](const auto& x, const auto& y) {
+    return x.second.AlignedEnd() > y.second.AlignedEnd();
+  });
   return tail;
 }
 
@@ -223,13 +246,16 @@ bool BlockTable::MoveBlock(BlockNum b, BlockLocation from, BlockLocation to) {
 
 std::string BlockTable::Serialize(const Translation& t) {
   uint64_t count = 0;
+  bool any_split = false;
   for (size_t b = kFirstBlockNum; b < t.locations.size(); ++b) {
     if (t.locations[b].offset != 0) ++count;
+    any_split = any_split || t.locations[b].split();
   }
+  const size_t entry_bytes = any_split ? kSplitEntryBytes : kEntryBytes;
   std::string out;
-  out.reserve(kPrefixBytes + count * kEntryBytes + kChecksumBytes);
+  out.reserve(kPrefixBytes + count * entry_bytes + kChecksumBytes);
   out.append(kMagic, sizeof(kMagic));
-  PutFixed32(&out, kBlockTableFormatVersion);
+  PutFixed32(&out, any_split ? 2 : 1);
   PutFixed64(&out, count);
   for (size_t b = kFirstBlockNum; b < t.locations.size(); ++b) {
     const BlockLocation& loc = t.locations[b];
@@ -237,6 +263,10 @@ std::string BlockTable::Serialize(const Translation& t) {
     PutFixed64(&out, static_cast<uint64_t>(b));
     PutFixed64(&out, loc.offset);
     PutFixed64(&out, loc.size);
+    if (any_split) {
+      PutFixed64(&out, loc.head_bytes);
+      PutFixed64(&out, loc.tail_offset);
+    }
   }
   PutFixed64(&out, Checksum64(out));
   return out;
@@ -258,9 +288,12 @@ Status BlockTable::Deserialize(std::string_view in, BlockLocation table_location
   if (in.substr(0, sizeof(kMagic)) != std::string_view(kMagic, sizeof(kMagic))) {
     return TableCorruption(StrCat("bad magic \"", EscapeBytes(in.substr(0, 4)), "\""));
   }
+  const uint32_t version = DecodeFixed32(in.data() + 4);
+  // An unknown version is reported once the checksum shows the bytes are as written.
+  const size_t entry_bytes = version == 2 ? kSplitEntryBytes : kEntryBytes;
   const uint64_t count = DecodeFixed64(in.data() + 8);
-  if (count > (in.size() - kPrefixBytes - kChecksumBytes) / kEntryBytes ||
-      kPrefixBytes + count * kEntryBytes + kChecksumBytes != in.size()) {
+  if (count > (in.size() - kPrefixBytes - kChecksumBytes) / entry_bytes ||
+      kPrefixBytes + count * entry_bytes + kChecksumBytes != in.size()) {
     return TableCorruption(StrCat("length ", in.size(), " does not match ", count, " entries"));
   }
   const size_t body = in.size() - kChecksumBytes;
@@ -270,20 +303,21 @@ Status BlockTable::Deserialize(std::string_view in, BlockLocation table_location
     return TableCorruption(
         StrCat("checksum mismatch (stored ", stored, ", computed ", actual, ")"));
   }
-  const uint32_t version = DecodeFixed32(in.data() + 4);
-  if (version != kBlockTableFormatVersion) {
+  if (version < 1 || version > kBlockTableFormatVersion) {
     return TableCorruption(StrCat("unsupported format version ", version));
   }
 
   BlockAllocator allocator(kReservedFileBytes);
   Translation table;
-  Decoder decoder(in.substr(kPrefixBytes, count * kEntryBytes));
+  Decoder decoder(in.substr(kPrefixBytes, count * entry_bytes));
   BlockNum previous = kFirstBlockNum - 1;
   for (uint64_t i = 0; i < count; ++i) {
     uint64_t raw_num = 0;
     BlockLocation loc;
     if (!decoder.GetFixed64(&raw_num) || !decoder.GetFixed64(&loc.offset) ||
-        !decoder.GetFixed64(&loc.size)) {
+        !decoder.GetFixed64(&loc.size) ||
+        (version == 2 &&
+         (!decoder.GetFixed64(&loc.head_bytes) || !decoder.GetFixed64(&loc.tail_offset)))) {
       return TableCorruption(StrCat("entry ", i, " is truncated"));
     }
     const auto b = static_cast<BlockNum>(raw_num);
@@ -298,7 +332,24 @@ Status BlockTable::Deserialize(std::string_view in, BlockLocation table_location
         loc.offset > UINT64_MAX - kMaxBlockBytes - BlockAllocator::kAlignment) {
       return TableCorruption(StrCat("block ", b, ": bad offset ", loc.offset));
     }
-    if (!allocator.TryMarkAllocated(loc.offset, loc.size)) {
+    if (loc.split()) {
+      if (loc.head_bytes >= loc.size || loc.head_bytes % BlockAllocator::kAlignment != 0 ||
+          loc.tail_offset < kReservedFileBytes ||
+          loc.tail_offset % BlockAllocator::kAlignment != 0 ||
+          loc.tail_offset > UINT64_MAX - kMaxBlockBytes - BlockAllocator::kAlignment) {
+        return TableCorruption(StrCat("block ", b, ": bad split (", loc.head_bytes, " of its ",
+                                      loc.size, " bytes at ", loc.offset, ", the rest at ",
+                                      loc.tail_offset, ")"));
+      }
+      if (!allocator.TryMarkAllocated(loc.offset, loc.head_bytes) ||
+          !allocator.TryMarkAllocated(loc.tail_offset, loc.size - loc.head_bytes)) {
+        return TableCorruption(StrCat("block ", b, " at [", loc.offset, ", +", loc.head_bytes,
+                                      ") and [", loc.tail_offset, ", +", loc.size - loc.head_bytes,
+                                      ") overlaps another block"));
+      }
+    } else if (loc.tail_offset != 0) {
+      return TableCorruption(StrCat("block ", b, ": a tail offset without head bytes"));
+    } else if (!allocator.TryMarkAllocated(loc.offset, loc.size)) {
       return TableCorruption(
           StrCat("block ", b, " at [", loc.offset, ", +", loc.size, ") overlaps another block"));
     }
@@ -372,7 +423,7 @@ void BlockTable::FreeDroppedExtentsLocked(const Translation& dropped, const Tran
     if (loc.offset == 0) continue;
     const auto b = static_cast<BlockNum>(i);
     if (kept.at(b).offset == loc.offset || current_.at(b).offset == loc.offset) continue;
-    allocator_.Free(loc.offset, loc.size);
+    FreeLocked(loc);
   }
 }
 
@@ -430,8 +481,10 @@ BlockLocation BlockTable::checkpointed_table_location() const {
 
 BlockTable::Stats BlockTable::stats() const {
   MutexLock lock(&mu_);
+  uint64_t split_blocks = 0;
+  for (const BlockLocation& loc : current_.locations) split_blocks += loc.split() ? 1 : 0;
   return Stats{written_blocks_, allocator_.allocated_bytes(), allocator_.free_bytes(),
-               allocator_.file_end()};
+               allocator_.file_end(), split_blocks};
 }
 
 void BlockTable::ForEachBlock(const std::function<void(BlockNum, BlockLocation)>& fn) const {

@@ -25,18 +25,24 @@
 // reused lowest first, but a freed number is reused only once no checkpoint version names
 // it, so a number never denotes two different nodes in live versions.
 //
-// On-disk format of the serialized table (version kBlockTableFormatVersion = 1; all
-// integers little-endian; see docs/tree_file_format.md):
+// On-disk format of the serialized table (all integers little-endian; see
+// docs/tree_file_format.md):
 //   offset      size  meaning
 //   0           4     magic "FTBT"
-//   4           4     format version (1)
+//   4           4     format version: 1, or 2 when some block is split
 //   8           8     N, the number of entries
-//   16          24*N  entries in ascending block-number order, each:
+//   16          E*N   entries in ascending block-number order (E = 24 in version 1, 40 in
+//                     version 2), each:
 //                       +0  8  block number (>= kFirstBlockNum, < kMaxBlockNum)
 //                       +8  8  offset in the file (multiple of 4096, >= kReservedFileBytes)
 //                       +16 8  size in bytes (<= kMaxBlockBytes)
-//   16+24*N     8     Checksum64 of bytes [0, 16+24*N)
-// Blocks that are allocated but not yet written have no entry.
+//                     and in version 2:
+//                       +24 8  head bytes: 0 for one extent, else the bytes at `offset`
+//                              (a multiple of 4096, below the size)
+//                       +32 8  tail offset: where the rest is (0 for one extent)
+//   16+E*N      8     Checksum64 of bytes [0, 16+E*N)
+// Blocks that are allocated but not yet written have no entry. Version 1 is written while
+// no block is split, so files without split blocks stay readable by older builds.
 //
 // Thread-safety: every method may be called from any thread (one internal mutex, held only
 // for in-memory work). Calls about one block number must be ordered by the caller (the
@@ -62,16 +68,32 @@
 
 namespace fern {
 
+// Where a block's bytes are. Most blocks are one extent, [offset, offset + size). A block
+// placed in two holes (BlockAllocator::AllocateSplittable) has its first head_bytes at
+// `offset` and the rest at tail_offset. Extents never overlap, so `offset` alone names a
+// location among the live ones.
 struct BlockLocation {
   uint64_t offset = 0;  // 0: no space (offset 0 is the header area, never a block)
   uint64_t size = 0;
+  uint64_t head_bytes = 0;   // 0: one extent; else a multiple of 4096 below size
+  uint64_t tail_offset = 0;  // where bytes [head_bytes, size) are, when split
+
+  bool split() const { return head_bytes != 0; }
+  // The file offset of the block's byte `at` (< size).
+  uint64_t FileOffset(uint64_t at) const {
+    return split() && at >= head_bytes ? tail_offset + (at - head_bytes) : offset + at;
+  }
+  // The end of the block's highest extent, rounded up to whole 4096-byte units.
+  uint64_t AlignedEnd() const;
+  // The bytes its extents occupy, rounded up to whole units.
+  uint64_t AlignedBytes() const;
 
   bool operator==(const BlockLocation&) const = default;
 };
 
 class BlockTable {
  public:
-  static constexpr uint32_t kBlockTableFormatVersion = 1;
+  static constexpr uint32_t kBlockTableFormatVersion = 2;  // the newest this build reads
   // The two 4096-byte header slots at the start of the file (file_header.h).
   static constexpr uint64_t kReservedFileBytes = 2 * 4096;
   static constexpr BlockNum kTableBlockNum = 0;
@@ -98,7 +120,8 @@ class BlockTable {
 
   // Picks new space for block b about to be (re)written with `size` bytes and records it in
   // current. The old location is freed at once if only current named it, else when the
-  // checkpoints naming it are superseded. The new extent never overlaps b's previous one.
+  // checkpoints naming it are superseded. The new space (one extent, or two when no hole
+  // holds the block: BlockAllocator::AllocateSplittable) never overlaps b's previous one.
   // Returns {0, 0} (and asserts in debug builds) if b is not allocated.
   BlockLocation Relocate(BlockNum b, uint64_t size);
   // Relocate in two steps, so that a failed write leaves b's old contents in place:
@@ -124,7 +147,7 @@ class BlockTable {
   //     since the begin and with no clone write outstanding (a clone reads its source
   //     extent, which a move may free). Empty otherwise, or without a checkpoint in
   //     progress.
-  //   AllocateSpaceBelow(size, line): space wholly below `line` (best fit), named by no
+  //   AllocateSpaceBelow(size, line): one extent wholly below `line` (best fit), named by no
   //     version yet; {0, 0} if no hole holds it. Never extends the file.
   //   MoveBlock(b, from, to): `to` holds a copy of from's bytes. Records it for b in the
   //     in-progress version, and in current where current still says `from`, and releases
@@ -190,10 +213,11 @@ class BlockTable {
   BlockLocation checkpointed_table_location() const;
 
   struct Stats {
-    uint64_t blocks;      // written blocks in current
-    uint64_t used_bytes;  // allocated bytes, including extents held only for checkpoints
-    uint64_t free_bytes;  // holes below file_bytes
-    uint64_t file_bytes;  // end of the highest allocated byte
+    uint64_t blocks;        // written blocks in current
+    uint64_t used_bytes;    // allocated bytes, including extents held only for checkpoints
+    uint64_t free_bytes;    // holes below file_bytes
+    uint64_t file_bytes;    // end of the highest allocated byte
+    uint64_t split_blocks;  // written blocks in current that lie in two extents
   };
   Stats stats() const;
 
@@ -218,6 +242,8 @@ class BlockTable {
   };
 
   bool InUseLocked(BlockNum b) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  BlockLocation AllocateLocked(uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FreeLocked(const BlockLocation& loc) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // b's extent `loc` has left current or in_progress: free it unless a version names it.
   void ReleaseIfUnnamedLocked(BlockNum b, BlockLocation loc) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees every extent of `dropped` that neither `kept` nor current names.

@@ -1,5 +1,6 @@
 #include "ft/tree_file.h"
 
+#include <algorithm>
 #include <ctime>
 #include <limits>
 #include <random>
@@ -227,7 +228,8 @@ Status TreeFile::Write(BlockNum b, std::string_view bytes, WriteKind kind) {
     ReaderMutexLock lock(&space_mu_);
     loc = table_.AllocateSpace(bytes.size());
   }
-  Status s = file_->Write(loc.offset, bytes);
+  Status s = file_->Write(loc.offset, loc.split() ? bytes.substr(0, loc.head_bytes) : bytes);
+  if (s.ok() && loc.split()) s = file_->Write(loc.tail_offset, bytes.substr(loc.head_bytes));
   if (!s.ok()) {
     table_.ReleaseSpace(loc);
     return s.WithContext(StrCat("block ", b));
@@ -244,12 +246,25 @@ Status TreeFile::Write(BlockNum b, std::string_view bytes, WriteKind kind) {
 
 Status TreeFile::ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint64_t n,
                             std::string* out) const {
-  Status s = file_->Read(loc.offset + offset, n, out);
+  // The part in the head extent, then (for a split block) the part in the tail.
+  const uint64_t in_head =
+      !loc.split() ? n : (offset >= loc.head_bytes ? 0 : std::min(n, loc.head_bytes - offset));
+  Status s;
+  if (in_head == n || in_head == 0) {
+    s = file_->Read(loc.FileOffset(offset), n, out);
+  } else {
+    s = file_->Read(loc.offset + offset, in_head, out);
+    std::string rest;
+    if (s.ok()) s = file_->Read(loc.tail_offset, n - in_head, &rest);
+    if (s.ok()) out->append(rest);
+  }
   if (s.IsCorruption()) {
     // File::Read reports a short read as Corruption: the file ends inside the block.
-    return Status::Corruption(StrCat(path_, ": block ", b, " at offset ", loc.offset, " (",
-                                     loc.size, " bytes) extends beyond the end of the file",
-                                     " (truncated)"));
+    const std::string where = loc.split()
+                                  ? StrCat("at offsets ", loc.offset, " and ", loc.tail_offset)
+                                  : StrCat("at offset ", loc.offset);
+    return Status::Corruption(StrCat(path_, ": block ", b, " ", where, " (", loc.size,
+                                     " bytes) extends beyond the end of the file", " (truncated)"));
   }
   if (!s.ok()) return s.WithContext(StrCat("block ", b));
   return Status::OK();

@@ -28,10 +28,21 @@ BlockLocation CompleteCheckpoint(BlockTable* table) {
   return loc;
 }
 
+// The [begin, end) byte ranges a location's extents occupy, rounded up to whole units.
+std::vector<std::pair<uint64_t, uint64_t>> Extents(BlockLocation loc) {
+  if (!loc.split()) return {{loc.offset, loc.offset + BlockAllocator::AlignedSize(loc.size)}};
+  return {
+      {loc.offset, loc.offset + loc.head_bytes},
+      {loc.tail_offset, loc.tail_offset + BlockAllocator::AlignedSize(loc.size - loc.head_bytes)}};
+}
+
 bool Overlaps(BlockLocation a, BlockLocation b) {
-  const uint64_t a_end = a.offset + BlockAllocator::AlignedSize(a.size);
-  const uint64_t b_end = b.offset + BlockAllocator::AlignedSize(b.size);
-  return a.offset < b_end && b.offset < a_end;
+  for (const auto& [a_begin, a_end] : Extents(a)) {
+    for (const auto& [b_begin, b_end] : Extents(b)) {
+      if (a_begin < b_end && b_begin < a_end) return true;
+    }
+  }
+  return false;
 }
 
 // Allocates `n` fresh extents of `size` bytes and reports whether any overlaps `held`;
@@ -55,8 +66,7 @@ std::map<BlockNum, BlockLocation> CurrentBlocks(const BlockTable& table) {
 }
 
 // A serialized table with the given entries and a correct checksum (unless told otherwise).
-std::string CraftTable(const std::vector<std::array<uint64_t, 3>>& entries,
-                       uint32_t version = BlockTable::kBlockTableFormatVersion) {
+std::string CraftTable(const std::vector<std::array<uint64_t, 3>>& entries, uint32_t version = 1) {
   std::string out = "FTBT";
   PutFixed32(&out, version);
   PutFixed64(&out, entries.size());
@@ -69,7 +79,35 @@ std::string CraftTable(const std::vector<std::array<uint64_t, 3>>& entries,
   return out;
 }
 
+// The same in version 2: number, offset, size, head bytes, tail offset.
+std::string CraftSplitTable(const std::vector<std::array<uint64_t, 5>>& entries) {
+  std::string out = "FTBT";
+  PutFixed32(&out, 2);
+  PutFixed64(&out, entries.size());
+  for (const auto& entry : entries) {
+    for (uint64_t field : entry) PutFixed64(&out, field);
+  }
+  PutFixed64(&out, Checksum64(out));
+  return out;
+}
+
 constexpr uint64_t kBase = BlockTable::kReservedFileBytes;
+constexpr uint64_t kHeadUnits = BlockAllocator::kMinSplitHead / kUnit;
+
+// A table whose last block lies in two holes: two freed (kHeadUnits + 4)-unit blocks, then
+// one of 2 * kHeadUnits units. Returns that block.
+BlockNum TableWithASplitBlock(BlockTable* table) {
+  std::vector<BlockNum> freed;
+  for (int i = 0; i < 2; ++i) {
+    freed.push_back(table->AllocateBlockNum());
+    table->Relocate(freed.back(), (kHeadUnits + 4) * kUnit);
+    table->Relocate(table->AllocateBlockNum(), kUnit);  // separator
+  }
+  for (BlockNum b : freed) table->FreeBlockNum(b);
+  const BlockNum split = table->AllocateBlockNum();
+  table->Relocate(split, 2 * kHeadUnits * kUnit - 10);
+  return split;
+}
 
 TEST(BlockTableTest, NewTableHasNoBlocks) {
   BlockTable table;
@@ -451,6 +489,98 @@ TEST(BlockTableTest, DeserializeRejectsEveryFlippedByteAndTruncation) {
   std::string longer = good + std::string(8, '\0');
   BlockTable out;
   EXPECT_TRUE(BlockTable::Deserialize(longer, &out).IsCorruption());
+}
+
+TEST(BlockTableTest, ABlockNoHoleHoldsLiesInTwoAndSerializesAsVersionTwo) {
+  BlockTable table;
+  const std::string before = table.SerializeCurrent();
+  EXPECT_EQ(DecodeFixed32(before.data() + 4), 1u);
+  const uint64_t end_before_split = [&] {
+    BlockTable probe;
+    for (int i = 0; i < 2; ++i) {
+      probe.Relocate(probe.AllocateBlockNum(), (kHeadUnits + 4) * kUnit);
+      probe.Relocate(probe.AllocateBlockNum(), kUnit);
+    }
+    return probe.stats().file_bytes;
+  }();
+  const BlockNum b = TableWithASplitBlock(&table);
+  BlockLocation loc;
+  ASSERT_TRUE(table.Lookup(b, &loc).ok());
+  ASSERT_TRUE(loc.split());
+  EXPECT_EQ(loc.head_bytes, (kHeadUnits + 4) * kUnit);
+  EXPECT_EQ(loc.FileOffset(0), loc.offset);
+  EXPECT_EQ(loc.FileOffset(loc.head_bytes), loc.tail_offset);
+  EXPECT_EQ(table.stats().file_bytes, end_before_split);  // the file did not grow
+  EXPECT_EQ(table.stats().split_blocks, 1u);
+  for (const auto& [other, other_loc] : CurrentBlocks(table)) {
+    if (other == b) continue;
+    EXPECT_FALSE(Overlaps(loc, other_loc)) << other;
+  }
+  const std::string bytes = table.SerializeCurrent();
+  EXPECT_EQ(DecodeFixed32(bytes.data() + 4), 2u);
+  BlockTable loaded;
+  ASSERT_TRUE(BlockTable::Deserialize(bytes, &loaded).ok());
+  EXPECT_EQ(CurrentBlocks(loaded), CurrentBlocks(table));
+  EXPECT_EQ(loaded.stats().used_bytes, table.stats().used_bytes);
+  EXPECT_EQ(loaded.stats().free_bytes, table.stats().free_bytes);
+  EXPECT_EQ(loaded.SerializeCurrent(), bytes);
+  // Both extents stay held while the loaded (checkpointed) version names them.
+  EXPECT_FALSE(FreshSpaceOverlaps(&loaded, {loc}, 8, 4 * kUnit));
+  // Once the split block is gone, the table is version 1 again and its space is free.
+  table.FreeBlockNum(b);
+  EXPECT_EQ(DecodeFixed32(table.SerializeCurrent().data() + 4), 1u);
+  EXPECT_EQ(table.stats().split_blocks, 0u);
+  EXPECT_TRUE(FreshSpaceOverlaps(&table, {loc}, 2, (kHeadUnits + 4) * kUnit));
+}
+
+TEST(BlockTableTest, DeserializeRejectsEveryFlippedByteOfASplitTable) {
+  BlockTable table;
+  TableWithASplitBlock(&table);
+  const std::string good = table.SerializeCurrent();
+  ASSERT_EQ(DecodeFixed32(good.data() + 4), 2u);
+  for (size_t i = 0; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x01);
+    BlockTable out;
+    EXPECT_TRUE(BlockTable::Deserialize(bad, &out).IsCorruption()) << "byte " << i;
+  }
+  for (size_t n = 0; n < good.size(); ++n) {
+    BlockTable out;
+    EXPECT_TRUE(BlockTable::Deserialize(good.substr(0, n), &out).IsCorruption()) << n;
+  }
+}
+
+TEST(BlockTableTest, DeserializeNamesBadSplits) {
+  const uint64_t head = 16 * kUnit;
+  const uint64_t tail = kBase + 32 * kUnit;
+  struct Case {
+    std::string bytes;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {CraftSplitTable({{1, kBase, 10 * kUnit, 10 * kUnit, tail}}), "bad split"},
+      {CraftSplitTable({{1, kBase, 20 * kUnit, 10 * kUnit + 1, tail}}), "bad split"},
+      {CraftSplitTable({{1, kBase, 20 * kUnit, head, 0}}), "bad split"},
+      {CraftSplitTable({{1, kBase, 20 * kUnit, head, tail + 5}}), "bad split"},
+      {CraftSplitTable({{1, kBase, 20 * kUnit, head, UINT64_MAX - kUnit + 1}}), "bad split"},
+      {CraftSplitTable({{1, kBase, 20 * kUnit, 0, tail}}), "tail offset without head bytes"},
+      // The tail lands on the head, or on another block.
+      {CraftSplitTable({{1, kBase, 20 * kUnit, head, kBase + kUnit}}), "overlaps"},
+      {CraftSplitTable({{1, kBase, 20 * kUnit, head, tail}, {2, tail + kUnit, 10, 0, 0}}),
+       "overlaps"},
+  };
+  for (const Case& c : cases) {
+    BlockTable out;
+    const Status s = BlockTable::Deserialize(c.bytes, &out);
+    ASSERT_TRUE(s.IsCorruption()) << c.expected;
+    EXPECT_NE(s.message().find(c.expected), std::string::npos) << s.ToString();
+  }
+  // A well-formed split loads.
+  BlockTable good;
+  ASSERT_TRUE(
+      BlockTable::Deserialize(CraftSplitTable({{1, kBase, 20 * kUnit, head, tail}}), &good).ok());
+  EXPECT_EQ(good.stats().split_blocks, 1u);
+  EXPECT_EQ(good.stats().used_bytes, 20 * kUnit);
 }
 
 TEST(BlockTableTest, DeserializeNamesWhatWasWrong) {
