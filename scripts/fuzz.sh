@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 build="${FERN_FUZZ_BUILD_DIR:-build-fuzz}"
-targets=(log_record_fuzzer node_fuzzer)
+targets=(block_table_fuzzer log_record_fuzzer node_fuzzer)
 
 scripts/install-deps.sh --fuzz
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

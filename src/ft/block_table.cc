@@ -36,19 +36,46 @@ uint64_t BlockLocation::AlignedBytes() const {
 }
 
 void BlockTable::Translation::Set(BlockNum b, BlockLocation loc) {
-  if (static_cast<size_t>(b) >= locations.size()) {
-    if (loc.offset == 0) return;
-    locations.resize(static_cast<size_t>(b) + 1);
+  if (loc.offset == 0) {
+    locations.erase(b);
+  } else {
+    locations[b] = loc;
   }
-  locations[b] = loc;
 }
 
-BlockTable::BlockTable()
-    : allocator_(kReservedFileBytes), number_state_(kFirstBlockNum, NumberState::kInUse) {}
+BlockNum BlockTable::FreeNumbers::TakeLowest() {
+  auto it = ranges_.begin();
+  const auto [first, last] = *it;
+  ranges_.erase(it);
+  if (first < last) ranges_.emplace(first + 1, last);
+  return first;
+}
+
+void BlockTable::FreeNumbers::Insert(BlockNum b) { InsertRange(b, b); }
+
+void BlockTable::FreeNumbers::InsertRange(BlockNum first, BlockNum last) {
+  // Merge with a range ending just below and one starting just above.
+  auto next = ranges_.lower_bound(first);
+  if (next != ranges_.begin()) {
+    auto prev = std::prev(next);
+    if (prev->second + 1 == first) {
+      first = prev->first;
+      ranges_.erase(prev);
+    }
+  }
+  next = ranges_.lower_bound(first);
+  if (next != ranges_.end() && next->first == last + 1) {
+    last = next->second;
+    ranges_.erase(next);
+  }
+  ranges_.emplace(first, last);
+}
+
+BlockTable::BlockTable() : allocator_(kReservedFileBytes) {}
 
 bool BlockTable::InUseLocked(BlockNum b) const {
-  return b >= kFirstBlockNum && static_cast<size_t>(b) < number_state_.size() &&
-         number_state_[b] == NumberState::kInUse;
+  auto it = number_state_.find(b);
+  return it != number_state_.end() && it->second == NumberState::kInUse;
 }
 
 bool BlockTable::IsAllocated(BlockNum b) const {
@@ -58,14 +85,7 @@ bool BlockTable::IsAllocated(BlockNum b) const {
 
 BlockNum BlockTable::AllocateBlockNum() {
   MutexLock lock(&mu_);
-  BlockNum b;
-  if (!free_numbers_.empty()) {
-    b = *free_numbers_.begin();
-    free_numbers_.erase(free_numbers_.begin());
-  } else {
-    b = static_cast<BlockNum>(number_state_.size());
-    number_state_.push_back(NumberState::kFree);
-  }
+  const BlockNum b = free_numbers_.empty() ? next_number_++ : free_numbers_.TakeLowest();
   number_state_[b] = NumberState::kInUse;
   return b;
 }
@@ -107,8 +127,8 @@ void BlockTable::FreeBlockNum(BlockNum b) {
     number_state_[b] = NumberState::kRetired;
     retired_numbers_.push_back(b);
   } else {
-    number_state_[b] = NumberState::kFree;
-    free_numbers_.insert(b);
+    number_state_.erase(b);
+    free_numbers_.Insert(b);
   }
 }
 
@@ -206,9 +226,8 @@ std::vector<std::pair<BlockNum, BlockLocation>> BlockTable::TailBlocks(uint64_t*
   // What the checkpoint needs: its blocks and the table about to be written for them.
   uint64_t need = allocator_.reserved_bytes();
   uint64_t entries = 0;
-  for (size_t b = kFirstBlockNum; b < in_progress_.locations.size(); ++b) {
-    const BlockLocation& loc = in_progress_.locations[b];
-    if (loc.offset == 0) continue;
+  for (const auto& [b, loc] : in_progress_.locations) {
+    if (b < kFirstBlockNum) continue;
     need += loc.AlignedBytes();
     ++entries;
   }
@@ -216,10 +235,8 @@ std::vector<std::pair<BlockNum, BlockLocation>> BlockTable::TailBlocks(uint64_t*
   const uint64_t end = allocator_.file_end();
   if (end <= need || end - need <= std::max(need / 2, kMinExcess)) return tail;
   *line = need + std::max(need / 8, kMinSlack);
-  for (size_t b = kFirstBlockNum; b < in_progress_.locations.size(); ++b) {
-    const BlockLocation& loc = in_progress_.locations[b];
-    if (loc.offset == 0 || loc.AlignedEnd() <= *line) continue;
-    const auto block = static_cast<BlockNum>(b);
+  for (const auto& [block, loc] : in_progress_.locations) {
+    if (block < kFirstBlockNum || loc.AlignedEnd() <= *line) continue;
     if (current_.at(block).offset != loc.offset || clone_writes_.count(block) != 0) continue;
     tail.emplace_back(block, loc);
   }
@@ -247,9 +264,10 @@ bool BlockTable::MoveBlock(BlockNum b, BlockLocation from, BlockLocation to) {
 std::string BlockTable::Serialize(const Translation& t) {
   uint64_t count = 0;
   bool any_split = false;
-  for (size_t b = kFirstBlockNum; b < t.locations.size(); ++b) {
-    if (t.locations[b].offset != 0) ++count;
-    any_split = any_split || t.locations[b].split();
+  for (const auto& [b, loc] : t.locations) {
+    if (b < kFirstBlockNum) continue;
+    ++count;
+    any_split = any_split || loc.split();
   }
   const size_t entry_bytes = any_split ? kSplitEntryBytes : kEntryBytes;
   std::string out;
@@ -257,9 +275,8 @@ std::string BlockTable::Serialize(const Translation& t) {
   out.append(kMagic, sizeof(kMagic));
   PutFixed32(&out, any_split ? 2 : 1);
   PutFixed64(&out, count);
-  for (size_t b = kFirstBlockNum; b < t.locations.size(); ++b) {
-    const BlockLocation& loc = t.locations[b];
-    if (loc.offset == 0) continue;
+  for (const auto& [b, loc] : t.locations) {
+    if (b < kFirstBlockNum) continue;
     PutFixed64(&out, static_cast<uint64_t>(b));
     PutFixed64(&out, loc.offset);
     PutFixed64(&out, loc.size);
@@ -288,14 +305,8 @@ Status BlockTable::Deserialize(std::string_view in, BlockLocation table_location
   if (in.substr(0, sizeof(kMagic)) != std::string_view(kMagic, sizeof(kMagic))) {
     return TableCorruption(StrCat("bad magic \"", EscapeBytes(in.substr(0, 4)), "\""));
   }
-  const uint32_t version = DecodeFixed32(in.data() + 4);
-  // An unknown version is reported once the checksum shows the bytes are as written.
-  const size_t entry_bytes = version == 2 ? kSplitEntryBytes : kEntryBytes;
-  const uint64_t count = DecodeFixed64(in.data() + 8);
-  if (count > (in.size() - kPrefixBytes - kChecksumBytes) / entry_bytes ||
-      kPrefixBytes + count * entry_bytes + kChecksumBytes != in.size()) {
-    return TableCorruption(StrCat("length ", in.size(), " does not match ", count, " entries"));
-  }
+  // The checksum first (it covers everything but itself, whatever the version), so that an
+  // unknown version is reported as such only for bytes that are as written.
   const size_t body = in.size() - kChecksumBytes;
   const uint64_t stored = DecodeFixed64(in.data() + body);
   const uint64_t actual = Checksum64(in.substr(0, body));
@@ -303,8 +314,15 @@ Status BlockTable::Deserialize(std::string_view in, BlockLocation table_location
     return TableCorruption(
         StrCat("checksum mismatch (stored ", stored, ", computed ", actual, ")"));
   }
+  const uint32_t version = DecodeFixed32(in.data() + 4);
   if (version < 1 || version > kBlockTableFormatVersion) {
     return TableCorruption(StrCat("unsupported format version ", version));
+  }
+  const size_t entry_bytes = version == 2 ? kSplitEntryBytes : kEntryBytes;
+  const uint64_t count = DecodeFixed64(in.data() + 8);
+  if (count > (in.size() - kPrefixBytes - kChecksumBytes) / entry_bytes ||
+      kPrefixBytes + count * entry_bytes + kChecksumBytes != in.size()) {
+    return TableCorruption(StrCat("length ", in.size(), " does not match ", count, " entries"));
   }
 
   BlockAllocator allocator(kReservedFileBytes);
@@ -329,14 +347,13 @@ Status BlockTable::Deserialize(std::string_view in, BlockLocation table_location
       return TableCorruption(StrCat("block ", b, ": implausible size ", loc.size));
     }
     if (loc.offset < kReservedFileBytes || loc.offset % BlockAllocator::kAlignment != 0 ||
-        loc.offset > UINT64_MAX - kMaxBlockBytes - BlockAllocator::kAlignment) {
+        loc.offset > kMaxFileBytes) {
       return TableCorruption(StrCat("block ", b, ": bad offset ", loc.offset));
     }
     if (loc.split()) {
       if (loc.head_bytes >= loc.size || loc.head_bytes % BlockAllocator::kAlignment != 0 ||
           loc.tail_offset < kReservedFileBytes ||
-          loc.tail_offset % BlockAllocator::kAlignment != 0 ||
-          loc.tail_offset > UINT64_MAX - kMaxBlockBytes - BlockAllocator::kAlignment) {
+          loc.tail_offset % BlockAllocator::kAlignment != 0 || loc.tail_offset > kMaxFileBytes) {
         return TableCorruption(StrCat("block ", b, ": bad split (", loc.head_bytes, " of its ",
                                       loc.size, " bytes at ", loc.offset, ", the rest at ",
                                       loc.tail_offset, ")"));
@@ -364,17 +381,17 @@ Status BlockTable::Deserialize(std::string_view in, BlockLocation table_location
 
   MutexLock lock(&out->mu_);
   out->allocator_ = std::move(allocator);
-  out->number_state_.assign(std::max<size_t>(table.locations.size(), kFirstBlockNum),
-                            NumberState::kFree);
-  out->free_numbers_.clear();
+  // The numbers the table names are in use; the gaps between them are free.
+  out->number_state_.clear();
+  out->free_numbers_.Clear();
   out->retired_numbers_.clear();
-  for (size_t b = 0; b < out->number_state_.size(); ++b) {
-    if (b < static_cast<size_t>(kFirstBlockNum) || table.locations[b].offset != 0) {
-      out->number_state_[b] = NumberState::kInUse;
-    } else {
-      out->free_numbers_.insert(static_cast<BlockNum>(b));
-    }
+  BlockNum next = kFirstBlockNum;
+  for (const auto& [b, loc] : table.locations) {
+    if (b > next) out->free_numbers_.InsertRange(next, b - 1);
+    out->number_state_[b] = NumberState::kInUse;
+    next = b + 1;
   }
+  out->next_number_ = next;
   out->written_blocks_ = count;
   out->current_ = table;
   out->checkpointed_ = std::move(table);
@@ -418,10 +435,7 @@ BlockLocation BlockTable::AllocateTableSpace(uint64_t size) {
 }
 
 void BlockTable::FreeDroppedExtentsLocked(const Translation& dropped, const Translation& kept) {
-  for (size_t i = 0; i < dropped.locations.size(); ++i) {
-    const BlockLocation& loc = dropped.locations[i];
-    if (loc.offset == 0) continue;
-    const auto b = static_cast<BlockNum>(i);
+  for (const auto& [b, loc] : dropped.locations) {
     if (kept.at(b).offset == loc.offset || current_.at(b).offset == loc.offset) continue;
     FreeLocked(loc);
   }
@@ -433,8 +447,8 @@ void BlockTable::ReleaseRetiredNumbersLocked(const Translation& kept) {
     if (kept.at(b).offset != 0) {
       still_named.push_back(b);
     } else {
-      number_state_[b] = NumberState::kFree;
-      free_numbers_.insert(b);
+      number_state_.erase(b);
+      free_numbers_.Insert(b);
     }
   }
   retired_numbers_ = std::move(still_named);
@@ -482,15 +496,20 @@ BlockLocation BlockTable::checkpointed_table_location() const {
 BlockTable::Stats BlockTable::stats() const {
   MutexLock lock(&mu_);
   uint64_t split_blocks = 0;
-  for (const BlockLocation& loc : current_.locations) split_blocks += loc.split() ? 1 : 0;
+  for (const auto& [b, loc] : current_.locations) split_blocks += loc.split() ? 1 : 0;
   return Stats{written_blocks_, allocator_.allocated_bytes(), allocator_.free_bytes(),
                allocator_.file_end(), split_blocks};
 }
 
+uint64_t BlockTable::file_bytes() const {
+  MutexLock lock(&mu_);
+  return allocator_.file_end();
+}
+
 void BlockTable::ForEachBlock(const std::function<void(BlockNum, BlockLocation)>& fn) const {
   MutexLock lock(&mu_);
-  for (size_t b = kFirstBlockNum; b < current_.locations.size(); ++b) {
-    if (current_.locations[b].offset != 0) fn(static_cast<BlockNum>(b), current_.locations[b]);
+  for (const auto& [b, loc] : current_.locations) {
+    if (b >= kFirstBlockNum) fn(b, loc);
   }
 }
 

@@ -34,7 +34,8 @@
 //   16          E*N   entries in ascending block-number order (E = 24 in version 1, 40 in
 //                     version 2), each:
 //                       +0  8  block number (>= kFirstBlockNum, < kMaxBlockNum)
-//                       +8  8  offset in the file (multiple of 4096, >= kReservedFileBytes)
+//                       +8  8  offset in the file (multiple of 4096, >= kReservedFileBytes,
+//                              <= kMaxFileBytes)
 //                       +16 8  size in bytes (<= kMaxBlockBytes)
 //                     and in version 2:
 //                       +24 8  head bytes: 0 for one extent, else the bytes at `offset`
@@ -60,6 +61,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "cachetable/cachetable.h"
 #include "fern/status.h"
@@ -98,9 +101,13 @@ class BlockTable {
   static constexpr uint64_t kReservedFileBytes = 2 * 4096;
   static constexpr BlockNum kTableBlockNum = 0;
   static constexpr BlockNum kFirstBlockNum = 1;
-  // Limits a loaded table must respect; they bound the memory a damaged table can demand.
+  // Limits a loaded table must respect. A loaded table's memory follows its entries, not
+  // its highest number (versions are maps and free numbers ranges).
   static constexpr BlockNum kMaxBlockNum = BlockNum{1} << 32;
   static constexpr uint64_t kMaxBlockBytes = uint64_t{1} << 36;  // 64 GiB
+  // No extent of a loaded table starts past this (4 PiB), so that the file's end plus any
+  // number of later blocks stays far from overflowing 64 bits.
+  static constexpr uint64_t kMaxFileBytes = uint64_t{1} << 52;
 
   BlockTable();  // empty: only the reserved block numbers exist
   BlockTable(const BlockTable&) = delete;
@@ -219,24 +226,43 @@ class BlockTable {
     uint64_t file_bytes;    // end of the highest allocated byte
     uint64_t split_blocks;  // written blocks in current that lie in two extents
   };
+  // Counts the split blocks by visiting every block: for reports, not hot paths.
   Stats stats() const;
+  // stats().file_bytes without the visit.
+  uint64_t file_bytes() const;
 
   // Calls fn for every written block of the current version, in ascending number order.
   // Runs under the table's mutex: fn must not call back into this table.
   void ForEachBlock(const std::function<void(BlockNum, BlockLocation)>& fn) const;
 
  private:
-  // One version: entry b is block b's location, offset 0 when the version has none.
+  // One version: the locations of the blocks it names, by number; a number it does not
+  // name reads as {0, 0}. A map, not a vector indexed by number, so that memory follows
+  // the blocks, not the highest number (a table naming block 2^32 - 1 alone takes one entry).
   struct Translation {
-    std::vector<BlockLocation> locations;
+    absl::btree_map<BlockNum, BlockLocation> locations;
 
     BlockLocation at(BlockNum b) const {
-      return b >= 0 && static_cast<size_t>(b) < locations.size() ? locations[b] : BlockLocation{};
+      auto it = locations.find(b);
+      return it == locations.end() ? BlockLocation{} : it->second;
     }
     void Set(BlockNum b, BlockLocation loc);
   };
+  // The free numbers below next_number_, as disjoint ranges [first, last] keyed by first:
+  // a loaded table's gaps take one range each, however wide.
+  class FreeNumbers {
+   public:
+    bool empty() const { return ranges_.empty(); }
+    BlockNum TakeLowest();  // REQUIRES: !empty()
+    void Insert(BlockNum b);
+    void InsertRange(BlockNum first, BlockNum last);
+    void Clear() { ranges_.clear(); }
+
+   private:
+    absl::btree_map<BlockNum, BlockNum> ranges_;
+  };
+  // A number not free (free numbers are in free_numbers_ or at or above next_number_).
   enum class NumberState : uint8_t {
-    kFree,     // in free_numbers_
     kInUse,    // handed out by AllocateBlockNum (or loaded)
     kRetired,  // freed, but a checkpoint version still names it
   };
@@ -260,9 +286,11 @@ class BlockTable {
   Translation checkpointed_ ABSL_GUARDED_BY(mu_);
   Translation in_progress_ ABSL_GUARDED_BY(mu_);
   bool checkpoint_in_progress_ ABSL_GUARDED_BY(mu_) = false;
-  // Indexed by block number; numbers below kFirstBlockNum are never handed out.
-  std::vector<NumberState> number_state_ ABSL_GUARDED_BY(mu_);
-  std::set<BlockNum> free_numbers_ ABSL_GUARDED_BY(mu_);
+  // The state of every number below next_number_ that is not free (absent: free); numbers
+  // below kFirstBlockNum are never handed out.
+  absl::flat_hash_map<BlockNum, NumberState> number_state_ ABSL_GUARDED_BY(mu_);
+  BlockNum next_number_ ABSL_GUARDED_BY(mu_) = kFirstBlockNum;  // the lowest never handed out
+  FreeNumbers free_numbers_ ABSL_GUARDED_BY(mu_);
   std::vector<BlockNum> retired_numbers_ ABSL_GUARDED_BY(mu_);
   uint64_t written_blocks_ ABSL_GUARDED_BY(mu_) = 0;
   // Blocks with a PrepareCloneWrite whose SetCloneLocation has not come yet.

@@ -256,7 +256,11 @@ Status TreeFile::ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint
     s = file_->Read(loc.offset + offset, in_head, out);
     std::string rest;
     if (s.ok()) s = file_->Read(loc.tail_offset, n - in_head, &rest);
-    if (s.ok()) out->append(rest);
+    if (s.ok()) {
+      out->append(rest);
+    } else {
+      out->clear();  // as File::Read leaves it after a short read
+    }
   }
   if (s.IsCorruption()) {
     // File::Read reports a short read as Corruption: the file ends inside the block.
@@ -448,7 +452,7 @@ void TreeFile::CompactTail() {
 
 void TreeFile::TrimFileTail() {
   MutexLock lock(&space_mu_);
-  const uint64_t end = table_.stats().file_bytes;
+  const uint64_t end = table_.file_bytes();
   uint64_t size = 0;
   if (!file_->Size(&size).ok() || size <= end) return;
   // Best effort: a failed truncate only leaves unreferenced bytes at the end of the file,

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "ft/tree_file_test_util.h"
 #include "gtest/gtest.h"
 #include "util/checksum.h"
 #include "util/coding.h"
@@ -28,22 +29,7 @@ BlockLocation CompleteCheckpoint(BlockTable* table) {
   return loc;
 }
 
-// The [begin, end) byte ranges a location's extents occupy, rounded up to whole units.
-std::vector<std::pair<uint64_t, uint64_t>> Extents(BlockLocation loc) {
-  if (!loc.split()) return {{loc.offset, loc.offset + BlockAllocator::AlignedSize(loc.size)}};
-  return {
-      {loc.offset, loc.offset + loc.head_bytes},
-      {loc.tail_offset, loc.tail_offset + BlockAllocator::AlignedSize(loc.size - loc.head_bytes)}};
-}
-
-bool Overlaps(BlockLocation a, BlockLocation b) {
-  for (const auto& [a_begin, a_end] : Extents(a)) {
-    for (const auto& [b_begin, b_end] : Extents(b)) {
-      if (a_begin < b_end && b_begin < a_end) return true;
-    }
-  }
-  return false;
-}
+bool Overlaps(BlockLocation a, BlockLocation b) { return tree_file_test::ExtentsOverlap(a, b); }
 
 // Allocates `n` fresh extents of `size` bytes and reports whether any overlaps `held`;
 // gives them back afterwards.
@@ -563,6 +549,8 @@ TEST(BlockTableTest, DeserializeNamesBadSplits) {
       {CraftSplitTable({{1, kBase, 20 * kUnit, head, 0}}), "bad split"},
       {CraftSplitTable({{1, kBase, 20 * kUnit, head, tail + 5}}), "bad split"},
       {CraftSplitTable({{1, kBase, 20 * kUnit, head, UINT64_MAX - kUnit + 1}}), "bad split"},
+      {CraftSplitTable({{1, kBase, 20 * kUnit, head, BlockTable::kMaxFileBytes + kUnit}}),
+       "bad split"},
       {CraftSplitTable({{1, kBase, 20 * kUnit, 0, tail}}), "tail offset without head bytes"},
       // The tail lands on the head, or on another block.
       {CraftSplitTable({{1, kBase, 20 * kUnit, head, kBase + kUnit}}), "overlaps"},
@@ -605,6 +593,8 @@ TEST(BlockTableTest, DeserializeNamesWhatWasWrong) {
       {CraftTable({{1, 0, 10}}), "bad offset"},
       {CraftTable({{1, kBase + 100, 10}}), "bad offset"},
       {CraftTable({{1, UINT64_MAX - kUnit + 1, 10}}), "bad offset"},
+      // Past 4 PiB: the end of such a file plus later blocks could overflow.
+      {CraftTable({{1, BlockTable::kMaxFileBytes + kUnit, 10}}), "bad offset"},
       {CraftTable({{1, kBase, uint64_t{1} << 50}}), "implausible size"},
   };
   for (const Case& c : cases) {
@@ -613,6 +603,37 @@ TEST(BlockTableTest, DeserializeNamesWhatWasWrong) {
     ASSERT_TRUE(s.IsCorruption()) << c.expected;
     EXPECT_NE(s.message().find(c.expected), std::string::npos) << s.ToString();
   }
+}
+
+// Memory follows the entries, not the highest number: a table naming only the highest
+// number the format allows loads at once (a vector indexed by number took 128 GiB), and
+// the numbers below it are handed out lowest first.
+TEST(BlockTableTest, ATableNamingOnlyAHugeBlockNumberLoadsAndAllocatesBelowIt) {
+  const BlockNum high = BlockTable::kMaxBlockNum - 1;
+  const BlockNum middle = BlockNum{1} << 31;
+  BlockTable table;
+  ASSERT_TRUE(
+      BlockTable::Deserialize(CraftTable({{5, kBase, 10},
+                                          {static_cast<uint64_t>(middle), kBase + kUnit, 10},
+                                          {static_cast<uint64_t>(high), kBase + 2 * kUnit, 10}}),
+                              &table)
+          .ok());
+  EXPECT_TRUE(table.IsAllocated(high));
+  EXPECT_TRUE(table.IsAllocated(middle));
+  EXPECT_FALSE(table.IsAllocated(high - 1));
+  std::vector<BlockNum> got;
+  for (int i = 0; i < 6; ++i) got.push_back(table.AllocateBlockNum());
+  EXPECT_EQ(got, (std::vector<BlockNum>{1, 2, 3, 4, 6, 7}));
+  table.FreeBlockNum(3);  // no checkpoint names it: free again at once
+  EXPECT_EQ(table.AllocateBlockNum(), 3);
+  table.FreeBlockNum(5);  // the checkpoint (the loaded table) names it: retired
+  EXPECT_EQ(table.AllocateBlockNum(), 8);
+  CompleteCheckpoint(&table);
+  EXPECT_EQ(table.AllocateBlockNum(), 5);
+  table.Relocate(got[0], kUnit);
+  BlockTable again;
+  ASSERT_TRUE(BlockTable::Deserialize(table.SerializeCurrent(), &again).ok());
+  EXPECT_EQ(CurrentBlocks(again), CurrentBlocks(table));
 }
 
 TEST(BlockTableTest, FailedDeserializeLeavesTheTableUnchanged) {

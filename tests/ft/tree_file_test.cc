@@ -185,8 +185,7 @@ TEST_F(TreeFileTest, ReopenWithoutCheckpointRestoresTheCheckpointedState) {
   }
   for (const auto& [b, loc] : Blocks()) {
     for (const auto& [cb, cloc] : checkpointed_locations) {
-      const bool overlap = loc.offset < cloc.offset + BlockAllocator::AlignedSize(cloc.size) &&
-                           cloc.offset < loc.offset + BlockAllocator::AlignedSize(loc.size);
+      const bool overlap = ExtentsOverlap(loc, cloc);
       EXPECT_TRUE(!overlap || (b == cb && loc == cloc))
           << "block " << b << " was written over checkpointed block " << cb;
     }

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "ft/tree_file.h"
 #include "gtest/gtest.h"
@@ -22,6 +23,25 @@
 namespace fern::tree_file_test {
 
 inline constexpr uint64_t kUnit = BlockAllocator::kAlignment;
+
+// Whether two locations share a 4096-byte unit (either may lie in two extents).
+inline bool ExtentsOverlap(const BlockLocation& a, const BlockLocation& b) {
+  auto extents = [](const BlockLocation& l) {
+    if (!l.split()) {
+      return std::vector<std::pair<uint64_t, uint64_t>>{
+          {l.offset, l.offset + BlockAllocator::AlignedSize(l.size)}};
+    }
+    return std::vector<std::pair<uint64_t, uint64_t>>{
+        {l.offset, l.offset + l.head_bytes},
+        {l.tail_offset, l.tail_offset + BlockAllocator::AlignedSize(l.size - l.head_bytes)}};
+  };
+  for (const auto& [a_begin, a_end] : extents(a)) {
+    for (const auto& [b_begin, b_end] : extents(b)) {
+      if (a_begin < b_end && b_begin < a_end) return true;
+    }
+  }
+  return false;
+}
 
 // Fails or tears I/O on one path, as the hooks say; installed for the test's lifetime.
 class ScopedInjector : public FaultInjector {

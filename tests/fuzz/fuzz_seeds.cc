@@ -4,6 +4,8 @@
 //                           buffered messages, one table per codec) and single partition frames
 //   OUT/log_record_fuzzer/  one framed record of every type, a log file header followed by
 //                           records, a record group, and the head of a real log
+//   OUT/block_table_fuzzer/ serialized block tables: empty, version 1, and version 2 with
+//                           blocks split in two extents
 // Usage: fuzz_seeds OUT   (OUT and its subdirectories are created; existing files are kept)
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "fern/fern.h"
+#include "ft/block_table.h"
 #include "ft/leaf_frame.h"
 #include "ft/node_format.h"
 #include "ft/tree_file.h"
@@ -184,6 +187,23 @@ bool WriteLogSeeds(const fs::path& env_dir, const fs::path& out) {
   return true;
 }
 
+// Block tables: empty, one-extent blocks (version 1), and with split blocks (version 2),
+// made as a table file makes them.
+void WriteBlockTableSeeds(const fs::path& out) {
+  BlockTable table;
+  WriteSeed(out, "empty", table.SerializeCurrent());
+  std::vector<BlockNum> blocks;
+  for (int i = 0; i < 6; ++i) {
+    blocks.push_back(table.AllocateBlockNum());
+    table.Relocate(blocks.back(), (100 + 20 * i) << 10);
+    table.Relocate(table.AllocateBlockNum(), 4096);  // keeps the holes below apart
+  }
+  WriteSeed(out, "one-extent", table.SerializeCurrent());
+  for (size_t i = 0; i < blocks.size(); i += 2) table.FreeBlockNum(blocks[i]);
+  for (int i = 0; i < 3; ++i) table.Relocate(table.AllocateBlockNum(), 300 << 10);
+  WriteSeed(out, "split", table.SerializeCurrent());
+}
+
 }  // namespace
 }  // namespace fern
 
@@ -199,6 +219,8 @@ int main(int argc, char** argv) {
   fs::remove_all(env_dir, ec);
   fs::create_directories(out / "node_fuzzer");
   fs::create_directories(out / "log_record_fuzzer");
+  fs::create_directories(out / "block_table_fuzzer");
+  fern::WriteBlockTableSeeds(out / "block_table_fuzzer");
   bool ok = fern::WriteNodeSeeds(env_dir, out / "node_fuzzer") &&
             fern::WriteLogSeeds(env_dir, out / "log_record_fuzzer");
   fs::remove_all(env_dir, ec);

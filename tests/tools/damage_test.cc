@@ -118,7 +118,7 @@ TEST(DamageTest, FlippedByteInABlockIsCorruptionAndFtverifyNamesTheBlock) {
     });
   }
   ASSERT_GE(victim, 0);
-  FlipByte(file, where.offset + where.size / 2);
+  FlipByte(file, where.FileOffset(where.size / 2));
 
   ToolResult r = RunTool(std::string(FERN_FTVERIFY) + " " + file);
   EXPECT_EQ(r.exit_code, 1) << r.output;

@@ -126,7 +126,7 @@ TEST(FtverifyUnknownComparatorTest, DamagedBlockIsStillAProblem) {
   ASSERT_GE(victim, 0);
   {
     std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
-    const auto at = static_cast<std::streamoff>(where.offset + where.size / 2);
+    const auto at = static_cast<std::streamoff>(where.FileOffset(where.size / 2));
     f.seekg(at);
     char c;
     f.read(&c, 1);
