@@ -48,6 +48,25 @@ BlockAllocator::Placement BlockAllocator::AllocateSplittable(uint64_t size) {
   return Placement{head_offset, largest, Allocate(aligned - largest)};
 }
 
+BlockAllocator::Placement BlockAllocator::AllocateSplittableBelow(uint64_t size, uint64_t limit) {
+  if (const uint64_t offset = AllocateBelow(size, limit); offset != 0) return {offset, 0, 0};
+  const uint64_t aligned = AlignedSize(size);
+  // The largest hole wholly below the limit (none holds the whole block).
+  for (auto it = free_by_size_.rbegin(); it != free_by_size_.rend(); ++it) {
+    const auto [hole_size, head_offset] = *it;
+    if (hole_size < kMinSplitHead) break;
+    if (head_offset > limit || hole_size > limit - head_offset) continue;
+    EraseFree(free_by_offset_.find(head_offset));
+    const uint64_t tail_offset = AllocateBelow(aligned - hole_size, limit);
+    if (tail_offset == 0) {
+      Free(head_offset, hole_size);  // back as it was
+      return {};
+    }
+    return {head_offset, hole_size, tail_offset};
+  }
+  return {};
+}
+
 void BlockAllocator::FreeSplittable(const Placement& placement, uint64_t size) {
   if (placement.head_bytes == 0) {
     Free(placement.offset, size);

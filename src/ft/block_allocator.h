@@ -61,6 +61,11 @@ class BlockAllocator {
   };
   static constexpr uint64_t kMinSplitHead = uint64_t{64} << 10;
   Placement AllocateSplittable(uint64_t size);
+  // Like AllocateSplittable, wholly below `limit` and never extending the file (for moving
+  // blocks down: BlockTable::TailBlocks): one hole below the limit if one holds the block,
+  // else the largest hole below it (at least kMinSplitHead) for the head and the best fit
+  // below it for the rest. {0, 0, 0}, with nothing taken, when neither works.
+  Placement AllocateSplittableBelow(uint64_t size, uint64_t limit);
   // Frees what AllocateSplittable(size) returned as `placement`.
   void FreeSplittable(const Placement& placement, uint64_t size);
 

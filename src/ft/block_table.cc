@@ -248,8 +248,9 @@ std::vector<std::pair<BlockNum, BlockLocation>> BlockTable::TailBlocks(uint64_t*
 
 BlockLocation BlockTable::AllocateSpaceBelow(uint64_t size, uint64_t line) {
   MutexLock lock(&mu_);
-  const uint64_t offset = allocator_.AllocateBelow(size, line);
-  return offset == 0 ? BlockLocation{} : BlockLocation{offset, size};
+  const BlockAllocator::Placement p = allocator_.AllocateSplittableBelow(size, line);
+  return p.offset == 0 ? BlockLocation{}
+                       : BlockLocation{p.offset, size, p.head_bytes, p.tail_offset};
 }
 
 bool BlockTable::MoveBlock(BlockNum b, BlockLocation from, BlockLocation to) {

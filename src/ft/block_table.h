@@ -154,7 +154,8 @@ class BlockTable {
   //     since the begin and with no clone write outstanding (a clone reads its source
   //     extent, which a move may free). Empty otherwise, or without a checkpoint in
   //     progress.
-  //   AllocateSpaceBelow(size, line): one extent wholly below `line` (best fit), named by no
+  //   AllocateSpaceBelow(size, line): space wholly below `line` (best fit; two extents when
+  //     no hole below it holds the block: BlockAllocator::AllocateSplittableBelow), named by no
   //     version yet; {0, 0} if no hole holds it. Never extends the file.
   //   MoveBlock(b, from, to): `to` holds a copy of from's bytes. Records it for b in the
   //     in-progress version, and in current where current still says `from`, and releases

@@ -228,8 +228,7 @@ Status TreeFile::Write(BlockNum b, std::string_view bytes, WriteKind kind) {
     ReaderMutexLock lock(&space_mu_);
     loc = table_.AllocateSpace(bytes.size());
   }
-  Status s = file_->Write(loc.offset, loc.split() ? bytes.substr(0, loc.head_bytes) : bytes);
-  if (s.ok() && loc.split()) s = file_->Write(loc.tail_offset, bytes.substr(loc.head_bytes));
+  Status s = WriteExtents(loc, bytes);
   if (!s.ok()) {
     table_.ReleaseSpace(loc);
     return s.WithContext(StrCat("block ", b));
@@ -242,6 +241,12 @@ Status TreeFile::Write(BlockNum b, std::string_view bytes, WriteKind kind) {
     return s.WithContext(path_);
   }
   return Status::OK();
+}
+
+Status TreeFile::WriteExtents(const BlockLocation& loc, std::string_view bytes) {
+  if (!loc.split()) return file_->Write(loc.offset, bytes);
+  FERN_RETURN_IF_ERROR(file_->Write(loc.offset, bytes.substr(0, loc.head_bytes)));
+  return file_->Write(loc.tail_offset, bytes.substr(loc.head_bytes));
 }
 
 Status TreeFile::ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint64_t n,
@@ -423,7 +428,7 @@ void TreeFile::CompactTail() {
     // `from` stays allocated meanwhile: the checkpoint in progress names it, and nothing
     // writes for this checkpoint any more.
     Status s = ReadExtent(b, from, 0, from.size, &bytes);
-    if (s.ok()) s = file_->Write(to.offset, bytes);
+    if (s.ok()) s = WriteExtents(to, bytes);
     if (!s.ok()) {
       table_.ReleaseSpace(to);
       break;

@@ -178,6 +178,8 @@ class TreeFile {
   Status Poison(const Status& s);
   Status ReadExtent(BlockNum b, BlockLocation loc, uint64_t offset, uint64_t n,
                     std::string* out) const;
+  // Writes a block's bytes where `loc` says (both parts of a split location).
+  Status WriteExtents(const BlockLocation& loc, std::string_view bytes);
   void TrimFileTail();
   // Moves the checkpoint's highest blocks (BlockTable::TailBlocks) into holes lower down,
   // up to kMaxCompactBytes of them, so that the CompleteCheckpoint and trim after it shrink

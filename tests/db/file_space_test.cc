@@ -83,13 +83,19 @@ TEST_F(FileSpaceTest, CheckpointsShrinkAFileLeftBigByOverwrites) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(env_->Checkpoint().ok());
   EXPECT_GT(Stat(env_.get(), "blocks_compacted"), 0);
   const int64_t compacted = Stat(env_.get(), "file_bytes");
-  EXPECT_LT(compacted, rewritten * 3 / 4);
-  EXPECT_LT(compacted, loaded * 3 / 2);
+  const int64_t used = compacted - Stat(env_.get(), "file_free_bytes");
+  // Where compaction stops (docs/tree_file_format.md, "Tail compaction"): the file ends at
+  // most half (or 8 MiB) past what the checkpoint needs. Over 20 runs since blocks may be
+  // split the file ended at 1.30-1.62x its loaded size (21.5-26.5 MB against 37 MB before
+  // compaction; used ~19.7 MB, as round 3's messages wait in buffers).
+  EXPECT_LE(compacted - used, std::max<int64_t>(used / 2, 8 << 20));
+  EXPECT_LT(compacted, rewritten * 4 / 5);
+  EXPECT_LT(compacted, loaded * 7 / 4);
   ASSERT_NO_FATAL_FAILURE(ExpectAll(3));
   env_.reset();
   ASSERT_NO_FATAL_FAILURE(Open());
   // The close wrote what background flushes left dirty, where it found room.
-  EXPECT_LT(Stat(env_.get(), "file_bytes"), rewritten * 3 / 4);
+  EXPECT_LT(Stat(env_.get(), "file_bytes"), rewritten * 4 / 5);
   ASSERT_NO_FATAL_FAILURE(ExpectAll(3));
 }
 

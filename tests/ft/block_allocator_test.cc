@@ -202,6 +202,34 @@ TEST(BlockAllocatorTest, SplittableLeavesHolesBelowTheMinimumHeadAlone) {
   EXPECT_EQ(allocator.free_bytes(), 2 * small * kUnit);
 }
 
+TEST(BlockAllocatorTest, SplittableBelowStaysUnderTheLimitAndTakesNothingWhenItCannot) {
+  BlockAllocator allocator(kReserved);
+  const uint64_t h = kMinHeadUnits;
+  // The last hole lies above the limit.
+  const std::vector<uint64_t> holes = Holes(&allocator, {2 * h, h + 4, 5 * h});
+  const uint64_t limit = holes[2];
+  const uint64_t end = allocator.file_end();
+  const uint64_t free_before = allocator.free_bytes();
+  // No hole below the limit holds 3h units: the 2h hole takes the head, the (h + 4)-unit
+  // one the rest.
+  BlockAllocator::Placement p = allocator.AllocateSplittableBelow(3 * h * kUnit, limit);
+  EXPECT_EQ(p.offset, holes[0]);
+  EXPECT_EQ(p.head_bytes, 2 * h * kUnit);
+  EXPECT_EQ(p.tail_offset, holes[1]);
+  allocator.FreeSplittable(p, 3 * h * kUnit);
+  EXPECT_EQ(allocator.free_bytes(), free_before);
+  // 4h units: after a 2h head no hole below the limit holds the rest; nothing is taken.
+  p = allocator.AllocateSplittableBelow(4 * h * kUnit, limit);
+  EXPECT_EQ(p.offset, 0u);
+  EXPECT_EQ(allocator.free_bytes(), free_before);
+  EXPECT_EQ(allocator.free_extent_count(), 3u);
+  EXPECT_EQ(allocator.file_end(), end);
+  // One hole below the limit that holds the block is used whole.
+  p = allocator.AllocateSplittableBelow(h * kUnit, limit);
+  EXPECT_EQ(p.offset, holes[1]);
+  EXPECT_EQ(p.head_bytes, 0u);
+}
+
 // A block placed by AllocateSplittable (or, as one extent, by Allocate).
 struct PlacedBlock {
   BlockAllocator::Placement at;
