@@ -48,12 +48,17 @@ void WriteFile(const std::string& path, std::string_view data, bool sync) {
   }
 }
 
-TEST(PowerLossModelTest, KeepsSyncedWritesAndTakesBackTheRest) {
-  ScratchDir dir;
-  const std::string d = dir.Sub("d");
+// Directory `d` holding a file "f" of "0123456789", both durable.
+void MakeSyncedFile(const std::string& d) {
   ASSERT_TRUE(CreateDirIfMissing(d).ok());
   WriteFile(d + "/f", "0123456789", /*sync=*/true);
   ASSERT_TRUE(SyncDir(d).ok());
+}
+
+TEST(PowerLossModelTest, KeepsSyncedWritesAndTakesBackTheRest) {
+  ScratchDir dir;
+  const std::string d = dir.Sub("d");
+  ASSERT_NO_FATAL_FAILURE(MakeSyncedFile(d));
   RecordAndUndo(dir, [&] {
     std::unique_ptr<File> file;
     ASSERT_TRUE(File::Open(d + "/f", File::Mode::kReadWrite, &file).ok());
@@ -70,9 +75,7 @@ TEST(PowerLossModelTest, KeepsSyncedWritesAndTakesBackTheRest) {
 TEST(PowerLossModelTest, ASyncThatBeganBeforeAWriteCompletedDoesNotCoverIt) {
   ScratchDir dir;
   const std::string d = dir.Sub("d");
-  ASSERT_TRUE(CreateDirIfMissing(d).ok());
-  WriteFile(d + "/f", "0123456789", /*sync=*/true);
-  ASSERT_TRUE(SyncDir(d).ok());
+  ASSERT_NO_FATAL_FAILURE(MakeSyncedFile(d));
   const std::string journal = dir.Sub("journal");
   PowerLossRecorder recorder(journal, dir.path());
   ASSERT_TRUE(recorder.ok());
