@@ -8,20 +8,23 @@
 
 namespace fern {
 
-namespace {
-
-Status GroupError(std::string_view what) {
-  return Status::Corruption(StrCat("record group: ", what));
-}
-
-// A plain frame of the writer's buffer. REQUIRES: `frames` starts with a whole valid frame.
-struct PlainFrame {
+struct LogFramePacker::Frame {
   Lsn lsn;
   LogRecordType type;
   std::string_view payload;
   std::string_view whole;
 };
 
+namespace {
+
+Status GroupError(std::string_view what) {
+  return Status::Corruption(StrCat("record group: ", what));
+}
+
+using PlainFrame = LogFramePacker::Frame;
+
+// The first plain frame of the writer's buffer. REQUIRES: `frames` starts with a whole valid
+// frame.
 PlainFrame NextPlainFrame(std::string_view frames) {
   const uint32_t length = DecodeFixed32(frames.data());
   PlainFrame f;
@@ -43,51 +46,6 @@ void AppendSingle(const PlainFrame& f, std::string* packed, std::string* out) {
     out->append(f.whole);
   }
 }
-
-class RunPacker {
- public:
-  explicit RunPacker(std::string* out) : out_(out) {}
-
-  void Add(const PlainFrame& f) {
-    if (run_.empty()) stream_.clear();
-    run_.push_back(f);
-    stream_.push_back(static_cast<char>(f.type));
-    PutVarint32(&stream_, static_cast<uint32_t>(f.payload.size()));
-    stream_.append(f.payload);
-    if (stream_.size() >= kLogGroupTargetRawBytes || run_.size() == kMaxLogGroupRecords) Flush();
-  }
-
-  // Writes the pending run out: as one group when it is big enough and compresses, else
-  // record by record.
-  void Flush() {
-    if (run_.empty()) return;
-    bool grouped = false;
-    if (run_.size() >= 2 && stream_.size() >= kMinLogGroupRawBytes) {
-      payload_.clear();
-      PutVarint32(&payload_, static_cast<uint32_t>(run_.size()));
-      // A failure (out of memory) only costs the grouping.
-      grouped = CompressPartition(Compression::kZstd, 0, stream_, &payload_).ok() &&
-                payload_.size() < stream_.size() && payload_.size() <= kMaxLogPayloadSize;
-      if (grouped) {
-        AppendLogRecordFrame(run_.front().lsn, static_cast<LogRecordType>(kRecordGroupFrameType),
-                             payload_, out_);
-      }
-    }
-    if (!grouped) {
-      for (const PlainFrame& f : run_) AppendSingle(f, &packed_, out_);
-    }
-    run_.clear();
-  }
-
-  std::string* packed() { return &packed_; }
-
- private:
-  std::string* out_;
-  std::vector<PlainFrame> run_;
-  std::string stream_;
-  std::string payload_;
-  std::string packed_;
-};
 
 }  // namespace
 
@@ -149,23 +107,76 @@ Status DecodeLogGroup(std::string_view group_payload, std::string* stream,
   return Status::OK();
 }
 
-void PackLogFrames(std::string_view frames, std::string* out) {
-  RunPacker run(out);
+void LogFramePacker::Pack(std::string_view frames, std::string* out) {
+  out_ = out;
+  run_begin_ = nullptr;
   while (!frames.empty()) {
     const PlainFrame f = NextPlainFrame(frames);
-    frames.remove_prefix(f.whole.size());
     if (static_cast<uint8_t>(f.type) == kSyncMarkFrameType) {
       // Stays a plain frame, which a reader checking a torn tail finds without decoding.
-      run.Flush();
+      FlushRun();
       out->append(f.whole);
     } else if (f.payload.size() > kMaxGroupedPayload) {
-      run.Flush();
-      AppendSingle(f, run.packed(), out);
+      FlushRun();
+      AppendSingle(f, &packed_, out);
     } else {
-      run.Add(f);
+      AddToRun(frames.data(), f);
+    }
+    frames.remove_prefix(f.whole.size());
+  }
+  FlushRun();
+  out_ = nullptr;
+  // A record of many MiB leaves these big; the next write-out starts small again.
+  if (stream_.capacity() > kKeptScratchBytes) std::string().swap(stream_);
+  if (payload_.capacity() > kKeptScratchBytes) std::string().swap(payload_);
+  if (packed_.capacity() > kKeptScratchBytes) std::string().swap(packed_);
+}
+
+void LogFramePacker::AddToRun(const char* at, const Frame& f) {
+  if (run_begin_ == nullptr) {
+    run_begin_ = at;
+    run_bytes_ = 0;
+    run_count_ = 0;
+    run_first_lsn_ = f.lsn;
+    stream_.clear();
+  }
+  run_bytes_ += f.whole.size();
+  ++run_count_;
+  stream_.push_back(static_cast<char>(f.type));
+  PutVarint32(&stream_, static_cast<uint32_t>(f.payload.size()));
+  stream_.append(f.payload);
+  if (stream_.size() >= kLogGroupTargetRawBytes || run_count_ == kMaxLogGroupRecords) FlushRun();
+}
+
+void LogFramePacker::FlushRun() {
+  if (run_begin_ == nullptr) return;
+  bool grouped = false;
+  if (run_count_ >= 2 && stream_.size() >= kMinLogGroupRawBytes) {
+    payload_.clear();
+    PutVarint32(&payload_, run_count_);
+    // A failure (out of memory) only costs the grouping.
+    grouped = CompressPartition(Compression::kZstd, 0, stream_, &payload_).ok() &&
+              payload_.size() < stream_.size() && payload_.size() <= kMaxLogPayloadSize;
+    if (grouped) {
+      AppendLogRecordFrame(run_first_lsn_, static_cast<LogRecordType>(kRecordGroupFrameType),
+                           payload_, out_);
     }
   }
-  run.Flush();
+  if (!grouped) {
+    // The run's frames lie back to back in the input: walk them again.
+    std::string_view run(run_begin_, run_bytes_);
+    while (!run.empty()) {
+      const PlainFrame f = NextPlainFrame(run);
+      run.remove_prefix(f.whole.size());
+      AppendSingle(f, &packed_, out_);
+    }
+  }
+  run_begin_ = nullptr;
+}
+
+void PackLogFrames(std::string_view frames, std::string* out) {
+  LogFramePacker packer;
+  packer.Pack(frames, out);
 }
 
 }  // namespace fern

@@ -17,10 +17,10 @@
 // instead of ~180 MB). The frame's checksum covers the compressed bytes; the stream must
 // decode to exactly `count` records with nothing left over.
 //
-// LogGroupPacker turns the writer's buffer of plain frames into what goes to the file:
+// LogFramePacker turns the writer's buffer of plain frames into what goes to the file:
 // groups where a run of records is worth it, single frames (snappy-compressed when that
-// pays, as in version 2) otherwise; a sync mark (version 4) always as a plain frame. Pure functions
-// and a stateless packer: thread-safe.
+// pays, as in version 2) otherwise; a sync mark (version 4) always as a plain frame. The
+// functions are thread-safe; a packer is used by one thread at a time.
 #ifndef FERN_LOG_LOG_GROUP_H_
 #define FERN_LOG_LOG_GROUP_H_
 
@@ -66,6 +66,37 @@ Status DecodeLogGroup(std::string_view group_payload, std::string* stream,
 // Rewrites a run of plain frames (as LogWriter buffers them: valid, uncompressed, LSNs
 // consecutive) into the bytes a version 3 file stores for them: the same records in the
 // same order, grouped or single as described at the top. Appends to `*out`.
+//
+// The packer keeps its scratch buffers (a group's raw stream and its compressed form) from
+// one Pack to the next: a write-out of fillrandom's log is ~1 MiB, and buffers allocated
+// afresh for each one cost page faults on every first touch, which made packing ~70% memory
+// management. Scratch grown past kKeptScratchBytes by a huge record is given back. One
+// thread at a time.
+class LogFramePacker {
+ public:
+  static constexpr size_t kKeptScratchBytes = 2 * kLogGroupTargetRawBytes;
+  struct Frame;  // one plain frame of the input, parsed (log_group.cc)
+
+  void Pack(std::string_view frames, std::string* out);
+
+ private:
+  // `at` is where f starts in the frames being packed.
+  void AddToRun(const char* at, const Frame& f);
+  // Writes the pending run out: as one group when it is big enough and compresses, else
+  // record by record.
+  void FlushRun();
+
+  std::string* out_ = nullptr;
+  const char* run_begin_ = nullptr;  // the pending run's first frame; nullptr: no run
+  size_t run_bytes_ = 0;             // its frames' bytes, back to back from run_begin_
+  uint32_t run_count_ = 0;
+  Lsn run_first_lsn_ = 0;
+  std::string stream_;   // the run's records as a group stores them, before compression
+  std::string payload_;  // a group frame's payload
+  std::string packed_;   // one record's snappy-compressed payload
+};
+
+// Pack with a packer of its own (for callers that pack once).
 void PackLogFrames(std::string_view frames, std::string* out);
 
 }  // namespace fern

@@ -457,7 +457,7 @@ Status LogWriter::SyncFile(File* file, IoCounts* counts) {
 Status LogWriter::WriteToFile(std::string_view frames, IoCounts* counts) {
   if (frames.empty()) return Status::OK();
   io_packed_.clear();
-  PackLogFrames(frames, &io_packed_);
+  packer_.Pack(frames, &io_packed_);
   std::string_view data = io_packed_;
   ++counts->writes;
   counts->bytes_written += data.size();

@@ -72,6 +72,7 @@
 #include "absl/time/time.h"
 #include "fern/status.h"
 #include "log/log_format.h"
+#include "log/log_group.h"
 #include "log/log_reader.h"
 #include "util/mutex.h"
 
@@ -270,6 +271,7 @@ class LogWriter {
   std::string io_buffer_;
   std::vector<Rotation> io_rotations_;
   std::string io_packed_;  // what WriteToFile writes
+  LogFramePacker packer_;  // makes io_packed_
   std::unique_ptr<File> file_;
   uint64_t file_offset_ = 0;
   // The current file is preallocated up to here (zeros past file_offset_), so that a

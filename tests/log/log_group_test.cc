@@ -155,6 +155,38 @@ TEST(LogGroupTest, FewRecordsStaySingleFrames) {
   EXPECT_EQ(back.lsns[3], 12u);
 }
 
+// A packer kept from one write-out to the next (as LogWriter keeps one) writes exactly what a
+// fresh one would: its scratch from a bigger or different input never leaks into the next.
+TEST(LogGroupTest, AReusedPackerWritesWhatAFreshOneWrites) {
+  std::vector<std::string> keys, values;
+  for (int i = 0; i < 6000; ++i) {
+    keys.push_back(BenchKey((i * 2654435761ULL + 12345) % 2000000));
+    values.push_back(BenchValue(i));
+  }
+  auto inserts = [&](int from, int to) {
+    std::vector<LogRecord> records;
+    for (int i = from; i < to; ++i) records.push_back(BenchInsert(i, keys[i], values[i]));
+    return records;
+  };
+  std::vector<std::string> inputs;
+  inputs.push_back(PlainFrames(inserts(0, 6000), 1));  // several groups
+  inputs.push_back(PlainFrames(inserts(0, 3), 7001));  // a run too small to group
+  std::vector<LogRecord> mixed = inserts(100, 140);
+  const std::string huge(3 * LogFramePacker::kKeptScratchBytes, 'h');
+  mixed.insert(mixed.begin() + 20, LogRecord::AutocommitInsert(1, 5, "big", huge));
+  inputs.push_back(PlainFrames(mixed, 8001));              // runs split by a huge record
+  inputs.push_back(PlainFrames(inserts(200, 202), 9001));  // again too small, after it
+  inputs.push_back(PlainFrames(inserts(300, 2300), 10001));
+  LogFramePacker packer;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    std::string reused = "prefix";  // Pack appends
+    packer.Pack(inputs[i], &reused);
+    std::string fresh = "prefix";
+    PackLogFrames(inputs[i], &fresh);
+    EXPECT_EQ(reused, fresh) << "input " << i;
+  }
+}
+
 // A group payload for `stream`, with `count` claimed.
 std::string GroupPayload(uint32_t count, std::string_view stream) {
   std::string payload;
