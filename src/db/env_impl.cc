@@ -162,7 +162,9 @@ Status EnvImpl::OpenImpl(const std::string& dir, const Options& options,
       FERN_RETURN_IF_ERROR(CheckLogPresent(dir, impl->catalog_, reader->files()));
     }
   }
-  FERN_RETURN_IF_ERROR(LogWriter::Open(dir, LogWriterOptions(), &impl->log_));
+  LogWriterOptions log_options;
+  log_options.write_behind = true;
+  FERN_RETURN_IF_ERROR(LogWriter::Open(dir, log_options, &impl->log_));
   impl->write_state_ = std::make_unique<WriteState>(impl->log_.get());
   {
     MutexLock lock(&impl->mu_);

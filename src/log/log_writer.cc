@@ -52,6 +52,10 @@ Status LogWriter::Open(const std::string& dir, const LogWriterOptions& options,
     }
     FERN_RETURN_IF_ERROR(result->OpenAfter(end));
   }
+  if (options.write_behind) {
+    LogWriter* raw = result.get();
+    result->write_behind_thread_ = std::thread([raw] { raw->WriteBehindLoop(); });
+  }
   *writer = std::move(result);
   return Status::OK();
 }
@@ -84,6 +88,14 @@ Status LogWriter::OpenAfter(const LogEnd& end) {
 }
 
 LogWriter::~LogWriter() {
+  if (write_behind_thread_.joinable()) {
+    {
+      MutexLock lock(&mu_);
+      write_behind_stopping_ = true;
+      write_behind_wake_.Signal();
+    }
+    write_behind_thread_.join();
+  }
   MutexLock lock(&mu_);
   while (io_busy_) mu_.Wait(&io_done_);
   // Records kept by a failed write get one more try, whatever the back-off says.
@@ -130,6 +142,11 @@ Status LogWriter::FinishAppend(size_t start, bool rotated, Lsn* lsn) {
   ++stats_.records;
   stats_.bytes += size;
   if (buffer_.size() < options_.buffer_bytes) return Status::OK();
+  if (options_.write_behind && buffer_.size() < 2 * options_.buffer_bytes) {
+    // The write-behind thread takes it, now or when the running write-out ends.
+    if (WriteBehindDue()) write_behind_wake_.Signal();
+    return Status::OK();
+  }
   // Back-pressure: write the buffer out here rather than let it grow without bound. The
   // record is appended whatever happens now, unless a failed fdatasync loses the buffer: a
   // failed write keeps it for the retry (and BeginAppend refuses more until then).
@@ -316,6 +333,23 @@ Status LogWriter::FlushIfBufferedBefore(absl::Time cutoff) {
   return Flush();
 }
 
+bool LogWriter::WriteBehindDue() const {
+  return !io_busy_ && failed_.ok() && buffer_.size() >= options_.buffer_bytes;
+}
+
+void LogWriter::WriteBehindLoop() {
+  MutexLock lock(&mu_);
+  while (true) {
+    while (!write_behind_stopping_ && !WriteBehindDue()) mu_.Wait(&write_behind_wake_);
+    if (write_behind_stopping_) return;
+    // A failure stays in failed_, where the next Append, Sync or Flush reports it and
+    // retries after the back-off; this thread waits for a good write-out before it runs
+    // again.
+    Status ignored = RunIo(/*sync=*/false);
+    (void)ignored;
+  }
+}
+
 void LogWriter::AppendSyncMark() {
   // It stays in the file of the records before it (a rotation waits for the next record),
   // and the size that triggers rotation counts records only.
@@ -377,6 +411,7 @@ Status LogWriter::RunIo(bool sync) {
   }
   io_busy_ = false;
   io_done_.SignalAll();
+  if (options_.write_behind && WriteBehindDue()) write_behind_wake_.Signal();
   EndRound();
   return s.ok() ? s : failed_;
 }
