@@ -15,6 +15,11 @@ for f in include/fern/fern.h lib/libfern.a lib/cmake/fern/fernConfig.cmake \
 done
 
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
+# The user picks the standard (API.md: -std=c++20 or later); flags that set one would
+# override theirs.
+if pkg-config --cflags fern | grep -q -- '-std='; then
+  echo "fern.pc sets a C++ standard: $(pkg-config --cflags fern)"; exit 1
+fi
 g++ -std=c++20 "$root/examples/basic.cc" -o "$work/basic-pkgconfig" \
     $(pkg-config --cflags --libs --static fern)
 "$work/basic-pkgconfig" "$work/env-pkgconfig"

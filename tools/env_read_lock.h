@@ -29,9 +29,14 @@ inline Status LockEnvForReading(const std::string& env_dir, std::unique_ptr<File
   return s;
 }
 
-// The directory a table file lives in.
+// The directory a table file lives in, after symbolic links: a link elsewhere to an open
+// Env's file must find that Env's LOCK. (A hard link cannot be traced back; the lock is the
+// directory's.)
 inline std::string EnvDirOf(const std::string& file_path) {
-  std::filesystem::path parent = std::filesystem::path(file_path).parent_path();
+  std::error_code error;
+  std::filesystem::path path = std::filesystem::canonical(file_path, error);
+  if (error) path = file_path;  // missing or unreadable: the open reports that
+  std::filesystem::path parent = path.parent_path();
   return parent.empty() ? "." : parent.string();
 }
 

@@ -11,6 +11,7 @@
 #include "db/catalog.h"
 #include "fern/fern.h"
 #include "log/log_dump.h"
+#include "tool_output.h"
 #include "util/file.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
@@ -33,9 +34,15 @@ int Usage() {
                "                                     LSN FILE+OFFSET TYPE FIELDS...\n"
                "Tables use the default comparator; the Env must exist except for put, and\n"
                "the table too except for put (which creates what is missing).\n"
-               "logdump only reads: it neither recovers the Env nor takes its lock.\n");
+               "logdump only reads: it neither recovers the Env nor takes its lock.\n"
+               "Exit status: 0 done, 1 an error (named on stderr), 2 usage, 3 get found no\n"
+               "such key.\n");
   return 2;
 }
+
+// get's answer when the key is absent, apart from errors so that scripts can tell them
+// apart.
+constexpr int kKeyNotFound = 3;
 
 // Whether `command` exists and takes `count` arguments (the command included), so that a
 // mistyped command gets the usage, not an error about opening its directory.
@@ -54,11 +61,13 @@ int Fail(const fern::Status& s) {
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.size() < 2 || args[0] == "--help" || args[0] == "-h") return Usage();
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    Usage();
+    return 0;
+  }
+  if (args.size() < 2) return Usage();
   const std::string& command = args[0];
   if (!IsCommandLine(command, args.size())) return Usage();
   if (command == "logdump") {
@@ -117,7 +126,7 @@ int main(int argc, char** argv) {
     s = table->Get(nullptr, args[3], &value);
     if (s.IsNotFound()) {
       std::fprintf(stderr, "fern: key not found\n");
-      return 1;
+      return kKeyNotFound;
     }
     if (!s.ok()) return Fail(s);
     std::fwrite(value.data(), 1, value.size(), stdout);
@@ -167,3 +176,7 @@ int main(int argc, char** argv) {
   }
   return Usage();
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return fern::FinishOutput("fern", Run(argc, argv), 1); }

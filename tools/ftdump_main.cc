@@ -12,6 +12,7 @@
 
 #include "env_read_lock.h"
 #include "ft/tree_inspector.h"
+#include "tool_output.h"
 #include "tool_progress.h"
 #include "util/compression.h"
 #include "util/strings.h"
@@ -153,9 +154,7 @@ std::string Json(const fern::TreeReport& r) {
   return out;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   std::string path;
   bool json = false;
   long long node = -1;
@@ -217,3 +216,7 @@ int main(int argc, char** argv) {
   std::fputs((json ? Json(report) : Text(report)).c_str(), stdout);
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return fern::FinishOutput("ftdump", Run(argc, argv), 2); }

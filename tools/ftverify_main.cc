@@ -14,6 +14,7 @@
 #include "env_read_lock.h"
 #include "ft/tree_inspector.h"
 #include "log/log_reader.h"
+#include "tool_output.h"
 #include "tool_progress.h"
 #include "util/strings.h"
 
@@ -142,9 +143,7 @@ int VerifyEnv(const std::string& dir) {
   return problems == 0 ? 0 : 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   if (argc != 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     std::fprintf(stderr,
                  "usage: ftverify FILE.ft | ftverify ENV_DIR\n"
@@ -154,7 +153,8 @@ int main(int argc, char** argv) {
                  "and the log as Env::Open does (file uid, newest header, checkpoint LSN).\n"
                  "Refuses (exit 2) while an Env has the directory open: its files change as it\n"
                  "runs, so check a closed Env or a copy.\n"
-                 "Exit status: 0 clean, 1 problems found, 2 the file or Env cannot be opened.\n");
+                 "Exit status: 0 clean, 1 problems found, 2 the file or Env cannot be opened\n"
+                 "or the report cannot be written.\n");
     return argc == 2 ? 0 : 2;
   }
   const std::string path = argv[1];
@@ -162,3 +162,7 @@ int main(int argc, char** argv) {
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return VerifyEnv(path);
   return VerifyOneFile(path);
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return fern::FinishOutput("ftverify", Run(argc, argv), 2); }

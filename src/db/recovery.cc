@@ -167,7 +167,14 @@ Status EnvImpl::Recover() {
   TxnId max_txn = 0;
   for (const auto& [name, entry] : catalog_.tables) {
     std::unique_ptr<TreeFile> file;
-    FERN_RETURN_IF_ERROR(TreeFile::Open(TablePath(entry.file_name), /*read_only=*/true, &file));
+    Status opened = TreeFile::Open(TablePath(entry.file_name), /*read_only=*/true, &file);
+    if (opened.IsNotFound()) {
+      // The Env is damaged, not absent: callers that take NotFound from Open for "no
+      // database here yet" must not create one over it.
+      return Status::Corruption(StrCat(opened.message(), " (the catalog names it for table \"",
+                                       EscapeBytes(name), "\")"));
+    }
+    FERN_RETURN_IF_ERROR(opened);
     FileHeader header = file->header();
     FERN_RETURN_IF_ERROR(
         CheckTableFile(TablePath(entry.file_name), entry, header, recovery_end_lsn_));

@@ -454,18 +454,22 @@ TEST(EnvTest, DroppedTablesKeepNoFileOpen) {
 
 // A table file replaced by another table's file (both with the same header count, so only
 // the file uid tells them apart) is Corruption at open, not the other table's rows served.
+// An Env in `dir` with tables "a" (table-1.ft) and "b" (table-2.ft), a row in each,
+// checkpointed and closed.
+void MakeTablesAAndB(const std::string& dir) {
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir, Options(), &env).ok());
+  Table *a, *b;
+  ASSERT_TRUE(OpenTable(env.get(), "a", &a).ok());
+  ASSERT_TRUE(OpenTable(env.get(), "b", &b).ok());
+  ASSERT_TRUE(a->Put(nullptr, "k", "in a").ok());
+  ASSERT_TRUE(b->Put(nullptr, "k", "in b").ok());
+  ASSERT_TRUE(env->Checkpoint().ok());
+}
+
 TEST(EnvTest, AnotherTablesFileIsCorruption) {
   ScratchDir dir;
-  {
-    std::unique_ptr<Env> env;
-    ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
-    Table *a, *b;
-    ASSERT_TRUE(OpenTable(env.get(), "a", &a).ok());
-    ASSERT_TRUE(OpenTable(env.get(), "b", &b).ok());
-    ASSERT_TRUE(a->Put(nullptr, "k", "in a").ok());
-    ASSERT_TRUE(b->Put(nullptr, "k", "in b").ok());
-    ASSERT_TRUE(env->Checkpoint().ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(MakeTablesAAndB(dir.path()));
   std::filesystem::copy_file(dir.Sub("table-1.ft"), dir.Sub("table-2.ft"),
                              std::filesystem::copy_options::overwrite_existing);
   std::unique_ptr<Env> env;
@@ -473,6 +477,19 @@ TEST(EnvTest, AnotherTablesFileIsCorruption) {
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
   EXPECT_NE(s.ToString().find("table-2.ft"), std::string::npos) << s.ToString();
   EXPECT_NE(s.ToString().find("another table's file"), std::string::npos) << s.ToString();
+}
+
+// A table file the catalog names but that is gone is Corruption at open, naming the file
+// and the table: NotFound would read as "no Env here" to a caller about to create one.
+TEST(EnvTest, AMissingTableFileIsCorruption) {
+  ScratchDir dir;
+  ASSERT_NO_FATAL_FAILURE(MakeTablesAAndB(dir.path()));
+  ASSERT_TRUE(std::filesystem::remove(dir.Sub("table-2.ft")));
+  std::unique_ptr<Env> env;
+  const Status s = Env::Open(dir.path(), Options(), &env);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.ToString().find("table-2.ft"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.ToString().find("table \"b\""), std::string::npos) << s.ToString();
 }
 
 TEST(EnvTest, InsertReportsAlreadyExists) {

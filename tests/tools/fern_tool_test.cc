@@ -42,7 +42,7 @@ TEST(FernToolTest, OnlyPutCreatesTables) {
   }
   EXPECT_EQ(TableFiles(env), 1);
   ToolResult missing_key = Fern("get " + env + " t nothing");
-  EXPECT_EQ(missing_key.exit_code, 1);
+  EXPECT_EQ(missing_key.exit_code, 3);  // apart from errors (1)
   EXPECT_NE(missing_key.output.find("key not found"), std::string::npos) << missing_key.output;
   ToolResult got = Fern("get " + env + " t k");
   EXPECT_EQ(got.exit_code, 0);
@@ -63,6 +63,31 @@ TEST(FernToolTest, UnknownCommandsGetTheUsage) {
     EXPECT_NE(r.output.find("usage:"), std::string::npos) << r.output;
   }
   EXPECT_FALSE(std::filesystem::exists(env));
+}
+
+TEST(FernToolTest, HelpIsNotAnError) {
+  for (const char* flag : {"--help", "-h"}) {
+    ToolResult r = Fern(flag);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("usage:"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("Exit status"), std::string::npos) << r.output;
+  }
+}
+
+// Output that cannot be written (here /dev/full: every write fails with ENOSPC) is an
+// error, so that `fern scan ... > file` on a full disk does not pass for a whole dump.
+TEST(FernToolTest, AnOutputThatCannotBeWrittenIsAnError) {
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  ScratchDir dir;
+  const std::string env = dir.Sub("env");
+  ASSERT_EQ(Fern("put " + env + " t k v").exit_code, 0);
+  for (const std::string& command :
+       {"scan " + env + " t", "get " + env + " t k", "stats " + env, "logdump " + env}) {
+    SCOPED_TRACE(command);
+    ToolResult r = RunTool(std::string(FERN_TOOL) + " " + command + " 2>&1 >/dev/full");
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("cannot write the output"), std::string::npos) << r.output;
+  }
 }
 
 TEST(FernToolTest, ScanEscapesBytesThatWouldBreakItsLines) {

@@ -148,11 +148,16 @@ TEST(FtverifyEnvTest, ToolsRefuseAnEnvThatIsOpen) {
   ScratchDir dir;
   ASSERT_NO_FATAL_FAILURE(MakeEnv(dir.path()));
   const std::string ftdump = std::string(FERN_FTDUMP) + " '" + dir.Sub("table-1.ft") + "' 2>&1";
+  // A symbolic link elsewhere to the file leads to the same Env's lock.
+  ScratchDir links;
+  fs::create_symlink(dir.Sub("table-1.ft"), links.Sub("link.ft"));
+  const std::string ftdump_link = std::string(FERN_FTDUMP) + " '" + links.Sub("link.ft") + "' 2>&1";
   {
     std::unique_ptr<Env> env;
     ASSERT_TRUE(Env::Open(dir.path(), Options(), &env).ok());
     for (const ToolResult& r :
-         {Ftverify(dir.path()), Ftverify(dir.Sub("table-1.ft")), testing::RunTool(ftdump)}) {
+         {Ftverify(dir.path()), Ftverify(dir.Sub("table-1.ft")), testing::RunTool(ftdump),
+          Ftverify(links.Sub("link.ft")), testing::RunTool(ftdump_link)}) {
       EXPECT_EQ(r.exit_code, 2) << r.output;
       EXPECT_NE(r.output.find("the Env is open"), std::string::npos) << r.output;
       EXPECT_NE(r.output.find("inspect a copy"), std::string::npos) << r.output;
@@ -161,10 +166,28 @@ TEST(FtverifyEnvTest, ToolsRefuseAnEnvThatIsOpen) {
   EXPECT_EQ(Ftverify(dir.path()).exit_code, 0);
   EXPECT_EQ(Ftverify(dir.Sub("table-1.ft")).exit_code, 0);
   EXPECT_EQ(testing::RunTool(ftdump).exit_code, 0);
+  EXPECT_EQ(Ftverify(links.Sub("link.ft")).exit_code, 0);
   // A table file copied out of its Env directory (no LOCK beside it) is read as it is.
   ScratchDir elsewhere;
   fs::copy_file(dir.Sub("table-1.ft"), elsewhere.Sub("copy.ft"));
   EXPECT_EQ(Ftverify(elsewhere.Sub("copy.ft")).exit_code, 0);
+}
+
+// A report that cannot be written (/dev/full fails every write) is exit 2, not a clean 0.
+TEST(FtverifyEnvTest, AReportThatCannotBeWrittenIsAnError) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  ScratchDir dir;
+  ASSERT_NO_FATAL_FAILURE(MakeEnv(dir.path()));
+  for (const std::string& command :
+       {std::string(FERN_FTVERIFY) + " '" + dir.path() + "'",
+        std::string(FERN_FTVERIFY) + " '" + dir.Sub("table-1.ft") + "'",
+        std::string(FERN_FTDUMP) + " '" + dir.Sub("table-1.ft") + "'",
+        std::string(FERN_FTDUMP) + " --json '" + dir.Sub("table-1.ft") + "'"}) {
+    SCOPED_TRACE(command);
+    ToolResult r = testing::RunTool(command + " 2>&1 >/dev/full");
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("cannot write the output"), std::string::npos) << r.output;
+  }
 }
 
 }  // namespace
