@@ -103,7 +103,11 @@ std::string Text(const fern::TreeReport& r) {
   }
   if (!r.problems.empty()) {
     out += "problems (run ftverify for a full check):\n";
-    for (const auto& p : r.problems) out += StrCat("  block ", p.block, ": ", p.what, "\n");
+    for (const auto& p : r.problems) {
+      // A note about the whole file (no block), as ftverify prints it.
+      out += p.block >= 0 ? StrCat("  block ", p.block, ": ", p.what, "\n")
+                          : StrCat("  file: ", p.what, "\n");
+    }
   }
   return out;
 }
