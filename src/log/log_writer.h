@@ -3,7 +3,8 @@
 // Append copies a framed record into an in-memory buffer under a mutex and returns its LSN;
 // nothing touches the disk on that path unless the buffer has outgrown
 // LogWriterOptions::buffer_bytes, in which case the appender writes the buffer out itself
-// (back-pressure that bounds memory). Sync(lsn) makes everything up to lsn durable with
+// (back-pressure that bounds memory), or with write_behind hands it to the writer's thread
+// (below). Sync(lsn) makes everything up to lsn durable with
 // group commit: a caller that finds no I/O in progress becomes the leader, takes the whole
 // buffer (its own records and everyone else's), writes it and calls fdatasync once; callers
 // that arrive meanwhile append to the fresh buffer and wait for the round to end, and one
@@ -90,8 +91,9 @@ struct LogWriterOptions {
   // one (a file exceeds it by at most one record; packed, it holds less). PerconaFT rotates
   // at ~100 MiB as well.
   uint64_t max_file_bytes = uint64_t{100} << 20;
-  // An Append that leaves more than this buffered writes the buffer out itself. The writer
-  // keeps two buffers of this capacity (one filling, one being written; after records of
+  // An Append that leaves more than this buffered writes the buffer out itself (with
+  // write_behind: has it written out, and waits only at twice this). The writer keeps two
+  // buffers of this capacity (one filling, one being written; after records of
   // about this size, up to four times it, and its packed copy), so this is memory the
   // process holds: 4 MiB cost fernbench's fillrandom (64 MiB cache) about 5 MiB more
   // peak RSS than 1 MiB, for no measurable gain in ops/s (270 writes of 1 MiB vs 70 of 4 MiB).
