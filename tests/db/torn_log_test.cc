@@ -20,7 +20,12 @@ using testing::ScratchDir;
 namespace fs = std::filesystem;
 
 constexpr int kBefore = 2000;  // rows committed before the checkpoint
-constexpr int kAfter = 30000;  // unsynced rows after it: several 1 MiB log write-outs
+constexpr int kAfter = 40000;  // unsynced rows after it (~136 bytes of log each): ~5 MiB
+// The synced commit comes a quarter of the way in, so ~3.9 MiB of log follow it. The Env's
+// log writes behind (LogWriterOptions::write_behind): up to twice its 1 MiB buffer may still
+// be in memory when the copy is taken, so at least one whole write-out that began after the
+// synced one, and its sync mark, is in the file whatever the writer thread's timing.
+constexpr int kSyncedAt = kAfter / 4;
 
 std::string Key(int i) { return "key" + std::to_string(1000000 + i); }
 
@@ -33,7 +38,7 @@ std::string Value(std::mt19937_64* rng) {
 // Writes kBefore rows, checkpoints (the log is synced), writes kAfter unsynced rows, of
 // which the log holds some write-outs (the writer's buffer fills), then copies the Env while
 // it is open: as a crash leaves the files. With `synced_middle`, a synced commit after the
-// first half of the unsynced rows makes everything before it durable.
+// first kSyncedAt unsynced rows makes everything before it durable.
 void MakeCrashedCopy(const std::string& dir, const std::string& copy, bool synced_middle) {
   std::unique_ptr<Env> env;
   Options options;
@@ -47,7 +52,7 @@ void MakeCrashedCopy(const std::string& dir, const std::string& copy, bool synce
   ASSERT_TRUE(env->Checkpoint().ok());
   for (int i = kBefore; i < kBefore + kAfter; ++i) {
     ASSERT_TRUE(table->Put(nullptr, Key(i), Value(&rng)).ok());
-    if (synced_middle && i == kBefore + kAfter / 2) {
+    if (synced_middle && i == kBefore + kSyncedAt) {
       TxnOptions synced;
       synced.sync = true;
       std::unique_ptr<Txn> txn;
