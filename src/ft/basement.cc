@@ -331,15 +331,12 @@ void Basement::FreeDroppedValues(const LeafEntryView& old, const ApplyContext& c
   };
   // Placeholder copies share a reference with another version: free each block once.
   absl::InlinedVector<std::string_view, 8> freed;
-  const size_t n = old.committed_count() + old.provisional_count();
-  for (size_t i = 0; i < n; ++i) {
-    const LeafEntryView::Version v =
-        i < old.committed_count() ? old.committed(i) : old.provisional(i - old.committed_count());
-    if (!v.out_of_line || kept(v.value)) continue;
-    if (std::find(freed.begin(), freed.end(), v.value) != freed.end()) continue;
+  old.ForEachVersion([&](const LeafEntryView::Version& v, bool) {
+    if (!v.out_of_line || kept(v.value)) return;
+    if (std::find(freed.begin(), freed.end(), v.value) != freed.end()) return;
     freed.push_back(v.value);
     ctx.values->Free(v.value);
-  }
+  });
 }
 
 bool Basement::Store(size_t index, const LeafEntryView* old, std::string_view key,

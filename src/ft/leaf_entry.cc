@@ -105,10 +105,16 @@ bool LeafEntryView::Parse(std::string_view encoded, LeafEntryView* out) {
 }
 
 LeafEntryView::Version LeafEntryView::VersionAt(size_t offset) const {
+  size_t next;
+  return VersionAt(offset, &next);
+}
+
+LeafEntryView::Version LeafEntryView::VersionAt(size_t offset, size_t* next) const {
   Decoder in(encoded_.substr(offset));
   Version v;
   [[maybe_unused]] bool ok = GetVersion(&in, &v);
   assert(ok);
+  *next = encoded_.size() - in.remaining();
   return v;
 }
 
@@ -202,10 +208,9 @@ void LeafEntryVersions::Clear() {
 
 void LeafEntryVersions::Assign(const LeafEntryView& view) {
   Clear();
-  for (size_t i = 0; i < view.committed_count(); ++i) committed.push_back(view.committed(i));
-  for (size_t i = 0; i < view.provisional_count(); ++i) {
-    provisional.push_back(view.provisional(i));
-  }
+  view.ForEachVersion([this](const Version& v, bool is_committed) {
+    (is_committed ? committed : provisional).push_back(v);
+  });
 }
 
 bool LeafEntryVersions::WriterSees(const XidStack& xids, StoredValue* value) const {

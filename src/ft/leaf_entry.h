@@ -91,6 +91,20 @@ class LeafEntryView {
   Version newest_committed() const { return VersionAt(newest_committed_offset_); }
   // REQUIRES: provisional_count() > 0. O(1).
   Version innermost_provisional() const { return VersionAt(innermost_offset_); }
+  // Calls visit(version, is_committed) for every version in stored order: the committed ones
+  // oldest first, then the provisional ones outermost first. O(versions) in all, where a
+  // loop over committed(i) would be quadratic.
+  template <typename Visit>
+  void ForEachVersion(Visit&& visit) const {
+    size_t offset = versions_offset_;
+    const size_t n = size_t{committed_count_} + provisional_count_;
+    for (size_t i = 0; i < n; ++i) {
+      size_t next;
+      const Version v = VersionAt(offset, &next);
+      visit(v, i < committed_count_);
+      offset = next;
+    }
+  }
 
   // The newest committed version's value; false if there is none or it is a delete.
   bool LatestCommitted(StoredValue* value) const;
@@ -124,6 +138,8 @@ class LeafEntryView {
 
  private:
   Version VersionAt(size_t offset) const;
+  // The same, also setting *next to the offset of the version after it.
+  Version VersionAt(size_t offset, size_t* next) const;
   size_t SkipVersions(size_t offset, size_t n) const;
 
   std::string_view encoded_;  // exactly this entry's bytes

@@ -265,6 +265,24 @@ size_t MessageBuffer::SortedLowerBound(std::string_view key, const Comparator& c
   return SearchSorted(key, cmp, lo + 1, hi);
 }
 
+bool MessageBuffer::NewestWithKey(std::string_view key, const Comparator& cmp, Message* out) const {
+  // Every tail message is newer than every message in sorted_.
+  for (auto it = tail_.rbegin(); it != tail_.rend(); ++it) {
+    if (cmp.Compare(KeyAt(*it), key) == 0) {
+      *out = MessageAt(*it);
+      return true;
+    }
+  }
+  const size_t lo = SortedLowerBound(key, cmp);
+  if (lo == sorted_.size() || !SortedKeyIs(lo, key, cmp)) return false;
+  // The key's run ends where keys above it begin; within it, the last is the newest.
+  auto end =
+      std::partition_point(sorted_.begin() + static_cast<ptrdiff_t>(lo) + 1, sorted_.end(),
+                           [&](uint32_t offset) { return cmp.Compare(KeyAt(offset), key) <= 0; });
+  *out = MessageAt(*(end - 1));
+  return true;
+}
+
 size_t MessageBuffer::SearchSorted(std::string_view key, const Comparator& cmp, size_t lo,
                                    size_t hi) const {
   auto it = std::partition_point(

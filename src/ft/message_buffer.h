@@ -86,6 +86,10 @@ class MessageBuffer {
   template <typename Fn>
   void ForEachWithKey(std::string_view key, const Comparator& cmp, Fn&& fn) const;
 
+  // The newest non-broadcast message whose key compares equal to `key`, into *out (views
+  // into this buffer); false if there is none. O(log n) however many the key has.
+  bool NewestWithKey(std::string_view key, const Comparator& cmp, Message* out) const;
+
   // The non-broadcast messages with *lower <= key < *upper (a null bound is unbounded), in
   // (key, MSN) order. Broadcast messages are not included: see ForEachBroadcast.
   void ForEachInRange(const std::string_view* lower, const std::string_view* upper,

@@ -208,15 +208,12 @@ class Walker {
   // Counts the value blocks `entry` references and marks them reached; when verifying,
   // reads each and checks it against its reference.
   void VisitValues(BlockNum leaf, const LeafEntryView& entry) {
-    const size_t n = entry.committed_count() + entry.provisional_count();
+    if (!entry.has_out_of_line()) return;
     std::set<std::string_view> seen;  // a placeholder shares its original's block
-    for (size_t v = 0; v < n; ++v) {
-      const LeafEntryView::Version version = v < entry.committed_count()
-                                                 ? entry.committed(v)
-                                                 : entry.provisional(v - entry.committed_count());
-      if (!version.out_of_line || !seen.insert(version.value).second) continue;
+    entry.ForEachVersion([&](const LeafEntryView::Version& version, bool) {
+      if (!version.out_of_line || !seen.insert(version.value).second) return;
       ValueRef ref;
-      if (!ValueRef::Decode(version.value, &ref)) continue;  // Parse checked it
+      if (!ValueRef::Decode(version.value, &ref)) return;  // Parse checked it
       report_->out_of_line_values++;
       report_->out_of_line_bytes += ref.length;
       const std::string key = EscapeBytes(entry.key());
@@ -224,13 +221,13 @@ class Walker {
         Problem(leaf, StrCat("row \"", key, "\" references a value block in a format version ",
                              report_->header.format_version, " file"));
       }
-      if (!Reach(ref.block, key)) continue;
-      if (!options_.verify) continue;
+      if (!Reach(ref.block, key)) return;
+      if (!options_.verify) return;
       std::string bytes, value;
       Status s = file_->ReadBlock(ref.block, &bytes);
       if (s.ok()) s = DecodeValueBlock(bytes, ref, file_->path(), &value);
       if (!s.ok()) Problem(ref.block, StrCat("row \"", key, "\": ", s.ToString()));
-    }
+    });
   }
 
   TreeFile* file_;

@@ -69,14 +69,10 @@ constexpr uint64_t kMaxBatchOutOfLineBytes = uint64_t{4} << 20;
 uint64_t OutOfLineBytes(const LeafEntryView& entry) {
   if (!entry.has_out_of_line()) return 0;
   uint64_t most = 0;
-  const size_t n = entry.committed_count() + entry.provisional_count();
-  for (size_t i = 0; i < n; ++i) {
-    const LeafEntryView::Version v = i < entry.committed_count()
-                                         ? entry.committed(i)
-                                         : entry.provisional(i - entry.committed_count());
+  entry.ForEachVersion([&most](const LeafEntryView::Version& v, bool) {
     ValueRef ref;
     if (v.out_of_line && ValueRef::Decode(v.value, &ref)) most = std::max(most, ref.length);
-  }
+  });
   return most;
 }
 
@@ -108,15 +104,29 @@ Status AddRow(const ValueStore& values, std::string_view key, const StoredValue&
 }
 
 // Whether `newest`, the newest message for a key, settles what `view` sees there whatever
-// came before: an autocommitted insert or delete becomes the newest committed version,
-// which a reader outside any transaction sees (an unstamped one is visible to every
-// snapshot; a stamped one to readers without a snapshot), so for it the key holds the message's
-// value, or nothing. Saves rebuilding the row in a scratch basement, the common case after
-// overwrites.
+// came before: an autocommitted (or committed in place) insert or delete becomes the newest
+// committed version, which a reader outside any transaction sees when its view accepts the
+// writer (an unstamped one every view accepts; a stamped one, written while snapshots were
+// live, the views taken after it committed), so for it the key holds the message's value, or
+// nothing. Saves rebuilding the row in a scratch basement, the common case after
+// overwrites, and under a long-lived snapshot, where that row may hold a version per
+// buffered overwrite.
 bool SettledBy(const Message& newest, const ReadView& view) {
   return view.reader.empty() && !view.dirty && newest.xids.empty() &&
-         (newest.committed_by == kNoTxn || !view.is_visible) &&
-         (newest.type == MessageType::kInsert || newest.type == MessageType::kDelete);
+         (newest.type == MessageType::kInsert || newest.type == MessageType::kDelete) &&
+         (newest.committed_by == kNoTxn || !view.is_visible ||
+          view.is_visible(newest.committed_by));
+}
+
+// Counts a row a read rebuilt from buffered messages, and the committed versions it kept.
+void NoteRebuiltRow(TreeStats* stats, const Basement& row) {
+  stats->rows_rebuilt_for_read.fetch_add(1, std::memory_order_relaxed);
+  if (row.count() != 1) return;
+  const uint64_t versions = row.entry(0).committed_count();
+  uint64_t largest = stats->largest_rebuilt_row_versions.load(std::memory_order_relaxed);
+  while (versions > largest && !stats->largest_rebuilt_row_versions.compare_exchange_weak(
+                                   largest, versions, std::memory_order_relaxed)) {
+  }
 }
 
 // The most basements one WarmLeaf task loads: ~0.5 ms of decoding, under read pins that
@@ -517,6 +527,37 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
   const Basement& rows = *basement;
   const Msn applied = rows.max_msn();
 
+  size_t index;
+  bool found = rows.Find(key, cmp, &index);
+  StoredValue visible;
+
+  // The newest message for `key` often settles the read alone (SettledBy): a search per
+  // buffer finds it without gathering the rest, which a key overwritten thousands of times
+  // under a long-lived snapshot keeps buffered. Broadcasts are left to the general path.
+  Message newest;
+  bool any_newer = false;
+  bool broadcasts = false;
+  for (const MessageBuffer* buffer : buffers) {
+    broadcasts |= buffer->broadcast_count() > 0;
+    Message m;
+    if (buffer->NewestWithKey(key, cmp, &m) && m.msn > applied &&
+        (!any_newer || m.msn > newest.msn)) {
+      newest = m;
+      any_newer = true;
+    }
+  }
+  if (!broadcasts && !any_newer) {
+    if (found && VisibleValue(view, rows.entry(index), &visible)) {
+      return ResolveValue(values_, visible, value);
+    }
+    return Status::NotFound();
+  }
+  if (!broadcasts && SettledBy(newest, view)) {
+    if (newest.type == MessageType::kDelete) return Status::NotFound();
+    if (value != nullptr) value->assign(newest.value);
+    return Status::OK();
+  }
+
   // The messages for `key` newer than the basement; views into the pinned buffers.
   absl::InlinedVector<Message, 4> pending;
   auto collect = [&pending, applied](const Message& m) {
@@ -526,10 +567,6 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
     buffer->ForEachWithKey(key, cmp, collect);
     buffer->ForEachBroadcast(collect);
   }
-
-  size_t index;
-  bool found = rows.Find(key, cmp, &index);
-  StoredValue visible;
   if (pending.empty()) {
     if (found && VisibleValue(view, rows.entry(index), &visible)) {
       return ResolveValue(values_, visible, value);
@@ -546,8 +583,10 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
   Basement scratch;
   if (found) scratch.AppendEncoded(rows.encoded_entry(index));
   scratch.set_max_msn(applied);
+  // The context may take a picture of the live readers (the view's own snapshot is one of
+  // them): only for a row that still holds more than kFullCollectionVersions committed
+  // versions, where it keeps each message's apply from copying all of them.
   ApplyContext ctx = MakeApplyContext();
-  ctx.live_readers_source = nullptr;  // a copy read once: not worth a picture of the readers
   if (!CanApplyUpdates()) {
     for (const Message& m : pending) {
       if (IsUpdate(m.type)) return UnappliedUpdates();
@@ -555,6 +594,7 @@ Status FractalTree::GetOnPath(const ReadPath& path, std::string_view key, std::s
   }
   for (const Message& m : pending) scratch.Apply(m, ctx);
   FERN_RETURN_IF_ERROR(ctx.error);
+  NoteRebuiltRow(&stats_, scratch);
   if (scratch.count() == 1 && VisibleValue(view, scratch.entry(0), &visible)) {
     return ResolveValue(values_, visible, value);
   }
@@ -683,8 +723,7 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
   std::sort(scratch.broadcasts.begin(), scratch.broadcasts.end(), ByMsn);
   const bool broadcasts = !scratch.broadcasts.empty();
 
-  ApplyContext ctx = MakeApplyContext();
-  ctx.live_readers_source = nullptr;  // copies read once: not worth a picture of the readers
+  ApplyContext ctx = MakeApplyContext();         // as in Get: a picture only for a many-version row
   absl::InlinedVector<const Message*, 8> group;  // the keyed messages of one key, by MSN
   Basement& row = scratch.row;
   size_t i = begin;
@@ -726,6 +765,7 @@ Status FractalTree::ReadBatch(Locate where, std::string_view key, size_t max_row
     row.set_max_msn(applied);
     ApplyMerged(group, scratch.broadcasts, ctx, &row);
     FERN_RETURN_IF_ERROR(ctx.error);
+    NoteRebuiltRow(&stats_, row);
     if (row.count() == 1) {
       LeafEntryView entry = row.entry(0);
       if (VisibleValue(view, entry, &visible)) {

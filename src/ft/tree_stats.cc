@@ -21,6 +21,8 @@ std::string TreeStats::ToText(const std::string& prefix) const {
   line("background_flushes", background_flushes);
   line("read_triggered_flushes", read_triggered_flushes);
   line("batches_read", batches_read);
+  line("rows_rebuilt_for_read", rows_rebuilt_for_read);
+  line("largest_rebuilt_row_versions", largest_rebuilt_row_versions);
   line("flush_errors", flush_errors);
   line("read_restarts", read_restarts);
   line("basements_read_ahead", basements_read_ahead);

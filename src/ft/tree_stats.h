@@ -24,7 +24,12 @@ struct TreeStats {
   std::atomic<uint64_t> background_flushes{0};  // gorged nodes flushed by the flusher pool
   // Paths flushed because a read met a batch of rows all deleted by buffered messages.
   std::atomic<uint64_t> read_triggered_flushes{0};
-  std::atomic<uint64_t> batches_read{0};   // ReadBatch calls (cursor steps that descended)
+  std::atomic<uint64_t> batches_read{0};  // ReadBatch calls (cursor steps that descended)
+  // Rows a read rebuilt in a copy from buffered messages (the newest message alone did not
+  // settle them), and the most committed versions such a copy kept after its last message:
+  // live snapshots pin versions, and the collection keeps only those some reader needs.
+  std::atomic<uint64_t> rows_rebuilt_for_read{0};
+  std::atomic<uint64_t> largest_rebuilt_row_versions{0};
   std::atomic<uint64_t> flush_errors{0};   // background flushes that failed (retried later)
   std::atomic<uint64_t> read_restarts{0};  // reads that met a write-locked node and restarted
   std::atomic<uint64_t> basements_read_ahead{0};  // basements a cursor readahead visited

@@ -78,6 +78,13 @@ TEST(LeafEntryTest, EncodeParseRoundTrip) {
   }
   EXPECT_EQ(view.newest_committed().writer, 15u);
   EXPECT_EQ(view.innermost_provisional().value, long_value);
+  // ForEachVersion visits the same versions in stored order, committed first.
+  std::vector<Version> visited_committed, visited_provisional;
+  view.ForEachVersion([&](const Version& v, bool is_committed) {
+    (is_committed ? visited_committed : visited_provisional).push_back(v);
+  });
+  EXPECT_EQ(Describe(visited_committed), Describe(committed));
+  EXPECT_EQ(Describe(visited_provisional), Describe(provisional));
 
   std::string bare_encoded = Encode("", {}, {});
   LeafEntryView bare = ParseOrDie(bare_encoded);

@@ -52,6 +52,14 @@ std::vector<Msn> MsnsWithKey(const MessageBuffer& buffer, std::string_view key,
     EXPECT_EQ(cmp.Compare(m.key, key), 0);
     out.push_back(m.msn);
   });
+  // Every query of a key's messages also checks NewestWithKey against them: the last.
+  Message newest;
+  const bool found = buffer.NewestWithKey(key, cmp, &newest);
+  EXPECT_EQ(found, !out.empty()) << EscapeBytes(key);
+  if (found && !out.empty()) {
+    EXPECT_EQ(newest.msn, out.back()) << EscapeBytes(key);
+    EXPECT_EQ(cmp.Compare(newest.key, key), 0);
+  }
   return out;
 }
 
