@@ -536,14 +536,30 @@ Status FractalTree::ApplyBuffer(MessageBuffer* moving, PinnedPair* child_pin) {
                                           largest, moving->bytes(), std::memory_order_relaxed)) {
   }
   Status applied;
+  bool changed = true;
   if (child->is_leaf()) {
     FERN_RETURN_IF_ERROR(LoadAllBasements(child_pin));
     ApplyContext ctx = ApplyContextForLeaf();
+    // kOptimize messages alone change only the basements that had versions to collect: the
+    // others stay as written, and a leaf with nothing to collect is not rewritten (Optimize
+    // of a compact table rewrote every leaf, and the close left the file twice its size).
+    // Its stored max MSN then stays below the one in memory, which only means a replay may
+    // offer it messages it has seen: those no-ops alone (it skips nothing it has not).
+    bool optimize_only = moving->count() == moving->broadcast_count();
+    moving->ForEachBroadcast(
+        [&](const Message& m) { optimize_only &= m.type == MessageType::kOptimize; });
     moving->ForEach([&](const Message& m) {
       if (IsBroadcast(m.type)) {
         for (LeafPartition& part : child->basements) {
+          const Basement& rows = *part.rows;
+          const size_t count = rows.count();
+          const size_t live = rows.live_bytes();
+          const size_t garbage = rows.garbage_bytes();
           part.rows->Apply(m, ctx);
-          part.on_disk = false;
+          if (!optimize_only || rows.count() != count || rows.live_bytes() != live ||
+              rows.garbage_bytes() != garbage) {
+            part.on_disk = false;
+          }
         }
       } else {
         LeafPartition& part = child->basements[child->PartitionIndex(m.key, cmp)];
@@ -553,6 +569,10 @@ Status FractalTree::ApplyBuffer(MessageBuffer* moving, PinnedPair* child_pin) {
     });
     RebalanceBasements(child);
     applied = CheckApplied(ctx);
+    if (optimize_only && applied.ok()) {
+      changed = std::any_of(child->basements.begin(), child->basements.end(),
+                            [](const LeafPartition& part) { return !part.on_disk; });
+    }
   } else {
     moving->ForEach([&](const Message& m) {
       if (IsBroadcast(m.type)) {
@@ -563,7 +583,7 @@ Status FractalTree::ApplyBuffer(MessageBuffer* moving, PinnedPair* child_pin) {
     });
   }
   child->set_max_msn(moving->max_msn());
-  child_pin->MarkDirty();
+  if (changed) child_pin->MarkDirty();
   child_pin->UpdateSize();
   return applied;
 }

@@ -67,6 +67,57 @@ class FileSpaceTest : public ::testing::Test {
   Table* table_ = nullptr;
 };
 
+// Optimize pushes every buffered message down and collects old versions. A leaf with
+// nothing to collect stays as written: Optimize of a compact table rewrites no leaf, so the
+// next checkpoint writes no leaf bytes and the file does not grow (it once rewrote every
+// leaf and the close left the file twice its size). A leaf whose versions a released
+// snapshot had pinned is rewritten, smaller.
+TEST_F(FileSpaceTest, OptimizeRewritesOnlyLeavesWithVersionsToCollect) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_NO_FATAL_FAILURE(WriteAll(0));
+  ASSERT_TRUE(table_->Optimize().ok());
+  ASSERT_TRUE(env_->Checkpoint().ok());
+  ASSERT_TRUE(env_->Checkpoint().ok());  // the second gives back what the first freed
+  const int64_t leaf_bytes = Stat(env_.get(), "leaf_bytes_written");
+  const int64_t file_bytes = Stat(env_.get(), "file_bytes");
+  ASSERT_GT(leaf_bytes, 0);
+
+  ASSERT_TRUE(table_->Optimize().ok());
+  ASSERT_TRUE(env_->Checkpoint().ok());
+  ASSERT_TRUE(env_->Checkpoint().ok());
+  EXPECT_EQ(Stat(env_.get(), "leaf_bytes_written"), leaf_bytes)
+      << "no leaf had anything to collect";
+  EXPECT_LE(Stat(env_.get(), "file_bytes"), file_bytes + file_bytes / 10);
+  ASSERT_NO_FATAL_FAILURE(ExpectAll(0));
+
+  // A snapshot pins the old versions of a range of rows while they are overwritten, and the
+  // writes reach their leaves with it live: the leaves keep both versions.
+  std::unique_ptr<Cursor> snapshot = table_->NewCursor(nullptr);
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(table_->Put(nullptr, Key(i), Value(i, 1)).ok());
+  ASSERT_TRUE(table_->Optimize().ok());
+  ASSERT_TRUE(env_->Checkpoint().ok());
+  const int64_t pinned_leaf_bytes = Stat(env_.get(), "leaf_bytes_written");
+  snapshot.reset();
+  // Only collection is left to do: the leaves that held both versions are rewritten.
+  ASSERT_TRUE(table_->Optimize().ok());
+  ASSERT_TRUE(env_->Checkpoint().ok());
+  EXPECT_GT(Stat(env_.get(), "leaf_bytes_written"), pinned_leaf_bytes);
+  std::string v;
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(table_->Get(nullptr, Key(i), &v).ok());
+    ASSERT_EQ(v, Value(i, 1)) << i;
+  }
+  // What the rewrite left is what a reopen reads.
+  env_.reset();
+  ASSERT_NO_FATAL_FAILURE(Open());
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(table_->Get(nullptr, Key(i), &v).ok());
+    ASSERT_EQ(v, Value(i, 1)) << i;
+  }
+  ASSERT_TRUE(table_->Get(nullptr, Key(kRows - 1), &v).ok());
+  EXPECT_EQ(v, Value(kRows - 1, 0));
+}
+
 TEST_F(FileSpaceTest, CheckpointsShrinkAFileLeftBigByOverwrites) {
   ASSERT_NO_FATAL_FAILURE(Open());
   ASSERT_NO_FATAL_FAILURE(WriteAll(1));
