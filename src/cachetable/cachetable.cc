@@ -81,9 +81,9 @@ CachetableOptions OptionsWithBudget(size_t budget_bytes) {
   return options;
 }
 
-// budget * (1 + num / den), saturating.
-size_t Mark(size_t budget, size_t num, size_t den) {
-  const size_t extra = budget / den * num + budget % den * num / den;
+// budget * (1 + num / den), but at most `cap` over the budget; saturating.
+size_t Mark(size_t budget, size_t num, size_t den, size_t cap) {
+  const size_t extra = std::min(budget / den * num + budget % den * num / den, cap);
   return budget > SIZE_MAX - extra ? SIZE_MAX : budget + extra;
 }
 
@@ -129,7 +129,9 @@ Status Cachetable::BeginCheckpoint(CacheFileId file, absl::FunctionRef<Status()>
   return impl_->BeginCheckpoint(file, owner_begin);
 }
 
-Status Cachetable::EndCheckpoint(CacheFileId file) { return impl_->EndCheckpoint(file); }
+Status Cachetable::EndCheckpoint(CacheFileId file, bool drop_written) {
+  return impl_->EndCheckpoint(file, drop_written);
+}
 
 Status Cachetable::Pin(CacheFileId file, BlockNum block, Lock lock, PinnedPair* pin) {
   return PinWithMode(file, block, lock, /*wait=*/true, /*fetch=*/true, pin);
@@ -259,9 +261,10 @@ void Cachetable::AddPairSize(void* pair, size_t bytes) {
 Cachetable::Impl::Impl(const CachetableOptions& options, std::atomic<size_t>* size_bytes)
     : options(options),
       budget(options.budget_bytes),
-      wake_bytes(Mark(options.budget_bytes, kWakeMarkPermille - 1000, 1000)),
-      block_bytes(Mark(options.budget_bytes, kBlockMarkPermille - 1000, 1000)),
-      release_bytes(Mark(options.budget_bytes, kReleaseMarkPermille - 1000, 1000)),
+      wake_bytes(Mark(options.budget_bytes, kWakeMarkPermille - 1000, 1000, kWakeMarkCapBytes)),
+      block_bytes(Mark(options.budget_bytes, kBlockMarkPermille - 1000, 1000, kBlockMarkCapBytes)),
+      release_bytes(
+          Mark(options.budget_bytes, kReleaseMarkPermille - 1000, 1000, kReleaseMarkCapBytes)),
       size_bytes(*size_bytes) {
   AnnotatedMutexLock lock(&list_mu);
   clock.AddHand(&evictor.hand);

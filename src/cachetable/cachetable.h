@@ -179,6 +179,11 @@ struct CachetableOptions {
   // goes back to the system while the process idles, instead of at the next eviction.
   // 0: never.
   uint32_t idle_trim_after_ms = 10000;
+  // Whether an evictor run with nothing to sweep also returns the allocator's free memory if
+  // resident memory exceeds the budget by more than trim_slack_bytes, backing off after
+  // trims that give back little (TrimPacer::QuietRunDue): writers on several threads leave
+  // the allocator's heaps fragmented while the cache stays within its budget.
+  bool quiet_trims = true;
   // 0: the cleaner is off until SetCleanerPeriod.
   uint32_t cleaner_period_ms = 0;
   // Threads writing checkpoint clones; 0: a quarter of the cores, at least one.
@@ -314,13 +319,16 @@ class Cachetable {
   //     its pending mark.
   //   EndCheckpoint writes every still-pending dirty pair with WriteBlockForCheckpoint
   //     (waiting for each pair's lock), waits for the file's clone writes, clears the pending
-  //     marks, and returns the first error of any checkpoint write since the begin.
+  //     marks, and returns the first error of any checkpoint write since the begin. With
+  //     `drop_written` (for a close), the file's clean pairs leave the cache first, and
+  //     each pair it writes once written, unless somebody pinned or waits for it, as an
+  //     eviction would take them.
   //     REQUIRES: the caller holds no pin of the file.
   // The file's pairs are never in an inconsistent state: an error only means the checkpoint
   // is incomplete (the pairs concerned stay dirty).
   Status BeginCheckpoint(CacheFileId file);
   Status BeginCheckpoint(CacheFileId file, absl::FunctionRef<Status()> owner_begin);
-  Status EndCheckpoint(CacheFileId file);
+  Status EndCheckpoint(CacheFileId file, bool drop_written = false);
 
   size_t budget() const { return budget_; }
   size_t size_bytes() const { return size_bytes_.load(std::memory_order_relaxed); }
@@ -341,6 +349,12 @@ class Cachetable {
   // process is over its budget by more than trim_slack_bytes, whatever its back-off after
   // trims that gave back little. No effect without the evictor thread.
   void ReturnFreedMemorySoon();
+  // Before work that needs fresh memory for a moment (a checkpoint serializes every dirty
+  // node): hands the allocator's free memory back to the system now, on this thread, if the
+  // process's resident memory exceeds the budget by more than half of trim_slack_bytes, so
+  // that the burst reuses pages given back instead of adding to resident free ones. Returns
+  // whether it trimmed. Thread-safe.
+  bool ReturnFreedMemoryNow();
 
  private:
   friend class PinnedPair;

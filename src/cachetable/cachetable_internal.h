@@ -65,6 +65,13 @@ inline constexpr absl::Duration kMaxReadBackPressureWait = absl::Milliseconds(20
 inline constexpr size_t kWakeMarkPermille = 1050;
 inline constexpr size_t kBlockMarkPermille = 1100;
 inline constexpr size_t kReleaseMarkPermille = 1050;
+// The most each mark lets memory run past the budget, whatever the budget: an Env's resident
+// memory must stay within its cache plus 64 MiB, and above 160 MiB the fractions alone would
+// spend most of that (at 1 GiB the block mark was 102 MiB over, and a reopened database
+// overwritten at that cache peaked at 1,112 MiB RSS).
+inline constexpr size_t kWakeMarkCapBytes = size_t{8} << 20;
+inline constexpr size_t kBlockMarkCapBytes = size_t{16} << 20;
+inline constexpr size_t kReleaseMarkCapBytes = size_t{8} << 20;
 // Pairs the cleaner inspects per pass (PerconaFT's figure).
 inline constexpr size_t kCleanerPairsPerPass = 8;
 // After an eviction write fails (a full disk), the evictor writes no dirty pair again for
@@ -193,7 +200,11 @@ struct Cachetable::Impl {
   // ---- checkpoint (checkpoint.cc) ----
   Status BeginCheckpoint(CacheFileId file_id, absl::FunctionRef<Status()> owner_begin)
       ABSL_LOCKS_EXCLUDED(list_mu);
-  Status EndCheckpoint(CacheFileId file_id) ABSL_LOCKS_EXCLUDED(list_mu);
+  Status EndCheckpoint(CacheFileId file_id, bool drop_written) ABSL_LOCKS_EXCLUDED(list_mu);
+  // Unlinks `pair` (write-locked by the caller, who holds one ref) unless somebody else
+  // holds or waits for it, and returns its value for the caller to free after letting go
+  // of the pair; null if it stays.
+  std::unique_ptr<CacheValue> DropIfUnusedLocked(Pair* pair) ABSL_LOCKS_EXCLUDED(list_mu);
   // Called with `pair` freshly locked for a write pin, before the client sees it: a
   // checkpoint-pending dirty pair is cloned for the checkpoint writers (or written for the
   // checkpoint when the owner cannot clone); a pending clean pair loses its mark.

@@ -121,9 +121,22 @@ void Cachetable::Impl::BeforeWritePin(Pair* pair) {
   });
 }
 
-Status Cachetable::Impl::EndCheckpoint(CacheFileId file_id) {
+std::unique_ptr<CacheValue> Cachetable::Impl::DropIfUnusedLocked(Pair* pair) {
+  PairBucket& bucket = table.BucketOf(pair->key);
+  AnnotatedMutexLock list_lock(&list_mu);
+  AnnotatedMutexLock bucket_lock(&bucket.mu);
+  // With both mutexes held no ref can be taken: a count of 1 (the caller's) stays 1.
+  if (pair->refs() != 1) return nullptr;
+  const size_t bytes = UnlinkLocked(pair, bucket);
+  full_evictions.fetch_add(1, std::memory_order_relaxed);
+  bytes_evicted.fetch_add(bytes, std::memory_order_relaxed);
+  return std::move(pair->value);
+}
+
+Status Cachetable::Impl::EndCheckpoint(CacheFileId file_id, bool drop_written) {
   CacheFile* file = nullptr;
   std::vector<Pair*> to_write;
+  std::vector<Pair*> to_drop;  // with drop_written: clean pairs, dropped before any write
   {
     AnnotatedMutexLock list_lock(&list_mu);
     auto file_it = files.find(file_id);
@@ -133,6 +146,11 @@ Status Cachetable::Impl::EndCheckpoint(CacheFileId file_id) {
     }
     file = file_it->second.get();
     for (Pair* pair : file->pairs) {
+      if (drop_written && !pair->dirty.load(std::memory_order_relaxed)) {
+        pair->AddRef();
+        to_drop.push_back(pair);
+        continue;
+      }
       if (!pair->checkpoint_pending.load(std::memory_order_relaxed)) continue;
       // Dirty is read under `list_mu`, where it is cleared, so a pair reported clean here is on
       // disk as of the begin.
@@ -144,20 +162,37 @@ Status Cachetable::Impl::EndCheckpoint(CacheFileId file_id) {
       to_write.push_back(pair);
     }
   }
+  // The clean pairs go first, so that the buffers serializing the dirty ones reuse their
+  // memory.
+  for (Pair* pair : to_drop) {
+    pair->lock.LockWrite();
+    std::unique_ptr<CacheValue> dropped;
+    if (!pair->removed() && !pair->dirty.load(std::memory_order_relaxed)) {
+      dropped = DropIfUnusedLocked(pair);
+    }
+    pair->lock.UnlockWrite();
+    ReleaseRef(pair);
+    dropped.reset();
+  }
   // In block order, which is close to file order for a freshly allocated file.
   std::sort(to_write.begin(), to_write.end(),
             [](const Pair* a, const Pair* b) { return a->key.block < b->key.block; });
   Status first_error;
   for (Pair* pair : to_write) {
     pair->lock.LockWrite();
+    bool written = false;
     // A write pin, an eviction or WriteDirty may have handed it over meanwhile.
     if (!pair->removed() && pair->checkpoint_pending.load(std::memory_order_relaxed) &&
         pair->dirty.load(std::memory_order_relaxed)) {
       const Status status = WriteLockedPair(pair);
+      written = status.ok();
       if (!status.ok() && first_error.ok()) first_error = status;
     }
+    std::unique_ptr<CacheValue> dropped;
+    if (written && drop_written) dropped = DropIfUnusedLocked(pair);
     pair->lock.UnlockWrite();
     ReleaseRef(pair);
+    dropped.reset();
   }
   AnnotatedMutexLock list_lock(&list_mu);
   while (file->clone_writes_in_flight > 0) list_mu.Wait(&files_cv);

@@ -17,10 +17,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cachetable/cachetable.h"
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "cachetable/cachetable_internal.h"
 #include "cachetable/trim_pacer.h"
 #include "util/process_memory.h"
@@ -87,19 +83,12 @@ namespace {
 // trims (TrimPacer).
 bool ReturnFreedMemory(size_t budget, size_t slack, bool when_unknown, size_t* freed) {
   *freed = 0;
-#if defined(__GLIBC__)
   const size_t resident = ResidentBytes();
   if (resident == 0 ? !when_unknown : resident <= budget + slack) return false;
-  ::malloc_trim(0);
+  if (!ReturnFreeMemoryToSystem()) return false;
   const size_t after = resident == 0 ? 0 : ResidentBytes();
   if (after != 0 && after < resident) *freed = resident - after;
   return true;
-#else
-  static_cast<void>(budget);
-  static_cast<void>(slack);
-  static_cast<void>(when_unknown);
-  return false;
-#endif
 }
 
 }  // namespace
@@ -140,6 +129,12 @@ void Cachetable::Impl::EvictorLoop() {
       if (ReturnFreedMemory(budget, slack, /*when_unknown=*/false, &freed)) {
         trims.fetch_add(1, std::memory_order_relaxed);
       }
+    } else if (options.quiet_trims && pacer.QuietRunDue()) {
+      size_t freed = 0;
+      if (ReturnFreedMemory(budget, slack, /*when_unknown=*/false, &freed)) {
+        trims.fetch_add(1, std::memory_order_relaxed);
+        pacer.Trimmed(freed);
+      }
     }
     if (sweep) {
       evictor_runs.fetch_add(1, std::memory_order_relaxed);
@@ -173,6 +168,16 @@ void Cachetable::Impl::EvictorLoop() {
     pressure_cv.SignalAll();
   }
   evictor_mu.Unlock();
+}
+
+bool Cachetable::ReturnFreedMemoryNow() {
+  size_t freed = 0;
+  if (!ReturnFreedMemory(budget_, impl_->options.trim_slack_bytes / 2, /*when_unknown=*/false,
+                         &freed)) {
+    return false;
+  }
+  impl_->trims.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void Cachetable::Impl::AfterUnpin(bool write) {

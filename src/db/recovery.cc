@@ -328,6 +328,10 @@ Status EnvImpl::ReplayTable(uint64_t id, TableImpl* table) {
 
 Status EnvImpl::CheckpointLocked(bool closing) {
   FERN_RETURN_IF_ERROR(write_state_->error());
+  // Serializing the dirty nodes takes fresh buffers for a moment; where free memory is
+  // resident, they would land on top of it (a close after overwriting a reopened database
+  // at a 256 MiB cache went from 294 to 318 MiB RSS).
+  cache_->ReturnFreedMemoryNow();
   log_bytes_at_checkpoint_.store(log_->stats().bytes_written, std::memory_order_relaxed);
   Lsn begin;
   uint64_t id = ++checkpoints_taken_;
@@ -348,8 +352,10 @@ Status EnvImpl::CheckpointLocked(bool closing) {
   }
   for (auto& [name, table] : tables_) {
     // The close's checkpoint leaves compaction to the next open's: a close should not
-    // wait for block copies.
-    FERN_RETURN_IF_ERROR(table->tree()->Checkpoint(/*compact_tail=*/!closing));
+    // wait for block copies. It drops each node it writes: a close after overwriting a
+    // reopened database at a 256 MiB cache went from 289 to 312 MiB RSS while it kept them.
+    FERN_RETURN_IF_ERROR(
+        table->tree()->Checkpoint(/*compact_tail=*/!closing, /*drop_written=*/closing));
     needed = std::min(needed, table->tree()->checkpoint_lsn());
   }
   for (const auto& [table_id, lsn] : deferred_) needed = std::min(needed, lsn);

@@ -167,7 +167,7 @@ Status FractalTree::Close(bool checkpoint) {
   return Status::OK();
 }
 
-Status FractalTree::Checkpoint(bool compact_tail) {
+Status FractalTree::Checkpoint(bool compact_tail, bool drop_written) {
   // A sharp checkpoint that does not stall writers: under checkpoint_safe_ (briefly, with no
   // write, flush or split half done) the dirty nodes are marked checkpoint-pending and the
   // block table's image is taken; then the pending nodes are written while writers go on (a
@@ -203,7 +203,7 @@ Status FractalTree::Checkpoint(bool compact_tail) {
   if (write_log() != nullptr && through > 0) s = write_log()->SyncThrough(through);
   // Ended whatever happened: it waits for the clone writes, which must not outlive the
   // file's checkpoint (AbortCheckpoint below), and lets the next checkpoint begin.
-  const Status cache_end = cache_->EndCheckpoint(file_id_);
+  const Status cache_end = cache_->EndCheckpoint(file_id_, drop_written);
   if (s.ok()) s = cache_end;
   if (s.ok()) s = file_->EndCheckpoint(header, compact_tail);
   if (!s.ok()) {
@@ -566,7 +566,7 @@ Status FractalTree::ReadChunks(BlockNum block, const PartitionExtent& extent,
   return Status::OK();
 }
 
-Status FractalTree::LoadBasement(PinnedPair* pin, size_t index, bool* loaded) {
+Status FractalTree::LoadBasement(PinnedPair* pin, size_t index, bool* loaded, bool for_write) {
   if (loaded != nullptr) *loaded = false;
   Node* node = pin->as<Node>();
   LeafPartition& part = node->basements[index];
@@ -583,7 +583,7 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index, bool* loaded) {
   if (config_.basement_pool != nullptr) rows = config_.basement_pool->Take();
   {
     const chunk_memory::Scope in_chunks(config_.chunk_memory ||
-                                        config_.chunk_memory_for_basement_loads);
+                                        (config_.chunk_memory_for_basement_loads && !for_write));
     FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &rows));
   }
   size_t added = 0;
@@ -619,7 +619,7 @@ Status FractalTree::LoadAllBasements(PinnedPair* pin) {
     }
   }
   if (absent == 0) return Status::OK();
-  if (absent == 1) return LoadBasement(pin, last_absent);
+  if (absent == 1) return LoadBasement(pin, last_absent, /*loaded=*/nullptr, /*for_write=*/true);
   // Several basements are missing: one read of the whole block beats one read each.
   {
     MutexLock lock(&node->load_mu);

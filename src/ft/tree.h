@@ -221,8 +221,14 @@ class FractalTree final : public CacheFileOwner {
   Status Optimize();
   // Writes every dirty node and a new header: the file then reopens to this state. With
   // `compact_tail`, also moves blocks down a file left far bigger than its live blocks
-  // (TreeFile::CompactTail), at most 64 MiB of them a checkpoint.
-  Status Checkpoint(bool compact_tail = false);
+  // (TreeFile::CompactTail), at most 64 MiB of them a checkpoint. With `drop_written` (for a
+  // close), the clean nodes leave the cache first and each dirty one once written, so that
+  // their memory serves the buffers serializing the next ones.
+  Status Checkpoint(bool compact_tail = false, bool drop_written = false);
+  // For a close: stops new background work (flushes, readahead) and waits for what is
+  // queued or running, so the last checkpoint writes without it. Reads and writes still
+  // work, on their callers' threads. Close does this too.
+  void StopBackgroundWork() { DrainFlushes(); }
 
   // Bulk loading (tree_load.cc; the tree itself is written by TreeBuilder).
   // Whether the tree holds no leaf entry and no buffered message.
@@ -314,8 +320,12 @@ class FractalTree final : public CacheFileOwner {
 
   // Loading absent basements (partial fetch). Safe under a read pin. *loaded (optional)
   // tells whether this call read it (false: it was there, or another reader installed it
-  // first).
-  Status LoadBasement(PinnedPair* pin, size_t index, bool* loaded = nullptr);
+  // first). `for_write`: the caller is about to change the basement, which then leaves
+  // whatever memory it was read into as it grows, so it goes to chunk memory only where
+  // everything read does (TreeConfig::chunk_memory): a slot freed so soon only fragments
+  // the chunks.
+  Status LoadBasement(PinnedPair* pin, size_t index, bool* loaded = nullptr,
+                      bool for_write = false);
   // Reads and decodes the partition at `extent` of `block` into `*rows` (reusing the
   // Basement passed in, if any). With `built`, if the frame is chunked, *built becomes its
   // LeafChunkIndex (for frame `frame_id`).

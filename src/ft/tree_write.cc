@@ -409,7 +409,7 @@ Status FractalTree::ApplyToLeaf(PinnedPair* pin, const Message& message) {
     RebalanceBasements(leaf);
   } else {
     size_t i = leaf->PartitionIndex(message.key, *config_.comparator);
-    FERN_RETURN_IF_ERROR(LoadBasement(pin, i));
+    FERN_RETURN_IF_ERROR(LoadBasement(pin, i, /*loaded=*/nullptr, /*for_write=*/true));
     leaf->basements[i].rows->Apply(message, ctx);
     leaf->basements[i].on_disk = false;
     // Only basement i changed: the leaf needs rebalancing only if it outgrew the limit or

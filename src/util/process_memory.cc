@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <charconv>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace fern {
 
@@ -27,6 +30,15 @@ size_t ResidentBytes() {
   return page > 0 ? pages * static_cast<size_t>(page) : 0;
 #else
   return 0;
+#endif
+}
+
+bool ReturnFreeMemoryToSystem() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+  return true;
+#else
+  return false;
 #endif
 }
 

@@ -239,6 +239,37 @@ TEST_F(CheckpointTest, FailedCloneWriteFailsTheCheckpointAndThePairStaysDirty) {
   EXPECT_EQ(disk_.checkpoint_writes.load(), 1);
 }
 
+// For a close: EndCheckpoint with drop_written writes the pending dirty pairs as always and
+// leaves none of the file's pairs cached, clean ones included, but a pair whose write failed,
+// which stays dirty for the next checkpoint.
+TEST_F(CheckpointTest, EndCheckpointDroppingWrittenPairsKeepsOnlyTheOnesItCouldNotWrite) {
+  Open();
+  for (int i = 0; i < 6; ++i) disk_.Put(i, StrCat("c", i));
+  for (int i = 0; i < 4; ++i) Change(i, StrCat("d", i));
+  EXPECT_EQ(Read(4), "c4");
+  EXPECT_EQ(Read(5), "c5");
+  ASSERT_TRUE(Begin().ok());
+  auto failed_once = std::make_shared<std::atomic<bool>>(false);
+  disk_.SetBeforeWrite([this, failed_once](BlockNum block) {
+    const bool fail = block == 2 && !failed_once->exchange(true);
+    disk_.FailWrites(fail ? Status::IOError("bad sector") : Status::OK());
+  });
+  const Status status = table_->EndCheckpoint(file_, /*drop_written=*/true);
+  disk_.EndImage();
+  EXPECT_TRUE(status.IsIOError()) << status.ToString();
+  for (BlockNum block : {0, 1, 3, 4, 5}) EXPECT_FALSE(table_->IsCached(file_, block)) << block;
+  EXPECT_TRUE(table_->IsCached(file_, 2));
+  EXPECT_EQ(table_->size_bytes(), 102u);  // the one pair left: the fake's base size and "d2"
+  const auto image = disk_.Image();
+  for (int i : {0, 1, 3}) EXPECT_EQ(image.at(i), StrCat("d", i));
+  EXPECT_EQ(image.at(2), "c2");
+
+  ASSERT_TRUE(Begin().ok());
+  ASSERT_TRUE(End().ok());
+  EXPECT_EQ(disk_.ImageOf(2), "d2");
+  EXPECT_EQ(Read(0), "d0");  // fetched again, as written
+}
+
 TEST_F(CheckpointTest, FailedWriteForCheckpointIsReportedByEnd) {
   Open();
   disk_.Put(0, "a");

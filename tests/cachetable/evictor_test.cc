@@ -34,13 +34,15 @@ class EvictorTest : public ::testing::Test {
  protected:
   void Open(size_t budget, uint32_t evictor_period_ms = 1000,
             size_t trim_slack_bytes = CachetableOptions().trim_slack_bytes,
-            uint32_t idle_trim_after_ms = CachetableOptions().idle_trim_after_ms) {
+            uint32_t idle_trim_after_ms = CachetableOptions().idle_trim_after_ms,
+            bool quiet_trims = CachetableOptions().quiet_trims) {
     disk_ = std::make_unique<FakeDisk>(kBase);
     CachetableOptions options;
     options.budget_bytes = budget;
     options.evictor_period_ms = evictor_period_ms;
     options.trim_slack_bytes = trim_slack_bytes;
     options.idle_trim_after_ms = idle_trim_after_ms;
+    options.quiet_trims = quiet_trims;
     table_ = std::make_unique<Cachetable>(options);
     file_ = table_->OpenFile(disk_.get());
   }
@@ -122,8 +124,10 @@ TEST_F(EvictorTest, TrimsOnlyWhenResidentMemoryExceedsBudgetPlusSlack) {
 // Memory freed outside the cache in bulk is handed back at the evictor's next pass though
 // nothing is evicted (an idle process after a big transaction ends), and only when asked.
 TEST_F(EvictorTest, ReturnFreedMemorySoonTrimsAtTheNextPassWithoutEvictions) {
-  // No slack: the process is always over the budget, so any trim that is due runs.
-  Open(/*budget=*/size_t{1} << 20, /*evictor_period_ms=*/20, /*trim_slack_bytes=*/0);
+  // No slack: the process is always over the budget, so any trim that is due runs. No
+  // quiet-run trims, which would run at every such pass.
+  Open(/*budget=*/size_t{1} << 20, /*evictor_period_ms=*/20, /*trim_slack_bytes=*/0,
+       CachetableOptions().idle_trim_after_ms, /*quiet_trims=*/false);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // passes with nothing to do
   EXPECT_EQ(table_->stats().trims, 0u);
   table_->ReturnFreedMemorySoon();
@@ -180,7 +184,8 @@ TEST_F(EvictorTest, APairPinnedWhileTheEvictorWritesItStaysAndItsOwnerIsTold) {
 TEST_F(EvictorTest, AnIdleEvictorTrimsOnceEachQuietSpell) {
   // No slack: the process is always over the budget, so every trim that is due runs.
   const size_t budget = 20 * kValueBytes;
-  Open(budget, /*evictor_period_ms=*/20, /*trim_slack_bytes=*/0, /*idle_trim_after_ms=*/300);
+  Open(budget, /*evictor_period_ms=*/20, /*trim_slack_bytes=*/0, /*idle_trim_after_ms=*/300,
+       /*quiet_trims=*/false);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // shorter than the spell
   EXPECT_EQ(table_->stats().trims, 0u);
   ASSERT_TRUE(Eventually([&] { return table_->stats().trims == 1; }));
@@ -199,11 +204,29 @@ TEST_F(EvictorTest, AnIdleEvictorTrimsOnceEachQuietSpell) {
   EXPECT_EQ(table_->stats().trims, after_sweep + 1);
 }
 
-// Without idle trims (0), an idle evictor never trims.
+// Without idle trims (0) and quiet-run trims, an idle evictor never trims.
 TEST_F(EvictorTest, IdleTrimsCanBeTurnedOff) {
   Open(20 * kValueBytes, /*evictor_period_ms=*/20, /*trim_slack_bytes=*/0,
-       /*idle_trim_after_ms=*/0);
+       /*idle_trim_after_ms=*/0, /*quiet_trims=*/false);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(table_->stats().trims, 0u);
+}
+
+// With quiet-run trims, an evictor with nothing to sweep still trims while the process is
+// over its budget by more than the slack (always, with no slack): at its runs, not once a
+// spell. With a slack no process here reaches, it never does.
+TEST_F(EvictorTest, QuietRunsTrimWhileResidentMemoryIsOverTheLine) {
+  Open(20 * kValueBytes, /*evictor_period_ms=*/20, /*trim_slack_bytes=*/0,
+       /*idle_trim_after_ms=*/0, /*quiet_trims=*/true);
+  EXPECT_TRUE(Eventually([&] { return table_->stats().trims >= 3; }));
+  EXPECT_EQ(table_->size_bytes(), 0u);
+  EXPECT_EQ(table_->stats().evictor_runs, 0u);  // no sweep brought them
+  EXPECT_TRUE(table_->CloseFile(file_, /*write_dirty=*/false).ok());
+  table_.reset();
+
+  Open(20 * kValueBytes, /*evictor_period_ms=*/20, /*trim_slack_bytes=*/size_t{1} << 50,
+       /*idle_trim_after_ms=*/0, /*quiet_trims=*/true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(table_->stats().trims, 0u);
 }
 
@@ -237,6 +260,34 @@ TEST_F(EvictorTest, ClientAboveTheBlockMarkWaitsForTheEvictor) {
   ASSERT_TRUE(Eventually([&] { return table_->size_bytes() <= budget; }));
   EXPECT_TRUE(Eventually([&] { return table_->stats().full_evictions >= 3u; }))
       << table_->stats().full_evictions;
+}
+
+// Above 160 MiB the marks stop growing with the budget: memory may run at most 8 MiB past it
+// before the evictor is woken and 16 MiB before a client waits (10% of this 320 MiB budget
+// would be 32 MiB).
+TEST_F(EvictorTest, MarksRunAtMostSixteenMiBPastALargeBudget) {
+  constexpr size_t kBig = size_t{8} << 20;  // each value's accounted size
+  disk_ = std::make_unique<FakeDisk>(kBig - 6);
+  CachetableOptions options;
+  options.budget_bytes = 40 * kBig;
+  table_ = std::make_unique<Cachetable>(options);
+  file_ = table_->OpenFile(disk_.get());
+  disk_->SetBeforeWrite([this](BlockNum) { static_cast<void>(allow_writes_.Wait()); });
+  // 42 values: 16 MiB over, at the block mark but not past it. The evictor was woken at 41
+  // (past the wake mark) and is stuck in its first write.
+  for (int i = 0; i < 42; ++i) AddDirty(i);
+  ASSERT_TRUE(Eventually([&] { return disk_->writes.load() >= 1; }));
+  EXPECT_EQ(table_->stats().client_waits, 0u);
+  std::atomic<bool> returned{false};
+  std::thread client([&] {
+    AddDirty(42);  // 24 MiB over: waits
+    returned = true;
+  });
+  EXPECT_TRUE(Eventually([&] { return table_->stats().client_waits == 1; }));
+  EXPECT_FALSE(returned.load());
+  allow_writes_.Open();
+  client.join();
+  ASSERT_TRUE(Eventually([&] { return table_->size_bytes() <= 40 * kBig; }));
 }
 
 // Readers add no memory when they pin what is cached and only clean memory when they fetch,

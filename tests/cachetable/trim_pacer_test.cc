@@ -53,5 +53,19 @@ TEST(TrimPacerTest, AFullDueTrimNotNeededStartsTheCountAgainAndAnEarlyOneDoesNot
   EXPECT_EQ(pacer.scale(), 1u);
 }
 
+TEST(TrimPacerTest, QuietRunsAreDueEachRunUntilTrimsGiveBackLittle) {
+  TrimPacer pacer(kBudget, kSlack);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(pacer.QuietRunDue()) << i;
+  pacer.Trimmed(kSlack / 8 - 1);
+  pacer.Trimmed(kSlack / 8 - 1);
+  ASSERT_EQ(pacer.scale(), 4u);
+  // One run in four now.
+  int due = 0;
+  for (int i = 0; i < 16; ++i) due += pacer.QuietRunDue() ? 1 : 0;
+  EXPECT_EQ(due, 4);
+  pacer.Trimmed(kSlack);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(pacer.QuietRunDue()) << i;
+}
+
 }  // namespace
 }  // namespace fern
