@@ -56,6 +56,10 @@ class BufferBudget {
   void Replace(size_t before, size_t after) {
     nodes_.fetch_add(after - before, std::memory_order_relaxed);  // wraps correctly
   }
+  // A tree opened (+1) or closed (-1).
+  void AddTree(int delta) {
+    trees_.fetch_add(static_cast<size_t>(delta), std::memory_order_relaxed);
+  }
 
   // The buffered bytes above which a height-1 node of a tree with `node_bytes` flushes
   // while the cache is full (before FitLimit).
@@ -73,11 +77,13 @@ class BufferBudget {
 
   size_t bytes() const { return bytes_; }
   size_t nodes() const { return nodes_.load(std::memory_order_relaxed); }
+  size_t trees() const { return trees_.load(std::memory_order_relaxed); }
 
  private:
   const size_t bytes_;
   const size_t fit_bytes_;
   std::atomic<size_t> nodes_{0};
+  std::atomic<size_t> trees_{0};
 };
 
 }  // namespace fern

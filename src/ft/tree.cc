@@ -150,6 +150,7 @@ Status FractalTree::Open(const std::string& path, const TreeConfig& config, Cach
 
 void FractalTree::ForgetHeight1Nodes() {
   if (config_.buffer_budget == nullptr) return;
+  if (tree_counted_.exchange(false, std::memory_order_relaxed)) config_.buffer_budget->AddTree(-1);
   config_.buffer_budget->Replace(height1_counted_.exchange(0, std::memory_order_relaxed), 0);
 }
 

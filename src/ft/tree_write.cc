@@ -162,19 +162,26 @@ Status FractalTree::Optimize() {
   return FixRoot(&root);
 }
 
+size_t FractalTree::LeafLimit() const {
+  if (config_.buffer_budget == nullptr) return config_.node_bytes;
+  const size_t trees = std::max<size_t>(1, config_.buffer_budget->trees());
+  const size_t share = std::max(kMinLeafBytes, cache_->budget() / 4 / trees);
+  return std::min<size_t>(config_.node_bytes, share);
+}
+
 bool FractalTree::NeedsSplit(const Node& node) const {
-  if (node.is_leaf()) return node.basements.size() > 1 && node.leaf_bytes() > config_.node_bytes;
+  if (node.is_leaf()) return node.basements.size() > 1 && node.leaf_bytes() > LeafLimit();
   return node.children.size() > config_.fanout;
 }
 
 bool FractalTree::NeedsMerge(const Node& node) const {
-  if (node.is_leaf()) return node.leaf_bytes() < config_.node_bytes / 4;
+  if (node.is_leaf()) return node.leaf_bytes() < LeafLimit() / 4;
   return node.children.size() < std::max<size_t>(2, config_.fanout / 4);
 }
 
 bool FractalTree::MayNeedRestructure(const Node& child, size_t incoming) const {
   if (NeedsSplit(child) || NeedsMerge(child)) return true;
-  if (child.is_leaf()) return child.leaf_bytes() + incoming > config_.node_bytes;
+  if (child.is_leaf()) return child.leaf_bytes() + incoming > LeafLimit();
   // An internal child gains children only when its own flush splits a grandchild, which
   // needs the incoming bytes to gorge it; a split can add several pieces, hence the margin.
   return child.buffered_bytes() + incoming > GorgedAbove(child) &&
@@ -221,6 +228,7 @@ double FractalTree::GorgedBy(const Node& node, size_t* heaviest) const {
 
 void FractalTree::CountHeight1Nodes(const Node& root) {
   if (config_.buffer_budget == nullptr) return;
+  if (!tree_counted_.exchange(true, std::memory_order_relaxed)) config_.buffer_budget->AddTree(1);
   size_t count = 0;
   if (root.height() == 1) {
     count = 1;
@@ -682,7 +690,7 @@ Status FractalTree::MergeChild(PinnedPair* parent_pin, size_t index, PinnedPair*
     FERN_RETURN_IF_ERROR(LoadAllBasements(left_pin));
     FERN_RETURN_IF_ERROR(LoadAllBasements(right_pin));
     // Merging nodes that would nearly fill a node again only causes a split soon after.
-    if (left->leaf_bytes() + right->leaf_bytes() > config_.node_bytes * 3 / 4) return Status::OK();
+    if (left->leaf_bytes() + right->leaf_bytes() > LeafLimit() * 3 / 4) return Status::OK();
     left->pivots.PushBack(parent->pivots[left_index]);
     left->pivots.Append(right->pivots.TakeFrom(0));
     for (LeafPartition& part : right->basements) {

@@ -212,5 +212,44 @@ TEST(TreeBufferBudgetTest, InternalBuffersKeepToTheFitSoReadsDoNotRereadInternal
       << "fresh " << unbounded.fresh << ", bounded " << bounded.after_writes;
 }
 
+// With a buffer budget, a leaf splits at an even share of a quarter of the cache among the
+// Env's open trees, when that is below node_bytes: every tree keeps a hot leaf or two
+// cached, and twenty trees with 2 MiB leaves at a 16 MiB cache made the evictor rewrite them
+// over and over. Alone, the same tree keeps node_bytes; as the other trees close, its leaves
+// may grow back.
+TEST(TreeBufferBudgetTest, LeavesSplitAtTheirTreesShareOfTheCache) {
+  constexpr size_t kCache = size_t{16} << 20;
+  constexpr int kRows = 8000;  // ~0.8 MB of rows: one leaf under node_bytes
+  auto leaves_after_load = [&](int other_trees) {
+    testing::ScratchDir dir;
+    BufferBudget budget(0, kNoFit);
+    budget.AddTree(other_trees);
+    TreeConfig config;
+    config.comparator = BytewiseComparator();
+    config.compression = Compression::kNone;
+    config.node_bytes = 2 << 20;
+    config.basement_bytes = 16 << 10;
+    config.buffer_budget = &budget;
+    Cachetable cache(kCache);
+    std::unique_ptr<FractalTree> tree;
+    EXPECT_TRUE(FractalTree::Create(dir.Sub("t.ft"), config, &cache, &tree).ok());
+    for (int i = 0; i < kRows; ++i) {
+      EXPECT_TRUE(tree->Put(testing::NumberedKey(i * 7919 % kRows), ValueOf(i)).ok());
+    }
+    EXPECT_TRUE(tree->Optimize().ok());
+    TreeShape shape;
+    EXPECT_TRUE(tree->Shape(&shape).ok());
+    EXPECT_EQ(budget.trees(), static_cast<size_t>(other_trees) + 1);
+    EXPECT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+    EXPECT_EQ(budget.trees(), static_cast<size_t>(other_trees));
+    return shape.nodes_per_level.empty() ? uint64_t{0} : shape.nodes_per_level[0];
+  };
+  EXPECT_EQ(leaves_after_load(0), 1u);
+  // 20 trees: 16 MiB / 4 / 20 = ~200 KiB a leaf.
+  const uint64_t leaves = leaves_after_load(19);
+  EXPECT_GE(leaves, 3u);
+  EXPECT_LE(leaves, 20u);
+}
+
 }  // namespace
 }  // namespace fern
