@@ -602,7 +602,6 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   const chunk_memory::Stats chunks = chunk_memory::GetStats();
   out += StrCat("chunk_memory.chunks: ", chunks.chunks, "\n");
   out += StrCat("chunk_memory.slot_bytes: ", chunks.slot_bytes, "\n");
-  out += StrCat("chunk_memory.released_slot_bytes: ", chunks.released_slot_bytes, "\n");
   out += StrCat("chunk_memory.ready_chunks: ", chunks.ready_chunks, "\n");
   out += StrCat("chunk_memory.prepared_chunks: ", chunks.prepared_chunks, "\n");
   out += StrCat("chunk_memory.releasing_chunks: ", chunks.releasing_chunks, "\n");

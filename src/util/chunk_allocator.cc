@@ -4,7 +4,6 @@
 #include <sys/mman.h>
 
 #include <atomic>
-#include <bitset>
 #include <cassert>
 #include <condition_variable>
 #include <cstring>
@@ -84,18 +83,6 @@ bool DetectEnabled() {
   return true;
 }
 
-// Free slots hold memory no block uses: chunks emptied only in part by evictions and by
-// blocks that moved to malloc as they grew. Past kMaxIdleBytes of it (free slots, and the
-// never used tails of chunks faulted in ahead), a slot of kMinReleasableSlotBytes or more
-// that is freed gives its pages back to the system, all but the first, which keeps the free
-// list's link; using the slot again faults them in. Two hundred tables overwritten after a
-// reopen at a 256 MiB cache held 84 chunks (168 MiB) for 54 MiB of blocks, and peaked at
-// 342 MiB RSS.
-constexpr size_t kPageBytes = 4096;
-constexpr size_t kMinReleasableSlotBytes = size_t{16} << 10;
-constexpr size_t kMaxReleasableSlots = kChunkBytes / kMinReleasableSlotBytes;
-constexpr size_t kMaxIdleBytes = size_t{16} << 20;
-
 struct Chunk {
   char* base = nullptr;
   size_t class_index = 0;
@@ -104,8 +91,6 @@ struct Chunk {
   uint32_t live = 0;
   void* free_list = nullptr;        // freed slots, each holding the next one's address
   size_t partial_index = SIZE_MAX;  // position in its class's list of chunks with room
-  // Free slots whose pages past the first were given back (classes of releasable size).
-  std::bitset<kMaxReleasableSlots> released;
 };
 
 // Chunks live in one range of address space reserved up front (no memory until a chunk is
@@ -170,7 +155,6 @@ struct State {
   std::condition_variable* preparer_wake ABSL_GUARDED_BY(mu) = new std::condition_variable;
   size_t committed ABSL_GUARDED_BY(mu) = 0;
   size_t slot_bytes ABSL_GUARDED_BY(mu) = 0;
-  size_t released_slot_bytes ABSL_GUARDED_BY(mu) = 0;  // given back inside committed chunks
   bool reserve_failed ABSL_GUARDED_BY(mu) = false;
 };
 
@@ -460,13 +444,6 @@ void* Allocate(size_t bytes) {
       if (chunk->free_list != nullptr) {
         p = chunk->free_list;
         std::memcpy(&chunk->free_list, p, sizeof(void*));
-        if (slot_bytes >= kMinReleasableSlotBytes) {
-          const size_t index = (static_cast<char*>(p) - chunk->base) / slot_bytes;
-          if (chunk->released.test(index)) {
-            chunk->released.reset(index);
-            state.released_slot_bytes -= slot_bytes - kPageBytes;
-          }
-        }
       } else {
         p = chunk->base + size_t{chunk->bumped} * slot_bytes;
         ++chunk->bumped;
@@ -498,23 +475,11 @@ void Deallocate(void* p, size_t bytes) {
   chunk->free_list = p;
   const bool was_full = chunk->live == chunk->slots;
   --chunk->live;
-  const size_t slot_bytes = ClassBytes(chunk->class_index);
-  state.slot_bytes -= slot_bytes;
+  state.slot_bytes -= ClassBytes(chunk->class_index);
   if (was_full) AddPartial(state, chunk);
   // An empty chunk refills the ready stock, or goes back to the system, unless its class
   // would be left without room.
-  const bool retire = chunk->live == 0 && state.partial[chunk->class_index].size() > 1;
-  if (!retire && slot_bytes >= kMinReleasableSlotBytes &&
-      state.committed * kChunkBytes - state.slot_bytes - state.released_slot_bytes >
-          kMaxIdleBytes) {
-    // Under the lock: once it is let go the slot may be handed out again.
-    ::madvise(static_cast<char*>(p) + kPageBytes, slot_bytes - kPageBytes, MADV_DONTNEED);
-    chunk->released.set((static_cast<char*>(p) - chunk->base) / slot_bytes);
-    state.released_slot_bytes += slot_bytes - kPageBytes;
-  }
-  if (retire) {
-    // Its given-back pages fault in again when the chunk is used next.
-    state.released_slot_bytes -= chunk->released.count() * (slot_bytes - kPageBytes);
+  if (chunk->live == 0 && state.partial[chunk->class_index].size() > 1) {
     RemovePartial(state, chunk);
     state.chunks[number].reset();
     --state.committed;
@@ -528,7 +493,6 @@ Stats GetStats() {
   Stats stats;
   stats.chunks = state.committed;
   stats.slot_bytes = state.slot_bytes;
-  stats.released_slot_bytes = state.released_slot_bytes;
   stats.ready_chunks = state.ready.size();
   stats.prepared_chunks = state.prepared;
   stats.releasing_chunks = state.releasing.size();

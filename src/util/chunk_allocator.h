@@ -17,9 +17,7 @@
 // class fills chunks of its own, slot by slot, inside one range of address space reserved
 // up front (64 GiB, no memory until used). A freed slot is reused by the next block of its
 // class; a chunk whose slots are all free is given back to the system unless it is its
-// class's last chunk with free slots. Once free slots (and chunk tails not yet used) hold
-// more than 16 MiB, a freed slot of 16 KiB or more also gives its pages back, all but the
-// first. Other blocks, and every block under a sanitizer (which
+// class's last chunk with free slots. Other blocks, and every block under a sanitizer (which
 // must see each block) or once the range is full, come from operator new.
 //
 // A background thread, started with the first chunk, keeps a few chunks mapped and faulted
@@ -73,13 +71,12 @@ size_t BlockBytes(const void* p, size_t bytes);
 bool Enabled();
 
 struct Stats {
-  size_t chunks = 0;               // chunks in use by size classes
-  size_t slot_bytes = 0;           // bytes of slots handed out and not freed
-  size_t released_slot_bytes = 0;  // of free slots, given back to the system (see .cc)
-  size_t ready_chunks = 0;         // mapped and faulted in, for the next chunks needed
-  size_t prepared_chunks = 0;      // chunks the background thread has faulted in, in all
-  size_t releasing_chunks = 0;     // emptied, still mapped, waiting for the background thread
-  size_t released_chunks = 0;      // chunks given back to the system, in all
+  size_t chunks = 0;            // chunks in use by size classes
+  size_t slot_bytes = 0;        // bytes of slots handed out and not freed
+  size_t ready_chunks = 0;      // mapped and faulted in, for the next chunks needed
+  size_t prepared_chunks = 0;   // chunks the background thread has faulted in, in all
+  size_t releasing_chunks = 0;  // emptied, still mapped, waiting for the background thread
+  size_t released_chunks = 0;   // chunks given back to the system, in all
 };
 Stats GetStats();
 

@@ -14,8 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "util/process_memory.h"
-
 namespace fern {
 namespace {
 
@@ -276,46 +274,6 @@ TEST(ChunkAllocatorTest, EmptiedChunksAreGivenBackInTheBackground) {
   for (void* p : blocks) chunk_memory::Deallocate(p, kBytes);
   ASSERT_TRUE(ReleasingDrains());
   EXPECT_EQ(chunk_memory::GetStats().releasing_chunks, 0u);
-}
-
-// Past 16 MiB of free slots, a freed slot of 16 KiB or more gives its pages back (all but
-// the first, which holds the free list's link); taken again, it works as fresh memory and
-// counts as used once more.
-TEST(ChunkAllocatorTest, FreedSlotsPastTheIdleLimitGiveTheirPagesBack) {
-  if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
-  const chunk_memory::Scope scope;
-  constexpr size_t kBytes = size_t{64} << 10;  // 32 to a chunk
-  constexpr size_t kBlocks = 1024;             // 64 MiB
-  const size_t released_before = chunk_memory::GetStats().released_slot_bytes;
-  std::vector<char*> blocks;
-  for (size_t i = 0; i < kBlocks; ++i) {
-    blocks.push_back(static_cast<char*>(chunk_memory::Allocate(kBytes)));
-    std::memset(blocks.back(), 1, kBytes);
-  }
-  const size_t resident_full = ResidentBytes();
-  // Every other block: no chunk empties, so none goes back whole. Of the 32 MiB freed, what
-  // came past the first 16 MiB gave back all but its first page.
-  for (size_t i = 0; i < kBlocks; i += 2) chunk_memory::Deallocate(blocks[i], kBytes);
-  const size_t released = chunk_memory::GetStats().released_slot_bytes - released_before;
-  // (Idle memory other tests in this process left counts towards the 16 MiB too.)
-  EXPECT_GE(released, size_t{13} << 20);
-  EXPECT_LE(released, kBlocks / 2 * (kBytes - 4096));
-  if (resident_full != 0) {
-    EXPECT_LE(ResidentBytes() + (size_t{10} << 20), resident_full);
-  }
-
-  for (size_t i = 0; i < kBlocks; i += 2) {
-    blocks[i] = static_cast<char*>(chunk_memory::Allocate(kBytes));
-    std::memset(blocks[i], static_cast<int>(i % 251), kBytes);
-  }
-  EXPECT_LE(chunk_memory::GetStats().released_slot_bytes, released_before);
-  for (size_t i = 0; i < kBlocks; ++i) {
-    const char expected = i % 2 == 0 ? static_cast<char>(i % 251) : 1;
-    ASSERT_EQ(blocks[i][0], expected) << i;
-    ASSERT_EQ(blocks[i][kBytes / 2], expected) << i;
-    ASSERT_EQ(blocks[i][kBytes - 1], expected) << i;
-  }
-  for (char* p : blocks) chunk_memory::Deallocate(p, kBytes);
 }
 
 // A child forked while the background thread exists has a consistent allocator and a
