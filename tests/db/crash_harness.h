@@ -26,6 +26,7 @@
 #include "db/kill_child.h"
 #include "db/power_loss.h"
 #include "fern/fern.h"
+#include "ft/block_table.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
 
@@ -169,9 +170,13 @@ inline void RunKillRounds(const std::string& dir, bool sync, int kills, uint64_t
       ASSERT_EQ(acknowledged, -1) << "round " << round;
       continue;
     }
-    // The last checkpoint is intact whatever the moment of the kill.
+    // The last checkpoint is intact whatever the moment of the kill. A file shorter than
+    // the header area is a table the kill caught in its creation: the catalog names a table
+    // only once its file is written and checkpointed, and the next open removes such a file
+    // (a table the catalog names with a short file fails that open, in workload.check()).
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-      if (entry.path().extension() == ".ft") {
+      if (entry.path().extension() == ".ft" &&
+          std::filesystem::file_size(entry.path()) >= BlockTable::kReservedFileBytes) {
         std::string report;
         ASSERT_EQ(RunFtverify(entry.path().string(), &report), 0)
             << entry.path() << " round " << round << ":\n"
