@@ -80,6 +80,7 @@ std::string Text(const fern::TreeReport& r) {
                   nodes == 0 ? 0.0 : static_cast<double>(r.partitions_per_level[level]) / nodes);
     out += StrCat("  level ", level, level == 0 ? " (leaves)" : "", ": ", nodes, " nodes, ",
                   level == 0 ? "basements per leaf " : "fanout ", buf);
+    out += StrCat(", pivot bytes ", r.pivot_bytes_per_level[level]);
     if (level > 0) {
       out += StrCat(", buffered messages ", r.messages_per_level[level], " (",
                     r.message_bytes_per_level[level], " bytes)");
@@ -142,6 +143,7 @@ std::string Json(const fern::TreeReport& r) {
                 ",\"partitions_per_level\":", list(r.partitions_per_level),
                 ",\"messages_per_level\":", list(r.messages_per_level),
                 ",\"message_bytes_per_level\":", list(r.message_bytes_per_level),
+                ",\"pivot_bytes_per_level\":", list(r.pivot_bytes_per_level),
                 ",\"chunked_basements\":", r.chunked_basements,
                 ",\"basement_chunks\":", r.basement_chunks,
                 ",\"out_of_line_values\":", r.out_of_line_values,

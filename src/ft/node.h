@@ -2,8 +2,9 @@
 // message buffer per child) or a leaf (pivots and basements, each possibly only on disk).
 //
 // Key ranges: a node with n partitions has n-1 pivots; partition i holds keys k with
-// pivots[i-1] <= k < pivots[i] (unbounded at the ends). A pivot is the first key of the
-// partition to its right at the time of the split that made it.
+// pivots[i-1] <= k < pivots[i] (unbounded at the ends). A pivot need not be a stored key:
+// the split that made it chose one between the two sides' keys (PivotBetween), and rows
+// are deleted after.
 //
 // Locking: a Node is owned by the cachetable and reached only through a PinnedPair. Its
 // structure (pivots, children, buffers, basement contents) changes only under a write pin.

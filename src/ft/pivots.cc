@@ -9,6 +9,19 @@
 
 namespace fern {
 
+std::string PivotBetween(std::string_view left, std::string_view right, const Comparator& cmp) {
+  if (&cmp != BytewiseComparator()) return std::string(right);
+  const size_t limit = std::min(left.size(), right.size());
+  const size_t common = static_cast<size_t>(
+      std::mismatch(left.begin(), left.begin() + static_cast<std::ptrdiff_t>(limit), right.begin())
+          .first -
+      left.begin());
+  // right > left: either they differ at `common`, where right's byte is the larger, or left
+  // is a proper prefix of right. The first common + 1 bytes of right sort above left either
+  // way, and no prefix of right sorts above it.
+  return std::string(right.substr(0, common + 1));
+}
+
 void Pivots::Assign(std::vector<std::string> keys) {
   keys_ = std::move(keys);
   Rebuild();

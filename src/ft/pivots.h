@@ -76,6 +76,15 @@ class Pivots {
   std::vector<uint64_t> heads_;  // KeyHead64(keys_[i], prefix_.size())
 };
 
+// The pivot for a new boundary between neighbouring partitions whose keys end at `left` and
+// start at `right` (left < right under cmp): a key p with left < p <= right, so that both
+// partitions keep their rows. Under the bytewise comparator it is the shortest prefix of
+// `right` that sorts above `left`: with long keys whose leading bytes differ, pivots stay
+// a few bytes long, and so do the leaves and internal nodes a cold read has to load (1 KiB
+// keys at a 16 MiB cache: each read's leaf brought ~150 KB of pivots). Other comparators
+// get `right` itself: nothing is known of how they order a key's prefixes.
+std::string PivotBetween(std::string_view left, std::string_view right, const Comparator& cmp);
+
 }  // namespace fern
 
 #endif  // FERN_FT_PIVOTS_H_

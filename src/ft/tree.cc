@@ -662,9 +662,11 @@ Status FractalTree::ShapeOf(BlockNum block, TreeShape* shape) {
     shape->nodes_per_level.resize(h + 1);
     shape->messages_per_level.resize(h + 1);
     shape->partitions_per_level.resize(h + 1);
+    shape->pivot_bytes_per_level.resize(h + 1);
   }
   shape->nodes_per_level[h]++;
   shape->partitions_per_level[h] += node->partition_count();
+  for (const std::string& pivot : node->pivots) shape->pivot_bytes_per_level[h] += pivot.size();
   if (node->is_leaf()) {
     FERN_RETURN_IF_ERROR(LoadAllBasements(&pin));
     uint64_t rows = 0;

@@ -93,6 +93,7 @@ struct TreeShape {
   std::vector<uint64_t> nodes_per_level;     // index = height
   std::vector<uint64_t> messages_per_level;  // buffered messages at each height
   std::vector<uint64_t> partitions_per_level;
+  std::vector<uint64_t> pivot_bytes_per_level;  // key bytes of the nodes' pivots
   uint64_t rows = 0;  // leaf entries on disk and in memory (before pending messages)
   std::vector<uint64_t> rows_per_leaf;  // the same, leaf by leaf in key order
 };

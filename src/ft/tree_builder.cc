@@ -36,8 +36,13 @@ TreeBuilder::~TreeBuilder() {
   for (BlockNum block : written_) file_->FreeBlock(block);
 }
 
-void TreeBuilder::StartLeaf() {
+std::string TreeBuilder::PivotBefore(std::string_view next) const {
+  return PivotBetween(basement_->key(basement_->count() - 1), next, *config_.comparator);
+}
+
+void TreeBuilder::StartLeaf(std::string lower) {
   leaf_ = std::make_unique<Node>(/*block=*/-1, /*height=*/0);
+  leaf_lower_ = std::move(lower);
   leaf_bytes_ = 0;
   leaf_->basements.emplace_back();
   leaf_->basements.back().rows = std::make_unique<Basement>();
@@ -46,8 +51,8 @@ void TreeBuilder::StartLeaf() {
   leaf_bytes_ = kBasementOverheadBytes;
 }
 
-void TreeBuilder::StartBasement(std::string_view first_key) {
-  leaf_->pivots.PushBack(std::string(first_key));
+void TreeBuilder::StartBasement(std::string pivot) {
+  leaf_->pivots.PushBack(std::move(pivot));
   leaf_->basements.emplace_back();
   leaf_->basements.back().rows = std::make_unique<Basement>();
   basement_ = leaf_->basements.back().rows.get();
@@ -72,14 +77,16 @@ Status TreeBuilder::Add(std::string_view key, std::string_view value) {
     EncodeAutocommittedLeafEntry(key, value, &entry_);
   }
   const size_t size = entry_.size();
+  std::string next_leaf_lower;
   if (leaf_ != nullptr && basement_->count() > 0) {
     if (leaf_bytes_ + size > leaf_target_bytes_) {
+      next_leaf_lower = PivotBefore(key);
       FERN_RETURN_IF_ERROR(CloseLeaf());
     } else if (basement_bytes_ + size > config_.basement_bytes) {
-      StartBasement(key);
+      StartBasement(PivotBefore(key));
     }
   }
-  if (leaf_ == nullptr) StartLeaf();
+  if (leaf_ == nullptr) StartLeaf(std::move(next_leaf_lower));
   basement_->AppendEncoded(entry_);
   basement_bytes_ += size;
   leaf_bytes_ += size;
@@ -88,8 +95,9 @@ Status TreeBuilder::Add(std::string_view key, std::string_view value) {
 }
 
 Status TreeBuilder::CloseLeaf() {
-  if (held_ != nullptr) FERN_RETURN_IF_ERROR(WriteLeaf(std::move(held_)));
+  if (held_ != nullptr) FERN_RETURN_IF_ERROR(WriteLeaf(std::move(held_), std::move(held_lower_)));
   held_ = std::move(leaf_);
+  held_lower_ = std::move(leaf_lower_);
   held_bytes_ = leaf_bytes_;
   basement_ = nullptr;
   return Status::OK();
@@ -100,20 +108,22 @@ void TreeBuilder::EvenOutLastLeaves() {
   while (held_->basements.size() > 1) {
     size_t moving = bytes_of(held_->basements.back());
     if (leaf_bytes_ + moving >= held_bytes_) break;  // moving would not even them out
-    leaf_->pivots.Insert(0, std::string(leaf_->basements[0].rows->key(0)));
+    // The boundary moves one basement left: the pivot before leaf_ goes inside it, and
+    // held_'s last pivot becomes the one before leaf_.
+    leaf_->pivots.Insert(0, std::move(leaf_lower_));
     leaf_->basements.insert(leaf_->basements.begin(), std::move(held_->basements.back()));
     held_->basements.pop_back();
+    leaf_lower_ = held_->pivots.back();
     held_->pivots.PopBack();
     leaf_bytes_ += moving;
     held_bytes_ -= moving;
   }
 }
 
-Status TreeBuilder::WriteLeaf(std::unique_ptr<Node> leaf) {
+Status TreeBuilder::WriteLeaf(std::unique_ptr<Node> leaf, std::string lower) {
   BlockNum block;
   FERN_RETURN_IF_ERROR(WriteNode(*leaf, &block));
-  const Basement& first = *leaf->basements[0].rows;
-  leaves_.push_back({std::string(first.count() > 0 ? first.key(0) : std::string_view()), block});
+  leaves_.push_back({std::move(lower), block});
   return Status::OK();
 }
 
@@ -136,12 +146,12 @@ Status TreeBuilder::WriteNode(const Node& node, BlockNum* block) {
 Status TreeBuilder::Finish(BlockNum* root, int* height) {
   if (finished_) return Status::InvalidArgument("TreeBuilder::Finish called twice");
   finished_ = true;
-  if (leaf_ == nullptr && held_ == nullptr) StartLeaf();  // no rows: one empty leaf
+  if (leaf_ == nullptr && held_ == nullptr) StartLeaf(std::string());  // no rows: one empty leaf
   if (leaf_ != nullptr && held_ != nullptr && leaf_bytes_ < config_.node_bytes / 4) {
     EvenOutLastLeaves();
   }
-  if (held_ != nullptr) FERN_RETURN_IF_ERROR(WriteLeaf(std::move(held_)));
-  if (leaf_ != nullptr) FERN_RETURN_IF_ERROR(WriteLeaf(std::move(leaf_)));
+  if (held_ != nullptr) FERN_RETURN_IF_ERROR(WriteLeaf(std::move(held_), std::move(held_lower_)));
+  if (leaf_ != nullptr) FERN_RETURN_IF_ERROR(WriteLeaf(std::move(leaf_), std::move(leaf_lower_)));
   basement_ = nullptr;
 
   const size_t fanout = std::max<size_t>(2, config_.fanout);
@@ -158,13 +168,13 @@ Status TreeBuilder::Finish(BlockNum* root, int* height) {
       const size_t end = (g + 1) * n / nodes;
       Node node(/*block=*/-1, h);
       for (size_t i = begin; i < end; ++i) {
-        if (i > begin) node.pivots.PushBack(level[i].first_key);
+        if (i > begin) node.pivots.PushBack(level[i].lower);
         node.children.push_back(level[i].block);
       }
       node.buffers.resize(end - begin);
       BlockNum block;
       FERN_RETURN_IF_ERROR(WriteNode(node, &block));
-      parents.push_back({std::move(level[begin].first_key), block});
+      parents.push_back({std::move(level[begin].lower), block});
     }
     level = std::move(parents);
   }

@@ -68,18 +68,21 @@ class TreeBuilder {
 
  private:
   struct Child {
-    std::string first_key;
+    std::string lower;  // the pivot before it (unused for the first child of a level)
     BlockNum block;
   };
 
-  void StartLeaf();
-  void StartBasement(std::string_view first_key);
+  // `lower` is the pivot between the previous leaf and this one.
+  void StartLeaf(std::string lower);
+  void StartBasement(std::string pivot);
+  // The pivot between the row last added and `next`.
+  std::string PivotBefore(std::string_view next) const;
   // The current leaf is full: writes the held one and holds the current one.
   Status CloseLeaf();
   // Moves whole basements from the end of held_ to the front of leaf_ until the two are
   // about even. REQUIRES: both exist.
   void EvenOutLastLeaves();
-  Status WriteLeaf(std::unique_ptr<Node> leaf);
+  Status WriteLeaf(std::unique_ptr<Node> leaf, std::string lower);
   Status WriteNode(const Node& node, BlockNum* block);
 
   TreeFile* const file_;
@@ -87,12 +90,14 @@ class TreeBuilder {
   const size_t leaf_target_bytes_;
 
   std::unique_ptr<Node> leaf_;    // being filled
+  std::string leaf_lower_;        // the pivot before leaf_
   size_t leaf_bytes_ = 0;         // serialized bytes of leaf_'s basements
   Basement* basement_ = nullptr;  // leaf_'s last basement
   size_t basement_bytes_ = 0;
   // The previous full leaf, written only when the next one fills or at Finish, so the last
   // two can be evened out.
   std::unique_ptr<Node> held_;
+  std::string held_lower_;
   size_t held_bytes_ = 0;
 
   std::vector<Child> leaves_;      // written leaves in key order

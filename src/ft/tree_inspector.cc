@@ -117,10 +117,14 @@ class Walker {
       report_->partitions_per_level.resize(height + 1);
       report_->messages_per_level.resize(height + 1);
       report_->message_bytes_per_level.resize(height + 1);
+      report_->pivot_bytes_per_level.resize(height + 1);
       report_->height = std::max(report_->height, height + 1);
     }
     report_->nodes_per_level[height]++;
     report_->partitions_per_level[height] += header.extents.size();
+    for (const std::string& pivot : header.pivots) {
+      report_->pivot_bytes_per_level[height] += pivot.size();
+    }
     if (parent_min_msn && header.max_msn >= *parent_min_msn) {
       Problem(block, StrCat("max MSN ", header.max_msn,
                             " is not below the oldest message buffered for it above (",

@@ -37,6 +37,7 @@ struct TreeReport {
   std::vector<uint64_t> partitions_per_level;
   std::vector<uint64_t> messages_per_level;
   std::vector<uint64_t> message_bytes_per_level;
+  std::vector<uint64_t> pivot_bytes_per_level;  // key bytes of the nodes' pivots
   uint64_t rows = 0;  // leaf entries (before messages still buffered above them)
   // Basements stored as chunks (leaf_frame.h), and the chunks they hold in all.
   uint64_t chunked_basements = 0;

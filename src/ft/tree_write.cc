@@ -455,7 +455,7 @@ void FractalTree::RebalanceBasements(Node* leaf) {
       if (at == 0) at = 1;
       LeafPartition right;
       right.rows = std::make_unique<Basement>();
-      std::string pivot(rows->key(at));
+      std::string pivot = PivotBetween(rows->key(at - 1), rows->key(at), *config_.comparator);
       rows->MoveSuffixTo(at, right.rows.get());
       leaf->basements[i].on_disk = false;
       leaf->basements.insert(leaf->basements.begin() + static_cast<long>(i) + 1, std::move(right));

@@ -165,5 +165,42 @@ TEST(PivotsTest, EveryMutationKeepsSearchesRight) {
   ExpectSearchesMatch(pivots, {}, probes, *BytewiseComparator());
 }
 
+TEST(PivotsTest, PivotBetweenIsTheShortestPrefixOfTheRightKeyAboveTheLeft) {
+  const Comparator& bytewise = *BytewiseComparator();
+  EXPECT_EQ(PivotBetween("abc", "abd", bytewise), "abd");
+  EXPECT_EQ(PivotBetween("ab", "abc", bytewise), "abc");  // left a prefix of right
+  EXPECT_EQ(PivotBetween("", "xyz", bytewise), "x");
+  EXPECT_EQ(PivotBetween("a\xff\xff", "b\x00", bytewise), "b");
+  EXPECT_EQ(PivotBetween(std::string("k\0\0", 3), std::string("k\0\x01tail", 7), bytewise),
+            std::string("k\0\x01", 3));
+  // Long keys whose leading bytes differ get pivots of a few bytes.
+  const std::string left = "0000000000001239" + std::string(1000, 'z');
+  const std::string right = "0000000000001240" + std::string(1000, 'a');
+  EXPECT_EQ(PivotBetween(left, right, bytewise), "000000000000124");
+
+  // Random pairs over a small alphabet (prefixes of each other, zero and 0xff bytes): the
+  // pivot lies in (left, right], is a prefix of right, and one byte less would not be above
+  // left.
+  std::mt19937_64 rng(11);
+  for (int round = 0; round < 20000; ++round) {
+    std::string a = RandomKey(rng, "");
+    std::string b = RandomKey(rng, "");
+    if (a == b) continue;
+    if (b < a) std::swap(a, b);
+    const std::string pivot = PivotBetween(a, b, bytewise);
+    ASSERT_LT(a, pivot) << ::testing::PrintToString(a) << " " << ::testing::PrintToString(b);
+    ASSERT_LE(pivot, b);
+    ASSERT_EQ(b.compare(0, pivot.size(), pivot), 0) << "not a prefix of the right key";
+    ASSERT_LE(pivot.substr(0, pivot.size() - 1), a) << "a shorter prefix would do";
+  }
+}
+
+TEST(PivotsTest, PivotBetweenKeysOfAnotherComparatorIsTheRightKey) {
+  ReverseComparator reverse;
+  EXPECT_EQ(PivotBetween("abd", "abc", reverse), "abc");
+  EXPECT_EQ(PivotBetween("b" + std::string(500, 'q'), "a" + std::string(500, 'q'), reverse),
+            "a" + std::string(500, 'q'));
+}
+
 }  // namespace
 }  // namespace fern
