@@ -2,9 +2,9 @@
 //
 // A basement is stored either as one compression frame of its serialized form
 // (util/compression.h; all that node format version 1 wrote, and what a basement of at most
-// 1.5 x kLeafChunkBytes still gets), or as a chunked frame: its entries cut into runs of about
-// kLeafChunkBytes, each compressed on its own, behind a table that says which entries each run
-// holds and the key it starts with. A point read or a seek that misses the cache then
+// 1.5 x kLeafChunkBytes or of long keys still gets), or as a chunked frame: its entries cut into
+// runs of about kLeafChunkBytes, each compressed on its own, behind a table that says which entries
+// each run holds and the key it starts with. A point read or a seek that misses the cache then
 // decompresses and parses only the run its key falls in (plus the next ones a seek needs)
 // instead of the whole basement; a load into the cache decompresses every run.
 //
@@ -52,8 +52,9 @@ inline constexpr uint8_t kChunkedLeafFrameTag = 0x80;
 inline constexpr size_t kLeafChunkBytes = 2048;
 
 // Replaces *frame with the frame for `rows`, compressed with `codec` at `level`: chunked (runs
-// of about chunk_bytes) when the serialized basement is larger than 1.5 x chunk_bytes and has at
-// least two entries, one compression frame otherwise. *raw_size gets the serialized size.
+// of about chunk_bytes) when the serialized basement is larger than 1.5 x chunk_bytes, has at
+// least two entries and its chunks' first keys come to at most a 32nd of its bytes; one
+// compression frame otherwise. *raw_size gets the serialized size.
 Status EncodeLeafFrame(const Basement& rows, Compression codec, int level, size_t chunk_bytes,
                        std::string* frame, size_t* raw_size);
 

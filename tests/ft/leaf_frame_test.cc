@@ -141,6 +141,39 @@ TEST(LeafFrameTest, SmallBasementIsOneFrame) {
   EXPECT_FALSE(IsChunkedLeafFrame(Encode(*single, &raw_size)));
 }
 
+TEST(LeafFrameTest, BasementOfLongKeysIsOneFrame) {
+  // The same ~16 KiB in rows whose keys are long: a chunk table would repeat a long key per
+  // chunk, uncompressed. 64-byte keys stay chunked, 256-byte ones do not.
+  for (const size_t key_bytes : {size_t{64}, size_t{256}}) {
+    auto rows = std::make_unique<Basement>();
+    ApplyContext ctx;
+    ctx.cmp = BytewiseComparator();
+    const size_t count = 16384 / (key_bytes + 100);
+    for (size_t i = 0; i < count; ++i) {
+      const std::string key = Key(static_cast<int>(i)) + std::string(key_bytes - 16, 'k');
+      const std::string value = ValueOf(static_cast<int>(i));
+      rows->Apply(Message{MessageType::kInsert, i + 1, {}, key, value}, ctx);
+    }
+    size_t raw_size;
+    const std::string frame = Encode(*rows, &raw_size);
+    EXPECT_EQ(IsChunkedLeafFrame(frame), key_bytes == 64) << key_bytes << "-byte keys";
+    std::unique_ptr<Basement> decoded;
+    if (IsChunkedLeafFrame(frame)) {
+      uint64_t decoded_bytes = 0;
+      ASSERT_TRUE(
+          DecodeChunkedLeafFrame(frame, raw_size, *BytewiseComparator(), &decoded, &decoded_bytes)
+              .ok());
+      ExpectSameRows(*rows, *decoded);
+    } else {
+      std::string raw;
+      ASSERT_TRUE(DecompressPartition(frame, &raw).ok());
+      std::string expected;
+      rows->Serialize(&expected);
+      EXPECT_EQ(raw, expected);
+    }
+  }
+}
+
 // Every prefix read, for keys below, on, between and above the rows and any number of rows
 // above the key, holds exactly the whole basement's rows from the key on, as far as the
 // prefix reaches; reads low in the basement decode less than all of it.
