@@ -426,11 +426,13 @@ std::string BlockTable::SerializeCheckpoint() const {
   return Serialize(snapshot);
 }
 
-BlockLocation BlockTable::AllocateTableSpace(uint64_t size) {
+BlockLocation BlockTable::AllocateTableSpace(uint64_t size, uint64_t below) {
   MutexLock lock(&mu_);
   if (!checkpoint_in_progress_) BeginCheckpointLocked();
   assert(in_progress_.at(kTableBlockNum).offset == 0);
-  BlockLocation loc{allocator_.Allocate(size), size};
+  uint64_t offset = below > 0 ? allocator_.AllocateBelow(size, below) : 0;
+  if (offset == 0) offset = allocator_.Allocate(size);
+  BlockLocation loc{offset, size};
   in_progress_.Set(kTableBlockNum, loc);
   return loc;
 }

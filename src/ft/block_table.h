@@ -203,7 +203,9 @@ class BlockTable {
   //      here on. A sharp checkpointer calls it while it marks the dirty nodes pending and
   //      then writes them (or their clones) with SetLocation(..., for_checkpoint = true).
   //   2. SerializeCheckpoint: the in-progress version as bytes.
-  //   3. AllocateTableSpace(their size): space for the table, named by in_progress.
+  //   3. AllocateTableSpace(their size): space for the table, named by in_progress (with a
+  //      `below` limit, wholly below it when a hole there holds it: after tail compaction,
+  //      so that the table does not keep the file's end up).
   //   4. The caller writes the table there, fsyncs, writes and fsyncs the header.
   //   5. CompleteCheckpoint(that location): checkpointed := in_progress; frees the extents
   //      only the old checkpoint named (including its table). Or, if the header may not
@@ -213,7 +215,7 @@ class BlockTable {
   // the same snapshot) and CompleteCheckpoint.
   void BeginCheckpoint();
   std::string SerializeCheckpoint() const;
-  BlockLocation AllocateTableSpace(uint64_t size);
+  BlockLocation AllocateTableSpace(uint64_t size, uint64_t below = 0);
   void CompleteCheckpoint(BlockLocation table_location);
   void AbortCheckpoint();
   bool checkpoint_in_progress() const;

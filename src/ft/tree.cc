@@ -168,7 +168,7 @@ Status FractalTree::Close(bool checkpoint) {
   return Status::OK();
 }
 
-Status FractalTree::Checkpoint(bool compact_tail, bool drop_written) {
+Status FractalTree::Checkpoint(TailCompaction compaction, bool drop_written) {
   // A sharp checkpoint that does not stall writers: under checkpoint_safe_ (briefly, with no
   // write, flush or split half done) the dirty nodes are marked checkpoint-pending and the
   // block table's image is taken; then the pending nodes are written while writers go on (a
@@ -206,7 +206,7 @@ Status FractalTree::Checkpoint(bool compact_tail, bool drop_written) {
   // file's checkpoint (AbortCheckpoint below), and lets the next checkpoint begin.
   const Status cache_end = cache_->EndCheckpoint(file_id_, drop_written);
   if (s.ok()) s = cache_end;
-  if (s.ok()) s = file_->EndCheckpoint(header, compact_tail);
+  if (s.ok()) s = file_->EndCheckpoint(header, compaction);
   if (!s.ok()) {
     file_->AbortCheckpoint();
     return s;

@@ -220,12 +220,12 @@ class FractalTree final : public CacheFileOwner {
 
   // Pushes every buffered message down to the leaves and collects old versions.
   Status Optimize();
-  // Writes every dirty node and a new header: the file then reopens to this state. With
-  // `compact_tail`, also moves blocks down a file left far bigger than its live blocks
-  // (TreeFile::CompactTail), at most 64 MiB of them a checkpoint. With `drop_written` (for a
+  // Writes every dirty node and a new header: the file then reopens to this state. With a
+  // `compaction`, also moves blocks down a file left far bigger than its live blocks
+  // (TreeFile::CompactTail, TailCompaction has the limits). With `drop_written` (for a
   // close), the clean nodes leave the cache first and each dirty one once written, so that
   // their memory serves the buffers serializing the next ones.
-  Status Checkpoint(bool compact_tail = false, bool drop_written = false);
+  Status Checkpoint(TailCompaction compaction = TailCompaction::kNone, bool drop_written = false);
   // For a close: stops new background work (flushes, readahead) and waits for what is
   // queued or running, so the last checkpoint writes without it. Reads and writes still
   // work, on their callers' threads. Close does this too.

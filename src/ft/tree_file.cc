@@ -330,19 +330,19 @@ void TreeFile::AbortCheckpoint() {
   if (table_.checkpoint_in_progress()) table_.AbortCheckpoint();
 }
 
-Status TreeFile::EndCheckpoint(const FileHeader& header, bool compact_tail) {
+Status TreeFile::EndCheckpoint(const FileHeader& header, TailCompaction compaction) {
   MutexLock checkpoint_lock(&checkpoint_mu_);
-  return EndCheckpointLocked(header, compact_tail);
+  return EndCheckpointLocked(header, compaction);
 }
 
-Status TreeFile::Checkpoint(const FileHeader& header, bool compact_tail) {
+Status TreeFile::Checkpoint(const FileHeader& header, TailCompaction compaction) {
   MutexLock checkpoint_lock(&checkpoint_mu_);
   FERN_RETURN_IF_ERROR(CheckHeaderFits(path_, header, this->header().format_version));
   FERN_RETURN_IF_ERROR(BeginCheckpointLocked());
-  return EndCheckpointLocked(header, compact_tail);
+  return EndCheckpointLocked(header, compaction);
 }
 
-Status TreeFile::EndCheckpointLocked(const FileHeader& header, bool compact_tail) {
+Status TreeFile::EndCheckpointLocked(const FileHeader& header, TailCompaction compaction) {
   FERN_RETURN_IF_ERROR(CheckWritable());
   if (!table_.checkpoint_in_progress()) {
     return Status::InvalidArgument(StrCat(path_, ": EndCheckpoint without BeginCheckpoint"));
@@ -363,12 +363,12 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header, bool compact_tail
     slot = static_cast<int>(next.checkpoint_count % kHeaderSlotCount);
   }
 
-  if (compact_tail) CompactTail();
+  const uint64_t line = compaction != TailCompaction::kNone ? CompactTail(compaction) : 0;
   const std::string table = table_.SerializeCheckpoint();
   BlockLocation table_location;
   {
     ReaderMutexLock lock(&space_mu_);
-    table_location = table_.AllocateTableSpace(table.size());
+    table_location = table_.AllocateTableSpace(table.size(), line);
   }
   s = file_->Write(table_location.offset, table);
   if (!s.ok()) {
@@ -395,14 +395,36 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header, bool compact_tail
     header_slot_ = slot;
   }
   TrimFileTail();
+  if (compaction == TailCompaction::kIfSmall) return CheckpointAgainIfTailIsSmall(header);
   return Status::OK();
 }
 
-void TreeFile::CompactTail() {
-  if (read_only_) return;
+Status TreeFile::CheckpointAgainIfTailIsSmall(const FileHeader& header) {
+  FERN_RETURN_IF_ERROR(BeginCheckpointLocked());
   uint64_t line = 0;
   const std::vector<std::pair<BlockNum, BlockLocation>> tail = table_.TailBlocks(&line);
-  if (tail.empty()) return;
+  uint64_t total = 0;
+  for (const auto& entry : tail) total += entry.second.size;
+  if (tail.empty() || total > kSmallCompactBytes) {
+    table_.AbortCheckpoint();  // names nothing the completed one does not
+    return Status::OK();
+  }
+  // kBounded: its budget is above `total`, and it takes no further round.
+  return EndCheckpointLocked(header, TailCompaction::kBounded);
+}
+
+uint64_t TreeFile::CompactTail(TailCompaction compaction) {
+  if (read_only_) return 0;
+  uint64_t line = 0;
+  const std::vector<std::pair<BlockNum, BlockLocation>> tail = table_.TailBlocks(&line);
+  if (tail.empty()) return 0;
+  uint64_t budget = kMaxCompactBytes;
+  if (compaction == TailCompaction::kIfSmall) {
+    uint64_t total = 0;
+    for (const auto& entry : tail) total += entry.second.size;
+    if (total > kSmallCompactBytes) return 0;
+    budget = kSmallCompactBytes;
+  }
   struct Move {
     BlockNum block;
     BlockLocation from;
@@ -414,8 +436,8 @@ void TreeFile::CompactTail() {
   // No hole below the line held a block this big: only smaller ones are worth a search.
   uint64_t unfit = std::numeric_limits<uint64_t>::max();
   for (const auto& [b, from] : tail) {
-    if (copied >= kMaxCompactBytes) break;
-    if (from.size >= unfit || from.size > kMaxCompactBytes - copied) continue;
+    if (copied >= budget) break;
+    if (from.size >= unfit || from.size > budget - copied) continue;
     BlockLocation to;
     {
       ReaderMutexLock lock(&space_mu_);
@@ -436,7 +458,7 @@ void TreeFile::CompactTail() {
     moves.push_back({b, from, to});
     copied += from.size;
   }
-  if (moves.empty()) return;
+  if (moves.empty()) return line;
   uint64_t moved_bytes = 0;
   size_t moved = 0;
   {
@@ -453,6 +475,7 @@ void TreeFile::CompactTail() {
   }
   blocks_compacted_.fetch_add(moved, std::memory_order_relaxed);
   bytes_compacted_.fetch_add(moved_bytes, std::memory_order_relaxed);
+  return line;
 }
 
 void TreeFile::TrimFileTail() {

@@ -45,6 +45,20 @@
 
 namespace fern {
 
+// What a checkpoint does about a file that ends far past what it needs (TreeFile::CompactTail,
+// BlockTable::TailBlocks).
+enum class TailCompaction {
+  kNone,
+  // Moves the highest blocks into holes lower down, up to TreeFile::kMaxCompactBytes.
+  kBounded,
+  // For a close, which should not wait for copies: moves them only when all of them come
+  // to at most TreeFile::kSmallCompactBytes, so that a table emptied by deletes gives its
+  // space back at once while a large rewritten one waits for the next open's checkpoints;
+  // and when completing the checkpoint leaves such a small tail, takes one more
+  // (CheckpointAgainIfTailIsSmall).
+  kIfSmall,
+};
+
 class TreeFile {
  public:
   // Creates a new file whose header is `header` with checkpoint_count 0, an empty block
@@ -106,10 +120,10 @@ class TreeFile {
   // checkpoint needed and trims free space off the end of the file.
   // Same as BeginCheckpoint followed by EndCheckpoint.
   //
-  // With `compact_tail`, a checkpoint first moves blocks from the file's upper part into
+  // With a `compaction`, a checkpoint first moves blocks from the file's upper part into
   // holes lower down when the file ends well past what the checkpoint needs (CompactTail),
   // so that the trim after it returns that space.
-  Status Checkpoint(const FileHeader& header, bool compact_tail = false);
+  Status Checkpoint(const FileHeader& header, TailCompaction compaction = TailCompaction::kNone);
 
   // A sharp checkpoint in steps, for a checkpointer that lets writers run meanwhile:
   //   BeginCheckpoint      when the checkpoint logically begins (e.g. under the lock that
@@ -127,7 +141,7 @@ class TreeFile {
   // checkpoint is abandoned (the next one starts with BeginCheckpoint).
   Status BeginCheckpoint();
   Status WriteBlockForCheckpoint(BlockNum b, std::string_view bytes);
-  Status EndCheckpoint(const FileHeader& header, bool compact_tail = false);
+  Status EndCheckpoint(const FileHeader& header, TailCompaction compaction = TailCompaction::kNone);
 
   // Checkpoint clones (BlockTable::PrepareCloneWrite has the rules): a copy of node b made
   // between BeginCheckpoint and EndCheckpoint, while b still holds its contents as of the
@@ -172,7 +186,7 @@ class TreeFile {
   enum class WriteKind { kCurrent, kCheckpoint, kClone };
   Status Write(BlockNum b, std::string_view bytes, WriteKind kind);
   Status BeginCheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
-  Status EndCheckpointLocked(const FileHeader& header, bool compact_tail)
+  Status EndCheckpointLocked(const FileHeader& header, TailCompaction compaction)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
   // Records a failure after which the on-disk state is uncertain; returns `s`.
   Status Poison(const Status& s);
@@ -182,11 +196,20 @@ class TreeFile {
   Status WriteExtents(const BlockLocation& loc, std::string_view bytes);
   void TrimFileTail();
   // Moves the checkpoint's highest blocks (BlockTable::TailBlocks) into holes lower down,
-  // up to kMaxCompactBytes of them, so that the CompleteCheckpoint and trim after it shrink
-  // the file. A block no hole holds is skipped, and so are the ones as big or bigger after
-  // it, and those over what is left of the budget (a block over kMaxCompactBytes never
-  // moves). Best effort: a failed read or write leaves the remaining blocks where they are.
-  void CompactTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  // up to kMaxCompactBytes of them (kIfSmall: all of them or none, at most
+  // kSmallCompactBytes), so that the CompleteCheckpoint and trim after it shrink the file. A
+  // block no hole holds is skipped, and so are the ones as big or bigger after it, and those
+  // over what is left of the budget (a block over it never moves). Best effort: a failed
+  // read or write leaves the remaining blocks where they are. Returns the line blocks were
+  // to move below, where the checkpoint's table then goes too (0: the file called for none).
+  uint64_t CompactTail(TailCompaction compaction) ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  // After a close's checkpoint (kIfSmall), which freed what only the previous checkpoint
+  // named (a whole tree's worth once every row was deleted and pushed down): only now are
+  // there holes low in the file for the few blocks left above them, so one more checkpoint
+  // of the same state moves them when that is cheap, and the file ends near its live data
+  // at the close rather than at the next open's checkpoints.
+  Status CheckpointAgainIfTailIsSmall(const FileHeader& header)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
 
   const std::string path_;
   const std::unique_ptr<File> file_;  // closed by CloseDescriptor
@@ -196,6 +219,8 @@ class TreeFile {
   // Bytes of blocks one checkpoint moves at most: the copying adds at most this much
   // reading and writing to the checkpoint, and a file shrinks over several checkpoints.
   static constexpr uint64_t kMaxCompactBytes = uint64_t{64} << 20;
+  // A close's limit (TailCompaction::kIfSmall): a few milliseconds of copying.
+  static constexpr uint64_t kSmallCompactBytes = uint64_t{4} << 20;
 
   // Held by each checkpoint step (across both steps of Checkpoint).
   Mutex checkpoint_mu_;

@@ -48,9 +48,9 @@ class TreeFileCompactionTest : public TreeFileTest {
     CreateFile();
     for (int i = 0; i < kBlocks; ++i) (*model)[file_->AllocateBlockNum()] = "";
     ASSERT_NO_FATAL_FAILURE(RewriteAll(model, 1));
-    ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 1), /*compact_tail=*/true).ok());
+    ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 1), TailCompaction::kBounded).ok());
     ASSERT_NO_FATAL_FAILURE(RewriteAll(model, 2));
-    ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 2), /*compact_tail=*/true).ok());
+    ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 2), TailCompaction::kBounded).ok());
     ASSERT_GT(file_->stats().file_bytes, Live(*model) * 19 / 10);
   }
 };
@@ -62,7 +62,7 @@ TEST_F(TreeFileCompactionTest, ACheckpointMovesTheTailDownAndTheFileShrinks) {
   ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 3)).ok());
   EXPECT_EQ(file_->blocks_compacted(), 0u);
   EXPECT_GT(file_->stats().file_bytes, Live(model) * 19 / 10);
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 4), /*compact_tail=*/true).ok());
+  ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 4), TailCompaction::kBounded).ok());
   EXPECT_GT(file_->blocks_compacted(), 0u);
   const uint64_t live = Live(model);
   // Within the compaction line (an eighth past the need) and the table.
@@ -73,14 +73,14 @@ TEST_F(TreeFileCompactionTest, ACheckpointMovesTheTailDownAndTheFileShrinks) {
   ASSERT_NO_FATAL_FAILURE(ExpectContents(model));
   // A compact file is left alone.
   const uint64_t moved = file_->blocks_compacted();
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 5), /*compact_tail=*/true).ok());
+  ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 5), TailCompaction::kBounded).ok());
   EXPECT_EQ(file_->blocks_compacted(), moved);
 }
 
 TEST_F(TreeFileCompactionTest, ACrashAfterMovesKeepsTheCheckpointThatMadeThem) {
   std::map<BlockNum, std::string> model;
   ASSERT_NO_FATAL_FAILURE(MakeSpreadFile(&model));
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 3), /*compact_tail=*/true).ok());
+  ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 3), TailCompaction::kBounded).ok());
   ASSERT_GT(file_->blocks_compacted(), 0u);
   // Rewrites into the space the moves left, then a crash before any checkpoint.
   std::map<BlockNum, std::string> unsaved = model;
@@ -99,7 +99,7 @@ TEST_F(TreeFileCompactionTest, AFailedCheckpointAfterMovesLeavesTheLastOneIntact
     injector.on_write = [](uint64_t, size_t* size) {
       return *size < kUnit ? Status::IOError("injected table write failure") : Status::OK();
     };
-    EXPECT_FALSE(file_->Checkpoint(NextHeader(-1, 3), /*compact_tail=*/true).ok());
+    EXPECT_FALSE(file_->Checkpoint(NextHeader(-1, 3), TailCompaction::kBounded).ok());
   }
   EXPECT_GT(file_->blocks_compacted(), 0u);
   ASSERT_NO_FATAL_FAILURE(ExpectContents(model));  // moved copies read the same
@@ -127,13 +127,13 @@ TEST_F(TreeFileCompactionTest, AFailedCopyLeavesItsBlockWhereItWas) {
       }
       return Status::OK();
     };
-    ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 3), /*compact_tail=*/true).ok());
+    ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 3), TailCompaction::kBounded).ok());
     EXPECT_EQ(failed, 1);
   }
   EXPECT_EQ(file_->blocks_compacted(), 0u);  // the copies stop at the first failure
   ASSERT_NO_FATAL_FAILURE(ExpectContents(model));
-  ASSERT_TRUE(
-      file_->Checkpoint(NextHeader(-1, 4), /*compact_tail=*/true).ok());  // and go on at the next
+  ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 4), TailCompaction::kBounded)
+                  .ok());  // and go on at the next
   EXPECT_GT(file_->blocks_compacted(), 0u);
   ASSERT_TRUE(Reopen().ok());
   ASSERT_NO_FATAL_FAILURE(ExpectContents(model));
@@ -175,7 +175,7 @@ TEST_F(TreeFileCompactionTest, ReadsAndWritesDuringMovesSeeTheLatestContents) {
     });
   }
   for (int c = 0; c < 8; ++c) {
-    ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 10 + c), /*compact_tail=*/true).ok());
+    ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 10 + c), TailCompaction::kBounded).ok());
   }
   writer.join();
   done = true;
@@ -186,7 +186,7 @@ TEST_F(TreeFileCompactionTest, ReadsAndWritesDuringMovesSeeTheLatestContents) {
     latest[blocks[k]] =
         version[k] == 2 ? model[blocks[k]] : Contents(blocks[k], version[k], kBlockBytes / 2);
   }
-  ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 100), /*compact_tail=*/true).ok());
+  ASSERT_TRUE(file_->Checkpoint(NextHeader(-1, 100), TailCompaction::kBounded).ok());
   ASSERT_NO_FATAL_FAILURE(ExpectContents(latest));
   ASSERT_TRUE(Reopen().ok());
   ASSERT_NO_FATAL_FAILURE(ExpectContents(latest));
