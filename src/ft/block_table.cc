@@ -475,6 +475,19 @@ void BlockTable::CompleteCheckpoint(BlockLocation table_location) {
   ReleaseRetiredNumbersLocked(checkpointed_);
 }
 
+bool BlockTable::UnchangedSinceCheckpoint() const {
+  MutexLock lock(&mu_);
+  if (checkpoint_in_progress_) return false;
+  // The table's own entry (kTableBlockNum) and the other reserved numbers are not blocks.
+  auto first_block = [](const Translation& t) { return t.locations.lower_bound(kFirstBlockNum); };
+  auto a = first_block(current_);
+  auto b = first_block(checkpointed_);
+  for (; a != current_.locations.end() && b != checkpointed_.locations.end(); ++a, ++b) {
+    if (a->first != b->first || a->second != b->second) return false;
+  }
+  return a == current_.locations.end() && b == checkpointed_.locations.end();
+}
+
 void BlockTable::AbortCheckpoint() {
   MutexLock lock(&mu_);
   if (!checkpoint_in_progress_) return;

@@ -219,6 +219,9 @@ class BlockTable {
   void CompleteCheckpoint(BlockLocation table_location);
   void AbortCheckpoint();
   bool checkpoint_in_progress() const;
+  // True when no checkpoint is in progress and every block is where the last complete
+  // checkpoint put it: nothing was written, moved or freed since.
+  bool UnchangedSinceCheckpoint() const;
   // Where the last complete checkpoint's table is ({0, 0} if none).
   BlockLocation checkpointed_table_location() const;
 

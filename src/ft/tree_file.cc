@@ -400,6 +400,9 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header, TailCompaction co
 }
 
 Status TreeFile::CheckpointAgainIfTailIsSmall(const FileHeader& header) {
+  // `header` describes the state just checkpointed: only that state may be checkpointed
+  // under it again.
+  if (!table_.UnchangedSinceCheckpoint()) return Status::OK();
   FERN_RETURN_IF_ERROR(BeginCheckpointLocked());
   uint64_t line = 0;
   const std::vector<std::pair<BlockNum, BlockLocation>> tail = table_.TailBlocks(&line);

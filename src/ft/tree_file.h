@@ -206,8 +206,9 @@ class TreeFile {
   // After a close's checkpoint (kIfSmall), which freed what only the previous checkpoint
   // named (a whole tree's worth once every row was deleted and pushed down): only now are
   // there holes low in the file for the few blocks left above them, so one more checkpoint
-  // of the same state moves them when that is cheap, and the file ends near its live data
-  // at the close rather than at the next open's checkpoints.
+  // of the same state (only if no block changed since: BlockTable::UnchangedSinceCheckpoint)
+  // moves them when that is cheap, and the file ends near its live data at the close
+  // rather than at the next open's checkpoints.
   Status CheckpointAgainIfTailIsSmall(const FileHeader& header)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
 

@@ -284,6 +284,32 @@ TEST(BlockTableTest, FreeBlockNumKeepsCheckpointedSpaceAndNumber) {
   EXPECT_TRUE(FreshSpaceOverlaps(&table, {b_loc}, 1, 3 * kUnit));
 }
 
+TEST(BlockTableTest, UnchangedSinceCheckpointSeesWritesFreesAndCheckpointsInProgress) {
+  BlockTable table;
+  EXPECT_TRUE(table.UnchangedSinceCheckpoint());  // nothing, and nothing checkpointed
+  const BlockNum a = table.AllocateBlockNum();
+  const BlockNum b = table.AllocateBlockNum();
+  table.Relocate(a, kUnit);
+  table.Relocate(b, kUnit);
+  EXPECT_FALSE(table.UnchangedSinceCheckpoint());
+  CompleteCheckpoint(&table);
+  EXPECT_TRUE(table.UnchangedSinceCheckpoint());  // the table's own entry does not count
+  table.BeginCheckpoint();
+  EXPECT_FALSE(table.UnchangedSinceCheckpoint());
+  table.AbortCheckpoint();
+  EXPECT_TRUE(table.UnchangedSinceCheckpoint());
+  table.Relocate(b, kUnit);
+  EXPECT_FALSE(table.UnchangedSinceCheckpoint());
+  CompleteCheckpoint(&table);
+  EXPECT_TRUE(table.UnchangedSinceCheckpoint());
+  table.FreeBlockNum(a);
+  EXPECT_FALSE(table.UnchangedSinceCheckpoint());
+  CompleteCheckpoint(&table);
+  EXPECT_TRUE(table.UnchangedSinceCheckpoint());
+  table.Relocate(table.AllocateBlockNum(), kUnit);
+  EXPECT_FALSE(table.UnchangedSinceCheckpoint());
+}
+
 TEST(BlockTableTest, FreeOfANeverCheckpointedBlockReleasesAtOnce) {
   BlockTable table;
   const BlockNum b = table.AllocateBlockNum();
