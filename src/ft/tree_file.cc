@@ -399,6 +399,12 @@ Status TreeFile::EndCheckpointLocked(const FileHeader& header, TailCompaction co
   return Status::OK();
 }
 
+bool TreeFile::IsSmallTail(const std::vector<std::pair<BlockNum, BlockLocation>>& tail) {
+  uint64_t bytes = 0;
+  for (const auto& entry : tail) bytes += entry.second.size;
+  return bytes <= kSmallCompactBytes;
+}
+
 Status TreeFile::CheckpointAgainIfTailIsSmall(const FileHeader& header) {
   // `header` describes the state just checkpointed: only that state may be checkpointed
   // under it again.
@@ -406,13 +412,11 @@ Status TreeFile::CheckpointAgainIfTailIsSmall(const FileHeader& header) {
   FERN_RETURN_IF_ERROR(BeginCheckpointLocked());
   uint64_t line = 0;
   const std::vector<std::pair<BlockNum, BlockLocation>> tail = table_.TailBlocks(&line);
-  uint64_t total = 0;
-  for (const auto& entry : tail) total += entry.second.size;
-  if (tail.empty() || total > kSmallCompactBytes) {
+  if (tail.empty() || !IsSmallTail(tail)) {
     table_.AbortCheckpoint();  // names nothing the completed one does not
     return Status::OK();
   }
-  // kBounded: its budget is above `total`, and it takes no further round.
+  // kBounded: its budget is above the tail's bytes, and it takes no further round.
   return EndCheckpointLocked(header, TailCompaction::kBounded);
 }
 
@@ -423,9 +427,7 @@ uint64_t TreeFile::CompactTail(TailCompaction compaction) {
   if (tail.empty()) return 0;
   uint64_t budget = kMaxCompactBytes;
   if (compaction == TailCompaction::kIfSmall) {
-    uint64_t total = 0;
-    for (const auto& entry : tail) total += entry.second.size;
-    if (total > kSmallCompactBytes) return 0;
+    if (!IsSmallTail(tail)) return 0;
     budget = kSmallCompactBytes;
   }
   struct Move {

@@ -209,6 +209,8 @@ class TreeFile {
   // of the same state (only if no block changed since: BlockTable::UnchangedSinceCheckpoint)
   // moves them when that is cheap, and the file ends near its live data at the close
   // rather than at the next open's checkpoints.
+  // Whether the blocks of a tail (BlockTable::TailBlocks) come to at most kSmallCompactBytes.
+  static bool IsSmallTail(const std::vector<std::pair<BlockNum, BlockLocation>>& tail);
   Status CheckpointAgainIfTailIsSmall(const FileHeader& header)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
 
