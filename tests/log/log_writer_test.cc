@@ -245,7 +245,11 @@ TEST(LogWriterTest, GroupCommitGoesOnWhenCommittersStop) {
   for (std::thread& thread : threads) thread.join();
   const int commits = kThreads * kCommitsTogether + kCommitsAlone;
   EXPECT_EQ(writer->durable_lsn(), static_cast<Lsn>(commits));
-  EXPECT_EQ(static_cast<int>(writer->stats().sync_requests), commits);
+  // A round takes every buffered record, so a record appended just before another
+  // committer's round may be durable before its own Sync: that Sync counts no request.
+  // Each of the lone committer's commits needs one: nobody else appends then.
+  EXPECT_LE(static_cast<int>(writer->stats().sync_requests), commits);
+  EXPECT_GE(static_cast<int>(writer->stats().sync_requests), kCommitsAlone);
 }
 
 // A failed fdatasync in the middle of group commit reaches every committer waiting for it,
