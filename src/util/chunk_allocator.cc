@@ -106,6 +106,17 @@ constexpr size_t kMaxChunks = kReservedBytes / kChunkBytes;
 // besides emptied chunks for as long as the background thread takes to give them back.
 constexpr size_t kReadyChunks = 4;
 
+// A size class needing a chunk gets none while the chunks in use hold more than this in
+// free slots (and in the unused tails of their slots): its block comes from operator new.
+// Free slots serve only their own class, so without a bound they piled up wherever the mix
+// of sizes moved on; reads of 10,000,000 rows through a full 1 GiB cache left 259 MiB
+// free in 506 chunks and the process at 1,453 MiB resident. Bounded, the chunks in use
+// stay within what their classes hold plus this; malloc's free memory goes back to the
+// system with the evictor's trims. Each class in use keeps one chunk partly free as it
+// fills, so this is several chunks' worth; past it, a class's emptied last chunk is given
+// back too.
+constexpr size_t kMaxFreeBytesInChunks = size_t{32} << 20;
+
 // The allocator's lock. Not an absl::Mutex: the fork handlers must be able to remake it in
 // a child, and absl keeps per-thread records of held locks that a remade one contradicts,
 // while unlocking one that lists the parent's threads as waiters spins forever.
@@ -155,6 +166,8 @@ struct State {
   std::condition_variable* preparer_wake ABSL_GUARDED_BY(mu) = new std::condition_variable;
   size_t committed ABSL_GUARDED_BY(mu) = 0;
   size_t slot_bytes ABSL_GUARDED_BY(mu) = 0;
+  // Blocks of chunked sizes given to operator new because the chunks held too much free.
+  size_t declined_blocks ABSL_GUARDED_BY(mu) = 0;
   bool reserve_failed ABSL_GUARDED_BY(mu) = false;
 };
 
@@ -388,6 +401,11 @@ Chunk* CommitChunk(State& state, size_t class_index) ABSL_EXCLUSIVE_LOCKS_REQUIR
   return raw;
 }
 
+// What the chunks in use hold beyond their live slots.
+size_t FreeBytesInChunks(const State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+  return state.committed * kChunkBytes - state.slot_bytes;
+}
+
 void AddPartial(State& state, Chunk* chunk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
   std::vector<Chunk*>& list = state.partial[chunk->class_index];
   chunk->partial_index = list.size();
@@ -436,8 +454,12 @@ void* Allocate(size_t bytes) {
     std::vector<Chunk*>& list = state.partial[class_index];
     Chunk* chunk = list.empty() ? nullptr : list.back();
     if (chunk == nullptr) {
-      chunk = CommitChunk(state, class_index);
-      if (chunk != nullptr) AddPartial(state, chunk);
+      if (FreeBytesInChunks(state) > kMaxFreeBytesInChunks) {
+        ++state.declined_blocks;
+      } else {
+        chunk = CommitChunk(state, class_index);
+        if (chunk != nullptr) AddPartial(state, chunk);
+      }
     }
     if (chunk != nullptr) {
       void* p;
@@ -478,12 +500,31 @@ void Deallocate(void* p, size_t bytes) {
   state.slot_bytes -= ClassBytes(chunk->class_index);
   if (was_full) AddPartial(state, chunk);
   // An empty chunk refills the ready stock, or goes back to the system, unless its class
-  // would be left without room.
-  if (chunk->live == 0 && state.partial[chunk->class_index].size() > 1) {
+  // would be left without room while the chunks hold little free.
+  if (chunk->live == 0 && (state.partial[chunk->class_index].size() > 1 ||
+                           FreeBytesInChunks(state) > kMaxFreeBytesInChunks)) {
     RemovePartial(state, chunk);
     state.chunks[number].reset();
     --state.committed;
     Retire(state, number);
+  }
+}
+
+void ReleaseEmptyChunks() {
+  State& state = GlobalState();
+  ChunkLock lock(&state.mu);
+  for (std::vector<Chunk*>& list : state.partial) {
+    for (size_t i = list.size(); i-- > 0;) {
+      Chunk* chunk = list[i];
+      if (chunk->live != 0) continue;
+      RemovePartial(state, chunk);
+      const size_t number = static_cast<size_t>((reinterpret_cast<uintptr_t>(chunk->base) -
+                                                 reserved_base.load(std::memory_order_relaxed)) /
+                                                kChunkBytes);
+      state.chunks[number].reset();
+      --state.committed;
+      Retire(state, number);
+    }
   }
 }
 
@@ -497,6 +538,7 @@ Stats GetStats() {
   stats.prepared_chunks = state.prepared;
   stats.releasing_chunks = state.releasing.size();
   stats.released_chunks = state.released_in_all;
+  stats.declined_blocks = state.declined_blocks;
   return stats;
 }
 

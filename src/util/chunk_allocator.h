@@ -18,7 +18,9 @@
 // up front (64 GiB, no memory until used). A freed slot is reused by the next block of its
 // class; a chunk whose slots are all free is given back to the system unless it is its
 // class's last chunk with free slots. Other blocks, and every block under a sanitizer (which
-// must see each block) or once the range is full, come from operator new.
+// must see each block) or once the range is full, come from operator new; so does a block
+// whose class needs a new chunk while the chunks in use hold more than 32 MiB in free slots
+// (free slots serve only their class: unbounded, they piled up as the mix of sizes moved).
 //
 // A background thread, started with the first chunk, keeps a few chunks mapped and faulted
 // in ahead of need (see kReadyChunks), so that a reader does not wait for fresh memory;
@@ -77,8 +79,13 @@ struct Stats {
   size_t prepared_chunks = 0;   // chunks the background thread has faulted in, in all
   size_t releasing_chunks = 0;  // emptied, still mapped, waiting for the background thread
   size_t released_chunks = 0;   // chunks given back to the system, in all
+  size_t declined_blocks = 0;   // blocks sent to operator new: the chunks held enough free
 };
 Stats GetStats();
+// Gives back the emptied chunks that size classes keep for their next blocks (into the
+// ready stock, the rest to the system by the background thread). The evictor's trims call
+// it (ReturnFreeMemoryToSystem).
+void ReleaseEmptyChunks();
 
 }  // namespace chunk_memory
 

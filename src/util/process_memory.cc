@@ -8,6 +8,8 @@
 #include <malloc.h>
 #endif
 
+#include "util/chunk_allocator.h"
+
 namespace fern {
 
 size_t ResidentBytes() {
@@ -34,6 +36,7 @@ size_t ResidentBytes() {
 }
 
 bool ReturnFreeMemoryToSystem() {
+  chunk_memory::ReleaseEmptyChunks();
 #if defined(__GLIBC__)
   ::malloc_trim(0);
   return true;

@@ -11,7 +11,8 @@ namespace fern {
 size_t ResidentBytes();
 
 // Hands the memory the allocator holds free back to the system (glibc: malloc_trim, which
-// also releases free pages inside its heaps). Returns false where there is no such call.
+// also releases free pages inside its heaps), with the emptied chunks size classes keep
+// (chunk_memory::ReleaseEmptyChunks). Returns false where there is no malloc_trim.
 // Thread-safe; takes each allocator arena's lock while it walks it, ~20-60 ms for a
 // fragmented heap of ~300 MB, and the pages given back fault in again when reused.
 bool ReturnFreeMemoryToSystem();

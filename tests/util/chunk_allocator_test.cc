@@ -82,6 +82,48 @@ TEST(ChunkAllocatorTest, BlocksAreDisjointKeepTheirBytesAndChunksAreReturned) {
   EXPECT_LE(after.chunks, before.chunks + 1);
 }
 
+// Free slots serve only their own class, so their total is bounded: once the chunks in use
+// hold more than 32 MiB free, a class that needs a new chunk gets its block from operator
+// new, while a class with free slots still reuses them.
+TEST(ChunkAllocatorTest, AClassNeedingAChunkGetsNoneWhileChunksHoldMuchFree) {
+  if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off in this build";
+  const chunk_memory::Scope scope;
+  constexpr size_t kFilled = size_t{33} << 10;  // a class no other test uses
+  const size_t slot = chunk_memory::RoundedSize(kFilled);
+  // 80 MiB of blocks, then every other one freed: ~40 MiB of free slots.
+  const size_t count = (size_t{80} << 20) / slot;
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < count; ++i) blocks.push_back(chunk_memory::Allocate(kFilled));
+  for (size_t i = 0; i < count; i += 2) {
+    chunk_memory::Deallocate(blocks[i], kFilled);
+    blocks[i] = nullptr;
+  }
+  const chunk_memory::Stats before = chunk_memory::GetStats();
+  ASSERT_GT(before.chunks * kChunkBytes - before.slot_bytes, size_t{32} << 20);
+
+  // A class with no chunk yet: from operator new (its bytes are exactly the request).
+  constexpr size_t kOther = (size_t{45} << 10) + 100;
+  void* other = chunk_memory::Allocate(kOther);
+  EXPECT_EQ(chunk_memory::BlockBytes(other, kOther), kOther);
+  const chunk_memory::Stats after = chunk_memory::GetStats();
+  EXPECT_EQ(after.declined_blocks, before.declined_blocks + 1);
+  EXPECT_EQ(after.chunks, before.chunks);
+  // The filled class reuses its free slots.
+  void* reused = chunk_memory::Allocate(kFilled);
+  EXPECT_EQ(chunk_memory::BlockBytes(reused, kFilled), slot);
+  chunk_memory::Deallocate(reused, kFilled);
+  chunk_memory::Deallocate(other, kOther);
+
+  // Once the free slots are gone again (their chunks given back), new chunks are taken.
+  for (void* p : blocks) chunk_memory::Deallocate(p, kFilled);
+  chunk_memory::ReleaseEmptyChunks();
+  const chunk_memory::Stats released = chunk_memory::GetStats();
+  EXPECT_LE(released.chunks * kChunkBytes - released.slot_bytes, size_t{32} << 20);
+  void* fresh = chunk_memory::Allocate(kOther);
+  EXPECT_EQ(chunk_memory::BlockBytes(fresh, kOther), chunk_memory::RoundedSize(kOther));
+  chunk_memory::Deallocate(fresh, kOther);
+}
+
 // Outside a Scope every block comes from operator new, whatever its size.
 TEST(ChunkAllocatorTest, OutsideAScopeBlocksComeFromOperatorNew) {
   const chunk_memory::Stats before = chunk_memory::GetStats();
@@ -202,7 +244,9 @@ constexpr size_t kReady = 4;  // chunk_memory's stock
 // from that stock (it refills), and emptied chunks return to it rather than to the system.
 TEST(ChunkAllocatorTest, ChunksAreFaultedInAheadOfNeed) {
   if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
-  // Chunks earlier tests emptied would otherwise refill the stock in place of fresh ones.
+  // Chunks earlier tests emptied would otherwise refill the stock in place of fresh ones
+  // (and, kept by their classes, count as free: past 32 MiB no class gets a new chunk).
+  chunk_memory::ReleaseEmptyChunks();
   ASSERT_TRUE(ReleasingDrains());
   const chunk_memory::Scope scope;
   constexpr size_t kBytes = size_t{31} << 10;
@@ -240,6 +284,8 @@ TEST(ChunkAllocatorTest, ChunksAreFaultedInAheadOfNeed) {
 // the freeing one; one still waiting for that is what the next chunk needed takes.
 TEST(ChunkAllocatorTest, EmptiedChunksAreGivenBackInTheBackground) {
   if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
+  chunk_memory::ReleaseEmptyChunks();  // as above
+  ASSERT_TRUE(ReleasingDrains());
   const chunk_memory::Scope scope;
   constexpr size_t kBytes = size_t{600} << 10;  // three blocks to a chunk
   constexpr size_t kBlocks = 3 * 12;            // twelve chunks' worth
@@ -280,6 +326,9 @@ TEST(ChunkAllocatorTest, EmptiedChunksAreGivenBackInTheBackground) {
 // background thread of its own.
 TEST(ChunkAllocatorTest, AForkedChildAllocatesAndStocksChunks) {
   if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
+  // Chunks earlier tests emptied and their classes kept count as free, and the child must
+  // be able to take chunks of its own.
+  chunk_memory::ReleaseEmptyChunks();
   const chunk_memory::Scope scope;
   void* p = chunk_memory::Allocate(size_t{20} << 10);
   ASSERT_TRUE(ReadyChunksReach(kReady));
@@ -309,6 +358,7 @@ TEST(ChunkAllocatorTest, AForkedChildAllocatesAndStocksChunks) {
 // stocks chunks of its own, and exits.
 TEST(ChunkAllocatorTest, ForksDuringAllocationLeaveChildrenWorking) {
   if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
+  chunk_memory::ReleaseEmptyChunks();  // as above
   std::atomic<bool> stop{false};
   std::thread churn([&stop] {
     const chunk_memory::Scope scope;
