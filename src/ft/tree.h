@@ -292,6 +292,11 @@ class FractalTree final : public CacheFileOwner {
   void WrittenButKept(BlockNum block, CacheValue* value) override;
 
  private:
+  // Schedules on the flusher pool flushes of the heaviest buffers of internal node `block`
+  // until the others' memory is within the node's limit (GorgedAbove; at most fanout of
+  // them; one such task in flight per tree). Does not block.
+  void ScheduleFlushToShare(BlockNum block);
+
   FractalTree(std::unique_ptr<TreeFile> file, const TreeConfig& config, Cachetable* cache);
 
   // Pins and thaws (below) the node.
