@@ -215,6 +215,12 @@ char* ChunkBase(size_t number) {
                                  number * kChunkBytes);
 }
 
+// The number of the chunk holding `p`. REQUIRES: InReserve(p).
+size_t ChunkNumber(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) - reserved_base.load(std::memory_order_relaxed)) /
+         kChunkBytes;
+}
+
 // A number for a chunk to map: a given-back one first. False when the range is full.
 bool TakeChunkNumber(State& state, size_t* number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
   if (!state.released.empty()) {
@@ -422,6 +428,16 @@ void RemovePartial(State& state, Chunk* chunk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sta
   chunk->partial_index = SIZE_MAX;
 }
 
+// An emptied chunk leaves its class: into the ready stock, or to be given back.
+void RetireEmpty(State& state, Chunk* chunk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+  assert(chunk->live == 0);
+  const size_t number = ChunkNumber(chunk->base);
+  RemovePartial(state, chunk);
+  state.chunks[number].reset();
+  --state.committed;
+  Retire(state, number);
+}
+
 }  // namespace
 
 bool Enabled() {
@@ -487,10 +503,7 @@ void Deallocate(void* p, size_t bytes) {
   }
   State& state = GlobalState();
   ChunkLock lock(&state.mu);
-  const size_t number =
-      (reinterpret_cast<uintptr_t>(p) - reserved_base.load(std::memory_order_relaxed)) /
-      kChunkBytes;
-  Chunk* chunk = state.chunks[number].get();
+  Chunk* chunk = state.chunks[ChunkNumber(p)].get();
   assert(chunk != nullptr && chunk->class_index == ClassIndex(bytes));
   static_cast<void>(bytes);
   std::memcpy(p, &chunk->free_list, sizeof(void*));
@@ -503,10 +516,7 @@ void Deallocate(void* p, size_t bytes) {
   // would be left without room while the chunks hold little free.
   if (chunk->live == 0 && (state.partial[chunk->class_index].size() > 1 ||
                            FreeBytesInChunks(state) > kMaxFreeBytesInChunks)) {
-    RemovePartial(state, chunk);
-    state.chunks[number].reset();
-    --state.committed;
-    Retire(state, number);
+    RetireEmpty(state, chunk);
   }
 }
 
@@ -515,15 +525,7 @@ void ReleaseEmptyChunks() {
   ChunkLock lock(&state.mu);
   for (std::vector<Chunk*>& list : state.partial) {
     for (size_t i = list.size(); i-- > 0;) {
-      Chunk* chunk = list[i];
-      if (chunk->live != 0) continue;
-      RemovePartial(state, chunk);
-      const size_t number = static_cast<size_t>((reinterpret_cast<uintptr_t>(chunk->base) -
-                                                 reserved_base.load(std::memory_order_relaxed)) /
-                                                kChunkBytes);
-      state.chunks[number].reset();
-      --state.committed;
-      Retire(state, number);
+      if (list[i]->live == 0) RetireEmpty(state, list[i]);
     }
   }
 }
