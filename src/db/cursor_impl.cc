@@ -9,11 +9,12 @@ namespace fern {
 
 CursorImpl::~CursorImpl() {
   if (registry_ != nullptr) registry_->Remove(this);
+  RowBatch::KeepSpare(std::move(batch_));
 }
 
 void CursorImpl::Detach(const Status& why) {
   ahead_.reset();
-  batch_.Clear();
+  batch_->Clear();
   lock_batch_ = nullptr;
   txn_ = TxnLink();
   view_ = ReadView();  // its snapshot's release calls into the Env's transaction manager
@@ -36,7 +37,7 @@ Status CursorImpl::EndedWhy() const {
 bool CursorImpl::Usable() {
   if (status_.ok()) {
     status_ = EndedWhy();
-    if (!status_.ok()) batch_.Clear();
+    if (!status_.ok()) batch_->Clear();
   }
   if (!status_.ok()) {
     valid_ = false;
@@ -60,7 +61,7 @@ void CursorImpl::StartView() {
 }
 
 void CursorImpl::Reread(bool forward) {
-  bound_.assign(batch_.key(pos_));
+  bound_.assign(batch_->key(pos_));
   if (OthersChanged()) {
     StartView();
     batch_rows_ = kSeekRows;
@@ -74,11 +75,11 @@ void CursorImpl::Reread(bool forward) {
     if (!Load(FractalTree::Locate::kAtOrAfter, bound_, caching, /*take_ahead=*/false)) return;
     // Every row of the batch is >= the current key; the current key itself may be gone.
     const bool same =
-        batch_.size() > 0 && tree_->config().comparator->Compare(batch_.key(0), bound_) == 0;
+        batch_->size() > 0 && tree_->config().comparator->Compare(batch_->key(0), bound_) == 0;
     SettleForward(same ? 1 : 0);
   } else {
     if (!Load(FractalTree::Locate::kBefore, bound_, caching, /*take_ahead=*/false)) return;
-    SettleBackward(batch_.size());
+    SettleBackward(batch_->size());
   }
 }
 
@@ -88,54 +89,54 @@ bool CursorImpl::Load(FractalTree::Locate where, std::string_view key, FractalTr
                                where == FractalTree::Locate::kAtOrAfter
                            ? ahead_.get()
                            : nullptr;
-  Status s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_, caching, ahead);
+  Status s = tree_->ReadBatch(where, key, batch_rows_, batch_.get(), &view_, caching, ahead);
   if (s.ok() && lock_batch_) {
     // Lock what the batch covers, then read it again with a view taken under the lock:
     // nothing in it can change while the lock is held, and nothing committed before it was
     // taken is missed. The second read may reach further (a flush removed rows it counts),
     // so it is clipped to the locked range.
-    s = lock_batch_(batch_, &view_);
+    s = lock_batch_(*batch_, &view_);
     if (s.ok()) {
-      locked_has_lower_ = batch_.has_lower;
-      locked_has_upper_ = batch_.has_upper;
-      locked_lower_.assign(batch_.lower);
-      locked_upper_.assign(batch_.upper);
-      s = tree_->ReadBatch(where, key, batch_rows_, &batch_, &view_, caching, ahead);
+      locked_has_lower_ = batch_->has_lower;
+      locked_has_upper_ = batch_->has_upper;
+      locked_lower_.assign(batch_->lower);
+      locked_upper_.assign(batch_->upper);
+      s = tree_->ReadBatch(where, key, batch_rows_, batch_.get(), &view_, caching, ahead);
     }
     if (s.ok()) {
-      batch_.ClipTo(locked_has_lower_, locked_lower_, locked_has_upper_, locked_upper_,
-                    *tree_->config().comparator);
+      batch_->ClipTo(locked_has_lower_, locked_lower_, locked_has_upper_, locked_upper_,
+                     *tree_->config().comparator);
     }
   }
   if (!s.ok()) {
     status_ = s;
     valid_ = false;
-    batch_.Clear();
+    batch_->Clear();
     return false;
   }
   return true;
 }
 
 void CursorImpl::SettleForward(size_t pos) {
-  while (pos >= batch_.size()) {
-    if (!batch_.has_upper) {
+  while (pos >= batch_->size()) {
+    if (!batch_->has_upper) {
       valid_ = false;
       return;
     }
     // The next batch starts at this one's upper bound, so it holds no row already seen.
-    bound_.swap(batch_.upper);
+    bound_.swap(batch_->upper);
     batch_rows_ = std::min(batch_rows_ * 2, kMaxBatchRows);
     const FractalTree::Caching caching = CachingForNextBatch();
     if (!Load(FractalTree::Locate::kAtOrAfter, bound_, caching)) return;
-    scanned_bytes_ += batch_.basement_bytes;
+    scanned_bytes_ += batch_->basement_bytes;
     // A cursor that has read past a few batches is scanning: have the basements after this
     // batch's loaded in the background meanwhile (installed in the cache), or, once it
     // streams, decoded for it alone.
-    if (caching == FractalTree::Caching::kStream && batch_.has_upper) {
+    if (caching == FractalTree::Caching::kStream && batch_->has_upper) {
       if (ahead_ == nullptr) ahead_ = tree_->NewStreamAhead();
-      tree_->StreamAheadFrom(ahead_, batch_.upper);
-    } else if (batch_rows_ >= kReadaheadRows && batch_.has_upper && !Streaming()) {
-      tree_->ReadAhead(batch_.upper);
+      tree_->StreamAheadFrom(ahead_, batch_->upper);
+    } else if (batch_rows_ >= kReadaheadRows && batch_->has_upper && !Streaming()) {
+      tree_->ReadAhead(batch_->upper);
     }
     pos = 0;
   }
@@ -145,16 +146,16 @@ void CursorImpl::SettleForward(size_t pos) {
 
 void CursorImpl::SettleBackward(size_t pos_plus_one) {
   while (pos_plus_one == 0) {
-    if (!batch_.has_lower) {
+    if (!batch_->has_lower) {
       valid_ = false;
       return;
     }
     // The previous batch ends just below this one's lower bound.
-    bound_.swap(batch_.lower);
+    bound_.swap(batch_->lower);
     batch_rows_ = std::min(batch_rows_ * 2, kMaxBatchRows);
     if (!Load(FractalTree::Locate::kBefore, bound_, CachingForNextBatch())) return;
-    scanned_bytes_ += batch_.basement_bytes;
-    pos_plus_one = batch_.size();
+    scanned_bytes_ += batch_->basement_bytes;
+    pos_plus_one = batch_->size();
   }
   pos_ = pos_plus_one - 1;
   valid_ = true;
@@ -173,7 +174,7 @@ void CursorImpl::SeekToLast() {
   StartView();
   StartScan();
   if (!Load(FractalTree::Locate::kLast, {})) return;
-  SettleBackward(batch_.size());
+  SettleBackward(batch_->size());
 }
 
 void CursorImpl::Seek(std::string_view target) {
@@ -193,7 +194,7 @@ void CursorImpl::SeekForPrev(std::string_view target) {
   StartScan();
   if (!Load(FractalTree::Locate::kAtOrBefore, bound_, FractalTree::Caching::kKeepIfHot)) return;
   // The batch may hold rows above target (pending inserts up to its upper bound).
-  SettleBackward(batch_.UpperBound(bound_, *tree_->config().comparator));
+  SettleBackward(batch_->UpperBound(bound_, *tree_->config().comparator));
 }
 
 void CursorImpl::Next() {

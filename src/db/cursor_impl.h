@@ -88,9 +88,9 @@ class CursorImpl final : public Cursor {
   // dropped, before it moves (cursor.h).
   bool Valid() const override { return valid_ && EndedWhy().ok(); }
   // Empty when the cursor is not Valid().
-  std::string_view key() const override { return Valid() ? batch_.key(pos_) : std::string_view(); }
+  std::string_view key() const override { return Valid() ? batch_->key(pos_) : std::string_view(); }
   std::string_view value() const override {
-    return Valid() ? batch_.value(pos_) : std::string_view();
+    return Valid() ? batch_->value(pos_) : std::string_view();
   }
   Status status() const override { return status_.ok() ? EndedWhy() : status_; }
 
@@ -172,7 +172,8 @@ class CursorImpl final : public Cursor {
   uint64_t seen_writes_ = 0;  // txn_'s family_writes() when the batch was read
   ChangeStamp seen_changes_;  // CurrentChanges() when the view was taken (reads_each_call)
   std::shared_ptr<class CursorRegistry> registry_;
-  RowBatch batch_;
+  // The thread's spare batch if it had one, given back when the cursor goes (RowBatch).
+  std::unique_ptr<RowBatch> batch_ = RowBatch::TakeSpare();
   size_t pos_ = 0;
   bool valid_ = false;
   size_t batch_rows_ = kSeekRows;  // stored rows the next Load covers

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,19 @@ namespace fern {
 
 class RowBatch {
  public:
+  // A batch for a new cursor: the calling thread's spare if it has one (its buffers grown by
+  // the reads of an earlier cursor), else a new one. A program that opens a cursor per seek
+  // otherwise grew a fresh batch's buffers every time: at 1 GiB in memory, seeks with a new
+  // cursor each ran at 155k/s against 250k/s with one cursor.
+  static std::unique_ptr<RowBatch> TakeSpare();
+  // Empties `batch` and keeps it as the thread's spare, unless the thread has one already or
+  // the batch holds more than kMaxSpareBytes (a scan's batches grow to whole basements).
+  static void KeepSpare(std::unique_ptr<RowBatch> batch);
+  static constexpr size_t kMaxSpareBytes = size_t{64} << 10;
+
+  // The memory the batch holds, its working memory included.
+  size_t memory_bytes() const;
+
   // Empties the batch (and its bounds); keeps the memory for the next batch.
   void Clear() {
     data_.clear();
