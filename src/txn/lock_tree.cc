@@ -109,6 +109,10 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
   Status result;
 
   MutexLock lock(&mu_);
+  if (TryGrantInGap(owner, start, end, mode, account)) {
+    if (granted != nullptr) *granted = true;
+    return Status::OK();
+  }
   while (true) {
     self.holders.clear();
     self.queued.clear();
@@ -169,9 +173,38 @@ Status LockTree::AcquireRange(TxnId owner, const std::string_view* lo, const std
   return result;
 }
 
+bool LockTree::TryGrantInGap(TxnId owner, BoundRef start, BoundRef end, Mode mode,
+                             const Account& account) {
+  if (!waiters_.empty()) return false;
+  // The first bound after `start`: none may lie in [start, end], and the segment in force at
+  // `start` (the one before it) must be unlocked.
+  auto next = segments_.upper_bound(start);
+  if (next != segments_.end() && !less_(end, next->first)) return false;
+  if (next != segments_.begin()) {
+    auto in_force = std::prev(next);
+    if (!in_force->second.empty() || !less_(in_force->first, start)) return false;
+  }
+  // [start, end] lies inside an unlocked segment: it becomes the owner's, between two new
+  // bounds. The map stays canonical: unlocked segments surround it.
+  Holders held;
+  if (mode == Mode::kWrite) {
+    held.writer = owner;
+  } else {
+    held.readers.Insert(owner);
+  }
+  auto after = segments_.emplace_hint(next, Bound(end.key, end.after, end.edge), Holders{});
+  segments_.emplace_hint(after, Bound(start.key, start.after, start.edge), std::move(held));
+  RecordGrant(owner, start, end, account);
+  return true;
+}
+
 void LockTree::GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode,
                             const Account& account) {
   Grant(owner, start, end, mode);
+  RecordGrant(owner, start, end, account);
+}
+
+void LockTree::RecordGrant(TxnId owner, BoundRef start, BoundRef end, const Account& account) {
   OwnedRanges& ranges = owned_[owner];
   if (ranges.account == nullptr) ranges.account = account;
   const int64_t added = ranges.Add(start, end);
@@ -368,6 +401,7 @@ void LockTree::ReleaseAll(TxnId owner) {
   for (size_t i = 0; i < ranges.size(); ++i) {
     const BoundRef start = ranges.start(i);
     const BoundRef end = ranges.end(i);
+    if (TryReleaseAlone(owner, start, end)) continue;
     auto it = segments_.upper_bound(start);
     if (it != segments_.begin()) --it;
     for (; it != segments_.end() && less_(it->first, end); ++it) {
@@ -392,6 +426,23 @@ void LockTree::ReleaseAll(TxnId owner) {
     }
     if (w->holders.empty() && w->queued.empty()) w->wake.Signal();
   }
+}
+
+bool LockTree::TryReleaseAlone(TxnId owner, BoundRef start, BoundRef end) {
+  auto first = segments_.find(start);
+  if (first == segments_.end()) return false;
+  auto second = std::next(first);
+  if (second == segments_.end() || !Equal(Ref(second->first), end)) return false;
+  if (!second->second.empty()) return false;
+  if (first != segments_.begin() && !std::prev(first)->second.empty()) return false;
+  const Holders& h = first->second;
+  const std::span<const TxnId> readers = h.readers.ids();
+  const bool alone = h.writer == owner
+                         ? readers.empty()
+                         : h.writer == kNoTxn && readers.size() == 1 && readers[0] == owner;
+  if (!alone) return false;
+  segments_.erase(first, std::next(second));
+  return true;
 }
 
 bool LockTree::ReleaseNewestKey(TxnId owner, std::string_view key) {

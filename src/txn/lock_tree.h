@@ -225,8 +225,22 @@ class LockTree {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Grant(TxnId owner, BoundRef start, BoundRef end, Mode mode)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Grant, then records the range as the owner's and escalates if it holds enough.
+  // Grant, then RecordGrant.
   void GrantRequest(TxnId owner, BoundRef start, BoundRef end, Mode mode, const Account& account)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records a granted range as the owner's and escalates if it holds enough.
+  void RecordGrant(TxnId owner, BoundRef start, BoundRef end, const Account& account)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The common case of a transaction's row lock, granted with two insertions instead of a
+  // scan, two splits and a coalescing pass: when no request waits and [start, end] lies
+  // inside an unlocked segment, with no bound in it, grants it (GrantRequest's effect) and
+  // returns true; otherwise changes nothing.
+  bool TryGrantInGap(TxnId owner, BoundRef start, BoundRef end, Mode mode, const Account& account)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ReleaseAll's common case: when [start, end) is exactly one segment, held by `owner`
+  // alone, between unlocked segments, erases its two bounds and returns true; otherwise
+  // changes nothing.
+  bool TryReleaseAlone(TxnId owner, BoundRef start, BoundRef end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fills *queued with the owners of requests queued before `self` (all of them, if
   // `self` is not queued) that it waits its turn behind (see the class comment).

@@ -248,30 +248,76 @@ TEST(LockTreeComparatorTest, RangesFollowTheTablesComparator) {
 // for: then a request the model refuses must be refused, one it grants may be, every lock in
 // the model must stay held by its owner (escalation never takes another owner's range), and a
 // key the model holds must be held.
-void CheckAgainstBruteForceModel(const std::string& prefix,
-                                 size_t escalate_at = LockTree::kDefaultEscalateAt) {
-  const bool escalating = escalate_at < 1000;
-  struct Granted {
-    TxnId owner;
-    std::string lo;
-    std::string hi;
-    Mode mode;
+struct Granted {
+  TxnId owner;
+  std::string lo;
+  std::string hi;
+  Mode mode;
+};
+
+// The bounds a canonical segment map holds for the locks in `model` (compatible, no
+// escalation): one wherever the holders change, walking the keys `universe` (sorted, every
+// lock's ends among them) and the gaps between them.
+size_t CanonicalBoundCount(const std::vector<Granted>& model,
+                           const std::vector<std::string>& universe) {
+  // Holders of one piece: the writer, or the readers, ascending.
+  auto holders = [&model](auto covers) {
+    std::vector<TxnId> readers;
+    for (const Granted& g : model) {
+      if (!covers(g)) continue;
+      if (g.mode == kWrite) return std::vector<TxnId>{0, g.owner};
+      readers.push_back(g.owner);
+    }
+    std::sort(readers.begin(), readers.end());
+    readers.erase(std::unique(readers.begin(), readers.end()), readers.end());
+    return readers;
   };
+  size_t bounds = 0;
+  std::vector<TxnId> previous;  // before every key: unlocked
+  auto step = [&](const std::vector<TxnId>& now) {
+    if (now != previous) ++bounds;
+    previous = now;
+  };
+  for (size_t i = 0; i < universe.size(); ++i) {
+    const std::string& key = universe[i];
+    step(holders([&key](const Granted& g) { return g.lo <= key && key <= g.hi; }));
+    // The gap after the key: inside a lock that spans past it.
+    step(holders([&](const Granted& g) {
+      return g.lo <= key && i + 1 < universe.size() && universe[i + 1] <= g.hi;
+    }));
+  }
+  return bounds;
+}
+
+void CheckAgainstBruteForceModel(const std::string& prefix,
+                                 size_t escalate_at = LockTree::kDefaultEscalateAt,
+                                 int letters = 12) {
+  const bool escalating = escalate_at < 1000;
   DeadlockDetector detector;
   LockTree tree(*BytewiseComparator(), detector, escalate_at);
   std::vector<Granted> model;
   std::mt19937 rng(77);
-  auto random_key = [&rng, &prefix] {
+  auto random_key = [&rng, &prefix, letters] {
     std::string key = prefix;
-    key.push_back(static_cast<char>('a' + rng() % 12));
+    key.push_back(static_cast<char>('a' + rng() % letters));
     if (rng() % 3 == 0) key.push_back(static_cast<char>('a' + rng() % 3));
     return key;
   };
+  std::vector<std::string> universe;
+  for (int first = 0; first < letters; ++first) {
+    universe.push_back(prefix + static_cast<char>('a' + first));
+    for (int second = 0; second < 3; ++second) {
+      universe.push_back(prefix + static_cast<char>('a' + first) + static_cast<char>('a' + second));
+    }
+  }
   for (int step = 0; step < 20000; ++step) {
     TxnId owner = 1 + rng() % 6;
     if (rng() % 10 == 0) {
       tree.ReleaseAll(owner);
       std::erase_if(model, [owner](const Granted& g) { return g.owner == owner; });
+      if (!escalating) {
+        ASSERT_EQ(tree.bound_count(), CanonicalBoundCount(model, universe)) << "step " << step;
+      }
       continue;
     }
     std::string lo = random_key();
@@ -293,6 +339,9 @@ void CheckAgainstBruteForceModel(const std::string& prefix,
       ASSERT_EQ(s.ok(), !conflict) << "step " << step << ": " << s.ToString();
     }
     if (s.ok()) model.push_back({owner, lo, hi, mode});
+    if (!escalating) {
+      ASSERT_EQ(tree.bound_count(), CanonicalBoundCount(model, universe)) << "step " << step;
+    }
     if (escalating) {
       for (const Granted& g : model) {
         ASSERT_TRUE(tree.Holds(g.owner, g.lo, g.hi, g.mode))
@@ -327,6 +376,13 @@ void CheckAgainstBruteForceModel(const std::string& prefix,
 
 TEST(LockTreeModelTest, GrantsAndHoldingsMatchABruteForceModel) {
   ASSERT_NO_FATAL_FAILURE(CheckAgainstBruteForceModel(""));
+}
+
+// Sparse keys: most requests land in unlocked gaps and most releases leave one behind (the
+// cases LockTree grants and releases without a scan).
+TEST(LockTreeModelTest, SparseRowLocksMatchTheModelAndStayCanonical) {
+  ASSERT_NO_FATAL_FAILURE(
+      CheckAgainstBruteForceModel("", LockTree::kDefaultEscalateAt, /*letters=*/26));
 }
 
 TEST(LockTreeModelTest, LongKeysMatchTheModelToo) {
