@@ -283,7 +283,8 @@ Status FractalTree::Inject(Message message, PinnedPair pin, bool commit_in_place
           node->buffers[i].CommitInPlace(message.key, message.xids.outermost(), cmp)) {
         pin.MarkDirty();
         stats_.commits_in_place++;
-        break;
+        // Nothing grew: no flush is due and the root's shape is as it was.
+        return Status::OK();
       }
       node->buffers[i].Append(message, cmp);
       node->set_max_msn(message.msn);
