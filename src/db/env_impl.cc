@@ -41,7 +41,8 @@ constexpr uint32_t kMaxBufferBudgetPercent = 60;
 constexpr uint32_t kInternalBufferPercent = 60;
 constexpr size_t kMinAdmissionWindow = 256;
 constexpr size_t kMaxAdmissionWindow = size_t{1} << 20;
-// Chunk memory for everything read from disk from this cache size up, and for basements
+// Chunk memory for everything read from disk from this cache size up (while the cache is
+// less than half full: FractalTree::ChunkMemoryNow), and for basements
 // loaded one at a time (reads) from kMinBasementChunkMemoryCacheBytes: each size class in
 // use holds up to 2 MiB not yet handed out, eviction leaves chunks partly used, and four
 // spare chunks are kept faulted in. At 1 GiB chunks doubled seekrandom for about 10% more

@@ -244,7 +244,7 @@ Status FractalTree::Thaw(PinnedPair* pin) {
 Status FractalTree::ThawLocked(Node* node) {
   const Node::FrozenBuffers& frozen = *node->frozen;
   const std::string where = Where(node->block());
-  const chunk_memory::Scope in_chunks(config_.chunk_memory);
+  const chunk_memory::Scope in_chunks(ChunkMemoryNow());
   for (size_t i = 0; i < frozen.frames.size(); ++i) {
     MessageBuffer buffer;
     FERN_RETURN_IF_ERROR(DecodeBufferPartition(frozen.frames[i], frozen.extents[i],
@@ -327,7 +327,7 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
   if (header.height > 0) {
     node->children = std::move(header.children);
     node->buffers.resize(n);
-    const chunk_memory::Scope in_chunks(config_.chunk_memory);
+    const chunk_memory::Scope in_chunks(ChunkMemoryNow());
     for (size_t i = 0; i < n; ++i) {
       const PartitionExtent& e = header.extents[i];
       FERN_RETURN_IF_ERROR(DecodeBufferPartition(std::string_view(bytes).substr(e.offset, e.size),
@@ -342,7 +342,7 @@ Status FractalTree::FetchBlock(BlockNum block, std::unique_ptr<CacheValue>* valu
       part.frame_id = NewFrameId();
       // When the whole block was read anyway (small leaves), decode every basement now.
       if (bytes.size() == size) {
-        const chunk_memory::Scope in_chunks(config_.chunk_memory);
+        const chunk_memory::Scope in_chunks(ChunkMemoryNow());
         const PartitionExtent& e = part.extent;
         FERN_RETURN_IF_ERROR(DecodeLeafPartition(std::string_view(bytes).substr(e.offset, e.size),
                                                  e, cmp, where, &part.rows, &stats_));
@@ -595,7 +595,7 @@ Status FractalTree::LoadBasement(PinnedPair* pin, size_t index, bool* loaded, bo
   std::unique_ptr<Basement> rows;
   if (config_.basement_pool != nullptr) rows = config_.basement_pool->Take();
   {
-    const chunk_memory::Scope in_chunks(config_.chunk_memory ||
+    const chunk_memory::Scope in_chunks(ChunkMemoryNow() ||
                                         (config_.chunk_memory_for_basement_loads && !for_write));
     FERN_RETURN_IF_ERROR(ReadBasement(node->block(), extent, &rows));
   }
@@ -644,7 +644,7 @@ Status FractalTree::LoadAllBasements(PinnedPair* pin) {
       if (uint64_t{e.offset} + e.size > bytes.size()) {
         return Status::Corruption(StrCat(Where(node->block()), ": partition beyond block end"));
       }
-      const chunk_memory::Scope in_chunks(config_.chunk_memory);
+      const chunk_memory::Scope in_chunks(ChunkMemoryNow());
       FERN_RETURN_IF_ERROR(DecodeLeafPartition(std::string_view(bytes).substr(e.offset, e.size), e,
                                                *config_.comparator, Where(node->block()),
                                                &part.rows, &stats_));

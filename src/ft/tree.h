@@ -307,6 +307,15 @@ class FractalTree final : public CacheFileOwner {
   // Thaw's work on a frozen node. REQUIRES: node->load_mu held, or the pair locked
   // exclusively (owner callbacks), and node->frozen set.
   Status ThawLocked(Node* node) ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  // Whether what is read from disk now goes to chunk memory (config_.chunk_memory): only
+  // while the cache is less than half full. Chunks pay off where fresh memory is being
+  // filled (a cold cache: their pages are faulted in ahead); once the cache churns (data
+  // larger than it), evicted basements leave free slots that serve only their size class:
+  // reads of 10,000,000 rows through a 1 GiB cache peaked at 1,305 MiB resident with 94 MB
+  // free in chunks.
+  bool ChunkMemoryNow() const {
+    return config_.chunk_memory && cache_->size_bytes() < cache_->budget() / 2;
+  }
   // Pins the root for write. REQUIRES: checkpoint_safe_ held (it keeps root_ fixed).
   Status PinRootForWrite(PinnedPair* pin) ABSL_SHARED_LOCKS_REQUIRED(checkpoint_safe_);
   std::string Where(BlockNum block) const;

@@ -599,5 +599,45 @@ TEST(TreeEvictionTest, BasementLoadsAloneGoToChunkMemory) {
   EXPECT_EQ(chunk_memory::GetStats().slot_bytes, before);
 }
 
+// TreeConfig::chunk_memory: what a tree reads goes to chunk memory only while the cache
+// is less than half full; past that, its basements come from operator new.
+TEST(TreeEvictionTest, ReadsUseChunkMemoryOnlyWhileTheCacheIsLessThanHalfFull) {
+  if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off in this build";
+  testing::ScratchDir dir;
+  TreeConfig config = Config(Compression::kZstd, 256 << 10, 2 << 10);
+  config.chunk_memory = true;
+  const std::string path = dir.Sub("t.ft");
+  constexpr int kRows = 20000;
+  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, kRows));
+  Cachetable cache(size_t{2} << 20);
+  std::unique_ptr<FractalTree> tree;
+  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  const size_t before = chunk_memory::GetStats().slot_bytes;
+  std::string value;
+  int i = 0;
+  for (; i < kRows && cache.size_bytes() < cache.budget() / 4; i += 7) {
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok());
+    ASSERT_EQ(value, ValueOf(i));
+  }
+  ASSERT_GE(cache.size_bytes(), cache.budget() / 4) << "the reads never filled a quarter";
+  EXPECT_GT(chunk_memory::GetStats().slot_bytes, before);  // the cold reads went to chunks
+  for (; i < kRows && cache.size_bytes() < cache.budget() / 2 + (size_t{256} << 10); i += 7) {
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(i), &value).ok());
+  }
+  ASSERT_GE(cache.size_bytes(), cache.budget() / 2) << "the reads never filled half";
+  // From here on (the cache stays past half full as it churns), nothing more goes to chunks.
+  const size_t at_half = chunk_memory::GetStats().slot_bytes;
+  const uint64_t fetched = tree->stats().basements_fetched.load();
+  for (int k = 0; k < 3000; ++k) {
+    const int row = (k * 7919) % kRows;
+    ASSERT_TRUE(tree->Get(testing::NumberedKey(row), &value).ok());
+    ASSERT_EQ(value, ValueOf(row));
+  }
+  EXPECT_GT(tree->stats().basements_fetched.load(), fetched + 100);
+  EXPECT_LE(chunk_memory::GetStats().slot_bytes, at_half);
+  ASSERT_TRUE(tree->Close(/*checkpoint=*/false).ok());
+  EXPECT_EQ(chunk_memory::GetStats().slot_bytes, before);
+}
+
 }  // namespace
 }  // namespace fern
