@@ -570,21 +570,32 @@ TEST_P(TreeEvictionPoolTest, MissesDecodeIntoBasementsPartialEvictionRecycled) {
 
 INSTANTIATE_TEST_SUITE_P(ChunkMemory, TreeEvictionPoolTest, ::testing::Bool());
 
+// A tree of `rows` rows built with `config`, then opened on a cache of `cache_bytes`.
+struct BuiltTree {
+  testing::ScratchDir dir;
+  std::unique_ptr<Cachetable> cache;  // declared before the tree: destroyed after it
+  std::unique_ptr<FractalTree> tree;
+};
+
+void OpenBuiltTree(const TreeConfig& config, int rows, size_t cache_bytes, BuiltTree* t) {
+  const std::string path = t->dir.Sub("t.ft");
+  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, rows));
+  t->cache = std::make_unique<Cachetable>(cache_bytes);
+  ASSERT_TRUE(FractalTree::Open(path, config, t->cache.get(), &t->tree).ok());
+}
+
 // TreeConfig::chunk_memory_for_basement_loads alone: a basement a read loads on its own
 // lands in chunk memory (where the system offers huge pages), and leaving the cache gives
 // the slot back.
 TEST(TreeEvictionTest, BasementLoadsAloneGoToChunkMemory) {
   if (!chunk_memory::Enabled()) GTEST_SKIP() << "no transparent huge pages here";
-  testing::ScratchDir dir;
   TreeConfig config = Config(Compression::kZstd, 256 << 10, 2 << 10);
   config.chunk_memory = false;
   config.chunk_memory_for_basement_loads = true;
-  const std::string path = dir.Sub("t.ft");
   constexpr int kRows = 5000;
-  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, kRows));
-  Cachetable cache(size_t{64} << 20);
-  std::unique_ptr<FractalTree> tree;
-  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  BuiltTree built;
+  ASSERT_NO_FATAL_FAILURE(OpenBuiltTree(config, kRows, size_t{64} << 20, &built));
+  FractalTree* tree = built.tree.get();
   const size_t before = chunk_memory::GetStats().slot_bytes;
   std::string value;
   for (int i = 0; i < kRows; i += 97) {
@@ -603,15 +614,13 @@ TEST(TreeEvictionTest, BasementLoadsAloneGoToChunkMemory) {
 // is less than half full; past that, its basements come from operator new.
 TEST(TreeEvictionTest, ReadsUseChunkMemoryOnlyWhileTheCacheIsLessThanHalfFull) {
   if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off in this build";
-  testing::ScratchDir dir;
   TreeConfig config = Config(Compression::kZstd, 256 << 10, 2 << 10);
   config.chunk_memory = true;
-  const std::string path = dir.Sub("t.ft");
   constexpr int kRows = 20000;
-  ASSERT_NO_FATAL_FAILURE(BuildTree(path, config, kRows));
-  Cachetable cache(size_t{2} << 20);
-  std::unique_ptr<FractalTree> tree;
-  ASSERT_TRUE(FractalTree::Open(path, config, &cache, &tree).ok());
+  BuiltTree built;
+  ASSERT_NO_FATAL_FAILURE(OpenBuiltTree(config, kRows, size_t{2} << 20, &built));
+  FractalTree* tree = built.tree.get();
+  const Cachetable& cache = *built.cache;
   const size_t before = chunk_memory::GetStats().slot_bytes;
   std::string value;
   int i = 0;
