@@ -614,6 +614,7 @@ bool EnvImpl::GetProperty(std::string_view name, std::string* value) {
   out += StrCat("chunk_memory.releasing_chunks: ", chunks.releasing_chunks, "\n");
   out += StrCat("chunk_memory.released_chunks: ", chunks.released_chunks, "\n");
   out += StrCat("chunk_memory.declined_blocks: ", chunks.declined_blocks, "\n");
+  out += StrCat("chunk_memory.purged_bytes: ", chunks.purged_bytes, "\n");
   const TxnManager::AutocommitStats autocommits = txn_manager_->autocommit_stats();
   out += StrCat("txn.live: ", txn_manager_->live_count(), "\n");
   out += StrCat("txn.snapshots: ", txn_manager_->snapshot_count(), "\n");

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <bitset>
 #include <cassert>
 #include <condition_variable>
 #include <cstring>
@@ -83,6 +84,12 @@ bool DetectEnabled() {
   return true;
 }
 
+// Slots of at least this size have the pages after their first given back to the system
+// while free (PurgeFreeSlots): a chunk of them holds at most kMaxPurgedSlots.
+constexpr size_t kMinPurgedSlotBytes = size_t{8} << 10;
+constexpr size_t kMaxPurgedSlots = kChunkBytes / kMinPurgedSlotBytes;
+constexpr size_t kPageBytes = 4096;
+
 struct Chunk {
   char* base = nullptr;
   size_t class_index = 0;
@@ -91,6 +98,9 @@ struct Chunk {
   uint32_t live = 0;
   void* free_list = nullptr;        // freed slots, each holding the next one's address
   size_t partial_index = SIZE_MAX;  // position in its class's list of chunks with room
+  // Free slots whose pages after the first went back to the system (classes of at least
+  // kMinPurgedSlotBytes only); a slot handed out again leaves the set.
+  std::bitset<kMaxPurgedSlots> purged;
 };
 
 // Chunks live in one range of address space reserved up front (no memory until a chunk is
@@ -116,6 +126,13 @@ constexpr size_t kReadyChunks = 4;
 // fills, so this is several chunks' worth; past it, a class's emptied last chunk is given
 // back too.
 constexpr size_t kMaxFreeBytesInChunks = size_t{32} << 20;
+
+// The evictor's trims give back the pages of free slots (PurgeFreeSlots) while the chunks in
+// use hold more than this free: slots freed after their chunks filled (a cache churning
+// through data larger than itself evicts basements its cold start put in chunks) are
+// otherwise resident until their chunk empties. Reads of 10,000,000 rows through a 1 GiB
+// cache ended with 49 MB free in chunks, the process 39 MiB over cache + 64 MiB.
+constexpr size_t kPurgeAboveFreeBytes = size_t{8} << 20;
 
 // The allocator's lock. Not an absl::Mutex: the fork handlers must be able to remake it in
 // a child, and absl keeps per-thread records of held locks that a remade one contradicts,
@@ -168,6 +185,7 @@ struct State {
   size_t slot_bytes ABSL_GUARDED_BY(mu) = 0;
   // Blocks of chunked sizes given to operator new because the chunks held too much free.
   size_t declined_blocks ABSL_GUARDED_BY(mu) = 0;
+  size_t purged_bytes ABSL_GUARDED_BY(mu) = 0;  // given back from free slots, in all
   bool reserve_failed ABSL_GUARDED_BY(mu) = false;
 };
 
@@ -482,6 +500,9 @@ void* Allocate(size_t bytes) {
       if (chunk->free_list != nullptr) {
         p = chunk->free_list;
         std::memcpy(&chunk->free_list, p, sizeof(void*));
+        if (slot_bytes >= kMinPurgedSlotBytes) {
+          chunk->purged.reset((static_cast<char*>(p) - chunk->base) / slot_bytes);
+        }
       } else {
         p = chunk->base + size_t{chunk->bumped} * slot_bytes;
         ++chunk->bumped;
@@ -520,6 +541,33 @@ void Deallocate(void* p, size_t bytes) {
   }
 }
 
+namespace {
+
+// Gives back the pages after the first of each free slot of at least kMinPurgedSlotBytes
+// not given back yet (the first holds the free list's link). Returns the bytes given back.
+size_t PurgeFreeSlots(State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+  size_t purged = 0;
+  for (size_t class_index = 0; class_index < kClasses; ++class_index) {
+    const size_t slot_bytes = ClassBytes(class_index);
+    if (slot_bytes < kMinPurgedSlotBytes) continue;
+    for (Chunk* chunk : state.partial[class_index]) {
+      for (void* slot = chunk->free_list; slot != nullptr;) {
+        char* const at = static_cast<char*>(slot);
+        const size_t index = (at - chunk->base) / slot_bytes;
+        std::memcpy(&slot, at, sizeof(void*));  // the next free slot
+        if (chunk->purged.test(index)) continue;
+        // Slots start at multiples of a 4 KiB multiple from a 2 MiB-aligned base.
+        if (::madvise(at + kPageBytes, slot_bytes - kPageBytes, MADV_DONTNEED) != 0) continue;
+        chunk->purged.set(index);
+        purged += slot_bytes - kPageBytes;
+      }
+    }
+  }
+  return purged;
+}
+
+}  // namespace
+
 void ReleaseEmptyChunks() {
   State& state = GlobalState();
   ChunkLock lock(&state.mu);
@@ -528,6 +576,7 @@ void ReleaseEmptyChunks() {
       if (list[i]->live == 0) RetireEmpty(state, list[i]);
     }
   }
+  if (FreeBytesInChunks(state) > kPurgeAboveFreeBytes) state.purged_bytes += PurgeFreeSlots(state);
 }
 
 Stats GetStats() {
@@ -541,6 +590,7 @@ Stats GetStats() {
   stats.releasing_chunks = state.releasing.size();
   stats.released_chunks = state.released_in_all;
   stats.declined_blocks = state.declined_blocks;
+  stats.purged_bytes = state.purged_bytes;
   return stats;
 }
 

@@ -80,11 +80,14 @@ struct Stats {
   size_t releasing_chunks = 0;  // emptied, still mapped, waiting for the background thread
   size_t released_chunks = 0;   // chunks given back to the system, in all
   size_t declined_blocks = 0;   // blocks sent to operator new: the chunks held enough free
+  size_t purged_bytes = 0;      // pages of free slots given back to the system, in all
 };
 Stats GetStats();
 // Gives back the emptied chunks that size classes keep for their next blocks (into the
-// ready stock, the rest to the system by the background thread). The evictor's trims call
-// it (ReturnFreeMemoryToSystem).
+// ready stock, the rest to the system by the background thread) and, while the chunks in
+// use hold more than 8 MiB free, the pages of free slots of 8 KiB and more but each one's
+// first (the next block in such a slot faults them in again). The evictor's trims call it
+// (ReturnFreeMemoryToSystem).
 void ReleaseEmptyChunks();
 
 }  // namespace chunk_memory

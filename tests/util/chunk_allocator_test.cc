@@ -1,6 +1,7 @@
 #include "util/chunk_allocator.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -239,6 +240,75 @@ int WaitForChild(pid_t child) {
 }
 
 constexpr size_t kReady = 4;  // chunk_memory's stock
+
+// Whether the 4 KiB page at `page` is resident.
+bool Resident(const char* page) {
+  unsigned char vec = 0;
+  EXPECT_EQ(mincore(const_cast<char*>(page), 4096, &vec), 0);
+  return (vec & 1) != 0;
+}
+
+// Slots freed inside chunks that stay in use (their neighbours live) keep their memory
+// resident; once the chunks hold more than 8 MiB free, ReleaseEmptyChunks gives back each
+// free slot's pages but the first (which links the free list), and a slot handed out again
+// works as a fresh one.
+TEST(ChunkAllocatorTest, FreeSlotsGiveBackTheirPagesOnceTheChunksHoldMuchFree) {
+  if (!chunk_memory::Enabled()) GTEST_SKIP() << "chunk memory is off here";
+  chunk_memory::ReleaseEmptyChunks();
+  const chunk_memory::Scope scope;
+  constexpr size_t kBytes = size_t{16} << 10;
+  const size_t count = 8 * kChunkBytes / chunk_memory::RoundedSize(kBytes);  // 16 MiB
+  std::vector<char*> blocks;
+  for (size_t i = 0; i < count; ++i) {
+    auto* p = static_cast<char*>(chunk_memory::Allocate(kBytes));
+    std::memset(p, 1, kBytes);
+    blocks.push_back(p);
+  }
+  // Every other block goes: 8 MiB free, and no chunk empties.
+  std::vector<char*> freed;
+  for (size_t i = 0; i < count; i += 2) {
+    chunk_memory::Deallocate(blocks[i], kBytes);
+    freed.push_back(blocks[i]);
+    blocks[i] = nullptr;
+  }
+  // Another 2 MiB of free slots in a class of its own tips the chunks past 8 MiB free.
+  constexpr size_t kOther = size_t{20} << 10;
+  std::vector<void*> others;
+  for (size_t i = 0; i < kChunkBytes / chunk_memory::RoundedSize(kOther); ++i) {
+    others.push_back(chunk_memory::Allocate(kOther));
+  }
+  void* keep = chunk_memory::Allocate(kOther);  // keeps the other class's chunk in use
+  for (void* p : others) chunk_memory::Deallocate(p, kOther);
+  const size_t purged_before = chunk_memory::GetStats().purged_bytes;
+  ASSERT_TRUE(Resident(freed[0] + 4096));
+  chunk_memory::ReleaseEmptyChunks();
+  EXPECT_GE(chunk_memory::GetStats().purged_bytes, purged_before + freed.size() * 3 * 4096);
+  for (char* p : freed) {
+    EXPECT_TRUE(Resident(p)) << "the first page holds the free list";
+    EXPECT_FALSE(Resident(p + 4096));
+    EXPECT_FALSE(Resident(p + kBytes - 4096));
+  }
+  for (size_t i = 1; i < count; i += 2) {
+    EXPECT_TRUE(Resident(blocks[i] + 4096)) << "a live block keeps its pages";
+    EXPECT_EQ(blocks[i][kBytes - 1], 1);
+  }
+  // A second trim gives back nothing more: the slots are marked.
+  const size_t purged_once = chunk_memory::GetStats().purged_bytes;
+  chunk_memory::ReleaseEmptyChunks();
+  EXPECT_EQ(chunk_memory::GetStats().purged_bytes, purged_once);
+  // Slots handed out again hold what is written to them.
+  for (size_t i = 0; i < count; i += 2) {
+    blocks[i] = static_cast<char*>(chunk_memory::Allocate(kBytes));
+    std::memset(blocks[i], 7, kBytes);
+  }
+  for (size_t i = 0; i < count; i += 2) {
+    EXPECT_EQ(blocks[i][4096], 7);
+    EXPECT_EQ(blocks[i][kBytes - 1], 7);
+  }
+  for (char* p : blocks) chunk_memory::Deallocate(p, kBytes);
+  chunk_memory::Deallocate(keep, kOther);
+  chunk_memory::ReleaseEmptyChunks();
+}
 
 // After the first chunk, spare chunks are faulted in ahead of need; the next chunks come
 // from that stock (it refills), and emptied chunks return to it rather than to the system.
