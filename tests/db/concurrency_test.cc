@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -210,6 +211,82 @@ TEST(ConcurrencyTest, PointReadsBeyondTheCacheRaceOverwrites) {
   ASSERT_NE(at, std::string::npos);
   EXPECT_GT(std::stoull(stats.substr(at + name.size())), 100u)
       << "few reads took the transient path";
+}
+
+// Cursors opened on one thread and sought, stepped and destroyed on another (a thread
+// keeps a destroyed cursor's row batch for its next cursor: a batch may move between
+// threads with its cursor), many small ones and some that scan far, while a writer
+// overwrites the keys. Every row a cursor returns names its key, in ascending order.
+TEST(ConcurrencyTest, CursorsHandedBetweenThreadsReadRightAndRecycleTheirBatches) {
+  testing::ScratchDir dir;
+  std::unique_ptr<Env> env;
+  ASSERT_TRUE(Env::Open(dir.path(), SmallCacheOptions(size_t{8} << 20), &env).ok());
+  Table* table;
+  ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
+  for (int k = 0; k < kKeys; ++k) ASSERT_TRUE(table->Put(nullptr, KeyOf(k), ValueOf(k, 0, 0)).ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  auto fail = [&](const std::string& what) {
+    if (failures.fetch_add(1) < 10) ADD_FAILURE() << what;
+  };
+  // One slot per pair of threads: the opener fills it, the user empties it.
+  constexpr int kPairs = 2;
+  std::mutex mu;
+  std::vector<std::unique_ptr<Cursor>> handed[kPairs];
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    std::mt19937 rng(3);
+    for (uint64_t seq = 1; !stop.load(); ++seq) {
+      const int k = static_cast<int>(rng() % kKeys);
+      if (!table->Put(nullptr, KeyOf(k), ValueOf(k, 1, seq)).ok()) fail("put failed");
+    }
+  });
+  for (int pair = 0; pair < kPairs; ++pair) {
+    threads.emplace_back([&, pair] {  // opens cursors
+      while (!stop.load()) {
+        std::unique_ptr<Cursor> cursor = table->NewCursor(nullptr);
+        std::lock_guard<std::mutex> lock(mu);
+        if (handed[pair].size() < 64) handed[pair].push_back(std::move(cursor));
+      }
+    });
+    threads.emplace_back([&, pair] {  // uses and destroys them
+      std::mt19937 rng(100 + pair);
+      while (!stop.load()) {
+        std::unique_ptr<Cursor> cursor;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!handed[pair].empty()) {
+            cursor = std::move(handed[pair].back());
+            handed[pair].pop_back();
+          }
+        }
+        if (cursor == nullptr) {
+          std::this_thread::yield();
+          continue;
+        }
+        const int from = static_cast<int>(rng() % kKeys);
+        const int steps = rng() % 8 == 0 ? 400 : 10;
+        cursor->Seek(KeyOf(from));
+        std::string previous;
+        for (int step = 0; step <= steps && cursor->Valid(); ++step) {
+          const std::string key(cursor->key());
+          const int k = std::stoi(key.substr(3)) - 100000;
+          if (!previous.empty() && key <= previous) fail("keys out of order at " + key);
+          if (step == 0 && k != from) fail("seek to " + KeyOf(from) + " landed on " + key);
+          if (!ValidFor(cursor->value(), k)) fail("wrong value for " + key);
+          previous = key;
+          cursor->Next();
+        }
+        if (!cursor->status().ok()) fail(cursor->status().ToString());
+      }  // the cursor goes here, on this thread
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  stop.store(true);
+  for (std::thread& t : threads) t.join();
+  for (auto& slot : handed) slot.clear();  // destroyed on this thread
+  EXPECT_EQ(failures.load(), 0);
 }
 
 // API.md: several Envs (different directories) may live in one process. Three Envs with
