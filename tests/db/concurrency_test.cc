@@ -44,6 +44,13 @@ Options SmallCacheOptions(size_t cache_bytes) {
   return options;
 }
 
+// Opens an Env in `dir` (SmallCacheOptions) and table `name` with small trees in it.
+void OpenSmallTable(const testing::ScratchDir& dir, size_t cache_bytes, const std::string& name,
+                    std::unique_ptr<Env>* env, Table** table) {
+  ASSERT_TRUE(Env::Open(dir.path(), SmallCacheOptions(cache_bytes), env).ok());
+  ASSERT_TRUE((*env)->OpenTable(name, testing::SmallTreeOptions(), table).ok());
+}
+
 TEST(ConcurrencyTest, ThreadsMixWritesReadsScansAndCheckpoints) {
   testing::ScratchDir dir;
   const Options options = SmallCacheOptions(size_t{4} << 20);
@@ -150,9 +157,8 @@ TEST(ConcurrencyTest, ThreadsMixWritesReadsScansAndCheckpoints) {
 TEST(ConcurrencyTest, PointReadsBeyondTheCacheRaceOverwrites) {
   testing::ScratchDir dir;
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), SmallCacheOptions(size_t{1} << 20), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("big", testing::SmallTreeOptions(), &table).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenSmallTable(dir, size_t{1} << 20, "big", &env, &table));
   constexpr int kRows = 40000;  // ~5 MB of rows
   for (int k = 0; k < kRows; ++k) {
     ASSERT_TRUE(table->Put(nullptr, KeyOf(k), ValueOf(k, 0, static_cast<uint64_t>(k))).ok());
@@ -220,9 +226,8 @@ TEST(ConcurrencyTest, PointReadsBeyondTheCacheRaceOverwrites) {
 TEST(ConcurrencyTest, CursorsHandedBetweenThreadsReadRightAndRecycleTheirBatches) {
   testing::ScratchDir dir;
   std::unique_ptr<Env> env;
-  ASSERT_TRUE(Env::Open(dir.path(), SmallCacheOptions(size_t{8} << 20), &env).ok());
   Table* table;
-  ASSERT_TRUE(env->OpenTable("t", testing::SmallTreeOptions(), &table).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenSmallTable(dir, size_t{8} << 20, "t", &env, &table));
   for (int k = 0; k < kKeys; ++k) ASSERT_TRUE(table->Put(nullptr, KeyOf(k), ValueOf(k, 0, 0)).ok());
 
   std::atomic<bool> stop{false};
