@@ -30,6 +30,18 @@
 // 12,100 (was 11,400); 4 threads 18,700-18,900 (was 15,900-17,200); 8 threads 27,100 (was
 // 23,500).
 //
+// What bounds a gathered round is waking the committers it released. On a VM whose idle
+// vCPUs halt at once (cpuidle haltpoll with guest_halt_poll_ns = 0), 4 threads gathered
+// 3.98-4.00 commits per fdatasync, and each round spent 130-170 us in write + fdatasync and
+// another 67-113 us until the next round began: a released committer returned from its
+// futex wait ~45 us after the round ended (probes in RunIo and the waits). Waiters that
+// spin (sched_yield) instead shortened the wake to 20-26 us and the gap to 44-56 us, but
+// fdatasync itself took 150-169 us instead of 133-146 (the spinning vCPUs compete with the
+// hypervisor's I/O work), so commits/s did not move; spinning only over the last 30% of the
+// expected round was within noise (6 alternating runs: median 20.9k vs 20.6k commits/s)
+// and burns a core. A single committer, whose next write follows its sync at once, meets
+// only the device: 1-thread fillsync runs at its write + flush rate (~90-130 us here).
+//
 // Records are buffered as plain frames; the I/O token's holder packs each write-out
 // (log_group.h, outside mu_): runs of small records become zstd-coded groups, the rest single
 // frames, snappy-compressed where that pays. Compressing a whole write-out at once is what
