@@ -469,6 +469,8 @@ Status EnvImpl::DropTable(std::string_view name) {
     }
     FERN_RETURN_IF_ERROR(SyncLogBeforeCatalogChange());
     if (auto it = tables_.find(key); it != tables_.end()) open = it->second.get();
+    // A prepared transaction with writes here must stay able to commit.
+    if (open != nullptr) FERN_RETURN_IF_ERROR(open->BeginDrop());
   }
   if (open != nullptr) open->MarkDropped();
   MutexLock lock(&mu_);
@@ -478,6 +480,7 @@ Status EnvImpl::DropTable(std::string_view name) {
   }
   const std::string path = TablePath(entry->second.file_name);
   if (auto it = tables_.find(key); it != tables_.end()) {
+    FERN_RETURN_IF_ERROR(it->second->BeginDrop());  // another thread may have opened it
     it->second->MarkDropped();  // at once, unless another thread opened it meanwhile
     FERN_RETURN_IF_ERROR(it->second->tree()->Close(/*checkpoint=*/false));
     dropped_.push_back(std::move(it->second));

@@ -29,6 +29,28 @@ Status TableImpl::Dropped() const {
   return Status::InvalidArgument(StrCat("table \"", name_, "\" was dropped"));
 }
 
+bool TableImpl::AddPreparedWriter() {
+  MutexLock lock(&prepared_mu_);
+  if (dropping_) return false;
+  ++prepared_writers_;
+  return true;
+}
+
+void TableImpl::RemovePreparedWriter() {
+  MutexLock lock(&prepared_mu_);
+  --prepared_writers_;
+}
+
+Status TableImpl::BeginDrop() {
+  MutexLock lock(&prepared_mu_);
+  if (prepared_writers_ > 0) {
+    return Status::Busy(StrCat("table \"", name_, "\" holds writes of ", prepared_writers_,
+                               " prepared transaction(s); commit or abort them first"));
+  }
+  dropping_ = true;
+  return Status::OK();
+}
+
 Status TableImpl::Unwrap(Txn* txn, TxnImpl** impl) const {
   *impl = nullptr;
   if (txn == nullptr) return Status::OK();

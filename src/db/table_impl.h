@@ -13,6 +13,7 @@
 #include "fern/table.h"
 #include "ft/tree.h"
 #include "txn/lock_tree.h"
+#include "util/mutex.h"
 
 namespace fern {
 
@@ -78,6 +79,16 @@ class TableImpl final : public Table {
   // resolves its keys here.
   UseGate* gate() { return &gate_; }
 
+  // Prepared transactions with writes in this table, each counted once. A prepared
+  // transaction has promised that it can commit, so DropTable refuses while one is counted,
+  // and once a drop has begun a transaction with writes here can no longer prepare.
+  // AddPreparedWriter is false (nothing counted) once BeginDrop succeeded.
+  bool AddPreparedWriter();
+  void RemovePreparedWriter();
+  // Busy if a prepared transaction has writes here; otherwise OK, and from now on
+  // AddPreparedWriter fails.
+  Status BeginDrop();
+
  private:
   // The TxnImpl behind `txn` (null for autocommit); InvalidArgument for another Env's.
   Status Unwrap(Txn* txn, TxnImpl** impl) const;
@@ -116,6 +127,9 @@ class TableImpl final : public Table {
   const bool sync_commits_;
   std::unique_ptr<LockTree> locks_;
   UseGate gate_;
+  Mutex prepared_mu_;
+  int prepared_writers_ ABSL_GUARDED_BY(prepared_mu_) = 0;
+  bool dropping_ ABSL_GUARDED_BY(prepared_mu_) = false;
 };
 
 // Argument checks shared by every write: API.md's limits.

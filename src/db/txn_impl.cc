@@ -1,5 +1,7 @@
 #include "db/txn_impl.h"
 
+#include <algorithm>
+
 #include "db/env_impl.h"
 #include "db/table_impl.h"
 #include "util/status_macros.h"
@@ -57,8 +59,11 @@ void TxnImpl::EnvClosing() {
   }
   ended_ = true;
   // A prepared transaction lives on in the log; its write set and rollback file are of no
-  // more use, and the file must not outlive the Env.
+  // more use, and the file must not outlive the Env. Its tables close with the Env: their
+  // counts of prepared writers no longer matter.
   writes_.Release();
+  written_tables_.clear();
+  counted_as_prepared_ = false;
   env_ = nullptr;
 }
 
@@ -119,6 +124,35 @@ Status TxnImpl::BeforeWrite() {
 void TxnImpl::NoteWrite(TableImpl* table, std::string_view key, bool own) {
   state_->NoteFamilyWrite();
   writes_.Note(table, key, own);
+  NoteTable(table);
+}
+
+void TxnImpl::NoteTable(TableImpl* table) {
+  if (std::find(written_tables_.begin(), written_tables_.end(), table) != written_tables_.end()) {
+    return;
+  }
+  written_tables_.push_back(table);
+  // A recovered prepared transaction adopts keys of tables replayed late: not being dropped.
+  if (counted_as_prepared_) table->AddPreparedWriter();
+}
+
+Status TxnImpl::CountAsPrepared() {
+  for (size_t i = 0; i < written_tables_.size(); ++i) {
+    if (!written_tables_[i]->AddPreparedWriter()) {
+      for (size_t j = 0; j < i; ++j) written_tables_[j]->RemovePreparedWriter();
+      return Status::InvalidArgument(StrCat("transaction ", id(), " wrote to table \"",
+                                            written_tables_[i]->name(),
+                                            "\", which is being dropped; it cannot prepare"));
+    }
+  }
+  counted_as_prepared_ = true;
+  return Status::OK();
+}
+
+void TxnImpl::UncountPrepared() {
+  if (!counted_as_prepared_) return;
+  for (TableImpl* table : written_tables_) table->RemovePreparedWriter();
+  counted_as_prepared_ = false;
 }
 
 void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> writes,
@@ -128,6 +162,8 @@ void TxnImpl::AdoptRecovered(std::vector<std::pair<TableImpl*, std::string>> wri
     locked_tables_.insert(table);
     NoteWrite(table, key, /*own=*/false);  // the log may hold several writes of it
   }
+  // Prepared: its tables cannot be dropped until it ends (none is being dropped yet).
+  CountAsPrepared().ok();
   begin_logged_ = true;
   first_lsn_ = first_lsn;
   restored_ = true;
@@ -164,6 +200,8 @@ void TxnImpl::ForgetWrites() {
   // Released, not kept: the caller may keep the ended transaction object for long.
   const size_t rows = writes_.size();
   writes_.Release();
+  UncountPrepared();
+  written_tables_.clear();
   // The allocator keeps what a big set (and its row locks) leaves free, and the evictor,
   // having trimmed for nothing while the set kept the process over budget, has backed off.
   if (rows >= kBulkFreeRows) env_->cache()->ReturnFreedMemorySoon();
@@ -202,6 +240,7 @@ Status TxnImpl::Commit() {
     }
     // The keys become the parent's: its commit or abort resolves them.
     if (!writes_.empty()) state_->NoteFamilyWrite();
+    for (TableImpl* table : written_tables_) parent_->NoteTable(table);
     Status handed = parent_->writes_.Absorb(&writes_);
     if (!handed.ok()) {
       // The parent would not resolve what it was not handed: refuse further writes.
@@ -216,6 +255,21 @@ Status TxnImpl::Commit() {
     ForgetWrites();
     parent_->live_child_ = nullptr;
     return Status::OK();
+  }
+  // The tables written stay open from before the commit record until every key is resolved:
+  // a DropTable that began earlier has closed a table's gate, and then no commit may report
+  // success for writes that went with their table (the whole transaction is aborted); one
+  // that begins later waits for this commit to finish. A prepared transaction's tables
+  // cannot be dropping (TableImpl::BeginDrop).
+  UseGateSet tables_open;
+  for (TableImpl* table : written_tables_) {
+    if (tables_open.Enter(table->gate()) || state_->status() == TxnStatus::kPrepared) continue;
+    const std::string name(table->name());
+    Status aborted = Abort();
+    Status refused = Status::InvalidArgument(
+        StrCat("transaction ", id(), " wrote to table \"", name,
+               "\", which was dropped before it committed; the transaction was aborted"));
+    return aborted.ok() ? refused : refused.WithContext(aborted.ToString());
   }
   RestoredEndLock restored_end(env_, restored_);
   // A transaction the log knows of (it wrote, or was prepared without writing) needs its
@@ -298,13 +352,19 @@ Status TxnImpl::Prepare(std::string_view xid) {
   if (parent_ != nullptr) return Status::InvalidArgument("only a root transaction can be prepared");
   if (xid.empty()) return Status::InvalidArgument("Prepare needs a non-empty xid");
   FERN_RETURN_IF_ERROR(BeforeWrite());
-  FERN_RETURN_IF_ERROR(env_->txn_manager()->Prepare(state_, xid));
+  FERN_RETURN_IF_ERROR(CountAsPrepared());
+  Status s = env_->txn_manager()->Prepare(state_, xid);
+  if (!s.ok()) {
+    UncountPrepared();
+    return s;
+  }
   Lsn lsn;
-  Status s = env_->log()->Append(LogRecord::PrepareTxn(id(), xid), &lsn);
+  s = env_->log()->Append(LogRecord::PrepareTxn(id(), xid), &lsn);
   if (s.ok()) s = env_->log()->Sync(lsn);
   if (!s.ok()) {
     // Not prepared: recovery would not bring it back as such (it may only abort now).
     env_->txn_manager()->Unprepare(state_);
+    UncountPrepared();
   }
   return s;
 }

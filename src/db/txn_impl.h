@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "db/write_set.h"
 #include "fern/options.h"
 #include "fern/txn.h"
@@ -43,7 +44,8 @@ class TxnImpl final : public Txn {
   Status Prepare(std::string_view xid) override;
   Status BeginChild(std::unique_ptr<Txn>* child) override;
   uint64_t id() const override { return state_->id(); }
-  std::string xid() const override { return state_->xid(); }
+  // Empty once the transaction has ended (API.md: "empty unless prepared").
+  std::string xid() const override { return ended_ ? std::string() : state_->xid(); }
 
   EnvImpl* env() const { return env_; }
   const TxnStatePtr& state() const { return state_; }
@@ -105,6 +107,13 @@ class TxnImpl final : public Txn {
   void Unregister();
   // Drops the write set of an ended transaction.
   void ForgetWrites();
+  // Adds `table` to written_tables_ (counted as a prepared writer there if this transaction
+  // is counted so).
+  void NoteTable(TableImpl* table);
+  // Counts a transaction being prepared in each table it wrote (TableImpl::AddPreparedWriter);
+  // InvalidArgument, with nothing counted, if one of them is being dropped.
+  Status CountAsPrepared();
+  void UncountPrepared();
 
   EnvImpl* env_;  // null once the Env has closed
   TxnStatePtr state_;
@@ -125,6 +134,10 @@ class TxnImpl final : public Txn {
   TxnImpl* live_child_ = nullptr;
   // Every key this transaction or a committed child of it wrote.
   WriteSet writes_;
+  // The tables of those keys, each once (most transactions write one or two).
+  absl::InlinedVector<TableImpl*, 2> written_tables_;
+  // Counted as a prepared writer in each of written_tables_.
+  bool counted_as_prepared_ = false;
   std::set<TableImpl*> locked_tables_;  // the root's
   // What the root's locks cost in every table, for escalation (LockTree::Account).
   const LockTree::Account lock_account_ = std::make_shared<std::atomic<int64_t>>(0);

@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/container/inlined_vector.h"
+
 namespace fern {
 
 class UseGate {
@@ -38,6 +40,8 @@ class UseGate {
   void Close();
 
  private:
+  friend class UseGateSet;
+
   bool Enter();
   void Exit() { users_.fetch_sub(1); }
 
@@ -45,6 +49,28 @@ class UseGate {
   // entering call's increment of users_ and its read of closed_ cannot both miss each other.
   std::atomic<int64_t> users_{0};
   std::atomic<bool> closed_{false};
+};
+
+// Holds several gates open at once, each until the set is destroyed: a commit holds those of
+// every table it wrote from its commit record until its keys are resolved. Not thread-safe.
+class UseGateSet {
+ public:
+  UseGateSet() = default;
+  ~UseGateSet() {
+    for (UseGate* gate : entered_) gate->Exit();
+  }
+  UseGateSet(const UseGateSet&) = delete;
+  UseGateSet& operator=(const UseGateSet&) = delete;
+
+  // Enters `gate` for as long as the set lives; false (and nothing held) if it is closed.
+  bool Enter(UseGate* gate) {
+    if (!gate->Enter()) return false;
+    entered_.push_back(gate);
+    return true;
+  }
+
+ private:
+  absl::InlinedVector<UseGate*, 2> entered_;
 };
 
 }  // namespace fern
