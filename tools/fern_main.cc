@@ -18,8 +18,10 @@
 
 namespace {
 
-int Usage() {
-  std::fprintf(stderr,
+// To stdout when asked for (--help), to stderr after a usage error. Returns the usage
+// error's exit status.
+int Usage(std::FILE* out = stderr) {
+  std::fprintf(out,
                "usage:\n"
                "  fern put DIR TABLE KEY VALUE\n"
                "  fern get DIR TABLE KEY\n"
@@ -64,7 +66,7 @@ int Fail(const fern::Status& s) {
 int Run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    Usage();
+    Usage(stdout);
     return 0;
   }
   if (args.size() < 2) return Usage();

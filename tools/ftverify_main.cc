@@ -145,7 +145,8 @@ int VerifyEnv(const std::string& dir) {
 
 int Run(int argc, char** argv) {
   if (argc != 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-    std::fprintf(stderr,
+    // To stdout when asked for, to stderr after a usage error.
+    std::fprintf(argc == 2 ? stdout : stderr,
                  "usage: ftverify FILE.ft | ftverify ENV_DIR\n"
                  "Reads every block of a Fern table file and checks checksums, decompression,\n"
                  "pivot order and key bounds, MSN order and sizes. Given an Env directory,\n"

@@ -88,7 +88,9 @@ Status TreeFile::Create(const std::string& path, const FileHeader& header,
   return Status::OK();
 }
 
-Status TreeFile::ReadHeader(const File& file, FileHeader* header, int* slot) {
+Status TreeFile::ReadHeader(const File& file, FileHeader* header, int* slot,
+                            std::string* unreadable) {
+  unreadable->clear();
   uint64_t size = 0;
   FERN_RETURN_IF_ERROR(file.Size(&size));
   if (size < BlockTable::kReservedFileBytes) {
@@ -115,6 +117,7 @@ Status TreeFile::ReadHeader(const File& file, FileHeader* header, int* slot) {
   }
   *header = candidates[best];
   *slot = best;
+  *unreadable = std::move(reasons);
   return Status::OK();
 }
 
@@ -124,17 +127,25 @@ Status TreeFile::Open(const std::string& path, bool read_only, std::unique_ptr<T
       File::Open(path, read_only ? File::Mode::kReadOnly : File::Mode::kReadWrite, &file));
   FileHeader header;
   int slot = 0;
-  FERN_RETURN_IF_ERROR(ReadHeader(*file, &header, &slot));
+  std::string unreadable;
+  FERN_RETURN_IF_ERROR(ReadHeader(*file, &header, &slot, &unreadable));
 
   std::unique_ptr<TreeFile> tree_file(new TreeFile(std::move(file), read_only, header, slot));
+  tree_file->unreadable_header_slots_ = unreadable;
   const BlockLocation table = header.block_table;
   if (table.offset == 0 && table.size == 0) {
     // Never checkpointed: the table is empty.
     *out = std::move(tree_file);
     return Status::OK();
   }
-  const std::string where = StrCat(path, ": block table at offset ", table.offset, " (", table.size,
-                                   " bytes, checkpoint ", header.checkpoint_count, ")");
+  // Where another slot did not parse, the header used here may be an older checkpoint's
+  // whose newer one was lost: say so, since the block table's error alone would mislead.
+  const std::string where = StrCat(
+      path, ": block table at offset ", table.offset, " (", table.size, " bytes, checkpoint ",
+      header.checkpoint_count, unreadable.empty() ? "" : ", from header slot ",
+      unreadable.empty() ? std::string()
+                         : StrCat(slot, "; the other header is unreadable: ", unreadable),
+      ")");
   uint64_t file_size = 0;
   FERN_RETURN_IF_ERROR(tree_file->file_->Size(&file_size));
   if (table.offset < BlockTable::kReservedFileBytes ||

@@ -91,6 +91,10 @@ class TreeFile {
   FileHeader header() const;
   // The slot (0 or 1) the header returned by header() was read from or written to.
   int header_slot() const;
+  // As opened: empty when every header slot parsed; otherwise each slot that did not, and
+  // why ("slot 1: ..."). A crash while a checkpoint wrote its header leaves one so (Open
+  // then uses the other); so does damage.
+  const std::string& unreadable_header_slots() const { return unreadable_header_slots_; }
 
   // A number for a new node; it has no contents until WriteBlock.
   BlockNum AllocateBlockNum();
@@ -181,7 +185,10 @@ class TreeFile {
  private:
   TreeFile(std::unique_ptr<File> file, bool read_only, const FileHeader& header, int slot);
 
-  static Status ReadHeader(const File& file, FileHeader* header, int* slot);
+  // The valid header with the highest checkpoint count, and the slot it is in; the slots
+  // that did not parse are described in *unreadable (empty if none).
+  static Status ReadHeader(const File& file, FileHeader* header, int* slot,
+                           std::string* unreadable);
   Status CheckWritable() const;
   enum class WriteKind { kCurrent, kCheckpoint, kClone };
   Status Write(BlockNum b, std::string_view bytes, WriteKind kind);
@@ -239,6 +246,7 @@ class TreeFile {
   FileHeader header_ ABSL_GUARDED_BY(mu_);
   int header_slot_ ABSL_GUARDED_BY(mu_);
   Status sticky_error_ ABSL_GUARDED_BY(mu_);
+  std::string unreadable_header_slots_;  // set once, by Open
 };
 
 }  // namespace fern

@@ -250,6 +250,14 @@ Status InspectTreeFile(const std::string& path, const InspectOptions& options, T
   *report = TreeReport();
   report->header = file->header();
   report->blocks = file->stats();
+  if (!file->unreadable_header_slots().empty()) {
+    // Not damage to the data: the other slot holds the header in use.
+    report->problems.push_back(
+        {-1, StrCat("header ", file->unreadable_header_slots(), " (in use: slot ",
+                    file->header_slot(), ", checkpoint ", report->header.checkpoint_count,
+                    "; a crash while a checkpoint wrote its header leaves this, and the next "
+                    "checkpoint rewrites that slot)")});
+  }
   if (report->header.root < 0) {
     report->problems.push_back({-1, "header names no root block"});
     return Status::OK();

@@ -101,6 +101,53 @@ TEST(DamageTest, CleanTableVerifies) {
   EXPECT_NE(json.output.find("\"chunked_basements\":"), std::string::npos) << json.output;
 }
 
+// The header slot not in use (the previous checkpoint's) is what a crash while a checkpoint
+// wrote its header leaves unreadable: ftverify and ftdump say so, as a note, not damage.
+TEST(DamageTest, AnUnreadableStaleHeaderSlotIsReportedAsANote) {
+  ScratchDir dir;
+  std::string file = BuildTable(dir.path());
+  int in_use;
+  {
+    std::unique_ptr<TreeFile> tree_file;
+    ASSERT_TRUE(TreeFile::Open(file, true, &tree_file).ok());
+    in_use = tree_file->header_slot();
+    EXPECT_EQ(tree_file->unreadable_header_slots(), "");
+  }
+  const int stale = 1 - in_use;
+  FlipByte(file, static_cast<uint64_t>(stale) * kHeaderSlotBytes + 46);
+  for (const char* tool : {FERN_FTVERIFY, FERN_FTDUMP}) {
+    ToolResult r = RunTool(std::string(tool) + " " + file + " 2>&1");
+    EXPECT_EQ(r.exit_code, 0) << tool << ": " << r.output;
+    EXPECT_NE(r.output.find("header slot " + std::to_string(stale)), std::string::npos)
+        << tool << ": " << r.output;
+  }
+  EXPECT_TRUE(ReadEverything(dir.path()).ok());
+}
+
+// When the header in use is unreadable and the other one's block table fails too, the error
+// names both: the block table's error alone would hide that the newest header was lost.
+TEST(DamageTest, AnUnreadableNewestHeaderIsNamedWhenTheOlderOneFailsToo) {
+  ScratchDir dir;
+  std::string file = BuildTable(dir.path());
+  int in_use;
+  {
+    std::unique_ptr<TreeFile> tree_file;
+    ASSERT_TRUE(TreeFile::Open(file, true, &tree_file).ok());
+    in_use = tree_file->header_slot();
+  }
+  FlipByte(file, static_cast<uint64_t>(in_use) * kHeaderSlotBytes + 46);
+  std::filesystem::resize_file(file, BlockTable::kReservedFileBytes + 4096);
+  std::unique_ptr<TreeFile> tree_file;
+  Status s = TreeFile::Open(file, true, &tree_file);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.ToString().find("the other header is unreadable: slot " + std::to_string(in_use)),
+            std::string::npos)
+      << s.ToString();
+  ToolResult r = RunTool(std::string(FERN_FTVERIFY) + " " + file + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unreadable"), std::string::npos) << r.output;
+}
+
 TEST(DamageTest, FlippedByteInABlockIsCorruptionAndFtverifyNamesTheBlock) {
   ScratchDir dir;
   std::string file = BuildTable(dir.path());
@@ -123,6 +170,10 @@ TEST(DamageTest, FlippedByteInABlockIsCorruptionAndFtverifyNamesTheBlock) {
   ToolResult r = RunTool(std::string(FERN_FTVERIFY) + " " + file);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("block " + std::to_string(victim)), std::string::npos) << r.output;
+  // ftdump lists the damage it met, and says so in its exit status.
+  ToolResult dump = RunTool(std::string(FERN_FTDUMP) + " " + file);
+  EXPECT_EQ(dump.exit_code, 1) << dump.output;
+  EXPECT_NE(dump.output.find("block " + std::to_string(victim)), std::string::npos) << dump.output;
   Status s = ReadEverything(dir.path());
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
   EXPECT_NE(s.ToString().find("block " + std::to_string(victim)), std::string::npos)

@@ -72,5 +72,19 @@ TEST(FtdumpTest, BadNodeArgumentsAreClearErrors) {
   }
 }
 
+// --help is an answer, not an error: the usage goes to stdout, with exit status 0; a
+// usage error still goes to stderr, with exit status 2.
+TEST(FtdumpTest, EveryToolPrintsItsHelpOnStdout) {
+  for (const std::string tool : {FERN_FTDUMP, FERN_FTVERIFY, FERN_TOOL}) {
+    SCOPED_TRACE(tool);
+    ToolResult help = RunTool(tool + " --help 2>/dev/null");
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.output.find("usage"), std::string::npos) << help.output;
+    ToolResult wrong = RunTool(tool + " --no-such-flag 2>/dev/null");
+    EXPECT_EQ(wrong.exit_code, 2);
+    EXPECT_EQ(wrong.output, "");
+  }
+}
+
 }  // namespace
 }  // namespace fern
