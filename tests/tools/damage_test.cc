@@ -101,20 +101,27 @@ TEST(DamageTest, CleanTableVerifies) {
   EXPECT_NE(json.output.find("\"chunked_basements\":"), std::string::npos) << json.output;
 }
 
+// The slot of the header a clean open of `file` uses (-1 if it does not open cleanly).
+int HeaderSlotInUse(const std::string& file) {
+  std::unique_ptr<TreeFile> tree_file;
+  if (!TreeFile::Open(file, true, &tree_file).ok()) return -1;
+  EXPECT_EQ(tree_file->unreadable_header_slots(), "");
+  return tree_file->header_slot();
+}
+
+// Damages header slot `slot` inside the bytes its checksum covers.
+void FlipHeaderSlot(const std::string& file, int slot) {
+  ASSERT_GE(slot, 0);
+  FlipByte(file, static_cast<uint64_t>(slot) * kHeaderSlotBytes + 46);
+}
+
 // The header slot not in use (the previous checkpoint's) is what a crash while a checkpoint
 // wrote its header leaves unreadable: ftverify and ftdump say so, as a note, not damage.
 TEST(DamageTest, AnUnreadableStaleHeaderSlotIsReportedAsANote) {
   ScratchDir dir;
   std::string file = BuildTable(dir.path());
-  int in_use;
-  {
-    std::unique_ptr<TreeFile> tree_file;
-    ASSERT_TRUE(TreeFile::Open(file, true, &tree_file).ok());
-    in_use = tree_file->header_slot();
-    EXPECT_EQ(tree_file->unreadable_header_slots(), "");
-  }
-  const int stale = 1 - in_use;
-  FlipByte(file, static_cast<uint64_t>(stale) * kHeaderSlotBytes + 46);
+  const int stale = 1 - HeaderSlotInUse(file);
+  FlipHeaderSlot(file, stale);
   for (const char* tool : {FERN_FTVERIFY, FERN_FTDUMP}) {
     ToolResult r = RunTool(std::string(tool) + " " + file + " 2>&1");
     EXPECT_EQ(r.exit_code, 0) << tool << ": " << r.output;
@@ -129,13 +136,8 @@ TEST(DamageTest, AnUnreadableStaleHeaderSlotIsReportedAsANote) {
 TEST(DamageTest, AnUnreadableNewestHeaderIsNamedWhenTheOlderOneFailsToo) {
   ScratchDir dir;
   std::string file = BuildTable(dir.path());
-  int in_use;
-  {
-    std::unique_ptr<TreeFile> tree_file;
-    ASSERT_TRUE(TreeFile::Open(file, true, &tree_file).ok());
-    in_use = tree_file->header_slot();
-  }
-  FlipByte(file, static_cast<uint64_t>(in_use) * kHeaderSlotBytes + 46);
+  const int in_use = HeaderSlotInUse(file);
+  FlipHeaderSlot(file, in_use);
   std::filesystem::resize_file(file, BlockTable::kReservedFileBytes + 4096);
   std::unique_ptr<TreeFile> tree_file;
   Status s = TreeFile::Open(file, true, &tree_file);
