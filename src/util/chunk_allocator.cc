@@ -134,9 +134,9 @@ constexpr size_t kMaxFreeBytesInChunks = size_t{32} << 20;
 // cache ended with 49 MB free in chunks, the process 39 MiB over cache + 64 MiB.
 constexpr size_t kPurgeAboveFreeBytes = size_t{8} << 20;
 
-// The allocator's lock. Not an absl::Mutex: the fork handlers must be able to remake it in
-// a child, and absl keeps per-thread records of held locks that a remade one contradicts,
-// while unlocking one that lists the parent's threads as waiters spins forever.
+// The allocator's lock. Not an absl::Mutex: the fork handlers must be able to release it in
+// a child, and absl keeps per-thread records of held locks, while unlocking one that lists
+// the parent's threads as waiters spins forever.
 class ABSL_LOCKABLE ChunkMutex {
  public:
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
@@ -148,8 +148,12 @@ class ABSL_LOCKABLE ChunkMutex {
     cv->wait(lock);
     lock.release();
   }
-  // In a forked child only, by the thread that held the lock across fork(): unlocked anew.
-  void RemakeInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS { new (&mu_) std::mutex(); }
+  // In a forked child only, by the thread that held the lock across fork() (the child's
+  // only thread). A plain std::mutex neither checks its owner nor keeps a list of waiters:
+  // the parent's threads that waited for it cost at most a wake-up call that finds no one.
+  // Unlocking rather than constructing a new mutex over the held one keeps a thread checker
+  // (TSan) from seeing the child's next lock as a second lock of a held mutex.
+  void UnlockInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu_.unlock(); }
 
  private:
   std::mutex mu_;
@@ -292,8 +296,8 @@ void UnmapChunk(size_t number) {
 void PreparerLoop(State* state);
 
 // fork() copies only the calling thread: the lock is held across it so that the child's
-// state is consistent. The child gets a fresh lock and condition variable (its copies may
-// list the parent's preparer as a waiter, a thread the child lacks) and starts a preparer
+// state is consistent. The child releases the lock and gets a fresh condition variable (its
+// copy may list the parent's preparer as a waiter, a thread the child lacks) and starts a preparer
 // of its own when it needs one. Chunks the parent's preparer was faulting in at that moment
 // are lost to the child (at most kReadyChunks numbers of the reserved range).
 void BeforeFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { GlobalState().mu.Lock(); }
@@ -309,7 +313,7 @@ void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   state.preparing = 0;
   abandoned_in_fork = state.preparer_wake;
   state.preparer_wake = new std::condition_variable;
-  state.mu.RemakeInChild();
+  state.mu.UnlockInChild();
 }
 
 // Registered while the program loads, before any thread can hold the lock: registering at
