@@ -247,17 +247,27 @@ std::string_view MessageBuffer::KeyAt(uint32_t offset) const {
   return key;
 }
 
-size_t MessageBuffer::SortedLowerBound(std::string_view key, const Comparator& cmp) const {
+size_t MessageBuffer::SortedLowerBound(std::string_view key, const Comparator& cmp,
+                                       size_t from) const {
   const size_t n = sorted_.size();
-  if (&cmp != BytewiseComparator() || n == 0) return SearchSorted(key, cmp, 0, n);
+  from = std::min(from, n);
+  if (&cmp != BytewiseComparator() || n == 0) return SearchSorted(key, cmp, from, n);
   // Every key in sorted_ starts with prefix_: a key that does not sorts before or after all.
   const size_t shared = std::min(key.size(), prefix_.size());
   int c = shared == 0 ? 0 : std::memcmp(key.data(), prefix_.data(), shared);
-  if (c != 0) return c < 0 ? 0 : n;
-  if (key.size() < prefix_.size()) return 0;  // a proper prefix of every key
+  if (c != 0) return c < 0 ? from : n;
+  if (key.size() < prefix_.size()) return from;  // a proper prefix of every key
   const uint64_t head = KeyHead64(key, prefix_.size());
-  size_t lo =
-      static_cast<size_t>(std::lower_bound(heads_.begin(), heads_.end(), head) - heads_.begin());
+  // The first heads after `from` in order, then a binary search of the rest.
+  constexpr size_t kScanned = 8;
+  size_t lo = from;
+  const size_t scan_end = std::min(n, from + kScanned);
+  while (lo < scan_end && heads_[lo] < head) ++lo;
+  if (lo == scan_end && lo < n) {
+    lo = static_cast<size_t>(
+        std::lower_bound(heads_.begin() + static_cast<ptrdiff_t>(lo), heads_.end(), head) -
+        heads_.begin());
+  }
   if (lo == n || heads_[lo] != head || cmp.Compare(KeyAt(sorted_[lo]), key) >= 0) return lo;
   size_t hi = static_cast<size_t>(
       std::upper_bound(heads_.begin() + static_cast<ptrdiff_t>(lo), heads_.end(), head) -

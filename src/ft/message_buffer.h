@@ -131,8 +131,10 @@ class MessageBuffer {
   Message MessageAt(uint32_t offset) const;
   std::string_view KeyAt(uint32_t offset) const;
   // First position in sorted_ whose key is >= key. Under BytewiseComparator() it searches
-  // heads_ and reads keys only where heads tie.
-  size_t SortedLowerBound(std::string_view key, const Comparator& cmp) const;
+  // heads_ and reads keys only where heads tie. `from`: a position known to be at or before
+  // the answer (a range's upper bound searched after its lower one): the few positions after
+  // it are looked at first, since a range read by a cursor batch holds only a few messages.
+  size_t SortedLowerBound(std::string_view key, const Comparator& cmp, size_t from = 0) const;
   // Binary search of sorted_[lo, hi) by whole keys.
   size_t SearchSorted(std::string_view key, const Comparator& cmp, size_t lo, size_t hi) const;
   // Whether the key of sorted_[i] compares equal to `key`; unequal heads answer without
@@ -187,8 +189,7 @@ template <typename Fn>
 void MessageBuffer::ForEachInRange(const std::string_view* lower, const std::string_view* upper,
                                    const Comparator& cmp, Fn&& fn) const {
   size_t begin = lower == nullptr ? 0 : SortedLowerBound(*lower, cmp);
-  size_t end = upper == nullptr ? sorted_.size() : SortedLowerBound(*upper, cmp);
-  if (upper != nullptr && end < begin) end = begin;
+  size_t end = upper == nullptr ? sorted_.size() : SortedLowerBound(*upper, cmp, begin);
   // The tail's messages in range, sorted by (key, offset); the inline capacity is the tail
   // bound, so this never touches the heap.
   absl::InlinedVector<uint32_t, kIndexTailBound> tail;

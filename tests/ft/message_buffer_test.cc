@@ -280,6 +280,11 @@ void CheckAgainstModel(const Comparator& cmp, uint64_t seed) {
         check_range(&lower, &upper);
         check_range(nullptr, &upper);
         check_range(&lower, nullptr);
+        // Narrow ranges (a cursor batch's): a few keys, or none.
+        std::string narrow = a + "5";
+        std::string_view narrow_upper = narrow;
+        check_range(&lower, &narrow_upper);
+        check_range(&lower, &lower);
       }
       check_range(nullptr, nullptr);
     }
