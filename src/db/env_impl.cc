@@ -406,7 +406,14 @@ Status EnvImpl::OpenTable(std::string_view name, const TableOptions& options, Ta
     FERN_RETURN_IF_ERROR(
         OpenExisting(key, it->second, cmp, options.compression, options.compression_level, &impl));
     if (auto deferred = deferred_.find(it->second.id); deferred != deferred_.end()) {
-      FERN_RETURN_IF_ERROR(ReplayTable(it->second.id, impl.get()));
+      if (Status replayed = ReplayTable(it->second.id, impl.get()); !replayed.ok()) {
+        // Restored prepared transactions may hold this object already (AdoptKey): it stays,
+        // closed, as long as the Env, and a later OpenTable replays into a new one.
+        impl->MarkDropped();
+        impl->tree()->Close(/*checkpoint=*/false).ok();
+        dropped_.push_back(std::move(impl));
+        return replayed;
+      }
       deferred_.erase(deferred);
     }
   } else {
@@ -464,13 +471,26 @@ Status EnvImpl::DropTable(std::string_view name) {
   TableImpl* open = nullptr;
   {
     MutexLock lock(&mu_);
-    if (catalog_.tables.find(key) == catalog_.tables.end()) {
+    auto entry = catalog_.tables.find(key);
+    if (entry == catalog_.tables.end()) {
       return Status::NotFound(StrCat("table \"", key, "\" does not exist"));
     }
     FERN_RETURN_IF_ERROR(SyncLogBeforeCatalogChange());
     if (auto it = tables_.find(key); it != tables_.end()) open = it->second.get();
-    // A prepared transaction with writes here must stay able to commit.
+    // A prepared transaction with writes here must stay able to commit. Those recovered are
+    // counted in the tables they wrote as each table is replayed: one whose replay waits for
+    // OpenTable (deferred_) may hold their writes uncounted.
     if (open != nullptr) FERN_RETURN_IF_ERROR(open->BeginDrop());
+    if (open == nullptr && deferred_.count(entry->second.id) > 0) {
+      MutexLock prepared_lock(&prepared_mu_);
+      if (!restored_prepared_.empty()) {
+        return Status::Busy(StrCat(
+            "table \"", key, "\" has not been opened since recovery, and ",
+            restored_prepared_.size(),
+            " prepared transaction(s) recovered then are undecided and may hold writes in it; "
+            "open the table, or commit or abort them, first"));
+      }
+    }
   }
   if (open != nullptr) open->MarkDropped();
   MutexLock lock(&mu_);
@@ -486,10 +506,12 @@ Status EnvImpl::DropTable(std::string_view name) {
     dropped_.push_back(std::move(it->second));
     tables_.erase(it);
   }
+  const uint64_t id = entry->second.id;
   Catalog updated = catalog_;
   updated.tables.erase(key);
   FERN_RETURN_IF_ERROR(updated.Save(CatalogPath()));
   catalog_ = std::move(updated);
+  deferred_.erase(id);  // nothing left to replay into: the log may be trimmed past it
   return RemoveFile(path);
 }
 

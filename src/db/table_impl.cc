@@ -129,7 +129,10 @@ Status TableImpl::Autocommit(absl::FunctionRef<Status(TxnId owner)> lock,
     (void)own->Abort();  // the write's own error is the one to report
     return s;
   }
-  return own->Commit();
+  s = own->Commit();
+  // A drop that began meanwhile aborts the transaction, which the caller never saw.
+  if (!s.ok() && dropped()) return Dropped();
+  return s;
 }
 
 Status TableImpl::Commit(Status applied, Lsn lsn) {

@@ -1,6 +1,7 @@
 #include "db/txn_impl.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "db/env_impl.h"
 #include "db/table_impl.h"
@@ -64,6 +65,7 @@ void TxnImpl::EnvClosing() {
   writes_.Release();
   written_tables_.clear();
   counted_as_prepared_ = false;
+  prepared_in_.clear();
   env_ = nullptr;
 }
 
@@ -128,30 +130,33 @@ void TxnImpl::NoteWrite(TableImpl* table, std::string_view key, bool own) {
 }
 
 void TxnImpl::NoteTable(TableImpl* table) {
+  if (!written_tables_.empty() && written_tables_.back() == table) return;  // the usual case
   if (std::find(written_tables_.begin(), written_tables_.end(), table) != written_tables_.end()) {
     return;
   }
   written_tables_.push_back(table);
-  // A recovered prepared transaction adopts keys of tables replayed late: not being dropped.
-  if (counted_as_prepared_) table->AddPreparedWriter();
+  // A recovered prepared transaction adopts keys of tables replayed late (OpenTable), which
+  // cannot be being dropped: they were not open.
+  if (counted_as_prepared_ && table->AddPreparedWriter()) prepared_in_.push_back(table);
 }
 
 Status TxnImpl::CountAsPrepared() {
-  for (size_t i = 0; i < written_tables_.size(); ++i) {
-    if (!written_tables_[i]->AddPreparedWriter()) {
-      for (size_t j = 0; j < i; ++j) written_tables_[j]->RemovePreparedWriter();
+  for (TableImpl* table : written_tables_) {
+    if (!table->AddPreparedWriter()) {
+      UncountPrepared();
       return Status::InvalidArgument(StrCat("transaction ", id(), " wrote to table \"",
-                                            written_tables_[i]->name(),
+                                            table->name(),
                                             "\", which is being dropped; it cannot prepare"));
     }
+    prepared_in_.push_back(table);
   }
   counted_as_prepared_ = true;
   return Status::OK();
 }
 
 void TxnImpl::UncountPrepared() {
-  if (!counted_as_prepared_) return;
-  for (TableImpl* table : written_tables_) table->RemovePreparedWriter();
+  for (TableImpl* table : prepared_in_) table->RemovePreparedWriter();
+  prepared_in_.clear();
   counted_as_prepared_ = false;
 }
 
@@ -178,12 +183,14 @@ Status TxnImpl::CheckRollbackFile() {
                               " cannot commit: its rollback file cannot be read back; abort it"));
 }
 
-Status TxnImpl::ResolveAll(MessageType type) {
+Status TxnImpl::ResolveAll(MessageType type, const UseGateSet* held) {
   Status first;
   Status read = writes_.ForEach([&](TableImpl* table, std::string_view key, bool sole_write) {
     // A table dropped meanwhile needs nothing; one being dropped waits for this.
-    UseGate::Scope use(table->gate());
-    if (!use.entered()) return Status::OK();
+    const bool open = held != nullptr && held->Holds(table->gate());
+    std::optional<UseGate::Scope> use;
+    if (!open) use.emplace(table->gate());
+    if (use.has_value() && !use->entered()) return Status::OK();
     Status s = table->tree()->Resolve(type, xids(), key, sole_write);
     if (!s.ok() && first.ok()) first = s;
     return Status::OK();
@@ -218,6 +225,9 @@ void TxnImpl::Unregister() {
 
 Status TxnImpl::Commit() {
   FERN_RETURN_IF_ERROR(CheckReadable());
+  // A restored prepared transaction takes keys of tables replayed late under the Env's
+  // prepared_mu() (AdoptKey): held before anything here reads its write set or tables.
+  RestoredEndLock restored_end(env_, restored_);
   if (attempted_write_ && writes_.empty() && !begin_logged_) {
     FERN_RETURN_IF_ERROR(env_->write_state()->error());
   }
@@ -256,11 +266,18 @@ Status TxnImpl::Commit() {
     parent_->live_child_ = nullptr;
     return Status::OK();
   }
+  // A transaction the log knows of (it wrote, or was prepared without writing) needs its
+  // commit record, or recovery would bring it back undecided (a prepared one as prepared).
+  const bool logged = !writes_.empty() || begin_logged_;
+  // Before anything else: after a failure to resolve a logged commit, only this error may
+  // answer a retry (an abort must not follow the commit record).
+  if (logged) FERN_RETURN_IF_ERROR(env_->write_state()->error());
   // The tables written stay open from before the commit record until every key is resolved:
   // a DropTable that began earlier has closed a table's gate, and then no commit may report
   // success for writes that went with their table (the whole transaction is aborted); one
   // that begins later waits for this commit to finish. A prepared transaction's tables
-  // cannot be dropping (TableImpl::BeginDrop).
+  // cannot be being dropped (TableImpl::BeginDrop), so it never takes this way out (nor
+  // does a restored one, whose RestoredEndLock Abort would take again).
   UseGateSet tables_open;
   for (TableImpl* table : written_tables_) {
     if (tables_open.Enter(table->gate()) || state_->status() == TxnStatus::kPrepared) continue;
@@ -271,19 +288,15 @@ Status TxnImpl::Commit() {
                "\", which was dropped before it committed; the transaction was aborted"));
     return aborted.ok() ? refused : refused.WithContext(aborted.ToString());
   }
-  RestoredEndLock restored_end(env_, restored_);
-  // A transaction the log knows of (it wrote, or was prepared without writing) needs its
-  // commit record, or recovery would bring it back undecided (a prepared one as prepared).
   Status synced;
-  if (!writes_.empty() || begin_logged_) {
-    FERN_RETURN_IF_ERROR(env_->write_state()->error());
+  if (logged) {
     Lsn lsn;
     {
       ReaderMutexLock gate(&env_->write_state()->resolution_gate());
       FERN_RETURN_IF_ERROR(env_->log()->Append(LogRecord::CommitTxn(id()), &lsn));
       // Visible to new snapshots only after every key is resolved (TxnManager::Commit below),
       // so no reader sees a state in which some of our keys are committed and others not.
-      FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny));
+      FERN_RETURN_IF_ERROR(ResolveAll(MessageType::kCommitAny, &tables_open));
     }
     // The decision on a prepared transaction is always made durable: the coordinator may
     // have forgotten it once told it is done.

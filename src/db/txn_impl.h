@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
+#include "db/use_gate.h"
 #include "db/write_set.h"
 #include "fern/options.h"
 #include "fern/txn.h"
@@ -102,17 +103,20 @@ class TxnImpl final : public Txn {
   // failure here fails the Commit with nothing decided (an abort then resolves what it can
   // read; the rest stays invisible, and recovery rolls it back).
   Status CheckRollbackFile();
-  Status ResolveAll(MessageType type);
+  // Resolves every key written. Gates in `held` are open already (a commit holds those of
+  // its tables); any other table's gate is entered per key, and a dropped table skipped.
+  Status ResolveAll(MessageType type, const UseGateSet* held = nullptr);
   void ReleaseLocks();
   void Unregister();
   // Drops the write set of an ended transaction.
   void ForgetWrites();
-  // Adds `table` to written_tables_ (counted as a prepared writer there if this transaction
-  // is counted so).
+  // Adds `table` to written_tables_ (and counts this transaction as a prepared writer there
+  // if it is counted so).
   void NoteTable(TableImpl* table);
   // Counts a transaction being prepared in each table it wrote (TableImpl::AddPreparedWriter);
   // InvalidArgument, with nothing counted, if one of them is being dropped.
   Status CountAsPrepared();
+  // Takes back every count CountAsPrepared and NoteTable made.
   void UncountPrepared();
 
   EnvImpl* env_;  // null once the Env has closed
@@ -136,8 +140,10 @@ class TxnImpl final : public Txn {
   WriteSet writes_;
   // The tables of those keys, each once (most transactions write one or two).
   absl::InlinedVector<TableImpl*, 2> written_tables_;
-  // Counted as a prepared writer in each of written_tables_.
+  // Prepared (or being prepared): tables written from now on are counted too.
   bool counted_as_prepared_ = false;
+  // The tables whose prepared-writer count this transaction raised, each once.
+  absl::InlinedVector<TableImpl*, 2> prepared_in_;
   std::set<TableImpl*> locked_tables_;  // the root's
   // What the root's locks cost in every table, for escalation (LockTree::Account).
   const LockTree::Account lock_account_ = std::make_shared<std::atomic<int64_t>>(0);

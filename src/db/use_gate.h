@@ -68,6 +68,14 @@ class UseGateSet {
     entered_.push_back(gate);
     return true;
   }
+  // Whether the set holds `gate` open (a holder need not enter it again: a nested Enter
+  // fails once a Close has begun, though the set keeps the closer waiting).
+  bool Holds(const UseGate* gate) const {
+    for (const UseGate* held : entered_) {
+      if (held == gate) return true;
+    }
+    return false;
+  }
 
  private:
   absl::InlinedVector<UseGate*, 2> entered_;
