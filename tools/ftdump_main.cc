@@ -30,7 +30,7 @@ void Usage(std::FILE* out = stderr) {
                "stored in chunks) and the compression ratio per codec. --node N prints one node.\n"
                "Refuses (exit 2) while an Env has the file's directory open: check a closed Env\n"
                "or a copy.\n"
-               "Exit status: 0 no damage met, 1 damaged blocks met (listed in the output;\n"
+               "Exit status: 0 no damage met, 1 damage met (listed in the output;\n"
                "ftverify checks more), 2 the file cannot be opened or a usage error.\n");
 }
 
@@ -224,10 +224,9 @@ int Run(int argc, char** argv) {
     return 2;
   }
   std::fputs((json ? Json(report) : Text(report)).c_str(), stdout);
-  // As in ftverify: damage names its block; a note about the whole file (a comparator that
-  // is not built in) is not damage.
+  // As in ftverify: a note (a comparator that is not built in) is not damage.
   const bool damaged = std::any_of(report.problems.begin(), report.problems.end(),
-                                   [](const fern::InspectProblem& p) { return p.block >= 0; });
+                                   [](const fern::InspectProblem& p) { return !p.note; });
   return damaged ? 1 : 0;
 }
 

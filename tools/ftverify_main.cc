@@ -41,10 +41,10 @@ int VerifyFile(const std::string& path, const char* indent, fern::TreeReport* re
     if (problem.block >= 0) {
       std::printf("%sblock %lld: %s\n", indent, static_cast<long long>(problem.block),
                   problem.what.c_str());
-      ++damage;
     } else {
       std::printf("%sfile: %s\n", indent, problem.what.c_str());
     }
+    if (!problem.note) ++damage;
   }
   return damage;
 }

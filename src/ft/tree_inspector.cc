@@ -38,8 +38,10 @@ class Walker {
 
   void Walk(BlockNum root) {
     if (cmp_ == nullptr) {
-      report_->problems.push_back({-1, StrCat("comparator \"", report_->header.comparator_name,
-                                              "\" is not built in: key order was not checked")});
+      report_->problems.push_back({-1,
+                                   StrCat("comparator \"", report_->header.comparator_name,
+                                          "\" is not built in: key order was not checked"),
+                                   /*note=*/true});
     }
     Visit(root, std::nullopt, std::nullopt, -1, std::nullopt, 0);
     // Every allocated block should be reachable from the root.
@@ -253,10 +255,12 @@ Status InspectTreeFile(const std::string& path, const InspectOptions& options, T
   if (!file->unreadable_header_slots().empty()) {
     // Not damage to the data: the other slot holds the header in use.
     report->problems.push_back(
-        {-1, StrCat("header ", file->unreadable_header_slots(), " (in use: slot ",
-                    file->header_slot(), ", checkpoint ", report->header.checkpoint_count,
-                    "; a crash while a checkpoint wrote its header leaves this, and the next "
-                    "checkpoint rewrites that slot)")});
+        {-1,
+         StrCat("header ", file->unreadable_header_slots(), " (in use: slot ", file->header_slot(),
+                ", checkpoint ", report->header.checkpoint_count,
+                "; a crash while a checkpoint wrote its header leaves this, and the next "
+                "checkpoint rewrites that slot)"),
+         /*note=*/true});
   }
   if (report->header.root < 0) {
     report->problems.push_back({-1, "header names no root block"});
