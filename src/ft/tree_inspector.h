@@ -28,8 +28,8 @@ struct InspectProblem {
   BlockNum block = -1;  // -1: not about one block
   std::string what;
   // Worth knowing but not damage (a comparator that is not built in, so key order went
-  // unchecked; a header slot a crash may leave unreadable): the tools print it and still
-  // call the file clean.
+  // unchecked; a header slot a crash may leave unreadable; no root yet): the tools print
+  // it and still call the file clean.
   bool note = false;
 };
 

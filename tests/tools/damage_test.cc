@@ -131,25 +131,6 @@ TEST(DamageTest, AnUnreadableStaleHeaderSlotIsReportedAsANote) {
   EXPECT_TRUE(ReadEverything(dir.path()).ok());
 }
 
-// A file whose header names no root cannot be opened as a table (Corruption): the tools call
-// it damage, unlike their notes.
-TEST(DamageTest, AFileWithNoRootIsDamageToTheTools) {
-  ScratchDir dir;
-  const std::string file = dir.Sub("rootless.ft");
-  {
-    FileHeader header;
-    header.root = -1;
-    header.comparator_name = "fern.bytewise";
-    std::unique_ptr<TreeFile> tree_file;
-    ASSERT_TRUE(TreeFile::Create(file, header, &tree_file).ok());
-  }
-  for (const char* tool : {FERN_FTVERIFY, FERN_FTDUMP}) {
-    ToolResult r = RunTool(std::string(tool) + " " + file + " 2>&1");
-    EXPECT_EQ(r.exit_code, 1) << tool << ": " << r.output;
-    EXPECT_NE(r.output.find("no root"), std::string::npos) << tool << ": " << r.output;
-  }
-}
-
 // When the header in use is unreadable and the other one's block table fails too, the error
 // names both: the block table's error alone would hide that the newest header was lost.
 TEST(DamageTest, AnUnreadableNewestHeaderIsNamedWhenTheOlderOneFailsToo) {
