@@ -375,7 +375,9 @@ Status TxnImpl::Prepare(std::string_view xid) {
   s = env_->log()->Append(LogRecord::PrepareTxn(id(), xid), &lsn);
   if (s.ok()) s = env_->log()->Sync(lsn);
   if (!s.ok()) {
-    // Not prepared: recovery would not bring it back as such (it may only abort now).
+    // Not prepared: it may only abort now. (A failed sync leaves it unknown whether the
+    // record reached the disk; if it did, recovery brings the transaction back prepared,
+    // and a table dropped in between, no longer kept by its count, holds none of its writes.)
     env_->txn_manager()->Unprepare(state_);
     UncountPrepared();
   }
